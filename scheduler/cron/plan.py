@@ -1,0 +1,115 @@
+"""Planning: which jobs of a `.cron.yml` fire on a project, at one slot or over a span of time.
+
+Spans are enumerated day by day from each schedule, not slot by slot, so a year is cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from scheduler.cron.diagnostics import Diagnostic, Severity
+from scheduler.cron.model import CronFile, Job, Schedule, ScheduleError
+from scheduler.cron.timing import as_utc, first_slot_at_or_after, slot_of
+
+# How far `next_fires` looks ahead. Four years covers every calendar combination a schedule
+# can name (`day: 29` in February, `day: 31` on a Sunday), so a job absent from this horizon
+# is one that never fires.
+LOOKAHEAD = timedelta(days=4 * 366)
+
+
+@dataclass(frozen=True, order=True)
+class PlannedFire:
+    slot: datetime
+    job_name: str
+    job: Job = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Fires in slot order (then job name), and the errors of the jobs left out of them."""
+
+    fires: tuple[PlannedFire, ...]
+    problems: tuple[Diagnostic, ...] = ()
+
+
+JobSchedules = list[tuple[Job, tuple[Schedule, ...]]]
+
+
+def due_jobs(cron: CronFile, project: str, moment: datetime) -> Plan:
+    """The jobs that fire on `project` in the slot `moment` falls in."""
+    slot = slot_of(moment)
+    schedules, problems = _schedules_for(cron, project)
+    fires = [
+        PlannedFire(slot, job.name, job)
+        for job, job_schedules in schedules
+        if any(schedule.matches(slot) for schedule in job_schedules)
+    ]
+    return Plan(tuple(sorted(fires)), problems)
+
+
+def fires_between(cron: CronFile, project: str, start: datetime, end: datetime) -> Plan:
+    """Every fire on `project` with a slot in [start, end)."""
+    first, end = first_slot_at_or_after(start), as_utc(end)
+    schedules, problems = _schedules_for(cron, project)
+    fires: list[PlannedFire] = []
+    for midnight, day_fires in _fires_by_day(schedules, first.date()):
+        if midnight >= end:
+            break
+        fires.extend(fire for fire in day_fires if first <= fire.slot < end)
+    return Plan(tuple(fires), problems)
+
+
+def next_fires(cron: CronFile, project: str, start: datetime, count: int) -> Plan:
+    """The first `count` fires on `project` at or after `start` (fewer if the jobs stop firing)."""
+    first = first_slot_at_or_after(start)
+    horizon = first + LOOKAHEAD
+    schedules, problems = _schedules_for(cron, project)
+    fires: list[PlannedFire] = []
+    for midnight, day_fires in _fires_by_day(schedules, first.date()):
+        if len(fires) >= count or midnight >= horizon:
+            break
+        fires.extend(fire for fire in day_fires if fire.slot >= first)
+    return Plan(tuple(fires[:count]), problems)
+
+
+def _schedules_for(cron: CronFile, project: str) -> tuple[JobSchedules, tuple[Diagnostic, ...]]:
+    schedules: JobSchedules = []
+    problems: list[Diagnostic] = []
+    for job in cron.jobs:
+        if not job.runs_on(project):
+            continue
+        try:
+            schedules.append((job, job.schedules_for(project)))
+        except ScheduleError as error:
+            problems.append(
+                Diagnostic(cron.path, error.position, Severity.ERROR, error.message, job.name)
+            )
+    return schedules, tuple(problems)
+
+
+def _fires_by_day(
+    schedules: JobSchedules, day: date
+) -> Iterator[tuple[datetime, list[PlannedFire]]]:
+    """Each day's midnight and fires in order, from `day` on, without end."""
+    while True:
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        fires = [
+            PlannedFire(midnight + timedelta(hours=hour, minutes=minute), job.name, job)
+            for job, job_schedules in schedules
+            for hour, minute in _times_on(day, job_schedules)
+        ]
+        fires.sort()
+        yield midnight, fires
+        day += timedelta(days=1)
+
+
+def _times_on(day: date, schedules: tuple[Schedule, ...]) -> set[tuple[int, int]]:
+    """The times of day a job fires on `day`; entries that coincide fire once."""
+    return {
+        time
+        for schedule in schedules
+        if schedule.matches_day(day)
+        for time in schedule.times_of_day()
+    }

@@ -1,0 +1,54 @@
+"""Slots: the 15-minute UTC instants at which jobs fire, and ranges of them.
+
+Times without a zone are taken as UTC; times in other zones are converted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+SLOT_LENGTH = timedelta(minutes=15)
+
+
+def as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def slot_of(moment: datetime) -> datetime:
+    """The slot `moment` falls in: UTC, rounded down to the quarter hour (build-decision's rule)."""
+    moment = as_utc(moment)
+    return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+
+
+def first_slot_at_or_after(moment: datetime) -> datetime:
+    slot = slot_of(moment)
+    return slot if slot == as_utc(moment) else slot + SLOT_LENGTH
+
+
+def slots_between(start: datetime, end: datetime) -> Iterator[datetime]:
+    """Every slot in [start, end), oldest first."""
+    slot, end = first_slot_at_or_after(start), as_utc(end)
+    while slot < end:
+        yield slot
+        slot += SLOT_LENGTH
+
+
+def format_slot(slot: datetime) -> str:
+    """`2026-11-24T10:00:00Z`: the form slots take in output and in JSON."""
+    return as_utc(slot).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_instant(text: str) -> datetime:
+    """Parse an ISO 8601 instant (`2026-11-24T10:00Z`, `2026-11-24`, with or without offset).
+
+    Raises ValueError with a message that shows the expected form.
+    """
+    try:
+        return as_utc(datetime.fromisoformat(text.strip()))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 time; write it like 2026-11-24T10:00:00Z"
+        ) from None
