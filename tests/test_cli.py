@@ -1,0 +1,327 @@
+"""The command line's exact forms: check, plan and render, their output and exit status."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from conftest import CORPUS, REPOSITORY_ROOT, corpus_cron_files
+from scheduler.cli import main
+from scheduler.taskcluster import decision_task_id
+
+GECKO = str(CORPUS / "cron" / "mozilla__gecko-dev.cron.yml")
+ANDROID_L10N = str(CORPUS / "cron" / "mozilla-l10n__android-l10n-tooling.cron.yml")
+TRANSLATIONS_CRON = str(CORPUS / "cron" / "mozilla__translations.cron.yml")
+TRANSLATIONS_TEMPLATE = str(CORPUS / "taskcluster-yml" / "mozilla__translations.taskcluster.yml")
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def test_check_accepts_every_corpus_file_build_decision_accepts() -> None:
+    valid = [str(path) for path in corpus_cron_files() if str(path) != ANDROID_L10N]
+    result = run("check", *valid)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert "21 files, 127 valid jobs: 0 errors, 0 warnings" in result.stderr
+
+
+def test_check_reports_errors_as_path_line_column() -> None:
+    result = run("check", GECKO, ANDROID_L10N)
+    assert result.exit_code == 1
+    assert result.stdout == (
+        f"{ANDROID_L10N}:6:7: error: jobs must be a list of jobs, or [] for none (got a mapping)\n"
+    )
+
+
+def test_check_warnings_alone_exit_zero(tmp_path: Path) -> None:
+    path = tmp_path / ".cron.yml"
+    path.write_text(
+        "jobs:\n  - name: x\n    job: {type: trigger-action, action-name: a}\n    when: [{}]\n"
+    )
+    result = run("check", str(tmp_path))  # a directory stands for its .cron.yml
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"{path}:4:12: warning: an empty schedule {{}} fires every")
+
+
+def test_check_json() -> None:
+    result = run("check", "--json", ANDROID_L10N, TRANSLATIONS_CRON)
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {
+        "files": [
+            {
+                "path": ANDROID_L10N,
+                "errors": [
+                    {
+                        "line": 6,
+                        "column": 7,
+                        "job": None,
+                        "message": "jobs must be a list of jobs, or [] for none (got a mapping)",
+                    }
+                ],
+                "warnings": [],
+                "jobs": 0,
+            },
+            {"path": TRANSLATIONS_CRON, "errors": [], "warnings": [], "jobs": 2},
+        ]
+    }
+
+
+def test_check_with_projects_checks_run_on_projects(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text(
+        "jobs:\n  - name: x\n    job: {type: trigger-action, action-name: a}\n"
+        "    run-on-projects: [mozila-central]\n    when: [{hour: 1, minute: 0}]\n"
+    )
+    result = run("check", "--json", "--project", "mozilla-central", str(path))
+    [report] = json.loads(result.stdout)["files"]
+    assert result.exit_code == 0
+    assert report["warnings"][0]["line"] == 4
+    assert "not a configured project" in report["warnings"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check"],
+        ["check", "/does/not/exist.yml"],
+        ["check", "--bogus", GECKO],
+        ["plan", "--cron", GECKO],
+        ["plan", "--cron", GECKO, "--project", "p", "--from", "yesterday"],
+        ["plan", "--cron", GECKO, "--project", "p", "--until", "2026-01-01", "--next", "3"],
+        ["plan", "--cron", GECKO, "--project", "p", "--next", "0"],
+        [
+            "plan",
+            "--cron",
+            GECKO,
+            "--project",
+            "p",
+            "--from",
+            "2026-01-02",
+            "--until",
+            "2026-01-01",
+        ],
+    ],
+)
+def test_usage_errors_exit_two(args: list[str]) -> None:
+    result = run(*args)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "Error" in result.stderr
+
+
+def test_a_bad_time_says_how_to_write_it() -> None:
+    result = run("plan", "--cron", GECKO, "--project", "p", "--from", "tomorrow")
+    assert "'tomorrow' is not an ISO 8601 time; write it like 2026-11-24T10:00:00Z" in result.stderr
+
+
+def test_check_reports_an_unreadable_path_as_an_error(tmp_path: Path) -> None:
+    result = run("check", str(tmp_path))  # a directory without a .cron.yml
+    assert result.exit_code == 1
+    assert (
+        result.stdout
+        == f"{tmp_path / '.cron.yml'}:1:1: error: cannot read: No such file or directory\n"
+    )
+
+
+def test_plan_json_lists_fires_in_the_span_by_slot_then_job() -> None:
+    result = run(
+        "plan", "--cron", GECKO, "--project", "mozilla-central",
+        "--from", "2026-11-24T09:00:00Z", "--until", "2026-11-24T12:00:00Z", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == [
+        {"slot": "2026-11-24T10:00:00Z", "job": "nightly-all"},
+        {"slot": "2026-11-24T10:30:00Z", "job": "customv8-update"},
+        {"slot": "2026-11-24T11:00:00Z", "job": "l10n-cross-channel"},
+    ]
+    # [from, until): a fire at `until` is not included, one at `from` is.
+    result = run(
+        "plan", "--cron", GECKO, "--project", "mozilla-central",
+        "--from", "2026-11-24T10:00:00Z", "--until", "2026-11-24T10:30:00Z", "--json",
+    )  # fmt: skip
+    assert json.loads(result.stdout) == [{"slot": "2026-11-24T10:00:00Z", "job": "nightly-all"}]
+
+
+def test_plan_defaults_to_the_next_24_hours() -> None:
+    result = run(
+        "plan", "--cron", GECKO, "--project", "mozilla-central",
+        "--from", "2026-11-24T00:00:00Z", "--json",
+    )  # fmt: skip
+    fires = json.loads(result.stdout)
+    assert fires[0]["slot"] == "2026-11-24T00:00:00Z"
+    assert fires[-1]["slot"] < "2026-11-25T00:00:00Z"
+    assert [fire["slot"] for fire in fires] == sorted(fire["slot"] for fire in fires)
+    assert sum(1 for fire in fires if fire["job"] == "nightly-all") == 2
+
+
+def test_plan_next_counts_fires_from_a_time_in_any_zone() -> None:
+    result = run(
+        "plan", "--cron", GECKO, "--project", "mozilla-beta",
+        "--from", "2026-11-24T09:05:00+01:00", "--next", "3", "--json",
+    )  # fmt: skip
+    # 09:05+01:00 is 08:05Z: the first slot considered is 08:15Z.
+    assert json.loads(result.stdout) == [
+        {"slot": "2026-11-24T09:00:00Z", "job": "l10n-bumper"},
+        {"slot": "2026-11-24T10:00:00Z", "job": "searchfox-index"},
+        {"slot": "2026-11-24T12:00:00Z", "job": "daily-beta-perf"},
+    ]
+
+
+def test_plan_table_shows_type_and_target() -> None:
+    result = run(
+        "plan", "--cron", str(CORPUS / "cron" / "mozilla__enterprise-firefox.cron.yml"),
+        "--project", "mozilla-beta", "--from", "2026-11-25T07:00Z", "--until", "2026-11-25T07:15Z",
+    )  # fmt: skip
+    assert result.exit_code == 0
+    line = next(line for line in result.stdout.splitlines() if "merge-beta-to-release" in line)
+    assert line.split() == [
+        "2026-11-25T07:00:00Z",
+        "merge-beta-to-release-dry-run",
+        "trigger-action",
+        "merge-automation",
+    ]
+
+
+def test_plan_leaves_out_jobs_with_errors_and_reports_them(tmp_path: Path) -> None:
+    path = tmp_path / ".cron.yml"
+    path.write_text(
+        "jobs:\n"
+        "  - {name: good, job: {type: trigger-action, action-name: a}, when: [{hour: 1, minute: 0}]}\n"
+        "  - {name: bad, job: {type: trigger-action, action-name: a}, when: [{hour: 1, minute: 5}]}\n"
+        "  - name: elsewhere\n"
+        "    job: {type: trigger-action, action-name: a}\n"
+        "    when: {by-project: {other: [{hour: 1, minute: 0}]}}\n"
+    )
+    result = run("plan", "--cron", str(path), "--project", "p", "--from", "2026-11-24", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == [{"slot": "2026-11-24T01:00:00Z", "job": "good"}]
+    assert f"{path}:3:87: error: minute must be one of 0, 15, 30, 45 (got 5)" in result.stderr
+    assert f"{path}:6:11: error: job 'elsewhere'" in result.stderr
+
+
+RENDER_ARGS = [
+    "render",
+    "--cron", TRANSLATIONS_CRON,
+    "--taskcluster-yml", TRANSLATIONS_TEMPLATE,
+    "--job", "run-pipeline",
+    "--project", "translations",
+    "--repo-url", "https://github.com/mozilla/translations",
+    "--level", "3",
+    "--revision", "4732dc947bc952abb019aabfe5582006d4fc3337",
+    "--branch", "main",
+    "--slot", "2026-11-24T00:00:00Z",
+    "--root-url", "https://firefox-ci-tc.services.mozilla.com",
+    "--trust-domain", "translations",
+]  # fmt: skip
+
+
+def test_render_prints_the_task_with_its_id() -> None:
+    result = run(*RENDER_ARGS)
+    assert result.exit_code == 0, result.output
+    task = json.loads(result.stdout)
+    assert task["taskId"] == decision_task_id(
+        "https://firefox-ci-tc.services.mozilla.com",
+        "translations",
+        "run-pipeline",
+        datetime(2026, 11, 24, tzinfo=UTC),
+    )
+    assert task["taskGroupId"] == task["taskId"]
+    assert task["created"] == "2026-11-24T00:00:00.000Z"
+    assert "--target-tasks-method=train-target-tasks" in task["payload"]["command"][-1]
+
+
+def test_render_prints_the_same_bytes_every_time() -> None:
+    command = [sys.executable, "-m", "scheduler", *RENDER_ARGS]
+    first = subprocess.run(command, capture_output=True, check=True)
+    second = subprocess.run(command, capture_output=True, check=True)
+    assert first.stdout == second.stdout
+    assert json.loads(first.stdout)["taskId"]
+
+
+def test_the_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "tc-scheduler"
+    result = subprocess.run(
+        [script, "check", str(REPOSITORY_ROOT / ".cron.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "0 errors, 0 warnings" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("replace", "message"),
+    [
+        ({"--job": "nope"}, "no valid job named 'nope'"),
+        (
+            {
+                "--taskcluster-yml": str(
+                    CORPUS / "taskcluster-yml" / "taskcluster__taskcluster.taskcluster.yml"
+                )
+            },
+            "unknown context value event",
+        ),
+    ],
+)
+def test_render_failures_exit_one_with_a_message(replace: dict[str, str], message: str) -> None:
+    args = list(RENDER_ARGS)
+    for option, value in replace.items():
+        args[args.index(option) + 1] = value
+    result = run(*args)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_render_refuses_a_trigger_action_job(tmp_path: Path) -> None:
+    cron = CORPUS / "cron" / "mozilla-releng__staging-firefox-translations-training.cron.yml"
+    args = list(RENDER_ARGS)
+    args[args.index("--cron") + 1] = str(cron)
+    args[args.index("--job") + 1] = "run-pipeline"
+    result = run(*args)
+    assert result.exit_code == 1
+    assert "is a trigger-action job; only decision-task jobs render" in result.stderr
+
+
+def test_render_hg_push_and_input(tmp_path: Path) -> None:
+    template = tmp_path / "t.yml"
+    template.write_text(
+        "tasks:\n  - taskId: '${ownTaskId}'\n"
+        "    extra: {push: {$eval: push}, input: {$eval: cron.input}}\n"
+    )
+    cron = tmp_path / "c.yml"
+    cron.write_text(
+        "jobs:\n  - name: n\n    job: {type: decision-task, treeherder-symbol: N,"
+        " target-tasks-method: n, include-cron-input: true}\n"
+    )
+    args = [
+        "render", "--cron", str(cron), "--taskcluster-yml", str(template), "--job", "n",
+        "--project", "mozilla-central", "--repo-url", "https://hg.mozilla.org/mozilla-central",
+        "--level", "3", "--revision", "abc", "--repo-type", "hg", "--slot", "2026-11-24T10:07Z",
+        "--pushlog-id", "77", "--input", '{"reason": "manual"}',
+    ]  # fmt: skip
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    extra = json.loads(result.stdout)["extra"]
+    assert extra["push"] == {
+        "owner": "cron",
+        "branch": "main",
+        "revision": "abc",
+        "pushlog_id": "77",
+        "pushdate": int(datetime(2026, 11, 24, 10, tzinfo=UTC).timestamp()),
+        "base_revision": "abc",
+    }
+    assert extra["input"] == {"reason": "manual"}
+    args[-1] = "[1]"
+    not_an_object = run(*args)
+    assert not_an_object.exit_code == 2
+    assert "must be a JSON object" in not_an_object.stderr
