@@ -160,7 +160,8 @@ def plan(
             raise click.UsageError("--until must be later than --from")
         result = fires_between(cron, project, start, end)
         heading = f"fires of {project} from {format_slot(start)} until {format_slot(end)}"
-    for diagnostic in (*cron.errors, *result.problems):
+    # A job's by-project error for this project can be both in the file's errors and the plan's.
+    for diagnostic in dict.fromkeys((*cron.errors, *result.problems)):
         _echo_diagnostic(diagnostic, err=True)
     if as_json:
         fires = [{"slot": format_slot(f.slot), "job": f.job_name} for f in result.fires]

@@ -204,7 +204,7 @@ def test_plan_leaves_out_jobs_with_errors_and_reports_them(tmp_path: Path) -> No
     assert result.exit_code == 0
     assert json.loads(result.stdout) == [{"slot": "2026-11-24T01:00:00Z", "job": "good"}]
     assert f"{path}:3:87: error: minute must be one of 0, 15, 30, 45 (got 5)" in result.stderr
-    assert f"{path}:6:11: error: job 'elsewhere'" in result.stderr
+    assert f"{path}:6:11: error: job `elsewhere`" in result.stderr
 
 
 RENDER_ARGS = [
@@ -325,3 +325,19 @@ def test_render_hg_push_and_input(tmp_path: Path) -> None:
     not_an_object = run(*args)
     assert not_an_object.exit_code == 2
     assert "must be a JSON object" in not_an_object.stderr
+
+
+def test_plan_reports_each_error_once(tmp_path: Path) -> None:
+    path = tmp_path / ".cron.yml"
+    path.write_text(
+        "jobs:\n"
+        "  - name: x\n"
+        "    job: {type: trigger-action, action-name: a}\n"
+        "    run-on-projects: [a, b]\n"
+        "    when: {by-project: {a: [{hour: 1, minute: 0}]}}\n"
+    )
+    on_b = run("plan", "--cron", str(path), "--project", "b", "--from", "2026-11-24", "--json")
+    assert json.loads(on_b.stdout) == []
+    assert on_b.stderr.count("no entry for project `b`") == 1
+    on_a = run("plan", "--cron", str(path), "--project", "a", "--from", "2026-11-24", "--json")
+    assert json.loads(on_a.stdout) == [{"slot": "2026-11-24T01:00:00Z", "job": "x"}]

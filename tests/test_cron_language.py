@@ -240,7 +240,7 @@ def test_by_project_without_match_is_an_error_for_that_job_only() -> None:
     assert cron.errors == ()  # without known projects nothing says another project exists
     picky = cron.job("picky")
     assert picky is not None
-    with pytest.raises(ScheduleError, match="no entry for project 'autoland' and no default"):
+    with pytest.raises(ScheduleError, match="no entry for project `autoland` and no default"):
         picky.schedules_for("autoland")
     plan = due_jobs(cron, "autoland", datetime(2026, 11, 24, 1, tzinfo=UTC))
     assert [fire.job_name for fire in plan.fires] == ["everywhere"]
@@ -256,7 +256,7 @@ def test_missing_by_project_entry_for_a_run_on_project_is_an_error() -> None:
     )
     cron = load(text)
     [error] = cron.errors
-    assert "no entry for project 'b'" in error.message
+    assert "no entry for project `b`" in error.message
     # The job still runs where it resolves.
     assert [f.job_name for f in due_jobs(cron, "a", datetime(2026, 1, 1, 1, tzinfo=UTC)).fires] == [
         "nightly"
@@ -286,12 +286,12 @@ def test_known_projects_enable_project_checks() -> None:
     )
     cron = load(text, known_projects=["a", "mozilla-central"])
     assert [e.message for e in cron.errors] == [
-        "job 'nightly': when.by-project has no entry for project 'mozilla-central' and no "
+        "job `nightly`: when.by-project has no entry for project `mozilla-central` and no "
         "default; add `mozilla-central: [...]` or `default: []`, or leave the project out of "
         "run-on-projects"
     ]
     [warning] = cron.warnings
-    assert "'mozila-central', which is not a configured project" in warning.message
+    assert "`mozila-central`, which is not a configured project" in warning.message
     assert (warning.line, warning.column) == (8, 23)
 
 

@@ -98,11 +98,13 @@ def _entry_name(entry: Any) -> str | None:
 class _Report:
     path: str
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    seen: set[Diagnostic] = field(default_factory=set)
     job: str | None = None
 
     def add(self, severity: Severity, position: Position, message: str) -> None:
         diagnostic = Diagnostic(self.path, position, severity, message, self.job)
-        if diagnostic not in self.diagnostics:
+        if diagnostic not in self.seen:
+            self.seen.add(diagnostic)
             self.diagnostics.append(diagnostic)
 
     def error(self, position: Position, message: str) -> None:
@@ -118,7 +120,7 @@ class _Report:
     def duplicate_key(self, path: JsonPath, first: Position, again: Position) -> None:
         self.warning(
             again,
-            f"key `{path[-1]}` is written twice in this mapping (first at line {first.line}); "
+            f"key {_shown(path[-1])} is written twice in this mapping (first at line {first.line}); "
             "YAML keeps only the last one, so remove or merge the other",
         )
 
@@ -177,7 +179,7 @@ class _JobLoader:
         if len(lines) > 1:
             self.report.error(
                 self.position((*base, "name")),
-                f"job name {name!r} is used {len(lines)} times (lines "
+                f"job name {_shown(name)} is used {len(lines)} times (lines "
                 f"{', '.join(map(str, lines))}); job names must be unique, so rename all but one",
             )
 
@@ -187,10 +189,11 @@ class _JobLoader:
             for key in when["by-project"]:
                 try:
                     re.compile(key)
-                except re.error as error:
+                # Huge repetition counts overflow and deep nesting recurses, besides re.error.
+                except (re.error, OverflowError, RecursionError) as error:
                     self.report.error(
                         self.position((*base, "when", "by-project", key), key=True),
-                        f"by-project key {key!r} is not a valid regular expression ({error}); "
+                        f"by-project key {_shown(key)} is not a valid regular expression ({error}); "
                         "write the exact project name, or escape the special characters",
                     )
         extra_input = entry["job"].get("extra-input")
@@ -214,7 +217,7 @@ class _JobLoader:
                 if self.known_projects is not None and project not in self.known_projects:
                     self.report.warning(
                         self.position((*base, "run-on-projects", index)),
-                        f"run-on-projects names {project!r}, which is not a configured "
+                        f"run-on-projects names {_shown(project)}, which is not a configured "
                         f"project ({', '.join(sorted(self.known_projects)) or 'none'}); "
                         "check the spelling",
                     )
@@ -378,7 +381,7 @@ def _explain(
             )
             yield (
                 document.position_of((*path, key), key=True),
-                f"unknown key `{key}` in {_owner(relative, base)}; {hint}",
+                f"unknown key {_shown(key)} in {_owner(relative, base)}; {hint}",
             )
     elif error.validator in {"type", "enum", "const", "minimum", "maximum", "multipleOf"}:
         yield here, f"{label} must be {_expected(error)} (got {_describe(instance)})"
@@ -425,6 +428,12 @@ def _owner(relative: JsonPath, base: JsonPath) -> str:
     if relative == ("job",):
         return "`job`"
     return _label(relative, base)
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """A name from the file, quoted, and shortened if it is long."""
+    text = str(value)
+    return f"`{text if len(text) <= limit else text[: limit - 3] + '...'}`"
 
 
 def _describe(value: Any) -> str:

@@ -135,12 +135,12 @@ class Job:
             return self.when.alternatives[keys[0]]
         if keys:
             raise ScheduleError(
-                f"job {self.name!r}: project {project!r} matches several by-project patterns "
-                f"({', '.join(keys)}); make them exclusive or add an entry named {project!r}",
+                f"job `{self.name}`: project `{project}` matches several by-project patterns "
+                f"({', '.join(keys)}); make them exclusive or add an entry named `{project}`",
                 self.when_position,
             )
         raise ScheduleError(
-            f"job {self.name!r}: when.by-project has no entry for project {project!r} and no "
+            f"job `{self.name}`: when.by-project has no entry for project `{project}` and no "
             f"default; add `{project}: [...]` or `default: []`, or leave the project out of "
             "run-on-projects",
             self.when_position,

@@ -13,9 +13,9 @@ from scheduler.cron.diagnostics import Diagnostic, Severity
 from scheduler.cron.model import CronFile, Job, Schedule, ScheduleError
 from scheduler.cron.timing import as_utc, first_slot_at_or_after, slot_of
 
-# How far `next_fires` looks ahead. Four years covers every calendar combination a schedule
-# can name (`day: 29` in February, `day: 31` on a Sunday), so a job absent from this horizon
-# is one that never fires.
+# How far past its last find `next_fires` keeps looking. The longest gap between two fires of
+# any schedule is 609 days (`day: 31` with a weekday), so after four years without a fire
+# there is none to come.
 LOOKAHEAD = timedelta(days=4 * 366)
 
 
@@ -64,11 +64,11 @@ def fires_between(cron: CronFile, project: str, start: datetime, end: datetime) 
 def next_fires(cron: CronFile, project: str, start: datetime, count: int) -> Plan:
     """The first `count` fires on `project` at or after `start` (fewer if the jobs stop firing)."""
     first = first_slot_at_or_after(start)
-    horizon = first + LOOKAHEAD
     schedules, problems = _schedules_for(cron, project)
     fires: list[PlannedFire] = []
     for midnight, day_fires in _fires_by_day(schedules, first.date()):
-        if len(fires) >= count or midnight >= horizon:
+        last_found = fires[-1].slot if fires else first
+        if len(fires) >= count or midnight >= last_found + LOOKAHEAD:
             break
         fires.extend(fire for fire in day_fires if fire.slot >= first)
     return Plan(tuple(fires[:count]), problems)

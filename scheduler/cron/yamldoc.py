@@ -15,12 +15,14 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from scheduler.cron.diagnostics import START, Position
 
-# A .cron.yml is a few kilobytes and Firefox's .taskcluster.yml 61 KiB; refusing anything this
-# large keeps a bad push from tying up the scheduler.
-MAX_BYTES = 1024 * 1024
+# A .cron.yml is a few kilobytes and Firefox's .taskcluster.yml 61 KiB. The pure-Python parser
+# reads about 150 KiB a second; refusing more keeps a bad push from tying up the scheduler.
+# (libyaml would be faster, but it recurses in C and crashes the process on deep nesting.)
+MAX_BYTES = 256 * 1024
 # Nodes visited while walking the document, counting every expansion of an alias, so that a
 # "billion laughs" document or a self-referencing alias is refused instead of expanded.
 MAX_NODES = 250_000
+MAX_INTEGER_BITS = 256
 # Real files nest five or six levels; a self-referencing alias nests without end.
 MAX_DEPTH = 64
 
@@ -98,6 +100,16 @@ def parse(source: str | bytes) -> Document:
 class _Loader(yaml.SafeLoader):
     """The safe loader, with value errors (like `day: 2024-02-30` dates) tied to a position."""
 
+    def construct_yaml_int(self, node: ScalarNode) -> int:
+        value: int = super().construct_yaml_int(node)
+        # Hex, octal and binary literals skip Python's limit on digits, and the number
+        # could then not even be printed in an error message.
+        if value.bit_length() > MAX_INTEGER_BITS:
+            raise yaml.constructor.ConstructorError(
+                None, None, "this integer is too large to be a setting", node.start_mark
+            )
+        return value
+
     def construct_object(self, node: Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)
@@ -107,6 +119,9 @@ class _Loader(yaml.SafeLoader):
             raise yaml.constructor.ConstructorError(
                 None, None, f"cannot read this value ({error})", node.start_mark
             ) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 def _decode(source: str | bytes) -> str:
