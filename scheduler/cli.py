@@ -306,7 +306,8 @@ def _print_plan_table(result: Plan, heading: str) -> None:
     if not result.fires:
         console.print(f"No {heading}.")
         return
-    table = Table(title=heading[0].upper() + heading[1:], title_justify="left", box=box.SIMPLE)
+    console.print(heading[0].upper() + heading[1:] + ":")
+    table = Table(box=box.SIMPLE)
     for column in ("Slot (UTC)", "Job", "Type", "Target"):
         table.add_column(column, no_wrap=True)
     for fire in result.fires:

@@ -120,8 +120,8 @@ class _Report:
     def duplicate_key(self, path: JsonPath, first: Position, again: Position) -> None:
         self.warning(
             again,
-            f"key {_shown(path[-1])} is written twice in this mapping (first at line {first.line}); "
-            "YAML keeps only the last one, so remove or merge the other",
+            f"key {_shown(path[-1])} is written twice in this mapping (first at line "
+            f"{first.line}); YAML keeps only the last one, so remove or merge the other",
         )
 
     def schema_error(self, error: ValidationError, document: Document, base: JsonPath) -> None:
@@ -193,8 +193,9 @@ class _JobLoader:
                 except (re.error, OverflowError, RecursionError) as error:
                     self.report.error(
                         self.position((*base, "when", "by-project", key), key=True),
-                        f"by-project key {_shown(key)} is not a valid regular expression ({error}); "
-                        "write the exact project name, or escape the special characters",
+                        f"by-project key {_shown(key)} is not a valid regular expression "
+                        f"({error}); write the exact project name, or escape the special "
+                        "characters",
                     )
         extra_input = entry["job"].get("extra-input")
         if extra_input is not None:
