@@ -223,6 +223,14 @@ RENDER_ARGS = [
 ]  # fmt: skip
 
 
+def render_args(replace: dict[str, str]) -> list[str]:
+    """RENDER_ARGS with some options' values replaced."""
+    args = list(RENDER_ARGS)
+    for option, value in replace.items():
+        args[args.index(option) + 1] = value
+    return args
+
+
 def test_render_prints_the_task_with_its_id() -> None:
     result = run(*RENDER_ARGS)
     assert result.exit_code == 0, result.output
@@ -273,21 +281,15 @@ def test_the_console_script_is_installed() -> None:
     ],
 )
 def test_render_failures_exit_one_with_a_message(replace: dict[str, str], message: str) -> None:
-    args = list(RENDER_ARGS)
-    for option, value in replace.items():
-        args[args.index(option) + 1] = value
-    result = run(*args)
+    result = run(*render_args(replace))
     assert result.exit_code == 1
     assert message in result.stderr
     assert "Traceback" not in result.output
 
 
-def test_render_refuses_a_trigger_action_job(tmp_path: Path) -> None:
+def test_render_refuses_a_trigger_action_job() -> None:
     cron = CORPUS / "cron" / "mozilla-releng__staging-firefox-translations-training.cron.yml"
-    args = list(RENDER_ARGS)
-    args[args.index("--cron") + 1] = str(cron)
-    args[args.index("--job") + 1] = "run-pipeline"
-    result = run(*args)
+    result = run(*render_args({"--cron": str(cron), "--job": "run-pipeline"}))
     assert result.exit_code == 1
     assert "is a trigger-action job; only decision-task jobs render" in result.stderr
 
