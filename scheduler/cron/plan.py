@@ -41,11 +41,7 @@ def due_jobs(cron: CronFile, project: str, moment: datetime) -> Plan:
     """The jobs that fire on `project` in the slot `moment` falls in."""
     slot = slot_of(moment)
     schedules, problems = _schedules_for(cron, project)
-    fires = [
-        PlannedFire(slot, job.name, job)
-        for job, job_schedules in schedules
-        if any(schedule.matches(slot) for schedule in job_schedules)
-    ]
+    fires = [PlannedFire(slot, job.name, job) for job, _ in schedules if job.is_due(project, slot)]
     return Plan(tuple(sorted(fires)), problems)
 
 
