@@ -145,7 +145,7 @@ def plan(
 ) -> None:
     """List the fires of a .cron.yml on a project, in slot order.
 
-    Jobs with errors are left out and reported on standard error.
+    Jobs with errors are left out and reported on standard error, and the exit status is 1.
     """
     if until is not None and count is not None:
         raise click.UsageError("give --until or --next, not both")
@@ -161,13 +161,16 @@ def plan(
         result = fires_between(cron, project, start, end)
         heading = f"fires of {project} from {format_slot(start)} until {format_slot(end)}"
     # A job's by-project error for this project can be both in the file's errors and the plan's.
-    for diagnostic in dict.fromkeys((*cron.errors, *result.problems)):
+    errors = dict.fromkeys((*cron.errors, *result.problems))
+    for diagnostic in errors:
         _echo_diagnostic(diagnostic, err=True)
     if as_json:
         fires = [{"slot": format_slot(f.slot), "job": f.job_name} for f in result.fires]
         click.echo(json.dumps(fires, indent=2))
     else:
         _print_plan_table(result, heading)
+    if errors:
+        sys.exit(1)
 
 
 @main.command()

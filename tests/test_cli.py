@@ -201,7 +201,7 @@ def test_plan_leaves_out_jobs_with_errors_and_reports_them(tmp_path: Path) -> No
         "    when: {by-project: {other: [{hour: 1, minute: 0}]}}\n"
     )
     result = run("plan", "--cron", str(path), "--project", "p", "--from", "2026-11-24", "--json")
-    assert result.exit_code == 0
+    assert result.exit_code == 1
     assert json.loads(result.stdout) == [{"slot": "2026-11-24T01:00:00Z", "job": "good"}]
     assert f"{path}:3:87: error: minute must be one of 0, 15, 30, 45 (got 5)" in result.stderr
     assert f"{path}:6:11: error: job `elsewhere`" in result.stderr
@@ -339,7 +339,18 @@ def test_plan_reports_each_error_once(tmp_path: Path) -> None:
         "    when: {by-project: {a: [{hour: 1, minute: 0}]}}\n"
     )
     on_b = run("plan", "--cron", str(path), "--project", "b", "--from", "2026-11-24", "--json")
+    assert on_b.exit_code == 1
     assert json.loads(on_b.stdout) == []
     assert on_b.stderr.count("no entry for project `b`") == 1
     on_a = run("plan", "--cron", str(path), "--project", "a", "--from", "2026-11-24", "--json")
     assert json.loads(on_a.stdout) == [{"slot": "2026-11-24T01:00:00Z", "job": "x"}]
+
+
+def test_plan_of_a_clean_file_exits_zero_and_of_a_broken_one_one(tmp_path: Path) -> None:
+    clean = run("plan", "--cron", GECKO, "--project", "mozilla-central", "--next", "1")
+    assert clean.exit_code == 0
+    assert clean.stderr == ""
+    broken = run("plan", "--cron", ANDROID_L10N, "--project", "p", "--json")
+    assert broken.exit_code == 1
+    assert json.loads(broken.stdout) == []
+    assert "jobs must be a list" in broken.stderr
