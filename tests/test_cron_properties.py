@@ -393,7 +393,9 @@ def with_float_numbers(value: Any) -> Any:
     """`minute: 15.0` for `minute: 15`: JSON Schema counts 15.0 as an integer, so it is valid."""
     if isinstance(value, dict):
         return {
-            key: float(item) if key in {"minute", "hour", "day"} else with_float_numbers(item)
+            key: float(item)
+            if key in {"minute", "hour", "day"} and type(item) is int
+            else with_float_numbers(item)
             for key, item in value.items()
         }
     if isinstance(value, list):
