@@ -354,3 +354,10 @@ def test_plan_of_a_clean_file_exits_zero_and_of_a_broken_one_one(tmp_path: Path)
     assert broken.exit_code == 1
     assert json.loads(broken.stdout) == []
     assert "jobs must be a list" in broken.stderr
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T00:00Z", "9999-12-31T23:50Z", "0001-01-01T00:00Z"])
+def test_times_at_the_ends_of_the_calendar_are_refused_cleanly(moment: str) -> None:
+    result = run("plan", "--cron", GECKO, "--project", "mozilla-central", "--from", moment)
+    assert result.exit_code == 2
+    assert "outside the times tc-scheduler plans for (1970 to 8999)" in result.stderr

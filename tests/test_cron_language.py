@@ -8,7 +8,15 @@ from datetime import UTC, datetime
 import pytest
 from jsonschema import Draft7Validator
 
-from scheduler.cron import CronFile, DecisionTask, ScheduleError, due_jobs, fires_between, load_cron
+from scheduler.cron import (
+    CronFile,
+    DecisionTask,
+    ScheduleError,
+    due_jobs,
+    fires_between,
+    load_cron,
+    next_fires,
+)
 from scheduler.cron.schema import CRON_FILE, JOB
 from scheduler.render import quoted_args
 
@@ -353,3 +361,13 @@ def test_warnings_are_not_reported_for_a_job_with_errors() -> None:
     cron = load(HEADER + job_yaml(when="[{hour: 5}, {minute: 7}]"))
     assert cron.warnings == ()
     assert len(cron.errors) == 1
+
+
+def test_planning_up_to_the_last_day_of_the_calendar_does_not_overflow() -> None:
+    cron = load(HEADER + job_yaml(when="[{hour: 5, minute: 0}]"))
+    last_day = datetime(9999, 12, 31, tzinfo=UTC)
+    plan = fires_between(cron, "p", last_day, datetime(9999, 12, 31, 23, 45, tzinfo=UTC))
+    assert [fire.slot.hour for fire in plan.fires] == [5]
+    assert [f.slot for f in next_fires(cron, "p", last_day, 3).fires] == [
+        datetime(9999, 12, 31, 5, tzinfo=UTC)
+    ]

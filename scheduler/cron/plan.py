@@ -64,7 +64,7 @@ def next_fires(cron: CronFile, project: str, start: datetime, count: int) -> Pla
     fires: list[PlannedFire] = []
     for midnight, day_fires in _fires_by_day(schedules, first.date()):
         last_found = fires[-1].slot if fires else first
-        if len(fires) >= count or midnight >= last_found + LOOKAHEAD:
+        if len(fires) >= count or midnight - last_found >= LOOKAHEAD:
             break
         fires.extend(fire for fire in day_fires if fire.slot >= first)
     return Plan(tuple(fires[:count]), problems)
@@ -88,7 +88,7 @@ def _schedules_for(cron: CronFile, project: str) -> tuple[JobSchedules, tuple[Di
 def _fires_by_day(
     schedules: JobSchedules, day: date
 ) -> Iterator[tuple[datetime, list[PlannedFire]]]:
-    """Each day's midnight and fires in order, from `day` on, without end."""
+    """Each day's midnight and fires in order, from `day` on, to the end of the calendar."""
     while True:
         midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
         fires = [
@@ -98,6 +98,8 @@ def _fires_by_day(
         ]
         fires.sort()
         yield midnight, fires
+        if day == date.max:
+            return
         day += timedelta(days=1)
 
 

@@ -9,6 +9,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 SLOT_LENGTH = timedelta(minutes=15)
+# Times given by people are kept well inside what datetime can step through, so that planning
+# a span (and looking years past it) never runs off the end of the calendar.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -47,8 +51,14 @@ def parse_instant(text: str) -> datetime:
     Raises ValueError with a message that shows the expected form.
     """
     try:
-        return as_utc(datetime.fromisoformat(text.strip()))
-    except ValueError:
+        moment = as_utc(datetime.fromisoformat(text.strip()))
+    except (ValueError, OverflowError):
         raise ValueError(
             f"{text!r} is not an ISO 8601 time; write it like 2026-11-24T10:00:00Z"
         ) from None
+    if not EARLIEST <= moment < LATEST:
+        raise ValueError(
+            f"{text!r} is outside the times tc-scheduler plans for "
+            f"({EARLIEST.year} to {LATEST.year - 1})"
+        )
+    return moment
