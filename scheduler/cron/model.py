@@ -47,6 +47,11 @@ class Schedule:
         return tuple((hour, minute) for hour in hours for minute in minutes)
 
 
+def fires_at(schedules: tuple[Schedule, ...], slot: datetime) -> bool:
+    """Whether a job with these schedules fires at `slot`; entries that coincide fire once."""
+    return any(schedule.matches(slot) for schedule in schedules)
+
+
 class ScheduleError(Exception):
     """A job's `when` gives no usable schedule for a project."""
 
@@ -148,10 +153,7 @@ class Job:
 
     def is_due(self, project: str, moment: datetime) -> bool:
         """Whether the job fires on `project` in the slot that `moment` falls in."""
-        if not self.runs_on(project):
-            return False
-        slot = slot_of(moment)
-        return any(schedule.matches(slot) for schedule in self.schedules_for(project))
+        return self.runs_on(project) and fires_at(self.schedules_for(project), slot_of(moment))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from scheduler.cron.diagnostics import Diagnostic, Severity
-from scheduler.cron.model import CronFile, Job, Schedule, ScheduleError
+from scheduler.cron.model import CronFile, Job, Schedule, ScheduleError, fires_at
 from scheduler.cron.timing import as_utc, first_slot_at_or_after, slot_of
 
 # How far past its last find `next_fires` keeps looking. The longest gap between two fires of
@@ -41,7 +41,11 @@ def due_jobs(cron: CronFile, project: str, moment: datetime) -> Plan:
     """The jobs that fire on `project` in the slot `moment` falls in."""
     slot = slot_of(moment)
     schedules, problems = _schedules_for(cron, project)
-    fires = [PlannedFire(slot, job.name, job) for job, _ in schedules if job.is_due(project, slot)]
+    fires = [
+        PlannedFire(slot, job.name, job)
+        for job, job_schedules in schedules
+        if fires_at(job_schedules, slot)
+    ]
     return Plan(tuple(sorted(fires)), problems)
 
 
