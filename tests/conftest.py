@@ -1,58 +1,39 @@
-"""Shared test fixtures: the research corpus and Taskcluster's own JSON schemas.
-
-The corpus is read in place from ../shared/corpus (or $TC_SCHEDULER_CORPUS); it is never copied.
-"""
+"""Shared test fixtures: the research corpus and Taskcluster's own JSON schemas."""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from jsonschema import Draft7Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT7
+from referencing import Registry
 
-REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
-CORPUS = Path(
-    os.environ.get("TC_SCHEDULER_CORPUS", REPOSITORY_ROOT.parent / "shared" / "corpus")
-).resolve()
-SCHEMA_BASE = "https://schemas.test.invalid"
+from tests import corpus
+from tests.corpus import (
+    CORPUS,
+    REPOSITORY_ROOT,
+    SCHEMA_BASE,
+    corpus_cron_files,
+    corpus_missing_message,
+    corpus_templates,
+)
+from tests.emulator import Emulator
+from tests.emulator.clock import format_time
+
+__all__ = ["CORPUS", "REPOSITORY_ROOT", "corpus_cron_files", "corpus_templates"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if not (CORPUS / "cron").is_dir():
-        raise pytest.UsageError(
-            f"the research corpus is not at {CORPUS}; check out ../shared next to this "
-            "repository or set TC_SCHEDULER_CORPUS to its corpus directory"
-        )
-
-
-def corpus_cron_files() -> list[Path]:
-    return sorted((CORPUS / "cron").glob("*.cron.yml"))
-
-
-def corpus_templates() -> list[Path]:
-    return sorted((CORPUS / "taskcluster-yml").glob("*.taskcluster.yml"))
-
-
-def load_schema_registry() -> Registry:
-    """Every schema a deployment serves under /schemas/, keyed by its absolute URL."""
-    resources = []
-    for path in sorted((CORPUS / "taskcluster-schemas" / "rendered" / "schemas").rglob("*.json")):
-        schema: dict[str, Any] = json.loads(path.read_text())
-        # Taskcluster's metaschema is a draft-06/07 dialect; validate as draft 7.
-        schema.pop("$schema", None)
-        schema["$id"] = SCHEMA_BASE + schema["$id"].rstrip("#")
-        resources.append((schema["$id"], Resource.from_contents(schema, DRAFT7)))
-    return Registry().with_resources(resources)
+    problem = corpus_missing_message()
+    if problem:
+        raise pytest.UsageError(problem)
 
 
 @pytest.fixture(scope="session")
 def schema_registry() -> Registry:
-    return load_schema_registry()
+    return corpus.schema_registry()
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +47,28 @@ def task_id_pattern(schema_registry: Registry) -> str:
     task = schema_registry.contents(f"{SCHEMA_BASE}/schemas/queue/v1/task.json")
     pattern: str = task["properties"]["taskGroupId"]["pattern"]
     return pattern
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """A fresh local Taskcluster; the test fails if any of its replies broke their schema."""
+    with Emulator() as running:
+        yield running
+        running.assert_conforming()
+
+
+def task_definition(now: datetime, **overrides: Any) -> dict[str, Any]:
+    """A valid createTask request created at `now`, with `overrides` replacing its fields."""
+    definition: dict[str, Any] = {
+        "taskQueueId": "proj-test/worker",
+        "created": format_time(now),
+        "deadline": format_time(now + timedelta(hours=1)),
+        "payload": {},
+        "metadata": {
+            "name": "test",
+            "description": "a test task",
+            "owner": "tests@example.com",
+            "source": "https://example.com/tests",
+        },
+    }
+    return definition | overrides

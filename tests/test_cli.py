@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from conftest import CORPUS, REPOSITORY_ROOT, corpus_cron_files
 from scheduler.cli import main
 from scheduler.taskcluster import decision_task_id
+from tests.conftest import CORPUS, REPOSITORY_ROOT, corpus_cron_files
 
 GECKO = str(CORPUS / "cron" / "mozilla__gecko-dev.cron.yml")
 ANDROID_L10N = str(CORPUS / "cron" / "mozilla-l10n__android-l10n-tooling.cron.yml")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS, corpus_cron_files
 from scheduler.cron import CronFile, DecisionTask, TriggerAction, due_jobs, fires_between, load_cron
+from tests.conftest import CORPUS, corpus_cron_files
 
 REJECTED_BY_BUILD_DECISION = "mozilla-l10n__android-l10n-tooling.cron.yml"
 

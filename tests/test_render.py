@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft7Validator
 
-from conftest import CORPUS, REPOSITORY_ROOT, corpus_templates
 from scheduler.cron import DecisionTask, Job, TriggerAction, load_cron
 from scheduler.render import (
     Push,
@@ -25,6 +24,7 @@ from scheduler.render import (
     render_time,
 )
 from scheduler.taskcluster import decision_task_id
+from tests.conftest import CORPUS, REPOSITORY_ROOT, corpus_templates
 
 ROOT_URL = "https://firefox-ci-tc.services.mozilla.com"
 SLOT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)

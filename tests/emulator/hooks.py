@@ -1,0 +1,206 @@
+"""The emulated hooks service: hook definitions, triggering with JSON-e, and the record of fires.
+
+A trigger renders the hook's task template and creates the task with the scopes of the role
+`hook-id:<hookGroupId>/<hookId>`, as the real service does. Schedules are stored, never run.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import jsone
+import jsonschema
+import slugid
+
+from tests.emulator.api import ApiError, Call, Handler, paginate
+from tests.emulator.clock import format_time
+
+DEFAULT_TRIGGER_SCHEMA: dict[str, Any] = {"type": "object", "additionalProperties": False}
+
+# (task id, definition, role id, now) -> the created task's state; raises ApiError.
+CreateTask = Callable[[str, dict[str, Any], str, datetime], str]
+
+
+@dataclass
+class Hook:
+    group_id: str
+    hook_id: str
+    definition: dict[str, Any]
+    fires: list[dict[str, Any]] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        return {"hookGroupId": self.group_id, "hookId": self.hook_id, **self.definition}
+
+
+class Hooks:
+    def __init__(self, create_task: CreateTask) -> None:
+        self.hooks: dict[tuple[str, str], Hook] = {}
+        self._create_task = create_task
+
+    def handlers(self) -> Mapping[str, Handler]:
+        return {
+            "listHookGroups": self.list_hook_groups,
+            "listHooks": self.list_hooks,
+            "hook": self.get_hook,
+            "getHookStatus": self.get_hook_status,
+            "createHook": self.create_hook,
+            "updateHook": self.update_hook,
+            "removeHook": self.remove_hook,
+            "triggerHook": self.trigger_hook,
+            "listLastFires": self.list_last_fires,
+        }
+
+    def _hook(self, call: Call) -> Hook:
+        key = (call.params["hookGroupId"], call.params["hookId"])
+        hook = self.hooks.get(key)
+        if hook is None:
+            raise ApiError("ResourceNotFound", f"hook {key[0]}/{key[1]} not found")
+        return hook
+
+    def list_hook_groups(self, call: Call) -> Any:
+        return {"groups": sorted({group for group, _ in self.hooks})}
+
+    def list_hooks(self, call: Call) -> Any:
+        group = call.params["hookGroupId"]
+        hooks = [hook.describe() for (g, _), hook in sorted(self.hooks.items()) if g == group]
+        if not hooks:
+            raise ApiError("ResourceNotFound", f"no hooks in group {group}")
+        return {"hooks": hooks}
+
+    def get_hook(self, call: Call) -> Any:
+        return self._hook(call).describe()
+
+    def get_hook_status(self, call: Call) -> Any:
+        hook = self._hook(call)
+        if not hook.fires:
+            return {"lastFire": {"result": "no-fire"}}
+        last = hook.fires[-1]
+        if last["result"] == "success":
+            fire = {"result": "success", "taskId": last["taskId"], "time": last["taskCreateTime"]}
+        else:
+            fire = {
+                "result": "error",
+                "error": {"message": last["error"]},
+                "time": last["taskCreateTime"],
+            }
+        return {"lastFire": fire}
+
+    def _definition(self, call: Call) -> dict[str, Any]:
+        body = copy.deepcopy(call.body)
+        for name in ("hookGroupId", "hookId"):
+            if name in body and body.pop(name) != call.params[name]:
+                raise ApiError("InputError", f"{name} in the body does not match the URL")
+        body.setdefault("schedule", [])
+        body.setdefault("triggerSchema", DEFAULT_TRIGGER_SCHEMA)
+        body.setdefault("bindings", [])
+        try:
+            jsonschema.Draft7Validator.check_schema(body["triggerSchema"])
+        except jsonschema.SchemaError as error:
+            raise ApiError(
+                "InputError", f"triggerSchema is not a valid JSON schema: {error.message}"
+            ) from None
+        return dict(body)
+
+    def create_hook(self, call: Call) -> Any:
+        key = (call.params["hookGroupId"], call.params["hookId"])
+        definition = self._definition(call)
+        existing = self.hooks.get(key)
+        if existing is not None:
+            if existing.definition == definition:
+                return existing.describe()
+            raise ApiError("RequestConflict", f"hook {key[0]}/{key[1]} already exists")
+        hook = self.hooks[key] = Hook(*key, definition)
+        return hook.describe()
+
+    def update_hook(self, call: Call) -> Any:
+        hook = self._hook(call)
+        hook.definition = self._definition(call)
+        return hook.describe()
+
+    def remove_hook(self, call: Call) -> Any:
+        self._hook(call)
+        del self.hooks[(call.params["hookGroupId"], call.params["hookId"])]
+        return {}
+
+    def trigger_hook(self, call: Call) -> Any:
+        hook = self._hook(call)
+        errors = sorted(
+            jsonschema.Draft7Validator(hook.definition["triggerSchema"]).iter_errors(call.body),
+            key=lambda error: list(error.absolute_path),
+        )
+        if errors:
+            details = "; ".join(
+                f"{'/'.join(map(str, e.absolute_path)) or 'payload'}: {e.message}" for e in errors
+            )
+            raise ApiError(
+                "InputValidationError",
+                f"the payload does not match the hook's triggerSchema: {details}",
+            )
+        task_id = slugid.nice()
+        context = {
+            "firedBy": "triggerHook",
+            "payload": call.body,
+            "clientId": call.identity.client_id,
+            "taskId": task_id,
+            "now": format_time(call.now),
+        }
+        try:
+            task = jsone.render(hook.definition["task"], context)
+        except jsone.JSONTemplateError as error:
+            self._record(hook, call.now, task_id, error=f"JSON-e error: {error}")
+            raise ApiError(
+                "InputError", f"rendering the hook's task template failed: {error}"
+            ) from None
+        if task is None:
+            return {}
+        if not isinstance(task, dict):
+            self._record(hook, call.now, task_id, error="the task template rendered a non-object")
+            raise ApiError("InputError", "the hook's task template must render an object")
+        task.setdefault("created", format_time(call.now))
+        task.setdefault("deadline", format_time(call.now + timedelta(days=1)))
+        task.setdefault("expires", format_time(call.now + timedelta(days=30)))
+        try:
+            state = self._create_task(
+                task_id, task, f"hook-id:{hook.group_id}/{hook.hook_id}", call.now
+            )
+        except ApiError as error:
+            self._record(hook, call.now, task_id, error=error.message)
+            raise
+        self._record(hook, call.now, task_id, state=state)
+        return {"taskId": task_id, "status": {"taskId": task_id}}
+
+    def _record(
+        self,
+        hook: Hook,
+        now: datetime,
+        task_id: str,
+        *,
+        state: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        hook.fires.append(
+            {
+                "hookGroupId": hook.group_id,
+                "hookId": hook.hook_id,
+                "firedBy": "triggerHook",
+                "taskId": task_id,
+                "taskCreateTime": format_time(now),
+                "result": "error" if error else "success",
+                "error": error or "",
+                "taskState": state or "unknown",
+            }
+        )
+
+    def list_last_fires(self, call: Call) -> Any:
+        hook = self._hook(call)
+        if not hook.fires:
+            raise ApiError("ResourceNotFound", f"hook {hook.group_id}/{hook.hook_id} has not fired")
+        page, token = paginate(call, list(reversed(hook.fires)))
+        reply: dict[str, Any] = {"lastFires": page}
+        if token:
+            reply["continuationToken"] = token
+        return reply

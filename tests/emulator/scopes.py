@@ -1,0 +1,177 @@
+"""Taskcluster scopes: satisfaction, role expansion and scope expressions, as the auth service does.
+
+Pure functions; the emulator's auth layer and the API routes use them to decide who may do what.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+Expression = str | dict[str, Any]
+
+_PARAMETER = re.compile(r"<([^<>]+)>")
+MAX_EXPANDED_SCOPES = 10_000
+
+
+class ExpressionError(ValueError):
+    """A scope-expression template refers to a parameter the request did not provide."""
+
+
+def satisfies(held: Iterable[str], required: str) -> bool:
+    """A held scope grants `required` if it equals it, or is a prefix of it ending in `*`."""
+    return any(
+        scope == required or (scope.endswith("*") and required.startswith(scope[:-1]))
+        for scope in held
+    )
+
+
+def normalize(scopes: Iterable[str]) -> list[str]:
+    """The smallest sorted set granting the same: drops duplicates and scopes a star covers."""
+    unique = sorted(set(scopes))
+    stars = [scope for scope in unique if scope.endswith("*")]
+    return [
+        scope
+        for scope in unique
+        if not any(star != scope and scope.startswith(star[:-1]) for star in stars)
+    ]
+
+
+class Roles:
+    """The deployment's roles; `expand` gives every scope a set of scopes grants through them."""
+
+    def __init__(self, roles: Mapping[str, Sequence[str]] | None = None) -> None:
+        self._roles: dict[str, list[str]] = {}
+        for role_id, scopes in (roles or {}).items():
+            self.set(role_id, scopes)
+
+    def set(self, role_id: str, scopes: Sequence[str]) -> None:
+        self._roles[role_id] = list(scopes)
+
+    def remove(self, role_id: str) -> None:
+        self._roles.pop(role_id, None)
+
+    def get(self, role_id: str) -> list[str] | None:
+        return self._roles.get(role_id)
+
+    def ids(self) -> list[str]:
+        return sorted(self._roles)
+
+    def expand(self, scopes: Iterable[str]) -> list[str]:
+        found = set(scopes)
+        pending = list(found)
+        while pending:
+            scope = pending.pop()
+            for granted in self._granted_by(scope):
+                if granted not in found:
+                    found.add(granted)
+                    pending.append(granted)
+            if len(found) > MAX_EXPANDED_SCOPES:
+                break
+        return normalize(found)
+
+    def _granted_by(self, scope: str) -> Iterable[str]:
+        if not (
+            scope.startswith("assume:")
+            or (scope.endswith("*") and "assume:".startswith(scope[:-1]))
+        ):
+            return
+        for role_id, role_scopes in self._roles.items():
+            remainder = _assumed(scope, role_id)
+            if remainder is None:
+                continue
+            for role_scope in role_scopes:
+                yield _parameterized(role_scope, remainder)
+
+    def __repr__(self) -> str:
+        return f"Roles({len(self._roles)} roles)"
+
+
+def _assumed(scope: str, role_id: str) -> str | None:
+    """What `scope` binds to a role's `*` if it lets its holder assume the role, else None.
+
+    "" means the role is assumed without a parameter; "*" means every parameter.
+    """
+    target = "assume:" + role_id
+    if role_id.endswith("*"):
+        prefix = target[:-1]
+        if scope.startswith(prefix):
+            return scope[len(prefix) :]
+        if scope.endswith("*") and prefix.startswith(scope[:-1]):
+            return "*"
+        return None
+    if scope == target or (scope.endswith("*") and target.startswith(scope[:-1])):
+        return ""
+    return None
+
+
+def _parameterized(role_scope: str, remainder: str) -> str:
+    if "<..>" not in role_scope:
+        return role_scope
+    if remainder.endswith("*"):
+        # A star in the parameter grants everything after it, so the rest of the scope is moot.
+        return role_scope[: role_scope.index("<..>")] + remainder
+    return role_scope.replace("<..>", remainder)
+
+
+def render(template: Any, params: Mapping[str, Any]) -> Expression | list[str] | None:
+    """Instantiate an API reference's `scopes` template for one request.
+
+    `{for, in, each}` becomes a list of scopes (spliced into the enclosing AllOf/AnyOf),
+    `{if, then}` disappears when its parameter is falsy, `<name>` takes the parameter's value.
+    """
+    if isinstance(template, str):
+        return _PARAMETER.sub(lambda match: str(_param(params, match.group(1))), template)
+    if "if" in template:
+        return render(template["then"], params) if _param(params, template["if"]) else None
+    if "for" in template:
+        values = _param(params, template["in"])
+        if not isinstance(values, list):
+            raise ExpressionError(f"scope parameter {template['in']!r} is not a list")
+        scopes = []
+        for value in values:
+            rendered = render(template["each"], {**params, template["for"]: value})
+            assert isinstance(rendered, str)
+            scopes.append(rendered)
+        return scopes
+    (operator, operands), *_ = template.items()
+    rendered_operands: list[Expression] = []
+    for operand in operands:
+        rendered = render(operand, params)
+        if isinstance(rendered, list):
+            rendered_operands.extend(rendered)
+        elif rendered is not None:
+            rendered_operands.append(rendered)
+    return {operator: rendered_operands}
+
+
+def _param(params: Mapping[str, Any], name: str) -> Any:
+    if name not in params:
+        raise ExpressionError(f"scope parameter {name!r} has no value")
+    return params[name]
+
+
+def evaluate(expression: Expression | None, held: Sequence[str]) -> bool:
+    return unsatisfied(expression, held) is None
+
+
+def unsatisfied(expression: Expression | None, held: Sequence[str]) -> Expression | None:
+    """The part of `expression` that `held` does not satisfy, or None when it is satisfied."""
+    if expression is None:
+        return None
+    if isinstance(expression, str):
+        return None if satisfies(held, expression) else expression
+    if "AllOf" in expression:
+        missing = [
+            part
+            for part in (unsatisfied(operand, held) for operand in expression["AllOf"])
+            if part is not None
+        ]
+        if not missing:
+            return None
+        return missing[0] if len(missing) == 1 else {"AllOf": missing}
+    operands = expression["AnyOf"]
+    if any(unsatisfied(operand, held) is None for operand in operands):
+        return None
+    return expression
