@@ -1,0 +1,329 @@
+"""The local Slack fake, driven through the unmodified slack_sdk clients.
+
+Posting, threads, updates, token checks and the faults tests inject (429, 5xx, ok: false).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from tests.emulator.slack import FakeSlack
+
+TOKEN = "xoxb-test-0123456789-secret"
+CHANNELS = {"C0123": "releng", "C0456": "ci-alerts"}
+BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": "*decision task* failed"}}]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeSlack]:
+    with FakeSlack.running(token=TOKEN, channels=CHANNELS) as fake:
+        yield fake
+
+
+@pytest.fixture
+def slack(server: FakeSlack) -> FakeSlack:
+    server.reset()
+    return server
+
+
+@pytest.fixture
+def client(slack: FakeSlack) -> WebClient:
+    return WebClient(token=TOKEN, base_url=slack.api_url)
+
+
+def raw_call(slack: FakeSlack, method: str, body: bytes, headers: dict[str, str]) -> Any:
+    request = urllib.request.Request(f"{slack.api_url}{method}", body, headers, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)
+
+
+def test_post_message_is_recorded_with_text_and_blocks(slack: FakeSlack, client: WebClient) -> None:
+    response = client.chat_postMessage(channel="C0123", text="decision failed", blocks=BLOCKS)
+
+    assert response["ok"] is True
+    assert response["channel"] == "C0123"
+    assert response["message"]["text"] == "decision failed"
+    [message] = slack.messages_in("releng")
+    assert (message.channel, message.ts, message.text) == (
+        "C0123",
+        response["ts"],
+        "decision failed",
+    )
+    assert message.blocks == BLOCKS
+    assert message.thread_ts is None
+    assert slack.messages_in("C0456") == []
+
+
+def test_post_by_channel_name_answers_with_the_id(slack: FakeSlack, client: WebClient) -> None:
+    response = client.chat_postMessage(channel="#ci-alerts", text="hello")
+
+    assert response["channel"] == "C0456"
+    assert [m.text for m in slack.messages_in("C0456")] == ["hello"]
+
+
+def test_timestamps_are_unique_and_increasing_even_on_a_frozen_clock() -> None:
+    with FakeSlack.running(token=TOKEN, channels=CHANNELS, clock=lambda: 1_700_000_000.0) as fake:
+        client = WebClient(token=TOKEN, base_url=fake.api_url)
+        stamps = [client.chat_postMessage(channel="C0123", text=str(i))["ts"] for i in range(3)]
+
+    assert stamps == ["1700000000.000000", "1700000000.000001", "1700000000.000002"]
+
+
+def test_replies_are_recorded_in_their_thread(slack: FakeSlack, client: WebClient) -> None:
+    parent = client.chat_postMessage(channel="C0123", text="nightly failed")["ts"]
+    first = client.chat_postMessage(channel="C0123", text="retrying", thread_ts=parent)
+    # A reply to a reply belongs to the parent's thread, as in Slack.
+    client.chat_postMessage(channel="C0123", text="fixed", thread_ts=first["ts"])
+    client.chat_postMessage(channel="C0123", text="unrelated")
+
+    thread = slack.thread(parent)
+    assert [m.text for m in thread] == ["nightly failed", "retrying", "fixed"]
+    assert [m.thread_ts for m in thread] == [None, parent, parent]
+    assert first["message"]["thread_ts"] == parent
+
+
+def test_reply_to_an_unknown_thread_is_refused(slack: FakeSlack, client: WebClient) -> None:
+    with pytest.raises(SlackApiError) as raised:
+        client.chat_postMessage(channel="C0123", text="orphan", thread_ts="1.000001")
+
+    assert raised.value.response["error"] == "thread_not_found"
+    assert slack.messages == []
+
+
+def test_update_replaces_the_text_and_keeps_the_history(
+    slack: FakeSlack, client: WebClient
+) -> None:
+    ts = client.chat_postMessage(channel="C0123", text="running", blocks=BLOCKS)["ts"]
+
+    response = client.chat_update(channel="C0123", ts=ts, text="done")
+    client.chat_update(channel="C0123", ts=ts, text="done", blocks=[{"type": "divider"}])
+
+    assert response["ts"] == ts
+    assert response["message"]["text"] == "done"
+    message = slack.message(ts)
+    assert (message.text, message.blocks) == ("done", [{"type": "divider"}])
+    assert [(v.text, v.blocks) for v in message.history] == [
+        ("running", BLOCKS),
+        ("done", BLOCKS),
+    ]
+    assert len(slack.messages) == 1
+
+
+def test_update_of_an_unknown_message_is_message_not_found(
+    slack: FakeSlack, client: WebClient
+) -> None:
+    client.chat_postMessage(channel="C0123", text="kept")
+
+    with pytest.raises(SlackApiError) as raised:
+        client.chat_update(channel="C0123", ts="1.000001", text="nope")
+
+    assert raised.value.response["error"] == "message_not_found"
+    assert [m.text for m in slack.messages] == ["kept"]
+    assert not slack.messages[0].edited
+
+
+def test_auth_test_describes_the_bot(client: WebClient) -> None:
+    response = client.auth_test()
+
+    assert response["ok"] is True
+    assert response["user_id"] == "U0FAKE"
+    assert response["team_id"] == "T0FAKE"
+
+
+def test_conversations_info_knows_the_configured_channels(client: WebClient) -> None:
+    assert client.conversations_info(channel="C0456")["channel"]["name"] == "ci-alerts"
+
+    with pytest.raises(SlackApiError) as raised:
+        client.conversations_info(channel="C9999")
+    assert raised.value.response["error"] == "channel_not_found"
+
+
+def test_unknown_channel_is_refused_and_nothing_is_recorded(
+    slack: FakeSlack, client: WebClient
+) -> None:
+    with pytest.raises(SlackApiError) as raised:
+        client.chat_postMessage(channel="#nowhere", text="lost")
+
+    assert raised.value.response["error"] == "channel_not_found"
+    assert slack.messages == []
+
+
+@pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing:UserWarning")
+def test_a_message_needs_text_or_blocks(slack: FakeSlack, client: WebClient) -> None:
+    with pytest.raises(SlackApiError) as raised:
+        client.chat_postMessage(channel="C0123")
+
+    assert raised.value.response["error"] == "no_text"
+    assert slack.messages == []
+
+
+@pytest.mark.parametrize(
+    ("token", "error"), [(None, "not_authed"), ("xoxb-wrong-secret", "invalid_auth")]
+)
+def test_bad_tokens_are_refused(slack: FakeSlack, token: str | None, error: str) -> None:
+    client = WebClient(token=token, base_url=slack.api_url)
+
+    with pytest.raises(SlackApiError) as raised:
+        client.chat_postMessage(channel="C0123", text="sneaky")
+
+    # Slack answers auth failures with HTTP 200 and ok: false.
+    assert raised.value.response.status_code == 200
+    assert raised.value.response["error"] == error
+    assert slack.messages == []
+    assert [(c.authed, c.error) for c in slack.calls] == [(False, error)]
+
+
+def test_tokens_never_leak_into_records_responses_or_logs(
+    slack: FakeSlack, client: WebClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    wrong = "xoxb-wrong-secret-value"
+    caplog.set_level(logging.DEBUG)
+    client.chat_postMessage(channel="C0123", text="hello")
+    with pytest.raises(SlackApiError) as raised:
+        WebClient(token=wrong, base_url=slack.api_url).auth_test()
+
+    seen = " ".join(
+        [repr(slack.calls), repr(slack.messages), json.dumps(raised.value.response.data)]
+    )
+    assert TOKEN not in seen
+    assert wrong not in seen
+    fake_logs = [r for r in caplog.records if not r.name.startswith("slack_sdk")]
+    assert all(TOKEN not in r.getMessage() and wrong not in r.getMessage() for r in fake_logs)
+
+
+def test_form_multipart_and_body_token_are_understood(slack: FakeSlack, client: WebClient) -> None:
+    # params= goes form-encoded, data= multipart; blocks then travel as a JSON string.
+    client.api_call("chat.postMessage", params={"channel": "C0123", "text": "form", "blocks": "[]"})
+    client.api_call("chat.postMessage", data={"channel": "C0123", "text": "multipart"})
+    answer = raw_call(
+        slack,
+        "chat.postMessage",
+        f"token={TOKEN}&channel=C0123&text=token+in+body".encode(),
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+    assert answer["ok"] is True
+    assert [m.text for m in slack.messages] == ["form", "multipart", "token in body"]
+    assert slack.messages[0].blocks == []
+    assert all(c.authed for c in slack.calls)
+
+
+def test_malformed_blocks_and_unknown_methods_are_refused(
+    slack: FakeSlack, client: WebClient
+) -> None:
+    with pytest.raises(SlackApiError) as bad_blocks:
+        client.api_call("chat.postMessage", params={"channel": "C0123", "blocks": "{not json"})
+    with pytest.raises(SlackApiError) as unknown:
+        client.api_call("chat.delete", params={"channel": "C0123", "ts": "1.0"})
+
+    assert bad_blocks.value.response["error"] == "invalid_blocks"
+    assert unknown.value.response.status_code == 404
+    assert unknown.value.response["error"] == "unknown_method"
+    assert slack.messages == []
+
+
+def test_rate_limit_without_a_retry_handler_raises_with_retry_after(
+    slack: FakeSlack, client: WebClient
+) -> None:
+    slack.rate_limit(retry_after=7)
+
+    with pytest.raises(SlackApiError) as raised:
+        client.chat_postMessage(channel="C0123", text="too fast")
+
+    assert raised.value.response.status_code == 429
+    assert raised.value.response.headers["Retry-After"] == "7"
+    assert raised.value.response["error"] == "ratelimited"
+    assert slack.messages == []
+    # The fault was for one call only.
+    client.chat_postMessage(channel="C0123", text="later")
+    assert [m.text for m in slack.messages] == ["later"]
+
+
+def test_rate_limit_retry_handler_retries_once_and_posts_once(slack: FakeSlack) -> None:
+    client = WebClient(
+        token=TOKEN,
+        base_url=slack.api_url,
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)],
+    )
+    slack.rate_limit(retry_after=0, method="chat.postMessage")
+
+    response = client.chat_postMessage(channel="C0123", text="eventually")
+
+    assert response["ok"] is True
+    assert [m.text for m in slack.messages] == ["eventually"]
+    assert [c.status for c in slack.calls_to("chat.postMessage")] == [429, 200]
+
+
+def test_server_errors_surface_and_record_nothing(slack: FakeSlack, client: WebClient) -> None:
+    slack.server_error(times=2, status=503)
+
+    for _ in range(2):
+        with pytest.raises(SlackApiError) as raised:
+            client.chat_postMessage(channel="C0123", text="down")
+        assert raised.value.response.status_code == 503
+
+    assert slack.messages == []
+    client.chat_postMessage(channel="C0123", text="up")
+    assert [m.text for m in slack.messages] == ["up"]
+
+
+def test_faults_for_one_method_leave_the_others_alone(slack: FakeSlack, client: WebClient) -> None:
+    slack.api_error("channel_is_archived", method="chat.postMessage")
+
+    assert client.auth_test()["ok"] is True
+    with pytest.raises(SlackApiError) as raised:
+        client.chat_postMessage(channel="C0123", text="archived")
+
+    assert raised.value.response.status_code == 200
+    assert raised.value.response["error"] == "channel_is_archived"
+    assert slack.messages == []
+    assert [(c.method, c.injected) for c in slack.calls] == [
+        ("auth.test", False),
+        ("chat.postMessage", True),
+    ]
+
+
+def test_fault_controls_reject_nonsense(slack: FakeSlack) -> None:
+    with pytest.raises(ValueError, match="does not serve"):
+        slack.api_error("x", method="chat.delete")
+    with pytest.raises(ValueError, match="server error"):
+        slack.server_error(status=404)
+    with pytest.raises(ValueError, match="at least one"):
+        slack.rate_limit(times=0)
+
+
+def test_async_client_posts_reads_and_retries(slack: FakeSlack) -> None:
+    async def scenario() -> tuple[str, str]:
+        client = AsyncWebClient(
+            token=TOKEN,
+            base_url=slack.api_url,
+            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)],
+        )
+        slack.rate_limit(retry_after=0, method="chat.postMessage")
+        posted = await client.chat_postMessage(channel="C0123", text="async", blocks=BLOCKS)
+        # conversations.info goes as a GET with a query string from this client.
+        info = await client.conversations_info(channel="C0123")
+        return posted["ts"], info["channel"]["name"]
+
+    ts, name = asyncio.run(scenario())
+
+    assert name == "releng"
+    assert slack.message(ts).blocks == BLOCKS
+    assert [c.status for c in slack.calls_to("chat.postMessage")] == [429, 200]
+
+
+def test_the_url_needs_a_running_fake() -> None:
+    with pytest.raises(RuntimeError, match="not running"):
+        FakeSlack().url  # noqa: B018
