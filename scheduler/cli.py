@@ -30,7 +30,6 @@ from scheduler.cron import (
     parse_instant,
     slot_of,
 )
-from scheduler.cron.yamldoc import MAX_BYTES
 from scheduler.render import (
     Push,
     RenderError,
@@ -38,6 +37,7 @@ from scheduler.render import (
     RepositoryType,
     render_decision_task,
 )
+from scheduler.yamldoc import MAX_BYTES
 
 CRON_FILE_NAME = ".cron.yml"
 DEFAULT_PLAN_SPAN = timedelta(hours=24)

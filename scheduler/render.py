@@ -14,8 +14,8 @@ import jsone
 
 from scheduler.cron.model import DecisionTask, Job
 from scheduler.cron.timing import as_utc, slot_of
-from scheduler.cron.yamldoc import YamlError, non_json_values, parse
 from scheduler.taskcluster import decision_task_id
+from scheduler.yamldoc import YamlError, non_json_values, parse
 
 RepositoryType = Literal["git", "hg"]
 

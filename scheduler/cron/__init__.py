@@ -3,7 +3,6 @@
 Pure: nothing in this package does I/O.
 """
 
-from scheduler.cron.diagnostics import Diagnostic, Position, Severity
 from scheduler.cron.loading import load_cron
 from scheduler.cron.model import (
     ByProject,
@@ -17,6 +16,7 @@ from scheduler.cron.model import (
 )
 from scheduler.cron.plan import Plan, PlannedFire, due_jobs, fires_between, next_fires
 from scheduler.cron.timing import format_slot, parse_instant, slot_of, slots_between
+from scheduler.diagnostics import Diagnostic, Position, Severity
 
 __all__ = [
     "ByProject",

@@ -15,7 +15,6 @@ from typing import Any
 
 from jsonschema import ValidationError
 
-from scheduler.cron.diagnostics import Diagnostic, Position, Severity
 from scheduler.cron.model import (
     ByProject,
     CronFile,
@@ -28,7 +27,8 @@ from scheduler.cron.model import (
     When,
 )
 from scheduler.cron.schema import JOB_VALIDATOR, OUTLINE_VALIDATOR
-from scheduler.cron.yamldoc import Document, JsonPath, YamlError, non_json_values, parse
+from scheduler.diagnostics import Diagnostic, Position, Severity
+from scheduler.yamldoc import Document, JsonPath, YamlError, non_json_values, parse
 
 TYPE_PHRASES = {
     "string": "a string",

@@ -1,4 +1,4 @@
-"""Errors and warnings about a `.cron.yml`, each pinned to a file, line and column.
+"""Errors and warnings about an input file (`.cron.yml`, service config), pinned to line and column.
 
 Messages say what is wrong and what to write instead; they never carry a traceback.
 """
