@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit postgres bench clean
 
 run: $(VENV)/.installed-run
 	$(BIN)/tc-scheduler plan --cron .cron.yml --project tc-scheduler
@@ -17,8 +17,12 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-unit: $(VENV)/.installed-test
+unit: $(VENV)/.installed-test postgres
 	$(BIN)/pytest -q
+
+# The ledger's tests run on SQLite and on the PostgreSQL server at 127.0.0.1:5432.
+postgres:
+	@scripts/ensure-postgres
 
 bench: $(VENV)/.installed-run
 	$(BIN)/python benchmarks/plan_year.py
