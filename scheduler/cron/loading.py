@@ -5,12 +5,9 @@ A bad job is reported and left out; the file's other jobs stay usable. Nothing h
 
 from __future__ import annotations
 
-import difflib
-import json
 import re
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 from jsonschema import ValidationError
@@ -28,15 +25,8 @@ from scheduler.cron.model import (
 )
 from scheduler.cron.schema import JOB_VALIDATOR, OUTLINE_VALIDATOR
 from scheduler.diagnostics import Diagnostic, Position, Severity
+from scheduler.schema_messages import Explainer, describe, shown
 from scheduler.yamldoc import Document, JsonPath, YamlError, non_json_values, parse
-
-TYPE_PHRASES = {
-    "string": "a string",
-    "integer": "an integer",
-    "boolean": "true or false",
-    "array": "a list",
-    "object": "a mapping",
-}
 
 # What to write when a required key is missing.
 EXAMPLES = {
@@ -49,6 +39,9 @@ EXAMPLES = {
     "action-name": "action-name: rebuild-cached-tasks",
     "by-project": "by-project: {default: []}",
 }
+
+
+EXPLAINER = Explainer(examples=EXAMPLES, list_name="jobs", entry_noun="job", quoted=("job",))
 
 
 def load_cron(
@@ -120,12 +113,12 @@ class _Report:
     def duplicate_key(self, path: JsonPath, first: Position, again: Position) -> None:
         self.warning(
             again,
-            f"key {_shown(path[-1])} is written twice in this mapping (first at line "
+            f"key {shown(path[-1])} is written twice in this mapping (first at line "
             f"{first.line}); YAML keeps only the last one, so remove or merge the other",
         )
 
     def schema_error(self, error: ValidationError, document: Document, base: JsonPath) -> None:
-        for position, message in _explain(error, document, base):
+        for position, message in EXPLAINER.explain(error, document, base):
             self.error(position, message)
 
 
@@ -179,7 +172,7 @@ class _JobLoader:
         if len(lines) > 1:
             self.report.error(
                 self.position((*base, "name")),
-                f"job name {_shown(name)} is used {len(lines)} times (lines "
+                f"job name {shown(name)} is used {len(lines)} times (lines "
                 f"{', '.join(map(str, lines))}); job names must be unique, so rename all but one",
             )
 
@@ -193,7 +186,7 @@ class _JobLoader:
                 except (re.error, OverflowError, RecursionError) as error:
                     self.report.error(
                         self.position((*base, "when", "by-project", key), key=True),
-                        f"by-project key {_shown(key)} is not a valid regular expression "
+                        f"by-project key {shown(key)} is not a valid regular expression "
                         f"({error}); write the exact project name, or escape the special "
                         "characters",
                     )
@@ -202,7 +195,7 @@ class _JobLoader:
             for path, value in non_json_values(extra_input, (*base, "job", "extra-input")):
                 self.report.error(
                     self.position(path),
-                    f"{_describe(value)} cannot be passed as action input; "
+                    f"{describe(value)} cannot be passed as action input; "
                     "quote it to make it a string",
                 )
 
@@ -218,7 +211,7 @@ class _JobLoader:
                 if self.known_projects is not None and project not in self.known_projects:
                     self.report.warning(
                         self.position((*base, "run-on-projects", index)),
-                        f"run-on-projects names {_shown(project)}, which is not a configured "
+                        f"run-on-projects names {shown(project)}, which is not a configured "
                         f"project ({', '.join(sorted(self.known_projects)) or 'none'}); "
                         "check the spelling",
                     )
@@ -344,115 +337,3 @@ def _build_kind(data: dict[str, Any]) -> JobKind:
         include_cron_input=data.get("include-cron-input", False),
         extra_input=data.get("extra-input", {}),
     )
-
-
-# --- turning jsonschema's errors into messages that say what to write ---------------------
-
-
-def _explain(
-    error: ValidationError, document: Document, base: JsonPath
-) -> Iterator[tuple[Position, str]]:
-    path: JsonPath = (*base, *error.absolute_path)
-    relative: JsonPath = tuple(error.absolute_path)
-    instance, schema = error.instance, _schema_of(error)
-    here = document.position_of(path)
-    label = _label(relative, base)
-
-    if "propertyNames" in error.relative_schema_path:
-        yield (
-            document.position_of((*path, instance), key=True),
-            f"keys of {label} must be strings (got {_describe(instance)})",
-        )
-    elif error.validator == "required" and isinstance(instance, dict):
-        for key in _listed(error.validator_value):
-            if key not in instance:
-                example = EXAMPLES.get(key)
-                hint = f", for example `{example}`" if example else ""
-                yield here, f"{_owner(relative, base)} is missing `{key}`; add it{hint}"
-    elif error.validator == "additionalProperties" and isinstance(instance, dict):
-        allowed = list(schema.get("properties", {}))
-        for key in instance:
-            if key in allowed:
-                continue
-            suggestion = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = (
-                f"did you mean `{suggestion[0]}`?"
-                if suggestion
-                else f"allowed keys are {', '.join(allowed)}"
-            )
-            yield (
-                document.position_of((*path, key), key=True),
-                f"unknown key {_shown(key)} in {_owner(relative, base)}; {hint}",
-            )
-    elif error.validator in {"type", "enum", "const", "minimum", "maximum", "multipleOf"}:
-        yield here, f"{label} must be {_expected(error)} (got {_describe(instance)})"
-    else:
-        yield here, f"{label}: {error.message}"
-
-
-def _schema_of(error: ValidationError) -> Mapping[str, Any]:
-    return error.schema if isinstance(error.schema, Mapping) else {}
-
-
-def _listed(value: object) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else []
-
-
-def _expected(error: ValidationError) -> str:
-    expected = _schema_of(error).get("x-expected")
-    if isinstance(expected, str):
-        return expected
-    value = error.validator_value
-    if error.validator == "type":
-        return TYPE_PHRASES.get(str(value), f"of type {value}")
-    if error.validator == "const":
-        return repr(value)
-    if error.validator == "enum":
-        return "one of " + ", ".join(map(str, _listed(value)))
-    return f"{error.validator} {value}"
-
-
-def _label(relative: JsonPath, base: JsonPath) -> str:
-    """A short name for the value at `relative` (inside the job, or the file when base is ())."""
-    if not relative:
-        return "each entry of jobs" if base else "the file"
-    *parents, last = relative
-    if isinstance(last, int):
-        owner = next((p for p in reversed(parents) if isinstance(p, str)), "jobs")
-        return f"{owner}[{last}]"
-    return str(last)
-
-
-def _owner(relative: JsonPath, base: JsonPath) -> str:
-    if not relative:
-        return "the job" if base else "the file"
-    if relative == ("job",):
-        return "`job`"
-    return _label(relative, base)
-
-
-def _shown(value: object, limit: int = 60) -> str:
-    """A name from the file, quoted, and shortened if it is long."""
-    text = str(value)
-    return f"`{text if len(text) <= limit else text[: limit - 3] + '...'}`"
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, str):
-        shown = json.dumps(value if len(value) <= 40 else value[:37] + "...")
-        if re.fullmatch(r"[+-]?\d+", value.strip()):
-            return f"the string {shown}; write the number without quotes or leading zeros"
-        return shown
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, date):
-        return f"the YAML date {value.isoformat()}"
-    return f"a YAML {type(value).__name__}"
