@@ -1,0 +1,442 @@
+"""The service configuration: its schema, loading with positioned errors, and the resolved form.
+
+Credentials never come from the YAML: only from TASKCLUSTER_* variables or a credentials file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from jsonschema import Draft7Validator
+
+from scheduler.diagnostics import Diagnostic, Position, Severity
+from scheduler.schema_messages import Explainer, shown
+from scheduler.yamldoc import Document, YamlError, parse
+
+CatchUpPolicy = Literal["latest", "all", "none"]
+SECRET_KEYS = frozenset({"access-token", "accessToken", "access_token", "credentials", "token"})
+_SET_CREDENTIALS = (
+    "set TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN, or taskcluster.credentials-file"
+)
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+_DURATION_SCHEMA = {
+    "type": "string",
+    "pattern": _DURATION.pattern,
+    "minLength": 2,
+    "x-expected": "a duration like 6h, 90m, 1d or 30s",
+}
+_CATCH_UP_FIELDS = {
+    "policy": {
+        "enum": ["latest", "all", "none"],
+        "x-expected": "latest (the newest missed slot), all (each, capped) or none",
+    },
+    "max-lateness": _DURATION_SCHEMA,
+    "max-slots": {"type": "integer", "minimum": 1, "x-expected": "a whole number of at least 1"},
+}
+_CATCH_UP = {"type": "object", "additionalProperties": False, "properties": _CATCH_UP_FIELDS}
+_PROJECT = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "repository", "trust-domain"],
+    "properties": {
+        "name": {
+            "type": "string",
+            "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+            "x-expected": "a project name of letters, digits, '.', '_' and '-'",
+        },
+        "repository": {"type": "string", "minLength": 1, "x-expected": "a git URL"},
+        "branch": {"type": "string", "minLength": 1, "x-expected": "a branch name"},
+        "level": {"enum": [1, 2, 3], "x-expected": "1, 2 or 3"},
+        "trust-domain": {
+            "type": "string",
+            "pattern": r"^[a-z0-9-]+$",
+            "x-expected": "a trust domain like gecko or tcs",
+        },
+        "repository-type": {"enum": ["git", "hg"]},
+        "catch-up": {
+            **_CATCH_UP,
+            "properties": {
+                **_CATCH_UP_FIELDS,
+                "jobs": {"type": "object", "additionalProperties": _CATCH_UP},
+            },
+        },
+    },
+}
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["projects"],
+    "properties": {
+        "taskcluster": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "root-url": {"type": "string", "pattern": "^https?://", "x-expected": "a URL"},
+                "credentials-file": {"type": "string", "minLength": 1},
+            },
+        },
+        "ledger": {"type": "string", "minLength": 1, "x-expected": "a database URL"},
+        "state-dir": {"type": "string", "minLength": 1},
+        "concurrency": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1000,
+            "x-expected": "a whole number from 1 to 1000",
+        },
+        "dry-run": {"enum": ["auto", True, False], "x-expected": "auto, true or false"},
+        "replica": {"type": "string", "minLength": 1},
+        "claim-lease": _DURATION_SCHEMA,
+        "catch-up": _CATCH_UP,
+        "projects": {"type": "array", "items": _PROJECT},
+    },
+}
+_VALIDATOR = Draft7Validator(SCHEMA)
+_EXPLAINER = Explainer(
+    examples={
+        "projects": "projects: [{name: my-project, repository: https://..., trust-domain: x}]",
+        "name": "name: mozilla-central",
+        "repository": "repository: https://github.com/org/repo",
+        "trust-domain": "trust-domain: gecko",
+    },
+    list_name="projects",
+    entry_noun="project",
+)
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    policy: CatchUpPolicy = "latest"
+    max_lateness: timedelta = timedelta(hours=6)
+    max_slots: int = 96
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    repository: str
+    trust_domain: str
+    branch: str = "main"
+    level: int = 1
+    repository_type: Literal["git", "hg"] = "git"
+    catch_up: CatchUp = CatchUp()
+    job_catch_up: Mapping[str, CatchUp] = field(default_factory=dict)
+
+    def catch_up_for(self, job: str) -> CatchUp:
+        return self.job_catch_up.get(job, self.catch_up)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    client_id: str
+    access_token: str = field(repr=False)
+    certificate: str | None = field(default=None, repr=False)
+
+    def as_options(self) -> dict[str, str]:
+        """The `credentials` option of the taskcluster client."""
+        options = {"clientId": self.client_id, "accessToken": self.access_token}
+        if self.certificate:
+            options["certificate"] = self.certificate
+        return options
+
+
+@dataclass(frozen=True)
+class Config:
+    root_url: str
+    credentials: Credentials | None
+    ledger_url: str
+    state_dir: Path
+    concurrency: int
+    dry_run: bool
+    replica: str
+    claim_lease: timedelta
+    projects: tuple[Project, ...]
+    source: str
+
+    def project(self, name: str) -> Project | None:
+        return next((p for p in self.projects if p.name == name), None)
+
+    def masked(self) -> dict[str, Any]:
+        """The resolved configuration as shown to people: no secret in it."""
+        return {
+            "source": self.source,
+            "taskcluster": {
+                "root-url": self.root_url,
+                "client-id": self.credentials.client_id if self.credentials else None,
+                "access-token": "<set>" if self.credentials else None,
+            },
+            "ledger": mask_url(self.ledger_url),
+            "state-dir": str(self.state_dir),
+            "concurrency": self.concurrency,
+            "dry-run": self.dry_run,
+            "replica": self.replica,
+            "claim-lease": format_duration(self.claim_lease),
+            "projects": [
+                {
+                    "name": p.name,
+                    "repository": mask_url(p.repository),
+                    "branch": p.branch,
+                    "level": p.level,
+                    "trust-domain": p.trust_domain,
+                    "repository-type": p.repository_type,
+                    "catch-up": _catch_up_json(p.catch_up),
+                    "job-catch-up": {job: _catch_up_json(c) for job, c in p.job_catch_up.items()},
+                }
+                for p in self.projects
+            ],
+        }
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `diagnostics` say where and what to write."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        super().__init__("\n".join(map(str, diagnostics)))
+        self.diagnostics = tuple(diagnostics)
+
+
+def load_config(
+    text: str | bytes, path: str, environ: Mapping[str, str], *, base_dir: Path | None = None
+) -> Config:
+    """Parse, validate and resolve a configuration. Raises ConfigError listing every problem."""
+    problems = _Problems(path)
+    try:
+        document = parse(text)
+    except YamlError as error:
+        problems.error(error.position, error.message)
+        raise ConfigError(problems.diagnostics) from None
+    data = document.data
+    if data is None:
+        data = {}
+    for key_path, position in document.keys.items():
+        if key_path and key_path[-1] in SECRET_KEYS:
+            problems.error(
+                position,
+                f"{shown(key_path[-1])}: credentials never go in the configuration file; "
+                f"{_SET_CREDENTIALS}",
+            )
+    if problems.diagnostics:
+        raise ConfigError(problems.diagnostics)
+    for invalid in sorted(_VALIDATOR.iter_errors(data), key=lambda e: list(map(str, e.path))):
+        for position, message in _EXPLAINER.explain(invalid, document):
+            problems.error(position, message)
+    if problems.diagnostics:
+        raise ConfigError(problems.diagnostics)
+    return _Resolver(data, document, problems, environ, base_dir or Path(path).parent).resolve()
+
+
+def read_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    environ = os.environ if environ is None else environ
+    try:
+        text = path.read_bytes()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigError(
+            [Diagnostic(str(path), Position(1, 1), Severity.ERROR, f"cannot read: {reason}")]
+        ) from None
+    return load_config(text, str(path), environ, base_dir=path.parent)
+
+
+def parse_duration(text: str) -> timedelta:
+    match = _DURATION.fullmatch(text)
+    if not match or not text:
+        raise ValueError(f"not a duration: {text!r}")
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password or token in it replaced, for logs, messages and pages."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.password and not (parts.username and "@" in parts.netloc):
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = parts.username if parts.password else None
+    userinfo = f"{user}:***" if user else "***"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
+
+
+def _catch_up_json(catch_up: CatchUp) -> dict[str, Any]:
+    return {
+        "policy": catch_up.policy,
+        "max-lateness": format_duration(catch_up.max_lateness),
+        "max-slots": catch_up.max_slots,
+    }
+
+
+@dataclass
+class _Problems:
+    path: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def error(self, position: Position, message: str) -> None:
+        self.diagnostics.append(Diagnostic(self.path, position, Severity.ERROR, message))
+
+
+@dataclass
+class _Resolver:
+    data: dict[str, Any]
+    document: Document
+    problems: _Problems
+    environ: Mapping[str, str]
+    base_dir: Path
+
+    def resolve(self) -> Config:
+        taskcluster = self.data.get("taskcluster", {})
+        root_url = self.environ.get("TASKCLUSTER_ROOT_URL") or taskcluster.get("root-url")
+        if not root_url:
+            self.problems.error(
+                self.document.position_of(()),
+                "no Taskcluster root URL: set taskcluster.root-url, or TASKCLUSTER_ROOT_URL",
+            )
+        credentials = self._credentials(taskcluster)
+        dry_run_setting = self.data.get("dry-run", "auto")
+        if dry_run_setting is False and credentials is None:
+            self.problems.error(
+                self.document.position_of(("dry-run",)),
+                f"dry-run is false but no Taskcluster credentials are set; {_SET_CREDENTIALS}",
+            )
+        state_dir = self._path(self.data.get("state-dir", ".tc-scheduler"))
+        default_catch_up = self._catch_up(self.data.get("catch-up", {}), CatchUp())
+        projects = tuple(
+            self._project(index, entry, default_catch_up)
+            for index, entry in enumerate(self.data["projects"])
+        )
+        self._check_unique(projects)
+        if self.problems.diagnostics:
+            raise ConfigError(self.problems.diagnostics)
+        assert root_url is not None
+        return Config(
+            root_url=str(root_url).rstrip("/"),
+            credentials=credentials,
+            ledger_url=self._ledger_url(state_dir),
+            state_dir=state_dir,
+            concurrency=self.data.get("concurrency", 20),
+            dry_run=credentials is None if dry_run_setting == "auto" else bool(dry_run_setting),
+            replica=self.data.get("replica") or f"{socket.gethostname()}-{os.getpid()}",
+            claim_lease=parse_duration(self.data.get("claim-lease", "10m")),
+            projects=projects,
+            source=self.problems.path,
+        )
+
+    def _path(self, text: str) -> Path:
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    def _ledger_url(self, state_dir: Path) -> str:
+        url = self.data.get("ledger")
+        if url is None:
+            return f"sqlite:///{state_dir / 'ledger.db'}"
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            relative = url.removeprefix("sqlite:///")
+            return f"sqlite:///{self._path(relative)}" if relative else url
+        return str(url)
+
+    def _credentials(self, taskcluster: Mapping[str, Any]) -> Credentials | None:
+        client_id = self.environ.get("TASKCLUSTER_CLIENT_ID")
+        access_token = self.environ.get("TASKCLUSTER_ACCESS_TOKEN")
+        if client_id and access_token:
+            return Credentials(client_id, access_token, self.environ.get("TASKCLUSTER_CERTIFICATE"))
+        if "credentials-file" not in taskcluster:
+            return None
+        where = self.document.position_of(("taskcluster", "credentials-file"))
+        path = self._path(taskcluster["credentials-file"])
+        try:
+            loaded = json.loads(path.read_text())
+        except OSError as error:
+            self.problems.error(where, f"cannot read credentials file {path}: {error.strerror}")
+            return None
+        except ValueError:
+            self.problems.error(
+                where,
+                f"credentials file {path} is not JSON; write "
+                '{"clientId": "...", "accessToken": "..."}',
+            )
+            return None
+        if not (
+            isinstance(loaded, dict)
+            and isinstance(loaded.get("clientId"), str)
+            and isinstance(loaded.get("accessToken"), str)
+        ):
+            self.problems.error(
+                where, f"credentials file {path} needs string clientId and accessToken"
+            )
+            return None
+        certificate = loaded.get("certificate")
+        if isinstance(certificate, dict):
+            certificate = json.dumps(certificate)
+        return Credentials(loaded["clientId"], loaded["accessToken"], certificate)
+
+    def _catch_up(self, data: Mapping[str, Any], inherited: CatchUp) -> CatchUp:
+        lateness = data.get("max-lateness")
+        return CatchUp(
+            policy=data.get("policy", inherited.policy),
+            max_lateness=parse_duration(lateness) if lateness else inherited.max_lateness,
+            max_slots=data.get("max-slots", inherited.max_slots),
+        )
+
+    def _project(self, index: int, entry: Mapping[str, Any], default: CatchUp) -> Project:
+        catch_up_data = entry.get("catch-up", {})
+        catch_up = self._catch_up(catch_up_data, default)
+        return Project(
+            name=entry["name"],
+            repository=entry["repository"],
+            trust_domain=entry["trust-domain"],
+            branch=entry.get("branch", "main"),
+            level=entry.get("level", 1),
+            repository_type=entry.get("repository-type", "git"),
+            catch_up=catch_up,
+            job_catch_up={
+                job: self._catch_up(overrides, catch_up)
+                for job, overrides in catch_up_data.get("jobs", {}).items()
+            },
+        )
+
+    def _check_unique(self, projects: tuple[Project, ...]) -> None:
+        seen: dict[str, int] = {}
+        for index, project in enumerate(projects):
+            if project.name in seen:
+                first = self.document.position_of(("projects", seen[project.name], "name"))
+                self.problems.error(
+                    self.document.position_of(("projects", index, "name")),
+                    f"project {shown(project.name)} is configured twice (first at line "
+                    f"{first.line}); give each project one entry",
+                )
+            seen.setdefault(project.name, index)
+
+
+def embedded_default(repository_root: Path) -> str:
+    """The configuration `make run` uses: this repository as its own project, SQLite, dry-run."""
+    return f"""\
+# tc-scheduler's embedded default: schedule this repository's own .cron.yml.
+taskcluster:
+  root-url: https://taskcluster.example.com
+state-dir: {repository_root / ".tc-scheduler"}
+projects:
+  - name: tc-scheduler
+    repository: {repository_root.resolve().as_uri()}
+    branch: main
+    level: 1
+    trust-domain: tcs
+"""

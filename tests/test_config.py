@@ -1,0 +1,206 @@
+"""The service configuration: validation with positions, resolution, environment and secrets."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from scheduler.config import (
+    CatchUp,
+    ConfigError,
+    embedded_default,
+    format_duration,
+    load_config,
+    mask_url,
+    parse_duration,
+    read_config,
+)
+
+MINIMAL = """\
+taskcluster:
+  root-url: https://tc.example.com
+projects:
+  - name: mozilla-central
+    repository: https://hg.mozilla.org/mozilla-central
+    trust-domain: gecko
+"""
+
+
+def load(text: str, environ: dict[str, str] | None = None, base_dir: Path | None = None):
+    return load_config(textwrap.dedent(text), "service.yml", environ or {}, base_dir=base_dir)
+
+
+def errors(text: str, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as raised:
+        load(text, environ)
+    return [str(d) for d in raised.value.diagnostics]
+
+
+def test_minimal_configuration_resolves_with_defaults(tmp_path: Path) -> None:
+    config = load(MINIMAL, base_dir=tmp_path)
+    assert config.root_url == "https://tc.example.com"
+    assert config.credentials is None
+    assert config.dry_run is True  # auto: no credentials
+    assert config.concurrency == 20
+    assert config.ledger_url == f"sqlite:///{tmp_path / '.tc-scheduler' / 'ledger.db'}"
+    [project] = config.projects
+    assert (project.name, project.branch, project.level, project.repository_type) == (
+        "mozilla-central",
+        "main",
+        1,
+        "git",
+    )
+    assert project.catch_up == CatchUp("latest", timedelta(hours=6), 96)
+
+
+def test_environment_wins_and_turns_dry_run_off() -> None:
+    environ = {
+        "TASKCLUSTER_ROOT_URL": "https://firefox-ci-tc.services.mozilla.com/",
+        "TASKCLUSTER_CLIENT_ID": "project/releng/scheduler",
+        "TASKCLUSTER_ACCESS_TOKEN": "s3cr3t-token",
+    }
+    config = load(MINIMAL, environ)
+    assert config.root_url == "https://firefox-ci-tc.services.mozilla.com"
+    assert config.credentials is not None
+    assert config.credentials.client_id == "project/releng/scheduler"
+    assert config.dry_run is False
+    assert "s3cr3t-token" not in repr(config)
+    assert "s3cr3t-token" not in json.dumps(config.masked())
+
+
+def test_credentials_file(tmp_path: Path) -> None:
+    (tmp_path / "creds.json").write_text(json.dumps({"clientId": "c", "accessToken": "t0ken"}))
+    text = MINIMAL.replace("  root-url", "  credentials-file: creds.json\n  root-url")
+    config = load(text, base_dir=tmp_path)
+    assert config.credentials is not None
+    assert config.credentials.as_options() == {"clientId": "c", "accessToken": "t0ken"}
+    assert config.dry_run is False
+
+
+def test_unreadable_credentials_file_is_positioned(tmp_path: Path) -> None:
+    text = MINIMAL.replace("  root-url", "  credentials-file: missing.json\n  root-url")
+    with pytest.raises(ConfigError) as raised:
+        load(text, base_dir=tmp_path)
+    [diagnostic] = raised.value.diagnostics
+    assert diagnostic.line == 2
+    assert "cannot read credentials file" in diagnostic.message
+
+
+@pytest.mark.parametrize("key", ["access-token", "accessToken", "credentials"])
+def test_secrets_in_the_file_are_refused(key: str) -> None:
+    text = MINIMAL.replace("  root-url", f"  {key}: abc\n  root-url")
+    [message] = errors(text)
+    assert message.startswith("service.yml:2:3: error:")
+    assert "never go in the configuration" in message
+    assert "abc" not in message
+
+
+def test_dry_run_false_without_credentials_is_an_error() -> None:
+    [message] = errors(MINIMAL + "dry-run: false\n")
+    assert "no Taskcluster credentials" in message
+
+
+def test_missing_root_url_is_an_error() -> None:
+    [message] = errors(
+        MINIMAL.replace("  root-url: https://tc.example.com\n", "  {}\n").replace(
+            "taskcluster:\n  {}\n", ""
+        )
+    )
+    assert "TASKCLUSTER_ROOT_URL" in message
+
+
+def test_schema_errors_say_what_to_write() -> None:
+    text = """\
+    taskcluster:
+      root-url: https://tc.example.com
+    concurrency: lots
+    projects:
+      - name: a
+        repository: https://example.com/a
+        trust-domain: x
+        level: 4
+        branhc: main
+        catch-up:
+          policy: sometimes
+          max-lateness: six hours
+      - repository: https://example.com/b
+        trust-domain: x
+    """
+    messages = errors(text)
+    assert any(
+        m.startswith("service.yml:3:14:") and "concurrency must be a whole number" in m
+        for m in messages
+    )
+    assert any(":8:" in m and "level must be 1, 2 or 3" in m for m in messages)
+    assert any(":9:" in m and "did you mean `branch`?" in m for m in messages)
+    assert any(":11:" in m and "policy must be latest" in m for m in messages)
+    assert any(":12:" in m and "a duration like 6h" in m for m in messages)
+    assert any(":13:" in m and "missing `name`" in m for m in messages)
+
+
+def test_duplicate_project_names() -> None:
+    text = MINIMAL + "  - name: mozilla-central\n    repository: x\n    trust-domain: gecko\n"
+    [message] = errors(text)
+    assert "configured twice (first at line 4)" in message
+
+
+def test_per_job_catch_up_inherits_from_the_project() -> None:
+    text = MINIMAL + textwrap.indent(
+        "catch-up:\n  policy: all\n  max-slots: 8\n  jobs:\n    nightly: {policy: none}\n    hourly: {max-lateness: 1h}\n",
+        "    ",
+    )
+    config = load("catch-up: {max-lateness: 12h}\n" + text)
+    project = config.projects[0]
+    assert project.catch_up == CatchUp("all", timedelta(hours=12), 8)
+    assert project.catch_up_for("nightly") == CatchUp("none", timedelta(hours=12), 8)
+    assert project.catch_up_for("hourly") == CatchUp("all", timedelta(hours=1), 8)
+    assert project.catch_up_for("other") == project.catch_up
+
+
+def test_yaml_errors_are_positioned() -> None:
+    [message] = errors("projects: [\n")
+    assert message.startswith("service.yml:")
+    assert "error" in message
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_config(tmp_path / "nope.yml", {})
+
+
+def test_embedded_default_is_valid(tmp_path: Path) -> None:
+    config = load(embedded_default(tmp_path))
+    assert config.projects[0].repository == tmp_path.resolve().as_uri()
+    assert config.dry_run is True
+    assert config.ledger_url == f"sqlite:///{tmp_path / '.tc-scheduler' / 'ledger.db'}"
+
+
+@pytest.mark.parametrize(
+    ("text", "delta"),
+    [
+        ("6h", timedelta(hours=6)),
+        ("90m", timedelta(minutes=90)),
+        ("1d12h", timedelta(days=1, hours=12)),
+        ("30s", timedelta(seconds=30)),
+    ],
+)
+def test_durations_round_trip(text: str, delta: timedelta) -> None:
+    assert parse_duration(text) == delta
+    assert parse_duration(format_duration(delta)) == delta
+
+
+def test_mask_url_hides_passwords_and_tokens() -> None:
+    assert (
+        mask_url("postgresql+psycopg://user:pw@db:5432/x")
+        == "postgresql+psycopg://user:***@db:5432/x"
+    )
+    assert (
+        mask_url("https://x-access-token:ghs_abc@github.com/o/r")
+        == "https://x-access-token:***@github.com/o/r"
+    )
+    assert mask_url("https://ghp_token@github.com/o/r") == "https://***@github.com/o/r"
+    assert mask_url("file:///srv/repo") == "file:///srv/repo"
