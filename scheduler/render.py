@@ -14,7 +14,7 @@ import jsone
 
 from scheduler.cron.model import DecisionTask, Job
 from scheduler.cron.timing import as_utc, slot_of
-from scheduler.taskcluster import decision_task_id
+from scheduler.ids import decision_task_id
 from scheduler.yamldoc import YamlError, non_json_values, parse
 
 RepositoryType = Literal["git", "hg"]
@@ -137,14 +137,18 @@ def render_decision_task(
     slot: datetime,
     now: datetime | None = None,
     cron_input: dict[str, Any] | None = None,
+    task_id: str | None = None,
 ) -> RenderedTask:
-    """Render the decision task of `job`'s fire at `slot` (JSON-e `now` defaults to the slot)."""
+    """Render the decision task of `job`'s fire at `slot` (JSON-e `now` defaults to the slot).
+
+    The task id is the slot's deterministic one unless given (manual fires have their own).
+    """
     if not isinstance(job.kind, DecisionTask):
         raise RenderError(
             f"job {job.name!r} is a {job.kind.type} job; only decision-task jobs render "
             ".taskcluster.yml"
         )
-    task_id = decision_task_id(root_url, repository.project, job.name, slot)
+    task_id = task_id or decision_task_id(root_url, repository.project, job.name, slot)
     context = cron_context(
         root_url=root_url,
         repository=repository,

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from scheduler.cli import main
-from scheduler.taskcluster import decision_task_id
+from scheduler.ids import decision_task_id
 from tests.conftest import CORPUS, REPOSITORY_ROOT, corpus_cron_files
 
 GECKO = str(CORPUS / "cron" / "mozilla__gecko-dev.cron.yml")

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft7Validator
 
 from scheduler.cron import DecisionTask, Job, TriggerAction, load_cron
+from scheduler.ids import decision_task_id
 from scheduler.render import (
     Push,
     RenderError,
@@ -23,7 +24,6 @@ from scheduler.render import (
     render_decision_task,
     render_time,
 )
-from scheduler.taskcluster import decision_task_id
 from tests.conftest import CORPUS, REPOSITORY_ROOT, corpus_templates
 
 ROOT_URL = "https://firefox-ci-tc.services.mozilla.com"

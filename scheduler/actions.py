@@ -1,0 +1,118 @@
+"""Taskgraph actions, as a trigger-action cron job runs them: find one, build its input, render it.
+
+Pure: callers fetch `public/actions.json` and trigger the hook. Follows build-decision.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jsone
+from jsonschema import Draft7Validator, SchemaError
+
+from scheduler.cron.model import TriggerAction
+
+
+class ActionError(Exception):
+    """The action cannot be triggered; the message says what to fix and where."""
+
+
+@dataclass(frozen=True)
+class HookTrigger:
+    """What to send: `hooks.triggerHook(hook_group_id, hook_id, payload)`."""
+
+    action_name: str
+    hook_group_id: str
+    hook_id: str
+    payload: dict[str, Any]
+
+
+def decision_index_path(trust_domain: str, project: str, revision: str) -> str:
+    """Where taskgraph indexes the decision task of a revision."""
+    return f"{trust_domain}.v2.{project}.revision.{revision}.taskgraph.decision"
+
+
+def find_action(actions_json: Any, name: str) -> dict[str, Any]:
+    """The task-group action called `name` (the first one, as the Treeherder UI picks)."""
+    if not isinstance(actions_json, Mapping) or actions_json.get("version") != 1:
+        version = actions_json.get("version") if isinstance(actions_json, Mapping) else None
+        raise ActionError(
+            f"public/actions.json has version {version!r}; only version 1 is supported"
+        )
+    actions = actions_json.get("actions")
+    if not isinstance(actions, list):
+        raise ActionError("public/actions.json has no `actions` list")
+    for action in actions:
+        if isinstance(action, Mapping) and action.get("name") == name and not action.get("context"):
+            if action.get("kind") != "hook":
+                raise ActionError(
+                    f"action {name!r} is of kind {action.get('kind')!r}; only hook actions "
+                    "can be triggered"
+                )
+            return dict(action)
+    available = sorted(
+        {str(a.get("name")) for a in actions if isinstance(a, Mapping) and not a.get("context")}
+    )
+    raise ActionError(
+        f"the decision task defines no task-group action named {name!r}; "
+        f"its task-group actions are: {', '.join(available) or 'none'}"
+    )
+
+
+def action_input(kind: TriggerAction, cron_input: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The action's input: the cron input (if the job includes it) updated by `extra-input`."""
+    base = dict(cron_input or {}) if kind.include_cron_input else {}
+    base.update(copy.deepcopy(dict(kind.extra_input)))
+    return base
+
+
+def render_trigger(
+    actions_json: Mapping[str, Any],
+    kind: TriggerAction,
+    *,
+    decision_task_id: str,
+    cron_input: Mapping[str, Any] | None = None,
+) -> HookTrigger:
+    """Everything needed to trigger `kind`'s action on the decision task's task group."""
+    action = find_action(actions_json, kind.action_name)
+    given = action_input(kind, cron_input)
+    _validate(action, given)
+    variables = actions_json.get("variables") or {}
+    context = {**variables, "taskGroupId": decision_task_id, "taskId": None, "input": given}
+    try:
+        payload = jsone.render(action.get("hookPayload", {}), context)
+    except Exception as error:
+        # JSON-e's own errors and Python's alike are mistakes in the action's template.
+        raise ActionError(
+            f"the hookPayload of action {kind.action_name!r} did not render: {error}"
+        ) from None
+    hook_group_id, hook_id = action.get("hookGroupId"), action.get("hookId")
+    if not isinstance(hook_group_id, str) or not isinstance(hook_id, str):
+        raise ActionError(f"action {kind.action_name!r} names no hookGroupId and hookId")
+    if not isinstance(payload, dict):
+        raise ActionError(f"the hookPayload of action {kind.action_name!r} is not a mapping")
+    return HookTrigger(kind.action_name, hook_group_id, hook_id, payload)
+
+
+def _validate(action: Mapping[str, Any], given: Mapping[str, Any]) -> None:
+    schema = action.get("schema")
+    if schema is None:
+        return
+    try:
+        Draft7Validator.check_schema(schema)
+    except SchemaError as error:
+        raise ActionError(
+            f"action {action['name']!r} has an invalid input schema: {error.message}"
+        ) from None
+    errors = sorted(Draft7Validator(schema).iter_errors(given), key=lambda e: list(e.path))
+    if errors:
+        details = "; ".join(
+            f"{'.'.join(map(str, e.absolute_path)) or 'input'}: {e.message}" for e in errors[:5]
+        )
+        raise ActionError(
+            f"the input for action {action['name']!r} does not match its schema ({details}); "
+            "fix the job's extra-input or the cron input"
+        )
