@@ -52,7 +52,7 @@ def test_insufficient_scopes_names_the_missing_ones(emulator: Emulator) -> None:
         queue.createTask(slugid.nice(), task_definition(emulator.clock.now(), routes=["index.x"]))
     body = raised.value.body
     assert raised.value.status_code == 403
-    assert body["details"]["missing"] == {"AllOf": ["queue:route:index.x", "queue:scheduler-id:-"]}
+    assert set(body) == {"code", "message", "requestInfo"}
     assert "queue:route:index.x" in body["message"]
     assert body["requestInfo"]["method"] == "createTask"
     assert not emulator.tasks()

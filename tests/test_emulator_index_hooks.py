@@ -187,7 +187,7 @@ def test_trigger_rejects_a_payload_outside_the_trigger_schema(emulator: Emulator
     hooks.createHook("g", "h", hook_definition(emulator))
     emulator.set_role("hook-id:g/h", ["queue:create-task:*", "queue:scheduler-id:-"])
     error = rejected(hooks.triggerHook, "g", "h", {"kind": "other"})
-    assert (error.status_code, error.body["code"]) == (400, "InputValidationError")
+    assert (error.status_code, error.body["code"]) == (400, "InputError")
     assert "kind" in error.body["message"]
     assert emulator.tasks() == []
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import mohawk
+import mohawk.base
 import mohawk.bewit
 import mohawk.exc
 import mohawk.util
@@ -226,6 +227,24 @@ class Authenticator:
                 self._nonces = {k: t for k, t in self._nonces.items() if t > horizon}
             self._nonces[key] = time.time()
         return False
+
+
+def signed_url(url: str, credentials: Credentials, lifetime_seconds: int = 15 * 60) -> str:
+    """`url` with a bewit, as a service signs a redirect for a caller without credentials."""
+    resource = mohawk.base.Resource(
+        credentials={
+            "id": credentials.client_id,
+            "key": credentials.access_token,
+            "algorithm": "sha256",
+        },
+        method="GET",
+        url=url,
+        timestamp=int(time.time()) + lifetime_seconds,
+        nonce="",
+        ext="",
+    )
+    bewit = mohawk.bewit.get_bewit(resource).rstrip("=")
+    return f"{url}{'&' if '?' in url else '?'}bewit={bewit}"
 
 
 def _decode_ext(ext: str | None) -> dict[str, Any]:

@@ -122,8 +122,8 @@ class Hooks:
         return hook.describe()
 
     def remove_hook(self, call: Call) -> Any:
-        self._hook(call)
-        del self.hooks[(call.params["hookGroupId"], call.params["hookId"])]
+        # Idempotent, like the real service: removing a hook that is not there is fine.
+        self.hooks.pop((call.params["hookGroupId"], call.params["hookId"]), None)
         return {}
 
     def trigger_hook(self, call: Call) -> Any:
@@ -137,8 +137,7 @@ class Hooks:
                 f"{'/'.join(map(str, e.absolute_path)) or 'payload'}: {e.message}" for e in errors
             )
             raise ApiError(
-                "InputValidationError",
-                f"the payload does not match the hook's triggerSchema: {details}",
+                "InputError", f"the payload does not match the hook's triggerSchema: {details}"
             )
         task_id = slugid.nice()
         context = {
@@ -168,8 +167,15 @@ class Hooks:
                 task_id, task, f"hook-id:{hook.group_id}/{hook.hook_id}", call.now
             )
         except ApiError as error:
+            role = f"hook-id:{hook.group_id}/{hook.hook_id}"
+            if error.code == "InsufficientScopes":
+                error = ApiError(
+                    error.code,
+                    f"The role `{role}` does not have sufficient scopes to create the task: "
+                    f"{error.message}",
+                )
             self._record(hook, call.now, task_id, error=error.message)
-            raise
+            raise error from None
         self._record(hook, call.now, task_id, state=state)
         return {"taskId": task_id, "status": {"taskId": task_id}}
 

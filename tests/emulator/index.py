@@ -126,8 +126,7 @@ class Index:
 
     def delete_task(self, call: Call) -> Any:
         self.delete(call.params["namespace"])
-        call.status = 204
-        return None
+        return {}
 
     def list_namespaces(self, call: Call) -> Any:
         namespace = call.params.get("namespace", "")
@@ -162,9 +161,12 @@ class Index:
 
     def find_artifact_from_task(self, call: Call) -> Any:
         entry = self.find(call.params["indexPath"], call.now)
+        location = self._queue_artifact_url(entry.task_id, call.params["name"])
         call.status = 303
-        call.headers["Location"] = self._queue_artifact_url(entry.task_id, call.params["name"])
-        return None
+        call.headers["Location"] = location
+        call.headers["Content-Type"] = "text/plain; charset=utf-8"
+        # Express's res.redirect body, which the clients return as {"response": ...}.
+        return f"See Other. Redirecting to {location}".encode()
 
     def find_tasks_at_index(self, call: Call) -> Any:
         paths = call.body["indexes"]

@@ -17,7 +17,6 @@ from tests.emulator.clock import format_time, parse_time
 
 PRIORITIES = ["highest", "very-high", "high", "medium", "low", "very-low", "lowest"]
 CREATED_DRIFT = timedelta(minutes=15)
-DEFAULT_EXPIRY = timedelta(days=365)
 UNRESOLVED = ("unscheduled", "pending", "running")
 EXCEPTION_REASONS = (
     "canceled",
@@ -89,7 +88,7 @@ class TaskGroup:
     scheduler_id: str
     expires: datetime
     task_ids: list[str] = field(default_factory=list)
-    sealed: bool = False
+    sealed: datetime | None = None
 
 
 class Queue:
@@ -122,10 +121,16 @@ class Queue:
         created = _time(definition, "created")
         deadline = _time(definition, "deadline")
         expires = _time(definition, "expires") if "expires" in definition else None
-        expires = expires or deadline + DEFAULT_EXPIRY
+        expires = expires or _a_year_after(deadline)
         # The queue keeps times as milliseconds and returns them in its own format.
         for name, value in (("created", created), ("deadline", deadline), ("expires", expires)):
             definition[name] = format_time(value)
+        if abs(created - now) > CREATED_DRIFT:
+            raise ApiError(
+                "InputError",
+                f"created {definition['created']} is more than 15 minutes from the queue's "
+                f"time {format_time(now)}; set created to the current time",
+            )
         existing = self.get(task_id, now)
         if existing is not None:
             if existing.definition != definition:
@@ -135,12 +140,6 @@ class Queue:
                     "createTask is idempotent only for an identical definition.",
                 )
             return existing
-        if abs(created - now) > CREATED_DRIFT:
-            raise ApiError(
-                "InputError",
-                f"created {definition['created']} is more than 15 minutes from the queue's "
-                f"time {format_time(now)}; set created to the current time",
-            )
         if deadline <= created:
             raise ApiError("InputError", "deadline must be after created")
         if deadline <= now:
@@ -169,7 +168,7 @@ class Queue:
                     f"before this task's deadline {definition['deadline']}",
                 )
         group = self.groups.get(definition["taskGroupId"])
-        if group is not None and group.sealed:
+        if group is not None and group.sealed is not None:
             raise ApiError("RequestConflict", f"task group {definition['taskGroupId']} is sealed")
         if group is not None and group.scheduler_id != definition["schedulerId"]:
             raise ApiError(
@@ -360,6 +359,10 @@ class Queue:
             taskGroupId=task.group_id,
             projectId=task.definition["projectId"],
         )
+        if task.deadline <= call.now:
+            raise ApiError(
+                "RequestConflict", f"task {task.task_id} can't be canceled past its deadline"
+            )
         if task.state in UNRESOLVED:
             self._resolve(task, "exception", call.now, reason="canceled")
         return {"status": task.status()}
@@ -377,8 +380,8 @@ class Queue:
             "schedulerId": group.scheduler_id,
             "expires": format_time(group.expires),
         }
-        if group.sealed:
-            reply["sealed"] = format_time(group.expires)
+        if group.sealed is not None:
+            reply["sealed"] = format_time(group.sealed)
         return reply
 
     def list_task_group(self, call: Call) -> Any:
@@ -396,7 +399,7 @@ class Queue:
     def seal_task_group(self, call: Call) -> Any:
         group_id, group = self._group(call)
         call.authorize(schedulerId=group.scheduler_id)
-        group.sealed = True
+        group.sealed = group.sealed or call.now
         return self._group_json(group_id, group)
 
     def list_dependent_tasks(self, call: Call) -> Any:
@@ -520,6 +523,14 @@ def _with_defaults(task_id: str, request: Mapping[str, Any]) -> dict[str, Any]:
     else:
         raise ApiError("InputError", "give taskQueueId, or both provisionerId and workerType")
     return definition
+
+
+def _a_year_after(moment: datetime) -> datetime:
+    """The same time a calendar year later (28 February for a 29th), as the queue's default."""
+    try:
+        return moment.replace(year=moment.year + 1)
+    except ValueError:
+        return moment.replace(year=moment.year + 1, day=28)
 
 
 def _time(definition: Mapping[str, Any], name: str) -> datetime:

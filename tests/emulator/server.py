@@ -7,6 +7,7 @@ and input schema, scopes, handler, output schema, `{code, message, requestInfo}`
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import json
 import threading
@@ -31,6 +32,7 @@ from tests.emulator.queue import Queue, Task
 
 ROOT_CLIENT_ID = "static/taskcluster/root"
 HOOKS_CLIENT_ID = "static/taskcluster/hooks"
+INDEX_CLIENT_ID = "static/taskcluster/index"
 MAX_BODY_BYTES = 10 * 1024 * 1024
 SERVICES = ("queue", "index", "hooks", "auth")
 MONITORING = ("ping", "lbheartbeat", "version", "heartbeat")
@@ -74,6 +76,7 @@ class Emulator:
                 ROOT_CLIENT_ID, ["*"], now, root_access_token, description="root"
             ).access_token,
         }
+        self.auth.add_client(INDEX_CLIENT_ID, ["queue:get-artifact:*"], now)
         for client_id, spec in (clients or {}).items():
             self.auth.add_client(client_id, spec.get("scopes", []), now, spec.get("accessToken"))
         self.queue = Queue(max_deadline=max_deadline, artifact_url=self._artifact_download_url)
@@ -203,9 +206,15 @@ class Emulator:
         return f"{self.root_url}/_emulator/artifacts/{task_id}/{run_id}/{urllib.parse.quote(name)}"
 
     def _latest_artifact_url(self, task_id: str, name: str) -> str:
-        return f"{self.root_url}/api/queue/v1/task/{task_id}/artifacts/" + urllib.parse.quote(
+        """Where the index redirects for an artifact: signed by the index for private ones."""
+        url = f"{self.root_url}/api/queue/v1/task/{task_id}/artifacts/" + urllib.parse.quote(
             name, safe=""
         )
+        if name.startswith("public/"):
+            return url
+        credentials = self.auth.credentials(INDEX_CLIENT_ID, self.clock.now())
+        assert credentials is not None
+        return hawk.signed_url(url, credentials)
 
     def _index_completed(self, task: Task, now: datetime) -> None:
         """What Taskcluster's index-handlers do when a task with `index.` routes completes."""
@@ -225,7 +234,7 @@ class Emulator:
         self, task_id: str, definition: dict[str, Any], role_id: str, now: datetime
     ) -> str:
         route = next(r for r, _ in self.routes["queue"] if r.name == "createTask")
-        problems = _validator(route.input_schema).iter_errors(definition)
+        problems = _input_validator(route.input_schema).iter_errors(definition)
         first = next(iter(sorted(problems, key=lambda e: list(e.absolute_path))), None)
         if first is not None:
             raise ApiError(
@@ -358,7 +367,7 @@ class Emulator:
             info["payload"] = body if body is not None else {}
             if route.input_schema is not None:
                 errors = sorted(
-                    _validator(route.input_schema).iter_errors(body),
+                    _input_validator(route.input_schema).iter_errors(body),
                     key=lambda e: list(e.absolute_path),
                 )
                 if errors:
@@ -425,16 +434,40 @@ def _unique_items(
             yield jsonschema.ValidationError(f"{instance!r:.200} has non-unique elements")
 
 
+def _properties_with_defaults(
+    validator: Any, properties: Mapping[str, Any], instance: Any, schema: Mapping[str, Any]
+) -> Iterator[jsonschema.ValidationError]:
+    # Taskcluster validates input with ajv's useDefaults: missing properties get their default.
+    if validator.is_type(instance, "object"):
+        for name, subschema in properties.items():
+            if isinstance(subschema, Mapping) and "default" in subschema:
+                instance.setdefault(name, copy.deepcopy(subschema["default"]))
+    yield from _CHECK_PROPERTIES(validator, properties, instance, schema)
+
+
+_CHECK_PROPERTIES = jsonschema.Draft7Validator.VALIDATORS["properties"]
 _Validator = jsonschema.validators.extend(
     jsonschema.Draft7Validator, {"uniqueItems": _unique_items}
+)
+_InputValidator = jsonschema.validators.extend(
+    _Validator, {"properties": _properties_with_defaults}
 )
 
 
 @functools.cache
 def _validator(schema_path: str) -> Any:
+    """Checks replies against their schema."""
     registry = corpus.schema_registry()
     schema = registry.contents(corpus.SCHEMA_BASE + schema_path)
     return _Validator(schema, registry=registry)
+
+
+@functools.cache
+def _input_validator(schema_path: str) -> Any:
+    """Checks a request body, filling in the defaults its schema declares."""
+    registry = corpus.schema_registry()
+    schema = registry.contents(corpus.SCHEMA_BASE + schema_path)
+    return _InputValidator(schema, registry=registry)
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -469,8 +502,6 @@ def _error_reply(error: ApiError, info: Mapping[str, Any]) -> Reply:
     request_info = {"method": "", "params": {}, "payload": {}, "time": "", **info}
     message = f"{error.message}\n\n---\n\n* method:     {request_info['method']}\n* errorCode:  {error.code}\n* statusCode: {error.status}\n* time:       {request_info['time']}"
     body = {"code": error.code, "message": message, "requestInfo": request_info}
-    if error.details:
-        body["details"] = error.details
     return Reply(error.status, body, {})
 
 

@@ -1,0 +1,242 @@
+"""Hooks: defining, reading, updating and removing hooks; triggering them and their fires."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from tests.conformance.target import (
+    HOOK_GROUP,
+    OWNER,
+    SCHEDULER_ID,
+    SCOPE_PREFIX,
+    SOURCE,
+    TASK_QUEUE_ID,
+    Clients,
+    Target,
+    expect_error,
+)
+
+TRIGGER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"message": {"type": "string"}},
+    "required": ["message"],
+    "additionalProperties": False,
+}
+
+
+def hook_definition(
+    *, task_scopes: list[str] | None = None, name: str = "conformance"
+) -> dict[str, Any]:
+    """A createHook request whose task (JSON-e) echoes the trigger payload's message."""
+    return {
+        "metadata": {
+            "name": name,
+            "description": "Created by tc-scheduler's conformance tests; safe to delete.",
+            "owner": OWNER,
+            "emailOnError": False,
+        },
+        "task": {
+            "taskQueueId": TASK_QUEUE_ID,
+            "schedulerId": SCHEDULER_ID,
+            "scopes": task_scopes or [],
+            "payload": {"message": "${payload.message}", "firedBy": "${firedBy}"},
+            "deadline": {"$fromNow": "1 hour"},
+            "expires": {"$fromNow": "1 day"},
+            "metadata": {
+                "name": "tc-scheduler conformance hook task",
+                "description": "Created by triggering a conformance test hook; nothing runs it.",
+                "owner": OWNER,
+                "source": SOURCE,
+            },
+        },
+        "triggerSchema": TRIGGER_SCHEMA,
+        # Given explicitly: the real createHook echoes the request (without a default for
+        # `bindings`), while `hook` reads back `bindings: []`.
+        "bindings": [],
+    }
+
+
+def make_hook(target: Target, group: str = HOOK_GROUP, **definition: Any) -> str:
+    """A hook (made as root) with its `hook-id:` role; both removed at teardown."""
+    hook_id = target.hook_id(group)
+    target.make_hook_role(group, hook_id)
+    target.root("hooks").createHook(group, hook_id, hook_definition(**definition))
+    return hook_id
+
+
+def test_create_hook_and_read_it_back(api: Clients, target: Target) -> None:
+    """createHook answers the definition; hook, listHooks and listHookGroups show it."""
+    hook_id = target.hook_id()
+    target.make_hook_role(HOOK_GROUP, hook_id)
+    definition = hook_definition()
+    reply = api.hooks().createHook(HOOK_GROUP, hook_id, definition)
+    assert (reply["hookGroupId"], reply["hookId"]) == (HOOK_GROUP, hook_id)
+    for name in ("metadata", "task", "triggerSchema"):
+        assert reply[name] == definition[name], name
+    assert (reply["schedule"], reply["bindings"]) == ([], [])
+
+    assert api.hooks().hook(HOOK_GROUP, hook_id) == reply
+    listed = api.hooks().listHooks(HOOK_GROUP)["hooks"]
+    assert [hook for hook in listed if hook["hookId"] == hook_id] == [reply]
+    assert HOOK_GROUP in api.hooks().listHookGroups()["groups"]
+
+
+def test_create_hook_is_idempotent_and_conflicts_on_change(api: Clients, target: Target) -> None:
+    """createHook again with the same definition is fine; with another one it is 409."""
+    hook_id = target.hook_id()
+    target.make_hook_role(HOOK_GROUP, hook_id)
+    first = api.hooks().createHook(HOOK_GROUP, hook_id, hook_definition())
+    assert api.hooks().createHook(HOOK_GROUP, hook_id, hook_definition()) == first
+    expect_error(
+        409,
+        "RequestConflict",
+        api.hooks().createHook,
+        HOOK_GROUP,
+        hook_id,
+        hook_definition(name="another"),
+    )
+    assert api.hooks().hook(HOOK_GROUP, hook_id)["metadata"]["name"] == "conformance"
+
+
+def test_create_hook_needs_to_assume_the_hook_role(api: Clients, target: Target) -> None:
+    """createHook needs `assume:hook-id:<group>/<id>` as well as the modify-hook scope."""
+    hook_id = target.hook_id()
+    credentials = target.make_client([f"hooks:modify-hook:{HOOK_GROUP}/{hook_id}"])
+    body = expect_error(
+        403,
+        "InsufficientScopes",
+        api.hooks(credentials).createHook,
+        HOOK_GROUP,
+        hook_id,
+        hook_definition(),
+    )
+    assert f"assume:hook-id:{HOOK_GROUP}/{hook_id}" in body["message"]
+    expect_error(404, "ResourceNotFound", api.hooks().hook, HOOK_GROUP, hook_id)
+
+
+def test_update_hook(api: Clients, target: Target) -> None:
+    """updateHook replaces the definition; updating a hook that does not exist is 404."""
+    hook_id = make_hook(target)
+    changed = hook_definition(name="renamed")
+    changed["triggerSchema"] = {"type": "object"}
+    reply = api.hooks().updateHook(HOOK_GROUP, hook_id, changed)
+    assert reply["metadata"]["name"] == "renamed"
+    assert reply["triggerSchema"] == {"type": "object"}
+    assert api.hooks().hook(HOOK_GROUP, hook_id) == reply
+
+    missing = target.hook_id()
+    target.make_hook_role(HOOK_GROUP, missing)
+    expect_error(404, "ResourceNotFound", api.hooks().updateHook, HOOK_GROUP, missing, changed)
+
+
+def test_remove_hook_and_the_empty_group(api: Clients, target: Target) -> None:
+    """removeHook deletes the hook; listHooks of a group with no hooks is 404."""
+    group = target.unique(f"{HOOK_GROUP}-")
+    expect_error(404, "ResourceNotFound", api.hooks().listHooks, group)
+    hook_id = make_hook(target, group)
+    assert [hook["hookId"] for hook in api.hooks().listHooks(group)["hooks"]] == [hook_id]
+    api.hooks().removeHook(group, hook_id)
+    expect_error(404, "ResourceNotFound", api.hooks().hook, group, hook_id)
+    expect_error(404, "ResourceNotFound", api.hooks().listHooks, group)
+    assert group not in api.hooks().listHookGroups()["groups"]
+
+
+def test_trigger_hook_creates_the_task(api: Clients, target: Target) -> None:
+    """triggerHook renders the task with the payload and creates it in a new task group."""
+    hook_id = make_hook(target)
+    reply = api.hooks().triggerHook(HOOK_GROUP, hook_id, {"message": "hello"})
+    task_id = reply["taskId"]
+    target.track_task(task_id)
+    assert reply["status"] == {"taskId": task_id}
+
+    task = api.queue().task(task_id)
+    assert task["payload"] == {"message": "hello", "firedBy": "triggerHook"}
+    assert (task["taskQueueId"], task["schedulerId"]) == (TASK_QUEUE_ID, SCHEDULER_ID)
+    assert task["taskGroupId"] == task_id
+    assert api.queue().status(task_id)["status"]["state"] == "pending"
+
+
+def test_last_fires_and_status_before_and_after_a_fire(api: Clients, target: Target) -> None:
+    """listLastFires is 404 before the first fire and lists it after; so does getHookStatus."""
+    hook_id = make_hook(target)
+    expect_error(404, "ResourceNotFound", api.hooks().listLastFires, HOOK_GROUP, hook_id)
+    assert api.hooks().getHookStatus(HOOK_GROUP, hook_id) == {"lastFire": {"result": "no-fire"}}
+
+    task_id = api.hooks().triggerHook(HOOK_GROUP, hook_id, {"message": "hi"})["taskId"]
+    target.track_task(task_id)
+    fires = api.hooks().listLastFires(HOOK_GROUP, hook_id)["lastFires"]
+    assert len(fires) == 1
+    fire = fires[0]
+    assert (fire["hookGroupId"], fire["hookId"], fire["taskId"]) == (HOOK_GROUP, hook_id, task_id)
+    assert (fire["firedBy"], fire["result"]) == ("triggerHook", "success")
+    status = api.hooks().getHookStatus(HOOK_GROUP, hook_id)["lastFire"]
+    assert (status["result"], status["taskId"]) == ("success", task_id)
+
+
+def test_trigger_rejects_a_payload_not_matching_the_trigger_schema(
+    api: Clients, target: Target
+) -> None:
+    """A payload the hook's triggerSchema rejects is a 400; no task is created, nothing fired."""
+    hook_id = make_hook(target)
+    for payload in ({"message": 5}, {}, {"message": "x", "extra": True}):
+        body = expect_error(400, None, api.hooks().triggerHook, HOOK_GROUP, hook_id, payload)
+        assert body["requestInfo"]["params"] == {"hookGroupId": HOOK_GROUP, "hookId": hook_id}
+    expect_error(404, "ResourceNotFound", api.hooks().listLastFires, HOOK_GROUP, hook_id)
+
+
+def test_trigger_schema_rejection_is_an_input_error(api: Clients, target: Target) -> None:
+    """The hooks service reports a payload failing triggerSchema as `InputError`."""
+    hook_id = make_hook(target)
+    expect_error(400, "InputError", api.hooks().triggerHook, HOOK_GROUP, hook_id, {"message": 5})
+
+
+def test_trigger_fails_when_the_role_lacks_the_task_scopes(api: Clients, target: Target) -> None:
+    """A hook whose task needs scopes its role lacks fails to fire (403), recorded as an error."""
+    secret = target.unique(f"{SCOPE_PREFIX}secret:")
+    hook_id = make_hook(target, task_scopes=[secret])
+    body = expect_error(
+        403, "InsufficientScopes", api.hooks().triggerHook, HOOK_GROUP, hook_id, {"message": "x"}
+    )
+    assert secret in body["message"]
+    fires = api.hooks().listLastFires(HOOK_GROUP, hook_id)["lastFires"]
+    assert [fire["result"] for fire in fires] == ["error"]
+    assert api.hooks().getHookStatus(HOOK_GROUP, hook_id)["lastFire"]["result"] == "error"
+
+    # With the scope added to the role, the same trigger works.
+    role_id = f"hook-id:{HOOK_GROUP}/{hook_id}"
+    role = target.root("auth").role(role_id)
+    target.root("auth").updateRole(role_id, {**target.role_request(role["scopes"] + [secret])})
+    task_id = api.hooks().triggerHook(HOOK_GROUP, hook_id, {"message": "x"})["taskId"]
+    target.track_task(task_id)
+    assert api.queue().task(task_id)["scopes"] == [secret]
+
+
+def test_trigger_scope_failure_names_the_hook_role(api: Clients, target: Target) -> None:
+    """The 403 of a trigger without enough scopes names the role `hook-id:<group>/<id>`."""
+    secret = target.unique(f"{SCOPE_PREFIX}secret:")
+    hook_id = make_hook(target, task_scopes=[secret])
+    body = expect_error(
+        403, "InsufficientScopes", api.hooks().triggerHook, HOOK_GROUP, hook_id, {"message": "x"}
+    )
+    assert f"hook-id:{HOOK_GROUP}/{hook_id}" in body["message"]
+
+
+def test_create_hook_applies_schema_defaults(api: Clients, target: Target) -> None:
+    """Properties left out of createHook come back with the schema's defaults."""
+    hook_id = target.hook_id()
+    target.make_hook_role(HOOK_GROUP, hook_id)
+    definition = copy.deepcopy(hook_definition())
+    del definition["metadata"]["emailOnError"]
+    del definition["triggerSchema"]
+    reply = api.hooks().createHook(HOOK_GROUP, hook_id, definition)
+    assert reply["schedule"] == []
+    assert reply["triggerSchema"] == {"type": "object", "additionalProperties": False}
+    assert reply["metadata"]["emailOnError"] is True
+
+
+def test_remove_hook_is_idempotent(api: Clients, target: Target) -> None:
+    """Removing a hook that is already gone still succeeds."""
+    hook_id = make_hook(target)
+    assert api.hooks().removeHook(HOOK_GROUP, hook_id) == {}
+    assert api.hooks().removeHook(HOOK_GROUP, hook_id) == {}
