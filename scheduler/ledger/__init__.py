@@ -1,0 +1,19 @@
+"""The ledger: the service's own database of claims, fires and evaluated slots.
+
+The one place that knows its schema (SQLAlchemy models, Alembic migrations); nothing of Taskcluster.
+"""
+
+from scheduler.ledger.connecting import LedgerURLError
+from scheduler.ledger.ledger import Ledger
+from scheduler.ledger.records import Claim, Fire, FireKind, FireState, SlotOutcome, SlotRecord
+
+__all__ = [
+    "Claim",
+    "Fire",
+    "FireKind",
+    "FireState",
+    "Ledger",
+    "LedgerURLError",
+    "SlotOutcome",
+    "SlotRecord",
+]

@@ -1,0 +1,414 @@
+"""The ledger: claims that make each scheduled fire happen once, and the history of fires and slots.
+
+Synchronous and thread-safe (one engine and its pool, a session per call): the asyncio engine
+calls it through `asyncio.to_thread`. SQLite and PostgreSQL give the same guarantees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import ColumnElement, Engine, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from scheduler.cron.timing import format_slot, slot_of
+from scheduler.ledger.connecting import WRITING, create_ledger_engine
+from scheduler.ledger.migrating import upgrade
+from scheduler.ledger.models import FireRow, SlotRow
+from scheduler.ledger.records import Claim, Fire, FireKind, FireState, SlotOutcome, SlotRecord
+
+UpsertInsert = postgresql.Insert | sqlite.Insert
+
+
+class Ledger:
+    """The service's record of claims, fires and evaluated slots.
+
+    Every time passed in must be timezone-aware (any zone; stored as UTC) and every time handed
+    back is aware UTC. Scheduled and catch-up slots must be 15-minute UTC slots.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        """Use `Ledger.open`: this assumes the database is already migrated."""
+        self._engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Ledger:
+        """Connect to the ledger at `url` and bring its schema up to date.
+
+        `url` is `sqlite:///path/ledger.db` (the file and its directory are created) or
+        `postgresql+psycopg://user@host:5432/database`. Safe when several processes open the
+        same ledger at once. Raises LedgerURLError for a URL the ledger cannot use.
+        """
+        engine = create_ledger_engine(url)
+        try:
+            upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Ledger on {self._engine.dialect.name}>"
+
+    # Claims
+
+    def claim(
+        self,
+        project: str,
+        job: str,
+        slot: datetime,
+        *,
+        kind: FireKind,
+        replica: str,
+        now: datetime,
+        lease: timedelta,
+    ) -> Claim | None:
+        """Claim the fire of `job` at `slot` for `replica`, leased until `now + lease`.
+
+        Scheduled and catch-up fires share one fire per (project, job, slot): the first claimer
+        gets it and everyone else gets None, unless the fire is still unfinished and its lease
+        has run out (its replica died or released it): then exactly one claimer takes it over,
+        with the next attempt number. Finished and skipped fires are never claimed again.
+        A manual fire always gets a fire of its own.
+        """
+        slot = _slot(slot, kind)
+        now = _aware("now", now)
+        lease_until = now + _positive("lease", lease)
+        key = {"project": project, "job": job, "slot": slot}
+        holder = {
+            "kind": kind.value,
+            "replica": replica,
+            "claimed_at": now,
+            "lease_until": lease_until,
+        }
+        with self._transaction(writing=True) as session:
+            if kind is FireKind.MANUAL:
+                taken: tuple[int, int] | None = (self._claim_new(session, key, holder), 1)
+            else:
+                taken = self._claim_unique(session, key, holder, now=now)
+        if taken is None:
+            return None
+        fire_id, attempt = taken
+        return Claim(fire_id, project, job, slot, kind, replica, lease_until, attempt)
+
+    @staticmethod
+    def _claim_new(session: Session, key: dict[str, Any], holder: dict[str, Any]) -> int:
+        return session.execute(
+            insert(FireRow)
+            .values(**key, **holder, state=FireState.CLAIMED.value, attempt=1)
+            .returning(FireRow.id)
+        ).scalar_one()
+
+    def _claim_unique(
+        self, session: Session, key: dict[str, Any], holder: dict[str, Any], *, now: datetime
+    ) -> tuple[int, int] | None:
+        """(fire id, attempt) of the claim taken on the slot's one fire, or None."""
+        first = self._insert(session, FireRow).values(
+            **key, **holder, state=FireState.CLAIMED.value, attempt=1
+        )
+        # The unique index turns a second claimer's insert into nothing (on PostgreSQL it first
+        # waits for a concurrent claimer's transaction to end).
+        fire_id = session.execute(
+            first.on_conflict_do_nothing().returning(FireRow.id)
+        ).scalar_one_or_none()
+        if fire_id is not None:
+            return fire_id, 1
+        # One statement both checks and takes: of several concurrent take-overs, the first to
+        # update the row moves the lease into the future, and the others then find no row that
+        # matches (PostgreSQL re-checks the WHERE clause on the updated row; SQLite writers
+        # run one at a time).
+        taken = session.execute(
+            update(FireRow)
+            .where(
+                *_same_fire(**key),
+                FireRow.state == FireState.CLAIMED.value,
+                FireRow.lease_until <= now,
+            )
+            .values(**holder, attempt=FireRow.attempt + 1)
+            .returning(FireRow.id, FireRow.attempt)
+        ).one_or_none()
+        return (taken.id, taken.attempt) if taken is not None else None
+
+    def renew(self, claim: Claim, *, now: datetime, lease: timedelta) -> bool:
+        """Extend the lease to `now + lease`; False if the claim is no longer ours."""
+        lease_until = _aware("now", now) + _positive("lease", lease)
+        return self._update_own(claim, lease_until=lease_until)
+
+    def finish(
+        self,
+        claim: Claim,
+        *,
+        state: FireState,
+        now: datetime,
+        task_id: str | None = None,
+        revision: str | None = None,
+        error: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record how the claimed fire ended; False (and nothing recorded) if it is not ours.
+
+        A claim is ours while nobody has taken it over and it is not finished, even if its
+        lease has run out. `error` and `details` are stored as given: callers pass text and
+        JSON a person may read, never secrets.
+        """
+        if state is FireState.CLAIMED:
+            raise ValueError("finish needs the state the fire ended in, not 'claimed'")
+        return self._update_own(
+            claim,
+            state=state.value,
+            finished_at=_aware("now", now),
+            lease_until=None,
+            task_id=task_id,
+            revision=revision,
+            error=error,
+            details=details,
+        )
+
+    def release(self, claim: Claim, *, now: datetime) -> bool:
+        """Give up an unfinished claim (on shutdown) so that another replica may take it now.
+
+        False if it was no longer ours.
+        """
+        return self._update_own(claim, lease_until=_aware("now", now))
+
+    def _update_own(self, claim: Claim, **values: Any) -> bool:
+        with self._transaction(writing=True) as session:
+            updated = session.execute(
+                update(FireRow)
+                .where(
+                    FireRow.id == claim.fire_id,
+                    FireRow.state == FireState.CLAIMED.value,
+                    FireRow.replica == claim.replica,
+                    FireRow.attempt == claim.attempt,
+                )
+                .values(values)
+                .returning(FireRow.id)
+            ).scalar_one_or_none()
+        return updated is not None
+
+    def record_skip(
+        self,
+        project: str,
+        job: str,
+        slot: datetime,
+        *,
+        kind: FireKind,
+        reason: str,
+        replica: str,
+        now: datetime,
+    ) -> bool:
+        """Record that `job`'s fire at `slot` was skipped and why.
+
+        Takes the slot's one fire like a claim does: False, and nothing recorded, if the slot
+        already has a fire (claimed, finished or skipped).
+        """
+        if kind is FireKind.MANUAL:
+            raise ValueError("manual fires are never skipped; only scheduled and catch-up ones")
+        now = _aware("now", now)
+        with self._transaction(writing=True) as session:
+            recorded = session.execute(
+                self._insert(session, FireRow)
+                .values(
+                    project=project,
+                    job=job,
+                    slot=_slot(slot, kind),
+                    kind=kind.value,
+                    state=FireState.SKIPPED.value,
+                    attempt=0,
+                    replica=replica,
+                    error=reason,
+                    claimed_at=now,
+                    finished_at=now,
+                )
+                .on_conflict_do_nothing()
+                .returning(FireRow.id)
+            ).scalar_one_or_none()
+        return recorded is not None
+
+    # Slots
+
+    def record_slot(
+        self,
+        project: str,
+        slot: datetime,
+        *,
+        revision: str | None,
+        outcome: SlotOutcome,
+        error: str | None,
+        replica: str,
+        now: datetime,
+    ) -> None:
+        """Record the evaluation of `project` at `slot`, replacing an earlier one of that slot."""
+        values = {
+            "revision": revision,
+            "outcome": outcome.value,
+            "error": error,
+            "replica": replica,
+            "evaluated_at": _aware("now", now),
+        }
+        with self._transaction(writing=True) as session:
+            statement = self._insert(session, SlotRow).values(
+                **values, project=project, slot=_slot(slot, FireKind.SCHEDULED)
+            )
+            session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["project", "slot"],
+                    set_={name: statement.excluded[name] for name in values},
+                )
+            )
+
+    def last_evaluated_slot(self, project: str) -> datetime | None:
+        """The latest slot recorded for `project`, whatever its outcome."""
+        with self._transaction(writing=False) as session:
+            return session.scalar(select(func.max(SlotRow.slot)).where(SlotRow.project == project))
+
+    # History
+
+    def fires(
+        self,
+        *,
+        project: str | None = None,
+        job: str | None = None,
+        state: FireState | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Fire]:
+        """Fires matching every filter given, newest slot first (then newest fire first).
+
+        `since` keeps fires whose slot is at or after it.
+        """
+        query = select(FireRow).order_by(FireRow.slot.desc(), FireRow.id.desc())
+        if project is not None:
+            query = query.where(FireRow.project == project)
+        if job is not None:
+            query = query.where(FireRow.job == job)
+        if state is not None:
+            query = query.where(FireRow.state == state.value)
+        if since is not None:
+            query = query.where(FireRow.slot >= _aware("since", since))
+        if limit is not None:
+            query = query.limit(limit)
+        with self._transaction(writing=False) as session:
+            return [_fire(row) for row in session.scalars(query)]
+
+    def fire(self, project: str, job: str, slot: datetime) -> Fire | None:
+        """The scheduled or catch-up fire (or skip) of `job` at `slot`, if there is one."""
+        query = select(FireRow).where(*_same_fire(project, job, _slot(slot, FireKind.SCHEDULED)))
+        with self._transaction(writing=False) as session:
+            row = session.scalars(query).one_or_none()
+            return _fire(row) if row is not None else None
+
+    def slots(
+        self, *, project: str | None = None, since: datetime | None = None, limit: int | None = None
+    ) -> list[SlotRecord]:
+        """Slot evaluations matching every filter given, newest slot first."""
+        query = select(SlotRow).order_by(SlotRow.slot.desc(), SlotRow.project)
+        if project is not None:
+            query = query.where(SlotRow.project == project)
+        if since is not None:
+            query = query.where(SlotRow.slot >= _aware("since", since))
+        if limit is not None:
+            query = query.limit(limit)
+        with self._transaction(writing=False) as session:
+            return [_slot_record(row) for row in session.scalars(query)]
+
+    # Plumbing
+
+    @contextmanager
+    def _transaction(self, *, writing: bool) -> Iterator[Session]:
+        with Session(self._engine) as session, session.begin():
+            # Set before the transaction begins: on SQLite a writing one takes the write lock.
+            session.connection(execution_options={WRITING: writing})
+            yield session
+
+    @staticmethod
+    def _insert(session: Session, model: type[FireRow | SlotRow]) -> UpsertInsert:
+        """An INSERT with the backend's ON CONFLICT clauses (the same on both)."""
+        if session.get_bind().dialect.name == "postgresql":
+            return postgresql.insert(model)
+        return sqlite.insert(model)
+
+
+def _same_fire(project: str, job: str, slot: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The conditions that find the one scheduled or catch-up fire of a (project, job, slot)."""
+    return (
+        FireRow.project == project,
+        FireRow.job == job,
+        FireRow.slot == slot,
+        FireRow.kind != FireKind.MANUAL.value,
+    )
+
+
+def _aware(name: str, moment: datetime) -> datetime:
+    """`moment` in UTC, so that what the ledger hands back (claims too) is always UTC."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, not {moment!r}")
+    return moment.astimezone(UTC)
+
+
+def _slot(slot: datetime, kind: FireKind) -> datetime:
+    """`slot`, checked: a slot that is off the quarter hour would escape the uniqueness check."""
+    slot = _aware("slot", slot)
+    if kind is not FireKind.MANUAL and slot_of(slot) != slot:
+        raise ValueError(
+            f"{slot.isoformat()} is not a slot; slots are on the quarter hour in UTC, "
+            f"like {format_slot(slot_of(slot))}"
+        )
+    return slot
+
+
+def _positive(name: str, duration: timedelta) -> timedelta:
+    if duration <= timedelta(0):
+        raise ValueError(f"{name} must be a positive duration, not {duration}")
+    return duration
+
+
+def _fire(row: FireRow) -> Fire:
+    return Fire(
+        id=row.id,
+        project=row.project,
+        job=row.job,
+        slot=row.slot,
+        kind=FireKind(row.kind),
+        state=FireState(row.state),
+        attempt=row.attempt,
+        replica=row.replica,
+        revision=row.revision,
+        task_id=row.task_id,
+        error=row.error,
+        details=row.details,
+        claimed_at=row.claimed_at,
+        lease_until=row.lease_until,
+        finished_at=row.finished_at,
+    )
+
+
+def _slot_record(row: SlotRow) -> SlotRecord:
+    return SlotRecord(
+        project=row.project,
+        slot=row.slot,
+        revision=row.revision,
+        outcome=SlotOutcome(row.outcome),
+        error=row.error,
+        replica=row.replica,
+        evaluated_at=row.evaluated_at,
+    )

@@ -1,0 +1,57 @@
+"""Bringing a ledger database to the current schema with Alembic, safely from several processes.
+
+There is no alembic.ini: the configuration is built here and the scripts live in `migrations/`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, text
+
+from scheduler.ledger.connecting import WRITING
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+# PostgreSQL advisory lock held while migrating, so that replicas starting together migrate one
+# after the other ("tcsledgr" as a big-endian 64-bit integer).
+MIGRATION_LOCK = int.from_bytes(b"tcsledgr", "big")
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    # env.py runs the migrations on this connection, inside the caller's transaction.
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no ledger migrations found in {MIGRATIONS}")
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply every migration not yet applied; a no-op on a database that is up to date.
+
+    One transaction holds the migration lock (PostgreSQL: an advisory lock; SQLite: the write
+    lock) from before reading the schema's revision until the new one is committed, so a second
+    process opening the ledger at the same time waits and then finds nothing to do.
+    """
+    with engine.connect() as connection:
+        connection.execution_options(**{WRITING: True})
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                )
+            command.upgrade(alembic_config(connection), "head")

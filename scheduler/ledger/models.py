@@ -1,0 +1,144 @@
+"""The ledger's tables as typed SQLAlchemy models: the one description of the schema's shape.
+
+The migrations under `migrations/` build the same schema; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from scheduler.ledger.records import FireKind, FireState, SlotOutcome
+
+NAMING_CONVENTION = {
+    "pk": "pk_%(table_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+}
+
+
+def allowed_values(column: str, values: type[FireKind | FireState | SlotOutcome]) -> str:
+    """A CHECK expression limiting `column` to an enumeration's values."""
+    listed = ", ".join(f"'{value}'" for value in values)
+    return f"{column} IN ({listed})"
+
+
+# Manual fires may repeat a (project, job, slot); scheduled and catch-up fires may not.
+UNIQUE_CLAIM_PREDICATE = f"kind <> '{FireKind.MANUAL}'"
+# A fire is either open (claimed, leased, unfinished) or finished (no lease, a finish time).
+OPEN_IFF_CLAIMED = (
+    f"(state = '{FireState.CLAIMED}' AND lease_until IS NOT NULL AND finished_at IS NULL)"
+    f" OR (state <> '{FireState.CLAIMED}' AND lease_until IS NULL AND finished_at IS NOT NULL)"
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A point in time, stored as UTC and always read back as an aware UTC datetime.
+
+    Naive datetimes are refused: a time without a zone in the ledger is a bug somewhere else.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"the ledger stores only timezone-aware times, not {value!r}")
+        value = value.astimezone(UTC)
+        # SQLite stores the text without an offset; with every value in UTC, text order is time
+        # order, which comparisons and indexes rely on.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class FireRow(Base):
+    """One fire: scheduled, catch-up or manual; claimed, finished or skipped."""
+
+    __tablename__ = "fires"
+
+    id: Mapped[int] = mapped_column(
+        # INTEGER on SQLite so that the key is the rowid and grows by itself.
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+    )
+    project: Mapped[str] = mapped_column(Text)
+    job: Mapped[str] = mapped_column(Text)
+    slot: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer)
+    replica: Mapped[str] = mapped_column(Text)
+    revision: Mapped[str | None] = mapped_column(Text)
+    task_id: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+    )
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(allowed_values("kind", FireKind), name="kind"),
+        CheckConstraint(allowed_values("state", FireState), name="state"),
+        CheckConstraint("attempt >= 0", name="attempt"),
+        CheckConstraint(OPEN_IFF_CLAIMED, name="open_iff_claimed"),
+        Index(
+            "uq_fires_claim",
+            "project",
+            "job",
+            "slot",
+            unique=True,
+            sqlite_where=text(UNIQUE_CLAIM_PREDICATE),
+            postgresql_where=text(UNIQUE_CLAIM_PREDICATE),
+        ),
+        Index("ix_fires_project_job_slot", "project", "job", "slot"),
+        Index("ix_fires_slot", "slot"),
+        Index("ix_fires_state", "state"),
+    )
+
+
+class SlotRow(Base):
+    """The latest evaluation of one project at one slot."""
+
+    __tablename__ = "slots"
+
+    project: Mapped[str] = mapped_column(Text, primary_key=True)
+    slot: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    revision: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    replica: Mapped[str] = mapped_column(Text)
+    evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(allowed_values("outcome", SlotOutcome), name="outcome"),
+        Index("ix_slots_slot", "slot"),
+    )

@@ -1,0 +1,97 @@
+"""What the ledger hands out and takes in: fire kinds and states, claims, fires and slot records.
+
+Plain immutable values; every time in them is a timezone-aware UTC datetime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class FireKind(StrEnum):
+    SCHEDULED = "scheduled"
+    CATCH_UP = "catch-up"
+    MANUAL = "manual"
+
+
+class FireState(StrEnum):
+    CLAIMED = "claimed"
+    """Claimed by a replica that has not finished it yet."""
+    CREATED = "created"
+    """We created the task or triggered the hook."""
+    ALREADY_FIRED = "already-fired"
+    """createTask answered 409 and queue.task confirmed that someone else created it."""
+    DRY_RUN = "dry-run"
+    """Rendered and recorded, not sent."""
+    FAILED = "failed"
+    """`error` holds a message a person can act on."""
+    SKIPPED = "skipped"
+    """The catch-up policy skipped the slot; `error` holds the reason."""
+
+
+class SlotOutcome(StrEnum):
+    EVALUATED = "evaluated"
+    """The project's jobs due at the slot were worked out (and claimed or skipped)."""
+    FAILED = "failed"
+    """The project could not be evaluated at the slot (say, its .cron.yml could not be read)."""
+    SKIPPED = "skipped"
+    """The slot was missed and the catch-up policy did not evaluate it."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The right to fire one fire, held by `replica` until `lease_until` unless renewed.
+
+    `attempt` counts the claims of the fire; a take-over increments it, so (fire_id, attempt)
+    names one holder and a holder that lost its claim can no longer finish it.
+    """
+
+    fire_id: int
+    project: str
+    job: str
+    slot: datetime
+    kind: FireKind
+    replica: str
+    lease_until: datetime
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Fire:
+    """One row of fire history: a claimed, finished or skipped fire.
+
+    `lease_until` is set only while the fire is claimed, `finished_at` only once it is not.
+    A skipped fire has attempt 0: nobody ever held it.
+    """
+
+    id: int
+    project: str
+    job: str
+    slot: datetime
+    kind: FireKind
+    state: FireState
+    attempt: int
+    replica: str
+    revision: str | None
+    task_id: str | None
+    error: str | None
+    details: dict[str, Any] | None
+    claimed_at: datetime
+    lease_until: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SlotRecord:
+    """The latest evaluation of a project at a slot."""
+
+    project: str
+    slot: datetime
+    revision: str | None
+    outcome: SlotOutcome
+    error: str | None
+    replica: str
+    evaluated_at: datetime

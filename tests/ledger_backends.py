@@ -1,0 +1,158 @@
+"""The ledger's backends for tests: a fresh SQLite file or a fresh PostgreSQL schema per test.
+
+Also what child processes run in the ledger's multi-process tests (they must be importable).
+"""
+
+from __future__ import annotations
+
+import getpass
+import multiprocessing
+import os
+import queue
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from scheduler.ledger import FireKind, Ledger
+
+BACKENDS = ("sqlite", "postgresql")
+POSTGRES_URL = os.environ.get(
+    "TC_SCHEDULER_TEST_POSTGRES",
+    f"postgresql+psycopg://{getpass.getuser()}@127.0.0.1:5432/test",
+)
+# Generous: on a loaded machine spawning a Python process and importing SQLAlchemy takes seconds.
+PROCESS_TIMEOUT_SECONDS = 60.0
+
+
+@contextmanager
+def fresh_ledger_url(backend: str, directory: Path) -> Iterator[str]:
+    """The URL of an empty database on `backend`; nothing is migrated yet."""
+    if backend == "sqlite":
+        # A directory that does not exist yet: opening the ledger must create it.
+        yield f"sqlite:///{directory / 'state' / 'ledger.db'}"
+    elif backend == "postgresql":
+        with postgresql_schema_url() as url:
+            yield url
+    else:
+        raise ValueError(f"unknown ledger backend {backend!r}")
+
+
+@contextmanager
+def postgresql_schema_url() -> Iterator[str]:
+    """A URL whose connections work in a new, empty schema, which is dropped afterwards.
+
+    The schema is chosen by the connection's search_path (libpq's `options`), so the ledger,
+    Alembic's version table included, needs no knowledge of it.
+    """
+    schema = f"ledger_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        except OperationalError as error:
+            pytest.fail(
+                f"PostgreSQL does not answer at {make_url(POSTGRES_URL)!r} "
+                f"(run `make postgres`, or set TC_SCHEDULER_TEST_POSTGRES): {error.orig}"
+            )
+        url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+        try:
+            yield url.render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
+
+
+def run_in_processes(
+    target: Callable[..., None], arguments: Sequence[tuple[Any, ...]]
+) -> list[Any]:
+    """Run `target(*args, start, results)` in one new process per `args`; what they put in results.
+
+    `start` is a barrier for all of them, so that they really do race; a process that fails
+    breaks the barrier for the others, and this raises.
+    """
+    context = multiprocessing.get_context("spawn")  # no inherited connections or locks
+    start = context.Barrier(len(arguments), timeout=PROCESS_TIMEOUT_SECONDS)
+    results = context.Queue()
+    processes = [context.Process(target=target, args=(*args, start, results)) for args in arguments]
+    for process in processes:
+        process.start()
+    try:
+        return _collect(results, processes)
+    except BaseException:
+        start.abort()  # the others stop waiting for the one that failed
+        raise
+    finally:
+        for process in processes:
+            process.join(timeout=PROCESS_TIMEOUT_SECONDS)
+            if process.is_alive():
+                process.kill()
+
+
+def _collect(results: Any, processes: list[Any]) -> list[Any]:
+    collected: list[Any] = []
+    deadline = time.monotonic() + PROCESS_TIMEOUT_SECONDS
+    while len(collected) < len(processes):
+        try:
+            collected.append(results.get(timeout=0.05))
+        except queue.Empty:
+            failed = [process.exitcode for process in processes if process.exitcode]
+            assert not failed, f"a racing process failed (exit codes {failed}); see its stderr"
+            assert time.monotonic() < deadline, "the racing processes did not finish in time"
+    return collected
+
+
+def open_at_once(url: str, start: Barrier, results: Any) -> None:
+    """Open (and so migrate) the ledger at the same moment as the other processes."""
+    start.wait()
+    with Ledger.open(url) as ledger:
+        results.put(ledger.fires(limit=1))
+
+
+def race_for_claims(
+    url: str,
+    replica: str,
+    keys: list[tuple[str, datetime]],
+    first_now: datetime,
+    later_now: datetime,
+    lease: timedelta,
+    start: Barrier,
+    results: Any,
+) -> None:
+    """Claim every (job, slot) in `keys` at `first_now`, then take them over at `later_now`.
+
+    Puts (replica, keys claimed, keys taken over).
+    """
+    with Ledger.open(url) as ledger:
+
+        def claimed_at(now: datetime) -> list[tuple[str, datetime]]:
+            start.wait()
+            return [
+                (job, slot)
+                for job, slot in keys
+                if ledger.claim(
+                    "race",
+                    job,
+                    slot,
+                    kind=FireKind.SCHEDULED,
+                    replica=replica,
+                    now=now,
+                    lease=lease,
+                )
+            ]
+
+        first = claimed_at(first_now)
+        later = claimed_at(later_now)
+    results.put((replica, first, later))
