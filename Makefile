@@ -5,8 +5,10 @@ BIN    := $(VENV)/bin
 
 .PHONY: run test lint typecheck unit postgres bench clean
 
+# The service on embedded defaults: this repository as its own project, SQLite under
+# .tc-scheduler/, dry-run unless TASKCLUSTER_* credentials are set. Stop it with Ctrl-C.
 run: $(VENV)/.installed-run
-	$(BIN)/tc-scheduler plan --cron .cron.yml --project tc-scheduler
+	$(BIN)/tc-scheduler run
 
 test: lint typecheck unit
 
@@ -24,8 +26,9 @@ unit: $(VENV)/.installed-test postgres
 postgres:
 	@scripts/ensure-postgres
 
-bench: $(VENV)/.installed-run
+bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/plan_year.py
+	$(BIN)/python benchmarks/tick_fanout.py
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \

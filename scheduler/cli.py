@@ -37,6 +37,7 @@ from scheduler.render import (
     RepositoryType,
     render_decision_task,
 )
+from scheduler.service_cli import COMMANDS
 from scheduler.yamldoc import MAX_BYTES
 
 CRON_FILE_NAME = ".cron.yml"
@@ -71,7 +72,7 @@ def _json_object(
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tc-scheduler")
 def main() -> None:
-    """Run Taskcluster projects' .cron.yml jobs: check them, plan them, render them."""
+    """Run Taskcluster projects' .cron.yml jobs: check, plan and render them; run the service."""
 
 
 @main.command()
@@ -326,3 +327,7 @@ def _fail(message: str) -> NoReturn:
 
 def _plural(count: int, word: str) -> str:
     return word if count == 1 else word + "s"
+
+
+for _command in COMMANDS:
+    main.add_command(_command)

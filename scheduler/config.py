@@ -55,6 +55,7 @@ _PROJECT = {
             "x-expected": "a project name of letters, digits, '.', '_' and '-'",
         },
         "repository": {"type": "string", "minLength": 1, "x-expected": "a git URL"},
+        "fetch-from": {"type": "string", "minLength": 1, "x-expected": "a git URL"},
         "branch": {"type": "string", "minLength": 1, "x-expected": "a branch name"},
         "level": {"enum": [1, 2, 3], "x-expected": "1, 2 or 3"},
         "trust-domain": {
@@ -130,6 +131,12 @@ class Project:
     repository_type: Literal["git", "hg"] = "git"
     catch_up: CatchUp = CatchUp()
     job_catch_up: Mapping[str, CatchUp] = field(default_factory=dict)
+    # Where git reads from, when not `repository` itself (a mirror); tasks name `repository`.
+    fetch_from: str | None = None
+
+    @property
+    def git_url(self) -> str:
+        return self.fetch_from or self.repository
 
     def catch_up_for(self, job: str) -> CatchUp:
         return self.job_catch_up.get(job, self.catch_up)
@@ -184,6 +191,7 @@ class Config:
                 {
                     "name": p.name,
                     "repository": mask_url(p.repository),
+                    "fetch-from": mask_url(p.git_url),
                     "branch": p.branch,
                     "level": p.level,
                     "trust-domain": p.trust_domain,
@@ -406,6 +414,7 @@ class _Resolver:
             branch=entry.get("branch", "main"),
             level=entry.get("level", 1),
             repository_type=entry.get("repository-type", "git"),
+            fetch_from=entry.get("fetch-from"),
             catch_up=catch_up,
             job_catch_up={
                 job: self._catch_up(overrides, catch_up)

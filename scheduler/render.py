@@ -5,6 +5,7 @@ Pure: the template comes in as text, a task definition and its id go out.
 
 from __future__ import annotations
 
+import functools
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -162,17 +163,23 @@ def render_decision_task(
     return render_task(template, context, default_task_id=task_id)
 
 
-def render_task(
-    template: str | bytes, context: dict[str, Any], *, default_task_id: str
-) -> RenderedTask:
-    """Render a `.taskcluster.yml` (version 1) and return its one task."""
+@functools.lru_cache(maxsize=256)
+def _parsed_template(template: str | bytes) -> Any:
+    """The template's data; parsed once per text, as every job of a revision renders it."""
     try:
-        document = parse(template).data
+        return parse(template).data
     except YamlError as error:
         position = error.position
         raise RenderError(
             f".taskcluster.yml:{position.line}:{position.column}: {error.message}"
         ) from None
+
+
+def render_task(
+    template: str | bytes, context: dict[str, Any], *, default_task_id: str
+) -> RenderedTask:
+    """Render a `.taskcluster.yml` (version 1) and return its one task."""
+    document = _parsed_template(template)
     try:
         rendered = jsone.render(document, context)
     except RecursionError:

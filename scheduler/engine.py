@@ -1,0 +1,463 @@
+"""Firing due jobs: plan -> claim -> fire -> record for a slot, with catch-up after a gap.
+
+Every project is evaluated concurrently and every fire runs under one concurrency limit. One
+job's failure is recorded with its reason and never stops another job or project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from taskcluster.exceptions import TaskclusterRestFailure
+
+from scheduler.actions import ActionError, decision_index_path, render_trigger
+from scheduler.config import CatchUp, Config, Project
+from scheduler.cron import (
+    CronFile,
+    DecisionTask,
+    Job,
+    PlannedFire,
+    due_jobs,
+    fires_between,
+    load_cron,
+)
+from scheduler.cron.timing import SLOT_LENGTH, format_slot, slot_of
+from scheduler.ids import manual_task_id
+from scheduler.ledger import Claim, FireKind, FireState, Ledger, SlotOutcome
+from scheduler.render import Push, RenderError, Repository, render_decision_task, render_time
+from scheduler.source import GitSource, Snapshot, SourceError
+from scheduler.taskcluster import Clients, explain
+
+CRON_FILE = ".cron.yml"
+TASKCLUSTER_YML = ".taskcluster.yml"
+
+log = structlog.get_logger("tc_scheduler.engine")
+
+
+class FireError(Exception):
+    """A fire failed; the message says what happened and what to do about it."""
+
+
+@dataclass(frozen=True)
+class FireResult:
+    project: str
+    job: str
+    slot: datetime
+    kind: FireKind
+    state: FireState | None  # None: another replica holds the claim
+    task_id: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SlotResult:
+    project: str
+    slot: datetime
+    revision: str | None
+    fires: tuple[FireResult, ...] = ()
+    skipped: tuple[FireResult, ...] = ()
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(f.state is not FireState.FAILED for f in self.fires)
+
+
+@dataclass(frozen=True)
+class CatchUpPlan:
+    fires: tuple[PlannedFire, ...]
+    skips: tuple[tuple[PlannedFire, str], ...]
+
+
+def plan_catch_up(
+    missed: tuple[PlannedFire, ...], policy_of: Callable[[str], CatchUp], now: datetime
+) -> CatchUpPlan:
+    """Which missed fires to make up for, per job's policy, and why the others are skipped."""
+    by_job: dict[str, list[PlannedFire]] = {}
+    for fire in missed:
+        by_job.setdefault(fire.job_name, []).append(fire)
+    fires: list[PlannedFire] = []
+    skips: list[tuple[PlannedFire, str]] = []
+    for job_name, job_fires in by_job.items():
+        policy = policy_of(job_name)
+        newest_first = sorted(job_fires, key=lambda f: f.slot, reverse=True)
+        if policy.policy == "none":
+            skips.extend((f, "catch-up policy is none") for f in newest_first)
+        elif policy.policy == "latest":
+            latest, *older = newest_first
+            if now - latest.slot <= policy.max_lateness:
+                fires.append(latest)
+            else:
+                skips.append((latest, f"missed by more than max-lateness {policy.max_lateness}"))
+            skips.extend(
+                (f, f"catch-up policy latest fires only the newest missed slot, {_at(latest)}")
+                for f in older
+            )
+        else:
+            fires.extend(newest_first[: policy.max_slots])
+            skips.extend(
+                (f, f"catch-up policy all is capped at max-slots {policy.max_slots}")
+                for f in newest_first[policy.max_slots :]
+            )
+    return CatchUpPlan(tuple(sorted(fires)), tuple(sorted(skips, key=lambda s: s[0])))
+
+
+def _at(fire: PlannedFire) -> str:
+    return format_slot(fire.slot)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Engine:
+    """Evaluates slots for the configured projects. `clients` is None only without network."""
+
+    config: Config
+    ledger: Ledger
+    source: GitSource
+    clients: Clients
+    clock: Callable[[], datetime] = _utc_now
+    _limit: asyncio.Semaphore = field(init=False)
+    _in_flight: set[Claim] = field(init=False, default_factory=set)
+    # Each project's .cron.yml, loaded once per revision (parsing is the costly part).
+    _crons: dict[str, tuple[str, CronFile]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._limit = asyncio.Semaphore(self.config.concurrency)
+
+    # -- scheduled fires ------------------------------------------------------------------
+
+    async def tick(self, moment: datetime) -> list[SlotResult]:
+        """Evaluate the slot `moment` falls in for every project, after catching up on gaps."""
+        slot = slot_of(moment)
+        results = await asyncio.gather(
+            *(self._evaluate(project, slot) for project in self.config.projects)
+        )
+        return list(results)
+
+    async def _evaluate(self, project: Project, slot: datetime) -> SlotResult:
+        bound = log.bind(project=project.name, slot=format_slot(slot))
+        try:
+            snapshot = await self.source.snapshot(project.git_url, project.branch)
+        except SourceError as error:
+            bound.error("project slot failed", error=str(error))
+            await self._record_slot(project, slot, None, SlotOutcome.FAILED, str(error))
+            return SlotResult(project.name, slot, None, error=str(error))
+        cron = self._cron(project, snapshot)
+        last = await asyncio.to_thread(self.ledger.last_evaluated_slot, project.name)
+        catch_up = CatchUpPlan((), ())
+        if last is not None and slot - last > SLOT_LENGTH:
+            missed = fires_between(cron, project.name, last + SLOT_LENGTH, slot).fires
+            catch_up = plan_catch_up(missed, project.catch_up_for, self.clock())
+        plan = due_jobs(cron, project.name, slot)
+        skipped = await asyncio.gather(
+            *(self._skip(project, fire, reason) for fire, reason in catch_up.skips)
+        )
+        fired = await asyncio.gather(
+            *(
+                self._fire(project, snapshot, fire.job, fire.slot, FireKind.CATCH_UP)
+                for fire in catch_up.fires
+            ),
+            *(
+                self._fire(project, snapshot, fire.job, slot, FireKind.SCHEDULED)
+                for fire in plan.fires
+            ),
+        )
+        problems = [str(d) for d in (*cron.errors, *plan.problems)]
+        left_out = "\n".join(problems) or None
+        if left_out:
+            bound.warning("jobs left out", problems=problems)
+        await self._record_slot(project, slot, snapshot.revision, SlotOutcome.EVALUATED, left_out)
+        return SlotResult(
+            project.name, slot, snapshot.revision, tuple(fired), tuple(skipped), left_out
+        )
+
+    def _cron(self, project: Project, snapshot: Snapshot) -> CronFile:
+        cached = self._crons.get(project.name)
+        if cached is not None and cached[0] == snapshot.revision:
+            return cached[1]
+        text = snapshot.files.get(CRON_FILE)
+        if text is None:  # no .cron.yml: no jobs, as in build-decision
+            cron = CronFile(CRON_FILE, (), ())
+        else:
+            cron = load_cron(text, f"{project.name}:{CRON_FILE}@{snapshot.revision[:12]}")
+        self._crons[project.name] = (snapshot.revision, cron)
+        return cron
+
+    async def _record_slot(
+        self,
+        project: Project,
+        slot: datetime,
+        revision: str | None,
+        outcome: SlotOutcome,
+        error: str | None,
+    ) -> None:
+        await asyncio.to_thread(
+            self.ledger.record_slot,
+            project.name,
+            slot,
+            revision=revision,
+            outcome=outcome,
+            error=error,
+            replica=self.config.replica,
+            now=self.clock(),
+        )
+
+    async def _skip(self, project: Project, fire: PlannedFire, reason: str) -> FireResult:
+        await asyncio.to_thread(
+            self.ledger.record_skip,
+            project.name,
+            fire.job_name,
+            fire.slot,
+            kind=FireKind.CATCH_UP,
+            reason=reason,
+            replica=self.config.replica,
+            now=self.clock(),
+        )
+        log.info(
+            "skipped missed slot",
+            project=project.name,
+            job=fire.job_name,
+            slot=format_slot(fire.slot),
+            reason=reason,
+        )
+        return FireResult(
+            project.name,
+            fire.job_name,
+            fire.slot,
+            FireKind.CATCH_UP,
+            FireState.SKIPPED,
+            None,
+            reason,
+        )
+
+    # -- manual fires ---------------------------------------------------------------------
+
+    async def fire_now(
+        self, project_name: str, job_name: str, cron_input: Mapping[str, Any] | None = None
+    ) -> FireResult:
+        """Run a job now, whatever its `when` and `run-on-projects` say (build-decision's
+        `--force-run`). The fire gets its own task id and is recorded as manual."""
+        project = self.config.project(project_name)
+        if project is None:
+            known = ", ".join(p.name for p in self.config.projects)
+            raise FireError(f"no project {project_name!r} is configured; configured: {known}")
+        try:
+            snapshot = await self.source.snapshot(project.git_url, project.branch)
+        except SourceError as error:
+            raise FireError(str(error)) from None
+        cron = self._cron(project, snapshot)
+        job = cron.job(job_name)
+        if job is None:
+            problems = [str(d) for d in cron.errors if d.job == job_name]
+            detail = "; ".join(problems) or (
+                "known jobs: " + ", ".join(j.name for j in cron.jobs) if cron.jobs else "no jobs"
+            )
+            raise FireError(
+                f"{project.name}'s {CRON_FILE} has no usable job {job_name!r} ({detail})"
+            )
+        now = self.clock()
+        return await self._fire(
+            project, snapshot, job, slot_of(now), FireKind.MANUAL, cron_input=cron_input, at=now
+        )
+
+    # -- one fire -------------------------------------------------------------------------
+
+    async def _fire(
+        self,
+        project: Project,
+        snapshot: Snapshot,
+        job: Job,
+        slot: datetime,
+        kind: FireKind,
+        *,
+        cron_input: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> FireResult:
+        bound = log.bind(project=project.name, job=job.name, slot=format_slot(slot), kind=kind)
+        claim = await asyncio.to_thread(
+            self.ledger.claim,
+            project.name,
+            job.name,
+            slot,
+            kind=kind,
+            replica=self.config.replica,
+            now=self.clock(),
+            lease=self.config.claim_lease,
+        )
+        if claim is None:
+            bound.info("claimed by another replica")
+            return FireResult(project.name, job.name, slot, kind, None)
+        self._in_flight.add(claim)
+        try:
+            async with self._limit:
+                state, task_id, details, error = await self._dispatch(
+                    project, snapshot, job, slot, kind, cron_input, at
+                )
+        except asyncio.CancelledError:
+            await asyncio.shield(asyncio.to_thread(self.ledger.release, claim, now=self.clock()))
+            raise
+        finally:
+            self._in_flight.discard(claim)
+        await asyncio.to_thread(
+            self.ledger.finish,
+            claim,
+            state=state,
+            now=self.clock(),
+            task_id=task_id,
+            revision=snapshot.revision,
+            error=error,
+            details=details,
+        )
+        if error:
+            bound.error("fire failed", task_id=task_id, error=error)
+        else:
+            bound.info("fired", task_id=task_id, state=state)
+        return FireResult(project.name, job.name, slot, kind, state, task_id, error)
+
+    async def _dispatch(
+        self,
+        project: Project,
+        snapshot: Snapshot,
+        job: Job,
+        slot: datetime,
+        kind: FireKind,
+        cron_input: Mapping[str, Any] | None,
+        at: datetime | None,
+    ) -> tuple[FireState, str | None, dict[str, Any] | None, str | None]:
+        try:
+            if isinstance(job.kind, DecisionTask):
+                return await self._decision_task(project, snapshot, job, slot, kind, cron_input, at)
+            return await self._trigger_action(project, snapshot, job, cron_input)
+        except FireError as error:
+            return FireState.FAILED, None, None, str(error)
+
+    async def _decision_task(
+        self,
+        project: Project,
+        snapshot: Snapshot,
+        job: Job,
+        slot: datetime,
+        kind: FireKind,
+        cron_input: Mapping[str, Any] | None,
+        at: datetime | None,
+    ) -> tuple[FireState, str | None, dict[str, Any] | None, str | None]:
+        template = snapshot.files.get(TASKCLUSTER_YML)
+        if template is None:
+            raise FireError(
+                f"{project.name} has no {TASKCLUSTER_YML} at {snapshot.revision}; a decision-task "
+                "job needs one"
+            )
+        fired_at = at or self.clock()
+        try:
+            rendered = render_decision_task(
+                template,
+                root_url=self.config.root_url,
+                repository=Repository(
+                    url=project.repository,
+                    project=project.name,
+                    level=str(project.level),
+                    type=project.repository_type,
+                ),
+                push=Push(revision=snapshot.revision, branch=project.branch),
+                job=job,
+                slot=slot,
+                now=fired_at if kind is FireKind.MANUAL else render_time(slot, fired_at),
+                cron_input=dict(cron_input or {}),
+                task_id=manual_task_id() if kind is FireKind.MANUAL else None,
+            )
+        except RenderError as error:
+            raise FireError(f"{TASKCLUSTER_YML} at {snapshot.revision[:12]}: {error}") from None
+        details = {"task": rendered.definition}
+        if self.config.dry_run:
+            log.info(
+                "dry run: task not created", task_id=rendered.task_id, task=rendered.definition
+            )
+            return FireState.DRY_RUN, rendered.task_id, details, None
+        try:
+            await self.clients.queue.createTask(rendered.task_id, rendered.definition)
+        except TaskclusterRestFailure as error:
+            if error.status_code != 409:
+                raise FireError(explain(error, "queue.createTask").message) from None
+            return await self._confirm_existing(rendered.task_id, details)
+        except Exception as error:
+            raise FireError(explain(error, "queue.createTask").message) from None
+        return FireState.CREATED, rendered.task_id, details, None
+
+    async def _confirm_existing(
+        self, task_id: str, details: dict[str, Any]
+    ) -> tuple[FireState, str | None, dict[str, Any] | None, str | None]:
+        """A 409 means the id is taken: by this fire before (a retry, a replica) or another."""
+        try:
+            await self.clients.queue.task(task_id)
+        except Exception as error:
+            raise FireError(
+                f"queue.createTask said task {task_id} exists, but "
+                f"{explain(error, 'queue.task').message}"
+            ) from None
+        return FireState.ALREADY_FIRED, task_id, details, None
+
+    async def _trigger_action(
+        self,
+        project: Project,
+        snapshot: Snapshot,
+        job: Job,
+        cron_input: Mapping[str, Any] | None,
+    ) -> tuple[FireState, str | None, dict[str, Any] | None, str | None]:
+        assert not isinstance(job.kind, DecisionTask)
+        path = decision_index_path(project.trust_domain, project.name, snapshot.revision)
+        try:
+            found = await self.clients.index.findTask(path)
+        except TaskclusterRestFailure as error:
+            if error.status_code == 404:
+                raise FireError(
+                    f"no decision task is indexed at {path}; the push decision task of "
+                    f"{snapshot.revision[:12]} has not completed (or failed), so its actions "
+                    "are unknown"
+                ) from None
+            raise FireError(explain(error, "index.findTask").message) from None
+        except Exception as error:
+            raise FireError(explain(error, "index.findTask").message) from None
+        decision_task_id = found["taskId"]
+        try:
+            actions_json = await self.clients.download_json(decision_task_id, "public/actions.json")
+        except Exception as error:
+            message = explain(error, f"fetching public/actions.json of {decision_task_id}").message
+            raise FireError(message) from None
+        try:
+            trigger = render_trigger(
+                actions_json, job.kind, decision_task_id=decision_task_id, cron_input=cron_input
+            )
+        except ActionError as error:
+            raise FireError(str(error)) from None
+        details = {
+            "hookGroupId": trigger.hook_group_id,
+            "hookId": trigger.hook_id,
+            "payload": trigger.payload,
+            "decisionTaskId": decision_task_id,
+        }
+        if self.config.dry_run:
+            log.info("dry run: hook not triggered", **details)
+            return FireState.DRY_RUN, None, details, None
+        try:
+            response = await self.clients.hooks.triggerHook(
+                trigger.hook_group_id, trigger.hook_id, trigger.payload
+            )
+        except Exception as error:
+            what = f"hooks.triggerHook({trigger.hook_group_id}/{trigger.hook_id})"
+            raise FireError(explain(error, what).message) from None
+        return FireState.CREATED, response.get("taskId"), details, None
+
+    # -- shutdown -------------------------------------------------------------------------
+
+    async def release_all(self) -> None:
+        """Give up every unfinished claim, so another replica can take the fire at once."""
+        for claim in list(self._in_flight):
+            await asyncio.to_thread(self.ledger.release, claim, now=self.clock())

@@ -1,0 +1,275 @@
+"""The service's commands: `run`, `tick`, `fire`, `history` and `config check`.
+
+They share one way to find the configuration: --config, $TC_SCHEDULER_CONFIG, or the
+embedded default that schedules the git repository around the current directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import yaml
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from scheduler import logs, service
+from scheduler.config import Config, ConfigError, embedded_default, load_config, read_config
+from scheduler.cron import format_slot, parse_instant
+from scheduler.engine import FireError, FireResult, SlotResult
+from scheduler.ledger import Fire, FireState, Ledger
+
+_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="TC_SCHEDULER_CONFIG",
+    help="Service configuration (default: $TC_SCHEDULER_CONFIG, else this repository on "
+    "embedded defaults).",
+)
+
+
+def load(config_path: Path | None) -> Config:
+    """The configuration, or exit 1 with its problems (or 2 when there is none to find)."""
+    try:
+        if config_path is not None:
+            return read_config(config_path)
+        root = _repository_root(Path.cwd())
+        if root is None:
+            _fail("no --config given and the current directory is not in a git repository", 2)
+        return load_config(embedded_default(root), "<embedded default>", os.environ, base_dir=root)
+    except ConfigError as error:
+        for diagnostic in error.diagnostics:
+            click.echo(str(diagnostic), err=True)
+        sys.exit(1)
+
+
+def _repository_root(start: Path) -> Path | None:
+    for directory in (start, *start.parents):
+        if (directory / ".git").exists():
+            return directory
+    return None
+
+
+def _fail(message: str, status: int = 1) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(status)
+
+
+@click.group("config")
+def config_group() -> None:
+    """Inspect the service configuration."""
+
+
+@config_group.command("check")
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the resolved configuration as JSON.")
+def config_check(config_path: Path | None, as_json: bool) -> None:
+    """Validate the configuration and print it resolved, with secrets masked."""
+    config = load(config_path)
+    masked = config.masked()
+    if as_json:
+        click.echo(json.dumps(masked, indent=2))
+    else:
+        click.echo(yaml.safe_dump(masked, sort_keys=False), nl=False)
+    click.echo(f"{config.source}: OK ({len(config.projects)} projects)", err=True)
+
+
+@click.command()
+@_config_option
+def run(config_path: Path | None) -> None:
+    """Run the service: tick every 15 minutes (UTC), catching up after gaps, until SIGTERM."""
+    config = load(config_path)
+    logs.configure()
+    asyncio.run(service.run(config))
+
+
+@click.command()
+@_config_option
+@click.option("--at", "moment", required=True, metavar="ISO8601", help="A time in the slot.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def tick(config_path: Path | None, moment: str, as_json: bool) -> None:
+    """Evaluate one slot now, exactly as the ticker would, then exit (1 if anything failed)."""
+    at = _instant(moment, "--at")
+    config = load(config_path)
+    logs.configure()
+
+    async def evaluate() -> list[SlotResult]:
+        async with service.open_engine(config) as engine:
+            return await service.tick_once(engine, at)
+
+    results = asyncio.run(evaluate())
+    fires = [fire for result in results for fire in (*result.fires, *result.skipped)]
+    if as_json:
+        click.echo(json.dumps([_slot_json(result) for result in results], indent=2))
+    else:
+        for result in results:
+            if result.error:
+                click.echo(f"{result.project} {format_slot(result.slot)}: {result.error}", err=True)
+        _print_fires(fires, f"Slot {format_slot(results[0].slot) if results else at}")
+    sys.exit(0 if all(result.ok for result in results) else 1)
+
+
+@click.command()
+@_config_option
+@click.argument("project")
+@click.argument("job")
+@click.option("--input", "cron_input", metavar="JSON", help="The cron input, a JSON object.")
+@click.option("--dry-run", is_flag=True, help="Render and record, but create nothing.")
+def fire(
+    config_path: Path | None, project: str, job: str, cron_input: str | None, dry_run: bool
+) -> None:
+    """Run a job now, whatever its schedule says (recorded as a manual fire)."""
+    parsed_input = _json_object(cron_input) if cron_input is not None else None
+    config = load(config_path)
+    if dry_run:
+        config = dataclasses.replace(config, dry_run=True)
+    logs.configure()
+
+    async def fire_now() -> FireResult:
+        async with service.open_engine(config) as engine:
+            return await engine.fire_now(project, job, parsed_input)
+
+    try:
+        result = asyncio.run(fire_now())
+    except FireError as error:
+        _fail(str(error))
+    _print_fires([result], f"Manual fire of {project}/{job}")
+    if result.state is FireState.FAILED:
+        sys.exit(1)
+
+
+@click.command()
+@_config_option
+@click.option("--project")
+@click.option("--job")
+@click.option("--since", metavar="ISO8601", help="Only fires of slots at or after this time.")
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def history(
+    config_path: Path | None,
+    project: str | None,
+    job: str | None,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """What the service fired, newest first."""
+    since_at = _instant(since, "--since") if since else None
+    config = load(config_path)
+    ledger = Ledger.open(config.ledger_url)
+    try:
+        fires = ledger.fires(project=project, job=job, since=since_at, limit=limit)
+    finally:
+        ledger.close()
+    if as_json:
+        click.echo(json.dumps([_fire_json(f) for f in fires], indent=2))
+        return
+    table = _table(
+        "Fires, newest first", "slot", "project", "job", "kind", "state", "task", "error"
+    )
+    for record in fires:
+        table.add_row(
+            format_slot(record.slot),
+            record.project,
+            record.job,
+            str(record.kind),
+            str(record.state),
+            record.task_id or "",
+            (record.error or "").splitlines()[0] if record.error else "",
+        )
+    _console().print(table)
+
+
+def _instant(text: str, option: str) -> datetime:
+    try:
+        return parse_instant(text)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint=option) from None
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(text)
+    except ValueError as error:
+        raise click.BadParameter(f"not valid JSON ({error})", param_hint="--input") from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--input")
+    return parsed
+
+
+def _fire_result_json(result: FireResult) -> dict[str, Any]:
+    return {
+        "project": result.project,
+        "job": result.job,
+        "slot": format_slot(result.slot),
+        "kind": str(result.kind),
+        "state": str(result.state) if result.state else "claimed-elsewhere",
+        "taskId": result.task_id,
+        "error": result.error,
+    }
+
+
+def _slot_json(result: SlotResult) -> dict[str, Any]:
+    return {
+        "project": result.project,
+        "slot": format_slot(result.slot),
+        "revision": result.revision,
+        "error": result.error,
+        "fires": [_fire_result_json(f) for f in result.fires],
+        "skipped": [_fire_result_json(f) for f in result.skipped],
+    }
+
+
+def _fire_json(record: Fire) -> dict[str, Any]:
+    return {
+        "project": record.project,
+        "job": record.job,
+        "slot": format_slot(record.slot),
+        "kind": str(record.kind),
+        "state": str(record.state),
+        "taskId": record.task_id,
+        "revision": record.revision,
+        "error": record.error,
+        "replica": record.replica,
+        "claimedAt": record.claimed_at.isoformat() if record.claimed_at else None,
+        "finishedAt": record.finished_at.isoformat() if record.finished_at else None,
+    }
+
+
+def _print_fires(fires: list[FireResult], heading: str) -> None:
+    table = _table(heading, "project", "job", "slot", "kind", "state", "task", "error")
+    for result in fires:
+        row = _fire_result_json(result)
+        table.add_row(
+            row["project"],
+            row["job"],
+            row["slot"],
+            row["kind"],
+            row["state"],
+            row["taskId"] or "",
+            row["error"] or "",
+        )
+    _console().print(table)
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title, box=box.SIMPLE, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _console() -> Console:
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+COMMANDS = (config_group, run, tick, fire, history)

@@ -1,0 +1,431 @@
+"""The engine against the Taskcluster emulator and real git repositories: plan -> claim -> fire."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import slugid
+import taskcluster
+
+from scheduler.config import CatchUp, Config, Credentials, Project
+from scheduler.cron import DecisionTask, fires_between, load_cron
+from scheduler.engine import Engine, SlotResult, plan_catch_up
+from scheduler.ids import decision_task_id
+from scheduler.ledger import FireKind, FireState, Ledger
+from scheduler.service import open_engine
+from tests.conftest import CORPUS, REPOSITORY_ROOT, task_definition
+from tests.emulator import Emulator
+from tests.repos import Repository
+
+T = TypeVar("T")
+DAY = datetime(2026, 12, 1, tzinfo=UTC)  # a Tuesday
+OWN_CRON = (REPOSITORY_ROOT / ".cron.yml").read_text()
+OWN_TEMPLATE = (REPOSITORY_ROOT / ".taskcluster.yml").read_text()
+ACTIONS_JSON = json.loads(
+    (CORPUS / "taskcluster-schemas/examples/fxci-config-build-decision-actions.json").read_text()
+)
+
+HOURLY = """\
+jobs:
+  - name: hourly
+    job: {type: decision-task, treeherder-symbol: H, target-tasks-method: hourly}
+    when: [{minute: 0}]
+"""
+
+
+def make_config(emulator: Emulator, tmp_path: Path, *projects: Project, **changes: Any) -> Config:
+    config = Config(
+        root_url=emulator.root_url,
+        credentials=Credentials(
+            **{
+                "client_id": emulator.root_credentials["clientId"],
+                "access_token": emulator.root_credentials["accessToken"],
+            }
+        ),
+        ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}",
+        state_dir=tmp_path / "state",
+        concurrency=8,
+        dry_run=False,
+        replica="replica-1",
+        claim_lease=timedelta(minutes=10),
+        projects=projects,
+        source="test",
+    )
+    return replace(config, **changes)
+
+
+def project(name: str, repository: Repository, **changes: Any) -> Project:
+    """A project whose tasks name a GitHub URL, fetched from the local repository."""
+    configured = Project(
+        name=name,
+        repository=f"https://github.com/example/{name}",
+        fetch_from=repository.url,
+        trust_domain="tcs",
+    )
+    return replace(configured, **changes)
+
+
+def run(config: Config, emulator: Emulator, work: Callable[[Engine], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with open_engine(config, clock=emulator.clock.now) as engine:
+            return await work(engine)
+
+    return asyncio.run(main())
+
+
+def tick(config: Config, emulator: Emulator, slot: datetime) -> list[SlotResult]:
+    emulator.clock.set(slot, frozen=True)
+    return run(config, emulator, lambda engine: engine.tick(slot))
+
+
+def created_task_ids(emulator: Emulator) -> list[str]:
+    return sorted(task.task_id for task in emulator.tasks())
+
+
+def fires(config: Config) -> list[Any]:
+    ledger = Ledger.open(config.ledger_url)
+    try:
+        return ledger.fires()
+    finally:
+        ledger.close()
+
+
+# -- a simulated day ---------------------------------------------------------------------------
+
+# Corpus projects whose template renders for cron on any root URL, by repository name.
+CORPUS_PROJECTS = {
+    "fenix": "mozilla-mobile__fenix__at-c0f9f3b3",
+    "application-services": "mozilla__application-services",
+    "translations": "mozilla__translations",
+    "mozilla-vpn-client": "mozilla-mobile__mozilla-vpn-client",
+    "reference-browser": "mozilla-mobile__reference-browser",
+    "fx-desktop-qa-automation": "mozilla__fx-desktop-qa-automation",
+}
+
+
+def corpus_repository(tmp_path: Path, name: str, stem: str) -> Repository:
+    template_stem = stem.split("__at-", maxsplit=1)[0]
+    return Repository(
+        tmp_path / "repos" / name,
+        {
+            ".cron.yml": (CORPUS / "cron" / f"{stem}.cron.yml").read_text(),
+            ".taskcluster.yml": (
+                CORPUS / "taskcluster-yml" / f"{template_stem}.taskcluster.yml"
+            ).read_text(),
+        },
+    )
+
+
+def test_a_day_of_slots_creates_exactly_the_planned_tasks(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    projects = [
+        project(name, corpus_repository(tmp_path, name, stem), level=3)
+        for name, stem in CORPUS_PROJECTS.items()
+    ]
+    config = make_config(emulator, tmp_path, *projects)
+    expected = set()
+    for name, stem in CORPUS_PROJECTS.items():
+        cron = load_cron((CORPUS / "cron" / f"{stem}.cron.yml").read_text())
+        for fire in fires_between(cron, name, DAY, DAY + timedelta(days=1)).fires:
+            if isinstance(fire.job.kind, DecisionTask):
+                expected.add(decision_task_id(emulator.root_url, name, fire.job_name, fire.slot))
+    assert len(expected) >= 10, "the day should exercise several projects and jobs"
+
+    async def day(engine: Engine) -> list[SlotResult]:
+        results: list[SlotResult] = []
+        slot = DAY
+        while slot < DAY + timedelta(days=1):
+            emulator.clock.set(slot, frozen=True)
+            results.extend(await engine.tick(slot))
+            slot += timedelta(minutes=15)
+        return results
+
+    results = run(config, emulator, day)
+    assert set(created_task_ids(emulator)) == expected
+    assert all(result.error is None for result in results)
+    created = [f for f in fires(config) if f.state is FireState.CREATED]
+    assert len(created) == len(expected)
+    for task in emulator.tasks():
+        # Fired on time, so created (and JSON-e's now) is the slot itself.
+        assert task.definition["created"][14:] in {
+            "00:00.000Z",
+            "15:00.000Z",
+            "30:00.000Z",
+            "45:00.000Z",
+        }
+
+
+# -- exactly once ------------------------------------------------------------------------------
+
+
+def own_project(tmp_path: Path, cron: str = OWN_CRON, name: str = "tc-scheduler") -> Project:
+    repository = Repository(
+        tmp_path / "repos" / name, {".cron.yml": cron, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    return project(name, repository)
+
+
+def test_ticking_a_slot_twice_fires_once(emulator: Emulator, tmp_path: Path) -> None:
+    config = make_config(emulator, tmp_path, own_project(tmp_path))
+    slot = DAY.replace(hour=2)
+    [first] = tick(config, emulator, slot)
+    assert [(f.job, f.state) for f in first.fires] == [("nightly", FireState.CREATED)]
+    [again] = tick(config, emulator, slot)
+    assert [(f.job, f.state) for f in again.fires] == [("nightly", None)]
+    assert created_task_ids(emulator) == [
+        decision_task_id(emulator.root_url, "tc-scheduler", "nightly", slot)
+    ]
+
+
+def test_a_lost_ledger_still_fires_once(emulator: Emulator, tmp_path: Path) -> None:
+    """The task id alone keeps Taskcluster from running a slot twice."""
+    config = make_config(emulator, tmp_path, own_project(tmp_path))
+    slot = DAY.replace(hour=2)
+    tick(config, emulator, slot)
+    fresh = replace(config, ledger_url=f"sqlite:///{tmp_path / 'other.db'}", replica="replica-2")
+    # On time, the same definition renders again: the queue accepts it as the same task.
+    [again] = tick(fresh, emulator, slot)
+    assert [(f.job, f.state) for f in again.fires] == [("nightly", FireState.CREATED)]
+    # Late, the definition differs (created is the firing time): 409, confirmed as fired.
+    later = replace(fresh, ledger_url=f"sqlite:///{tmp_path / 'third.db'}", replica="replica-3")
+    emulator.clock.set(slot + timedelta(minutes=12), frozen=True)
+    [late] = run(later, emulator, lambda engine: engine.tick(slot))
+    assert [(f.job, f.state) for f in late.fires] == [("nightly", FireState.ALREADY_FIRED)]
+    assert len(created_task_ids(emulator)) == 1
+
+
+EVERY_SLOT = """\
+jobs:
+  - name: often
+    job: {type: decision-task, treeherder-symbol: O, target-tasks-method: often}
+    when: [{minute: 0}, {minute: 15}, {minute: 30}, {minute: 45}]
+"""
+
+
+def test_queue_faults_still_create_every_task_once(emulator: Emulator, tmp_path: Path) -> None:
+    config = make_config(emulator, tmp_path, own_project(tmp_path, EVERY_SLOT))
+    emulator.faults.add(
+        "queue.*",
+        error_rate=0.2,
+        errors=["500", "502", "503", "reset", "500-after", "reset-after"],
+    )
+
+    slots = [DAY + timedelta(minutes=15 * n) for n in range(48)]
+
+    async def twelve_hours(engine: Engine) -> None:
+        for slot in slots:
+            emulator.clock.set(slot, frozen=True)
+            await engine.tick(slot)
+
+    run(config, emulator, twelve_hours)
+    assert len(emulator.faults.injected) >= 5, "the test must inject faults to mean anything"
+    expected = sorted(
+        decision_task_id(emulator.root_url, "tc-scheduler", "often", slot) for slot in slots
+    )
+    assert created_task_ids(emulator) == expected
+    states = {f.state for f in fires(config)}
+    assert states <= {FireState.CREATED, FireState.ALREADY_FIRED}
+
+
+# -- isolation ---------------------------------------------------------------------------------
+
+
+def test_failures_are_recorded_and_do_not_stop_other_work(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    good = own_project(tmp_path, HOURLY, name="good")
+    no_tasks = project(
+        "no-tasks",
+        Repository(
+            tmp_path / "repos" / "no-tasks",
+            {".cron.yml": HOURLY, ".taskcluster.yml": "version: 1\ntasks: []\n"},
+        ),
+    )
+    action_cron = HOURLY + (
+        "  - name: rebuild\n"
+        "    job: {type: trigger-action, action-name: rebuild-cached-tasks}\n"
+        "    when: [{minute: 0}]\n"
+    )
+    no_action = own_project(tmp_path, action_cron, name="no-action")
+    unreachable = Project(name="gone", repository="file:///nonexistent/repo", trust_domain="tcs")
+    config = make_config(emulator, tmp_path, good, no_tasks, no_action, unreachable)
+    results = {r.project: r for r in tick(config, emulator, DAY)}
+
+    assert [(f.job, f.state) for f in results["good"].fires] == [("hourly", FireState.CREATED)]
+    [failed] = results["no-tasks"].fires
+    assert failed.state is FireState.FAILED
+    assert "rendered 0 tasks" in (failed.error or "")
+    by_job = {f.job: f for f in results["no-action"].fires}
+    assert by_job["hourly"].state is FireState.CREATED
+    assert by_job["rebuild"].state is FireState.FAILED
+    assert "no decision task is indexed" in (by_job["rebuild"].error or "")
+    assert results["gone"].error is not None
+    assert results["gone"].fires == ()
+    recorded = {(f.project, f.job): f.state for f in fires(config)}
+    assert recorded[("no-tasks", "hourly")] is FireState.FAILED
+    assert recorded[("no-action", "rebuild")] is FireState.FAILED
+
+
+def test_a_project_without_cron_file_has_no_jobs(emulator: Emulator, tmp_path: Path) -> None:
+    bare = project("bare", Repository(tmp_path / "repos" / "bare", {"README": "nothing\n"}))
+    config = make_config(emulator, tmp_path, bare)
+    [result] = tick(config, emulator, DAY)
+    assert result.error is None
+    assert result.fires == ()
+
+
+# -- trigger-action ------------------------------------------------------------------------------
+
+
+def test_trigger_action_fires_the_hook_with_the_rendered_payload(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    cron = """\
+jobs:
+  - name: add-jobs
+    job:
+      type: trigger-action
+      action-name: add-new-jobs
+      include-cron-input: true
+      extra-input: {tasks: [build-linux64], times: 2}
+    when: [{hour: 3, minute: 0}]
+"""
+    repository = Repository(tmp_path / "repos" / "fenix", {".cron.yml": cron})
+    config = make_config(emulator, tmp_path, project("fenix", repository, trust_domain="mobile"))
+    emulator.clock.set(DAY.replace(hour=2, minute=50), frozen=True)
+    decision = slugid.nice()
+    queue = taskcluster.Queue(emulator.options())
+    route = f"index.mobile.v2.fenix.revision.{repository.head}.taskgraph.decision"
+    queue.createTask(decision, task_definition(emulator.clock.now(), routes=[route]))
+    emulator.add_artifact(decision, "public/actions.json", ACTIONS_JSON)
+    emulator.resolve_task(decision, "completed")
+    hooks = taskcluster.Hooks(emulator.options())
+    hook_task = task_definition(emulator.clock.now())
+    hook_task["created"] = {"$fromNow": "0 seconds"}
+    hook_task["deadline"] = {"$fromNow": "1 hour"}
+    hook_task["payload"] = {"user": {"$eval": "payload.user"}}
+    hooks.createHook(
+        "project-mobile",
+        "in-tree-action-3-generic/93267a5f84",
+        {
+            "metadata": {"name": "action", "description": "d", "owner": "o@example.com"},
+            "task": hook_task,
+            "triggerSchema": {"type": "object"},
+        },
+    )
+    emulator.set_role(
+        "hook-id:project-mobile/in-tree-action-3-generic/*",
+        ["queue:create-task:*", "queue:scheduler-id:*"],
+    )
+
+    [result] = tick(config, emulator, DAY.replace(hour=3))
+
+    [fired] = result.fires
+    assert fired.state is FireState.CREATED, fired.error
+    task = queue.task(fired.task_id)
+    assert task["payload"]["user"] == {
+        "input": {"tasks": ["build-linux64"], "times": 2},
+        "taskGroupId": decision,
+        "taskId": None,
+    }
+    [last] = hooks.listLastFires("project-mobile", "in-tree-action-3-generic/93267a5f84")[
+        "lastFires"
+    ]
+    assert last["taskId"] == fired.task_id
+
+
+# -- catch-up ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("policy", "fired_hours", "skipped_hours"),
+    [
+        ("latest", [3], [1, 2]),
+        ("all", [1, 2, 3], []),
+        ("none", [], [1, 2, 3]),
+    ],
+)
+def test_catch_up_after_an_outage(
+    emulator: Emulator,
+    tmp_path: Path,
+    policy: str,
+    fired_hours: list[int],
+    skipped_hours: list[int],
+) -> None:
+    own = own_project(tmp_path, HOURLY)
+    own = replace(own, catch_up=CatchUp(policy=policy))  # type: ignore[arg-type]
+    config = make_config(emulator, tmp_path, own)
+    tick(config, emulator, DAY)  # the service ran at midnight, then stopped until 04:07
+    emulator.clock.set(DAY.replace(hour=4, minute=7), frozen=True)
+    [result] = run(config, emulator, lambda engine: engine.tick(emulator.clock.now()))
+
+    assert sorted(f.slot.hour for f in result.fires if f.kind is FireKind.CATCH_UP) == fired_hours
+    assert [f.slot.hour for f in result.fires if f.kind is FireKind.SCHEDULED] == [4]
+    assert sorted(f.slot.hour for f in result.skipped) == skipped_hours
+    recorded = {f.slot.hour: f for f in fires(config)}
+    for hour in skipped_hours:
+        assert recorded[hour].state is FireState.SKIPPED
+        assert recorded[hour].error
+    expected = [decision_task_id(emulator.root_url, "tc-scheduler", "hourly", DAY)]
+    expected += [
+        decision_task_id(emulator.root_url, "tc-scheduler", "hourly", DAY.replace(hour=hour))
+        for hour in [*fired_hours, 4]
+    ]
+    assert created_task_ids(emulator) == sorted(expected)
+
+
+def test_latest_catch_up_respects_max_lateness() -> None:
+    cron = load_cron(HOURLY)
+    missed = fires_between(cron, "p", DAY, DAY.replace(hour=3)).fires
+    now = DAY.replace(hour=9)
+    plan = plan_catch_up(missed, lambda job: CatchUp("latest", timedelta(hours=6)), now)
+    assert plan.fires == ()
+    assert [reason for _, reason in plan.skips][-1].startswith("missed by more than")
+    capped = plan_catch_up(missed, lambda job: CatchUp("all", timedelta(hours=6), 2), now)
+    assert [f.slot.hour for f in capped.fires] == [1, 2]
+    assert [f.slot.hour for f, _ in capped.skips] == [0]
+
+
+# -- dry run and manual fires --------------------------------------------------------------------
+
+
+def test_dry_run_records_the_rendered_task_and_creates_nothing(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    config = make_config(emulator, tmp_path, own_project(tmp_path), dry_run=True)
+    slot = DAY.replace(hour=2)
+    [result] = tick(config, emulator, slot)
+    [fired] = result.fires
+    assert fired.state is FireState.DRY_RUN
+    assert emulator.tasks() == []
+    [record] = fires(config)
+    assert record.details["task"]["metadata"]["name"]
+    assert record.task_id == decision_task_id(emulator.root_url, "tc-scheduler", "nightly", slot)
+
+
+def test_manual_fires_get_their_own_ids(emulator: Emulator, tmp_path: Path) -> None:
+    config = make_config(emulator, tmp_path, own_project(tmp_path))
+    emulator.clock.set(DAY.replace(hour=13, minute=7), frozen=True)
+
+    async def twice(engine: Engine) -> list[Any]:
+        first = await engine.fire_now("tc-scheduler", "nightly")
+        second = await engine.fire_now("tc-scheduler", "nightly", {"reason": "retry"})
+        return [first, second]
+
+    first, second = run(config, emulator, twice)
+    assert first.state is second.state is FireState.CREATED
+    assert first.task_id != second.task_id
+    assert first.kind is FireKind.MANUAL
+    scheduled_id = decision_task_id(
+        emulator.root_url, "tc-scheduler", "nightly", DAY.replace(hour=13)
+    )
+    assert scheduled_id not in {first.task_id, second.task_id}
+    assert created_task_ids(emulator) == sorted([first.task_id, second.task_id])

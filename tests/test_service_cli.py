@@ -1,0 +1,214 @@
+"""The service's commands end to end: config check, tick, fire, history, and concurrent ticks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from scheduler.cli import main
+from scheduler.cron import format_slot, slot_of
+from scheduler.ids import decision_task_id
+from tests.conftest import REPOSITORY_ROOT
+from tests.emulator import Emulator
+from tests.ledger_backends import BACKENDS, fresh_ledger_url
+from tests.repos import Repository
+
+# The commands run on real time, as the service does; so does the emulator here.
+SLOT = slot_of(datetime.now(UTC))
+AT = format_slot(SLOT)
+OWN_TEMPLATE = (REPOSITORY_ROOT / ".taskcluster.yml").read_text()
+EVERY_SLOT = "[{minute: 0}, {minute: 15}, {minute: 30}, {minute: 45}]"
+CRON = f"""\
+jobs:
+  - name: nightly
+    job: {{type: decision-task, treeherder-symbol: N, target-tasks-method: nightly}}
+    when: {EVERY_SLOT}
+  - name: hourly
+    job: {{type: decision-task, treeherder-symbol: H, target-tasks-method: hourly}}
+    when: {EVERY_SLOT}
+"""
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Repository:
+    return Repository(tmp_path / "repo", {".cron.yml": CRON, ".taskcluster.yml": OWN_TEMPLATE})
+
+
+def write_config(tmp_path: Path, repository: Repository, ledger: str | None = None) -> Path:
+    path = tmp_path / "service.yml"
+    path.write_text(
+        "projects:\n"
+        "  - name: demo\n"
+        "    repository: https://github.com/example/demo\n"
+        f"    fetch-from: {repository.url}\n"
+        "    trust-domain: tcs\n" + (f"ledger: {ledger}\n" if ledger else "")
+    )
+    return path
+
+
+@pytest.fixture
+def environment(emulator: Emulator) -> dict[str, str]:
+    return {
+        "TASKCLUSTER_ROOT_URL": emulator.root_url,
+        "TASKCLUSTER_CLIENT_ID": emulator.root_credentials["clientId"],
+        "TASKCLUSTER_ACCESS_TOKEN": emulator.root_credentials["accessToken"],
+    }
+
+
+def invoke(*arguments: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, list(arguments), env=env, catch_exceptions=False)
+
+
+def test_config_check_prints_the_resolved_configuration_without_secrets(
+    tmp_path: Path, repository: Repository
+) -> None:
+    config = write_config(tmp_path, repository)
+    env = {
+        "TASKCLUSTER_ROOT_URL": "https://tc.example.com",
+        "TASKCLUSTER_CLIENT_ID": "project/demo",
+        "TASKCLUSTER_ACCESS_TOKEN": "very-secret-token",
+    }
+    result = invoke("config", "check", "--config", str(config), "--json", env=env)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown["taskcluster"] == {
+        "root-url": "https://tc.example.com",
+        "client-id": "project/demo",
+        "access-token": "<set>",
+    }
+    assert shown["dry-run"] is False
+    assert "very-secret-token" not in result.output
+
+
+def test_config_check_reports_every_problem_with_its_place(tmp_path: Path) -> None:
+    config = tmp_path / "service.yml"
+    config.write_text("projects:\n  - name: x\n    repository: y\n    level: 7\n")
+    result = invoke("config", "check", "--config", str(config), env={"TASKCLUSTER_ROOT_URL": ""})
+    assert result.exit_code == 1
+    assert f"{config}:2:5: error: projects[0] is missing `trust-domain`" in result.stderr
+    assert f"{config}:4:12: error: level must be 1, 2 or 3 (got 7)" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_tick_creates_the_due_tasks_once(
+    emulator: Emulator, environment: dict[str, str], tmp_path: Path, repository: Repository
+) -> None:
+    config = write_config(tmp_path, repository)
+    first = invoke("tick", "--at", AT, "--config", str(config), "--json", env=environment)
+    assert first.exit_code == 0, first.output
+    [slot] = json.loads(first.stdout)
+    assert sorted((f["job"], f["state"]) for f in slot["fires"]) == [
+        ("hourly", "created"),
+        ("nightly", "created"),
+    ]
+    again = invoke("tick", "--at", AT, "--config", str(config), "--json", env=environment)
+    assert again.exit_code == 0
+    assert {f["state"] for f in json.loads(again.stdout)[0]["fires"]} == {"claimed-elsewhere"}
+    assert sorted(t.task_id for t in emulator.tasks()) == sorted(
+        decision_task_id(emulator.root_url, "demo", job, SLOT) for job in ("nightly", "hourly")
+    )
+
+
+def test_tick_exits_1_when_a_project_fails(
+    environment: dict[str, str], tmp_path: Path, repository: Repository
+) -> None:
+    config = write_config(tmp_path, repository)
+    config.write_text(config.read_text().replace(repository.url, "file:///nonexistent/repo"))
+    result = invoke("tick", "--at", AT, "--config", str(config), env=environment)
+    assert result.exit_code == 1
+    assert "nonexistent" in result.stderr
+
+
+def test_fire_runs_a_job_now_and_history_shows_it(
+    emulator: Emulator, environment: dict[str, str], tmp_path: Path, repository: Repository
+) -> None:
+    config = write_config(tmp_path, repository)
+    dry = invoke("fire", "demo", "nightly", "--dry-run", "--config", str(config), env=environment)
+    assert dry.exit_code == 0, dry.output
+    assert emulator.tasks() == []
+    fired = invoke(
+        "fire",
+        "demo",
+        "nightly",
+        "--input",
+        '{"why": "test"}',
+        "--config",
+        str(config),
+        env=environment,
+    )
+    assert fired.exit_code == 0, fired.output
+    [task] = emulator.tasks()
+    history = invoke(
+        "history", "--project", "demo", "--json", "--config", str(config), env=environment
+    )
+    records = json.loads(history.stdout)
+    assert [(r["kind"], r["state"]) for r in records] == [
+        ("manual", "created"),
+        ("manual", "dry-run"),
+    ]
+    assert records[0]["taskId"] == task.task_id
+    missing = invoke("fire", "demo", "nope", "--config", str(config), env=environment)
+    assert missing.exit_code == 1
+    assert "no usable job 'nope'" in missing.stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_concurrent_ticks_from_two_processes_create_each_task_once(
+    emulator: Emulator,
+    environment: dict[str, str],
+    tmp_path: Path,
+    repository: Repository,
+    backend: str,
+) -> None:
+    with fresh_ledger_url(backend, tmp_path) as ledger:
+        config = write_config(tmp_path, repository, ledger)
+        command = [
+            sys.executable,
+            "-m",
+            "scheduler",
+            "tick",
+            "--at",
+            AT,
+            "--config",
+            str(config),
+            "--json",
+        ]
+        env = {**os.environ, **environment}
+        processes = [
+            subprocess.Popen(
+                command,
+                env=env,
+                cwd=REPOSITORY_ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [process.communicate(timeout=120) for process in processes]
+        assert [p.returncode for p in processes] == [0, 0], outputs
+        states = sorted(f["state"] for out, _ in outputs for f in json.loads(out)[0]["fires"])
+        # Each job: one process created it, the other found it claimed (or, having lost the
+        # ledger race after the create, confirmed it in the queue).
+        assert states.count("created") == 2
+        assert len(emulator.tasks()) == 2
+
+
+def test_history_since_filters_by_slot(
+    environment: dict[str, str], tmp_path: Path, repository: Repository
+) -> None:
+    config = write_config(tmp_path, repository)
+    earlier = format_slot(SLOT - timedelta(minutes=15))
+    invoke("tick", "--at", earlier, "--config", str(config), env=environment)
+    invoke("tick", "--at", AT, "--config", str(config), env=environment)
+    everything = invoke("history", "--json", "--config", str(config), env=environment)
+    assert {r["slot"] for r in json.loads(everything.stdout)} == {earlier, AT}
+    result = invoke("history", "--since", AT, "--json", "--config", str(config), env=environment)
+    assert {r["slot"] for r in json.loads(result.stdout)} == {AT}
