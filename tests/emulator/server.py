@@ -457,17 +457,45 @@ _InputValidator = jsonschema.validators.extend(
 @functools.cache
 def _validator(schema_path: str) -> Any:
     """Checks replies against their schema."""
-    registry = corpus.schema_registry()
-    schema = registry.contents(corpus.SCHEMA_BASE + schema_path)
-    return _Validator(schema, registry=registry)
+    return _Validator(_inlined(schema_path))
 
 
 @functools.cache
 def _input_validator(schema_path: str) -> Any:
     """Checks a request body, filling in the defaults its schema declares."""
+    return _InputValidator(_inlined(schema_path))
+
+
+@functools.cache
+def _inlined(schema_path: str) -> dict[str, Any]:
+    """The schema with every `$ref` replaced by what it points to.
+
+    Resolving references on every call was most of the cost of a createTask; the served
+    schemas do not refer to themselves, so inlining them once is exact.
+    """
     registry = corpus.schema_registry()
-    schema = registry.contents(corpus.SCHEMA_BASE + schema_path)
-    return _InputValidator(schema, registry=registry)
+    resolver = registry.resolver()
+    base = corpus.SCHEMA_BASE + schema_path
+
+    def inline(node: Any, base: str, trail: frozenset[str]) -> Any:
+        if isinstance(node, list):
+            return [inline(item, base, trail) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if isinstance(node.get("$ref"), str):
+            target = urllib.parse.urljoin(base, node["$ref"])
+            if target in trail:
+                raise ValueError(f"{schema_path} refers to itself through {target}")
+            contents = resolver.lookup(target).contents
+            return inline(contents, target.split("#")[0], trail | {target})
+        return {
+            key: inline(value, base, trail)
+            for key, value in node.items()
+            if key not in ("$id", "$schema")
+        }
+
+    inlined: dict[str, Any] = inline(registry.contents(base), base, frozenset())
+    return inlined
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
