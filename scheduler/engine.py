@@ -157,13 +157,14 @@ class Engine:
             missed = fires_between(cron, project.name, last + SLOT_LENGTH, slot).fires
             catch_up = plan_catch_up(missed, project.catch_up_for, self.clock())
         plan = due_jobs(cron, project.name, slot)
+        orphans = await self._orphans(project, cron, slot)
         skipped = await asyncio.gather(
             *(self._skip(project, fire, reason) for fire, reason in catch_up.skips)
         )
         fired = await asyncio.gather(
             *(
                 self._fire(project, snapshot, fire.job, fire.slot, FireKind.CATCH_UP)
-                for fire in catch_up.fires
+                for fire in sorted({*catch_up.fires, *orphans})
             ),
             *(
                 self._fire(project, snapshot, fire.job, slot, FireKind.SCHEDULED)
@@ -178,6 +179,26 @@ class Engine:
         return SlotResult(
             project.name, slot, snapshot.revision, tuple(fired), tuple(skipped), left_out
         )
+
+    async def _orphans(self, project: Project, cron: CronFile, slot: datetime) -> list[PlannedFire]:
+        """Earlier fires whose replica died holding the claim: taken over, as catch-up fires.
+
+        Their task may or may not exist; the deterministic task id makes finishing them safe.
+        Those older than the job's max-lateness are left for a person (history shows them).
+        """
+        claimed = await asyncio.to_thread(
+            self.ledger.fires, project=project.name, state=FireState.CLAIMED
+        )
+        now = self.clock()
+        orphans = []
+        for fire in claimed:
+            job = cron.job(fire.job)
+            if fire.kind is FireKind.MANUAL or fire.slot >= slot or job is None:
+                continue
+            lease_over = fire.lease_until is None or fire.lease_until <= now
+            if lease_over and now - fire.slot <= project.catch_up_for(job.name).max_lateness:
+                orphans.append(PlannedFire(fire.slot, job.name, job))
+        return orphans
 
     def _cron(self, project: Project, snapshot: Snapshot) -> CronFile:
         cached = self._crons.get(project.name)

@@ -429,3 +429,35 @@ def test_manual_fires_get_their_own_ids(emulator: Emulator, tmp_path: Path) -> N
     )
     assert scheduled_id not in {first.task_id, second.task_id}
     assert created_task_ids(emulator) == sorted([first.task_id, second.task_id])
+
+
+def test_a_claim_left_by_a_dead_replica_is_taken_over(emulator: Emulator, tmp_path: Path) -> None:
+    config = make_config(emulator, tmp_path, own_project(tmp_path, HOURLY))
+    slot = DAY.replace(hour=5)
+    tick(config, emulator, slot - timedelta(hours=1))
+    ledger = Ledger.open(config.ledger_url)
+    try:
+        # Another replica claimed 05:00 and died before finishing it.
+        dead = ledger.claim(
+            "tc-scheduler",
+            "hourly",
+            slot,
+            kind=FireKind.SCHEDULED,
+            replica="dead-replica",
+            now=slot,
+            lease=timedelta(minutes=10),
+        )
+        assert dead is not None
+    finally:
+        ledger.close()
+    later = slot + timedelta(minutes=15)
+    emulator.clock.set(later + timedelta(minutes=2), frozen=True)
+    [result] = run(config, emulator, lambda engine: engine.tick(later))
+
+    taken_over = [f for f in result.fires if f.slot == slot]
+    assert [(f.state, f.kind) for f in taken_over] == [(FireState.CREATED, FireKind.CATCH_UP)]
+    record = next(f for f in fires(config) if f.slot == slot)
+    assert (record.state, record.attempt, record.replica) == (FireState.CREATED, 2, "replica-1")
+    assert decision_task_id(emulator.root_url, "tc-scheduler", "hourly", slot) in created_task_ids(
+        emulator
+    )
