@@ -8,12 +8,17 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from scheduler.cron import format_slot
-from scheduler.ledger import Ledger
+import pytest
+
+from scheduler.cron import format_slot, slot_of
+from scheduler.ids import decision_task_id
+from scheduler.ledger import FireState, Ledger, SlotOutcome
 from tests.conftest import REPOSITORY_ROOT
 from tests.emulator import Emulator
+from tests.ledger_backends import postgresql_schema_url
 from tests.repos import Repository
 
 EVERY_SLOT = """\
@@ -24,9 +29,51 @@ jobs:
 """
 
 
-def test_run_ticks_at_start_logs_json_and_stops_on_sigterm(
-    emulator: Emulator, tmp_path: Path
-) -> None:
+class Service:
+    """A `tc-scheduler run` process whose JSON log lines are collected as they come."""
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            command, cwd=REPOSITORY_ROOT, env=env, stderr=subprocess.PIPE, text=True
+        )
+        self.lines: list[dict[str, object]] = []
+        self.evaluated = threading.Event()
+        self.ticked = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(json.loads(line))
+            event = self.lines[-1].get("event")
+            if event == "tick":
+                self.ticked.set()
+            if event == "slot evaluated":
+                self.evaluated.set()
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit status (the process is killed if it does not stop)."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=60)
+        finally:
+            self.process.kill()
+            self._reader.join(timeout=10)
+
+
+@pytest.fixture
+def env(emulator: Emulator) -> dict[str, str]:
+    return {
+        **os.environ,
+        "TASKCLUSTER_ROOT_URL": emulator.root_url,
+        "TASKCLUSTER_CLIENT_ID": emulator.root_credentials["clientId"],
+        "TASKCLUSTER_ACCESS_TOKEN": emulator.root_credentials["accessToken"],
+    }
+
+
+def write_config(tmp_path: Path, *extra_lines: str) -> Path:
+    """A project `demo` whose job fires every slot, in a new repository, and its config."""
     repository = Repository(
         tmp_path / "repo",
         {
@@ -36,44 +83,28 @@ def test_run_ticks_at_start_logs_json_and_stops_on_sigterm(
     )
     config = tmp_path / "service.yml"
     config.write_text(
-        "projects:\n"
+        "".join(f"{line}\n" for line in extra_lines) + "projects:\n"
         "  - name: demo\n"
         "    repository: https://github.com/example/demo\n"
         f"    fetch-from: {repository.url}\n"
         "    trust-domain: tcs\n"
     )
-    env = {
-        **os.environ,
-        "TASKCLUSTER_ROOT_URL": emulator.root_url,
-        "TASKCLUSTER_CLIENT_ID": emulator.root_credentials["clientId"],
-        "TASKCLUSTER_ACCESS_TOKEN": emulator.root_credentials["accessToken"],
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "scheduler", "run", "--config", str(config)],
-        cwd=REPOSITORY_ROOT,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[dict[str, object]] = []
-    evaluated = threading.Event()
+    return config
 
-    def read_logs() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            lines.append(json.loads(line))
-            if lines[-1].get("event") == "slot evaluated":
-                evaluated.set()
 
-    reader = threading.Thread(target=read_logs, daemon=True)
-    reader.start()
+def run_service(config: Path, env: dict[str, str]) -> Service:
+    return Service([sys.executable, "-m", "scheduler", "run", "--config", str(config)], env)
+
+
+def test_run_ticks_at_start_logs_json_and_stops_on_sigterm(
+    emulator: Emulator, env: dict[str, str], tmp_path: Path
+) -> None:
+    service = run_service(write_config(tmp_path), env)
     try:
-        assert evaluated.wait(timeout=60), lines
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
+        assert service.evaluated.wait(timeout=60), service.lines
     finally:
-        process.kill()
-    reader.join(timeout=10)
+        assert service.stop() == 0
+    lines = service.lines
 
     events = [line["event"] for line in lines]
     assert events[0] == "starting"
@@ -89,3 +120,66 @@ def test_run_ticks_at_start_logs_json_and_stops_on_sigterm(
         ledger.close()
     assert last is not None
     assert format_slot(last) == fired["slot"]
+
+
+def test_sigterm_lets_in_flight_fires_finish(
+    emulator: Emulator, env: dict[str, str], tmp_path: Path
+) -> None:
+    emulator.faults.add("queue.createTask", latency_ms=1500)
+    service = run_service(write_config(tmp_path), env)
+    try:
+        assert service.ticked.wait(timeout=60), service.lines
+    finally:
+        assert service.stop() == 0
+    events = [line["event"] for line in service.lines]
+    assert events.index("stopping") < events.index("fired")
+    ledger = Ledger.open(f"sqlite:///{tmp_path / '.tc-scheduler' / 'ledger.db'}")
+    try:
+        [fire] = ledger.fires(project="demo")
+    finally:
+        ledger.close()
+    assert fire.state is FireState.CREATED
+    assert [task.task_id for task in emulator.tasks()] == [fire.task_id]
+
+
+def test_two_services_sharing_postgresql_fire_every_slot_once(
+    emulator: Emulator, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Two `run` processes start together on one PostgreSQL ledger after a three-slot outage.
+
+    Both catch up (policy all) and tick the current slot at once, racing for every fire.
+    """
+    now_slot = slot_of(datetime.now(UTC))
+    slots = [now_slot - timedelta(minutes=15 * n) for n in range(3, -1, -1)]
+    with postgresql_schema_url() as ledger_url:
+        ledger = Ledger.open(ledger_url)
+        try:  # the last slot evaluated before the outage
+            ledger.record_slot(
+                "demo",
+                slots[0] - timedelta(minutes=15),
+                revision=None,
+                outcome=SlotOutcome.EVALUATED,
+                error=None,
+                replica="before-outage",
+                now=slots[0] - timedelta(minutes=15),
+            )
+        finally:
+            ledger.close()
+        config = write_config(tmp_path, f"ledger: {ledger_url}", "catch-up: {policy: all}")
+        services = [run_service(config, env) for _ in range(2)]
+        try:
+            for service in services:
+                assert service.evaluated.wait(timeout=60), service.lines
+        finally:
+            for service in services:
+                service.stop()
+        ledger = Ledger.open(ledger_url)
+        try:
+            rows = ledger.fires(project="demo")
+        finally:
+            ledger.close()
+
+    expected = {decision_task_id(emulator.root_url, "demo", "often", slot) for slot in slots}
+    assert {task.task_id for task in emulator.tasks()} == expected
+    assert sorted(row.slot for row in rows) == slots
+    assert {row.state for row in rows} <= {FireState.CREATED, FireState.ALREADY_FIRED}
