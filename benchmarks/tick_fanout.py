@@ -56,7 +56,7 @@ def start_emulator(latency_ms: float) -> tuple[subprocess.Popen[str], dict[str, 
     return process, json.loads(process.stdout.readline())
 
 
-async def one_tick(config: Config, slot: datetime) -> tuple[float, int]:
+async def one_tick(config: Config, slot: datetime) -> tuple[float, float, int]:
     async with open_engine(config) as engine:
         # Warm the git cache and connections with an earlier slot, so the measured tick is a
         # steady-state one: an ls-remote per project, then the fires.
@@ -64,16 +64,17 @@ async def one_tick(config: Config, slot: datetime) -> tuple[float, int]:
         engine.config = warm
         await engine.tick(slot - timedelta(minutes=15))
         engine.config = config
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         results = await engine.tick(slot)
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
     created = sum(
         1
         for r in results
         for f in r.fires
         if f.state in (FireState.CREATED, FireState.ALREADY_FIRED)
     )
-    return elapsed, created
+    return elapsed, cpu, created
 
 
 def main() -> None:
@@ -115,11 +116,14 @@ def main() -> None:
                     projects=tuple(replace(p, name=f"{p.name}-c{concurrency}") for p in projects),
                     source="benchmark",
                 )
-                elapsed, created = asyncio.run(one_tick(config, slot))
+                elapsed, cpu, created = asyncio.run(one_tick(config, slot))
                 calls = arguments.projects * JOBS
                 assert created == calls, f"expected {calls} tasks, got {created}"
                 timings[concurrency] = elapsed
-                print(f"concurrency {concurrency:3d}: {calls} createTask calls in {elapsed:6.2f} s")
+                print(
+                    f"concurrency {concurrency:3d}: {calls} createTask calls in {elapsed:6.2f} s "
+                    f"({cpu:.2f} s of CPU in this process)"
+                )
     finally:
         process.terminate()
         process.wait()

@@ -7,7 +7,7 @@ job's failure is recorded with its reason and never stops another job or project
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +28,7 @@ from scheduler.cron import (
 )
 from scheduler.cron.timing import SLOT_LENGTH, format_slot, slot_of
 from scheduler.ids import manual_task_id
-from scheduler.ledger import Claim, FireKind, FireState, Ledger, SlotOutcome
+from scheduler.ledger import Claim, FireKind, FireState, Ledger, Outcome, SlotOutcome
 from scheduler.render import Push, RenderError, Repository, render_decision_task, render_time
 from scheduler.source import GitSource, Snapshot, SourceError
 from scheduler.taskcluster import Clients, explain
@@ -126,6 +126,7 @@ class Engine:
     clock: Callable[[], datetime] = _utc_now
     _limit: asyncio.Semaphore = field(init=False)
     _in_flight: set[Claim] = field(init=False, default_factory=set)
+    _unrecorded: dict[Claim, Outcome] = field(init=False, default_factory=dict)
     # Each project's .cron.yml, loaded once per revision (parsing is the costly part).
     _crons: dict[str, tuple[str, CronFile]] = field(init=False, default_factory=dict)
 
@@ -161,16 +162,23 @@ class Engine:
         skipped = await asyncio.gather(
             *(self._skip(project, fire, reason) for fire, reason in catch_up.skips)
         )
+        wanted = [(fire, FireKind.CATCH_UP) for fire in sorted({*catch_up.fires, *orphans})]
+        wanted += [(fire, FireKind.SCHEDULED) for fire in plan.fires]
+        claims = await asyncio.to_thread(
+            self.ledger.claim_many,
+            project.name,
+            [(fire.job_name, fire.slot, kind) for fire, kind in wanted],
+            replica=self.config.replica,
+            now=self.clock(),
+            lease=self.config.claim_lease,
+        )
         fired = await asyncio.gather(
             *(
-                self._fire(project, snapshot, fire.job, fire.slot, FireKind.CATCH_UP)
-                for fire in sorted({*catch_up.fires, *orphans})
-            ),
-            *(
-                self._fire(project, snapshot, fire.job, slot, FireKind.SCHEDULED)
-                for fire in plan.fires
-            ),
+                self._fire(project, snapshot, fire.job, fire.slot, kind, claim)
+                for (fire, kind), claim in zip(wanted, claims, strict=True)
+            )
         )
+        await self._record(claims)
         problems = [str(d) for d in (*cron.errors, *plan.problems)]
         left_out = "\n".join(problems) or None
         if left_out:
@@ -285,9 +293,21 @@ class Engine:
                 f"{project.name}'s {CRON_FILE} has no usable job {job_name!r} ({detail})"
             )
         now = self.clock()
-        return await self._fire(
-            project, snapshot, job, slot_of(now), FireKind.MANUAL, cron_input=cron_input, at=now
+        claim = await asyncio.to_thread(
+            self.ledger.claim,
+            project.name,
+            job.name,
+            slot_of(now),
+            kind=FireKind.MANUAL,
+            replica=self.config.replica,
+            now=now,
+            lease=self.config.claim_lease,
         )
+        result = await self._fire(
+            project, snapshot, job, slot_of(now), FireKind.MANUAL, claim, cron_input, at=now
+        )
+        await self._record([claim])
+        return result
 
     # -- one fire -------------------------------------------------------------------------
 
@@ -298,50 +318,38 @@ class Engine:
         job: Job,
         slot: datetime,
         kind: FireKind,
-        *,
+        claim: Claim | None,
         cron_input: Mapping[str, Any] | None = None,
+        *,
         at: datetime | None = None,
     ) -> FireResult:
+        """Fire what `claim` holds (None: another replica has it); the outcome waits in
+        `_unrecorded` until `_record` writes it with the others of its project."""
         bound = log.bind(project=project.name, job=job.name, slot=format_slot(slot), kind=kind)
-        claim = await asyncio.to_thread(
-            self.ledger.claim,
-            project.name,
-            job.name,
-            slot,
-            kind=kind,
-            replica=self.config.replica,
-            now=self.clock(),
-            lease=self.config.claim_lease,
-        )
         if claim is None:
             bound.info("claimed by another replica")
             return FireResult(project.name, job.name, slot, kind, None)
+        # Until the outcome is known the claim is in flight: a shutdown releases it.
         self._in_flight.add(claim)
-        try:
-            async with self._limit:
-                state, task_id, details, error = await self._dispatch(
-                    project, snapshot, job, slot, kind, cron_input, at
-                )
-        except asyncio.CancelledError:
-            await asyncio.shield(asyncio.to_thread(self.ledger.release, claim, now=self.clock()))
-            raise
-        finally:
-            self._in_flight.discard(claim)
-        await asyncio.to_thread(
-            self.ledger.finish,
-            claim,
-            state=state,
-            now=self.clock(),
-            task_id=task_id,
-            revision=snapshot.revision,
-            error=error,
-            details=details,
-        )
+        async with self._limit:
+            state, task_id, details, error = await self._dispatch(
+                project, snapshot, job, slot, kind, cron_input, at
+            )
+        self._in_flight.discard(claim)
+        self._unrecorded[claim] = Outcome(claim, state, task_id, snapshot.revision, error, details)
         if error:
             bound.error("fire failed", task_id=task_id, error=error)
         else:
             bound.info("fired", task_id=task_id, state=state)
         return FireResult(project.name, job.name, slot, kind, state, task_id, error)
+
+    async def _record(self, claims: Iterable[Claim | None]) -> None:
+        """Write the outcomes of these claims' fires to the ledger, in one transaction."""
+        outcomes = [
+            self._unrecorded.pop(c) for c in claims if c is not None and c in self._unrecorded
+        ]
+        if outcomes:
+            await asyncio.to_thread(self.ledger.finish_many, outcomes, now=self.clock())
 
     async def _dispatch(
         self,
@@ -359,6 +367,11 @@ class Engine:
             return await self._trigger_action(project, snapshot, job, cron_input)
         except FireError as error:
             return FireState.FAILED, None, None, str(error)
+        except Exception as error:
+            # A bug here must cost this fire only, never the others of the tick.
+            log.exception("internal error", project=project.name, job=job.name)
+            message = f"internal error in tc-scheduler ({type(error).__name__}); see its log"
+            return FireState.FAILED, None, None, message
 
     async def _decision_task(
         self,
@@ -479,6 +492,8 @@ class Engine:
     # -- shutdown -------------------------------------------------------------------------
 
     async def release_all(self) -> None:
-        """Give up every unfinished claim, so another replica can take the fire at once."""
+        """On shutdown: record the fires that ended, and give up the claims of those that did
+        not, so that another replica can take them over at once."""
+        await self._record(list(self._unrecorded))
         for claim in list(self._in_flight):
             await asyncio.to_thread(self.ledger.release, claim, now=self.clock())

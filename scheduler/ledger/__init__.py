@@ -5,7 +5,15 @@ The one place that knows its schema (SQLAlchemy models, Alembic migrations); not
 
 from scheduler.ledger.connecting import LedgerURLError
 from scheduler.ledger.ledger import Ledger
-from scheduler.ledger.records import Claim, Fire, FireKind, FireState, SlotOutcome, SlotRecord
+from scheduler.ledger.records import (
+    Claim,
+    Fire,
+    FireKind,
+    FireState,
+    Outcome,
+    SlotOutcome,
+    SlotRecord,
+)
 
 __all__ = [
     "Claim",
@@ -14,6 +22,7 @@ __all__ = [
     "FireState",
     "Ledger",
     "LedgerURLError",
+    "Outcome",
     "SlotOutcome",
     "SlotRecord",
 ]

@@ -6,7 +6,7 @@ calls it through `asyncio.to_thread`. SQLite and PostgreSQL give the same guaran
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -20,7 +20,15 @@ from scheduler.cron.timing import format_slot, slot_of
 from scheduler.ledger.connecting import WRITING, create_ledger_engine
 from scheduler.ledger.migrating import upgrade
 from scheduler.ledger.models import FireRow, SlotRow
-from scheduler.ledger.records import Claim, Fire, FireKind, FireState, SlotOutcome, SlotRecord
+from scheduler.ledger.records import (
+    Claim,
+    Fire,
+    FireKind,
+    FireState,
+    Outcome,
+    SlotOutcome,
+    SlotRecord,
+)
 
 UpsertInsert = postgresql.Insert | sqlite.Insert
 
@@ -90,25 +98,44 @@ class Ledger:
         with the next attempt number. Finished and skipped fires are never claimed again.
         A manual fire always gets a fire of its own.
         """
-        slot = _slot(slot, kind)
+        [claim] = self.claim_many(
+            project, [(job, slot, kind)], replica=replica, now=now, lease=lease
+        )
+        return claim
+
+    def claim_many(
+        self,
+        project: str,
+        wanted: Sequence[tuple[str, datetime, FireKind]],
+        *,
+        replica: str,
+        now: datetime,
+        lease: timedelta,
+    ) -> list[Claim | None]:
+        """`claim` for several (job, slot, kind) of one project, in one transaction.
+
+        A tick claims all of a project's due fires at once: one write instead of one per job.
+        """
         now = _aware("now", now)
         lease_until = now + _positive("lease", lease)
-        key = {"project": project, "job": job, "slot": slot}
-        holder = {
-            "kind": kind.value,
-            "replica": replica,
-            "claimed_at": now,
-            "lease_until": lease_until,
-        }
+        holder = {"replica": replica, "claimed_at": now, "lease_until": lease_until}
+        keys = [(job, _slot(slot, kind), kind) for job, slot, kind in wanted]
+        claims: list[Claim | None] = []
         with self._transaction(writing=True) as session:
-            if kind is FireKind.MANUAL:
-                taken: tuple[int, int] | None = (self._claim_new(session, key, holder), 1)
-            else:
-                taken = self._claim_unique(session, key, holder, now=now)
-        if taken is None:
-            return None
-        fire_id, attempt = taken
-        return Claim(fire_id, project, job, slot, kind, replica, lease_until, attempt)
+            for job, slot, kind in keys:
+                key = {"project": project, "job": job, "slot": slot}
+                kind_holder = {**holder, "kind": kind.value}
+                taken: tuple[int, int] | None
+                if kind is FireKind.MANUAL:
+                    taken = (self._claim_new(session, key, kind_holder), 1)
+                else:
+                    taken = self._claim_unique(session, key, kind_holder, now=now)
+                claims.append(
+                    None
+                    if taken is None
+                    else Claim(taken[0], project, job, slot, kind, replica, lease_until, taken[1])
+                )
+        return claims
 
     @staticmethod
     def _claim_new(session: Session, key: dict[str, Any], holder: dict[str, Any]) -> int:
@@ -170,18 +197,30 @@ class Ledger:
         lease has run out. `error` and `details` are stored as given: callers pass text and
         JSON a person may read, never secrets.
         """
-        if state is FireState.CLAIMED:
+        outcome = Outcome(claim, state, task_id, revision, error, details)
+        [recorded] = self.finish_many([outcome], now=now)
+        return recorded
+
+    def finish_many(self, outcomes: Sequence[Outcome], *, now: datetime) -> list[bool]:
+        """`finish` for several fires, in one transaction (a tick records a project's at once)."""
+        if any(outcome.state is FireState.CLAIMED for outcome in outcomes):
             raise ValueError("finish needs the state the fire ended in, not 'claimed'")
-        return self._update_own(
-            claim,
-            state=state.value,
-            finished_at=_aware("now", now),
-            lease_until=None,
-            task_id=task_id,
-            revision=revision,
-            error=error,
-            details=details,
-        )
+        finished_at = _aware("now", now)
+        with self._transaction(writing=True) as session:
+            return [
+                self._update_claimed(
+                    session,
+                    outcome.claim,
+                    state=outcome.state.value,
+                    finished_at=finished_at,
+                    lease_until=None,
+                    task_id=outcome.task_id,
+                    revision=outcome.revision,
+                    error=outcome.error,
+                    details=outcome.details,
+                )
+                for outcome in outcomes
+            ]
 
     def release(self, claim: Claim, *, now: datetime) -> bool:
         """Give up an unfinished claim (on shutdown) so that another replica may take it now.
@@ -192,17 +231,21 @@ class Ledger:
 
     def _update_own(self, claim: Claim, **values: Any) -> bool:
         with self._transaction(writing=True) as session:
-            updated = session.execute(
-                update(FireRow)
-                .where(
-                    FireRow.id == claim.fire_id,
-                    FireRow.state == FireState.CLAIMED.value,
-                    FireRow.replica == claim.replica,
-                    FireRow.attempt == claim.attempt,
-                )
-                .values(values)
-                .returning(FireRow.id)
-            ).scalar_one_or_none()
+            return self._update_claimed(session, claim, **values)
+
+    @staticmethod
+    def _update_claimed(session: Session, claim: Claim, **values: Any) -> bool:
+        updated = session.execute(
+            update(FireRow)
+            .where(
+                FireRow.id == claim.fire_id,
+                FireRow.state == FireState.CLAIMED.value,
+                FireRow.replica == claim.replica,
+                FireRow.attempt == claim.attempt,
+            )
+            .values(values)
+            .returning(FireRow.id)
+        ).scalar_one_or_none()
         return updated is not None
 
     def record_skip(

@@ -60,6 +60,18 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """How a claimed fire ended, for `Ledger.finish_many`."""
+
+    claim: Claim
+    state: FireState
+    task_id: str | None = None
+    revision: str | None = None
+    error: str | None = None
+    details: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Fire:
     """One row of fire history: a claimed, finished or skipped fire.
 
