@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from taskcluster.exceptions import TaskclusterRestFailure
@@ -37,6 +37,15 @@ CRON_FILE = ".cron.yml"
 TASKCLUSTER_YML = ".taskcluster.yml"
 
 log = structlog.get_logger("tc_scheduler.engine")
+
+
+class Dispatched(NamedTuple):
+    """How a fire ended: its state, the task it made (if any), what was sent, what failed."""
+
+    state: FireState
+    task_id: str | None
+    details: dict[str, Any] | None
+    error: str | None
 
 
 class FireError(Exception):
@@ -360,18 +369,18 @@ class Engine:
         kind: FireKind,
         cron_input: Mapping[str, Any] | None,
         at: datetime | None,
-    ) -> tuple[FireState, str | None, dict[str, Any] | None, str | None]:
+    ) -> Dispatched:
         try:
             if isinstance(job.kind, DecisionTask):
                 return await self._decision_task(project, snapshot, job, slot, kind, cron_input, at)
             return await self._trigger_action(project, snapshot, job, cron_input)
         except FireError as error:
-            return FireState.FAILED, None, None, str(error)
+            return Dispatched(FireState.FAILED, None, None, str(error))
         except Exception as error:
             # A bug here must cost this fire only, never the others of the tick.
             log.exception("internal error", project=project.name, job=job.name)
             message = f"internal error in tc-scheduler ({type(error).__name__}); see its log"
-            return FireState.FAILED, None, None, message
+            return Dispatched(FireState.FAILED, None, None, message)
 
     async def _decision_task(
         self,
@@ -382,7 +391,7 @@ class Engine:
         kind: FireKind,
         cron_input: Mapping[str, Any] | None,
         at: datetime | None,
-    ) -> tuple[FireState, str | None, dict[str, Any] | None, str | None]:
+    ) -> Dispatched:
         template = snapshot.files.get(TASKCLUSTER_YML)
         if template is None:
             raise FireError(
@@ -414,7 +423,7 @@ class Engine:
             log.info(
                 "dry run: task not created", task_id=rendered.task_id, task=rendered.definition
             )
-            return FireState.DRY_RUN, rendered.task_id, details, None
+            return Dispatched(FireState.DRY_RUN, rendered.task_id, details, None)
         try:
             await self.clients.queue.createTask(rendered.task_id, rendered.definition)
         except TaskclusterRestFailure as error:
@@ -423,11 +432,9 @@ class Engine:
             return await self._confirm_existing(rendered.task_id, details)
         except Exception as error:
             raise FireError(explain(error, "queue.createTask").message) from None
-        return FireState.CREATED, rendered.task_id, details, None
+        return Dispatched(FireState.CREATED, rendered.task_id, details, None)
 
-    async def _confirm_existing(
-        self, task_id: str, details: dict[str, Any]
-    ) -> tuple[FireState, str | None, dict[str, Any] | None, str | None]:
+    async def _confirm_existing(self, task_id: str, details: dict[str, Any]) -> Dispatched:
         """A 409 means the id is taken: by this fire before (a retry, a replica) or another."""
         try:
             await self.clients.queue.task(task_id)
@@ -436,7 +443,7 @@ class Engine:
                 f"queue.createTask said task {task_id} exists, but "
                 f"{explain(error, 'queue.task').message}"
             ) from None
-        return FireState.ALREADY_FIRED, task_id, details, None
+        return Dispatched(FireState.ALREADY_FIRED, task_id, details, None)
 
     async def _trigger_action(
         self,
@@ -444,7 +451,7 @@ class Engine:
         snapshot: Snapshot,
         job: Job,
         cron_input: Mapping[str, Any] | None,
-    ) -> tuple[FireState, str | None, dict[str, Any] | None, str | None]:
+    ) -> Dispatched:
         assert not isinstance(job.kind, DecisionTask)
         path = decision_index_path(project.trust_domain, project.name, snapshot.revision)
         try:
@@ -479,7 +486,7 @@ class Engine:
         }
         if self.config.dry_run:
             log.info("dry run: hook not triggered", **details)
-            return FireState.DRY_RUN, None, details, None
+            return Dispatched(FireState.DRY_RUN, None, details, None)
         try:
             response = await self.clients.hooks.triggerHook(
                 trigger.hook_group_id, trigger.hook_id, trigger.payload
@@ -487,7 +494,7 @@ class Engine:
         except Exception as error:
             what = f"hooks.triggerHook({trigger.hook_group_id}/{trigger.hook_id})"
             raise FireError(explain(error, what).message) from None
-        return FireState.CREATED, response.get("taskId"), details, None
+        return Dispatched(FireState.CREATED, response.get("taskId"), details, None)
 
     # -- shutdown -------------------------------------------------------------------------
 

@@ -72,3 +72,12 @@ def task_definition(now: datetime, **overrides: Any) -> dict[str, Any]:
         },
     }
     return definition | overrides
+
+
+def taskcluster_environment(emulator: Emulator) -> dict[str, str]:
+    """The TASKCLUSTER_* variables that point a tc-scheduler process at the emulator as root."""
+    return {
+        "TASKCLUSTER_ROOT_URL": emulator.root_url,
+        "TASKCLUSTER_CLIENT_ID": emulator.root_credentials["clientId"],
+        "TASKCLUSTER_ACCESS_TOKEN": emulator.root_credentials["accessToken"],
+    }

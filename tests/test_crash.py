@@ -16,7 +16,7 @@ import pytest
 from scheduler.cron import format_slot, slot_of
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireState, Ledger
-from tests.conftest import REPOSITORY_ROOT
+from tests.conftest import REPOSITORY_ROOT, taskcluster_environment
 from tests.emulator import Emulator
 from tests.repos import Repository
 
@@ -49,12 +49,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
         "    trust-domain: tcs\n"
     )
     with Emulator() as emulator:
-        env = {
-            **os.environ,
-            "TASKCLUSTER_ROOT_URL": emulator.root_url,
-            "TASKCLUSTER_CLIENT_ID": emulator.root_credentials["clientId"],
-            "TASKCLUSTER_ACCESS_TOKEN": emulator.root_credentials["accessToken"],
-        }
+        env = {**os.environ, **taskcluster_environment(emulator)}
         # Past slots, oldest first, one per seed: each tick follows the one before it.
         first = slot_of(datetime.now(UTC)) - timedelta(minutes=15 * len(SEEDS))
         yield emulator, config, env, first

@@ -16,7 +16,7 @@ import pytest
 from scheduler.cron import format_slot, slot_of
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireState, Ledger, SlotOutcome
-from tests.conftest import REPOSITORY_ROOT
+from tests.conftest import REPOSITORY_ROOT, taskcluster_environment
 from tests.emulator import Emulator
 from tests.ledger_backends import postgresql_schema_url
 from tests.repos import Repository
@@ -64,12 +64,7 @@ class Service:
 
 @pytest.fixture
 def env(emulator: Emulator) -> dict[str, str]:
-    return {
-        **os.environ,
-        "TASKCLUSTER_ROOT_URL": emulator.root_url,
-        "TASKCLUSTER_CLIENT_ID": emulator.root_credentials["clientId"],
-        "TASKCLUSTER_ACCESS_TOKEN": emulator.root_credentials["accessToken"],
-    }
+    return {**os.environ, **taskcluster_environment(emulator)}
 
 
 def write_config(tmp_path: Path, *extra_lines: str) -> Path:

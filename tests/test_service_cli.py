@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from scheduler.cli import main
 from scheduler.cron import format_slot, slot_of
 from scheduler.ids import decision_task_id
-from tests.conftest import REPOSITORY_ROOT
+from tests.conftest import REPOSITORY_ROOT, taskcluster_environment
 from tests.emulator import Emulator
 from tests.ledger_backends import BACKENDS, fresh_ledger_url
 from tests.repos import Repository
@@ -55,11 +55,7 @@ def write_config(tmp_path: Path, repository: Repository, ledger: str | None = No
 
 @pytest.fixture
 def environment(emulator: Emulator) -> dict[str, str]:
-    return {
-        "TASKCLUSTER_ROOT_URL": emulator.root_url,
-        "TASKCLUSTER_CLIENT_ID": emulator.root_credentials["clientId"],
-        "TASKCLUSTER_ACCESS_TOKEN": emulator.root_credentials["accessToken"],
-    }
+    return taskcluster_environment(emulator)
 
 
 def invoke(*arguments: str, env: dict[str, str] | None = None) -> Result:

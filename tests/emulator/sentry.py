@@ -10,8 +10,7 @@ import hmac
 import json
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,7 +72,7 @@ class EnvelopeError(ValueError):
     """The body is not a well-formed envelope."""
 
 
-class FakeSentry:
+class FakeSentry(serving.LocalServer):
     """Sentry's ingest API for one project; point `sentry_sdk.init(dsn=fake.dsn)` at it."""
 
     def __init__(self, public_key: str = "publickey", project_id: int | str = 1) -> None:
@@ -85,7 +84,7 @@ class FakeSentry:
         self._items: list[Item] = []
         self._deliveries: list[Delivery] = []
         self._faults: list[_Fault] = []
-        self._served: serving.Served | None = None
+        super().__init__()
         routes = [
             Route("/api/{project_id}/envelope/", self._envelope, methods=["POST"]),
             Route("/api/{project_id}/store/", self._store, methods=["POST"]),
@@ -94,42 +93,9 @@ class FakeSentry:
 
     # -- running ---------------------------------------------------------------------------
 
-    @classmethod
-    @contextmanager
-    def running(cls, *args: Any, **kwargs: Any) -> Iterator[FakeSentry]:
-        fake = cls(*args, **kwargs).start()
-        try:
-            yield fake
-        finally:
-            fake.stop()
-
-    def start(self) -> FakeSentry:
-        self._served = serving.start(self.app)
-        return self
-
-    def stop(self) -> None:
-        if self._served is not None:
-            self._served.stop()
-            self._served = None
-
-    @property
-    def url(self) -> str:
-        return self._running().url
-
-    @property
-    def port(self) -> int:
-        return self._running().port
-
     @property
     def dsn(self) -> str:
         return f"http://{self._key}@127.0.0.1:{self.port}/{self.project_id}"
-
-    def _running(self) -> serving.Served:
-        if self._served is None:
-            raise RuntimeError(
-                "the fake Sentry is not running; use FakeSentry.running() or start()"
-            )
-        return self._served
 
     # -- what the test reads ---------------------------------------------------------------
 

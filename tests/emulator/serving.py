@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
@@ -106,6 +106,48 @@ def serving(app: Any, port: int = 0) -> Iterator[Served]:
         yield served
     finally:
         served.stop()
+
+
+class LocalServer:
+    """Base of the local fakes: `start`, `stop`, `url`, `port`, and `running()` to use one in a
+    `with` block. Subclasses set `app` (ASGI) and call `super().__init__()`."""
+
+    app: Any
+
+    def __init__(self) -> None:
+        self._served: Served | None = None
+
+    @classmethod
+    @contextmanager
+    def running(cls, *args: Any, **kwargs: Any) -> Iterator[Self]:
+        fake = cls(*args, **kwargs).start()
+        try:
+            yield fake
+        finally:
+            fake.stop()
+
+    def start(self) -> Self:
+        self._served = start(self.app)
+        return self
+
+    def stop(self) -> None:
+        if self._served is not None:
+            self._served.stop()
+            self._served = None
+
+    @property
+    def url(self) -> str:
+        return self._running().url
+
+    @property
+    def port(self) -> int:
+        return self._running().port
+
+    def _running(self) -> Served:
+        if self._served is None:
+            name = type(self).__name__
+            raise RuntimeError(f"the {name} is not running; use {name}.running() or start()")
+        return self._served
 
 
 def serve_forever(app: Any, sock: socket.socket) -> None:

@@ -10,8 +10,7 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -106,7 +105,7 @@ class ApiError(Exception):
         self.status = status
 
 
-class FakeSlack:
+class FakeSlack(serving.LocalServer):
     """Slack's Web API at `<url>/api/<method>`; give `slack_sdk` `base_url=fake.api_url`."""
 
     def __init__(
@@ -125,43 +124,10 @@ class FakeSlack:
         self._messages: list[Message] = []
         self._calls: list[Call] = []
         self._faults: list[_Fault] = []
-        self._served: serving.Served | None = None
+        super().__init__()
         self.app = Starlette(
             routes=[Route("/api/{method}", self._endpoint, methods=["GET", "POST"])]
         )
-
-    # -- running ---------------------------------------------------------------------------
-
-    @classmethod
-    @contextmanager
-    def running(cls, *args: Any, **kwargs: Any) -> Iterator[FakeSlack]:
-        fake = cls(*args, **kwargs).start()
-        try:
-            yield fake
-        finally:
-            fake.stop()
-
-    def start(self) -> FakeSlack:
-        self._served = serving.start(self.app)
-        return self
-
-    def stop(self) -> None:
-        if self._served is not None:
-            self._served.stop()
-            self._served = None
-
-    @property
-    def url(self) -> str:
-        return self._running().url
-
-    @property
-    def port(self) -> int:
-        return self._running().port
-
-    def _running(self) -> serving.Served:
-        if self._served is None:
-            raise RuntimeError("the fake Slack is not running; use FakeSlack.running() or start()")
-        return self._served
 
     @property
     def api_url(self) -> str:
