@@ -16,7 +16,7 @@ import structlog
 from taskcluster.exceptions import TaskclusterRestFailure
 
 from scheduler.actions import ActionError, decision_index_path, render_trigger
-from scheduler.config import CatchUp, Config, Project
+from scheduler.config import CatchUp, Config, Project, format_duration
 from scheduler.cron import (
     CronFile,
     DecisionTask,
@@ -102,7 +102,8 @@ def plan_catch_up(
             if now - latest.slot <= policy.max_lateness:
                 fires.append(latest)
             else:
-                skips.append((latest, f"missed by more than max-lateness {policy.max_lateness}"))
+                lateness = format_duration(policy.max_lateness)
+                skips.append((latest, f"missed by more than max-lateness {lateness}"))
             skips.extend(
                 (f, f"catch-up policy latest fires only the newest missed slot, {_at(latest)}")
                 for f in older
@@ -126,7 +127,10 @@ def _utc_now() -> datetime:
 
 @dataclass
 class Engine:
-    """Evaluates slots for the configured projects. `clients` is None only without network."""
+    """Evaluates slots for the configured projects against one ledger, git cache and session.
+
+    `clock` is the time fires are judged and recorded by; tests move it.
+    """
 
     config: Config
     ledger: Ledger
