@@ -9,7 +9,6 @@ import json
 import os
 import re
 import socket
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,6 +18,7 @@ from typing import Any, Literal
 from jsonschema import Draft7Validator
 
 from scheduler.diagnostics import Diagnostic, Position, Severity
+from scheduler.redaction import redact
 from scheduler.schema_messages import Explainer, shown
 from scheduler.yamldoc import Document, YamlError, parse
 
@@ -181,7 +181,7 @@ class Config:
                 "client-id": self.credentials.client_id if self.credentials else None,
                 "access-token": "<set>" if self.credentials else None,
             },
-            "ledger": mask_url(self.ledger_url),
+            "ledger": redact(self.ledger_url),
             "state-dir": str(self.state_dir),
             "concurrency": self.concurrency,
             "dry-run": self.dry_run,
@@ -190,8 +190,8 @@ class Config:
             "projects": [
                 {
                     "name": p.name,
-                    "repository": mask_url(p.repository),
-                    "fetch-from": mask_url(p.git_url),
+                    "repository": redact(p.repository),
+                    "fetch-from": redact(p.git_url),
                     "branch": p.branch,
                     "level": p.level,
                     "trust-domain": p.trust_domain,
@@ -270,19 +270,6 @@ def format_duration(delta: timedelta) -> str:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
     return "".join(parts) or "0s"
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password or token in it replaced, for logs, messages and pages."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.password and not (parts.username and "@" in parts.netloc):
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = parts.username if parts.password else None
-    userinfo = f"{user}:***" if user else "***"
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
 
 
 def _catch_up_json(catch_up: CatchUp) -> dict[str, Any]:

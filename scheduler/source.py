@@ -31,6 +31,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from scheduler.redaction import redact, without_userinfo
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -45,9 +47,6 @@ KEEP_REFS = "refs/tc-scheduler"
 MEMORY_REVISIONS = 1024
 
 _REVISION = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-# Userinfo of any `scheme://user:password@host` in a URL or in text git printed. Greedy up to
-# the last `@` before the path, so an unescaped `@` in a password does not leave half of it.
-_USERINFO = re.compile(r"(?<=://)[^/\s]*@")
 _BRANCH_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
 # Only these of the caller's GIT_* variables reach git: how to reach hosts (ssh, TLS, proxies).
 # The rest could point git at another repository or config, or trace credentials to stderr.
@@ -120,15 +119,6 @@ class _LoopState:
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
 
-def redact(text: str) -> str:
-    """`text` with the userinfo of every URL in it replaced by `***`."""
-    return _USERINFO.sub("***@", text)
-
-
-def _without_userinfo(url: str) -> str:
-    return _USERINFO.sub("", url)
-
-
 def _secrets_of(url: str) -> list[str]:
     """Credentials of `url` as they may appear in text, escaped or not."""
     parts = urlsplit(url)
@@ -153,7 +143,7 @@ def cache_name(url: str) -> str:
 
     Credentials are left out of the hash, so rotating a token keeps the cache.
     """
-    identity = _without_userinfo(url)
+    identity = without_userinfo(url)
     digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32]
     tail = re.split(r"[/:]", urlsplit(identity).path.rstrip("/"))[-1].removesuffix(".git")
     tail = re.sub(r"[^A-Za-z0-9._-]+", "-", tail)[:40].strip(".-") or "repository"

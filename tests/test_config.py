@@ -15,10 +15,10 @@ from scheduler.config import (
     embedded_default,
     format_duration,
     load_config,
-    mask_url,
     parse_duration,
     read_config,
 )
+from scheduler.redaction import redact
 
 MINIMAL = """\
 taskcluster:
@@ -193,14 +193,8 @@ def test_durations_round_trip(text: str, delta: timedelta) -> None:
     assert parse_duration(format_duration(delta)) == delta
 
 
-def test_mask_url_hides_passwords_and_tokens() -> None:
-    assert (
-        mask_url("postgresql+psycopg://user:pw@db:5432/x")
-        == "postgresql+psycopg://user:***@db:5432/x"
-    )
-    assert (
-        mask_url("https://x-access-token:ghs_abc@github.com/o/r")
-        == "https://x-access-token:***@github.com/o/r"
-    )
-    assert mask_url("https://ghp_token@github.com/o/r") == "https://***@github.com/o/r"
-    assert mask_url("file:///srv/repo") == "file:///srv/repo"
+def test_masked_urls_hide_passwords_and_tokens() -> None:
+    assert redact("postgresql+psycopg://user:pw@db:5432/x") == "postgresql+psycopg://***@db:5432/x"
+    assert redact("https://x-access-token:ghs_abc@github.com/o/r") == "https://***@github.com/o/r"
+    assert redact("https://ghp_token@github.com/o/r") == "https://***@github.com/o/r"
+    assert redact("file:///srv/repo") == "file:///srv/repo"
