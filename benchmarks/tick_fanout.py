@@ -3,7 +3,7 @@
 Runs the same tick at the configured concurrency and at concurrency 1 (how build-decision
 works: one job after another) and prints both times, their ratio, and the ratio to the lower
 bound ceil(calls / concurrency) x latency. Targets: 10x faster than sequential, within 2x of
-the bound. Usage: `python benchmarks/tick_fanout.py [--projects 100] [--concurrency 50]`.
+the bound. Usage: `python benchmarks/tick_fanout.py [--projects 100] [--concurrency 20]`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scheduler import logs
-from scheduler.config import Config, Credentials, Project
+from scheduler.config import DEFAULT_CONCURRENCY, Config, Credentials, Project
 from scheduler.cron import slot_of
 from scheduler.ledger import FireState
 from scheduler.service import open_engine
@@ -80,7 +80,12 @@ async def one_tick(config: Config, slot: datetime) -> tuple[float, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--projects", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help="the configured concurrency (default: the service's default)",
+    )
     parser.add_argument("--latency-ms", type=float, default=50.0)
     arguments = parser.parse_args()
     logs.configure(level="warning")

@@ -24,6 +24,7 @@ from scheduler.yamldoc import Document, YamlError, parse
 
 CatchUpPolicy = Literal["latest", "all", "none"]
 SECRET_KEYS = frozenset({"access-token", "accessToken", "access_token", "credentials", "token"})
+DEFAULT_CONCURRENCY = 20
 _SET_CREDENTIALS = (
     "set TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN, or taskcluster.credentials-file"
 )
@@ -327,7 +328,7 @@ class _Resolver:
             credentials=credentials,
             ledger_url=self._ledger_url(state_dir),
             state_dir=state_dir,
-            concurrency=self.data.get("concurrency", 20),
+            concurrency=self.data.get("concurrency", DEFAULT_CONCURRENCY),
             dry_run=credentials is None if dry_run_setting == "auto" else bool(dry_run_setting),
             replica=self.data.get("replica") or f"{socket.gethostname()}-{os.getpid()}",
             claim_lease=parse_duration(self.data.get("claim-lease", "10m")),

@@ -80,7 +80,8 @@ def config_check(config_path: Path | None, as_json: bool) -> None:
         click.echo(json.dumps(masked, indent=2))
     else:
         click.echo(yaml.safe_dump(masked, sort_keys=False), nl=False)
-    click.echo(f"{config.source}: OK ({len(config.projects)} projects)", err=True)
+    count = len(config.projects)
+    click.echo(f"{config.source}: OK ({count} project{'' if count == 1 else 's'})", err=True)
 
 
 @click.command()
