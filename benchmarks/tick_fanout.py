@@ -87,6 +87,7 @@ def main() -> None:
         help="the configured concurrency (default: the service's default)",
     )
     parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--render-workers", type=int, default=1)
     arguments = parser.parse_args()
     logs.configure(level="warning")
 
@@ -120,6 +121,7 @@ def main() -> None:
                     claim_lease=timedelta(minutes=10),
                     projects=tuple(replace(p, name=f"{p.name}-c{concurrency}") for p in projects),
                     source="benchmark",
+                    render_workers=arguments.render_workers,
                 )
                 elapsed, cpu, created = asyncio.run(one_tick(config, slot))
                 calls = arguments.projects * JOBS
@@ -134,6 +136,9 @@ def main() -> None:
         process.wait()
 
     calls = arguments.projects * JOBS
+    print(
+        f"({arguments.projects} projects x {JOBS} jobs, {arguments.render_workers} render workers)"
+    )
     bound = math.ceil(calls / arguments.concurrency) * arguments.latency_ms / 1000
     fast, slow = timings[arguments.concurrency], timings[1]
     print(f"speed-up over sequential: {slow / fast:5.1f}x (target >= 10x)")

@@ -96,6 +96,12 @@ SCHEMA: dict[str, Any] = {
             "x-expected": "a whole number from 1 to 1000",
         },
         "dry-run": {"enum": ["auto", True, False], "x-expected": "auto, true or false"},
+        "render-workers": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 64,
+            "x-expected": "a whole number from 0 (render in the service's process) to 64",
+        },
         "replica": {"type": "string", "minLength": 1},
         "claim-lease": _DURATION_SCHEMA,
         "catch-up": _CATCH_UP,
@@ -169,6 +175,8 @@ class Config:
     claim_lease: timedelta
     projects: tuple[Project, ...]
     source: str
+    # Processes that render .taskcluster.yml (JSON-e is most of a fire's CPU); 0: in-process.
+    render_workers: int = 0
 
     def project(self, name: str) -> Project | None:
         return next((p for p in self.projects if p.name == name), None)
@@ -188,6 +196,7 @@ class Config:
             "dry-run": self.dry_run,
             "replica": self.replica,
             "claim-lease": format_duration(self.claim_lease),
+            "render-workers": self.render_workers,
             "projects": [
                 {
                     "name": p.name,
@@ -334,6 +343,7 @@ class _Resolver:
             claim_lease=parse_duration(self.data.get("claim-lease", "10m")),
             projects=projects,
             source=self.problems.path,
+            render_workers=self.data.get("render-workers", 0),
         )
 
     def _path(self, text: str) -> Path:

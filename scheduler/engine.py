@@ -7,7 +7,9 @@ job's failure is recorded with its reason and never stops another job or project
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -29,7 +31,14 @@ from scheduler.cron import (
 from scheduler.cron.timing import SLOT_LENGTH, format_slot, slot_of
 from scheduler.ids import manual_task_id
 from scheduler.ledger import Claim, FireKind, FireState, Ledger, Outcome, SlotOutcome
-from scheduler.render import Push, RenderError, Repository, render_decision_task, render_time
+from scheduler.render import (
+    Push,
+    RenderedTask,
+    RenderError,
+    Repository,
+    render_decision_task,
+    render_time,
+)
 from scheduler.source import GitSource, Snapshot, SourceError
 from scheduler.taskcluster import Clients, explain
 
@@ -137,6 +146,7 @@ class Engine:
     source: GitSource
     clients: Clients
     clock: Callable[[], datetime] = _utc_now
+    render_pool: Executor | None = None
     _limit: asyncio.Semaphore = field(init=False)
     _in_flight: set[Claim] = field(init=False, default_factory=set)
     _unrecorded: dict[Claim, Outcome] = field(init=False, default_factory=dict)
@@ -404,7 +414,7 @@ class Engine:
             )
         fired_at = at or self.clock()
         try:
-            rendered = render_decision_task(
+            rendered = await self._render(
                 template,
                 root_url=self.config.root_url,
                 repository=Repository(
@@ -437,6 +447,14 @@ class Engine:
         except Exception as error:
             raise FireError(explain(error, "queue.createTask").message) from None
         return Dispatched(FireState.CREATED, rendered.task_id, details, None)
+
+    async def _render(self, template: str, **arguments: Any) -> RenderedTask:
+        """Render in the worker processes when there are some: JSON-e is most of a fire's CPU."""
+        if self.render_pool is None:
+            return render_decision_task(template, **arguments)
+        loop = asyncio.get_running_loop()
+        call = functools.partial(render_decision_task, template, **arguments)
+        return await loop.run_in_executor(self.render_pool, call)
 
     async def _confirm_existing(self, task_id: str, details: dict[str, Any]) -> Dispatched:
         """A 409 means the id is taken: by this fire before (a retry, a replica) or another."""

@@ -6,8 +6,10 @@ The engine decides what a slot means (catch-up included); this module only decid
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import signal
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -40,12 +42,19 @@ async def open_engine(
 ) -> AsyncIterator[Engine]:
     """An engine with its ledger (migrated), git cache and Taskcluster session."""
     ledger = await asyncio.to_thread(Ledger.open, config.ledger_url)
+    render_pool = (
+        ProcessPoolExecutor(config.render_workers, mp_context=multiprocessing.get_context("spawn"))
+        if config.render_workers
+        else None
+    )
     try:
         source = GitSource(config.state_dir / "git")
         credentials = config.credentials.as_options() if config.credentials else None
         async with connect(config.root_url, credentials, connections=config.concurrency) as clients:
-            yield Engine(config, ledger, source, clients, clock=clock)
+            yield Engine(config, ledger, source, clients, clock=clock, render_pool=render_pool)
     finally:
+        if render_pool is not None:
+            render_pool.shutdown(cancel_futures=True)
         await asyncio.to_thread(ledger.close)
 
 

@@ -173,6 +173,21 @@ def own_project(tmp_path: Path, cron: str = OWN_CRON, name: str = "tc-scheduler"
     return project(name, repository)
 
 
+def test_rendering_in_worker_processes_gives_the_same_tasks(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    slot = DAY.replace(hour=2)
+    own = own_project(tmp_path)
+    in_process = make_config(emulator, tmp_path, own, dry_run=True)
+    workers = replace(
+        in_process, render_workers=1, ledger_url=f"sqlite:///{tmp_path / 'workers.db'}"
+    )
+    [here] = tick(in_process, emulator, slot)
+    [there] = tick(workers, emulator, slot)
+    assert [(f.job, f.task_id) for f in here.fires] == [(f.job, f.task_id) for f in there.fires]
+    assert [r.details for r in fires(in_process)] == [r.details for r in fires(workers)]
+
+
 def test_ticking_a_slot_twice_fires_once(emulator: Emulator, tmp_path: Path) -> None:
     config = make_config(emulator, tmp_path, own_project(tmp_path))
     slot = DAY.replace(hour=2)
