@@ -45,6 +45,36 @@ _CATCH_UP_FIELDS = {
     "max-slots": {"type": "integer", "minimum": 1, "x-expected": "a whole number of at least 1"},
 }
 _CATCH_UP = {"type": "object", "additionalProperties": False, "properties": _CATCH_UP_FIELDS}
+_EXPIRY = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "namespaces": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "x-expected": "a list of index namespaces, like [gecko.cache.level-3]",
+        },
+        "task-groups": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["id"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"},
+                    "kinds": {"type": "array", "items": {"type": "string"}},
+                    "label-prefix": {"type": "string"},
+                },
+            },
+        },
+        "threshold": _DURATION_SCHEMA,
+        "action": {"type": "string", "minLength": 1},
+        "input": {"type": "object"},
+        "every": _DURATION_SCHEMA,
+        "cooldown": _DURATION_SCHEMA,
+        "artifacts": {"type": "boolean"},
+    },
+}
 _PROJECT = {
     "type": "object",
     "additionalProperties": False,
@@ -72,6 +102,7 @@ _PROJECT = {
                 "jobs": {"type": "object", "additionalProperties": _CATCH_UP},
             },
         },
+        "expiry": _EXPIRY,
     },
 }
 SCHEMA: dict[str, Any] = {
@@ -129,6 +160,31 @@ class CatchUp:
 
 
 @dataclass(frozen=True)
+class TaskGroupWatch:
+    """A task group a long pipeline reuses, and which of its tasks are cached ones."""
+
+    task_group_id: str
+    kinds: tuple[str, ...] = ()
+    label_prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class ExpiryWatch:
+    """What the expiry watch looks at for a project, and what it does about it."""
+
+    # Empty: the project's `<trust-domain>.cache.level-<level>` namespace.
+    namespaces: tuple[str, ...] = ()
+    task_groups: tuple[TaskGroupWatch, ...] = ()
+    # More than the project's task deadline plus its longest run: see the README.
+    threshold: timedelta = timedelta(days=30)
+    action: str = "rebuild-cached-tasks"
+    action_input: Mapping[str, Any] = field(default_factory=dict)
+    every: timedelta = timedelta(hours=1)
+    cooldown: timedelta = timedelta(hours=6)
+    artifacts: bool = False
+
+
+@dataclass(frozen=True)
 class Project:
     name: str
     repository: str
@@ -140,6 +196,7 @@ class Project:
     job_catch_up: Mapping[str, CatchUp] = field(default_factory=dict)
     # Where git reads from, when not `repository` itself (a mirror); tasks name `repository`.
     fetch_from: str | None = None
+    expiry: ExpiryWatch = ExpiryWatch()
 
     @property
     def git_url(self) -> str:
@@ -413,11 +470,33 @@ class _Resolver:
             level=entry.get("level", 1),
             repository_type=entry.get("repository-type", "git"),
             fetch_from=entry.get("fetch-from"),
+            expiry=self._expiry(entry.get("expiry", {})),
             catch_up=catch_up,
             job_catch_up={
                 job: self._catch_up(overrides, catch_up)
                 for job, overrides in catch_up_data.get("jobs", {}).items()
             },
+        )
+
+    @staticmethod
+    def _expiry(data: Mapping[str, Any]) -> ExpiryWatch:
+        default = ExpiryWatch()
+
+        def duration(key: str, fallback: timedelta) -> timedelta:
+            return parse_duration(data[key]) if key in data else fallback
+
+        return ExpiryWatch(
+            namespaces=tuple(data.get("namespaces", ())),
+            task_groups=tuple(
+                TaskGroupWatch(g["id"], tuple(g.get("kinds", ())), g.get("label-prefix"))
+                for g in data.get("task-groups", ())
+            ),
+            threshold=duration("threshold", default.threshold),
+            action=data.get("action", default.action),
+            action_input=data.get("input", {}),
+            every=duration("every", default.every),
+            cooldown=duration("cooldown", default.cooldown),
+            artifacts=data.get("artifacts", False),
         )
 
     def _check_unique(self, projects: tuple[Project, ...]) -> None:

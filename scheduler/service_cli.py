@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import os
 import sys
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -19,13 +20,16 @@ import click
 import yaml
 from rich import box
 from rich.console import Console
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from scheduler import logs, service
 from scheduler.config import Config, ConfigError, embedded_default, load_config, read_config
 from scheduler.cron import format_slot, parse_instant
 from scheduler.engine import FireError, FireResult, SlotResult
+from scheduler.expiry import ExpiryReport, Scanner, report_json
 from scheduler.ledger import Fire, FireState, Ledger
+from scheduler.taskcluster import TaskclusterError, connect
 
 _config_option = click.option(
     "--config",
@@ -190,6 +194,89 @@ def history(
     _console().print(table)
 
 
+@click.group("expiry")
+def expiry_group() -> None:
+    """Watch cached tasks (toolchains, docker images, fetches) for coming expiry."""
+
+
+@expiry_group.command("report")
+@_config_option
+@click.option("--project", "project_names", multiple=True, help="Only these projects.")
+@click.option(
+    "--within",
+    type=click.FloatRange(min=0),
+    metavar="DAYS",
+    help="Report what expires within DAYS (default: each project's threshold).",
+)
+@click.option("--json", "as_json", is_flag=True)
+def expiry_report(
+    config_path: Path | None, project_names: tuple[str, ...], within: float | None, as_json: bool
+) -> None:
+    """The cached tasks that have expired or expire soon, soonest first (exit 1 if any)."""
+    config = load(config_path)
+    projects = [p for p in config.projects if not project_names or p.name in project_names]
+    unknown = set(project_names) - {p.name for p in projects}
+    if unknown:
+        _fail(f"no such project: {', '.join(sorted(unknown))}", 2)
+    logs.configure(level="warning")
+    console = Console(stderr=True)
+
+    async def scan() -> list[ExpiryReport]:
+        credentials = config.credentials.as_options() if config.credentials else None
+        async with connect(config.root_url, credentials, connections=config.concurrency) as clients:
+            reports = []
+            with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
+                for project in projects:
+                    step = bar.add_task(f"{project.name}: index entries", total=None)
+                    scanner = Scanner(
+                        clients,
+                        concurrency=config.concurrency,
+                        progress=functools.partial(_advance, bar, step),
+                    )
+                    watch = project.expiry
+                    if within is not None:
+                        watch = dataclasses.replace(watch, threshold=timedelta(days=within))
+                    reports.append(await scanner.report(project, watch, datetime.now(UTC)))
+            return reports
+
+    try:
+        reports = asyncio.run(scan())
+    except TaskclusterError as error:
+        _fail(error.message)
+    rows = [row for report in reports for row in report_json(report)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        table = _table(
+            "Cached tasks at risk, soonest first",
+            "project",
+            "where",
+            "task",
+            "kind",
+            "expires",
+            "days left",
+            "why",
+        )
+        for row in rows:
+            table.add_row(
+                row["project"],
+                row["where"],
+                row["taskId"],
+                row["kind"] or "",
+                row["expires"],
+                f"{row['daysLeft']:.1f}",
+                row["because"],
+            )
+        _console().print(table)
+    scanned = sum(report.scanned for report in reports)
+    click.echo(f"{scanned} cached tasks scanned, {len(rows)} at risk", err=True)
+    sys.exit(1 if rows else 0)
+
+
+def _advance(bar: Progress, step: TaskID, seen: int) -> None:
+    bar.update(step, completed=seen)
+
+
 def _instant(text: str, option: str) -> datetime:
     try:
         return parse_instant(text)
@@ -273,4 +360,4 @@ def _console() -> Console:
     return Console(width=None if sys.stdout.isatty() else 200)
 
 
-COMMANDS = (config_group, run, tick, fire, history)
+COMMANDS = (config_group, run, tick, fire, history, expiry_group)

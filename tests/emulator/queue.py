@@ -325,6 +325,8 @@ class Queue:
     def handlers(self) -> Mapping[str, Handler]:
         return {
             "createTask": self.create_task,
+            "statuses": self.get_statuses,
+            "tasks": self.get_tasks,
             "task": self.get_task,
             "status": self.get_status,
             "cancelTask": self.cancel_task,
@@ -351,6 +353,30 @@ class Queue:
 
     def get_status(self, call: Call) -> Any:
         return {"status": self.need(call.params["taskId"], call.now).status()}
+
+    def _batch(self, call: Call) -> tuple[list[Task], str | None]:
+        task_ids = list(dict.fromkeys(call.body["taskIds"]))
+        call.authorize(taskIds=task_ids)
+        # Tasks that do not exist (or have expired) are left out, as the queue does.
+        return paginate(call, live_tasks(self, task_ids, call.now))
+
+    def get_statuses(self, call: Call) -> Any:
+        page, token = self._batch(call)
+        reply: dict[str, Any] = {
+            "statuses": [{"taskId": t.task_id, "status": t.status()} for t in page]
+        }
+        if token:
+            reply["continuationToken"] = token
+        return reply
+
+    def get_tasks(self, call: Call) -> Any:
+        page, token = self._batch(call)
+        reply: dict[str, Any] = {
+            "tasks": [{"taskId": t.task_id, "task": t.definition} for t in page]
+        }
+        if token:
+            reply["continuationToken"] = token
+        return reply
 
     def cancel_task(self, call: Call) -> Any:
         task = self.need(call.params["taskId"], call.now)

@@ -1,0 +1,278 @@
+"""Expiry watch: the cached tasks (toolchains, docker images, fetches) that expire soon.
+
+The scan pages through index namespaces and task groups with bounded concurrency and memory;
+what counts as expiring is decided by the pure functions at the top.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from taskcluster.exceptions import TaskclusterRestFailure
+
+from scheduler.config import ExpiryWatch, Project, TaskGroupWatch
+from scheduler.taskcluster import Clients, explain
+
+# Index namespaces name the cache type in taskgraph's words; reports use the kind's name.
+CACHE_TYPES = {
+    "docker-images": "docker-image",
+    "toolchains": "toolchain",
+    "content": "fetch",
+    "fetches": "fetch",
+}
+STATUS_BATCH = 1000
+
+
+class Health(enum.StrEnum):
+    EXPIRED = "expired"
+    EXPIRING = "expiring"
+    HEALTHY = "healthy"
+
+
+@dataclass(frozen=True)
+class CachedTask:
+    """One cached task and the earliest moment something a run needs of it goes away."""
+
+    task_id: str
+    where: str  # the index namespace it was found under, or `task-group <id>`
+    kind: str | None
+    expires: datetime
+    because: str  # what expires first: "index entry", "task", "artifact <name>"
+    gone: bool = False  # the index points at a task the queue no longer has
+
+    def days_left(self, now: datetime) -> float:
+        return 0.0 if self.gone else (self.expires - now) / timedelta(days=1)
+
+    def health(self, now: datetime, threshold: timedelta) -> Health:
+        if self.gone or self.expires <= now:
+            return Health.EXPIRED
+        return Health.EXPIRING if self.expires - now <= threshold else Health.HEALTHY
+
+
+@dataclass(frozen=True)
+class ExpiryReport:
+    project: str
+    scanned: int
+    threshold: timedelta
+    now: datetime
+    at_risk: tuple[CachedTask, ...]  # expired or expiring, soonest first
+
+    def health(self, task: CachedTask) -> Health:
+        return task.health(self.now, self.threshold)
+
+    @property
+    def expired(self) -> tuple[CachedTask, ...]:
+        return tuple(t for t in self.at_risk if self.health(t) is Health.EXPIRED)
+
+    @property
+    def expiring(self) -> tuple[CachedTask, ...]:
+        return tuple(t for t in self.at_risk if self.health(t) is Health.EXPIRING)
+
+
+def default_namespaces(project: Project) -> tuple[str, ...]:
+    """Where taskgraph indexes a project's cached tasks: `<trust-domain>.cache.level-<N>`."""
+    return (f"{project.trust_domain}.cache.level-{project.level}",)
+
+
+def kind_of_namespace(namespace: str) -> str | None:
+    """`gecko.cache.level-3.toolchains.v3.linux64-clang.hash.ab12` -> `toolchain`."""
+    parts = namespace.split(".")
+    if "cache" not in parts:
+        return None
+    after = parts[parts.index("cache") + 1 :]
+    cache_type = after[1] if len(after) > 1 and after[0].startswith("level-") else None
+    return CACHE_TYPES.get(cache_type or "", cache_type)
+
+
+def at_risk(
+    tasks: Iterable[CachedTask], now: datetime, threshold: timedelta
+) -> tuple[CachedTask, ...]:
+    """The expired and expiring tasks, soonest first."""
+    risky = (t for t in tasks if t.health(now, threshold) is not Health.HEALTHY)
+    return tuple(sorted(risky, key=lambda t: (not t.gone, t.expires, t.task_id)))
+
+
+def _earlier(current: CachedTask | None, candidate: CachedTask) -> CachedTask:
+    if current is None or candidate.expires < current.expires:
+        return candidate
+    return current
+
+
+# -- scanning ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Scanner:
+    """Finds a project's cached tasks and when they expire, through the Taskcluster APIs."""
+
+    clients: Clients
+    concurrency: int = 20
+    progress: Callable[[int], None] | None = None  # called with the entries seen so far
+    _limit: asyncio.Semaphore = field(init=False)
+    _seen: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self._limit = asyncio.Semaphore(self.concurrency)
+
+    async def report(self, project: Project, watch: ExpiryWatch, now: datetime) -> ExpiryReport:
+        found = await self.scan(project, watch)
+        return ExpiryReport(
+            project.name,
+            len(found),
+            watch.threshold,
+            now,
+            at_risk(found.values(), now, watch.threshold),
+        )
+
+    async def scan(self, project: Project, watch: ExpiryWatch) -> dict[str, CachedTask]:
+        """Every watched cached task, by task id, with its earliest expiry."""
+        found: dict[str, CachedTask] = {}
+        namespaces = watch.namespaces or default_namespaces(project)
+        await asyncio.gather(*(self._walk(namespace, found) for namespace in namespaces))
+        await self._check_tasks(found)
+        await asyncio.gather(*(self._group(group, found) for group in watch.task_groups))
+        if watch.artifacts:
+            await asyncio.gather(
+                *(self._check_artifacts(task, found) for task in list(found.values()))
+            )
+        return found
+
+    async def _call(self, method: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        async with self._limit:
+            return await method(*args, **kwargs)
+
+    async def _pages(
+        self, method: Callable[..., Awaitable[Any]], *args: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Each page of a listing, following continuation tokens; one page held at a time."""
+        query: dict[str, str] = {}
+        while True:
+            page = await self._call(method, *args, query=query)
+            yield page
+            token = page.get("continuationToken")
+            if not token:
+                return
+            query = {"continuationToken": token}
+
+    def _count(self, entries: int) -> None:
+        self._seen += entries
+        if self.progress is not None:
+            self.progress(self._seen)
+
+    async def _walk(self, namespace: str, found: dict[str, CachedTask]) -> None:
+        """The tasks indexed under `namespace` and, concurrently, under its child namespaces."""
+        children: list[asyncio.Task[None]] = []
+        async for page in self._pages(self._list_namespaces, namespace):
+            for child in page.get("namespaces", []):
+                children.append(asyncio.create_task(self._walk(child["namespace"], found)))
+        async for page in self._pages(self._list_tasks, namespace):
+            entries = page.get("tasks", [])
+            for entry in entries:
+                seen = CachedTask(
+                    entry["taskId"],
+                    entry["namespace"],
+                    kind_of_namespace(entry["namespace"]),
+                    _time(entry["expires"]),
+                    "index entry",
+                )
+                found[seen.task_id] = _earlier(found.get(seen.task_id), seen)
+            self._count(len(entries))
+        await asyncio.gather(*children)
+
+    async def _list_namespaces(self, namespace: str, *, query: dict[str, str]) -> Any:
+        return await self.clients.index.listNamespaces(namespace, query=query)
+
+    async def _list_tasks(self, namespace: str, *, query: dict[str, str]) -> Any:
+        return await self.clients.index.listTasks(namespace, query=query)
+
+    async def _check_tasks(self, found: dict[str, CachedTask]) -> None:
+        """The tasks' own expiry, a thousand at a time; a task that is gone has expired."""
+        task_ids = list(found)
+        batches = [task_ids[i : i + STATUS_BATCH] for i in range(0, len(task_ids), STATUS_BATCH)]
+        statuses = await asyncio.gather(*(self._statuses(batch) for batch in batches))
+        for batch, known in zip(batches, statuses, strict=True):
+            for task_id in batch:
+                entry = found[task_id]
+                expires = known.get(task_id)
+                if expires is None:
+                    found[task_id] = replace(entry, because="task is gone", gone=True)
+                elif expires < entry.expires:
+                    found[task_id] = replace(entry, expires=expires, because="task")
+
+    async def _statuses(self, task_ids: list[str]) -> dict[str, datetime]:
+        expires: dict[str, datetime] = {}
+        query: dict[str, str] = {}
+        while True:
+            page = await self._call(
+                self.clients.queue.statuses, payload={"taskIds": task_ids}, query=query
+            )
+            for item in page.get("statuses", []):
+                expires[item["taskId"]] = _time(item["status"]["expires"])
+            token = page.get("continuationToken")
+            if not token:
+                return expires
+            query = {"continuationToken": token}
+
+    async def _group(self, group: TaskGroupWatch, found: dict[str, CachedTask]) -> None:
+        where = f"task-group {group.task_group_id}"
+        async for page in self._pages(self._list_group, group.task_group_id):
+            tasks = page.get("tasks", [])
+            for item in tasks:
+                task, status = item["task"], item["status"]
+                kind = (task.get("tags") or {}).get("kind")
+                label = (task.get("tags") or {}).get("label") or task["metadata"]["name"]
+                if group.kinds and kind not in group.kinds:
+                    continue
+                if group.label_prefix and not str(label).startswith(group.label_prefix):
+                    continue
+                seen = CachedTask(status["taskId"], where, kind, _time(status["expires"]), "task")
+                found[seen.task_id] = _earlier(found.get(seen.task_id), seen)
+            self._count(len(tasks))
+
+    async def _list_group(self, task_group_id: str, *, query: dict[str, str]) -> Any:
+        return await self.clients.queue.listTaskGroup(task_group_id, query=query)
+
+    async def _check_artifacts(self, task: CachedTask, found: dict[str, CachedTask]) -> None:
+        if task.gone:
+            return
+        try:
+            async for page in self._pages(self._list_artifacts, task.task_id):
+                for artifact in page.get("artifacts", []):
+                    expires = _time(artifact["expires"])
+                    if expires < found[task.task_id].expires:
+                        found[task.task_id] = replace(
+                            found[task.task_id],
+                            expires=expires,
+                            because=f"artifact {artifact['name']}",
+                        )
+        except TaskclusterRestFailure as error:
+            if error.status_code != 404:  # no runs yet: no artifacts to lose
+                raise explain(error, f"queue.listLatestArtifacts({task.task_id})") from None
+
+    async def _list_artifacts(self, task_id: str, *, query: dict[str, str]) -> Any:
+        return await self.clients.queue.listLatestArtifacts(task_id, query=query)
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def report_json(report: ExpiryReport) -> list[dict[str, Any]]:
+    return [
+        {
+            "project": report.project,
+            "where": task.where,
+            "taskId": task.task_id,
+            "kind": task.kind,
+            "expires": task.expires.isoformat().replace("+00:00", "Z"),
+            "daysLeft": round(task.days_left(report.now), 2),
+            "health": str(report.health(task)),
+            "because": task.because,
+        }
+        for task in report.at_risk
+    ]

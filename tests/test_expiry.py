@@ -1,0 +1,240 @@
+"""The expiry watch's scan: which cached tasks expire soon, through the index and task groups."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import slugid
+from click.testing import CliRunner
+
+from scheduler.cli import main
+from scheduler.config import ExpiryWatch, Project, TaskGroupWatch
+from scheduler.expiry import CachedTask, Health, Scanner, at_risk, kind_of_namespace
+from scheduler.taskcluster import connect
+from tests.conftest import task_definition, taskcluster_environment
+from tests.emulator import Emulator
+from tests.emulator.clock import format_time
+
+# The report command judges by real time, so the emulator's clock is frozen at real time too.
+NOW = datetime.now(UTC)
+THRESHOLD = timedelta(days=30)
+KINDS = ("toolchains", "docker-images", "content")
+
+
+@pytest.mark.parametrize(
+    ("namespace", "kind"),
+    [
+        ("gecko.cache.level-3.toolchains.v3.linux64-clang.hash.ab12", "toolchain"),
+        ("tcs.cache.level-1.docker-images.v2.decision.latest", "docker-image"),
+        ("translations.cache.level-3.content.v1.fetch-cuda.hash.9f", "fetch"),
+        ("gecko.cache.level-3.other.v1.x", "other"),
+        ("gecko.v2.mozilla-central.latest.firefox.linux64-opt", None),
+    ],
+)
+def test_kind_of_namespace(namespace: str, kind: str | None) -> None:
+    assert kind_of_namespace(namespace) == kind
+
+
+def test_classification_and_order() -> None:
+    def cached(task_id: str, days: float, gone: bool = False) -> CachedTask:
+        return CachedTask(task_id, "ns", "toolchain", NOW + timedelta(days=days), "task", gone)
+
+    tasks = [cached("late", 31), cached("soon", 3), cached("past", -1), cached("gone", 90, True)]
+    assert [t.health(NOW, THRESHOLD) for t in tasks] == [
+        Health.HEALTHY,
+        Health.EXPIRING,
+        Health.EXPIRED,
+        Health.EXPIRED,
+    ]
+    assert [t.task_id for t in at_risk(tasks, NOW, THRESHOLD)] == ["gone", "past", "soon"]
+    assert cached("x", 1.5).days_left(NOW) == 1.5
+
+
+def seed(
+    emulator: Emulator, namespace: str, expires_in: timedelta, task_id: str | None = None
+) -> str:
+    """A completed cached task indexed at `namespace`, expiring `expires_in` from now."""
+    now = emulator.clock.now()
+    task_id = task_id or slugid.nice()
+    if task_id not in emulator.queue.tasks:
+        definition = task_definition(now, expires=format_time(now + expires_in))
+        emulator.add_task(task_id, definition)
+    with emulator.lock:
+        expires = emulator.queue.tasks[task_id].expires
+        emulator.index.insert(namespace, task_id, expires=expires)
+    return task_id
+
+
+@pytest.fixture
+def index_of_10000(emulator: Emulator) -> dict[str, timedelta | None]:
+    """10,000 index entries across levels and kinds; returns the at-risk level-3 tasks.
+
+    Each cached name has a `latest` entry and a `hash` namespace of digests, as taskgraph
+    indexes them; `latest` points at one of the digests' tasks.
+    """
+    emulator.clock.set(NOW, frozen=True)
+    healthy = timedelta(days=200)
+    risky: dict[str, timedelta | None] = {}
+    entries = 0
+    for level, names in ((3, 20), (1, 13)):
+        for kind in KINDS:
+            for name in range(names):
+                base = f"tcs.cache.level-{level}.{kind}.v3.{kind}-{name}"
+                for digest in range(80):
+                    task_id = seed(emulator, f"{base}.hash.d{digest:04d}", healthy)
+                    entries += 1
+                seed(emulator, f"{base}.latest", healthy, task_id)
+                entries += 1
+    # One namespace with more entries than a page holds (1,000), so listing must follow tokens.
+    while entries < 10_000:
+        seed(emulator, f"tcs.cache.level-3.toolchains.v3.extra.hash.e{entries}", healthy)
+        entries += 1
+    # Within the threshold, at level 3 (watched) and level 1 (not watched).
+    for days in (5, 12, 29.5):
+        task_id = seed(
+            emulator,
+            f"tcs.cache.level-3.toolchains.v3.soon-{int(days * 10)}.latest",
+            timedelta(days=days),
+        )
+        risky[task_id] = timedelta(days=days)
+    seed(emulator, "tcs.cache.level-1.toolchains.v3.soon.latest", timedelta(days=3))
+    seed(emulator, "tcs.cache.level-3.toolchains.v3.fine.latest", timedelta(days=31))
+    # Already gone: the index still points at tasks the queue no longer has.
+    for name in ("gone-a", "gone-b"):
+        task_id = seed(emulator, f"tcs.cache.level-3.docker-images.v3.{name}.latest", healthy)
+        emulator.expire_task(task_id)
+        with emulator.lock:
+            emulator.index.insert(
+                f"tcs.cache.level-3.docker-images.v3.{name}.latest",
+                task_id,
+                rank=1,
+                expires=NOW + timedelta(days=100),
+            )
+        risky[task_id] = None
+    assert 10_000 <= len(emulator.index.entries) < 10_010
+    return risky
+
+
+def test_report_lists_exactly_what_is_at_risk_through_pagination(
+    emulator: Emulator, index_of_10000: dict[str, timedelta | None], tmp_path: Path
+) -> None:
+    config = tmp_path / "service.yml"
+    config.write_text(
+        "projects:\n"
+        "  - name: demo\n"
+        "    repository: https://github.com/example/demo\n"
+        "    trust-domain: tcs\n"
+        "    level: 3\n"
+    )
+    emulator.clock.set(NOW, frozen=True)
+    result = CliRunner().invoke(
+        main,
+        ["expiry", "report", "--json", "--config", str(config)],
+        env=taskcluster_environment(emulator),
+        catch_exceptions=False,
+    )
+    rows = json.loads(result.stdout)
+    assert result.exit_code == 1  # something is at risk
+    assert {row["taskId"] for row in rows} == set(index_of_10000)
+    # Gone first, then soonest first; days left from the emulator's clock.
+    assert [row["health"] for row in rows] == [
+        "expired",
+        "expired",
+        "expiring",
+        "expiring",
+        "expiring",
+    ]
+    for row in rows:
+        expected = index_of_10000[row["taskId"]]
+        if expected is None:
+            assert row["because"] == "task is gone"
+        else:
+            assert row["daysLeft"] == pytest.approx(expected / timedelta(days=1), abs=0.01)
+            assert row["kind"] == "toolchain"
+    # Every watched task once (a `latest` entry shares its task with a digest).
+    watched = {
+        entry.task_id
+        for path, entry in emulator.index.entries.items()
+        if path.startswith("tcs.cache.level-3.")
+    }
+    assert f"{len(watched)} cached tasks scanned, 5 at risk" in result.stderr
+
+
+def test_report_within_days_overrides_the_threshold(
+    emulator: Emulator, index_of_10000: dict[str, timedelta | None]
+) -> None:
+    project = Project(name="demo", repository="https://x/y", trust_domain="tcs", level=3)
+
+    async def scan(days: float) -> set[str]:
+        async with connect(emulator.root_url, emulator.root_credentials) as clients:
+            watch = replace(project.expiry, threshold=timedelta(days=days))
+            report = await Scanner(clients).report(project, watch, NOW)
+            return {t.task_id for t in report.at_risk}
+
+    gone = {task_id for task_id, days in index_of_10000.items() if days is None}
+    assert asyncio.run(scan(6)) == gone | {
+        task_id for task_id, days in index_of_10000.items() if days == timedelta(days=5)
+    }
+
+
+def test_task_group_mode_finds_the_cached_kinds_near_expiry(emulator: Emulator) -> None:
+    emulator.clock.set(NOW, frozen=True)
+    group = slugid.nice()
+    near: set[str] = set()
+    for number in range(300):
+        kind = ("toolchain", "docker-image", "fetch", "build", "test")[number % 5]
+        days = 10 if number in (0, 100, 200) else (5 if kind == "build" else 200)
+        task_id = slugid.nice()
+        emulator.add_task(
+            task_id,
+            task_definition(
+                NOW,
+                taskGroupId=group,
+                tags={"kind": kind, "label": f"{kind}-{number}"},
+                expires=format_time(NOW + timedelta(days=days)),
+            ),
+        )
+        if number in (0, 100, 200):
+            near.add(task_id)
+    project = Project(
+        name="translations",
+        repository="https://x/y",
+        trust_domain="translations",
+        expiry=ExpiryWatch(
+            namespaces=("translations.cache.none",),
+            task_groups=(TaskGroupWatch(group, kinds=("toolchain", "docker-image", "fetch")),),
+        ),
+    )
+
+    async def scan() -> list[CachedTask]:
+        async with connect(emulator.root_url, emulator.root_credentials) as clients:
+            return list((await Scanner(clients).report(project, project.expiry, NOW)).at_risk)
+
+    found = asyncio.run(scan())
+    # Builds expiring in 5 days are not cached tasks: only the three toolchains are reported.
+    assert {task.task_id for task in found} == near
+    assert {task.kind for task in found} == {"toolchain"}
+    assert all(task.where == f"task-group {group}" for task in found)
+
+
+def test_expired_artifacts_count_when_asked(emulator: Emulator) -> None:
+    emulator.clock.set(NOW, frozen=True)
+    task_id = seed(emulator, "tcs.cache.level-1.toolchains.v3.x.latest", timedelta(days=300))
+    emulator.resolve_task(task_id, "completed")
+    emulator.add_artifact(task_id, "public/build/x.tar.zst", b"x", expires=NOW + timedelta(days=7))
+    project = Project(name="p", repository="https://x/y", trust_domain="tcs")
+
+    async def scan(artifacts: bool) -> list[CachedTask]:
+        watch = replace(project.expiry, artifacts=artifacts)
+        async with connect(emulator.root_url, emulator.root_credentials) as clients:
+            return list((await Scanner(clients).report(project, watch, NOW)).at_risk)
+
+    assert asyncio.run(scan(False)) == []
+    [found] = asyncio.run(scan(True))
+    assert found.because == "artifact public/build/x.tar.zst"
+    assert found.days_left(NOW) == pytest.approx(7)
