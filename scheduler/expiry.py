@@ -131,10 +131,18 @@ class Scanner:
 
     async def scan(self, project: Project, watch: ExpiryWatch) -> dict[str, CachedTask]:
         """Every watched cached task, by task id, with its earliest expiry."""
-        found: dict[str, CachedTask] = {}
+        walk = _Walk()
         namespaces = watch.namespaces or default_namespaces(project)
-        await asyncio.gather(*(self._walk(namespace, found) for namespace in namespaces))
-        await self._check_tasks(found)
+        await asyncio.gather(*(self._walk(namespace, walk) for namespace in namespaces))
+        walk.flush(self._statuses)
+        found = {
+            task_id: CachedTask(
+                task_id, namespace, kind_of_namespace(namespace), _time(expires), "index entry"
+            )
+            for task_id, (expires, namespace) in walk.indexed.items()
+        }
+        for known in await asyncio.gather(*walk.status_checks):
+            _apply_statuses(found, known)
         await asyncio.gather(*(self._group(group, found) for group in watch.task_groups))
         if watch.artifacts:
             await asyncio.gather(
@@ -164,25 +172,24 @@ class Scanner:
         if self.progress is not None:
             self.progress(self._seen)
 
-    async def _walk(self, namespace: str, found: dict[str, CachedTask]) -> None:
+    async def _walk(self, namespace: str, walk: _Walk) -> None:
         """The tasks indexed under `namespace` and, concurrently, under its child namespaces."""
+        await asyncio.gather(self._children(namespace, walk), self._entries(namespace, walk))
+
+    async def _children(self, namespace: str, walk: _Walk) -> None:
         children: list[asyncio.Task[None]] = []
         async for page in self._pages(self._list_namespaces, namespace):
             for child in page.get("namespaces", []):
-                children.append(asyncio.create_task(self._walk(child["namespace"], found)))
+                children.append(asyncio.create_task(self._walk(child["namespace"], walk)))
+        await asyncio.gather(*children)
+
+    async def _entries(self, namespace: str, walk: _Walk) -> None:
         async for page in self._pages(self._list_tasks, namespace):
             entries = page.get("tasks", [])
             for entry in entries:
-                seen = CachedTask(
-                    entry["taskId"],
-                    entry["namespace"],
-                    kind_of_namespace(entry["namespace"]),
-                    _time(entry["expires"]),
-                    "index entry",
-                )
-                found[seen.task_id] = _earlier(found.get(seen.task_id), seen)
+                walk.saw(entry["taskId"], entry["expires"], entry["namespace"])
             self._count(len(entries))
-        await asyncio.gather(*children)
+            walk.check_full_batches(self._statuses)
 
     async def _list_namespaces(self, namespace: str, *, query: dict[str, str]) -> Any:
         return await self.clients.index.listNamespaces(namespace, query=query)
@@ -190,22 +197,9 @@ class Scanner:
     async def _list_tasks(self, namespace: str, *, query: dict[str, str]) -> Any:
         return await self.clients.index.listTasks(namespace, query=query)
 
-    async def _check_tasks(self, found: dict[str, CachedTask]) -> None:
-        """The tasks' own expiry, a thousand at a time; a task that is gone has expired."""
-        task_ids = list(found)
-        batches = [task_ids[i : i + STATUS_BATCH] for i in range(0, len(task_ids), STATUS_BATCH)]
-        statuses = await asyncio.gather(*(self._statuses(batch) for batch in batches))
-        for batch, known in zip(batches, statuses, strict=True):
-            for task_id in batch:
-                entry = found[task_id]
-                expires = known.get(task_id)
-                if expires is None:
-                    found[task_id] = replace(entry, because="task is gone", gone=True)
-                elif expires < entry.expires:
-                    found[task_id] = replace(entry, expires=expires, because="task")
-
-    async def _statuses(self, task_ids: list[str]) -> dict[str, datetime]:
-        expires: dict[str, datetime] = {}
+    async def _statuses(self, task_ids: list[str]) -> dict[str, datetime | None]:
+        """Each task's expiry, or None for a task the queue no longer has."""
+        expires: dict[str, datetime | None] = dict.fromkeys(task_ids)
         query: dict[str, str] = {}
         while True:
             page = await self._call(
@@ -256,6 +250,51 @@ class Scanner:
 
     async def _list_artifacts(self, task_id: str, *, query: dict[str, str]) -> Any:
         return await self.clients.queue.listLatestArtifacts(task_id, query=query)
+
+
+@dataclass
+class _Walk:
+    """What a walk of the index has found so far, and the status checks it has started.
+
+    Each task keeps its earliest-expiring entry as (expires, namespace): the index writes every
+    time in one ISO format, so the text compares as the time does and parsing waits until each
+    task has one entry left. Task statuses are asked for a thousand at a time while the walk
+    goes on, so the queue's answers overlap the index's.
+    """
+
+    indexed: dict[str, tuple[str, str]] = field(default_factory=dict)
+    unchecked: list[str] = field(default_factory=list)
+    status_checks: list[asyncio.Future[dict[str, datetime | None]]] = field(default_factory=list)
+
+    def saw(self, task_id: str, expires: str, namespace: str) -> None:
+        known = self.indexed.get(task_id)
+        if known is None:
+            self.unchecked.append(task_id)
+        if known is None or (expires, namespace) < known:
+            self.indexed[task_id] = (expires, namespace)
+
+    def check_full_batches(
+        self, statuses: Callable[[list[str]], Awaitable[dict[str, datetime | None]]]
+    ) -> None:
+        while len(self.unchecked) >= STATUS_BATCH:
+            batch, self.unchecked = self.unchecked[:STATUS_BATCH], self.unchecked[STATUS_BATCH:]
+            self.status_checks.append(asyncio.ensure_future(statuses(batch)))
+
+    def flush(self, statuses: Callable[[list[str]], Awaitable[dict[str, datetime | None]]]) -> None:
+        self.check_full_batches(statuses)
+        if self.unchecked:
+            self.status_checks.append(asyncio.ensure_future(statuses(self.unchecked)))
+            self.unchecked = []
+
+
+def _apply_statuses(found: dict[str, CachedTask], known: dict[str, datetime | None]) -> None:
+    """Fold the queue's answer into what the index said; a task it does not know is gone."""
+    for task_id, expires in known.items():
+        entry = found[task_id]
+        if expires is None:
+            found[task_id] = replace(entry, because="task is gone", gone=True)
+        elif expires < entry.expires:
+            found[task_id] = replace(entry, expires=expires, because="task")
 
 
 def _time(text: str) -> datetime:

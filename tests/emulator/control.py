@@ -8,13 +8,15 @@ In-process tests call the Emulator's methods; a benchmark or a manual session th
 - `POST faults` `{"pattern", "latencyMs", "jitterMs", "errorRate", "errors", "script"}`; `DELETE faults`
 - `POST tasks/<taskId>/run`, `POST tasks/<taskId>/resolve` `{"state", "reason"}`
 - `POST tasks/<taskId>/artifacts` `{"name", "content", "contentType", "expires"}`
+- `POST tasks` `{"tasks": [{"taskId", "expires"}]}`: seed completed tasks in bulk
+- `POST index` `{"entries": [{"namespace", "taskId", "expires", "rank"}]}`: seed the index in bulk
 """
 
 from __future__ import annotations
 
 import json
 import urllib.parse
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tests.emulator.api import ApiError, Reply
@@ -79,4 +81,39 @@ def _dispatch(emulator: Emulator, method: str, segments: list[str], payload: Any
                 expires=parse_time(payload["expires"]) if "expires" in payload else None,
             )
             return Reply(200, {}, {})
+        case "POST", ["tasks"]:
+            for task in payload["tasks"]:
+                _seed_task(emulator, task["taskId"], parse_time(task["expires"]))
+            return Reply(200, {"created": len(payload["tasks"])}, {})
+        case "POST", ["index"]:
+            with emulator.lock:
+                for entry in payload["entries"]:
+                    emulator.index.insert(
+                        entry["namespace"],
+                        entry["taskId"],
+                        rank=entry.get("rank", 0),
+                        expires=parse_time(entry["expires"]),
+                    )
+            return Reply(200, {"inserted": len(payload["entries"])}, {})
     return Reply(404, {"code": "ResourceNotFound", "message": "no such control route"}, {})
+
+
+def _seed_task(emulator: Emulator, task_id: str, expires: datetime) -> None:
+    now = emulator.clock.now()
+    emulator.add_task(
+        task_id,
+        {
+            "taskQueueId": "proj-seeded/worker",
+            "created": format_time(now),
+            "deadline": format_time(now + timedelta(hours=1)),
+            "expires": format_time(expires),
+            "payload": {},
+            "metadata": {
+                "name": "seeded task",
+                "description": "seeded through the emulator's control surface",
+                "owner": "emulator@example.com",
+                "source": "https://example.com/emulator",
+            },
+        },
+    )
+    emulator.resolve_task(task_id, "completed")

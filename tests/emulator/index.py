@@ -6,6 +6,7 @@ Kept as sorted name lists per namespace so that 100,000 entries list page by pag
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,7 +30,7 @@ class Entry:
             "taskId": self.task_id,
             "rank": self.rank,
             "data": self.data,
-            "expires": format_time(self.expires),
+            "expires": _formatted(self.expires),
         }
 
 
@@ -178,6 +179,12 @@ class Index:
         if token:
             reply["continuationToken"] = token
         return reply
+
+
+@functools.lru_cache(maxsize=4096)
+def _formatted(moment: datetime) -> str:
+    # Listings format the same few expiry times thousands of times a page.
+    return format_time(moment)
 
 
 def _split(namespace: str) -> tuple[str, str]:

@@ -59,7 +59,7 @@ class Task:
             "expires": definition["expires"],
             "retriesLeft": definition["retries"],
             "state": self.state,
-            "runs": copy.deepcopy(self.runs),
+            "runs": [dict(run) for run in self.runs],  # runs hold only strings and numbers
         }
 
 
