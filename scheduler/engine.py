@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import structlog
 from taskcluster.exceptions import TaskclusterRestFailure
 
-from scheduler.actions import ActionError, decision_index_path, render_trigger
+from scheduler.actions import decision_index_path
 from scheduler.config import CatchUp, Config, Project, format_duration
 from scheduler.cron import (
     CronFile,
@@ -41,6 +41,7 @@ from scheduler.render import (
 )
 from scheduler.source import GitSource, Snapshot, SourceError
 from scheduler.taskcluster import Clients, explain
+from scheduler.triggering import TriggerError, trigger_action
 
 CRON_FILE = ".cron.yml"
 TASKCLUSTER_YML = ".taskcluster.yml"
@@ -477,46 +478,23 @@ class Engine:
         assert not isinstance(job.kind, DecisionTask)
         path = decision_index_path(project.trust_domain, project.name, snapshot.revision)
         try:
-            found = await self.clients.index.findTask(path)
-        except TaskclusterRestFailure as error:
-            if error.status_code == 404:
-                raise FireError(
-                    f"no decision task is indexed at {path}; the push decision task of "
-                    f"{snapshot.revision[:12]} has not completed (or failed), so its actions "
-                    "are unknown"
-                ) from None
-            raise FireError(explain(error, "index.findTask").message) from None
-        except Exception as error:
-            raise FireError(explain(error, "index.findTask").message) from None
-        decision_task_id = found["taskId"]
-        try:
-            actions_json = await self.clients.download_json(decision_task_id, "public/actions.json")
-        except Exception as error:
-            message = explain(error, f"fetching public/actions.json of {decision_task_id}").message
-            raise FireError(message) from None
-        try:
-            trigger = render_trigger(
-                actions_json, job.kind, decision_task_id=decision_task_id, cron_input=cron_input
+            triggered = await trigger_action(
+                self.clients,
+                path,
+                job.kind,
+                cron_input=dict(cron_input or {}),
+                dry_run=self.config.dry_run,
+                missing_hint=(
+                    f"; the push decision task of {snapshot.revision[:12]} has not completed "
+                    "(or failed)"
+                ),
             )
-        except ActionError as error:
+        except TriggerError as error:
             raise FireError(str(error)) from None
-        details = {
-            "hookGroupId": trigger.hook_group_id,
-            "hookId": trigger.hook_id,
-            "payload": trigger.payload,
-            "decisionTaskId": decision_task_id,
-        }
         if self.config.dry_run:
-            log.info("dry run: hook not triggered", **details)
-            return Dispatched(FireState.DRY_RUN, None, details, None)
-        try:
-            response = await self.clients.hooks.triggerHook(
-                trigger.hook_group_id, trigger.hook_id, trigger.payload
-            )
-        except Exception as error:
-            what = f"hooks.triggerHook({trigger.hook_group_id}/{trigger.hook_id})"
-            raise FireError(explain(error, what).message) from None
-        return Dispatched(FireState.CREATED, response.get("taskId"), details, None)
+            log.info("dry run: hook not triggered", **triggered.details())
+            return Dispatched(FireState.DRY_RUN, None, triggered.details(), None)
+        return Dispatched(FireState.CREATED, triggered.task_id, triggered.details(), None)
 
     # -- shutdown -------------------------------------------------------------------------
 
