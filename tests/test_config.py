@@ -198,3 +198,32 @@ def test_masked_urls_hide_passwords_and_tokens() -> None:
     assert redact("https://x-access-token:ghs_abc@github.com/o/r") == "https://***@github.com/o/r"
     assert redact("https://ghp_token@github.com/o/r") == "https://***@github.com/o/r"
     assert redact("file:///srv/repo") == "file:///srv/repo"
+
+
+def test_expiry_watch_defaults_and_overrides() -> None:
+    config = load(MINIMAL)
+    assert config.projects[0].expiry.threshold == timedelta(days=30)
+    assert config.projects[0].expiry.action == "rebuild-cached-tasks"
+    text = MINIMAL + textwrap.indent(
+        "expiry:\n"
+        "  namespaces: [gecko.cache.level-3]\n"
+        "  task-groups: [{id: UrZyIb6TQQadkgi2J0ttYg, kinds: [toolchain]}]\n"
+        "  threshold: 45d\n"
+        "  action: rebuild-docker-images-and-toolchains\n"
+        "  input: {force: true}\n"
+        "  cooldown: 2h\n",
+        "    ",
+    )
+    watch = load(text).projects[0].expiry
+    assert watch.namespaces == ("gecko.cache.level-3",)
+    assert watch.task_groups[0].task_group_id == "UrZyIb6TQQadkgi2J0ttYg"
+    assert watch.task_groups[0].kinds == ("toolchain",)
+    assert (watch.threshold, watch.cooldown) == (timedelta(days=45), timedelta(hours=2))
+    assert watch.action_input == {"force": True}
+
+
+def test_expiry_watch_errors_are_positioned() -> None:
+    text = MINIMAL + "    expiry:\n      threshold: a month\n      task-groups: [{kinds: []}]\n"
+    messages = errors(text)
+    assert any(":8:18:" in m and "a duration like 6h" in m for m in messages), messages
+    assert any(":9:21:" in m and "missing `id`" in m for m in messages), messages
