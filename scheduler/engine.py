@@ -58,6 +58,19 @@ class Dispatched(NamedTuple):
     error: str | None
 
 
+@dataclass(frozen=True)
+class _Fire:
+    """One fire being made: what it fires, for which slot, and with what input."""
+
+    project: Project
+    snapshot: Snapshot
+    job: Job
+    slot: datetime
+    kind: FireKind
+    cron_input: Mapping[str, Any] = field(default_factory=dict)
+    at: datetime | None = None  # when a manual fire was asked for
+
+
 class FireError(Exception):
     """A fire failed; the message says what happened and what to do about it."""
 
@@ -198,7 +211,7 @@ class Engine:
         )
         fired = await asyncio.gather(
             *(
-                self._fire(project, snapshot, fire.job, fire.slot, kind, claim)
+                self._fire(_Fire(project, snapshot, fire.job, fire.slot, kind), claim)
                 for (fire, kind), claim in zip(wanted, claims, strict=True)
             )
         )
@@ -327,28 +340,17 @@ class Engine:
             now=now,
             lease=self.config.claim_lease,
         )
-        result = await self._fire(
-            project, snapshot, job, slot_of(now), FireKind.MANUAL, claim, cron_input, at=now
-        )
+        manual = _Fire(project, snapshot, job, slot_of(now), FireKind.MANUAL, cron_input or {}, now)
+        result = await self._fire(manual, claim)
         await self._record([claim])
         return result
 
     # -- one fire -------------------------------------------------------------------------
 
-    async def _fire(
-        self,
-        project: Project,
-        snapshot: Snapshot,
-        job: Job,
-        slot: datetime,
-        kind: FireKind,
-        claim: Claim | None,
-        cron_input: Mapping[str, Any] | None = None,
-        *,
-        at: datetime | None = None,
-    ) -> FireResult:
+    async def _fire(self, fire: _Fire, claim: Claim | None) -> FireResult:
         """Fire what `claim` holds (None: another replica has it); the outcome waits in
         `_unrecorded` until `_record` writes it with the others of its project."""
+        project, job, slot, kind = fire.project, fire.job, fire.slot, fire.kind
         bound = log.bind(project=project.name, job=job.name, slot=format_slot(slot), kind=kind)
         if claim is None:
             bound.info("claimed by another replica")
@@ -356,11 +358,10 @@ class Engine:
         # Until the outcome is known the claim is in flight: a shutdown releases it.
         self._in_flight.add(claim)
         async with self._limit:
-            state, task_id, details, error = await self._dispatch(
-                project, snapshot, job, slot, kind, cron_input, at
-            )
+            state, task_id, details, error = await self._dispatch(fire)
         self._in_flight.discard(claim)
-        self._unrecorded[claim] = Outcome(claim, state, task_id, snapshot.revision, error, details)
+        revision = fire.snapshot.revision
+        self._unrecorded[claim] = Outcome(claim, state, task_id, revision, error, details)
         if error:
             bound.error("fire failed", task_id=task_id, error=error)
         else:
@@ -375,45 +376,28 @@ class Engine:
         if outcomes:
             await asyncio.to_thread(self.ledger.finish_many, outcomes, now=self.clock())
 
-    async def _dispatch(
-        self,
-        project: Project,
-        snapshot: Snapshot,
-        job: Job,
-        slot: datetime,
-        kind: FireKind,
-        cron_input: Mapping[str, Any] | None,
-        at: datetime | None,
-    ) -> Dispatched:
+    async def _dispatch(self, fire: _Fire) -> Dispatched:
         try:
-            if isinstance(job.kind, DecisionTask):
-                return await self._decision_task(project, snapshot, job, slot, kind, cron_input, at)
-            return await self._trigger_action(project, snapshot, job, cron_input)
+            if isinstance(fire.job.kind, DecisionTask):
+                return await self._decision_task(fire)
+            return await self._trigger_action(fire)
         except FireError as error:
             return Dispatched(FireState.FAILED, None, None, str(error))
         except Exception as error:
             # A bug here must cost this fire only, never the others of the tick.
-            log.exception("internal error", project=project.name, job=job.name)
+            log.exception("internal error", project=fire.project.name, job=fire.job.name)
             message = f"internal error in tc-scheduler ({type(error).__name__}); see its log"
             return Dispatched(FireState.FAILED, None, None, message)
 
-    async def _decision_task(
-        self,
-        project: Project,
-        snapshot: Snapshot,
-        job: Job,
-        slot: datetime,
-        kind: FireKind,
-        cron_input: Mapping[str, Any] | None,
-        at: datetime | None,
-    ) -> Dispatched:
+    async def _decision_task(self, fire: _Fire) -> Dispatched:
+        project, snapshot, slot = fire.project, fire.snapshot, fire.slot
         template = snapshot.files.get(TASKCLUSTER_YML)
         if template is None:
             raise FireError(
                 f"{project.name} has no {TASKCLUSTER_YML} at {snapshot.revision}; a decision-task "
                 "job needs one"
             )
-        fired_at = at or self.clock()
+        fired_at = fire.at or self.clock()
         try:
             rendered = await self._render(
                 template,
@@ -425,11 +409,11 @@ class Engine:
                     type=project.repository_type,
                 ),
                 push=Push(revision=snapshot.revision, branch=project.branch),
-                job=job,
+                job=fire.job,
                 slot=slot,
-                now=fired_at if kind is FireKind.MANUAL else render_time(slot, fired_at),
-                cron_input=dict(cron_input or {}),
-                task_id=manual_task_id() if kind is FireKind.MANUAL else None,
+                now=fired_at if fire.kind is FireKind.MANUAL else render_time(slot, fired_at),
+                cron_input=dict(fire.cron_input),
+                task_id=manual_task_id() if fire.kind is FireKind.MANUAL else None,
             )
         except RenderError as error:
             raise FireError(f"{TASKCLUSTER_YML} at {snapshot.revision[:12]}: {error}") from None
@@ -468,13 +452,8 @@ class Engine:
             ) from None
         return Dispatched(FireState.ALREADY_FIRED, task_id, details, None)
 
-    async def _trigger_action(
-        self,
-        project: Project,
-        snapshot: Snapshot,
-        job: Job,
-        cron_input: Mapping[str, Any] | None,
-    ) -> Dispatched:
+    async def _trigger_action(self, fire: _Fire) -> Dispatched:
+        project, snapshot, job = fire.project, fire.snapshot, fire.job
         assert not isinstance(job.kind, DecisionTask)
         path = decision_index_path(project.trust_domain, project.name, snapshot.revision)
         try:
@@ -482,7 +461,7 @@ class Engine:
                 self.clients,
                 path,
                 job.kind,
-                cron_input=dict(cron_input or {}),
+                cron_input=dict(fire.cron_input),
                 dry_run=self.config.dry_run,
                 missing_hint=(
                     f"; the push decision task of {snapshot.revision[:12]} has not completed "
