@@ -10,6 +10,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from scheduler.ledger import (
     FireState,
     Ledger,
     LedgerURLError,
+    RemediationState,
     SlotOutcome,
 )
 from scheduler.ledger.migrating import current_revision, head_revision
@@ -651,3 +653,38 @@ def test_sqlite_writer_waits_for_another_writer_instead_of_failing(tmp_path: Pat
         finally:
             release.join()
             other.close()
+
+
+# -- remediations --------------------------------------------------------------------------
+
+
+def test_one_remediation_runs_at_a_time_and_the_cooldown_holds(ledger: Ledger) -> None:
+    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    cooldown = timedelta(hours=6)
+    expiring = [{"taskId": "abc", "where": "ns", "expires": "2026-12-01T00:00:00Z"}]
+
+    def start(replica: str, at: datetime) -> Any:
+        return ledger.start_remediation(
+            "demo",
+            action="rebuild-cached-tasks",
+            expiring=expiring,
+            replica=replica,
+            now=at,
+            cooldown=cooldown,
+        )
+
+    first = start("a", now)
+    assert first is not None
+    assert start("b", now) is None  # running elsewhere
+    ledger.remediation_triggered(first.id, task_id="T", task_group_id="T")
+    assert ledger.running_remediation("demo") == replace(first, task_id="T", task_group_id="T")
+    assert ledger.finish_remediation(first.id, state=RemediationState.FAILED, now=now, error="x")
+    assert not ledger.finish_remediation(first.id, state=RemediationState.SUCCEEDED, now=now)
+    assert start("b", now + timedelta(hours=5)) is None  # within the cooldown
+    again = start("b", now + timedelta(hours=6, seconds=1))
+    assert again is not None
+    assert [r.state for r in ledger.remediations(project="demo")] == [
+        RemediationState.RUNNING,
+        RemediationState.FAILED,
+    ]
+    assert ledger.remediations(project="demo")[1].error == "x"

@@ -11,6 +11,8 @@ from scheduler.ledger.records import (
     FireKind,
     FireState,
     Outcome,
+    Remediation,
+    RemediationState,
     SlotOutcome,
     SlotRecord,
 )
@@ -23,6 +25,8 @@ __all__ = [
     "Ledger",
     "LedgerURLError",
     "Outcome",
+    "Remediation",
+    "RemediationState",
     "SlotOutcome",
     "SlotRecord",
 ]

@@ -19,13 +19,15 @@ from sqlalchemy.orm import Session
 from scheduler.cron.timing import format_slot, slot_of
 from scheduler.ledger.connecting import WRITING, create_ledger_engine
 from scheduler.ledger.migrating import upgrade
-from scheduler.ledger.models import FireRow, SlotRow
+from scheduler.ledger.models import FireRow, RemediationRow, SlotRow
 from scheduler.ledger.records import (
     Claim,
     Fire,
     FireKind,
     FireState,
     Outcome,
+    Remediation,
+    RemediationState,
     SlotOutcome,
     SlotRecord,
 )
@@ -229,6 +231,110 @@ class Ledger:
         """
         return self._update_own(claim, lease_until=_aware("now", now))
 
+    # Remediations
+
+    def start_remediation(
+        self,
+        project: str,
+        *,
+        action: str,
+        expiring: list[dict[str, Any]],
+        replica: str,
+        now: datetime,
+        cooldown: timedelta,
+    ) -> Remediation | None:
+        """Start a remediation of `project`, or None: one is running (on any replica) or the
+        last one started or ended less than `cooldown` ago."""
+        now = _aware("now", now)
+        with self._transaction(writing=True) as session:
+            latest = session.scalars(
+                select(RemediationRow)
+                .where(RemediationRow.project == project)
+                .order_by(RemediationRow.started_at.desc(), RemediationRow.id.desc())
+                .limit(1)
+            ).first()
+            if latest is not None:
+                last_moment = latest.finished_at or latest.started_at
+                if latest.state == RemediationState.RUNNING.value or last_moment > now - cooldown:
+                    return None
+            # The partial unique index turns a concurrent replica's second start into nothing.
+            new_id = session.execute(
+                self._insert(session, RemediationRow)
+                .values(
+                    project=project,
+                    state=RemediationState.RUNNING.value,
+                    replica=replica,
+                    action=action,
+                    expiring=expiring,
+                    started_at=now,
+                )
+                .on_conflict_do_nothing()
+                .returning(RemediationRow.id)
+            ).scalar_one_or_none()
+            if new_id is None:
+                return None
+            row = session.get(RemediationRow, new_id)
+            assert row is not None
+            return _remediation(row)
+
+    def remediation_triggered(
+        self, remediation_id: int, *, task_id: str | None, task_group_id: str | None
+    ) -> None:
+        """Record the action task a running remediation triggered, and its task group."""
+        with self._transaction(writing=True) as session:
+            session.execute(
+                update(RemediationRow)
+                .where(RemediationRow.id == remediation_id)
+                .values(task_id=task_id, task_group_id=task_group_id)
+            )
+
+    def finish_remediation(
+        self,
+        remediation_id: int,
+        *,
+        state: RemediationState,
+        now: datetime,
+        error: str | None = None,
+    ) -> bool:
+        """Record a running remediation's verdict; False if it was not running any more."""
+        if state is RemediationState.RUNNING:
+            raise ValueError("finish_remediation needs the verdict, not 'running'")
+        with self._transaction(writing=True) as session:
+            finished = session.execute(
+                update(RemediationRow)
+                .where(
+                    RemediationRow.id == remediation_id,
+                    RemediationRow.state == RemediationState.RUNNING.value,
+                )
+                .values(state=state.value, finished_at=_aware("now", now), error=error)
+                .returning(RemediationRow.id)
+            ).scalar_one_or_none()
+        return finished is not None
+
+    def running_remediation(self, project: str) -> Remediation | None:
+        with self._transaction(writing=False) as session:
+            row = session.scalars(
+                select(RemediationRow).where(
+                    RemediationRow.project == project,
+                    RemediationRow.state == RemediationState.RUNNING.value,
+                )
+            ).first()
+            return _remediation(row) if row is not None else None
+
+    def remediations(
+        self, *, project: str | None = None, limit: int | None = None
+    ) -> list[Remediation]:
+        """Remediations, newest first."""
+        query = select(RemediationRow).order_by(
+            RemediationRow.started_at.desc(), RemediationRow.id.desc()
+        )
+        if project is not None:
+            query = query.where(RemediationRow.project == project)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._transaction(writing=False) as session:
+            return [_remediation(row) for row in session.scalars(query)]
+
     def _update_own(self, claim: Claim, **values: Any) -> bool:
         with self._transaction(writing=True) as session:
             return self._update_claimed(session, claim, **values)
@@ -384,7 +490,7 @@ class Ledger:
             yield session
 
     @staticmethod
-    def _insert(session: Session, model: type[FireRow | SlotRow]) -> UpsertInsert:
+    def _insert(session: Session, model: type[FireRow | SlotRow | RemediationRow]) -> UpsertInsert:
         """An INSERT with the backend's ON CONFLICT clauses (the same on both)."""
         if session.get_bind().dialect.name == "postgresql":
             return postgresql.insert(model)
@@ -454,4 +560,20 @@ def _slot_record(row: SlotRow) -> SlotRecord:
         error=row.error,
         replica=row.replica,
         evaluated_at=row.evaluated_at,
+    )
+
+
+def _remediation(row: RemediationRow) -> Remediation:
+    return Remediation(
+        id=row.id,
+        project=row.project,
+        state=RemediationState(row.state),
+        replica=row.replica,
+        action=row.action,
+        expiring=list(row.expiring),
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        task_id=row.task_id,
+        task_group_id=row.task_group_id,
+        error=row.error,
     )

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from scheduler.ledger.records import FireKind, FireState, SlotOutcome
+from scheduler.ledger.records import FireKind, FireState, RemediationState, SlotOutcome
 
 NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
@@ -34,7 +34,9 @@ NAMING_CONVENTION = {
 }
 
 
-def allowed_values(column: str, values: type[FireKind | FireState | SlotOutcome]) -> str:
+def allowed_values(
+    column: str, values: type[FireKind | FireState | SlotOutcome | RemediationState]
+) -> str:
     """A CHECK expression limiting `column` to an enumeration's values."""
     listed = ", ".join(f"'{value}'" for value in values)
     return f"{column} IN ({listed})"
@@ -141,4 +143,43 @@ class SlotRow(Base):
     __table_args__ = (
         CheckConstraint(allowed_values("outcome", SlotOutcome), name="outcome"),
         Index("ix_slots_slot", "slot"),
+    )
+
+
+# One remediation per project may run at a time, whichever replica started it.
+ONE_RUNNING_PREDICATE = f"state = '{RemediationState.RUNNING}'"
+
+
+class RemediationRow(Base):
+    """A rebuild of a project's expiring cached tasks, from trigger to verdict."""
+
+    __tablename__ = "remediations"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+    )
+    project: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text)
+    replica: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    expiring: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSON().with_variant(JSONB(), "postgresql")
+    )
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    task_id: Mapped[str | None] = mapped_column(Text)
+    task_group_id: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint(allowed_values("state", RemediationState), name="state"),
+        Index(
+            "uq_remediations_running",
+            "project",
+            unique=True,
+            sqlite_where=text(ONE_RUNNING_PREDICATE),
+            postgresql_where=text(ONE_RUNNING_PREDICATE),
+        ),
+        Index("ix_remediations_project_started_at", "project", "started_at"),
     )

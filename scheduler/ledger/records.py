@@ -41,6 +41,34 @@ class SlotOutcome(StrEnum):
     """The slot was missed and the catch-up policy did not evaluate it."""
 
 
+class RemediationState(StrEnum):
+    RUNNING = "running"
+    """The rebuild action was triggered (or is being triggered); its tasks have not all ended."""
+    SUCCEEDED = "succeeded"
+    """The rebuilt tasks completed and the cache no longer points at expiring tasks."""
+    FAILED = "failed"
+    """`error` says why: the action could not be triggered, its tasks failed, or nothing changed."""
+    DRY_RUN = "dry-run"
+    """What would have been triggered was recorded, nothing was sent."""
+
+
+@dataclass(frozen=True)
+class Remediation:
+    """One rebuild of a project's expiring cached tasks (at most one running per project)."""
+
+    id: int
+    project: str
+    state: RemediationState
+    replica: str
+    action: str
+    expiring: list[dict[str, Any]]
+    started_at: datetime
+    finished_at: datetime | None
+    task_id: str | None
+    task_group_id: str | None
+    error: str | None
+
+
 @dataclass(frozen=True)
 class Claim:
     """The right to fire one fire, held by `replica` until `lease_until` unless renewed.
