@@ -1,7 +1,7 @@
 """Expiry watch: the cached tasks (toolchains, docker images, fetches) that expire soon.
 
 The scan pages through index namespaces and task groups with bounded concurrency and memory;
-what counts as expiring is decided by the pure functions at the top.
+what counts as expiring is decided by the pure functions at the top. The remediator rebuilds.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from typing import Any
 
 from taskcluster.exceptions import TaskclusterRestFailure
 
-from scheduler.config import ExpiryWatch, Project, TaskGroupWatch
+from scheduler.config import ExpiryWatch, Project, TaskGroupWatch, format_duration
+from scheduler.cron.model import TriggerAction
+from scheduler.ledger import Ledger, Remediation, RemediationState
 from scheduler.taskcluster import Clients, explain
+from scheduler.triggering import TriggerError, trigger_action
 
 # Index namespaces name the cache type in taskgraph's words; reports use the kind's name.
 CACHE_TYPES = {
@@ -315,3 +318,201 @@ def report_json(report: ExpiryReport) -> list[dict[str, Any]]:
         }
         for task in report.at_risk
     ]
+
+
+# -- remediation -------------------------------------------------------------------------------
+
+RESOLVED = ("completed", "failed", "exception")
+# A remediation still without its action task after this long lost its replica mid-trigger.
+TRIGGER_GRACE = timedelta(minutes=10)
+
+
+class EventKind(enum.StrEnum):
+    """What the expiry watch has to say; the notification layer turns these into messages."""
+
+    STARTED = "remediation-started"
+    SUCCEEDED = "remediation-succeeded"
+    FAILED = "remediation-failed"
+    DRY_RUN = "remediation-dry-run"
+    WAITING = "remediation-waiting"  # at risk, but one is running or the cooldown holds
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: EventKind
+    project: str
+    message: str
+    at_risk: tuple[CachedTask, ...] = ()
+    remediation_id: int | None = None
+    # The rebuilt tasks' group: what a pipeline adds to its `previous_group_ids`.
+    task_group_id: str | None = None
+
+
+def latest_decision_index_path(project: Project) -> str:
+    """The project's latest decision task, whose actions the rebuild is triggered from."""
+    return f"{project.trust_domain}.v2.{project.name}.latest.taskgraph.decision"
+
+
+@dataclass
+class Remediator:
+    """Rebuilds a project's expiring cached tasks through its decision task's action.
+
+    One step per scan: follow the running remediation to its verdict, or start one when
+    something is at risk. The ledger keeps it to one at a time across replicas.
+    """
+
+    clients: Clients
+    ledger: Ledger
+    replica: str
+    clock: Callable[[], datetime]
+
+    async def step(self, project: Project, report: ExpiryReport, *, dry_run: bool) -> Event | None:
+        running = await asyncio.to_thread(self.ledger.running_remediation, project.name)
+        if running is not None:
+            return await self._follow(project, running, report)
+        if not report.at_risk:
+            return None
+        return await self._start(project, report, dry_run=dry_run)
+
+    async def _start(self, project: Project, report: ExpiryReport, *, dry_run: bool) -> Event:
+        watch = project.expiry
+        expiring = [
+            {"taskId": t.task_id, "where": t.where, "expires": t.expires.isoformat()}
+            for t in report.at_risk
+        ]
+        started = await asyncio.to_thread(
+            self.ledger.start_remediation,
+            project.name,
+            action=watch.action,
+            expiring=expiring,
+            replica=self.replica,
+            now=self.clock(),
+            cooldown=watch.cooldown,
+        )
+        if started is None:
+            return Event(
+                EventKind.WAITING,
+                project.name,
+                f"{len(report.at_risk)} cached tasks at risk; a rebuild is running or ran "
+                f"within the cooldown ({format_duration(watch.cooldown)})",
+                report.at_risk,
+            )
+        kind = TriggerAction(action_name=watch.action, extra_input=dict(watch.action_input))
+        try:
+            triggered = await trigger_action(
+                self.clients, latest_decision_index_path(project), kind, dry_run=dry_run
+            )
+        except TriggerError as error:
+            return await self._finish(
+                project, started.id, RemediationState.FAILED, f"could not start: {error}", report
+            )
+        if dry_run:
+            trigger = triggered.trigger
+            return await self._finish(
+                project,
+                started.id,
+                RemediationState.DRY_RUN,
+                f"would trigger {trigger.action_name} ({trigger.hook_group_id}/"
+                f"{trigger.hook_id}) on decision task {triggered.decision_task_id}",
+                report,
+            )
+        # Taskgraph's action task runs the rebuild in a task group named after itself.
+        await asyncio.to_thread(
+            self.ledger.remediation_triggered,
+            started.id,
+            task_id=triggered.task_id,
+            task_group_id=triggered.task_id,
+        )
+        return Event(
+            EventKind.STARTED,
+            project.name,
+            f"rebuilding {len(report.at_risk)} expiring cached tasks with {watch.action} "
+            f"(task group {triggered.task_id}; add it to previous_group_ids)",
+            report.at_risk,
+            started.id,
+            triggered.task_id,
+        )
+
+    async def _follow(
+        self, project: Project, running: Remediation, report: ExpiryReport
+    ) -> Event | None:
+        if running.task_group_id is None:
+            if self.clock() - running.started_at < TRIGGER_GRACE:
+                return None  # another replica is triggering it right now
+            return await self._finish(
+                project,
+                running.id,
+                RemediationState.FAILED,
+                "the action was triggered but its task was never recorded (the replica stopped)",
+                report,
+            )
+        states = await self._group_states(running.task_group_id)
+        if not states or any(state not in RESOLVED for state in states.values()):
+            return None  # still rebuilding
+        failed = sorted(task for task, state in states.items() if state != "completed")
+        if failed:
+            return await self._finish(
+                project,
+                running.id,
+                RemediationState.FAILED,
+                f"{len(failed)} rebuild tasks of group {running.task_group_id} did not complete "
+                f"({', '.join(failed[:5])}); look at their logs, then fix and rerun the action",
+                report,
+            )
+        still = {t.task_id for t in report.at_risk} & {e["taskId"] for e in running.expiring}
+        if still:
+            return await self._finish(
+                project,
+                running.id,
+                RemediationState.FAILED,
+                f"the rebuild completed but {len(still)} cache entries still point at the "
+                f"expiring tasks ({', '.join(sorted(still)[:5])}); check that the action "
+                "rebuilds these kinds and indexes them",
+                report,
+            )
+        return await self._finish(
+            project,
+            running.id,
+            RemediationState.SUCCEEDED,
+            "the cache now points at new tasks",
+            report,
+        )
+
+    async def _group_states(self, task_group_id: str) -> dict[str, str]:
+        states: dict[str, str] = {}
+        query: dict[str, str] = {}
+        while True:
+            try:
+                page = await self.clients.queue.listTaskGroup(task_group_id, query=query)
+            except TaskclusterRestFailure as error:
+                if error.status_code == 404:  # the action task has not made its group yet
+                    return states
+                raise explain(error, f"queue.listTaskGroup({task_group_id})") from None
+            for item in page.get("tasks", []):
+                states[item["status"]["taskId"]] = item["status"]["state"]
+            token = page.get("continuationToken")
+            if not token:
+                return states
+            query = {"continuationToken": token}
+
+    async def _finish(
+        self,
+        project: Project,
+        remediation_id: int,
+        state: RemediationState,
+        message: str,
+        report: ExpiryReport,
+    ) -> Event:
+        error = None if state in (RemediationState.SUCCEEDED, RemediationState.DRY_RUN) else message
+        await asyncio.to_thread(
+            self.ledger.finish_remediation,
+            remediation_id,
+            state=state,
+            now=self.clock(),
+            error=error,
+        )
+        kind = {
+            RemediationState.SUCCEEDED: EventKind.SUCCEEDED,
+            RemediationState.DRY_RUN: EventKind.DRY_RUN,
+        }.get(state, EventKind.FAILED)
+        return Event(kind, project.name, message, report.at_risk, remediation_id)

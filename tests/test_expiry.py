@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import slugid
+import taskcluster
+import taskcluster.exceptions
 from click.testing import CliRunner
 
 from scheduler.cli import main
 from scheduler.config import ExpiryWatch, Project, TaskGroupWatch
-from scheduler.expiry import CachedTask, Health, Scanner, at_risk, kind_of_namespace
+from scheduler.expiry import (
+    CachedTask,
+    Event,
+    EventKind,
+    Health,
+    Remediator,
+    Scanner,
+    at_risk,
+    kind_of_namespace,
+)
+from scheduler.ledger import Ledger, RemediationState
 from scheduler.taskcluster import connect
 from tests.conftest import task_definition, taskcluster_environment
 from tests.emulator import Emulator
@@ -238,3 +252,226 @@ def test_expired_artifacts_count_when_asked(emulator: Emulator) -> None:
     [found] = asyncio.run(scan(True))
     assert found.because == "artifact public/build/x.tar.zst"
     assert found.days_left(NOW) == pytest.approx(7)
+
+
+# -- remediation -----------------------------------------------------------------------------
+
+HOOK = ("project-tcs", "in-tree-action-1-generic/0123456789")
+ACTIONS_JSON = {
+    "version": 1,
+    "variables": {},
+    "actions": [
+        {
+            "name": "rebuild-cached-tasks",
+            "title": "Rebuild cached tasks",
+            "description": "Rebuild the cached tasks",
+            "kind": "hook",
+            "context": [],
+            "hookGroupId": HOOK[0],
+            "hookId": HOOK[1],
+            "hookPayload": {
+                "decision": {"action": {"name": "rebuild-cached-tasks"}},
+                "user": {
+                    "input": {"$eval": "input"},
+                    "taskGroupId": {"$eval": "taskGroupId"},
+                    "taskId": {"$eval": "taskId"},
+                },
+            },
+            "schema": {"type": "object"},
+        }
+    ],
+}
+CACHED = ("tcs.cache.level-1.toolchains.v3.clang", "tcs.cache.level-1.docker-images.v3.base")
+
+
+@pytest.fixture
+def deployment(emulator: Emulator) -> Emulator:
+    """A decision task with the rebuild action, its hook, and two cached tasks near expiry."""
+    emulator.clock.set(NOW, frozen=True)
+    decision = slugid.nice()
+    emulator.add_task(
+        decision, task_definition(NOW, routes=["index.tcs.v2.demo.latest.taskgraph.decision"])
+    )
+    emulator.resolve_task(decision, "completed")
+    emulator.add_artifact(decision, "public/actions.json", ACTIONS_JSON)
+    template = task_definition(NOW)
+    template.update(
+        created={"$fromNow": "0 seconds"},
+        deadline={"$fromNow": "1 hour"},
+        taskGroupId={"$eval": "payload.user.taskGroupId"},
+        payload={"action": {"$eval": "payload"}},
+    )
+    taskcluster.Hooks(emulator.options()).createHook(
+        *HOOK,
+        {
+            "metadata": {"name": "action", "description": "d", "owner": "o@example.com"},
+            "task": template,
+            "triggerSchema": {"type": "object"},
+        },
+    )
+    emulator.set_role(f"hook-id:{HOOK[0]}/*", ["queue:create-task:*", "queue:scheduler-id:*"])
+    for namespace in CACHED:
+        seed(emulator, f"{namespace}.latest", timedelta(days=10))
+    return emulator
+
+
+def demo(**expiry: Any) -> Project:
+    project = Project(name="demo", repository="https://x/y", trust_domain="tcs")
+    return replace(project, expiry=replace(project.expiry, **expiry))
+
+
+def step(
+    emulator: Emulator,
+    ledger: Ledger,
+    project: Project,
+    *,
+    replica: str = "replica-1",
+    credentials: dict[str, str] | None = None,
+    dry_run: bool = False,
+) -> Event | None:
+    async def run() -> Event | None:
+        async with connect(emulator.root_url, credentials or emulator.root_credentials) as clients:
+            report = await Scanner(clients).report(project, project.expiry, emulator.clock.now())
+            remediator = Remediator(clients, ledger, replica, emulator.clock.now)
+            return await remediator.step(project, report, dry_run=dry_run)
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    opened = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+    yield opened
+    opened.close()
+
+
+def fires_of_hook(emulator: Emulator) -> list[dict[str, Any]]:
+    try:
+        return taskcluster.Hooks(emulator.options()).listLastFires(*HOOK)["lastFires"]
+    except taskcluster.exceptions.TaskclusterRestFailure:
+        return []
+
+
+def rebuild(emulator: Emulator, task_group_id: str, *, state: str = "completed") -> None:
+    """What the action task does: new cached tasks in its group, re-indexed with later expiry."""
+    for namespace in CACHED:
+        task_id = slugid.nice()
+        emulator.add_task(
+            task_id,
+            task_definition(
+                NOW, taskGroupId=task_group_id, expires=format_time(NOW + timedelta(days=365))
+            ),
+        )
+        emulator.resolve_task(task_id, state)
+        if state == "completed":
+            with emulator.lock:
+                emulator.index.insert(
+                    f"{namespace}.latest", task_id, rank=1, expires=NOW + timedelta(days=365)
+                )
+
+
+def test_remediation_triggers_once_then_succeeds(deployment: Emulator, ledger: Ledger) -> None:
+    project = demo()
+    started = step(deployment, ledger, project)
+    assert started is not None
+    assert started.kind is EventKind.STARTED
+    assert len(started.at_risk) == 2
+    [fire] = fires_of_hook(deployment)
+    assert started.task_group_id == fire["taskId"]
+    action = taskcluster.Queue(deployment.options()).task(fire["taskId"])
+    assert action["payload"]["action"]["user"]["input"] == {}
+    # Repeated scans, and a second replica, do not trigger again while it runs.
+    assert step(deployment, ledger, project) is None
+    assert step(deployment, ledger, project, replica="replica-2") is None
+    assert len(fires_of_hook(deployment)) == 1
+
+    rebuild(deployment, started.task_group_id)
+    finished = step(deployment, ledger, project)
+    assert finished is not None
+    assert finished.kind is EventKind.SUCCEEDED
+    assert finished.at_risk == ()
+    [record] = ledger.remediations(project="demo")
+    assert (record.state, record.task_group_id) == (
+        RemediationState.SUCCEEDED,
+        started.task_group_id,
+    )
+    assert step(deployment, ledger, project) is None  # nothing at risk any more
+
+
+def test_two_replicas_scanning_at_once_trigger_once(deployment: Emulator, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+
+    async def replica(name: str) -> Event | None:
+        ledger = Ledger.open(url)
+        try:
+            async with connect(deployment.root_url, deployment.root_credentials) as clients:
+                project = demo()
+                report = await Scanner(clients).report(project, project.expiry, NOW)
+                return await Remediator(clients, ledger, name, deployment.clock.now).step(
+                    project, report, dry_run=False
+                )
+        finally:
+            ledger.close()
+
+    async def both() -> list[Event | None]:
+        return list(await asyncio.gather(replica("a"), replica("b")))
+
+    events = asyncio.run(both())
+    started = [e for e in events if e is not None and e.kind is EventKind.STARTED]
+    # The other replica finds the remediation running (nothing to say) or loses the race to
+    # start it (waiting); either way it triggers nothing.
+    others = [e.kind if e is not None else None for e in events if e not in started]
+    assert len(started) == 1
+    assert others in ([None], [EventKind.WAITING])
+    assert len(fires_of_hook(deployment)) == 1
+
+
+def test_a_missing_action_fails_and_waits_for_the_cooldown(
+    deployment: Emulator, ledger: Ledger
+) -> None:
+    project = demo(action="rebuild-docker-images-and-toolchains", cooldown=timedelta(hours=6))
+    failed = step(deployment, ledger, project)
+    assert failed is not None
+    assert failed.kind is EventKind.FAILED
+    assert "no task-group action named 'rebuild-docker-images-and-toolchains'" in failed.message
+    assert "rebuild-cached-tasks" in failed.message  # what is there instead
+    waiting = step(deployment, ledger, project)
+    assert waiting is not None
+    assert waiting.kind is EventKind.WAITING
+    deployment.clock.advance(timedelta(hours=6, minutes=1))
+    again = step(deployment, ledger, project)
+    assert again is not None
+    assert again.kind is EventKind.FAILED
+    assert [r.state for r in ledger.remediations(project="demo")] == [RemediationState.FAILED] * 2
+    assert fires_of_hook(deployment) == []
+
+
+def test_a_403_from_trigger_hook_is_recorded(deployment: Emulator, ledger: Ledger) -> None:
+    reader = deployment.add_client("reader", ["queue:*", "index:*"])
+    failed = step(deployment, ledger, demo(), credentials=reader)
+    assert failed is not None
+    assert failed.kind is EventKind.FAILED
+    assert "403" in failed.message
+    assert f"hooks:trigger-hook:{HOOK[0]}/{HOOK[1]}" in failed.message
+    [record] = ledger.remediations(project="demo")
+    assert record.error == failed.message
+
+
+def test_a_rebuild_whose_tasks_fail_is_a_failure(deployment: Emulator, ledger: Ledger) -> None:
+    started = step(deployment, ledger, demo())
+    assert started is not None
+    assert started.task_group_id is not None
+    rebuild(deployment, started.task_group_id, state="failed")
+    failed = step(deployment, ledger, demo())
+    assert failed is not None
+    assert failed.kind is EventKind.FAILED
+    assert "2 rebuild tasks" in failed.message
+    assert "did not complete" in failed.message
+
+
+def test_dry_run_says_what_it_would_trigger(deployment: Emulator, ledger: Ledger) -> None:
+    event = step(deployment, ledger, demo(), dry_run=True)
+    assert event is not None
+    assert event.kind is EventKind.DRY_RUN
+    assert f"{HOOK[0]}/{HOOK[1]}" in event.message
+    assert fires_of_hook(deployment) == []
