@@ -197,6 +197,8 @@ class Project:
     # Where git reads from, when not `repository` itself (a mirror); tasks name `repository`.
     fetch_from: str | None = None
     expiry: ExpiryWatch = ExpiryWatch()
+    # The service scans and rebuilds only projects whose configuration has an `expiry` block.
+    expiry_watched: bool = False
 
     @property
     def git_url(self) -> str:
@@ -471,6 +473,7 @@ class _Resolver:
             repository_type=entry.get("repository-type", "git"),
             fetch_from=entry.get("fetch-from"),
             expiry=self._expiry(entry.get("expiry", {})),
+            expiry_watched="expiry" in entry,
             catch_up=catch_up,
             job_catch_up={
                 job: self._catch_up(overrides, catch_up)

@@ -1,4 +1,4 @@
-"""The long-running service: APScheduler ticks every 15 minutes, start-up tick, graceful stop.
+"""The long-running service: ticks every 15 minutes, expiry scans, start-up tick, graceful stop.
 
 The engine decides what a slot means (catch-up included); this module only decides when to ask.
 """
@@ -16,13 +16,15 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
-from scheduler.config import Config
+from scheduler.config import Config, Project
 from scheduler.cron.timing import format_slot, slot_of
 from scheduler.engine import Engine, SlotResult
+from scheduler.expiry import Event, EventKind, Remediator, Scanner
 from scheduler.ledger import Ledger
 from scheduler.source import GitSource
-from scheduler.taskcluster import connect
+from scheduler.taskcluster import TaskclusterError, connect
 
 log = structlog.get_logger("tc_scheduler.service")
 
@@ -74,6 +76,24 @@ async def tick_once(engine: Engine, moment: datetime) -> list[SlotResult]:
     return results
 
 
+async def watch_expiry(engine: Engine, project: Project) -> Event | None:
+    """One expiry scan of `project`, then the remediation step it calls for."""
+    bound = log.bind(project=project.name)
+    try:
+        scanner = Scanner(engine.clients, concurrency=engine.config.concurrency)
+        report = await scanner.report(project, project.expiry, engine.clock())
+        remediator = Remediator(engine.clients, engine.ledger, engine.config.replica, engine.clock)
+        event = await remediator.step(project, report, dry_run=engine.config.dry_run)
+    except TaskclusterError as error:
+        bound.error("expiry scan failed", error=error.message)
+        return Event(EventKind.FAILED, project.name, f"the expiry scan failed: {error.message}")
+    bound.info("expiry scanned", scanned=report.scanned, at_risk=len(report.at_risk))
+    if event is not None:
+        log_event = bound.error if event.kind is EventKind.FAILED else bound.warning
+        log_event(str(event.kind), message=event.message, task_group_id=event.task_group_id)
+    return event
+
+
 async def run(config: Config, *, stop: asyncio.Event | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or `stop`): a tick at start, then one per 15-minute slot."""
     stop = stop or asyncio.Event()
@@ -107,6 +127,19 @@ async def run(config: Config, *, stop: asyncio.Event | None = None) -> None:
             max_instances=1,
             misfire_grace_time=int(MISFIRE_GRACE.total_seconds()),
         )
+        for project in config.projects:
+            if project.expiry_watched:
+                ticker.add_job(
+                    watch_expiry,
+                    IntervalTrigger(
+                        seconds=int(project.expiry.every.total_seconds()), timezone=UTC
+                    ),
+                    args=[engine, project],
+                    next_run_time=datetime.now(UTC),
+                    coalesce=True,
+                    max_instances=1,
+                    misfire_grace_time=int(MISFIRE_GRACE.total_seconds()),
+                )
         ticker.start()
         start_tick()  # the start-up tick: the current slot, and catch-up since the last one
         await stop.wait()

@@ -27,7 +27,7 @@ from scheduler import logs, service
 from scheduler.config import Config, ConfigError, embedded_default, load_config, read_config
 from scheduler.cron import format_slot, parse_instant
 from scheduler.engine import FireError, FireResult, SlotResult
-from scheduler.expiry import ExpiryReport, Scanner, report_json
+from scheduler.expiry import Event, EventKind, ExpiryReport, Scanner, report_json
 from scheduler.ledger import Fire, FireState, Ledger
 from scheduler.taskcluster import TaskclusterError, connect
 
@@ -271,6 +271,34 @@ def expiry_report(
     scanned = sum(report.scanned for report in reports)
     click.echo(f"{scanned} cached tasks scanned, {len(rows)} at risk", err=True)
     sys.exit(1 if rows else 0)
+
+
+@expiry_group.command("remediate")
+@_config_option
+@click.argument("project_name", metavar="PROJECT")
+@click.option("--dry-run", is_flag=True, help="Say what would be triggered; trigger nothing.")
+def expiry_remediate(config_path: Path | None, project_name: str, dry_run: bool) -> None:
+    """Scan PROJECT now and rebuild what is expiring (or follow the rebuild that runs)."""
+    config = load(config_path)
+    project = config.project(project_name)
+    if project is None:
+        _fail(f"no such project: {project_name}", 2)
+    logs.configure(level="warning")
+
+    async def remediate() -> Event | None:
+        async with service.open_engine(config) as engine:
+            if dry_run:
+                engine.config = dataclasses.replace(engine.config, dry_run=True)
+            return await service.watch_expiry(engine, project)
+
+    event = asyncio.run(remediate())
+    if event is None:
+        click.echo(f"{project_name}: nothing to do")
+        return
+    click.echo(f"{project_name}: {event.kind}: {event.message}")
+    for task in event.at_risk:
+        click.echo(f"  {task.task_id}  {task.where}  {task.because}")
+    sys.exit(1 if event.kind is EventKind.FAILED else 0)
 
 
 def _advance(bar: Progress, step: TaskID, seen: int) -> None:

@@ -475,3 +475,27 @@ def test_dry_run_says_what_it_would_trigger(deployment: Emulator, ledger: Ledger
     assert event.kind is EventKind.DRY_RUN
     assert f"{HOOK[0]}/{HOOK[1]}" in event.message
     assert fires_of_hook(deployment) == []
+
+
+def test_remediate_command(deployment: Emulator, tmp_path: Path) -> None:
+    config = tmp_path / "service.yml"
+    config.write_text(
+        "projects:\n"
+        "  - name: demo\n"
+        "    repository: https://github.com/example/demo\n"
+        "    trust-domain: tcs\n"
+        "    expiry: {threshold: 30d}\n"
+    )
+    env = taskcluster_environment(deployment)
+    dry = CliRunner().invoke(
+        main, ["expiry", "remediate", "demo", "--dry-run", "--config", str(config)], env=env
+    )
+    assert dry.exit_code == 0, dry.output
+    assert "remediation-dry-run: would trigger rebuild-cached-tasks" in dry.stdout
+    assert fires_of_hook(deployment) == []
+    real = CliRunner().invoke(
+        main, ["expiry", "remediate", "demo", "--config", str(config)], env=env
+    )
+    assert real.exit_code == 0, real.output
+    assert "remediation-started" in real.stdout
+    assert len(fires_of_hook(deployment)) == 1

@@ -244,12 +244,16 @@ class Ledger:
         cooldown: timedelta,
     ) -> Remediation | None:
         """Start a remediation of `project`, or None: one is running (on any replica) or the
-        last one started or ended less than `cooldown` ago."""
+        last real one (not a dry run) started or ended less than `cooldown` ago."""
         now = _aware("now", now)
         with self._transaction(writing=True) as session:
+            # A dry run changed nothing, so it holds nothing back.
             latest = session.scalars(
                 select(RemediationRow)
-                .where(RemediationRow.project == project)
+                .where(
+                    RemediationRow.project == project,
+                    RemediationRow.state != RemediationState.DRY_RUN.value,
+                )
                 .order_by(RemediationRow.started_at.desc(), RemediationRow.id.desc())
                 .limit(1)
             ).first()
