@@ -499,3 +499,26 @@ def test_remediate_command(deployment: Emulator, tmp_path: Path) -> None:
     assert real.exit_code == 0, real.output
     assert "remediation-started" in real.stdout
     assert len(fires_of_hook(deployment)) == 1
+
+
+def test_task_group_mode_remediates_too(deployment: Emulator, ledger: Ledger) -> None:
+    group = slugid.nice()
+    for number in range(30):
+        deployment.add_task(
+            slugid.nice(),
+            task_definition(
+                NOW,
+                taskGroupId=group,
+                tags={"kind": "toolchain" if number < 3 else "train"},
+                expires=format_time(NOW + timedelta(days=5 if number < 6 else 200)),
+            ),
+        )
+    project = demo(
+        namespaces=("tcs.cache.none",),
+        task_groups=(TaskGroupWatch(group, kinds=("toolchain",)),),
+    )
+    started = step(deployment, ledger, project)
+    assert started is not None
+    assert started.kind is EventKind.STARTED
+    assert len(started.at_risk) == 3  # the toolchains, not the training tasks
+    assert len(fires_of_hook(deployment)) == 1
