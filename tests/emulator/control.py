@@ -14,6 +14,7 @@ In-process tests call the Emulator's methods; a benchmark or a manual session th
 
 from __future__ import annotations
 
+import gc
 import json
 import urllib.parse
 from datetime import datetime, timedelta
@@ -94,6 +95,8 @@ def _dispatch(emulator: Emulator, method: str, segments: list[str], payload: Any
                         rank=entry.get("rank", 0),
                         expires=parse_time(entry["expires"]),
                     )
+            # Seeded data lives as long as the emulator: keep the collector from rescanning it.
+            gc.freeze()
             return Reply(200, {"inserted": len(payload["entries"])}, {})
     return Reply(404, {"code": "ResourceNotFound", "message": "no such control route"}, {})
 
