@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import json
 import resource
-import subprocess
 import sys
 import time
 import urllib.request
@@ -26,22 +25,12 @@ from scheduler import logs
 from scheduler.config import DEFAULT_CONCURRENCY, ExpiryWatch, Project
 from scheduler.expiry import Scanner
 from scheduler.taskcluster import connect
+from tests.emulator.standalone import start_standalone
 
 NAMESPACES = 50
 # Each cached task is indexed a few times over (`hash.<digest>`, `latest`, pushdates).
 ENTRIES_PER_TASK = 10
 CHUNK = 5_000
-
-
-def start_emulator(latency_ms: float) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.emulator", "--latency-ms", str(latency_ms)],
-        cwd=Path(__file__).resolve().parents[1],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    return process, json.loads(process.stdout.readline())
 
 
 def control(root_url: str, route: str, body: dict[str, object]) -> None:
@@ -110,7 +99,7 @@ def main() -> None:
     arguments = parser.parse_args()
     logs.configure(level="warning")
 
-    process, credentials = start_emulator(arguments.latency_ms)
+    process, credentials = start_standalone("--latency-ms", str(arguments.latency_ms))
     try:
         seed(credentials["rootUrl"], arguments.entries)
         timings = {}

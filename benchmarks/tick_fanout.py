@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +26,7 @@ from scheduler.config import DEFAULT_CONCURRENCY, Config, Credentials, Project
 from scheduler.cron import slot_of
 from scheduler.ledger import FireState
 from scheduler.service import open_engine
+from tests.emulator.standalone import start_standalone
 from tests.repos import Repository
 
 JOBS = 5
@@ -43,17 +42,6 @@ def cron_file() -> str:
         for n in range(JOBS)
     )
     return f"jobs:\n{jobs}\n"
-
-
-def start_emulator(latency_ms: float) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.emulator", "--latency-ms", str(latency_ms)],
-        cwd=Path(__file__).resolve().parents[1],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    return process, json.loads(process.stdout.readline())
 
 
 async def one_tick(config: Config, slot: datetime) -> tuple[float, float, int]:
@@ -91,7 +79,7 @@ def main() -> None:
     arguments = parser.parse_args()
     logs.configure(level="warning")
 
-    process, credentials = start_emulator(arguments.latency_ms)
+    process, credentials = start_standalone("--latency-ms", str(arguments.latency_ms))
     try:
         with tempfile.TemporaryDirectory() as scratch:
             root = Path(scratch)
