@@ -1,4 +1,4 @@
-"""The service's commands: `run`, `tick`, `fire`, `history` and `config check`.
+"""The service's commands: `run`, `tick`, `fire`, `history`, `expiry` and `config check`.
 
 They share one way to find the configuration: --config, $TC_SCHEDULER_CONFIG, or the
 embedded default that schedules the git repository around the current directory.
