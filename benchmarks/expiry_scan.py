@@ -2,7 +2,7 @@
 
 Scans at the configured concurrency and at concurrency 1 in the same run and prints both times,
 their ratio, entries per second and peak memory. Targets: 8x faster than sequential, under
-200 MB. Usage: `python benchmarks/expiry_scan.py [--entries 100000] [--concurrency 20]`.
+200 MB. Usage: `python benchmarks/expiry_scan.py [--entries 100000] [--concurrency 50]`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import slugid
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scheduler import logs
-from scheduler.config import DEFAULT_CONCURRENCY, ExpiryWatch, Project
+from scheduler.config import ExpiryWatch, Project
 from scheduler.expiry import Scanner
 from scheduler.taskcluster import connect
 from tests.emulator.standalone import start_standalone
@@ -94,7 +94,12 @@ async def scan(credentials: dict[str, str], concurrency: int) -> tuple[float, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--entries", type=int, default=100_000)
-    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=ExpiryWatch().concurrency,
+        help="the scan's configured concurrency (default: the expiry watch's default)",
+    )
     parser.add_argument("--latency-ms", type=float, default=20.0)
     arguments = parser.parse_args()
     logs.configure(level="warning")

@@ -73,6 +73,12 @@ _EXPIRY = {
         "every": _DURATION_SCHEMA,
         "cooldown": _DURATION_SCHEMA,
         "artifacts": {"type": "boolean"},
+        "concurrency": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 200,
+            "x-expected": "a whole number from 1 to 200",
+        },
     },
 }
 _PROJECT = {
@@ -182,6 +188,8 @@ class ExpiryWatch:
     every: timedelta = timedelta(hours=1)
     cooldown: timedelta = timedelta(hours=6)
     artifacts: bool = False
+    # Listing calls in flight while scanning: reads of the index, cheaper than fires' writes.
+    concurrency: int = 50
 
 
 @dataclass(frozen=True)
@@ -236,6 +244,11 @@ class Config:
     source: str
     # Processes that render .taskcluster.yml (JSON-e is most of a fire's CPU); 0: in-process.
     render_workers: int = 0
+
+    @property
+    def connections(self) -> int:
+        """HTTP connections to Taskcluster: enough for the fires and for every expiry scan."""
+        return max([self.concurrency, *(p.expiry.concurrency for p in self.projects)])
 
     def project(self, name: str) -> Project | None:
         return next((p for p in self.projects if p.name == name), None)
@@ -500,6 +513,7 @@ class _Resolver:
             every=duration("every", default.every),
             cooldown=duration("cooldown", default.cooldown),
             artifacts=data.get("artifacts", False),
+            concurrency=data.get("concurrency", default.concurrency),
         )
 
     def _check_unique(self, projects: tuple[Project, ...]) -> None:

@@ -52,7 +52,7 @@ async def open_engine(
     try:
         source = GitSource(config.state_dir / "git")
         credentials = config.credentials.as_options() if config.credentials else None
-        async with connect(config.root_url, credentials, connections=config.concurrency) as clients:
+        async with connect(config.root_url, credentials, connections=config.connections) as clients:
             yield Engine(config, ledger, source, clients, clock=clock, render_pool=render_pool)
     finally:
         if render_pool is not None:
@@ -80,7 +80,7 @@ async def watch_expiry(engine: Engine, project: Project) -> Event | None:
     """One expiry scan of `project`, then the remediation step it calls for."""
     bound = log.bind(project=project.name)
     try:
-        scanner = Scanner(engine.clients, concurrency=engine.config.concurrency)
+        scanner = Scanner(engine.clients, concurrency=project.expiry.concurrency)
         report = await scanner.report(project, project.expiry, engine.clock())
         remediator = Remediator(engine.clients, engine.ledger, engine.config.replica, engine.clock)
         event = await remediator.step(project, report, dry_run=engine.config.dry_run)

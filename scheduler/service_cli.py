@@ -223,14 +223,14 @@ def expiry_report(
 
     async def scan() -> list[ExpiryReport]:
         credentials = config.credentials.as_options() if config.credentials else None
-        async with connect(config.root_url, credentials, connections=config.concurrency) as clients:
+        async with connect(config.root_url, credentials, connections=config.connections) as clients:
             reports = []
             with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
                 for project in projects:
                     step = bar.add_task(f"{project.name}: index entries", total=None)
                     scanner = Scanner(
                         clients,
-                        concurrency=config.concurrency,
+                        concurrency=project.expiry.concurrency,
                         progress=functools.partial(_advance, bar, step),
                     )
                     watch = project.expiry

@@ -227,3 +227,9 @@ def test_expiry_watch_errors_are_positioned() -> None:
     messages = errors(text)
     assert any(":8:18:" in m and "a duration like 6h" in m for m in messages), messages
     assert any(":9:21:" in m and "missing `id`" in m for m in messages), messages
+
+
+def test_connections_cover_fires_and_expiry_scans() -> None:
+    assert load("taskcluster: {root-url: https://tc.example.com}\nprojects: []\n").connections == 20
+    text = MINIMAL + "    expiry: {concurrency: 80}\n"
+    assert load(text).connections == 80
