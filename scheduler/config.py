@@ -79,6 +79,11 @@ _EXPIRY = {
             "maximum": 200,
             "x-expected": "a whole number from 1 to 200",
         },
+        "decision-index": {
+            "type": "string",
+            "minLength": 1,
+            "x-expected": "an index path, like gecko.v2.mozilla-central.latest.taskgraph.decision",
+        },
     },
 }
 _PROJECT = {
@@ -190,6 +195,8 @@ class ExpiryWatch:
     artifacts: bool = False
     # Listing calls in flight while scanning: reads of the index, cheaper than fires' writes.
     concurrency: int = 50
+    # The decision task whose action rebuilds; default: the project's latest one.
+    decision_index: str | None = None
 
 
 @dataclass(frozen=True)
@@ -514,6 +521,7 @@ class _Resolver:
             cooldown=duration("cooldown", default.cooldown),
             artifacts=data.get("artifacts", False),
             concurrency=data.get("concurrency", default.concurrency),
+            decision_index=data.get("decision-index"),
         )
 
     def _check_unique(self, projects: tuple[Project, ...]) -> None:

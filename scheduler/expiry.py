@@ -335,6 +335,8 @@ class EventKind(enum.StrEnum):
     FAILED = "remediation-failed"
     DRY_RUN = "remediation-dry-run"
     WAITING = "remediation-waiting"  # at risk, but one is running or the cooldown holds
+    EXPIRING = "expiring-found"
+    EXPIRED = "already-expired"
 
 
 @dataclass(frozen=True)
@@ -348,9 +350,40 @@ class Event:
     task_group_id: str | None = None
 
 
-def latest_decision_index_path(project: Project) -> str:
-    """The project's latest decision task, whose actions the rebuild is triggered from."""
-    return f"{project.trust_domain}.v2.{project.name}.latest.taskgraph.decision"
+def findings(report: ExpiryReport) -> list[Event]:
+    """What a scan found, as events: what has already expired, and what expires soon."""
+    events = []
+    if report.expired:
+        names = ", ".join(f"{t.where} ({t.because})" for t in report.expired[:5])
+        events.append(
+            Event(
+                EventKind.EXPIRED,
+                report.project,
+                f"{len(report.expired)} cached tasks have expired or are gone: {names}",
+                report.expired,
+            )
+        )
+    if report.expiring:
+        soonest = report.expiring[0]
+        events.append(
+            Event(
+                EventKind.EXPIRING,
+                report.project,
+                f"{len(report.expiring)} cached tasks expire within "
+                f"{format_duration(report.threshold)}; the first, {soonest.where}, in "
+                f"{soonest.days_left(report.now):.1f} days",
+                report.expiring,
+            )
+        )
+    return events
+
+
+def rebuild_decision_index_path(project: Project) -> str:
+    """The decision task whose action rebuilds: configured, or the project's latest one."""
+    return (
+        project.expiry.decision_index
+        or f"{project.trust_domain}.v2.{project.name}.latest.taskgraph.decision"
+    )
 
 
 @dataclass
@@ -400,7 +433,7 @@ class Remediator:
         kind = TriggerAction(action_name=watch.action, extra_input=dict(watch.action_input))
         try:
             triggered = await trigger_action(
-                self.clients, latest_decision_index_path(project), kind, dry_run=dry_run
+                self.clients, rebuild_decision_index_path(project), kind, dry_run=dry_run
             )
         except TriggerError as error:
             return await self._finish(

@@ -21,7 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from scheduler.config import Config, Project
 from scheduler.cron.timing import format_slot, slot_of
 from scheduler.engine import Engine, SlotResult
-from scheduler.expiry import Event, EventKind, Remediator, Scanner
+from scheduler.expiry import Event, EventKind, Remediator, Scanner, findings
 from scheduler.ledger import Ledger
 from scheduler.source import GitSource
 from scheduler.taskcluster import TaskclusterError, connect
@@ -76,8 +76,8 @@ async def tick_once(engine: Engine, moment: datetime) -> list[SlotResult]:
     return results
 
 
-async def watch_expiry(engine: Engine, project: Project) -> Event | None:
-    """One expiry scan of `project`, then the remediation step it calls for."""
+async def watch_expiry(engine: Engine, project: Project) -> list[Event]:
+    """One expiry scan of `project` and the remediation step it calls for, as events."""
     bound = log.bind(project=project.name)
     try:
         scanner = Scanner(engine.clients, concurrency=project.expiry.concurrency)
@@ -86,12 +86,13 @@ async def watch_expiry(engine: Engine, project: Project) -> Event | None:
         event = await remediator.step(project, report, dry_run=engine.config.dry_run)
     except TaskclusterError as error:
         bound.error("expiry scan failed", error=error.message)
-        return Event(EventKind.FAILED, project.name, f"the expiry scan failed: {error.message}")
+        return [Event(EventKind.FAILED, project.name, f"the expiry scan failed: {error.message}")]
     bound.info("expiry scanned", scanned=report.scanned, at_risk=len(report.at_risk))
-    if event is not None:
-        log_event = bound.error if event.kind is EventKind.FAILED else bound.warning
-        log_event(str(event.kind), message=event.message, task_group_id=event.task_group_id)
-    return event
+    events = [*findings(report), *([event] if event is not None else [])]
+    for found in events:
+        log_event = bound.error if found.kind is EventKind.FAILED else bound.warning
+        log_event(str(found.kind), message=found.message, task_group_id=found.task_group_id)
+    return events
 
 
 async def run(config: Config, *, stop: asyncio.Event | None = None) -> None:

@@ -285,20 +285,18 @@ def expiry_remediate(config_path: Path | None, project_name: str, dry_run: bool)
         _fail(f"no such project: {project_name}", 2)
     logs.configure(level="warning")
 
-    async def remediate() -> Event | None:
+    async def remediate() -> list[Event]:
         async with service.open_engine(config) as engine:
             if dry_run:
                 engine.config = dataclasses.replace(engine.config, dry_run=True)
             return await service.watch_expiry(engine, project)
 
-    event = asyncio.run(remediate())
-    if event is None:
-        click.echo(f"{project_name}: nothing to do")
-        return
-    click.echo(f"{project_name}: {event.kind}: {event.message}")
-    for task in event.at_risk:
-        click.echo(f"  {task.task_id}  {task.where}  {task.because}")
-    sys.exit(1 if event.kind is EventKind.FAILED else 0)
+    events = asyncio.run(remediate())
+    if not events:
+        click.echo(f"{project_name}: nothing at risk, no rebuild running")
+    for event in events:
+        click.echo(f"{project_name}: {event.kind}: {event.message}")
+    sys.exit(1 if any(event.kind is EventKind.FAILED for event in events) else 0)
 
 
 def _advance(bar: Progress, step: TaskID, seen: int) -> None:

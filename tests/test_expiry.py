@@ -22,10 +22,12 @@ from scheduler.expiry import (
     CachedTask,
     Event,
     EventKind,
+    ExpiryReport,
     Health,
     Remediator,
     Scanner,
     at_risk,
+    findings,
     kind_of_namespace,
 )
 from scheduler.ledger import Ledger, RemediationState
@@ -491,6 +493,7 @@ def test_remediate_command(deployment: Emulator, tmp_path: Path) -> None:
         main, ["expiry", "remediate", "demo", "--dry-run", "--config", str(config)], env=env
     )
     assert dry.exit_code == 0, dry.output
+    assert "demo: expiring-found: 2 cached tasks expire within 30d" in dry.stdout
     assert "remediation-dry-run: would trigger rebuild-cached-tasks" in dry.stdout
     assert fires_of_hook(deployment) == []
     real = CliRunner().invoke(
@@ -522,3 +525,40 @@ def test_task_group_mode_remediates_too(deployment: Emulator, ledger: Ledger) ->
     assert started.kind is EventKind.STARTED
     assert len(started.at_risk) == 3  # the toolchains, not the training tasks
     assert len(fires_of_hook(deployment)) == 1
+
+
+def test_findings_name_what_expired_and_what_expires_soon() -> None:
+    tasks = (
+        CachedTask(
+            "gone", "tcs.cache.level-1.toolchains.v3.a.latest", "toolchain", NOW, "task", True
+        ),
+        CachedTask(
+            "soon",
+            "tcs.cache.level-1.toolchains.v3.b.latest",
+            "toolchain",
+            NOW + timedelta(days=4),
+            "task",
+        ),
+    )
+    report = ExpiryReport("demo", 10, THRESHOLD, NOW, tasks)
+    expired, expiring = findings(report)
+    assert expired.kind is EventKind.EXPIRED
+    assert expired.at_risk == tasks[:1]
+    assert "v3.a.latest (task)" in expired.message
+    assert expiring.kind is EventKind.EXPIRING
+    assert expiring.at_risk == tasks[1:]
+    assert "in 4.0 days" in expiring.message
+    assert findings(ExpiryReport("demo", 10, THRESHOLD, NOW, ())) == []
+
+
+def test_the_rebuild_can_come_from_a_configured_decision_task(
+    deployment: Emulator, ledger: Ledger
+) -> None:
+    missing = step(
+        deployment, ledger, demo(decision_index="tcs.v2.demo.release.taskgraph.decision")
+    )
+    assert missing is not None
+    assert missing.kind is EventKind.FAILED
+    assert (
+        "no decision task is indexed at tcs.v2.demo.release.taskgraph.decision" in missing.message
+    )
