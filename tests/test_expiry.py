@@ -136,17 +136,23 @@ def index_of_10000(emulator: Emulator) -> dict[str, timedelta | None]:
     return risky
 
 
-def test_report_lists_exactly_what_is_at_risk_through_pagination(
-    emulator: Emulator, index_of_10000: dict[str, timedelta | None], tmp_path: Path
-) -> None:
+def demo_config(tmp_path: Path, setting: str) -> Path:
+    """A service configuration with one project, `demo` (trust domain tcs), plus `setting`."""
     config = tmp_path / "service.yml"
     config.write_text(
         "projects:\n"
         "  - name: demo\n"
         "    repository: https://github.com/example/demo\n"
         "    trust-domain: tcs\n"
-        "    level: 3\n"
+        f"    {setting}\n"
     )
+    return config
+
+
+def test_report_lists_exactly_what_is_at_risk_through_pagination(
+    emulator: Emulator, index_of_10000: dict[str, timedelta | None], tmp_path: Path
+) -> None:
+    config = demo_config(tmp_path, "level: 3")
     emulator.clock.set(NOW, frozen=True)
     result = CliRunner().invoke(
         main,
@@ -480,14 +486,7 @@ def test_dry_run_says_what_it_would_trigger(deployment: Emulator, ledger: Ledger
 
 
 def test_remediate_command(deployment: Emulator, tmp_path: Path) -> None:
-    config = tmp_path / "service.yml"
-    config.write_text(
-        "projects:\n"
-        "  - name: demo\n"
-        "    repository: https://github.com/example/demo\n"
-        "    trust-domain: tcs\n"
-        "    expiry: {threshold: 30d}\n"
-    )
+    config = demo_config(tmp_path, "expiry: {threshold: 30d}")
     env = taskcluster_environment(deployment)
     dry = CliRunner().invoke(
         main, ["expiry", "remediate", "demo", "--dry-run", "--config", str(config)], env=env
