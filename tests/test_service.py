@@ -174,7 +174,12 @@ def test_two_services_sharing_postgresql_fire_every_slot_once(
         finally:
             ledger.close()
 
-    expected = {decision_task_id(emulator.root_url, "demo", "often", slot) for slot in slots}
+    # Every slot from the first missed one to the one the services started in (the next, if a
+    # slot boundary passed meanwhile) has one fire row and one task.
+    fired = sorted(row.slot for row in rows)
+    assert fired[0] == slots[0]
+    assert fired == [slots[0] + timedelta(minutes=15 * n) for n in range(len(fired))]
+    assert fired[-1] in (slots[-1], slots[-1] + timedelta(minutes=15))
+    expected = {decision_task_id(emulator.root_url, "demo", "often", slot) for slot in fired}
     assert {task.task_id for task in emulator.tasks()} == expected
-    assert sorted(row.slot for row in rows) == slots
     assert {row.state for row in rows} <= {FireState.CREATED, FireState.ALREADY_FIRED}
