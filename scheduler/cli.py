@@ -13,10 +13,10 @@ from typing import Any, NoReturn, cast
 
 import click
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
-from scheduler import __version__
+from scheduler import __version__, cli_support
+from scheduler.cli_support import instant, json_object
 from scheduler.cron import (
     CronFile,
     Diagnostic,
@@ -27,7 +27,6 @@ from scheduler.cron import (
     format_slot,
     load_cron,
     next_fires,
-    parse_instant,
     slot_of,
 )
 from scheduler.render import (
@@ -42,31 +41,6 @@ from scheduler.yamldoc import MAX_BYTES
 
 CRON_FILE_NAME = ".cron.yml"
 DEFAULT_PLAN_SPAN = timedelta(hours=24)
-
-
-def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    """Option callback: an ISO 8601 time, as an aware UTC datetime."""
-    if value is None:
-        return None
-    try:
-        return parse_instant(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error), ctx, param) from None
-
-
-def _json_object(
-    ctx: click.Context, param: click.Parameter, value: str | None
-) -> dict[str, Any] | None:
-    """Option callback: a JSON object."""
-    if value is None:
-        return None
-    try:
-        parsed = json.loads(value)
-    except ValueError as error:
-        raise click.BadParameter(f"not valid JSON ({error})", ctx, param) from None
-    if not isinstance(parsed, dict):
-        raise click.BadParameter("must be a JSON object, like '{\"key\": 1}'", ctx, param)
-    return parsed
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -130,9 +104,9 @@ def check(paths: tuple[Path, ...], as_json: bool, projects: tuple[str, ...]) -> 
     help="The .cron.yml to plan (or a directory holding one).",
 )
 @click.option("--project", required=True, help="The project to plan for.")
-@click.option("--from", "start", metavar="ISO8601", callback=_instant, help="Start (default: now).")
+@click.option("--from", "start", metavar="ISO8601", callback=instant, help="Start (default: now).")
 @click.option(
-    "--until", "until", metavar="ISO8601", callback=_instant, help="End (default: 24 h later)."
+    "--until", "until", metavar="ISO8601", callback=instant, help="End (default: 24 h later)."
 )
 @click.option("--next", "count", type=click.IntRange(min=1), help="Show the next N fires instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print [{slot, job}] as JSON.")
@@ -190,7 +164,7 @@ def plan(
 @click.option("--branch", default="main", show_default=True, help="Branch of a git project.")
 @click.option("--repo-type", type=click.Choice(["git", "hg"]), default="git", show_default=True)
 @click.option(
-    "--slot", required=True, metavar="ISO8601", callback=_instant, help="The slot (JSON-e `now`)."
+    "--slot", required=True, metavar="ISO8601", callback=instant, help="The slot (JSON-e `now`)."
 )
 @click.option(
     "--root-url",
@@ -207,7 +181,7 @@ def plan(
     "--input",
     "cron_input",
     metavar="JSON",
-    callback=_json_object,
+    callback=json_object,
     help="The fire's input (cron.input).",
 )
 @click.option("--pushlog-id", help="hg only: the push's pushlog id (default 0).")
@@ -303,10 +277,7 @@ def _echo_diagnostic(diagnostic: Diagnostic, *, err: bool = False) -> None:
 
 
 def _print_plan_table(result: Plan, heading: str) -> None:
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        # Piped output keeps whole names; the table is only as wide as its contents.
-        console = Console(highlight=False, width=200)
+    console = cli_support.console()
     if not result.fires:
         console.print(f"No {heading}.")
         return

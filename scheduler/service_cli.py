@@ -24,8 +24,9 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from scheduler import logs, service
+from scheduler.cli_support import console, instant, json_object
 from scheduler.config import Config, ConfigError, embedded_default, load_config, read_config
-from scheduler.cron import format_slot, parse_instant
+from scheduler.cron import format_slot
 from scheduler.engine import FireError, FireResult, SlotResult
 from scheduler.expiry import Event, EventKind, ExpiryReport, Scanner, report_json
 from scheduler.ledger import Fire, FireState, Ledger
@@ -99,11 +100,12 @@ def run(config_path: Path | None) -> None:
 
 @click.command()
 @_config_option
-@click.option("--at", "moment", required=True, metavar="ISO8601", help="A time in the slot.")
+@click.option(
+    "--at", required=True, metavar="ISO8601", callback=instant, help="A time in the slot."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def tick(config_path: Path | None, moment: str, as_json: bool) -> None:
+def tick(config_path: Path | None, at: datetime, as_json: bool) -> None:
     """Evaluate one slot now, exactly as the ticker would, then exit (1 if anything failed)."""
-    at = _instant(moment, "--at")
     config = load(config_path)
     logs.configure()
 
@@ -127,13 +129,22 @@ def tick(config_path: Path | None, moment: str, as_json: bool) -> None:
 @_config_option
 @click.argument("project")
 @click.argument("job")
-@click.option("--input", "cron_input", metavar="JSON", help="The cron input, a JSON object.")
+@click.option(
+    "--input",
+    "cron_input",
+    metavar="JSON",
+    callback=json_object,
+    help="The cron input, a JSON object.",
+)
 @click.option("--dry-run", is_flag=True, help="Render and record, but create nothing.")
 def fire(
-    config_path: Path | None, project: str, job: str, cron_input: str | None, dry_run: bool
+    config_path: Path | None,
+    project: str,
+    job: str,
+    cron_input: dict[str, Any] | None,
+    dry_run: bool,
 ) -> None:
     """Run a job now, whatever its schedule says (recorded as a manual fire)."""
-    parsed_input = _json_object(cron_input) if cron_input is not None else None
     config = load(config_path)
     if dry_run:
         config = dataclasses.replace(config, dry_run=True)
@@ -141,7 +152,7 @@ def fire(
 
     async def fire_now() -> FireResult:
         async with service.open_engine(config) as engine:
-            return await engine.fire_now(project, job, parsed_input)
+            return await engine.fire_now(project, job, cron_input)
 
     try:
         result = asyncio.run(fire_now())
@@ -156,23 +167,27 @@ def fire(
 @_config_option
 @click.option("--project")
 @click.option("--job")
-@click.option("--since", metavar="ISO8601", help="Only fires of slots at or after this time.")
+@click.option(
+    "--since",
+    metavar="ISO8601",
+    callback=instant,
+    help="Only fires of slots at or after this time.",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def history(
     config_path: Path | None,
     project: str | None,
     job: str | None,
-    since: str | None,
+    since: datetime | None,
     limit: int,
     as_json: bool,
 ) -> None:
     """What the service fired, newest first."""
-    since_at = _instant(since, "--since") if since else None
     config = load(config_path)
     ledger = Ledger.open(config.ledger_url)
     try:
-        fires = ledger.fires(project=project, job=job, since=since_at, limit=limit)
+        fires = ledger.fires(project=project, job=job, since=since, limit=limit)
     finally:
         ledger.close()
     if as_json:
@@ -191,7 +206,7 @@ def history(
             record.task_id or "",
             (record.error or "").splitlines()[0] if record.error else "",
         )
-    _console().print(table)
+    console().print(table)
 
 
 @click.group("expiry")
@@ -219,13 +234,13 @@ def expiry_report(
     if unknown:
         _fail(f"no such project: {', '.join(sorted(unknown))}", 2)
     logs.configure(level="warning")
-    console = Console(stderr=True)
+    errors = Console(stderr=True)
 
     async def scan() -> list[ExpiryReport]:
         credentials = config.credentials.as_options() if config.credentials else None
         async with connect(config.root_url, credentials, connections=config.connections) as clients:
             reports = []
-            with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
+            with Progress(console=errors, transient=True, disable=not errors.is_terminal) as bar:
                 for project in projects:
                     step = bar.add_task(f"{project.name}: index entries", total=None)
                     scanner = Scanner(
@@ -267,7 +282,7 @@ def expiry_report(
                 f"{row['daysLeft']:.1f}",
                 row["because"],
             )
-        _console().print(table)
+        console().print(table)
     scanned = sum(report.scanned for report in reports)
     click.echo(f"{scanned} cached tasks scanned, {len(rows)} at risk", err=True)
     sys.exit(1 if rows else 0)
@@ -301,23 +316,6 @@ def expiry_remediate(config_path: Path | None, project_name: str, dry_run: bool)
 
 def _advance(bar: Progress, step: TaskID, seen: int) -> None:
     bar.update(step, completed=seen)
-
-
-def _instant(text: str, option: str) -> datetime:
-    try:
-        return parse_instant(text)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint=option) from None
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        parsed = json.loads(text)
-    except ValueError as error:
-        raise click.BadParameter(f"not valid JSON ({error})", param_hint="--input") from None
-    if not isinstance(parsed, dict):
-        raise click.BadParameter("must be a JSON object", param_hint="--input")
-    return parsed
 
 
 def _fire_result_json(result: FireResult) -> dict[str, Any]:
@@ -372,7 +370,7 @@ def _print_fires(fires: list[FireResult], heading: str) -> None:
             row["taskId"] or "",
             row["error"] or "",
         )
-    _console().print(table)
+    console().print(table)
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -380,10 +378,6 @@ def _table(title: str, *columns: str) -> Table:
     for column in columns:
         table.add_column(column, overflow="fold")
     return table
-
-
-def _console() -> Console:
-    return Console(width=None if sys.stdout.isatty() else 200)
 
 
 COMMANDS = (config_group, run, tick, fire, history, expiry_group)
