@@ -144,7 +144,8 @@ def _at(fire: PlannedFire) -> str:
     return format_slot(fire.slot)
 
 
-def _utc_now() -> datetime:
+def utc_now() -> datetime:
+    """The service's clock (tests give the engine another)."""
     return datetime.now(UTC)
 
 
@@ -159,7 +160,7 @@ class Engine:
     ledger: Ledger
     source: GitSource
     clients: Clients
-    clock: Callable[[], datetime] = _utc_now
+    clock: Callable[[], datetime] = utc_now
     render_pool: Executor | None = None
     _limit: asyncio.Semaphore = field(init=False)
     _in_flight: set[Claim] = field(init=False, default_factory=set)

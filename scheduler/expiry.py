@@ -17,6 +17,7 @@ from taskcluster.exceptions import TaskclusterRestFailure
 
 from scheduler.config import ExpiryWatch, Project, TaskGroupWatch, format_duration
 from scheduler.cron.model import TriggerAction
+from scheduler.cron.timing import parse_instant
 from scheduler.ledger import Ledger, Remediation, RemediationState
 from scheduler.taskcluster import Clients, explain
 from scheduler.triggering import TriggerError, trigger_action
@@ -140,7 +141,11 @@ class Scanner:
         walk.flush(self._statuses)
         found = {
             task_id: CachedTask(
-                task_id, namespace, kind_of_namespace(namespace), _time(expires), "index entry"
+                task_id,
+                namespace,
+                kind_of_namespace(namespace),
+                parse_instant(expires),
+                "index entry",
             )
             for task_id, (expires, namespace) in walk.indexed.items()
         }
@@ -209,7 +214,7 @@ class Scanner:
                 self.clients.queue.statuses, payload={"taskIds": task_ids}, query=query
             )
             for item in page.get("statuses", []):
-                expires[item["taskId"]] = _time(item["status"]["expires"])
+                expires[item["taskId"]] = parse_instant(item["status"]["expires"])
             token = page.get("continuationToken")
             if not token:
                 return expires
@@ -227,7 +232,9 @@ class Scanner:
                     continue
                 if group.label_prefix and not str(label).startswith(group.label_prefix):
                     continue
-                seen = CachedTask(status["taskId"], where, kind, _time(status["expires"]), "task")
+                seen = CachedTask(
+                    status["taskId"], where, kind, parse_instant(status["expires"]), "task"
+                )
                 found[seen.task_id] = _earlier(found.get(seen.task_id), seen)
             self._count(len(tasks))
 
@@ -240,7 +247,7 @@ class Scanner:
         try:
             async for page in self._pages(self._list_artifacts, task.task_id):
                 for artifact in page.get("artifacts", []):
-                    expires = _time(artifact["expires"])
+                    expires = parse_instant(artifact["expires"])
                     if expires < found[task.task_id].expires:
                         found[task.task_id] = replace(
                             found[task.task_id],
@@ -298,10 +305,6 @@ def _apply_statuses(found: dict[str, CachedTask], known: dict[str, datetime | No
             found[task_id] = replace(entry, because="task is gone", gone=True)
         elif expires < entry.expires:
             found[task_id] = replace(entry, expires=expires, because="task")
-
-
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def report_json(report: ExpiryReport) -> list[dict[str, Any]]:

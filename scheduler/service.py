@@ -20,7 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from scheduler.config import Config, Project
 from scheduler.cron.timing import format_slot, slot_of
-from scheduler.engine import Engine, SlotResult
+from scheduler.engine import Engine, SlotResult, utc_now
 from scheduler.expiry import Event, EventKind, Remediator, Scanner, findings
 from scheduler.ledger import Ledger
 from scheduler.source import GitSource
@@ -34,13 +34,9 @@ SHUTDOWN_GRACE = timedelta(seconds=30)
 MISFIRE_GRACE = timedelta(minutes=14)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @asynccontextmanager
 async def open_engine(
-    config: Config, *, clock: Callable[[], datetime] = _utc_now
+    config: Config, *, clock: Callable[[], datetime] = utc_now
 ) -> AsyncIterator[Engine]:
     """An engine with its ledger (migrated), git cache and Taskcluster session."""
     ledger = await asyncio.to_thread(Ledger.open, config.ledger_url)

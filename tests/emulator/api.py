@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from tests.emulator import scopes
-from tests.emulator.clock import format_time
 
 T = TypeVar("T")
 _PARAMETER = re.compile(r"<([^<>]+)>")
@@ -45,12 +44,11 @@ ERROR_STATUS = {
 class ApiError(Exception):
     """An error reply in Taskcluster's shape: `{code, message, requestInfo}`."""
 
-    def __init__(self, code: str, message: str, *, details: Mapping[str, Any] | None = None):
+    def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code
         self.status = ERROR_STATUS[code]
         self.message = message
-        self.details = dict(details or {})
 
 
 @dataclass(frozen=True)
@@ -181,7 +179,6 @@ class Call:
             raise ApiError(
                 "InsufficientScopes",
                 insufficient_scopes_message(self.identity.client_id, missing, expression),
-                details={"missing": missing, "required": expression},
             )
         self.authorized = True
 
@@ -196,14 +193,6 @@ class Call:
         if value < 1:
             raise ApiError("InvalidRequestArguments", "limit must be at least 1")
         return min(value, maximum)
-
-    def request_info(self) -> dict[str, Any]:
-        return {
-            "method": self.route.name,
-            "params": self.params,
-            "payload": self.body if self.body is not None else {},
-            "time": format_time(self.now),
-        }
 
 
 def insufficient_scopes_message(client_id: str | None, missing: Any, required: Any) -> str:

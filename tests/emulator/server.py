@@ -14,7 +14,6 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -386,7 +385,6 @@ class Emulator:
                         "InputValidationError",
                         f"the request body does not match {route.input_schema}:\n"
                         + "\n".join(f"- {_describe(error)}" for error in errors[:10]),
-                        details={"schema": route.input_schema},
                     )
             unknown = sorted(set(query) - set(route.query) - {"bewit"})
             if unknown:
@@ -592,9 +590,3 @@ async def _drop(send: Send) -> None:
         {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]}
     )
     raise _DroppedConnectionError
-
-
-@contextmanager
-def emulator(**options: Any) -> Iterator[Emulator]:
-    with Emulator(**options) as running:
-        yield running
