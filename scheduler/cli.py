@@ -5,6 +5,7 @@ Exit status: 0 on success, 1 when the input has errors, 2 for a mistake in the c
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from datetime import UTC, datetime, timedelta
@@ -36,14 +37,33 @@ from scheduler.render import (
     RepositoryType,
     render_decision_task,
 )
-from scheduler.service_cli import COMMANDS
 from scheduler.yamldoc import MAX_BYTES
 
 CRON_FILE_NAME = ".cron.yml"
 DEFAULT_PLAN_SPAN = timedelta(hours=24)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Loads the service's commands (service_cli.py) only when one of them is asked for.
+
+    They import the Taskcluster client, SQLAlchemy and git support, half a second that
+    `check`, `plan` and `render`, run by editors and CI on every change, do without.
+    """
+
+    SERVICE_COMMANDS = ("config", "expiry", "fire", "history", "run", "tick")
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.SERVICE_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.SERVICE_COMMANDS:
+            service_cli = importlib.import_module("scheduler.service_cli")
+            command: click.Command = service_cli.COMMANDS[cmd_name]
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tc-scheduler")
 def main() -> None:
     """Run Taskcluster projects' .cron.yml jobs: check, plan and render them; run the service."""
@@ -298,7 +318,3 @@ def _fail(message: str) -> NoReturn:
 
 def _plural(count: int, word: str) -> str:
     return word if count == 1 else word + "s"
-
-
-for _command in COMMANDS:
-    main.add_command(_command)

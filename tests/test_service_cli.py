@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from scheduler import cli, service_cli
 from scheduler.cli import main
 from scheduler.cron import format_slot, slot_of
 from scheduler.ids import decision_task_id
@@ -208,3 +209,17 @@ def test_history_since_filters_by_slot(
     assert {r["slot"] for r in json.loads(everything.stdout)} == {earlier, AT}
     result = invoke("history", "--since", AT, "--json", "--config", str(config), env=environment)
     assert {r["slot"] for r in json.loads(result.stdout)} == {AT}
+
+
+def test_the_service_commands_load_only_when_asked_for() -> None:
+    assert set(cli._Commands.SERVICE_COMMANDS) == set(service_cli.COMMANDS)
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from scheduler.cli import main\n"
+        "result = CliRunner().invoke(main, ['check', '.cron.yml'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "assert 'scheduler.service_cli' not in sys.modules\n"
+        "assert 'sqlalchemy' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=REPOSITORY_ROOT, check=True)
