@@ -85,7 +85,7 @@ def _dispatch(emulator: Emulator, method: str, segments: list[str], payload: Any
         case "POST", ["tasks"]:
             for task in payload["tasks"]:
                 _seed_task(emulator, task["taskId"], parse_time(task["expires"]))
-            _keep(emulator)
+            _keep_seeded()
             return Reply(200, {"created": len(payload["tasks"])}, {})
         case "POST", ["index"]:
             with emulator.lock:
@@ -96,12 +96,12 @@ def _dispatch(emulator: Emulator, method: str, segments: list[str], payload: Any
                         rank=entry.get("rank", 0),
                         expires=parse_time(entry["expires"]),
                     )
-            _keep(emulator)
+            _keep_seeded()
             return Reply(200, {"inserted": len(payload["entries"])}, {})
     return Reply(404, {"code": "ResourceNotFound", "message": "no such control route"}, {})
 
 
-def _keep(emulator: Emulator) -> None:
+def _keep_seeded() -> None:
     """Seeded data lives as long as the emulator: keep the collector from rescanning it."""
     gc.freeze()
 
