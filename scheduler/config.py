@@ -18,16 +18,24 @@ from typing import Any, Literal
 from jsonschema import Draft7Validator
 
 from scheduler.diagnostics import Diagnostic, Position, Severity
+from scheduler.notify.events import EventKind
 from scheduler.redaction import redact
 from scheduler.schema_messages import Explainer, shown
 from scheduler.yamldoc import Document, YamlError, parse
 
 CatchUpPolicy = Literal["latest", "all", "none"]
-SECRET_KEYS = frozenset({"access-token", "accessToken", "access_token", "credentials", "token"})
+SECRET_KEYS = frozenset(
+    {"access-token", "accessToken", "access_token", "credentials", "token", "webhook-url", "dsn"}
+)
 DEFAULT_CONCURRENCY = 20
 _SET_CREDENTIALS = (
     "set TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN, or taskcluster.credentials-file"
 )
+_SECRET_HINTS = {
+    "token": "set SLACK_BOT_TOKEN, or notify.slack.token-file",
+    "webhook-url": "set SLACK_WEBHOOK_URL, or notify.slack.webhook-url-file",
+    "dsn": "set SENTRY_DSN, or notify.sentry.dsn-file",
+}
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 _DURATION_SCHEMA = {
@@ -114,6 +122,61 @@ _PROJECT = {
             },
         },
         "expiry": _EXPIRY,
+        "watch-task-groups": {
+            "anyOf": [{"type": "boolean"}, {"type": "array", "items": {"type": "string"}}],
+            "x-expected": "true, false or a list of job names",
+        },
+    },
+}
+_NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}}
+_MENTIONS = {
+    **_NAMES,
+    "x-expected": "a list of mentions, like ['<!subteam^S0123>', '<@U0123>', '@here']",
+}
+_EVENT_KINDS = {"type": "array", "items": {"enum": [kind.value for kind in EventKind]}}
+_CHANNEL = {"type": "string", "minLength": 1, "x-expected": "a channel, like '#releng' or C0123"}
+_NOTIFY = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "slack": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "token-file": {"type": "string", "minLength": 1},
+                "webhook-url-file": {"type": "string", "minLength": 1},
+                "api-url": {"type": "string", "pattern": "^https?://", "x-expected": "a URL"},
+                "channel": _CHANNEL,
+                "mentions": _MENTIONS,
+                "routes": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["channel"],
+                        "properties": {
+                            "projects": _NAMES,
+                            "jobs": _NAMES,
+                            "events": _EVENT_KINDS,
+                            "channel": _CHANNEL,
+                            "mentions": _MENTIONS,
+                        },
+                    },
+                },
+            },
+        },
+        "sentry": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "dsn-file": {"type": "string", "minLength": 1},
+                "environment": {"type": "string", "minLength": 1},
+                "monitors": {"type": "boolean"},
+            },
+        },
+        "canceled": {"type": "boolean"},
+        "deadline-exceeded": {"type": "boolean"},
+        "give-up-after": _DURATION_SCHEMA,
     },
 }
 SCHEMA: dict[str, Any] = {
@@ -147,6 +210,8 @@ SCHEMA: dict[str, Any] = {
         "replica": {"type": "string", "minLength": 1},
         "claim-lease": _DURATION_SCHEMA,
         "catch-up": _CATCH_UP,
+        "watch-every": _DURATION_SCHEMA,
+        "notify": _NOTIFY,
         "projects": {"type": "array", "items": _PROJECT},
     },
 }
@@ -214,6 +279,8 @@ class Project:
     expiry: ExpiryWatch = ExpiryWatch()
     # The service scans and rebuilds only projects whose configuration has an `expiry` block.
     expiry_watched: bool = False
+    # Jobs whose decision task's whole group is watched (True: every job).
+    watch_task_groups: bool | tuple[str, ...] = False
 
     @property
     def git_url(self) -> str:
@@ -221,6 +288,53 @@ class Project:
 
     def catch_up_for(self, job: str) -> CatchUp:
         return self.job_catch_up.get(job, self.catch_up)
+
+    def watches_group_of(self, job: str) -> bool:
+        if isinstance(self.watch_task_groups, bool):
+            return self.watch_task_groups
+        return job in self.watch_task_groups
+
+
+@dataclass(frozen=True)
+class SlackRoute:
+    """Events of matching projects and jobs (shell-style patterns) go to `channel`."""
+
+    channel: str
+    projects: tuple[str, ...] = ()  # empty: every project
+    jobs: tuple[str, ...] = ()  # empty: every job, and events about no job
+    events: tuple[EventKind, ...] = ()  # empty: every kind
+    mentions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    """A bot token (posts to channels, threads recoveries) or an incoming webhook."""
+
+    token: str | None = field(default=None, repr=False)
+    webhook_url: str | None = field(default=None, repr=False)
+    api_url: str | None = None
+    channel: str | None = None  # where events no route takes go
+    mentions: tuple[str, ...] = ()
+    routes: tuple[SlackRoute, ...] = ()
+
+
+@dataclass(frozen=True)
+class SentrySettings:
+    dsn: str = field(repr=False)
+    environment: str = "production"
+    monitors: bool = True
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    slack: SlackSettings | None = None
+    sentry: SentrySettings | None = None
+    # Tasks resolved as exception for these reasons are reported only if set (as in
+    # Taskcluster's notify service, a cancel is somebody's decision, not a failure).
+    canceled: bool = False
+    deadline_exceeded: bool = False
+    # A message that could not be delivered for this long is given up on (and logged).
+    give_up_after: timedelta = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -251,6 +365,9 @@ class Config:
     source: str
     # Processes that render .taskcluster.yml (JSON-e is most of a fire's CPU); 0: in-process.
     render_workers: int = 0
+    notify: NotifySettings = NotifySettings()
+    # How often the watcher reads the status of what the service started.
+    watch_every: timedelta = timedelta(seconds=30)
 
     @property
     def connections(self) -> int:
@@ -276,6 +393,8 @@ class Config:
             "replica": self.replica,
             "claim-lease": format_duration(self.claim_lease),
             "render-workers": self.render_workers,
+            "watch-every": format_duration(self.watch_every),
+            "notify": _notify_json(self.notify),
             "projects": [
                 {
                     "name": p.name,
@@ -287,6 +406,11 @@ class Config:
                     "repository-type": p.repository_type,
                     "catch-up": _catch_up_json(p.catch_up),
                     "job-catch-up": {job: _catch_up_json(c) for job, c in p.job_catch_up.items()},
+                    "watch-task-groups": (
+                        p.watch_task_groups
+                        if isinstance(p.watch_task_groups, bool)
+                        else list(p.watch_task_groups)
+                    ),
                 }
                 for p in self.projects
             ],
@@ -316,10 +440,11 @@ def load_config(
         data = {}
     for key_path, position in document.keys.items():
         if key_path and key_path[-1] in SECRET_KEYS:
+            hints = _SECRET_HINTS if key_path[0] == "notify" else {}
+            hint = hints.get(str(key_path[-1]), _SET_CREDENTIALS)
             problems.error(
                 position,
-                f"{shown(key_path[-1])}: credentials never go in the configuration file; "
-                f"{_SET_CREDENTIALS}",
+                f"{shown(key_path[-1])}: secrets never go in the configuration file; {hint}",
             )
     if problems.diagnostics:
         raise ConfigError(problems.diagnostics)
@@ -369,6 +494,37 @@ def _catch_up_json(catch_up: CatchUp) -> dict[str, Any]:
     }
 
 
+def _notify_json(notify: NotifySettings) -> dict[str, Any]:
+    slack, sentry = notify.slack, notify.sentry
+    return {
+        "slack": None
+        if slack is None
+        else {
+            "token": "<set>" if slack.token else None,
+            "webhook-url": "<set>" if slack.webhook_url else None,
+            "api-url": slack.api_url,
+            "channel": slack.channel,
+            "mentions": list(slack.mentions),
+            "routes": [
+                {
+                    "channel": r.channel,
+                    "projects": list(r.projects),
+                    "jobs": list(r.jobs),
+                    "events": [str(e) for e in r.events],
+                    "mentions": list(r.mentions),
+                }
+                for r in slack.routes
+            ],
+        },
+        "sentry": None
+        if sentry is None
+        else {"dsn": "<set>", "environment": sentry.environment, "monitors": sentry.monitors},
+        "canceled": notify.canceled,
+        "deadline-exceeded": notify.deadline_exceeded,
+        "give-up-after": format_duration(notify.give_up_after),
+    }
+
+
 @dataclass
 class _Problems:
     path: str
@@ -408,6 +564,7 @@ class _Resolver:
             for index, entry in enumerate(self.data["projects"])
         )
         self._check_unique(projects)
+        notify = self._notify(self.data.get("notify", {}))
         if self.problems.diagnostics:
             raise ConfigError(self.problems.diagnostics)
         assert root_url is not None
@@ -423,6 +580,8 @@ class _Resolver:
             projects=projects,
             source=self.problems.path,
             render_workers=self.data.get("render-workers", 0),
+            notify=notify,
+            watch_every=parse_duration(self.data.get("watch-every", "30s")),
         )
 
     def _path(self, text: str) -> Path:
@@ -473,6 +632,93 @@ class _Resolver:
             certificate = json.dumps(certificate)
         return Credentials(loaded["clientId"], loaded["accessToken"], certificate)
 
+    def _notify(self, data: Mapping[str, Any]) -> NotifySettings:
+        return NotifySettings(
+            slack=self._slack(data["slack"]) if "slack" in data else None,
+            sentry=self._sentry(data["sentry"]) if "sentry" in data else None,
+            canceled=data.get("canceled", False),
+            deadline_exceeded=data.get("deadline-exceeded", False),
+            give_up_after=parse_duration(data.get("give-up-after", "2d")),
+        )
+
+    def _slack(self, data: Mapping[str, Any]) -> SlackSettings | None:
+        token = self._secret(data, ("notify", "slack"), "token-file", "SLACK_BOT_TOKEN")
+        webhook = self._secret(data, ("notify", "slack"), "webhook-url-file", "SLACK_WEBHOOK_URL")
+        where = self.document.position_of(("notify", "slack"))
+        if token and webhook:
+            self.problems.error(
+                where,
+                "notify.slack has both a bot token and an incoming webhook; keep one "
+                "(SLACK_BOT_TOKEN or SLACK_WEBHOOK_URL)",
+            )
+            return None
+        if not (token or webhook):
+            self.problems.error(
+                where,
+                "notify.slack needs a bot token or an incoming webhook: set SLACK_BOT_TOKEN "
+                "(or notify.slack.token-file), or SLACK_WEBHOOK_URL (or webhook-url-file)",
+            )
+            return None
+        routes = tuple(
+            SlackRoute(
+                channel=r["channel"],
+                projects=tuple(r.get("projects", ())),
+                jobs=tuple(r.get("jobs", ())),
+                events=tuple(EventKind(e) for e in r.get("events", ())),
+                mentions=tuple(r.get("mentions", ())),
+            )
+            for r in data.get("routes", ())
+        )
+        if token and not data.get("channel") and not routes:
+            self.problems.error(
+                where, "notify.slack needs a channel to post to: add channel: '#your-channel'"
+            )
+        return SlackSettings(
+            token=token,
+            webhook_url=webhook,
+            api_url=data.get("api-url"),
+            channel=data.get("channel"),
+            mentions=tuple(data.get("mentions", ())),
+            routes=routes,
+        )
+
+    def _sentry(self, data: Mapping[str, Any]) -> SentrySettings | None:
+        dsn = self._secret(data, ("notify", "sentry"), "dsn-file", "SENTRY_DSN")
+        if not dsn:
+            self.problems.error(
+                self.document.position_of(("notify", "sentry")),
+                "notify.sentry needs a DSN: set SENTRY_DSN, or notify.sentry.dsn-file",
+            )
+            return None
+        return SentrySettings(
+            dsn=dsn,
+            environment=data.get("environment")
+            or self.environ.get("SENTRY_ENVIRONMENT")
+            or "production",
+            monitors=data.get("monitors", True),
+        )
+
+    def _secret(
+        self, data: Mapping[str, Any], at: tuple[str, ...], file_key: str, variable: str
+    ) -> str | None:
+        """A secret from its file (named in the configuration) or else its variable."""
+        if file_key not in data:
+            return self.environ.get(variable) or None
+        path = self._path(data[file_key])
+        try:
+            value = path.read_text().strip()
+        except OSError as error:
+            self.problems.error(
+                self.document.position_of((*at, file_key)),
+                f"cannot read {file_key} {path}: {error.strerror}",
+            )
+            return None
+        if not value:
+            self.problems.error(
+                self.document.position_of((*at, file_key)), f"{file_key} {path} is empty"
+            )
+        return value or None
+
     def _catch_up(self, data: Mapping[str, Any], inherited: CatchUp) -> CatchUp:
         lateness = data.get("max-lateness")
         return CatchUp(
@@ -494,6 +740,11 @@ class _Resolver:
             fetch_from=entry.get("fetch-from"),
             expiry=self._expiry(entry.get("expiry", {})),
             expiry_watched="expiry" in entry,
+            watch_task_groups=(
+                groups
+                if isinstance(groups := entry.get("watch-task-groups", False), bool)
+                else tuple(groups)
+            ),
             catch_up=catch_up,
             job_catch_up={
                 job: self._catch_up(overrides, catch_up)

@@ -28,9 +28,19 @@ from scheduler.cron import (
     fires_between,
     load_cron,
 )
+from scheduler.cron.crontab import crontab
+from scheduler.cron.model import ScheduleError
 from scheduler.cron.timing import SLOT_LENGTH, format_slot, slot_of
 from scheduler.ids import manual_task_id
-from scheduler.ledger import Claim, FireKind, FireState, Ledger, Outcome, SlotOutcome
+from scheduler.ledger import (
+    Claim,
+    FireKind,
+    FireState,
+    Ledger,
+    Outcome,
+    SlotOutcome,
+    WatchSpec,
+)
 from scheduler.render import (
     Push,
     RenderedTask,
@@ -56,6 +66,7 @@ class Dispatched(NamedTuple):
     task_id: str | None
     details: dict[str, Any] | None
     error: str | None
+    project_broken: bool = False  # the failure is the project's (its template), not the job's
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,15 @@ class _Fire:
 
 
 class FireError(Exception):
-    """A fire failed; the message says what happened and what to do about it."""
+    """A fire failed; the message says what happened and what to do about it.
+
+    `project_broken`: the cause breaks every job of the project (a missing or broken
+    `.taskcluster.yml`), so it is reported once for the project, not once per job.
+    """
+
+    def __init__(self, message: str, *, project_broken: bool = False) -> None:
+        super().__init__(message)
+        self.project_broken = project_broken
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,13 @@ class SlotResult:
     fires: tuple[FireResult, ...] = ()
     skipped: tuple[FireResult, ...] = ()
     error: str | None = None
+    # The `.cron.yml` problems that left jobs out (also in `error`).
+    problems: tuple[str, ...] = ()
+
+    @property
+    def unreachable(self) -> bool:
+        """The repository could not be read: nothing was evaluated."""
+        return self.revision is None
 
     @property
     def ok(self) -> bool:
@@ -142,6 +168,14 @@ def plan_catch_up(
 
 def _at(fire: PlannedFire) -> str:
     return format_slot(fire.slot)
+
+
+def _crontab(job: Job, project: str) -> str | None:
+    """The job's schedule on `project` as one crontab, if it can be one (for Sentry)."""
+    try:
+        return crontab(job.schedules_for(project))
+    except ScheduleError:
+        return None
 
 
 def utc_now() -> datetime:
@@ -223,7 +257,13 @@ class Engine:
             bound.warning("jobs left out", problems=problems)
         await self._record_slot(project, slot, snapshot.revision, SlotOutcome.EVALUATED, left_out)
         return SlotResult(
-            project.name, slot, snapshot.revision, tuple(fired), tuple(skipped), left_out
+            project.name,
+            slot,
+            snapshot.revision,
+            tuple(fired),
+            tuple(skipped),
+            left_out,
+            tuple(problems),
         )
 
     async def _orphans(self, project: Project, cron: CronFile, slot: datetime) -> list[PlannedFire]:
@@ -359,10 +399,18 @@ class Engine:
         # Until the outcome is known the claim is in flight: a shutdown releases it.
         self._in_flight.add(claim)
         async with self._limit:
-            state, task_id, details, error = await self._dispatch(fire)
+            state, task_id, details, error, project_broken = await self._dispatch(fire)
         self._in_flight.discard(claim)
         revision = fire.snapshot.revision
-        self._unrecorded[claim] = Outcome(claim, state, task_id, revision, error, details)
+        watch = None
+        if state in (FireState.CREATED, FireState.ALREADY_FIRED, FireState.FAILED):
+            watch = WatchSpec(
+                task_kind="decision" if isinstance(job.kind, DecisionTask) else "action",
+                follow_group=project.watches_group_of(job.name),
+                crontab=_crontab(job, project.name),
+                project_broken=project_broken,
+            )
+        self._unrecorded[claim] = Outcome(claim, state, task_id, revision, error, details, watch)
         if error:
             bound.error("fire failed", task_id=task_id, error=error)
         else:
@@ -383,7 +431,7 @@ class Engine:
                 return await self._decision_task(fire)
             return await self._trigger_action(fire)
         except FireError as error:
-            return Dispatched(FireState.FAILED, None, None, str(error))
+            return Dispatched(FireState.FAILED, None, None, str(error), error.project_broken)
         except Exception as error:
             # A bug here must cost this fire only, never the others of the tick.
             log.exception("internal error", project=fire.project.name, job=fire.job.name)
@@ -396,7 +444,8 @@ class Engine:
         if template is None:
             raise FireError(
                 f"{project.name} has no {TASKCLUSTER_YML} at {snapshot.revision}; a decision-task "
-                "job needs one"
+                "job needs one",
+                project_broken=True,
             )
         fired_at = fire.at or self.clock()
         try:
@@ -417,7 +466,9 @@ class Engine:
                 task_id=manual_task_id() if fire.kind is FireKind.MANUAL else None,
             )
         except RenderError as error:
-            raise FireError(f"{TASKCLUSTER_YML} at {snapshot.revision[:12]}: {error}") from None
+            raise FireError(
+                f"{TASKCLUSTER_YML} at {snapshot.revision[:12]}: {error}", project_broken=True
+            ) from None
         details = {"task": rendered.definition}
         if self.config.dry_run:
             log.info(

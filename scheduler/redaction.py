@@ -1,15 +1,197 @@
-"""Keeping secrets out of what people read: the one place that hides credentials in URLs.
+"""Keeping secrets out of what people read: URL credentials, known secrets, secret-looking text.
 
-Logs, the ledger, messages and pages show URLs through `redact`, never as configured.
+Logs, the ledger, Slack, Sentry and error messages show text through `scrub` (or URLs through
+`redact`); the secrets the service was configured with are registered with `remember_secret`.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterable
+from typing import Any
+
+MASK = "***"
+
+# Shorter values would mask ordinary words wherever they appear; no real credential is that short.
+MIN_SECRET_LENGTH = 8
+
+# Names (matched case-insensitively, as the end of a key: `slack_token`, `accessToken`,
+# `SENTRY_DSN`) whose values are secrets whatever they look like.
+SECRET_KEY_NAMES = (
+    "access_token",
+    "accessToken",
+    "token",
+    "password",
+    "passwd",
+    "secret",
+    "client_secret",
+    "secret_key",
+    "api_key",
+    "apikey",
+    "private_key",
+    "sentry_key",
+    "dsn",
+    "authorization",
+    "credentials",
+    "certificate",
+    "webhook_url",
+)
 
 # Userinfo of any `scheme://user:password@host` in a URL or in text a tool printed. Greedy up
 # to the last `@` before the path, so an unescaped `@` in a password does not leave half of it.
 _USERINFO = re.compile(r"(?<=://)[^/\s]*@")
+
+_KEYWORD = (
+    r"(?:access[_-]?token|token|passw(?:or)?d|secret|secret[_-]?(?:access[_-]?)?key"
+    r"|api[_-]?key|private[_-]?key|sentry[_-]?key|dsn|authorization|credentials|certificate"
+    r"|webhook[_-]?url)"
+)
+# A key is a word ending in a keyword: the prefix lets `slack_token` and `SENTRY_DSN` in while
+# `tokens` or `token_count` (the keyword not at the end) stay out.
+_KEY = rf"[A-Za-z0-9_.-]*?{_KEYWORD}"
+_SECRET_KEY = re.compile(rf"{_KEY}", re.IGNORECASE)
+_KEY_START = r"(?<![A-Za-z0-9_.-])"
+_QUOTED = r"\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])*'"
+
+# `"token": "..."` (JSON) and `'token': '...'` (a Python repr, bytes too): one quoted string.
+_QUOTED_PAIR = re.compile(
+    rf"(?P<kq>[\"'])(?P<key>{_KEY})(?P=kq)(?P<sep>\s*[:=]\s*)(?P<vb>[bB]?)(?P<vq>[\"'])"
+    rf"(?:\\.|(?!(?P=vq))[^\\])*(?P=vq)",
+    re.IGNORECASE,
+)
+# `Authorization: Hawk id="...", mac="..."`: a header value runs to the end of the line.
+# Inside quotes (`-H "Authorization: ..."`) it stops at the closing quote.
+_AUTHORIZATION_HEADER = re.compile(
+    rf"(?P<open>[\"'])?{_KEY_START}(?P<key>[A-Za-z0-9_.-]*?authorization)(?P<sep>\s*[:=]\s*)"
+    rf"(?![\s\"'])(?(open)(?:(?!(?P=open))[^\r\n])+|[^\r\n]+)",
+    re.IGNORECASE,
+)
+# `token=...`, `password: ...`, `api_key="..."`: one word, or one quoted string. A value stops
+# at what ends a query parameter or a repr field so that what follows it stays readable.
+_PAIR = re.compile(
+    rf"{_KEY_START}(?P<key>{_KEY})(?P<sep>\s*[:=]\s*)(?:{_QUOTED}|[^\s&,;\"')\]}}]+)",
+    re.IGNORECASE,
+)
+_BEARER = re.compile(r"\b(?P<scheme>Bearer)\s+[A-Za-z0-9._~+/-]+=*", re.IGNORECASE)
+# Bot, user, app, refresh and configuration tokens (`xoxe.xoxp-1-...` included).
+_SLACK_TOKEN = re.compile(
+    r"(?<![A-Za-z0-9])(?P<prefix>(?:xox[abeoprs]\.)?(?:xox[abeoprs]|xapp)-)[A-Za-z0-9-]+"
+)
+# The path of an incoming webhook (or workflow trigger) is the credential; the host is not.
+_SLACK_WEBHOOK = re.compile(
+    r"(?P<prefix>hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/)[A-Za-z0-9/_-]+"
+)
+# Taskcluster's access tokens are two slugids: 44 characters of base64url standing alone. Both
+# cases are required so that long lowercase names (`release-notify-promote-...`) survive; a
+# random token lacks either with a probability of about 1e-10.
+_TASKCLUSTER_TOKEN = re.compile(
+    r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]{0,43}[A-Z])(?=[A-Za-z0-9_-]{0,43}[a-z])"
+    r"[A-Za-z0-9_-]{44}(?![A-Za-z0-9_-])"
+)
+
+
+def _keep_key(match: re.Match[str]) -> str:
+    return f"{match['key']}{match['sep']}{MASK}"
+
+
+def _keep_header(match: re.Match[str]) -> str:
+    return f"{match['open'] or ''}{_keep_key(match)}"
+
+
+def _keep_quoted_key(match: re.Match[str]) -> str:
+    quote, value_quote = match["kq"], match["vb"] + match["vq"]
+    return f"{quote}{match['key']}{quote}{match['sep']}{value_quote}{MASK}{match['vq']}"
+
+
+# Most specific first: a quoted pair or a header keeps its key and structure, and what is masked
+# once is `***`, which none of the later patterns matches again.
+_RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    (_QUOTED_PAIR, _keep_quoted_key),
+    (_AUTHORIZATION_HEADER, _keep_header),
+    (_SLACK_WEBHOOK, rf"\g<prefix>{MASK}"),
+    (_USERINFO, f"{MASK}@"),
+    (_BEARER, rf"\g<scheme> {MASK}"),
+    (_PAIR, _keep_key),
+    (_SLACK_TOKEN, rf"\g<prefix>{MASK}"),
+    (_TASKCLUSTER_TOKEN, MASK),
+)
+
+
+class _Registry:
+    """The secret values this process was given, as one alternation rebuilt when one is added."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+
+    def add(self, values: Iterable[str]) -> None:
+        with self._lock:
+            before = len(self._values)
+            self._values.update(values)
+            if len(self._values) != before:
+                # Longest first, so that a secret containing another is masked whole.
+                ordered = sorted(self._values, key=lambda value: (-len(value), value))
+                self._pattern = re.compile("|".join(map(re.escape, ordered)))
+
+    def sub(self, text: str) -> str:
+        pattern = self._pattern  # One read: a concurrent `add` swaps in a whole new pattern.
+        return text if pattern is None else pattern.sub(MASK, text)
+
+
+_REMEMBERED = _Registry()
+
+
+def remember_secret(value: str) -> None:
+    """From now on, mask `value` (and its URL-encoded form) wherever `scrub` sees it."""
+    if len(value) < MIN_SECRET_LENGTH:
+        return
+    # A token in a query string or a URL path arrives percent-encoded.
+    forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
+    _REMEMBERED.add(forms)
+
+
+def is_secret_key(name: str) -> bool:
+    """Whether a field called `name` holds a secret whatever its value looks like."""
+    return _SECRET_KEY.fullmatch(name) is not None
+
+
+def scrub(text: str) -> str:
+    """`text` with every remembered secret and everything that looks like a secret as `***`."""
+    text = _REMEMBERED.sub(text)
+    for pattern, replacement in _RULES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def scrub_data(value: Any) -> Any:
+    """A copy of `value` with `scrub` applied to every string in its dicts, lists and tuples.
+
+    The value of a key that names a secret is masked whole, unless it is None or a boolean,
+    which say only whether the secret is set.
+    """
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {
+            scrub_data(key): (
+                MASK
+                if isinstance(key, str) and is_secret_key(key) and not _says_nothing(item)
+                else scrub_data(item)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [scrub_data(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(scrub_data(item) for item in value)
+    return value
+
+
+def _says_nothing(value: Any) -> bool:
+    return value is None or isinstance(value, bool)
 
 
 def redact(text: str) -> str:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -23,8 +25,14 @@ from scheduler.cron.timing import format_slot, slot_of
 from scheduler.engine import Engine, SlotResult, utc_now
 from scheduler.expiry import Event, EventKind, Remediator, Scanner, findings
 from scheduler.ledger import Ledger
+from scheduler.notify import sentry
+from scheduler.notify.outbox import Postman
+from scheduler.notify.routing import Router
+from scheduler.notify.slack import SlackSender
+from scheduler.reports import Reporter
 from scheduler.source import GitSource
 from scheduler.taskcluster import TaskclusterError, connect
+from scheduler.watcher import Watcher
 
 log = structlog.get_logger("tc_scheduler.service")
 
@@ -32,6 +40,11 @@ log = structlog.get_logger("tc_scheduler.service")
 SHUTDOWN_GRACE = timedelta(seconds=30)
 # A tick delayed by a busy event loop still runs; only the engine's catch-up judges lateness.
 MISFIRE_GRACE = timedelta(minutes=14)
+# How often the outbox is looked at for letters due (new ones, or retries whose time came).
+DELIVERY_EVERY = timedelta(seconds=10)
+# The service's own Sentry Crons monitor: one check-in per tick.
+TICK_MONITOR = "tc-scheduler-tick"
+TICK_SCHEDULE = "*/15 * * * *"
 
 
 @asynccontextmanager
@@ -56,6 +69,84 @@ async def open_engine(
         await asyncio.to_thread(ledger.close)
 
 
+@dataclass
+class Notifier:
+    """Reports what the engine and the expiry watch did, follows what they started, and
+    delivers the outbox: the service's half of notifications."""
+
+    ledger: Ledger
+    reporter: Reporter
+    watcher: Watcher
+    postman: Postman
+    clock: Callable[[], datetime]
+
+    async def slots_evaluated(self, results: Sequence[SlotResult]) -> None:
+        now = self.clock()
+        notices = [n for result in results for n in self.reporter.slot_evaluated(result, now)]
+        await asyncio.to_thread(self.ledger.report, notices, now=now)
+
+    async def expiry_scanned(self, project: str, events: Sequence[Event] | None) -> None:
+        """`events` of a scan, or None when the scan itself failed (an event says why)."""
+        now = self.clock()
+        notices = [n for event in events or () for n in self.reporter.expiry(event, now)]
+        if not any(e.kind is EventKind.FAILED and e.remediation_id is None for e in events or ()):
+            notices.append(self.reporter.expiry_scanned(project, now))
+        await asyncio.to_thread(self.ledger.report, notices, now=now)
+
+    async def round(self) -> None:
+        """Follow what was started one step, then send what is due. Failures are logged."""
+        try:
+            await self.watcher.step()
+        except Exception:
+            log.exception("watching failed; trying again next round")
+        try:
+            await self.postman.deliver()
+        except Exception:
+            log.exception("delivering notifications failed; trying again next round")
+
+
+@asynccontextmanager
+async def open_service(
+    config: Config, *, clock: Callable[[], datetime] = utc_now
+) -> AsyncIterator[tuple[Engine, Notifier]]:
+    """The engine and the notifier that reports what it does, with Sentry set up if configured."""
+    if config.notify.sentry is not None:
+        sentry.configure(config.notify.sentry.dsn, environment=config.notify.sentry.environment)
+    try:
+        async with open_engine(config, clock=clock) as engine:
+            yield engine, open_notifier(config, engine)
+    finally:
+        if config.notify.sentry is not None:
+            sentry.close()
+
+
+def open_notifier(config: Config, engine: Engine) -> Notifier:
+    """The notifier of a service whose engine is `engine`."""
+    router = Router(config.notify)
+    reporter = Reporter(
+        router,
+        canceled=config.notify.canceled,
+        deadline_exceeded=config.notify.deadline_exceeded,
+    )
+    slack = config.notify.slack
+    sender = (
+        SlackSender(token=slack.token, webhook_url=slack.webhook_url, base_url=slack.api_url)
+        if slack is not None
+        else None
+    )
+    postman = Postman(
+        engine.ledger,
+        router,
+        config.root_url,
+        config.replica,
+        engine.clock,
+        slack=sender,
+        give_up_after=config.notify.give_up_after,
+    )
+    watcher = Watcher(engine.clients, engine.ledger, reporter, engine.clock)
+    return Notifier(engine.ledger, reporter, watcher, postman, engine.clock)
+
+
 async def tick_once(engine: Engine, moment: datetime) -> list[SlotResult]:
     log.info("tick", slot=format_slot(slot_of(moment)))
     results = await engine.tick(moment)
@@ -70,6 +161,33 @@ async def tick_once(engine: Engine, moment: datetime) -> list[SlotResult]:
             ok=result.ok,
         )
     return results
+
+
+async def tick_and_report(engine: Engine, notifier: Notifier, moment: datetime) -> list[SlotResult]:
+    """A tick, reported: its slots' notices queued, what it started followed at once, and the
+    service's own Sentry monitor checked in (so that Sentry alerts when ticks stop)."""
+    check_in_id = sentry.check_in_id_for(f"tick/{engine.config.replica}/{slot_of(moment)}")
+    sentry.check_in(TICK_MONITOR, "in_progress", check_in_id=check_in_id, schedule=TICK_SCHEDULE)
+    try:
+        results = await tick_once(engine, moment)
+        await notifier.slots_evaluated(results)
+    except Exception:
+        sentry.check_in(TICK_MONITOR, "error", check_in_id=check_in_id, schedule=TICK_SCHEDULE)
+        log.exception("tick failed")
+        return []
+    sentry.check_in(TICK_MONITOR, "ok", check_in_id=check_in_id, schedule=TICK_SCHEDULE)
+    await notifier.round()
+    return results
+
+
+async def scan_and_report(engine: Engine, notifier: Notifier, project: Project) -> None:
+    events = await watch_expiry(engine, project)
+    await notifier.expiry_scanned(project.name, events)
+    await notifier.round()
+
+
+def _every(interval: timedelta) -> IntervalTrigger:
+    return IntervalTrigger(seconds=max(1, int(interval.total_seconds())), timezone=UTC)
 
 
 async def watch_expiry(engine: Engine, project: Project) -> list[Event]:
@@ -104,41 +222,39 @@ async def run(config: Config, *, stop: asyncio.Event | None = None) -> None:
         dry_run=config.dry_run,
         root_url=config.root_url,
     )
-    async with open_engine(config) as engine:
-        running: set[asyncio.Task[list[SlotResult]]] = set()
+    async with open_service(config) as (engine, notifier):
+        running: set[asyncio.Task[Any]] = set()
 
-        def start_tick() -> None:
-            task = asyncio.create_task(tick_once(engine, engine.clock()))
+        def start(work: Coroutine[Any, Any, Any]) -> None:
+            task = asyncio.create_task(work)
             running.add(task)
             task.add_done_callback(running.discard)
 
         async def scheduled_tick() -> None:
             # A coroutine, so APScheduler runs it on the event loop rather than in a thread.
-            start_tick()
+            start(tick_and_report(engine, notifier, engine.clock()))
 
         ticker = AsyncIOScheduler(timezone=UTC)
-        ticker.add_job(
-            scheduled_tick,
-            CronTrigger(minute="0,15,30,45", timezone=UTC),
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=int(MISFIRE_GRACE.total_seconds()),
-        )
+        repeat = {
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": int(MISFIRE_GRACE.total_seconds()),
+        }
+        ticker.add_job(scheduled_tick, CronTrigger(minute="0,15,30,45", timezone=UTC), **repeat)
+        ticker.add_job(notifier.round, _every(config.watch_every), **repeat)
+        ticker.add_job(notifier.postman.deliver, _every(DELIVERY_EVERY), **repeat)
         for project in config.projects:
             if project.expiry_watched:
                 ticker.add_job(
-                    watch_expiry,
-                    IntervalTrigger(
-                        seconds=int(project.expiry.every.total_seconds()), timezone=UTC
-                    ),
-                    args=[engine, project],
+                    scan_and_report,
+                    _every(project.expiry.every),
+                    args=[engine, notifier, project],
                     next_run_time=datetime.now(UTC),
-                    coalesce=True,
-                    max_instances=1,
-                    misfire_grace_time=int(MISFIRE_GRACE.total_seconds()),
+                    **repeat,
                 )
         ticker.start()
-        start_tick()  # the start-up tick: the current slot, and catch-up since the last one
+        # The start-up tick: the current slot, and catch-up since the last one.
+        start(tick_and_report(engine, notifier, engine.clock()))
         await stop.wait()
         log.info("stopping", in_flight=len(running))
         ticker.shutdown(wait=False)

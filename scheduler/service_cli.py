@@ -29,7 +29,9 @@ from scheduler.config import Config, ConfigError, embedded_default, load_config,
 from scheduler.cron import format_slot
 from scheduler.engine import FireError, FireResult, SlotResult
 from scheduler.expiry import Event, EventKind, ExpiryReport, Scanner, report_json
-from scheduler.ledger import Fire, FireState, Ledger
+from scheduler.ledger import Fire, FireState, Ledger, Letter, LetterState
+from scheduler.notify import sentry
+from scheduler.notify.routing import SLACK_PREFIX
 from scheduler.taskcluster import TaskclusterError, connect
 
 _config_option = click.option(
@@ -110,8 +112,8 @@ def tick(config_path: Path | None, at: datetime, as_json: bool) -> None:
     logs.configure()
 
     async def evaluate() -> list[SlotResult]:
-        async with service.open_engine(config) as engine:
-            return await service.tick_once(engine, at)
+        async with service.open_service(config) as (engine, notifier):
+            return await service.tick_and_report(engine, notifier, at)
 
     results = asyncio.run(evaluate())
     fires = [fire for result in results for fire in (*result.fires, *result.skipped)]
@@ -151,8 +153,10 @@ def fire(
     logs.configure()
 
     async def fire_now() -> FireResult:
-        async with service.open_engine(config) as engine:
-            return await engine.fire_now(project, job, cron_input)
+        async with service.open_service(config) as (engine, notifier):
+            result = await engine.fire_now(project, job, cron_input)
+            await notifier.round()
+            return result
 
     try:
         result = asyncio.run(fire_now())
@@ -301,10 +305,13 @@ def expiry_remediate(config_path: Path | None, project_name: str, dry_run: bool)
     logs.configure(level="warning")
 
     async def remediate() -> list[Event]:
-        async with service.open_engine(config) as engine:
+        async with service.open_service(config) as (engine, notifier):
             if dry_run:
                 engine.config = dataclasses.replace(engine.config, dry_run=True)
-            return await service.watch_expiry(engine, project)
+            events = await service.watch_expiry(engine, project)
+            await notifier.expiry_scanned(project.name, events)
+            await notifier.round()
+            return events
 
     events = asyncio.run(remediate())
     if not events:
@@ -381,11 +388,71 @@ def _table(title: str, *columns: str) -> Table:
 
 
 # The commands cli.py loads by name when one is asked for.
+@click.group("notify")
+def notify_group() -> None:
+    """Check the notification setup."""
+
+
+@notify_group.command("test")
+@_config_option
+@click.option(
+    "--channel",
+    metavar="CHANNEL",
+    help="Post to this Slack channel (like '#releng' or C0123) instead of the routed one.",
+)
+def notify_test(config_path: Path | None, channel: str | None) -> None:
+    """Send a test message through the real path (outbox, then Slack), and a Sentry event."""
+    config = load(config_path)
+    slack, sentry_settings = config.notify.slack, config.notify.sentry
+    if slack is None and sentry_settings is None:
+        _fail("nothing to test: configure notify.slack or notify.sentry", 2)
+    if channel is not None and (slack is None or slack.webhook_url is not None):
+        _fail("--channel needs a Slack bot token: an incoming webhook posts to one channel", 2)
+    logs.configure(level="warning")
+
+    async def send() -> list[Letter]:
+        async with service.open_service(config) as (engine, notifier):
+            event = notifier.reporter.test(
+                config.projects[0].name if config.projects else "tc-scheduler",
+                replica=config.replica,
+                now=engine.clock(),
+            )
+            if channel is not None:
+                event = dataclasses.replace(event, destinations=(f"{SLACK_PREFIX}{channel}",))
+            await asyncio.to_thread(engine.ledger.report, [event], now=engine.clock())
+            await notifier.postman.deliver()
+            letters = await asyncio.to_thread(engine.ledger.letters)
+            if sentry_settings is not None:
+                await asyncio.to_thread(sentry.test)
+            return [letter for letter in letters if letter.key == event.key]
+
+    letters = asyncio.run(send())
+    failed = False
+    for letter in letters:
+        where = letter.destination.removeprefix(SLACK_PREFIX)
+        if letter.state is LetterState.SENT:
+            click.echo(f"sent to {where}")
+        elif letter.state is LetterState.FAILED:
+            failed = True
+            click.echo(f"not sent to {where}: {letter.last_error}", err=True)
+        else:
+            failed = True
+            reason = letter.last_error or "it waits behind earlier undelivered messages"
+            click.echo(f"not sent to {where} yet (queued, will retry): {reason}", err=True)
+    if slack is not None and not letters:
+        failed = True
+        click.echo("no Slack channel takes test messages: set notify.slack.channel", err=True)
+    if sentry_settings is not None:
+        click.echo("sent a test event to Sentry")
+    sys.exit(1 if failed else 0)
+
+
 COMMANDS: dict[str, click.Command] = {
     "config": config_group,
     "expiry": expiry_group,
     "fire": fire,
     "history": history,
+    "notify": notify_group,
     "run": run,
     "tick": tick,
 }

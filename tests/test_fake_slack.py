@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook import WebhookClient
 
 from tests.emulator.slack import FakeSlack
 
@@ -327,3 +329,105 @@ def test_async_client_posts_reads_and_retries(slack: FakeSlack) -> None:
 def test_the_url_needs_a_running_fake() -> None:
     with pytest.raises(RuntimeError, match="not running"):
         FakeSlack().url  # noqa: B018
+
+
+# -- the incoming webhook ------------------------------------------------------------------------
+
+
+def post_raw(url: str, body: bytes) -> tuple[int, str]:
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_webhook_posts_into_its_channel(slack: FakeSlack) -> None:
+    webhook = WebhookClient(slack.webhook_url)
+
+    response = webhook.send(text="nightly failed", blocks=BLOCKS, unfurl_links=False)
+
+    assert (response.status_code, response.body) == (200, "ok")
+    [message] = slack.messages_in("releng")  # The first channel, by default.
+    assert (message.text, message.blocks, message.thread_ts) == ("nightly failed", BLOCKS, None)
+    assert message.extra == {"unfurl_links": False}
+    assert [(c.method, c.authed, c.status) for c in slack.calls] == [("webhook", True, 200)]
+
+
+def test_webhook_channel_is_configurable_by_name() -> None:
+    with FakeSlack.running(token=TOKEN, channels=CHANNELS, webhook_channel="#ci-alerts") as fake:
+        WebhookClient(fake.webhook_url).send(text="to ci-alerts")
+        assert [m.text for m in fake.messages_in("C0456")] == ["to ci-alerts"]
+        assert fake.messages_in("C0123") == []
+
+    with pytest.raises(ValueError, match="not a channel"):
+        FakeSlack(channels=CHANNELS, webhook_channel="#nowhere")
+
+
+def test_webhook_refuses_a_wrong_secret_garbage_and_nothing(slack: FakeSlack) -> None:
+    url = slack.webhook_url
+    secret = url.rsplit("/", 1)[1]
+    wrong = url[: -len(secret)] + "x" * len(secret)
+
+    answers = [
+        post_raw(wrong, json.dumps({"text": "sneaky"}).encode()),
+        post_raw(url.replace("T0FAKE", "T0OTHER"), json.dumps({"text": "sneaky"}).encode()),
+        post_raw(url, b"{not json"),
+        post_raw(url, b"[1, 2]"),
+        post_raw(url, json.dumps({"blocks": {"not": "a list"}}).encode()),
+        post_raw(url, json.dumps({"unfurl_links": False}).encode()),
+    ]
+
+    assert answers == [
+        (404, "no_service"),
+        (404, "no_service"),
+        (400, "invalid_payload"),
+        (400, "invalid_payload"),
+        (400, "invalid_blocks"),
+        (400, "no_text"),
+    ]
+    assert slack.messages == []
+    assert [c.authed for c in slack.calls] == [False, False, True, True, True, True]
+    assert secret not in repr(slack.calls)
+
+
+def test_webhook_faults_answer_as_slacks_webhooks_do(slack: FakeSlack) -> None:
+    webhook = WebhookClient(slack.webhook_url)
+    slack.rate_limit(retry_after=3, method="webhook")
+    slack.server_error(status=503, method="webhook")
+    slack.api_error("channel_is_archived", method="webhook")
+    slack.api_error("action_prohibited", method="webhook")
+    slack.api_error("some_new_error", method="webhook")
+
+    answers = [webhook.send(text="try") for _ in range(5)]
+
+    assert [(a.status_code, a.body) for a in answers] == [
+        (429, "rate_limited"),
+        (503, "fake slack: injected server error"),
+        (410, "channel_is_archived"),
+        (403, "action_prohibited"),
+        (400, "some_new_error"),
+    ]
+    assert answers[0].headers["Retry-After"] == "3"
+    assert slack.messages == []
+    assert all(c.injected and c.method == "webhook" for c in slack.calls)
+    assert webhook.send(text="through").status_code == 200
+    assert [m.text for m in slack.messages] == ["through"]
+
+
+def test_webhook_and_web_api_faults_keep_to_their_target(
+    slack: FakeSlack, client: WebClient
+) -> None:
+    slack.server_error(method="chat.postMessage")
+    slack.rate_limit(method="webhook")
+
+    assert WebhookClient(slack.webhook_url).send(text="hook").status_code == 429
+    with pytest.raises(SlackApiError):
+        client.chat_postMessage(channel="C0123", text="api")
+
+    assert [(c.method, c.status) for c in slack.calls] == [
+        ("webhook", 429),
+        ("chat.postMessage", 500),
+    ]
+    assert slack.messages == []

@@ -19,18 +19,33 @@ from sqlalchemy.orm import Session
 from scheduler.cron.timing import format_slot, slot_of
 from scheduler.ledger.connecting import WRITING, create_ledger_engine
 from scheduler.ledger.migrating import upgrade
-from scheduler.ledger.models import FireRow, RemediationRow, SlotRow
+from scheduler.ledger.models import (
+    FireRow,
+    IncidentRow,
+    LetterRow,
+    RemediationRow,
+    SlotRow,
+    WatchRow,
+)
 from scheduler.ledger.records import (
     Claim,
     Fire,
     FireKind,
     FireState,
+    Health,
+    Incident,
+    Letter,
+    LetterState,
+    Notice,
     Outcome,
     Remediation,
     RemediationState,
     SlotOutcome,
     SlotRecord,
+    Watch,
+    WatchPhase,
 )
+from scheduler.redaction import scrub, scrub_data
 
 UpsertInsert = postgresql.Insert | sqlite.Insert
 
@@ -208,9 +223,10 @@ class Ledger:
         if any(outcome.state is FireState.CLAIMED for outcome in outcomes):
             raise ValueError("finish needs the state the fire ended in, not 'claimed'")
         finished_at = _aware("now", now)
+        recorded = []
         with self._transaction(writing=True) as session:
-            return [
-                self._update_claimed(
+            for outcome in outcomes:
+                ours = self._update_claimed(
                     session,
                     outcome.claim,
                     state=outcome.state.value,
@@ -218,11 +234,38 @@ class Ledger:
                     lease_until=None,
                     task_id=outcome.task_id,
                     revision=outcome.revision,
-                    error=outcome.error,
+                    error=_scrubbed(outcome.error),
+                    # Not scrubbed: a rendered task comes from the repository's public template.
                     details=outcome.details,
                 )
-                for outcome in outcomes
-            ]
+                if ours and outcome.watch is not None:
+                    # In the same transaction: a fire the ledger holds is never left unwatched.
+                    self._start_watch(session, outcome, finished_at)
+                recorded.append(ours)
+        return recorded
+
+    @staticmethod
+    def _start_watch(session: Session, outcome: Outcome, now: datetime) -> None:
+        assert outcome.watch is not None
+        if outcome.state is FireState.FAILED:
+            phase = WatchPhase.REPORT
+        elif outcome.task_id is not None:
+            phase = WatchPhase.TASK
+        else:
+            return
+        session.add(
+            WatchRow(
+                fire_id=outcome.claim.fire_id,
+                project=outcome.claim.project,
+                job=outcome.claim.job,
+                phase=phase.value,
+                task_kind=outcome.watch.task_kind,
+                follow_group=outcome.watch.follow_group,
+                crontab=outcome.watch.crontab,
+                project_broken=outcome.watch.project_broken,
+                created_at=now,
+            )
+        )
 
     def release(self, claim: Claim, *, now: datetime) -> bool:
         """Give up an unfinished claim (on shutdown) so that another replica may take it now.
@@ -310,7 +353,7 @@ class Ledger:
                     RemediationRow.id == remediation_id,
                     RemediationRow.state == RemediationState.RUNNING.value,
                 )
-                .values(state=state.value, finished_at=_aware("now", now), error=error)
+                .values(state=state.value, finished_at=_aware("now", now), error=_scrubbed(error))
                 .returning(RemediationRow.id)
             ).scalar_one_or_none()
         return finished is not None
@@ -388,7 +431,7 @@ class Ledger:
                     state=FireState.SKIPPED.value,
                     attempt=0,
                     replica=replica,
-                    error=reason,
+                    error=_scrubbed(reason),
                     claimed_at=now,
                     finished_at=now,
                 )
@@ -414,7 +457,7 @@ class Ledger:
         values = {
             "revision": revision,
             "outcome": outcome.value,
-            "error": error,
+            "error": _scrubbed(error),
             "replica": replica,
             "evaluated_at": _aware("now", now),
         }
@@ -484,6 +527,323 @@ class Ledger:
         with self._transaction(writing=False) as session:
             return [_slot_record(row) for row in session.scalars(query)]
 
+    # Watches: what the service started, followed until it resolved and was reported
+
+    def watches(self, *, limit: int | None = None) -> list[Watch]:
+        """Fires still being followed, oldest first."""
+        query = (
+            select(WatchRow, FireRow)
+            .join(FireRow, FireRow.id == WatchRow.fire_id)
+            .where(WatchRow.phase != WatchPhase.DONE.value)
+            .order_by(WatchRow.fire_id)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self._transaction(writing=False) as session:
+            return [_watch(watch, fire) for watch, fire in session.execute(query)]
+
+    def watch(self, fire_id: int) -> Watch | None:
+        query = (
+            select(WatchRow, FireRow)
+            .join(FireRow, FireRow.id == WatchRow.fire_id)
+            .where(WatchRow.fire_id == fire_id)
+        )
+        with self._transaction(writing=False) as session:
+            found = session.execute(query).one_or_none()
+            return _watch(*found) if found is not None else None
+
+    def advance_watch(
+        self,
+        watch: Watch,
+        phase: WatchPhase,
+        *,
+        now: datetime,
+        notices: Sequence[Notice] = (),
+        task_state: str | None = None,
+        reason: str | None = None,
+        task_group_id: str | None = None,
+    ) -> bool:
+        """Move `watch` on from the phase it was read in, and queue `notices`, atomically.
+
+        False, and nothing done, if another replica moved it first: the notices of each step
+        are queued once.
+        """
+        now = _aware("now", now)
+        values: dict[str, Any] = {"phase": phase.value}
+        if task_state is not None:
+            values.update(task_state=task_state, reason=reason)
+        if task_group_id is not None:
+            values["task_group_id"] = task_group_id
+        if phase is WatchPhase.DONE:
+            values["resolved_at"] = now
+        with self._transaction(writing=True) as session:
+            moved = session.execute(
+                update(WatchRow)
+                .where(WatchRow.fire_id == watch.fire_id, WatchRow.phase == watch.phase.value)
+                .values(values)
+                .returning(WatchRow.fire_id)
+            ).scalar_one_or_none()
+            if moved is None:
+                return False
+            self._report(session, notices, now)
+        return True
+
+    # Incidents and the outbox
+
+    def report(self, notices: Sequence[Notice], *, now: datetime) -> list[str]:
+        """Queue what `notices` call for, in one transaction; the keys of the notices queued.
+
+        A notice already queued (same key and destination) is not queued again. A failing
+        notice opens its subject's incident and is queued, or, while one is open, is only
+        counted, unless its fingerprint differs (say, a new revision is broken too). A healthy
+        notice closes the open incident and is queued as a reply to its latest message.
+        """
+        with self._transaction(writing=True) as session:
+            return self._report(session, notices, _aware("now", now))
+
+    def _report(self, session: Session, notices: Sequence[Notice], now: datetime) -> list[str]:
+        queued = []
+        for notice in notices:
+            if notice.health is Health.NONE:
+                sent = self._queue(session, notice, now)
+            elif notice.health is Health.FAILING:
+                sent = self._failing(session, notice, now)
+            else:
+                sent = self._healthy(session, notice, now)
+            if sent:
+                queued.append(notice.key)
+        return queued
+
+    def _failing(self, session: Session, notice: Notice, now: datetime) -> bool:
+        assert notice.subject is not None, "a failing notice needs a subject"
+        opened = session.execute(
+            self._insert(session, IncidentRow)
+            .values(
+                subject=notice.subject,
+                opened_at=now,
+                opened_by=notice.key,
+                thread_key=notice.key,
+                last_key=notice.key,
+                fingerprint=notice.fingerprint,
+                failures=1,
+            )
+            .on_conflict_do_nothing()
+            .returning(IncidentRow.id)
+        ).scalar_one_or_none()
+        if opened is not None:
+            return self._queue(session, notice, now)
+        incident = session.scalars(
+            select(IncidentRow)
+            .where(IncidentRow.subject == notice.subject, IncidentRow.closed_at.is_(None))
+            .with_for_update()
+        ).one_or_none()
+        if incident is None:  # closed between the two statements: by a success, which wins
+            return False
+        if incident.last_key == notice.key:  # the same failure, reported twice
+            return False
+        incident.failures += 1
+        incident.last_key = notice.key
+        if notice.fingerprint is None or notice.fingerprint == incident.fingerprint:
+            return False
+        incident.fingerprint = notice.fingerprint
+        incident.thread_key = notice.key
+        return self._queue(session, notice, now)
+
+    def _healthy(self, session: Session, notice: Notice, now: datetime) -> bool:
+        assert notice.subject is not None, "a healthy notice needs a subject"
+        closed = session.scalars(
+            update(IncidentRow)
+            .where(IncidentRow.subject == notice.subject, IncidentRow.closed_at.is_(None))
+            .values(closed_at=now)
+            .returning(IncidentRow)
+        ).one_or_none()
+        if closed is None:
+            return False
+        return self._queue(
+            session,
+            notice,
+            now,
+            incident={
+                "opened_at": closed.opened_at.isoformat(),
+                "failures": closed.failures,
+                "opened_by": closed.opened_by,
+            },
+            reply_to=closed.thread_key,
+        )
+
+    def _queue(
+        self,
+        session: Session,
+        notice: Notice,
+        now: datetime,
+        *,
+        incident: dict[str, Any] | None = None,
+        reply_to: str | None = None,
+    ) -> bool:
+        queued = False
+        for destination in notice.destinations:
+            inserted = session.execute(
+                self._insert(session, LetterRow)
+                .values(
+                    key=notice.key,
+                    destination=destination,
+                    event=scrub_data(notice.event),
+                    incident=incident,
+                    reply_to=reply_to,
+                    state=LetterState.PENDING.value,
+                    attempts=0,
+                    created_at=now,
+                    next_attempt_at=now,
+                )
+                .on_conflict_do_nothing()
+                .returning(LetterRow.id)
+            ).scalar_one_or_none()
+            queued = queued or inserted is not None
+        return queued
+
+    def incidents(self, *, subject: str | None = None, open_only: bool = False) -> list[Incident]:
+        """Incidents, newest first."""
+        query = select(IncidentRow).order_by(IncidentRow.opened_at.desc(), IncidentRow.id.desc())
+        if subject is not None:
+            query = query.where(IncidentRow.subject == subject)
+        if open_only:
+            query = query.where(IncidentRow.closed_at.is_(None))
+        with self._transaction(writing=False) as session:
+            return [_incident(row) for row in session.scalars(query)]
+
+    def letters(
+        self,
+        *,
+        state: LetterState | None = None,
+        destination: str | None = None,
+        limit: int | None = None,
+    ) -> list[Letter]:
+        """The outbox, oldest first."""
+        query = select(LetterRow).order_by(LetterRow.id)
+        if state is not None:
+            query = query.where(LetterRow.state == state.value)
+        if destination is not None:
+            query = query.where(LetterRow.destination == destination)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._transaction(writing=False) as session:
+            return [_letter(row) for row in session.scalars(query)]
+
+    def take_letters(
+        self, *, replica: str, now: datetime, lease: timedelta, limit: int = 100
+    ) -> list[Letter]:
+        """Claim the letters due for delivery, oldest first, for `replica` until `now + lease`.
+
+        Each destination's letters go out in the order they were queued: a destination's
+        letters are taken up to the first one that is not due (backing off) or is held by
+        another replica. What a reply replies to comes with it, as `thread`, once it was sent.
+        """
+        now = _aware("now", now)
+        lease_until = now + _positive("lease", lease)
+        with self._transaction(writing=True) as session:
+            pending = session.scalars(
+                select(LetterRow)
+                .where(LetterRow.state == LetterState.PENDING.value)
+                .order_by(LetterRow.id)
+                .limit(limit * 4)
+            ).all()
+            blocked: set[str] = set()
+            taken: list[LetterRow] = []
+            for row in pending:
+                if row.destination in blocked or len(taken) >= limit:
+                    continue
+                held = row.lease_until is not None and row.lease_until > now
+                if held or row.next_attempt_at > now:
+                    blocked.add(row.destination)
+                    continue
+                claimed = session.execute(
+                    update(LetterRow)
+                    .where(
+                        LetterRow.id == row.id,
+                        LetterRow.state == LetterState.PENDING.value,
+                        LetterRow.attempts == row.attempts,
+                    )
+                    .values(replica=replica, lease_until=lease_until)
+                    .returning(LetterRow.id)
+                ).scalar_one_or_none()
+                if claimed is None:
+                    blocked.add(row.destination)
+                    continue
+                taken.append(row)
+            threads = self._threads(session, taken)
+            return [
+                _letter(row, thread=threads.get((row.reply_to, row.destination))) for row in taken
+            ]
+
+    @staticmethod
+    def _threads(
+        session: Session, rows: Sequence[LetterRow]
+    ) -> dict[tuple[str | None, str], dict[str, Any]]:
+        replies = {(row.reply_to, row.destination) for row in rows if row.reply_to is not None}
+        if not replies:
+            return {}
+        sent = session.execute(
+            select(LetterRow.key, LetterRow.destination, LetterRow.posted).where(
+                LetterRow.key.in_({key for key, _ in replies}),
+                LetterRow.state == LetterState.SENT.value,
+            )
+        )
+        return {
+            (key, destination): posted
+            for key, destination, posted in sent
+            if posted is not None and (key, destination) in replies
+        }
+
+    def letter_sent(
+        self, letter: Letter, *, now: datetime, posted: dict[str, Any] | None = None
+    ) -> bool:
+        """Record a delivery; False if the letter was no longer ours (its lease was taken)."""
+        return self._settle(
+            letter,
+            state=LetterState.SENT.value,
+            sent_at=_aware("now", now),
+            posted=posted,
+            attempts=letter.attempts + 1,
+            last_error=None,
+        )
+
+    def letter_failed(self, letter: Letter, *, error: str, retry_at: datetime | None) -> bool:
+        """Record a failed delivery: to be retried at `retry_at`, or given up on (None)."""
+        values: dict[str, Any] = {"attempts": letter.attempts + 1, "last_error": scrub(error)}
+        if retry_at is None:
+            values["state"] = LetterState.FAILED.value
+        else:
+            values["next_attempt_at"] = _aware("retry_at", retry_at)
+        return self._settle(letter, **values)
+
+    def release_letters(self, letters: Sequence[Letter]) -> None:
+        """Give up claims on letters not attempted, so that they go out next, in order."""
+        with self._transaction(writing=True) as session:
+            for letter in letters:
+                session.execute(
+                    update(LetterRow)
+                    .where(
+                        LetterRow.id == letter.id,
+                        LetterRow.state == LetterState.PENDING.value,
+                        LetterRow.attempts == letter.attempts,
+                    )
+                    .values(replica=None, lease_until=None)
+                )
+
+    def _settle(self, letter: Letter, **values: Any) -> bool:
+        with self._transaction(writing=True) as session:
+            settled = session.execute(
+                update(LetterRow)
+                .where(
+                    LetterRow.id == letter.id,
+                    LetterRow.state == LetterState.PENDING.value,
+                    LetterRow.attempts == letter.attempts,
+                )
+                .values(replica=None, lease_until=None, **values)
+                .returning(LetterRow.id)
+            ).scalar_one_or_none()
+        return settled is not None
+
     # Plumbing
 
     @contextmanager
@@ -494,7 +854,10 @@ class Ledger:
             yield session
 
     @staticmethod
-    def _insert(session: Session, model: type[FireRow | SlotRow | RemediationRow]) -> UpsertInsert:
+    def _insert(
+        session: Session,
+        model: type[FireRow | SlotRow | RemediationRow | IncidentRow | LetterRow],
+    ) -> UpsertInsert:
         """An INSERT with the backend's ON CONFLICT clauses (the same on both)."""
         if session.get_bind().dialect.name == "postgresql":
             return postgresql.insert(model)
@@ -509,6 +872,11 @@ def _same_fire(project: str, job: str, slot: datetime) -> tuple[ColumnElement[bo
         FireRow.slot == slot,
         FireRow.kind != FireKind.MANUAL.value,
     )
+
+
+def _scrubbed(text: str | None) -> str | None:
+    """Free text as the ledger stores it: whatever looks like a secret masked."""
+    return None if text is None else scrub(text)
 
 
 def _aware(name: str, moment: datetime) -> datetime:
@@ -580,4 +948,60 @@ def _remediation(row: RemediationRow) -> Remediation:
         task_id=row.task_id,
         task_group_id=row.task_group_id,
         error=row.error,
+    )
+
+
+def _watch(watch: WatchRow, fire: FireRow) -> Watch:
+    return Watch(
+        fire_id=watch.fire_id,
+        project=fire.project,
+        job=fire.job,
+        slot=fire.slot,
+        kind=FireKind(fire.kind),
+        fire_state=FireState(fire.state),
+        revision=fire.revision,
+        task_id=fire.task_id,
+        error=fire.error,
+        task_kind=watch.task_kind,
+        follow_group=watch.follow_group,
+        crontab=watch.crontab,
+        project_broken=watch.project_broken,
+        phase=WatchPhase(watch.phase),
+        created_at=watch.created_at,
+        task_group_id=watch.task_group_id,
+        task_state=watch.task_state,
+        reason=watch.reason,
+        resolved_at=watch.resolved_at,
+    )
+
+
+def _incident(row: IncidentRow) -> Incident:
+    return Incident(
+        id=row.id,
+        subject=row.subject,
+        opened_at=row.opened_at,
+        opened_by=row.opened_by,
+        thread_key=row.thread_key,
+        fingerprint=row.fingerprint,
+        failures=row.failures,
+        closed_at=row.closed_at,
+    )
+
+
+def _letter(row: LetterRow, *, thread: dict[str, Any] | None = None) -> Letter:
+    return Letter(
+        id=row.id,
+        key=row.key,
+        destination=row.destination,
+        event=row.event,
+        state=LetterState(row.state),
+        attempts=row.attempts,
+        created_at=row.created_at,
+        next_attempt_at=row.next_attempt_at,
+        reply_to=row.reply_to,
+        incident=row.incident,
+        thread=thread,
+        posted=row.posted,
+        sent_at=row.sent_at,
+        last_error=row.last_error,
     )

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -18,13 +19,21 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from scheduler.ledger.records import FireKind, FireState, RemediationState, SlotOutcome
+from scheduler.ledger.records import (
+    FireKind,
+    FireState,
+    LetterState,
+    RemediationState,
+    SlotOutcome,
+    WatchPhase,
+)
 
 NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
@@ -35,7 +44,8 @@ NAMING_CONVENTION = {
 
 
 def allowed_values(
-    column: str, values: type[FireKind | FireState | SlotOutcome | RemediationState]
+    column: str,
+    values: type[FireKind | FireState | SlotOutcome | RemediationState | WatchPhase | LetterState],
 ) -> str:
     """A CHECK expression limiting `column` to an enumeration's values."""
     listed = ", ".join(f"'{value}'" for value in values)
@@ -76,6 +86,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# JSON on SQLite, JSONB on PostgreSQL; None is SQL NULL, not the JSON `null`.
+JSON_DOCUMENT = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -100,9 +114,7 @@ class FireRow(Base):
     revision: Mapped[str | None] = mapped_column(Text)
     task_id: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
-    details: Mapped[dict[str, Any] | None] = mapped_column(
-        JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
-    )
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON_DOCUMENT)
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -182,4 +194,91 @@ class RemediationRow(Base):
             postgresql_where=text(ONE_RUNNING_PREDICATE),
         ),
         Index("ix_remediations_project_started_at", "project", "started_at"),
+    )
+
+
+class WatchRow(Base):
+    """A fire the watcher follows until what it started resolved and was reported."""
+
+    __tablename__ = "watches"
+
+    fire_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    project: Mapped[str] = mapped_column(Text)
+    job: Mapped[str] = mapped_column(Text)
+    phase: Mapped[str] = mapped_column(Text)
+    task_kind: Mapped[str] = mapped_column(Text)
+    follow_group: Mapped[bool] = mapped_column(Boolean)
+    crontab: Mapped[str | None] = mapped_column(Text)
+    project_broken: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    task_group_id: Mapped[str | None] = mapped_column(Text)
+    task_state: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(allowed_values("phase", WatchPhase), name="phase"),
+        Index("ix_watches_phase", "phase"),
+    )
+
+
+# One open incident per subject, whichever replica opened it.
+OPEN_INCIDENT_PREDICATE = "closed_at IS NULL"
+
+
+class IncidentRow(Base):
+    """A subject's run of failures: opened by the first, closed by the first success after."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    subject: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    opened_by: Mapped[str] = mapped_column(Text)
+    thread_key: Mapped[str] = mapped_column(Text)
+    last_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str | None] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(Integer)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index(
+            "uq_incidents_open",
+            "subject",
+            unique=True,
+            sqlite_where=text(OPEN_INCIDENT_PREDICATE),
+            postgresql_where=text(OPEN_INCIDENT_PREDICATE),
+        ),
+        Index("ix_incidents_subject_opened_at", "subject", "opened_at"),
+    )
+
+
+class LetterRow(Base):
+    """The outbox: one notice for one destination, delivered in order, once."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    key: Mapped[str] = mapped_column(Text)
+    destination: Mapped[str] = mapped_column(Text)
+    event: Mapped[dict[str, Any]] = mapped_column(JSON_DOCUMENT)
+    incident: Mapped[dict[str, Any] | None] = mapped_column(JSON_DOCUMENT)
+    reply_to: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    replica: Mapped[str | None] = mapped_column(Text)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    posted: Mapped[dict[str, Any] | None] = mapped_column(JSON_DOCUMENT)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint(allowed_values("state", LetterState), name="state"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        UniqueConstraint("key", "destination"),
+        Index("ix_outbox_state_id", "state", "id"),
     )

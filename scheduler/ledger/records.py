@@ -97,6 +97,7 @@ class Outcome:
     revision: str | None = None
     error: str | None = None
     details: dict[str, Any] | None = None
+    watch: WatchSpec | None = None  # follow the fire's task (or report its failure)
 
 
 @dataclass(frozen=True)
@@ -135,3 +136,124 @@ class SlotRecord:
     error: str | None
     replica: str
     evaluated_at: datetime
+
+
+class WatchPhase(StrEnum):
+    """Where the watcher is with a fire: what it waits for next."""
+
+    REPORT = "report"
+    """The fire failed before any task existed: only its report is due."""
+    TASK = "task"
+    """Waiting for the fire's task to resolve."""
+    GROUP = "group"
+    """The task completed; waiting for every task of its group to resolve."""
+    DONE = "done"
+    """Resolved and reported."""
+
+
+@dataclass(frozen=True)
+class WatchSpec:
+    """What to follow after a fire, given with its outcome to `Ledger.finish_many`."""
+
+    task_kind: str = "decision"  # what the fire started: a "decision" or an "action" task
+    follow_group: bool = False
+    crontab: str | None = None  # the job's schedule as one crontab, for a Sentry monitor
+    # The fire failed for a reason that breaks every job of the project (its template).
+    project_broken: bool = False
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A fire the watcher follows until its task (and maybe its task group) resolves."""
+
+    fire_id: int
+    project: str
+    job: str
+    slot: datetime
+    kind: FireKind
+    fire_state: FireState
+    revision: str | None
+    task_id: str | None
+    error: str | None
+    task_kind: str
+    follow_group: bool
+    crontab: str | None
+    project_broken: bool
+    phase: WatchPhase
+    created_at: datetime
+    task_group_id: str | None = None
+    task_state: str | None = None
+    reason: str | None = None
+    resolved_at: datetime | None = None
+
+
+class Health(StrEnum):
+    """What a notice says about its subject's health."""
+
+    NONE = "none"
+    """Not about health: always sent (once per key)."""
+    FAILING = "failing"
+    """Sent if it opens an incident, or if its fingerprint differs from the open one's."""
+    HEALTHY = "healthy"
+    """Sent, as a recovery in the incident's thread, only if it closes an open incident."""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """An event to deliver to `destinations`, once per (key, destination).
+
+    `subject` (say `job:project/nightly`) groups the notices about one thing's health: while
+    its incident is open, further failures are counted instead of sent.
+    """
+
+    key: str
+    event: dict[str, Any]
+    destinations: tuple[str, ...]
+    subject: str | None = None
+    health: Health = Health.NONE
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A subject's run of failures, from the first failure to the first success after it."""
+
+    id: int
+    subject: str
+    opened_at: datetime
+    opened_by: str  # the key of the notice that opened it
+    thread_key: str  # the key of the latest message sent about it: recoveries reply there
+    fingerprint: str | None
+    failures: int
+    closed_at: datetime | None
+
+
+class LetterState(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    """Given up on: a permanent error, or retried for longer than the outbox allows."""
+
+
+@dataclass(frozen=True)
+class Letter:
+    """One notice for one destination in the outbox.
+
+    `incident` is the closed incident a recovery reports; `thread` is where a reply goes: what
+    the destination answered when the message it replies to was sent (say Slack's ts).
+    """
+
+    id: int
+    key: str
+    destination: str
+    event: dict[str, Any]
+    state: LetterState
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    reply_to: str | None = None
+    incident: dict[str, Any] | None = None
+    thread: dict[str, Any] | None = None
+    posted: dict[str, Any] | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = None

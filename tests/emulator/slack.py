@@ -1,6 +1,6 @@
-"""A local Slack Web API for tests and benchmarks, spoken to by the unmodified `slack_sdk`.
+"""A local Slack Web API and incoming webhook for tests and benchmarks, spoken to by `slack_sdk`.
 
-Owns the four methods the scheduler uses, token checks, the message record and injected faults.
+Owns the four methods the scheduler uses, the webhook, token checks, messages and injected faults.
 """
 
 from __future__ import annotations
@@ -25,7 +25,23 @@ from starlette.routing import Route
 from tests.emulator import serving
 
 METHODS = ("chat.postMessage", "chat.update", "auth.test", "conversations.info")
+WEBHOOK = "webhook"
+"""The name faults and `Call`s give the incoming webhook, beside the Web API's methods."""
 TEAM = {"team": "Fake Team", "team_id": "T0FAKE", "user": "tc-scheduler", "user_id": "U0FAKE"}
+WEBHOOK_PATH = "/services/T0FAKE/B0FAKE/"
+# The HTTP status Slack's incoming webhooks answer each of their errors with (plain-text body).
+WEBHOOK_ERRORS = {
+    "invalid_payload": 400,
+    "invalid_blocks": 400,
+    "no_text": 400,
+    "too_many_attachments": 400,
+    "invalid_token": 403,
+    "action_prohibited": 403,
+    "posting_to_general_channel_denied": 403,
+    "no_service": 404,
+    "channel_not_found": 404,
+    "channel_is_archived": 410,
+}
 
 
 @dataclass(frozen=True)
@@ -89,10 +105,15 @@ class _Fault:
     error: str
     headers: dict[str, str] = field(default_factory=dict)
 
-    def response(self) -> Response:
+    def response(self, *, webhook: bool = False) -> Response:
         if self.status >= 500:
             # A proxy or a crashed backend answers 5xx without Slack's JSON envelope.
             return PlainTextResponse("fake slack: injected server error", self.status)
+        if webhook:
+            # Webhooks answer errors as plain text, with a 4xx instead of `ok: false`.
+            if self.status == 429:
+                return PlainTextResponse("rate_limited", 429, headers=self.headers)
+            return PlainTextResponse(self.error, WEBHOOK_ERRORS.get(self.error, 400))
         return _fail(self.error, self.status, headers=self.headers)
 
 
@@ -106,18 +127,35 @@ class ApiError(Exception):
 
 
 class FakeSlack(serving.LocalServer):
-    """Slack's Web API at `<url>/api/<method>`; give `slack_sdk` `base_url=fake.api_url`."""
+    """Slack's Web API at `<url>/api/<method>`; give `slack_sdk` `base_url=fake.api_url`.
+
+    Also one incoming webhook at `webhook_url`, posting into `webhook_channel` (an id or name;
+    the first channel by default), for `slack_sdk.webhook.WebhookClient`.
+    """
 
     def __init__(
         self,
         token: str | Iterable[str] = "xoxb-test",
         channels: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        webhook_channel: str | None = None,
+        webhook_secret: str = "fake0webhook0secret0123456789",
     ) -> None:
         tokens = [token] if isinstance(token, str) else list(token)
         self._tokens = [t.encode() for t in tokens]
         # id -> name, e.g. {"C0123": "releng"}.
         self.channels: dict[str, str] = dict(channels or {"C0123": "releng"})
+        if webhook_channel is None:
+            self.webhook_channel = next(iter(self.channels))
+        else:
+            found = self._channel_id(webhook_channel)
+            if found is None:
+                raise ValueError(f"the webhook's channel {webhook_channel} is not a channel")
+            self.webhook_channel = found
+        if not webhook_secret or "/" in webhook_secret:
+            raise ValueError("a webhook secret is one non-empty path segment")
+        self._webhook_secret = webhook_secret.encode()
         self._clock = clock
         self._last_ts_us = 0
         self._lock = threading.Lock()
@@ -126,13 +164,21 @@ class FakeSlack(serving.LocalServer):
         self._faults: list[_Fault] = []
         super().__init__()
         self.app = Starlette(
-            routes=[Route("/api/{method}", self._endpoint, methods=["GET", "POST"])]
+            routes=[
+                Route("/api/{method}", self._endpoint, methods=["GET", "POST"]),
+                Route("/services/{path:path}", self._webhook_endpoint, methods=["POST"]),
+            ]
         )
 
     @property
     def api_url(self) -> str:
         """What `slack_sdk.WebClient(base_url=...)` wants: with the trailing slash."""
         return f"{self.url}/api/"
+
+    @property
+    def webhook_url(self) -> str:
+        """The incoming webhook's URL, secret included, as Slack hands it out."""
+        return f"{self.url}{WEBHOOK_PATH}{self._webhook_secret.decode()}"
 
     # -- what the test reads ---------------------------------------------------------------
 
@@ -177,7 +223,10 @@ class FakeSlack(serving.LocalServer):
     def rate_limit(
         self, times: int = 1, *, retry_after: int = 0, method: str | None = None
     ) -> None:
-        """Answer the next `times` calls (to `method`, or any) with 429 and Retry-After."""
+        """Answer the next `times` calls (to `method`, or any) with 429 and Retry-After.
+
+        `method="webhook"` targets the incoming webhook, as for the other faults.
+        """
         headers = {"Retry-After": str(retry_after)}
         self._add_fault(_Fault(method, times, 429, "ratelimited", headers))
 
@@ -188,11 +237,15 @@ class FakeSlack(serving.LocalServer):
         self._add_fault(_Fault(method, times, status, f"http_{status}"))
 
     def api_error(self, error: str, times: int = 1, *, method: str | None = None) -> None:
-        """Answer the next `times` calls with HTTP 200 and `{"ok": false, "error": error}`."""
+        """Answer the next `times` calls with HTTP 200 and `{"ok": false, "error": error}`.
+
+        The webhook answers such a fault as Slack's webhooks do: `error` as plain text, with
+        the status of `WEBHOOK_ERRORS` (400 for an error not listed there).
+        """
         self._add_fault(_Fault(method, times, 200, error))
 
     def _add_fault(self, fault: _Fault) -> None:
-        if fault.method is not None and fault.method not in METHODS:
+        if fault.method is not None and fault.method not in (*METHODS, WEBHOOK):
             raise ValueError(f"the fake Slack does not serve {fault.method}")
         if fault.remaining < 1:
             raise ValueError("a fault must apply to at least one call")
@@ -242,6 +295,44 @@ class FakeSlack(serving.LocalServer):
             return _fail(failure.error, failure.status, extra)
         self._record(Call(method, authed, 200, None, injected=False))
         return JSONResponse({"ok": True, **body})
+
+    async def _webhook_endpoint(self, request: Request) -> Response:
+        # Constant-time, as for tokens; a wrong team, bot or secret is all one to Slack.
+        path = f"/services/{request.path_params['path']}".encode()
+        authed = hmac.compare_digest(path, WEBHOOK_PATH.encode() + self._webhook_secret)
+        fault = self._take_fault(WEBHOOK)
+        if fault is not None:
+            response = fault.response(webhook=True)
+            self._record(Call(WEBHOOK, authed, response.status_code, fault.error, injected=True))
+            return response
+        try:
+            if not authed:
+                raise ApiError("no_service", 404)
+            try:
+                params = json.loads(await request.body())
+            except ValueError:
+                raise ApiError("invalid_payload", 400) from None
+            if not isinstance(params, dict):
+                raise ApiError("invalid_payload", 400)
+            self._post_by_webhook(params)
+        except ApiError as failure:
+            status = WEBHOOK_ERRORS.get(failure.error, 400)
+            self._record(Call(WEBHOOK, authed, status, failure.error, injected=False))
+            return PlainTextResponse(failure.error, status)
+        self._record(Call(WEBHOOK, authed, 200, None, injected=False))
+        return PlainTextResponse("ok")
+
+    def _post_by_webhook(self, params: dict[str, Any]) -> None:
+        text, blocks, attachments = _content(params)
+        if not (text or blocks or attachments):
+            raise ApiError("no_text")
+        # A webhook posts into its own channel, never in a thread; the rest is kept as sent.
+        extra = {k: v for k, v in params.items() if k not in _CONTENT_KEYS}
+        with self._lock:
+            message = Message(
+                self.webhook_channel, self._next_ts(), text, blocks, None, attachments, extra
+            )
+            self._messages.append(message)
 
     def _record(self, call: Call) -> None:
         with self._lock:

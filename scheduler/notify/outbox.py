@@ -1,0 +1,164 @@
+"""Delivering the ledger's outbox: each destination's letters in order, once, retried with backoff.
+
+Runs beside scheduling, never in its way: a slow or absent Slack delays messages, not fires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import structlog
+import tenacity
+
+from scheduler.ledger import Ledger, Letter
+from scheduler.notify import sentry
+from scheduler.notify.events import Event
+from scheduler.notify.routing import SENTRY, Router, channel_of
+from scheduler.notify.slack import DeliveryError, Posted, SlackMessage, render
+
+log = structlog.get_logger("tc_scheduler.notify")
+
+# Between attempts of one letter: 10 s, 20 s, 40 s ... up to 10 minutes, with jitter, so a
+# Slack that is back is used within minutes and one that is down is not hammered.
+BACKOFF = tenacity.wait_exponential_jitter(initial=10, max=600, jitter=5)
+LEASE = timedelta(minutes=5)
+
+
+class SlackPoster(Protocol):
+    def post(
+        self, message: SlackMessage, *, channel: str | None, thread_ts: str | None = None
+    ) -> Posted: ...
+
+
+@dataclass(frozen=True)
+class Round:
+    """What one delivery round did."""
+
+    sent: int = 0
+    retrying: int = 0
+    given_up: int = 0
+
+
+@dataclass
+class Postman:
+    ledger: Ledger
+    router: Router
+    root_url: str
+    replica: str
+    clock: Callable[[], datetime]
+    slack: SlackPoster | None = None
+    give_up_after: timedelta = timedelta(days=2)
+    batch: int = 100
+    _counts: dict[str, int] = field(init=False, default_factory=dict)
+
+    async def deliver(self) -> Round:
+        """Send what is due, each destination's letters in the order they were queued."""
+        letters = await asyncio.to_thread(
+            self.ledger.take_letters,
+            replica=self.replica,
+            now=self.clock(),
+            lease=LEASE,
+            limit=self.batch,
+        )
+        by_destination: dict[str, list[Letter]] = {}
+        for letter in letters:
+            by_destination.setdefault(letter.destination, []).append(letter)
+        self._counts = {"sent": 0, "retrying": 0, "given_up": 0}
+        await asyncio.gather(*(self._in_order(ls) for ls in by_destination.values()))
+        return Round(**self._counts)
+
+    async def _in_order(self, letters: Sequence[Letter]) -> None:
+        threads: dict[str, dict[str, Any]] = {}
+        for index, taken in enumerate(letters):
+            letter = taken
+            if taken.reply_to is not None and taken.thread is None:
+                # What it replies to went out earlier in this same round.
+                letter = replace(taken, thread=threads.get(taken.reply_to))
+            try:
+                posted = await asyncio.to_thread(self._send, letter)
+            except DeliveryError as error:
+                if self._retry(letter, error):
+                    # Later letters wait behind this one, so that order holds.
+                    await asyncio.to_thread(self.ledger.release_letters, letters[index + 1 :])
+                    return
+                continue
+            if posted is not None:
+                threads[letter.key] = posted
+            await asyncio.to_thread(
+                self.ledger.letter_sent, letter, now=self.clock(), posted=posted
+            )
+            self._counts["sent"] += 1
+            log.info("notified", key=letter.key, destination=letter.destination)
+
+    def _retry(self, letter: Letter, error: DeliveryError) -> bool:
+        """Record a failed attempt; whether the letter will be tried again."""
+        now = self.clock()
+        if error.retryable and now - letter.created_at < self.give_up_after:
+            state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
+            state.attempt_number = letter.attempts + 1
+            wait = max(BACKOFF(state), error.retry_after or 0.0)
+            retry_at = now + timedelta(seconds=wait)
+            self.ledger.letter_failed(letter, error=error.message, retry_at=retry_at)
+            self._counts["retrying"] += 1
+            log.warning(
+                "notification not delivered; will retry",
+                key=letter.key,
+                destination=letter.destination,
+                attempts=letter.attempts + 1,
+                retry_at=retry_at.isoformat(),
+                error=error.message,
+            )
+            return True
+        self.ledger.letter_failed(letter, error=error.message, retry_at=None)
+        self._counts["given_up"] += 1
+        log.error(
+            "notification given up",
+            key=letter.key,
+            destination=letter.destination,
+            attempts=letter.attempts + 1,
+            error=error.message,
+        )
+        return False
+
+    def _send(self, letter: Letter) -> dict[str, Any] | None:
+        if letter.destination == SENTRY:
+            _check_in(letter.event)
+            return None
+        if self.slack is None:
+            raise DeliveryError(
+                f"{letter.destination}: Slack is not configured any more; set notify.slack",
+                retryable=False,
+            )
+        event = _with_incident(Event.from_json(letter.event), letter.incident)
+        message = render(event, root_url=self.root_url, mentions=self.router.mentions(event))
+        thread_ts = (letter.thread or {}).get("ts")
+        posted = self.slack.post(
+            message, channel=channel_of(letter.destination), thread_ts=thread_ts
+        )
+        return {"channel": posted.channel, "ts": posted.ts} if posted.ts else None
+
+
+def _with_incident(event: Event, incident: dict[str, Any] | None) -> Event:
+    """A recovery, with how long and how often it failed."""
+    if not incident:
+        return event
+    since = datetime.fromisoformat(incident["opened_at"])
+    facts = (
+        ("Failing since", since.strftime("%Y-%m-%d %H:%M UTC")),
+        ("Failures", str(incident["failures"])),
+    )
+    return replace(event, facts=(*event.facts, *facts))
+
+
+def _check_in(payload: dict[str, Any]) -> None:
+    slug = sentry.monitor_slug(payload["project"], payload["job"])
+    sentry.check_in(
+        slug,
+        payload["status"],
+        check_in_id=sentry.check_in_id_for(f"fire-{payload['fire']}"),
+        schedule=payload.get("schedule"),
+    )

@@ -1,0 +1,439 @@
+"""What happened, as notices: fires and their tasks, slot evaluations and expiry scans, in words.
+
+Pure: each builder takes what the watcher, engine or expiry watch saw and returns the notices
+(event, deduplication key, health subject, destinations) the ledger's outbox queues.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from scheduler.cron.timing import format_slot
+from scheduler.engine import SlotResult
+from scheduler.expiry import Event as ExpiryEvent
+from scheduler.expiry import EventKind as ExpiryKind
+from scheduler.ledger import FireKind, Health, Notice, Watch
+from scheduler.notify.events import Event, EventKind, FailedTask
+from scheduler.notify.routing import Router
+
+CRON_FILE = ".cron.yml"
+TASKCLUSTER_YML = ".taskcluster.yml"
+FAILED_STATES = ("failed", "exception")
+# Exception reasons that are somebody's decision or a consequence, not a failure of the task.
+CANCELED = "canceled"
+DEADLINE_EXCEEDED = "deadline-exceeded"
+SOURCE, CRON, TEMPLATE = "source", "cron", "template"
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """Builds notices routed by `router`; `canceled` and `deadline_exceeded` say whether tasks
+    resolved as exception for those reasons count as failures."""
+
+    router: Router
+    canceled: bool = False
+    deadline_exceeded: bool = False
+
+    # -- fires and their tasks --------------------------------------------------------------
+
+    def fire_failed(self, watch: Watch, now: datetime) -> list[Notice]:
+        """A fire that made no task: a job failure, or its project's broken template."""
+        if watch.project_broken:
+            return [self._template_broken(watch, now)]
+        event = Event(
+            key=f"fire-failed:{watch.fire_id}",
+            kind=EventKind.FIRE_FAILED,
+            project=watch.project,
+            job=watch.job,
+            title=f"{watch.project} {watch.job}: could not start the {_what(watch)}",
+            at=now,
+            slot=watch.slot,
+            fire_kind=watch.kind.value,
+            revision=watch.revision,
+            error=watch.error,
+            advice=(
+                "Fix what the error names; the next slot fires again, or run it now with "
+                f"`tc-scheduler fire {watch.project} {watch.job}`."
+            ),
+        )
+        return [self._job_failing(watch, event), *self._check_in(watch, "error")]
+
+    def started(self, watch: Watch, now: datetime) -> list[Notice]:
+        """The fire's task exists: its project's template renders, its monitor is in progress."""
+        notices = self._check_in(watch, "in_progress")
+        if watch.task_kind == "decision":
+            stamp = f"fire-{watch.fire_id}"
+            notices.append(self._project_healthy(watch.project, TEMPLATE, stamp, now))
+        return notices
+
+    def counts_as_failure(self, state: str, reason: str | None) -> bool:
+        if state == "failed":
+            return True
+        if state != "exception":
+            return False
+        if reason == CANCELED:
+            return self.canceled
+        if reason == DEADLINE_EXCEEDED:
+            return self.deadline_exceeded
+        return True
+
+    def task_resolved(
+        self, watch: Watch, state: str, reason: str | None, now: datetime
+    ) -> list[Notice]:
+        """The fire's task resolved (and, when its group is not watched, so did the fire)."""
+        if state == "completed":
+            return [self._job_healthy(watch, now), *self._check_in(watch, "ok")]
+        check_in = self._check_in(watch, "error")
+        if not self.counts_as_failure(state, reason):
+            return check_in
+        why = f"{state} ({reason})" if reason and state == "exception" else state
+        event = Event(
+            key=f"task-failed:{watch.fire_id}",
+            kind=EventKind.TASK_FAILED,
+            project=watch.project,
+            job=watch.job,
+            title=f"{watch.project} {watch.job}: {_what(watch)} {why}",
+            at=now,
+            slot=watch.slot,
+            fire_kind=watch.kind.value,
+            revision=watch.revision,
+            task_id=watch.task_id,
+            task_group_id=watch.task_group_id,
+            error=_TASK_ERRORS.get(reason or state, f"the task resolved {why}"),
+            advice=(
+                "Open the task and read its log (the link above). Once the cause is fixed, "
+                f"run it again with `tc-scheduler fire {watch.project} {watch.job}`."
+            ),
+        )
+        return [self._job_failing(watch, event), *check_in]
+
+    def group_resolved(
+        self,
+        watch: Watch,
+        total: int,
+        failed: Sequence[FailedTask],
+        now: datetime,
+        *,
+        blocked: int = 0,
+    ) -> list[Notice]:
+        """Every task of the decision task's group resolved; `failed` are the failures, and
+        `blocked` tasks will never run because a dependency of theirs failed."""
+        if not failed:
+            return [self._job_healthy(watch, now), *self._check_in(watch, "ok")]
+        event = Event(
+            key=f"group-failed:{watch.fire_id}",
+            kind=EventKind.GROUP_FAILED,
+            project=watch.project,
+            job=watch.job,
+            title=f"{watch.project} {watch.job}: {len(failed)} of {total} tasks failed",
+            at=now,
+            slot=watch.slot,
+            fire_kind=watch.kind.value,
+            revision=watch.revision,
+            task_id=watch.task_id,
+            task_group_id=watch.task_group_id,
+            failed_tasks=tuple(failed),
+            total_tasks=total,
+            facts=(("Not run", f"{blocked} tasks wait on a failed dependency"),) if blocked else (),
+            advice=(
+                "Open the failed tasks' logs (links below); rerun or retrigger them from the "
+                "task group once the cause is fixed."
+            ),
+        )
+        return [self._job_failing(watch, event), *self._check_in(watch, "error")]
+
+    def task_gone(self, watch: Watch, now: datetime) -> list[Notice]:
+        """The queue no longer knows the task (it expired, or the deployment was reset)."""
+        event = Event(
+            key=f"task-failed:{watch.fire_id}",
+            kind=EventKind.TASK_FAILED,
+            project=watch.project,
+            job=watch.job,
+            title=f"{watch.project} {watch.job}: the {_what(watch)} is gone from the queue",
+            at=now,
+            slot=watch.slot,
+            fire_kind=watch.kind.value,
+            revision=watch.revision,
+            task_id=watch.task_id,
+            error=f"queue.status does not know task {watch.task_id}",
+            advice="Check that the service points at the deployment it created the task on.",
+        )
+        return [self._job_failing(watch, event), *self._check_in(watch, "error")]
+
+    # -- slot evaluations -------------------------------------------------------------------
+
+    def slot_evaluated(self, result: SlotResult, now: datetime) -> list[Notice]:
+        """A project's slot: is its repository readable, its `.cron.yml` valid, slots skipped."""
+        stamp = format_slot(result.slot).replace(" ", "T")
+        if result.unreachable:
+            event = Event(
+                key=f"project-broken:{result.project}:{SOURCE}:{stamp}",
+                kind=EventKind.PROJECT_BROKEN,
+                project=result.project,
+                title=f"{result.project}: cannot read the repository, nothing fires",
+                at=now,
+                slot=result.slot,
+                error=result.error,
+                advice=(
+                    "Check the repository URL and branch in the service configuration and that "
+                    "the service can reach it; it tries again every slot."
+                ),
+            )
+            return [self._project_failing(event, SOURCE, fingerprint=None)]
+        notices = [self._project_healthy(result.project, SOURCE, stamp, now)]
+        if result.problems:
+            assert result.revision is not None
+            event = Event(
+                key=f"project-broken:{result.project}:{CRON}:{stamp}",
+                kind=EventKind.PROJECT_BROKEN,
+                project=result.project,
+                title=f"{result.project}: {CRON_FILE} has errors at {result.revision[:12]}",
+                at=now,
+                slot=result.slot,
+                revision=result.revision,
+                error="\n".join(result.problems),
+                advice=(
+                    f"The jobs named above do not fire until {CRON_FILE} is fixed and pushed; "
+                    f"the others still do. `tc-scheduler check {CRON_FILE}` shows the errors "
+                    "before you push."
+                ),
+            )
+            notices.append(self._project_failing(event, CRON, fingerprint=result.revision))
+        else:
+            notices.append(self._project_healthy(result.project, CRON, stamp, now))
+        if result.skipped:
+            notices.append(self._skipped(result, stamp, now))
+        return notices
+
+    def _skipped(self, result: SlotResult, stamp: str, now: datetime) -> Notice:
+        skipped = sorted(result.skipped, key=lambda s: (s.slot, s.job))
+        jobs = sorted({s.job for s in skipped})
+        event = Event(
+            key=f"slots-skipped:{result.project}:{stamp}",
+            kind=EventKind.SLOTS_SKIPPED,
+            project=result.project,
+            title=(
+                f"{result.project}: {len(skipped)} missed "
+                f"{'slot' if len(skipped) == 1 else 'slots'} not fired after a gap"
+            ),
+            at=now,
+            slot=result.slot,
+            revision=result.revision,
+            error="\n".join(f"{s.job} at {format_slot(s.slot)}: {s.error}" for s in skipped[:20])
+            + (f"\n... and {len(skipped) - 20} more" if len(skipped) > 20 else ""),
+            advice=(
+                "The catch-up policy chose not to fire these. To run a job now anyway: "
+                f"`tc-scheduler fire {result.project} {jobs[0]}`."
+            ),
+        )
+        return self._notice(event)
+
+    # -- expiry watch -----------------------------------------------------------------------
+
+    def expiry(self, found: ExpiryEvent, now: datetime) -> list[Notice]:
+        """An expiry watch event; the same findings, scan after scan, are said once."""
+        kind = _EXPIRY_KINDS.get(found.kind)
+        if found.kind is ExpiryKind.FAILED and found.remediation_id is None:
+            kind = EventKind.EXPIRY_SCAN_FAILED
+        if kind is None:
+            return []  # waiting on a running rebuild or the cooldown: nothing new to say
+        if found.remediation_id is not None and kind is not EventKind.REMEDIATION_DRY_RUN:
+            key = f"{kind}:{found.project}:{found.remediation_id}"
+        else:
+            key = f"{kind}:{found.project}:{_digest(t.task_id for t in found.at_risk)}"
+        event = Event(
+            key=key,
+            kind=kind,
+            project=found.project,
+            title=f"{found.project}: {_EXPIRY_TITLES[kind]}",
+            at=now,
+            task_group_id=found.task_group_id,
+            error=found.message,
+            advice=_EXPIRY_ADVICE.get(kind),
+        )
+        if kind is EventKind.EXPIRY_SCAN_FAILED:
+            subject = _expiry_subject(found.project)
+            return [self._notice(event, subject=subject, health=Health.FAILING)]
+        return [self._notice(event)]
+
+    def expiry_scanned(self, project: str, now: datetime) -> Notice:
+        """A scan that completed, whatever it found: the end of a run of scan failures."""
+        stamp = now.isoformat(timespec="seconds")
+        what = "the expiry scan works again"
+        return self._recovery(project, _expiry_subject(project), stamp, now, what)
+
+    # -- the operator's test ----------------------------------------------------------------
+
+    def test(self, project: str, *, replica: str, now: datetime) -> Notice:
+        """`tc-scheduler notify test`: a message that says it is one, new every time."""
+        event = Event(
+            key=f"test:{replica}:{now.isoformat()}",
+            kind=EventKind.TEST,
+            project=project,
+            title=f"Test message from tc-scheduler ({replica})",
+            at=now,
+            advice="Nothing to do: if this arrived where you expected, notifications work.",
+        )
+        return self._notice(event)
+
+    # -- building blocks --------------------------------------------------------------------
+
+    def _notice(
+        self,
+        event: Event,
+        *,
+        subject: str | None = None,
+        health: Health = Health.NONE,
+        fingerprint: str | None = None,
+    ) -> Notice:
+        return Notice(
+            key=event.key,
+            event=event.to_json(),
+            destinations=self.router.destinations(event),
+            subject=subject,
+            health=health,
+            fingerprint=fingerprint,
+        )
+
+    def _job_failing(self, watch: Watch, event: Event) -> Notice:
+        return self._notice(event, subject=_job_subject(watch), health=Health.FAILING)
+
+    def _job_healthy(self, watch: Watch, now: datetime) -> Notice:
+        event = Event(
+            key=f"recovered:{watch.fire_id}",
+            kind=EventKind.RECOVERED,
+            project=watch.project,
+            job=watch.job,
+            title=f"{watch.project} {watch.job}: recovered, the {_what(watch)} completed",
+            at=now,
+            slot=watch.slot,
+            fire_kind=watch.kind.value,
+            revision=watch.revision,
+            task_id=watch.task_id,
+            task_group_id=watch.task_group_id,
+        )
+        return self._notice(event, subject=_job_subject(watch), health=Health.HEALTHY)
+
+    def _template_broken(self, watch: Watch, now: datetime) -> Notice:
+        revision = watch.revision or "unknown"
+        event = Event(
+            key=f"project-broken:{watch.project}:{TEMPLATE}:fire-{watch.fire_id}",
+            kind=EventKind.PROJECT_BROKEN,
+            project=watch.project,
+            job=watch.job,
+            title=f"{watch.project}: {TASKCLUSTER_YML} is broken at {revision[:12]}",
+            at=now,
+            slot=watch.slot,
+            revision=watch.revision,
+            error=watch.error,
+            advice=(
+                f"No decision task of {watch.project} can be created until {TASKCLUSTER_YML} "
+                f"renders; `tc-scheduler render` shows the error before you push."
+            ),
+        )
+        return self._project_failing(event, TEMPLATE, fingerprint=watch.revision)
+
+    def _project_failing(self, event: Event, aspect: str, *, fingerprint: str | None) -> Notice:
+        subject = f"project:{event.project}:{aspect}"
+        return self._notice(event, subject=subject, health=Health.FAILING, fingerprint=fingerprint)
+
+    def _project_healthy(self, project: str, aspect: str, stamp: str, now: datetime) -> Notice:
+        what = _RECOVERED_TITLES[aspect]
+        return self._recovery(project, f"project:{project}:{aspect}", stamp, now, what)
+
+    def _recovery(self, project: str, subject: str, stamp: str, now: datetime, what: str) -> Notice:
+        event = Event(
+            key=f"recovered:{subject}:{stamp}",
+            kind=EventKind.RECOVERED,
+            project=project,
+            title=f"{project}: {what}",
+            at=now,
+        )
+        return self._notice(event, subject=subject, health=Health.HEALTHY)
+
+    def _check_in(self, watch: Watch, status: str) -> list[Notice]:
+        """A Sentry Crons check-in for the job's monitor (scheduled fires of one-crontab jobs)."""
+        destinations = self.router.check_ins()
+        if not destinations or watch.crontab is None or watch.kind is FireKind.MANUAL:
+            return []
+        phase = "start" if status == "in_progress" else "end"
+        return [
+            Notice(
+                key=f"check-in:{watch.fire_id}:{phase}",
+                event={
+                    "project": watch.project,
+                    "job": watch.job,
+                    "status": status,
+                    "schedule": watch.crontab,
+                    "fire": watch.fire_id,
+                },
+                destinations=destinations,
+            )
+        ]
+
+
+def _job_subject(watch: Watch) -> str:
+    return f"job:{watch.project}/{watch.job}"
+
+
+def _expiry_subject(project: str) -> str:
+    return f"expiry:{project}"
+
+
+def _what(watch: Watch) -> str:
+    return "decision task" if watch.task_kind == "decision" else "action task"
+
+
+def _digest(parts: Iterable[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()[:16]
+
+
+_TASK_ERRORS = {
+    "failed": "the task ran and failed: its log says why",
+    "deadline-exceeded": "the task did not finish before its deadline",
+    "canceled": "the task was canceled",
+    "claim-expired": "the worker running the task stopped answering (claim expired)",
+    "worker-shutdown": "the worker running the task shut down",
+    "malformed-payload": "the worker refused the task's payload (malformed-payload)",
+    "resource-unavailable": "the worker could not get a resource the task needs",
+    "internal-error": "the worker had an internal error",
+    "superseded": "the task was superseded",
+    "intermittent-task": "the task reported an intermittent failure",
+}
+
+_EXPIRY_KINDS = {
+    ExpiryKind.EXPIRING: EventKind.EXPIRING,
+    ExpiryKind.EXPIRED: EventKind.EXPIRED,
+    ExpiryKind.STARTED: EventKind.REMEDIATION_STARTED,
+    ExpiryKind.SUCCEEDED: EventKind.REMEDIATION_SUCCEEDED,
+    ExpiryKind.FAILED: EventKind.REMEDIATION_FAILED,
+    ExpiryKind.DRY_RUN: EventKind.REMEDIATION_DRY_RUN,
+}
+_EXPIRY_TITLES = {
+    EventKind.EXPIRING: "cached tasks expire soon",
+    EventKind.EXPIRED: "cached tasks have expired",
+    EventKind.REMEDIATION_STARTED: "rebuilding expiring cached tasks",
+    EventKind.REMEDIATION_SUCCEEDED: "cached tasks rebuilt",
+    EventKind.REMEDIATION_FAILED: "rebuilding cached tasks failed",
+    EventKind.REMEDIATION_DRY_RUN: "would rebuild expiring cached tasks (dry run)",
+    EventKind.EXPIRY_SCAN_FAILED: "the expiry scan failed",
+}
+_EXPIRY_ADVICE = {
+    EventKind.EXPIRED: (
+        "Tasks that use these will fail until they are rebuilt; the service triggers the "
+        "rebuild action, or run `tc-scheduler expiry remediate`."
+    ),
+    EventKind.REMEDIATION_FAILED: (
+        "Open the task group, fix the failed rebuilds and rerun them, or run "
+        "`tc-scheduler expiry remediate` once the cause is fixed."
+    ),
+    EventKind.EXPIRY_SCAN_FAILED: "Check the service's Taskcluster credentials and scopes.",
+}
+_RECOVERED_TITLES = {
+    SOURCE: "the repository can be read again",
+    CRON: f"{CRON_FILE} is valid again",
+    TEMPLATE: f"{TASKCLUSTER_YML} renders again",
+}

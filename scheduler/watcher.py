@@ -1,0 +1,224 @@
+"""Following what the service started until it resolves, and reporting how it ended.
+
+Reads task statuses in batches and task groups page by page; each step of a fire is moved on
+in the ledger with its notices in one transaction, so a restart or a second replica never
+reports twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from scheduler.ledger import Ledger, Notice, Watch, WatchPhase
+from scheduler.notify.events import FailedTask
+from scheduler.reports import Reporter
+from scheduler.taskcluster import Clients, TaskclusterError, explain
+
+log = structlog.get_logger("tc_scheduler.watcher")
+
+# queue.statuses takes up to this many task ids a call.
+STATUS_BATCH = 1000
+UNRESOLVED = ("unscheduled", "pending", "running")
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """A task group as one listing saw it."""
+
+    total: int
+    unresolved: int
+    failed: tuple[FailedTask, ...]
+    blocked: int  # unscheduled behind a dependency that did not complete: will never run
+
+
+@dataclass
+class Watcher:
+    clients: Clients
+    ledger: Ledger
+    reporter: Reporter
+    clock: Callable[[], datetime]
+    concurrency: int = 20
+    _limit: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._limit = asyncio.Semaphore(self.concurrency)
+
+    async def step(self) -> int:
+        """Look at every fire being followed once; the number of watches that moved on."""
+        watches = await asyncio.to_thread(self.ledger.watches)
+        by_phase: dict[WatchPhase, list[Watch]] = {phase: [] for phase in WatchPhase}
+        for watch in watches:
+            by_phase[watch.phase].append(watch)
+        moved = await asyncio.gather(
+            *(
+                self._advance(w, WatchPhase.DONE, self.reporter.fire_failed(w, self.clock()))
+                for w in by_phase[WatchPhase.REPORT]
+            ),
+            self._tasks(by_phase[WatchPhase.TASK]),
+            *(self._group(w) for w in by_phase[WatchPhase.GROUP]),
+        )
+        return sum(moved)
+
+    async def _tasks(self, watches: Sequence[Watch]) -> int:
+        if not watches:
+            return 0
+        task_ids = [w.task_id for w in watches if w.task_id is not None]
+        try:
+            statuses = await self._statuses(task_ids)
+        except TaskclusterError as error:
+            log.error("cannot read task statuses; trying again next step", error=error.message)
+            return 0
+        moved = await asyncio.gather(
+            *(self._task(w, statuses.get(w.task_id or "")) for w in watches)
+        )
+        return sum(moved)
+
+    async def _task(self, watch: Watch, status: dict[str, Any] | None) -> int:
+        now = self.clock()
+        if status is None:
+            return await self._advance(watch, WatchPhase.DONE, self.reporter.task_gone(watch, now))
+        state = str(status["state"])
+        runs = status.get("runs") or []
+        reason = runs[-1].get("reasonResolved") if runs else None
+        seen = dataclasses.replace(watch, task_group_id=status.get("taskGroupId"))
+        first_sight = watch.task_state is None
+        notices = self.reporter.started(seen, now) if first_sight else []
+        if state in UNRESOLVED:
+            if not first_sight:
+                return 0
+            return await self._advance(seen, WatchPhase.TASK, notices, task_state=state)
+        if state == "completed" and watch.follow_group:
+            return await self._advance(seen, WatchPhase.GROUP, notices, task_state=state)
+        notices += self.reporter.task_resolved(seen, state, reason, now)
+        return await self._advance(seen, WatchPhase.DONE, notices, task_state=state, reason=reason)
+
+    async def _group(self, watch: Watch) -> int:
+        assert watch.task_group_id is not None
+        try:
+            async with self._limit:
+                group = await self._read_group(watch.task_group_id, watch.task_id)
+        except TaskclusterError as error:
+            log.error(
+                "cannot list the task group; trying again next step",
+                project=watch.project,
+                job=watch.job,
+                task_group_id=watch.task_group_id,
+                error=error.message,
+            )
+            return 0
+        if group.unresolved:
+            return 0
+        notices = self.reporter.group_resolved(
+            watch, group.total, group.failed, self.clock(), blocked=group.blocked
+        )
+        return await self._advance(watch, WatchPhase.DONE, notices)
+
+    async def _advance(
+        self,
+        watch: Watch,
+        phase: WatchPhase,
+        notices: list[Notice],
+        *,
+        task_state: str | None = None,
+        reason: str | None = None,
+    ) -> int:
+        moved = await asyncio.to_thread(
+            self.ledger.advance_watch,
+            watch,
+            phase,
+            now=self.clock(),
+            notices=notices,
+            task_state=task_state,
+            reason=reason,
+            task_group_id=watch.task_group_id,
+        )
+        if moved and phase is WatchPhase.DONE:
+            log.info(
+                "fire resolved",
+                project=watch.project,
+                job=watch.job,
+                task_id=watch.task_id,
+                state=task_state or watch.task_state or watch.fire_state,
+            )
+        return int(moved)
+
+    # -- Taskcluster reads ------------------------------------------------------------------
+
+    async def _statuses(self, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The status of each task the queue knows, read a batch at a time."""
+        batches = [task_ids[i : i + STATUS_BATCH] for i in range(0, len(task_ids), STATUS_BATCH)]
+        found: dict[str, dict[str, Any]] = {}
+        for statuses in await asyncio.gather(*(self._batch(b) for b in batches)):
+            found.update(statuses)
+        return found
+
+    async def _batch(self, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        query: dict[str, str] = {}
+        async with self._limit:
+            while True:
+                try:
+                    page = await self.clients.queue.statuses(
+                        payload={"taskIds": task_ids}, query=query
+                    )
+                except Exception as error:
+                    raise explain(error, "queue.statuses") from None
+                for item in page.get("statuses", []):
+                    found[item["taskId"]] = item["status"]
+                token = page.get("continuationToken")
+                if not token:
+                    return found
+                query = {"continuationToken": token}
+
+    async def _read_group(self, task_group_id: str, own_task_id: str | None) -> GroupState:
+        tasks: dict[str, dict[str, Any]] = {}
+        query: dict[str, str] = {}
+        while True:
+            try:
+                page = await self.clients.queue.listTaskGroup(task_group_id, query=query)
+            except Exception as error:
+                raise explain(error, "queue.listTaskGroup") from None
+            for item in page.get("tasks", []):
+                tasks[item["status"]["taskId"]] = item
+            token = page.get("continuationToken")
+            if not token:
+                break
+            query = {"continuationToken": token}
+        return self._summarise(tasks, own_task_id)
+
+    def _summarise(self, tasks: dict[str, dict[str, Any]], own_task_id: str | None) -> GroupState:
+        states = {task_id: item["status"]["state"] for task_id, item in tasks.items()}
+        failed, unresolved, blocked = [], 0, 0
+        for task_id, item in tasks.items():
+            status, definition = item["status"], item["task"]
+            state = states[task_id]
+            if state in UNRESOLVED:
+                if state == "unscheduled" and _blocked(definition, states):
+                    blocked += 1
+                else:
+                    unresolved += 1
+                continue
+            runs = status.get("runs") or []
+            reason = runs[-1].get("reasonResolved") if runs else None
+            if task_id != own_task_id and self.reporter.counts_as_failure(state, reason):
+                name = (definition.get("metadata") or {}).get("name") or task_id
+                failed.append(FailedTask(task_id, str(name), state, reason))
+        failed.sort(key=lambda t: t.name)
+        return GroupState(len(tasks), unresolved, tuple(failed), blocked)
+
+
+def _blocked(definition: dict[str, Any], states: dict[str, str]) -> bool:
+    """An unscheduled task that waits on a dependency of its group which will never complete."""
+    if definition.get("requires", "all-completed") != "all-completed":
+        return False
+    return any(
+        states.get(dependency) in ("failed", "exception")
+        for dependency in definition.get("dependencies") or ()
+    )
