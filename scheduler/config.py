@@ -19,7 +19,7 @@ from jsonschema import Draft7Validator
 
 from scheduler.diagnostics import Diagnostic, Position, Severity
 from scheduler.notify.events import EventKind
-from scheduler.redaction import redact
+from scheduler.redaction import is_secret_key, redact, remember_secret
 from scheduler.schema_messages import Explainer, shown
 from scheduler.yamldoc import Document, YamlError, parse
 
@@ -428,7 +428,14 @@ class ConfigError(Exception):
 def load_config(
     text: str | bytes, path: str, environ: Mapping[str, str], *, base_dir: Path | None = None
 ) -> Config:
-    """Parse, validate and resolve a configuration. Raises ConfigError listing every problem."""
+    """Parse, validate and resolve a configuration. Raises ConfigError listing every problem.
+
+    Every variable of `environ` whose name says it holds a secret (`*_TOKEN`, `*_SECRET`,
+    `*_PASSWORD`, `*_DSN`, ...) is remembered as one, so that nothing shows it.
+    """
+    for name, value in environ.items():
+        if is_secret_key(name) or name.endswith("_WEBHOOK_URL"):
+            remember_secret(value)
     problems = _Problems(path)
     try:
         document = parse(text)
@@ -601,6 +608,7 @@ class _Resolver:
         client_id = self.environ.get("TASKCLUSTER_CLIENT_ID")
         access_token = self.environ.get("TASKCLUSTER_ACCESS_TOKEN")
         if client_id and access_token:
+            remember_secret(access_token)
             return Credentials(client_id, access_token, self.environ.get("TASKCLUSTER_CERTIFICATE"))
         if "credentials-file" not in taskcluster:
             return None
@@ -627,6 +635,7 @@ class _Resolver:
                 where, f"credentials file {path} needs string clientId and accessToken"
             )
             return None
+        remember_secret(loaded["accessToken"])
         certificate = loaded.get("certificate")
         if isinstance(certificate, dict):
             certificate = json.dumps(certificate)
@@ -701,9 +710,13 @@ class _Resolver:
     def _secret(
         self, data: Mapping[str, Any], at: tuple[str, ...], file_key: str, variable: str
     ) -> str | None:
-        """A secret from its file (named in the configuration) or else its variable."""
+        """A secret from its file (named in the configuration) or else its variable; from now
+        on, `redaction.scrub` masks it wherever it shows up."""
         if file_key not in data:
-            return self.environ.get(variable) or None
+            from_environment = self.environ.get(variable) or None
+            if from_environment:
+                remember_secret(from_environment)
+            return from_environment
         path = self._path(data[file_key])
         try:
             value = path.read_text().strip()
@@ -717,7 +730,9 @@ class _Resolver:
             self.problems.error(
                 self.document.position_of((*at, file_key)), f"{file_key} {path} is empty"
             )
-        return value or None
+            return None
+        remember_secret(value)
+        return value
 
     def _catch_up(self, data: Mapping[str, Any], inherited: CatchUp) -> CatchUp:
         lateness = data.get("max-lateness")

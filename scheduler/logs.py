@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
+from scheduler.notify import sentry
 from scheduler.redaction import scrub, scrub_data
 
 # What the renderers print as is; anything else they print through repr(), which is scrubbed
@@ -55,6 +57,28 @@ class ScrubFilter(logging.Filter):
 
 
 _TRACEBACKS = logging.Formatter()
+# Bound values that become tags of the Sentry event of a logged exception.
+SENTRY_TAGS = ("project", "job", "slot", "kind", "task_id")
+
+
+def report_exception(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Send an exception logged with its traceback to Sentry (a no-op unless configured),
+    tagged with the fire it happened in: the service's unexpected errors all pass here."""
+    exc_info = event_dict.get("exc_info")
+    if not exc_info:
+        return event_dict
+    if exc_info is True:
+        error = sys.exc_info()[1]
+    elif isinstance(exc_info, tuple):
+        error = exc_info[1]
+    else:
+        error = exc_info
+    if isinstance(error, BaseException):
+        tags = {key: str(event_dict[key]) for key in SENTRY_TAGS if key in event_dict}
+        sentry.capture_exception(error, tags=tags)
+    return event_dict
 
 
 def configure(
@@ -72,6 +96,7 @@ def configure(
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            report_exception,
             structlog.processors.format_exc_info,
             scrub_event,
             renderer,

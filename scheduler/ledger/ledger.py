@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import ColumnElement, Engine, func, insert, select, update
+from sqlalchemy import ColumnElement, Engine, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -762,6 +762,8 @@ class Ledger:
                         LetterRow.id == row.id,
                         LetterRow.state == LetterState.PENDING.value,
                         LetterRow.attempts == row.attempts,
+                        # Re-checked on the row as it is now: of two replicas, one takes it.
+                        or_(LetterRow.lease_until.is_(None), LetterRow.lease_until <= now),
                     )
                     .values(replica=replica, lease_until=lease_until)
                     .returning(LetterRow.id)

@@ -24,7 +24,7 @@ log = structlog.get_logger("tc_scheduler.notify")
 
 # Between attempts of one letter: 10 s, 20 s, 40 s ... up to 10 minutes, with jitter, so a
 # Slack that is back is used within minutes and one that is down is not hammered.
-BACKOFF = tenacity.wait_exponential_jitter(initial=10, max=600, jitter=5)
+BACKOFF = tenacity.wait_exponential(multiplier=5, max=600) + tenacity.wait_random(0, 5)
 LEASE = timedelta(minutes=5)
 
 

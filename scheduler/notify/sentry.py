@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import sentry_sdk
 from sentry_sdk.crons import capture_checkin
 from sentry_sdk.integrations import Integration
+from sentry_sdk.integrations.atexit import AtexitIntegration
+from sentry_sdk.integrations.dedupe import DedupeIntegration
+from sentry_sdk.integrations.excepthook import ExcepthookIntegration
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
 from scheduler.redaction import SECRET_KEY_NAMES, remember_secret, scrub_data
@@ -84,12 +87,16 @@ def configure(
     environment: str,
     release: str | None = None,
     traces_sample_rate: float | None = None,
-    default_integrations: bool = True,
-    auto_enabling_integrations: bool = True,
-    integrations: Sequence[Integration] = (),
+    default_integrations: bool = False,
+    auto_enabling_integrations: bool = False,
+    integrations: Sequence[Integration] | None = None,
     max_value_length: int | None = None,
 ) -> None:
     """Initialise the process-wide Sentry client; nothing it sends carries a secret we know of.
+
+    By default only integrations that patch no library are installed (crashes, flushing at
+    exit, deduplication): the service reports its errors through its log (see `logs.py`), and
+    patched HTTP servers and clients would outlive the client in tests and send noise.
 
     PII stays off by leaving `send_default_pii` unset (False is its default in every 2.x):
     recent releases (2.75) deprecate passing it, and its replacement, `data_collection`, would
@@ -107,7 +114,7 @@ def configure(
         traces_sample_rate=traces_sample_rate,
         default_integrations=default_integrations,
         auto_enabling_integrations=auto_enabling_integrations,
-        integrations=list(integrations),
+        integrations=list(_QUIET_INTEGRATIONS() if integrations is None else integrations),
         **limits,
         include_local_variables=True,
         event_scrubber=_Scrubber(denylist=list(DENYLIST), recursive=True),
@@ -115,6 +122,10 @@ def configure(
         before_send_transaction=_before_send,
         before_breadcrumb=_before_breadcrumb,
     )
+
+
+def _QUIET_INTEGRATIONS() -> list[Integration]:  # noqa: N802 - a constant, made fresh
+    return [AtexitIntegration(), DedupeIntegration(), ExcepthookIntegration()]
 
 
 def _remember_dsn(dsn: str) -> None:

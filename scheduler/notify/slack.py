@@ -290,7 +290,7 @@ _OUR_BUG = "a tc-scheduler bug in the message it built: please report it"
 _ADMIN = "a Slack admin of the workspace has to allow it"
 # What to do about each permanent error of chat.postMessage and auth.test.
 _API_ADVICE = {
-    "invalid_auth": f"Slack does not accept the bot token: check {TOKEN_SETTING}",
+    "invalid_auth": f"Slack does not accept the bot token; check {TOKEN_SETTING}",
     "not_authed": f"no bot token reached Slack: check {TOKEN_SETTING}",
     "account_inactive": f"the bot was deactivated: reinstall the app and update {TOKEN_SETTING}",
     "token_revoked": f"the bot token was revoked: reinstall the app and update {TOKEN_SETTING}",
@@ -352,6 +352,7 @@ class SlackSender:
         webhook_url: str | None = None,
         base_url: str | None = None,
         timeout: int = DEFAULT_TIMEOUT,
+        retries: int = RETRIES,
     ) -> None:
         if bool(token) == bool(webhook_url):
             raise ValueError("give a SlackSender exactly one of a bot token and a webhook URL")
@@ -373,7 +374,7 @@ class SlackSender:
             self._web = WebClient(
                 token=token,
                 timeout=timeout,
-                retry_handlers=_retry_handlers(),
+                retry_handlers=_retry_handlers(retries),
                 logger=_ScrubbingLogger("slack_sdk.web.base_client", self._scrub),
                 base_url=base_url or WebClient.BASE_URL,
             )
@@ -382,7 +383,7 @@ class SlackSender:
             self._webhook = WebhookClient(
                 webhook_url,
                 timeout=timeout,
-                retry_handlers=_retry_handlers(),
+                retry_handlers=_retry_handlers(retries),
                 logger=_ScrubbingLogger("slack_sdk.webhook.client", self._scrub),
             )
         self._timeout = timeout
@@ -505,11 +506,11 @@ class SlackSender:
         return DeliveryError(self._scrub(message), retryable, retry_after=wait)
 
 
-def _retry_handlers() -> list[RetryHandler]:
+def _retry_handlers(retries: int) -> list[RetryHandler]:
     return [
-        RateLimitErrorRetryHandler(max_retry_count=RETRIES),
-        ServerErrorRetryHandler(max_retry_count=RETRIES),
-        ConnectionErrorRetryHandler(max_retry_count=RETRIES),
+        RateLimitErrorRetryHandler(max_retry_count=retries),
+        ServerErrorRetryHandler(max_retry_count=retries),
+        ConnectionErrorRetryHandler(max_retry_count=retries),
     ]
 
 

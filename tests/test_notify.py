@@ -1,0 +1,761 @@
+"""Notifications end to end: the service against the emulator, the local Slack and Sentry.
+
+What people hear when a fire fails, a task group has failures, a project breaks, Slack is down
+or two replicas run, and that no secret reaches Slack, Sentry, the log or the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import secrets
+import string
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import sentry_sdk
+import slugid
+import structlog
+from sqlalchemy import create_engine, select
+
+from scheduler import logs
+from scheduler.config import (
+    Config,
+    NotifySettings,
+    SentrySettings,
+    SlackRoute,
+    SlackSettings,
+    load_config,
+)
+from scheduler.engine import Engine, SlotResult
+from scheduler.ids import decision_task_id
+from scheduler.ledger import Ledger, LetterState
+from scheduler.ledger.models import Base
+from scheduler.notify import sentry
+from scheduler.notify.events import EventKind
+from scheduler.notify.slack import SlackSender
+from scheduler.service import Notifier, open_service, tick_and_report
+from tests.conftest import task_definition
+from tests.emulator import Emulator
+from tests.emulator.sentry import FakeSentry
+from tests.emulator.slack import FakeSlack, Message
+from tests.ledger_backends import postgresql_schema_url
+from tests.repos import Repository
+from tests.test_engine import HOURLY, OWN_TEMPLATE, make_config, project
+
+T = TypeVar("T")
+DAY = datetime(2026, 12, 1, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+SLACK_TOKEN = "xoxb-4242-notify-" + "".join(secrets.choice(string.ascii_letters) for _ in range(20))
+SENTRY_KEY = secrets.token_hex(16)
+CHANNELS = {"C0RELENG": "releng", "C0NIGHTLY": "nightly"}
+SHERIFFS = "<!subteam^S0SHERIFF>"
+THREE_JOBS = """\
+jobs:
+"""
+for _name in ("alpha", "bravo", "charlie"):
+    THREE_JOBS += f"""\
+  - name: {_name}
+    job: {{type: decision-task, treeherder-symbol: {_name[0].upper()}, target-tasks-method: x}}
+    when: [{{minute: 0}}]
+"""
+
+
+# -- the local Slack and Sentry ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slack_server() -> Iterator[FakeSlack]:
+    with FakeSlack.running(token=SLACK_TOKEN, channels=CHANNELS) as fake:
+        yield fake
+
+
+@pytest.fixture
+def slack(slack_server: FakeSlack) -> FakeSlack:
+    slack_server.reset()
+    return slack_server
+
+
+@pytest.fixture(scope="module")
+def sentry_server() -> Iterator[FakeSentry]:
+    with FakeSentry.running(public_key=SENTRY_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_sentry(sentry_server: FakeSentry) -> Iterator[FakeSentry]:
+    sentry_server.reset()
+    # Tags, breadcrumbs and the trace outlast a client: keep this test's to itself.
+    with sentry_sdk.isolation_scope() as scope:
+        scope.set_new_propagation_context()
+        yield sentry_server
+
+
+def notify_settings(slack: FakeSlack, fake_sentry: FakeSentry | None = None) -> NotifySettings:
+    return NotifySettings(
+        slack=SlackSettings(
+            token=SLACK_TOKEN,
+            api_url=slack.api_url,
+            channel="#releng",
+            mentions=(SHERIFFS,),
+        ),
+        sentry=SentrySettings(dsn=fake_sentry.dsn, environment="test") if fake_sentry else None,
+    )
+
+
+# -- driving the service -------------------------------------------------------------------------
+
+
+def serve(
+    config: Config, emulator: Emulator, work: Callable[[Engine, Notifier], Awaitable[T]]
+) -> T:
+    async def main() -> T:
+        async with open_service(config, clock=emulator.clock.now) as (engine, notifier):
+            return await work(engine, notifier)
+
+    return asyncio.run(main())
+
+
+async def tick(
+    engine: Engine, notifier: Notifier, emulator: Emulator, slot: datetime
+) -> list[SlotResult]:
+    emulator.clock.set(slot, frozen=True)
+    return await tick_and_report(engine, notifier, slot)
+
+
+def task_of(emulator: Emulator, project: str, job: str, slot: datetime) -> str:
+    return decision_task_id(emulator.root_url, project, job, slot)
+
+
+def text_of(message: Message) -> str:
+    """Everything a person can read in a message: its text and its blocks."""
+    return json.dumps([message.text, message.blocks])
+
+
+def block_texts(message: Message) -> list[str]:
+    texts = []
+    for block in message.blocks or []:
+        if "text" in block:
+            texts.append(block["text"]["text"])
+        texts.extend(field["text"] for field in block.get("fields", []))
+        texts.extend(element.get("text", "") for element in block.get("elements", []))
+    return texts
+
+
+def letters(config: Config) -> list[Any]:
+    with Ledger.open(config.ledger_url) as ledger:
+        return ledger.letters()
+
+
+# -- a decision task fails, then the job recovers ----------------------------------------------
+
+
+def test_a_failed_decision_task_is_reported_once_and_its_recovery_in_the_thread(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack, fake_sentry: FakeSentry
+) -> None:
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    config = make_config(
+        emulator, tmp_path, project("alpha", repository), notify=notify_settings(slack, fake_sentry)
+    )
+    failing = task_of(emulator, "alpha", "hourly", DAY)
+    passing = task_of(emulator, "alpha", "hourly", DAY + HOUR)
+
+    async def scenario(engine: Engine, notifier: Notifier) -> None:
+        await tick(engine, notifier, emulator, DAY)
+        emulator.resolve_task(failing, "failed")
+        await notifier.round()
+        await notifier.round()  # nothing new: nothing more is said
+        await tick(engine, notifier, emulator, DAY + HOUR)
+        emulator.resolve_task(passing, "completed")
+        await notifier.round()
+        await notifier.round()
+
+    serve(config, emulator, scenario)
+
+    failure, recovery = slack.messages
+    assert failure.channel == "C0RELENG"
+    assert failure.thread_ts is None
+    assert failure.text is not None
+    assert failure.text.startswith(SHERIFFS)
+    assert "alpha hourly: decision task failed" in failure.text
+    texts = block_texts(failure)
+    assert f"{emulator.root_url}/tasks/{failing}" in texts[0], "the link to click comes first"
+    fields = "\n".join(texts)
+    for expected in ("alpha", "hourly", "2026-12-01 00:00 UTC", failing, "What to do"):
+        assert expected in fields
+    assert f"{emulator.root_url}/tasks/groups/{failing}" in fields
+    assert "tc-scheduler fire alpha hourly" in fields
+
+    assert recovery.thread_ts == failure.ts, "the recovery is a reply in the failure's thread"
+    assert recovery.channel == failure.channel
+    assert recovery.text is not None
+    assert "recovered" in recovery.text
+    assert SHERIFFS not in text_of(recovery), "nobody is called for good news"
+    assert f"{emulator.root_url}/tasks/{passing}" in text_of(recovery)
+    assert "Failures" in text_of(recovery)
+
+    slug = sentry.monitor_slug("alpha", "hourly")
+    fake_sentry.wait_for("check_in", count=4)
+    check_ins = [c for c in fake_sentry.check_ins if c["monitor_slug"] == slug]
+    assert [c["status"] for c in check_ins] == ["in_progress", "error", "in_progress", "ok"]
+    first, second = check_ins[:2], check_ins[2:]
+    assert first[0]["check_in_id"] == first[1]["check_in_id"]
+    assert second[0]["check_in_id"] == second[1]["check_in_id"] != first[0]["check_in_id"]
+    assert check_ins[0]["monitor_config"]["schedule"] == {"type": "crontab", "value": "0 * * * *"}
+    ticks = [c for c in fake_sentry.check_ins if c["monitor_slug"] == "tc-scheduler-tick"]
+    assert [c["status"] for c in ticks] == ["in_progress", "ok", "in_progress", "ok"]
+    assert all(letter.state is LetterState.SENT for letter in letters(config))
+
+
+def test_a_manual_fire_reports_without_a_check_in(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack, fake_sentry: FakeSentry
+) -> None:
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    config = make_config(
+        emulator, tmp_path, project("alpha", repository), notify=notify_settings(slack, fake_sentry)
+    )
+
+    async def scenario(engine: Engine, notifier: Notifier) -> None:
+        emulator.clock.set(DAY + timedelta(minutes=20), frozen=True)
+        result = await engine.fire_now("alpha", "hourly")
+        assert result.task_id is not None
+        emulator.resolve_task(result.task_id, "exception", "malformed-payload")
+        await notifier.round()
+
+    serve(config, emulator, scenario)
+    [message] = slack.messages
+    assert "decision task exception (malformed-payload)" in text_of(message)
+    assert "manual" in text_of(message)
+    sentry.close()
+    slug = sentry.monitor_slug("alpha", "hourly")
+    assert not [c for c in fake_sentry.check_ins if c["monitor_slug"] == slug]
+
+
+def test_canceled_tasks_are_not_failures_unless_configured(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack
+) -> None:
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    quiet = make_config(
+        emulator, tmp_path, project("alpha", repository), notify=notify_settings(slack)
+    )
+    loud = replace(quiet, notify=replace(quiet.notify, canceled=True))
+
+    def canceled_at(config: Config, slot: datetime) -> None:
+        async def scenario(engine: Engine, notifier: Notifier) -> None:
+            await tick(engine, notifier, emulator, slot)
+            emulator.resolve_task(
+                task_of(emulator, "alpha", "hourly", slot), "exception", "canceled"
+            )
+            await notifier.round()
+
+        serve(config, emulator, scenario)
+
+    canceled_at(quiet, DAY)
+    assert slack.messages == []
+    canceled_at(loud, DAY + HOUR)
+    [message] = slack.messages
+    assert "decision task exception (canceled)" in text_of(message)
+
+
+def test_a_fire_that_cannot_start_is_reported_with_its_error(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack
+) -> None:
+    action_job = """\
+jobs:
+  - name: nightly-action
+    job: {type: trigger-action, action-name: nightly}
+    when: [{minute: 0}]
+"""
+    repository = Repository(tmp_path / "alpha", {".cron.yml": action_job})
+    config = make_config(
+        emulator, tmp_path, project("alpha", repository), notify=notify_settings(slack)
+    )
+    serve(config, emulator, lambda engine, notifier: tick(engine, notifier, emulator, DAY))
+    [message] = slack.messages
+    assert "alpha nightly-action: could not start the action task" in text_of(message)
+    assert "has not completed" in text_of(message), "the error says why"
+
+
+# -- a task group with failures ------------------------------------------------------------------
+
+
+def test_a_task_group_with_failures_is_summarised_in_one_message(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack
+) -> None:
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    config = make_config(
+        emulator,
+        tmp_path,
+        project("alpha", repository, watch_task_groups=("hourly",)),
+        notify=notify_settings(slack),
+    )
+    decision = task_of(emulator, "alpha", "hourly", DAY)
+    failed_names = ["build-linux64/opt", "test-windows11/debug-mochitest-1", "lint-eslint"]
+
+    async def scenario(engine: Engine, notifier: Notifier) -> None:
+        await tick(engine, notifier, emulator, DAY)
+        scheduler_id = emulator.tasks()[0].definition["schedulerId"]
+
+        def add(name: str, **extra: Any) -> str:
+            task_id = slugid.nice()
+            emulator.add_task(
+                task_id,
+                task_definition(
+                    DAY,
+                    taskGroupId=decision,
+                    schedulerId=scheduler_id,
+                    metadata={
+                        "name": name,
+                        "description": name,
+                        "owner": "ci@example.com",
+                        "source": "https://example.com/ci",
+                    },
+                    **extra,
+                ),
+            )
+            return task_id
+
+        failed = [add(name) for name in failed_names]
+        passed = [add(f"build-{n}") for n in range(45)]
+        add("upload-symbols", dependencies=[failed[0]])  # never runs: waits on a failure
+        for task_id in failed:
+            emulator.resolve_task(task_id, "failed")
+        for task_id in passed[:-1]:
+            emulator.resolve_task(task_id, "completed")
+        emulator.resolve_task(decision, "completed")
+        await notifier.round()
+        await notifier.round()
+        assert slack.messages == [], "not before every task of the group resolved"
+        emulator.resolve_task(passed[-1], "completed")
+        await notifier.round()
+        await notifier.round()
+
+    serve(config, emulator, scenario)
+
+    [message] = slack.messages
+    assert message.text is not None
+    assert "alpha hourly: 3 of 50 tasks failed" in message.text
+    content = text_of(message)
+    for name in failed_names:
+        assert name in content
+    assert "build-0" not in content, "only the failures are named"
+    assert "1 tasks wait on a failed dependency" in content
+    failed_ids = {t.task_id for t in emulator.tasks() if t.state == "failed"}
+    for task_id in failed_ids:
+        assert f"{emulator.root_url}/tasks/{task_id}" in content
+
+
+# -- Slack misbehaving -----------------------------------------------------------------------
+
+
+def failing_hourly(tmp_path: Path, emulator: Emulator, slack: FakeSlack, **changes: Any) -> Config:
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    return make_config(
+        emulator, tmp_path, project("alpha", repository), notify=notify_settings(slack), **changes
+    )
+
+
+def test_rate_limit_then_server_error_then_ok_posts_once(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack
+) -> None:
+    config = failing_hourly(tmp_path, emulator, slack)
+
+    async def scenario(engine: Engine, notifier: Notifier) -> None:
+        await tick(engine, notifier, emulator, DAY)
+        slack.rate_limit(retry_after=0, method="chat.postMessage")
+        slack.server_error(method="chat.postMessage")
+        emulator.resolve_task(task_of(emulator, "alpha", "hourly", DAY), "failed")
+        await notifier.round()
+        emulator.clock.set(DAY + HOUR, frozen=True)  # any retry would be due by now
+        await notifier.round()
+
+    serve(config, emulator, scenario)
+    [message] = slack.messages
+    assert "decision task failed" in text_of(message)
+    assert [c.status for c in slack.calls_to("chat.postMessage")] == [429, 500, 200]
+    [letter] = letters(config)
+    assert letter.state is LetterState.SENT
+
+
+def test_slack_down_for_an_hour_delays_messages_not_fires(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack
+) -> None:
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": THREE_JOBS, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    config = make_config(
+        emulator, tmp_path, project("alpha", repository), notify=notify_settings(slack)
+    )
+    jobs = ("alpha", "bravo", "charlie")
+
+    async def scenario(engine: Engine, notifier: Notifier) -> None:
+        # Down: every call answers 503, and the sender does not retry within a call.
+        slack.server_error(100_000, status=503)
+        notifier.postman.slack = SlackSender(token=SLACK_TOKEN, base_url=slack.api_url, retries=0)
+        await tick(engine, notifier, emulator, DAY)
+        for job in jobs:
+            emulator.resolve_task(task_of(emulator, "alpha", job, DAY), "failed")
+        moment = DAY
+        while moment < DAY + HOUR:
+            moment += timedelta(minutes=5)
+            if moment.minute % 15 == 0:
+                results = await tick(engine, notifier, emulator, moment)
+                assert all(result.ok for result in results)
+            else:
+                emulator.clock.set(moment, frozen=True)
+                await notifier.round()
+        # The fires of 01:00 happened on time, Slack or not.
+        assert {t.task_id for t in emulator.tasks()} >= {
+            task_of(emulator, "alpha", job, DAY + HOUR) for job in jobs
+        }
+        for job in jobs:
+            emulator.resolve_task(task_of(emulator, "alpha", job, DAY + HOUR), "completed")
+        await notifier.round()
+        assert slack.messages == []
+        assert len(slack.calls) >= 5, "it kept trying"
+        slack.reset()  # back up
+        emulator.clock.set(DAY + HOUR + timedelta(minutes=11), frozen=True)
+        await notifier.round()
+        await notifier.round()
+
+    serve(config, emulator, scenario)
+
+    queued = letters(config)
+    assert [letter.state for letter in queued] == [LetterState.SENT] * 6
+    posted = slack.messages
+    assert [m.ts for m in posted] == [letter.posted["ts"] for letter in queued], "in order"
+    failures, recoveries = posted[:3], posted[3:]
+    assert all(m.thread_ts is None for m in failures)
+    for failure, letter in zip(failures, queued[:3], strict=True):
+        assert letter.event["kind"] == EventKind.TASK_FAILED
+        assert f"alpha {letter.event['job']}: decision task failed" in text_of(failure)
+    parents = {m.ts: m for m in failures}
+    for recovery, letter in zip(recoveries, queued[3:], strict=True):
+        assert letter.event["kind"] == EventKind.RECOVERED
+        parent = parents[recovery.thread_ts or ""]
+        assert f"alpha {letter.event['job']}:" in text_of(parent)
+
+
+def test_a_permanent_slack_error_gives_up_without_blocking_later_messages(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack
+) -> None:
+    config = failing_hourly(tmp_path, emulator, slack)
+
+    async def scenario(engine: Engine, notifier: Notifier) -> None:
+        slack.api_error("invalid_blocks", method="chat.postMessage")
+        await tick(engine, notifier, emulator, DAY)
+        emulator.resolve_task(task_of(emulator, "alpha", "hourly", DAY), "failed")
+        await notifier.round()
+        await tick(engine, notifier, emulator, DAY + HOUR)
+        emulator.resolve_task(task_of(emulator, "alpha", "hourly", DAY + HOUR), "completed")
+        await notifier.round()
+
+    serve(config, emulator, scenario)
+    failed, recovered = letters(config)
+    assert failed.state is LetterState.FAILED
+    assert failed.last_error is not None
+    assert "invalid_blocks" in failed.last_error
+    assert recovered.state is LetterState.SENT
+    [message] = slack.messages
+    assert message.thread_ts is None, "with no failure message to reply to, it stands alone"
+
+
+# -- two replicas ---------------------------------------------------------------------------------
+
+
+def test_two_replicas_report_each_event_once(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack
+) -> None:
+    broken_job = """\
+  - name: broken
+    job: {type: decision-task, treeherder-symbol: B, target-tasks-method: x}
+    when: [{minute: 7}]
+"""
+    repository = Repository(
+        tmp_path / "alpha",
+        {".cron.yml": HOURLY + broken_job, ".taskcluster.yml": OWN_TEMPLATE},
+    )
+    with postgresql_schema_url() as url:
+        configs = [
+            make_config(
+                emulator,
+                tmp_path / name,
+                project("alpha", repository),
+                notify=notify_settings(slack),
+                ledger_url=url,
+                replica=name,
+            )
+            for name in ("replica-1", "replica-2")
+        ]
+
+        async def both(work: Callable[[Engine, Notifier], Awaitable[Any]]) -> None:
+            async with (
+                open_service(configs[0], clock=emulator.clock.now) as one,
+                open_service(configs[1], clock=emulator.clock.now) as two,
+            ):
+                await asyncio.gather(work(*one), work(*two))
+
+        async def scenario() -> None:
+            for slot, state in ((DAY, "failed"), (DAY + HOUR, "completed")):
+                emulator.clock.set(slot, frozen=True)
+                await both(lambda e, n, s=slot: tick_and_report(e, n, s))
+                emulator.resolve_task(task_of(emulator, "alpha", "hourly", slot), state)
+                for _ in range(3):
+                    await both(lambda e, n: n.round())
+
+        asyncio.run(scenario())
+        queued = letters(configs[0])
+
+    kinds = sorted(letter.event["kind"] for letter in queued)
+    assert kinds == sorted([EventKind.PROJECT_BROKEN, EventKind.TASK_FAILED, EventKind.RECOVERED])
+    assert len(slack.messages) == 3
+    assert len({m.ts for m in slack.messages}) == 3
+
+
+# -- a project broken, then fixed -----------------------------------------------------------------
+
+
+def test_an_invalid_cron_file_is_reported_once_per_revision_and_its_fix_once(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack
+) -> None:
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    config = make_config(
+        emulator, tmp_path, project("alpha", repository), notify=notify_settings(slack)
+    )
+
+    revisions: list[str] = []
+
+    async def scenario(engine: Engine, notifier: Notifier) -> None:
+        slot = DAY
+        await tick(engine, notifier, emulator, slot)
+        revisions.append(repository.commit({".cron.yml": "jobs:\n  - name: [oops\n"}))
+        for _ in range(8):
+            slot += timedelta(minutes=15)
+            await tick(engine, notifier, emulator, slot)
+        assert len(slack.messages) == 1
+        revisions.append(repository.commit({".cron.yml": "jobs: 42\n"}))
+        for _ in range(3):
+            slot += timedelta(minutes=15)
+            await tick(engine, notifier, emulator, slot)
+        assert len(slack.messages) == 2
+        repository.commit({".cron.yml": HOURLY})
+        for _ in range(3):
+            slot += timedelta(minutes=15)
+            await tick(engine, notifier, emulator, slot)
+
+    serve(config, emulator, scenario)
+
+    broken, broken_again, fixed = slack.messages
+    assert f".cron.yml has errors at {revisions[0][:12]}" in text_of(broken)
+    assert f".cron.yml has errors at {revisions[1][:12]}" in text_of(broken_again)
+    assert SHERIFFS in (broken.text or "")
+    assert "tc-scheduler check .cron.yml" in text_of(broken)
+    assert broken_again.thread_ts is None
+    assert fixed.thread_ts == broken_again.ts, "the fix is told where the latest breakage was"
+    assert ".cron.yml is valid again" in text_of(fixed)
+    assert "Failures" in text_of(fixed)
+
+
+def test_an_unreachable_repository_is_reported_once_and_its_return(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack
+) -> None:
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    moved = tmp_path / "moved"
+    config = make_config(
+        emulator, tmp_path, project("alpha", repository), notify=notify_settings(slack)
+    )
+
+    async def scenario(engine: Engine, notifier: Notifier) -> None:
+        repository.path.rename(moved)
+        for minutes in (0, 15, 30, 45):
+            await tick(engine, notifier, emulator, DAY + timedelta(minutes=minutes))
+        moved.rename(repository.path)
+        await tick(engine, notifier, emulator, DAY + HOUR)
+
+    serve(config, emulator, scenario)
+    broken, back = slack.messages
+    assert "alpha: cannot read the repository, nothing fires" in text_of(broken)
+    assert back.thread_ts == broken.ts
+    assert "the repository can be read again" in text_of(back)
+
+
+# -- routing -------------------------------------------------------------------------------------
+
+
+def test_routes_send_a_job_to_its_channel_with_its_mentions(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack
+) -> None:
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": THREE_JOBS, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    settings = notify_settings(slack)
+    assert settings.slack is not None
+    routed = replace(
+        settings.slack,
+        routes=(SlackRoute(channel="#nightly", jobs=("b*",), mentions=("@here",)),),
+    )
+    config = make_config(
+        emulator, tmp_path, project("alpha", repository), notify=replace(settings, slack=routed)
+    )
+
+    async def scenario(engine: Engine, notifier: Notifier) -> None:
+        await tick(engine, notifier, emulator, DAY)
+        for job in ("alpha", "bravo"):
+            emulator.resolve_task(task_of(emulator, "alpha", job, DAY), "failed")
+        await notifier.round()
+
+    serve(config, emulator, scenario)
+    [nightly] = slack.messages_in("nightly")
+    [releng] = slack.messages_in("releng")
+    assert "alpha bravo:" in text_of(nightly)
+    assert (nightly.text or "").startswith("<!here>")
+    assert "alpha alpha:" in text_of(releng)
+    assert (releng.text or "").startswith(SHERIFFS)
+
+
+# -- secrets -------------------------------------------------------------------------------------
+
+
+class Canaries:
+    """Made-up secrets of each kind, new for the test."""
+
+    def __init__(self) -> None:
+        alphabet = string.ascii_letters + string.digits
+        self.tc_token = "Tc" + "".join(secrets.choice(alphabet) for _ in range(42))
+        self.slack_token = "xoxb-7777-" + "".join(secrets.choice(alphabet) for _ in range(24))
+        self.api_token = "api" + "".join(secrets.choice(alphabet) for _ in range(29))
+        self.sentry_key = secrets.token_hex(16)
+
+    def all(self) -> list[str]:
+        return [self.tc_token, self.slack_token, self.api_token, self.sentry_key]
+
+
+def test_secret_canaries_reach_no_message_event_log_or_ledger_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    canaries = Canaries()
+    monkeypatch.setenv("TC_SCHEDULER_API_TOKEN", canaries.api_token)
+    log_stream = io.StringIO()
+    # A job whose name is a token, so that the errors about it quote one.
+    leaky_cron = HOURLY + (
+        f"  - name: {canaries.slack_token}\n"
+        "    job: {type: decision-task, treeherder-symbol: L, target-tasks-method: x}\n"
+        "    when: [{minute: 7}]\n"
+    )
+    with (
+        Emulator(root_access_token=canaries.tc_token) as emulator,
+        FakeSlack.running(token=canaries.slack_token, channels=CHANNELS) as slack,
+        FakeSentry.running(public_key=canaries.sentry_key) as fake_sentry,
+        sentry_sdk.isolation_scope() as scope,
+    ):
+        scope.set_new_propagation_context()
+        repository = Repository(
+            tmp_path / "alpha", {".cron.yml": leaky_cron, ".taskcluster.yml": OWN_TEMPLATE}
+        )
+        unreachable = f"https://ci:{canaries.api_token}@127.0.0.1:9/private.git"
+        config_file = tmp_path / "config.yml"
+        config_file.write_text(
+            json.dumps(
+                {
+                    "ledger": f"sqlite:///{tmp_path / 'ledger.db'}",
+                    "dry-run": False,
+                    "notify": {
+                        "slack": {"api-url": slack.api_url, "channel": "#releng"},
+                        "sentry": {"environment": "test"},
+                    },
+                    "projects": [
+                        {
+                            "name": "alpha",
+                            "repository": "https://github.com/example/alpha",
+                            "fetch-from": repository.url,
+                            "trust-domain": "tcs",
+                        },
+                        {"name": "beta", "repository": unreachable, "trust-domain": "tcs"},
+                    ],
+                }
+            )
+        )
+        environment = {
+            **os.environ,
+            "TASKCLUSTER_ROOT_URL": emulator.root_url,
+            "TASKCLUSTER_CLIENT_ID": emulator.root_credentials["clientId"],
+            "TASKCLUSTER_ACCESS_TOKEN": canaries.tc_token,
+            "SLACK_BOT_TOKEN": canaries.slack_token,
+            "SENTRY_DSN": fake_sentry.dsn,
+        }
+        config = load_config(config_file.read_text(), str(config_file), environment)
+        logs.configure(json=True, stream=log_stream)
+        try:
+
+            def leak(token: str) -> None:
+                slack_token = canaries.slack_token  # noqa: F841 - a local Sentry must not show
+                raise RuntimeError(f"could not use {token} with {canaries.api_token}")
+
+            async def scenario(engine: Engine, notifier: Notifier) -> None:
+                await tick(engine, notifier, emulator, DAY)
+                emulator.resolve_task(task_of(emulator, "alpha", "hourly", DAY), "failed")
+                await notifier.round()
+                try:
+                    leak(canaries.tc_token)
+                except RuntimeError:
+                    structlog.get_logger("test").exception("unexpected", project="alpha")
+
+            serve(config, emulator, scenario)
+        finally:
+            structlog.reset_defaults()
+
+        received = {
+            "slack": json.dumps([[m.text, m.blocks] for m in slack.messages]),
+            "sentry": json.dumps(
+                [[item.headers, repr(item.payload)] for item in fake_sentry.items]
+            ),
+            "log": log_stream.getvalue(),
+            "ledger": ledger_dump(config.ledger_url),
+        }
+        # Each place got something to look through, including what held a secret.
+        assert "cannot read the repository" in received["slack"]
+        assert ".cron.yml has errors" in received["slack"]
+        assert "decision task failed" in received["slack"]
+        assert "could not use" in received["sentry"]
+        assert "notified" in received["log"]
+        assert "fire resolved" in received["log"]
+        assert "could not use" in received["log"]
+        assert "***" in received["ledger"], "where the token was, the ledger shows ***"
+        for where, text in received.items():
+            for canary in canaries.all():
+                assert canary not in text, f"a secret reached the {where}"
+
+
+def ledger_dump(url: str) -> str:
+    """Every row of every table of the ledger, as text."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = [
+                [table.name, *map(str, row)]
+                for table in Base.metadata.sorted_tables
+                for row in connection.execute(select(table))
+            ]
+    finally:
+        engine.dispose()
+    return json.dumps(rows)
