@@ -167,7 +167,7 @@ class Reporter:
 
     def slot_evaluated(self, result: SlotResult, now: datetime) -> list[Notice]:
         """A project's slot: is its repository readable, its `.cron.yml` valid, slots skipped."""
-        stamp = format_slot(result.slot).replace(" ", "T")
+        stamp = format_slot(result.slot)
         if result.unreachable:
             event = Event(
                 key=f"project-broken:{result.project}:{SOURCE}:{stamp}",
@@ -222,7 +222,7 @@ class Reporter:
             at=now,
             slot=result.slot,
             revision=result.revision,
-            error="\n".join(f"{s.job} at {format_slot(s.slot)}: {s.error}" for s in skipped[:20])
+            error="\n".join(f"{s.job} at {_readable(s.slot)}: {s.error}" for s in skipped[:20])
             + (f"\n... and {len(skipped) - 20} more" if len(skipped) > 20 else ""),
             advice=(
                 "The catch-up policy chose not to fire these. To run a job now anyway: "
@@ -377,6 +377,10 @@ class Reporter:
 
 def _job_subject(watch: Watch) -> str:
     return f"job:{watch.project}/{watch.job}"
+
+
+def _readable(slot: datetime) -> str:
+    return slot.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _expiry_subject(project: str) -> str:

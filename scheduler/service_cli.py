@@ -31,7 +31,7 @@ from scheduler.engine import FireError, FireResult, SlotResult
 from scheduler.expiry import Event, EventKind, ExpiryReport, Scanner, report_json
 from scheduler.ledger import Fire, FireState, Ledger, Letter, LetterState
 from scheduler.notify import sentry
-from scheduler.notify.routing import SLACK_PREFIX
+from scheduler.notify.routing import SLACK_PREFIX, channel_of
 from scheduler.taskcluster import TaskclusterError, connect
 
 _config_option = click.option(
@@ -429,7 +429,7 @@ def notify_test(config_path: Path | None, channel: str | None) -> None:
     letters = asyncio.run(send())
     failed = False
     for letter in letters:
-        where = letter.destination.removeprefix(SLACK_PREFIX)
+        where = channel_of(letter.destination) or "the incoming webhook"
         if letter.state is LetterState.SENT:
             click.echo(f"sent to {where}")
         elif letter.state is LetterState.FAILED:

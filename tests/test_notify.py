@@ -34,6 +34,9 @@ from scheduler.config import (
     load_config,
 )
 from scheduler.engine import Engine, SlotResult
+from scheduler.expiry import CachedTask
+from scheduler.expiry import Event as ExpiryEvent
+from scheduler.expiry import EventKind as ExpiryKind
 from scheduler.ids import decision_task_id
 from scheduler.ledger import Ledger, LetterState
 from scheduler.ledger.models import Base
@@ -759,3 +762,116 @@ def ledger_dump(url: str) -> str:
     finally:
         engine.dispose()
     return json.dumps(rows)
+
+
+# -- more that people hear about ------------------------------------------------------------------
+
+
+def test_a_broken_template_is_one_project_message_not_one_per_job(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack
+) -> None:
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": THREE_JOBS, ".taskcluster.yml": "tasks: []\n"}
+    )
+    config = make_config(
+        emulator, tmp_path, project("alpha", repository), notify=notify_settings(slack)
+    )
+
+    async def scenario(engine: Engine, notifier: Notifier) -> None:
+        await tick(engine, notifier, emulator, DAY)
+        await tick(engine, notifier, emulator, DAY + HOUR)
+        assert len(slack.messages) == 1
+        repository.commit({".taskcluster.yml": OWN_TEMPLATE})
+        await tick(engine, notifier, emulator, DAY + 2 * HOUR)
+
+    serve(config, emulator, scenario)
+    broken, fixed = slack.messages
+    assert "alpha: .taskcluster.yml is broken at" in text_of(broken)
+    assert "tc-scheduler render" in text_of(broken)
+    assert fixed.thread_ts == broken.ts
+    assert ".taskcluster.yml renders again" in text_of(fixed)
+
+
+def test_missed_slots_the_catch_up_skips_are_reported(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack
+) -> None:
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    config = make_config(
+        emulator, tmp_path, project("alpha", repository), notify=notify_settings(slack)
+    )
+
+    async def scenario(engine: Engine, notifier: Notifier) -> None:
+        await tick(engine, notifier, emulator, DAY)
+        # Down from 00:15 to 04:10: 01:00, 02:00 and 03:00 were missed; `latest` fires 03:00.
+        await tick(engine, notifier, emulator, DAY + timedelta(hours=4, minutes=10))
+
+    serve(config, emulator, scenario)
+    [message] = slack.messages
+    content = text_of(message)
+    assert "alpha: 2 missed slots not fired after a gap" in content
+    assert "hourly at 2026-12-01 01:00" in content
+    assert "hourly at 2026-12-01 02:00" in content
+    assert "tc-scheduler fire alpha hourly" in content
+    assert SHERIFFS not in (message.text or ""), "a warning calls nobody"
+
+
+def test_watching_survives_a_restart(emulator: Emulator, tmp_path: Path, slack: FakeSlack) -> None:
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    config = make_config(
+        emulator, tmp_path, project("alpha", repository), notify=notify_settings(slack)
+    )
+    serve(config, emulator, lambda engine, notifier: tick(engine, notifier, emulator, DAY))
+    emulator.resolve_task(task_of(emulator, "alpha", "hourly", DAY), "exception", "worker-shutdown")
+    serve(config, emulator, lambda engine, notifier: notifier.round())
+    serve(config, emulator, lambda engine, notifier: notifier.round())
+    [message] = slack.messages
+    assert "decision task exception (worker-shutdown)" in text_of(message)
+    assert "the worker running the task shut down" in text_of(message)
+
+
+def test_expiry_findings_are_said_once_until_they_change(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack
+) -> None:
+    repository = Repository(tmp_path / "alpha", {".cron.yml": HOURLY})
+    config = make_config(
+        emulator, tmp_path, project("alpha", repository), notify=notify_settings(slack)
+    )
+
+    def expiring(*task_ids: str) -> ExpiryEvent:
+        at_risk = tuple(
+            CachedTask(
+                task_id,
+                "gecko.cache.level-3.toolchains.v3.linux64-clang",
+                "toolchain",
+                DAY + timedelta(days=3),
+                "task",
+            )
+            for task_id in task_ids
+        )
+        return ExpiryEvent(
+            ExpiryKind.EXPIRING, "alpha", f"{len(at_risk)} cached tasks expire soon", at_risk
+        )
+
+    first, second = slugid.nice(), slugid.nice()
+
+    async def scenario(engine: Engine, notifier: Notifier) -> None:
+        emulator.clock.set(DAY, frozen=True)
+        for findings in ([expiring(first)], [expiring(first)], [expiring(first, second)]):
+            await notifier.expiry_scanned("alpha", findings)
+            await notifier.round()
+        failed = ExpiryEvent(ExpiryKind.FAILED, "alpha", "the expiry scan failed: 403")
+        await notifier.expiry_scanned("alpha", [failed])
+        await notifier.expiry_scanned("alpha", [failed])
+        await notifier.expiry_scanned("alpha", [])
+        await notifier.round()
+
+    serve(config, emulator, scenario)
+    found, found_more, scan_failed, scan_back = slack.messages
+    assert "alpha: cached tasks expire soon" in text_of(found)
+    assert "2 cached tasks expire soon" in text_of(found_more)
+    assert "alpha: the expiry scan failed" in text_of(scan_failed)
+    assert scan_back.thread_ts == scan_failed.ts

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from scheduler.ids import decision_task_id
 from scheduler.ledger import FireState, Ledger, SlotOutcome
 from tests.conftest import REPOSITORY_ROOT, taskcluster_environment
 from tests.emulator import Emulator
+from tests.emulator.sentry import FakeSentry
+from tests.emulator.slack import FakeSlack
 from tests.ledger_backends import postgresql_schema_url
 from tests.repos import Repository
 
@@ -183,3 +187,48 @@ def test_two_services_sharing_postgresql_fire_every_slot_once(
     expected = {decision_task_id(emulator.root_url, "demo", "often", slot) for slot in fired}
     assert {task.task_id for task in emulator.tasks()} == expected
     assert {row.state for row in rows} <= {FireState.CREATED, FireState.ALREADY_FIRED}
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
+    """Poll `condition` until it holds; the service works on its own clock, in its own process."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_run_reports_a_failed_decision_task_to_slack_and_checks_in_to_sentry(
+    emulator: Emulator, env: dict[str, str], tmp_path: Path
+) -> None:
+    token = "xoxb-1111-service-test-token"
+    with (
+        FakeSlack.running(token=token, channels={"C0RELENG": "releng"}) as slack,
+        FakeSentry.running(public_key="0123456789abcdef0123456789abcdef") as fake_sentry,
+    ):
+        config = write_config(
+            tmp_path,
+            "watch-every: 1s",
+            "notify:",
+            f"  slack: {{api-url: '{slack.api_url}', channel: '#releng'}}",
+            "  sentry: {environment: test}",
+        )
+        env = {**env, "SLACK_BOT_TOKEN": token, "SENTRY_DSN": fake_sentry.dsn}
+        service = run_service(config, env)
+        try:
+            assert service.evaluated.wait(timeout=60), service.lines
+            [fired] = [line for line in service.lines if line["event"] == "fired"]
+            emulator.resolve_task(str(fired["task_id"]), "failed")
+            assert wait_until(lambda: bool(slack.messages)), service.lines
+        finally:
+            assert service.stop() == 0
+        [message] = slack.messages
+        assert "demo often: decision task failed" in (message.text or "")
+        assert f"{emulator.root_url}/tasks/{fired['task_id']}" in json.dumps(message.blocks)
+        statuses = {
+            (check_in["monitor_slug"], check_in["status"]) for check_in in fake_sentry.check_ins
+        }
+        assert {("tc-scheduler-tick", "in_progress"), ("tc-scheduler-tick", "ok")} <= statuses
+        assert {("demo_often", "in_progress"), ("demo_often", "error")} <= statuses
+        assert token not in json.dumps(service.lines)

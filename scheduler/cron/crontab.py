@@ -5,6 +5,7 @@ Pure: the expression fires at exactly the job's 15-minute UTC slots, or there is
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable
 
 from scheduler.cron.model import HOURS, Schedule
@@ -17,6 +18,7 @@ DAYS = tuple(range(1, 32))
 _DATE_KINDS = tuple((day, weekday) for day in DAYS for weekday in WEEKDAYS)
 
 
+@functools.cache  # pure, and asked once per fire with the same few schedules
 def crontab(schedules: tuple[Schedule, ...]) -> str | None:
     """`M H DOM MON DOW` firing at exactly the slots of `schedules`, or None if no crontab can.
 

@@ -224,6 +224,7 @@ class Ledger:
             raise ValueError("finish needs the state the fire ended in, not 'claimed'")
         finished_at = _aware("now", now)
         recorded = []
+        watches = []
         with self._transaction(writing=True) as session:
             for outcome in outcomes:
                 ours = self._update_claimed(
@@ -238,34 +239,14 @@ class Ledger:
                     # Not scrubbed: a rendered task comes from the repository's public template.
                     details=outcome.details,
                 )
-                if ours and outcome.watch is not None:
-                    # In the same transaction: a fire the ledger holds is never left unwatched.
-                    self._start_watch(session, outcome, finished_at)
+                watch = _watch_row(outcome, finished_at) if ours else None
+                if watch is not None:
+                    watches.append(watch)
                 recorded.append(ours)
+            if watches:
+                # In the same transaction: a fire the ledger holds is never left unwatched.
+                session.execute(insert(WatchRow), watches)
         return recorded
-
-    @staticmethod
-    def _start_watch(session: Session, outcome: Outcome, now: datetime) -> None:
-        assert outcome.watch is not None
-        if outcome.state is FireState.FAILED:
-            phase = WatchPhase.REPORT
-        elif outcome.task_id is not None:
-            phase = WatchPhase.TASK
-        else:
-            return
-        session.add(
-            WatchRow(
-                fire_id=outcome.claim.fire_id,
-                project=outcome.claim.project,
-                job=outcome.claim.job,
-                phase=phase.value,
-                task_kind=outcome.watch.task_kind,
-                follow_group=outcome.watch.follow_group,
-                crontab=outcome.watch.crontab,
-                project_broken=outcome.watch.project_broken,
-                created_at=now,
-            )
-        )
 
     def release(self, claim: Claim, *, now: datetime) -> bool:
         """Give up an unfinished claim (on shutdown) so that another replica may take it now.
@@ -874,6 +855,29 @@ def _same_fire(project: str, job: str, slot: datetime) -> tuple[ColumnElement[bo
         FireRow.slot == slot,
         FireRow.kind != FireKind.MANUAL.value,
     )
+
+
+def _watch_row(outcome: Outcome, now: datetime) -> dict[str, Any] | None:
+    """The watch a finished fire starts, if it asks for one and has something to follow."""
+    if outcome.watch is None:
+        return None
+    if outcome.state is FireState.FAILED:
+        phase = WatchPhase.REPORT
+    elif outcome.task_id is not None:
+        phase = WatchPhase.TASK
+    else:
+        return None
+    return {
+        "fire_id": outcome.claim.fire_id,
+        "project": outcome.claim.project,
+        "job": outcome.claim.job,
+        "phase": phase.value,
+        "task_kind": outcome.watch.task_kind,
+        "follow_group": outcome.watch.follow_group,
+        "crontab": outcome.watch.crontab,
+        "project_broken": outcome.watch.project_broken,
+        "created_at": now,
+    }
 
 
 def _scrubbed(text: str | None) -> str | None:

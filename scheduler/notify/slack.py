@@ -99,7 +99,8 @@ def render(event: Event, *, root_url: str, mentions: Sequence[str] = ()) -> Slac
     if len(fields) > len(shown):
         blocks.append(_section(f"…and {len(fields) - len(shown)} more facts"))
     if event.error:
-        blocks.append(_section(_error(event.error)))
+        label = "Error" if event.severity is Severity.FAILURE else "Details"
+        blocks.append(_section(_error(event.error, label)))
     if event.advice:
         blocks.append(_section(f"*What to do:* {_clip(event.advice.strip(), SECTION_LIMIT - 100)}"))
     if event.failed_tasks:
@@ -195,13 +196,13 @@ def _failed_task(task: FailedTask, links: _Links) -> str:
     return line
 
 
-def _error(error: str) -> str:
+def _error(error: str, label: str) -> str:
     # A ``` inside would close the code block early; a zero-width space keeps it looking alike.
     shown, cut = _escape_within(error.strip("\n").replace("```", "`\u200b`\u200b`"), ERROR_LIMIT)
     note = ""
     if cut:
         note = f" (truncated: {cut:,} more characters; the ledger keeps it all)"
-    return f"*Error*{note}\n```{shown}```"
+    return f"*{label}*{note}\n```{shown}```"
 
 
 def _mentions(mentions: Sequence[str]) -> list[str]:
