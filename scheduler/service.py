@@ -170,12 +170,15 @@ async def tick_and_report(engine: Engine, notifier: Notifier, moment: datetime) 
     sentry.check_in(TICK_MONITOR, "in_progress", check_in_id=check_in_id, schedule=TICK_SCHEDULE)
     try:
         results = await tick_once(engine, moment)
-        await notifier.slots_evaluated(results)
     except Exception:
         sentry.check_in(TICK_MONITOR, "error", check_in_id=check_in_id, schedule=TICK_SCHEDULE)
         log.exception("tick failed")
         return []
     sentry.check_in(TICK_MONITOR, "ok", check_in_id=check_in_id, schedule=TICK_SCHEDULE)
+    try:
+        await notifier.slots_evaluated(results)
+    except Exception:
+        log.exception("reporting the tick failed; the next tick reports again")
     await notifier.round()
     return results
 

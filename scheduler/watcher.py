@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -57,14 +57,25 @@ class Watcher:
         for watch in watches:
             by_phase[watch.phase].append(watch)
         moved = await asyncio.gather(
-            *(
-                self._advance(w, WatchPhase.DONE, self.reporter.fire_failed(w, self.clock()))
-                for w in by_phase[WatchPhase.REPORT]
-            ),
+            *(self._isolated(w, self._report(w)) for w in by_phase[WatchPhase.REPORT]),
             self._tasks(by_phase[WatchPhase.TASK]),
-            *(self._group(w) for w in by_phase[WatchPhase.GROUP]),
+            *(self._isolated(w, self._group(w)) for w in by_phase[WatchPhase.GROUP]),
         )
         return sum(moved)
+
+    @staticmethod
+    async def _isolated(watch: Watch, step: Awaitable[int]) -> int:
+        """One watch's step; a bug in it costs that watch this step, never the others."""
+        try:
+            return await step
+        except Exception:
+            log.exception("internal error watching a fire", project=watch.project, job=watch.job)
+            return 0
+
+    async def _report(self, watch: Watch) -> int:
+        return await self._advance(
+            watch, WatchPhase.DONE, self.reporter.fire_failed(watch, self.clock())
+        )
 
     async def _tasks(self, watches: Sequence[Watch]) -> int:
         if not watches:
@@ -76,7 +87,7 @@ class Watcher:
             log.error("cannot read task statuses; trying again next step", error=error.message)
             return 0
         moved = await asyncio.gather(
-            *(self._task(w, statuses.get(w.task_id or "")) for w in watches)
+            *(self._isolated(w, self._task(w, statuses.get(w.task_id or ""))) for w in watches)
         )
         return sum(moved)
 

@@ -18,7 +18,7 @@ DAYS = tuple(range(1, 32))
 _DATE_KINDS = tuple((day, weekday) for day in DAYS for weekday in WEEKDAYS)
 
 
-@functools.cache  # pure, and asked once per fire with the same few schedules
+@functools.lru_cache(maxsize=1024)  # pure, and asked once per fire with the same few schedules
 def crontab(schedules: tuple[Schedule, ...]) -> str | None:
     """`M H DOM MON DOW` firing at exactly the slots of `schedules`, or None if no crontab can.
 

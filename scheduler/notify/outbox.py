@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -53,7 +53,6 @@ class Postman:
     slack: SlackPoster | None = None
     give_up_after: timedelta = timedelta(days=2)
     batch: int = 100
-    _counts: dict[str, int] = field(init=False, default_factory=dict)
 
     async def deliver(self) -> Round:
         """Send what is due, each destination's letters in the order they were queued."""
@@ -67,11 +66,11 @@ class Postman:
         by_destination: dict[str, list[Letter]] = {}
         for letter in letters:
             by_destination.setdefault(letter.destination, []).append(letter)
-        self._counts = {"sent": 0, "retrying": 0, "given_up": 0}
-        await asyncio.gather(*(self._in_order(ls) for ls in by_destination.values()))
-        return Round(**self._counts)
+        counts = {"sent": 0, "retrying": 0, "given_up": 0}
+        await asyncio.gather(*(self._in_order(ls, counts) for ls in by_destination.values()))
+        return Round(**counts)
 
-    async def _in_order(self, letters: Sequence[Letter]) -> None:
+    async def _in_order(self, letters: Sequence[Letter], counts: dict[str, int]) -> None:
         threads: dict[str, dict[str, Any]] = {}
         for index, taken in enumerate(letters):
             letter = taken
@@ -80,8 +79,11 @@ class Postman:
                 letter = replace(taken, thread=threads.get(taken.reply_to))
             try:
                 posted = await asyncio.to_thread(self._send, letter)
-            except DeliveryError as error:
-                if self._retry(letter, error):
+            except Exception as failure:
+                error = failure if isinstance(failure, DeliveryError) else _internal(letter)
+                retrying = await asyncio.to_thread(self._record_failure, letter, error)
+                counts["retrying" if retrying else "given_up"] += 1
+                if retrying:
                     # Later letters wait behind this one, so that order holds.
                     await asyncio.to_thread(self.ledger.release_letters, letters[index + 1 :])
                     return
@@ -91,10 +93,10 @@ class Postman:
             await asyncio.to_thread(
                 self.ledger.letter_sent, letter, now=self.clock(), posted=posted
             )
-            self._counts["sent"] += 1
+            counts["sent"] += 1
             log.info("notified", key=letter.key, destination=letter.destination)
 
-    def _retry(self, letter: Letter, error: DeliveryError) -> bool:
+    def _record_failure(self, letter: Letter, error: DeliveryError) -> bool:
         """Record a failed attempt; whether the letter will be tried again."""
         now = self.clock()
         if error.retryable and now - letter.created_at < self.give_up_after:
@@ -103,7 +105,6 @@ class Postman:
             wait = max(BACKOFF(state), error.retry_after or 0.0)
             retry_at = now + timedelta(seconds=wait)
             self.ledger.letter_failed(letter, error=error.message, retry_at=retry_at)
-            self._counts["retrying"] += 1
             log.warning(
                 "notification not delivered; will retry",
                 key=letter.key,
@@ -114,7 +115,6 @@ class Postman:
             )
             return True
         self.ledger.letter_failed(letter, error=error.message, retry_at=None)
-        self._counts["given_up"] += 1
         log.error(
             "notification given up",
             key=letter.key,
@@ -140,6 +140,12 @@ class Postman:
             message, channel=channel_of(letter.destination), thread_ts=thread_ts
         )
         return {"channel": posted.channel, "ts": posted.ts} if posted.ts else None
+
+
+def _internal(letter: Letter) -> DeliveryError:
+    """A bug building or sending one letter costs that letter only, never the ones after it."""
+    log.exception("notification failed in tc-scheduler", key=letter.key)
+    return DeliveryError("internal error in tc-scheduler; see its log", retryable=False)
 
 
 def _with_incident(event: Event, incident: dict[str, Any] | None) -> Event:
