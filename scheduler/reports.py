@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from scheduler.cron.timing import format_slot
 from scheduler.engine import SlotResult
@@ -43,16 +44,11 @@ class Reporter:
         """A fire that made no task: a job failure, or its project's broken template."""
         if watch.project_broken:
             return [self._template_broken(watch, now)]
-        event = Event(
-            key=f"fire-failed:{watch.fire_id}",
-            kind=EventKind.FIRE_FAILED,
-            project=watch.project,
-            job=watch.job,
-            title=f"{watch.project} {watch.job}: could not start the {_what(watch)}",
-            at=now,
-            slot=watch.slot,
-            fire_kind=watch.kind.value,
-            revision=watch.revision,
+        event = _about(
+            watch,
+            EventKind.FIRE_FAILED,
+            f"{watch.project} {watch.job}: could not start the {_what(watch)}",
+            now,
             error=watch.error,
             advice=(
                 "Fix what the error names; the next slot fires again, or run it now with "
@@ -90,18 +86,11 @@ class Reporter:
         if not self.counts_as_failure(state, reason):
             return check_in
         why = f"{state} ({reason})" if reason and state == "exception" else state
-        event = Event(
-            key=f"task-failed:{watch.fire_id}",
-            kind=EventKind.TASK_FAILED,
-            project=watch.project,
-            job=watch.job,
-            title=f"{watch.project} {watch.job}: {_what(watch)} {why}",
-            at=now,
-            slot=watch.slot,
-            fire_kind=watch.kind.value,
-            revision=watch.revision,
-            task_id=watch.task_id,
-            task_group_id=watch.task_group_id,
+        event = _about(
+            watch,
+            EventKind.TASK_FAILED,
+            f"{watch.project} {watch.job}: {_what(watch)} {why}",
+            now,
             error=_TASK_ERRORS.get(reason or state, f"the task resolved {why}"),
             advice=(
                 "Open the task and read its log (the link above). Once the cause is fixed, "
@@ -123,18 +112,11 @@ class Reporter:
         `blocked` tasks will never run because a dependency of theirs failed."""
         if not failed:
             return [self._job_healthy(watch, now), *self._check_in(watch, "ok")]
-        event = Event(
-            key=f"group-failed:{watch.fire_id}",
-            kind=EventKind.GROUP_FAILED,
-            project=watch.project,
-            job=watch.job,
-            title=f"{watch.project} {watch.job}: {len(failed)} of {total} tasks failed",
-            at=now,
-            slot=watch.slot,
-            fire_kind=watch.kind.value,
-            revision=watch.revision,
-            task_id=watch.task_id,
-            task_group_id=watch.task_group_id,
+        event = _about(
+            watch,
+            EventKind.GROUP_FAILED,
+            f"{watch.project} {watch.job}: {len(failed)} of {total} tasks failed",
+            now,
             failed_tasks=tuple(failed),
             total_tasks=total,
             facts=(("Not run", f"{blocked} tasks wait on a failed dependency"),) if blocked else (),
@@ -147,17 +129,11 @@ class Reporter:
 
     def task_gone(self, watch: Watch, now: datetime) -> list[Notice]:
         """The queue no longer knows the task (it expired, or the deployment was reset)."""
-        event = Event(
-            key=f"task-failed:{watch.fire_id}",
-            kind=EventKind.TASK_FAILED,
-            project=watch.project,
-            job=watch.job,
-            title=f"{watch.project} {watch.job}: the {_what(watch)} is gone from the queue",
-            at=now,
-            slot=watch.slot,
-            fire_kind=watch.kind.value,
-            revision=watch.revision,
-            task_id=watch.task_id,
+        event = _about(
+            watch,
+            EventKind.TASK_FAILED,
+            f"{watch.project} {watch.job}: the {_what(watch)} is gone from the queue",
+            now,
             error=f"queue.status does not know task {watch.task_id}",
             advice="Check that the service points at the deployment it created the task on.",
         )
@@ -302,32 +278,21 @@ class Reporter:
         return self._notice(event, subject=_job_subject(watch), health=Health.FAILING)
 
     def _job_healthy(self, watch: Watch, now: datetime) -> Notice:
-        event = Event(
-            key=f"recovered:{watch.fire_id}",
-            kind=EventKind.RECOVERED,
-            project=watch.project,
-            job=watch.job,
-            title=f"{watch.project} {watch.job}: recovered, the {_what(watch)} completed",
-            at=now,
-            slot=watch.slot,
-            fire_kind=watch.kind.value,
-            revision=watch.revision,
-            task_id=watch.task_id,
-            task_group_id=watch.task_group_id,
+        event = _about(
+            watch,
+            EventKind.RECOVERED,
+            f"{watch.project} {watch.job}: recovered, the {_what(watch)} completed",
+            now,
         )
         return self._notice(event, subject=_job_subject(watch), health=Health.HEALTHY)
 
     def _template_broken(self, watch: Watch, now: datetime) -> Notice:
         revision = watch.revision or "unknown"
-        event = Event(
-            key=f"project-broken:{watch.project}:{TEMPLATE}:fire-{watch.fire_id}",
-            kind=EventKind.PROJECT_BROKEN,
-            project=watch.project,
-            job=watch.job,
-            title=f"{watch.project}: {TASKCLUSTER_YML} is broken at {revision[:12]}",
-            at=now,
-            slot=watch.slot,
-            revision=watch.revision,
+        event = _about(
+            watch,
+            EventKind.PROJECT_BROKEN,
+            f"{watch.project}: {TASKCLUSTER_YML} is broken at {revision[:12]}",
+            now,
             error=watch.error,
             advice=(
                 f"No decision task of {watch.project} can be created until {TASKCLUSTER_YML} "
@@ -373,6 +338,24 @@ class Reporter:
                 destinations=destinations,
             )
         ]
+
+
+def _about(watch: Watch, kind: EventKind, title: str, now: datetime, **details: Any) -> Event:
+    """An event about a watched fire, keyed by the kind and the fire."""
+    return Event(
+        key=f"{kind}:{watch.fire_id}",
+        kind=kind,
+        project=watch.project,
+        job=watch.job,
+        title=title,
+        at=now,
+        slot=watch.slot,
+        fire_kind=watch.kind.value,
+        revision=watch.revision,
+        task_id=watch.task_id,
+        task_group_id=watch.task_group_id,
+        **details,
+    )
 
 
 def _job_subject(watch: Watch) -> str:
