@@ -99,30 +99,24 @@ class Postman:
     def _record_failure(self, letter: Letter, error: DeliveryError) -> bool:
         """Record a failed attempt; whether the letter will be tried again."""
         now = self.clock()
-        if error.retryable and now - letter.created_at < self.give_up_after:
-            state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
-            state.attempt_number = letter.attempts + 1
-            wait = max(BACKOFF(state), error.retry_after or 0.0)
-            retry_at = now + timedelta(seconds=wait)
-            self.ledger.letter_failed(letter, error=error.message, retry_at=retry_at)
-            log.warning(
-                "notification not delivered; will retry",
-                key=letter.key,
-                destination=letter.destination,
-                attempts=letter.attempts + 1,
-                retry_at=retry_at.isoformat(),
-                error=error.message,
-            )
-            return True
-        self.ledger.letter_failed(letter, error=error.message, retry_at=None)
-        log.error(
-            "notification given up",
-            key=letter.key,
-            destination=letter.destination,
-            attempts=letter.attempts + 1,
-            error=error.message,
+        about = {
+            "key": letter.key,
+            "destination": letter.destination,
+            "attempts": letter.attempts + 1,
+            "error": error.message,
+        }
+        if not error.retryable or now - letter.created_at >= self.give_up_after:
+            self.ledger.letter_failed(letter, error=error.message, retry_at=None)
+            log.error("notification given up", **about)
+            return False
+        state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
+        state.attempt_number = letter.attempts + 1
+        retry_at = now + timedelta(seconds=max(BACKOFF(state), error.retry_after or 0.0))
+        self.ledger.letter_failed(letter, error=error.message, retry_at=retry_at)
+        log.warning(
+            "notification not delivered; will retry", retry_at=retry_at.isoformat(), **about
         )
-        return False
+        return True
 
     def _send(self, letter: Letter) -> dict[str, Any] | None:
         if letter.destination == SENTRY:
