@@ -31,10 +31,11 @@ DEFAULT_CONCURRENCY = 20
 _SET_CREDENTIALS = (
     "set TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN, or taskcluster.credentials-file"
 )
+# Where each section's secrets come from instead.
 _SECRET_HINTS = {
-    "token": "set SLACK_BOT_TOKEN, or notify.slack.token-file",
-    "webhook-url": "set SLACK_WEBHOOK_URL, or notify.slack.webhook-url-file",
-    "dsn": "set SENTRY_DSN, or notify.sentry.dsn-file",
+    ("notify", "slack", "webhook-url"): "set SLACK_WEBHOOK_URL, or notify.slack.webhook-url-file",
+    ("notify", "slack"): "set SLACK_BOT_TOKEN, or notify.slack.token-file",
+    ("notify", "sentry"): "set SENTRY_DSN, or notify.sentry.dsn-file",
 }
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -447,8 +448,10 @@ def load_config(
         data = {}
     for key_path, position in document.keys.items():
         if key_path and key_path[-1] in SECRET_KEYS:
-            hints = _SECRET_HINTS if key_path[0] == "notify" else {}
-            hint = hints.get(str(key_path[-1]), _SET_CREDENTIALS)
+            hint = next(
+                (hint for at, hint in _SECRET_HINTS.items() if _within(key_path, at)),
+                _SET_CREDENTIALS,
+            )
             problems.error(
                 position,
                 f"{shown(key_path[-1])}: secrets never go in the configuration file; {hint}",
@@ -461,6 +464,13 @@ def load_config(
     if problems.diagnostics:
         raise ConfigError(problems.diagnostics)
     return _Resolver(data, document, problems, environ, base_dir or Path(path).parent).resolve()
+
+
+def _within(key_path: tuple[Any, ...], at: tuple[str, ...]) -> bool:
+    """Whether `key_path` lies under `at`, or, when `at` ends in a key, is that key."""
+    if key_path[: len(at)] == at:
+        return True
+    return len(at) == 3 and key_path[:2] == at[:2] and key_path[-1] == at[2]
 
 
 def read_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -509,7 +519,7 @@ def _notify_json(notify: NotifySettings) -> dict[str, Any]:
         else {
             "token": "<set>" if slack.token else None,
             "webhook-url": "<set>" if slack.webhook_url else None,
-            "api-url": slack.api_url,
+            "api-url": redact(slack.api_url) if slack.api_url else None,
             "channel": slack.channel,
             "mentions": list(slack.mentions),
             "routes": [
@@ -654,6 +664,8 @@ class _Resolver:
         token = self._secret(data, ("notify", "slack"), "token-file", "SLACK_BOT_TOKEN")
         webhook = self._secret(data, ("notify", "slack"), "webhook-url-file", "SLACK_WEBHOOK_URL")
         where = self.document.position_of(("notify", "slack"))
+        if token is None and webhook is None and {"token-file", "webhook-url-file"} & set(data):
+            return None  # the file that should have held it is reported already
         if token and webhook:
             self.problems.error(
                 where,
@@ -682,6 +694,13 @@ class _Resolver:
             self.problems.error(
                 where, "notify.slack needs a channel to post to: add channel: '#your-channel'"
             )
+        for key in ("channel", "routes"):
+            if webhook and key in data:
+                self.problems.error(
+                    self.document.position_of(("notify", "slack", key)),
+                    f"notify.slack.{key} needs a bot token (SLACK_BOT_TOKEN): an incoming "
+                    "webhook posts to the channel it was made for; remove it or use a token",
+                )
         return SlackSettings(
             token=token,
             webhook_url=webhook,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -627,8 +628,10 @@ class Ledger:
         if notice.fingerprint is None or notice.fingerprint == incident.fingerprint:
             return False
         incident.fingerprint = notice.fingerprint
-        incident.thread_key = notice.key
-        return self._queue(session, notice, now)
+        queued = self._queue(session, notice, now)
+        if queued:  # a recovery replies to the latest message that was sent about it
+            incident.thread_key = notice.key
+        return queued
 
     def _healthy(self, session: Session, notice: Notice, now: datetime) -> bool:
         assert notice.subject is not None, "a healthy notice needs a subject"
@@ -722,19 +725,33 @@ class Ledger:
         now = _aware("now", now)
         lease_until = now + _positive("lease", lease)
         with self._transaction(writing=True) as session:
+            # Each destination's oldest pending letter says whether the destination is open:
+            # a backlog waiting on one destination must not hide the others' letters.
+            heads = (
+                select(func.min(LetterRow.id))
+                .where(LetterRow.state == LetterState.PENDING.value)
+                .group_by(LetterRow.destination)
+            )
+            open_destinations = [
+                row.destination
+                for row in session.scalars(select(LetterRow).where(LetterRow.id.in_(heads)))
+                if _takeable(row, now)
+            ]
             pending = session.scalars(
                 select(LetterRow)
-                .where(LetterRow.state == LetterState.PENDING.value)
+                .where(
+                    LetterRow.state == LetterState.PENDING.value,
+                    LetterRow.destination.in_(open_destinations),
+                )
                 .order_by(LetterRow.id)
-                .limit(limit * 4)
+                .limit(limit)
             ).all()
             blocked: set[str] = set()
-            taken: list[LetterRow] = []
+            taken: list[Letter] = []
             for row in pending:
-                if row.destination in blocked or len(taken) >= limit:
+                if row.destination in blocked:
                     continue
-                held = row.lease_until is not None and row.lease_until > now
-                if held or row.next_attempt_at > now:
+                if not _takeable(row, now):
                     blocked.add(row.destination)
                     continue
                 claimed = session.execute(
@@ -748,19 +765,21 @@ class Ledger:
                     )
                     .values(replica=replica, lease_until=lease_until)
                     .returning(LetterRow.id)
+                    .execution_options(synchronize_session=False)
                 ).scalar_one_or_none()
                 if claimed is None:
                     blocked.add(row.destination)
                     continue
-                taken.append(row)
+                taken.append(_letter(row, replica=replica, lease_until=lease_until))
             threads = self._threads(session, taken)
             return [
-                _letter(row, thread=threads.get((row.reply_to, row.destination))) for row in taken
+                replace(letter, thread=threads.get((letter.reply_to, letter.destination)))
+                for letter in taken
             ]
 
     @staticmethod
     def _threads(
-        session: Session, rows: Sequence[LetterRow]
+        session: Session, rows: Sequence[Letter]
     ) -> dict[tuple[str | None, str], dict[str, Any]]:
         replies = {(row.reply_to, row.destination) for row in rows if row.reply_to is not None}
         if not replies:
@@ -804,24 +823,14 @@ class Ledger:
         with self._transaction(writing=True) as session:
             for letter in letters:
                 session.execute(
-                    update(LetterRow)
-                    .where(
-                        LetterRow.id == letter.id,
-                        LetterRow.state == LetterState.PENDING.value,
-                        LetterRow.attempts == letter.attempts,
-                    )
-                    .values(replica=None, lease_until=None)
+                    update(LetterRow).where(*_held(letter)).values(replica=None, lease_until=None)
                 )
 
     def _settle(self, letter: Letter, **values: Any) -> bool:
         with self._transaction(writing=True) as session:
             settled = session.execute(
                 update(LetterRow)
-                .where(
-                    LetterRow.id == letter.id,
-                    LetterRow.state == LetterState.PENDING.value,
-                    LetterRow.attempts == letter.attempts,
-                )
+                .where(*_held(letter))
                 .values(replica=None, lease_until=None, **values)
                 .returning(LetterRow.id)
             ).scalar_one_or_none()
@@ -863,7 +872,10 @@ def _watch_row(outcome: Outcome, now: datetime) -> dict[str, Any] | None:
         return None
     if outcome.state is FireState.FAILED:
         phase = WatchPhase.REPORT
-    elif outcome.task_id is not None:
+    elif outcome.task_id is not None and outcome.state in (
+        FireState.CREATED,
+        FireState.ALREADY_FIRED,
+    ):
         phase = WatchPhase.TASK
     else:
         return None
@@ -994,7 +1006,27 @@ def _incident(row: IncidentRow) -> Incident:
     )
 
 
-def _letter(row: LetterRow, *, thread: dict[str, Any] | None = None) -> Letter:
+def _takeable(row: LetterRow, now: datetime) -> bool:
+    """Due, and held by no replica (or by one whose lease ran out)."""
+    held = row.lease_until is not None and row.lease_until > now
+    return not held and row.next_attempt_at <= now
+
+
+def _held(letter: Letter) -> tuple[ColumnElement[bool], ...]:
+    """The conditions under which `letter` is still held as it was taken: a replica whose
+    lease ran out and was taken over can no longer settle or release it."""
+    return (
+        LetterRow.id == letter.id,
+        LetterRow.state == LetterState.PENDING.value,
+        LetterRow.attempts == letter.attempts,
+        LetterRow.replica == letter.replica,
+        LetterRow.lease_until == letter.lease_until,
+    )
+
+
+def _letter(
+    row: LetterRow, *, replica: str | None = None, lease_until: datetime | None = None
+) -> Letter:
     return Letter(
         id=row.id,
         key=row.key,
@@ -1006,8 +1038,9 @@ def _letter(row: LetterRow, *, thread: dict[str, Any] | None = None) -> Letter:
         next_attempt_at=row.next_attempt_at,
         reply_to=row.reply_to,
         incident=row.incident,
-        thread=thread,
         posted=row.posted,
         sent_at=row.sent_at,
         last_error=row.last_error,
+        replica=replica or row.replica,
+        lease_until=lease_until or row.lease_until,
     )

@@ -241,6 +241,7 @@ class Letter:
 
     `incident` is the closed incident a recovery reports; `thread` is where a reply goes: what
     the destination answered when the message it replies to was sent (say Slack's ts).
+    `replica` and `lease_until` say who holds a letter `take_letters` handed out, and until when.
     """
 
     id: int
@@ -257,3 +258,5 @@ class Letter:
     posted: dict[str, Any] | None = None
     sent_at: datetime | None = None
     last_error: str | None = None
+    replica: str | None = None
+    lease_until: datetime | None = None
