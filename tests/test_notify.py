@@ -659,11 +659,11 @@ def test_secret_canaries_reach_no_message_event_log_or_ledger_row(
     canaries = Canaries()
     monkeypatch.setenv("TC_SCHEDULER_API_TOKEN", canaries.api_token)
     log_stream = io.StringIO()
-    # A job whose name is a token, so that the errors about it quote one.
+    # A job whose weekday is a token, so that the errors about it quote one.
     leaky_cron = HOURLY + (
-        f"  - name: {canaries.slack_token}\n"
+        "  - name: leaky\n"
         "    job: {type: decision-task, treeherder-symbol: L, target-tasks-method: x}\n"
-        "    when: [{minute: 7}]\n"
+        f"    when: [{{weekday: {canaries.slack_token}}}]\n"
     )
     with (
         Emulator(root_access_token=canaries.tc_token) as emulator,
@@ -740,10 +740,14 @@ def test_secret_canaries_reach_no_message_event_log_or_ledger_row(
         assert ".cron.yml has errors" in received["slack"]
         assert "decision task failed" in received["slack"]
         assert "could not use" in received["sentry"]
+        [unexpected] = fake_sentry.events
+        assert unexpected["tags"]["project"] == "alpha", "logged exceptions carry their fire's tags"
+        assert unexpected["environment"] == "test"
         assert "notified" in received["log"]
         assert "fire resolved" in received["log"]
         assert "could not use" in received["log"]
-        assert "***" in received["ledger"], "where the token was, the ledger shows ***"
+        for where in ("slack", "log", "ledger"):
+            assert "weekday must be one of" in received[where], f"the {where} has the error"
         for where, text in received.items():
             for canary in canaries.all():
                 assert canary not in text, f"a secret reached the {where}"
