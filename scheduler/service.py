@@ -85,11 +85,11 @@ class Notifier:
         notices = [n for result in results for n in self.reporter.slot_evaluated(result, now)]
         await asyncio.to_thread(self.ledger.report, notices, now=now)
 
-    async def expiry_scanned(self, project: str, events: Sequence[Event] | None) -> None:
-        """`events` of a scan, or None when the scan itself failed (an event says why)."""
+    async def expiry_scanned(self, project: str, events: Sequence[Event]) -> None:
+        """The events of one expiry scan of `project` (one says so if the scan failed)."""
         now = self.clock()
-        notices = [n for event in events or () for n in self.reporter.expiry(event, now)]
-        if not any(e.kind is EventKind.FAILED and e.remediation_id is None for e in events or ()):
+        notices = [n for event in events for n in self.reporter.expiry(event, now)]
+        if not any(e.kind is EventKind.FAILED and e.remediation_id is None for e in events):
             notices.append(self.reporter.expiry_scanned(project, now))
         await asyncio.to_thread(self.ledger.report, notices, now=now)
 
@@ -166,15 +166,22 @@ async def tick_once(engine: Engine, moment: datetime) -> list[SlotResult]:
 async def tick_and_report(engine: Engine, notifier: Notifier, moment: datetime) -> list[SlotResult]:
     """A tick, reported: its slots' notices queued, what it started followed at once, and the
     service's own Sentry monitor checked in (so that Sentry alerts when ticks stop)."""
+    settings = engine.config.notify.sentry
+    monitored = settings is not None and settings.monitors
     check_in_id = sentry.check_in_id_for(f"tick/{engine.config.replica}/{slot_of(moment)}")
-    sentry.check_in(TICK_MONITOR, "in_progress", check_in_id=check_in_id, schedule=TICK_SCHEDULE)
+
+    def check_in(status: sentry.CheckInStatus) -> None:
+        if monitored:
+            sentry.check_in(TICK_MONITOR, status, check_in_id=check_in_id, schedule=TICK_SCHEDULE)
+
+    check_in("in_progress")
     try:
         results = await tick_once(engine, moment)
     except Exception:
-        sentry.check_in(TICK_MONITOR, "error", check_in_id=check_in_id, schedule=TICK_SCHEDULE)
+        check_in("error")
         log.exception("tick failed")
         return []
-    sentry.check_in(TICK_MONITOR, "ok", check_in_id=check_in_id, schedule=TICK_SCHEDULE)
+    check_in("ok")
     try:
         await notifier.slots_evaluated(results)
     except Exception:

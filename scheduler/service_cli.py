@@ -387,7 +387,6 @@ def _table(title: str, *columns: str) -> Table:
     return table
 
 
-# The commands cli.py loads by name when one is asked for.
 @click.group("notify")
 def notify_group() -> None:
     """Check the notification setup."""
@@ -410,7 +409,7 @@ def notify_test(config_path: Path | None, channel: str | None) -> None:
         _fail("--channel needs a Slack bot token: an incoming webhook posts to one channel", 2)
     logs.configure(level="warning")
 
-    async def send() -> list[Letter]:
+    async def send() -> tuple[list[Letter], str | None]:
         async with service.open_service(config) as (engine, notifier):
             event = notifier.reporter.test(
                 config.projects[0].name if config.projects else "tc-scheduler",
@@ -421,12 +420,11 @@ def notify_test(config_path: Path | None, channel: str | None) -> None:
                 event = dataclasses.replace(event, destinations=(f"{SLACK_PREFIX}{channel}",))
             await asyncio.to_thread(engine.ledger.report, [event], now=engine.clock())
             await notifier.postman.deliver()
-            letters = await asyncio.to_thread(engine.ledger.letters)
-            if sentry_settings is not None:
-                await asyncio.to_thread(sentry.test)
-            return [letter for letter in letters if letter.key == event.key]
+            letters = await asyncio.to_thread(engine.ledger.letters, key=event.key)
+            event_id = await asyncio.to_thread(sentry.test) if sentry_settings else None
+            return letters, event_id
 
-    letters = asyncio.run(send())
+    letters, event_id = asyncio.run(send())
     failed = False
     for letter in letters:
         where = channel_of(letter.destination) or "the incoming webhook"
@@ -443,10 +441,11 @@ def notify_test(config_path: Path | None, channel: str | None) -> None:
         failed = True
         click.echo("no Slack channel takes test messages: set notify.slack.channel", err=True)
     if sentry_settings is not None:
-        click.echo("sent a test event to Sentry")
+        click.echo(f"sent a test event to Sentry (event id {event_id})")
     sys.exit(1 if failed else 0)
 
 
+# The commands cli.py loads by name when one is asked for.
 COMMANDS: dict[str, click.Command] = {
     "config": config_group,
     "expiry": expiry_group,

@@ -698,12 +698,15 @@ class Ledger:
     def letters(
         self,
         *,
+        key: str | None = None,
         state: LetterState | None = None,
         destination: str | None = None,
         limit: int | None = None,
     ) -> list[Letter]:
         """The outbox, oldest first."""
         query = select(LetterRow).order_by(LetterRow.id)
+        if key is not None:
+            query = query.where(LetterRow.key == key)
         if state is not None:
             query = query.where(LetterRow.state == state.value)
         if destination is not None:
