@@ -11,7 +11,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -79,6 +79,8 @@ class Notifier:
     watcher: Watcher
     postman: Postman
     clock: Callable[[], datetime]
+    # Ticks, scans and the interval job all ask for rounds; one at a time is enough.
+    _round: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
 
     async def slots_evaluated(self, results: Sequence[SlotResult]) -> None:
         now = self.clock()
@@ -95,14 +97,15 @@ class Notifier:
 
     async def round(self) -> None:
         """Follow what was started one step, then send what is due. Failures are logged."""
-        try:
-            await self.watcher.step()
-        except Exception:
-            log.exception("watching failed; trying again next round")
-        try:
-            await self.postman.deliver()
-        except Exception:
-            log.exception("delivering notifications failed; trying again next round")
+        async with self._round:
+            try:
+                await self.watcher.step()
+            except Exception:
+                log.exception("watching failed; trying again next round")
+            try:
+                await self.postman.deliver()
+            except Exception:
+                log.exception("delivering notifications failed; trying again next round")
 
 
 @asynccontextmanager
