@@ -22,7 +22,6 @@ from scheduler.notify.routing import Router
 
 CRON_FILE = ".cron.yml"
 TASKCLUSTER_YML = ".taskcluster.yml"
-FAILED_STATES = ("failed", "exception")
 # Exception reasons that are somebody's decision or a consequence, not a failure of the task.
 CANCELED = "canceled"
 DEADLINE_EXCEEDED = "deadline-exceeded"
@@ -172,9 +171,9 @@ class Reporter:
                 revision=result.revision,
                 error="\n".join(result.problems),
                 advice=(
-                    f"The jobs named above do not fire until {CRON_FILE} is fixed and pushed; "
-                    f"the others still do. `tc-scheduler check {CRON_FILE}` shows the errors "
-                    "before you push."
+                    f"A job with an error does not fire until {CRON_FILE} is fixed and pushed "
+                    "(if the file does not parse, no job fires); the others still do. "
+                    f"`tc-scheduler check {CRON_FILE}` shows the errors before you push."
                 ),
             )
             notices.append(self._project_failing(event, CRON, fingerprint=result.revision))
