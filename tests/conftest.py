@@ -1,15 +1,18 @@
-"""Shared test fixtures: the research corpus and Taskcluster's own JSON schemas."""
+"""Shared test fixtures: the research corpus, Taskcluster's own JSON schemas, the emulator and
+ledgers on both backends."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from jsonschema import Draft7Validator
 from referencing import Registry
 
+from scheduler.ledger import Ledger
 from tests import corpus
 from tests.corpus import (
     CORPUS,
@@ -21,6 +24,7 @@ from tests.corpus import (
 )
 from tests.emulator import Emulator
 from tests.emulator.clock import format_time
+from tests.ledger_backends import BACKENDS, fresh_ledger_url
 
 __all__ = ["CORPUS", "REPOSITORY_ROOT", "corpus_cron_files", "corpus_templates"]
 
@@ -47,6 +51,19 @@ def task_id_pattern(schema_registry: Registry) -> str:
     task = schema_registry.contents(f"{SCHEMA_BASE}/schemas/queue/v1/task.json")
     pattern: str = task["properties"]["taskGroupId"]["pattern"]
     return pattern
+
+
+@pytest.fixture(params=BACKENDS)
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty ledger database, once on each backend (SQLite and PostgreSQL)."""
+    with fresh_ledger_url(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[Ledger]:
+    with Ledger.open(ledger_url) as opened:
+        yield opened
 
 
 @pytest.fixture

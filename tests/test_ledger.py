@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -32,8 +32,6 @@ from scheduler.ledger import (
 from scheduler.ledger.migrating import current_revision, head_revision
 from scheduler.ledger.models import Base
 from tests.ledger_backends import (
-    BACKENDS,
-    fresh_ledger_url,
     open_at_once,
     race_for_claims,
     run_in_processes,
@@ -44,18 +42,6 @@ T = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
 MINUTE = timedelta(minutes=1)
 SLOT = timedelta(minutes=15)
-
-
-@pytest.fixture(params=BACKENDS)
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_ledger_url(request.param, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-def ledger(ledger_url: str) -> Iterator[Ledger]:
-    with Ledger.open(ledger_url) as opened:
-        yield opened
 
 
 def claim(

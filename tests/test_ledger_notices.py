@@ -10,13 +10,9 @@ import json
 import secrets
 import string
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from scheduler.ledger import (
     Claim,
@@ -34,7 +30,6 @@ from scheduler.ledger import (
     WatchSpec,
 )
 from scheduler.redaction import remember_secret
-from tests.ledger_backends import BACKENDS, fresh_ledger_url
 
 PROJECT = "mozilla-central"
 T = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -48,18 +43,6 @@ RELENG = "slack:#releng"
 NIGHTLY = "slack:#nightly"
 SENTRY = "sentry"
 SUBJECT = f"job:{PROJECT}/nightly"
-
-
-@pytest.fixture(params=BACKENDS)
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_ledger_url(request.param, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-def ledger(ledger_url: str) -> Iterator[Ledger]:
-    with Ledger.open(ledger_url) as opened:
-        yield opened
 
 
 def must_claim(
