@@ -50,7 +50,18 @@ class _Commands(click.Group):
     `check`, `plan` and `render`, run by editors and CI on every change, do without.
     """
 
-    SERVICE_COMMANDS = ("config", "expiry", "fire", "history", "notify", "run", "tick")
+    SERVICE_COMMANDS = (
+        "audit",
+        "config",
+        "expiry",
+        "fire",
+        "history",
+        "notify",
+        "pause",
+        "resume",
+        "run",
+        "tick",
+    )
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.SERVICE_COMMANDS])

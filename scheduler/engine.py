@@ -38,6 +38,7 @@ from scheduler.ledger import (
     FireState,
     Ledger,
     Outcome,
+    Pause,
     SlotOutcome,
     WatchSpec,
 )
@@ -115,6 +116,8 @@ class SlotResult:
     error: str | None = None
     # The `.cron.yml` problems that left jobs out (also in `error`).
     problems: tuple[str, ...] = ()
+    # Due fires not fired because their job or project is paused (recorded as skipped).
+    paused: tuple[FireResult, ...] = ()
 
     @property
     def unreachable(self) -> bool:
@@ -236,6 +239,21 @@ class Engine:
         )
         wanted = [(fire, FireKind.CATCH_UP) for fire in sorted({*catch_up.fires, *orphans})]
         wanted += [(fire, FireKind.SCHEDULED) for fire in plan.fires]
+        # Paused now (by any replica, the command line or the API): recorded, not fired.
+        pauses = await asyncio.to_thread(self.ledger.pauses, project=project.name, at=self.clock())
+        held: dict[PlannedFire, Pause] = {}
+        for fire, _ in wanted:
+            pause = next((p for p in pauses if p.covers(fire.job_name)), None)
+            if pause is not None:
+                held[fire] = pause
+        paused = await asyncio.gather(
+            *(
+                self._skip(project, fire, held[fire].describe(), kind)
+                for fire, kind in wanted
+                if fire in held
+            )
+        )
+        wanted = [(fire, kind) for fire, kind in wanted if fire not in held]
         claims = await asyncio.to_thread(
             self.ledger.claim_many,
             project.name,
@@ -264,6 +282,7 @@ class Engine:
             tuple(skipped),
             left_out,
             tuple(problems),
+            tuple(paused),
         )
 
     async def _orphans(self, project: Project, cron: CronFile, slot: datetime) -> list[PlannedFire]:
@@ -317,13 +336,19 @@ class Engine:
             now=self.clock(),
         )
 
-    async def _skip(self, project: Project, fire: PlannedFire, reason: str) -> FireResult:
+    async def _skip(
+        self,
+        project: Project,
+        fire: PlannedFire,
+        reason: str,
+        kind: FireKind = FireKind.CATCH_UP,
+    ) -> FireResult:
         await asyncio.to_thread(
             self.ledger.record_skip,
             project.name,
             fire.job_name,
             fire.slot,
-            kind=FireKind.CATCH_UP,
+            kind=kind,
             reason=reason,
             replica=self.config.replica,
             now=self.clock(),
@@ -336,13 +361,7 @@ class Engine:
             reason=reason,
         )
         return FireResult(
-            project.name,
-            fire.job_name,
-            fire.slot,
-            FireKind.CATCH_UP,
-            FireState.SKIPPED,
-            None,
-            reason,
+            project.name, fire.job_name, fire.slot, kind, FireState.SKIPPED, None, reason
         )
 
     # -- manual fires ---------------------------------------------------------------------

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import getpass
 import json
 import os
+import socket
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,9 +29,9 @@ from scheduler import logs, service
 from scheduler.cli_support import console, instant, json_object
 from scheduler.config import Config, ConfigError, embedded_default, load_config, read_config
 from scheduler.cron import format_slot
-from scheduler.engine import FireError, FireResult, SlotResult
+from scheduler.engine import FireError, FireResult, SlotResult, utc_now
 from scheduler.expiry import Event, EventKind, ExpiryReport, Scanner, report_json
-from scheduler.ledger import Fire, FireState, Ledger, Letter, LetterState
+from scheduler.ledger import AuditEntry, Fire, FireState, Ledger, Letter, LetterState
 from scheduler.notify import sentry
 from scheduler.notify.routing import SLACK_PREFIX, channel_of
 from scheduler.taskcluster import TaskclusterError, connect
@@ -116,7 +118,7 @@ def tick(config_path: Path | None, at: datetime, as_json: bool) -> None:
             return await service.tick_and_report(engine, notifier, at)
 
     results = asyncio.run(evaluate())
-    fires = [fire for result in results for fire in (*result.fires, *result.skipped)]
+    fires = [f for result in results for f in (*result.fires, *result.skipped, *result.paused)]
     if as_json:
         click.echo(json.dumps([_slot_json(result) for result in results], indent=2))
     else:
@@ -158,12 +160,17 @@ def fire(
             await notifier.round()
             return result
 
+    act = {"input": cron_input, "dry_run": dry_run}
     try:
         result = asyncio.run(fire_now())
     except FireError as error:
+        _audit_act(config, "fire", _target(project, job), act, ok=False, result=str(error))
         _fail(str(error))
+    ok = result.state is not FireState.FAILED
+    outcome = f"{result.state}: task {result.task_id}" if ok else str(result.error)
+    _audit_act(config, "fire", _target(project, job), act, ok=ok, result=outcome)
     _print_fires([result], f"Manual fire of {project}/{job}")
-    if result.state is FireState.FAILED:
+    if not ok:
         sys.exit(1)
 
 
@@ -211,6 +218,132 @@ def history(
             (record.error or "").splitlines()[0] if record.error else "",
         )
     console().print(table)
+
+
+@click.command()
+@_config_option
+@click.argument("project")
+@click.argument("job", required=False)
+@click.option("--reason", required=True, help="Why: shown in history, and to whoever resumes it.")
+@click.option(
+    "--until",
+    metavar="ISO8601",
+    callback=instant,
+    help="Lift the pause by itself at this time (default: until resumed).",
+)
+def pause(
+    config_path: Path | None,
+    project: str,
+    job: str | None,
+    reason: str,
+    until: datetime | None,
+) -> None:
+    """Stop JOB of PROJECT (or the whole project) from firing, without a commit.
+
+    The service sees the pause at its next slot, whichever replica runs it; the paused slots
+    are recorded as skipped, with the reason.
+    """
+    config = load(config_path)
+    _known(config, project, job)
+    if not reason.strip():
+        _fail("--reason must say why", 2)
+    with Ledger.open(config.ledger_url) as ledger:
+        try:
+            paused = ledger.pause(
+                project, job, reason=reason, until=until, actor=_actor(), now=utc_now()
+            )
+        except ValueError as error:
+            _fail(str(error), 2)
+    click.echo(f"{_target(project, job)}: {paused.describe()}")
+
+
+@click.command()
+@_config_option
+@click.argument("project")
+@click.argument("job", required=False)
+def resume(config_path: Path | None, project: str, job: str | None) -> None:
+    """Let JOB of PROJECT (or the whole project) fire again from its next slot."""
+    config = load(config_path)
+    _known(config, project, job)
+    with Ledger.open(config.ledger_url) as ledger:
+        resumed = ledger.resume(project, job, actor=_actor(), now=utc_now())
+        still = [
+            p for p in ledger.pauses(project=project, at=utc_now()) if job is None or p.covers(job)
+        ]
+    if resumed is None:
+        click.echo(f"{_target(project, job)} was not paused", err=True)
+    else:
+        click.echo(
+            f"{_target(project, job)}: resumed (paused by {resumed.paused_by}: {resumed.reason})"
+        )
+    for pause in still:
+        click.echo(
+            f"note: {_target(pause.project, pause.job)} is still {pause.describe()}", err=True
+        )
+    sys.exit(0 if resumed is not None else 1)
+
+
+@click.command()
+@_config_option
+@click.option("--since", metavar="ISO8601", callback=instant, help="Only acts at or after this.")
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def audit(config_path: Path | None, since: datetime | None, limit: int, as_json: bool) -> None:
+    """Who did what, newest first: pauses, resumes and manual fires."""
+    config = load(config_path)
+    with Ledger.open(config.ledger_url) as ledger:
+        entries = ledger.audit_log(since=since, limit=limit)
+    if as_json:
+        click.echo(json.dumps([_audit_json(e) for e in entries], indent=2))
+        return
+    table = _table("Audit log, newest first", "at", "actor", "action", "target", "ok", "result")
+    for entry in entries:
+        table.add_row(
+            entry.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            entry.actor,
+            entry.action,
+            entry.target,
+            "yes" if entry.ok else "no",
+            entry.result,
+        )
+    console().print(table)
+
+
+def _known(config: Config, project: str, job: str | None) -> None:
+    """Exit 2 unless `project` is configured (jobs are not checked: the file may change)."""
+    if config.project(project) is None:
+        known = ", ".join(p.name for p in config.projects)
+        _fail(f"no project {project!r} is configured; configured: {known}", 2)
+    if job is not None and not job.strip():
+        _fail("the job name is empty", 2)
+
+
+def _audit_act(
+    config: Config, action: str, target: str, act: dict[str, Any], *, ok: bool, result: str
+) -> None:
+    with Ledger.open(config.ledger_url) as ledger:
+        ledger.record_act(_actor(), action, target, act, ok=ok, result=result, now=utc_now())
+
+
+def _actor() -> str:
+    """Who acts from the command line: the user, on this host."""
+    return f"{getpass.getuser()}@{socket.gethostname()} (cli)"
+
+
+def _target(project: str, job: str | None) -> str:
+    return project if job is None else f"{project}/{job}"
+
+
+def _audit_json(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "at": entry.at.isoformat(),
+        "actor": entry.actor,
+        "action": entry.action,
+        "target": entry.target,
+        "input": entry.input,
+        "ok": entry.ok,
+        "result": entry.result,
+    }
 
 
 @click.group("expiry")
@@ -450,8 +583,11 @@ COMMANDS: dict[str, click.Command] = {
     "config": config_group,
     "expiry": expiry_group,
     "fire": fire,
+    "audit": audit,
     "history": history,
     "notify": notify_group,
+    "pause": pause,
+    "resume": resume,
     "run": run,
     "tick": tick,
 }

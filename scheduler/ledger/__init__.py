@@ -6,6 +6,7 @@ The one place that knows its schema (SQLAlchemy models, Alembic migrations); not
 from scheduler.ledger.connecting import LedgerURLError
 from scheduler.ledger.ledger import Ledger
 from scheduler.ledger.records import (
+    AuditEntry,
     Claim,
     Fire,
     FireKind,
@@ -16,6 +17,7 @@ from scheduler.ledger.records import (
     LetterState,
     Notice,
     Outcome,
+    Pause,
     Remediation,
     RemediationState,
     SlotOutcome,
@@ -26,6 +28,7 @@ from scheduler.ledger.records import (
 )
 
 __all__ = [
+    "AuditEntry",
     "Claim",
     "Fire",
     "FireKind",
@@ -38,6 +41,7 @@ __all__ = [
     "LetterState",
     "Notice",
     "Outcome",
+    "Pause",
     "Remediation",
     "RemediationState",
     "SlotOutcome",

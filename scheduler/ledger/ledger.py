@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import ColumnElement, Engine, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Engine, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -21,14 +21,18 @@ from scheduler.cron.timing import format_slot, slot_of
 from scheduler.ledger.connecting import WRITING, create_ledger_engine
 from scheduler.ledger.migrating import upgrade
 from scheduler.ledger.models import (
+    ACTIVE_PAUSE_PREDICATE,
+    AuditRow,
     FireRow,
     IncidentRow,
     LetterRow,
+    PauseRow,
     RemediationRow,
     SlotRow,
     WatchRow,
 )
 from scheduler.ledger.records import (
+    AuditEntry,
     Claim,
     Fire,
     FireKind,
@@ -39,6 +43,7 @@ from scheduler.ledger.records import (
     LetterState,
     Notice,
     Outcome,
+    Pause,
     Remediation,
     RemediationState,
     SlotOutcome,
@@ -839,6 +844,157 @@ class Ledger:
             ).scalar_one_or_none()
         return settled is not None
 
+    # Pauses and the audit log
+
+    def pause(
+        self,
+        project: str,
+        job: str | None,
+        *,
+        reason: str,
+        until: datetime | None,
+        actor: str,
+        now: datetime,
+    ) -> Pause:
+        """Pause `job` of `project` (None: the whole project) from `now`, and audit it.
+
+        Pausing what is paused already replaces its reason and `until`.
+        """
+        now = _aware("now", now)
+        if until is not None and _aware("until", until) <= now:
+            raise ValueError(f"until must be in the future, not {until.isoformat()}")
+        target = {"project": project, "job": job or ""}
+        with self._transaction(writing=True) as session:
+            # A pause whose `until` has passed is over: close it so a new one can begin.
+            session.execute(
+                update(PauseRow)
+                .where(*_pause_of(**target), PauseRow.until <= now)
+                .values(resumed_by=PauseRow.paused_by, resumed_at=PauseRow.until)
+            )
+            values = {
+                "reason": scrub(reason),
+                "until": until,
+                "paused_by": actor,
+                "paused_at": now,
+            }
+            statement = self._insert(session, PauseRow).values(**target, **values)
+            session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["project", "job"],
+                    index_where=text(ACTIVE_PAUSE_PREDICATE),
+                    set_={name: statement.excluded[name] for name in values},
+                )
+            )
+            row = session.scalars(select(PauseRow).where(*_pause_of(**target))).one()
+            paused = _pause(row)
+            self._audit(
+                session,
+                actor,
+                "pause",
+                _target(project, job),
+                {"reason": paused.reason, "until": until.isoformat() if until else None},
+                ok=True,
+                result=paused.describe(),
+                now=now,
+            )
+            return paused
+
+    def resume(self, project: str, job: str | None, *, actor: str, now: datetime) -> Pause | None:
+        """End the pause of `job` (None: of the project), and audit it; None if none was in
+        force (the audit log says so too)."""
+        now = _aware("now", now)
+        with self._transaction(writing=True) as session:
+            row = session.scalars(
+                update(PauseRow)
+                .where(
+                    *_pause_of(project, job or ""),
+                    or_(PauseRow.until.is_(None), PauseRow.until > now),
+                )
+                .values(resumed_by=actor, resumed_at=now)
+                .returning(PauseRow)
+            ).one_or_none()
+            resumed = _pause(row) if row is not None else None
+            self._audit(
+                session,
+                actor,
+                "resume",
+                _target(project, job),
+                None,
+                ok=resumed is not None,
+                result="resumed" if resumed is not None else "was not paused",
+                now=now,
+            )
+            return resumed
+
+    def pauses(self, *, project: str | None = None, at: datetime | None = None) -> list[Pause]:
+        """Pauses, newest first: all of them, or those in force at `at`."""
+        query = select(PauseRow).order_by(PauseRow.paused_at.desc(), PauseRow.id.desc())
+        if project is not None:
+            query = query.where(PauseRow.project == project)
+        if at is not None:
+            at = _aware("at", at)
+            query = query.where(
+                PauseRow.paused_at <= at,
+                or_(PauseRow.resumed_at.is_(None), PauseRow.resumed_at > at),
+                or_(PauseRow.until.is_(None), PauseRow.until > at),
+            )
+        with self._transaction(writing=False) as session:
+            return [_pause(row) for row in session.scalars(query)]
+
+    def record_act(
+        self,
+        actor: str,
+        action: str,
+        target: str,
+        input: dict[str, Any] | None,
+        *,
+        ok: bool,
+        result: str,
+        now: datetime,
+    ) -> AuditEntry:
+        """Write one act to the audit log (secrets in it masked)."""
+        with self._transaction(writing=True) as session:
+            return self._audit(
+                session, actor, action, target, input, ok=ok, result=result, now=_aware("now", now)
+            )
+
+    @staticmethod
+    def _audit(
+        session: Session,
+        actor: str,
+        action: str,
+        target: str,
+        input: dict[str, Any] | None,
+        *,
+        ok: bool,
+        result: str,
+        now: datetime,
+    ) -> AuditEntry:
+        row = AuditRow(
+            at=now,
+            actor=actor,
+            action=action,
+            target=target,
+            input=scrub_data(input),
+            ok=ok,
+            result=scrub(result),
+        )
+        session.add(row)
+        session.flush()
+        return _audit_entry(row)
+
+    def audit_log(
+        self, *, since: datetime | None = None, limit: int | None = None
+    ) -> list[AuditEntry]:
+        """Acts, newest first."""
+        query = select(AuditRow).order_by(AuditRow.at.desc(), AuditRow.id.desc())
+        if since is not None:
+            query = query.where(AuditRow.at >= _aware("since", since))
+        if limit is not None:
+            query = query.limit(limit)
+        with self._transaction(writing=False) as session:
+            return [_audit_entry(row) for row in session.scalars(query)]
+
     # Plumbing
 
     @contextmanager
@@ -851,7 +1007,7 @@ class Ledger:
     @staticmethod
     def _insert(
         session: Session,
-        model: type[FireRow | SlotRow | RemediationRow | IncidentRow | LetterRow],
+        model: type[FireRow | SlotRow | RemediationRow | IncidentRow | LetterRow | PauseRow],
     ) -> UpsertInsert:
         """An INSERT with the backend's ON CONFLICT clauses (the same on both)."""
         if session.get_bind().dialect.name == "postgresql":
@@ -1046,4 +1202,40 @@ def _letter(
         last_error=row.last_error,
         replica=replica or row.replica,
         lease_until=lease_until or row.lease_until,
+    )
+
+
+def _pause_of(project: str, job: str) -> tuple[ColumnElement[bool], ...]:
+    """The conditions that find the pause of a target that is not resumed."""
+    return (PauseRow.project == project, PauseRow.job == job, PauseRow.resumed_at.is_(None))
+
+
+def _target(project: str, job: str | None) -> str:
+    return project if job is None else f"{project}/{job}"
+
+
+def _pause(row: PauseRow) -> Pause:
+    return Pause(
+        id=row.id,
+        project=row.project,
+        job=row.job or None,
+        reason=row.reason,
+        until=row.until,
+        paused_by=row.paused_by,
+        paused_at=row.paused_at,
+        resumed_by=row.resumed_by,
+        resumed_at=row.resumed_at,
+    )
+
+
+def _audit_entry(row: AuditRow) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        target=row.target,
+        input=row.input,
+        ok=row.ok,
+        result=row.result,
     )

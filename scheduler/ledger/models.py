@@ -282,3 +282,51 @@ class LetterRow(Base):
         UniqueConstraint("key", "destination"),
         Index("ix_outbox_state_id", "state", "id"),
     )
+
+
+# One pause in force at most per target; a project-wide pause has job ''.
+ACTIVE_PAUSE_PREDICATE = "resumed_at IS NULL"
+
+
+class PauseRow(Base):
+    """A job, or a whole project (job ''), held from firing until resumed or `until`."""
+
+    __tablename__ = "pauses"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    project: Mapped[str] = mapped_column(Text)
+    job: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paused_by: Mapped[str] = mapped_column(Text)
+    paused_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resumed_by: Mapped[str | None] = mapped_column(Text)
+    resumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index(
+            "uq_pauses_active",
+            "project",
+            "job",
+            unique=True,
+            sqlite_where=text(ACTIVE_PAUSE_PREDICATE),
+            postgresql_where=text(ACTIVE_PAUSE_PREDICATE),
+        ),
+    )
+
+
+class AuditRow(Base):
+    """The audit log: every act of an operator, whatever it asked and however it ended."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    target: Mapped[str] = mapped_column(Text)
+    input: Mapped[dict[str, Any] | None] = mapped_column(JSON_DOCUMENT)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    result: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_audit_at", "at"),)

@@ -260,3 +260,44 @@ class Letter:
     last_error: str | None = None
     replica: str | None = None
     lease_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A job (or, with `job` None, a whole project) that does not fire until resumed.
+
+    In force while not resumed and before `until` (if set): `until` lifts it by itself.
+    """
+
+    id: int
+    project: str
+    job: str | None
+    reason: str
+    until: datetime | None
+    paused_by: str
+    paused_at: datetime
+    resumed_by: str | None = None
+    resumed_at: datetime | None = None
+
+    def covers(self, job: str) -> bool:
+        return self.job is None or self.job == job
+
+    def describe(self) -> str:
+        """Why a slot did not fire, in the words history and messages show."""
+        target = "the project" if self.job is None else "the job"
+        until = f" until {self.until:%Y-%m-%d %H:%M} UTC" if self.until else ""
+        return f"paused: {target} was paused by {self.paused_by}{until}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One act of a person or a script: who, what, on what, with which input, and the result."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    input: dict[str, Any] | None
+    ok: bool
+    result: str

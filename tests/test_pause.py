@@ -1,0 +1,266 @@
+"""Pause and resume without a commit, and the audit log: the ledger, the engine and the commands."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from scheduler.cli import main
+from scheduler.engine import SlotResult
+from scheduler.ids import decision_task_id
+from scheduler.ledger import FireKind, FireState, Ledger
+from scheduler.redaction import remember_secret
+from tests.conftest import taskcluster_environment
+from tests.emulator import Emulator
+from tests.repos import Repository
+from tests.test_engine import HOURLY, OWN_TEMPLATE, fires, make_config, project, tick
+
+T = datetime(2026, 12, 1, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+TWO_JOBS = (
+    HOURLY
+    + """\
+  - name: other
+    job: {type: decision-task, treeherder-symbol: O, target-tasks-method: other}
+    when: [{minute: 0}]
+"""
+)
+
+
+# -- the ledger ----------------------------------------------------------------------------------
+
+
+def test_a_pause_is_in_force_until_resumed_and_both_are_audited(ledger: Ledger) -> None:
+    paused = ledger.pause(
+        "alpha", "nightly", reason="tree closed", until=None, actor="sheriff", now=T
+    )
+    assert (paused.project, paused.job, paused.reason, paused.paused_by) == (
+        "alpha",
+        "nightly",
+        "tree closed",
+        "sheriff",
+    )
+    assert [p.id for p in ledger.pauses(project="alpha", at=T + HOUR)] == [paused.id]
+    assert ledger.pauses(project="alpha", at=T - HOUR) == []
+    assert ledger.pauses(project="beta", at=T + HOUR) == []
+
+    resumed = ledger.resume("alpha", "nightly", actor="sheriff-2", now=T + HOUR)
+    assert resumed is not None
+    assert (resumed.resumed_by, resumed.resumed_at) == ("sheriff-2", T + HOUR)
+    assert ledger.pauses(project="alpha", at=T + 2 * HOUR) == []
+    assert ledger.resume("alpha", "nightly", actor="sheriff-2", now=T + 2 * HOUR) is None
+
+    log = ledger.audit_log()
+    assert [(e.action, e.actor, e.target, e.ok) for e in log] == [
+        ("resume", "sheriff-2", "alpha/nightly", False),
+        ("resume", "sheriff-2", "alpha/nightly", True),
+        ("pause", "sheriff", "alpha/nightly", True),
+    ]
+    assert log[2].input == {"reason": "tree closed", "until": None}
+    assert log[0].result == "was not paused"
+
+
+def test_until_lifts_a_pause_and_a_new_one_can_follow(ledger: Ledger) -> None:
+    first = ledger.pause("alpha", None, reason="migration", until=T + HOUR, actor="a", now=T)
+    assert first.job is None
+    assert ledger.pauses(project="alpha", at=T + HOUR - timedelta(seconds=1))
+    assert ledger.pauses(project="alpha", at=T + HOUR) == []
+    assert ledger.resume("alpha", None, actor="b", now=T + 2 * HOUR) is None
+
+    second = ledger.pause("alpha", None, reason="again", until=None, actor="c", now=T + 2 * HOUR)
+    assert second.id != first.id
+    [in_force] = ledger.pauses(project="alpha", at=T + 3 * HOUR)
+    assert in_force.reason == "again"
+
+
+def test_pausing_again_replaces_the_reason_and_until(ledger: Ledger) -> None:
+    ledger.pause("alpha", "nightly", reason="first", until=None, actor="a", now=T)
+    again = ledger.pause("alpha", "nightly", reason="second", until=T + HOUR, actor="b", now=T)
+    [in_force] = ledger.pauses(project="alpha", at=T + timedelta(minutes=1))
+    assert (in_force.id, in_force.reason, in_force.until) == (again.id, "second", T + HOUR)
+
+
+def test_an_until_in_the_past_is_refused(ledger: Ledger) -> None:
+    with pytest.raises(ValueError, match="future"):
+        ledger.pause("alpha", "nightly", reason="x", until=T - HOUR, actor="a", now=T)
+    assert ledger.audit_log() == []
+
+
+def test_secrets_in_acts_are_masked(ledger: Ledger) -> None:
+    secret = "canary-" + "q7Zr" * 8
+    remember_secret(secret)
+    ledger.pause("alpha", None, reason=f"leaked {secret}", until=None, actor="a", now=T)
+    ledger.record_act(
+        "a", "fire", "alpha/x", {"input": {"token": secret}}, ok=True, result=secret, now=T
+    )
+    assert secret not in json.dumps([str(e) for e in ledger.audit_log()])
+    assert secret not in ledger.pauses()[0].reason
+
+
+# -- the engine ----------------------------------------------------------------------------------
+
+
+def only_state(results: list[SlotResult], job: str) -> FireState | None:
+    found = [f.state for result in results for f in (*result.fires, *result.paused) if f.job == job]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_a_paused_job_is_skipped_with_its_reason_and_fires_after_resume(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": TWO_JOBS, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    config = make_config(emulator, tmp_path, project("alpha", repository))
+    with Ledger.open(config.ledger_url) as ledger:
+        ledger.pause(
+            "alpha", "hourly", reason="tree closed", until=None, actor="sheriff", now=T - HOUR
+        )
+
+    paused = tick(config, emulator, T)
+    assert only_state(paused, "hourly") is FireState.SKIPPED
+    assert only_state(paused, "other") is FireState.CREATED
+    assert not paused[0].skipped, "a pause is not a catch-up skip"
+    record = next(f for f in fires(config) if f.job == "hourly")
+    assert (record.state, record.kind) == (FireState.SKIPPED, FireKind.SCHEDULED)
+    assert record.error is not None
+    assert "paused by sheriff" in record.error
+    assert "tree closed" in record.error
+    task_ids = {t.task_id for t in emulator.tasks()}
+    assert decision_task_id(emulator.root_url, "alpha", "hourly", T) not in task_ids
+
+    with Ledger.open(config.ledger_url) as ledger:
+        assert ledger.resume("alpha", "hourly", actor="sheriff", now=T + timedelta(minutes=5))
+    resumed = tick(config, emulator, T + HOUR)
+    assert only_state(resumed, "hourly") is FireState.CREATED
+
+
+def test_a_paused_project_fires_nothing_until_its_until(emulator: Emulator, tmp_path: Path) -> None:
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": TWO_JOBS, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    config = make_config(emulator, tmp_path, project("alpha", repository))
+    with Ledger.open(config.ledger_url) as ledger:
+        ledger.pause("alpha", None, reason="upgrade", until=T + HOUR, actor="ops", now=T - HOUR)
+
+    during = tick(config, emulator, T)
+    assert {f.state for f in during[0].paused} == {FireState.SKIPPED}
+    assert during[0].fires == ()
+    after = tick(config, emulator, T + HOUR)
+    assert {f.state for f in after[0].fires} == {FireState.CREATED}
+    assert after[0].paused == ()
+
+
+# -- the commands --------------------------------------------------------------------------------
+
+
+def write_config(tmp_path: Path, repository: Repository) -> Path:
+    path = tmp_path / "service.yml"
+    path.write_text(
+        f"ledger: sqlite:///{tmp_path / 'ledger.db'}\n"
+        "projects:\n"
+        "  - name: alpha\n"
+        "    repository: https://github.com/example/alpha\n"
+        f"    fetch-from: {repository.url}\n"
+        "    trust-domain: tcs\n"
+    )
+    return path
+
+
+def invoke(*arguments: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, list(arguments), env=env, catch_exceptions=False)
+
+
+def test_pause_resume_and_audit_commands(emulator: Emulator, tmp_path: Path) -> None:
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": TWO_JOBS, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    config = str(write_config(tmp_path, repository))
+    env = taskcluster_environment(emulator)
+
+    paused = invoke(
+        "pause", "alpha", "hourly", "--reason", "tree closed", "--config", config, env=env
+    )
+    assert paused.exit_code == 0, paused.output
+    assert "alpha/hourly: paused: the job was paused by" in paused.stdout
+    assert "tree closed" in paused.stdout
+
+    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        [in_force] = ledger.pauses(project="alpha", at=datetime.now(UTC))
+        assert in_force.job == "hourly"
+
+    resumed = invoke("resume", "alpha", "hourly", "--config", config, env=env)
+    assert resumed.exit_code == 0, resumed.output
+    assert "alpha/hourly: resumed" in resumed.stdout
+    again = invoke("resume", "alpha", "hourly", "--config", config, env=env)
+    assert again.exit_code == 1
+    assert "was not paused" in again.stderr
+
+    log = invoke("audit", "--json", "--config", config, env=env)
+    assert log.exit_code == 0, log.output
+    entries = json.loads(log.stdout)
+    assert [(e["action"], e["target"], e["ok"]) for e in entries] == [
+        ("resume", "alpha/hourly", False),
+        ("resume", "alpha/hourly", True),
+        ("pause", "alpha/hourly", True),
+    ]
+    assert all("(cli)" in e["actor"] for e in entries)
+    table = invoke("audit", "--config", config, env=env)
+    assert table.exit_code == 0
+    assert "alpha/hourly" in table.stdout
+
+
+def test_a_manual_fire_is_audited(emulator: Emulator, tmp_path: Path) -> None:
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": TWO_JOBS, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    config = str(write_config(tmp_path, repository))
+    env = taskcluster_environment(emulator)
+
+    fired = invoke(
+        "fire", "alpha", "hourly", "--input", '{"why": "retry"}', "--config", config, env=env
+    )
+    assert fired.exit_code == 0, fired.output
+    missing = invoke("fire", "alpha", "nope", "--config", config, env=env)
+    assert missing.exit_code == 1
+
+    entries = json.loads(invoke("audit", "--json", "--config", config, env=env).stdout)
+    assert [(e["action"], e["target"], e["ok"]) for e in entries] == [
+        ("fire", "alpha/nope", False),
+        ("fire", "alpha/hourly", True),
+    ]
+    [task] = emulator.tasks()
+    assert task.task_id in entries[1]["result"]
+    assert entries[1]["input"] == {"input": {"why": "retry"}, "dry_run": False}
+    assert "no usable job 'nope'" in entries[0]["result"]
+
+
+def test_pause_refuses_unknown_projects_and_past_untils(tmp_path: Path) -> None:
+    repository = Repository(tmp_path / "alpha", {".cron.yml": TWO_JOBS})
+    config = str(write_config(tmp_path, repository))
+    env = {"TASKCLUSTER_ROOT_URL": "https://tc.example.com"}
+
+    unknown = invoke("pause", "beta", "--reason", "x", "--config", config, env=env)
+    assert unknown.exit_code == 2
+    assert "no project 'beta' is configured; configured: alpha" in unknown.stderr
+    past = invoke(
+        "pause",
+        "alpha",
+        "--reason",
+        "x",
+        "--until",
+        "2000-01-01T00:00:00Z",
+        "--config",
+        config,
+        env=env,
+    )
+    assert past.exit_code == 2
+    assert "until must be in the future" in past.stderr
+    no_reason = invoke("pause", "alpha", "--config", config, env=env)
+    assert no_reason.exit_code == 2
+    assert "--reason" in no_reason.output
