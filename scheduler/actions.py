@@ -35,6 +35,11 @@ def decision_index_path(trust_domain: str, project: str, revision: str) -> str:
     return f"{trust_domain}.v2.{project}.revision.{revision}.taskgraph.decision"
 
 
+def latest_decision_index_path(trust_domain: str, project: str) -> str:
+    """Where taskgraph indexes a project's latest decision task."""
+    return f"{trust_domain}.v2.{project}.latest.taskgraph.decision"
+
+
 def find_action(actions_json: Any, name: str) -> dict[str, Any]:
     """The task-group action called `name` (the first one, as the Treeherder UI picks)."""
     if not isinstance(actions_json, Mapping) or actions_json.get("version") != 1:

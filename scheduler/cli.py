@@ -51,6 +51,7 @@ class _Commands(click.Group):
     """
 
     SERVICE_COMMANDS = (
+        "action",
         "audit",
         "config",
         "expiry",

@@ -15,6 +15,7 @@ from typing import Any
 
 from taskcluster.exceptions import TaskclusterRestFailure
 
+from scheduler.actions import latest_decision_index_path
 from scheduler.config import ExpiryWatch, Project, TaskGroupWatch, format_duration
 from scheduler.cron.model import TriggerAction
 from scheduler.cron.timing import parse_instant
@@ -383,9 +384,8 @@ def findings(report: ExpiryReport) -> list[Event]:
 
 def rebuild_decision_index_path(project: Project) -> str:
     """The decision task whose action rebuilds: configured, or the project's latest one."""
-    return (
-        project.expiry.decision_index
-        or f"{project.trust_domain}.v2.{project.name}.latest.taskgraph.decision"
+    return project.expiry.decision_index or latest_decision_index_path(
+        project.trust_domain, project.name
     )
 
 

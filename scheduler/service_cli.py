@@ -26,15 +26,18 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from scheduler import logs, service
+from scheduler.actions import decision_index_path, latest_decision_index_path
 from scheduler.cli_support import console, instant, json_object
 from scheduler.config import Config, ConfigError, embedded_default, load_config, read_config
 from scheduler.cron import format_slot
+from scheduler.cron.model import TriggerAction
 from scheduler.engine import FireError, FireResult, SlotResult, utc_now
 from scheduler.expiry import Event, EventKind, ExpiryReport, Scanner, report_json
 from scheduler.ledger import AuditEntry, Fire, FireState, Ledger, Letter, LetterState
 from scheduler.notify import sentry
 from scheduler.notify.routing import SLACK_PREFIX, channel_of
 from scheduler.taskcluster import TaskclusterError, connect
+from scheduler.triggering import Triggered, TriggerError, trigger_action
 
 _config_option = click.option(
     "--config",
@@ -218,6 +221,71 @@ def history(
             (record.error or "").splitlines()[0] if record.error else "",
         )
     console().print(table)
+
+
+@click.command()
+@_config_option
+@click.argument("project_name", metavar="PROJECT")
+@click.argument("action_name", metavar="NAME")
+@click.option(
+    "--input", "action_input", metavar="JSON", callback=json_object, help="The action's input."
+)
+@click.option(
+    "--revision",
+    metavar="SHA",
+    help="Use the decision task of this revision (default: the project's latest one).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Render the hook payload and print it; trigger nothing."
+)
+def action(
+    config_path: Path | None,
+    project_name: str,
+    action_name: str,
+    action_input: dict[str, Any] | None,
+    revision: str | None,
+    dry_run: bool,
+) -> None:
+    """Trigger the action NAME of PROJECT's decision task, as Treeherder's action menu does.
+
+    The action comes from the decision task's public/actions.json; its hook is triggered with
+    the rendered payload. Each call triggers it once more: an action has no slot to dedupe on.
+    """
+    config = load(config_path)
+    _known(config, project_name, None)
+    project = config.project(project_name)
+    assert project is not None
+    if revision:
+        path = decision_index_path(project.trust_domain, project.name, revision)
+    else:
+        path = latest_decision_index_path(project.trust_domain, project.name)
+    kind = TriggerAction(action_name=action_name, extra_input=action_input or {})
+    dry_run = dry_run or config.dry_run
+    logs.configure(level="warning")
+
+    async def trigger() -> Triggered:
+        credentials = config.credentials.as_options() if config.credentials else None
+        async with connect(config.root_url, credentials) as clients:
+            return await trigger_action(clients, path, kind, dry_run=dry_run)
+
+    act = {"input": action_input, "revision": revision, "dry_run": dry_run}
+    target = f"{project_name}/{action_name}"
+    try:
+        triggered = asyncio.run(trigger())
+    except TriggerError as error:
+        _audit_act(config, "action", target, act, ok=False, result=str(error))
+        _fail(str(error))
+    hook = f"{triggered.trigger.hook_group_id}/{triggered.trigger.hook_id}"
+    if dry_run:
+        _audit_act(config, "action", target, act, ok=True, result=f"dry run: would trigger {hook}")
+        click.echo(f"dry run: would trigger hook {hook} with:")
+        click.echo(json.dumps(triggered.trigger.payload, indent=2))
+        return
+    result = f"triggered {hook}: task {triggered.task_id}"
+    _audit_act(config, "action", target, act, ok=True, result=result)
+    click.echo(result)
+    if triggered.task_id:
+        click.echo(f"{config.root_url}/tasks/{triggered.task_id}")
 
 
 @click.command()
@@ -580,6 +648,7 @@ def notify_test(config_path: Path | None, channel: str | None) -> None:
 
 # The commands cli.py loads by name when one is asked for.
 COMMANDS: dict[str, click.Command] = {
+    "action": action,
     "config": config_group,
     "expiry": expiry_group,
     "fire": fire,

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import slugid
+import taskcluster
 from click.testing import CliRunner, Result
 
 from scheduler.cli import main
@@ -14,10 +16,18 @@ from scheduler.engine import SlotResult
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireKind, FireState, Ledger
 from scheduler.redaction import remember_secret
-from tests.conftest import taskcluster_environment
+from tests.conftest import task_definition, taskcluster_environment
 from tests.emulator import Emulator
 from tests.repos import Repository
-from tests.test_engine import HOURLY, OWN_TEMPLATE, fires, make_config, project, tick
+from tests.test_engine import (
+    ACTIONS_JSON,
+    HOURLY,
+    OWN_TEMPLATE,
+    fires,
+    make_config,
+    project,
+    tick,
+)
 
 T = datetime(2026, 12, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -264,3 +274,86 @@ def test_pause_refuses_unknown_projects_and_past_untils(tmp_path: Path) -> None:
     no_reason = invoke("pause", "alpha", "--config", config, env=env)
     assert no_reason.exit_code == 2
     assert "--reason" in no_reason.output
+
+
+# -- triggering an action by name ----------------------------------------------------------------
+
+
+def seed_latest_decision(emulator: Emulator) -> str:
+    """A completed decision task of project `alpha` (trust domain tcs), with an actions.json
+    whose `add-new-jobs` action has a hook that exists and may create tasks."""
+    queue = taskcluster.Queue(emulator.options())
+    decision = slugid.nice()
+    route = "index.tcs.v2.alpha.latest.taskgraph.decision"
+    queue.createTask(decision, task_definition(emulator.clock.now(), routes=[route]))
+    emulator.add_artifact(decision, "public/actions.json", ACTIONS_JSON)
+    emulator.resolve_task(decision, "completed")
+    hook_task = task_definition(emulator.clock.now())
+    hook_task["created"] = {"$fromNow": "0 seconds"}
+    hook_task["deadline"] = {"$fromNow": "1 hour"}
+    hook_task["payload"] = {"user": {"$eval": "payload.user"}}
+    taskcluster.Hooks(emulator.options()).createHook(
+        "project-mobile",
+        "in-tree-action-3-generic/93267a5f84",
+        {
+            "metadata": {"name": "action", "description": "d", "owner": "o@example.com"},
+            "task": hook_task,
+            "triggerSchema": {"type": "object"},
+        },
+    )
+    emulator.set_role(
+        "hook-id:project-mobile/in-tree-action-3-generic/*",
+        ["queue:create-task:*", "queue:scheduler-id:*"],
+    )
+    return decision
+
+
+def test_action_triggers_the_latest_decision_tasks_action_with_input(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    repository = Repository(tmp_path / "alpha", {".cron.yml": TWO_JOBS})
+    config = str(write_config(tmp_path, repository))
+    env = taskcluster_environment(emulator)
+    decision = seed_latest_decision(emulator)
+
+    dry = invoke(
+        "action",
+        "alpha",
+        "add-new-jobs",
+        "--input",
+        '{"tasks": ["a"]}',
+        "--dry-run",
+        "--config",
+        config,
+        env=env,
+    )
+    assert dry.exit_code == 0, dry.output
+    assert "would trigger hook project-mobile/in-tree-action-3-generic/93267a5f84" in dry.stdout
+    assert len(emulator.tasks()) == 1, "a dry run triggers nothing"
+
+    real = invoke(
+        "action",
+        "alpha",
+        "add-new-jobs",
+        "--input",
+        '{"tasks": ["a"]}',
+        "--config",
+        config,
+        env=env,
+    )
+    assert real.exit_code == 0, real.output
+    [made] = [t for t in emulator.tasks() if t.task_id != decision]
+    assert f"{emulator.root_url}/tasks/{made.task_id}" in real.stdout
+    assert made.definition["payload"]["user"]["input"] == {"tasks": ["a"]}
+
+    missing = invoke("action", "alpha", "no-such-action", "--config", config, env=env)
+    assert missing.exit_code == 1
+    assert "no-such-action" in missing.stderr
+
+    entries = json.loads(invoke("audit", "--json", "--config", config, env=env).stdout)
+    assert [(e["action"], e["target"], e["ok"]) for e in entries] == [
+        ("action", "alpha/no-such-action", False),
+        ("action", "alpha/add-new-jobs", True),
+        ("action", "alpha/add-new-jobs", True),
+    ]
+    assert made.task_id in entries[1]["result"]
