@@ -52,6 +52,7 @@ class _Commands(click.Group):
 
     SERVICE_COMMANDS = (
         "action",
+        "api",
         "audit",
         "config",
         "expiry",

@@ -209,6 +209,36 @@ SCHEMA: dict[str, Any] = {
             "x-expected": "a whole number from 0 (render in the service's process) to 64",
         },
         "replica": {"type": "string", "minLength": 1},
+        "api": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "listen": {
+                    "type": "string",
+                    "pattern": r"^(off|[A-Za-z0-9.:\[\]-]+:[0-9]{1,5})$",
+                    "x-expected": "host:port, like 127.0.0.1:8080, or off",
+                },
+                "public-reads": {"type": "boolean"},
+                "tokens": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name", "role", "sha256"],
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1},
+                            "role": {"enum": ["viewer", "operator"]},
+                            "sha256": {
+                                "type": "string",
+                                "pattern": "^[0-9a-f]{64}$",
+                                "x-expected": "the token's SHA-256 in hex: tc-scheduler api "
+                                "hash-token prints it",
+                            },
+                        },
+                    },
+                },
+            },
+        },
         "claim-lease": _DURATION_SCHEMA,
         "catch-up": _CATCH_UP,
         "watch-every": _DURATION_SCHEMA,
@@ -326,6 +356,30 @@ class SentrySettings:
     monitors: bool = True
 
 
+ApiRole = Literal["viewer", "operator"]
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A bearer token of the HTTP API, known by its SHA-256 only; `name` is who the audit log
+    says acted."""
+
+    name: str
+    role: ApiRole
+    sha256: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The HTTP API `tc-scheduler run` serves: where, who may read, who may act."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_reads: bool = False  # reads without a token; acts always need an operator's
+    tokens: tuple[ApiToken, ...] = ()
+
+
 @dataclass(frozen=True)
 class NotifySettings:
     slack: SlackSettings | None = None
@@ -369,6 +423,7 @@ class Config:
     notify: NotifySettings = NotifySettings()
     # How often the watcher reads the status of what the service started.
     watch_every: timedelta = timedelta(seconds=30)
+    api: ApiSettings = ApiSettings()
 
     @property
     def connections(self) -> int:
@@ -395,6 +450,11 @@ class Config:
             "claim-lease": format_duration(self.claim_lease),
             "render-workers": self.render_workers,
             "watch-every": format_duration(self.watch_every),
+            "api": {
+                "listen": f"{self.api.host}:{self.api.port}" if self.api.enabled else "off",
+                "public-reads": self.api.public_reads,
+                "tokens": [{"name": t.name, "role": t.role} for t in self.api.tokens],
+            },
             "notify": _notify_json(self.notify),
             "projects": [
                 {
@@ -599,6 +659,7 @@ class _Resolver:
             render_workers=self.data.get("render-workers", 0),
             notify=notify,
             watch_every=parse_duration(self.data.get("watch-every", "30s")),
+            api=self._api(self.data.get("api", {})),
         )
 
     def _path(self, text: str) -> Path:
@@ -650,6 +711,32 @@ class _Resolver:
         if isinstance(certificate, dict):
             certificate = json.dumps(certificate)
         return Credentials(loaded["clientId"], loaded["accessToken"], certificate)
+
+    def _api(self, data: Mapping[str, Any]) -> ApiSettings:
+        listen = data.get("listen", f"{ApiSettings.host}:{ApiSettings.port}")
+        tokens = tuple(ApiToken(t["name"], t["role"], t["sha256"]) for t in data.get("tokens", ()))
+        names = [t.name for t in tokens]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                self.problems.error(
+                    self.document.position_of(("api", "tokens", index, "name")),
+                    f"token name {shown(name)} is used twice; the audit log tells acts apart "
+                    "by it, so give each token its own",
+                )
+        if listen == "off":
+            return ApiSettings(enabled=False, public_reads=data.get("public-reads", False))
+        host, _, port = listen.rpartition(":")
+        if not 0 <= int(port) <= 65535:
+            self.problems.error(
+                self.document.position_of(("api", "listen")),
+                f"api.listen: port {port} is not a port (0 to 65535; 0 picks a free one)",
+            )
+        return ApiSettings(
+            host=host.strip("[]"),
+            port=int(port),
+            public_reads=data.get("public-reads", False),
+            tokens=tokens,
+        )
 
     def _notify(self, data: Mapping[str, Any]) -> NotifySettings:
         return NotifySettings(

@@ -33,6 +33,7 @@ from scheduler.reports import Reporter
 from scheduler.source import GitSource
 from scheduler.taskcluster import TaskclusterError, connect
 from scheduler.watcher import Watcher
+from scheduler.web.server import ApiServer
 
 log = structlog.get_logger("tc_scheduler.service")
 
@@ -266,6 +267,8 @@ async def run(config: Config, *, stop: asyncio.Event | None = None) -> None:
                     **repeat,
                 )
         ticker.start()
+        api = ApiServer(engine)
+        api.start()
         # The start-up tick: the current slot, and catch-up since the last one.
         start(tick_and_report(engine, notifier, engine.clock()))
         await stop.wait()
@@ -276,6 +279,7 @@ async def run(config: Config, *, stop: asyncio.Event | None = None) -> None:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await api.stop()
         await engine.release_all()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(signum)

@@ -12,6 +12,7 @@ import functools
 import getpass
 import json
 import os
+import secrets
 import socket
 import sys
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,7 @@ from scheduler.notify import sentry
 from scheduler.notify.routing import SLACK_PREFIX, channel_of
 from scheduler.taskcluster import TaskclusterError, connect
 from scheduler.triggering import Triggered, TriggerError, trigger_action
+from scheduler.web.auth import hash_token
 
 _config_option = click.option(
     "--config",
@@ -646,9 +648,29 @@ def notify_test(config_path: Path | None, channel: str | None) -> None:
     sys.exit(1 if failed else 0)
 
 
+@click.group("api")
+def api_group() -> None:
+    """The HTTP API's tokens."""
+
+
+@api_group.command("new-token")
+@click.argument("name")
+@click.option(
+    "--role", type=click.Choice(["viewer", "operator"]), default="viewer", show_default=True
+)
+def api_new_token(name: str, role: str) -> None:
+    """Make a token for NAME: print it once, and the entry for api.tokens (which keeps only its
+    SHA-256, so the configuration holds no secret)."""
+    token = secrets.token_urlsafe(32)
+    entry = {"name": name, "role": role, "sha256": hash_token(token)}
+    click.echo(f"token (give it to {name}; it is not shown again): {token}", err=True)
+    click.echo(yaml.safe_dump({"api": {"tokens": [entry]}}, sort_keys=False), nl=False)
+
+
 # The commands cli.py loads by name when one is asked for.
 COMMANDS: dict[str, click.Command] = {
     "action": action,
+    "api": api_group,
     "config": config_group,
     "expiry": expiry_group,
     "fire": fire,

@@ -13,11 +13,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from scheduler.cron import format_slot, slot_of
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireState, Ledger, SlotOutcome
+from scheduler.web.auth import hash_token
 from tests.conftest import REPOSITORY_ROOT, taskcluster_environment
 from tests.emulator import Emulator
 from tests.emulator.sentry import FakeSentry
@@ -232,3 +234,32 @@ def test_run_reports_a_failed_decision_task_to_slack_and_checks_in_to_sentry(
         assert {("tc-scheduler-tick", "in_progress"), ("tc-scheduler-tick", "ok")} <= statuses
         assert {("demo_often", "in_progress"), ("demo_often", "error")} <= statuses
         assert token not in json.dumps(service.lines)
+
+
+def test_run_serves_the_api_beside_the_scheduler(
+    emulator: Emulator, env: dict[str, str], tmp_path: Path
+) -> None:
+    token = "op-" + "k3" * 20
+    config = write_config(
+        tmp_path,
+        "api:",
+        "  listen: 127.0.0.1:0",
+        f"  tokens: [{{name: sheriffs, role: operator, sha256: {hash_token(token)}}}]",
+    )
+    service = run_service(config, env)
+    try:
+        assert wait_until(lambda: any(line["event"] == "serving the API" for line in service.lines))
+        [serving] = [line for line in service.lines if line["event"] == "serving the API"]
+        url = str(serving["url"])
+        assert httpx.get(f"{url}/livez").json() == {"status": "ok"}
+        assert httpx.get(f"{url}/api/v1/projects").status_code == 401
+        headers = {"Authorization": f"Bearer {token}"}
+        paused = httpx.post(
+            f"{url}/api/v1/projects/demo/pause", json={"reason": "deploy"}, headers=headers
+        )
+        assert paused.status_code == 200, paused.text
+        [demo] = httpx.get(f"{url}/api/v1/projects", headers=headers).json()
+        assert demo["paused"][0]["reason"] == "deploy"
+    finally:
+        assert service.stop() == 0
+    assert token not in json.dumps(service.lines)

@@ -493,6 +493,11 @@ class Ledger:
         with self._transaction(writing=False) as session:
             return [_fire(row) for row in session.scalars(query)]
 
+    def fire_by_id(self, fire_id: int) -> Fire | None:
+        with self._transaction(writing=False) as session:
+            row = session.get(FireRow, fire_id)
+            return _fire(row) if row is not None else None
+
     def fire(self, project: str, job: str, slot: datetime) -> Fire | None:
         """The scheduled or catch-up fire (or skip) of `job` at `slot`, if there is one."""
         query = select(FireRow).where(*_same_fire(project, job, _slot(slot, FireKind.SCHEDULED)))

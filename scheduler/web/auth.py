@@ -1,0 +1,65 @@
+"""Who is asking: bearer tokens known by their SHA-256, compared in constant time, and roles.
+
+Pure: the API's routes ask `authenticate` for the principal and `require` for the role.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from scheduler.config import ApiRole, ApiSettings
+
+# Who reads without a token, when the configuration makes reads public.
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: ApiRole | None  # None: anonymous, allowed to read only if reads are public
+
+
+class UnauthorizedError(Exception):
+    """No token, or one nobody knows: 401."""
+
+
+class ForbiddenError(Exception):
+    """A known token whose role does not allow this: 403."""
+
+
+def hash_token(token: str) -> str:
+    """What the configuration keeps of a token: its SHA-256, in hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def authenticate(settings: ApiSettings, authorization: str | None) -> Principal:
+    """The principal of an `Authorization` header (None: no header)."""
+    if not authorization:
+        return Principal(ANONYMOUS, None)
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise UnauthorizedError("use Authorization: Bearer <token>")
+    presented = hash_token(token).encode()
+    found = None
+    # Every configured token is compared, so the time taken says nothing about which matched.
+    for known in settings.tokens:
+        if hmac.compare_digest(presented, known.sha256.encode()):
+            found = known
+    if found is None:
+        raise UnauthorizedError("the token is not known to this deployment")
+    return Principal(found.name, found.role)
+
+
+def require(settings: ApiSettings, principal: Principal, *, acting: bool) -> None:
+    """Raise unless `principal` may read (or, `acting`, act)."""
+    if principal.role is None:
+        if acting or not settings.public_reads:
+            raise UnauthorizedError("this needs a token: Authorization: Bearer <token>")
+        return
+    if acting and principal.role != "operator":
+        raise ForbiddenError(
+            f"token {principal.name!r} is a viewer; acting needs an operator token"
+        )

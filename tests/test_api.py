@@ -1,0 +1,257 @@
+"""The HTTP API through a real HTTP client: roles, errors, pause and resume, fire now, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from click.testing import CliRunner
+
+from scheduler.cli import main
+from scheduler.config import ApiSettings, ApiToken, Config, load_config
+from scheduler.engine import Engine
+from scheduler.ledger import FireState, Ledger
+from scheduler.service import open_service
+from scheduler.web.auth import hash_token
+from scheduler.web.server import ApiServer
+from tests.emulator import Emulator
+from tests.repos import Repository
+from tests.test_engine import HOURLY, OWN_TEMPLATE, make_config, project
+
+T = datetime(2026, 12, 1, tzinfo=UTC)
+OPERATOR = "op-" + secrets.token_urlsafe(24)
+VIEWER = "view-" + secrets.token_urlsafe(24)
+
+
+def api_config(emulator: Emulator, tmp_path: Path, *, public_reads: bool = False) -> Config:
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    config = make_config(emulator, tmp_path, project("alpha", repository))
+    api = ApiSettings(
+        host="127.0.0.1",
+        port=0,
+        public_reads=public_reads,
+        tokens=(
+            ApiToken("sheriffs", "operator", hash_token(OPERATOR)),
+            ApiToken("dashboard", "viewer", hash_token(VIEWER)),
+        ),
+    )
+    return replace(config, api=api)
+
+
+Scenario = Callable[[Engine, httpx.AsyncClient], Awaitable[None]]
+
+
+def serve(config: Config, emulator: Emulator, scenario: Scenario) -> None:
+    async def main() -> None:
+        async with open_service(config, clock=emulator.clock.now) as (engine, _):
+            server = ApiServer(engine)
+            server.start()
+            assert server.url is not None
+            try:
+                async with httpx.AsyncClient(base_url=server.url) as client:
+                    await scenario(engine, client)
+            finally:
+                await server.stop()
+
+    asyncio.run(main())
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_error(response: httpx.Response, status: int, error: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"error", "message"}
+    assert body["error"] == error
+    assert body["message"]
+    return body
+
+
+def test_roles_decide_who_reads_and_who_acts(emulator: Emulator, tmp_path: Path) -> None:
+    emulator.clock.set(T, frozen=True)
+
+    async def scenario(engine: Engine, client: httpx.AsyncClient) -> None:
+        anonymous = await client.get("/api/v1/projects")
+        assert_error(anonymous, 401, "unauthorized")
+        assert anonymous.headers["WWW-Authenticate"] == "Bearer"
+        assert_error(await client.get("/api/v1/fires", headers=bearer("nope")), 401, "unauthorized")
+        assert_error(
+            await client.get("/api/v1/fires", headers={"Authorization": f"Basic {VIEWER}"}),
+            401,
+            "unauthorized",
+        )
+        for path in ("/api/v1/projects", "/api/v1/fires", "/api/v1/audit"):
+            assert (await client.get(path, headers=bearer(VIEWER))).status_code == 200, path
+        pause = {"reason": "tree closed"}
+        viewer_acts = await client.post(
+            "/api/v1/projects/alpha/pause", json=pause, headers=bearer(VIEWER)
+        )
+        assert "viewer" in assert_error(viewer_acts, 403, "forbidden")["message"]
+        assert_error(
+            await client.post("/api/v1/projects/alpha/pause", json=pause), 401, "unauthorized"
+        )
+        acted = await client.post(
+            "/api/v1/projects/alpha/pause", json=pause, headers=bearer(OPERATOR)
+        )
+        assert acted.status_code == 200, acted.text
+        assert acted.json()["paused_by"] == "sheriffs (api)"
+
+    serve(api_config(emulator, tmp_path), emulator, scenario)
+
+
+def test_public_reads_never_make_acts_public(emulator: Emulator, tmp_path: Path) -> None:
+    emulator.clock.set(T, frozen=True)
+
+    async def scenario(engine: Engine, client: httpx.AsyncClient) -> None:
+        [alpha] = (await client.get("/api/v1/projects")).json()
+        assert alpha["name"] == "alpha"
+        assert alpha["paused"] == []
+        fired = await client.post("/api/v1/projects/alpha/jobs/hourly/fire", json={})
+        assert_error(fired, 401, "unauthorized")
+
+    serve(api_config(emulator, tmp_path, public_reads=True), emulator, scenario)
+
+
+def test_pause_then_slot_then_resume(emulator: Emulator, tmp_path: Path) -> None:
+    config = api_config(emulator, tmp_path)
+
+    async def scenario(engine: Engine, client: httpx.AsyncClient) -> None:
+        emulator.clock.set(T - timedelta(minutes=5), frozen=True)
+        paused = await client.post(
+            "/api/v1/projects/alpha/jobs/hourly/pause",
+            json={"reason": "bad nightly", "until": (T + 2 * timedelta(hours=1)).isoformat()},
+            headers=bearer(OPERATOR),
+        )
+        assert paused.status_code == 200, paused.text
+        [alpha] = (await client.get("/api/v1/projects", headers=bearer(VIEWER))).json()
+        assert [p["job"] for p in alpha["paused"]] == ["hourly"]
+
+        emulator.clock.set(T, frozen=True)
+        [result] = await engine.tick(T)
+        assert [f.state for f in result.paused] == [FireState.SKIPPED]
+        [skipped] = (
+            await client.get("/api/v1/fires?project=alpha&state=skipped", headers=bearer(VIEWER))
+        ).json()
+        assert "bad nightly" in skipped["error"]
+        assert "sheriffs (api)" in skipped["error"]
+
+        resumed = await client.delete(
+            "/api/v1/projects/alpha/jobs/hourly/pause", headers=bearer(OPERATOR)
+        )
+        assert resumed.json() == {"resumed": True}
+        emulator.clock.set(T + timedelta(hours=1), frozen=True)
+        [result] = await engine.tick(T + timedelta(hours=1))
+        assert [f.state for f in result.fires] == [FireState.CREATED]
+        again = await client.delete(
+            "/api/v1/projects/alpha/jobs/hourly/pause", headers=bearer(OPERATOR)
+        )
+        assert again.json() == {"resumed": False}
+
+    serve(config, emulator, scenario)
+    with Ledger.open(config.ledger_url) as ledger:
+        log = ledger.audit_log()
+    assert [(e.action, e.actor, e.ok) for e in log] == [
+        ("resume", "sheriffs (api)", False),
+        ("resume", "sheriffs (api)", True),
+        ("pause", "sheriffs (api)", True),
+    ]
+    assert OPERATOR not in json.dumps([str(e) for e in log])
+
+
+def test_fire_now_creates_exactly_one_task(emulator: Emulator, tmp_path: Path) -> None:
+    emulator.clock.set(T + timedelta(minutes=7), frozen=True)
+
+    async def scenario(engine: Engine, client: httpx.AsyncClient) -> None:
+        fired = await client.post(
+            "/api/v1/projects/alpha/jobs/hourly/fire",
+            json={"input": {"why": "retry"}},
+            headers=bearer(OPERATOR),
+        )
+        assert fired.status_code == 200, fired.text
+        body = fired.json()
+        assert body["state"] == "created"
+        [task] = emulator.tasks()
+        assert body["task_id"] == task.task_id
+        [record] = (await client.get("/api/v1/fires", headers=bearer(VIEWER))).json()
+        detail = await client.get(f"/api/v1/fires/{record['id']}", headers=bearer(VIEWER))
+        assert detail.json()["details"]["task"]["metadata"]
+        [act] = (await client.get("/api/v1/audit", headers=bearer(VIEWER))).json()
+        assert (act["actor"], act["action"], act["target"], act["ok"]) == (
+            "sheriffs (api)",
+            "fire",
+            "alpha/hourly",
+            True,
+        )
+        assert act["input"] == {"input": {"why": "retry"}}
+        assert task.task_id in act["result"]
+        for response in (fired, detail):
+            assert OPERATOR not in response.text
+
+    serve(api_config(emulator, tmp_path), emulator, scenario)
+
+
+def test_bad_input_gets_a_json_error_never_a_500(emulator: Emulator, tmp_path: Path) -> None:
+    emulator.clock.set(T, frozen=True)
+
+    async def scenario(engine: Engine, client: httpx.AsyncClient) -> None:
+        op = bearer(OPERATOR)
+        empty = await client.post("/api/v1/projects/alpha/pause", json={"reason": ""}, headers=op)
+        assert "reason" in assert_error(empty, 422, "invalid-request")["message"]
+        past = await client.post(
+            "/api/v1/projects/alpha/pause",
+            json={"reason": "x", "until": "2000-01-01T00:00:00Z"},
+            headers=op,
+        )
+        assert "future" in assert_error(past, 400, "invalid-pause")["message"]
+        unknown = await client.post("/api/v1/projects/beta/pause", json={"reason": "x"}, headers=op)
+        assert "configured: alpha" in assert_error(unknown, 404, "not-found")["message"]
+        no_job = await client.post("/api/v1/projects/alpha/jobs/nope/fire", json={}, headers=op)
+        assert "no usable job 'nope'" in assert_error(no_job, 400, "cannot-fire")["message"]
+        garbled = await client.post(
+            "/api/v1/projects/alpha/pause",
+            content=b"{not json",
+            headers={**op, "Content-Type": "application/json"},
+        )
+        assert_error(garbled, 422, "invalid-request")
+        assert_error(await client.get("/api/v1/fires?limit=0", headers=op), 422, "invalid-request")
+        assert_error(await client.get("/api/v1/fires/999", headers=op), 404, "not-found")
+        assert_error(await client.get("/api/v1/nowhere", headers=op), 404, "not-found")
+        document = (await client.get("/openapi.json")).json()
+        assert "/api/v1/projects/{project}/jobs/{job}/fire" in document["paths"]
+        assert (await client.get("/livez")).json() == {"status": "ok"}
+        assert (await client.get("/readyz")).json() == {"status": "ok"}
+
+    serve(api_config(emulator, tmp_path), emulator, scenario)
+
+
+def test_new_token_prints_the_token_once_and_a_config_entry_with_its_hash(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["api", "new-token", "sheriffs", "--role", "operator"])
+    assert result.exit_code == 0, result.output
+    token = result.stderr.rsplit(": ", 1)[1].strip()
+    entry = yaml.safe_load(result.stdout)["api"]["tokens"][0]
+    assert entry == {"name": "sheriffs", "role": "operator", "sha256": hash_token(token)}
+    assert token not in result.stdout
+    config = load_config(
+        yaml.safe_dump(
+            {
+                "taskcluster": {"root-url": "https://tc.example.com"},
+                "projects": [],
+                "api": {"tokens": [entry]},
+            }
+        ),
+        "service.yml",
+        {},
+    )
+    assert config.api.tokens[0].role == "operator"
