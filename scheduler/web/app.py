@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -29,6 +30,8 @@ from scheduler.web.auth import (
 )
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
+# Ids are the ledger's 64-bit keys.
+FireId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
 
 
 class ApiError(Exception):
@@ -245,7 +248,7 @@ async def fires(
 
 
 @api.get("/fires/{fire_id}")
-async def fire(engine: EngineDep, who: Reader, fire_id: int) -> FireDetail:
+async def fire(engine: EngineDep, who: Reader, fire_id: FireId) -> FireDetail:
     found = await asyncio.to_thread(engine.ledger.fire_by_id, fire_id)
     if found is None:
         raise ApiError(404, "not-found", f"no fire {fire_id}")
