@@ -240,6 +240,7 @@ SCHEMA: dict[str, Any] = {
             },
         },
         "claim-lease": _DURATION_SCHEMA,
+        "manual-fire-interval": _DURATION_SCHEMA,
         "catch-up": _CATCH_UP,
         "watch-every": _DURATION_SCHEMA,
         "notify": _NOTIFY,
@@ -424,6 +425,9 @@ class Config:
     # How often the watcher reads the status of what the service started.
     watch_every: timedelta = timedelta(seconds=30)
     api: ApiSettings = ApiSettings()
+    # A job fired by hand is not fired by hand again within this: a double click or a script
+    # loop cannot start a storm.
+    manual_fire_interval: timedelta = timedelta(minutes=1)
 
     @property
     def connections(self) -> int:
@@ -448,6 +452,7 @@ class Config:
             "dry-run": self.dry_run,
             "replica": self.replica,
             "claim-lease": format_duration(self.claim_lease),
+            "manual-fire-interval": format_duration(self.manual_fire_interval),
             "render-workers": self.render_workers,
             "watch-every": format_duration(self.watch_every),
             "api": {
@@ -654,6 +659,7 @@ class _Resolver:
             dry_run=credentials is None if dry_run_setting == "auto" else bool(dry_run_setting),
             replica=self.data.get("replica") or f"{socket.gethostname()}-{os.getpid()}",
             claim_lease=parse_duration(self.data.get("claim-lease", "10m")),
+            manual_fire_interval=parse_duration(self.data.get("manual-fire-interval", "1m")),
             projects=projects,
             source=self.problems.path,
             render_workers=self.data.get("render-workers", 0),

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import structlog
@@ -93,6 +93,14 @@ class FireError(Exception):
     def __init__(self, message: str, *, project_broken: bool = False) -> None:
         super().__init__(message)
         self.project_broken = project_broken
+
+
+class FireTooSoonError(FireError):
+    """The job was fired by hand less than `manual-fire-interval` ago."""
+
+    def __init__(self, message: str, *, retry_after: timedelta) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -390,16 +398,25 @@ class Engine:
                 f"{project.name}'s {CRON_FILE} has no usable job {job_name!r} ({detail})"
             )
         now = self.clock()
+        interval = self.config.manual_fire_interval
         claim = await asyncio.to_thread(
-            self.ledger.claim,
+            self.ledger.claim_manual,
             project.name,
             job.name,
-            slot_of(now),
-            kind=FireKind.MANUAL,
             replica=self.config.replica,
             now=now,
             lease=self.config.claim_lease,
+            min_interval=interval,
         )
+        if not isinstance(claim, Claim):
+            wait = interval - (now - claim.claimed_at)
+            raise FireTooSoonError(
+                f"{project.name}/{job.name} was fired by hand at "
+                f"{claim.claimed_at:%H:%M:%S} UTC (task {claim.task_id or 'not made yet'}); "
+                f"manual fires of one job are at least {format_duration(interval)} apart: try "
+                f"again in {int(wait.total_seconds()) + 1} s",
+                retry_after=wait,
+            )
         manual = _Fire(project, snapshot, job, slot_of(now), FireKind.MANUAL, cron_input or {}, now)
         result = await self._fire(manual, claim)
         await self._record([claim])

@@ -255,3 +255,24 @@ def test_new_token_prints_the_token_once_and_a_config_entry_with_its_hash(tmp_pa
         {},
     )
     assert config.api.tokens[0].role == "operator"
+
+
+def test_a_double_click_fires_once_and_says_when_to_retry(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.clock.set(T + timedelta(minutes=7), frozen=True)
+
+    async def scenario(engine: Engine, client: httpx.AsyncClient) -> None:
+        path = "/api/v1/projects/alpha/jobs/hourly/fire"
+        first, second = await asyncio.gather(
+            client.post(path, json={}, headers=bearer(OPERATOR)),
+            client.post(path, json={}, headers=bearer(OPERATOR)),
+        )
+        statuses = sorted([first.status_code, second.status_code])
+        assert statuses == [200, 429], (first.text, second.text)
+        refused = first if first.status_code == 429 else second
+        assert "try again in" in assert_error(refused, 429, "too-soon")["message"]
+        assert refused.headers["Retry-After"] == "61"
+        assert len(emulator.tasks()) == 1
+
+    serve(api_config(emulator, tmp_path), emulator, scenario)

@@ -16,7 +16,7 @@ import taskcluster
 
 from scheduler.config import CatchUp, Config, Credentials, Project
 from scheduler.cron import DecisionTask, fires_between, load_cron
-from scheduler.engine import Engine, SlotResult, plan_catch_up
+from scheduler.engine import Engine, FireTooSoonError, SlotResult, plan_catch_up
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireKind, FireState, Ledger
 from scheduler.service import open_engine
@@ -432,6 +432,7 @@ def test_manual_fires_get_their_own_ids(emulator: Emulator, tmp_path: Path) -> N
 
     async def twice(engine: Engine) -> list[Any]:
         first = await engine.fire_now("tc-scheduler", "nightly")
+        emulator.clock.advance(config.manual_fire_interval)
         second = await engine.fire_now("tc-scheduler", "nightly", {"reason": "retry"})
         return [first, second]
 
@@ -444,6 +445,26 @@ def test_manual_fires_get_their_own_ids(emulator: Emulator, tmp_path: Path) -> N
     )
     assert scheduled_id not in {first.task_id, second.task_id}
     assert created_task_ids(emulator) == sorted([first.task_id, second.task_id])
+
+
+def test_manual_fires_of_one_job_are_kept_apart(emulator: Emulator, tmp_path: Path) -> None:
+    config = make_config(emulator, tmp_path, own_project(tmp_path))
+    emulator.clock.set(DAY.replace(hour=13, minute=7), frozen=True)
+
+    async def double_click(engine: Engine) -> str:
+        await engine.fire_now("tc-scheduler", "nightly")
+        emulator.clock.advance(config.manual_fire_interval - timedelta(seconds=1))
+        with pytest.raises(FireTooSoonError) as raised:
+            await engine.fire_now("tc-scheduler", "nightly")
+        assert raised.value.retry_after == timedelta(seconds=1)
+        other = await engine.fire_now("tc-scheduler", "integration")  # another job: no wait
+        assert other.state is FireState.CREATED
+        return str(raised.value)
+
+    message = run(config, emulator, double_click)
+    assert "fired by hand at 13:07:00 UTC" in message
+    assert "at least 1m apart: try again in 2 s" in message
+    assert len(created_task_ids(emulator)) == 2
 
 
 def test_a_claim_left_by_a_dead_replica_is_taken_over(emulator: Emulator, tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from click.testing import CliRunner, Result
 from scheduler.cli import main
 from scheduler.engine import SlotResult
 from scheduler.ids import decision_task_id
-from scheduler.ledger import FireKind, FireState, Ledger
+from scheduler.ledger import Claim, Fire, FireKind, FireState, Ledger
 from scheduler.redaction import remember_secret
 from tests.conftest import task_definition, taskcluster_environment
 from tests.emulator import Emulator
@@ -357,3 +359,37 @@ def test_action_triggers_the_latest_decision_tasks_action_with_input(
         ("action", "alpha/add-new-jobs", True),
     ]
     assert made.task_id in entries[1]["result"]
+
+
+def test_manual_claims_of_one_job_within_the_interval_are_refused_even_at_once(
+    ledger_url: str,
+) -> None:
+    ledgers = [Ledger.open(ledger_url) for _ in range(4)]
+    start = threading.Barrier(len(ledgers))
+
+    def claim(ledger: Ledger) -> object:
+        start.wait()
+        return ledger.claim_manual(
+            "alpha", "nightly", replica="r", now=T, lease=HOUR, min_interval=timedelta(minutes=1)
+        )
+
+    try:
+        with ThreadPoolExecutor(len(ledgers)) as pool:
+            results = list(pool.map(claim, ledgers))
+        claims = [r for r in results if isinstance(r, Claim)]
+        assert len(claims) == 1, results
+        assert all(
+            isinstance(r, Fire) and r.id == claims[0].fire_id for r in results if r not in claims
+        )
+        later = ledgers[0].claim_manual(
+            "alpha",
+            "nightly",
+            replica="r",
+            now=T + timedelta(minutes=1),
+            lease=HOUR,
+            min_interval=timedelta(minutes=1),
+        )
+        assert isinstance(later, Claim)
+    finally:
+        for ledger in ledgers:
+            ledger.close()

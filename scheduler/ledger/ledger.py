@@ -6,6 +6,7 @@ calls it through `asyncio.to_thread`. SQLite and PostgreSQL give the same guaran
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -159,6 +160,60 @@ class Ledger:
                     else Claim(taken[0], project, job, slot, kind, replica, lease_until, taken[1])
                 )
         return claims
+
+    def claim_manual(
+        self,
+        project: str,
+        job: str,
+        *,
+        replica: str,
+        now: datetime,
+        lease: timedelta,
+        min_interval: timedelta,
+    ) -> Claim | Fire:
+        """A claim on a new manual fire of `job`, or, if one that made a task (or is making one)
+        was claimed less than `min_interval` before `now`, that fire. Atomic: of concurrent
+        callers, one gets the claim."""
+        now = _aware("now", now)
+        lease_until = now + _positive("lease", lease)
+        slot = slot_of(now)
+        with self._transaction(writing=True) as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # SQLite writers already run one at a time; PostgreSQL's wait on this lock.
+                lock = int.from_bytes(hashlib.sha256(f"{project}/{job}".encode()).digest()[:8])
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock - 2**63})
+            last = session.scalars(
+                select(FireRow)
+                .where(
+                    FireRow.project == project,
+                    FireRow.job == job,
+                    FireRow.kind == FireKind.MANUAL.value,
+                    FireRow.claimed_at > now - min_interval,
+                    # Only fires that made a task, or may still: a dry run or a failure starts
+                    # no storm, and its retry should not wait.
+                    FireRow.state.in_(
+                        [
+                            FireState.CLAIMED.value,
+                            FireState.CREATED.value,
+                            FireState.ALREADY_FIRED.value,
+                        ]
+                    ),
+                )
+                .order_by(FireRow.claimed_at.desc(), FireRow.id.desc())
+                .limit(1)
+            ).first()
+            if last is not None:
+                return _fire(last)
+            holder = {
+                "replica": replica,
+                "claimed_at": now,
+                "lease_until": lease_until,
+                "kind": FireKind.MANUAL.value,
+            }
+            fire_id = self._claim_new(
+                session, {"project": project, "job": job, "slot": slot}, holder
+            )
+            return Claim(fire_id, project, job, slot, FireKind.MANUAL, replica, lease_until, 1)
 
     @staticmethod
     def _claim_new(session: Session, key: dict[str, Any], holder: dict[str, Any]) -> int:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from scheduler import __version__
-from scheduler.engine import Engine, FireError, FireResult
+from scheduler.engine import Engine, FireError, FireResult, FireTooSoonError
 from scheduler.ledger import AuditEntry, Fire, FireState, Pause
 from scheduler.redaction import redact
 from scheduler.web.auth import (
@@ -35,11 +35,14 @@ FireId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, message: str) -> None:
+    def __init__(
+        self, status: int, error: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
         self.message = message
+        self.headers = headers or {}
 
 
 class ErrorBody(BaseModel):
@@ -113,7 +116,7 @@ class AuditOut(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (400, 401, 403, 404, 422)
+    status: {"model": ErrorBody} for status in (400, 401, 403, 404, 422, 429)
 }
 
 
@@ -138,7 +141,9 @@ def _handle_errors(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        return _error(error.status, error.error, error.message)
+        response = _error(error.status, error.error, error.message)
+        response.headers.update(error.headers)
+        return response
 
     @app.exception_handler(UnauthorizedError)
     async def unauthorized(request: Request, error: UnauthorizedError) -> JSONResponse:
@@ -272,6 +277,10 @@ async def fire_now(
     act = {"input": body.input}
     try:
         result = await engine.fire_now(project, job, body.input)
+    except FireTooSoonError as error:
+        await _record(engine, who, "fire", f"{project}/{job}", act, False, str(error))
+        seconds = int(error.retry_after.total_seconds()) + 1
+        raise ApiError(429, "too-soon", str(error), {"Retry-After": str(seconds)}) from None
     except FireError as error:
         await _record(engine, who, "fire", f"{project}/{job}", act, False, str(error))
         raise ApiError(400, "cannot-fire", str(error)) from None
