@@ -14,12 +14,12 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from scheduler import __version__
-from scheduler.engine import Engine, FireError, FireResult, FireTooSoonError
-from scheduler.ledger import AuditEntry, Fire, FireState, Pause
+from scheduler.engine import Engine, FireError, FireTooSoonError
+from scheduler.ledger import FireState
 from scheduler.redaction import redact
 from scheduler.web.auth import (
     ForbiddenError,
@@ -60,6 +60,8 @@ class FireBody(BaseModel):
 
 
 class FireOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     project: str
     job: str
@@ -77,6 +79,8 @@ class FireDetail(FireOut):
 
 
 class FiredOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     project: str
     job: str
     state: str | None
@@ -85,6 +89,8 @@ class FiredOut(BaseModel):
 
 
 class PauseOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     project: str
     job: str | None
     reason: str
@@ -105,6 +111,8 @@ class ProjectOut(BaseModel):
 
 
 class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     at: datetime
     actor: str
@@ -230,7 +238,7 @@ async def projects(engine: EngineDep, who: Reader) -> list[ProjectOut]:
             name=p.name,
             repository=redact(p.repository),
             branch=p.branch,
-            paused=[_pause(x) for x in pauses if x.project == p.name],
+            paused=[PauseOut.model_validate(x) for x in pauses if x.project == p.name],
         )
         for p in engine.config.projects
     ]
@@ -249,7 +257,7 @@ async def fires(
     found = await asyncio.to_thread(
         engine.ledger.fires, project=project, job=job, state=state, since=since, limit=limit
     )
-    return [FireOut(**_fire(f)) for f in found]
+    return [FireOut.model_validate(f) for f in found]
 
 
 @api.get("/fires/{fire_id}")
@@ -257,7 +265,7 @@ async def fire(engine: EngineDep, who: Reader, fire_id: FireId) -> FireDetail:
     found = await asyncio.to_thread(engine.ledger.fire_by_id, fire_id)
     if found is None:
         raise ApiError(404, "not-found", f"no fire {fire_id}")
-    return FireDetail(**_fire(found), details=found.details)
+    return FireDetail.model_validate(found)
 
 
 @api.get("/audit")
@@ -265,7 +273,7 @@ async def audit(
     engine: EngineDep, who: Reader, since: datetime | None = None, limit: Limit = 100
 ) -> list[AuditOut]:
     entries = await asyncio.to_thread(engine.ledger.audit_log, since=since, limit=limit)
-    return [AuditOut(**_audit(e)) for e in entries]
+    return [AuditOut.model_validate(e) for e in entries]
 
 
 @api.post("/projects/{project}/jobs/{job}/fire")
@@ -287,7 +295,7 @@ async def fire_now(
     ok = result.state is not FireState.FAILED
     outcome = f"{result.state}: task {result.task_id}" if ok else str(result.error)
     await _record(engine, who, "fire", f"{project}/{job}", act, ok, outcome)
-    return _fired(result)
+    return FiredOut.model_validate(result)
 
 
 @api.post("/projects/{project}/pause")
@@ -332,7 +340,7 @@ async def _pause_target(
         )
     except ValueError as error:
         raise ApiError(400, "invalid-pause", str(error)) from None
-    return _pause(paused)
+    return PauseOut.model_validate(paused)
 
 
 async def _resume_target(
@@ -376,52 +384,3 @@ async def _record(
         result=result,
         now=engine.clock(),
     )
-
-
-def _fire(fire: Fire) -> dict[str, Any]:
-    return {
-        "id": fire.id,
-        "project": fire.project,
-        "job": fire.job,
-        "slot": fire.slot,
-        "kind": str(fire.kind),
-        "state": str(fire.state),
-        "task_id": fire.task_id,
-        "revision": fire.revision,
-        "error": fire.error,
-        "finished_at": fire.finished_at,
-    }
-
-
-def _fired(result: FireResult) -> FiredOut:
-    return FiredOut(
-        project=result.project,
-        job=result.job,
-        state=str(result.state) if result.state else None,
-        task_id=result.task_id,
-        error=result.error,
-    )
-
-
-def _pause(pause: Pause) -> PauseOut:
-    return PauseOut(
-        project=pause.project,
-        job=pause.job,
-        reason=pause.reason,
-        until=pause.until,
-        paused_by=pause.paused_by,
-        paused_at=pause.paused_at,
-    )
-
-
-def _audit(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "at": entry.at,
-        "actor": entry.actor,
-        "action": entry.action,
-        "target": entry.target,
-        "input": entry.input,
-        "ok": entry.ok,
-        "result": entry.result,
-    }
