@@ -300,6 +300,34 @@ def test_a_project_without_cron_file_has_no_jobs(emulator: Emulator, tmp_path: P
 # -- trigger-action ------------------------------------------------------------------------------
 
 
+def seed_decision_with_actions(emulator: Emulator, route: str) -> str:
+    """A completed decision task indexed at `route`, with the corpus actions.json, and the
+    hook of its `add-new-jobs` action, allowed to create tasks; its task id."""
+    decision = slugid.nice()
+    queue = taskcluster.Queue(emulator.options())
+    queue.createTask(decision, task_definition(emulator.clock.now(), routes=[route]))
+    emulator.add_artifact(decision, "public/actions.json", ACTIONS_JSON)
+    emulator.resolve_task(decision, "completed")
+    hook_task = task_definition(emulator.clock.now())
+    hook_task["created"] = {"$fromNow": "0 seconds"}
+    hook_task["deadline"] = {"$fromNow": "1 hour"}
+    hook_task["payload"] = {"user": {"$eval": "payload.user"}}
+    taskcluster.Hooks(emulator.options()).createHook(
+        "project-mobile",
+        "in-tree-action-3-generic/93267a5f84",
+        {
+            "metadata": {"name": "action", "description": "d", "owner": "o@example.com"},
+            "task": hook_task,
+            "triggerSchema": {"type": "object"},
+        },
+    )
+    emulator.set_role(
+        "hook-id:project-mobile/in-tree-action-3-generic/*",
+        ["queue:create-task:*", "queue:scheduler-id:*"],
+    )
+    return decision
+
+
 def test_trigger_action_fires_the_hook_with_the_rendered_payload(
     emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -316,30 +344,10 @@ jobs:
     repository = Repository(tmp_path / "repos" / "fenix", {".cron.yml": cron})
     config = make_config(emulator, tmp_path, project("fenix", repository, trust_domain="mobile"))
     emulator.clock.set(DAY.replace(hour=2, minute=50), frozen=True)
-    decision = slugid.nice()
-    queue = taskcluster.Queue(emulator.options())
     route = f"index.mobile.v2.fenix.revision.{repository.head}.taskgraph.decision"
-    queue.createTask(decision, task_definition(emulator.clock.now(), routes=[route]))
-    emulator.add_artifact(decision, "public/actions.json", ACTIONS_JSON)
-    emulator.resolve_task(decision, "completed")
+    decision = seed_decision_with_actions(emulator, route)
+    queue = taskcluster.Queue(emulator.options())
     hooks = taskcluster.Hooks(emulator.options())
-    hook_task = task_definition(emulator.clock.now())
-    hook_task["created"] = {"$fromNow": "0 seconds"}
-    hook_task["deadline"] = {"$fromNow": "1 hour"}
-    hook_task["payload"] = {"user": {"$eval": "payload.user"}}
-    hooks.createHook(
-        "project-mobile",
-        "in-tree-action-3-generic/93267a5f84",
-        {
-            "metadata": {"name": "action", "description": "d", "owner": "o@example.com"},
-            "task": hook_task,
-            "triggerSchema": {"type": "object"},
-        },
-    )
-    emulator.set_role(
-        "hook-id:project-mobile/in-tree-action-3-generic/*",
-        ["queue:create-task:*", "queue:scheduler-id:*"],
-    )
 
     [result] = tick(config, emulator, DAY.replace(hour=3))
 

@@ -9,8 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import slugid
-import taskcluster
 from click.testing import CliRunner, Result
 
 from scheduler.cli import main
@@ -18,16 +16,16 @@ from scheduler.engine import SlotResult
 from scheduler.ids import decision_task_id
 from scheduler.ledger import Claim, Fire, FireKind, FireState, Ledger
 from scheduler.redaction import remember_secret
-from tests.conftest import task_definition, taskcluster_environment
+from tests.conftest import taskcluster_environment
 from tests.emulator import Emulator
 from tests.repos import Repository
 from tests.test_engine import (
-    ACTIONS_JSON,
     HOURLY,
     OWN_TEMPLATE,
     fires,
     make_config,
     project,
+    seed_decision_with_actions,
     tick,
 )
 
@@ -281,42 +279,13 @@ def test_pause_refuses_unknown_projects_and_past_untils(tmp_path: Path) -> None:
 # -- triggering an action by name ----------------------------------------------------------------
 
 
-def seed_latest_decision(emulator: Emulator) -> str:
-    """A completed decision task of project `alpha` (trust domain tcs), with an actions.json
-    whose `add-new-jobs` action has a hook that exists and may create tasks."""
-    queue = taskcluster.Queue(emulator.options())
-    decision = slugid.nice()
-    route = "index.tcs.v2.alpha.latest.taskgraph.decision"
-    queue.createTask(decision, task_definition(emulator.clock.now(), routes=[route]))
-    emulator.add_artifact(decision, "public/actions.json", ACTIONS_JSON)
-    emulator.resolve_task(decision, "completed")
-    hook_task = task_definition(emulator.clock.now())
-    hook_task["created"] = {"$fromNow": "0 seconds"}
-    hook_task["deadline"] = {"$fromNow": "1 hour"}
-    hook_task["payload"] = {"user": {"$eval": "payload.user"}}
-    taskcluster.Hooks(emulator.options()).createHook(
-        "project-mobile",
-        "in-tree-action-3-generic/93267a5f84",
-        {
-            "metadata": {"name": "action", "description": "d", "owner": "o@example.com"},
-            "task": hook_task,
-            "triggerSchema": {"type": "object"},
-        },
-    )
-    emulator.set_role(
-        "hook-id:project-mobile/in-tree-action-3-generic/*",
-        ["queue:create-task:*", "queue:scheduler-id:*"],
-    )
-    return decision
-
-
 def test_action_triggers_the_latest_decision_tasks_action_with_input(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     repository = Repository(tmp_path / "alpha", {".cron.yml": TWO_JOBS})
     config = str(write_config(tmp_path, repository))
     env = taskcluster_environment(emulator)
-    decision = seed_latest_decision(emulator)
+    decision = seed_decision_with_actions(emulator, "index.tcs.v2.alpha.latest.taskgraph.decision")
 
     dry = invoke(
         "action",
