@@ -58,6 +58,7 @@ class _Commands(click.Group):
         "expiry",
         "fire",
         "history",
+        "hooks",
         "notify",
         "pause",
         "resume",

@@ -9,15 +9,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import getpass
 import json
-import os
 import secrets
-import socket
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 import yaml
@@ -29,53 +26,19 @@ from rich.table import Table
 from scheduler import logs, service
 from scheduler.actions import decision_index_path, latest_decision_index_path
 from scheduler.cli_support import console, instant, json_object
-from scheduler.config import Config, ConfigError, embedded_default, load_config, read_config
+from scheduler.commands import actor, audit_act, config_option, fail, load
+from scheduler.config import Config
 from scheduler.cron import format_slot
 from scheduler.cron.model import TriggerAction
 from scheduler.engine import FireError, FireResult, SlotResult, utc_now
 from scheduler.expiry import Event, EventKind, ExpiryReport, Scanner, report_json
+from scheduler.hooks_cli import hooks_group
 from scheduler.ledger import AuditEntry, Fire, FireState, Ledger, Letter, LetterState
 from scheduler.notify import sentry
 from scheduler.notify.routing import SLACK_PREFIX, channel_of
 from scheduler.taskcluster import TaskclusterError, connect
 from scheduler.triggering import Triggered, TriggerError, trigger_action
 from scheduler.web.auth import hash_token
-
-_config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="TC_SCHEDULER_CONFIG",
-    help="Service configuration (default: $TC_SCHEDULER_CONFIG, else this repository on "
-    "embedded defaults).",
-)
-
-
-def load(config_path: Path | None) -> Config:
-    """The configuration, or exit 1 with its problems (or 2 when there is none to find)."""
-    try:
-        if config_path is not None:
-            return read_config(config_path)
-        root = _repository_root(Path.cwd())
-        if root is None:
-            _fail("no --config given and the current directory is not in a git repository", 2)
-        return load_config(embedded_default(root), "<embedded default>", os.environ, base_dir=root)
-    except ConfigError as error:
-        for diagnostic in error.diagnostics:
-            click.echo(str(diagnostic), err=True)
-        sys.exit(1)
-
-
-def _repository_root(start: Path) -> Path | None:
-    for directory in (start, *start.parents):
-        if (directory / ".git").exists():
-            return directory
-    return None
-
-
-def _fail(message: str, status: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(status)
 
 
 @click.group("config")
@@ -84,7 +47,7 @@ def config_group() -> None:
 
 
 @config_group.command("check")
-@_config_option
+@config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the resolved configuration as JSON.")
 def config_check(config_path: Path | None, as_json: bool) -> None:
     """Validate the configuration and print it resolved, with secrets masked."""
@@ -99,7 +62,7 @@ def config_check(config_path: Path | None, as_json: bool) -> None:
 
 
 @click.command()
-@_config_option
+@config_option
 def run(config_path: Path | None) -> None:
     """Run the service: tick every 15 minutes (UTC), catching up after gaps, until SIGTERM."""
     config = load(config_path)
@@ -108,7 +71,7 @@ def run(config_path: Path | None) -> None:
 
 
 @click.command()
-@_config_option
+@config_option
 @click.option(
     "--at", required=True, metavar="ISO8601", callback=instant, help="A time in the slot."
 )
@@ -135,7 +98,7 @@ def tick(config_path: Path | None, at: datetime, as_json: bool) -> None:
 
 
 @click.command()
-@_config_option
+@config_option
 @click.argument("project")
 @click.argument("job")
 @click.option(
@@ -169,18 +132,18 @@ def fire(
     try:
         result = asyncio.run(fire_now())
     except FireError as error:
-        _audit_act(config, "fire", _target(project, job), act, ok=False, result=str(error))
-        _fail(str(error))
+        audit_act(config, "fire", _target(project, job), act, ok=False, result=str(error))
+        fail(str(error))
     ok = result.state is not FireState.FAILED
     outcome = f"{result.state}: task {result.task_id}" if ok else str(result.error)
-    _audit_act(config, "fire", _target(project, job), act, ok=ok, result=outcome)
+    audit_act(config, "fire", _target(project, job), act, ok=ok, result=outcome)
     _print_fires([result], f"Manual fire of {project}/{job}")
     if not ok:
         sys.exit(1)
 
 
 @click.command()
-@_config_option
+@config_option
 @click.option("--project")
 @click.option("--job")
 @click.option(
@@ -226,7 +189,7 @@ def history(
 
 
 @click.command()
-@_config_option
+@config_option
 @click.argument("project_name", metavar="PROJECT")
 @click.argument("action_name", metavar="NAME")
 @click.option(
@@ -275,23 +238,23 @@ def action(
     try:
         triggered = asyncio.run(trigger())
     except TriggerError as error:
-        _audit_act(config, "action", target, act, ok=False, result=str(error))
-        _fail(str(error))
+        audit_act(config, "action", target, act, ok=False, result=str(error))
+        fail(str(error))
     hook = f"{triggered.trigger.hook_group_id}/{triggered.trigger.hook_id}"
     if dry_run:
-        _audit_act(config, "action", target, act, ok=True, result=f"dry run: would trigger {hook}")
+        audit_act(config, "action", target, act, ok=True, result=f"dry run: would trigger {hook}")
         click.echo(f"dry run: would trigger hook {hook} with:")
         click.echo(json.dumps(triggered.trigger.payload, indent=2))
         return
     result = f"triggered {hook}: task {triggered.task_id}"
-    _audit_act(config, "action", target, act, ok=True, result=result)
+    audit_act(config, "action", target, act, ok=True, result=result)
     click.echo(result)
     if triggered.task_id:
         click.echo(f"{config.root_url}/tasks/{triggered.task_id}")
 
 
 @click.command()
-@_config_option
+@config_option
 @click.argument("project")
 @click.argument("job", required=False)
 @click.option("--reason", required=True, help="Why: shown in history, and to whoever resumes it.")
@@ -316,19 +279,19 @@ def pause(
     config = load(config_path)
     _known(config, project, job)
     if not reason.strip():
-        _fail("--reason must say why", 2)
+        fail("--reason must say why", 2)
     with Ledger.open(config.ledger_url) as ledger:
         try:
             paused = ledger.pause(
-                project, job, reason=reason, until=until, actor=_actor(), now=utc_now()
+                project, job, reason=reason, until=until, actor=actor(), now=utc_now()
             )
         except ValueError as error:
-            _fail(str(error), 2)
+            fail(str(error), 2)
     click.echo(f"{_target(project, job)}: {paused.describe()}")
 
 
 @click.command()
-@_config_option
+@config_option
 @click.argument("project")
 @click.argument("job", required=False)
 def resume(config_path: Path | None, project: str, job: str | None) -> None:
@@ -336,7 +299,7 @@ def resume(config_path: Path | None, project: str, job: str | None) -> None:
     config = load(config_path)
     _known(config, project, job)
     with Ledger.open(config.ledger_url) as ledger:
-        resumed = ledger.resume(project, job, actor=_actor(), now=utc_now())
+        resumed = ledger.resume(project, job, actor=actor(), now=utc_now())
         still = [
             p for p in ledger.pauses(project=project, at=utc_now()) if job is None or p.covers(job)
         ]
@@ -354,7 +317,7 @@ def resume(config_path: Path | None, project: str, job: str | None) -> None:
 
 
 @click.command()
-@_config_option
+@config_option
 @click.option("--since", metavar="ISO8601", callback=instant, help="Only acts at or after this.")
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -383,21 +346,9 @@ def _known(config: Config, project: str, job: str | None) -> None:
     """Exit 2 unless `project` is configured (jobs are not checked: the file may change)."""
     if config.project(project) is None:
         known = ", ".join(p.name for p in config.projects)
-        _fail(f"no project {project!r} is configured; configured: {known}", 2)
+        fail(f"no project {project!r} is configured; configured: {known}", 2)
     if job is not None and not job.strip():
-        _fail("the job name is empty", 2)
-
-
-def _audit_act(
-    config: Config, action: str, target: str, act: dict[str, Any], *, ok: bool, result: str
-) -> None:
-    with Ledger.open(config.ledger_url) as ledger:
-        ledger.record_act(_actor(), action, target, act, ok=ok, result=result, now=utc_now())
-
-
-def _actor() -> str:
-    """Who acts from the command line: the user, on this host."""
-    return f"{getpass.getuser()}@{socket.gethostname()} (cli)"
+        fail("the job name is empty", 2)
 
 
 def _target(project: str, job: str | None) -> str:
@@ -422,7 +373,7 @@ def expiry_group() -> None:
 
 
 @expiry_group.command("report")
-@_config_option
+@config_option
 @click.option("--project", "project_names", multiple=True, help="Only these projects.")
 @click.option(
     "--within",
@@ -439,7 +390,7 @@ def expiry_report(
     projects = [p for p in config.projects if not project_names or p.name in project_names]
     unknown = set(project_names) - {p.name for p in projects}
     if unknown:
-        _fail(f"no such project: {', '.join(sorted(unknown))}", 2)
+        fail(f"no such project: {', '.join(sorted(unknown))}", 2)
     logs.configure(level="warning")
     errors = Console(stderr=True)
 
@@ -464,7 +415,7 @@ def expiry_report(
     try:
         reports = asyncio.run(scan())
     except TaskclusterError as error:
-        _fail(error.message)
+        fail(error.message)
     rows = [row for report in reports for row in report_json(report)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -496,7 +447,7 @@ def expiry_report(
 
 
 @expiry_group.command("remediate")
-@_config_option
+@config_option
 @click.argument("project_name", metavar="PROJECT")
 @click.option("--dry-run", is_flag=True, help="Say what would be triggered; trigger nothing.")
 def expiry_remediate(config_path: Path | None, project_name: str, dry_run: bool) -> None:
@@ -504,7 +455,7 @@ def expiry_remediate(config_path: Path | None, project_name: str, dry_run: bool)
     config = load(config_path)
     project = config.project(project_name)
     if project is None:
-        _fail(f"no such project: {project_name}", 2)
+        fail(f"no such project: {project_name}", 2)
     logs.configure(level="warning")
 
     async def remediate() -> list[Event]:
@@ -596,7 +547,7 @@ def notify_group() -> None:
 
 
 @notify_group.command("test")
-@_config_option
+@config_option
 @click.option(
     "--channel",
     metavar="CHANNEL",
@@ -607,9 +558,9 @@ def notify_test(config_path: Path | None, channel: str | None) -> None:
     config = load(config_path)
     slack, sentry_settings = config.notify.slack, config.notify.sentry
     if slack is None and sentry_settings is None:
-        _fail("nothing to test: configure notify.slack or notify.sentry", 2)
+        fail("nothing to test: configure notify.slack or notify.sentry", 2)
     if channel is not None and (slack is None or slack.webhook_url is not None):
-        _fail("--channel needs a Slack bot token: an incoming webhook posts to one channel", 2)
+        fail("--channel needs a Slack bot token: an incoming webhook posts to one channel", 2)
     logs.configure(level="warning")
 
     async def send() -> tuple[list[Letter], str | None]:
@@ -676,6 +627,7 @@ COMMANDS: dict[str, click.Command] = {
     "fire": fire,
     "audit": audit,
     "history": history,
+    "hooks": hooks_group,
     "notify": notify_group,
     "pause": pause,
     "resume": resume,

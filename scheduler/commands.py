@@ -1,0 +1,66 @@
+"""What the service's commands share: finding the configuration, failing with a message, and
+who acts and what they did, for the audit log.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from scheduler.config import Config, ConfigError, embedded_default, load_config, read_config
+from scheduler.engine import utc_now
+from scheduler.ledger import Ledger
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="TC_SCHEDULER_CONFIG",
+    help="Service configuration (default: $TC_SCHEDULER_CONFIG, else this repository on "
+    "embedded defaults).",
+)
+
+
+def load(config_path: Path | None) -> Config:
+    """The configuration, or exit 1 with its problems (or 2 when there is none to find)."""
+    try:
+        if config_path is not None:
+            return read_config(config_path)
+        root = _repository_root(Path.cwd())
+        if root is None:
+            fail("no --config given and the current directory is not in a git repository", 2)
+        return load_config(embedded_default(root), "<embedded default>", os.environ, base_dir=root)
+    except ConfigError as error:
+        for diagnostic in error.diagnostics:
+            click.echo(str(diagnostic), err=True)
+        sys.exit(1)
+
+
+def _repository_root(start: Path) -> Path | None:
+    for directory in (start, *start.parents):
+        if (directory / ".git").exists():
+            return directory
+    return None
+
+
+def fail(message: str, status: int = 1) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(status)
+
+
+def audit_act(
+    config: Config, action: str, target: str, act: dict[str, Any], *, ok: bool, result: str
+) -> None:
+    with Ledger.open(config.ledger_url) as ledger:
+        ledger.record_act(actor(), action, target, act, ok=ok, result=result, now=utc_now())
+
+
+def actor() -> str:
+    """Who acts from the command line: the user, on this host."""
+    return f"{getpass.getuser()}@{socket.gethostname()} (cli)"

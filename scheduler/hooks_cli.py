@@ -1,0 +1,472 @@
+"""The `tc-scheduler hooks` commands: check, list, diff and apply the hooks folder; fire a hook.
+
+The Taskcluster calls live here; what the folder declares and how it differs is in hooks.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections import Counter
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from rich import box
+from rich.table import Table
+from taskcluster.exceptions import TaskclusterRestFailure
+
+from scheduler import logs
+from scheduler.cli_support import console, json_object
+from scheduler.commands import audit_act, config_option, fail, load
+from scheduler.config import Config
+from scheduler.hooks import (
+    ABSENT,
+    DEFAULT_TRIGGER_SCHEMA,
+    Change,
+    FieldChange,
+    HookFolder,
+    HookKey,
+    HookPlan,
+    PayloadProblem,
+    UncheckablePayloadError,
+    load_folder,
+    payload_problems,
+    plan,
+    trigger_schema_problem,
+)
+from scheduler.taskcluster import Clients, TaskclusterError, connect, explain
+
+_hooks_dir_option = click.option(
+    "--hooks-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("hooks"),
+    show_default=True,
+    envvar="TC_SCHEDULER_HOOKS_DIR",
+    help="The folder of hook definitions, one <hookGroupId>/<hookId>.yml file per hook.",
+)
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _hook_argument(ctx: click.Context, param: click.Parameter, value: str) -> HookKey:
+    """The GROUP/ID argument."""
+    try:
+        return HookKey.parse(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), ctx, param) from None
+
+
+def _payload(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """The --payload option: JSON text, or @FILE (@- for standard input) holding it."""
+    if value is None or not value.startswith("@"):
+        return json_object(ctx, param, value)
+    name = value[1:]
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise click.BadParameter(f"cannot read {name}: {reason}", ctx, param) from None
+    return json_object(ctx, param, text)
+
+
+@click.group("hooks")
+def hooks_group() -> None:
+    """Keep the Hooks service in line with the hooks folder; fire any hook of the deployment.
+
+    A hook is managed when its file is in the folder; the groups the folder has a sub-folder
+    for are managed too, so their other hooks are shown, and removed by `apply --prune`.
+    """
+
+
+@hooks_group.command("check")
+@_hooks_dir_option
+def hooks_check(hooks_dir: Path) -> None:
+    """Validate every hook file against the create-hook schema. Calls no service."""
+    folder = _load_folder(hooks_dir)
+    click.echo(f"{hooks_dir}: OK ({_count(len(folder.hooks), 'hook')})", err=True)
+
+
+@hooks_group.command("list")
+@_hooks_dir_option
+@config_option
+@_json_option
+def hooks_list(hooks_dir: Path, config_path: Path | None, as_json: bool) -> None:
+    """The declared hooks and whether each is deployed, differs or is unchanged, and the
+    deployed hooks of the same groups that no file declares."""
+    folder = _load_folder(hooks_dir)
+    plans = _plan(load(config_path), folder)
+    if as_json:
+        click.echo(json.dumps([_plan_json(p) for p in plans], indent=2))
+        return
+    table = Table(title=f"Hooks of {hooks_dir}", box=box.SIMPLE, title_justify="left")
+    for column in ("hook", "state", "file"):
+        table.add_column(column, overflow="fold")
+    for planned in plans:
+        table.add_row(str(planned.key), _state(planned), _file(planned))
+    console().print(table)
+    _summary(plans)
+
+
+@hooks_group.command("diff")
+@_hooks_dir_option
+@config_option
+@_json_option
+def hooks_diff(hooks_dir: Path, config_path: Path | None, as_json: bool) -> None:
+    """What `apply` would change, field by field (old → new)."""
+    folder = _load_folder(hooks_dir)
+    plans = _plan(load(config_path), folder)
+    if as_json:
+        click.echo(json.dumps([_plan_json(p) for p in plans], indent=2))
+        return
+    for planned in plans:
+        _echo_plan(planned, _would(planned, prune=None))
+    _summary(plans)
+
+
+@hooks_group.command("apply")
+@_hooks_dir_option
+@config_option
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Also remove the hooks of the managed groups that no file declares.",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+def hooks_apply(hooks_dir: Path, config_path: Path | None, prune: bool, dry_run: bool) -> None:
+    """Create and update hooks until the Hooks service matches the folder.
+
+    Every file is validated first: if any is invalid, nothing is sent. Hooks no file declares
+    are kept unless --prune is given.
+    """
+    folder = _load_folder(hooks_dir)
+    config = load(config_path)
+    if config.dry_run and not dry_run:
+        click.echo("dry run: the configuration is dry-run, so nothing is changed", err=True)
+    dry_run = dry_run or config.dry_run
+    logs.configure(level="warning")
+    act = {"prune": prune, "dry_run": dry_run}
+
+    async def apply() -> list[Applied]:
+        async with _connect(config) as clients:
+            plans = plan(folder, await deployed_hooks(clients, folder.groups))
+            if dry_run:
+                return [Applied(p, _would(p, prune=prune)) for p in plans]
+            return await apply_plan(clients, plans, prune=prune)
+
+    try:
+        results = asyncio.run(apply())
+    except TaskclusterError as error:
+        audit_act(config, "hooks-apply", str(hooks_dir), act, ok=False, result=error.message)
+        fail(error.message)
+    for applied in results:
+        _echo_plan(applied.plan, applied.outcome, applied.error)
+    failed = sum(applied.error is not None for applied in results)
+    counts = Counter(applied.outcome for applied in results if applied.error is None)
+    result = ", ".join(f"{outcome} {count}" for outcome, count in sorted(counts.items()))
+    if failed:
+        result += f"; {_count(failed, 'hook')} failed"
+    audit_act(config, "hooks-apply", str(hooks_dir), act, ok=not failed, result=result or "nothing")
+    click.echo(f"{'dry run, nothing changed: ' if dry_run else ''}{result or 'no hooks'}", err=True)
+    if failed:
+        fail(f"{_count(failed, 'hook')} could not be applied (see above)")
+
+
+@hooks_group.command("fire")
+@config_option
+@click.argument("hook", metavar="GROUP/ID", callback=_hook_argument)
+@click.option(
+    "--payload",
+    metavar="JSON|@FILE",
+    callback=_payload,
+    help="The trigger payload, a JSON object, or @FILE to read it from a file (@- for "
+    "standard input). Default: {}.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Check the payload against the hook's schema; fire nothing."
+)
+def hooks_fire(
+    config_path: Path | None, hook: HookKey, payload: dict[str, Any] | None, dry_run: bool
+) -> None:
+    """Fire any hook of the deployment, declared here or not, with a checked payload.
+
+    The payload is checked against the hook's triggerSchema first; a payload that breaks it
+    is refused, naming the field, and the hook is not triggered.
+    """
+    config = load(config_path)
+    dry_run = dry_run or config.dry_run
+    payload = {} if payload is None else payload
+    logs.configure(level="warning")
+    act = {"payload": payload, "dry_run": dry_run}
+
+    async def fire() -> Fired:
+        async with _connect(config) as clients:
+            return await fire_hook(clients, hook, payload, dry_run=dry_run)
+
+    try:
+        fired = asyncio.run(fire())
+    except PayloadRejectedError as error:
+        result = f"{error}: {'; '.join(map(str, error.problems))}"
+        audit_act(config, "hook-fire", str(hook), act, ok=False, result=result)
+        click.echo(f"error: {error}", err=True)
+        for problem in error.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(1)
+    except (TaskclusterError, UncheckablePayloadError) as error:
+        message = error.message if isinstance(error, TaskclusterError) else str(error)
+        audit_act(config, "hook-fire", str(hook), act, ok=False, result=message)
+        fail(message)
+    if dry_run:
+        audit_act(
+            config, "hook-fire", str(hook), act, ok=True, result=f"dry run: would trigger {hook}"
+        )
+        click.echo(f"dry run: the payload matches the triggerSchema of {hook}; would trigger with:")
+        click.echo(json.dumps(payload, indent=2))
+        return
+    if fired.task_id is None:
+        result = f"triggered {hook}: its task template made no task"
+        audit_act(config, "hook-fire", str(hook), act, ok=True, result=result)
+        click.echo(result)
+        return
+    result = f"triggered {hook}: task {fired.task_id}"
+    audit_act(config, "hook-fire", str(hook), act, ok=True, result=result)
+    click.echo(result)
+    click.echo(f"{config.root_url}/tasks/{fired.task_id}")
+
+
+# -- the calls to the Hooks service (usable without the commands) -------------------------
+
+
+@dataclass(frozen=True)
+class Applied:
+    plan: HookPlan
+    # created, updated, removed, unchanged, kept or failed; in a dry run, what would happen
+    outcome: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Fired:
+    key: HookKey
+    task_id: str | None  # None in a dry run, or when the task template rendered nothing
+
+
+class PayloadRejectedError(Exception):
+    """The payload breaks the hook's triggerSchema; the hook was not triggered."""
+
+    def __init__(self, key: HookKey, problems: list[PayloadProblem]) -> None:
+        super().__init__(
+            f"the payload does not match the triggerSchema of {key}, so it was not triggered "
+            f"({_count(len(problems), 'problem')})"
+        )
+        self.key = key
+        self.problems = problems
+
+
+async def deployed_hooks(clients: Clients, groups: frozenset[str]) -> dict[HookKey, Any]:
+    """The deployment's hooks of `groups`, as `hooks.listHooks` describes them."""
+    deployed: dict[HookKey, Any] = {}
+    for group in sorted(groups):
+        try:
+            listed = await clients.hooks.listHooks(group)
+        except TaskclusterRestFailure as error:
+            if error.status_code == 404:
+                continue  # the service answers 404 for a group without hooks
+            raise explain(error, f"hooks.listHooks({group})") from None
+        except Exception as error:
+            raise explain(error, f"hooks.listHooks({group})") from None
+        for hook in listed.get("hooks", []):
+            deployed[HookKey(hook["hookGroupId"], hook["hookId"])] = hook
+    return deployed
+
+
+async def apply_plan(clients: Clients, plans: list[HookPlan], *, prune: bool) -> list[Applied]:
+    """Carry out `plans` one hook at a time; a hook that fails does not stop the others."""
+    return [await _apply_one(clients, planned, prune=prune) for planned in plans]
+
+
+async def _apply_one(clients: Clients, planned: HookPlan, *, prune: bool) -> Applied:
+    group_id, hook_id = planned.key.group_id, planned.key.hook_id
+    method = {
+        Change.CREATE: "createHook",
+        Change.UPDATE: "updateHook",
+        Change.UNDECLARED: "removeHook",
+    }.get(planned.change)
+    try:
+        if planned.change is Change.CREATE and planned.declared:
+            await clients.hooks.createHook(group_id, hook_id, planned.declared.definition)
+            return Applied(planned, "created")
+        if planned.change is Change.UPDATE and planned.declared:
+            await clients.hooks.updateHook(group_id, hook_id, planned.declared.definition)
+            return Applied(planned, "updated")
+        if planned.change is Change.UNDECLARED and prune:
+            await clients.hooks.removeHook(group_id, hook_id)
+            return Applied(planned, "removed")
+    except Exception as error:
+        return Applied(planned, "failed", explain(error, f"hooks.{method}({planned.key})").message)
+    return Applied(planned, "kept" if planned.change is Change.UNDECLARED else "unchanged")
+
+
+async def fire_hook(
+    clients: Clients, key: HookKey, payload: dict[str, Any], *, dry_run: bool = False
+) -> Fired:
+    """Fetch the hook, check `payload` against its triggerSchema, then trigger it.
+
+    Raises PayloadRejectedError (before any trigger call) when the payload breaks the schema,
+    UncheckablePayloadError when the schema cannot be applied here, TaskclusterError otherwise.
+    """
+    try:
+        hook = await clients.hooks.hook(key.group_id, key.hook_id)
+    except TaskclusterRestFailure as error:
+        if error.status_code == 404:
+            raise TaskclusterError(
+                f"the deployment {clients.root_url} has no hook {key}; check the name "
+                f"(`tc-scheduler hooks list` shows the managed ones)",
+                status=404,
+                code="ResourceNotFound",
+            ) from None
+        raise explain(error, f"hooks.hook({key})") from None
+    except Exception as error:
+        raise explain(error, f"hooks.hook({key})") from None
+    trigger_schema = hook.get("triggerSchema", DEFAULT_TRIGGER_SCHEMA)
+    unusable = trigger_schema_problem(trigger_schema)
+    if unusable:
+        raise UncheckablePayloadError(f"cannot check a payload for {key}: {unusable}")
+    problems = payload_problems(trigger_schema, payload)
+    if problems:
+        raise PayloadRejectedError(key, problems)
+    if dry_run:
+        return Fired(key, None)
+    try:
+        response = await clients.hooks.triggerHook(key.group_id, key.hook_id, payload)
+    except Exception as error:
+        raise explain(error, f"hooks.triggerHook({key})") from None
+    task_id = response.get("taskId") if isinstance(response, dict) else None
+    return Fired(key, task_id if isinstance(task_id, str) else None)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _load_folder(directory: Path) -> HookFolder:
+    """The folder's hooks, or exit 1 after printing every problem (before any call)."""
+    if not directory.is_dir():
+        fail(
+            f"no hooks folder at {directory}; run from the repository root or pass --hooks-dir",
+            2,
+        )
+    folder = load_folder(directory)
+    for diagnostic in folder.diagnostics:
+        click.echo(str(diagnostic), err=True)
+    if not folder.ok:
+        errors = sum(d.is_error for d in folder.diagnostics)
+        fail(f"{_count(errors, 'problem')} in {directory}; nothing was sent to Taskcluster")
+    return folder
+
+
+def _plan(config: Config, folder: HookFolder) -> list[HookPlan]:
+    logs.configure(level="warning")
+
+    async def fetch() -> dict[HookKey, Any]:
+        async with _connect(config) as clients:
+            return await deployed_hooks(clients, folder.groups)
+
+    try:
+        return plan(folder, asyncio.run(fetch()))
+    except TaskclusterError as error:
+        fail(error.message)
+
+
+def _connect(config: Config) -> AbstractAsyncContextManager[Clients]:
+    credentials = config.credentials.as_options() if config.credentials else None
+    return connect(config.root_url, credentials)
+
+
+_MARKS = {
+    Change.CREATE: "+",
+    Change.UPDATE: "~",
+    Change.UNCHANGED: "=",
+    Change.UNDECLARED: "-",
+}
+
+
+def _would(planned: HookPlan, *, prune: bool | None) -> str:
+    """What applying would do; `prune` is None for `diff`, which says how to remove."""
+    if planned.change is Change.UNDECLARED:
+        if prune is None:
+            return "would remove (use --prune)"
+        return "would remove" if prune else "would keep"
+    return "unchanged" if planned.change is Change.UNCHANGED else f"would {planned.change}"
+
+
+def _echo_plan(planned: HookPlan, outcome: str, error: str | None = None) -> None:
+    """One line per hook (`~ group/id: updated 2 fields (file)`), then each changed field."""
+    kept = planned.change is Change.UNDECLARED and outcome in ("kept", "would keep")
+    mark = "!" if error else " " if kept else _MARKS[planned.change]
+    if error:
+        text = error
+    elif kept:
+        text = f"not declared here; {outcome} (--prune removes it)"
+    elif planned.change is Change.UNDECLARED and outcome.endswith("(use --prune)"):
+        text = f"not declared here; {outcome}"
+    elif planned.change is Change.UPDATE:
+        text = f"{outcome} {_count(len(planned.fields), 'field')}"
+    else:
+        text = outcome
+    where = f" ({planned.declared.path})" if planned.declared else ""
+    click.echo(f"{mark} {planned.key}: {text}{where}")
+    if planned.change is Change.UPDATE:
+        for change in planned.fields:
+            click.echo(f"    {change}")
+
+
+def _state(planned: HookPlan) -> str:
+    if planned.change is Change.CREATE:
+        return "missing (apply creates it)"
+    if planned.change is Change.UPDATE:
+        fields = ", ".join(dict.fromkeys(str(c.path[0]) for c in planned.fields))
+        return f"differs ({fields})"
+    if planned.change is Change.UNCHANGED:
+        return "unchanged"
+    return "not declared (apply --prune removes it)"
+
+
+def _file(planned: HookPlan) -> str:
+    return planned.declared.path if planned.declared else ""
+
+
+def _summary(plans: list[HookPlan]) -> None:
+    counts = Counter(p.change for p in plans)
+    parts = [
+        f"{counts[Change.CREATE]} to create",
+        f"{counts[Change.UPDATE]} to update",
+        f"{counts[Change.UNCHANGED]} unchanged",
+        f"{counts[Change.UNDECLARED]} not declared",
+    ]
+    click.echo(", ".join(parts), err=True)
+
+
+def _plan_json(planned: HookPlan) -> dict[str, Any]:
+    return {
+        "hook": str(planned.key),
+        "hookGroupId": planned.key.group_id,
+        "hookId": planned.key.hook_id,
+        "change": str(planned.change),
+        "file": planned.declared.path if planned.declared else None,
+        "fields": [_change_json(change) for change in planned.fields],
+    }
+
+
+def _change_json(change: FieldChange) -> dict[str, Any]:
+    shown: dict[str, Any] = {"path": change.where}
+    if change.old is not ABSENT:
+        shown["old"] = change.old
+    if change.new is not ABSENT:
+        shown["new"] = change.new
+    return shown
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
