@@ -276,3 +276,26 @@ def test_a_double_click_fires_once_and_says_when_to_retry(
         assert len(emulator.tasks()) == 1
 
     serve(api_config(emulator, tmp_path), emulator, scenario)
+
+
+def test_fires_filter_by_time_range_and_page(emulator: Emulator, tmp_path: Path) -> None:
+    async def scenario(engine: Engine, client: httpx.AsyncClient) -> None:
+        for hours in range(3):
+            slot = T + timedelta(hours=hours)
+            emulator.clock.set(slot, frozen=True)
+            await engine.tick(slot)
+
+        async def slots(query: str) -> list[str]:
+            response = await client.get(f"/api/v1/fires?{query}", headers=bearer(VIEWER))
+            assert response.status_code == 200, response.text
+            return [fire["slot"][:16] for fire in response.json()]
+
+        assert await slots("") == ["2026-12-01T02:00", "2026-12-01T01:00", "2026-12-01T00:00"]
+        window = "since=2026-12-01T00:30:00Z&until=2026-12-01T02:00:00Z"
+        assert await slots(window) == ["2026-12-01T01:00"]
+        assert await slots("limit=1&offset=1") == ["2026-12-01T01:00"]
+        assert await slots("limit=2&offset=2") == ["2026-12-01T00:00"]
+        bad = await client.get("/api/v1/fires?offset=-1", headers=bearer(VIEWER))
+        assert_error(bad, 422, "invalid-request")
+
+    serve(api_config(emulator, tmp_path), emulator, scenario)

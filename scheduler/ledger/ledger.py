@@ -528,13 +528,20 @@ class Ledger:
         job: str | None = None,
         state: FireState | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[Fire]:
         """Fires matching every filter given, newest slot first (then newest fire first).
 
-        `since` keeps fires whose slot is at or after it.
+        `since` keeps fires whose slot is at or after it, `until` those before it; `offset`
+        skips that many of the matches (a page is `offset`, `limit`).
         """
         query = select(FireRow).order_by(FireRow.slot.desc(), FireRow.id.desc())
+        if until is not None:
+            query = query.where(FireRow.slot < _aware("until", until))
+        if offset:
+            query = query.offset(offset)
         if project is not None:
             query = query.where(FireRow.project == project)
         if job is not None:

@@ -251,11 +251,21 @@ async def fires(
     project: str | None = None,
     job: str | None = None,
     state: FireState | None = None,
-    since: datetime | None = None,
+    since: Annotated[datetime | None, Query(description="Slots at or after this.")] = None,
+    until: Annotated[datetime | None, Query(description="Slots before this.")] = None,
     limit: Limit = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[FireOut]:
+    """Fires, newest slot first; page with `offset` and `limit`."""
     found = await asyncio.to_thread(
-        engine.ledger.fires, project=project, job=job, state=state, since=since, limit=limit
+        engine.ledger.fires,
+        project=project,
+        job=job,
+        state=state,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
     )
     return [FireOut.model_validate(f) for f in found]
 
