@@ -437,6 +437,14 @@ class Config:
     def project(self, name: str) -> Project | None:
         return next((p for p in self.projects if p.name == name), None)
 
+    def require_project(self, name: str) -> Project:
+        """The project called `name`; UnknownProjectError, naming the configured ones, if none."""
+        project = self.project(name)
+        if project is None:
+            known = ", ".join(p.name for p in self.projects)
+            raise UnknownProjectError(f"no project {name!r} is configured; configured: {known}")
+        return project
+
     def masked(self) -> dict[str, Any]:
         """The resolved configuration as shown to people: no secret in it."""
         return {
@@ -481,6 +489,10 @@ class Config:
                 for p in self.projects
             ],
         }
+
+
+class UnknownProjectError(LookupError):
+    """A command or request named a project the configuration does not have."""
 
 
 class ConfigError(Exception):

@@ -18,7 +18,7 @@ import structlog
 from taskcluster.exceptions import TaskclusterRestFailure
 
 from scheduler.actions import decision_index_path
-from scheduler.config import CatchUp, Config, Project, format_duration
+from scheduler.config import CatchUp, Config, Project, UnknownProjectError, format_duration
 from scheduler.cron import (
     CronFile,
     DecisionTask,
@@ -379,10 +379,10 @@ class Engine:
     ) -> FireResult:
         """Run a job now, whatever its `when` and `run-on-projects` say (build-decision's
         `--force-run`). The fire gets its own task id and is recorded as manual."""
-        project = self.config.project(project_name)
-        if project is None:
-            known = ", ".join(p.name for p in self.config.projects)
-            raise FireError(f"no project {project_name!r} is configured; configured: {known}")
+        try:
+            project = self.config.require_project(project_name)
+        except UnknownProjectError as error:
+            raise FireError(str(error)) from None
         try:
             snapshot = await self.source.snapshot(project.git_url, project.branch)
         except SourceError as error:

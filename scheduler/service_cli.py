@@ -27,7 +27,7 @@ from scheduler import logs, service
 from scheduler.actions import decision_index_path, latest_decision_index_path
 from scheduler.cli_support import console, instant, json_object
 from scheduler.commands import actor, audit_act, config_option, fail, load
-from scheduler.config import Config
+from scheduler.config import Config, Project, UnknownProjectError
 from scheduler.cron import format_slot
 from scheduler.cron.model import TriggerAction
 from scheduler.engine import FireError, FireResult, SlotResult, utc_now
@@ -217,9 +217,7 @@ def action(
     the rendered payload. Each call triggers it once more: an action has no slot to dedupe on.
     """
     config = load(config_path)
-    _known(config, project_name, None)
-    project = config.project(project_name)
-    assert project is not None
+    project = _known(config, project_name)
     if revision:
         path = decision_index_path(project.trust_domain, project.name, revision)
     else:
@@ -342,13 +340,15 @@ def audit(config_path: Path | None, since: datetime | None, limit: int, as_json:
     console().print(table)
 
 
-def _known(config: Config, project: str, job: str | None) -> None:
-    """Exit 2 unless `project` is configured (jobs are not checked: the file may change)."""
-    if config.project(project) is None:
-        known = ", ".join(p.name for p in config.projects)
-        fail(f"no project {project!r} is configured; configured: {known}", 2)
+def _known(config: Config, project: str, job: str | None = None) -> Project:
+    """The project, or exit 2 (jobs are not checked: the file may change until the fire)."""
+    try:
+        found = config.require_project(project)
+    except UnknownProjectError as error:
+        fail(str(error), 2)
     if job is not None and not job.strip():
         fail("the job name is empty", 2)
+    return found
 
 
 def _target(project: str, job: str | None) -> str:
@@ -453,9 +453,7 @@ def expiry_report(
 def expiry_remediate(config_path: Path | None, project_name: str, dry_run: bool) -> None:
     """Scan PROJECT now and rebuild what is expiring (or follow the rebuild that runs)."""
     config = load(config_path)
-    project = config.project(project_name)
-    if project is None:
-        fail(f"no such project: {project_name}", 2)
+    project = _known(config, project_name)
     logs.configure(level="warning")
 
     async def remediate() -> list[Event]:

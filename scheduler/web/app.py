@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from scheduler import __version__
+from scheduler.config import UnknownProjectError
 from scheduler.engine import Engine, FireError, FireTooSoonError
 from scheduler.ledger import FireState
 from scheduler.redaction import redact
@@ -368,11 +369,10 @@ def _error(status: int, error: str, message: str) -> JSONResponse:
 
 
 def _known(engine: Engine, project: str) -> None:
-    if engine.config.project(project) is None:
-        known = ", ".join(p.name for p in engine.config.projects)
-        raise ApiError(
-            404, "not-found", f"no project {project!r} is configured; configured: {known}"
-        )
+    try:
+        engine.config.require_project(project)
+    except UnknownProjectError as error:
+        raise ApiError(404, "not-found", str(error)) from None
 
 
 async def _record(
