@@ -208,11 +208,22 @@ class Reporter:
 
     # -- expiry watch -----------------------------------------------------------------------
 
-    def expiry(self, found: ExpiryEvent, now: datetime) -> list[Notice]:
+    def expiry_scanned(
+        self, project: str, found: Sequence[ExpiryEvent], now: datetime
+    ) -> list[Notice]:
+        """One expiry scan's events; a scan that did not fail ends a run of scan failures."""
+        notices = [n for event in found for n in self._expiry(event, now)]
+        if not any(_scan_failed(event) for event in found):
+            what = "the expiry scan works again"
+            stamp = now.isoformat(timespec="seconds")
+            notices.append(self._recovery(project, _expiry_subject(project), stamp, now, what))
+        return notices
+
+    def _expiry(self, found: ExpiryEvent, now: datetime) -> list[Notice]:
         """An expiry watch event; the same findings, scan after scan, are said once."""
-        kind = _EXPIRY_KINDS.get(found.kind)
-        if found.kind is ExpiryKind.FAILED and found.remediation_id is None:
-            kind = EventKind.EXPIRY_SCAN_FAILED
+        kind = (
+            EventKind.EXPIRY_SCAN_FAILED if _scan_failed(found) else _EXPIRY_KINDS.get(found.kind)
+        )
         if kind is None:
             return []  # waiting on a running rebuild or the cooldown: nothing new to say
         if found.remediation_id is not None and kind is not EventKind.REMEDIATION_DRY_RUN:
@@ -233,12 +244,6 @@ class Reporter:
             subject = _expiry_subject(found.project)
             return [self._notice(event, subject=subject, health=Health.FAILING)]
         return [self._notice(event)]
-
-    def expiry_scanned(self, project: str, now: datetime) -> Notice:
-        """A scan that completed, whatever it found: the end of a run of scan failures."""
-        stamp = now.isoformat(timespec="seconds")
-        what = "the expiry scan works again"
-        return self._recovery(project, _expiry_subject(project), stamp, now, what)
 
     # -- the operator's test ----------------------------------------------------------------
 
@@ -363,6 +368,11 @@ def _job_subject(watch: Watch) -> str:
 
 def _readable(slot: datetime) -> str:
     return slot.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _scan_failed(found: ExpiryEvent) -> bool:
+    """A failure of the scan itself (a remediation's failure names its remediation)."""
+    return found.kind is ExpiryKind.FAILED and found.remediation_id is None
 
 
 def _expiry_subject(project: str) -> str:

@@ -91,9 +91,7 @@ class Notifier:
     async def expiry_scanned(self, project: str, events: Sequence[Event]) -> None:
         """The events of one expiry scan of `project` (one says so if the scan failed)."""
         now = self.clock()
-        notices = [n for event in events for n in self.reporter.expiry(event, now)]
-        if not any(e.kind is EventKind.FAILED and e.remediation_id is None for e in events):
-            notices.append(self.reporter.expiry_scanned(project, now))
+        notices = self.reporter.expiry_scanned(project, events, now)
         await asyncio.to_thread(self.ledger.report, notices, now=now)
 
     async def round(self) -> None:
