@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import ColumnElement, Engine, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,6 +24,7 @@ from scheduler.ledger.migrating import upgrade
 from scheduler.ledger.models import (
     ACTIVE_PAUSE_PREDICATE,
     AuditRow,
+    Base,
     FireRow,
     IncidentRow,
     LetterRow,
@@ -1220,16 +1221,7 @@ def _watch(watch: WatchRow, fire: FireRow) -> Watch:
 
 
 def _incident(row: IncidentRow) -> Incident:
-    return Incident(
-        id=row.id,
-        subject=row.subject,
-        opened_at=row.opened_at,
-        opened_by=row.opened_by,
-        thread_key=row.thread_key,
-        fingerprint=row.fingerprint,
-        failures=row.failures,
-        closed_at=row.closed_at,
-    )
+    return _record(Incident, row)
 
 
 def _takeable(row: LetterRow, now: datetime) -> bool:
@@ -1253,20 +1245,11 @@ def _held(letter: Letter) -> tuple[ColumnElement[bool], ...]:
 def _letter(
     row: LetterRow, *, replica: str | None = None, lease_until: datetime | None = None
 ) -> Letter:
-    return Letter(
-        id=row.id,
-        key=row.key,
-        destination=row.destination,
-        event=row.event,
+    return _record(
+        Letter,
+        row,
         state=LetterState(row.state),
-        attempts=row.attempts,
-        created_at=row.created_at,
-        next_attempt_at=row.next_attempt_at,
-        reply_to=row.reply_to,
-        incident=row.incident,
-        posted=row.posted,
-        sent_at=row.sent_at,
-        last_error=row.last_error,
+        thread=None,
         replica=replica or row.replica,
         lease_until=lease_until or row.lease_until,
     )
@@ -1282,27 +1265,17 @@ def _target(project: str, job: str | None) -> str:
 
 
 def _pause(row: PauseRow) -> Pause:
-    return Pause(
-        id=row.id,
-        project=row.project,
-        job=row.job or None,
-        reason=row.reason,
-        until=row.until,
-        paused_by=row.paused_by,
-        paused_at=row.paused_at,
-        resumed_by=row.resumed_by,
-        resumed_at=row.resumed_at,
-    )
+    return _record(Pause, row, job=row.job or None)
 
 
 def _audit_entry(row: AuditRow) -> AuditEntry:
-    return AuditEntry(
-        id=row.id,
-        at=row.at,
-        actor=row.actor,
-        action=row.action,
-        target=row.target,
-        input=row.input,
-        ok=row.ok,
-        result=row.result,
-    )
+    return _record(AuditEntry, row)
+
+
+_R = TypeVar("_R", Incident, AuditEntry, Pause, Letter)
+
+
+def _record(record: type[_R], row: Base, **converted: Any) -> _R:
+    """`record` with each field from the row's column of that name, or from `converted`."""
+    names = (f.name for f in fields(record))
+    return record(**{n: converted[n] if n in converted else getattr(row, n) for n in names})
