@@ -17,16 +17,19 @@ from typing import Any, NamedTuple
 import structlog
 from taskcluster.exceptions import TaskclusterRestFailure
 
-from scheduler.actions import decision_index_path
+from scheduler.actions import decision_index_path, latest_decision_index_path
 from scheduler.config import CatchUp, Config, Project, UnknownProjectError, format_duration
 from scheduler.cron import (
     CronFile,
     DecisionTask,
     Job,
     PlannedFire,
+    Schedule,
+    TriggerAction,
     due_jobs,
     fires_between,
     load_cron,
+    next_fires,
 )
 from scheduler.cron.crontab import crontab
 from scheduler.cron.model import ScheduleError
@@ -34,6 +37,7 @@ from scheduler.cron.timing import SLOT_LENGTH, format_slot, slot_of
 from scheduler.ids import manual_task_id
 from scheduler.ledger import (
     Claim,
+    Fire,
     FireKind,
     FireState,
     Ledger,
@@ -52,7 +56,7 @@ from scheduler.render import (
 )
 from scheduler.source import GitSource, Snapshot, SourceError
 from scheduler.taskcluster import Clients, explain
-from scheduler.triggering import TriggerError, trigger_action
+from scheduler.triggering import Triggered, TriggerError, trigger_action
 
 CRON_FILE = ".cron.yml"
 TASKCLUSTER_YML = ".taskcluster.yml"
@@ -81,6 +85,7 @@ class _Fire:
     kind: FireKind
     cron_input: Mapping[str, Any] = field(default_factory=dict)
     at: datetime | None = None  # when a manual fire was asked for
+    dry_run: bool = False  # this fire only; the configuration can make every fire one
 
 
 class FireError(Exception):
@@ -93,6 +98,10 @@ class FireError(Exception):
     def __init__(self, message: str, *, project_broken: bool = False) -> None:
         super().__init__(message)
         self.project_broken = project_broken
+
+
+class UnknownTargetError(FireError):
+    """No such project, or no usable job of that name in its `.cron.yml`."""
 
 
 class FireTooSoonError(FireError):
@@ -135,6 +144,28 @@ class SlotResult:
     @property
     def ok(self) -> bool:
         return self.error is None and all(f.state is not FireState.FAILED for f in self.fires)
+
+
+@dataclass(frozen=True)
+class JobOverview:
+    """A job as an operator sees it: when it fires here, what it did last, what holds it."""
+
+    job: Job
+    runs_on_project: bool
+    schedules: tuple[Schedule, ...] | None  # None: `when` has no schedule for this project
+    problem: str | None
+    next_fires: tuple[datetime, ...]
+    last_fire: Fire | None
+    pause: Pause | None
+
+
+@dataclass(frozen=True)
+class ProjectOverview:
+    project: Project
+    revision: str
+    jobs: tuple[JobOverview, ...]
+    problems: tuple[str, ...]  # the `.cron.yml` errors that left jobs out
+    pause: Pause | None  # a pause of the whole project
 
 
 @dataclass(frozen=True)
@@ -375,26 +406,23 @@ class Engine:
     # -- manual fires ---------------------------------------------------------------------
 
     async def fire_now(
-        self, project_name: str, job_name: str, cron_input: Mapping[str, Any] | None = None
+        self,
+        project_name: str,
+        job_name: str,
+        cron_input: Mapping[str, Any] | None = None,
+        *,
+        dry_run: bool = False,
     ) -> FireResult:
         """Run a job now, whatever its `when` and `run-on-projects` say (build-decision's
         `--force-run`). The fire gets its own task id and is recorded as manual."""
-        try:
-            project = self.config.require_project(project_name)
-        except UnknownProjectError as error:
-            raise FireError(str(error)) from None
-        try:
-            snapshot = await self.source.snapshot(project.git_url, project.branch)
-        except SourceError as error:
-            raise FireError(str(error)) from None
-        cron = self._cron(project, snapshot)
+        project, snapshot, cron = await self._read(project_name)
         job = cron.job(job_name)
         if job is None:
             problems = [str(d) for d in cron.errors if d.job == job_name]
             detail = "; ".join(problems) or (
                 "known jobs: " + ", ".join(j.name for j in cron.jobs) if cron.jobs else "no jobs"
             )
-            raise FireError(
+            raise UnknownTargetError(
                 f"{project.name}'s {CRON_FILE} has no usable job {job_name!r} ({detail})"
             )
         now = self.clock()
@@ -417,10 +445,102 @@ class Engine:
                 f"again in {int(wait.total_seconds()) + 1} s",
                 retry_after=wait,
             )
-        manual = _Fire(project, snapshot, job, slot_of(now), FireKind.MANUAL, cron_input or {}, now)
+        manual = _Fire(
+            project,
+            snapshot,
+            job,
+            slot_of(now),
+            FireKind.MANUAL,
+            cron_input or {},
+            now,
+            dry_run=dry_run,
+        )
         result = await self._fire(manual, claim)
         await self._record([claim])
         return result
+
+    async def run_action(
+        self,
+        project_name: str,
+        action_name: str,
+        action_input: Mapping[str, Any] | None = None,
+        *,
+        revision: str | None = None,
+        dry_run: bool = False,
+    ) -> Triggered:
+        """Trigger the action `action_name` of the project's decision task for `revision` (by
+        default its latest), as Treeherder's action menu does. Nothing dedupes it: an action
+        has no slot."""
+        project = self._project(project_name)
+        if revision:
+            path = decision_index_path(project.trust_domain, project.name, revision)
+        else:
+            path = latest_decision_index_path(project.trust_domain, project.name)
+        kind = TriggerAction(action_name=action_name, extra_input=dict(action_input or {}))
+        try:
+            return await trigger_action(
+                self.clients, path, kind, dry_run=dry_run or self.config.dry_run
+            )
+        except TriggerError as error:
+            raise FireError(str(error)) from None
+
+    # -- what is planned ------------------------------------------------------------------
+
+    async def overview(self, project_name: str, *, upcoming: int = 3) -> ProjectOverview:
+        """The project's jobs as its `.cron.yml` has them now: schedule, the next `upcoming`
+        fires, the last fire, and the pause holding each."""
+        project, snapshot, cron = await self._read(project_name)
+        now = self.clock()
+        last_fires, pauses = await asyncio.to_thread(self._history_of, project.name, cron, now)
+        project_pause = next((p for p in pauses if p.job is None), None)
+        jobs = []
+        for job in cron.jobs:
+            try:
+                schedules: tuple[Schedule, ...] | None = job.schedules_for(project.name)
+                problem = None
+            except ScheduleError as error:
+                schedules, problem = None, error.message
+            single = CronFile(cron.path, (job,), ())
+            runs = job.runs_on(project.name) and schedules is not None
+            planned = next_fires(single, project.name, now, upcoming).fires if runs else ()
+            jobs.append(
+                JobOverview(
+                    job=job,
+                    runs_on_project=job.runs_on(project.name),
+                    schedules=schedules,
+                    problem=problem,
+                    next_fires=tuple(fire.slot for fire in planned),
+                    last_fire=last_fires.get(job.name),
+                    pause=next((p for p in pauses if p.covers(job.name)), None),
+                )
+            )
+        problems = tuple(str(d) for d in cron.errors)
+        return ProjectOverview(project, snapshot.revision, tuple(jobs), problems, project_pause)
+
+    def _history_of(
+        self, project: str, cron: CronFile, now: datetime
+    ) -> tuple[dict[str, Fire], list[Pause]]:
+        last = {}
+        for job in cron.jobs:
+            found = self.ledger.fires(project=project, job=job.name, limit=1)
+            if found:
+                last[job.name] = found[0]
+        return last, self.ledger.pauses(project=project, at=now)
+
+    def _project(self, project_name: str) -> Project:
+        try:
+            return self.config.require_project(project_name)
+        except UnknownProjectError as error:
+            raise UnknownTargetError(str(error)) from None
+
+    async def _read(self, project_name: str) -> tuple[Project, Snapshot, CronFile]:
+        """The project, its branch head and its `.cron.yml` there."""
+        project = self._project(project_name)
+        try:
+            snapshot = await self.source.snapshot(project.git_url, project.branch)
+        except SourceError as error:
+            raise FireError(str(error)) from None
+        return project, snapshot, self._cron(project, snapshot)
 
     # -- one fire -------------------------------------------------------------------------
 
@@ -506,7 +626,7 @@ class Engine:
                 f"{TASKCLUSTER_YML} at {snapshot.revision[:12]}: {error}", project_broken=True
             ) from None
         details = {"task": rendered.definition}
-        if self.config.dry_run:
+        if self.config.dry_run or fire.dry_run:
             log.info(
                 "dry run: task not created", task_id=rendered.task_id, task=rendered.definition
             )
@@ -544,13 +664,14 @@ class Engine:
         project, snapshot, job = fire.project, fire.snapshot, fire.job
         assert not isinstance(job.kind, DecisionTask)
         path = decision_index_path(project.trust_domain, project.name, snapshot.revision)
+        dry_run = self.config.dry_run or fire.dry_run
         try:
             triggered = await trigger_action(
                 self.clients,
                 path,
                 job.kind,
                 cron_input=dict(fire.cron_input),
-                dry_run=self.config.dry_run,
+                dry_run=dry_run,
                 missing_hint=(
                     f"; the push decision task of {snapshot.revision[:12]} has not completed "
                     "(or failed)"
@@ -558,7 +679,7 @@ class Engine:
             )
         except TriggerError as error:
             raise FireError(str(error)) from None
-        if self.config.dry_run:
+        if dry_run:
             log.info("dry run: hook not triggered", **triggered.details())
             return Dispatched(FireState.DRY_RUN, None, triggered.details(), None)
         return Dispatched(FireState.CREATED, triggered.task_id, triggered.details(), None)

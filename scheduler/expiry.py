@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from taskcluster.exceptions import TaskclusterRestFailure
 
 from scheduler.actions import latest_decision_index_path
@@ -20,7 +21,7 @@ from scheduler.config import ExpiryWatch, Project, TaskGroupWatch, format_durati
 from scheduler.cron.model import TriggerAction
 from scheduler.cron.timing import parse_instant
 from scheduler.ledger import Ledger, Remediation, RemediationState
-from scheduler.taskcluster import Clients, explain
+from scheduler.taskcluster import Clients, TaskclusterError, explain
 from scheduler.triggering import TriggerError, trigger_action
 
 # Index namespaces name the cache type in taskgraph's words; reports use the kind's name.
@@ -31,6 +32,8 @@ CACHE_TYPES = {
     "fetches": "fetch",
 }
 STATUS_BATCH = 1000
+
+log = structlog.get_logger("tc_scheduler.expiry")
 
 
 class Health(enum.StrEnum):
@@ -552,3 +555,30 @@ class Remediator:
             RemediationState.DRY_RUN: EventKind.DRY_RUN,
         }.get(state, EventKind.FAILED)
         return Event(kind, project.name, message, report.at_risk, remediation_id)
+
+
+async def scan_and_remediate(
+    clients: Clients,
+    ledger: Ledger,
+    project: Project,
+    *,
+    replica: str,
+    clock: Callable[[], datetime],
+    dry_run: bool,
+) -> list[Event]:
+    """One expiry scan of `project` and the remediation step it calls for, as events."""
+    bound = log.bind(project=project.name)
+    try:
+        scanner = Scanner(clients, concurrency=project.expiry.concurrency)
+        report = await scanner.report(project, project.expiry, clock())
+        remediator = Remediator(clients, ledger, replica, clock)
+        event = await remediator.step(project, report, dry_run=dry_run)
+    except TaskclusterError as error:
+        bound.error("expiry scan failed", error=error.message)
+        return [Event(EventKind.FAILED, project.name, f"the expiry scan failed: {error.message}")]
+    bound.info("expiry scanned", scanned=report.scanned, at_risk=len(report.at_risk))
+    events = [*findings(report), *([event] if event is not None else [])]
+    for found in events:
+        log_event = bound.error if found.kind is EventKind.FAILED else bound.warning
+        log_event(str(found.kind), message=found.message, task_group_id=found.task_group_id)
+    return events

@@ -10,35 +10,36 @@ import json
 import sys
 from collections import Counter
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 from rich import box
 from rich.table import Table
-from taskcluster.exceptions import TaskclusterRestFailure
 
-from scheduler import logs
+from scheduler import acts, logs, service
 from scheduler.cli_support import console, json_object
-from scheduler.commands import audit_act, config_option, fail, load
+from scheduler.commands import actor, audit_act, config_option, fail, load
 from scheduler.config import Config
+from scheduler.hook_calls import (
+    Applied,
+    Fired,
+    PayloadRejectedError,
+    apply_plan,
+    deployed_hooks,
+)
 from scheduler.hooks import (
     ABSENT,
-    DEFAULT_TRIGGER_SCHEMA,
     Change,
     FieldChange,
     HookFolder,
     HookKey,
     HookPlan,
-    PayloadProblem,
     UncheckablePayloadError,
     load_folder,
-    payload_problems,
     plan,
-    trigger_schema_problem,
 )
-from scheduler.taskcluster import Clients, TaskclusterError, connect, explain
+from scheduler.taskcluster import Clients, TaskclusterError, connect
 
 _hooks_dir_option = click.option(
     "--hooks-dir",
@@ -196,155 +197,30 @@ def hooks_fire(
     is refused, naming the field, and the hook is not triggered.
     """
     config = load(config_path)
-    dry_run = dry_run or config.dry_run
     payload = {} if payload is None else payload
     logs.configure(level="warning")
-    act = {"payload": payload, "dry_run": dry_run}
 
     async def fire() -> Fired:
-        async with _connect(config) as clients:
-            return await fire_hook(clients, hook, payload, dry_run=dry_run)
+        async with service.open_engine(config) as engine:
+            return await acts.fire_any_hook(engine, actor(), hook, payload, dry_run=dry_run)
 
     try:
         fired = asyncio.run(fire())
     except PayloadRejectedError as error:
-        result = f"{error}: {'; '.join(map(str, error.problems))}"
-        audit_act(config, "hook-fire", str(hook), act, ok=False, result=result)
         click.echo(f"error: {error}", err=True)
         for problem in error.problems:
             click.echo(f"  {problem}", err=True)
         sys.exit(1)
     except (TaskclusterError, UncheckablePayloadError) as error:
-        message = error.message if isinstance(error, TaskclusterError) else str(error)
-        audit_act(config, "hook-fire", str(hook), act, ok=False, result=message)
-        fail(message)
-    if dry_run:
-        audit_act(
-            config, "hook-fire", str(hook), act, ok=True, result=f"dry run: would trigger {hook}"
-        )
+        fail(error.message if isinstance(error, TaskclusterError) else str(error))
+    if dry_run or config.dry_run:
         click.echo(f"dry run: the payload matches the triggerSchema of {hook}; would trigger with:")
         click.echo(json.dumps(payload, indent=2))
-        return
-    if fired.task_id is None:
-        result = f"triggered {hook}: its task template made no task"
-        audit_act(config, "hook-fire", str(hook), act, ok=True, result=result)
-        click.echo(result)
-        return
-    result = f"triggered {hook}: task {fired.task_id}"
-    audit_act(config, "hook-fire", str(hook), act, ok=True, result=result)
-    click.echo(result)
-    click.echo(f"{config.root_url}/tasks/{fired.task_id}")
-
-
-# -- the calls to the Hooks service (usable without the commands) -------------------------
-
-
-@dataclass(frozen=True)
-class Applied:
-    plan: HookPlan
-    # created, updated, removed, unchanged, kept or failed; in a dry run, what would happen
-    outcome: str
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class Fired:
-    key: HookKey
-    task_id: str | None  # None in a dry run, or when the task template rendered nothing
-
-
-class PayloadRejectedError(Exception):
-    """The payload breaks the hook's triggerSchema; the hook was not triggered."""
-
-    def __init__(self, key: HookKey, problems: list[PayloadProblem]) -> None:
-        super().__init__(
-            f"the payload does not match the triggerSchema of {key}, so it was not triggered "
-            f"({_count(len(problems), 'problem')})"
-        )
-        self.key = key
-        self.problems = problems
-
-
-async def deployed_hooks(clients: Clients, groups: frozenset[str]) -> dict[HookKey, Any]:
-    """The deployment's hooks of `groups`, as `hooks.listHooks` describes them."""
-    deployed: dict[HookKey, Any] = {}
-    for group in sorted(groups):
-        try:
-            listed = await clients.hooks.listHooks(group)
-        except TaskclusterRestFailure as error:
-            if error.status_code == 404:
-                continue  # the service answers 404 for a group without hooks
-            raise explain(error, f"hooks.listHooks({group})") from None
-        except Exception as error:
-            raise explain(error, f"hooks.listHooks({group})") from None
-        for hook in listed.get("hooks", []):
-            deployed[HookKey(hook["hookGroupId"], hook["hookId"])] = hook
-    return deployed
-
-
-async def apply_plan(clients: Clients, plans: list[HookPlan], *, prune: bool) -> list[Applied]:
-    """Carry out `plans` one hook at a time; a hook that fails does not stop the others."""
-    return [await _apply_one(clients, planned, prune=prune) for planned in plans]
-
-
-async def _apply_one(clients: Clients, planned: HookPlan, *, prune: bool) -> Applied:
-    group_id, hook_id = planned.key.group_id, planned.key.hook_id
-    method = {
-        Change.CREATE: "createHook",
-        Change.UPDATE: "updateHook",
-        Change.UNDECLARED: "removeHook",
-    }.get(planned.change)
-    try:
-        if planned.change is Change.CREATE and planned.declared:
-            await clients.hooks.createHook(group_id, hook_id, planned.declared.definition)
-            return Applied(planned, "created")
-        if planned.change is Change.UPDATE and planned.declared:
-            await clients.hooks.updateHook(group_id, hook_id, planned.declared.definition)
-            return Applied(planned, "updated")
-        if planned.change is Change.UNDECLARED and prune:
-            await clients.hooks.removeHook(group_id, hook_id)
-            return Applied(planned, "removed")
-    except Exception as error:
-        return Applied(planned, "failed", explain(error, f"hooks.{method}({planned.key})").message)
-    return Applied(planned, "kept" if planned.change is Change.UNDECLARED else "unchanged")
-
-
-async def fire_hook(
-    clients: Clients, key: HookKey, payload: dict[str, Any], *, dry_run: bool = False
-) -> Fired:
-    """Fetch the hook, check `payload` against its triggerSchema, then trigger it.
-
-    Raises PayloadRejectedError (before any trigger call) when the payload breaks the schema,
-    UncheckablePayloadError when the schema cannot be applied here, TaskclusterError otherwise.
-    """
-    try:
-        hook = await clients.hooks.hook(key.group_id, key.hook_id)
-    except TaskclusterRestFailure as error:
-        if error.status_code == 404:
-            raise TaskclusterError(
-                f"the deployment {clients.root_url} has no hook {key}; check the name "
-                f"(`tc-scheduler hooks list` shows the managed ones)",
-                status=404,
-                code="ResourceNotFound",
-            ) from None
-        raise explain(error, f"hooks.hook({key})") from None
-    except Exception as error:
-        raise explain(error, f"hooks.hook({key})") from None
-    trigger_schema = hook.get("triggerSchema", DEFAULT_TRIGGER_SCHEMA)
-    unusable = trigger_schema_problem(trigger_schema)
-    if unusable:
-        raise UncheckablePayloadError(f"cannot check a payload for {key}: {unusable}")
-    problems = payload_problems(trigger_schema, payload)
-    if problems:
-        raise PayloadRejectedError(key, problems)
-    if dry_run:
-        return Fired(key, None)
-    try:
-        response = await clients.hooks.triggerHook(key.group_id, key.hook_id, payload)
-    except Exception as error:
-        raise explain(error, f"hooks.triggerHook({key})") from None
-    task_id = response.get("taskId") if isinstance(response, dict) else None
-    return Fired(key, task_id if isinstance(task_id, str) else None)
+    elif fired.task_id is None:
+        click.echo(f"triggered {hook}: its task template made no task")
+    else:
+        click.echo(f"triggered {hook}: task {fired.task_id}")
+        click.echo(f"{config.root_url}/tasks/{fired.task_id}")
 
 
 # -- helpers -------------------------------------------------------------------------------

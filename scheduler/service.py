@@ -23,7 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from scheduler.config import Config, Project
 from scheduler.cron.timing import format_slot, slot_of
 from scheduler.engine import Engine, SlotResult, utc_now
-from scheduler.expiry import Event, EventKind, Remediator, Scanner, findings
+from scheduler.expiry import Event, scan_and_remediate
 from scheduler.ledger import Ledger
 from scheduler.notify import sentry
 from scheduler.notify.outbox import Postman
@@ -31,7 +31,7 @@ from scheduler.notify.routing import Router
 from scheduler.notify.slack import SlackSender
 from scheduler.reports import Reporter
 from scheduler.source import GitSource
-from scheduler.taskcluster import TaskclusterError, connect
+from scheduler.taskcluster import connect
 from scheduler.watcher import Watcher
 from scheduler.web.server import ApiServer
 
@@ -193,32 +193,20 @@ async def tick_and_report(engine: Engine, notifier: Notifier, moment: datetime) 
 
 
 async def scan_and_report(engine: Engine, notifier: Notifier, project: Project) -> None:
-    events = await watch_expiry(engine, project)
+    events = await scan_and_remediate(
+        engine.clients,
+        engine.ledger,
+        project,
+        replica=engine.config.replica,
+        clock=engine.clock,
+        dry_run=engine.config.dry_run,
+    )
     await notifier.expiry_scanned(project.name, events)
     await notifier.round()
 
 
 def _every(interval: timedelta) -> IntervalTrigger:
     return IntervalTrigger(seconds=max(1, int(interval.total_seconds())), timezone=UTC)
-
-
-async def watch_expiry(engine: Engine, project: Project) -> list[Event]:
-    """One expiry scan of `project` and the remediation step it calls for, as events."""
-    bound = log.bind(project=project.name)
-    try:
-        scanner = Scanner(engine.clients, concurrency=project.expiry.concurrency)
-        report = await scanner.report(project, project.expiry, engine.clock())
-        remediator = Remediator(engine.clients, engine.ledger, engine.config.replica, engine.clock)
-        event = await remediator.step(project, report, dry_run=engine.config.dry_run)
-    except TaskclusterError as error:
-        bound.error("expiry scan failed", error=error.message)
-        return [Event(EventKind.FAILED, project.name, f"the expiry scan failed: {error.message}")]
-    bound.info("expiry scanned", scanned=report.scanned, at_risk=len(report.at_risk))
-    events = [*findings(report), *([event] if event is not None else [])]
-    for found in events:
-        log_event = bound.error if found.kind is EventKind.FAILED else bound.warning
-        log_event(str(found.kind), message=found.message, task_group_id=found.task_group_id)
-    return events
 
 
 async def run(config: Config, *, stop: asyncio.Event | None = None) -> None:

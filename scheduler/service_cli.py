@@ -23,13 +23,11 @@ from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from scheduler import logs, service
-from scheduler.actions import decision_index_path, latest_decision_index_path
+from scheduler import acts, logs, service
 from scheduler.cli_support import console, instant, json_object
-from scheduler.commands import actor, audit_act, config_option, fail, load
+from scheduler.commands import actor, config_option, fail, load
 from scheduler.config import Config, Project, UnknownProjectError
 from scheduler.cron import format_slot
-from scheduler.cron.model import TriggerAction
 from scheduler.engine import FireError, FireResult, SlotResult, utc_now
 from scheduler.expiry import Event, EventKind, ExpiryReport, Scanner, report_json
 from scheduler.hooks_cli import hooks_group
@@ -37,7 +35,7 @@ from scheduler.ledger import AuditEntry, Fire, FireState, Ledger, Letter, Letter
 from scheduler.notify import sentry
 from scheduler.notify.routing import SLACK_PREFIX, channel_of
 from scheduler.taskcluster import TaskclusterError, connect
-from scheduler.triggering import Triggered, TriggerError, trigger_action
+from scheduler.triggering import Triggered
 from scheduler.web.auth import hash_token
 
 
@@ -118,27 +116,20 @@ def fire(
 ) -> None:
     """Run a job now, whatever its schedule says (recorded as a manual fire)."""
     config = load(config_path)
-    if dry_run:
-        config = dataclasses.replace(config, dry_run=True)
     logs.configure()
 
     async def fire_now() -> FireResult:
         async with service.open_service(config) as (engine, notifier):
-            result = await engine.fire_now(project, job, cron_input)
+            result = await acts.fire_job(engine, actor(), project, job, cron_input, dry_run=dry_run)
             await notifier.round()
             return result
 
-    act = {"input": cron_input, "dry_run": dry_run}
     try:
         result = asyncio.run(fire_now())
     except FireError as error:
-        audit_act(config, "fire", _target(project, job), act, ok=False, result=str(error))
         fail(str(error))
-    ok = result.state is not FireState.FAILED
-    outcome = f"{result.state}: task {result.task_id}" if ok else str(result.error)
-    audit_act(config, "fire", _target(project, job), act, ok=ok, result=outcome)
     _print_fires([result], f"Manual fire of {project}/{job}")
-    if not ok:
+    if result.state is FireState.FAILED:
         sys.exit(1)
 
 
@@ -217,36 +208,31 @@ def action(
     the rendered payload. Each call triggers it once more: an action has no slot to dedupe on.
     """
     config = load(config_path)
-    project = _known(config, project_name)
-    if revision:
-        path = decision_index_path(project.trust_domain, project.name, revision)
-    else:
-        path = latest_decision_index_path(project.trust_domain, project.name)
-    kind = TriggerAction(action_name=action_name, extra_input=action_input or {})
-    dry_run = dry_run or config.dry_run
+    _known(config, project_name)
     logs.configure(level="warning")
 
     async def trigger() -> Triggered:
-        credentials = config.credentials.as_options() if config.credentials else None
-        async with connect(config.root_url, credentials) as clients:
-            return await trigger_action(clients, path, kind, dry_run=dry_run)
+        async with service.open_engine(config) as engine:
+            return await acts.run_action(
+                engine,
+                actor(),
+                project_name,
+                action_name,
+                action_input,
+                revision=revision,
+                dry_run=dry_run,
+            )
 
-    act = {"input": action_input, "revision": revision, "dry_run": dry_run}
-    target = f"{project_name}/{action_name}"
     try:
         triggered = asyncio.run(trigger())
-    except TriggerError as error:
-        audit_act(config, "action", target, act, ok=False, result=str(error))
+    except FireError as error:
         fail(str(error))
     hook = f"{triggered.trigger.hook_group_id}/{triggered.trigger.hook_id}"
-    if dry_run:
-        audit_act(config, "action", target, act, ok=True, result=f"dry run: would trigger {hook}")
+    if dry_run or config.dry_run:
         click.echo(f"dry run: would trigger hook {hook} with:")
         click.echo(json.dumps(triggered.trigger.payload, indent=2))
         return
-    result = f"triggered {hook}: task {triggered.task_id}"
-    audit_act(config, "action", target, act, ok=True, result=result)
-    click.echo(result)
+    click.echo(f"triggered {hook}: task {triggered.task_id}")
     if triggered.task_id:
         click.echo(f"{config.root_url}/tasks/{triggered.task_id}")
 
@@ -453,17 +439,12 @@ def expiry_report(
 def expiry_remediate(config_path: Path | None, project_name: str, dry_run: bool) -> None:
     """Scan PROJECT now and rebuild what is expiring (or follow the rebuild that runs)."""
     config = load(config_path)
-    project = _known(config, project_name)
+    _known(config, project_name)
     logs.configure(level="warning")
 
     async def remediate() -> list[Event]:
         async with service.open_service(config) as (engine, notifier):
-            if dry_run:
-                engine.config = dataclasses.replace(engine.config, dry_run=True)
-            events = await service.watch_expiry(engine, project)
-            await notifier.expiry_scanned(project.name, events)
-            await notifier.round()
-            return events
+            return await acts.remediate(engine, notifier, actor(), project_name, dry_run=dry_run)
 
     events = asyncio.run(remediate())
     if not events:
