@@ -15,7 +15,7 @@ from scheduler.hook_calls import Fired, PayloadRejectedError, fire_hook
 from scheduler.hooks import HookKey, UncheckablePayloadError
 from scheduler.ledger import FireState
 from scheduler.taskcluster import TaskclusterError
-from scheduler.triggering import Triggered
+from scheduler.triggering import Triggered, TriggerError
 
 if TYPE_CHECKING:  # the service imports the API, which imports this
     from scheduler.service import Notifier
@@ -53,7 +53,7 @@ async def run_action(
     revision: str | None = None,
     dry_run: bool = False,
 ) -> Triggered:
-    """Trigger the project's action `action`; raises FireError when it cannot."""
+    """Trigger the project's action `action`; raises UnknownTargetError or TriggerError."""
     act = {"input": action_input, "revision": revision, "dry_run": dry_run}
     target = f"{project}/{action}"
     dry_run = dry_run or engine.config.dry_run
@@ -61,7 +61,7 @@ async def run_action(
         triggered = await engine.run_action(
             project, action, action_input, revision=revision, dry_run=dry_run
         )
-    except FireError as error:
+    except (UnknownTargetError, TriggerError) as error:
         await record(engine, actor, "action", target, act, ok=False, result=str(error))
         raise
     hook = f"{triggered.trigger.hook_group_id}/{triggered.trigger.hook_id}"

@@ -121,6 +121,7 @@ class FireResult:
     state: FireState | None  # None: another replica holds the claim
     task_id: str | None = None
     error: str | None = None
+    details: dict[str, Any] | None = None  # the rendered task, or the hook and its payload
 
 
 @dataclass(frozen=True)
@@ -470,19 +471,16 @@ class Engine:
     ) -> Triggered:
         """Trigger the action `action_name` of the project's decision task for `revision` (by
         default its latest), as Treeherder's action menu does. Nothing dedupes it: an action
-        has no slot."""
+        has no slot. Raises UnknownTargetError or TriggerError."""
         project = self._project(project_name)
         if revision:
             path = decision_index_path(project.trust_domain, project.name, revision)
         else:
             path = latest_decision_index_path(project.trust_domain, project.name)
         kind = TriggerAction(action_name=action_name, extra_input=dict(action_input or {}))
-        try:
-            return await trigger_action(
-                self.clients, path, kind, dry_run=dry_run or self.config.dry_run
-            )
-        except TriggerError as error:
-            raise FireError(str(error)) from None
+        return await trigger_action(
+            self.clients, path, kind, dry_run=dry_run or self.config.dry_run
+        )
 
     # -- what is planned ------------------------------------------------------------------
 
@@ -571,7 +569,7 @@ class Engine:
             bound.error("fire failed", task_id=task_id, error=error)
         else:
             bound.info("fired", task_id=task_id, state=state)
-        return FireResult(project.name, job.name, slot, kind, state, task_id, error)
+        return FireResult(project.name, job.name, slot, kind, state, task_id, error, details)
 
     async def _record(self, claims: Iterable[Claim | None]) -> None:
         """Write the outcomes of these claims' fires to the ledger, in one transaction."""

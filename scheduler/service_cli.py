@@ -35,7 +35,7 @@ from scheduler.ledger import AuditEntry, Fire, FireState, Ledger, Letter, Letter
 from scheduler.notify import sentry
 from scheduler.notify.routing import SLACK_PREFIX, channel_of
 from scheduler.taskcluster import TaskclusterError, connect
-from scheduler.triggering import Triggered
+from scheduler.triggering import Triggered, TriggerError
 from scheduler.web.auth import hash_token
 
 
@@ -225,7 +225,7 @@ def action(
 
     try:
         triggered = asyncio.run(trigger())
-    except FireError as error:
+    except (FireError, TriggerError) as error:
         fail(str(error))
     hook = f"{triggered.trigger.hook_group_id}/{triggered.trigger.hook_id}"
     if dry_run or config.dry_run:

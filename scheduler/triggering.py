@@ -16,7 +16,14 @@ from scheduler.taskcluster import Clients, explain
 
 
 class TriggerError(Exception):
-    """The action could not be triggered; the message says why and what to check."""
+    """The action could not be triggered; the message says why and what to check.
+
+    `upstream`: Taskcluster failed or could not be reached (not the action or its input).
+    """
+
+    def __init__(self, message: str, *, upstream: bool = False) -> None:
+        super().__init__(message)
+        self.upstream = upstream
 
 
 @dataclass(frozen=True)
@@ -52,15 +59,15 @@ async def trigger_action(
                 f"no decision task is indexed at {index_path}{missing_hint}, so its actions "
                 "are unknown"
             ) from None
-        raise TriggerError(explain(error, "index.findTask").message) from None
+        raise TriggerError(explain(error, "index.findTask").message, upstream=True) from None
     except Exception as error:
-        raise TriggerError(explain(error, "index.findTask").message) from None
+        raise TriggerError(explain(error, "index.findTask").message, upstream=True) from None
     decision_task_id = found["taskId"]
     try:
         actions_json = await clients.download_json(decision_task_id, "public/actions.json")
     except Exception as error:
         message = explain(error, f"fetching public/actions.json of {decision_task_id}").message
-        raise TriggerError(message) from None
+        raise TriggerError(message, upstream=True) from None
     try:
         trigger = render_trigger(
             actions_json, kind, decision_task_id=decision_task_id, cron_input=cron_input
@@ -75,5 +82,5 @@ async def trigger_action(
         )
     except Exception as error:
         what = f"hooks.triggerHook({trigger.hook_group_id}/{trigger.hook_id})"
-        raise TriggerError(explain(error, what).message) from None
+        raise TriggerError(explain(error, what).message, upstream=True) from None
     return Triggered(decision_task_id, trigger, response.get("taskId"))

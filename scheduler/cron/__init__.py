@@ -16,6 +16,7 @@ from scheduler.cron.model import (
 )
 from scheduler.cron.plan import Plan, PlannedFire, due_jobs, fires_between, next_fires
 from scheduler.cron.timing import format_slot, parse_instant, slot_of, slots_between
+from scheduler.cron.words import in_words
 from scheduler.diagnostics import Diagnostic, Position, Severity
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "due_jobs",
     "fires_between",
     "format_slot",
+    "in_words",
     "load_cron",
     "next_fires",
     "parse_instant",
