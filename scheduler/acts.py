@@ -109,10 +109,15 @@ async def fire_any_hook(
 
 
 async def remediate(
-    engine: Engine, notifier: Notifier, actor: str, project_name: str, *, dry_run: bool = False
+    engine: Engine,
+    notifier: Notifier | None,
+    actor: str,
+    project_name: str,
+    *,
+    dry_run: bool = False,
 ) -> list[Event]:
     """Scan the project's cached tasks now and rebuild what expires (or follow the running
-    rebuild); the events are reported as a scheduled scan's are."""
+    rebuild); the events are reported as a scheduled scan's are (None: not reported)."""
     try:
         project = engine.config.require_project(project_name)
     except UnknownProjectError as error:
@@ -126,8 +131,9 @@ async def remediate(
         clock=engine.clock,
         dry_run=dry_run or engine.config.dry_run,
     )
-    await notifier.expiry_scanned(project.name, events)
-    await notifier.round()
+    if notifier is not None:
+        await notifier.expiry_scanned(project.name, events)
+        await notifier.round()
     failed = [event.message for event in events if event.kind is EventKind.FAILED]
     outcome = "; ".join(failed or [f"{event.kind}: {event.message}" for event in events])
     await record(

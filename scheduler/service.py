@@ -253,7 +253,7 @@ async def run(config: Config, *, stop: asyncio.Event | None = None) -> None:
                     **repeat,
                 )
         ticker.start()
-        api = ApiServer(engine)
+        api = ApiServer(engine, notifier)
         api.start()
         # The start-up tick: the current slot, and catch-up since the last one.
         start(tick_and_report(engine, notifier, engine.clock()))

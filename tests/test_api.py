@@ -194,7 +194,7 @@ def test_fire_now_creates_exactly_one_task(emulator: Emulator, tmp_path: Path) -
             "alpha/hourly",
             True,
         )
-        assert act["input"] == {"input": {"why": "retry"}}
+        assert act["input"] == {"input": {"why": "retry"}, "dry_run": False}
         assert task.task_id in act["result"]
         for response in (fired, detail):
             assert OPERATOR not in response.text
@@ -218,7 +218,7 @@ def test_bad_input_gets_a_json_error_never_a_500(emulator: Emulator, tmp_path: P
         unknown = await client.post("/api/v1/projects/beta/pause", json={"reason": "x"}, headers=op)
         assert "configured: alpha" in assert_error(unknown, 404, "not-found")["message"]
         no_job = await client.post("/api/v1/projects/alpha/jobs/nope/fire", json={}, headers=op)
-        assert "no usable job 'nope'" in assert_error(no_job, 400, "cannot-fire")["message"]
+        assert "no usable job 'nope'" in assert_error(no_job, 404, "not-found")["message"]
         garbled = await client.post(
             "/api/v1/projects/alpha/pause",
             content=b"{not json",

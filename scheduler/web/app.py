@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParameter
@@ -17,11 +17,23 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from scheduler import __version__
+from scheduler import __version__, acts
 from scheduler.config import UnknownProjectError
-from scheduler.engine import Engine, FireError, FireTooSoonError
-from scheduler.ledger import FireState
+from scheduler.cron import in_words
+from scheduler.cron.crontab import crontab
+from scheduler.engine import (
+    Engine,
+    FireError,
+    FireTooSoonError,
+    JobOverview,
+    UnknownTargetError,
+)
+from scheduler.hook_calls import PayloadRejectedError
+from scheduler.hooks import HookKey, UncheckablePayloadError
+from scheduler.ledger import FireState, Pause
 from scheduler.redaction import redact
+from scheduler.taskcluster import TaskclusterError
+from scheduler.triggering import TriggerError
 from scheduler.web.auth import (
     ForbiddenError,
     Principal,
@@ -29,6 +41,9 @@ from scheduler.web.auth import (
     authenticate,
     require,
 )
+
+if TYPE_CHECKING:  # the service serves this API
+    from scheduler.service import Notifier
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 # Ids are the ledger's 64-bit keys.
@@ -58,6 +73,28 @@ class PauseBody(BaseModel):
 
 class FireBody(BaseModel):
     input: dict[str, Any] | None = Field(default=None, description="The cron input.")
+    dry_run: bool = Field(default=False, description="Render and record; create nothing.")
+
+
+class ActionBody(BaseModel):
+    input: dict[str, Any] | None = Field(default=None, description="The action's input.")
+    revision: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$",
+        description="Use the decision task of this full revision (default: the latest).",
+    )
+    dry_run: bool = Field(default=False, description="Render the hook payload; trigger nothing.")
+
+
+class HookFireBody(BaseModel):
+    payload: dict[str, Any] = Field(
+        default_factory=dict, description="Checked against the hook's triggerSchema first."
+    )
+    dry_run: bool = Field(default=False, description="Check the payload; trigger nothing.")
+
+
+class RemediateBody(BaseModel):
+    dry_run: bool = Field(default=False, description="Say what would be rebuilt; trigger nothing.")
 
 
 class FireOut(BaseModel):
@@ -87,6 +124,36 @@ class FiredOut(BaseModel):
     state: str | None
     task_id: str | None
     error: str | None
+    details: dict[str, Any] | None = Field(description="The rendered task, or hook payload.")
+
+
+class ActionOut(BaseModel):
+    action: str
+    hook_group_id: str
+    hook_id: str
+    decision_task_id: str
+    payload: dict[str, Any]
+    task_id: str | None = Field(description="The action task; null in a dry run.")
+    dry_run: bool
+
+
+class HookFiredOut(BaseModel):
+    hook_group_id: str
+    hook_id: str
+    task_id: str | None = Field(description="Null in a dry run, or if the hook made no task.")
+    dry_run: bool
+
+
+class ExpiryEventOut(BaseModel):
+    kind: str
+    message: str
+    at_risk: int = Field(description="How many cached tasks are expiring or expired.")
+    task_group_id: str | None = Field(description="The rebuild's task group, once started.")
+
+
+class RemediationOut(BaseModel):
+    project: str
+    events: list[ExpiryEventOut] = Field(description="Empty: nothing at risk, nothing running.")
 
 
 class PauseOut(BaseModel):
@@ -111,6 +178,27 @@ class ProjectOut(BaseModel):
     paused: list[PauseOut]
 
 
+class JobOut(BaseModel):
+    name: str
+    kind: str = Field(description="decision-task or trigger-action.")
+    target: str = Field(description="The target-tasks-method, or the action's name.")
+    schedule: str = Field(description="When it fires on this project, in words (UTC).")
+    crontab: str | None = Field(description="The same as a crontab, when one can say it.")
+    runs_on_project: bool = Field(description="False: run-on-projects leaves this project out.")
+    problem: str | None = Field(description="Why the job has no schedule on this project.")
+    next_fires: list[datetime]
+    last_fire: FireOut | None
+    paused: PauseOut | None = Field(description="The pause holding it (its own or the project's).")
+
+
+class ProjectJobsOut(BaseModel):
+    project: str
+    revision: str = Field(description="The branch head whose .cron.yml this is.")
+    paused: PauseOut | None = Field(description="A pause of the whole project.")
+    jobs: list[JobOut]
+    problems: list[str] = Field(description="The .cron.yml errors that left jobs out.")
+
+
 class AuditOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -125,12 +213,17 @@ class AuditOut(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (400, 401, 403, 404, 422, 429)
+    status: {"model": ErrorBody} for status in (400, 401, 403, 404, 422, 429, 502)
 }
+# Taskcluster's own patterns for hook names.
+HookGroupId = Annotated[str, PathParameter(pattern=r"^[a-zA-Z0-9-_]{1,1000}$")]
+HookId = Annotated[str, PathParameter(pattern=r"^[a-zA-Z0-9-_/]{1,1000}$")]
+Upcoming = Annotated[int, Query(ge=0, le=100, description="How many next fires per job.")]
 
 
-def create_app(engine: Engine) -> FastAPI:
-    """The API of a service whose engine (and ledger) is `engine`."""
+def create_app(engine: Engine, notifier: Notifier | None = None) -> FastAPI:
+    """The API of a service whose engine (and ledger) is `engine`; what it starts by hand is
+    reported through `notifier` (None: not reported, as in a bare engine)."""
     app = FastAPI(
         title="tc-scheduler",
         version=__version__,
@@ -139,6 +232,7 @@ def create_app(engine: Engine) -> FastAPI:
         redoc_url=None,
     )
     app.state.engine = engine
+    app.state.notifier = notifier
     _handle_errors(app)
     app.include_router(health)
     app.include_router(api)
@@ -287,26 +381,135 @@ async def audit(
     return [AuditOut.model_validate(e) for e in entries]
 
 
+@api.get("/projects/{project}/jobs")
+async def jobs(
+    engine: EngineDep, who: Reader, project: str, upcoming: Upcoming = 3
+) -> ProjectJobsOut:
+    """The project's jobs as its `.cron.yml` has them now: when each fires here, what it did
+    last, and what pause holds it."""
+    try:
+        overview = await engine.overview(project, upcoming=upcoming)
+    except UnknownTargetError as error:
+        raise ApiError(404, "not-found", str(error)) from None
+    except FireError as error:
+        raise ApiError(502, "repository-unreachable", str(error)) from None
+    return ProjectJobsOut(
+        project=overview.project.name,
+        revision=overview.revision,
+        paused=_pause_out(overview.pause),
+        jobs=[_job_out(job) for job in overview.jobs],
+        problems=list(overview.problems),
+    )
+
+
 @api.post("/projects/{project}/jobs/{job}/fire")
 async def fire_now(
     engine: EngineDep, who: Operator, project: str, job: str, body: FireBody
 ) -> FiredOut:
     """Fire a job now, whatever its schedule says: the same path as `tc-scheduler fire`."""
-    _known(engine, project)
-    act = {"input": body.input}
     try:
-        result = await engine.fire_now(project, job, body.input)
+        result = await acts.fire_job(
+            engine, _actor(who), project, job, body.input, dry_run=body.dry_run
+        )
     except FireTooSoonError as error:
-        await _record(engine, who, "fire", f"{project}/{job}", act, False, str(error))
         seconds = int(error.retry_after.total_seconds()) + 1
         raise ApiError(429, "too-soon", str(error), {"Retry-After": str(seconds)}) from None
+    except UnknownTargetError as error:
+        raise ApiError(404, "not-found", str(error)) from None
     except FireError as error:
-        await _record(engine, who, "fire", f"{project}/{job}", act, False, str(error))
         raise ApiError(400, "cannot-fire", str(error)) from None
-    ok = result.state is not FireState.FAILED
-    outcome = f"{result.state}: task {result.task_id}" if ok else str(result.error)
-    await _record(engine, who, "fire", f"{project}/{job}", act, ok, outcome)
     return FiredOut.model_validate(result)
+
+
+@api.post("/projects/{project}/actions/{action}")
+async def run_action(
+    engine: EngineDep, who: Operator, project: str, action: str, body: ActionBody
+) -> ActionOut:
+    """Trigger an action of the project's decision task by name, as Treeherder's menu does:
+    the same path as `tc-scheduler action`. Every call triggers it once more."""
+    try:
+        triggered = await acts.run_action(
+            engine,
+            _actor(who),
+            project,
+            action,
+            body.input,
+            revision=body.revision,
+            dry_run=body.dry_run,
+        )
+    except UnknownTargetError as error:
+        raise ApiError(404, "not-found", str(error)) from None
+    except TriggerError as error:
+        if error.upstream:
+            raise ApiError(502, "taskcluster-error", str(error)) from None
+        raise ApiError(400, "cannot-trigger", str(error)) from None
+    trigger = triggered.trigger
+    return ActionOut(
+        action=trigger.action_name,
+        hook_group_id=trigger.hook_group_id,
+        hook_id=trigger.hook_id,
+        decision_task_id=triggered.decision_task_id,
+        payload=trigger.payload,
+        task_id=triggered.task_id,
+        dry_run=body.dry_run or engine.config.dry_run,
+    )
+
+
+@api.post("/hooks/{hook_group_id}/{hook_id:path}/fire")
+async def fire_hook(
+    engine: EngineDep,
+    who: Operator,
+    hook_group_id: HookGroupId,
+    hook_id: HookId,
+    body: HookFireBody,
+) -> HookFiredOut:
+    """Fire any hook of the deployment, managed here or not; the payload is checked against
+    the hook's triggerSchema before anything is triggered."""
+    key = HookKey(hook_group_id, hook_id)
+    try:
+        fired = await acts.fire_any_hook(
+            engine, _actor(who), key, body.payload, dry_run=body.dry_run
+        )
+    except PayloadRejectedError as error:
+        problems = "; ".join(map(str, error.problems))
+        raise ApiError(422, "payload-rejected", f"{error}: {problems}") from None
+    except UncheckablePayloadError as error:
+        raise ApiError(422, "uncheckable-payload", str(error)) from None
+    except TaskclusterError as error:
+        if error.status == 404:
+            raise ApiError(404, "not-found", error.message) from None
+        raise ApiError(502, "taskcluster-error", error.message) from None
+    return HookFiredOut(
+        hook_group_id=hook_group_id,
+        hook_id=hook_id,
+        task_id=fired.task_id,
+        dry_run=body.dry_run or engine.config.dry_run,
+    )
+
+
+@api.post("/projects/{project}/expiry/remediate")
+async def remediate(
+    request: Request, engine: EngineDep, who: Operator, project: str, body: RemediateBody
+) -> RemediationOut:
+    """Scan the project's cached tasks now and rebuild what is expiring (or follow the rebuild
+    that runs); answers when the scan is done."""
+    notifier: Notifier | None = request.app.state.notifier
+    try:
+        events = await acts.remediate(engine, notifier, _actor(who), project, dry_run=body.dry_run)
+    except UnknownTargetError as error:
+        raise ApiError(404, "not-found", str(error)) from None
+    return RemediationOut(
+        project=project,
+        events=[
+            ExpiryEventOut(
+                kind=event.kind,
+                message=event.message,
+                at_risk=len(event.at_risk),
+                task_group_id=event.task_group_id,
+            )
+            for event in events
+        ],
+    )
 
 
 @api.post("/projects/{project}/pause")
@@ -346,7 +549,7 @@ async def _pause_target(
             job,
             reason=body.reason,
             until=body.until,
-            actor=f"{who.name} (api)",
+            actor=_actor(who),
             now=engine.clock(),
         )
     except ValueError as error:
@@ -359,7 +562,7 @@ async def _resume_target(
 ) -> ResumedOut:
     _known(engine, project)
     resumed = await asyncio.to_thread(
-        engine.ledger.resume, project, job, actor=f"{who.name} (api)", now=engine.clock()
+        engine.ledger.resume, project, job, actor=_actor(who), now=engine.clock()
     )
     return ResumedOut(resumed=resumed is not None)
 
@@ -375,22 +578,32 @@ def _known(engine: Engine, project: str) -> None:
         raise ApiError(404, "not-found", str(error)) from None
 
 
-async def _record(
-    engine: Engine,
-    who: Principal,
-    action: str,
-    target: str,
-    act: dict[str, Any],
-    ok: bool,
-    result: str,
-) -> None:
-    await asyncio.to_thread(
-        engine.ledger.record_act,
-        f"{who.name} (api)",
-        action,
-        target,
-        act,
-        ok=ok,
-        result=result,
-        now=engine.clock(),
+def _actor(who: Principal) -> str:
+    """Who acts, in the audit log: the token's name, never the token."""
+    return f"{who.name} (api)"
+
+
+def _pause_out(pause: Pause | None) -> PauseOut | None:
+    return None if pause is None else PauseOut.model_validate(pause)
+
+
+def _job_out(job: JobOverview) -> JobOut:
+    schedules = job.schedules
+    if not job.runs_on_project:
+        schedule = "not on this project (run-on-projects)"
+    elif schedules is None:
+        schedule = "never: no schedule for this project"
+    else:
+        schedule = in_words(schedules)
+    return JobOut(
+        name=job.job.name,
+        kind=job.job.kind.type,
+        target=job.job.kind.target,
+        schedule=schedule,
+        crontab=crontab(schedules) if schedules and job.runs_on_project else None,
+        runs_on_project=job.runs_on_project,
+        problem=job.problem,
+        next_fires=list(job.next_fires),
+        last_fire=None if job.last_fire is None else FireOut.model_validate(job.last_fire),
+        paused=_pause_out(job.pause),
     )

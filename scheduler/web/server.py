@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import TYPE_CHECKING
 
 import structlog
 import uvicorn
@@ -14,12 +15,16 @@ import uvicorn
 from scheduler.engine import Engine
 from scheduler.web.app import create_app
 
+if TYPE_CHECKING:  # the service starts this server
+    from scheduler.service import Notifier
+
 log = structlog.get_logger("tc_scheduler.web")
 
 
 class ApiServer:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, notifier: Notifier | None = None) -> None:
         self._engine = engine
+        self._notifier = notifier
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.url: str | None = None  # once serving: the port is known only then (0 picks one)
@@ -40,7 +45,10 @@ class ApiServer:
         host, port = sock.getsockname()[:2]
         self.url = f"http://{host}:{port}"
         config = uvicorn.Config(
-            create_app(self._engine), log_config=None, access_log=False, lifespan="off"
+            create_app(self._engine, self._notifier),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
