@@ -59,6 +59,7 @@ class _Commands(click.Group):
         "fire",
         "history",
         "hooks",
+        "jobs",
         "notify",
         "pause",
         "resume",

@@ -28,6 +28,7 @@ from scheduler.cron import (
     TriggerAction,
     due_jobs,
     fires_between,
+    in_words,
     load_cron,
     next_fires,
 )
@@ -158,6 +159,22 @@ class JobOverview:
     next_fires: tuple[datetime, ...]
     last_fire: Fire | None
     pause: Pause | None
+
+    @property
+    def schedule(self) -> str:
+        """When it fires on the project, in words."""
+        if not self.runs_on_project:
+            return "not on this project (run-on-projects)"
+        if self.schedules is None:
+            return "never: no schedule for this project"
+        return in_words(self.schedules)
+
+    @property
+    def crontab(self) -> str | None:
+        """The same as a crontab, when one can say it."""
+        if not self.runs_on_project or not self.schedules:
+            return None
+        return crontab(self.schedules)
 
 
 @dataclass(frozen=True)

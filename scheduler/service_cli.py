@@ -28,7 +28,7 @@ from scheduler.cli_support import console, instant, json_object
 from scheduler.commands import actor, config_option, fail, load
 from scheduler.config import Config, Project, UnknownProjectError
 from scheduler.cron import format_slot
-from scheduler.engine import FireError, FireResult, SlotResult, utc_now
+from scheduler.engine import FireError, FireResult, ProjectOverview, SlotResult, utc_now
 from scheduler.expiry import Event, EventKind, ExpiryReport, Scanner, report_json
 from scheduler.hooks_cli import hooks_group
 from scheduler.ledger import AuditEntry, Fire, FireState, Ledger, Letter, LetterState
@@ -177,6 +177,74 @@ def history(
             (record.error or "").splitlines()[0] if record.error else "",
         )
     console().print(table)
+
+
+@click.command()
+@config_option
+@click.argument("project_name", metavar="PROJECT")
+@click.option(
+    "--upcoming",
+    type=click.IntRange(min=0, max=100),
+    default=3,
+    show_default=True,
+    help="How many next fires to show per job.",
+)
+@click.option("--json", "as_json", is_flag=True)
+def jobs(config_path: Path | None, project_name: str, upcoming: int, as_json: bool) -> None:
+    """PROJECT's jobs at its branch head: when each fires, the next fires, the last fire, and
+    the pause holding it (the same as the API's /projects/PROJECT/jobs)."""
+    config = load(config_path)
+    _known(config, project_name)
+    logs.configure(level="warning")
+
+    async def read() -> ProjectOverview:
+        async with service.open_engine(config) as engine:
+            return await engine.overview(project_name, upcoming=upcoming)
+
+    try:
+        overview = asyncio.run(read())
+    except FireError as error:
+        fail(str(error))
+    if as_json:
+        click.echo(json.dumps(_overview_json(overview), indent=2))
+        return
+    title = f"{overview.project.name} at {overview.revision[:12]}"
+    if overview.pause is not None:
+        title += f" (project {overview.pause.describe()})"
+    table = _table(title, "job", "schedule (UTC)", "next", "last fire", "paused")
+    for job in overview.jobs:
+        last = job.last_fire
+        table.add_row(
+            job.job.name,
+            job.schedule if job.problem is None else f"{job.schedule}: {job.problem}",
+            "\n".join(format_slot(slot) for slot in job.next_fires),
+            f"{format_slot(last.slot)} {last.kind} {last.state}" if last else "",
+            job.pause.reason if job.pause else "",
+        )
+    console().print(table)
+    for problem in overview.problems:
+        click.echo(problem, err=True)
+
+
+def _overview_json(overview: ProjectOverview) -> dict[str, Any]:
+    return {
+        "project": overview.project.name,
+        "revision": overview.revision,
+        "paused": overview.pause.describe() if overview.pause else None,
+        "jobs": [
+            {
+                "name": job.job.name,
+                "schedule": job.schedule,
+                "crontab": job.crontab,
+                "problem": job.problem,
+                "nextFires": [format_slot(slot) for slot in job.next_fires],
+                "lastFire": _fire_json(job.last_fire) if job.last_fire else None,
+                "paused": job.pause.describe() if job.pause else None,
+            }
+            for job in overview.jobs
+        ],
+        "problems": list(overview.problems),
+    }
 
 
 @click.command()
@@ -607,6 +675,7 @@ COMMANDS: dict[str, click.Command] = {
     "audit": audit,
     "history": history,
     "hooks": hooks_group,
+    "jobs": jobs,
     "notify": notify_group,
     "pause": pause,
     "resume": resume,

@@ -156,6 +156,40 @@ def test_fire_runs_a_job_now_and_history_shows_it(
     assert "no usable job 'nope'" in missing.stderr
 
 
+def test_jobs_shows_schedules_next_and_last_fires_and_pauses(
+    emulator: Emulator, environment: dict[str, str], tmp_path: Path, repository: Repository
+) -> None:
+    config = write_config(tmp_path, repository)
+    assert invoke("tick", "--at", AT, "--config", str(config), env=environment).exit_code == 0
+    paused = invoke(
+        "pause", "demo", "hourly", "--reason", "flaky", "--config", str(config), env=environment
+    )
+    assert paused.exit_code == 0, paused.output
+    shown = invoke(
+        "jobs", "demo", "--upcoming", "2", "--json", "--config", str(config), env=environment
+    )
+    assert shown.exit_code == 0, shown.output
+    overview = json.loads(shown.stdout)
+    assert overview["revision"] == repository.head
+    jobs = {job["name"]: job for job in overview["jobs"]}
+    assert jobs["nightly"]["schedule"] == "every 15 minutes"
+    first, second = (datetime.fromisoformat(t) for t in jobs["nightly"]["nextFires"])
+    assert SLOT < first <= datetime.now(UTC) + timedelta(minutes=15)
+    assert second - first == timedelta(minutes=15)
+    assert (jobs["nightly"]["lastFire"]["slot"], jobs["nightly"]["lastFire"]["state"]) == (
+        AT,
+        "created",
+    )
+    assert jobs["nightly"]["paused"] is None
+    assert "flaky" in jobs["hourly"]["paused"]
+    table = invoke("jobs", "demo", "--config", str(config), env=environment)
+    assert "every 15 minutes" in table.stdout
+    assert "flaky" in table.stdout
+    unknown = invoke("jobs", "nope", "--config", str(config), env=environment)
+    assert unknown.exit_code == 2
+    assert "configured: demo" in unknown.stderr
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_concurrent_ticks_from_two_processes_create_each_task_once(
     emulator: Emulator,

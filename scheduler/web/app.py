@@ -19,8 +19,6 @@ from starlette.exceptions import HTTPException
 
 from scheduler import __version__, acts
 from scheduler.config import UnknownProjectError
-from scheduler.cron import in_words
-from scheduler.cron.crontab import crontab
 from scheduler.engine import (
     Engine,
     FireError,
@@ -588,19 +586,12 @@ def _pause_out(pause: Pause | None) -> PauseOut | None:
 
 
 def _job_out(job: JobOverview) -> JobOut:
-    schedules = job.schedules
-    if not job.runs_on_project:
-        schedule = "not on this project (run-on-projects)"
-    elif schedules is None:
-        schedule = "never: no schedule for this project"
-    else:
-        schedule = in_words(schedules)
     return JobOut(
         name=job.job.name,
         kind=job.job.kind.type,
         target=job.job.kind.target,
-        schedule=schedule,
-        crontab=crontab(schedules) if schedules and job.runs_on_project else None,
+        schedule=job.schedule,
+        crontab=job.crontab,
         runs_on_project=job.runs_on_project,
         problem=job.problem,
         next_fires=list(job.next_fires),
