@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from scheduler.config import UnknownProjectError
 from scheduler.engine import Engine, FireError, FireResult, UnknownTargetError
-from scheduler.expiry import Event, EventKind, scan_and_remediate
+from scheduler.expiry import Event, EventKind
 from scheduler.hook_calls import Fired, PayloadRejectedError, fire_hook
 from scheduler.hooks import HookKey, UncheckablePayloadError
 from scheduler.ledger import FireState
@@ -123,14 +123,7 @@ async def remediate(
     except UnknownProjectError as error:
         raise UnknownTargetError(str(error)) from None
     act = {"dry_run": dry_run}
-    events = await scan_and_remediate(
-        engine.clients,
-        engine.ledger,
-        project,
-        replica=engine.config.replica,
-        clock=engine.clock,
-        dry_run=dry_run or engine.config.dry_run,
-    )
+    events = await engine.check_expiry(project, dry_run=dry_run)
     if notifier is not None:
         await notifier.expiry_scanned(project.name, events)
         await notifier.round()

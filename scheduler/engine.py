@@ -35,6 +35,7 @@ from scheduler.cron import (
 from scheduler.cron.crontab import crontab
 from scheduler.cron.model import ScheduleError
 from scheduler.cron.timing import SLOT_LENGTH, format_slot, slot_of
+from scheduler.expiry import Event, scan_and_remediate
 from scheduler.ids import manual_task_id
 from scheduler.ledger import (
     Claim,
@@ -497,6 +498,19 @@ class Engine:
         kind = TriggerAction(action_name=action_name, extra_input=dict(action_input or {}))
         return await trigger_action(
             self.clients, path, kind, dry_run=dry_run or self.config.dry_run
+        )
+
+    # -- expiry -------------------------------------------------------------------------
+
+    async def check_expiry(self, project: Project, *, dry_run: bool = False) -> list[Event]:
+        """Scan the project's cached tasks and take the remediation step it calls for."""
+        return await scan_and_remediate(
+            self.clients,
+            self.ledger,
+            project,
+            replica=self.config.replica,
+            clock=self.clock,
+            dry_run=dry_run or self.config.dry_run,
         )
 
     # -- what is planned ------------------------------------------------------------------

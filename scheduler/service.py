@@ -23,7 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from scheduler.config import Config, Project
 from scheduler.cron.timing import format_slot, slot_of
 from scheduler.engine import Engine, SlotResult, utc_now
-from scheduler.expiry import Event, scan_and_remediate
+from scheduler.expiry import Event
 from scheduler.ledger import Ledger
 from scheduler.notify import sentry
 from scheduler.notify.outbox import Postman
@@ -193,14 +193,7 @@ async def tick_and_report(engine: Engine, notifier: Notifier, moment: datetime) 
 
 
 async def scan_and_report(engine: Engine, notifier: Notifier, project: Project) -> None:
-    events = await scan_and_remediate(
-        engine.clients,
-        engine.ledger,
-        project,
-        replica=engine.config.replica,
-        clock=engine.clock,
-        dry_run=engine.config.dry_run,
-    )
+    events = await engine.check_expiry(project)
     await notifier.expiry_scanned(project.name, events)
     await notifier.round()
 

@@ -17,17 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
-import slugid
 import taskcluster
 import taskcluster.exceptions
 
-from scheduler.actions import latest_decision_index_path
 from scheduler.web.auth import hash_token
 from tests.conftest import REPOSITORY_ROOT, task_definition, taskcluster_environment
 from tests.emulator import Emulator
-from tests.emulator.clock import format_time
 from tests.repos import Repository
-from tests.test_expiry import ACTIONS_JSON, CACHED, HOOK
+from tests.test_expiry import CACHED, HOOK, seed, seed_rebuild_action
 from tests.test_service import Service, wait_until
 
 TICK = [sys.executable, "-m", "scheduler", "tick"]
@@ -144,46 +141,24 @@ def _event(service: Service, name: str) -> dict[str, object] | None:
 
 
 def _deployment(emulator: Emulator) -> None:
-    """What the project's last push left: a decision task with actions, the action hook, a
-    hook of the deployment, and two cached tasks a week from expiring."""
-    now = emulator.clock.now()
-    decision = slugid.nice()
-    route = f"index.{latest_decision_index_path('tcs', 'alpha')}"
-    emulator.add_task(decision, task_definition(now, routes=[route]))
-    emulator.resolve_task(decision, "completed")
-    emulator.add_artifact(decision, "public/actions.json", ACTIONS_JSON)
-    hooks = taskcluster.Hooks(emulator.options())
-    template = task_definition(now)
-    template.update(
-        created={"$fromNow": "0 seconds"},
-        deadline={"$fromNow": "1 hour"},
-        taskGroupId={"$eval": "payload.user.taskGroupId"},
-        payload={"action": {"$eval": "payload"}},
-    )
-    metadata = {"name": "hook", "description": "d", "owner": "o@example.com"}
-    hooks.createHook(
-        *HOOK, {"metadata": metadata, "task": template, "triggerSchema": {"type": "object"}}
-    )
-    report = task_definition(now)
+    """What the project's last push left: a decision task with the rebuild action and its
+    hook, a hook of the deployment, and two cached tasks a week from expiring."""
+    seed_rebuild_action(emulator, "alpha")
+    report = task_definition(emulator.clock.now())
     report.update(
         created={"$fromNow": "0 seconds"},
         deadline={"$fromNow": "1 hour"},
         payload={"branch": {"$eval": "payload.branch"}},
     )
-    hooks.createHook(
+    metadata = {"name": "report", "description": "d", "owner": "o@example.com"}
+    taskcluster.Hooks(emulator.options()).createHook(
         *REPORT_HOOK, {"metadata": metadata, "task": report, "triggerSchema": REPORT_SCHEMA}
     )
-    for group in (HOOK[0], REPORT_HOOK[0]):
-        emulator.set_role(f"hook-id:{group}/*", ["queue:create-task:*", "queue:scheduler-id:*"])
+    emulator.set_role(
+        f"hook-id:{REPORT_HOOK[0]}/*", ["queue:create-task:*", "queue:scheduler-id:*"]
+    )
     for namespace in CACHED:
-        task_id = slugid.nice()
-        emulator.add_task(
-            task_id, task_definition(now, expires=format_time(now + timedelta(days=7)))
-        )
-        emulator.resolve_task(task_id, "completed")
-        with emulator.lock:
-            expires = emulator.queue.tasks[task_id].expires
-            emulator.index.insert(f"{namespace}.latest", task_id, expires=expires)
+        seed(emulator, f"{namespace}.latest", timedelta(days=7))
 
 
 def _month_start(day: date, months_back: int) -> datetime:

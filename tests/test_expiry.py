@@ -296,13 +296,21 @@ CACHED = ("tcs.cache.level-1.toolchains.v3.clang", "tcs.cache.level-1.docker-ima
 def deployment(emulator: Emulator) -> Emulator:
     """A decision task with the rebuild action, its hook, and two cached tasks near expiry."""
     emulator.clock.set(NOW, frozen=True)
+    seed_rebuild_action(emulator, "demo")
+    for namespace in CACHED:
+        seed(emulator, f"{namespace}.latest", timedelta(days=10))
+    return emulator
+
+
+def seed_rebuild_action(emulator: Emulator, project: str) -> None:
+    """The project's latest decision task, completed, with the rebuild action and its hook."""
+    now = emulator.clock.now()
     decision = slugid.nice()
-    emulator.add_task(
-        decision, task_definition(NOW, routes=["index.tcs.v2.demo.latest.taskgraph.decision"])
-    )
+    route = f"index.tcs.v2.{project}.latest.taskgraph.decision"
+    emulator.add_task(decision, task_definition(now, routes=[route]))
     emulator.resolve_task(decision, "completed")
     emulator.add_artifact(decision, "public/actions.json", ACTIONS_JSON)
-    template = task_definition(NOW)
+    template = task_definition(now)
     template.update(
         created={"$fromNow": "0 seconds"},
         deadline={"$fromNow": "1 hour"},
@@ -318,9 +326,6 @@ def deployment(emulator: Emulator) -> Emulator:
         },
     )
     emulator.set_role(f"hook-id:{HOOK[0]}/*", ["queue:create-task:*", "queue:scheduler-id:*"])
-    for namespace in CACHED:
-        seed(emulator, f"{namespace}.latest", timedelta(days=10))
-    return emulator
 
 
 def demo(**expiry: Any) -> Project:
