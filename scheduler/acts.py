@@ -8,7 +8,6 @@ import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from scheduler.config import UnknownProjectError
 from scheduler.engine import Engine, FireError, FireResult, UnknownTargetError
 from scheduler.expiry import Event, EventKind
 from scheduler.hook_calls import Fired, PayloadRejectedError, fire_hook
@@ -118,11 +117,14 @@ async def remediate(
 ) -> list[Event]:
     """Scan the project's cached tasks now and rebuild what expires (or follow the running
     rebuild); the events are reported as a scheduled scan's are (None: not reported)."""
-    try:
-        project = engine.config.require_project(project_name)
-    except UnknownProjectError as error:
-        raise UnknownTargetError(str(error)) from None
     act = {"dry_run": dry_run}
+    try:
+        project = engine.project(project_name)
+    except UnknownTargetError as error:
+        await record(
+            engine, actor, "expiry-remediate", project_name, act, ok=False, result=str(error)
+        )
+        raise
     events = await engine.check_expiry(project, dry_run=dry_run)
     if notifier is not None:
         await notifier.expiry_scanned(project.name, events)

@@ -106,6 +106,10 @@ class UnknownTargetError(FireError):
     """No such project, or no usable job of that name in its `.cron.yml`."""
 
 
+class RepositoryUnreachableError(FireError):
+    """The project's repository could not be read, so its `.cron.yml` is not known."""
+
+
 class FireTooSoonError(FireError):
     """The job was fired by hand less than `manual-fire-interval` ago."""
 
@@ -490,7 +494,7 @@ class Engine:
         """Trigger the action `action_name` of the project's decision task for `revision` (by
         default its latest), as Treeherder's action menu does. Nothing dedupes it: an action
         has no slot. Raises UnknownTargetError or TriggerError."""
-        project = self._project(project_name)
+        project = self.project(project_name)
         if revision:
             path = decision_index_path(project.trust_domain, project.name, revision)
         else:
@@ -556,7 +560,8 @@ class Engine:
                 last[job.name] = found[0]
         return last, self.ledger.pauses(project=project, at=now)
 
-    def _project(self, project_name: str) -> Project:
+    def project(self, project_name: str) -> Project:
+        """The configured project of that name; raises UnknownTargetError."""
         try:
             return self.config.require_project(project_name)
         except UnknownProjectError as error:
@@ -564,11 +569,11 @@ class Engine:
 
     async def _read(self, project_name: str) -> tuple[Project, Snapshot, CronFile]:
         """The project, its branch head and its `.cron.yml` there."""
-        project = self._project(project_name)
+        project = self.project(project_name)
         try:
             snapshot = await self.source.snapshot(project.git_url, project.branch)
         except SourceError as error:
-            raise FireError(str(error)) from None
+            raise RepositoryUnreachableError(str(error)) from None
         return project, snapshot, self._cron(project, snapshot)
 
     # -- one fire -------------------------------------------------------------------------

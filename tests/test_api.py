@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -58,7 +59,7 @@ def serve(config: Config, emulator: Emulator, scenario: Scenario) -> None:
             server.start()
             assert server.url is not None
             try:
-                async with httpx.AsyncClient(base_url=server.url) as client:
+                async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
                     await scenario(engine, client)
             finally:
                 await server.stop()
@@ -299,3 +300,21 @@ def test_fires_filter_by_time_range_and_page(emulator: Emulator, tmp_path: Path)
         assert_error(bad, 422, "invalid-request")
 
     serve(api_config(emulator, tmp_path), emulator, scenario)
+
+
+def test_an_unreadable_repository_is_a_502_that_says_so(emulator: Emulator, tmp_path: Path) -> None:
+    emulator.clock.set(T, frozen=True)
+    config = api_config(emulator, tmp_path)
+    shutil.rmtree(tmp_path / "alpha")
+
+    async def scenario(engine: Engine, client: httpx.AsyncClient) -> None:
+        listed = await client.get("/api/v1/projects/alpha/jobs", headers=bearer(VIEWER))
+        message = assert_error(listed, 502, "repository-unreachable")["message"]
+        assert "alpha" in message
+        fired = await client.post(
+            "/api/v1/projects/alpha/jobs/hourly/fire", json={}, headers=bearer(OPERATOR)
+        )
+        assert assert_error(fired, 502, "repository-unreachable")["message"] == message
+        assert emulator.tasks() == []
+
+    serve(config, emulator, scenario)

@@ -1,4 +1,5 @@
-"""The API's routes: read projects, fires and the audit log; fire a job now, pause and resume.
+"""The API's routes: read projects, their jobs, fires and the audit log; fire a job, trigger an
+action, fire a hook, start an expiry remediation, pause and resume.
 
 Every error is JSON `{error, message}` with a fitting status, never a stack trace; every act is
 written to the audit log under the token's name.
@@ -24,6 +25,7 @@ from scheduler.engine import (
     FireError,
     FireTooSoonError,
     JobOverview,
+    RepositoryUnreachableError,
     UnknownTargetError,
 )
 from scheduler.hook_calls import PayloadRejectedError
@@ -389,7 +391,7 @@ async def jobs(
         overview = await engine.overview(project, upcoming=upcoming)
     except UnknownTargetError as error:
         raise ApiError(404, "not-found", str(error)) from None
-    except FireError as error:
+    except RepositoryUnreachableError as error:
         raise ApiError(502, "repository-unreachable", str(error)) from None
     return ProjectJobsOut(
         project=overview.project.name,
@@ -414,6 +416,8 @@ async def fire_now(
         raise ApiError(429, "too-soon", str(error), {"Retry-After": str(seconds)}) from None
     except UnknownTargetError as error:
         raise ApiError(404, "not-found", str(error)) from None
+    except RepositoryUnreachableError as error:
+        raise ApiError(502, "repository-unreachable", str(error)) from None
     except FireError as error:
         raise ApiError(400, "cannot-fire", str(error)) from None
     return FiredOut.model_validate(result)
