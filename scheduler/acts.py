@@ -55,7 +55,6 @@ async def run_action(
     """Trigger the project's action `action`; raises UnknownTargetError or TriggerError."""
     act = {"input": action_input, "revision": revision, "dry_run": dry_run}
     target = f"{project}/{action}"
-    dry_run = dry_run or engine.config.dry_run
     try:
         triggered = await engine.run_action(
             project, action, action_input, revision=revision, dry_run=dry_run
@@ -66,7 +65,7 @@ async def run_action(
     hook = f"{triggered.trigger.hook_group_id}/{triggered.trigger.hook_id}"
     outcome = (
         f"dry run: would trigger {hook}"
-        if dry_run
+        if triggered.dry_run
         else f"triggered {hook}: task {triggered.task_id}"
     )
     await record(engine, actor, "action", target, act, ok=True, result=outcome)
@@ -86,9 +85,10 @@ async def fire_any_hook(
     Raises PayloadRejectedError, UncheckablePayloadError or TaskclusterError (all recorded).
     """
     act = {"payload": dict(payload), "dry_run": dry_run}
-    dry_run = dry_run or engine.config.dry_run
     try:
-        fired = await fire_hook(engine.clients, key, dict(payload), dry_run=dry_run)
+        fired = await fire_hook(
+            engine.clients, key, dict(payload), dry_run=dry_run or engine.config.dry_run
+        )
     except PayloadRejectedError as error:
         outcome = f"{error}: {'; '.join(map(str, error.problems))}"
         await record(engine, actor, "hook-fire", str(key), act, ok=False, result=outcome)
@@ -97,7 +97,7 @@ async def fire_any_hook(
         message = error.message if isinstance(error, TaskclusterError) else str(error)
         await record(engine, actor, "hook-fire", str(key), act, ok=False, result=message)
         raise
-    if dry_run:
+    if fired.dry_run:
         outcome = f"dry run: would trigger {key}"
     elif fired.task_id is None:
         outcome = f"triggered {key}: its task template made no task"

@@ -533,13 +533,17 @@ class Engine:
                 problem = None
             except ScheduleError as error:
                 schedules, problem = None, error.message
+            runs_here = job.runs_on(project.name)
             single = CronFile(cron.path, (job,), ())
-            runs = job.runs_on(project.name) and schedules is not None
-            planned = next_fires(single, project.name, now, upcoming).fires if runs else ()
+            planned = (
+                next_fires(single, project.name, now, upcoming).fires
+                if runs_here and schedules is not None
+                else ()
+            )
             jobs.append(
                 JobOverview(
                     job=job,
-                    runs_on_project=job.runs_on(project.name),
+                    runs_on_project=runs_here,
                     schedules=schedules,
                     problem=problem,
                     next_fires=tuple(fire.slot for fire in planned),

@@ -34,6 +34,7 @@ class Applied:
 class Fired:
     key: HookKey
     task_id: str | None  # None in a dry run, or when the task template rendered nothing
+    dry_run: bool = False
 
 
 class PayloadRejectedError(Exception):
@@ -121,7 +122,7 @@ async def fire_hook(
     if problems:
         raise PayloadRejectedError(key, problems)
     if dry_run:
-        return Fired(key, None)
+        return Fired(key, None, dry_run=True)
     try:
         response = await clients.hooks.triggerHook(key.group_id, key.hook_id, payload)
     except Exception as error:

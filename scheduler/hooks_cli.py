@@ -213,7 +213,7 @@ def hooks_fire(
         sys.exit(1)
     except (TaskclusterError, UncheckablePayloadError) as error:
         fail(error.message if isinstance(error, TaskclusterError) else str(error))
-    if dry_run or config.dry_run:
+    if fired.dry_run:
         click.echo(f"dry run: the payload matches the triggerSchema of {hook}; would trigger with:")
         click.echo(json.dumps(payload, indent=2))
     elif fired.task_id is None:

@@ -296,7 +296,7 @@ def action(
     except (FireError, TriggerError) as error:
         fail(str(error))
     hook = f"{triggered.trigger.hook_group_id}/{triggered.trigger.hook_id}"
-    if dry_run or config.dry_run:
+    if triggered.dry_run:
         click.echo(f"dry run: would trigger hook {hook} with:")
         click.echo(json.dumps(triggered.trigger.payload, indent=2))
         return

@@ -31,6 +31,7 @@ class Triggered:
     decision_task_id: str
     trigger: HookTrigger
     task_id: str | None  # None in a dry run, or when the hook made no task
+    dry_run: bool = False
 
     def details(self) -> dict[str, Any]:
         return {
@@ -75,7 +76,7 @@ async def trigger_action(
     except ActionError as error:
         raise TriggerError(str(error)) from None
     if dry_run:
-        return Triggered(decision_task_id, trigger, None)
+        return Triggered(decision_task_id, trigger, None, dry_run=True)
     try:
         response = await clients.hooks.triggerHook(
             trigger.hook_group_id, trigger.hook_id, trigger.payload

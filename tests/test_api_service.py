@@ -414,3 +414,30 @@ def test_jobs_say_when_they_fire_and_what_they_did(served: Served) -> None:
     assert "run-on-projects" in other["schedule"]
     unknown = served.get("/api/v1/projects/gamma/jobs")
     assert "alpha" in _error(unknown, 404, "not-found")
+
+
+def test_dry_runs_show_what_would_happen_and_change_nothing_in_taskcluster(
+    served: Served,
+) -> None:
+    tasks, hook_fires = _task_ids(served.emulator), len(_hook_fires(served.emulator, HOOK))
+    report_fires = len(_hook_fires(served.emulator, REPORT_HOOK))
+
+    fired = served.post("/api/v1/projects/alpha/jobs/nightly/fire", {"dry_run": True}).json()
+    assert (fired["state"], fired["error"]) == ("dry-run", None)
+    assert fired["details"]["task"]["metadata"]["name"]
+    action = served.post(
+        "/api/v1/projects/alpha/actions/rebuild-cached-tasks", {"dry_run": True}
+    ).json()
+    assert (action["dry_run"], action["task_id"]) == (True, None)
+    assert action["payload"]["decision"] == {"action": {"name": "rebuild-cached-tasks"}}
+    hook = served.post(
+        f"/api/v1/hooks/{REPORT_HOOK[0]}/{REPORT_HOOK[1]}/fire",
+        {"payload": {"branch": "main"}, "dry_run": True},
+    ).json()
+    assert (hook["dry_run"], hook["task_id"]) == (True, None)
+
+    assert _task_ids(served.emulator) == tasks
+    assert len(_hook_fires(served.emulator, HOOK)) == hook_fires
+    assert len(_hook_fires(served.emulator, REPORT_HOOK)) == report_fires
+    results = [a["result"] for a in served.get("/api/v1/audit", limit=3).json()]
+    assert [r.split(":")[0] for r in results] == ["dry run", "dry run", "dry-run"]

@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from scheduler import __version__, acts
-from scheduler.config import UnknownProjectError
 from scheduler.engine import (
     Engine,
     FireError,
@@ -51,14 +50,13 @@ FireId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
 
 
 class ApiError(Exception):
-    def __init__(
-        self, status: int, error: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
+    """A failure this module names itself; the acts' own errors have handlers below."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
         self.message = message
-        self.headers = headers or {}
 
 
 class ErrorBody(BaseModel):
@@ -244,9 +242,7 @@ def _handle_errors(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        response = _error(error.status, error.error, error.message)
-        response.headers.update(error.headers)
-        return response
+        return _error(error.status, error.error, error.message)
 
     @app.exception_handler(UnauthorizedError)
     async def unauthorized(request: Request, error: UnauthorizedError) -> JSONResponse:
@@ -257,6 +253,39 @@ def _handle_errors(app: FastAPI) -> None:
     @app.exception_handler(ForbiddenError)
     async def forbidden(request: Request, error: ForbiddenError) -> JSONResponse:
         return _error(403, "forbidden", str(error))
+
+    @app.exception_handler(FireError)
+    async def cannot_fire(request: Request, error: FireError) -> JSONResponse:
+        if isinstance(error, FireTooSoonError):
+            response = _error(429, "too-soon", str(error))
+            response.headers["Retry-After"] = str(int(error.retry_after.total_seconds()) + 1)
+            return response
+        if isinstance(error, UnknownTargetError):
+            return _error(404, "not-found", str(error))
+        if isinstance(error, RepositoryUnreachableError):
+            return _error(502, "repository-unreachable", str(error))
+        return _error(400, "cannot-fire", str(error))
+
+    @app.exception_handler(TriggerError)
+    async def cannot_trigger(request: Request, error: TriggerError) -> JSONResponse:
+        if error.upstream:
+            return _error(502, "taskcluster-error", str(error))
+        return _error(400, "cannot-trigger", str(error))
+
+    @app.exception_handler(PayloadRejectedError)
+    async def payload_rejected(request: Request, error: PayloadRejectedError) -> JSONResponse:
+        problems = "; ".join(map(str, error.problems))
+        return _error(422, "payload-rejected", f"{error}: {problems}")
+
+    @app.exception_handler(UncheckablePayloadError)
+    async def uncheckable(request: Request, error: UncheckablePayloadError) -> JSONResponse:
+        return _error(422, "uncheckable-payload", str(error))
+
+    @app.exception_handler(TaskclusterError)
+    async def taskcluster_failed(request: Request, error: TaskclusterError) -> JSONResponse:
+        if error.status == 404:
+            return _error(404, "not-found", error.message)
+        return _error(502, "taskcluster-error", error.message)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -387,12 +416,7 @@ async def jobs(
 ) -> ProjectJobsOut:
     """The project's jobs as its `.cron.yml` has them now: when each fires here, what it did
     last, and what pause holds it."""
-    try:
-        overview = await engine.overview(project, upcoming=upcoming)
-    except UnknownTargetError as error:
-        raise ApiError(404, "not-found", str(error)) from None
-    except RepositoryUnreachableError as error:
-        raise ApiError(502, "repository-unreachable", str(error)) from None
+    overview = await engine.overview(project, upcoming=upcoming)
     return ProjectJobsOut(
         project=overview.project.name,
         revision=overview.revision,
@@ -407,19 +431,9 @@ async def fire_now(
     engine: EngineDep, who: Operator, project: str, job: str, body: FireBody
 ) -> FiredOut:
     """Fire a job now, whatever its schedule says: the same path as `tc-scheduler fire`."""
-    try:
-        result = await acts.fire_job(
-            engine, _actor(who), project, job, body.input, dry_run=body.dry_run
-        )
-    except FireTooSoonError as error:
-        seconds = int(error.retry_after.total_seconds()) + 1
-        raise ApiError(429, "too-soon", str(error), {"Retry-After": str(seconds)}) from None
-    except UnknownTargetError as error:
-        raise ApiError(404, "not-found", str(error)) from None
-    except RepositoryUnreachableError as error:
-        raise ApiError(502, "repository-unreachable", str(error)) from None
-    except FireError as error:
-        raise ApiError(400, "cannot-fire", str(error)) from None
+    result = await acts.fire_job(
+        engine, _actor(who), project, job, body.input, dry_run=body.dry_run
+    )
     return FiredOut.model_validate(result)
 
 
@@ -429,22 +443,15 @@ async def run_action(
 ) -> ActionOut:
     """Trigger an action of the project's decision task by name, as Treeherder's menu does:
     the same path as `tc-scheduler action`. Every call triggers it once more."""
-    try:
-        triggered = await acts.run_action(
-            engine,
-            _actor(who),
-            project,
-            action,
-            body.input,
-            revision=body.revision,
-            dry_run=body.dry_run,
-        )
-    except UnknownTargetError as error:
-        raise ApiError(404, "not-found", str(error)) from None
-    except TriggerError as error:
-        if error.upstream:
-            raise ApiError(502, "taskcluster-error", str(error)) from None
-        raise ApiError(400, "cannot-trigger", str(error)) from None
+    triggered = await acts.run_action(
+        engine,
+        _actor(who),
+        project,
+        action,
+        body.input,
+        revision=body.revision,
+        dry_run=body.dry_run,
+    )
     trigger = triggered.trigger
     return ActionOut(
         action=trigger.action_name,
@@ -453,7 +460,7 @@ async def run_action(
         decision_task_id=triggered.decision_task_id,
         payload=trigger.payload,
         task_id=triggered.task_id,
-        dry_run=body.dry_run or engine.config.dry_run,
+        dry_run=triggered.dry_run,
     )
 
 
@@ -468,24 +475,9 @@ async def fire_hook(
     """Fire any hook of the deployment, managed here or not; the payload is checked against
     the hook's triggerSchema before anything is triggered."""
     key = HookKey(hook_group_id, hook_id)
-    try:
-        fired = await acts.fire_any_hook(
-            engine, _actor(who), key, body.payload, dry_run=body.dry_run
-        )
-    except PayloadRejectedError as error:
-        problems = "; ".join(map(str, error.problems))
-        raise ApiError(422, "payload-rejected", f"{error}: {problems}") from None
-    except UncheckablePayloadError as error:
-        raise ApiError(422, "uncheckable-payload", str(error)) from None
-    except TaskclusterError as error:
-        if error.status == 404:
-            raise ApiError(404, "not-found", error.message) from None
-        raise ApiError(502, "taskcluster-error", error.message) from None
+    fired = await acts.fire_any_hook(engine, _actor(who), key, body.payload, dry_run=body.dry_run)
     return HookFiredOut(
-        hook_group_id=hook_group_id,
-        hook_id=hook_id,
-        task_id=fired.task_id,
-        dry_run=body.dry_run or engine.config.dry_run,
+        hook_group_id=hook_group_id, hook_id=hook_id, task_id=fired.task_id, dry_run=fired.dry_run
     )
 
 
@@ -496,10 +488,7 @@ async def remediate(
     """Scan the project's cached tasks now and rebuild what is expiring (or follow the rebuild
     that runs); answers when the scan is done."""
     notifier: Notifier | None = request.app.state.notifier
-    try:
-        events = await acts.remediate(engine, notifier, _actor(who), project, dry_run=body.dry_run)
-    except UnknownTargetError as error:
-        raise ApiError(404, "not-found", str(error)) from None
+    events = await acts.remediate(engine, notifier, _actor(who), project, dry_run=body.dry_run)
     return RemediationOut(
         project=project,
         events=[
@@ -543,7 +532,7 @@ async def resume_job(engine: EngineDep, who: Operator, project: str, job: str) -
 async def _pause_target(
     engine: Engine, who: Principal, project: str, job: str | None, body: PauseBody
 ) -> PauseOut:
-    _known(engine, project)
+    engine.project(project)
     try:
         paused = await asyncio.to_thread(
             engine.ledger.pause,
@@ -562,7 +551,7 @@ async def _pause_target(
 async def _resume_target(
     engine: Engine, who: Principal, project: str, job: str | None
 ) -> ResumedOut:
-    _known(engine, project)
+    engine.project(project)
     resumed = await asyncio.to_thread(
         engine.ledger.resume, project, job, actor=_actor(who), now=engine.clock()
     )
@@ -571,13 +560,6 @@ async def _resume_target(
 
 def _error(status: int, error: str, message: str) -> JSONResponse:
     return JSONResponse({"error": error, "message": message}, status_code=status)
-
-
-def _known(engine: Engine, project: str) -> None:
-    try:
-        engine.config.require_project(project)
-    except UnknownProjectError as error:
-        raise ApiError(404, "not-found", str(error)) from None
 
 
 def _actor(who: Principal) -> str:
