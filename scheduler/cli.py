@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -18,6 +19,7 @@ from rich.table import Table
 
 from scheduler import __version__, cli_support
 from scheduler.cli_support import instant, json_object
+from scheduler.clock import ClockSettingError, clock_from
 from scheduler.cron import (
     CronFile,
     Diagnostic,
@@ -159,7 +161,7 @@ def plan(
     """
     if until is not None and count is not None:
         raise click.UsageError("give --until or --next, not both")
-    start = start or datetime.now(UTC)
+    start = start or _now()
     cron = _load(cron_path, None)
     if count is not None:
         result = next_fires(cron, project, start, count)
@@ -329,6 +331,14 @@ def _print_plan_table(result: Plan, heading: str) -> None:
 def _fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
+
+
+def _now() -> datetime:
+    """Now, as the service's commands see it (`TC_SCHEDULER_NOW` moves it)."""
+    try:
+        return clock_from(os.environ)()
+    except ClockSettingError as error:
+        raise click.UsageError(str(error)) from None
 
 
 def _plural(count: int, word: str) -> str:

@@ -13,8 +13,8 @@ from typing import Any, NoReturn
 
 import click
 
+from scheduler.clock import Clock, ClockSettingError, clock_from
 from scheduler.config import Config, ConfigError, embedded_default, load_config, read_config
-from scheduler.engine import utc_now
 from scheduler.ledger import Ledger
 
 config_option = click.option(
@@ -49,6 +49,14 @@ def _repository_root(start: Path) -> Path | None:
     return None
 
 
+def clock() -> Clock:
+    """The clock a command runs on: real time, or where `TC_SCHEDULER_NOW` moves it."""
+    try:
+        return clock_from(os.environ)
+    except ClockSettingError as error:
+        fail(str(error), 2)
+
+
 def fail(message: str, status: int = 1) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(status)
@@ -58,7 +66,7 @@ def audit_act(
     config: Config, action: str, target: str, act: dict[str, Any], *, ok: bool, result: str
 ) -> None:
     with Ledger.open(config.ledger_url) as ledger:
-        ledger.record_act(actor(), action, target, act, ok=ok, result=result, now=utc_now())
+        ledger.record_act(actor(), action, target, act, ok=ok, result=result, now=clock()())
 
 
 def actor() -> str:

@@ -11,13 +11,14 @@ import functools
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import structlog
 from taskcluster.exceptions import TaskclusterRestFailure
 
 from scheduler.actions import decision_index_path, latest_decision_index_path
+from scheduler.clock import Clock, utc_now
 from scheduler.config import CatchUp, Config, Project, UnknownProjectError, format_duration
 from scheduler.cron import (
     CronFile,
@@ -243,11 +244,6 @@ def _crontab(job: Job, project: str) -> str | None:
         return None
 
 
-def utc_now() -> datetime:
-    """The service's clock (tests give the engine another)."""
-    return datetime.now(UTC)
-
-
 @dataclass
 class Engine:
     """Evaluates slots for the configured projects against one ledger, git cache and session.
@@ -259,7 +255,7 @@ class Engine:
     ledger: Ledger
     source: GitSource
     clients: Clients
-    clock: Callable[[], datetime] = utc_now
+    clock: Clock = utc_now
     render_pool: Executor | None = None
     _limit: asyncio.Semaphore = field(init=False)
     _in_flight: set[Claim] = field(init=False, default_factory=set)

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from scheduler import acts, logs, service
 from scheduler.cli_support import console, json_object
-from scheduler.commands import actor, audit_act, config_option, fail, load
+from scheduler.commands import actor, audit_act, clock, config_option, fail, load
 from scheduler.config import Config
 from scheduler.hook_calls import (
     Applied,
@@ -201,7 +201,7 @@ def hooks_fire(
     logs.configure(level="warning")
 
     async def fire() -> Fired:
-        async with service.open_engine(config) as engine:
+        async with service.open_engine(config, clock=clock()) as engine:
             return await acts.fire_any_hook(engine, actor(), hook, payload, dry_run=dry_run)
 
     try:

@@ -20,9 +20,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from scheduler.clock import Clock, utc_now
 from scheduler.config import Config, Project
 from scheduler.cron.timing import format_slot, slot_of
-from scheduler.engine import Engine, SlotResult, utc_now
+from scheduler.engine import Engine, SlotResult
 from scheduler.expiry import Event
 from scheduler.ledger import Ledger
 from scheduler.notify import sentry
@@ -49,9 +50,7 @@ TICK_SCHEDULE = "*/15 * * * *"
 
 
 @asynccontextmanager
-async def open_engine(
-    config: Config, *, clock: Callable[[], datetime] = utc_now
-) -> AsyncIterator[Engine]:
+async def open_engine(config: Config, *, clock: Clock = utc_now) -> AsyncIterator[Engine]:
     """An engine with its ledger (migrated), git cache and Taskcluster session."""
     ledger = await asyncio.to_thread(Ledger.open, config.ledger_url)
     render_pool = (
@@ -109,7 +108,7 @@ class Notifier:
 
 @asynccontextmanager
 async def open_service(
-    config: Config, *, clock: Callable[[], datetime] = utc_now
+    config: Config, *, clock: Clock = utc_now
 ) -> AsyncIterator[tuple[Engine, Notifier]]:
     """The engine and the notifier that reports what it does, with Sentry set up if configured."""
     if config.notify.sentry is not None:
@@ -202,7 +201,7 @@ def _every(interval: timedelta) -> IntervalTrigger:
     return IntervalTrigger(seconds=max(1, int(interval.total_seconds())), timezone=UTC)
 
 
-async def run(config: Config, *, stop: asyncio.Event | None = None) -> None:
+async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or `stop`): a tick at start, then one per 15-minute slot."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -215,7 +214,7 @@ async def run(config: Config, *, stop: asyncio.Event | None = None) -> None:
         dry_run=config.dry_run,
         root_url=config.root_url,
     )
-    async with open_service(config) as (engine, notifier):
+    async with open_service(config, clock=clock) as (engine, notifier):
         running: set[asyncio.Task[Any]] = set()
 
         def start(work: Coroutine[Any, Any, Any]) -> None:

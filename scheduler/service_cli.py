@@ -12,7 +12,7 @@ import functools
 import json
 import secrets
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,10 @@ from rich.table import Table
 
 from scheduler import acts, logs, service
 from scheduler.cli_support import console, instant, json_object
-from scheduler.commands import actor, config_option, fail, load
+from scheduler.commands import actor, clock, config_option, fail, load
 from scheduler.config import Config, Project, UnknownProjectError
 from scheduler.cron import format_slot
-from scheduler.engine import FireError, FireResult, ProjectOverview, SlotResult, utc_now
+from scheduler.engine import FireError, FireResult, ProjectOverview, SlotResult
 from scheduler.expiry import Event, EventKind, ExpiryReport, Scanner, report_json
 from scheduler.hooks_cli import hooks_group
 from scheduler.ledger import AuditEntry, Fire, FireState, Ledger, Letter, LetterState
@@ -65,7 +65,7 @@ def run(config_path: Path | None) -> None:
     """Run the service: tick every 15 minutes (UTC), catching up after gaps, until SIGTERM."""
     config = load(config_path)
     logs.configure()
-    asyncio.run(service.run(config))
+    asyncio.run(service.run(config, clock=clock()))
 
 
 @click.command()
@@ -80,7 +80,7 @@ def tick(config_path: Path | None, at: datetime, as_json: bool) -> None:
     logs.configure()
 
     async def evaluate() -> list[SlotResult]:
-        async with service.open_service(config) as (engine, notifier):
+        async with service.open_service(config, clock=clock()) as (engine, notifier):
             return await service.tick_and_report(engine, notifier, at)
 
     results = asyncio.run(evaluate())
@@ -119,7 +119,7 @@ def fire(
     logs.configure()
 
     async def fire_now() -> FireResult:
-        async with service.open_service(config) as (engine, notifier):
+        async with service.open_service(config, clock=clock()) as (engine, notifier):
             result = await acts.fire_job(engine, actor(), project, job, cron_input, dry_run=dry_run)
             await notifier.round()
             return result
@@ -198,7 +198,7 @@ def jobs(config_path: Path | None, project_name: str, upcoming: int, as_json: bo
     logs.configure(level="warning")
 
     async def read() -> ProjectOverview:
-        async with service.open_engine(config) as engine:
+        async with service.open_engine(config, clock=clock()) as engine:
             return await engine.overview(project_name, upcoming=upcoming)
 
     try:
@@ -280,7 +280,7 @@ def action(
     logs.configure(level="warning")
 
     async def trigger() -> Triggered:
-        async with service.open_engine(config) as engine:
+        async with service.open_engine(config, clock=clock()) as engine:
             return await acts.run_action(
                 engine,
                 actor(),
@@ -335,7 +335,7 @@ def pause(
     with Ledger.open(config.ledger_url) as ledger:
         try:
             paused = ledger.pause(
-                project, job, reason=reason, until=until, actor=actor(), now=utc_now()
+                project, job, reason=reason, until=until, actor=actor(), now=clock()()
             )
         except ValueError as error:
             fail(str(error), 2)
@@ -350,11 +350,10 @@ def resume(config_path: Path | None, project: str, job: str | None) -> None:
     """Let JOB of PROJECT (or the whole project) fire again from its next slot."""
     config = load(config_path)
     _known(config, project, job)
+    now = clock()()
     with Ledger.open(config.ledger_url) as ledger:
-        resumed = ledger.resume(project, job, actor=actor(), now=utc_now())
-        still = [
-            p for p in ledger.pauses(project=project, at=utc_now()) if job is None or p.covers(job)
-        ]
+        resumed = ledger.resume(project, job, actor=actor(), now=now)
+        still = [p for p in ledger.pauses(project=project, at=now) if job is None or p.covers(job)]
     if resumed is None:
         click.echo(f"{_target(project, job)} was not paused", err=True)
     else:
@@ -448,6 +447,8 @@ def expiry_report(
     logs.configure(level="warning")
     errors = Console(stderr=True)
 
+    now = clock()()
+
     async def scan() -> list[ExpiryReport]:
         credentials = config.credentials.as_options() if config.credentials else None
         async with connect(config.root_url, credentials, connections=config.connections) as clients:
@@ -463,7 +464,7 @@ def expiry_report(
                     watch = project.expiry
                     if within is not None:
                         watch = dataclasses.replace(watch, threshold=timedelta(days=within))
-                    reports.append(await scanner.report(project, watch, datetime.now(UTC)))
+                    reports.append(await scanner.report(project, watch, now))
             return reports
 
     try:
@@ -511,7 +512,7 @@ def expiry_remediate(config_path: Path | None, project_name: str, dry_run: bool)
     logs.configure(level="warning")
 
     async def remediate() -> list[Event]:
-        async with service.open_service(config) as (engine, notifier):
+        async with service.open_service(config, clock=clock()) as (engine, notifier):
             return await acts.remediate(engine, notifier, actor(), project_name, dry_run=dry_run)
 
     events = asyncio.run(remediate())
@@ -611,7 +612,7 @@ def notify_test(config_path: Path | None, channel: str | None) -> None:
     logs.configure(level="warning")
 
     async def send() -> tuple[list[Letter], str | None]:
-        async with service.open_service(config) as (engine, notifier):
+        async with service.open_service(config, clock=clock()) as (engine, notifier):
             event = notifier.reporter.test(
                 config.projects[0].name if config.projects else "tc-scheduler",
                 replica=config.replica,

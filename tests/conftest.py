@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 from jsonschema import Draft7Validator
 from referencing import Registry
 
+from scheduler.clock import NOW_VARIABLE
 from scheduler.ledger import Ledger
 from tests import corpus
 from tests.corpus import (
@@ -27,6 +29,13 @@ from tests.emulator.clock import format_time
 from tests.ledger_backends import BACKENDS, fresh_ledger_url
 
 __all__ = ["CORPUS", "REPOSITORY_ROOT", "corpus_cron_files", "corpus_templates"]
+
+# Properties are judged by what they find, never by how fast a loaded machine finds it: no
+# per-example deadline, and no health check that fails when data generation is slow.
+settings.register_profile(
+    "tc-scheduler", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("tc-scheduler")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -92,9 +101,11 @@ def task_definition(now: datetime, **overrides: Any) -> dict[str, Any]:
 
 
 def taskcluster_environment(emulator: Emulator) -> dict[str, str]:
-    """The TASKCLUSTER_* variables that point a tc-scheduler process at the emulator as root."""
+    """The variables that point a tc-scheduler process at the emulator, as its root client,
+    on the emulator's clock (as it is now: set the clock first)."""
     return {
         "TASKCLUSTER_ROOT_URL": emulator.root_url,
         "TASKCLUSTER_CLIENT_ID": emulator.root_credentials["clientId"],
         "TASKCLUSTER_ACCESS_TOKEN": emulator.root_credentials["accessToken"],
+        NOW_VARIABLE: format_time(emulator.clock.now()),
     }

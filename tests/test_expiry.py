@@ -36,8 +36,9 @@ from tests.conftest import task_definition, taskcluster_environment
 from tests.emulator import Emulator
 from tests.emulator.clock import format_time
 
-# The report command judges by real time, so the emulator's clock is frozen at real time too.
-NOW = datetime.now(UTC)
+# The emulator's clock is frozen here; the commands under test run on it too
+# (taskcluster_environment passes it as TC_SCHEDULER_NOW).
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 THRESHOLD = timedelta(days=30)
 KINDS = ("toolchains", "docker-images", "content")
 

@@ -21,8 +21,9 @@ from tests.emulator import Emulator
 from tests.ledger_backends import BACKENDS, fresh_ledger_url
 from tests.repos import Repository
 
-# The commands run on real time, as the service does; so does the emulator here.
-SLOT = slot_of(datetime.now(UTC))
+# The emulator's clock runs from NOW, and the commands run on it (TC_SCHEDULER_NOW).
+NOW = datetime(2026, 11, 24, 10, 5, tzinfo=UTC)
+SLOT = slot_of(NOW)
 AT = format_slot(SLOT)
 OWN_TEMPLATE = (REPOSITORY_ROOT / ".taskcluster.yml").read_text()
 EVERY_SLOT = "[{minute: 0}, {minute: 15}, {minute: 30}, {minute: 45}]"
@@ -56,6 +57,7 @@ def write_config(tmp_path: Path, repository: Repository, ledger: str | None = No
 
 @pytest.fixture
 def environment(emulator: Emulator) -> dict[str, str]:
+    emulator.clock.set(NOW)
     return taskcluster_environment(emulator)
 
 
@@ -174,7 +176,7 @@ def test_jobs_shows_schedules_next_and_last_fires_and_pauses(
     jobs = {job["name"]: job for job in overview["jobs"]}
     assert jobs["nightly"]["schedule"] == "every 15 minutes"
     first, second = (datetime.fromisoformat(t) for t in jobs["nightly"]["nextFires"])
-    assert SLOT < first <= datetime.now(UTC) + timedelta(minutes=15)
+    assert SLOT < first <= NOW + timedelta(minutes=15)
     assert second - first == timedelta(minutes=15)
     assert (jobs["nightly"]["lastFire"]["slot"], jobs["nightly"]["lastFire"]["state"]) == (
         AT,
