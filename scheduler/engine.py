@@ -111,6 +111,10 @@ class RepositoryUnreachableError(FireError):
     """The project's repository could not be read, so its `.cron.yml` is not known."""
 
 
+class FutureSlotError(ValueError):
+    """A slot that has not begun was asked for: it is neither fired, skipped nor claimed."""
+
+
 class FireTooSoonError(FireError):
     """The job was fired by hand less than `manual-fire-interval` ago."""
 
@@ -269,8 +273,17 @@ class Engine:
     # -- scheduled fires ------------------------------------------------------------------
 
     async def tick(self, moment: datetime) -> list[SlotResult]:
-        """Evaluate the slot `moment` falls in for every project, after catching up on gaps."""
-        slot = slot_of(moment)
+        """Evaluate the slot `moment` falls in for every project, after catching up on gaps.
+
+        Raises FutureSlotError for a slot later than now: only slots that have begun are
+        fired, skipped (a pause, a catch-up policy) or claimed, so none is used up early.
+        """
+        slot, now = slot_of(moment), self.clock()
+        if slot > now:
+            raise FutureSlotError(
+                f"the slot {format_slot(slot)} has not begun (it is {format_slot(now)} now, "
+                "UTC); only slots that have begun are evaluated"
+            )
         results = await asyncio.gather(
             *(self._evaluate(project, slot) for project in self.config.projects)
         )

@@ -71,16 +71,28 @@ def run(config_path: Path | None) -> None:
 @click.command()
 @config_option
 @click.option(
-    "--at", required=True, metavar="ISO8601", callback=instant, help="A time in the slot."
+    "--at",
+    required=True,
+    metavar="ISO8601",
+    callback=instant,
+    help="A time in the slot (not later than now).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def tick(config_path: Path | None, at: datetime, as_json: bool) -> None:
     """Evaluate one slot now, exactly as the ticker would, then exit (1 if anything failed)."""
     config = load(config_path)
+    now = clock()
+    if at > now():
+        fail(
+            f"--at {at:%Y-%m-%dT%H:%M:%SZ} is later than now ({now():%Y-%m-%dT%H:%M:%SZ}): a "
+            "slot is evaluated once it has begun, so nothing was fired or recorded; to run a "
+            "job now, use `tc-scheduler fire PROJECT JOB`",
+            2,
+        )
     logs.configure()
 
     async def evaluate() -> list[SlotResult]:
-        async with service.open_service(config, clock=clock()) as (engine, notifier):
+        async with service.open_service(config, clock=now) as (engine, notifier):
             return await service.tick_and_report(engine, notifier, at)
 
     results = asyncio.run(evaluate())

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 from jsonschema import Draft7Validator
 from referencing import Registry
 
-from scheduler.clock import NOW_VARIABLE
+from scheduler.clock import NOW_VARIABLE, offset_setting
 from scheduler.ledger import Ledger
 from tests import corpus
 from tests.corpus import (
@@ -102,10 +102,10 @@ def task_definition(now: datetime, **overrides: Any) -> dict[str, Any]:
 
 def taskcluster_environment(emulator: Emulator) -> dict[str, str]:
     """The variables that point a tc-scheduler process at the emulator, as its root client,
-    on the emulator's clock (as it is now: set the clock first)."""
+    on a clock running from the emulator's now (set the emulator's clock first)."""
     return {
         "TASKCLUSTER_ROOT_URL": emulator.root_url,
         "TASKCLUSTER_CLIENT_ID": emulator.root_credentials["clientId"],
         "TASKCLUSTER_ACCESS_TOKEN": emulator.root_credentials["accessToken"],
-        NOW_VARIABLE: format_time(emulator.clock.now()),
+        NOW_VARIABLE: offset_setting(emulator.clock.now()),
     }

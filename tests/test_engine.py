@@ -16,7 +16,7 @@ import taskcluster
 
 from scheduler.config import CatchUp, Config, Credentials, Project
 from scheduler.cron import DecisionTask, fires_between, load_cron
-from scheduler.engine import Engine, FireTooSoonError, SlotResult, plan_catch_up
+from scheduler.engine import Engine, FireTooSoonError, FutureSlotError, SlotResult, plan_catch_up
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireKind, FireState, Ledger
 from scheduler.service import open_engine
@@ -198,6 +198,20 @@ def test_ticking_a_slot_twice_fires_once(emulator: Emulator, tmp_path: Path) -> 
     assert created_task_ids(emulator) == [
         decision_task_id(emulator.root_url, "tc-scheduler", "nightly", slot)
     ]
+
+
+def test_a_slot_that_has_not_begun_is_neither_fired_skipped_nor_claimed(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    config = make_config(emulator, tmp_path, own_project(tmp_path))
+    slot = DAY.replace(hour=2)
+    emulator.clock.set(slot - timedelta(seconds=1), frozen=True)
+    with pytest.raises(FutureSlotError, match="has not begun"):
+        run(config, emulator, lambda engine: engine.tick(slot))
+    assert created_task_ids(emulator) == []
+    assert fires(config) == []
+    [on_time] = tick(config, emulator, slot)
+    assert [(f.job, f.state) for f in on_time.fires] == [("nightly", FireState.CREATED)]
 
 
 def test_a_lost_ledger_still_fires_once(emulator: Emulator, tmp_path: Path) -> None:

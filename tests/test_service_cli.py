@@ -259,3 +259,49 @@ def test_the_service_commands_load_only_when_asked_for() -> None:
         "assert 'sqlalchemy' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", script], cwd=REPOSITORY_ROOT, check=True)
+
+
+# -- no slot later than now ------------------------------------------------------------------
+
+
+def test_tick_refuses_a_time_later_than_now_and_records_nothing(
+    emulator: Emulator, environment: dict[str, str], tmp_path: Path, repository: Repository
+) -> None:
+    config = write_config(tmp_path, repository)
+    ahead = format_slot(SLOT + timedelta(hours=1))
+    result = invoke("tick", "--at", ahead, "--config", str(config), env=environment)
+    assert result.exit_code == 2
+    assert f"--at {ahead} is later than now" in result.stderr
+    assert "tc-scheduler fire" in result.stderr
+    assert emulator.tasks() == []
+    history = invoke("history", "--json", "--config", str(config), env=environment)
+    assert json.loads(history.stdout) == []
+
+
+def test_a_slot_ticked_early_while_paused_still_fires_after_resume(
+    emulator: Emulator, tmp_path: Path, repository: Repository
+) -> None:
+    """The sequence that lost a slot: paused, the next slot ticked before it began, resumed."""
+    config = str(write_config(tmp_path, repository))
+    next_slot = SLOT + timedelta(minutes=15)
+    emulator.clock.set(next_slot - timedelta(minutes=5))
+    before = taskcluster_environment(emulator)
+    assert (
+        invoke(
+            "pause", "demo", "nightly", "--reason", "tree closed", "--config", config, env=before
+        ).exit_code
+        == 0
+    )
+    early = invoke("tick", "--at", format_slot(next_slot), "--config", config, env=before)
+    assert early.exit_code == 2
+    assert invoke("resume", "demo", "nightly", "--config", config, env=before).exit_code == 0
+
+    emulator.clock.set(next_slot + timedelta(minutes=1))
+    after = taskcluster_environment(emulator)
+    result = invoke("tick", "--at", format_slot(next_slot), "--config", config, "--json", env=after)
+    assert result.exit_code == 0, result.output
+    fires = {f["job"]: f["state"] for f in json.loads(result.stdout)[0]["fires"]}
+    assert fires == {"nightly": "created", "hourly": "created"}
+    assert decision_task_id(emulator.root_url, "demo", "nightly", next_slot) in {
+        t.task_id for t in emulator.tasks()
+    }
