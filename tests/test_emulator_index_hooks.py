@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -231,3 +231,45 @@ def test_template_rendering_nothing_creates_no_task(emulator: Emulator, hooks) -
     emulator.set_role("hook-id:g/h", ["queue:create-task:*", "queue:scheduler-id:-"])
     assert hooks.triggerHook("g", "h", {"kind": "nightly"}) == {}
     assert emulator.tasks() == []
+
+
+def test_schedules_are_checked_as_the_hooks_service_does(emulator: Emulator, hooks) -> None:
+    for schedule, accepted in ((["0 0 * * *"], True), (["0 0 0 * * * *"], False)):
+        definition = hook_definition(emulator, schedule=schedule)
+        if accepted:
+            assert hooks.createHook("g", "ok", definition)["schedule"] == schedule
+        else:
+            error = rejected(hooks.createHook, "g", "bad", definition)
+            assert (error.status_code, error.body["code"]) == (400, "InputError")
+            assert error.body["message"].startswith(
+                "Invalid cron expression, too many fields in 0 0 0 * * * *"
+            )
+    error = rejected(
+        hooks.updateHook, "g", "ok", hook_definition(emulator, schedule=["60 * * * *"])
+    )
+    assert error.status_code == 400
+    assert hooks.hook("g", "ok")["schedule"] == ["0 0 * * *"]
+
+
+def test_hook_status_gives_the_next_scheduled_date(emulator: Emulator, hooks) -> None:
+    emulator.clock.set(datetime(2026, 3, 10, 8, 30, 15, tzinfo=UTC), frozen=True)
+    hooks.createHook("g", "h", hook_definition(emulator, schedule=["0 0 12 * * mon#2", "@daily"]))
+    assert hooks.getHookStatus("g", "h") == {
+        "lastFire": {"result": "no-fire"},
+        "nextScheduledDate": "2026-03-11T00:00:00.000Z",
+    }
+    # The emulator never fires a schedule, but moves the date on as a deployment's scheduler does.
+    emulator.clock.set(datetime(2026, 4, 13, 11, 0, tzinfo=UTC), frozen=True)
+    assert hooks.getHookStatus("g", "h")["nextScheduledDate"] == "2026-04-13T12:00:00.000Z"
+    assert emulator.tasks() == []
+    hooks.updateHook("g", "h", hook_definition(emulator))
+    assert hooks.getHookStatus("g", "h") == {"lastFire": {"result": "no-fire"}}
+
+
+def test_a_schedule_cron_parser_cannot_search_is_a_server_error(emulator: Emulator, hooks) -> None:
+    # cron-parser parses a bare `L` weekday but throws looking for a date: the service's 500.
+    error = rejected(
+        hooks.createHook, "g", "h", hook_definition(emulator, schedule=["0 0 0 * * L"])
+    )
+    assert (error.status_code, error.body["code"]) == (500, "InternalServerError")
+    assert rejected(hooks.hook, "g", "h").status_code == 404

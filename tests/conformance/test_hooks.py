@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
+
+import pytest
 
 from tests.conformance.target import (
     HOOK_GROUP,
@@ -15,6 +19,7 @@ from tests.conformance.target import (
     Clients,
     Target,
     expect_error,
+    parse_iso,
 )
 
 TRIGGER_SCHEMA: dict[str, Any] = {
@@ -26,7 +31,10 @@ TRIGGER_SCHEMA: dict[str, Any] = {
 
 
 def hook_definition(
-    *, task_scopes: list[str] | None = None, name: str = "conformance"
+    *,
+    task_scopes: list[str] | None = None,
+    name: str = "conformance",
+    schedule: list[str] | None = None,
 ) -> dict[str, Any]:
     """A createHook request whose task (JSON-e) echoes the trigger payload's message."""
     return {
@@ -54,6 +62,7 @@ def hook_definition(
         # Given explicitly: the real createHook echoes the request (without a default for
         # `bindings`), while `hook` reads back `bindings: []`.
         "bindings": [],
+        "schedule": schedule or [],
     }
 
 
@@ -240,3 +249,112 @@ def test_remove_hook_is_idempotent(api: Clients, target: Target) -> None:
     hook_id = make_hook(target)
     assert api.hooks().removeHook(HOOK_GROUP, hook_id) == {}
     assert api.hooks().removeHook(HOOK_GROUP, hook_id) == {}
+
+
+# -- schedules ----------------------------------------------------------------------------------
+#
+# The hooks service reads schedule entries with the npm package cron-parser: six fields, seconds
+# first, with its aliases, `L`, `#` and quirks. These hooks get no `hook-id:` role, so should
+# the deployment's scheduler fire one before it is removed, the fire can create no task.
+
+# How far the target's clock may be from this machine's, for the next-date checks.
+CLOCK_SKEW = timedelta(seconds=30)
+
+
+def _midnight_after(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+
+def _hour_after(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+def _minute_after(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def _first_day_after(moment: datetime, hour: int, wanted: Callable[[datetime], bool]) -> datetime:
+    day = moment.replace(hour=hour, minute=0, second=0, microsecond=0)
+    while day <= moment or not wanted(day):
+        day += timedelta(days=1)
+    return day
+
+
+def _last_of_month(day: datetime) -> bool:
+    return (day + timedelta(days=1)).day == 1
+
+
+def _second_monday(day: datetime) -> bool:
+    return day.weekday() == 0 and 8 <= day.day <= 14
+
+
+# entry -> the first time after a moment that it names
+SCHEDULES: dict[str, Callable[[datetime], datetime]] = {
+    "0 0 0 * * *": _midnight_after,
+    "0 0 * * *": _midnight_after,  # five fields: the seconds default to 0
+    "@daily": _midnight_after,
+    "0 0,0 * * * *": _hour_after,  # a repeated 0 slips past cron-parser's duplicate check
+    "0 0-0-5 * * * *": _hour_after,  # a range reads its first two numbers only
+    "": _minute_after,  # an empty entry is every minute
+    "0 0 0 L * *": lambda moment: _first_day_after(moment, 0, _last_of_month),
+    "0 0 12 * * mon#2": lambda moment: _first_day_after(moment, 12, _second_monday),
+}
+
+# entry -> what cron-parser says about it (the reply is "<that> in <entry>")
+REFUSED = {
+    "0 0 0 * * * *": "Invalid cron expression, too many fields",
+    "60 * * * * *": "Constraint error, got value 60 expected range 0-59",
+    "0 0 0 30 2 *": "Invalid explicit day of month definition",
+    "0 0 0 * * 1#6": "Constraint error, invalid dayOfWeek occurrence number (#)",
+    "0 0 0 * * foo": 'Validation error, cannot resolve alias "foo"',
+    "1,1 * * * * *": "CronSecond Validation error, duplicate values found: 1",
+    "0 0 0 LW * *": "Invalid characters, got value: LW",
+    "0 10-5 * * * *": "Invalid range: 10-5, min(10) > max(5)",
+    "1 1": "Constraint error, got value 0 expected range 1-31",
+}
+
+
+@pytest.mark.parametrize("entry", SCHEDULES)
+def test_schedule_entries_give_the_next_scheduled_date(
+    api: Clients, target: Target, entry: str
+) -> None:
+    """createHook takes a cron-parser entry; getHookStatus gives the next time it names."""
+    hook_id = target.hook_id()
+    earliest = target.now() - CLOCK_SKEW
+    reply = api.hooks().createHook(HOOK_GROUP, hook_id, hook_definition(schedule=[entry]))
+    status = api.hooks().getHookStatus(HOOK_GROUP, hook_id)
+    latest = target.now() + CLOCK_SKEW
+    api.hooks().removeHook(HOOK_GROUP, hook_id)
+    assert reply["schedule"] == [entry]
+    assert status["lastFire"] == {"result": "no-fire"}
+    expected = SCHEDULES[entry]
+    scheduled = parse_iso(status["nextScheduledDate"])
+    assert expected(earliest) <= scheduled <= expected(latest), (entry, scheduled)
+
+
+@pytest.mark.parametrize("entry", REFUSED)
+def test_schedule_entries_cron_parser_refuses_are_400(
+    api: Clients, target: Target, entry: str
+) -> None:
+    """An entry cron-parser cannot parse is a 400 InputError quoting its complaint."""
+    hook_id = target.hook_id()
+    definition = hook_definition(schedule=["0 0 0 * * *", entry])
+    body = expect_error(400, "InputError", api.hooks().createHook, HOOK_GROUP, hook_id, definition)
+    assert f"{REFUSED[entry]} in {entry}" in body["message"]
+    expect_error(404, "ResourceNotFound", api.hooks().hook, HOOK_GROUP, hook_id)
+
+
+def test_update_hook_checks_the_schedule(api: Clients, target: Target) -> None:
+    """updateHook refuses an unparsable entry too, and leaves the hook as it was."""
+    hook_id = make_hook(target)
+    body = expect_error(
+        400,
+        "InputError",
+        api.hooks().updateHook,
+        HOOK_GROUP,
+        hook_id,
+        hook_definition(schedule=["0 0 0 * * * *"]),
+    )
+    assert "too many fields in 0 0 0 * * * *" in body["message"]
+    assert api.hooks().hook(HOOK_GROUP, hook_id)["schedule"] == []
+    assert "nextScheduledDate" not in api.hooks().getHookStatus(HOOK_GROUP, hook_id)

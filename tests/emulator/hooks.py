@@ -1,7 +1,9 @@
 """The emulated hooks service: hook definitions, triggering with JSON-e, and the record of fires.
 
 A trigger renders the hook's task template and creates the task with the scopes of the role
-`hook-id:<hookGroupId>/<hookId>`, as the real service does. Schedules are stored, never run.
+`hook-id:<hookGroupId>/<hookId>`, as the real service does. Schedule entries are checked and the
+next scheduled date kept as the real service does (cron_parser.py), but the emulator never fires
+a schedule: tc-scheduler, the scheduler under test, fires hooks itself.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import jsone
 import jsonschema
 import slugid
 
+from tests.emulator import cron_parser
 from tests.emulator.api import ApiError, Call, Handler, paginate
 from tests.emulator.clock import format_time
 
@@ -30,6 +33,7 @@ class Hook:
     group_id: str
     hook_id: str
     definition: dict[str, Any]
+    next_scheduled: datetime = cron_parser.FUTURE
     fires: list[dict[str, Any]] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
@@ -76,18 +80,13 @@ class Hooks:
 
     def get_hook_status(self, call: Call) -> Any:
         hook = self._hook(call)
-        if not hook.fires:
-            return {"lastFire": {"result": "no-fire"}}
-        last = hook.fires[-1]
-        if last["result"] == "success":
-            fire = {"result": "success", "taskId": last["taskId"], "time": last["taskCreateTime"]}
-        else:
-            fire = {
-                "result": "error",
-                "error": {"message": last["error"]},
-                "time": last["taskCreateTime"],
-            }
-        return {"lastFire": fire}
+        reply: dict[str, Any] = {"lastFire": _last_fire(hook)}
+        if hook.definition["schedule"]:
+            if hook.next_scheduled <= call.now:
+                # A deployment's scheduler would have fired the hook and moved its date on.
+                hook.next_scheduled = _next_scheduled(hook.definition, call.now)
+            reply["nextScheduledDate"] = format_time(hook.next_scheduled)
+        return reply
 
     def _definition(self, call: Call) -> dict[str, Any]:
         body = copy.deepcopy(call.body)
@@ -97,6 +96,11 @@ class Hooks:
         body.setdefault("schedule", [])
         body.setdefault("triggerSchema", DEFAULT_TRIGGER_SCHEMA)
         body.setdefault("bindings", [])
+        for entry in body["schedule"]:
+            try:
+                cron_parser.parse(entry)
+            except cron_parser.CronError as error:
+                raise ApiError("InputError", f"{error} in {entry}") from None
         try:
             jsonschema.Draft7Validator.check_schema(body["triggerSchema"])
         except jsonschema.SchemaError as error:
@@ -108,17 +112,20 @@ class Hooks:
     def create_hook(self, call: Call) -> Any:
         key = (call.params["hookGroupId"], call.params["hookId"])
         definition = self._definition(call)
+        next_scheduled = _next_scheduled(definition, call.now)
         existing = self.hooks.get(key)
         if existing is not None:
             if existing.definition == definition:
                 return existing.describe()
             raise ApiError("RequestConflict", f"hook {key[0]}/{key[1]} already exists")
-        hook = self.hooks[key] = Hook(*key, definition)
+        hook = self.hooks[key] = Hook(*key, definition, next_scheduled)
         return hook.describe()
 
     def update_hook(self, call: Call) -> Any:
         hook = self._hook(call)
-        hook.definition = self._definition(call)
+        definition = self._definition(call)
+        hook.next_scheduled = _next_scheduled(definition, call.now)
+        hook.definition = definition
         return hook.describe()
 
     def remove_hook(self, call: Call) -> Any:
@@ -210,3 +217,22 @@ class Hooks:
         if token:
             reply["continuationToken"] = token
         return reply
+
+
+def _last_fire(hook: Hook) -> dict[str, Any]:
+    if not hook.fires:
+        return {"result": "no-fire"}
+    last = hook.fires[-1]
+    if last["result"] == "success":
+        return {"result": "success", "taskId": last["taskId"], "time": last["taskCreateTime"]}
+    return {"result": "error", "error": {"message": last["error"]}, "time": last["taskCreateTime"]}
+
+
+def _next_scheduled(definition: Mapping[str, Any], now: datetime) -> datetime:
+    try:
+        return cron_parser.next_date(definition["schedule"], now)
+    except cron_parser.NextDateError as error:
+        # The hooks service does not catch this either: the call fails as an internal error.
+        raise ApiError(
+            "InternalServerError", f"computing the hook's next scheduled date failed: {error}"
+        ) from None
