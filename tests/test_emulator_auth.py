@@ -1,7 +1,12 @@
-"""The emulator's Hawk authentication and scope checks, through the real taskcluster client."""
+"""The emulator's Hawk authentication and scope checks, through the real taskcluster client.
+
+Exact scope lists are checked on a private deployment (no anonymous role), where a call holds
+its own scopes and `assume:anonymous` only.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +19,17 @@ from taskcluster.exceptions import TaskclusterAuthFailure, TaskclusterRestFailur
 
 from tests.conftest import task_definition
 from tests.emulator import Emulator
+from tests.emulator.auth import ANONYMOUS_SCOPES
+
+CURRENT = "auth:current-scopes"
+
+
+@pytest.fixture
+def private() -> Iterator[Emulator]:
+    """A private deployment: no `anonymous` role."""
+    with Emulator(private=True) as running:
+        yield running
+        running.assert_conforming()
 
 
 def test_wrong_access_token_is_401(emulator: Emulator) -> None:
@@ -40,7 +56,50 @@ def test_anonymous_calls_get_the_anonymous_role(emulator: Emulator) -> None:
         anonymous.createTask(slugid.nice(), task_definition(emulator.clock.now()))
     assert raised.value.status_code == 403
     assert raised.value.body["code"] == "InsufficientScopes"
-    assert "unauthenticated" in raised.value.body["message"]
+    assert raised.value.body["message"].startswith("This request requires Taskcluster credentials")
+
+
+def test_the_public_anonymous_role_is_the_documented_one(emulator: Emulator) -> None:
+    reply = taskcluster.Auth({"rootUrl": emulator.root_url}).currentScopes()
+    assert reply["scopes"] == sorted(["assume:anonymous", *ANONYMOUS_SCOPES])
+    assert taskcluster.Auth(emulator.options()).role("anonymous")["scopes"] == ANONYMOUS_SCOPES
+
+
+def test_every_call_holds_the_anonymous_role(private: Emulator) -> None:
+    private.set_role("anonymous", ["queue:status:*"])
+    credentials = private.add_client("reader", [CURRENT])
+    assert taskcluster.Auth(private.options(credentials)).currentScopes()["scopes"] == [
+        "assume:anonymous",
+        CURRENT,
+        "queue:status:*",
+    ]
+
+
+def test_a_private_deployment_lets_anonymous_calls_do_nothing(private: Emulator) -> None:
+    task_id = slugid.nice()
+    taskcluster.Queue(private.options()).createTask(task_id, task_definition(private.clock.now()))
+    anonymous = {"rootUrl": private.root_url}
+    for call, args in (
+        (taskcluster.Queue(anonymous).status, (task_id,)),
+        (taskcluster.Auth(anonymous).currentScopes, ()),
+    ):
+        with pytest.raises(TaskclusterRestFailure) as raised:
+            call(*args)
+        assert raised.value.status_code == 403
+    with pytest.raises(TaskclusterRestFailure):
+        taskcluster.Auth(private.options()).role("anonymous")
+
+
+def test_current_and_expand_scopes_need_their_scopes(private: Emulator) -> None:
+    auth = taskcluster.Auth(private.options(private.add_client("nobody", [])))
+    for call, args, scope in (
+        (auth.currentScopes, (), CURRENT),
+        (auth.expandScopes, ({"scopes": ["a"]},), "auth:expand-scopes"),
+    ):
+        with pytest.raises(TaskclusterRestFailure) as raised:
+            call(*args)
+        assert raised.value.status_code == 403
+        assert f"```\n{scope}\n```" in raised.value.body["message"]
 
 
 def test_insufficient_scopes_names_the_missing_ones(emulator: Emulator) -> None:
@@ -83,22 +142,24 @@ def _temporary(emulator: Emulator, start: datetime, expiry: datetime, scopes: li
     )
 
 
-def test_temporary_credentials_carry_their_certificate_scopes(emulator: Emulator) -> None:
+def test_temporary_credentials_carry_their_certificate_scopes(private: Emulator) -> None:
     now = datetime.now(UTC)
-    temporary = _temporary(emulator, now, now + timedelta(hours=1), ["queue:get-task:*"])
-    assert taskcluster.Auth(emulator.options(temporary)).currentScopes() == {
-        "scopes": ["queue:get-task:*"]
+    temporary = _temporary(private, now, now + timedelta(hours=1), ["queue:get-task:*", CURRENT])
+    assert taskcluster.Auth(private.options(temporary)).currentScopes() == {
+        "scopes": ["assume:anonymous", CURRENT, "queue:get-task:*"]
     }
 
 
-def test_named_temporary_credentials_use_their_name(emulator: Emulator) -> None:
+def test_named_temporary_credentials_use_their_name(private: Emulator) -> None:
     now = datetime.now(UTC)
     temporary = _temporary(
-        emulator, now, now + timedelta(hours=1), ["queue:status:*"], name="my-temp"
+        private, now, now + timedelta(hours=1), ["queue:status:*", CURRENT], name="my-temp"
     )
     assert temporary["clientId"] == "my-temp"
-    assert taskcluster.Auth(emulator.options(temporary)).currentScopes()["scopes"] == [
-        "queue:status:*"
+    assert taskcluster.Auth(private.options(temporary)).currentScopes()["scopes"] == [
+        "assume:anonymous",
+        CURRENT,
+        "queue:status:*",
     ]
 
 
@@ -109,12 +170,12 @@ def test_expired_temporary_credentials_are_401(emulator: Emulator) -> None:
         taskcluster.Auth(emulator.options(temporary)).currentScopes()
 
 
-def test_temporary_credentials_expire_on_the_emulator_clock(emulator: Emulator) -> None:
+def test_temporary_credentials_expire_on_the_emulator_clock(private: Emulator) -> None:
     now = datetime.now(UTC)
-    temporary = _temporary(emulator, now, now + timedelta(hours=1), ["a"])
-    auth = taskcluster.Auth(emulator.options(temporary))
-    assert auth.currentScopes()["scopes"] == ["a"]
-    emulator.clock.advance(timedelta(hours=2))
+    temporary = _temporary(private, now, now + timedelta(hours=1), ["a", CURRENT])
+    auth = taskcluster.Auth(private.options(temporary))
+    assert auth.currentScopes()["scopes"] == ["a", "assume:anonymous", CURRENT]
+    private.clock.advance(timedelta(hours=2))
     with pytest.raises(TaskclusterAuthFailure, match="expired"):
         auth.currentScopes()
 
@@ -137,26 +198,51 @@ def test_tampered_certificate_is_401(emulator: Emulator) -> None:
         taskcluster.Auth(emulator.options(temporary)).currentScopes()
 
 
-def test_authorized_scopes_narrow_and_cannot_widen(emulator: Emulator) -> None:
-    narrowed = taskcluster.Auth(emulator.options(authorizedScopes=["queue:status:*"]))
-    assert narrowed.currentScopes()["scopes"] == ["queue:status:*"]
-    limited = emulator.add_client("limited", ["queue:status:*"])
-    widened = taskcluster.Auth(emulator.options(limited, authorizedScopes=["queue:*"]))
-    with pytest.raises(TaskclusterAuthFailure, match="oversteps"):
+def test_authorized_scopes_narrow_and_cannot_widen(private: Emulator) -> None:
+    narrowed = taskcluster.Auth(private.options(authorizedScopes=["queue:status:*", CURRENT]))
+    assert narrowed.currentScopes()["scopes"] == ["assume:anonymous", CURRENT, "queue:status:*"]
+    limited = private.add_client("limited", ["queue:status:*", CURRENT])
+    widened = taskcluster.Auth(private.options(limited, authorizedScopes=["queue:*"]))
+    with pytest.raises(TaskclusterAuthFailure, match="do not satisfy authorizedScopes") as raised:
         widened.currentScopes()
+    assert "```\nassume:anonymous\nauth:current-scopes\nqueue:status:*\n```" in str(raised.value)
 
 
-def test_expired_client_is_401(emulator: Emulator) -> None:
-    auth = taskcluster.Auth(emulator.options())
+def test_authorized_scopes_may_be_granted_by_the_anonymous_role(emulator: Emulator) -> None:
+    credentials = emulator.add_client("own-only", ["own"])
+    auth = taskcluster.Auth(emulator.options(credentials, authorizedScopes=[CURRENT]))
+    assert auth.currentScopes()["scopes"] == sorted(["assume:anonymous", *ANONYMOUS_SCOPES])
+
+
+def test_null_authorized_scopes_restrict_nothing_but_empty_ones_everything(
+    private: Emulator,
+) -> None:
+    # The auth service tests ext members for JavaScript truthiness: [] counts, null does not.
+    def current(authorized: list[str] | None) -> Any:
+        return taskcluster.Auth(private.options(authorizedScopes=authorized)).currentScopes()
+
+    assert current(None) == {"scopes": ["*"]}
+    with pytest.raises(TaskclusterRestFailure) as raised:
+        current([])
+    assert raised.value.status_code == 403
+
+
+def test_expired_client_is_401(private: Emulator) -> None:
+    auth = taskcluster.Auth(private.options())
     created = auth.createClient(
         "short-lived",
-        {"expires": taskcluster.stringDate(emulator.clock.now() + timedelta(hours=1))},
+        {
+            "expires": taskcluster.stringDate(private.clock.now() + timedelta(hours=1)),
+            "scopes": [CURRENT],
+        },
     )
     credentials = {"clientId": "short-lived", "accessToken": created["accessToken"]}
-    assert taskcluster.Auth(emulator.options(credentials)).currentScopes() == {"scopes": []}
-    emulator.clock.advance(timedelta(hours=2))
+    assert taskcluster.Auth(private.options(credentials)).currentScopes() == {
+        "scopes": ["assume:anonymous", CURRENT]
+    }
+    private.clock.advance(timedelta(hours=2))
     with pytest.raises(TaskclusterAuthFailure):
-        taskcluster.Auth(emulator.options(credentials)).currentScopes()
+        taskcluster.Auth(private.options(credentials)).currentScopes()
 
 
 def _signed(emulator: Emulator, url: str, method: str, content: bytes) -> str:
@@ -221,3 +307,27 @@ def test_signed_url_reaches_a_private_artifact(emulator: Emulator) -> None:
     assert response.text == "hush"
     tampered = signed.replace("private%2Fsecret.txt", "private%2Fother.txt")
     assert requests.get(tampered, allow_redirects=False, timeout=10).status_code == 401
+
+
+def test_signed_url_of_temporary_credentials_carries_their_certificate(emulator: Emulator) -> None:
+    queue = taskcluster.Queue(emulator.options())
+    task_id = slugid.nice()
+    queue.createTask(task_id, task_definition(emulator.clock.now()))
+    emulator.add_artifact(task_id, "private/secret.txt", "hush")
+    now = datetime.now(UTC)
+    temporary = _temporary(
+        emulator, now, now + timedelta(hours=1), ["queue:get-artifact:private/*"]
+    )
+    signed = taskcluster.Queue(emulator.options(temporary)).buildSignedUrl(
+        "getLatestArtifact", task_id, "private/secret.txt"
+    )
+    assert requests.get(signed, timeout=10).text == "hush"
+
+
+def test_bewit_and_authorization_header_together_are_401(emulator: Emulator) -> None:
+    queue = taskcluster.Queue(emulator.options())
+    signed = queue.buildSignedUrl("status", slugid.nice())
+    header = _signed(emulator, signed, "GET", b"")
+    response = requests.get(signed, headers={"Authorization": header}, timeout=10)
+    assert response.status_code == 401
+    assert "two authentication schemes" in response.json()["message"]

@@ -5,6 +5,11 @@ A `Target` is either the local emulator (the default) or a real, disposable depl
 client). Tests create what they need through the API, under unique names, and the target removes
 it again at teardown. `Api` gives one service through one client flavour (`sync` or `aio`) with
 the same method names, and checks every successful reply against Taskcluster's output schema.
+
+Every call holds `assume:anonymous`, and what that role grants differs between deployments
+(nothing on a private one, read access on a public one such as Firefox CI). Tests give their
+clients the scopes they need and ask the target (`anonymous_may`, `held`) what else a call holds;
+`public_and_private` runs a test against an emulated deployment of each kind.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import jsonschema
 import pytest
@@ -45,6 +50,9 @@ CLIENT_PREFIX = "project/tc-scheduler/conformance/"
 ROLE_PREFIX = "project:tc-scheduler:conformance:"
 INDEX_PREFIX = "project.tc-scheduler.conformance"
 SCOPE_PREFIX = "project:tc-scheduler:conformance:"
+ANONYMOUS = "assume:anonymous"
+# Emulated deployments: public (an `anonymous` role with read scopes) or private (no such role).
+DEPLOYMENTS = ("public", "private")
 OWNER = "tc-scheduler-conformance@example.com"
 SOURCE = "https://github.com/taskcluster/tc-scheduler/tree/main/tests/conformance"
 
@@ -86,6 +94,16 @@ def real_settings() -> tuple[dict[str, str] | None, str | None]:
 
 
 REAL = real_settings()[0] is not None
+TestFunction = TypeVar("TestFunction", bound=Callable[..., Any])
+
+
+def public_and_private(test: TestFunction) -> TestFunction:
+    """Run the test against a public and a private emulated deployment (only the one deployment
+    when `TC_CONFORMANCE_*` name one): for behaviour that depends on the `anonymous` role."""
+    if REAL:
+        return test
+    parametrized: TestFunction = pytest.mark.parametrize("target", DEPLOYMENTS, indirect=True)(test)
+    return parametrized
 
 
 def emulator_bug(reason: str) -> pytest.MarkDecorator:
@@ -363,6 +381,22 @@ class Target:
                 "a real deployment has none"
             )
         return self.control
+
+    # -- what every call holds -------------------------------------------------------------------
+
+    def anonymous_scopes(self) -> list[str]:
+        """What the `anonymous` role grants (expanded): every call holds it."""
+        return self.held([])
+
+    def anonymous_may(self, scope: str) -> bool:
+        """Whether any call, even one without credentials, holds `scope`."""
+        return satisfies(self.anonymous_scopes(), scope)
+
+    def held(self, scopes: Iterable[str]) -> list[str]:
+        """What a call with these scopes holds: their expansion plus the anonymous role's,
+        sorted, as `auth.currentScopes` answers."""
+        reply = self.root("auth").expandScopes({"scopes": [*scopes, ANONYMOUS]})
+        return sorted(reply["scopes"])
 
     # -- things that are cleaned up -----------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """What every service shares: `ping`, the error body, and Hawk authentication failures.
 
 Authentication failures are provoked on a route with scopes (`queue.status`): taskcluster-lib-api
-authenticates lazily, so a route without scopes (such as `auth.currentScopes`) may not reject
-bad credentials at all.
+authenticates lazily, so a route without scopes (such as `ping`) does not reject bad credentials
+at all.
 """
 
 from __future__ import annotations
@@ -21,6 +21,16 @@ def test_ping_says_alive(api: Clients, service: str) -> None:
         assert reply["alive"] is True
         assert isinstance(reply["uptime"], int | float)
         assert reply["uptime"] >= 0
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_routes_without_scopes_ignore_bad_credentials(
+    api: Clients, target: Target, service: str
+) -> None:
+    """`ping` has no scopes, so it never authenticates: wrong credentials do not matter."""
+    credentials = target.make_client([])
+    wrong = {**credentials, "accessToken": credentials["accessToken"][::-1]}
+    assert api.client(service, wrong).ping()["alive"] is True
 
 
 def test_error_body_has_code_message_and_request_info(api: Clients) -> None:
@@ -65,3 +75,15 @@ def test_error_body_has_nothing_but_code_message_and_request_info(
     body = expect_error(403, "InsufficientScopes", api.queue(credentials).cancelTask, task_id)
     assert set(body) == {"code", "message", "requestInfo"}
     assert set(body["requestInfo"]) == {"method", "params", "payload", "time"}
+
+
+def test_scopes_are_checked_before_the_request_body(api: Clients, target: Target) -> None:
+    """Where the URL alone names the scopes, a call is refused (401, 403) before its body is
+    validated (400)."""
+    path = f"{target.index_namespace()}.x"
+    credentials = target.make_client([])
+    wrong = {**credentials, "accessToken": credentials["accessToken"][::-1]}
+    body = {"not": "an insertTask request"}
+    expect_error(403, "InsufficientScopes", api.index(credentials).insertTask, path, body)
+    expect_error(401, "AuthenticationFailed", api.index(wrong).insertTask, path, body)
+    expect_error(400, "InputValidationError", api.index().insertTask, path, body)

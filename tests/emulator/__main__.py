@@ -2,7 +2,7 @@
 
 Prints one JSON line with `rootUrl`, `clientId` and `accessToken` of a root client, then serves
 until interrupted. `--clients FILE` (JSON or YAML) adds `clients: {id: {scopes, accessToken}}`
-and `roles: {id: [scopes]}`.
+and `roles: {id: [scopes]}`. `--private` serves a private deployment (no `anonymous` role).
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=Path, help="JSON or YAML file of clients and roles")
     parser.add_argument("--max-deadline-days", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0, help="seed of injected faults")
+    parser.add_argument(
+        "--private",
+        action="store_true",
+        help="a private deployment: no anonymous role, so nothing works without credentials",
+    )
     return parser.parse_args(argv)
 
 
@@ -52,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         roles=config.get("roles"),
         max_deadline=timedelta(days=arguments.max_deadline_days),
         seed=arguments.seed,
+        private=arguments.private,
     )
     if arguments.latency_ms or arguments.jitter_ms:
         emulator.faults.add("*", latency_ms=arguments.latency_ms, jitter_ms=arguments.jitter_ms)

@@ -156,30 +156,49 @@ class Identity:
     scopes: list[str]
 
 
+def known(identity: Identity) -> Callable[[], Identity]:
+    """The `authenticate` of a call whose caller is already known (the emulator's own calls)."""
+    return lambda: identity
+
+
 @dataclass
 class Call:
-    """One API call as a handler sees it."""
+    """One API call as a handler sees it.
+
+    The caller is authenticated when the call first needs it, as taskcluster-lib-api does: a
+    call whose scope expression is empty (a public artifact) succeeds even with bad credentials.
+    """
 
     route: Route
     params: dict[str, str]
     query: dict[str, str]
     body: Any
-    identity: Identity
+    authenticate: Callable[[], Identity]
     now: datetime
     authorized: bool = False
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    _identity: Identity | None = field(default=None, init=False, repr=False)
+
+    @property
+    def identity(self) -> Identity:
+        """The caller; raises the 401 `AuthenticationFailed` if its credentials fail."""
+        if self._identity is None:
+            self._identity = self.authenticate()
+        return self._identity
 
     def authorize(self, **values: Any) -> None:
         """Check the route's scope expression, with these values added to the route params."""
         expression = scopes.render(self.route.scopes, {**self.params, **values})
         assert not isinstance(expression, list)
-        missing = scopes.unsatisfied(expression, self.identity.scopes)
-        if missing is not None:
-            raise ApiError(
-                "InsufficientScopes",
-                insufficient_scopes_message(self.identity.client_id, missing, expression),
-            )
+        # No expression (an `{if, then}` that does not apply) is a public request: no caller.
+        if expression is not None:
+            missing = scopes.unsatisfied(expression, self.identity.scopes)
+            if missing is not None:
+                raise ApiError(
+                    "InsufficientScopes",
+                    insufficient_scopes_message(self.identity.client_id, missing, expression),
+                )
         self.authorized = True
 
     def limit(self, default: int = 1000, maximum: int = 1000) -> int:
@@ -196,13 +215,23 @@ class Call:
 
 
 def insufficient_scopes_message(client_id: str | None, missing: Any, required: Any) -> str:
-    who = f"Client ID {client_id}" if client_id else "This unauthenticated request"
+    """taskcluster-lib-api's words; a call without credentials is told what it would need."""
+    if client_id is None:
+        return (
+            "This request requires Taskcluster credentials that satisfy the following scope "
+            f"expression:\n\n```\n{_shown(required)}\n```"
+        )
     return (
-        f"{who} does not have sufficient scopes and is missing the following scopes:\n\n"
-        f"```\n{json.dumps(missing, indent=2)}\n```\n\n"
+        f"Client ID {client_id} does not have sufficient scopes and is missing the following "
+        f"scopes:\n\n```\n{_shown(missing)}\n```\n\n"
         "This request requires the client to satisfy the following scope expression:\n\n"
-        f"```\n{json.dumps(required, indent=2)}\n```"
+        f"```\n{_shown(required)}\n```"
     )
+
+
+def _shown(expression: Any) -> str:
+    # A single scope is shown bare, an expression as indented JSON, as the real messages do.
+    return expression if isinstance(expression, str) else json.dumps(expression, indent=2)
 
 
 Handler = Callable[[Call], Any]

@@ -1,6 +1,7 @@
 """The emulated auth service: clients, roles, and the routes that manage and inspect them.
 
-The corpus has no auth API reference, so its routes are declared here, after the real service's.
+The corpus has no auth API reference, so its routes are declared here, after the real service's
+(services/auth/src/api.js), scopes included.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from tests.emulator import scopes
 from tests.emulator.api import ApiError, Call, Handler
 from tests.emulator.clock import format_time, parse_time
 from tests.emulator.hawk import Credentials
@@ -21,7 +23,12 @@ _SCOPES_GRANTED = {"for": "scope", "in": "scopes", "each": "<scope>"}
 # name, method, route, scopes — the subset of the auth reference the emulator implements.
 REFERENCE: list[dict[str, Any]] = [
     {"name": "ping", "method": "get", "route": "/ping"},
-    {"name": "client", "method": "get", "route": "/clients/<clientId>"},
+    {
+        "name": "client",
+        "method": "get",
+        "route": "/clients/<clientId>",
+        "scopes": "auth:get-client:<clientId>",
+    },
     {
         "name": "createClient",
         "method": "put",
@@ -40,7 +47,12 @@ REFERENCE: list[dict[str, Any]] = [
         "route": "/clients/<clientId>/reset",
         "scopes": "auth:reset-access-token:<clientId>",
     },
-    {"name": "role", "method": "get", "route": "/roles/<roleId>"},
+    {
+        "name": "role",
+        "method": "get",
+        "route": "/roles/<roleId>",
+        "scopes": "auth:get-role:<roleId>",
+    },
     {
         "name": "createRole",
         "method": "put",
@@ -51,7 +63,12 @@ REFERENCE: list[dict[str, Any]] = [
         "name": "updateRole",
         "method": "post",
         "route": "/roles/<roleId>",
-        "scopes": {"AllOf": ["auth:update-role:<roleId>", _SCOPES_GRANTED]},
+        "scopes": {
+            "AllOf": [
+                "auth:update-role:<roleId>",
+                {"for": "scope", "in": "scopesAdded", "each": "<scope>"},
+            ]
+        },
     },
     {
         "name": "deleteRole",
@@ -59,25 +76,65 @@ REFERENCE: list[dict[str, Any]] = [
         "route": "/roles/<roleId>",
         "scopes": "auth:delete-role:<roleId>",
     },
-    {"name": "expandScopes", "method": "post", "route": "/scopes/expand"},
-    {"name": "currentScopes", "method": "get", "route": "/scopes/current"},
+    {
+        "name": "expandScopes",
+        "method": "post",
+        "route": "/scopes/expand",
+        "scopes": "auth:expand-scopes",
+    },
+    {
+        "name": "currentScopes",
+        "method": "get",
+        "route": "/scopes/current",
+        "scopes": "auth:current-scopes",
+    },
 ]
 
-# What a deployment typically lets anyone read (Firefox CI's anonymous role is similar).
+# The `anonymous` role of a public deployment (Firefox CI's is the same): the list in
+# Taskcluster's deploying docs (ui/docs/manual/deploying/anonymous-role.mdx). Every call holds
+# `assume:anonymous`, so these are what anyone may do, with credentials or without.
 ANONYMOUS_SCOPES = [
-    "queue:get-artifact:public/*",
-    "queue:get-task:*",
-    "queue:status:*",
-    "queue:list-task-group:*",
-    "queue:list-dependent-tasks:*",
-    "queue:list-artifacts:*",
+    "auth:current-scopes",
+    "auth:expand-scopes",
+    "auth:get-client:*",
+    "auth:get-role:*",
+    "auth:list-clients",
+    "auth:list-roles",
+    "github:get-badge:*",
+    "github:get-repository:*",
+    "github:latest-status:*",
+    "github:list-builds",
+    "hooks:get:*",
+    "hooks:list-hooks:*",
+    "hooks:list-last-fires:*",
+    "hooks:status:*",
     "index:find-task:*",
     "index:list-namespaces:*",
     "index:list-tasks:*",
-    "hooks:list-hooks:*",
-    "hooks:get:*",
-    "hooks:status:*",
-    "hooks:list-last-fires:*",
+    "purge-cache:all-purge-requests",
+    "purge-cache:purge-requests:*",
+    "queue:get-artifact:public/*",
+    "queue:get-provisioner:*",
+    "queue:get-task:*",
+    "queue:get-worker-type:*",
+    "queue:get-worker:*",
+    "queue:list-artifacts:*",
+    "queue:list-dependent-tasks:*",
+    "queue:list-provisioners",
+    "queue:list-task-group:*",
+    "queue:list-worker-types:*",
+    "queue:list-workers:*",
+    "queue:pending-count:*",
+    "queue:status:*",
+    "secrets:list-secrets",
+    "web:read-pulse",
+    "worker-manager:get-worker-pool:*",
+    "worker-manager:get-worker:*",
+    "worker-manager:list-providers",
+    "worker-manager:list-worker-pool-errors:*",
+    "worker-manager:list-worker-pools",
+    "worker-manager:list-workers:*",
+    "worker-manager:should-worker-terminate:*",
 ]
 
 
@@ -255,9 +312,11 @@ class Auth:
     def update_role(self, call: Call) -> Any:
         body = _object(call.body)
         granted = _scope_list(body.get("scopes", []))
-        call.authorize(scopes=granted)
         role_id = call.params["roleId"]
-        self._role_json(role_id)
+        former = self.expand(self._role_json(role_id)["scopes"])
+        # The caller needs only the scopes the update adds, not those the role already has.
+        added = [scope for scope in granted if not scopes.satisfies(former, scope)]
+        call.authorize(scopesAdded=added)
         self.set_role(role_id, granted, call.now, str(body.get("description", "")))
         return self._role_json(role_id)
 

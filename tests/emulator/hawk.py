@@ -1,7 +1,9 @@
-"""Hawk authentication of requests, as Taskcluster's auth service does it.
+"""Hawk authentication of requests, as Taskcluster's auth service does it (signaturevalidator.js).
 
-Verifies the signature (header or bewit) with mohawk, then applies `ext`: temporary-credential
-certificates and `authorizedScopes`. The result is the caller's expanded scopes.
+Loads the caller's credentials and applies `ext` (temporary-credential certificates, then
+`authorizedScopes`), then verifies the signature (header or bewit) with mohawk. Every call, with
+credentials or without, also holds `assume:anonymous`: the result is the caller's scopes plus
+that role, expanded.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,9 +30,11 @@ import mohawk.util
 from tests.emulator import scopes
 from tests.emulator.api import ApiError, Identity
 
+ANONYMOUS = "assume:anonymous"
 TIMESTAMP_SKEW_SECONDS = 15 * 60
 CERTIFICATE_SKEW = timedelta(minutes=5)
 MAX_TEMPORARY_LIFETIME = timedelta(days=31)
+_BEWIT = re.compile(r"[?&]bewit=")
 
 
 @dataclass(frozen=True)
@@ -66,17 +71,30 @@ class Authenticator:
         self._nonce_lock = threading.Lock()
 
     def identify(self, request: Request) -> Identity:
-        if request.authorization is None:
-            if "bewit=" in request.url:
-                return self._identify_bewit(request)
-            return Identity(None, self._expand(["assume:anonymous"]))
+        """The caller and its scopes; a 401 `AuthenticationFailed` if its credentials fail."""
+        bewit = _BEWIT.search(request.url) is not None
+        if request.authorization is not None and bewit:
+            raise _failed(
+                "Cannot use two authentication schemes at once this request has both bewit "
+                "in querystring and 'authorization' header"
+            )
+        if request.authorization is not None:
+            return self._identify_header(request)
+        if bewit:
+            return self._identify_bewit(request)
+        return Identity(None, self._expand([ANONYMOUS]))
+
+    def _identify_header(self, request: Request) -> Identity:
+        assert request.authorization is not None
         try:
             header = mohawk.util.parse_authorization_header(request.authorization)
         except mohawk.exc.HawkFail:
             raise _failed("the Authorization header is not a valid Hawk header") from None
         client_id = header.get("id", "")
         ext = _decode_ext(header.get("ext"))
+        # Like the auth service, settle the credentials (and what ext does to them) first.
         credentials = self._credentials(client_id, ext)
+        held = self._limited(credentials.scopes, ext)
         try:
             mohawk.Receiver(
                 lambda _id: {
@@ -102,33 +120,23 @@ class Authenticator:
                 f"the request signature of client {client_id} is wrong "
                 "(wrong accessToken, or the request was changed in transit)"
             ) from None
-        return Identity(client_id, self._authorized(client_id, credentials.scopes, ext))
+        return Identity(client_id, held)
 
     def _identify_bewit(self, request: Request) -> Identity:
-        found: dict[str, Credentials] = {}
-
-        def lookup(client_id: str) -> dict[str, str]:
-            found["credentials"] = self._credentials(client_id, {})
-            return {
-                "id": client_id,
-                "key": found["credentials"].access_token,
-                "algorithm": "sha256",
-            }
-
-        try:
-            mohawk.bewit.check_bewit(request.url, lookup, now=time.time())
-        except ApiError:
-            raise
-        except mohawk.exc.TokenExpired:
-            raise _failed("the signed URL has expired") from None
-        except (mohawk.exc.HawkFail, ValueError, binascii.Error):
-            raise _failed("the signed URL's bewit is not valid") from None
-        credentials = found["credentials"]
-        return Identity(credentials.client_id, self._expand(credentials.scopes))
+        bewit = Bewit.parse(request.url)
+        if bewit.expiration <= time.time():
+            raise _failed("the signed URL has expired")
+        # A signed URL carries the signer's ext (certificate, authorizedScopes) in its bewit.
+        ext = _decode_ext(bewit.ext)
+        credentials = self._credentials(bewit.client_id, ext)
+        held = self._limited(credentials.scopes, ext)
+        if not bewit.signed_with(credentials.access_token):
+            raise _failed("the signed URL's signature is wrong (or the URL was changed)")
+        return Identity(credentials.client_id, held)
 
     def _credentials(self, client_id: str, ext: dict[str, Any]) -> Credentials:
         certificate = ext.get("certificate")
-        if certificate is None:
+        if not _truthy(certificate):
             client = self._lookup(client_id)
             if client is None:
                 raise _failed(f"client {client_id} does not exist, is disabled or has expired")
@@ -136,23 +144,22 @@ class Authenticator:
         return self._temporary(client_id, certificate)
 
     def _temporary(self, client_id: str, certificate: Any) -> Credentials:
-        if isinstance(certificate, str):
-            try:
-                certificate = json.loads(certificate)
-            except ValueError:
-                raise _failed("ext.certificate is not valid JSON") from None
-        if not isinstance(certificate, dict) or certificate.get("version") != 1:
-            raise _failed("ext.certificate must be an object with version 1")
+        if not isinstance(certificate, dict):
+            raise _failed("ext.certificate must be a JSON object")
+        if certificate.get("version") != 1:
+            raise _failed("ext.certificate.version must be 1")
         try:
             seed = str(certificate["seed"])
             start = _from_millis(certificate["start"])
             expiry = _from_millis(certificate["expiry"])
-            cert_scopes = [str(scope) for scope in certificate["scopes"]]
+            cert_scopes = certificate["scopes"]
             signature = str(certificate["signature"])
         except (KeyError, TypeError, ValueError):
             raise _failed(
                 "ext.certificate needs seed, start, expiry, scopes and signature"
             ) from None
+        if not isinstance(cert_scopes, list) or not all(map(scopes.valid, cert_scopes)):
+            raise _failed("ext.certificate.scopes must be an array of valid scopes")
         issuer_id = certificate.get("issuer", client_id)
         named = "issuer" in certificate
         if named and issuer_id == client_id:
@@ -202,20 +209,24 @@ class Authenticator:
         ).decode()
         return Credentials(client_id, token.rstrip("="), cert_scopes)
 
-    def _authorized(self, client_id: str, granted: Sequence[str], ext: dict[str, Any]) -> list[str]:
-        expanded = self._expand(granted)
-        if "authorizedScopes" not in ext:
-            return expanded
-        authorized = ext["authorizedScopes"]
-        if not isinstance(authorized, list) or not all(isinstance(s, str) for s in authorized):
-            raise _failed("ext.authorizedScopes must be a list of strings")
-        beyond = [scope for scope in authorized if not scopes.satisfies(expanded, scope)]
-        if beyond:
-            raise _failed(
-                f"ext.authorizedScopes oversteps the scopes of client {client_id}: "
-                + ", ".join(beyond)
-            )
-        return self._expand(authorized)
+    def _limited(self, granted: Sequence[str], ext: dict[str, Any]) -> list[str]:
+        """The scopes of a request: its credentials' or, with `ext.authorizedScopes`, those.
+
+        `assume:anonymous` is added twice, as the auth service does: before checking that the
+        credentials cover `authorizedScopes` (so scopes the anonymous role grants may be
+        authorized), and after the restriction (so no request loses the anonymous role).
+        """
+        authorized = ext.get("authorizedScopes")
+        if _truthy(authorized):
+            if not isinstance(authorized, list):
+                raise _failed("ext.authorizedScopes must be an array")
+            if not all(scopes.valid(scope) for scope in authorized):
+                raise _failed("ext.authorizedScopes must be an array of valid scopes")
+            held = self._expand([*granted, ANONYMOUS])
+            if not all(scopes.satisfies(held, scope) for scope in authorized):
+                raise _failed(_not_authorizable(held, authorized))
+            granted = authorized
+        return self._expand([*granted, ANONYMOUS])
 
     def _seen_nonce(self, sender_id: str, nonce: str, timestamp: str) -> bool:
         key = (sender_id, nonce, timestamp)
@@ -227,6 +238,56 @@ class Authenticator:
                 self._nonces = {k: t for k, t in self._nonces.items() if t > horizon}
             self._nonces[key] = time.time()
         return False
+
+
+@dataclass(frozen=True)
+class Bewit:
+    """The signature of a signed URL, read as the `hawk` library's uri.authenticate reads it.
+
+    Clients send it as unpadded base64url, which mohawk's own bewit parser does not accept.
+    """
+
+    client_id: str
+    expiration: int
+    mac: str
+    ext: str
+    url: str  # the URL without its bewit: what was signed
+
+    @classmethod
+    def parse(cls, url: str) -> Bewit:
+        match = _BEWIT_URL.fullmatch(url)
+        if match is None or not re.fullmatch(r"[\w-]*", match["bewit"], re.ASCII):
+            raise _failed("the signed URL's bewit is not valid")
+        try:
+            padded = match["bewit"] + "=" * (-len(match["bewit"]) % 4)
+            parts = base64.urlsafe_b64decode(padded).decode("ascii").split("\\")
+            client_id, expiration, mac, ext = parts
+            return cls(client_id, int(expiration), mac, ext, _without_bewit(match))
+        except (ValueError, binascii.Error):
+            raise _failed("the signed URL's bewit is not valid") from None
+
+    def signed_with(self, key: str) -> bool:
+        resource = mohawk.base.Resource(
+            credentials={"id": self.client_id, "key": key, "algorithm": "sha256"},
+            method="GET",
+            url=self.url,
+            timestamp=str(self.expiration),
+            nonce="",
+            ext=self.ext,
+        )
+        expected = mohawk.util.calculate_mac("bewit", resource, None).decode("ascii")
+        return hmac.compare_digest(expected, self.mac)
+
+
+# hawk's own pattern: the URL, `?bewit=` or `&bewit=`, and what follows it.
+_BEWIT_URL = re.compile(
+    r"(?P<before>.*)(?P<separator>[?&])bewit=(?P<bewit>[^&]*)(?:&(?P<after>.+))?", re.DOTALL
+)
+
+
+def _without_bewit(match: re.Match[str]) -> str:
+    after = match["after"]
+    return match["before"] + (match["separator"] + after if after else "")
 
 
 def signed_url(url: str, credentials: Credentials, lifetime_seconds: int = 15 * 60) -> str:
@@ -260,10 +321,36 @@ def _decode_ext(ext: str | None) -> dict[str, Any]:
     return decoded
 
 
+def _truthy(value: Any) -> bool:
+    """JavaScript's truthiness, which the auth service applies to ext's members: null, false,
+    0 and "" are as good as absent, while [] and {} count (an empty authorizedScopes restricts
+    to nothing)."""
+    return value is not None and value is not False and value != 0 and value != ""
+
+
 def _from_millis(value: Any) -> datetime:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise ValueError("not a number")
     return datetime.fromtimestamp(value / 1000, UTC)
+
+
+def _not_authorizable(held: Sequence[str], authorized: Sequence[str]) -> str:
+    """The auth service's words when credentials do not cover their `authorizedScopes`."""
+    return "\n".join(
+        [
+            "Supplied credentials do not satisfy authorizedScopes; credentials have scopes:",
+            "",
+            "```",
+            *held,
+            "```",
+            "",
+            "authorizedScopes are:",
+            "",
+            "```",
+            *authorized,
+            "```",
+        ]
+    )
 
 
 def _failed(message: str) -> ApiError:

@@ -12,11 +12,17 @@ from typing import Any
 Expression = str | dict[str, Any]
 
 _PARAMETER = re.compile(r"<([^<>]+)>")
+_VALID = re.compile(r"[\x20-\x7e]*")
 MAX_EXPANDED_SCOPES = 10_000
 
 
 class ExpressionError(ValueError):
     """A scope-expression template refers to a parameter the request did not provide."""
+
+
+def valid(scope: object) -> bool:
+    """A scope is a string of printable ASCII (spaces allowed, no other whitespace)."""
+    return isinstance(scope, str) and _VALID.fullmatch(scope) is not None
 
 
 def satisfies(held: Iterable[str], required: str) -> bool:

@@ -22,7 +22,7 @@ import jsonschema.validators
 
 from tests import corpus
 from tests.emulator import auth, control, hawk, serving
-from tests.emulator.api import ApiError, Call, Handler, Identity, Reply, Route
+from tests.emulator.api import ApiError, Call, Handler, Identity, Reply, Route, known
 from tests.emulator.clock import Clock, format_time, parse_time
 from tests.emulator.faults import Faults
 from tests.emulator.hooks import Hooks
@@ -46,6 +46,10 @@ class Emulator:
 
     Use it as a context manager (`with Emulator() as tc:`), then `tc.options()` gives the
     `taskcluster` client options of the root client; `tc.add_client(...)` makes restricted ones.
+
+    By default it is a public deployment, as Firefox CI is: the `anonymous` role (which every
+    call holds) grants the read-only scopes of Taskcluster's docs. `private=True` makes a
+    private one, without that role: then a call may do only what its credentials allow.
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class Emulator:
         max_deadline: timedelta = timedelta(days=5),
         root_access_token: str | None = None,
         seed: int = 0,
+        private: bool = False,
     ) -> None:
         self.clock = clock or Clock()
         self.lock = threading.RLock()
@@ -66,7 +71,8 @@ class Emulator:
         self.started = time.monotonic()
         now = self.clock.now()
         self.auth = auth.Auth()
-        self.auth.set_role("anonymous", auth.ANONYMOUS_SCOPES, now)
+        if not private:
+            self.auth.set_role("anonymous", auth.ANONYMOUS_SCOPES, now)
         for role_id, role_scopes in (roles or {}).items():
             self.auth.set_role(role_id, role_scopes, now)
         self.root_credentials = {
@@ -143,7 +149,7 @@ class Emulator:
         route = next(r for r, _ in self.routes["queue"] if r.name == "createTask")
         with self.lock:
             now = self.clock.now()
-            call = Call(route, {"taskId": task_id}, {}, dict(definition), self._root(), now)
+            call = Call(route, {"taskId": task_id}, {}, dict(definition), known(self._root()), now)
             return self.queue.create(task_id, definition, call)
 
     def _root(self) -> Identity:
@@ -251,8 +257,12 @@ class Emulator:
                 "InputValidationError",
                 f"the hook's task is not a valid task: {_describe(first)}",
             )
-        identity = Identity(HOOKS_CLIENT_ID, self.auth.expand([f"assume:{role_id}"]))
-        call = Call(route, {"taskId": task_id}, {}, definition, identity, now)
+        # The hooks service calls the queue with authorizedScopes [assume:<role>]; like every
+        # call, that one holds the anonymous role as well.
+        identity = Identity(
+            HOOKS_CLIENT_ID, self.auth.expand([f"assume:{role_id}", hawk.ANONYMOUS])
+        )
+        call = Call(route, {"taskId": task_id}, {}, definition, known(identity), now)
         return self.queue.create(task_id, definition, call).state
 
     # -- ASGI -----------------------------------------------------------------------------
@@ -372,9 +382,16 @@ class Emulator:
                     "NotImplemented",
                     f"the emulator does not implement {route.service}.{route.name}",
                 )
-            identity = self.authenticator.identify(request)
+            # taskcluster-lib-api's order: body, scopes (when the URL says enough), query,
+            # input schema, handler. Authentication happens only when a scope check needs it.
             body = _parse_body(request.content, route)
             info["payload"] = body if body is not None else {}
+            call = Call(route, params, query, body, self._authenticate(request), now)
+            if route.scopes is not None and route.template_params() <= set(params):
+                call.authorize()
+            unknown = sorted(set(query) - set(route.query) - {"bewit"})
+            if unknown:
+                raise ApiError("InvalidRequestArguments", f"unknown query parameters: {unknown}")
             if route.input_schema is not None:
                 errors = sorted(
                     _input_validator(route.input_schema).iter_errors(body),
@@ -386,12 +403,6 @@ class Emulator:
                         f"the request body does not match {route.input_schema}:\n"
                         + "\n".join(f"- {_describe(error)}" for error in errors[:10]),
                     )
-            unknown = sorted(set(query) - set(route.query) - {"bewit"})
-            if unknown:
-                raise ApiError("InvalidRequestArguments", f"unknown query parameters: {unknown}")
-            call = Call(route, params, query, body, identity, now)
-            if route.scopes is not None and route.template_params() <= set(params):
-                call.authorize()
             result = handler(call)
             if route.scopes is not None and not call.authorized:
                 raise AssertionError(f"emulator bug: {route.name} did not check scopes")
@@ -402,6 +413,9 @@ class Emulator:
             return Reply(call.status, result, call.headers)
         except ApiError as error:
             return _error_reply(error, info)
+
+    def _authenticate(self, request: hawk.Request) -> Callable[[], Identity]:
+        return lambda: self.authenticator.identify(request)
 
     def _monitoring(self, name: str) -> dict[str, Any]:
         if name == "ping":
