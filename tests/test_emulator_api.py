@@ -21,6 +21,7 @@ from taskcluster.exceptions import TaskclusterConnectionError, TaskclusterRestFa
 
 from tests.conftest import REPOSITORY_ROOT, task_definition
 from tests.emulator import Emulator
+from tests.emulator.clock import format_time
 from tests.emulator.faults import Faults
 from tests.emulator.server import MAX_BODY_BYTES
 
@@ -235,6 +236,49 @@ def test_http_control_surface_moves_the_clock_and_resolves_tasks(emulator: Emula
     assert bad.status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "tasks/not-a-slugid/run", {}),
+        ("POST", "tasks/not-a-slugid/resolve", {"state": "completed"}),
+        ("POST", "tasks/not-a-slugid/artifacts", {"name": "public/x", "content": "x"}),
+        ("GET", "artifacts/not-a-slugid/0/public/x", None),
+        ("POST", "index", {"entries": [{"namespace": "a", "taskId": "x", "expires": "2099"}]}),
+    ],
+)
+def test_control_surface_refuses_task_ids_that_are_not_slugids(
+    emulator: Emulator, method: str, path: str, body: dict | None
+) -> None:
+    url = f"{emulator.root_url}/_emulator/{path}"
+    response = requests.request(method, url, json=body, timeout=10)
+    assert response.status_code == 400
+    assert response.json()["code"] == "ControlError"
+    assert "is not a valid taskId: it must be a slugid" in response.json()["message"]
+
+
+def test_control_surface_seeds_nothing_if_one_task_id_is_bad(emulator: Emulator) -> None:
+    expires = format_time(emulator.clock.now() + timedelta(days=1))
+    tasks = [{"taskId": slugid.nice(), "expires": expires}, {"taskId": "bad", "expires": expires}]
+    response = requests.post(
+        f"{emulator.root_url}/_emulator/tasks", json={"tasks": tasks}, timeout=10
+    )
+    assert response.status_code == 400
+    assert "'bad' is not a valid taskId" in response.json()["message"]
+    assert emulator.tasks() == []
+
+
+def test_control_surface_says_what_is_missing_or_malformed(emulator: Emulator) -> None:
+    control = f"{emulator.root_url}/_emulator"
+    missing = requests.post(f"{control}/tasks/{slugid.nice()}/resolve", json={}, timeout=10)
+    assert (missing.status_code, missing.json()["message"]) == (
+        400,
+        "the request body lacks 'state'",
+    )
+    run = requests.get(f"{control}/artifacts/{slugid.nice()}/first/public/x", timeout=10)
+    assert run.status_code == 400
+    assert "'first' is not a valid runId" in run.json()["message"]
+
+
 def test_standalone_prints_credentials_and_serves() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.emulator", "--port", "0", "--latency-ms", "1"],
@@ -253,6 +297,25 @@ def test_standalone_prints_credentials_and_serves() -> None:
         process.terminate()
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
         assert process.wait(timeout=10) in (0, -signal.SIGTERM)
+
+
+def test_standalone_serves_a_private_deployment_when_asked() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.emulator", "--private"],
+        cwd=REPOSITORY_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = json.loads(process.stdout.readline())
+        anonymous = taskcluster.Auth({"rootUrl": line["rootUrl"], "maxRetries": 0})
+        with pytest.raises(TaskclusterRestFailure) as raised:
+            anonymous.currentScopes()
+        assert raised.value.status_code == 403
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def test_standalone_rejects_a_bad_clients_file(tmp_path) -> None:

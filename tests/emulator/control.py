@@ -10,16 +10,21 @@ In-process tests call the Emulator's methods; a benchmark or a manual session th
 - `POST tasks/<taskId>/artifacts` `{"name", "content", "contentType", "expires"}`
 - `POST tasks` `{"tasks": [{"taskId", "expires"}]}`: seed completed tasks in bulk
 - `POST index` `{"entries": [{"namespace", "taskId", "expires", "rank"}]}`: seed the index in bulk
+
+A request it cannot act on is a 400 `ControlError` saying why, e.g. a taskId that is not a slugid.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
+import re
 import urllib.parse
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from tests import corpus
 from tests.emulator.api import ApiError, Reply
 from tests.emulator.clock import format_time, parse_time
 
@@ -33,8 +38,14 @@ def handle(emulator: Emulator, method: str, segments: list[str], body: bytes) ->
         return _dispatch(emulator, method, segments, payload)
     except ApiError as error:
         return Reply(error.status, {"code": error.code, "message": error.message}, {})
-    except (ValueError, KeyError, TypeError) as error:
-        return Reply(400, {"code": "ControlError", "message": str(error)}, {})
+    except KeyError as error:
+        return _refused(f"the request body lacks {error}")
+    except (ValueError, TypeError) as error:
+        return _refused(str(error))
+
+
+def _refused(message: str) -> Reply:
+    return Reply(400, {"code": "ControlError", "message": message}, {})
 
 
 def _dispatch(emulator: Emulator, method: str, segments: list[str], payload: Any) -> Reply:
@@ -42,7 +53,7 @@ def _dispatch(emulator: Emulator, method: str, segments: list[str], payload: Any
         case "GET", ["artifacts", task_id, run_id, *name]:
             with emulator.lock:
                 artifact = emulator.queue.artifact_content(
-                    task_id, int(run_id), urllib.parse.unquote("/".join(name))
+                    _task_id(task_id), _run_id(run_id), urllib.parse.unquote("/".join(name))
                 )
             if artifact is None:
                 return Reply(404, {"code": "ResourceNotFound", "message": "no such artifact"}, {})
@@ -69,13 +80,13 @@ def _dispatch(emulator: Emulator, method: str, segments: list[str], payload: Any
             emulator.faults.clear(payload.get("seed"))
             return Reply(200, {}, {})
         case "POST", ["tasks", task_id, "run"]:
-            return Reply(200, {"status": emulator.run_task(task_id).status()}, {})
+            return Reply(200, {"status": emulator.run_task(_task_id(task_id)).status()}, {})
         case "POST", ["tasks", task_id, "resolve"]:
-            task = emulator.resolve_task(task_id, payload["state"], payload.get("reason"))
+            task = emulator.resolve_task(_task_id(task_id), payload["state"], payload.get("reason"))
             return Reply(200, {"status": task.status()}, {})
         case "POST", ["tasks", task_id, "artifacts"]:
             emulator.add_artifact(
-                task_id,
+                _task_id(task_id),
                 payload["name"],
                 payload.get("content", ""),
                 content_type=payload.get("contentType"),
@@ -83,11 +94,15 @@ def _dispatch(emulator: Emulator, method: str, segments: list[str], payload: Any
             )
             return Reply(200, {}, {})
         case "POST", ["tasks"]:
-            for task in payload["tasks"]:
-                _seed_task(emulator, task["taskId"], parse_time(task["expires"]))
+            # All ids are checked before any task is made, so a refusal changes nothing.
+            seeds = [(_task_id(task["taskId"]), task["expires"]) for task in payload["tasks"]]
+            for task_id, expires in seeds:
+                _seed_task(emulator, task_id, parse_time(expires))
             _keep_seeded()
             return Reply(200, {"created": len(payload["tasks"])}, {})
         case "POST", ["index"]:
+            for entry in payload["entries"]:
+                _task_id(entry["taskId"])
             with emulator.lock:
                 for entry in payload["entries"]:
                     emulator.index.insert(
@@ -99,6 +114,29 @@ def _dispatch(emulator: Emulator, method: str, segments: list[str], payload: Any
             _keep_seeded()
             return Reply(200, {"inserted": len(payload["entries"])}, {})
     return Reply(404, {"code": "ResourceNotFound", "message": "no such control route"}, {})
+
+
+def _task_id(value: object) -> str:
+    """`value` if it is a slugid, the only kind of taskId Taskcluster takes; else ValueError."""
+    if not isinstance(value, str) or _task_id_pattern().fullmatch(value) is None:
+        raise ValueError(
+            f"{value!r} is not a valid taskId: it must be a slugid (22 characters of URL-safe "
+            "base64, as slugid.nice() makes), matching " + _task_id_pattern().pattern
+        )
+    return value
+
+
+def _run_id(value: str) -> int:
+    if not value.isascii() or not value.isdigit():
+        raise ValueError(f"{value!r} is not a valid runId: it must be a run's number (0, 1...)")
+    return int(value)
+
+
+@functools.cache
+def _task_id_pattern() -> re.Pattern[str]:
+    """The taskId pattern of Taskcluster's own schemas (task-status.json)."""
+    schema = corpus.served_schemas()["/schemas/queue/v1/task-status.json"]
+    return re.compile(schema["properties"]["taskId"]["pattern"])
 
 
 def _keep_seeded() -> None:
