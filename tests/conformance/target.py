@@ -3,7 +3,9 @@
 A `Target` is either the local emulator (the default) or a real, disposable deployment named by
 `TC_CONFORMANCE_ROOT_URL`, `TC_CONFORMANCE_CLIENT_ID` and `TC_CONFORMANCE_ACCESS_TOKEN` (a root
 client). Tests create what they need through the API, under unique names, and the target removes
-it again at teardown. `Api` gives one service through one client flavour (`sync` or `aio`) with
+it again at teardown. Where a test needs a worker (to run or resolve a task, or to upload an
+artifact), the target is one: through the emulator's control surface, or on a deployment through
+the queue's worker API. `Api` gives one service through one client flavour (`sync` or `aio`) with
 the same method names, and checks every successful reply against Taskcluster's output schema.
 
 Every call holds `assume:anonymous`, and what that role grants differs between deployments
@@ -20,12 +22,14 @@ import functools
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import jsonschema
 import pytest
+import requests
 import slugid
 import taskcluster
 import taskcluster.aio
@@ -50,9 +54,13 @@ CLIENT_PREFIX = "project/tc-scheduler/conformance/"
 ROLE_PREFIX = "project:tc-scheduler:conformance:"
 INDEX_PREFIX = "project.tc-scheduler.conformance"
 SCOPE_PREFIX = "project:tc-scheduler:conformance:"
+WORKER = {"workerGroup": "tc-scheduler-conformance", "workerId": "conformance"}
 ANONYMOUS = "assume:anonymous"
 # Emulated deployments: public (an `anonymous` role with read scopes) or private (no such role).
 DEPLOYMENTS = ("public", "private")
+# How long to wait for what a deployment does in the background (dependency and index handlers
+# take a few seconds); generous, since polling ends as soon as the change shows.
+BACKGROUND_SECONDS = 60.0
 OWNER = "tc-scheduler-conformance@example.com"
 SOURCE = "https://github.com/taskcluster/tc-scheduler/tree/main/tests/conformance"
 
@@ -94,6 +102,7 @@ def real_settings() -> tuple[dict[str, str] | None, str | None]:
 
 
 REAL = real_settings()[0] is not None
+T = TypeVar("T")
 TestFunction = TypeVar("TestFunction", bound=Callable[..., Any])
 
 
@@ -104,6 +113,21 @@ def public_and_private(test: TestFunction) -> TestFunction:
         return test
     parametrized: TestFunction = pytest.mark.parametrize("target", DEPLOYMENTS, indirect=True)(test)
     return parametrized
+
+
+def eventually(
+    read: Callable[[], T], ready: Callable[[T], bool], what: str, within: float = BACKGROUND_SECONDS
+) -> T:
+    """`read()` again until `ready` holds for its result (which is returned), for at most `within`
+    seconds: for what a deployment does in the background. The emulator is ready at once."""
+    deadline = time.monotonic() + within
+    while True:
+        value = read()
+        if ready(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {within:g} s for {what}; last seen: {value!r}")
+        time.sleep(0.25)
 
 
 def emulator_bug(reason: str) -> pytest.MarkDecorator:
@@ -374,12 +398,9 @@ class Target:
         return f"{prefix}{slugid.nice()}"
 
     def require_control(self) -> Emulator:
-        """The emulator, or skip: moving time, running tasks and adding artifacts need it."""
+        """The emulator, or skip: moving the clock needs it."""
         if self.control is None:
-            pytest.skip(
-                "needs the emulator's control surface (clock, task resolution or artifacts); "
-                "a real deployment has none"
-            )
+            pytest.skip("needs the emulator's clock; a real deployment's time cannot be moved")
         return self.control
 
     # -- what every call holds -------------------------------------------------------------------
@@ -397,6 +418,53 @@ class Target:
         sorted, as `auth.currentScopes` answers."""
         reply = self.root("auth").expandScopes({"scopes": [*scopes, ANONYMOUS]})
         return sorted(reply["scopes"])
+
+    # -- acting as the worker ------------------------------------------------------------------
+
+    def run_task(self, task_id: str) -> None:
+        """Start the task's pending run, as a worker claiming it."""
+        if self.control is not None:
+            self.control.run_task(task_id)
+            return
+        run_id = self._latest_run(task_id)
+        self.root("queue").claimTask(task_id, str(run_id), WORKER)
+
+    def resolve_task(self, task_id: str, state: str) -> None:
+        """Finish the task as `completed` or `failed` (running it first if it is pending)."""
+        assert state in ("completed", "failed"), state
+        if self.control is not None:
+            self.control.resolve_task(task_id, state)
+            return
+        queue = self.root("queue")
+        if queue.status(task_id)["status"]["state"] == "pending":
+            self.run_task(task_id)
+        report = queue.reportCompleted if state == "completed" else queue.reportFailed
+        report(task_id, str(self._latest_run(task_id)))
+
+    def add_artifact(
+        self, task_id: str, name: str, content: str | Mapping[str, Any], content_type: str
+    ) -> None:
+        """Upload an artifact to the task's running run, as its worker does."""
+        if self.control is not None:
+            self.control.add_artifact(task_id, name, content, content_type=content_type)
+            return
+        data = (content if isinstance(content, str) else json.dumps(content)).encode()
+        queue = self.root("queue")
+        request = {
+            "storageType": "s3",
+            "contentType": content_type,
+            "expires": queue.task(task_id)["expires"],
+        }
+        reply = queue.createArtifact(task_id, str(self._latest_run(task_id)), name, request)
+        upload = requests.put(
+            reply["putUrl"], data=data, headers={"Content-Type": content_type}, timeout=30
+        )
+        upload.raise_for_status()
+
+    def _latest_run(self, task_id: str) -> int:
+        runs = self.root("queue").status(task_id)["status"]["runs"]
+        assert runs, f"task {task_id} has no run yet"
+        return int(runs[-1]["runId"])
 
     # -- things that are cleaned up -----------------------------------------------------------
 

@@ -16,6 +16,7 @@ from tests.conformance.target import (
     TASK_QUEUE_ID,
     Clients,
     Target,
+    eventually,
     expect_error,
     iso,
     parse_iso,
@@ -252,39 +253,34 @@ def test_sealed_is_the_time_of_sealing(api: Clients, target: Target) -> None:
     assert before <= sealed <= target.now() + timedelta(minutes=1)
 
 
-# -- needs the emulator's control surface ------------------------------------------------------
-
-
-def test_deadline_resolves_an_unfinished_task(api: Clients, target: Target) -> None:
-    """Past its deadline an unresolved task is exception/deadline-exceeded."""
-    emulator = target.require_control()
-    task_id = target.create_task()
-    emulator.clock.advance(timedelta(hours=2))
-    status = api.queue().status(task_id)["status"]
-    assert status["state"] == "exception"
-    assert status["runs"][-1]["reasonResolved"] == "deadline-exceeded"
+# -- with a worker: the emulator's control surface, or the queue's worker API ------------------
 
 
 def test_completing_a_dependency_schedules_its_dependents(api: Clients, target: Target) -> None:
-    """When the dependency completes, an `all-completed` dependent becomes pending."""
-    emulator = target.require_control()
+    """When the dependency completes, an `all-completed` dependent becomes pending.
+
+    A deployment's dependency resolver does this in the background, a few seconds later.
+    """
     first = target.create_task()
     second = target.create_task(dependencies=[first])
     assert api.queue().status(second)["status"]["state"] == "unscheduled"
-    emulator.resolve_task(first, "completed")
+    target.resolve_task(first, "completed")
     assert api.queue().status(first)["status"]["state"] == "completed"
-    status = api.queue().status(second)["status"]
+    status = eventually(
+        lambda: api.queue().status(second)["status"],
+        lambda status: status["state"] != "unscheduled",
+        f"the dependent task {second} to be scheduled",
+    )
     assert status["state"] == "pending"
     assert status["runs"][0]["reasonCreated"] == "scheduled"
 
 
 def test_artifacts_of_the_latest_run(api: Clients, target: Target) -> None:
     """listLatestArtifacts, getLatestArtifact (303 body) and latestArtifact agree on content."""
-    emulator = target.require_control()
     task_id = target.create_task()
-    emulator.run_task(task_id)
-    emulator.add_artifact(task_id, "public/build/result.json", {"ok": True})
-    emulator.add_artifact(task_id, "public/logs/live.log", "all good\n")
+    target.run_task(task_id)
+    target.add_artifact(task_id, "public/build/result.json", {"ok": True}, "application/json")
+    target.add_artifact(task_id, "public/logs/live.log", "all good\n", "text/plain")
 
     listing = api.queue().listLatestArtifacts(task_id)
     assert [a["name"] for a in listing["artifacts"]] == [
@@ -312,10 +308,9 @@ def test_artifacts_of_the_latest_run(api: Clients, target: Target) -> None:
 
 def test_private_artifacts_need_the_get_artifact_scope(api: Clients, target: Target) -> None:
     """getLatestArtifact of a private artifact needs `queue:get-artifact:<name>` (else 403)."""
-    emulator = target.require_control()
     task_id = target.create_task()
-    emulator.run_task(task_id)
-    emulator.add_artifact(task_id, "private/secret.txt", "s3cr3t")
+    target.run_task(task_id)
+    target.add_artifact(task_id, "private/secret.txt", "s3cr3t", "text/plain")
     reader = target.make_client(["queue:get-artifact:public/*"])
     body = expect_error(
         403,
@@ -332,11 +327,10 @@ def test_private_artifacts_need_the_get_artifact_scope(api: Clients, target: Tar
 
 def test_artifacts_of_a_given_run(api: Clients, target: Target) -> None:
     """listArtifacts, getArtifact, artifact and artifactInfo address one run's artifacts."""
-    emulator = target.require_control()
     task_id = target.create_task()
-    emulator.run_task(task_id)
-    emulator.add_artifact(task_id, "public/result.txt", "run zero\n")
+    target.run_task(task_id)
     name = "public/result.txt"
+    target.add_artifact(task_id, name, "run zero\n", "text/plain")
     assert [a["name"] for a in api.queue().listArtifacts(task_id, 0)["artifacts"]] == [name]
     url = api.queue().getArtifact(task_id, 0, name)["url"]
     assert requests.get(url, timeout=10).text == "run zero\n"
@@ -352,11 +346,23 @@ def test_artifacts_of_a_given_run(api: Clients, target: Target) -> None:
 
 def test_artifacts_of_a_task_without_runs_are_404(api: Clients, target: Target) -> None:
     """A task whose dependency is unresolved has no run, so no artifacts (404)."""
-    target.require_control()
     first = target.create_task()
     second = target.create_task(dependencies=[first])
     expect_error(404, "ResourceNotFound", api.queue().getLatestArtifact, second, "public/x")
     expect_error(404, "ResourceNotFound", api.queue().listLatestArtifacts, second)
+
+
+# -- needs the emulator's clock ----------------------------------------------------------------
+
+
+def test_deadline_resolves_an_unfinished_task(api: Clients, target: Target) -> None:
+    """Past its deadline an unresolved task is exception/deadline-exceeded."""
+    emulator = target.require_control()
+    task_id = target.create_task()
+    emulator.clock.advance(timedelta(hours=2))
+    status = api.queue().status(task_id)["status"]
+    assert status["state"] == "exception"
+    assert status["runs"][-1]["reasonResolved"] == "deadline-exceeded"
 
 
 def test_retrying_create_task_after_15_minutes_is_rejected(api: Clients, target: Target) -> None:
