@@ -40,6 +40,11 @@ def latest_decision_index_path(trust_domain: str, project: str) -> str:
     return f"{trust_domain}.v2.{project}.latest.taskgraph.decision"
 
 
+def hook_action_scope(hook_group_id: str, hook_id: str) -> str:
+    """The scope a decision task must hold for its `actions.json` to name a hook."""
+    return f"in-tree:hook-action:{hook_group_id}/{hook_id}"
+
+
 def find_action(actions_json: Any, name: str) -> dict[str, Any]:
     """The task-group action called `name` (the first one, as the Treeherder UI picks)."""
     if not isinstance(actions_json, Mapping) or actions_json.get("version") != 1:

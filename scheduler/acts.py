@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from scheduler.engine import Engine, FireError, FireResult, UnknownTargetError
 from scheduler.expiry import Event, EventKind
-from scheduler.hook_calls import Fired, PayloadRejectedError, fire_hook
+from scheduler.hook_calls import Fired, PayloadRejectedError, fire_hook, hook_fire_scopes
 from scheduler.hooks import HookKey, UncheckablePayloadError
 from scheduler.ledger import FireState
 from scheduler.taskcluster import TaskclusterError
@@ -87,7 +87,10 @@ async def fire_any_hook(
     act = {"payload": dict(payload), "dry_run": dry_run}
     try:
         fired = await fire_hook(
-            engine.clients, key, dict(payload), dry_run=dry_run or engine.config.dry_run
+            engine.clients.restricted(f"the hook fire of {key}", hook_fire_scopes(key)),
+            key,
+            dict(payload),
+            dry_run=dry_run or engine.config.dry_run,
         )
     except PayloadRejectedError as error:
         outcome = f"{error}: {'; '.join(map(str, error.problems))}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -14,8 +15,16 @@ from typing import Any, NoReturn
 import click
 
 from scheduler.clock import Clock, ClockSettingError, clock_from
-from scheduler.config import Config, ConfigError, embedded_default, load_config, read_config
+from scheduler.config import (
+    DEFAULT_PUBLIC_URL,
+    Config,
+    ConfigError,
+    embedded_default,
+    load_config,
+    read_config,
+)
 from scheduler.ledger import Ledger
+from scheduler.scopes import repository_path
 
 config_option = click.option(
     "--config",
@@ -35,7 +44,8 @@ def load(config_path: Path | None) -> Config:
         root = _repository_root(Path.cwd())
         if root is None:
             fail("no --config given and the current directory is not in a git repository", 2)
-        return load_config(embedded_default(root), "<embedded default>", os.environ, base_dir=root)
+        default = embedded_default(root, _public_url(root))
+        return load_config(default, "<embedded default>", os.environ, base_dir=root)
     except ConfigError as error:
         for diagnostic in error.diagnostics:
             click.echo(str(diagnostic), err=True)
@@ -55,6 +65,22 @@ def clock() -> Clock:
         return clock_from(os.environ)
     except ClockSettingError as error:
         fail(str(error), 2)
+
+
+def _public_url(root: Path) -> str:
+    """The https URL of the clone's origin, which tasks name; a stand-in without one."""
+    try:
+        origin = subprocess.run(
+            ["git", "-C", str(root), "remote", "get-url", "origin"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        origin = ""
+    path = repository_path(origin)
+    return f"https://{path}" if path else DEFAULT_PUBLIC_URL
 
 
 def fail(message: str, status: int = 1) -> NoReturn:

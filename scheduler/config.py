@@ -19,8 +19,10 @@ from jsonschema import Draft7Validator
 
 from scheduler.diagnostics import Diagnostic, Position, Severity
 from scheduler.notify.events import EventKind
+from scheduler.queue_rules import DEFAULT_MAX_DEADLINE
 from scheduler.redaction import is_secret_key, redact, remember_secret
 from scheduler.schema_messages import Explainer, shown
+from scheduler.scopes import default_project_scopes
 from scheduler.yamldoc import Document, YamlError, parse
 
 CatchUpPolicy = Literal["latest", "all", "none"]
@@ -115,6 +117,13 @@ _PROJECT = {
             "x-expected": "a trust domain like gecko or tcs",
         },
         "repository-type": {"enum": ["git", "hg"]},
+        "scopes": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"type": "string", "minLength": 1, "pattern": r"^[\x20-\x7e]*$"},
+            "x-expected": "a list of scopes, like ['assume:repo:github.com/org/repo:cron:*']",
+        },
         "catch-up": {
             **_CATCH_UP,
             "properties": {
@@ -191,6 +200,7 @@ SCHEMA: dict[str, Any] = {
             "properties": {
                 "root-url": {"type": "string", "pattern": "^https?://", "x-expected": "a URL"},
                 "credentials-file": {"type": "string", "minLength": 1},
+                "max-task-deadline": _DURATION_SCHEMA,
             },
         },
         "ledger": {"type": "string", "minLength": 1, "x-expected": "a database URL"},
@@ -313,10 +323,21 @@ class Project:
     expiry_watched: bool = False
     # Jobs whose decision task's whole group is watched (True: every job).
     watch_task_groups: bool | tuple[str, ...] = False
+    # What the project may do in Taskcluster; None: assume its repository's cron role.
+    scopes: tuple[str, ...] | None = None
 
     @property
     def git_url(self) -> str:
         return self.fetch_from or self.repository
+
+    @property
+    def authorized_scopes(self) -> tuple[str, ...]:
+        """The scopes every Taskcluster call made for the project carries, and no more: its
+        `scopes`, or `assume:repo:<host>/<path>:cron:*` (empty for a repository URL without
+        a host, which the configuration refuses)."""
+        if self.scopes is not None:
+            return self.scopes
+        return default_project_scopes(self.repository) or ()
 
     def catch_up_for(self, job: str) -> CatchUp:
         return self.job_catch_up.get(job, self.catch_up)
@@ -428,6 +449,8 @@ class Config:
     # A job fired by hand is not fired by hand again within this: a double click or a script
     # loop cannot start a storm.
     manual_fire_interval: timedelta = timedelta(minutes=1)
+    # The longest deadline the deployment's queue accepts (its maxTaskDeadlineDays).
+    max_task_deadline: timedelta = DEFAULT_MAX_DEADLINE
 
     @property
     def connections(self) -> int:
@@ -453,6 +476,7 @@ class Config:
                 "root-url": self.root_url,
                 "client-id": self.credentials.client_id if self.credentials else None,
                 "access-token": "<set>" if self.credentials else None,
+                "max-task-deadline": format_duration(self.max_task_deadline),
             },
             "ledger": redact(self.ledger_url),
             "state-dir": str(self.state_dir),
@@ -478,6 +502,7 @@ class Config:
                     "level": p.level,
                     "trust-domain": p.trust_domain,
                     "repository-type": p.repository_type,
+                    "scopes": list(p.authorized_scopes),
                     "catch-up": _catch_up_json(p.catch_up),
                     "job-catch-up": {job: _catch_up_json(c) for job, c in p.job_catch_up.items()},
                     "watch-task-groups": (
@@ -678,6 +703,9 @@ class _Resolver:
             notify=notify,
             watch_every=parse_duration(self.data.get("watch-every", "30s")),
             api=self._api(self.data.get("api", {})),
+            max_task_deadline=parse_duration(
+                taskcluster.get("max-task-deadline", format_duration(DEFAULT_MAX_DEADLINE))
+            ),
         )
 
     def _path(self, text: str) -> Path:
@@ -869,6 +897,14 @@ class _Resolver:
     def _project(self, index: int, entry: Mapping[str, Any], default: CatchUp) -> Project:
         catch_up_data = entry.get("catch-up", {})
         catch_up = self._catch_up(catch_up_data, default)
+        scopes = entry.get("scopes")
+        if scopes is None and default_project_scopes(entry["repository"]) is None:
+            self.problems.error(
+                self.document.position_of(("projects", index, "repository")),
+                f"repository {shown(entry['repository'])} names no host, so the project's "
+                "scopes cannot be assume:repo:<host>/<path>:cron:*; give the URL tasks should "
+                "name (https://...) and read a local clone with fetch-from, or set scopes",
+            )
         return Project(
             name=entry["name"],
             repository=entry["repository"],
@@ -884,6 +920,7 @@ class _Resolver:
                 if isinstance(groups := entry.get("watch-task-groups", False), bool)
                 else tuple(groups)
             ),
+            scopes=tuple(scopes) if scopes is not None else None,
             catch_up=catch_up,
             job_catch_up={
                 job: self._catch_up(overrides, catch_up)
@@ -927,8 +964,16 @@ class _Resolver:
             seen.setdefault(project.name, index)
 
 
-def embedded_default(repository_root: Path) -> str:
-    """The configuration `make run` uses: this repository as its own project, SQLite, dry-run."""
+# The URL tasks of the embedded default name when this clone has no public origin: the queue
+# requires `metadata.source` to be an http(s), ssh or git@ URL, never a `file://` one.
+DEFAULT_PUBLIC_URL = "https://github.com/taskcluster/tc-scheduler"
+
+
+def embedded_default(repository_root: Path, public_url: str = DEFAULT_PUBLIC_URL) -> str:
+    """The configuration `make run` uses: this repository as its own project, SQLite, dry-run.
+
+    Tasks name `public_url` (the clone's origin); git reads the clone itself.
+    """
     return f"""\
 # tc-scheduler's embedded default: schedule this repository's own .cron.yml.
 taskcluster:
@@ -936,7 +981,8 @@ taskcluster:
 state-dir: {repository_root / ".tc-scheduler"}
 projects:
   - name: tc-scheduler
-    repository: {repository_root.resolve().as_uri()}
+    repository: {public_url}
+    fetch-from: {repository_root.resolve().as_uri()}
     branch: main
     level: 1
     trust-domain: tcs

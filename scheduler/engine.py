@@ -58,10 +58,12 @@ from scheduler.render import (
     render_time,
 )
 from scheduler.source import GitSource, Snapshot, SourceError
-from scheduler.taskcluster import Clients, explain
+from scheduler.taskcluster import Clients
 from scheduler.triggering import Triggered, TriggerError, trigger_action
 
 CRON_FILE = ".cron.yml"
+# The note of an already-fired fire whose task could not be read back.
+UNCONFIRMED = "unconfirmed"
 TASKCLUSTER_YML = ".taskcluster.yml"
 
 log = structlog.get_logger("tc_scheduler.engine")
@@ -510,7 +512,7 @@ class Engine:
             path = latest_decision_index_path(project.trust_domain, project.name)
         kind = TriggerAction(action_name=action_name, extra_input=dict(action_input or {}))
         return await trigger_action(
-            self.clients, path, kind, dry_run=dry_run or self.config.dry_run
+            self.clients_for(project), path, kind, dry_run=dry_run or self.config.dry_run
         )
 
     # -- expiry -------------------------------------------------------------------------
@@ -518,7 +520,7 @@ class Engine:
     async def check_expiry(self, project: Project, *, dry_run: bool = False) -> list[Event]:
         """Scan the project's cached tasks and take the remediation step it calls for."""
         return await scan_and_remediate(
-            self.clients,
+            self.clients_for(project),
             self.ledger,
             project,
             replica=self.config.replica,
@@ -573,6 +575,19 @@ class Engine:
                 last[job.name] = found[0]
         return last, self.ledger.pauses(project=project, at=now)
 
+    def clients_for(self, project: Project) -> Clients:
+        """The clients every call made for `project` goes through: limited to its scopes, so
+        that Taskcluster refuses what the project may not do."""
+        return self.clients.restricted(f"project {project.name}", project.authorized_scopes)
+
+    def clients_of(self, project_name: str) -> Clients:
+        """`clients_for` the project called `project_name`; a project no longer configured
+        gets no scopes but the anonymous role's."""
+        project = self.config.project(project_name)
+        if project is None:
+            return self.clients.restricted(f"project {project_name} (not configured)", ())
+        return self.clients_for(project)
+
     def project(self, project_name: str) -> Project:
         """The configured project of that name; raises UnknownTargetError."""
         try:
@@ -614,8 +629,10 @@ class Engine:
                 project_broken=project_broken,
             )
         self._unrecorded[claim] = Outcome(claim, state, task_id, revision, error, details, watch)
-        if error:
+        if state is FireState.FAILED:
             bound.error("fire failed", task_id=task_id, error=error)
+        elif error:
+            bound.warning("fired", task_id=task_id, state=state, note=error)
         else:
             bound.info("fired", task_id=task_id, state=state)
         return FireResult(project.name, job.name, slot, kind, state, task_id, error, details)
@@ -678,14 +695,15 @@ class Engine:
                 "dry run: task not created", task_id=rendered.task_id, task=rendered.definition
             )
             return Dispatched(FireState.DRY_RUN, rendered.task_id, details, None)
+        clients = self.clients_for(project)
         try:
-            await self.clients.queue.createTask(rendered.task_id, rendered.definition)
+            await clients.queue.createTask(rendered.task_id, rendered.definition)
         except TaskclusterRestFailure as error:
             if error.status_code != 409:
-                raise FireError(explain(error, "queue.createTask").message) from None
-            return await self._confirm_existing(rendered.task_id, details)
+                raise FireError(clients.explain(error, "queue.createTask").message) from None
+            return await self._confirm_existing(clients, rendered.task_id, details)
         except Exception as error:
-            raise FireError(explain(error, "queue.createTask").message) from None
+            raise FireError(clients.explain(error, "queue.createTask").message) from None
         return Dispatched(FireState.CREATED, rendered.task_id, details, None)
 
     async def _render(self, template: str, **arguments: Any) -> RenderedTask:
@@ -696,15 +714,19 @@ class Engine:
         call = functools.partial(render_decision_task, template, **arguments)
         return await loop.run_in_executor(self.render_pool, call)
 
-    async def _confirm_existing(self, task_id: str, details: dict[str, Any]) -> Dispatched:
-        """A 409 means the id is taken: by this fire before (a retry, a replica) or another."""
+    async def _confirm_existing(
+        self, clients: Clients, task_id: str, details: dict[str, Any]
+    ) -> Dispatched:
+        """A 409 means the id is taken: by this fire before (a retry, a replica) or another.
+
+        The id is derived from the slot, so the task exists whether or not reading it back
+        works; a refused read leaves it unconfirmed, never failed.
+        """
         try:
-            await self.clients.queue.task(task_id)
+            await clients.queue.task(task_id)
         except Exception as error:
-            raise FireError(
-                f"queue.createTask said task {task_id} exists, but "
-                f"{explain(error, 'queue.task').message}"
-            ) from None
+            reason = clients.explain(error, "queue.task").message
+            return Dispatched(FireState.ALREADY_FIRED, task_id, details, f"{UNCONFIRMED}: {reason}")
         return Dispatched(FireState.ALREADY_FIRED, task_id, details, None)
 
     async def _trigger_action(self, fire: _Fire) -> Dispatched:
@@ -714,7 +736,7 @@ class Engine:
         dry_run = self.config.dry_run or fire.dry_run
         try:
             triggered = await trigger_action(
-                self.clients,
+                self.clients_for(project),
                 path,
                 job.kind,
                 cron_input=dict(fire.cron_input),

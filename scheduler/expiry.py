@@ -21,7 +21,7 @@ from scheduler.config import ExpiryWatch, Project, TaskGroupWatch, format_durati
 from scheduler.cron.model import TriggerAction
 from scheduler.cron.timing import parse_instant
 from scheduler.ledger import Ledger, Remediation, RemediationState
-from scheduler.taskcluster import Clients, TaskclusterError, explain
+from scheduler.taskcluster import Clients, TaskclusterError
 from scheduler.triggering import TriggerError, trigger_action
 
 # Index namespaces name the cache type in taskgraph's words; reports use the kind's name.
@@ -163,8 +163,14 @@ class Scanner:
         return found
 
     async def _call(self, method: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        """One listing call, within the scan's concurrency; failures as TaskclusterError."""
         async with self._limit:
-            return await method(*args, **kwargs)
+            try:
+                return await method(*args, **kwargs)
+            except Exception as error:
+                name = getattr(method, "__name__", "a listing call")
+                doing = f"{name}({', '.join(map(str, args))})"
+                raise self.clients.explain(error, doing) from None
 
     async def _pages(
         self, method: Callable[..., Awaitable[Any]], *args: Any
@@ -190,24 +196,18 @@ class Scanner:
 
     async def _children(self, namespace: str, walk: _Walk) -> None:
         children: list[asyncio.Task[None]] = []
-        async for page in self._pages(self._list_namespaces, namespace):
+        async for page in self._pages(self.clients.index.listNamespaces, namespace):
             for child in page.get("namespaces", []):
                 children.append(asyncio.create_task(self._walk(child["namespace"], walk)))
         await asyncio.gather(*children)
 
     async def _entries(self, namespace: str, walk: _Walk) -> None:
-        async for page in self._pages(self._list_tasks, namespace):
+        async for page in self._pages(self.clients.index.listTasks, namespace):
             entries = page.get("tasks", [])
             for entry in entries:
                 walk.saw(entry["taskId"], entry["expires"], entry["namespace"])
             self._count(len(entries))
             walk.check_full_batches(self._statuses)
-
-    async def _list_namespaces(self, namespace: str, *, query: dict[str, str]) -> Any:
-        return await self.clients.index.listNamespaces(namespace, query=query)
-
-    async def _list_tasks(self, namespace: str, *, query: dict[str, str]) -> Any:
-        return await self.clients.index.listTasks(namespace, query=query)
 
     async def _statuses(self, task_ids: list[str]) -> dict[str, datetime | None]:
         """Each task's expiry, or None for a task the queue no longer has."""
@@ -226,7 +226,7 @@ class Scanner:
 
     async def _group(self, group: TaskGroupWatch, found: dict[str, CachedTask]) -> None:
         where = f"task-group {group.task_group_id}"
-        async for page in self._pages(self._list_group, group.task_group_id):
+        async for page in self._pages(self.clients.queue.listTaskGroup, group.task_group_id):
             tasks = page.get("tasks", [])
             for item in tasks:
                 task, status = item["task"], item["status"]
@@ -242,14 +242,11 @@ class Scanner:
                 found[seen.task_id] = _earlier(found.get(seen.task_id), seen)
             self._count(len(tasks))
 
-    async def _list_group(self, task_group_id: str, *, query: dict[str, str]) -> Any:
-        return await self.clients.queue.listTaskGroup(task_group_id, query=query)
-
     async def _check_artifacts(self, task: CachedTask, found: dict[str, CachedTask]) -> None:
         if task.gone:
             return
         try:
-            async for page in self._pages(self._list_artifacts, task.task_id):
+            async for page in self._pages(self.clients.queue.listLatestArtifacts, task.task_id):
                 for artifact in page.get("artifacts", []):
                     expires = parse_instant(artifact["expires"])
                     if expires < found[task.task_id].expires:
@@ -258,12 +255,9 @@ class Scanner:
                             expires=expires,
                             because=f"artifact {artifact['name']}",
                         )
-        except TaskclusterRestFailure as error:
-            if error.status_code != 404:  # no runs yet: no artifacts to lose
-                raise explain(error, f"queue.listLatestArtifacts({task.task_id})") from None
-
-    async def _list_artifacts(self, task_id: str, *, query: dict[str, str]) -> Any:
-        return await self.clients.queue.listLatestArtifacts(task_id, query=query)
+        except TaskclusterError as error:
+            if error.status != 404:  # no runs yet: no artifacts to lose
+                raise
 
 
 @dataclass
@@ -526,7 +520,7 @@ class Remediator:
             except TaskclusterRestFailure as error:
                 if error.status_code == 404:  # the action task has not made its group yet
                     return states
-                raise explain(error, f"queue.listTaskGroup({task_group_id})") from None
+                raise self.clients.explain(error, f"queue.listTaskGroup({task_group_id})") from None
             for item in page.get("tasks", []):
                 states[item["status"]["taskId"]] = item["status"]["state"]
             token = page.get("continuationToken")

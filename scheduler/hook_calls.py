@@ -19,7 +19,7 @@ from scheduler.hooks import (
     payload_problems,
     trigger_schema_problem,
 )
-from scheduler.taskcluster import Clients, TaskclusterError, explain
+from scheduler.taskcluster import Clients, TaskclusterError
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,9 @@ async def deployed_hooks(clients: Clients, groups: frozenset[str]) -> dict[HookK
         except TaskclusterRestFailure as error:
             if error.status_code == 404:
                 continue  # the service answers 404 for a group without hooks
-            raise explain(error, f"hooks.listHooks({group})") from None
+            raise clients.explain(error, f"hooks.listHooks({group})") from None
         except Exception as error:
-            raise explain(error, f"hooks.listHooks({group})") from None
+            raise clients.explain(error, f"hooks.listHooks({group})") from None
         for hook in listed.get("hooks", []):
             deployed[HookKey(hook["hookGroupId"], hook["hookId"])] = hook
     return deployed
@@ -89,8 +89,18 @@ async def _apply_one(clients: Clients, planned: HookPlan, *, prune: bool) -> App
             await clients.hooks.removeHook(group_id, hook_id)
             return Applied(planned, "removed")
     except Exception as error:
-        return Applied(planned, "failed", explain(error, f"hooks.{method}({planned.key})").message)
+        return Applied(
+            planned, "failed", clients.explain(error, f"hooks.{method}({planned.key})").message
+        )
     return Applied(planned, "kept" if planned.change is Change.UNDECLARED else "unchanged")
+
+
+def hook_fire_scopes(key: HookKey) -> tuple[str, ...]:
+    """All an operator's hook fire may do: read the hook (its triggerSchema) and trigger it."""
+    return (
+        f"hooks:get:{key.group_id}:{key.hook_id}",
+        f"hooks:trigger-hook:{key.group_id}/{key.hook_id}",
+    )
 
 
 async def fire_hook(
@@ -111,9 +121,9 @@ async def fire_hook(
                 status=404,
                 code="ResourceNotFound",
             ) from None
-        raise explain(error, f"hooks.hook({key})") from None
+        raise clients.explain(error, f"hooks.hook({key})") from None
     except Exception as error:
-        raise explain(error, f"hooks.hook({key})") from None
+        raise clients.explain(error, f"hooks.hook({key})") from None
     trigger_schema = hook.get("triggerSchema", DEFAULT_TRIGGER_SCHEMA)
     unusable = trigger_schema_problem(trigger_schema)
     if unusable:
@@ -126,6 +136,6 @@ async def fire_hook(
     try:
         response = await clients.hooks.triggerHook(key.group_id, key.hook_id, payload)
     except Exception as error:
-        raise explain(error, f"hooks.triggerHook({key})") from None
+        raise clients.explain(error, f"hooks.triggerHook({key})") from None
     task_id = response.get("taskId") if isinstance(response, dict) else None
     return Fired(key, task_id if isinstance(task_id, str) else None)

@@ -144,7 +144,7 @@ def open_notifier(config: Config, engine: Engine) -> Notifier:
         slack=sender,
         give_up_after=config.notify.give_up_after,
     )
-    watcher = Watcher(engine.clients, engine.ledger, reporter, engine.clock)
+    watcher = Watcher(engine.clients_of, engine.ledger, reporter, engine.clock)
     return Notifier(engine.ledger, reporter, watcher, postman, engine.clock)
 
 

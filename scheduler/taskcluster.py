@@ -1,4 +1,5 @@
-"""Taskcluster for the service: the one client factory, retry policy and error mapping.
+"""Taskcluster for the service: the one client factory, per-project scopes, the retry policy
+and the mapping of failures to messages a person can act on.
 
 The retry policy is the client library's own (5xx and connection errors, exponential backoff);
 nothing else retries Taskcluster calls.
@@ -8,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -24,20 +26,78 @@ from taskcluster.exceptions import (
     TaskclusterRestFailure,
 )
 
+from scheduler.scopes import where_to_grant
+
 # The client library's retries for 5xx and connection errors: attempts after the first one.
 MAX_RETRIES = 5
 # A stalled connection is given up and retried after this long without a byte.
 READ_TIMEOUT_SECONDS = 60.0
+# How many missing scopes an error names (a template can lack dozens of routes at once).
+MISSING_SHOWN = 5
+SERVICES = {
+    "queue": taskcluster.aio.Queue,
+    "index": taskcluster.aio.Index,
+    "hooks": taskcluster.aio.Hooks,
+    "auth": taskcluster.aio.Auth,
+}
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """Whose calls these are and the scopes they are limited to (authorizedScopes)."""
+
+    acting_for: str  # "project mozilla-central", "the operator's hook fire"
+    scopes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Clients:
-    """The Taskcluster services the scheduler calls, sharing one HTTP session."""
+    """The Taskcluster services the scheduler calls, sharing one HTTP session.
+
+    `restricted(...)` gives the same services with every call limited to some scopes
+    (Taskcluster's authorizedScopes), so that Taskcluster itself refuses anything beyond them.
+    """
 
     root_url: str
     queue: Any
     index: Any
     hooks: Any
+    auth: Any
+    restriction: Restriction | None = None
+    _options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _session: aiohttp.ClientSession | None = field(default=None, repr=False, compare=False)
+    _restricted: dict[Restriction, Clients] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def create(
+        cls,
+        options: dict[str, Any],
+        session: aiohttp.ClientSession,
+        restriction: Restriction | None = None,
+    ) -> Clients:
+        if restriction is not None:
+            options = {**options, "authorizedScopes": list(restriction.scopes)}
+        services = {name: make(dict(options), session=session) for name, make in SERVICES.items()}
+        return cls(
+            options["rootUrl"],
+            **services,
+            restriction=restriction,
+            _options=options,
+            _session=session,
+        )
+
+    def restricted(self, acting_for: str, scopes: Sequence[str]) -> Clients:
+        """These services, each call carrying only `scopes` (and the anonymous role's)."""
+        assert self._session is not None
+        restriction = Restriction(acting_for, tuple(scopes))
+        if restriction not in self._restricted:
+            base = {k: v for k, v in self._options.items() if k != "authorizedScopes"}
+            self._restricted[restriction] = Clients.create(base, self._session, restriction)
+        return self._restricted[restriction]
+
+    def explain(self, error: BaseException, doing: str) -> TaskclusterError:
+        """`explain`, with where to grant a scope these clients' calls lacked."""
+        return explain(error, doing, self.restriction)
 
     async def download_json(self, task_id: str, name: str) -> Any:
         """A task's latest artifact, parsed as JSON (any storage type the queue uses)."""
@@ -61,26 +121,37 @@ async def connect(
         options: dict[str, Any] = {"rootUrl": root_url, "maxRetries": MAX_RETRIES}
         if credentials:
             options["credentials"] = dict(credentials)
-        yield Clients(
-            root_url=root_url,
-            queue=taskcluster.aio.Queue(options, session=session),
-            index=taskcluster.aio.Index(options, session=session),
-            hooks=taskcluster.aio.Hooks(options, session=session),
-        )
+        yield Clients.create(options, session)
 
 
 class TaskclusterError(Exception):
-    """A Taskcluster call failed; `status` and `code` are the service's, when it answered."""
+    """A Taskcluster call failed; `status` and `code` are the service's, when it answered.
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+    `missing_scopes`: for a 403 InsufficientScopes, the scopes the caller lacked.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        missing_scopes: tuple[str, ...] = (),
+    ):
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
+        self.missing_scopes = missing_scopes
 
 
-def explain(error: BaseException, doing: str) -> TaskclusterError:
-    """A TaskclusterError saying what failed while `doing`, in words a person can act on.
+def explain(
+    error: BaseException, doing: str, restriction: Restriction | None = None
+) -> TaskclusterError:
+    """A TaskclusterError saying what failed while `doing`, in words a person can act on:
+    the service's answer (status, code, message) when it answered, the artifact store's HTTP
+    status when that failed, and "could not reach" only when no answer came at all. A missing
+    scope is named with where to grant it: the role the `restriction` assumes, or the client.
 
     Only the first paragraph of the service's message is kept: the rest repeats the request,
     which may be large. Credentials never appear in either.
@@ -92,16 +163,29 @@ def explain(error: BaseException, doing: str) -> TaskclusterError:
         code = body.get("code") if isinstance(body.get("code"), str) else None
         message = str(body.get("message") or error).split("\n---\n")[0].strip()
         status = error.status_code
-        hint = _HINTS.get(status or 0, "")
+        missing = missing_scopes(message) if code == "InsufficientScopes" else ()
+        if missing:
+            message = _missing_advice(missing, restriction)
+        elif status == 401 and restriction is not None and "authorizedScopes" in message:
+            message = _overstep_advice(restriction)
+        elif status == 401:
+            message += " (check TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN)"
         return TaskclusterError(
-            f"{doing} failed: {status} {code or ''} {message}{hint}".replace("  ", " "),
+            f"{doing} failed: {status} {code or ''} {message}".replace("  ", " "),
             status=status,
             code=code,
+            missing_scopes=missing,
+        )
+    if isinstance(error, aiohttp.ClientResponseError):
+        host = error.request_info.real_url.host if error.request_info else "the artifact store"
+        return TaskclusterError(
+            f"{doing} failed: {host} answered HTTP {error.status} {error.message}".rstrip(),
+            status=error.status,
         )
     if isinstance(error, TaskclusterConnectionError | aiohttp.ClientError | asyncio.TimeoutError):
         return TaskclusterError(
             f"{doing} failed: could not reach Taskcluster after {MAX_RETRIES} retries "
-            f"({type(error).__name__}); check the root URL and the network"
+            f"({_connection_failure(error)}); check the root URL and the network"
         )
     if isinstance(error, TaskclusterArtifactError):
         return TaskclusterError(f"{doing} failed: the artifact is an error artifact: {error}")
@@ -110,7 +194,59 @@ def explain(error: BaseException, doing: str) -> TaskclusterError:
     raise error
 
 
-_HINTS = {
-    401: " (check TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN)",
-    403: " (grant the scheduler's client the missing scopes)",
-}
+def _connection_failure(error: BaseException) -> str:
+    """What went wrong on the wire, as far as the library kept it."""
+    cause = getattr(error, "superExc", None) or error
+    if isinstance(cause, asyncio.TimeoutError):
+        return "timed out"
+    if isinstance(cause, aiohttp.ServerDisconnectedError | ConnectionResetError):
+        return "the connection was reset"
+    if isinstance(cause, aiohttp.ClientConnectorError):
+        return "the connection was refused or the host is unknown"
+    return f"{type(cause).__name__}: {cause}".rstrip(": ")
+
+
+_MISSING = re.compile(r"missing the following scopes:\s*```\s*(.*?)\s*```", re.DOTALL)
+
+
+def missing_scopes(message: str) -> tuple[str, ...]:
+    """The scopes a 403 InsufficientScopes message says the caller lacked (the service
+    renders them as a scope expression: a scope, or AllOf/AnyOf of them)."""
+    found = _MISSING.search(message)
+    if found is None:
+        return ()
+    try:
+        expression = json.loads(found.group(1))
+    except ValueError:
+        return (found.group(1),)
+    return tuple(_scopes_in(expression))
+
+
+def _scopes_in(expression: Any) -> list[str]:
+    if isinstance(expression, str):
+        return [expression]
+    if isinstance(expression, dict):
+        operands = expression.get("AllOf") or expression.get("AnyOf") or []
+        if "AnyOf" in expression and operands:
+            return _scopes_in(operands[0])  # any one of them would do; name the first
+        return [scope for operand in operands for scope in _scopes_in(operand)]
+    return []
+
+
+def _missing_advice(missing: tuple[str, ...], restriction: Restriction | None) -> str:
+    shown = ", ".join(missing[:MISSING_SHOWN])
+    if len(missing) > MISSING_SHOWN:
+        shown += f" and {len(missing) - MISSING_SHOWN} more"
+    named = f"missing scope{'s' if len(missing) > 1 else ''} {shown}"
+    them = "them" if len(missing) > 1 else "it"
+    if restriction is None:
+        return f"{named}; grant {them} to the service's client"
+    grant = where_to_grant(restriction.scopes, how_many=len(missing))
+    return f"{named}: {restriction.acting_for} may not use {them}; {grant} if it should"
+
+
+def _overstep_advice(restriction: Restriction) -> str:
+    return (
+        f"the service's client does not hold the scopes of {restriction.acting_for} "
+        f"({', '.join(restriction.scopes)}), so it cannot act for it; grant them to the client"
+    )

@@ -19,7 +19,7 @@ import structlog
 from scheduler.ledger import Ledger, Notice, Watch, WatchPhase
 from scheduler.notify.events import FailedTask
 from scheduler.reports import Reporter
-from scheduler.taskcluster import Clients, TaskclusterError, explain
+from scheduler.taskcluster import Clients, TaskclusterError
 
 log = structlog.get_logger("tc_scheduler.watcher")
 
@@ -40,7 +40,10 @@ class GroupState:
 
 @dataclass
 class Watcher:
-    clients: Clients
+    """Follows the fires in the ledger; reads for each project carry only its scopes
+    (`clients_of` gives the clients for a project's name)."""
+
+    clients_of: Callable[[str], Clients]
     ledger: Ledger
     reporter: Reporter
     clock: Callable[[], datetime]
@@ -78,13 +81,24 @@ class Watcher:
         )
 
     async def _tasks(self, watches: Sequence[Watch]) -> int:
-        if not watches:
-            return 0
+        by_project: dict[str, list[Watch]] = {}
+        for watch in watches:
+            by_project.setdefault(watch.project, []).append(watch)
+        moved = await asyncio.gather(
+            *(self._project_tasks(project, same) for project, same in by_project.items())
+        )
+        return sum(moved)
+
+    async def _project_tasks(self, project: str, watches: Sequence[Watch]) -> int:
         task_ids = [w.task_id for w in watches if w.task_id is not None]
         try:
-            statuses = await self._statuses(task_ids)
+            statuses = await self._statuses(self.clients_of(project), task_ids)
         except TaskclusterError as error:
-            log.error("cannot read task statuses; trying again next step", error=error.message)
+            log.error(
+                "cannot read task statuses; trying again next step",
+                project=project,
+                error=error.message,
+            )
             return 0
         moved = await asyncio.gather(
             *(self._isolated(w, self._task(w, statuses.get(w.task_id or ""))) for w in watches)
@@ -114,7 +128,9 @@ class Watcher:
         assert watch.task_group_id is not None
         try:
             async with self._limit:
-                group = await self._read_group(watch.task_group_id, watch.task_id)
+                group = await self._read_group(
+                    self.clients_of(watch.project), watch.task_group_id, watch.task_id
+                )
         except TaskclusterError as error:
             log.error(
                 "cannot list the task group; trying again next step",
@@ -162,25 +178,23 @@ class Watcher:
 
     # -- Taskcluster reads ------------------------------------------------------------------
 
-    async def _statuses(self, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+    async def _statuses(self, clients: Clients, task_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The status of each task the queue knows, read a batch at a time."""
         batches = [task_ids[i : i + STATUS_BATCH] for i in range(0, len(task_ids), STATUS_BATCH)]
         found: dict[str, dict[str, Any]] = {}
-        for statuses in await asyncio.gather(*(self._batch(b) for b in batches)):
+        for statuses in await asyncio.gather(*(self._batch(clients, b) for b in batches)):
             found.update(statuses)
         return found
 
-    async def _batch(self, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+    async def _batch(self, clients: Clients, task_ids: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         query: dict[str, str] = {}
         async with self._limit:
             while True:
                 try:
-                    page = await self.clients.queue.statuses(
-                        payload={"taskIds": task_ids}, query=query
-                    )
+                    page = await clients.queue.statuses(payload={"taskIds": task_ids}, query=query)
                 except Exception as error:
-                    raise explain(error, "queue.statuses") from None
+                    raise clients.explain(error, "queue.statuses") from None
                 for item in page.get("statuses", []):
                     found[item["taskId"]] = item["status"]
                 token = page.get("continuationToken")
@@ -188,14 +202,16 @@ class Watcher:
                     return found
                 query = {"continuationToken": token}
 
-    async def _read_group(self, task_group_id: str, own_task_id: str | None) -> GroupState:
+    async def _read_group(
+        self, clients: Clients, task_group_id: str, own_task_id: str | None
+    ) -> GroupState:
         tasks: dict[str, dict[str, Any]] = {}
         query: dict[str, str] = {}
         while True:
             try:
-                page = await self.clients.queue.listTaskGroup(task_group_id, query=query)
+                page = await clients.queue.listTaskGroup(task_group_id, query=query)
             except Exception as error:
-                raise explain(error, "queue.listTaskGroup") from None
+                raise clients.explain(error, "queue.listTaskGroup") from None
             for item in page.get("tasks", []):
                 tasks[item["status"]["taskId"]] = item
             token = page.get("continuationToken")

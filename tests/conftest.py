@@ -75,10 +75,26 @@ def ledger(ledger_url: str) -> Iterator[Ledger]:
         yield opened
 
 
+# The test deployment's per-repository roles, `repo:<host>/<path>:*`: broadly what Firefox CI
+# grants a repository's cron and decision tasks (create tasks in any queue, on any route, under
+# any scheduler id; trigger hooks; name in-tree action hooks). Tests of least privilege make
+# narrower ones.
+REPOSITORY_ROLES = {
+    "repo:*": [
+        "queue:create-task:*",
+        "queue:route:*",
+        "queue:scheduler-id:*",
+        "hooks:trigger-hook:*",
+        "in-tree:hook-action:*",
+    ]
+}
+
+
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
-    """A fresh local Taskcluster; the test fails if any of its replies broke their schema."""
-    with Emulator() as running:
+    """A fresh local Taskcluster with the repository roles; the test fails if any of its
+    replies broke their schema."""
+    with Emulator(roles=REPOSITORY_ROLES) as running:
         yield running
         running.assert_conforming()
 

@@ -27,6 +27,7 @@ from scheduler.config import ApiSettings, ApiToken, Config
 from scheduler.service import open_service
 from scheduler.web.auth import hash_token
 from scheduler.web.server import ApiServer
+from tests.conftest import REPOSITORY_ROLES
 from tests.emulator import Emulator
 from tests.repos import Repository
 from tests.test_engine import HOURLY, OWN_TEMPLATE, make_config, project
@@ -79,7 +80,7 @@ class Background:
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     tmp_path: Path = tmp_path_factory.mktemp("api")
-    with Emulator() as emulator:
+    with Emulator(roles=REPOSITORY_ROLES) as emulator:
         repository = Repository(
             tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": OWN_TEMPLATE}
         )

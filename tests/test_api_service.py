@@ -21,7 +21,12 @@ import taskcluster
 import taskcluster.exceptions
 
 from scheduler.web.auth import hash_token
-from tests.conftest import REPOSITORY_ROOT, task_definition, taskcluster_environment
+from tests.conftest import (
+    REPOSITORY_ROLES,
+    REPOSITORY_ROOT,
+    task_definition,
+    taskcluster_environment,
+)
 from tests.emulator import Emulator
 from tests.repos import Repository
 from tests.test_expiry import CACHED, HOOK, seed, seed_rebuild_action
@@ -96,7 +101,7 @@ def _bearer(token: str | None) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp_path = tmp_path_factory.mktemp("served")
-    with Emulator() as emulator:
+    with Emulator(roles=REPOSITORY_ROLES) as emulator:
         _deployment(emulator)
         repository = Repository(
             tmp_path / "alpha",

@@ -143,7 +143,10 @@ def test_schema_errors_say_what_to_write() -> None:
 
 
 def test_duplicate_project_names() -> None:
-    text = MINIMAL + "  - name: mozilla-central\n    repository: x\n    trust-domain: gecko\n"
+    text = MINIMAL + (
+        "  - name: mozilla-central\n    repository: https://hg.mozilla.org/x\n"
+        "    trust-domain: gecko\n"
+    )
     [message] = errors(text)
     assert "configured twice (first at line 4)" in message
 
@@ -173,8 +176,13 @@ def test_unreadable_file(tmp_path: Path) -> None:
 
 
 def test_embedded_default_is_valid(tmp_path: Path) -> None:
-    config = load(embedded_default(tmp_path))
-    assert config.projects[0].repository == tmp_path.resolve().as_uri()
+    config = load(embedded_default(tmp_path, "https://github.com/example/tc-scheduler"))
+    [project] = config.projects
+    # Tasks name the public URL (the queue refuses a file:// metadata.source); git reads the
+    # clone itself.
+    assert project.repository == "https://github.com/example/tc-scheduler"
+    assert project.git_url == tmp_path.resolve().as_uri()
+    assert project.authorized_scopes == ("assume:repo:github.com/example/tc-scheduler:cron:*",)
     assert config.dry_run is True
     assert config.ledger_url == f"sqlite:///{tmp_path / '.tc-scheduler' / 'ledger.db'}"
 
@@ -233,3 +241,47 @@ def test_connections_cover_fires_and_expiry_scans() -> None:
     assert load("taskcluster: {root-url: https://tc.example.com}\nprojects: []\n").connections == 20
     text = MINIMAL + "    expiry: {concurrency: 80}\n"
     assert load(text).connections == 80
+
+
+# -- scopes and the queue's limits ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("repository", "scopes"),
+    [
+        ("https://github.com/mozilla-mobile/fenix", "github.com/mozilla-mobile/fenix"),
+        ("https://github.com/mozilla-mobile/fenix.git", "github.com/mozilla-mobile/fenix"),
+        ("git@github.com:mozilla/translations.git", "github.com/mozilla/translations"),
+        ("ssh://git@github.com/mozilla/translations", "github.com/mozilla/translations"),
+        ("https://hg.mozilla.org/mozilla-central/", "hg.mozilla.org/mozilla-central"),
+    ],
+)
+def test_a_project_assumes_its_repository_cron_role_by_default(
+    repository: str, scopes: str
+) -> None:
+    text = MINIMAL.replace("https://hg.mozilla.org/mozilla-central", repository)
+    [project] = load(text).projects
+    assert project.authorized_scopes == (f"assume:repo:{scopes}:cron:*",)
+    assert load(text).masked()["projects"][0]["scopes"] == [f"assume:repo:{scopes}:cron:*"]
+
+
+def test_configured_scopes_replace_the_default() -> None:
+    text = MINIMAL + "    scopes: ['assume:project:releng:cron', 'queue:route:notify.*']\n"
+    [project] = load(text).projects
+    assert project.authorized_scopes == ("assume:project:releng:cron", "queue:route:notify.*")
+
+
+def test_a_repository_without_host_needs_scopes() -> None:
+    text = MINIMAL.replace("https://hg.mozilla.org/mozilla-central", "file:///srv/repo")
+    [message] = errors(text)
+    assert "service.yml:5:17: error: repository `file:///srv/repo` names no host" in message
+    assert "fetch-from" in message
+    assert load(text + "    scopes: [assume:repo:local:cron:*]\n").projects
+
+
+def test_scopes_must_be_a_list_of_scopes() -> None:
+    [message] = errors(MINIMAL + "    scopes: []\n")
+    assert "scopes" in message
+    assert load(MINIMAL).max_task_deadline == timedelta(days=5)
+    longer = load(MINIMAL.replace("  root-url:", "  max-task-deadline: 10d\n  root-url:"))
+    assert longer.max_task_deadline == timedelta(days=10)

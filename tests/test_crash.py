@@ -16,7 +16,7 @@ import pytest
 from scheduler.cron import format_slot, slot_of
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireState, Ledger
-from tests.conftest import REPOSITORY_ROOT, taskcluster_environment
+from tests.conftest import REPOSITORY_ROLES, REPOSITORY_ROOT, taskcluster_environment
 from tests.emulator import Emulator
 from tests.repos import Repository
 
@@ -48,7 +48,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
         f"    fetch-from: {repository.url}\n"
         "    trust-domain: tcs\n"
     )
-    with Emulator() as emulator:
+    with Emulator(roles=REPOSITORY_ROLES) as emulator:
         env = {**os.environ, **taskcluster_environment(emulator)}
         # Past slots, oldest first, one per seed: each tick follows the one before it.
         first = slot_of(datetime.now(UTC)) - timedelta(minutes=15 * len(SEEDS))

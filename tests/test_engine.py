@@ -314,12 +314,24 @@ def test_a_project_without_cron_file_has_no_jobs(emulator: Emulator, tmp_path: P
 # -- trigger-action ------------------------------------------------------------------------------
 
 
-def seed_decision_with_actions(emulator: Emulator, route: str) -> str:
+def seed_decision_with_actions(
+    emulator: Emulator,
+    route: str,
+    *,
+    scopes: tuple[str, ...] = ("in-tree:hook-action:project-mobile/in-tree-action-3-*",),
+) -> str:
     """A completed decision task indexed at `route`, with the corpus actions.json, and the
-    hook of its `add-new-jobs` action, allowed to create tasks; its task id."""
+    hook of its `add-new-jobs` action, allowed to create tasks; its task id. The decision task
+    holds `scopes`: by default it may name the project's level-3 in-tree action hooks, as
+    Firefox CI's push roles grant."""
     decision = slugid.nice()
     queue = taskcluster.Queue(emulator.options())
-    queue.createTask(decision, task_definition(emulator.clock.now(), routes=[route]))
+    definition = task_definition(
+        emulator.clock.now(),
+        routes=[route],
+        scopes=list(scopes),
+    )
+    queue.createTask(decision, definition)
     emulator.add_artifact(decision, "public/actions.json", ACTIONS_JSON)
     emulator.resolve_task(decision, "completed")
     hook_task = task_definition(emulator.clock.now())

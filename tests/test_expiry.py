@@ -308,7 +308,10 @@ def seed_rebuild_action(emulator: Emulator, project: str) -> None:
     now = emulator.clock.now()
     decision = slugid.nice()
     route = f"index.tcs.v2.{project}.latest.taskgraph.decision"
-    emulator.add_task(decision, task_definition(now, routes=[route]))
+    emulator.add_task(
+        decision,
+        task_definition(now, routes=[route], scopes=[f"in-tree:hook-action:{HOOK[0]}/*"]),
+    )
     emulator.resolve_task(decision, "completed")
     emulator.add_artifact(decision, "public/actions.json", ACTIONS_JSON)
     template = task_definition(now)

@@ -777,7 +777,7 @@ def test_a_failing_hook_does_not_stop_the_others_and_exits_1(
     assert result.exit_code == 1
     assert "+ g/allowed: created" in result.stdout
     assert "! g/forbidden: hooks.createHook(g/forbidden) failed: 403" in result.stdout
-    assert "grant the scheduler's client the missing scopes" in result.stdout
+    assert "grant it to the service's client" in result.stdout
     assert sorted(deployed(emulator)) == ["g/allowed"]
 
 

@@ -44,7 +44,7 @@ from scheduler.notify import sentry
 from scheduler.notify.events import EventKind
 from scheduler.notify.slack import SlackSender
 from scheduler.service import Notifier, open_service, tick_and_report
-from tests.conftest import task_definition
+from tests.conftest import REPOSITORY_ROLES, task_definition
 from tests.emulator import Emulator
 from tests.emulator.sentry import FakeSentry
 from tests.emulator.slack import FakeSlack, Message
@@ -666,7 +666,7 @@ def test_secret_canaries_reach_no_message_event_log_or_ledger_row(
         f"    when: [{{weekday: {canaries.slack_token}}}]\n"
     )
     with (
-        Emulator(root_access_token=canaries.tc_token) as emulator,
+        Emulator(root_access_token=canaries.tc_token, roles=REPOSITORY_ROLES) as emulator,
         FakeSlack.running(token=canaries.slack_token, channels=CHANNELS) as slack,
         FakeSentry.running(public_key=canaries.sentry_key) as fake_sentry,
         sentry_sdk.isolation_scope() as scope,

@@ -81,6 +81,7 @@ def test_config_check_prints_the_resolved_configuration_without_secrets(
         "root-url": "https://tc.example.com",
         "client-id": "project/demo",
         "access-token": "<set>",
+        "max-task-deadline": "5d",
     }
     assert shown["dry-run"] is False
     assert "very-secret-token" not in result.output
