@@ -64,6 +64,7 @@ class _Commands(click.Group):
         "jobs",
         "notify",
         "pause",
+        "preflight",
         "resume",
         "run",
         "tick",

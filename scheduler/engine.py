@@ -576,9 +576,8 @@ class Engine:
         return last, self.ledger.pauses(project=project, at=now)
 
     def clients_for(self, project: Project) -> Clients:
-        """The clients every call made for `project` goes through: limited to its scopes, so
-        that Taskcluster refuses what the project may not do."""
-        return self.clients.restricted(f"project {project.name}", project.authorized_scopes)
+        """The clients every call made for `project` goes through: limited to its scopes."""
+        return self.clients.for_project(project)
 
     def clients_of(self, project_name: str) -> Clients:
         """`clients_for` the project called `project_name`; a project no longer configured
@@ -594,6 +593,12 @@ class Engine:
             return self.config.require_project(project_name)
         except UnknownProjectError as error:
             raise UnknownTargetError(str(error)) from None
+
+    async def head(self, project_name: str) -> tuple[Snapshot, CronFile]:
+        """The project's branch head and its `.cron.yml` there; raises UnknownTargetError or
+        RepositoryUnreachableError."""
+        _, snapshot, cron = await self._read(project_name)
+        return snapshot, cron
 
     async def _read(self, project_name: str) -> tuple[Project, Snapshot, CronFile]:
         """The project, its branch head and its `.cron.yml` there."""
@@ -671,19 +676,15 @@ class Engine:
         try:
             rendered = await self._render(
                 template,
-                root_url=self.config.root_url,
-                repository=Repository(
-                    url=project.repository,
-                    project=project.name,
-                    level=str(project.level),
-                    type=project.repository_type,
+                **self._render_arguments(
+                    project,
+                    snapshot,
+                    fire.job,
+                    slot,
+                    now=fired_at if fire.kind is FireKind.MANUAL else render_time(slot, fired_at),
+                    cron_input=fire.cron_input,
+                    task_id=manual_task_id() if fire.kind is FireKind.MANUAL else None,
                 ),
-                push=Push(revision=snapshot.revision, branch=project.branch),
-                job=fire.job,
-                slot=slot,
-                now=fired_at if fire.kind is FireKind.MANUAL else render_time(slot, fired_at),
-                cron_input=dict(fire.cron_input),
-                task_id=manual_task_id() if fire.kind is FireKind.MANUAL else None,
             )
         except RenderError as error:
             raise FireError(
@@ -705,6 +706,45 @@ class Engine:
         except Exception as error:
             raise FireError(clients.explain(error, "queue.createTask").message) from None
         return Dispatched(FireState.CREATED, rendered.task_id, details, None)
+
+    def render_for(
+        self, project: Project, snapshot: Snapshot, job: Job, slot: datetime, *, now: datetime
+    ) -> RenderedTask:
+        """The decision task a scheduled fire of `job` at `slot` makes, if fired at `now`
+        (no I/O: for checks before anything fires). Raises RenderError."""
+        template = snapshot.files.get(TASKCLUSTER_YML)
+        if template is None:
+            raise RenderError("the file is missing; a decision-task job needs one")
+        arguments = self._render_arguments(project, snapshot, job, slot, now=now)
+        return render_decision_task(template, **arguments)
+
+    def _render_arguments(
+        self,
+        project: Project,
+        snapshot: Snapshot,
+        job: Job,
+        slot: datetime,
+        *,
+        now: datetime,
+        cron_input: Mapping[str, Any] | None = None,
+        task_id: str | None = None,
+    ) -> dict[str, Any]:
+        """What `render_decision_task` needs besides the template, as build-decision gives it."""
+        return {
+            "root_url": self.config.root_url,
+            "repository": Repository(
+                url=project.repository,
+                project=project.name,
+                level=str(project.level),
+                type=project.repository_type,
+            ),
+            "push": Push(revision=snapshot.revision, branch=project.branch),
+            "job": job,
+            "slot": slot,
+            "now": now,
+            "cron_input": dict(cron_input or {}),
+            "task_id": task_id,
+        }
 
     async def _render(self, template: str, **arguments: Any) -> RenderedTask:
         """Render in the worker processes when there are some: JSON-e is most of a fire's CPU."""

@@ -19,13 +19,16 @@ from scheduler.expiry import EventKind as ExpiryKind
 from scheduler.ledger import FireKind, Health, Notice, Watch
 from scheduler.notify.events import Event, EventKind, FailedTask
 from scheduler.notify.routing import Router
+from scheduler.preflight import Checked
 
 CRON_FILE = ".cron.yml"
 TASKCLUSTER_YML = ".taskcluster.yml"
 # Exception reasons that are somebody's decision or a consequence, not a failure of the task.
 CANCELED = "canceled"
 DEADLINE_EXCEEDED = "deadline-exceeded"
-SOURCE, CRON, TEMPLATE = "source", "cron", "template"
+SOURCE, CRON, TEMPLATE, PREFLIGHT = "source", "cron", "template", "preflight"
+# How many preflight findings one message lists.
+FINDINGS_SHOWN = 20
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,38 @@ class Reporter:
             ),
         )
         return self._notice(event)
+
+    # -- preflight --------------------------------------------------------------------------
+
+    def preflight_checked(self, checked: Checked, now: datetime) -> list[Notice]:
+        """A project's preflight at a revision: its errors, said once per revision, or that
+        nothing is refused any more (warnings, checks that could not run, are logged only)."""
+        if checked.revision is None:
+            return []  # an unreadable repository is reported by the slots
+        errors = [finding for finding in checked.findings if finding.is_error]
+        if not errors:
+            return [self._project_healthy(checked.project, PREFLIGHT, checked.revision, now)]
+        listed = "\n".join(f"{f.job or 'project'}: {f.message}" for f in errors[:FINDINGS_SHOWN])
+        if len(errors) > FINDINGS_SHOWN:
+            listed += f"\n... and {len(errors) - FINDINGS_SHOWN} more"
+        event = Event(
+            key=f"{EventKind.PREFLIGHT_FAILED}:{checked.project}:{checked.revision}",
+            kind=EventKind.PREFLIGHT_FAILED,
+            project=checked.project,
+            title=(
+                f"{checked.project}: Taskcluster would refuse {len(errors)} "
+                f"{'thing' if len(errors) == 1 else 'things'} at {checked.revision[:12]}"
+            ),
+            at=now,
+            revision=checked.revision,
+            error=listed,
+            advice=(
+                "Found before the jobs fire: grant the scopes named to the roles named, or fix "
+                f"{TASKCLUSTER_YML}, before their next slot. `tc-scheduler preflight --project "
+                f"{checked.project}` checks again."
+            ),
+        )
+        return [self._project_failing(event, PREFLIGHT, fingerprint=checked.revision)]
 
     # -- expiry watch -----------------------------------------------------------------------
 
@@ -432,4 +467,5 @@ _RECOVERED_TITLES = {
     SOURCE: "the repository can be read again",
     CRON: f"{CRON_FILE} is valid again",
     TEMPLATE: f"{TASKCLUSTER_YML} renders again",
+    PREFLIGHT: "preflight finds nothing Taskcluster would refuse any more",
 }

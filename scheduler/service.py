@@ -30,6 +30,7 @@ from scheduler.notify import sentry
 from scheduler.notify.outbox import Postman
 from scheduler.notify.routing import Router
 from scheduler.notify.slack import SlackSender
+from scheduler.preflight import Checked, preflight
 from scheduler.reports import Reporter
 from scheduler.source import GitSource
 from scheduler.taskcluster import connect
@@ -85,6 +86,12 @@ class Notifier:
     async def slots_evaluated(self, results: Sequence[SlotResult]) -> None:
         now = self.clock()
         notices = [n for result in results for n in self.reporter.slot_evaluated(result, now)]
+        await asyncio.to_thread(self.ledger.report, notices, now=now)
+
+    async def preflight_checked(self, checked: Checked) -> None:
+        """A project's preflight: what Taskcluster would refuse, once per revision."""
+        now = self.clock()
+        notices = self.reporter.preflight_checked(checked, now)
         await asyncio.to_thread(self.ledger.report, notices, now=now)
 
     async def expiry_scanned(self, project: str, events: Sequence[Event]) -> None:
@@ -191,6 +198,54 @@ async def tick_and_report(engine: Engine, notifier: Notifier, moment: datetime) 
     return results
 
 
+@dataclass
+class Preflights:
+    """Preflight for the running service: at start, then whenever a tick sees a project at a
+    revision not checked yet (each revision once); findings go to the log and the notifier."""
+
+    engine: Engine
+    notifier: Notifier
+    _checked: dict[str, str] = field(default_factory=dict)  # project -> revision
+    # One preflight at a time, so a tick waits for the start-up one to know what it checked.
+    _running: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+
+    async def check(self, projects: Sequence[Project]) -> None:
+        """Preflight `projects`; failures are logged, never raised (they stop nothing)."""
+        async with self._running:
+            await self._check(projects)
+
+    async def after_tick(self, results: Sequence[SlotResult]) -> None:
+        """Preflight the projects a tick found at a revision not checked yet."""
+        async with self._running:
+            new = [
+                project
+                for result in results
+                if result.revision is not None
+                and self._checked.get(result.project) != result.revision
+                and (project := self.engine.config.project(result.project)) is not None
+            ]
+            if new:
+                await self._check(new)
+
+    async def _check(self, projects: Sequence[Project]) -> None:
+        try:
+            for checked in await preflight(self.engine, projects):
+                if checked.revision is not None:
+                    self._checked[checked.project] = checked.revision
+                for finding in checked.findings:
+                    say = log.error if finding.is_error else log.warning
+                    say(
+                        "preflight",
+                        project=finding.project,
+                        job=finding.job,
+                        revision=checked.revision,
+                        message=finding.message,
+                    )
+                await self.notifier.preflight_checked(checked)
+        except Exception:
+            log.exception("preflight failed; the next new revision tries again")
+
+
 async def scan_and_report(engine: Engine, notifier: Notifier, project: Project) -> None:
     events = await engine.check_expiry(project)
     await notifier.expiry_scanned(project.name, events)
@@ -222,9 +277,15 @@ async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | N
             running.add(task)
             task.add_done_callback(running.discard)
 
+        preflights = Preflights(engine, notifier)
+
+        async def tick_then_preflight(moment: datetime) -> None:
+            results = await tick_and_report(engine, notifier, moment)
+            await preflights.after_tick(results)
+
         async def scheduled_tick() -> None:
             # A coroutine, so APScheduler runs it on the event loop rather than in a thread.
-            start(tick_and_report(engine, notifier, engine.clock()))
+            start(tick_then_preflight(engine.clock()))
 
         ticker = AsyncIOScheduler(timezone=UTC)
         repeat = {
@@ -247,8 +308,10 @@ async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | N
         ticker.start()
         api = ApiServer(engine, notifier)
         api.start()
-        # The start-up tick: the current slot, and catch-up since the last one.
-        start(tick_and_report(engine, notifier, engine.clock()))
+        # What Taskcluster would refuse, found before anything fires; then the start-up tick:
+        # the current slot, and catch-up since the last one.
+        start(preflights.check(config.projects))
+        start(tick_then_preflight(engine.clock()))
         await stop.wait()
         log.info("stopping", in_flight=len(running))
         ticker.shutdown(wait=False)

@@ -12,6 +12,7 @@ import functools
 import json
 import secrets
 import sys
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from scheduler.hooks_cli import hooks_group
 from scheduler.ledger import AuditEntry, Fire, FireState, Ledger, Letter, LetterState
 from scheduler.notify import sentry
 from scheduler.notify.routing import SLACK_PREFIX, channel_of
+from scheduler.preflight import Finding, findings_of, has_errors, preflight
 from scheduler.taskcluster import TaskclusterError, connect
 from scheduler.triggering import Triggered, TriggerError
 from scheduler.web.auth import hash_token
@@ -47,8 +49,14 @@ def config_group() -> None:
 @config_group.command("check")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the resolved configuration as JSON.")
-def config_check(config_path: Path | None, as_json: bool) -> None:
-    """Validate the configuration and print it resolved, with secrets masked."""
+@click.option(
+    "--no-preflight",
+    is_flag=True,
+    help="Do not preflight the projects (which happens when credentials are set).",
+)
+def config_check(config_path: Path | None, as_json: bool, no_preflight: bool) -> None:
+    """Validate the configuration and print it resolved, with secrets masked; with
+    Taskcluster credentials, also preflight every project (exit 1 on what it would refuse)."""
     config = load(config_path)
     masked = config.masked()
     if as_json:
@@ -57,6 +65,54 @@ def config_check(config_path: Path | None, as_json: bool) -> None:
         click.echo(yaml.safe_dump(masked, sort_keys=False), nl=False)
     count = len(config.projects)
     click.echo(f"{config.source}: OK ({count} project{'' if count == 1 else 's'})", err=True)
+    if config.credentials is None or no_preflight:
+        return
+    findings = _preflight(config, config.projects)
+    for finding in findings:
+        click.echo(str(finding), err=True)
+    click.echo(_preflight_summary(config.projects, findings), err=True)
+    sys.exit(1 if has_errors(findings) else 0)
+
+
+@click.command("preflight")
+@config_option
+@click.option("--project", "project_names", multiple=True, help="Only these projects.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list.")
+def preflight_command(
+    config_path: Path | None, project_names: tuple[str, ...], as_json: bool
+) -> None:
+    """Check every job's next task against what Taskcluster enforces, before it fires: the
+    queue's rules, and the project's scopes as the deployment expands them (exit 1 on an
+    error; warnings say what could not be checked)."""
+    config = load(config_path)
+    projects = [_known(config, name) for name in project_names] or list(config.projects)
+    findings = _preflight(config, projects)
+    if as_json:
+        click.echo(json.dumps([finding.to_json() for finding in findings], indent=2))
+    else:
+        for finding in findings:
+            click.echo(str(finding))
+    click.echo(_preflight_summary(projects, findings), err=True)
+    sys.exit(1 if has_errors(findings) else 0)
+
+
+def _preflight(config: Config, projects: Sequence[Project]) -> list[Finding]:
+    logs.configure(level="error")
+
+    async def check() -> list[Finding]:
+        async with service.open_engine(config, clock=clock()) as engine:
+            return findings_of(await preflight(engine, projects))
+
+    return asyncio.run(check())
+
+
+def _preflight_summary(projects: Sequence[Project], findings: list[Finding]) -> str:
+    errors = sum(finding.is_error for finding in findings)
+    warnings = len(findings) - errors
+    checked = f"{len(projects)} project{'' if len(projects) == 1 else 's'} preflighted"
+    return f"{checked}: {errors} error{'' if errors == 1 else 's'}, " + (
+        f"{warnings} warning{'' if warnings == 1 else 's'}"
+    )
 
 
 @click.command()
@@ -469,7 +525,7 @@ def expiry_report(
                 for project in projects:
                     step = bar.add_task(f"{project.name}: index entries", total=None)
                     scanner = Scanner(
-                        clients,
+                        clients.for_project(project),
                         concurrency=project.expiry.concurrency,
                         progress=functools.partial(_advance, bar, step),
                     )
@@ -691,6 +747,7 @@ COMMANDS: dict[str, click.Command] = {
     "jobs": jobs,
     "notify": notify_group,
     "pause": pause,
+    "preflight": preflight_command,
     "resume": resume,
     "run": run,
     "tick": tick,

@@ -26,6 +26,7 @@ from taskcluster.exceptions import (
     TaskclusterRestFailure,
 )
 
+from scheduler.config import Project
 from scheduler.scopes import where_to_grant
 
 # The client library's retries for 5xx and connection errors: attempts after the first one.
@@ -94,6 +95,11 @@ class Clients:
             base = {k: v for k, v in self._options.items() if k != "authorizedScopes"}
             self._restricted[restriction] = Clients.create(base, self._session, restriction)
         return self._restricted[restriction]
+
+    def for_project(self, project: Project) -> Clients:
+        """The clients every call made for `project` goes through: limited to its scopes, so
+        that Taskcluster refuses what the project may not do."""
+        return self.restricted(f"project {project.name}", project.authorized_scopes)
 
     def explain(self, error: BaseException, doing: str) -> TaskclusterError:
         """`explain`, with where to grant a scope these clients' calls lacked."""
@@ -177,9 +183,16 @@ def explain(
             missing_scopes=missing,
         )
     if isinstance(error, aiohttp.ClientResponseError):
-        host = error.request_info.real_url.host if error.request_info else "the artifact store"
+        # The client library raises these for a 5xx it gave up retrying, and downloads raise
+        # them for what the artifact store answers.
+        url = error.request_info.real_url if error.request_info else None
+        if url is not None and url.path.startswith("/api/"):
+            who = "Taskcluster"
+        else:
+            who = f"{url.host if url else 'the artifact store'} (where the artifact is stored)"
+        retried = f", still after {MAX_RETRIES} retries" if error.status >= 500 else ""
         return TaskclusterError(
-            f"{doing} failed: {host} answered HTTP {error.status} {error.message}".rstrip(),
+            f"{doing} failed: {who} answered {error.status} {error.message}{retried}",
             status=error.status,
         )
     if isinstance(error, TaskclusterConnectionError | aiohttp.ClientError | asyncio.TimeoutError):
@@ -201,6 +214,8 @@ def _connection_failure(error: BaseException) -> str:
         return "timed out"
     if isinstance(cause, aiohttp.ServerDisconnectedError | ConnectionResetError):
         return "the connection was reset"
+    if isinstance(cause, aiohttp.ClientPayloadError):
+        return "the connection was reset in the middle of the answer"
     if isinstance(cause, aiohttp.ClientConnectorError):
         return "the connection was refused or the host is unknown"
     return f"{type(cause).__name__}: {cause}".rstrip(": ")

@@ -20,6 +20,8 @@ class EventKind(enum.StrEnum):
     """A decision task completed, but tasks of the group it made failed."""
     PROJECT_BROKEN = "project-broken"
     """A project cannot be scheduled: repository unreachable, `.cron.yml` or template broken."""
+    PREFLIGHT_FAILED = "preflight-failed"
+    """Taskcluster would refuse what a project's jobs will send (found before they fire)."""
     SLOTS_SKIPPED = "slots-skipped"
     """Catch-up after a gap left missed slots unfired."""
     RECOVERED = "recovered"
@@ -48,6 +50,7 @@ SEVERITY = {
     EventKind.TASK_FAILED: Severity.FAILURE,
     EventKind.GROUP_FAILED: Severity.FAILURE,
     EventKind.PROJECT_BROKEN: Severity.FAILURE,
+    EventKind.PREFLIGHT_FAILED: Severity.FAILURE,
     EventKind.SLOTS_SKIPPED: Severity.WARNING,
     EventKind.RECOVERED: Severity.RECOVERY,
     EventKind.EXPIRING: Severity.WARNING,

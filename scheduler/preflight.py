@@ -1,0 +1,285 @@
+"""Preflight: what real Taskcluster would refuse, found before anything fires.
+
+For every job of a project at its branch head, the task of its next fire is rendered and
+checked against the queue's rules (`queue_rules`), and the project's scopes, as the deployment
+expands them, against what each call made for it needs. Nothing is created or triggered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from scheduler.actions import ActionError, decision_index_path, hook_action_scope, render_trigger
+from scheduler.config import Project
+from scheduler.cron import CronFile, DecisionTask, Job, TriggerAction, next_fires, slot_of
+from scheduler.cron.model import ScheduleError
+from scheduler.diagnostics import Severity
+from scheduler.engine import TASKCLUSTER_YML, Engine, FireError
+from scheduler.queue_rules import Requirement, create_task_requirements, task_problems, unmet
+from scheduler.render import RenderError
+from scheduler.scopes import ASSUME, satisfies, where_to_grant
+from scheduler.source import Snapshot
+
+log = structlog.get_logger("tc_scheduler.preflight")
+ANONYMOUS = f"{ASSUME}anonymous"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing Taskcluster would refuse, or that could not be checked, with what to do."""
+
+    project: str
+    job: str | None  # None: the project's (its repository, its scopes), not one job's
+    severity: Severity
+    message: str
+
+    @property
+    def is_error(self) -> bool:
+        """Taskcluster would refuse it (a warning: something could not be checked)."""
+        return self.severity is Severity.ERROR
+
+    def __str__(self) -> str:
+        where = f"{self.project}/{self.job}" if self.job else self.project
+        return f"{where}: {self.severity}: {self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "job": self.job,
+            "severity": str(self.severity),
+            "message": self.message,
+        }
+
+
+def has_errors(findings: Sequence[Finding]) -> bool:
+    return any(finding.is_error for finding in findings)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One project's preflight: at which revision, and what was found."""
+
+    project: str
+    revision: str | None  # None: its repository could not be read
+    findings: tuple[Finding, ...]
+
+
+async def preflight(engine: Engine, projects: Sequence[Project]) -> list[Checked]:
+    """Check every job of `projects` at their branch heads, concurrently; never raises."""
+    held = await _service_scopes(engine)
+    return list(await asyncio.gather(*(_Check(engine, p, held).run() for p in projects)))
+
+
+def findings_of(checked: Sequence[Checked]) -> list[Finding]:
+    return [finding for one in checked for finding in one.findings]
+
+
+async def _service_scopes(engine: Engine) -> list[str] | None:
+    """The service's own scopes (None without credentials, or when it may not read them)."""
+    if engine.config.credentials is None:
+        return None
+    try:
+        current = await engine.clients.auth.currentScopes()
+    except Exception as error:
+        log.warning(
+            "cannot read the service's own scopes",
+            error=engine.clients.explain(error, "auth.currentScopes").message,
+        )
+        return None
+    return list(current.get("scopes") or [])
+
+
+@dataclass
+class _Check:
+    """The checks of one project, collecting findings instead of stopping at the first."""
+
+    engine: Engine
+    project: Project
+    held: list[str] | None
+    findings: list[Finding] = field(default_factory=list)
+    revision: str | None = None
+
+    async def run(self) -> Checked:
+        try:
+            await self._project()
+        except Exception:
+            log.exception("internal error in preflight", project=self.project.name)
+            self._error(None, "internal error in tc-scheduler's preflight; see its log")
+        return Checked(self.project.name, self.revision, tuple(self.findings))
+
+    def _add(self, job: str | None, severity: Severity, message: str) -> None:
+        self.findings.append(Finding(self.project.name, job, severity, message))
+
+    def _error(self, job: str | None, message: str) -> None:
+        self._add(job, Severity.ERROR, message)
+
+    def _warning(self, job: str | None, message: str) -> None:
+        self._add(job, Severity.WARNING, message)
+
+    async def _project(self) -> None:
+        project = self.project
+        client_id = (
+            self.engine.config.credentials.client_id if self.engine.config.credentials else ""
+        )
+        for scope in project.authorized_scopes:
+            if self.held is not None and not satisfies(self.held, scope):
+                self._error(
+                    None,
+                    f"the service's client {client_id} does not hold {scope}, one of the "
+                    "project's scopes, so Taskcluster refuses every call made for it (401); "
+                    "grant it to the client",
+                )
+        granted = await self._granted()
+        try:
+            snapshot, cron = await self.engine.head(project.name)
+        except FireError as error:
+            self._error(None, str(error))
+            return
+        self.revision = snapshot.revision
+        for problem in cron.errors:
+            self._error(problem.job, f"{problem.message} (line {problem.position.line})")
+        now = self.engine.clock()
+        for job in cron.jobs:
+            slot = _next_slot(cron, job, project.name, now)
+            if slot is None:
+                continue
+            if isinstance(job.kind, DecisionTask):
+                self._decision_task(snapshot, job, slot, granted)
+            else:
+                await self._trigger_action(snapshot, job, granted)
+        if project.expiry_watched:
+            self._expiry(granted)
+
+    async def _granted(self) -> list[str] | None:
+        """What a call made for the project may do: its scopes and the anonymous role's, as
+        the deployment expands them (None when the deployment would not say)."""
+        scopes = [*self.project.authorized_scopes, ANONYMOUS]
+        try:
+            expanded = await self.engine.clients.auth.expandScopes({"scopes": scopes})
+        except Exception as error:
+            reason = self.engine.clients.explain(error, "auth.expandScopes").message
+            self._warning(None, f"the project's scopes were not checked: {reason}")
+            return None
+        return list(expanded.get("scopes") or [])
+
+    def _decision_task(
+        self, snapshot: Snapshot, job: Job, slot: datetime, granted: list[str] | None
+    ) -> None:
+        try:
+            rendered = self.engine.render_for(self.project, snapshot, job, slot, now=slot)
+        except RenderError as error:
+            self._error(job.name, f"{TASKCLUSTER_YML} at {snapshot.revision[:12]}: {error}")
+            return
+        task = rendered.definition
+        for problem in task_problems(task, max_deadline=self.engine.config.max_task_deadline):
+            self._error(job.name, f"the queue would refuse the task: {problem}")
+        requirements = create_task_requirements(task)
+        requirements += [
+            Requirement(("queue:get-task:*",), "reading a task back after a 409"),
+            Requirement(("queue:status:*",), "following the task"),
+        ]
+        if self.project.watches_group_of(job.name):
+            requirements.append(Requirement(("queue:list-task-group:*",), "following its group"))
+        self._scopes(job.name, requirements, granted)
+
+    async def _trigger_action(
+        self, snapshot: Snapshot, job: Job, granted: list[str] | None
+    ) -> None:
+        assert isinstance(job.kind, TriggerAction)
+        project = self.project
+        path = decision_index_path(project.trust_domain, project.name, snapshot.revision)
+        requirements = [
+            Requirement(
+                (f"index:find-task:{project.trust_domain}.v2.{project.name}.*",),
+                "finding the decision task",
+            ),
+            Requirement(("queue:get-artifact:public/actions.json",), "reading its actions"),
+            Requirement(("queue:get-task:*",), "reading the decision task's scopes"),
+            Requirement(("auth:expand-scopes",), "checking the hook-action scope"),
+            Requirement(("queue:status:*",), "following the action task"),
+        ]
+        clients = self.engine.clients_for(project)
+        try:
+            found = await clients.index.findTask(path)
+            actions = await clients.download_json(found["taskId"], "public/actions.json")
+            trigger = render_trigger(actions, job.kind, decision_task_id=found["taskId"])
+        except ActionError as error:
+            self._error(job.name, str(error))
+        except Exception as error:
+            reason = clients.explain(error, f"reading the actions of {path}").message
+            self._warning(
+                job.name,
+                f"the action was not checked: {reason} (the push's decision task may not have "
+                "run yet)",
+            )
+        else:
+            hook = f"{trigger.hook_group_id}/{trigger.hook_id}"
+            requirements.append(
+                Requirement(
+                    (f"hooks:trigger-hook:{hook}",), f"triggering action {trigger.action_name}"
+                )
+            )
+            await self._hook_action(
+                job.name, found["taskId"], hook_action_scope(trigger.hook_group_id, trigger.hook_id)
+            )
+        self._scopes(job.name, requirements, granted)
+
+    async def _hook_action(self, job: str, decision_task_id: str, required: str) -> None:
+        clients = self.engine.clients_for(self.project)
+        try:
+            task = await clients.queue.task(decision_task_id)
+            expanded = await clients.auth.expandScopes({"scopes": task.get("scopes") or []})
+        except Exception as error:
+            reason = clients.explain(error, f"reading decision task {decision_task_id}").message
+            self._warning(job, f"the hook-action scope was not checked: {reason}")
+            return
+        if not satisfies(expanded.get("scopes") or [], required):
+            self._error(
+                job,
+                f"the decision task {decision_task_id} does not hold {required}, so its "
+                "action's hook would be refused; grant it to the role the repository's "
+                "decision tasks assume",
+            )
+
+    def _expiry(self, granted: list[str] | None) -> None:
+        watch = self.project.expiry
+        namespaces = watch.namespaces or (
+            f"{self.project.trust_domain}.cache.level-{self.project.level}",
+        )
+        requirements = [
+            Requirement((f"index:{verb}:{namespace}.*",), "the expiry scan")
+            for namespace in namespaces
+            for verb in ("list-namespaces", "list-tasks")
+        ]
+        requirements.append(Requirement(("queue:status:*",), "the expiry scan"))
+        if watch.task_groups:
+            requirements.append(Requirement(("queue:list-task-group:*",), "the expiry scan"))
+        self._scopes(None, requirements, granted)
+
+    def _scopes(
+        self, job: str | None, requirements: Sequence[Requirement], granted: list[str] | None
+    ) -> None:
+        if granted is None:
+            return
+        grant = where_to_grant(self.project.authorized_scopes)
+        for requirement in unmet(requirements, granted):
+            self._error(job, f"missing scope {requirement} (for {requirement.why}); {grant}")
+
+
+def _next_slot(cron: CronFile, job: Job, project: str, now: datetime) -> datetime | None:
+    """The slot of the job's next fire on `project`; None if it never fires there."""
+    if not job.runs_on(project):
+        return None
+    try:
+        job.schedules_for(project)
+    except ScheduleError:
+        return None  # `.cron.yml` checks report it; nothing here to render
+    single = CronFile(cron.path, (job,), ())
+    upcoming = next_fires(single, project, slot_of(now), 1).fires
+    return upcoming[0].slot if upcoming else None

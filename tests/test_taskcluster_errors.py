@@ -1,0 +1,147 @@
+"""Every command that talks to Taskcluster says what happened: a 503 is a 503, a 403 names the
+missing scopes, and only a connection that failed is "could not reach Taskcluster"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from scheduler.cli import main
+from scheduler.taskcluster import Restriction, missing_scopes
+from tests.conftest import taskcluster_environment
+from tests.emulator import Emulator
+from tests.repos import Repository
+from tests.test_engine import DAY, OWN_TEMPLATE
+
+CRON = """\
+jobs:
+  - name: nightly
+    job: {type: decision-task, treeherder-symbol: N, target-tasks-method: nightly}
+    when: [{hour: 2, minute: 0}]
+"""
+# Each command, and the call whose failure it must report.
+COMMANDS = {
+    "tick": (["tick", "--at", "2026-12-01T02:00:00Z", "--json"], "queue.createTask"),
+    "fire": (["fire", "demo", "nightly"], "queue.createTask"),
+    "action": (["action", "demo", "rebuild"], "index.findTask"),
+    "hooks fire": (["hooks", "fire", "project-tcs/rebuild"], "hooks.hook"),
+    "hooks list": (["hooks", "list"], "hooks.listHooks"),
+    "expiry report": (["expiry", "report"], "index.listNamespaces"),
+    "preflight": (["preflight"], "auth.expandScopes"),
+}
+# What the output must say for each fault.
+SAYS = {
+    "503": ["Taskcluster answered 503 Service Unavailable, still after 5 retries"],
+    "reset": ["could not reach Taskcluster", "the connection was reset"],
+    "403": ["403 InsufficientScopes", "missing scope"],
+}
+
+
+@pytest.fixture
+def setting(tmp_path: Path) -> tuple[Path, Path]:
+    repository = Repository(
+        tmp_path / "demo", {".cron.yml": CRON, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    hooks = tmp_path / "hooks"
+    (hooks / "project-tcs").mkdir(parents=True)
+    config = tmp_path / "service.yml"
+    config.write_text(
+        f"ledger: sqlite:///{tmp_path / 'ledger.db'}\n"
+        "projects:\n"
+        "  - name: demo\n"
+        "    repository: https://github.com/example/demo\n"
+        f"    fetch-from: {repository.url}\n"
+        "    trust-domain: tcs\n"
+        "    expiry: {}\n"
+    )
+    return config, hooks
+
+
+def run(
+    emulator: Emulator,
+    command: str,
+    config: Path,
+    hooks: Path,
+    credentials: dict[str, str] | None = None,
+) -> Result:
+    arguments, _ = COMMANDS[command]
+    if command == "hooks list":
+        arguments = [*arguments, "--hooks-dir", str(hooks)]
+    env = taskcluster_environment(emulator)
+    if credentials is not None:
+        env["TASKCLUSTER_CLIENT_ID"] = credentials["clientId"]
+        env["TASKCLUSTER_ACCESS_TOKEN"] = credentials["accessToken"]
+    return CliRunner().invoke(main, [*arguments, "--config", str(config)], env=env)
+
+
+@pytest.mark.parametrize("fault", ["503", "reset"])
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_failing_service_is_named_for_what_it_did(
+    setting: tuple[Path, Path], command: str, fault: str
+) -> None:
+    config, hooks = setting
+    _, call = COMMANDS[command]
+    with Emulator() as emulator:
+        emulator.clock.set(DAY.replace(hour=2, minute=1), frozen=True)
+        emulator.faults.add(call, error_rate=1.0, errors=[fault])
+        result = run(emulator, command, config, hooks)
+    assert emulator.faults.injected, "the fault must be injected to mean anything"
+    for words in SAYS[fault]:
+        assert words in result.output, (command, result.output)
+    if fault == "503":
+        assert "could not reach" not in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c != "hooks fire"])
+def test_a_refusal_names_the_missing_scopes(setting: tuple[Path, Path], command: str) -> None:
+    """A private deployment, whose project role may create tasks in no queue and on no route,
+    and a service client that holds the project's role and nothing else."""
+    config, hooks = setting
+    role = "repo:github.com/example/demo:cron:*"
+    with Emulator(private=True, roles={role: ["queue:create-task:project:*"]}) as emulator:
+        emulator.clock.set(DAY.replace(hour=2, minute=1), frozen=True)
+        narrow = emulator.add_client("project/tc-scheduler/narrow", [f"assume:{role}"])
+        result = run(emulator, command, config, hooks, narrow)
+    for words in SAYS["403"]:
+        assert words in result.output, (command, result.output)
+    assert "could not reach" not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_hook_fire_beyond_the_services_client_is_named(setting: tuple[Path, Path]) -> None:
+    """An operator's hook fire carries only that hook's scopes; a client that lacks them is
+    refused at authentication (401), and the message says whose scopes are missing."""
+    config, _ = setting
+    with Emulator() as emulator:
+        narrow = emulator.add_client("project/tc-scheduler/narrow", ["hooks:get:*"])
+        env = {
+            **taskcluster_environment(emulator),
+            "TASKCLUSTER_CLIENT_ID": narrow["clientId"],
+            "TASKCLUSTER_ACCESS_TOKEN": narrow["accessToken"],
+        }
+        result = CliRunner().invoke(
+            main, ["hooks", "fire", "project-tcs/rebuild", "--config", str(config)], env=env
+        )
+    assert result.exit_code == 1
+    assert "hooks.hook(project-tcs/rebuild) failed: 401 AuthenticationFailed" in result.output
+    assert (
+        "the service's client does not hold the scopes of the hook fire of project-tcs/rebuild"
+        in result.output
+    )
+    assert "hooks:trigger-hook:project-tcs/rebuild" in result.output
+
+
+def test_missing_scopes_are_read_from_the_services_message() -> None:
+    message = (
+        "Client ID x does not have sufficient scopes and is missing the following scopes:\n\n"
+        '```\n{\n  "AllOf": [\n    "queue:route:checks",\n    {"AnyOf": ["a:b", "a:c"]}\n  ]\n}\n'
+        "```\n\nThis request requires the client to satisfy the following scope expression:"
+    )
+    assert missing_scopes(message) == ("queue:route:checks", "a:b")
+    plain = 'is missing the following scopes:\n\n```\n"secrets:get:x"\n```'
+    assert missing_scopes(plain) == ("secrets:get:x",)
+    assert missing_scopes("something else") == ()
+    assert Restriction("project demo", ("assume:repo:x:cron:*",)).acting_for == "project demo"
