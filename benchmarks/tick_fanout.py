@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import resource
 import sys
@@ -26,6 +27,7 @@ from scheduler.config import DEFAULT_CONCURRENCY, Config, Credentials, Project
 from scheduler.cron import slot_of
 from scheduler.ledger import FireState
 from scheduler.service import open_engine
+from tests.conftest import REPOSITORY_ROLES
 from tests.emulator.standalone import start_standalone
 from tests.repos import Repository
 
@@ -65,6 +67,54 @@ async def one_tick(config: Config, slot: datetime) -> tuple[float, float, int]:
     return elapsed, cpu, created
 
 
+def run_ticks(arguments: argparse.Namespace, root: Path, roles: Path) -> dict[int, float]:
+    """The tick's time at the configured concurrency and at 1, against one emulator."""
+    process, credentials = start_standalone(
+        "--latency-ms", str(arguments.latency_ms), "--clients", str(roles)
+    )
+    try:
+        cron = cron_file()
+        projects = tuple(
+            Project(
+                name=f"project-{n:03d}",
+                repository=f"https://github.com/example/project-{n:03d}",
+                fetch_from=Repository(
+                    root / "repos" / f"p{n}", {".cron.yml": cron, ".taskcluster.yml": TEMPLATE}
+                ).url,
+                trust_domain="bench",
+            )
+            for n in range(arguments.projects)
+        )
+        slot = slot_of(datetime.now(UTC))
+        timings = {}
+        for concurrency in (arguments.concurrency, 1):
+            config = Config(
+                root_url=credentials["rootUrl"],
+                credentials=Credentials(credentials["clientId"], credentials["accessToken"]),
+                ledger_url=f"sqlite:///{root / f'ledger-{concurrency}.db'}",
+                state_dir=root / "state",
+                concurrency=concurrency,
+                dry_run=False,
+                replica=f"bench-{concurrency}",
+                claim_lease=timedelta(minutes=10),
+                projects=tuple(replace(p, name=f"{p.name}-c{concurrency}") for p in projects),
+                source="benchmark",
+                render_workers=arguments.render_workers,
+            )
+            elapsed, cpu, created = asyncio.run(one_tick(config, slot))
+            calls = arguments.projects * JOBS
+            assert created == calls, f"expected {calls} tasks, got {created}"
+            timings[concurrency] = elapsed
+            print(
+                f"concurrency {concurrency:3d}: {calls} createTask calls in {elapsed:6.2f} s "
+                f"({cpu:.2f} s of CPU in this process)"
+            )
+        return timings
+    finally:
+        process.terminate()
+        process.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--projects", type=int, default=100)
@@ -79,49 +129,12 @@ def main() -> None:
     arguments = parser.parse_args()
     logs.configure(level="warning")
 
-    process, credentials = start_standalone("--latency-ms", str(arguments.latency_ms))
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            root = Path(scratch)
-            cron = cron_file()
-            projects = tuple(
-                Project(
-                    name=f"project-{n:03d}",
-                    repository=f"https://github.com/example/project-{n:03d}",
-                    fetch_from=Repository(
-                        root / "repos" / f"p{n}", {".cron.yml": cron, ".taskcluster.yml": TEMPLATE}
-                    ).url,
-                    trust_domain="bench",
-                )
-                for n in range(arguments.projects)
-            )
-            slot = slot_of(datetime.now(UTC))
-            timings = {}
-            for concurrency in (arguments.concurrency, 1):
-                config = Config(
-                    root_url=credentials["rootUrl"],
-                    credentials=Credentials(credentials["clientId"], credentials["accessToken"]),
-                    ledger_url=f"sqlite:///{root / f'ledger-{concurrency}.db'}",
-                    state_dir=root / "state",
-                    concurrency=concurrency,
-                    dry_run=False,
-                    replica=f"bench-{concurrency}",
-                    claim_lease=timedelta(minutes=10),
-                    projects=tuple(replace(p, name=f"{p.name}-c{concurrency}") for p in projects),
-                    source="benchmark",
-                    render_workers=arguments.render_workers,
-                )
-                elapsed, cpu, created = asyncio.run(one_tick(config, slot))
-                calls = arguments.projects * JOBS
-                assert created == calls, f"expected {calls} tasks, got {created}"
-                timings[concurrency] = elapsed
-                print(
-                    f"concurrency {concurrency:3d}: {calls} createTask calls in {elapsed:6.2f} s "
-                    f"({cpu:.2f} s of CPU in this process)"
-                )
-    finally:
-        process.terminate()
-        process.wait()
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        # Each project's calls carry only its scopes: the deployment grants its cron role.
+        roles = root / "roles.json"
+        roles.write_text(json.dumps({"roles": REPOSITORY_ROLES}))
+        timings = run_ticks(arguments, root, roles)
 
     calls = arguments.projects * JOBS
     print(

@@ -29,7 +29,7 @@ from scheduler.cli_support import console, instant, json_object
 from scheduler.commands import actor, clock, config_option, fail, load
 from scheduler.config import Config, Project, UnknownProjectError
 from scheduler.cron import format_slot
-from scheduler.engine import FireError, FireResult, ProjectOverview, SlotResult
+from scheduler.engine import UNCONFIRMED, FireError, FireResult, ProjectOverview, SlotResult
 from scheduler.expiry import Event, EventKind, ExpiryReport, Scanner, report_json
 from scheduler.hooks_cli import hooks_group
 from scheduler.ledger import AuditEntry, Fire, FireState, Ledger, Letter, LetterState
@@ -240,7 +240,7 @@ def history(
             record.project,
             record.job,
             str(record.kind),
-            str(record.state),
+            _state_text(record.state, record.error),
             record.task_id or "",
             (record.error or "").splitlines()[0] if record.error else "",
         )
@@ -643,11 +643,18 @@ def _print_fires(fires: list[FireResult], heading: str) -> None:
             row["job"],
             row["slot"],
             row["kind"],
-            row["state"],
+            _state_text(result.state, result.error),
             row["taskId"] or "",
             row["error"] or "",
         )
     console().print(table)
+
+
+def _state_text(state: FireState | None, error: str | None) -> str:
+    """A fire's state as people read it: an already-fired fire not read back says so."""
+    if state is FireState.ALREADY_FIRED and error and error.startswith(UNCONFIRMED):
+        return f"{state} ({UNCONFIRMED})"
+    return str(state) if state is not None else "claimed-elsewhere"
 
 
 def _table(title: str, *columns: str) -> Table:

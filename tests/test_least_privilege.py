@@ -14,7 +14,7 @@ from taskcluster.exceptions import TaskclusterRestFailure
 
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireState
-from tests.conftest import REPOSITORY_ROLES
+from tests.conftest import REPOSITORY_ROLES, task_definition
 from tests.emulator import Emulator
 from tests.repos import Repository
 from tests.test_engine import (
@@ -155,3 +155,31 @@ jobs:
             hooks.listLastFires("project-mobile", "in-tree-action-3-generic/93267a5f84")
         assert never.value.status_code == 404  # the hook has never fired
         assert len(emulator.tasks()) == 1  # the decision task only
+
+
+def test_a_409_whose_read_back_is_refused_is_already_fired_unconfirmed(tmp_path: Path) -> None:
+    """On a private deployment whose project role may not read tasks, the slot's task exists
+    (someone created it under the slot's id): never `failed`, but not confirmed either."""
+    roles = {"repo:github.com/example/trusted:cron:*": CRON_ROLE}
+    with Emulator(private=True, roles=roles) as emulator:
+        trusted = project(
+            "trusted",
+            Repository(
+                tmp_path / "trusted", {".cron.yml": NIGHTLY, ".taskcluster.yml": OWN_TEMPLATE}
+            ),
+        )
+        config = make_config(emulator, tmp_path, trusted)
+        slot = DAY.replace(hour=2)
+        emulator.clock.set(slot, frozen=True)
+        task_id = decision_task_id(emulator.root_url, "trusted", "nightly", slot)
+        emulator.add_task(task_id, task_definition(slot))  # the same id, another definition
+
+        [result] = tick(config, emulator, slot)
+
+    [fire] = result.fires
+    assert fire.state is FireState.ALREADY_FIRED
+    assert fire.task_id == task_id
+    assert fire.error is not None
+    assert fire.error.startswith("unconfirmed: queue.task failed: 403 InsufficientScopes")
+    assert "missing scope queue:get-task:" in fire.error
+    assert result.ok
