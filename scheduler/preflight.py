@@ -23,7 +23,7 @@ from scheduler.diagnostics import Severity
 from scheduler.engine import TASKCLUSTER_YML, Engine, FireError
 from scheduler.queue_rules import Requirement, create_task_requirements, task_problems, unmet
 from scheduler.render import RenderError
-from scheduler.scopes import ASSUME, satisfies, where_to_grant
+from scheduler.scopes import ASSUME, lasting_form, satisfies, where_to_grant
 from scheduler.source import Snapshot
 
 log = structlog.get_logger("tc_scheduler.preflight")
@@ -78,6 +78,21 @@ async def preflight(engine: Engine, projects: Sequence[Project]) -> list[Checked
 
 def findings_of(checked: Sequence[Checked]) -> list[Finding]:
     return [finding for one in checked for finding in one.findings]
+
+
+def summary_lines(findings: Sequence[Finding]) -> list[str]:
+    """The findings as people read them: one line per problem, naming every job it affects
+    (`fenix/nightly, nightly-test: error: ...`), in the order first found."""
+    jobs: dict[tuple[str, Severity, str], list[str]] = {}
+    for finding in findings:
+        jobs.setdefault((finding.project, finding.severity, finding.message), []).append(
+            finding.job or ""
+        )
+    lines = []
+    for (project, severity, message), names in jobs.items():
+        where = f"{project}/{', '.join(names)}" if all(names) else project
+        lines.append(f"{where}: {severity}: {message}")
+    return lines
 
 
 async def _service_scopes(engine: Engine) -> list[str] | None:
@@ -186,7 +201,8 @@ class _Check:
         ]
         if self.project.watches_group_of(job.name):
             requirements.append(Requirement(("queue:list-task-group:*",), "following its group"))
-        self._scopes(job.name, requirements, granted)
+        # The revision and the task id differ from one fire to the next.
+        self._scopes(job.name, requirements, granted, (snapshot.revision, rendered.task_id))
 
     async def _trigger_action(
         self, snapshot: Snapshot, job: Job, granted: list[str] | None
@@ -263,12 +279,21 @@ class _Check:
         self._scopes(None, requirements, granted)
 
     def _scopes(
-        self, job: str | None, requirements: Sequence[Requirement], granted: list[str] | None
+        self,
+        job: str | None,
+        requirements: Sequence[Requirement],
+        granted: list[str] | None,
+        changing: Sequence[str] = (),
     ) -> None:
+        """An error for each requirement `granted` does not meet, naming a scope that lasts
+        where the one needed names parts that are `changing` from fire to fire."""
         if granted is None:
             return
-        grant = where_to_grant(self.project.authorized_scopes)
         for requirement in unmet(requirements, granted):
+            lasting = lasting_form(str(requirement), changing)
+            grant = where_to_grant(self.project.authorized_scopes, what=lasting)
+            if lasting is not None:
+                grant += " (the scope changes with every push)"
             self._error(job, f"missing scope {requirement} (for {requirement.why}); {grant}")
 
 

@@ -19,7 +19,7 @@ from scheduler.expiry import EventKind as ExpiryKind
 from scheduler.ledger import FireKind, Health, Notice, Watch
 from scheduler.notify.events import Event, EventKind, FailedTask
 from scheduler.notify.routing import Router
-from scheduler.preflight import Checked
+from scheduler.preflight import Checked, summary_lines
 
 CRON_FILE = ".cron.yml"
 TASKCLUSTER_YML = ".taskcluster.yml"
@@ -219,9 +219,10 @@ class Reporter:
         errors = [finding for finding in checked.findings if finding.is_error]
         if not errors:
             return [self._project_healthy(checked.project, PREFLIGHT, checked.revision, now)]
-        listed = "\n".join(f"{f.job or 'project'}: {f.message}" for f in errors[:FINDINGS_SHOWN])
-        if len(errors) > FINDINGS_SHOWN:
-            listed += f"\n... and {len(errors) - FINDINGS_SHOWN} more"
+        lines = summary_lines(errors)
+        listed = "\n".join(lines[:FINDINGS_SHOWN])
+        if len(lines) > FINDINGS_SHOWN:
+            listed += f"\n... and {len(lines) - FINDINGS_SHOWN} more"
         event = Event(
             key=f"{EventKind.PREFLIGHT_FAILED}:{checked.project}:{checked.revision}",
             kind=EventKind.PREFLIGHT_FAILED,

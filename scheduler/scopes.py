@@ -43,10 +43,19 @@ def roles_of(scopes: Sequence[str]) -> tuple[str, ...]:
     return tuple(scope.removeprefix(ASSUME) for scope in scopes if scope.startswith(ASSUME))
 
 
-def where_to_grant(scopes: Sequence[str], *, how_many: int = 1) -> str:
-    """Where scopes that the holder of `scopes` lacks are to be granted, in words."""
-    them = "it" if how_many == 1 else "them"
+def where_to_grant(scopes: Sequence[str], *, how_many: int = 1, what: str | None = None) -> str:
+    """Where scopes that the holder of `scopes` lacks are to be granted, in words; `what`
+    names the scope to grant, if not the missing ones themselves."""
+    them = what or ("it" if how_many == 1 else "them")
     roles = roles_of(scopes)
     if roles:
         return f"grant {them} to role {roles[0]}"
     return f"add {them} to the project's `scopes` in the service configuration"
+
+
+def lasting_form(scope: str, changing: Iterable[str]) -> str | None:
+    """`scope` cut before the first of `changing` in it (a revision, a task id: parts that
+    differ from push to push) and starred, which a role can hold for good; None if no part
+    of it changes."""
+    cuts = [scope.find(part) for part in changing if part and part in scope]
+    return scope[: min(cuts)] + "*" if cuts else None

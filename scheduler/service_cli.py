@@ -35,7 +35,7 @@ from scheduler.hooks_cli import hooks_group
 from scheduler.ledger import AuditEntry, Fire, FireState, Ledger, Letter, LetterState
 from scheduler.notify import sentry
 from scheduler.notify.routing import SLACK_PREFIX, channel_of
-from scheduler.preflight import Finding, findings_of, has_errors, preflight
+from scheduler.preflight import Finding, findings_of, has_errors, preflight, summary_lines
 from scheduler.taskcluster import TaskclusterError, connect
 from scheduler.triggering import Triggered, TriggerError
 from scheduler.web.auth import hash_token
@@ -68,8 +68,8 @@ def config_check(config_path: Path | None, as_json: bool, no_preflight: bool) ->
     if config.credentials is None or no_preflight:
         return
     findings = _preflight(config, config.projects)
-    for finding in findings:
-        click.echo(str(finding), err=True)
+    for line in summary_lines(findings):
+        click.echo(line, err=True)
     click.echo(_preflight_summary(config.projects, findings), err=True)
     sys.exit(1 if has_errors(findings) else 0)
 
@@ -90,8 +90,8 @@ def preflight_command(
     if as_json:
         click.echo(json.dumps([finding.to_json() for finding in findings], indent=2))
     else:
-        for finding in findings:
-            click.echo(str(finding))
+        for line in summary_lines(findings):
+            click.echo(line)
     click.echo(_preflight_summary(projects, findings), err=True)
     sys.exit(1 if has_errors(findings) else 0)
 

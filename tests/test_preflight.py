@@ -17,7 +17,7 @@ from scheduler.cli import main
 from scheduler.config import Config, Credentials, NotifySettings, Project, SlackSettings
 from scheduler.diagnostics import Severity
 from scheduler.ledger import Ledger
-from scheduler.preflight import Finding, findings_of, preflight
+from scheduler.preflight import Finding, findings_of, preflight, summary_lines
 from scheduler.service import Preflights, open_service
 from tests.conftest import REPOSITORY_ROLES, taskcluster_environment
 from tests.emulator import Emulator
@@ -133,6 +133,41 @@ def test_each_scope_the_queue_needs_is_checked_against_the_projects_role(
             and f"grant it to role {ROLE}" in message
             for message in found
         ), found
+
+
+def test_routes_that_change_with_every_push_are_advised_in_a_lasting_form(tmp_path: Path) -> None:
+    role = ["queue:create-task:*", "queue:scheduler-id:*", "queue:route:checks"]
+    with deployment(role) as emulator:
+        repository = Repository(
+            tmp_path / "demo", {".cron.yml": NIGHTLY, ".taskcluster.yml": OWN_TEMPLATE}
+        )
+        config = make_config(emulator, tmp_path, project("demo", repository))
+        found = check(config, emulator)
+    revision_routes = [f.message for f in found if repository.head in f.message]
+    assert revision_routes, found
+    for message in revision_routes:
+        assert (
+            f"grant queue:route:index.tcs.v2.demo.revision.* to role {ROLE} (the scope changes "
+            "with every push)"
+        ) in message
+    assert [line for line in summary_lines(found) if "latest" in line] == [
+        "demo/nightly: error: missing scope queue:route:index.tcs.v2.demo.latest.taskgraph."
+        "decision-nightly (for route index.tcs.v2.demo.latest.taskgraph.decision-nightly); "
+        f"grant it to role {ROLE}"
+    ]
+
+
+def test_findings_of_several_jobs_are_said_once() -> None:
+    same = "missing scope queue:route:checks (for route checks); grant it to role r"
+    findings = [
+        Finding("fenix", "nightly", Severity.ERROR, same),
+        Finding("fenix", "beta", Severity.ERROR, same),
+        Finding("fenix", None, Severity.WARNING, "not checked"),
+    ]
+    assert summary_lines(findings) == [
+        f"fenix/nightly, beta: error: {same}",
+        "fenix: warning: not checked",
+    ]
 
 
 def test_a_private_deployment_needs_the_read_scopes_granted(tmp_path: Path) -> None:

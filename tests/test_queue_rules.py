@@ -22,7 +22,13 @@ from scheduler.queue_rules import (
     unmet,
 )
 from scheduler.render import Push, Repository, render_decision_task
-from scheduler.scopes import default_project_scopes, repository_path, satisfies, where_to_grant
+from scheduler.scopes import (
+    default_project_scopes,
+    lasting_form,
+    repository_path,
+    satisfies,
+    where_to_grant,
+)
 from tests.test_render import REVISION, ROOT_URL, SLOT, UNRENDERABLE, corpus_cases
 
 
@@ -238,4 +244,17 @@ def test_scope_satisfaction_and_where_to_grant() -> None:
     assert where_to_grant(role) == "grant it to role repo:github.com/org/x:cron:*"
     assert where_to_grant(("queue:route:*",), how_many=2) == (
         "add them to the project's `scopes` in the service configuration"
+    )
+
+
+def test_a_scope_that_changes_with_every_push_is_advised_in_a_lasting_form() -> None:
+    revision, task_id = "ab12" * 10, "WCWYuJ1USXyZD9M98uG1xw"
+    route = f"queue:route:index.mobile.v2.fenix.revision.{revision}.taskgraph.cron.{task_id}"
+    assert lasting_form(route, (revision, task_id)) == (
+        "queue:route:index.mobile.v2.fenix.revision.*"
+    )
+    assert lasting_form(f"queue:route:x.{task_id}", (revision, task_id)) == "queue:route:x.*"
+    assert lasting_form("queue:route:checks", (revision, task_id)) is None
+    assert where_to_grant(("assume:repo:r:cron:*",), what="queue:route:x.*") == (
+        "grant queue:route:x.* to role repo:r:cron:*"
     )
