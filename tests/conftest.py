@@ -27,6 +27,7 @@ from tests.corpus import (
 from tests.emulator import Emulator
 from tests.emulator.clock import format_time
 from tests.ledger_backends import BACKENDS, fresh_ledger_url
+from tests.repos import Repository
 
 __all__ = ["CORPUS", "REPOSITORY_ROOT", "corpus_cron_files", "corpus_templates"]
 
@@ -114,6 +115,30 @@ def task_definition(now: datetime, **overrides: Any) -> dict[str, Any]:
         },
     }
     return definition | overrides
+
+
+def write_service_config(
+    tmp_path: Path,
+    repository: Repository,
+    *,
+    project: str = "demo",
+    ledger: str | None = None,
+    extra: str = "",
+) -> Path:
+    """A service configuration of one project, whose tasks name
+    https://github.com/example/<project> and whose git reads `repository`; `extra` is more of
+    the project's entry (indented as it is). The ledger is SQLite in `tmp_path` by default."""
+    ledger = ledger or f"sqlite:///{tmp_path / 'ledger.db'}"
+    path = tmp_path / "service.yml"
+    path.write_text(
+        f"ledger: {ledger}\n"
+        "projects:\n"
+        f"  - name: {project}\n"
+        f"    repository: https://github.com/example/{project}\n"
+        f"    fetch-from: {repository.url}\n"
+        "    trust-domain: tcs\n" + extra
+    )
+    return path
 
 
 def taskcluster_environment(emulator: Emulator) -> dict[str, str]:

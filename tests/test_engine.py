@@ -38,6 +38,12 @@ jobs:
     job: {type: decision-task, treeherder-symbol: H, target-tasks-method: hourly}
     when: [{minute: 0}]
 """
+NIGHTLY = """\
+jobs:
+  - name: nightly
+    job: {type: decision-task, treeherder-symbol: N, target-tasks-method: nightly}
+    when: [{hour: 2, minute: 0}]
+"""
 
 
 def make_config(emulator: Emulator, tmp_path: Path, *projects: Project, **changes: Any) -> Config:

@@ -19,6 +19,7 @@ from tests.emulator import Emulator
 from tests.repos import Repository
 from tests.test_engine import (
     DAY,
+    NIGHTLY,
     OWN_TEMPLATE,
     fires,
     make_config,
@@ -27,12 +28,6 @@ from tests.test_engine import (
     tick,
 )
 
-NIGHTLY = """\
-jobs:
-  - name: nightly
-    job: {type: decision-task, treeherder-symbol: N, target-tasks-method: nightly}
-    when: [{hour: 2, minute: 0}]
-"""
 OWN_SCOPES = "                          - assume:repo:${repoPath}:cron:${cron.job_name}\n"
 # A level-1 repository asking for more than its role grants: a level-3 secret and another
 # project's cron role.

@@ -16,7 +16,7 @@ from scheduler.engine import SlotResult
 from scheduler.ids import decision_task_id
 from scheduler.ledger import Claim, Fire, FireKind, FireState, Ledger
 from scheduler.redaction import remember_secret
-from tests.conftest import taskcluster_environment
+from tests.conftest import taskcluster_environment, write_service_config
 from tests.emulator import Emulator
 from tests.repos import Repository
 from tests.test_engine import (
@@ -169,19 +169,6 @@ def test_a_paused_project_fires_nothing_until_its_until(emulator: Emulator, tmp_
 # -- the commands --------------------------------------------------------------------------------
 
 
-def write_config(tmp_path: Path, repository: Repository) -> Path:
-    path = tmp_path / "service.yml"
-    path.write_text(
-        f"ledger: sqlite:///{tmp_path / 'ledger.db'}\n"
-        "projects:\n"
-        "  - name: alpha\n"
-        "    repository: https://github.com/example/alpha\n"
-        f"    fetch-from: {repository.url}\n"
-        "    trust-domain: tcs\n"
-    )
-    return path
-
-
 def invoke(*arguments: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(main, list(arguments), env=env, catch_exceptions=False)
 
@@ -190,7 +177,7 @@ def test_pause_resume_and_audit_commands(emulator: Emulator, tmp_path: Path) -> 
     repository = Repository(
         tmp_path / "alpha", {".cron.yml": TWO_JOBS, ".taskcluster.yml": OWN_TEMPLATE}
     )
-    config = str(write_config(tmp_path, repository))
+    config = str(write_service_config(tmp_path, repository, project="alpha"))
     env = taskcluster_environment(emulator)
 
     paused = invoke(
@@ -229,7 +216,7 @@ def test_a_manual_fire_is_audited(emulator: Emulator, tmp_path: Path) -> None:
     repository = Repository(
         tmp_path / "alpha", {".cron.yml": TWO_JOBS, ".taskcluster.yml": OWN_TEMPLATE}
     )
-    config = str(write_config(tmp_path, repository))
+    config = str(write_service_config(tmp_path, repository, project="alpha"))
     env = taskcluster_environment(emulator)
 
     fired = invoke(
@@ -252,7 +239,7 @@ def test_a_manual_fire_is_audited(emulator: Emulator, tmp_path: Path) -> None:
 
 def test_pause_refuses_unknown_projects_and_past_untils(tmp_path: Path) -> None:
     repository = Repository(tmp_path / "alpha", {".cron.yml": TWO_JOBS})
-    config = str(write_config(tmp_path, repository))
+    config = str(write_service_config(tmp_path, repository, project="alpha"))
     env = {"TASKCLUSTER_ROOT_URL": "https://tc.example.com"}
 
     unknown = invoke("pause", "beta", "--reason", "x", "--config", config, env=env)
@@ -283,7 +270,7 @@ def test_action_triggers_the_latest_decision_tasks_action_with_input(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     repository = Repository(tmp_path / "alpha", {".cron.yml": TWO_JOBS})
-    config = str(write_config(tmp_path, repository))
+    config = str(write_service_config(tmp_path, repository, project="alpha"))
     env = taskcluster_environment(emulator)
     decision = seed_decision_with_actions(emulator, "index.tcs.v2.alpha.latest.taskgraph.decision")
 

@@ -19,12 +19,13 @@ from scheduler.diagnostics import Severity
 from scheduler.ledger import Ledger
 from scheduler.preflight import Finding, findings_of, preflight, summary_lines
 from scheduler.service import Preflights, open_service
-from tests.conftest import REPOSITORY_ROLES, taskcluster_environment
+from tests.conftest import REPOSITORY_ROLES, taskcluster_environment, write_service_config
 from tests.emulator import Emulator
 from tests.repos import Repository
 from tests.test_engine import CORPUS_PROJECTS as CORPUS_PROJECT_STEMS
 from tests.test_engine import (
     DAY,
+    NIGHTLY,
     OWN_TEMPLATE,
     corpus_repository,
     make_config,
@@ -32,12 +33,6 @@ from tests.test_engine import (
     seed_decision_with_actions,
 )
 
-NIGHTLY = """\
-jobs:
-  - name: nightly
-    job: {type: decision-task, treeherder-symbol: N, target-tasks-method: nightly}
-    when: [{hour: 2, minute: 0}]
-"""
 ROLE = "repo:github.com/example/demo:cron:*"
 FULL = ["queue:create-task:*", "queue:route:*", "queue:scheduler-id:*"]
 
@@ -274,19 +269,6 @@ def test_corpus_projects_are_clean_under_their_roles(tmp_path: Path) -> None:
 # -- the command -----------------------------------------------------------------------------
 
 
-def write_config(tmp_path: Path, repository: Repository) -> Path:
-    path = tmp_path / "service.yml"
-    path.write_text(
-        f"ledger: sqlite:///{tmp_path / 'ledger.db'}\n"
-        "projects:\n"
-        "  - name: demo\n"
-        "    repository: https://github.com/example/demo\n"
-        f"    fetch-from: {repository.url}\n"
-        "    trust-domain: tcs\n"
-    )
-    return path
-
-
 @pytest.fixture
 def public() -> Iterator[Emulator]:
     with deployment() as emulator:
@@ -303,7 +285,7 @@ def test_the_command_prints_findings_as_json_and_exits_by_errors(
     repository = Repository(
         tmp_path / "demo", {".cron.yml": NIGHTLY, ".taskcluster.yml": OWN_TEMPLATE}
     )
-    config = str(write_config(tmp_path, repository))
+    config = str(write_service_config(tmp_path, repository))
     env = taskcluster_environment(public)
     clean = invoke("preflight", "--config", config, "--json", env=env)
     assert clean.exit_code == 0, clean.output

@@ -16,7 +16,7 @@ from scheduler import cli, service_cli
 from scheduler.cli import main
 from scheduler.cron import format_slot, slot_of
 from scheduler.ids import decision_task_id
-from tests.conftest import REPOSITORY_ROOT, taskcluster_environment
+from tests.conftest import REPOSITORY_ROOT, taskcluster_environment, write_service_config
 from tests.emulator import Emulator
 from tests.ledger_backends import BACKENDS, fresh_ledger_url
 from tests.repos import Repository
@@ -43,18 +43,6 @@ def repository(tmp_path: Path) -> Repository:
     return Repository(tmp_path / "repo", {".cron.yml": CRON, ".taskcluster.yml": OWN_TEMPLATE})
 
 
-def write_config(tmp_path: Path, repository: Repository, ledger: str | None = None) -> Path:
-    path = tmp_path / "service.yml"
-    path.write_text(
-        "projects:\n"
-        "  - name: demo\n"
-        "    repository: https://github.com/example/demo\n"
-        f"    fetch-from: {repository.url}\n"
-        "    trust-domain: tcs\n" + (f"ledger: {ledger}\n" if ledger else "")
-    )
-    return path
-
-
 @pytest.fixture
 def environment(emulator: Emulator) -> dict[str, str]:
     emulator.clock.set(NOW)
@@ -68,7 +56,7 @@ def invoke(*arguments: str, env: dict[str, str] | None = None) -> Result:
 def test_config_check_prints_the_resolved_configuration_without_secrets(
     tmp_path: Path, repository: Repository
 ) -> None:
-    config = write_config(tmp_path, repository)
+    config = write_service_config(tmp_path, repository)
     env = {
         "TASKCLUSTER_ROOT_URL": "https://tc.example.com",
         "TASKCLUSTER_CLIENT_ID": "project/demo",
@@ -100,7 +88,7 @@ def test_config_check_reports_every_problem_with_its_place(tmp_path: Path) -> No
 def test_tick_creates_the_due_tasks_once(
     emulator: Emulator, environment: dict[str, str], tmp_path: Path, repository: Repository
 ) -> None:
-    config = write_config(tmp_path, repository)
+    config = write_service_config(tmp_path, repository)
     first = invoke("tick", "--at", AT, "--config", str(config), "--json", env=environment)
     assert first.exit_code == 0, first.output
     [slot] = json.loads(first.stdout)
@@ -119,7 +107,7 @@ def test_tick_creates_the_due_tasks_once(
 def test_tick_exits_1_when_a_project_fails(
     environment: dict[str, str], tmp_path: Path, repository: Repository
 ) -> None:
-    config = write_config(tmp_path, repository)
+    config = write_service_config(tmp_path, repository)
     config.write_text(config.read_text().replace(repository.url, "file:///nonexistent/repo"))
     result = invoke("tick", "--at", AT, "--config", str(config), env=environment)
     assert result.exit_code == 1
@@ -129,7 +117,7 @@ def test_tick_exits_1_when_a_project_fails(
 def test_fire_runs_a_job_now_and_history_shows_it(
     emulator: Emulator, environment: dict[str, str], tmp_path: Path, repository: Repository
 ) -> None:
-    config = write_config(tmp_path, repository)
+    config = write_service_config(tmp_path, repository)
     dry = invoke("fire", "demo", "nightly", "--dry-run", "--config", str(config), env=environment)
     assert dry.exit_code == 0, dry.output
     assert emulator.tasks() == []
@@ -162,7 +150,7 @@ def test_fire_runs_a_job_now_and_history_shows_it(
 def test_jobs_shows_schedules_next_and_last_fires_and_pauses(
     emulator: Emulator, environment: dict[str, str], tmp_path: Path, repository: Repository
 ) -> None:
-    config = write_config(tmp_path, repository)
+    config = write_service_config(tmp_path, repository)
     assert invoke("tick", "--at", AT, "--config", str(config), env=environment).exit_code == 0
     paused = invoke(
         "pause", "demo", "hourly", "--reason", "flaky", "--config", str(config), env=environment
@@ -202,7 +190,7 @@ def test_concurrent_ticks_from_two_processes_create_each_task_once(
     backend: str,
 ) -> None:
     with fresh_ledger_url(backend, tmp_path) as ledger:
-        config = write_config(tmp_path, repository, ledger)
+        config = write_service_config(tmp_path, repository, ledger=ledger)
         command = [
             sys.executable,
             "-m",
@@ -238,7 +226,7 @@ def test_concurrent_ticks_from_two_processes_create_each_task_once(
 def test_history_since_filters_by_slot(
     environment: dict[str, str], tmp_path: Path, repository: Repository
 ) -> None:
-    config = write_config(tmp_path, repository)
+    config = write_service_config(tmp_path, repository)
     earlier = format_slot(SLOT - timedelta(minutes=15))
     invoke("tick", "--at", earlier, "--config", str(config), env=environment)
     invoke("tick", "--at", AT, "--config", str(config), env=environment)
@@ -268,7 +256,7 @@ def test_the_service_commands_load_only_when_asked_for() -> None:
 def test_tick_refuses_a_time_later_than_now_and_records_nothing(
     emulator: Emulator, environment: dict[str, str], tmp_path: Path, repository: Repository
 ) -> None:
-    config = write_config(tmp_path, repository)
+    config = write_service_config(tmp_path, repository)
     ahead = format_slot(SLOT + timedelta(hours=1))
     result = invoke("tick", "--at", ahead, "--config", str(config), env=environment)
     assert result.exit_code == 2
@@ -283,7 +271,7 @@ def test_a_slot_ticked_early_while_paused_still_fires_after_resume(
     emulator: Emulator, tmp_path: Path, repository: Repository
 ) -> None:
     """The sequence that lost a slot: paused, the next slot ticked before it began, resumed."""
-    config = str(write_config(tmp_path, repository))
+    config = str(write_service_config(tmp_path, repository))
     next_slot = SLOT + timedelta(minutes=15)
     emulator.clock.set(next_slot - timedelta(minutes=5))
     before = taskcluster_environment(emulator)

@@ -10,17 +10,11 @@ from click.testing import CliRunner, Result
 
 from scheduler.cli import main
 from scheduler.taskcluster import Restriction, missing_scopes
-from tests.conftest import taskcluster_environment
+from tests.conftest import taskcluster_environment, write_service_config
 from tests.emulator import Emulator
 from tests.repos import Repository
-from tests.test_engine import DAY, OWN_TEMPLATE
+from tests.test_engine import DAY, NIGHTLY, OWN_TEMPLATE
 
-CRON = """\
-jobs:
-  - name: nightly
-    job: {type: decision-task, treeherder-symbol: N, target-tasks-method: nightly}
-    when: [{hour: 2, minute: 0}]
-"""
 # Each command, and the call whose failure it must report.
 COMMANDS = {
     "tick": (["tick", "--at", "2026-12-01T02:00:00Z", "--json"], "queue.createTask"),
@@ -42,21 +36,11 @@ SAYS = {
 @pytest.fixture
 def setting(tmp_path: Path) -> tuple[Path, Path]:
     repository = Repository(
-        tmp_path / "demo", {".cron.yml": CRON, ".taskcluster.yml": OWN_TEMPLATE}
+        tmp_path / "demo", {".cron.yml": NIGHTLY, ".taskcluster.yml": OWN_TEMPLATE}
     )
     hooks = tmp_path / "hooks"
     (hooks / "project-tcs").mkdir(parents=True)
-    config = tmp_path / "service.yml"
-    config.write_text(
-        f"ledger: sqlite:///{tmp_path / 'ledger.db'}\n"
-        "projects:\n"
-        "  - name: demo\n"
-        "    repository: https://github.com/example/demo\n"
-        f"    fetch-from: {repository.url}\n"
-        "    trust-domain: tcs\n"
-        "    expiry: {}\n"
-    )
-    return config, hooks
+    return write_service_config(tmp_path, repository, extra="    expiry: {}\n"), hooks
 
 
 def run(
