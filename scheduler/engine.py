@@ -575,9 +575,10 @@ class Engine:
                 last[job.name] = found[0]
         return last, self.ledger.pauses(project=project, at=now)
 
-    def clients_for(self, project: Project) -> Clients:
-        """The clients every call made for `project` goes through: limited to its scopes."""
-        return self.clients.for_project(project)
+    def clients_for(self, project: Project, job: str | None = None) -> Clients:
+        """The clients every call made for `project` (for its `job`) goes through: limited
+        to its scopes."""
+        return self.clients.for_project(project, job)
 
     def clients_of(self, project_name: str) -> Clients:
         """`clients_for` the project called `project_name`; a project no longer configured
@@ -696,7 +697,7 @@ class Engine:
                 "dry run: task not created", task_id=rendered.task_id, task=rendered.definition
             )
             return Dispatched(FireState.DRY_RUN, rendered.task_id, details, None)
-        clients = self.clients_for(project)
+        clients = self.clients_for(project, fire.job.name)
         try:
             await clients.queue.createTask(rendered.task_id, rendered.definition)
         except TaskclusterRestFailure as error:
@@ -776,7 +777,7 @@ class Engine:
         dry_run = self.config.dry_run or fire.dry_run
         try:
             triggered = await trigger_action(
-                self.clients_for(project),
+                self.clients_for(project, job.name),
                 path,
                 job.kind,
                 cron_input=dict(fire.cron_input),

@@ -96,10 +96,11 @@ class Clients:
             self._restricted[restriction] = Clients.create(base, self._session, restriction)
         return self._restricted[restriction]
 
-    def for_project(self, project: Project) -> Clients:
-        """The clients every call made for `project` goes through: limited to its scopes, so
-        that Taskcluster refuses what the project may not do."""
-        return self.restricted(f"project {project.name}", project.authorized_scopes)
+    def for_project(self, project: Project, job: str | None = None) -> Clients:
+        """The clients every call made for `project` (for its `job`) goes through: limited to
+        its scopes, so that Taskcluster refuses what the project may not do."""
+        acting_for = f"project {project.name}" if job is None else f"{project.name}/{job}"
+        return self.restricted(acting_for, project.authorized_scopes)
 
     def explain(self, error: BaseException, doing: str) -> TaskclusterError:
         """`explain`, with where to grant a scope these clients' calls lacked."""

@@ -78,7 +78,7 @@ def test_a_project_cannot_create_a_task_beyond_its_scopes(
     assert "queue.createTask failed: 403 InsufficientScopes" in refused.error
     assert "secrets:get:project/releng/level-3/*" in refused.error
     assert "assume:repo:github.com/example/trusted:cron:*" in refused.error
-    assert "project greedy may not use them" in refused.error
+    assert "greedy/nightly may not use them" in refused.error
     assert "grant them to role repo:github.com/example/greedy:cron:*" in refused.error
     [fired] = results["trusted"].fires
     assert fired.state is FireState.CREATED
