@@ -95,19 +95,22 @@ def summary_lines(findings: Sequence[Finding]) -> list[str]:
     return lines
 
 
-async def _service_scopes(engine: Engine) -> list[str] | None:
-    """The service's own scopes (None without credentials, or when it may not read them)."""
+@dataclass(frozen=True)
+class _Held:
+    """The service's own scopes, or why they are not known."""
+
+    scopes: list[str] | None
+    unknown_because: str | None = None
+
+
+async def _service_scopes(engine: Engine) -> _Held:
     if engine.config.credentials is None:
-        return None
+        return _Held(None)  # a dry run: the service acts for nobody
     try:
         current = await engine.clients.auth.currentScopes()
     except Exception as error:
-        log.warning(
-            "cannot read the service's own scopes",
-            error=engine.clients.explain(error, "auth.currentScopes").message,
-        )
-        return None
-    return list(current.get("scopes") or [])
+        return _Held(None, engine.clients.explain(error, "auth.currentScopes").message)
+    return _Held(list(current.get("scopes") or []))
 
 
 @dataclass
@@ -116,7 +119,7 @@ class _Check:
 
     engine: Engine
     project: Project
-    held: list[str] | None
+    held: _Held
     findings: list[Finding] = field(default_factory=list)
     revision: str | None = None
 
@@ -142,8 +145,14 @@ class _Check:
         client_id = (
             self.engine.config.credentials.client_id if self.engine.config.credentials else ""
         )
+        if self.held.unknown_because is not None:
+            self._warning(
+                None,
+                "whether the service's client holds the project's scopes was not checked: "
+                f"{self.held.unknown_because}",
+            )
         for scope in project.authorized_scopes:
-            if self.held is not None and not satisfies(self.held, scope):
+            if self.held.scopes is not None and not satisfies(self.held.scopes, scope):
                 self._error(
                     None,
                     f"the service's client {client_id} does not hold {scope}, one of the "

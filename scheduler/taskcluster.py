@@ -47,7 +47,7 @@ SERVICES = {
 class Restriction:
     """Whose calls these are and the scopes they are limited to (authorizedScopes)."""
 
-    acting_for: str  # "project mozilla-central", "the operator's hook fire"
+    acting_for: str  # "project mozilla-central", "fenix/nightly", "the hook fire of g/id"
     scopes: tuple[str, ...]
 
 

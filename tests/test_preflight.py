@@ -192,6 +192,27 @@ def test_a_service_client_without_the_projects_scopes_is_found(tmp_path: Path) -
         ) in found
 
 
+def test_a_service_client_that_may_not_read_its_own_scopes_is_warned_about(
+    tmp_path: Path,
+) -> None:
+    with deployment([*FULL, "queue:get-task:*", "queue:status:*"], private=True) as emulator:
+        narrow = emulator.add_client(
+            "project/tc-scheduler/narrow", [f"assume:{ROLE}", "auth:expand-scopes"]
+        )
+        config = make_config(
+            emulator,
+            tmp_path,
+            demo(tmp_path),
+            credentials=Credentials(narrow["clientId"], narrow["accessToken"]),
+        )
+        [warning] = check(config, emulator)
+    assert warning.severity is Severity.WARNING
+    assert warning.message.startswith(
+        "whether the service's client holds the project's scopes was not checked: "
+        "auth.currentScopes failed: 403 InsufficientScopes missing scope auth:current-scopes"
+    )
+
+
 def test_templates_and_cron_files_that_break_are_findings(tmp_path: Path) -> None:
     broken_template = OWN_TEMPLATE.replace("tasks:", "tasks: {$eval: 'nope('}\nunused:", 1)
     broken_cron = NIGHTLY + "  - name: bad\n    job: {type: decision-task}\n    when: []\n"
