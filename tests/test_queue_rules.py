@@ -21,7 +21,6 @@ from scheduler.queue_rules import (
     task_problems,
     unmet,
 )
-from scheduler.render import Push, Repository, render_decision_task
 from scheduler.scopes import (
     default_project_scopes,
     lasting_form,
@@ -29,21 +28,7 @@ from scheduler.scopes import (
     satisfies,
     where_to_grant,
 )
-from tests.test_render import REVISION, ROOT_URL, SLOT, UNRENDERABLE, corpus_cases
-
-
-def render_corpus(template_path: Path, job: Job) -> dict[str, Any]:
-    owner, name = template_path.name.removesuffix(".taskcluster.yml").split("__")[:2]
-    rendered = render_decision_task(
-        template_path.read_bytes(),
-        root_url=ROOT_URL,
-        repository=Repository(f"https://github.com/{owner}/{name}", name, "3"),
-        push=Push(REVISION, branch="main"),
-        job=job,
-        slot=SLOT,
-    )
-    return rendered.definition
-
+from tests.test_render import UNRENDERABLE, corpus_cases, render_corpus
 
 RENDERABLE = [
     (template, job)
@@ -108,7 +93,7 @@ BREAKAGES: dict[str, Breakage] = {
 def test_corpus_tasks_pass_and_each_breakage_fails_as_the_served_schema_says(
     template_path: Path, job: Job, create_task_validator: Draft7Validator
 ) -> None:
-    task = render_corpus(template_path, job)
+    task = render_corpus(template_path, job).definition
     assert list(create_task_validator.iter_errors(task)) == []
     assert task_problems(task, max_deadline=DEFAULT_MAX_DEADLINE) == []
     for name, breakage in BREAKAGES.items():

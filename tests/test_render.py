@@ -17,6 +17,7 @@ from scheduler.cron import DecisionTask, Job, TriggerAction, load_cron
 from scheduler.ids import decision_task_id
 from scheduler.render import (
     Push,
+    RenderedTask,
     RenderError,
     Repository,
     cron_context,
@@ -271,6 +272,20 @@ def first_decision_job(cron_path: Path) -> Job | None:
     return next((job for job in cron.jobs if isinstance(job.kind, DecisionTask)), None)
 
 
+def render_corpus(template_path: Path, job: Job) -> RenderedTask:
+    """A corpus template rendered for `job`, as its repository's level-3 project would."""
+    owner, name = template_path.name.removesuffix(".taskcluster.yml").split("__")[:2]
+    return render_decision_task(
+        template_path.read_bytes(),
+        # Firefox CI's root URL: fxci-config's template switches on it with no default.
+        root_url=ROOT_URL,
+        repository=Repository(f"https://github.com/{owner}/{name}", name, "3"),
+        push=Push(REVISION, branch="main"),
+        job=job,
+        slot=SLOT,
+    )
+
+
 def corpus_cases() -> list[tuple[Path, Job]]:
     """Each corpus template whose .cron.yml has a decision-task job, with the first such job."""
     cases = []
@@ -314,21 +329,12 @@ def test_corpus_templates_render_one_valid_task(
     task_id_pattern: str,
 ) -> None:
     stem = template_path.name.removesuffix(".taskcluster.yml")
-    owner, name = stem.split("__")[:2]
-    render = lambda: render_decision_task(  # noqa: E731
-        template_path.read_bytes(),
-        # Firefox CI's root URL: fxci-config's template switches on it with no default.
-        root_url=ROOT_URL,
-        repository=Repository(f"https://github.com/{owner}/{name}", name, "3"),
-        push=Push(REVISION, branch="main"),
-        job=job,
-        slot=SLOT,
-    )
+    _, name = stem.split("__")[:2]
     if stem in UNRENDERABLE:
         with pytest.raises(RenderError, match=UNRENDERABLE[stem]):
-            render()
+            render_corpus(template_path, job)
         return
-    task = render()
+    task = render_corpus(template_path, job)
     errors = sorted(create_task_validator.iter_errors(task.definition), key=str)
     assert errors == [], f"{stem}: {errors[0].message if errors else ''}"
     assert re.fullmatch(task_id_pattern, task.task_id)
