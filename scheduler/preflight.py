@@ -15,16 +15,18 @@ from typing import Any
 
 import structlog
 
-from scheduler.actions import ActionError, decision_index_path, hook_action_scope, render_trigger
+from scheduler.actions import decision_index_path
 from scheduler.config import Project
 from scheduler.cron import CronFile, DecisionTask, Job, TriggerAction, next_fires, slot_of
 from scheduler.cron.model import ScheduleError
 from scheduler.diagnostics import Severity
 from scheduler.engine import TASKCLUSTER_YML, Engine, FireError
+from scheduler.expiry import default_namespaces
 from scheduler.queue_rules import Requirement, create_task_requirements, task_problems, unmet
 from scheduler.render import RenderError
 from scheduler.scopes import ASSUME, lasting_form, satisfies, where_to_grant
 from scheduler.source import Snapshot
+from scheduler.triggering import TriggerError, trigger_action
 
 log = structlog.get_logger("tc_scheduler.preflight")
 ANONYMOUS = f"{ASSUME}anonymous"
@@ -216,9 +218,10 @@ class _Check:
     async def _trigger_action(
         self, snapshot: Snapshot, job: Job, granted: list[str] | None
     ) -> None:
+        """The fire's own path up to the trigger (index, actions.json, render, hook-action
+        guard), as a dry run, then the scopes it and the trigger need."""
         assert isinstance(job.kind, TriggerAction)
         project = self.project
-        path = decision_index_path(project.trust_domain, project.name, snapshot.revision)
         requirements = [
             Requirement(
                 (f"index:find-task:{project.trust_domain}.v2.{project.name}.*",),
@@ -229,54 +232,33 @@ class _Check:
             Requirement(("auth:expand-scopes",), "checking the hook-action scope"),
             Requirement(("queue:status:*",), "following the action task"),
         ]
-        clients = self.engine.clients_for(project)
+        path = decision_index_path(project.trust_domain, project.name, snapshot.revision)
         try:
-            found = await clients.index.findTask(path)
-            actions = await clients.download_json(found["taskId"], "public/actions.json")
-            trigger = render_trigger(actions, job.kind, decision_task_id=found["taskId"])
-        except ActionError as error:
-            self._error(job.name, str(error))
-        except Exception as error:
-            reason = clients.explain(error, f"reading the actions of {path}").message
-            self._warning(
-                job.name,
-                f"the action was not checked: {reason} (the push's decision task may not have "
-                "run yet)",
+            triggered = await trigger_action(
+                self.engine.clients_for(project, job.name),
+                path,
+                job.kind,
+                dry_run=True,
+                missing_hint=" (the push's decision task may not have run yet)",
             )
+        except TriggerError as error:
+            if error.upstream or error.unindexed:
+                self._warning(job.name, f"the action was not checked: {error}")
+            else:
+                self._error(job.name, str(error))
         else:
+            trigger = triggered.trigger
             hook = f"{trigger.hook_group_id}/{trigger.hook_id}"
             requirements.append(
                 Requirement(
                     (f"hooks:trigger-hook:{hook}",), f"triggering action {trigger.action_name}"
                 )
             )
-            await self._hook_action(
-                job.name, found["taskId"], hook_action_scope(trigger.hook_group_id, trigger.hook_id)
-            )
         self._scopes(job.name, requirements, granted)
-
-    async def _hook_action(self, job: str, decision_task_id: str, required: str) -> None:
-        clients = self.engine.clients_for(self.project)
-        try:
-            task = await clients.queue.task(decision_task_id)
-            expanded = await clients.auth.expandScopes({"scopes": task.get("scopes") or []})
-        except Exception as error:
-            reason = clients.explain(error, f"reading decision task {decision_task_id}").message
-            self._warning(job, f"the hook-action scope was not checked: {reason}")
-            return
-        if not satisfies(expanded.get("scopes") or [], required):
-            self._error(
-                job,
-                f"the decision task {decision_task_id} does not hold {required}, so its "
-                "action's hook would be refused; grant it to the role the repository's "
-                "decision tasks assume",
-            )
 
     def _expiry(self, granted: list[str] | None) -> None:
         watch = self.project.expiry
-        namespaces = watch.namespaces or (
-            f"{self.project.trust_domain}.cache.level-{self.project.level}",
-        )
+        namespaces = watch.namespaces or default_namespaces(self.project)
         requirements = [
             Requirement((f"index:{verb}:{namespace}.*",), "the expiry scan")
             for namespace in namespaces

@@ -21,11 +21,13 @@ class TriggerError(Exception):
     """The action could not be triggered; the message says why and what to check.
 
     `upstream`: Taskcluster failed or could not be reached (not the action or its input).
+    `unindexed`: no decision task is indexed where its actions were looked for (yet).
     """
 
-    def __init__(self, message: str, *, upstream: bool = False) -> None:
+    def __init__(self, message: str, *, upstream: bool = False, unindexed: bool = False) -> None:
         super().__init__(message)
         self.upstream = upstream
+        self.unindexed = unindexed
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ async def trigger_action(
         if error.status_code == 404:
             raise TriggerError(
                 f"no decision task is indexed at {index_path}{missing_hint}, so its actions "
-                "are unknown"
+                "are unknown",
+                unindexed=True,
             ) from None
         raise TriggerError(
             clients.explain(error, "index.findTask").message, upstream=True

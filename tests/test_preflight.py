@@ -248,17 +248,20 @@ def test_trigger_action_jobs_are_checked_against_the_decision_task(tmp_path: Pat
         config = make_config(emulator, tmp_path, fenix)
         [waiting] = check(config, emulator)
         assert waiting.severity is Severity.WARNING
-        assert "the action was not checked" in waiting.message
-        assert "404" in waiting.message
+        assert waiting.message.startswith(
+            "the action was not checked: no decision task is indexed at "
+            f"mobile.v2.fenix.revision.{repository.head}.taskgraph.decision"
+        )
 
         seed_decision_with_actions(
             emulator, route, scopes=("in-tree:hook-action:project-mobile/in-tree-action-1-*",)
         )
         [refused] = check(config, emulator)
         assert refused.severity is Severity.ERROR
-        assert "does not hold in-tree:hook-action:project-mobile/in-tree-action-3-generic" in (
-            refused.message
-        )
+        assert refused.message.startswith("refused to trigger action 'add-new-jobs'")
+        assert (
+            "do not satisfy in-tree:hook-action:project-mobile/in-tree-action-3-generic/93267a5f84"
+        ) in refused.message
 
 
 def test_the_action_hook_must_be_in_the_projects_scopes(tmp_path: Path) -> None:
