@@ -119,7 +119,11 @@ async def remediate(
     dry_run: bool = False,
 ) -> list[Event]:
     """Scan the project's cached tasks now and rebuild what expires (or follow the running
-    rebuild); the events are reported as a scheduled scan's are (None: not reported)."""
+    rebuild); the events are reported as a scheduled scan's are (None: not reported).
+
+    A scan that Taskcluster failed is reported and audited, then raised as a TaskclusterError:
+    the act could not be carried out.
+    """
     act = {"dry_run": dry_run}
     try:
         project = engine.project(project_name)
@@ -132,7 +136,7 @@ async def remediate(
     if notifier is not None:
         await notifier.expiry_scanned(project.name, events)
         await notifier.round()
-    failed = [event.message for event in events if event.kind is EventKind.FAILED]
+    failed = [event.message for event in events if event.failed]
     outcome = "; ".join(failed or [f"{event.kind}: {event.message}" for event in events])
     await record(
         engine,
@@ -143,6 +147,9 @@ async def remediate(
         ok=not failed,
         result=outcome or "nothing at risk, no rebuild running",
     )
+    scan_failed = [event.message for event in events if event.kind is EventKind.SCAN_FAILED]
+    if scan_failed:
+        raise TaskclusterError(f"{project.name}: {scan_failed[0]}")
     return events
 
 

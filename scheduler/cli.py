@@ -6,7 +6,6 @@ Exit status: 0 on success, 1 when the input has errors, 2 for a mistake in the c
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import sys
 from datetime import datetime, timedelta
@@ -17,8 +16,8 @@ import click
 from rich import box
 from rich.table import Table
 
-from scheduler import __version__, cli_support
-from scheduler.cli_support import instant, json_object
+from scheduler import __version__
+from scheduler.cli_support import console, echo, echo_json, instant, json_object
 from scheduler.clock import ClockSettingError, clock_from
 from scheduler.cron import (
     CronFile,
@@ -32,6 +31,7 @@ from scheduler.cron import (
     next_fires,
     slot_of,
 )
+from scheduler.redaction import remember_secret_variables
 from scheduler.render import (
     Push,
     RenderError,
@@ -85,6 +85,9 @@ class _Commands(click.Group):
 @click.version_option(__version__, prog_name="tc-scheduler")
 def main() -> None:
     """Run Taskcluster projects' .cron.yml jobs: check, plan and render them; run the service."""
+    # What every command prints is masked; a secret the environment holds is known to be one
+    # even by the commands that read no configuration.
+    remember_secret_variables(os.environ)
 
 
 @main.command()
@@ -115,7 +118,7 @@ def check(paths: tuple[Path, ...], as_json: bool, projects: tuple[str, ...]) -> 
                 for result in results
             ]
         }
-        click.echo(json.dumps(report, indent=2))
+        echo_json(report)
     else:
         for result in results:
             for diagnostic in result.diagnostics:
@@ -123,7 +126,7 @@ def check(paths: tuple[Path, ...], as_json: bool, projects: tuple[str, ...]) -> 
         errors = sum(len(result.errors) for result in results)
         warnings = sum(len(result.warnings) for result in results)
         jobs = sum(len(result.jobs) for result in results)
-        click.echo(
+        echo(
             f"{len(results)} {_plural(len(results), 'file')}, {jobs} valid "
             f"{_plural(jobs, 'job')}: {errors} {_plural(errors, 'error')}, "
             f"{warnings} {_plural(warnings, 'warning')}",
@@ -179,7 +182,7 @@ def plan(
         _echo_diagnostic(diagnostic, err=True)
     if as_json:
         fires = [{"slot": format_slot(f.slot), "job": f.job_name} for f in result.fires]
-        click.echo(json.dumps(fires, indent=2))
+        echo_json(fires)
     else:
         _print_plan_table(result, heading)
     if errors:
@@ -258,7 +261,7 @@ def render(
         _fail(f"no valid job named {job_name!r} in {cron.path} (valid jobs: {names})")
     slot = slot_of(slot)
     if not job.runs_on(project):
-        click.echo(f"note: {job_name!r} does not run on {project!r} (run-on-projects)", err=True)
+        echo(f"note: {job_name!r} does not run on {project!r} (run-on-projects)", err=True)
     try:
         template = _read_bounded(template_path)
     except OSError as error:
@@ -285,7 +288,7 @@ def render(
         )
     except RenderError as error:
         _fail(f"{template_path}: {error}")
-    click.echo(json.dumps(task.as_json(), indent=2, sort_keys=True))
+    echo_json(task.as_json(), sort_keys=True)
 
 
 def _load(path: Path, projects: tuple[str, ...] | None) -> CronFile:
@@ -311,26 +314,26 @@ def _echo_diagnostic(diagnostic: Diagnostic, *, err: bool = False) -> None:
     color = "red" if diagnostic.severity is Severity.ERROR else "yellow"
     location = f"{diagnostic.path}:{diagnostic.line}:{diagnostic.column}:"
     severity = click.style(f"{diagnostic.severity}:", fg=color, bold=True)
-    click.echo(f"{location} {severity} {diagnostic.message}", err=err)
+    echo(f"{location} {severity} {diagnostic.message}", err=err)
 
 
 def _print_plan_table(result: Plan, heading: str) -> None:
-    console = cli_support.console()
+    out = console()
     if not result.fires:
-        console.print(f"No {heading}.")
+        out.print(f"No {heading}.")
         return
-    console.print(heading[0].upper() + heading[1:] + ":")
+    out.print(heading[0].upper() + heading[1:] + ":")
     table = Table(box=box.SIMPLE)
     for column in ("Slot (UTC)", "Job", "Type", "Target"):
         table.add_column(column, no_wrap=True)
     for fire in result.fires:
         kind = fire.job.kind
         table.add_row(format_slot(fire.slot), fire.job_name, kind.type, kind.target)
-    console.print(table)
+    out.print(table)
 
 
 def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    echo(f"error: {message}", err=True)
     sys.exit(1)
 
 

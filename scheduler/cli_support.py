@@ -1,6 +1,7 @@
-"""What every `tc-scheduler` command shares: option parsing callbacks and the console.
+"""What every `tc-scheduler` command shares: option parsing callbacks and its one way out.
 
-Both command modules (the cron tools in cli.py, the service's in service_cli.py) use these.
+Commands print only through `echo`, `echo_json`, `echo_yaml` and `console`, which mask secrets
+as the log does (ruff bans `click.echo` and `rich.console.Console` everywhere else).
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from datetime import datetime
 from typing import Any
 
 import click
+import yaml
 from rich.console import Console
+from rich.text import Text
 
 from scheduler.cron import parse_instant
+from scheduler.redaction import scrub, scrub_data
 
 
 def instant(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -40,8 +44,33 @@ def json_object(
     return parsed
 
 
-def console() -> Console:
-    """Standard output for tables: a terminal's width, or wide enough to keep names whole."""
-    if Console(highlight=False).is_terminal:
-        return Console(highlight=False)
-    return Console(highlight=False, width=200)
+def echo(message: str, *, err: bool = False) -> None:
+    """Print a line (to standard error with `err`), secrets masked."""
+    click.echo(scrub(message), err=err)
+
+
+def echo_json(value: Any, *, sort_keys: bool = False) -> None:
+    """Print `value` as indented JSON, masked before it is serialized: escaping would hide a
+    secret with quotes or non-ASCII characters from a scrub of the text."""
+    click.echo(json.dumps(scrub_data(value), indent=2, sort_keys=sort_keys))
+
+
+def echo_yaml(value: Any) -> None:
+    """Print `value` as YAML, masked before it is serialized (YAML folds long strings)."""
+    click.echo(yaml.safe_dump(scrub_data(value), sort_keys=False), nl=False)
+
+
+class _MaskingConsole(Console):
+    """A console that masks every string before laying it out: printed text, table cells and
+    titles all pass through `render_str`, and a table may fold a secret across lines."""
+
+    def render_str(self, text: str, **options: Any) -> Text:
+        return super().render_str(scrub(text), **options)
+
+
+def console(*, stderr: bool = False) -> Console:
+    """Output for tables (standard error with `stderr`), secrets masked: a terminal's width,
+    or wide enough to keep names whole."""
+    if _MaskingConsole(highlight=False, stderr=stderr).is_terminal:
+        return _MaskingConsole(highlight=False, stderr=stderr)
+    return _MaskingConsole(highlight=False, stderr=stderr, width=200)

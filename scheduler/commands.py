@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
+from scheduler.cli_support import echo
 from scheduler.clock import Clock, ClockSettingError, clock_from
 from scheduler.config import (
     DEFAULT_PUBLIC_URL,
@@ -48,7 +49,7 @@ def load(config_path: Path | None) -> Config:
         return load_config(default, "<embedded default>", os.environ, base_dir=root)
     except ConfigError as error:
         for diagnostic in error.diagnostics:
-            click.echo(str(diagnostic), err=True)
+            echo(str(diagnostic), err=True)
         sys.exit(1)
 
 
@@ -84,7 +85,7 @@ def _public_url(root: Path) -> str:
 
 
 def fail(message: str, status: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    echo(f"error: {message}", err=True)
     sys.exit(status)
 
 

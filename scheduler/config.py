@@ -20,7 +20,12 @@ from jsonschema import Draft7Validator
 from scheduler.diagnostics import Diagnostic, Position, Severity
 from scheduler.notify.events import EventKind
 from scheduler.queue_rules import DEFAULT_MAX_DEADLINE
-from scheduler.redaction import is_secret_key, redact, remember_secret
+from scheduler.redaction import (
+    redact,
+    remember_secret,
+    remember_secret_variables,
+    without_userinfo,
+)
 from scheduler.schema_messages import Explainer, shown
 from scheduler.scopes import default_project_scopes
 from scheduler.yamldoc import Document, YamlError, parse
@@ -536,9 +541,7 @@ def load_config(
     Every variable of `environ` whose name says it holds a secret (`*_TOKEN`, `*_SECRET`,
     `*_PASSWORD`, `*_DSN`, ...) is remembered as one, so that nothing shows it.
     """
-    for name, value in environ.items():
-        if is_secret_key(name) or name.endswith("_WEBHOOK_URL"):
-            remember_secret(value)
+    remember_secret_variables(environ)
     problems = _Problems(path)
     try:
         document = parse(text)
@@ -898,10 +901,22 @@ class _Resolver:
         catch_up_data = entry.get("catch-up", {})
         catch_up = self._catch_up(catch_up_data, default)
         scopes = entry.get("scopes")
-        if scopes is None and default_project_scopes(entry["repository"]) is None:
+        repository = entry["repository"]
+        if redact(repository) != repository:
+            # Tasks name this URL (task definitions are public), and the ledger, the API and
+            # logs show it; credentials go where only git reads them.
+            plain = without_userinfo(repository)
             self.problems.error(
                 self.document.position_of(("projects", index, "repository")),
-                f"repository {shown(entry['repository'])} names no host, so the project's "
+                f"project {shown(entry['name'])}: repository {shown(redact(repository))} holds "
+                "credentials, and tasks name this URL in public; give it without them"
+                + (f" ({shown(plain)})" if redact(plain) == plain else "")
+                + " and put the URL with credentials in fetch-from, which only git reads",
+            )
+        elif scopes is None and default_project_scopes(repository) is None:
+            self.problems.error(
+                self.document.position_of(("projects", index, "repository")),
+                f"repository {shown(repository)} names no host, so the project's "
                 "scopes cannot be assume:repo:<host>/<path>:cron:*; give the URL tasks should "
                 "name (https://...) and read a local clone with fetch-from, or set scopes",
             )

@@ -11,10 +11,9 @@ import enum
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
-from taskcluster.exceptions import TaskclusterRestFailure
 
 from scheduler.actions import latest_decision_index_path
 from scheduler.config import ExpiryWatch, Project, TaskGroupWatch, format_duration
@@ -34,6 +33,8 @@ CACHE_TYPES = {
 STATUS_BATCH = 1000
 
 log = structlog.get_logger("tc_scheduler.expiry")
+
+T = TypeVar("T")
 
 
 class Health(enum.StrEnum):
@@ -141,8 +142,13 @@ class Scanner:
         """Every watched cached task, by task id, with its earliest expiry."""
         walk = _Walk()
         namespaces = watch.namespaces or default_namespaces(project)
-        await asyncio.gather(*(self._walk(namespace, walk) for namespace in namespaces))
-        walk.flush(self._statuses)
+        try:
+            await _together(self._walk(namespace, walk) for namespace in namespaces)
+            walk.flush(self._statuses)
+            checked = await _together(walk.status_checks)
+        except BaseException:
+            await _cancel(walk.status_checks)  # a failed scan leaves no call running
+            raise
         found = {
             task_id: CachedTask(
                 task_id,
@@ -153,13 +159,11 @@ class Scanner:
             )
             for task_id, (expires, namespace) in walk.indexed.items()
         }
-        for known in await asyncio.gather(*walk.status_checks):
+        for known in checked:
             _apply_statuses(found, known)
-        await asyncio.gather(*(self._group(group, found) for group in watch.task_groups))
+        await _together(self._group(group, found) for group in watch.task_groups)
         if watch.artifacts:
-            await asyncio.gather(
-                *(self._check_artifacts(task, found) for task in list(found.values()))
-            )
+            await _together(self._check_artifacts(task, found) for task in list(found.values()))
         return found
 
     async def _call(self, method: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
@@ -168,9 +172,7 @@ class Scanner:
             try:
                 return await method(*args, **kwargs)
             except Exception as error:
-                name = getattr(method, "__name__", "a listing call")
-                doing = f"{name}({', '.join(map(str, args))})"
-                raise self.clients.explain(error, doing) from None
+                raise self.clients.explain(error, _doing(method, args)) from None
 
     async def _pages(
         self, method: Callable[..., Awaitable[Any]], *args: Any
@@ -192,14 +194,18 @@ class Scanner:
 
     async def _walk(self, namespace: str, walk: _Walk) -> None:
         """The tasks indexed under `namespace` and, concurrently, under its child namespaces."""
-        await asyncio.gather(self._children(namespace, walk), self._entries(namespace, walk))
+        await _together((self._children(namespace, walk), self._entries(namespace, walk)))
 
     async def _children(self, namespace: str, walk: _Walk) -> None:
         children: list[asyncio.Task[None]] = []
-        async for page in self._pages(self.clients.index.listNamespaces, namespace):
-            for child in page.get("namespaces", []):
-                children.append(asyncio.create_task(self._walk(child["namespace"], walk)))
-        await asyncio.gather(*children)
+        try:
+            async for page in self._pages(self.clients.index.listNamespaces, namespace):
+                for child in page.get("namespaces", []):
+                    children.append(asyncio.create_task(self._walk(child["namespace"], walk)))
+        except BaseException:
+            await _cancel(children)
+            raise
+        await _together(children)
 
     async def _entries(self, namespace: str, walk: _Walk) -> None:
         async for page in self._pages(self.clients.index.listTasks, namespace):
@@ -295,6 +301,31 @@ class _Walk:
             self.unchecked = []
 
 
+async def _together(work: Iterable[Awaitable[T]]) -> list[T]:
+    """All of `work`, concurrently; the first failure cancels the rest and is raised, so no
+    call of a failed scan goes on (or fails later, unheard)."""
+    tasks = [asyncio.ensure_future(each) for each in work]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        await _cancel(tasks)
+        raise
+
+
+async def _cancel(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _doing(method: Callable[..., Awaitable[Any]], args: Iterable[Any]) -> str:
+    """`index.listNamespaces(gecko.cache.level-3)`: a call as its failure names it."""
+    service = type(getattr(method, "__self__", None)).__name__.lower()
+    name = getattr(method, "__name__", "a call")
+    return f"{service}.{name}({', '.join(map(str, args))})"
+
+
 def _apply_statuses(found: dict[str, CachedTask], known: dict[str, datetime | None]) -> None:
     """Fold the queue's answer into what the index said; a task it does not know is gone."""
     for task_id, expires in known.items():
@@ -333,11 +364,13 @@ class EventKind(enum.StrEnum):
 
     STARTED = "remediation-started"
     SUCCEEDED = "remediation-succeeded"
+    NOTHING_REBUILT = "remediation-nothing-rebuilt"  # the action completed and made no task
     FAILED = "remediation-failed"
     DRY_RUN = "remediation-dry-run"
     WAITING = "remediation-waiting"  # at risk, but one is running or the cooldown holds
     EXPIRING = "expiring-found"
     EXPIRED = "already-expired"
+    SCAN_FAILED = "expiry-scan-failed"  # Taskcluster failed a call of the scan or the step
 
 
 @dataclass(frozen=True)
@@ -349,6 +382,11 @@ class Event:
     remediation_id: int | None = None
     # The rebuilt tasks' group: what a pipeline adds to its `previous_group_ids`.
     task_group_id: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """The scan, or the rebuild, failed: somebody has to look."""
+        return self.kind in (EventKind.FAILED, EventKind.SCAN_FAILED)
 
 
 def findings(report: ExpiryReport) -> list[Event]:
@@ -449,6 +487,16 @@ class Remediator:
                 f"{trigger.hook_id}) on decision task {triggered.decision_task_id}",
                 report,
             )
+        if triggered.task_id is None:
+            return await self._finish(
+                project,
+                started.id,
+                RemediationState.FAILED,
+                f"the hook {triggered.trigger.hook_group_id}/{triggered.trigger.hook_id} of "
+                f"action {watch.action} made no task, so "
+                "nothing was rebuilt; check the hook's task template",
+                report,
+            )
         # Taskgraph's action task runs the rebuild in a task group named after itself.
         await asyncio.to_thread(
             self.ledger.remediation_triggered,
@@ -469,7 +517,10 @@ class Remediator:
     async def _follow(
         self, project: Project, running: Remediation, report: ExpiryReport
     ) -> Event | None:
-        if running.task_group_id is None:
+        """The running rebuild's verdict, if it has one: first from its action task, which
+        may end without making any task, then from the tasks of its group."""
+        action_task = running.task_id or running.task_group_id
+        if action_task is None:
             if self.clock() - running.started_at < TRIGGER_GRACE:
                 return None  # another replica is triggering it right now
             return await self._finish(
@@ -479,8 +530,39 @@ class Remediator:
                 "the action was triggered but its task was never recorded (the replica stopped)",
                 report,
             )
-        states = await self._group_states(running.task_group_id)
-        if not states or any(state not in RESOLVED for state in states.values()):
+        status = await self._queue_call(self.clients.queue.status, action_task)
+        if status is None:
+            return await self._finish(
+                project,
+                running.id,
+                RemediationState.FAILED,
+                f"the queue does not know the action task {action_task} any more, so the "
+                "rebuild cannot be judged; a new one can start after the cooldown "
+                f"({format_duration(project.expiry.cooldown)})",
+                report,
+            )
+        action_state = status["status"]["state"]
+        if action_state in ("failed", "exception"):
+            runs = status["status"].get("runs") or [{}]
+            reason = runs[-1].get("reasonResolved") or action_state
+            how = action_state if reason == action_state else f"{action_state} ({reason})"
+            return await self._finish(
+                project,
+                running.id,
+                RemediationState.FAILED,
+                f"the action task {action_task} resolved {how}; look at its log and fix the "
+                "cause: a new rebuild can start after the cooldown "
+                f"({format_duration(project.expiry.cooldown)})",
+                report,
+            )
+        if action_state != "completed":
+            return None  # the action task has not run to its end yet
+        group = running.task_group_id or action_task
+        states = await self._group_states(group)
+        states.pop(action_task, None)  # an action whose group is its own lists itself
+        if not states:
+            return await self._nothing_rebuilt(project, running, action_task, report)
+        if any(state not in RESOLVED for state in states.values()):
             return None  # still rebuilding
         failed = sorted(task for task, state in states.items() if state != "completed")
         if failed:
@@ -488,18 +570,18 @@ class Remediator:
                 project,
                 running.id,
                 RemediationState.FAILED,
-                f"{len(failed)} rebuild tasks of group {running.task_group_id} did not complete "
+                f"{len(failed)} rebuild tasks of group {group} did not complete "
                 f"({', '.join(failed[:5])}); look at their logs, then fix and rerun the action",
                 report,
             )
-        still = {t.task_id for t in report.at_risk} & {e["taskId"] for e in running.expiring}
+        still = self._still_at_risk(running, report)
         if still:
             return await self._finish(
                 project,
                 running.id,
                 RemediationState.FAILED,
                 f"the rebuild completed but {len(still)} cache entries still point at the "
-                f"expiring tasks ({', '.join(sorted(still)[:5])}); check that the action "
+                f"expiring tasks ({', '.join(still[:5])}); check that the action "
                 "rebuilds these kinds and indexes them",
                 report,
             )
@@ -511,16 +593,67 @@ class Remediator:
             report,
         )
 
+    async def _nothing_rebuilt(
+        self, project: Project, running: Remediation, action_task: str, report: ExpiryReport
+    ) -> Event:
+        """The action completed without making any task: done, but nothing was rebuilt."""
+        still = self._still_at_risk(running, report)
+        if still:
+            after = (
+                f"{len(still)} of the cached tasks it was started for are still at risk "
+                f"({', '.join(still[:5])}); check the action and its input "
+                f"(expiry `action`, `input`): a new rebuild can start after the cooldown "
+                f"({format_duration(project.expiry.cooldown)})"
+            )
+        else:
+            after = "none of the cached tasks it was started for is at risk any more"
+        message = (
+            f"the action task {action_task} completed without creating any task: nothing was "
+            f"rebuilt; {after}"
+        )
+        await asyncio.to_thread(
+            self.ledger.finish_remediation,
+            running.id,
+            state=RemediationState.SUCCEEDED,
+            now=self.clock(),
+        )
+        return Event(
+            EventKind.NOTHING_REBUILT,
+            project.name,
+            message,
+            report.at_risk,
+            running.id,
+            running.task_group_id,
+        )
+
+    @staticmethod
+    def _still_at_risk(running: Remediation, report: ExpiryReport) -> list[str]:
+        """The tasks the rebuild was started for that the scan still finds at risk."""
+        return sorted({t.task_id for t in report.at_risk} & {e["taskId"] for e in running.expiring})
+
+    async def _queue_call(
+        self, method: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+    ) -> Any:
+        """One queue call of the remediation step; None if the queue answers 404, any other
+        failure as a TaskclusterError (a failed scan, not a failed rebuild)."""
+        try:
+            return await method(*args, **kwargs)
+        except Exception as error:
+            explained = self.clients.explain(error, _doing(method, args))
+            if explained.status == 404:
+                return None
+            raise explained from None
+
     async def _group_states(self, task_group_id: str) -> dict[str, str]:
+        """Each task of the group by its state; none if the queue knows no such group."""
         states: dict[str, str] = {}
         query: dict[str, str] = {}
         while True:
-            try:
-                page = await self.clients.queue.listTaskGroup(task_group_id, query=query)
-            except TaskclusterRestFailure as error:
-                if error.status_code == 404:  # the action task has not made its group yet
-                    return states
-                raise self.clients.explain(error, f"queue.listTaskGroup({task_group_id})") from None
+            page = await self._queue_call(
+                self.clients.queue.listTaskGroup, task_group_id, query=query
+            )
+            if page is None:  # no task was ever created in it
+                return states
             for item in page.get("tasks", []):
                 states[item["status"]["taskId"]] = item["status"]["state"]
             token = page.get("continuationToken")
@@ -560,19 +693,44 @@ async def scan_and_remediate(
     clock: Callable[[], datetime],
     dry_run: bool,
 ) -> list[Event]:
-    """One expiry scan of `project` and the remediation step it calls for, as events."""
+    """One expiry scan of `project` and the remediation step it calls for, as events.
+
+    Any failure of either is an `expiry-scan-failed` event, never an exception (a Taskcluster
+    failure says which call failed and how); the findings of a scan that worked are kept when
+    following the rebuild failed.
+    """
     bound = log.bind(project=project.name)
     try:
         scanner = Scanner(clients, concurrency=project.expiry.concurrency)
         report = await scanner.report(project, project.expiry, clock())
+    except Exception as error:
+        return [_scan_failed(bound, project.name, error)]
+    bound.info("expiry scanned", scanned=report.scanned, at_risk=len(report.at_risk))
+    events = findings(report)
+    try:
         remediator = Remediator(clients, ledger, replica, clock)
         event = await remediator.step(project, report, dry_run=dry_run)
-    except TaskclusterError as error:
-        bound.error("expiry scan failed", error=error.message)
-        return [Event(EventKind.FAILED, project.name, f"the expiry scan failed: {error.message}")]
-    bound.info("expiry scanned", scanned=report.scanned, at_risk=len(report.at_risk))
-    events = [*findings(report), *([event] if event is not None else [])]
+    except Exception as error:
+        event = _scan_failed(bound, project.name, error)
+    if event is not None:
+        events.append(event)
     for found in events:
-        log_event = bound.error if found.kind is EventKind.FAILED else bound.warning
-        log_event(str(found.kind), message=found.message, task_group_id=found.task_group_id)
+        if found.kind is not EventKind.SCAN_FAILED:  # logged already
+            log_event = bound.error if found.failed else bound.warning
+            log_event(str(found.kind), message=found.message, task_group_id=found.task_group_id)
     return events
+
+
+def _scan_failed(bound: Any, project: str, error: Exception) -> Event:
+    """The event of a scan that failed; a failure that is not Taskcluster's is a bug, logged
+    with its traceback and named only by its type (its text could hold anything)."""
+    if isinstance(error, TaskclusterError):
+        bound.error("expiry scan failed", error=error.message)
+        said = f"the expiry scan failed: {error.message}"
+    else:
+        bound.exception("expiry scan failed unexpectedly")
+        said = (
+            f"the expiry scan failed unexpectedly ({type(error).__name__}); the service's log "
+            "has the details"
+        )
+    return Event(EventKind.SCAN_FAILED, project, said)

@@ -6,7 +6,6 @@ The Taskcluster calls live here; what the folder declares and how it differs is 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from collections import Counter
 from contextlib import AbstractAsyncContextManager
@@ -18,7 +17,7 @@ from rich import box
 from rich.table import Table
 
 from scheduler import acts, logs, service
-from scheduler.cli_support import console, json_object
+from scheduler.cli_support import console, echo, echo_json, json_object
 from scheduler.commands import actor, audit_act, clock, config_option, fail, load
 from scheduler.config import Config
 from scheduler.hook_calls import (
@@ -87,7 +86,7 @@ def hooks_group() -> None:
 def hooks_check(hooks_dir: Path) -> None:
     """Validate every hook file against the create-hook schema. Calls no service."""
     folder = _load_folder(hooks_dir)
-    click.echo(f"{hooks_dir}: OK ({_count(len(folder.hooks), 'hook')})", err=True)
+    echo(f"{hooks_dir}: OK ({_count(len(folder.hooks), 'hook')})", err=True)
 
 
 @hooks_group.command("list")
@@ -100,7 +99,7 @@ def hooks_list(hooks_dir: Path, config_path: Path | None, as_json: bool) -> None
     folder = _load_folder(hooks_dir)
     plans = _plan(load(config_path), folder)
     if as_json:
-        click.echo(json.dumps([_plan_json(p) for p in plans], indent=2))
+        echo_json([_plan_json(p) for p in plans])
         return
     table = Table(title=f"Hooks of {hooks_dir}", box=box.SIMPLE, title_justify="left")
     for column in ("hook", "state", "file"):
@@ -120,7 +119,7 @@ def hooks_diff(hooks_dir: Path, config_path: Path | None, as_json: bool) -> None
     folder = _load_folder(hooks_dir)
     plans = _plan(load(config_path), folder)
     if as_json:
-        click.echo(json.dumps([_plan_json(p) for p in plans], indent=2))
+        echo_json([_plan_json(p) for p in plans])
         return
     for planned in plans:
         _echo_plan(planned, _would(planned, prune=None))
@@ -145,7 +144,7 @@ def hooks_apply(hooks_dir: Path, config_path: Path | None, prune: bool, dry_run:
     folder = _load_folder(hooks_dir)
     config = load(config_path)
     if config.dry_run and not dry_run:
-        click.echo("dry run: the configuration is dry-run, so nothing is changed", err=True)
+        echo("dry run: the configuration is dry-run, so nothing is changed", err=True)
     dry_run = dry_run or config.dry_run
     logs.configure(level="warning")
     act = {"prune": prune, "dry_run": dry_run}
@@ -170,7 +169,7 @@ def hooks_apply(hooks_dir: Path, config_path: Path | None, prune: bool, dry_run:
     if failed:
         result += f"; {_count(failed, 'hook')} failed"
     audit_act(config, "hooks-apply", str(hooks_dir), act, ok=not failed, result=result or "nothing")
-    click.echo(f"{'dry run, nothing changed: ' if dry_run else ''}{result or 'no hooks'}", err=True)
+    echo(f"{'dry run, nothing changed: ' if dry_run else ''}{result or 'no hooks'}", err=True)
     if failed:
         fail(f"{_count(failed, 'hook')} could not be applied (see above)")
 
@@ -207,20 +206,20 @@ def hooks_fire(
     try:
         fired = asyncio.run(fire())
     except PayloadRejectedError as error:
-        click.echo(f"error: {error}", err=True)
+        echo(f"error: {error}", err=True)
         for problem in error.problems:
-            click.echo(f"  {problem}", err=True)
+            echo(f"  {problem}", err=True)
         sys.exit(1)
     except (TaskclusterError, UncheckablePayloadError) as error:
         fail(error.message if isinstance(error, TaskclusterError) else str(error))
     if fired.dry_run:
-        click.echo(f"dry run: the payload matches the triggerSchema of {hook}; would trigger with:")
-        click.echo(json.dumps(payload, indent=2))
+        echo(f"dry run: the payload matches the triggerSchema of {hook}; would trigger with:")
+        echo_json(payload)
     elif fired.task_id is None:
-        click.echo(f"triggered {hook}: its task template made no task")
+        echo(f"triggered {hook}: its task template made no task")
     else:
-        click.echo(f"triggered {hook}: task {fired.task_id}")
-        click.echo(f"{config.root_url}/tasks/{fired.task_id}")
+        echo(f"triggered {hook}: task {fired.task_id}")
+        echo(f"{config.root_url}/tasks/{fired.task_id}")
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -235,7 +234,7 @@ def _load_folder(directory: Path) -> HookFolder:
         )
     folder = load_folder(directory)
     for diagnostic in folder.diagnostics:
-        click.echo(str(diagnostic), err=True)
+        echo(str(diagnostic), err=True)
     if not folder.ok:
         errors = sum(d.is_error for d in folder.diagnostics)
         fail(f"{_count(errors, 'problem')} in {directory}; nothing was sent to Taskcluster")
@@ -292,10 +291,10 @@ def _echo_plan(planned: HookPlan, outcome: str, error: str | None = None) -> Non
     else:
         text = outcome
     where = f" ({planned.declared.path})" if planned.declared else ""
-    click.echo(f"{mark} {planned.key}: {text}{where}")
+    echo(f"{mark} {planned.key}: {text}{where}")
     if planned.change is Change.UPDATE:
         for change in planned.fields:
-            click.echo(f"    {change}")
+            echo(f"    {change}")
 
 
 def _state(planned: HookPlan) -> str:
@@ -321,7 +320,7 @@ def _summary(plans: list[HookPlan]) -> None:
         f"{counts[Change.UNCHANGED]} unchanged",
         f"{counts[Change.UNDECLARED]} not declared",
     ]
-    click.echo(", ".join(parts), err=True)
+    echo(", ".join(parts), err=True)
 
 
 def _plan_json(planned: HookPlan) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 MASK = "***"
@@ -39,9 +39,25 @@ SECRET_KEY_NAMES = (
     "webhook_url",
 )
 
-# Userinfo of any `scheme://user:password@host` in a URL or in text a tool printed. Greedy up
-# to the last `@` before the path, so an unescaped `@` in a password does not leave half of it.
+# Userinfo of any `scheme://userinfo@host`, credentials or a login name: what identifies a
+# repository leaves out.
 _USERINFO = re.compile(r"(?<=://)[^/\s]*@")
+# The same, in a URL or in text a tool printed, with its scheme. Greedy up to the last `@`
+# before the path, so an unescaped `@` in a password does not leave half of it.
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)?://(?P<userinfo>[^/\s]*)@")
+# Schemes whose user name alone is a login name (ssh keys, a database's own password) rather
+# than a credential. Over http(s) a lone user is a token (`https://<token>@github.com`, a
+# Sentry DSN's key), so `git+https://` and the like stay masked.
+_LOGIN_SCHEMES = frozenset({"ssh", "sftp", "git", "svn", "postgres", "postgresql", "mysql"})
+_TOKEN_SCHEMES = frozenset({"http", "https"})
+# `user:password@host` without a scheme, as text derived from a URL has it
+# (`assume:repo:bot:pass@github.com/org/repo`). The password may hold `:` and `@`, so the match
+# runs from the first word of the colon-joined run to the last `@` before a host name; what it
+# masks beyond the credentials is at worst a prefix like `assume:repo:`.
+_BARE_USERINFO = re.compile(
+    r"(?<![A-Za-z0-9._~%!$&*+,;=:/-])[A-Za-z0-9._~%!$&*+,;=-]+:[^\s/\"'<>`]+@"
+    r"(?=(?:[A-Za-z0-9-]+\.)+[A-Za-z0-9-]+|localhost\b|\[[0-9A-Fa-f:.]+\])"
+)
 
 _KEYWORD = (
     r"(?:access[_-]?token|token|passw(?:or)?d|secret|secret[_-]?(?:access[_-]?)?key"
@@ -92,6 +108,16 @@ _TASKCLUSTER_TOKEN = re.compile(
 )
 
 
+def _mask_userinfo(match: re.Match[str]) -> str:
+    """`scheme://***@`, unless the userinfo is only a login name (`ssh://git@host`)."""
+    userinfo, scheme = match["userinfo"], match["scheme"] or ""
+    parts = set(scheme.lower().split("+"))
+    login_only = ":" not in userinfo and parts & _LOGIN_SCHEMES and not parts & _TOKEN_SCHEMES
+    if not userinfo or login_only:
+        return match[0]
+    return f"{scheme}://{MASK}@"
+
+
 def _keep_key(match: re.Match[str]) -> str:
     return f"{match['key']}{match['sep']}{MASK}"
 
@@ -111,7 +137,8 @@ _RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...]
     (_QUOTED_PAIR, _keep_quoted_key),
     (_AUTHORIZATION_HEADER, _keep_header),
     (_SLACK_WEBHOOK, rf"\g<prefix>{MASK}"),
-    (_USERINFO, f"{MASK}@"),
+    (_URL_USERINFO, _mask_userinfo),
+    (_BARE_USERINFO, f"{MASK}@"),
     (_BEARER, rf"\g<scheme> {MASK}"),
     (_PAIR, _keep_key),
     (_SLACK_TOKEN, rf"\g<prefix>{MASK}"),
@@ -153,6 +180,14 @@ def remember_secret(value: str) -> None:
     _REMEMBERED.add(forms)
 
 
+def remember_secret_variables(environ: Mapping[str, str]) -> None:
+    """Remember the value of every variable of `environ` whose name says it holds a secret
+    (`*_TOKEN`, `*_SECRET`, `*_PASSWORD`, `*_DSN`, ...)."""
+    for name, value in environ.items():
+        if is_secret_key(name) or name.endswith("_WEBHOOK_URL"):
+            remember_secret(value)
+
+
 def is_secret_key(name: str) -> bool:
     """Whether a field called `name` holds a secret whatever its value looks like."""
     return _SECRET_KEY.fullmatch(name) is not None
@@ -169,8 +204,8 @@ def scrub(text: str) -> str:
 def scrub_data(value: Any) -> Any:
     """A copy of `value` with `scrub` applied to every string in its dicts, lists and tuples.
 
-    The value of a key that names a secret is masked whole, unless it is None or a boolean,
-    which say only whether the secret is set.
+    The value of a key that names a secret is masked whole, unless it is None, a boolean or
+    `SET`, which say only whether the secret is set.
     """
     if isinstance(value, str):
         return scrub(value)
@@ -190,13 +225,18 @@ def scrub_data(value: Any) -> Any:
     return value
 
 
+# What a masked view (the resolved configuration) shows for a secret that is set.
+SET = "<set>"
+
+
 def _says_nothing(value: Any) -> bool:
-    return value is None or isinstance(value, bool)
+    return value is None or isinstance(value, bool) or value == SET
 
 
 def redact(text: str) -> str:
-    """`text` with the userinfo of every URL in it (a token, or user and password) as `***`."""
-    return _USERINFO.sub("***@", text)
+    """`text` with the credentials of every URL in it (a token, or user and password) as
+    `***`; a login name alone (`ssh://git@host`, `git@host:org/repo`) stays."""
+    return _BARE_USERINFO.sub(f"{MASK}@", _URL_USERINFO.sub(_mask_userinfo, text))
 
 
 def without_userinfo(url: str) -> str:

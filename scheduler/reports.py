@@ -257,13 +257,15 @@ class Reporter:
 
     def _expiry(self, found: ExpiryEvent, now: datetime) -> list[Notice]:
         """An expiry watch event; the same findings, scan after scan, are said once."""
-        kind = (
-            EventKind.EXPIRY_SCAN_FAILED if _scan_failed(found) else _EXPIRY_KINDS.get(found.kind)
-        )
+        kind = _EXPIRY_KINDS.get(found.kind)
         if kind is None:
             return []  # waiting on a running rebuild or the cooldown: nothing new to say
         if found.remediation_id is not None and kind is not EventKind.REMEDIATION_DRY_RUN:
             key = f"{kind}:{found.project}:{found.remediation_id}"
+        elif kind is EventKind.EXPIRY_SCAN_FAILED:
+            # One key per scan: the incident keeps a run of failures to one message, and a
+            # failure after a recovery is news again.
+            key = f"{kind}:{found.project}:{now.isoformat(timespec='seconds')}"
         else:
             key = f"{kind}:{found.project}:{_digest(t.task_id for t in found.at_risk)}"
         event = Event(
@@ -407,8 +409,7 @@ def _readable(slot: datetime) -> str:
 
 
 def _scan_failed(found: ExpiryEvent) -> bool:
-    """A failure of the scan itself (a remediation's failure names its remediation)."""
-    return found.kind is ExpiryKind.FAILED and found.remediation_id is None
+    return found.kind is ExpiryKind.SCAN_FAILED
 
 
 def _expiry_subject(project: str) -> str:
@@ -441,14 +442,17 @@ _EXPIRY_KINDS = {
     ExpiryKind.EXPIRED: EventKind.EXPIRED,
     ExpiryKind.STARTED: EventKind.REMEDIATION_STARTED,
     ExpiryKind.SUCCEEDED: EventKind.REMEDIATION_SUCCEEDED,
+    ExpiryKind.NOTHING_REBUILT: EventKind.REMEDIATION_NOTHING_REBUILT,
     ExpiryKind.FAILED: EventKind.REMEDIATION_FAILED,
     ExpiryKind.DRY_RUN: EventKind.REMEDIATION_DRY_RUN,
+    ExpiryKind.SCAN_FAILED: EventKind.EXPIRY_SCAN_FAILED,
 }
 _EXPIRY_TITLES = {
     EventKind.EXPIRING: "cached tasks expire soon",
     EventKind.EXPIRED: "cached tasks have expired",
     EventKind.REMEDIATION_STARTED: "rebuilding expiring cached tasks",
     EventKind.REMEDIATION_SUCCEEDED: "cached tasks rebuilt",
+    EventKind.REMEDIATION_NOTHING_REBUILT: "the rebuild action rebuilt nothing",
     EventKind.REMEDIATION_FAILED: "rebuilding cached tasks failed",
     EventKind.REMEDIATION_DRY_RUN: "would rebuild expiring cached tasks (dry run)",
     EventKind.EXPIRY_SCAN_FAILED: "the expiry scan failed",
@@ -462,7 +466,14 @@ _EXPIRY_ADVICE = {
         "Open the task group, fix the failed rebuilds and rerun them, or run "
         "`tc-scheduler expiry remediate` once the cause is fixed."
     ),
-    EventKind.EXPIRY_SCAN_FAILED: "Check the service's Taskcluster credentials and scopes.",
+    EventKind.REMEDIATION_NOTHING_REBUILT: (
+        "Check that the action rebuilds these kinds with the configured input; the service "
+        "tries again once the cooldown has passed."
+    ),
+    EventKind.EXPIRY_SCAN_FAILED: (
+        "The error says which call failed: a 403 names the missing scopes, a 5xx or a lost "
+        "connection is Taskcluster's trouble; the next scan tries again."
+    ),
 }
 _RECOVERED_TITLES = {
     SOURCE: "the repository can be read again",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import json
 import secrets
 import sys
 from collections.abc import Sequence
@@ -18,19 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 from rich import box
-from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from scheduler import acts, logs, service
-from scheduler.cli_support import console, instant, json_object
+from scheduler.cli_support import console, echo, echo_json, echo_yaml, instant, json_object
 from scheduler.commands import actor, clock, config_option, fail, load
 from scheduler.config import Config, Project, UnknownProjectError
 from scheduler.cron import format_slot
 from scheduler.engine import UNCONFIRMED, FireError, FireResult, ProjectOverview, SlotResult
-from scheduler.expiry import Event, EventKind, ExpiryReport, Scanner, report_json
+from scheduler.expiry import Event, ExpiryReport, Scanner, report_json
 from scheduler.hooks_cli import hooks_group
 from scheduler.ledger import AuditEntry, Fire, FireState, Ledger, Letter, LetterState
 from scheduler.notify import sentry
@@ -60,17 +57,17 @@ def config_check(config_path: Path | None, as_json: bool, no_preflight: bool) ->
     config = load(config_path)
     masked = config.masked()
     if as_json:
-        click.echo(json.dumps(masked, indent=2))
+        echo_json(masked)
     else:
-        click.echo(yaml.safe_dump(masked, sort_keys=False), nl=False)
+        echo_yaml(masked)
     count = len(config.projects)
-    click.echo(f"{config.source}: OK ({count} project{'' if count == 1 else 's'})", err=True)
+    echo(f"{config.source}: OK ({count} project{'' if count == 1 else 's'})", err=True)
     if config.credentials is None or no_preflight:
         return
     findings = _preflight(config, config.projects)
     for line in summary_lines(findings):
-        click.echo(line, err=True)
-    click.echo(_preflight_summary(config.projects, findings), err=True)
+        echo(line, err=True)
+    echo(_preflight_summary(config.projects, findings), err=True)
     sys.exit(1 if has_errors(findings) else 0)
 
 
@@ -88,11 +85,11 @@ def preflight_command(
     projects = [_known(config, name) for name in project_names] or list(config.projects)
     findings = _preflight(config, projects)
     if as_json:
-        click.echo(json.dumps([finding.to_json() for finding in findings], indent=2))
+        echo_json([finding.to_json() for finding in findings])
     else:
         for line in summary_lines(findings):
-            click.echo(line)
-    click.echo(_preflight_summary(projects, findings), err=True)
+            echo(line)
+    echo(_preflight_summary(projects, findings), err=True)
     sys.exit(1 if has_errors(findings) else 0)
 
 
@@ -154,11 +151,11 @@ def tick(config_path: Path | None, at: datetime, as_json: bool) -> None:
     results = asyncio.run(evaluate())
     fires = [f for result in results for f in (*result.fires, *result.skipped, *result.paused)]
     if as_json:
-        click.echo(json.dumps([_slot_json(result) for result in results], indent=2))
+        echo_json([_slot_json(result) for result in results])
     else:
         for result in results:
             if result.error:
-                click.echo(f"{result.project} {format_slot(result.slot)}: {result.error}", err=True)
+                echo(f"{result.project} {format_slot(result.slot)}: {result.error}", err=True)
         _print_fires(fires, f"Slot {format_slot(results[0].slot) if results else at}")
     sys.exit(0 if all(result.ok for result in results) else 1)
 
@@ -229,7 +226,7 @@ def history(
     finally:
         ledger.close()
     if as_json:
-        click.echo(json.dumps([_fire_json(f) for f in fires], indent=2))
+        echo_json([_fire_json(f) for f in fires])
         return
     table = _table(
         "Fires, newest first", "slot", "project", "job", "kind", "state", "task", "error"
@@ -274,7 +271,7 @@ def jobs(config_path: Path | None, project_name: str, upcoming: int, as_json: bo
     except FireError as error:
         fail(str(error))
     if as_json:
-        click.echo(json.dumps(_overview_json(overview), indent=2))
+        echo_json(_overview_json(overview))
         return
     title = f"{overview.project.name} at {overview.revision[:12]}"
     if overview.pause is not None:
@@ -291,7 +288,7 @@ def jobs(config_path: Path | None, project_name: str, upcoming: int, as_json: bo
         )
     console().print(table)
     for problem in overview.problems:
-        click.echo(problem, err=True)
+        echo(problem, err=True)
 
 
 def _overview_json(overview: ProjectOverview) -> dict[str, Any]:
@@ -365,12 +362,12 @@ def action(
         fail(str(error))
     hook = f"{triggered.trigger.hook_group_id}/{triggered.trigger.hook_id}"
     if triggered.dry_run:
-        click.echo(f"dry run: would trigger hook {hook} with:")
-        click.echo(json.dumps(triggered.trigger.payload, indent=2))
+        echo(f"dry run: would trigger hook {hook} with:")
+        echo_json(triggered.trigger.payload)
         return
-    click.echo(f"triggered {hook}: task {triggered.task_id}")
+    echo(f"triggered {hook}: task {triggered.task_id}")
     if triggered.task_id:
-        click.echo(f"{config.root_url}/tasks/{triggered.task_id}")
+        echo(f"{config.root_url}/tasks/{triggered.task_id}")
 
 
 @click.command()
@@ -407,7 +404,7 @@ def pause(
             )
         except ValueError as error:
             fail(str(error), 2)
-    click.echo(f"{_target(project, job)}: {paused.describe()}")
+    echo(f"{_target(project, job)}: {paused.describe()}")
 
 
 @click.command()
@@ -423,15 +420,11 @@ def resume(config_path: Path | None, project: str, job: str | None) -> None:
         resumed = ledger.resume(project, job, actor=actor(), now=now)
         still = [p for p in ledger.pauses(project=project, at=now) if job is None or p.covers(job)]
     if resumed is None:
-        click.echo(f"{_target(project, job)} was not paused", err=True)
+        echo(f"{_target(project, job)} was not paused", err=True)
     else:
-        click.echo(
-            f"{_target(project, job)}: resumed (paused by {resumed.paused_by}: {resumed.reason})"
-        )
+        echo(f"{_target(project, job)}: resumed (paused by {resumed.paused_by}: {resumed.reason})")
     for pause in still:
-        click.echo(
-            f"note: {_target(pause.project, pause.job)} is still {pause.describe()}", err=True
-        )
+        echo(f"note: {_target(pause.project, pause.job)} is still {pause.describe()}", err=True)
     sys.exit(0 if resumed is not None else 1)
 
 
@@ -446,7 +439,7 @@ def audit(config_path: Path | None, since: datetime | None, limit: int, as_json:
     with Ledger.open(config.ledger_url) as ledger:
         entries = ledger.audit_log(since=since, limit=limit)
     if as_json:
-        click.echo(json.dumps([_audit_json(e) for e in entries], indent=2))
+        echo_json([_audit_json(e) for e in entries])
         return
     table = _table("Audit log, newest first", "at", "actor", "action", "target", "ok", "result")
     for entry in entries:
@@ -513,7 +506,7 @@ def expiry_report(
     if unknown:
         fail(f"no such project: {', '.join(sorted(unknown))}", 2)
     logs.configure(level="warning")
-    errors = Console(stderr=True)
+    errors = console(stderr=True)
 
     now = clock()()
 
@@ -541,7 +534,7 @@ def expiry_report(
         fail(error.message)
     rows = [row for report in reports for row in report_json(report)]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo_json(rows)
     else:
         table = _table(
             "Cached tasks at risk, soonest first",
@@ -565,7 +558,7 @@ def expiry_report(
             )
         console().print(table)
     scanned = sum(report.scanned for report in reports)
-    click.echo(f"{scanned} cached tasks scanned, {len(rows)} at risk", err=True)
+    echo(f"{scanned} cached tasks scanned, {len(rows)} at risk", err=True)
     sys.exit(1 if rows else 0)
 
 
@@ -583,12 +576,15 @@ def expiry_remediate(config_path: Path | None, project_name: str, dry_run: bool)
         async with service.open_service(config, clock=clock()) as (engine, notifier):
             return await acts.remediate(engine, notifier, actor(), project_name, dry_run=dry_run)
 
-    events = asyncio.run(remediate())
+    try:
+        events = asyncio.run(remediate())
+    except TaskclusterError as error:  # the scan failed: reported and audited
+        fail(error.message)
     if not events:
-        click.echo(f"{project_name}: nothing at risk, no rebuild running")
+        echo(f"{project_name}: nothing at risk, no rebuild running")
     for event in events:
-        click.echo(f"{project_name}: {event.kind}: {event.message}")
-    sys.exit(1 if any(event.kind is EventKind.FAILED for event in events) else 0)
+        echo(f"{project_name}: {event.kind}: {event.message}")
+    sys.exit(1 if any(event.failed for event in events) else 0)
 
 
 def _advance(bar: Progress, step: TaskID, seen: int) -> None:
@@ -706,19 +702,19 @@ def notify_test(config_path: Path | None, channel: str | None) -> None:
     for letter in letters:
         where = channel_of(letter.destination) or "the incoming webhook"
         if letter.state is LetterState.SENT:
-            click.echo(f"sent to {where}")
+            echo(f"sent to {where}")
         elif letter.state is LetterState.FAILED:
             failed = True
-            click.echo(f"not sent to {where}: {letter.last_error}", err=True)
+            echo(f"not sent to {where}: {letter.last_error}", err=True)
         else:
             failed = True
             reason = letter.last_error or "it waits behind earlier undelivered messages"
-            click.echo(f"not sent to {where} yet (queued, will retry): {reason}", err=True)
+            echo(f"not sent to {where} yet (queued, will retry): {reason}", err=True)
     if slack is not None and not letters:
         failed = True
-        click.echo("no Slack channel takes test messages: set notify.slack.channel", err=True)
+        echo("no Slack channel takes test messages: set notify.slack.channel", err=True)
     if sentry_settings is not None:
-        click.echo(f"sent a test event to Sentry (event id {event_id})")
+        echo(f"sent a test event to Sentry (event id {event_id})")
     sys.exit(1 if failed else 0)
 
 
@@ -737,8 +733,9 @@ def api_new_token(name: str, role: str) -> None:
     SHA-256, so the configuration holds no secret)."""
     token = secrets.token_urlsafe(32)
     entry = {"name": name, "role": role, "sha256": hash_token(token)}
-    click.echo(f"token (give it to {name}; it is not shown again): {token}", err=True)
-    click.echo(yaml.safe_dump({"api": {"tokens": [entry]}}, sort_keys=False), nl=False)
+    # The one secret a command shows on purpose, once: the token it has just made.
+    click.echo(f"token (give it to {name}; it is not shown again): {token}", err=True)  # noqa: TID251
+    echo_yaml({"api": {"tokens": [entry]}})
 
 
 # The commands cli.py loads by name when one is asked for.

@@ -1,6 +1,7 @@
 """Repositories: the head revision of a branch and the files at a revision, read with real git.
 
-Fetched revisions live in one shallow bare repository per URL; file contents are cached by revision.
+Fetched revisions live in one shallow bare repository per URL, shared by every process given the
+same cache directory; file contents are cached by revision.
 """
 
 from __future__ import annotations
@@ -94,6 +95,12 @@ class Snapshot:
 
 class _RetryableGitError(Exception):
     """A git command that talks to a remote failed; worth another attempt."""
+
+
+class _UnreadableError(Exception):
+    """Objects of a revision are missing from the cache repository: a fetch by another process
+    is still writing them (git writes the commit before its trees and files), or one that was
+    stopped half-way left them out."""
 
 
 @dataclass(frozen=True)
@@ -305,7 +312,8 @@ class GitSource:
     """Branch heads and files of git repositories at any URL git can fetch, `file://` included.
 
     One instance serves any number of repositories concurrently. Several instances, in threads or
-    processes, may share `cache_dir`: changes to a cache repository happen under a file lock.
+    processes, may share `cache_dir`: changes to a cache repository happen under a file lock, and
+    a read that finds a revision's objects incomplete is done again under it (`_read_whole`).
     """
 
     def __init__(
@@ -410,7 +418,7 @@ class GitSource:
             revision = await self._ensure(url, repository, revision, branch)
             files = self._recall(url, revision, wanted)
             if files is None:
-                files = await self._read_files(url, repository, revision, wanted)
+                revision, files = await self._read_whole(url, repository, revision, wanted, branch)
                 self._remember(url, revision, files)
         except _RetryableGitError as error:
             # A local command that timed out: the disk or the machine is in trouble.
@@ -435,14 +443,63 @@ class GitSource:
         while len(self._files) > MEMORY_REVISIONS:
             self._files.popitem(last=False)
 
-    async def _ensure(self, url: str, repository: Path, revision: str, branch: str | None) -> str:
-        """Have `revision` in the cache repository, or the branch's new head if it moved."""
+    async def _read_whole(
+        self, url: str, repository: Path, revision: str, paths: Sequence[str], branch: str | None
+    ) -> tuple[str, dict[str, str | None]]:
+        """`paths` at `revision` (or at the branch's new head, if fetching again moved it).
+
+        Read without the cache's file lock while the revision's objects are all there. When some
+        are not, the read is done again under the lock, once no other process is half-way
+        through a fetch into the cache; objects still missing then were left out by a fetch that
+        was stopped, and the revision is fetched again.
+        """
+        try:
+            return revision, await self._read_files(url, repository, revision, paths)
+        except _UnreadableError as error:
+            logger.info(
+                "revision %s of %s is not whole in the cache %s yet (%s); reading it under the "
+                "cache's lock",
+                revision,
+                redact(url),
+                repository,
+                error,
+            )
+        async with self._file_lock(repository):
+            try:
+                return revision, await self._read_files(url, repository, revision, paths)
+            except _UnreadableError as error:
+                logger.warning(
+                    "revision %s of %s lacks objects in the cache %s (%s), left by a fetch that "
+                    "was stopped; fetching it again",
+                    revision,
+                    redact(url),
+                    repository,
+                    error,
+                )
+        revision = await self._ensure(url, repository, revision, branch, again=True)
+        async with self._file_lock(repository):
+            try:
+                return revision, await self._read_files(url, repository, revision, paths)
+            except _UnreadableError as error:
+                raise SourceError(
+                    f"could not read revision {revision} of {redact(url)} from the cache "
+                    f"{repository}, even after fetching it again: {error}; delete that "
+                    "directory to start its cache afresh"
+                ) from None
+
+    async def _ensure(
+        self, url: str, repository: Path, revision: str, branch: str | None, *, again: bool = False
+    ) -> str:
+        """Have `revision` in the cache repository, or the branch's new head if it moved.
+
+        `again`: fetch it even though its commit is there (some of its objects are not).
+        """
         async with self._lock(repository):
-            if await self._has_commit(repository, revision):
+            if not again and await self._has_commit(repository, revision):
                 return revision
 
             async def fetch() -> str:
-                return await self._fetch(url, repository, revision, branch)
+                return await self._fetch(url, repository, revision, branch, again=again)
 
             where = f" (branch {branch!r})" if branch is not None else ""
             return await self._retrying(
@@ -451,13 +508,17 @@ class GitSource:
                 advice="check that its host is reachable from here and the revision still exists",
             )
 
-    async def _fetch(self, url: str, repository: Path, revision: str, branch: str | None) -> str:
+    async def _fetch(
+        self, url: str, repository: Path, revision: str, branch: str | None, *, again: bool
+    ) -> str:
         """One attempt: fetch the commit by id, else (with a branch) the branch's head."""
         async with self._file_lock(repository):
             await self._prepare(repository)
             # Another process sharing the cache may have fetched it while this one waited.
-            if await self._has_commit(repository, revision):
+            if not again and await self._has_commit(repository, revision):
                 return revision
+            if again:
+                await self._drop_refs_at(repository, revision)
             keep = _keep_ref(branch)
             if branch is None or repository not in self._fetch_branch_only:
                 result = await self._fetch_refspec(repository, url, f"+{revision}:{keep}")
@@ -528,7 +589,23 @@ class GitSource:
             )
         return revision
 
+    async def _drop_refs_at(self, repository: Path, revision: str) -> None:
+        """Delete the cache's refs at `revision`, whose objects are not all there: a fetch
+        tells the server what its refs point at, and would then be sent none of them."""
+        listing = await self._run(
+            "for-each-ref",
+            "--format=%(refname)",
+            f"--points-at={revision}",
+            KEEP_REFS,
+            repository=repository,
+        )
+        for ref in listing.stdout.decode("utf-8", "replace").split():
+            dropped = await self._run("update-ref", "-d", ref, repository=repository)
+            if dropped.returncode != 0:
+                logger.warning("git update-ref -d %s in %s failed", ref, repository)
+
     async def _has_commit(self, repository: Path, revision: str) -> bool:
+        """Whether the commit object is there; its trees and files may not all be yet."""
         if not (repository / "HEAD").exists():
             return False
         result = await self._run(
@@ -557,20 +634,18 @@ class GitSource:
     async def _read_files(
         self, url: str, repository: Path, revision: str, paths: Sequence[str]
     ) -> dict[str, str | None]:
+        """The files at `revision`; _UnreadableError if a tree or file on the way is missing
+        (git ls-tree fails on a missing tree, and gives a missing file's size as `BAD`)."""
         listing = await self._run(
             "ls-tree", "-z", "--long", revision, "--", *paths, repository=repository
         )
         if listing.returncode != 0:
-            raise SourceError(
-                f"could not list files of revision {revision} of {redact(url)} in the cache "
-                f"{repository}: {self._said('ls-tree', listing, url)}"
-            )
+            raise _UnreadableError(self._said("ls-tree", listing, url))
         try:
             entries = _parse_tree(listing.stdout)
         except ValueError as error:
-            raise SourceError(
-                f"git ls-tree listed revision {revision} of {redact(url)} in a form not "
-                f"understood ({error}); is {self._git!r} a git?"
+            raise _UnreadableError(
+                f"git ls-tree listed it in a form not understood: {error}"
             ) from None
         oids: dict[str, str] = {}
         for path in paths:
@@ -605,9 +680,7 @@ class GitSource:
                 raise ValueError(self._said("cat-file", result, url))
             return _parse_blobs(result.stdout, oids)
         except ValueError as error:
-            raise SourceError(
-                f"could not read files of {redact(url)} from the cache {repository}: {error}"
-            ) from None
+            raise _UnreadableError(str(error)) from None
 
     async def _retrying(
         self, operation: Callable[[], Awaitable[T]], *, failure: str, advice: str

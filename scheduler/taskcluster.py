@@ -12,7 +12,9 @@ import json
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -25,6 +27,7 @@ from taskcluster.exceptions import (
     TaskclusterFailure,
     TaskclusterRestFailure,
 )
+from yarl import URL
 
 from scheduler.config import Project
 from scheduler.scopes import where_to_grant
@@ -124,7 +127,9 @@ async def connect(
     """The service's clients for one run: one session, the library's retry policy."""
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=READ_TIMEOUT_SECONDS)
     connector = aiohttp.TCPConnector(limit=connections)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+    async with aiohttp.ClientSession(
+        timeout=timeout, connector=connector, trace_configs=[_answers_trace()]
+    ) as session:
         options: dict[str, Any] = {"rootUrl": root_url, "maxRetries": MAX_RETRIES}
         if credentials:
             options["credentials"] = dict(credentials)
@@ -135,6 +140,8 @@ class TaskclusterError(Exception):
     """A Taskcluster call failed; `status` and `code` are the service's, when it answered.
 
     `missing_scopes`: for a 403 InsufficientScopes, the scopes the caller lacked.
+    `transient`: the failure may pass (no answer, a 5xx, 429): trying again later may work.
+    `uncertain`: the call may have taken effect all the same (no answer, or a 5xx).
     """
 
     def __init__(
@@ -144,12 +151,22 @@ class TaskclusterError(Exception):
         status: int | None = None,
         code: str | None = None,
         missing_scopes: tuple[str, ...] = (),
+        answered: bool = True,
     ):
         super().__init__(message)
+        self.answered = answered
         self.message = message
         self.status = status
         self.code = code
         self.missing_scopes = missing_scopes
+
+    @property
+    def transient(self) -> bool:
+        return self.uncertain or self.status == 429
+
+    @property
+    def uncertain(self) -> bool:
+        return not self.answered or (self.status is not None and self.status >= 500)
 
 
 def explain(
@@ -186,26 +203,97 @@ def explain(
     if isinstance(error, aiohttp.ClientResponseError):
         # The client library raises these for a 5xx it gave up retrying, and downloads raise
         # them for what the artifact store answers.
+        _forget_answer()
         url = error.request_info.real_url if error.request_info else None
-        if url is not None and url.path.startswith("/api/"):
-            who = "Taskcluster"
-        else:
-            who = f"{url.host if url else 'the artifact store'} (where the artifact is stored)"
         retried = f", still after {MAX_RETRIES} retries" if error.status >= 500 else ""
         return TaskclusterError(
-            f"{doing} failed: {who} answered {error.status} {error.message}{retried}",
+            f"{doing} failed: {_who(url)} answered {error.status} {error.message}{retried}",
             status=error.status,
         )
     if isinstance(error, TaskclusterConnectionError | aiohttp.ClientError | asyncio.TimeoutError):
+        answered = _forget_answer()
+        if answered is not None:
+            # An earlier attempt had an answer: the service is reachable, and failing.
+            return TaskclusterError(
+                f"{doing} failed: {_who(answered.url)} answered {answered.status} "
+                f"{answered.reason}, still after {MAX_RETRIES} retries (the last one: "
+                f"{_connection_failure(error)})",
+                status=answered.status,
+            )
         return TaskclusterError(
             f"{doing} failed: could not reach Taskcluster after {MAX_RETRIES} retries "
-            f"({_connection_failure(error)}); check the root URL and the network"
+            f"({_connection_failure(error)}); check the root URL and the network",
+            answered=False,
         )
     if isinstance(error, TaskclusterArtifactError):
         return TaskclusterError(f"{doing} failed: the artifact is an error artifact: {error}")
     if isinstance(error, TaskclusterFailure):
         return TaskclusterError(f"{doing} failed: {error}")
     raise error
+
+
+def _who(url: URL | None) -> str:
+    """Who answered a request to `url`: Taskcluster's API, or where an artifact is stored."""
+    if url is not None and url.path.startswith("/api/"):
+        return "Taskcluster"
+    return f"{url.host if url else 'the artifact store'} (where the artifact is stored)"
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A 5xx answered to the request being retried in this task."""
+
+    request: str  # method and URL
+    url: URL
+    status: int
+    reason: str
+
+
+# The client library keeps only the last attempt's failure; when that is a lost connection,
+# the 5xx an earlier attempt was answered is what says the service is up and failing.
+_LAST_ANSWER: ContextVar[_Answer | None] = ContextVar("tc_scheduler_last_answer", default=None)
+
+
+def _answers_trace() -> aiohttp.TraceConfig:
+    """Notes, per asyncio task, the 5xx of a request whose retries are still going on.
+
+    Trace callbacks run inside the request's own task, so the note is seen by `explain` when
+    the call fails in that task; `explain` or a request to another URL ends it.
+    """
+
+    async def started(
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        answer = _LAST_ANSWER.get()
+        if answer is not None and answer.request != f"{params.method} {params.url}":
+            _LAST_ANSWER.set(None)
+
+    async def ended(
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestEndParams,
+    ) -> None:
+        # Headers below 500 may still be followed by a lost body, which is retried: the note of
+        # an earlier 5xx stays until the call is explained or another request starts.
+        status = params.response.status
+        if status >= 500:
+            request = f"{params.method} {params.url}"
+            reason = params.response.reason or ""
+            _LAST_ANSWER.set(_Answer(request, params.url, status, reason))
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(started)
+    trace.on_request_end.append(ended)
+    return trace
+
+
+def _forget_answer() -> _Answer | None:
+    """The 5xx noted for the request that just failed in this task, forgotten once read."""
+    answer = _LAST_ANSWER.get()
+    _LAST_ANSWER.set(None)
+    return answer
 
 
 def _connection_failure(error: BaseException) -> str:

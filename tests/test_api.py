@@ -1,4 +1,5 @@
-"""The HTTP API through a real HTTP client: roles, errors, pause and resume, fire now, audit."""
+"""The HTTP API through a real HTTP client: roles, errors, pause and resume, fire now, audit, and
+secrets kept out of every answer."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ import yaml
 from click.testing import CliRunner
 
 from scheduler.cli import main
-from scheduler.config import ApiSettings, ApiToken, Config, load_config
+from scheduler.config import ApiSettings, ApiToken, Config, load_config, read_config
 from scheduler.engine import Engine
 from scheduler.ledger import FireState, Ledger
 from scheduler.service import open_service
 from scheduler.web.auth import hash_token
 from scheduler.web.server import ApiServer
+from tests.conftest import taskcluster_environment, write_service_config
 from tests.emulator import Emulator
 from tests.repos import Repository
 from tests.test_engine import HOURLY, OWN_TEMPLATE, make_config, project
@@ -318,3 +320,81 @@ def test_an_unreadable_repository_is_a_502_that_says_so(emulator: Emulator, tmp_
         assert emulator.tasks() == []
 
     serve(config, emulator, scenario)
+
+
+def test_a_secret_quoted_by_a_broken_cron_file_is_masked_in_every_answer(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.clock.set(T, frozen=True)
+    canary = "canary" + secrets.token_hex(12)
+    cron = HOURLY + (
+        "  - name: held\n"
+        "    job: {type: decision-task, treeherder-symbol: D, target-tasks-method: held}\n"
+        "    when: [{minute: 0}]\n"
+        "  - name: leaky\n"
+        "    job: {type: decision-task, treeherder-symbol: L, target-tasks-method: leaky}\n"
+        f'    when: [{{minute: "{canary}"}}]\n'
+    )
+    repository = Repository(
+        tmp_path / "repo", {".cron.yml": cron, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    path = write_service_config(tmp_path, repository, project="alpha")
+    # A pause recorded before the secret was known to this process holds it in clear.
+    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        ledger.pause("alpha", "held", reason=f"rotating {canary}", until=None, actor="t", now=T)
+    # The service is given the secret in a variable whose name says it is one.
+    environ = {**taskcluster_environment(emulator), "MY_API_TOKEN": canary}
+    config = replace(
+        read_config(path, environ),
+        api=ApiSettings(host="127.0.0.1", port=0, public_reads=True, tokens=()),
+    )
+
+    async def scenario(engine: Engine, client: httpx.AsyncClient) -> None:
+        await engine.tick(T)
+        jobs = await client.get("/api/v1/projects/alpha/jobs")
+        fires = await client.get("/api/v1/fires")
+        details = [await client.get(f"/api/v1/fires/{fire['id']}") for fire in fires.json()]
+        answers = [
+            jobs,
+            fires,
+            *details,
+            await client.get("/api/v1/projects"),
+            await client.get("/api/v1/audit"),
+            # Errors too, here about a name the request itself holds.
+            await client.get(f"/api/v1/projects/{canary}/jobs"),
+        ]
+
+        assert [answer.text.count(canary) for answer in answers] == [0] * len(answers)
+        # What quoted it is still there, masked.
+        [problem] = jobs.json()["problems"]
+        assert problem.endswith('minute must be one of 0, 15, 30, 45 (got "***")')
+        held = {job["name"]: job for job in jobs.json()["jobs"]}["held"]
+        assert held["paused"]["reason"] == "rotating ***"
+        assert {(fire["job"], fire["state"]) for fire in fires.json()} == {
+            ("hourly", "created"),
+            ("held", "skipped"),
+        }
+        assert "rotating ***" in {fire["job"]: fire for fire in fires.json()}["held"]["error"]
+        assert all(answer.status_code == 200 for answer in answers[:-1])
+        assert_error(answers[-1], 404, "not-found")
+
+    serve(config, emulator, scenario)
+
+
+def test_an_expiry_scan_that_taskcluster_fails_is_a_502(emulator: Emulator, tmp_path: Path) -> None:
+    emulator.clock.set(T, frozen=True)
+    emulator.faults.add("index.listNamespaces", error_rate=1.0, errors=["503"])
+
+    async def scenario(engine: Engine, client: httpx.AsyncClient) -> None:
+        answer = await client.post(
+            "/api/v1/projects/alpha/expiry/remediate", json={}, headers=bearer(OPERATOR)
+        )
+        message = assert_error(answer, 502, "taskcluster-error")["message"]
+        assert message == (
+            "alpha: the expiry scan failed: index.listNamespaces(tcs.cache.level-1) failed: "
+            "Taskcluster answered 503 Service Unavailable, still after 5 retries"
+        )
+        [act] = await asyncio.to_thread(engine.ledger.audit_log)
+        assert (act.action, act.ok) == ("expiry-remediate", False)
+
+    serve(api_config(emulator, tmp_path), emulator, scenario)

@@ -1,8 +1,10 @@
-"""The command line's exact forms: check, plan and render, their output and exit status."""
+"""The command line's exact forms: check, plan and render, their output and exit status, and the
+one way out every command prints through, which masks secrets."""
 
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -10,9 +12,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from rich.table import Table
 
 from scheduler.cli import main
+from scheduler.cli_support import console, echo, echo_json, echo_yaml
 from scheduler.ids import decision_task_id
+from scheduler.redaction import remember_secret
 from tests.conftest import CORPUS, REPOSITORY_ROOT, corpus_cron_files
 
 GECKO = str(CORPUS / "cron" / "mozilla__gecko-dev.cron.yml")
@@ -361,3 +366,85 @@ def test_times_at_the_ends_of_the_calendar_are_refused_cleanly(moment: str) -> N
     result = run("plan", "--cron", GECKO, "--project", "mozilla-central", "--from", moment)
     assert result.exit_code == 2
     assert "outside the times tc-scheduler plans for (1970 to 8999)" in result.stderr
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+
+def canary() -> str:
+    return "canary" + secrets.token_hex(12)
+
+
+def test_a_cron_file_quoting_a_secret_variable_shows_it_masked(tmp_path: Path) -> None:
+    secret = canary()
+    cron = tmp_path / ".cron.yml"
+    cron.write_text(
+        "jobs:\n"
+        "  - name: leaky\n"
+        "    job: {type: decision-task, treeherder-symbol: L, target-tasks-method: leaky}\n"
+        f'    when: [{{minute: "{secret}"}}]\n'
+    )
+    env = {"MY_API_TOKEN": secret}
+    runs = [
+        CliRunner().invoke(main, arguments, env=env)
+        for arguments in (
+            ["check", str(cron)],
+            ["check", "--json", str(cron)],
+            ["plan", "--cron", str(cron), "--project", "p", "--from", "2026-01-01T00:00Z"],
+        )
+    ]
+
+    assert [result.exit_code for result in runs] == [1, 1, 1]
+    assert [result.output.count(secret) for result in runs] == [0, 0, 0]
+    for result in runs:
+        assert '(got "***")' in result.output.replace('\\"', '"'), result.output
+
+
+def test_echo_masks_remembered_and_secret_looking_text(capsys: pytest.CaptureFixture[str]) -> None:
+    secret = canary()
+    remember_secret(secret)
+
+    echo(f"refused {secret} and https://bot:hunter22@example.com/x")
+    echo("token=abc123 on stderr", err=True)
+
+    out, err = capsys.readouterr()
+    assert out == "refused *** and https://***@example.com/x\n"
+    assert err == "token=*** on stderr\n"
+
+
+def test_json_and_yaml_are_masked_before_escaping_and_folding(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # JSON would escape the quote and YAML would fold the long line: text scrubbed after
+    # serializing would no longer find the secret.
+    secret = 'q"uote\u00e9' + canary()
+    remember_secret(secret)
+    long = "word " * 30 + secret
+
+    echo_json({"note": f"with {secret}", "access_token": "abc", "dsn": None})
+    shown = json.loads(capsys.readouterr().out)
+    echo_yaml({"note": long})
+    folded = capsys.readouterr().out
+
+    assert shown == {"note": "with ***", "access_token": "***", "dsn": None}
+    assert folded.count("***") == 1
+    assert secret[-12:] not in folded
+
+
+def test_the_console_masks_before_a_table_folds_a_secret(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    secret = canary()
+    remember_secret(secret)
+    table = Table(title=f"title {secret}")
+    table.add_column("error", max_width=10, overflow="fold")
+    table.add_row(f"x {secret}")
+
+    console().print(table)
+    console().print(f"line {secret}")
+
+    out = capsys.readouterr().out
+    # Folded into 10-character pieces, an unmasked secret would show in none of them whole.
+    pieces = [secret[i : i + 8] for i in range(len(secret) - 7)]
+    assert [piece for piece in pieces if piece in out] == []
+    assert out.count("***") == 3

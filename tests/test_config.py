@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import secrets
 import textwrap
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from scheduler.cli import main
 from scheduler.config import (
     CatchUp,
     ConfigError,
@@ -277,6 +280,64 @@ def test_a_repository_without_host_needs_scopes() -> None:
     assert "service.yml:5:17: error: repository `file:///srv/repo` names no host" in message
     assert "fetch-from" in message
     assert load(text + "    scopes: [assume:repo:local:cron:*]\n").projects
+
+
+@pytest.mark.parametrize(
+    ("repository", "plain"),
+    [
+        ("https://bot:{password}@github.com/org/private", "https://github.com/org/private"),
+        ("https://{password}@github.com/org/private", "https://github.com/org/private"),
+        ("ssh://deploy:{password}@github.com/org/private", "ssh://github.com/org/private"),
+        ("deploy:{password}@github.com:org/private.git", None),
+    ],
+)
+def test_a_repository_with_credentials_is_refused_pointing_to_fetch_from(
+    repository: str, plain: str | None
+) -> None:
+    password = "pw" + secrets.token_hex(8)
+    url = repository.format(password=password)
+    text = MINIMAL.replace("https://hg.mozilla.org/mozilla-central", url)
+
+    [message] = errors(text)
+
+    assert message.startswith("service.yml:5:17: error: project `mozilla-central`: repository `")
+    assert "holds credentials" in message
+    assert "fetch-from" in message
+    assert password not in message
+    if plain is not None:
+        assert f"give it without them (`{plain}`)" in message
+    # Where credentials belong: git reads fetch-from, tasks name the plain URL.
+    [project] = load(MINIMAL + f"    fetch-from: {url}\n").projects
+    assert (project.repository, project.git_url) == ("https://hg.mozilla.org/mozilla-central", url)
+
+
+@pytest.mark.parametrize(
+    "repository",
+    ["ssh://git@github.com/org/repo", "git@github.com:org/repo.git", "https://github.com/o/r"],
+)
+def test_a_login_name_alone_is_not_a_credential(repository: str) -> None:
+    [project] = load(MINIMAL.replace("https://hg.mozilla.org/mozilla-central", repository)).projects
+    assert project.repository == repository
+
+
+def test_config_check_refuses_credentials_in_repository_without_showing_them(
+    tmp_path: Path,
+) -> None:
+    password = "pw" + secrets.token_hex(8)
+    url = f"https://bot:{password}@github.com/org/private"
+    config = tmp_path / "service.yml"
+    config.write_text(MINIMAL.replace("https://hg.mozilla.org/mozilla-central", url))
+
+    result = CliRunner().invoke(
+        main, ["config", "check", "--config", str(config)], env={}, catch_exceptions=False
+    )
+
+    assert result.exit_code == 1
+    assert f"{config}:5:17: error: project `mozilla-central`" in result.stderr
+    assert "fetch-from" in result.stderr
+    assert "Traceback" not in result.output
+    assert password not in result.output
+    assert result.stdout == ""
 
 
 def test_scopes_must_be_a_list_of_scopes() -> None:

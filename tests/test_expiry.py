@@ -29,6 +29,7 @@ from scheduler.expiry import (
     at_risk,
     findings,
     kind_of_namespace,
+    scan_and_remediate,
 )
 from scheduler.ledger import Ledger, RemediationState
 from scheduler.taskcluster import connect
@@ -370,7 +371,8 @@ def fires_of_hook(emulator: Emulator) -> list[dict[str, Any]]:
 
 
 def rebuild(emulator: Emulator, task_group_id: str, *, state: str = "completed") -> None:
-    """What the action task does: new cached tasks in its group, re-indexed with later expiry."""
+    """What the action task does: new cached tasks in its group, re-indexed with later expiry;
+    then the action task (whose id names the group) completes."""
     for namespace in CACHED:
         task_id = slugid.nice()
         emulator.add_task(
@@ -385,6 +387,7 @@ def rebuild(emulator: Emulator, task_group_id: str, *, state: str = "completed")
                 emulator.index.insert(
                     f"{namespace}.latest", task_id, rank=1, expires=NOW + timedelta(days=365)
                 )
+    emulator.resolve_task(task_group_id, "completed")
 
 
 def test_remediation_triggers_once_then_succeeds(deployment: Emulator, ledger: Ledger) -> None:
@@ -570,3 +573,186 @@ def test_the_rebuild_can_come_from_a_configured_decision_task(
     assert (
         "no decision task is indexed at tcs.v2.demo.release.taskgraph.decision" in missing.message
     )
+
+
+# -- judging a rebuild by its action task, and scans that Taskcluster fails --------------------
+
+
+def action_task(started: Event | None) -> str:
+    """The action task a STARTED event names (its id names the rebuild's group too)."""
+    assert started is not None
+    assert started.kind is EventKind.STARTED, started
+    assert started.task_group_id is not None
+    return started.task_group_id
+
+
+def test_an_action_that_completes_without_creating_tasks_is_done_and_said(
+    deployment: Emulator, ledger: Ledger
+) -> None:
+    """Seen against real Taskcluster: the action task completed and made no task, so its group
+    never came to be; the rebuild must not stay running, and the next one must be able to start
+    once the cooldown has passed."""
+    project = demo(cooldown=timedelta(hours=6))
+    task_id = action_task(step(deployment, ledger, project))
+    deployment.run_task(task_id)
+    assert step(deployment, ledger, project) is None  # the action is still running
+
+    deployment.resolve_task(task_id, "completed")
+    done = step(deployment, ledger, project)
+
+    assert done is not None
+    assert done.kind is EventKind.NOTHING_REBUILT
+    assert not done.failed
+    assert f"the action task {task_id} completed without creating any task" in done.message
+    assert "nothing was rebuilt" in done.message
+    assert "2 of the cached tasks it was started for are still at risk" in done.message
+    assert "after the cooldown (6h)" in done.message
+    [record] = ledger.remediations(project="demo")
+    assert record.state is RemediationState.SUCCEEDED
+    assert record.finished_at == NOW
+    # Still at risk: the cooldown holds the next rebuild back, then lets it start.
+    waiting = step(deployment, ledger, project)
+    assert waiting is not None
+    assert waiting.kind is EventKind.WAITING
+    assert len(fires_of_hook(deployment)) == 1
+    deployment.clock.advance(timedelta(hours=6, minutes=1))
+    assert action_task(step(deployment, ledger, project)) != task_id
+    assert len(fires_of_hook(deployment)) == 2
+
+
+@pytest.mark.parametrize(
+    ("state", "reason", "says"),
+    [
+        ("failed", None, "resolved failed;"),
+        ("exception", "deadline-exceeded", "resolved exception (deadline-exceeded);"),
+    ],
+)
+def test_an_action_task_that_fails_fails_the_rebuild(
+    deployment: Emulator, ledger: Ledger, state: str, reason: str | None, says: str
+) -> None:
+    project = demo(cooldown=timedelta(hours=6))
+    task_id = action_task(step(deployment, ledger, project))
+
+    deployment.resolve_task(task_id, state, reason)
+    failed = step(deployment, ledger, project)
+
+    assert failed is not None
+    assert failed.kind is EventKind.FAILED
+    assert f"the action task {task_id} {says}" in failed.message
+    assert "look at its log" in failed.message
+    [record] = ledger.remediations(project="demo")
+    assert (record.state, record.error) == (RemediationState.FAILED, failed.message)
+    waiting = step(deployment, ledger, project)
+    assert waiting is not None
+    assert waiting.kind is EventKind.WAITING
+    deployment.clock.advance(timedelta(hours=6, minutes=1))
+    assert action_task(step(deployment, ledger, project)) != task_id
+    assert [r.state for r in ledger.remediations(project="demo")] == [
+        RemediationState.RUNNING,
+        RemediationState.FAILED,
+    ]
+
+
+def test_a_completed_action_whose_rebuild_runs_on_is_still_running(
+    deployment: Emulator, ledger: Ledger
+) -> None:
+    """The action task completes once it has created the rebuild; its tasks run on after it."""
+    project = demo()
+    task_id = action_task(step(deployment, ledger, project))
+    rebuilt = slugid.nice()
+    deployment.add_task(rebuilt, task_definition(NOW, taskGroupId=task_id))
+    deployment.resolve_task(task_id, "completed")
+
+    assert step(deployment, ledger, project) is None
+    [record] = ledger.remediations(project="demo")
+    assert record.state is RemediationState.RUNNING
+
+
+def scan_once(
+    emulator: Emulator, ledger: Ledger, project: Project, *, dry_run: bool = False
+) -> list[Event]:
+    """One scheduled expiry scan and its remediation step, as the service makes it."""
+
+    async def run() -> list[Event]:
+        async with connect(emulator.root_url, emulator.root_credentials) as clients:
+            return await scan_and_remediate(
+                clients,
+                ledger,
+                project,
+                replica="replica-1",
+                clock=emulator.clock.now,
+                dry_run=dry_run,
+            )
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("call", "outcomes", "says"),
+    [
+        # Every namespace's listing fails; whichever gives up first fails the scan.
+        ("index.listTasks", ["503"], "Taskcluster answered 503 Service Unavailable"),
+        # One call for both tasks' statuses: answers, then a lost connection at the last retry.
+        ("queue.statuses", ["500"] * 5 + ["reset"], "Taskcluster answered 500 Internal Server"),
+    ],
+)
+def test_a_scan_that_taskcluster_fails_is_an_expiry_scan_failed_event(
+    deployment: Emulator, ledger: Ledger, call: str, outcomes: list[str], says: str
+) -> None:
+    if len(outcomes) == 1:
+        deployment.faults.add(call, error_rate=1.0, errors=outcomes)
+    else:
+        deployment.faults.add(call, script=outcomes)
+
+    [failed] = scan_once(deployment, ledger, demo())
+
+    assert {outcome for _, outcome in deployment.faults.injected} == set(outcomes)
+    assert failed.kind is EventKind.SCAN_FAILED
+    assert failed.failed
+    assert failed.message.startswith(f"the expiry scan failed: {call}("), failed.message
+    assert f"{says}" in failed.message
+    assert "still after 5 retries" in failed.message
+    assert ledger.remediations(project="demo") == []
+    assert fires_of_hook(deployment) == []
+
+
+def test_following_a_rebuild_that_taskcluster_fails_keeps_the_findings(
+    deployment: Emulator, ledger: Ledger
+) -> None:
+    project = demo()
+    task_id = action_task(step(deployment, ledger, project))
+    deployment.resolve_task(task_id, "completed")
+    deployment.faults.add("queue.status", script=["502"] * 6)
+
+    events = scan_once(deployment, ledger, project)
+
+    assert [event.kind for event in events] == [EventKind.EXPIRING, EventKind.SCAN_FAILED]
+    assert (
+        f"queue.status({task_id}) failed: Taskcluster answered 502 Bad Gateway" in events[1].message
+    )
+    [record] = ledger.remediations(project="demo")
+    assert record.state is RemediationState.RUNNING  # judged by a later scan, not guessed
+    later = scan_once(deployment, ledger, project)
+    assert [event.kind for event in later] == [EventKind.EXPIRING, EventKind.NOTHING_REBUILT]
+
+
+def test_remediate_command_says_what_failed_without_a_traceback(
+    deployment: Emulator, tmp_path: Path
+) -> None:
+    config = demo_config(tmp_path, "expiry: {threshold: 30d}")
+    deployment.faults.add("index.listNamespaces", script=["503"] * 6)
+    result = CliRunner().invoke(
+        main,
+        ["expiry", "remediate", "demo", "--config", str(config)],
+        env=taskcluster_environment(deployment),
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines()[-1] == (
+        "error: demo: the expiry scan failed: index.listNamespaces(tcs.cache.level-1) failed: "
+        "Taskcluster answered 503 Service Unavailable, still after 5 retries"
+    ), result.stderr
+    assert "Traceback" not in result.output
+    with Ledger.open(f"sqlite:///{tmp_path / '.tc-scheduler' / 'ledger.db'}") as opened:
+        [act] = opened.audit_log()
+    assert (act.action, act.ok) == ("expiry-remediate", False)
+    assert "index.listNamespaces(tcs.cache.level-1) failed" in act.result

@@ -43,7 +43,7 @@ from scheduler.ledger.models import Base
 from scheduler.notify import sentry
 from scheduler.notify.events import EventKind
 from scheduler.notify.slack import SlackSender
-from scheduler.service import Notifier, open_service, tick_and_report
+from scheduler.service import Notifier, open_service, scan_and_report, tick_and_report
 from tests.conftest import REPOSITORY_ROLES, task_definition
 from tests.emulator import Emulator
 from tests.emulator.sentry import FakeSentry
@@ -51,6 +51,7 @@ from tests.emulator.slack import FakeSlack, Message
 from tests.ledger_backends import postgresql_schema_url
 from tests.repos import Repository
 from tests.test_engine import HOURLY, OWN_TEMPLATE, make_config, project
+from tests.test_expiry import CACHED, seed, seed_rebuild_action
 
 T = TypeVar("T")
 DAY = datetime(2026, 12, 1, tzinfo=UTC)
@@ -693,7 +694,12 @@ def test_secret_canaries_reach_no_message_event_log_or_ledger_row(
                             "fetch-from": repository.url,
                             "trust-domain": "tcs",
                         },
-                        {"name": "beta", "repository": unreachable, "trust-domain": "tcs"},
+                        {
+                            "name": "beta",
+                            "repository": "https://github.com/example/beta",
+                            "fetch-from": unreachable,
+                            "trust-domain": "tcs",
+                        },
                     ],
                 }
             )
@@ -867,7 +873,7 @@ def test_expiry_findings_are_said_once_until_they_change(
         for findings in ([expiring(first)], [expiring(first)], [expiring(first, second)]):
             await notifier.expiry_scanned("alpha", findings)
             await notifier.round()
-        failed = ExpiryEvent(ExpiryKind.FAILED, "alpha", "the expiry scan failed: 403")
+        failed = ExpiryEvent(ExpiryKind.SCAN_FAILED, "alpha", "the expiry scan failed: 403")
         await notifier.expiry_scanned("alpha", [failed])
         await notifier.expiry_scanned("alpha", [failed])
         await notifier.expiry_scanned("alpha", [])
@@ -879,3 +885,46 @@ def test_expiry_findings_are_said_once_until_they_change(
     assert "2 cached tasks expire soon" in text_of(found_more)
     assert "alpha: the expiry scan failed" in text_of(scan_failed)
     assert scan_back.thread_ts == scan_failed.ts
+
+
+def test_a_scheduled_expiry_scan_that_taskcluster_fails_is_said_not_raised(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack
+) -> None:
+    """The scan `run` schedules: Taskcluster failing it, in the scan or while following the
+    rebuild, is an expiry-scan-failed message that names the call and the answer, and the job
+    ends normally (never APScheduler's "Job raised an exception")."""
+    repository = Repository(tmp_path / "alpha", {".cron.yml": HOURLY})
+    alpha = project("alpha", repository)
+    config = make_config(emulator, tmp_path, alpha, notify=notify_settings(slack))
+    emulator.clock.set(DAY, frozen=True)
+    seed_rebuild_action(emulator, "alpha")
+    for namespace in CACHED:
+        seed(emulator, f"{namespace}.latest", timedelta(days=7))
+
+    def scan() -> None:
+        serve(config, emulator, lambda engine, notifier: scan_and_report(engine, notifier, alpha))
+
+    emulator.faults.add("index.listNamespaces", error_rate=1.0, errors=["502"])
+    scan()
+    [scan_failed] = slack.messages
+    assert "alpha: the expiry scan failed" in text_of(scan_failed)
+    assert (
+        "index.listNamespaces(tcs.cache.level-1) failed: Taskcluster answered 502 Bad Gateway, "
+        "still after 5 retries" in text_of(scan_failed)
+    )
+
+    emulator.faults.clear()
+    scan()  # the scan works again, and starts the rebuild
+    [started] = [m for m in slack.messages if "rebuilding expiring cached tasks" in text_of(m)]
+    [action] = [t for t in emulator.tasks() if t.task_id in text_of(started)]
+    emulator.resolve_task(action.task_id, "completed")
+    emulator.clock.advance(HOUR)  # the next scheduled scan
+    emulator.faults.add("queue.listTaskGroup", error_rate=1.0, errors=["503"])
+    before = len(slack.messages)
+    scan()
+    [following_failed] = slack.messages[before:]
+    assert "alpha: the expiry scan failed" in text_of(following_failed)
+    assert (
+        f"queue.listTaskGroup({action.task_id}) failed: Taskcluster answered 503 Service "
+        "Unavailable, still after 5 retries" in text_of(following_failed)
+    )

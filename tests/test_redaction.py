@@ -48,6 +48,19 @@ def canary(prefix: str = "", length: int = 24) -> str:
     ("text", "expected"),
     [
         ("clone https://user:hunter22@hg.example/repo", "clone https://***@hg.example/repo"),
+        # Over http(s) a lone user is a token (`https://<token>@github.com`).
+        ("clone https://ghp_abc123@github.com/o/r", "clone https://***@github.com/o/r"),
+        ("pip git+https://ghp_abc123@github.com/o/r", "pip git+https://***@github.com/o/r"),
+        ("ssh://deploy:hunter22@github.com/o/r", "ssh://***@github.com/o/r"),
+        ("postgresql://u:hunter22@localhost/x", "postgresql://***@localhost/x"),
+        # Without a scheme, as text derived from a URL has it; the password may hold : and @.
+        (
+            "assume:repo:bot:hunter22@github.com/org/private:cron:*",
+            "***@github.com/org/private:cron:*",
+        ),
+        ("fetch bot:p@ss:w0rd@host.example/x", "fetch ***@host.example/x"),
+        ("dial u:hunter22@localhost:5432", "dial ***@localhost:5432"),
+        ("{'url': 'bot:hunter22@10.0.0.1/x'}", "{'url': '***@10.0.0.1/x'}"),
         ("xoxb-1234-5678-AbCdEfGh in use", "xoxb-*** in use"),
         ("user token xoxp-1-2-3-abcdef", "user token xoxp-***"),
         ("refresh xoxe.xoxp-1-Mi0yLTE", "refresh xoxe.xoxp-***"),
@@ -97,6 +110,13 @@ def test_secret_looking_text_is_masked(text: str, expected: str) -> None:
         "2024-05-01T10:15:00Z slot, uuid 123e4567-e89b-12d3-a456-426614174000",
         "xoxb- is where a bot token starts",
         "see https://hooks.slack.com/ and Bearer-less requests",
+        # A login name alone is not a credential: ssh authenticates with keys.
+        "cloning ssh://git@github.com/mozilla/gecko.git",
+        "hg pull ssh://hg@hg.mozilla.org/mozilla-central",
+        "git+ssh://git@github.com/o/r and git@github.com:o/r.git",
+        "ledger postgresql+psycopg://scheduler@db:5432/scheduler",
+        "image mozillareleases/taskgraph:decision-v1@sha256:0123abcd",
+        "mail releng@mozilla.com at 10:15",
     ],
 )
 def test_what_people_read_a_message_for_survives(text: str) -> None:
@@ -142,6 +162,8 @@ def _secret_forms() -> st.SearchStrategy[tuple[str, str]]:
         token.map(lambda t: (f"https://hooks.slack.com/services/T1/B2/{t}", t)),
         token.map(lambda t: (f"Bearer {t}", t)),
         token.map(lambda t: (f"https://ci:{t}@example.com/x", t)),
+        token.map(lambda t: (f"https://{t}@github.com/x", t)),
+        token.map(lambda t: (f"assume:repo:ci:{t}@github.com/o/r:cron:*", t)),
         st.tuples(key, separator, token).map(lambda p: (f"{p[0]}{p[1]}{p[2]}", p[2])),
         st.tuples(key, token).map(lambda p: (json.dumps({p[0]: p[1]}), p[1])),
         st.tuples(key, token).map(lambda p: (repr({p[0]: p[1]}), p[1])),
@@ -197,6 +219,13 @@ def test_redact_and_without_userinfo_are_unchanged() -> None:
     url = "https://x-access-token:ghs_abc@github.com/mozilla/gecko"
     assert redact(url) == "https://***@github.com/mozilla/gecko"
     assert without_userinfo(url) == "https://github.com/mozilla/gecko"
+
+
+def test_redact_keeps_a_login_name_and_without_userinfo_drops_it() -> None:
+    url = "ssh://git@github.com/mozilla/gecko"
+    assert redact(url) == url
+    assert redact("bot:hunter22@github.com:org/private") == "***@github.com:org/private"
+    assert without_userinfo(url) == "ssh://github.com/mozilla/gecko"
 
 
 # -- the registry ---------------------------------------------------------------------------

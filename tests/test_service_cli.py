@@ -1,9 +1,11 @@
-"""The service's commands end to end: config check, tick, fire, history, and concurrent ticks."""
+"""The service's commands end to end: config check, tick, fire, history, concurrent ticks, and
+secrets kept out of everything they print."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -16,6 +18,7 @@ from scheduler import cli, service_cli
 from scheduler.cli import main
 from scheduler.cron import format_slot, slot_of
 from scheduler.ids import decision_task_id
+from scheduler.ledger import Ledger
 from tests.conftest import REPOSITORY_ROOT, taskcluster_environment, write_service_config
 from tests.emulator import Emulator
 from tests.ledger_backends import BACKENDS, fresh_ledger_url
@@ -294,3 +297,58 @@ def test_a_slot_ticked_early_while_paused_still_fires_after_resume(
     assert decision_task_id(emulator.root_url, "demo", "nightly", next_slot) in {
         t.task_id for t in emulator.tasks()
     }
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+# A variable whose name says it holds a secret: the configuration loader remembers its value.
+SECRET_VARIABLE = "MY_API_TOKEN"
+
+
+def leaky_cron(canary: str) -> str:
+    """CRON, and a job whose broken schedule quotes `canary` in its error."""
+    return CRON + (
+        "  - name: leaky\n"
+        "    job: {type: decision-task, treeherder-symbol: L, target-tasks-method: leaky}\n"
+        f'    when: [{{minute: "{canary}"}}]\n'
+    )
+
+
+def test_a_secret_quoted_by_a_broken_cron_file_is_masked_in_every_output(
+    environment: dict[str, str], tmp_path: Path
+) -> None:
+    canary = "canary" + secrets.token_hex(12)
+    repository = Repository(
+        tmp_path / "repo", {".cron.yml": leaky_cron(canary), ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    config = str(write_service_config(tmp_path, repository))
+    # A pause recorded before the secret was known to this process holds it in clear.
+    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        ledger.pause("demo", "hourly", reason=f"rotating {canary}", until=None, actor="t", now=NOW)
+    env = {**environment, SECRET_VARIABLE: canary}
+    commands = {
+        "tick": ("tick", "--at", format_slot(SLOT - timedelta(minutes=15))),
+        "tick --json": ("tick", "--at", AT, "--json"),
+        "jobs": ("jobs", "demo"),
+        "jobs --json": ("jobs", "demo", "--json"),
+        "history": ("history",),
+        "history --json": ("history", "--json"),
+        "audit": ("audit",),
+    }
+
+    results = {
+        name: invoke(*command, "--config", config, env=env) for name, command in commands.items()
+    }
+
+    leaks = {name: r.stdout.count(canary) + r.stderr.count(canary) for name, r in results.items()}
+    assert leaks == dict.fromkeys(commands, 0)
+    # Not silent about it either: each shows the error that quotes it, or the pause, masked.
+    quoted = 'minute must be one of 0, 15, 30, 45 (got "***")'
+    assert quoted in results["tick"].stderr
+    assert quoted in json.loads(results["tick --json"].stdout)[0]["error"]
+    assert quoted in results["jobs"].stderr
+    [problem] = json.loads(results["jobs --json"].stdout)["problems"]
+    assert problem.endswith(quoted)
+    assert "paused: the job was paused by t: rotating ***" in results["history"].stdout
+    assert "rotating ***" in results["jobs"].stdout
+    assert {r.exit_code for name, r in results.items() if name.startswith("tick")} == {1}

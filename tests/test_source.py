@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -14,6 +15,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import pytest
@@ -28,6 +31,7 @@ from scheduler.source import (
     redact,
     scrub,
 )
+from tests.repos import Repository
 
 CRON = "jobs:\n  - name: nightly\n    job: {type: decision-task, treeherder-symbol: N}\n"
 TEMPLATE = "version: 1\ntasks: []\n"
@@ -518,3 +522,126 @@ def test_two_instances_sharing_a_cache_directory(tmp_path: Path, cache_dir: Path
         assert [snapshot.revision for snapshot in outcome] == expected
     # Whichever instance fetched a revision first, the other found it in the shared cache.
     assert sum(source.commands["fetch"] for source in sources) == len(projects)
+
+
+# -- a cache shared by processes ------------------------------------------------------------------
+
+# The revisions' files, as (url, revision, {path: content or None}).
+Plan = list[tuple[str, str, dict[str, str | None]]]
+
+
+def _commit_object_there(repository: Path, revision: str) -> bool:
+    if not (repository / "HEAD").exists():
+        return False
+    check = subprocess.run(
+        ["git", f"--git-dir={repository}", "cat-file", "-e", f"{revision}^{{commit}}"],
+        env=git_environment(),
+        capture_output=True,
+        check=False,
+    )
+    return check.returncode == 0
+
+
+def read_in_turns(
+    turn: int, cache_dir: Path, plan: Plan, start: Barrier, results: Queue[list[str]]
+) -> None:
+    """One process sharing the cache: it fetches every n-th revision itself; for the others it
+    waits until their commit object appears (another process is fetching them) and reads them
+    at once, which is when a fetch may have written the commit but not yet its files."""
+    source = GitSource(cache_dir, attempts=3, max_wait=0.0)
+    problems = []
+    start.wait()
+    for number, (url, revision, expected) in enumerate(plan):
+        if number % start.parties != turn:
+            repository = cache_dir / cache_name(url)
+            for _ in range(5000):  # polls, each a git process; bounded in case the fetch failed
+                if _commit_object_there(repository, revision):
+                    break
+        try:
+            files = asyncio.run(source.read(url, revision, list(expected)))
+        except SourceError as error:
+            problems.append(f"{revision}: {error}")
+            continue
+        if files != expected:
+            problems.append(f"{revision}: read {files}, not {expected}")
+    results.put(problems)
+
+
+def test_processes_sharing_a_cache_read_whole_revisions_while_others_fetch(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """The service, the command line and replicas may share a state directory: a revision read
+    while another process fetches it into the same cache is read whole, or waited for, never
+    half (git writes a commit before its trees and files: `ls-tree` then says `BAD`)."""
+    repository = Repository(tmp_path / "shared")
+    plan: Plan = []
+    for number in range(10):
+        # Many files, so that writing them out takes a while after the commit.
+        files: dict[str, str | bytes | None] = {
+            f"src/d{index % 5}/f{index}.txt": f"{number}.{index}\n".encode() * 4000
+            for index in range(40)
+        }
+        cron, nested = f"# revision {number}\n{CRON}", f"level: {number}\n"
+        files |= {".cron.yml": cron, "ci/deep/settings.yml": nested}
+        revision = repository.commit(files)
+        expected = {".cron.yml": cron, "ci/deep/settings.yml": nested, ".taskcluster.yml": None}
+        plan.append((repository.url, revision, expected))
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(4)
+    results: Queue[list[str]] = context.Queue()
+    processes = [
+        context.Process(target=read_in_turns, args=(turn, cache_dir, plan, start, results))
+        for turn in range(start.parties)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        outcomes = [results.get(timeout=300) for _ in processes]
+    finally:
+        for process in processes:
+            process.join(timeout=60)
+    assert [process.exitcode for process in processes] == [0] * len(processes)
+    assert [problem for problems in outcomes for problem in problems] == []
+
+
+def _loose_object(repository: Path, oid: str) -> Path:
+    return repository / "objects" / oid[:2] / oid[2:]
+
+
+@pytest.mark.parametrize("missing", ["file", "directory"])
+def test_a_revision_a_stopped_fetch_left_half_written_is_fetched_again(
+    upstream: Upstream, cache_dir: Path, missing: str
+) -> None:
+    """A fetch killed after writing the commit but before some of its objects leaves the commit
+    there; the next read finds what is missing and fetches the revision again."""
+    revision = upstream.commit({".cron.yml": CRON, "ci/settings.yml": "level: 3\n"})
+    paths = [".cron.yml", "ci/settings.yml"]
+    asyncio.run(GitSource(cache_dir).read(upstream.url, revision, paths))
+    repository = cache_dir / cache_name(upstream.url)
+    gone = upstream.git("rev-parse", f"{revision}:{'.cron.yml' if missing == 'file' else 'ci'}")
+    _loose_object(repository, gone).unlink()
+    source = GitSource(cache_dir, attempts=1, max_wait=0.0)
+
+    files = asyncio.run(source.read(upstream.url, revision, paths))
+
+    assert files == {".cron.yml": CRON, "ci/settings.yml": "level: 3\n"}
+    assert source.commands["fetch"] == 1
+    assert _loose_object(repository, gone).exists()
+
+
+def test_a_half_written_revision_the_host_no_longer_has_fails_naming_it(
+    upstream: Upstream, cache_dir: Path
+) -> None:
+    base = upstream.commit({"README": "a project\n"})
+    revision = upstream.commit({".cron.yml": CRON})
+    asyncio.run(GitSource(cache_dir).read(upstream.url, revision))
+    repository = cache_dir / cache_name(upstream.url)
+    _loose_object(repository, upstream.git("rev-parse", f"{revision}:.cron.yml")).unlink()
+    upstream.move_branch(base)
+    upstream.forget_unreachable()  # the host no longer has the revision either
+
+    with pytest.raises(SourceError) as raised:
+        asyncio.run(GitSource(cache_dir, attempts=1, max_wait=0.0).read(upstream.url, revision))
+
+    assert f"could not fetch revision {revision}" in str(raised.value)
+    assert "the revision still exists" in str(raised.value)

@@ -3,13 +3,15 @@ missing scopes, and only a connection that failed is "could not reach Taskcluste
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
+import slugid
 from click.testing import CliRunner, Result
 
 from scheduler.cli import main
-from scheduler.taskcluster import Restriction, missing_scopes
+from scheduler.taskcluster import Restriction, TaskclusterError, connect, missing_scopes
 from tests.conftest import taskcluster_environment, write_service_config
 from tests.emulator import Emulator
 from tests.repos import Repository
@@ -23,6 +25,7 @@ COMMANDS = {
     "hooks fire": (["hooks", "fire", "project-tcs/rebuild"], "hooks.hook"),
     "hooks list": (["hooks", "list"], "hooks.listHooks"),
     "expiry report": (["expiry", "report"], "index.listNamespaces"),
+    "expiry remediate": (["expiry", "remediate", "demo"], "index.listNamespaces"),
     "preflight": (["preflight"], "auth.expandScopes"),
 }
 # What the output must say for each fault.
@@ -129,3 +132,77 @@ def test_missing_scopes_are_read_from_the_services_message() -> None:
     assert missing_scopes(plain) == ("secrets:get:x",)
     assert missing_scopes("something else") == ()
     assert Restriction("project demo", ("assume:repo:x:cron:*",)).acting_for == "project demo"
+
+
+def test_a_5xx_to_the_last_retry_is_an_answer_not_an_unreachable_service(
+    setting: tuple[Path, Path],
+) -> None:
+    """Taskcluster answering 500 to every attempt is reported as that answer, by `fire` too."""
+    config, hooks = setting
+    with Emulator() as emulator:
+        emulator.clock.set(DAY.replace(hour=2, minute=1), frozen=True)
+        emulator.faults.add("queue.createTask", script=["500"] * 10)
+        result = run(emulator, "fire", config, hooks)
+    assert ("queue.createTask", "500") in emulator.faults.injected
+    assert result.exit_code == 1
+    said = " ".join(result.output.split())  # the table wraps long messages
+    assert "Taskcluster answered 500 Internal Server Error, still after 5 retries" in said
+    assert "could not reach" not in said
+    assert "Traceback" not in result.output
+
+
+def explained(emulator: Emulator, calls: int = 1) -> list[TaskclusterError]:
+    """What each of `calls` calls for one task, one after the other in one asyncio task, that
+    fail to their last retry are explained as."""
+
+    async def call() -> list[TaskclusterError]:
+        task_id = slugid.nice()
+        errors = []
+        async with connect(emulator.root_url, emulator.root_credentials) as clients:
+            for _ in range(calls):
+                try:
+                    await clients.queue.task(task_id)
+                except Exception as error:
+                    errors.append(clients.explain(error, "queue.task"))
+        assert len(errors) == calls, "every call was meant to fail"
+        return errors
+
+    return asyncio.run(call())
+
+
+@pytest.mark.parametrize(
+    ("script", "says", "status"),
+    [
+        (["503"] * 6, "Taskcluster answered 503 Service Unavailable, still after 5 retries", 503),
+        # Answers first, then a dropped connection at the last retry: the service is up, and
+        # failing; saying it could not be reached would send people to the network.
+        (
+            ["502", "reset", "500", "500", "500", "reset"],
+            "Taskcluster answered 500 Internal Server Error, still after 5 retries (the last "
+            "one: the connection was reset in the middle of the answer)",
+            500,
+        ),
+        (["reset"] * 6, "could not reach Taskcluster after 5 retries", None),
+    ],
+)
+def test_what_the_last_answer_was_decides_what_a_failure_says(
+    script: list[str], says: str, status: int | None
+) -> None:
+    with Emulator() as emulator:
+        emulator.faults.add("queue.task", script=script)
+        [error] = explained(emulator)
+    assert [outcome for _, outcome in emulator.faults.injected] == script
+    assert says in error.message
+    assert error.status == status
+    if status is not None:
+        assert "could not reach" not in error.message
+
+
+def test_an_answer_to_an_earlier_call_is_not_taken_for_this_ones() -> None:
+    """A 5xx noted for one call is forgotten once that call is explained, even when the next
+    call asks the same URL in the same asyncio task."""
+    with Emulator() as emulator:
+        emulator.faults.add("queue.task", script=["500"] * 6 + ["reset"] * 6)
+        first, second = explained(emulator, calls=2)
+    assert "answered 500" in first.message
+    assert "could not reach Taskcluster" in second.message

@@ -30,6 +30,8 @@ class EventKind(enum.StrEnum):
     EXPIRED = "already-expired"
     REMEDIATION_STARTED = "remediation-started"
     REMEDIATION_SUCCEEDED = "remediation-succeeded"
+    REMEDIATION_NOTHING_REBUILT = "remediation-nothing-rebuilt"
+    """The rebuild action's task completed without creating any task."""
     REMEDIATION_FAILED = "remediation-failed"
     REMEDIATION_DRY_RUN = "remediation-dry-run"
     EXPIRY_SCAN_FAILED = "expiry-scan-failed"
@@ -57,6 +59,7 @@ SEVERITY = {
     EventKind.EXPIRED: Severity.FAILURE,
     EventKind.REMEDIATION_STARTED: Severity.INFO,
     EventKind.REMEDIATION_SUCCEEDED: Severity.RECOVERY,
+    EventKind.REMEDIATION_NOTHING_REBUILT: Severity.WARNING,
     EventKind.REMEDIATION_FAILED: Severity.FAILURE,
     EventKind.REMEDIATION_DRY_RUN: Severity.INFO,
     EventKind.EXPIRY_SCAN_FAILED: Severity.FAILURE,

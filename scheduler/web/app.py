@@ -2,7 +2,8 @@
 action, fire a hook, start an expiry remediation, pause and resume.
 
 Every error is JSON `{error, message}` with a fitting status, never a stack trace; every act is
-written to the audit log under the token's name.
+written to the audit log under the token's name. Every body, answers and errors alike, is one
+`MaskedJSONResponse`, which masks secrets as the log does.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from scheduler.engine import (
 from scheduler.hook_calls import PayloadRejectedError
 from scheduler.hooks import HookKey, UncheckablePayloadError
 from scheduler.ledger import FireState, Pause
-from scheduler.redaction import redact
+from scheduler.redaction import scrub_data
 from scheduler.taskcluster import TaskclusterError
 from scheduler.triggering import TriggerError
 from scheduler.web.auth import (
@@ -47,6 +48,14 @@ if TYPE_CHECKING:  # the service serves this API
 Limit = Annotated[int, Query(ge=1, le=1000)]
 # Ids are the ledger's 64-bit keys.
 FireId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
+
+
+class MaskedJSONResponse(JSONResponse):
+    """The API's one way to answer: JSON with secrets masked before it is serialized, as the
+    log masks them (the routes' models and every error handler's body pass here)."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(scrub_data(content))
 
 
 class ApiError(Exception):
@@ -228,6 +237,7 @@ def create_app(engine: Engine, notifier: Notifier | None = None) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url=None,
         redoc_url=None,
+        default_response_class=MaskedJSONResponse,
     )
     app.state.engine = engine
     app.state.notifier = notifier
@@ -336,8 +346,8 @@ Operator = Annotated[Principal, Depends(_operator)]
 
 # -- routes -------------------------------------------------------------------------------------
 
-health = APIRouter(include_in_schema=False)
-api = APIRouter(prefix="/api/v1", responses=ERRORS)
+health = APIRouter(include_in_schema=False, default_response_class=MaskedJSONResponse)
+api = APIRouter(prefix="/api/v1", responses=ERRORS, default_response_class=MaskedJSONResponse)
 
 
 @health.get("/livez")
@@ -351,7 +361,7 @@ async def readyz(engine: EngineDep) -> JSONResponse:
         await asyncio.to_thread(engine.ledger.audit_log, limit=1)
     except Exception:
         return _error(503, "not-ready", "the ledger does not answer")
-    return JSONResponse({"status": "ok"})
+    return MaskedJSONResponse({"status": "ok"})
 
 
 @api.get("/projects")
@@ -360,7 +370,7 @@ async def projects(engine: EngineDep, who: Reader) -> list[ProjectOut]:
     return [
         ProjectOut(
             name=p.name,
-            repository=redact(p.repository),
+            repository=p.repository,
             branch=p.branch,
             paused=[PauseOut.model_validate(x) for x in pauses if x.project == p.name],
         )
@@ -559,7 +569,7 @@ async def _resume_target(
 
 
 def _error(status: int, error: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": error, "message": message}, status_code=status)
+    return MaskedJSONResponse({"error": error, "message": message}, status_code=status)
 
 
 def _actor(who: Principal) -> str:
