@@ -6,6 +6,7 @@ Pure: callers fetch `public/actions.json` and trigger the hook. Follows build-de
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,10 @@ import jsone
 from jsonschema import Draft7Validator, SchemaError
 
 from scheduler.cron.model import TriggerAction
+
+# The input property a fire's trigger carries its marker in, where the action's schema allows:
+# what tells the task it made from every other task of the same hook.
+MARKER_KEY = "tc-scheduler-fire"
 
 
 class ActionError(Exception):
@@ -28,6 +33,7 @@ class HookTrigger:
     hook_group_id: str
     hook_id: str
     payload: dict[str, Any]
+    marker: str | None = None  # in the input under MARKER_KEY, when the schema allowed it
 
 
 def decision_index_path(trust_domain: str, project: str, revision: str) -> str:
@@ -85,11 +91,22 @@ def render_trigger(
     *,
     decision_task_id: str,
     cron_input: Mapping[str, Any] | None = None,
+    marker: str | None = None,
 ) -> HookTrigger:
-    """Everything needed to trigger `kind`'s action on the decision task's task group."""
+    """Everything needed to trigger `kind`'s action on the decision task's task group.
+
+    `marker` names the fire: added to the input under MARKER_KEY if the action's schema
+    accepts it there (otherwise the trigger carries none).
+    """
     action = find_action(actions_json, kind.action_name)
     given = action_input(kind, cron_input)
     _validate(action, given)
+    if marker is not None:
+        marked = {**given, MARKER_KEY: marker}
+        if _accepts(action, marked):
+            given = marked
+        else:
+            marker = None
     variables = actions_json.get("variables") or {}
     context = {**variables, "taskGroupId": decision_task_id, "taskId": None, "input": given}
     try:
@@ -104,7 +121,25 @@ def render_trigger(
         raise ActionError(f"action {kind.action_name!r} names no hookGroupId and hookId")
     if not isinstance(payload, dict):
         raise ActionError(f"the hookPayload of action {kind.action_name!r} is not a mapping")
-    return HookTrigger(kind.action_name, hook_group_id, hook_id, payload)
+    return HookTrigger(kind.action_name, hook_group_id, hook_id, payload, marker)
+
+
+def carries_fire(task: Mapping[str, Any], marker: str | None) -> bool:
+    """Whether `task`, made by a hook, may be the one a trigger carrying `marker` made.
+
+    A task showing the marker is; one showing another fire's marker is not; one showing none
+    (its hook does not pass the action's input into the task) cannot be told apart, and is
+    taken as made by it, so that a fire is never sent twice.
+    """
+    text = json.dumps(task)
+    if marker is not None and marker in text:
+        return True
+    return MARKER_KEY not in text
+
+
+def _accepts(action: Mapping[str, Any], given: Mapping[str, Any]) -> bool:
+    schema = action.get("schema")
+    return schema is None or Draft7Validator(schema).is_valid(given)
 
 
 def _validate(action: Mapping[str, Any], given: Mapping[str, Any]) -> None:

@@ -698,7 +698,7 @@ class _Resolver:
             concurrency=self.data.get("concurrency", DEFAULT_CONCURRENCY),
             dry_run=credentials is None if dry_run_setting == "auto" else bool(dry_run_setting),
             replica=self.data.get("replica") or f"{socket.gethostname()}-{os.getpid()}",
-            claim_lease=parse_duration(self.data.get("claim-lease", "10m")),
+            claim_lease=parse_duration(self.data.get("claim-lease", "1m")),
             manual_fire_interval=parse_duration(self.data.get("manual-fire-interval", "1m")),
             projects=projects,
             source=self.problems.path,

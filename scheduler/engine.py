@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -57,9 +58,18 @@ from scheduler.render import (
     render_decision_task,
     render_time,
 )
+from scheduler.retrying import next_attempt_at
 from scheduler.source import GitSource, Snapshot, SourceError
 from scheduler.taskcluster import Clients
-from scheduler.triggering import Triggered, TriggerError, trigger_action
+from scheduler.triggering import (
+    SETTLE,
+    Triggered,
+    TriggerError,
+    find_sent,
+    prepare_trigger,
+    send,
+    trigger_action,
+)
 
 CRON_FILE = ".cron.yml"
 # The note of an already-fired fire whose task could not be read back.
@@ -77,6 +87,8 @@ class Dispatched(NamedTuple):
     details: dict[str, Any] | None
     error: str | None
     project_broken: bool = False  # the failure is the project's (its template), not the job's
+    transient: bool = False  # the failure may pass: a scheduled fire is tried again
+    not_before: datetime | None = None  # not tried again before this
 
 
 @dataclass(frozen=True)
@@ -98,11 +110,22 @@ class FireError(Exception):
 
     `project_broken`: the cause breaks every job of the project (a missing or broken
     `.taskcluster.yml`), so it is reported once for the project, not once per job.
+    `transient`: the cause may pass (Taskcluster down, an outcome not known yet), and trying
+    again is safe: a scheduled fire is retried, not before `not_before` if that is set.
     """
 
-    def __init__(self, message: str, *, project_broken: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        project_broken: bool = False,
+        transient: bool = False,
+        not_before: datetime | None = None,
+    ) -> None:
         super().__init__(message)
         self.project_broken = project_broken
+        self.transient = transient
+        self.not_before = not_before
 
 
 class UnknownTargetError(FireError):
@@ -250,6 +273,41 @@ def _crontab(job: Job, project: str) -> str | None:
         return None
 
 
+def _watch_spec(project: Project, job: Job, *, project_broken: bool = False) -> WatchSpec:
+    """What to follow after a fire of `job`: its task, maybe its group, or its failure."""
+    return WatchSpec(
+        task_kind="decision" if isinstance(job.kind, DecisionTask) else "action",
+        follow_group=project.watches_group_of(job.name),
+        crontab=_crontab(job, project.name),
+        project_broken=project_broken,
+    )
+
+
+def _marker(claim: Claim) -> str:
+    """The mark a fire's trigger carries, to tell the task it made from any other: its slot,
+    and a digest naming the project, job and (for a manual fire) the fire itself."""
+    names = f"{claim.project}\n{claim.job}\n{claim.slot.isoformat()}"
+    if claim.kind is FireKind.MANUAL:
+        names += f"\n{claim.fire_id}"
+    digest = hashlib.sha256(names.encode()).hexdigest()[:16]
+    return f"tcs:{claim.slot:%Y%m%dT%H%MZ}:{digest}"
+
+
+def _attempts(count: int) -> str:
+    return f"{count} attempt{'' if count == 1 else 's'}"
+
+
+def _given_up(fire: Fire, catch_up: CatchUp) -> str:
+    """Why an unfinished fire past its max-lateness ended failed."""
+    limit = f"its max-lateness {format_duration(catch_up.max_lateness)} has passed"
+    if fire.state is FireState.RETRYING:
+        return f"given up after {_attempts(fire.attempt)}: {limit}; the last one: {fire.error}"
+    return (
+        f"given up: replica {fire.replica} claimed it and stopped before recording how it "
+        f"ended, and {limit}" + (f"; task {fire.task_id} may exist" if fire.task_id else "")
+    )
+
+
 @dataclass
 class Engine:
     """Evaluates slots for the configured projects against one ledger, git cache and session.
@@ -266,6 +324,8 @@ class Engine:
     _limit: asyncio.Semaphore = field(init=False)
     _in_flight: set[Claim] = field(init=False, default_factory=set)
     _unrecorded: dict[Claim, Outcome] = field(init=False, default_factory=dict)
+    # Renews the leases of the claims in flight or unrecorded, while there are any.
+    _renewer: asyncio.Task[None] | None = field(init=False, default=None)
     # Each project's .cron.yml, loaded once per revision (parsing is the costly part).
     _crons: dict[str, tuple[str, CronFile]] = field(init=False, default_factory=dict)
 
@@ -306,14 +366,16 @@ class Engine:
             missed = fires_between(cron, project.name, last + SLOT_LENGTH, slot).fires
             catch_up = plan_catch_up(missed, project.catch_up_for, self.clock())
         plan = due_jobs(cron, project.name, slot)
-        orphans = await self._orphans(project, cron, slot)
+        # Paused now (by any replica, the command line or the API): recorded, not fired.
+        pauses = await asyncio.to_thread(self.ledger.pauses, project=project.name, at=self.clock())
+        retries = await self._open_fires(project, cron, pauses, before=slot)
         skipped = await asyncio.gather(
             *(self._skip(project, fire, reason) for fire, reason in catch_up.skips)
         )
-        wanted = [(fire, FireKind.CATCH_UP) for fire in sorted({*catch_up.fires, *orphans})]
+        earlier = dict(retries)  # a retry keeps its kind; a gap's fires are catch-up ones
+        earlier |= {fire: FireKind.CATCH_UP for fire in catch_up.fires if fire not in earlier}
+        wanted = sorted(earlier.items())
         wanted += [(fire, FireKind.SCHEDULED) for fire in plan.fires]
-        # Paused now (by any replica, the command line or the API): recorded, not fired.
-        pauses = await asyncio.to_thread(self.ledger.pauses, project=project.name, at=self.clock())
         held: dict[PlannedFire, Pause] = {}
         for fire, _ in wanted:
             pause = next((p for p in pauses if p.covers(fire.job_name)), None)
@@ -327,21 +389,7 @@ class Engine:
             )
         )
         wanted = [(fire, kind) for fire, kind in wanted if fire not in held]
-        claims = await asyncio.to_thread(
-            self.ledger.claim_many,
-            project.name,
-            [(fire.job_name, fire.slot, kind) for fire, kind in wanted],
-            replica=self.config.replica,
-            now=self.clock(),
-            lease=self.config.claim_lease,
-        )
-        fired = await asyncio.gather(
-            *(
-                self._fire(_Fire(project, snapshot, fire.job, fire.slot, kind), claim)
-                for (fire, kind), claim in zip(wanted, claims, strict=True)
-            )
-        )
-        await self._record(claims)
+        fired = await self._claim_and_fire(project, snapshot, wanted)
         problems = [str(d) for d in (*cron.errors, *plan.problems)]
         left_out = "\n".join(problems) or None
         if left_out:
@@ -358,25 +406,123 @@ class Engine:
             tuple(paused),
         )
 
-    async def _orphans(self, project: Project, cron: CronFile, slot: datetime) -> list[PlannedFire]:
-        """Earlier fires whose replica died holding the claim: taken over, as catch-up fires.
-
-        Their task may or may not exist; the deterministic task id makes finishing them safe.
-        Those older than the job's max-lateness are left for a person (history shows them).
-        """
-        claimed = await asyncio.to_thread(
-            self.ledger.fires, project=project.name, state=FireState.CLAIMED
+    async def _claim_and_fire(
+        self, project: Project, snapshot: Snapshot, wanted: list[tuple[PlannedFire, FireKind]]
+    ) -> list[FireResult]:
+        """Claim the `wanted` fires of one project in one write, fire what was claimed, and
+        record the outcomes in one write."""
+        claims = await asyncio.to_thread(
+            self.ledger.claim_many,
+            project.name,
+            [(fire.job_name, fire.slot, kind) for fire, kind in wanted],
+            replica=self.config.replica,
+            now=self.clock(),
+            lease=self.config.claim_lease,
         )
+        fired = await asyncio.gather(
+            *(
+                self._fire(_Fire(project, snapshot, fire.job, fire.slot, kind), claim)
+                for (fire, kind), claim in zip(wanted, claims, strict=True)
+            )
+        )
+        await self._record(claims)
+        return list(fired)
+
+    async def _open_fires(
+        self, project: Project, cron: CronFile, pauses: list[Pause], *, before: datetime
+    ) -> list[tuple[PlannedFire, FireKind]]:
+        """The project's unfinished fires of slots before `before` that nobody holds: claims
+        whose replica died (the lease ran out) and retries that are due. Those still within
+        their job's max-lateness are returned to fire again (the deterministic task id, and a
+        trigger's recorded intent, make that safe); the others are given up here. A paused
+        job's wait: they fire if it is resumed in time, and are recorded skipped if not."""
         now = self.clock()
-        orphans = []
-        for fire in claimed:
-            job = cron.job(fire.job)
-            if fire.kind is FireKind.MANUAL or fire.slot >= slot or job is None:
+        found = await asyncio.to_thread(self.ledger.open_fires, due_at=now, project=project.name)
+        again: list[tuple[PlannedFire, FireKind]] = []
+        overdue: list[tuple[Fire, Job | None]] = []
+        for fire in found:
+            if fire.kind is FireKind.MANUAL or fire.slot >= before:
                 continue
-            lease_over = fire.lease_until is None or fire.lease_until <= now
-            if lease_over and now - fire.slot <= project.catch_up_for(job.name).max_lateness:
-                orphans.append(PlannedFire(fire.slot, job.name, job))
-        return orphans
+            job = cron.job(fire.job)
+            if job is None or now - fire.slot >= project.catch_up_for(job.name).max_lateness:
+                overdue.append((fire, job))
+            elif not any(pause.covers(job.name) for pause in pauses):
+                again.append((PlannedFire(fire.slot, job.name, job), fire.kind))
+        if overdue:
+            await self._give_up(project, overdue, pauses)
+        return again
+
+    async def _give_up(
+        self, project: Project, overdue: list[tuple[Fire, Job | None]], pauses: list[Pause]
+    ) -> None:
+        """Finish unfinished fires past their job's max-lateness: failed (and reported), or
+        skipped when their job is paused or gone from `.cron.yml`."""
+        claims = await asyncio.to_thread(
+            self.ledger.claim_many,
+            project.name,
+            [(fire.job, fire.slot, fire.kind) for fire, _ in overdue],
+            replica=self.config.replica,
+            now=self.clock(),
+            lease=self.config.claim_lease,
+        )
+        outcomes = []
+        for (fire, job), claim in zip(overdue, claims, strict=True):
+            if claim is None:
+                continue  # another replica got there first
+            pause = next((p for p in pauses if p.covers(fire.job)), None)
+            if job is None:
+                reason = f"not fired: {fire.job} is no longer a job of {CRON_FILE}"
+                outcomes.append(Outcome(claim, FireState.SKIPPED, error=reason))
+            elif pause is not None:
+                outcomes.append(Outcome(claim, FireState.SKIPPED, error=pause.describe()))
+            else:
+                outcomes.append(
+                    Outcome(
+                        claim,
+                        FireState.FAILED,
+                        task_id=fire.task_id,
+                        revision=fire.revision,
+                        error=_given_up(fire, project.catch_up_for(job.name)),
+                        details=fire.details,
+                        watch=_watch_spec(project, job),
+                    )
+                )
+                log.error(
+                    "fire given up",
+                    project=project.name,
+                    job=fire.job,
+                    slot=format_slot(fire.slot),
+                    attempts=fire.attempt,
+                    error=fire.error,
+                )
+        if outcomes:
+            await asyncio.to_thread(self.ledger.finish_many, outcomes, now=self.clock())
+
+    async def recover(self) -> list[FireResult]:
+        """Finish the fires nobody holds, in every project, between ticks: those whose replica
+        died (their lease ran out) and the retries that are due; those past their job's
+        max-lateness are given up. Nothing is read or written when there are none."""
+        results = await asyncio.gather(
+            *(self._recover(project) for project in self.config.projects)
+        )
+        return [fire for fires in results for fire in fires]
+
+    async def _recover(self, project: Project) -> list[FireResult]:
+        now = self.clock()
+        found = await asyncio.to_thread(self.ledger.open_fires, due_at=now, project=project.name)
+        if not any(fire.kind is not FireKind.MANUAL for fire in found):
+            return []
+        try:
+            snapshot = await self.source.snapshot(project.git_url, project.branch)
+        except SourceError as error:
+            log.warning(
+                "fires to recover wait for the repository", project=project.name, error=str(error)
+            )
+            return []
+        cron = self._cron(project, snapshot)
+        pauses = await asyncio.to_thread(self.ledger.pauses, project=project.name, at=now)
+        again = await self._open_fires(project, cron, pauses, before=slot_of(now) + SLOT_LENGTH)
+        return await self._claim_and_fire(project, snapshot, again)
 
     def _cron(self, project: Project, snapshot: Snapshot) -> CronFile:
         cached = self._crons.get(project.name)
@@ -512,7 +658,11 @@ class Engine:
             path = latest_decision_index_path(project.trust_domain, project.name)
         kind = TriggerAction(action_name=action_name, extra_input=dict(action_input or {}))
         return await trigger_action(
-            self.clients_for(project), path, kind, dry_run=dry_run or self.config.dry_run
+            self.clients_for(project),
+            path,
+            kind,
+            dry_run=dry_run or self.config.dry_run,
+            clock=self.clock,
         )
 
     # -- expiry -------------------------------------------------------------------------
@@ -620,23 +770,38 @@ class Engine:
         if claim is None:
             bound.info("claimed by another replica")
             return FireResult(project.name, job.name, slot, kind, None)
-        # Until the outcome is known the claim is in flight: a shutdown releases it.
+        # Until the outcome is known the claim is in flight: its lease is renewed, and a
+        # shutdown releases it.
         self._in_flight.add(claim)
+        self._keep_leases()
         async with self._limit:
-            state, task_id, details, error, project_broken = await self._dispatch(fire)
+            dispatched = await self._dispatch(fire, claim)
         self._in_flight.discard(claim)
+        state, task_id, details, error = dispatched[:4]
         revision = fire.snapshot.revision
+        retry_at = None
+        if state is FireState.FAILED and dispatched.transient and kind is not FireKind.MANUAL:
+            lateness = project.catch_up_for(job.name).max_lateness
+            retry_at = next_attempt_at(slot, claim.attempt, self.clock(), lateness)
+            if retry_at is None:
+                error = f"{error} (given up after {_attempts(claim.attempt)}: the job's " + (
+                    f"max-lateness {format_duration(lateness)} has passed)"
+                )
+            else:
+                retry_at = max(retry_at, dispatched.not_before or retry_at)
+                state = FireState.RETRYING
+                again = f"{retry_at:%H:%M:%S} UTC"
+                error = f"attempt {claim.attempt} failed: {error}; tried again from {again}"
         watch = None
         if state in (FireState.CREATED, FireState.ALREADY_FIRED, FireState.FAILED):
-            watch = WatchSpec(
-                task_kind="decision" if isinstance(job.kind, DecisionTask) else "action",
-                follow_group=project.watches_group_of(job.name),
-                crontab=_crontab(job, project.name),
-                project_broken=project_broken,
-            )
-        self._unrecorded[claim] = Outcome(claim, state, task_id, revision, error, details, watch)
+            watch = _watch_spec(project, job, project_broken=dispatched.project_broken)
+        self._unrecorded[claim] = Outcome(
+            claim, state, task_id, revision, error, details, watch, retry_at
+        )
         if state is FireState.FAILED:
             bound.error("fire failed", task_id=task_id, error=error)
+        elif state is FireState.RETRYING:
+            bound.warning("fire failed, will be retried", error=error)
         elif error:
             bound.warning("fired", task_id=task_id, state=state, note=error)
         else:
@@ -651,13 +816,46 @@ class Engine:
         if outcomes:
             await asyncio.to_thread(self.ledger.finish_many, outcomes, now=self.clock())
 
-    async def _dispatch(self, fire: _Fire) -> Dispatched:
+    def _keep_leases(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renew_leases())
+
+    async def _renew_leases(self) -> None:
+        """While fires are in flight or unrecorded, renew their claims' leases every third of
+        a lease: a live replica keeps what it holds, a dead one's lease runs out soon."""
+        period = self.config.claim_lease.total_seconds() / 3
+        while self._in_flight or self._unrecorded:
+            await asyncio.sleep(period)
+            held = [*self._in_flight, *self._unrecorded]
+            if not held:
+                break
+            renewed = await asyncio.to_thread(
+                self.ledger.renew_many, held, now=self.clock(), lease=self.config.claim_lease
+            )
+            for claim, ours in zip(held, renewed, strict=True):
+                if not ours and (claim in self._in_flight or claim in self._unrecorded):
+                    log.warning(
+                        "claim lost to another replica",
+                        project=claim.project,
+                        job=claim.job,
+                        slot=format_slot(claim.slot),
+                    )
+
+    async def _dispatch(self, fire: _Fire, claim: Claim) -> Dispatched:
         try:
             if isinstance(fire.job.kind, DecisionTask):
                 return await self._decision_task(fire)
-            return await self._trigger_action(fire)
+            return await self._trigger_action(fire, claim)
         except FireError as error:
-            return Dispatched(FireState.FAILED, None, None, str(error), error.project_broken)
+            return Dispatched(
+                FireState.FAILED,
+                None,
+                None,
+                str(error),
+                error.project_broken,
+                error.transient,
+                error.not_before,
+            )
         except Exception as error:
             # A bug here must cost this fire only, never the others of the tick.
             log.exception("internal error", project=fire.project.name, job=fire.job.name)
@@ -701,12 +899,43 @@ class Engine:
         try:
             await clients.queue.createTask(rendered.task_id, rendered.definition)
         except TaskclusterRestFailure as error:
-            if error.status_code != 409:
-                raise FireError(clients.explain(error, "queue.createTask").message) from None
-            return await self._confirm_existing(clients, rendered.task_id, details)
+            if error.status_code == 409:
+                return await self._confirm_existing(clients, rendered.task_id, details)
+            return await self._resolve_create(clients, rendered.task_id, details, error)
         except Exception as error:
-            raise FireError(clients.explain(error, "queue.createTask").message) from None
+            return await self._resolve_create(clients, rendered.task_id, details, error)
         return Dispatched(FireState.CREATED, rendered.task_id, details, None)
+
+    async def _resolve_create(
+        self, clients: Clients, task_id: str, details: dict[str, Any], error: Exception
+    ) -> Dispatched:
+        """createTask failed. If it may have taken effect all the same (no answer, a 5xx), the
+        queue says whether the task exists: then it was created (its reply was lost). Raises
+        FireError otherwise, `transient` when trying again may work."""
+        explained = clients.explain(error, "queue.createTask")
+        if not explained.uncertain:
+            raise FireError(explained.message, transient=explained.transient)
+        try:
+            await clients.queue.task(task_id)
+        except TaskclusterRestFailure as lookup:
+            if lookup.status_code == 404:
+                raise FireError(
+                    f"{explained.message}; task {task_id} does not exist, so it was not created",
+                    transient=True,
+                ) from None
+            unknown = clients.explain(lookup, "queue.task").message
+            raise FireError(
+                f"{explained.message}; whether task {task_id} was created is not known ({unknown})",
+                transient=True,
+            ) from None
+        except Exception as lookup:
+            unknown = clients.explain(lookup, "queue.task").message
+            raise FireError(
+                f"{explained.message}; whether task {task_id} was created is not known ({unknown})",
+                transient=True,
+            ) from None
+        log.info("createTask's reply was lost; the task exists", task_id=task_id)
+        return Dispatched(FireState.CREATED, task_id, details, None)
 
     def render_for(
         self, project: Project, snapshot: Snapshot, job: Job, slot: datetime, *, now: datetime
@@ -770,35 +999,88 @@ class Engine:
             return Dispatched(FireState.ALREADY_FIRED, task_id, details, f"{UNCONFIRMED}: {reason}")
         return Dispatched(FireState.ALREADY_FIRED, task_id, details, None)
 
-    async def _trigger_action(self, fire: _Fire) -> Dispatched:
+    async def _trigger_action(self, fire: _Fire, claim: Claim) -> Dispatched:
+        """Trigger the job's action once: the intent (what is sent, when) is in the ledger
+        before the trigger goes out, and an attempt after one that may have sent it first
+        looks for the task it made."""
         project, snapshot, job = fire.project, fire.snapshot, fire.job
         assert not isinstance(job.kind, DecisionTask)
+        clients = self.clients_for(project, job.name)
+        if claim.attempt > 1:
+            earlier = await self._earlier_trigger(clients, claim)
+            if earlier is not None:
+                return earlier
         path = decision_index_path(project.trust_domain, project.name, snapshot.revision)
         dry_run = self.config.dry_run or fire.dry_run
         try:
-            triggered = await trigger_action(
-                self.clients_for(project, job.name),
+            prepared = await prepare_trigger(
+                clients,
                 path,
                 job.kind,
                 cron_input=dict(fire.cron_input),
-                dry_run=dry_run,
                 missing_hint=(
                     f"; the push decision task of {snapshot.revision[:12]} has not completed "
                     "(or failed)"
                 ),
+                marker=_marker(claim),
             )
         except TriggerError as error:
-            raise FireError(str(error)) from None
+            raise FireError(str(error), transient=error.transient) from None
         if dry_run:
-            log.info("dry run: hook not triggered", **triggered.details())
-            return Dispatched(FireState.DRY_RUN, None, triggered.details(), None)
+            log.info("dry run: hook not triggered", **prepared.details())
+            return Dispatched(FireState.DRY_RUN, None, prepared.details(), None)
+        sent_at = self.clock()
+        if not await asyncio.to_thread(
+            self.ledger.mark_sent, claim, now=sent_at, details=prepared.details()
+        ):
+            raise FireError("not triggered: another replica took this fire over; it fires there")
+        try:
+            triggered = await send(clients, prepared, sent_at=sent_at)
+        except TriggerError as error:
+            raise FireError(str(error), transient=error.transient) from None
         return Dispatched(FireState.CREATED, triggered.task_id, triggered.details(), None)
+
+    async def _earlier_trigger(self, clients: Clients, claim: Claim) -> Dispatched | None:
+        """What the trigger an earlier attempt of this fire sent made: ALREADY_FIRED with its
+        task, or None when none was sent or it made no task (so this attempt sends one).
+        Raises FireError (transient) while that cannot be known."""
+        earlier = await asyncio.to_thread(self.ledger.fire_by_id, claim.fire_id)
+        if earlier is None or earlier.sent_at is None or not earlier.details:
+            return None
+        sent = Triggered.from_details(earlier.details)
+        if sent is None:
+            return None
+        what = (
+            f"attempt {claim.attempt - 1} triggered {sent.trigger.hook_group_id}/"
+            f"{sent.trigger.hook_id} at {earlier.sent_at:%H:%M:%S} UTC"
+        )
+        try:
+            task_id = await find_sent(clients, sent, since=earlier.sent_at)
+        except TriggerError as error:
+            raise FireError(
+                f"{what}, and whether that made a task is not known ({error}); it is not "
+                "triggered again until that is known",
+                transient=True,
+            ) from None
+        if task_id is not None:
+            return Dispatched(FireState.ALREADY_FIRED, task_id, earlier.details, None)
+        settled = earlier.sent_at + SETTLE
+        if self.clock() < settled:
+            # The trigger may still be in the hooks service's hands: look again once it cannot be.
+            raise FireError(
+                f"{what} and made no task yet; looked for again from {settled:%H:%M:%S} UTC",
+                transient=True,
+                not_before=settled,
+            )
+        return None
 
     # -- shutdown -------------------------------------------------------------------------
 
     async def release_all(self) -> None:
         """On shutdown: record the fires that ended, and give up the claims of those that did
         not, so that another replica can take them over at once."""
+        if self._renewer is not None:
+            self._renewer.cancel()
         await self._record(list(self._unrecorded))
         for claim in list(self._in_flight):
             await asyncio.to_thread(self.ledger.release, claim, now=self.clock())

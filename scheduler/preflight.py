@@ -249,11 +249,15 @@ class _Check:
         else:
             trigger = triggered.trigger
             hook = f"{trigger.hook_group_id}/{trigger.hook_id}"
-            requirements.append(
+            requirements += [
                 Requirement(
                     (f"hooks:trigger-hook:{hook}",), f"triggering action {trigger.action_name}"
-                )
-            )
+                ),
+                Requirement(
+                    (f"hooks:list-last-fires:{hook}",),
+                    f"finding the task of a trigger of {trigger.action_name} whose reply was lost",
+                ),
+            ]
         self._scopes(job.name, requirements, granted)
 
     def _expiry(self, granted: list[str] | None) -> None:

@@ -6,6 +6,7 @@ The engine decides what a slot means (catch-up included); this module only decid
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -45,6 +46,9 @@ SHUTDOWN_GRACE = timedelta(seconds=30)
 MISFIRE_GRACE = timedelta(minutes=14)
 # How often the outbox is looked at for letters due (new ones, or retries whose time came).
 DELIVERY_EVERY = timedelta(seconds=10)
+# How often fires nobody holds are looked for between ticks: a dead replica's claims once their
+# lease runs out, and retries that are due.
+RECOVER_EVERY = timedelta(seconds=20)
 # The service's own Sentry Crons monitor: one check-in per tick.
 TICK_MONITOR = "tc-scheduler-tick"
 TICK_SCHEDULE = "*/15 * * * *"
@@ -246,6 +250,18 @@ class Preflights:
             log.exception("preflight failed; the next new revision tries again")
 
 
+async def recover_and_report(engine: Engine, notifier: Notifier) -> None:
+    """Between ticks: finish the fires nobody holds, and report what that started."""
+    try:
+        recovered = await engine.recover()
+    except Exception:
+        log.exception("recovering fires failed; the next round tries again")
+        return
+    if recovered:
+        log.info("recovered fires", fires=len(recovered))
+        await notifier.round()
+
+
 async def scan_and_report(engine: Engine, notifier: Notifier, project: Project) -> None:
     events = await engine.check_expiry(project)
     await notifier.expiry_scanned(project.name, events)
@@ -254,6 +270,44 @@ async def scan_and_report(engine: Engine, notifier: Notifier, project: Project) 
 
 def _every(interval: timedelta) -> IntervalTrigger:
     return IntervalTrigger(seconds=max(1, int(interval.total_seconds())), timezone=UTC)
+
+
+@dataclass
+class _Running:
+    """The service's work in flight (ticks, watch rounds, deliveries, scans), drained on
+    shutdown: given a grace period to finish, then cancelled, never cut off mid-way unseen."""
+
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def start(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def supervised(
+        self, work: Callable[..., Coroutine[Any, Any, Any]], *args: Any
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
+        """`work(*args)` as an APScheduler job whose runs are started here: when the scheduler
+        shuts down and cancels its jobs, the work goes on and is drained with the rest."""
+
+        async def job() -> None:
+            task = self.start(work(*args))
+            # Cancelled: the scheduler is shutting down; `drain` waits for the work (or
+            # cancels it after the grace period), and no traceback is logged for it.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(task)
+
+        job.__qualname__ = getattr(work, "__qualname__", job.__qualname__)
+        return job
+
+    async def drain(self, grace: timedelta) -> None:
+        if not self.tasks:
+            return
+        _, pending = await asyncio.wait(self.tasks, timeout=grace.total_seconds())
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | None = None) -> None:
@@ -270,12 +324,15 @@ async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | N
         root_url=config.root_url,
     )
     async with open_service(config, clock=clock) as (engine, notifier):
-        running: set[asyncio.Task[Any]] = set()
-
-        def start(work: Coroutine[Any, Any, Any]) -> None:
-            task = asyncio.create_task(work)
-            running.add(task)
-            task.add_done_callback(running.discard)
+        # A process starting under a name takes over at once what a dead one of that name held.
+        fires, letters = await asyncio.to_thread(
+            engine.ledger.release_replica, config.replica, now=engine.clock()
+        )
+        if fires or letters:
+            log.warning("took over what this replica held before", fires=fires, letters=letters)
+        running = _Running()
+        start = running.start
+        supervised = running.supervised
 
         preflights = Preflights(engine, notifier)
 
@@ -284,7 +341,7 @@ async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | N
             await preflights.after_tick(results)
 
         async def scheduled_tick() -> None:
-            # A coroutine, so APScheduler runs it on the event loop rather than in a thread.
+            # Not awaited: a slow tick must not hold the next one back (max_instances).
             start(tick_then_preflight(engine.clock()))
 
         ticker = AsyncIOScheduler(timezone=UTC)
@@ -294,14 +351,16 @@ async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | N
             "misfire_grace_time": int(MISFIRE_GRACE.total_seconds()),
         }
         ticker.add_job(scheduled_tick, CronTrigger(minute="0,15,30,45", timezone=UTC), **repeat)
-        ticker.add_job(notifier.round, _every(config.watch_every), **repeat)
-        ticker.add_job(notifier.postman.deliver, _every(DELIVERY_EVERY), **repeat)
+        ticker.add_job(supervised(notifier.round), _every(config.watch_every), **repeat)
+        ticker.add_job(supervised(notifier.postman.deliver), _every(DELIVERY_EVERY), **repeat)
+        ticker.add_job(
+            supervised(recover_and_report, engine, notifier), _every(RECOVER_EVERY), **repeat
+        )
         for project in config.projects:
             if project.expiry_watched:
                 ticker.add_job(
-                    scan_and_report,
+                    supervised(scan_and_report, engine, notifier, project),
                     _every(project.expiry.every),
-                    args=[engine, notifier, project],
                     next_run_time=datetime.now(UTC),
                     **repeat,
                 )
@@ -313,13 +372,9 @@ async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | N
         start(preflights.check(config.projects))
         start(tick_then_preflight(engine.clock()))
         await stop.wait()
-        log.info("stopping", in_flight=len(running))
+        log.info("stopping", in_flight=len(running.tasks))
         ticker.shutdown(wait=False)
-        if running:
-            _, pending = await asyncio.wait(running, timeout=SHUTDOWN_GRACE.total_seconds())
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await running.drain(SHUTDOWN_GRACE)
         await api.stop()
         await engine.release_all()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -1,8 +1,9 @@
 """Taskcluster for the service: the one client factory, per-project scopes, the retry policy
 and the mapping of failures to messages a person can act on.
 
-The retry policy is the client library's own (5xx and connection errors, exponential backoff);
-nothing else retries Taskcluster calls.
+The retry policy is the client library's own (5xx and connection errors, exponential backoff),
+except for `hooks.triggerHook` (`hooks_once`): a trigger is not idempotent, so triggering.py
+decides when to send one again.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ SERVICES = {
     "hooks": taskcluster.aio.Hooks,
     "auth": taskcluster.aio.Auth,
 }
+# Calls that must not be repeated by the client library: a trigger makes a new task each time.
+ONCE_SERVICES = {"hooks_once": taskcluster.aio.Hooks}
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Clients:
     index: Any
     hooks: Any
     auth: Any
+    hooks_once: Any  # hooks without the client library's retries: for triggerHook
     restriction: Restriction | None = None
     _options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _session: aiohttp.ClientSession | None = field(default=None, repr=False, compare=False)
@@ -82,6 +86,10 @@ class Clients:
         if restriction is not None:
             options = {**options, "authorizedScopes": list(restriction.scopes)}
         services = {name: make(dict(options), session=session) for name, make in SERVICES.items()}
+        once = {**options, "maxRetries": 0}
+        services |= {
+            name: make(dict(once), session=session) for name, make in ONCE_SERVICES.items()
+        }
         return cls(
             options["rootUrl"],
             **services,

@@ -86,6 +86,7 @@ REPOSITORY_ROLES = {
         "queue:route:*",
         "queue:scheduler-id:*",
         "hooks:trigger-hook:*",
+        "hooks:list-last-fires:*",
         "in-tree:hook-action:*",
     ]
 }

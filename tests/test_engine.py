@@ -14,6 +14,7 @@ import pytest
 import slugid
 import taskcluster
 
+from scheduler.actions import MARKER_KEY
 from scheduler.config import CatchUp, Config, Credentials, Project
 from scheduler.cron import DecisionTask, fires_between, load_cron
 from scheduler.engine import Engine, FireTooSoonError, FutureSlotError, SlotResult, plan_catch_up
@@ -386,6 +387,9 @@ jobs:
     [fired] = result.fires
     assert fired.state is FireState.CREATED, fired.error
     task = queue.task(fired.task_id)
+    # The input carries the fire's marker too (the action's schema allows more properties).
+    marker = task["payload"]["user"]["input"].pop(MARKER_KEY)
+    assert marker.startswith("tcs:20261201T0300Z:")
     assert task["payload"]["user"] == {
         "input": {"tasks": ["build-linux64"], "times": 2},
         "taskGroupId": decision,
@@ -531,7 +535,8 @@ def test_a_claim_left_by_a_dead_replica_is_taken_over(emulator: Emulator, tmp_pa
     [result] = run(config, emulator, lambda engine: engine.tick(later))
 
     taken_over = [f for f in result.fires if f.slot == slot]
-    assert [(f.state, f.kind) for f in taken_over] == [(FireState.CREATED, FireKind.CATCH_UP)]
+    # Taken over as what it was: the scheduled fire of 05:00, at its second attempt.
+    assert [(f.state, f.kind) for f in taken_over] == [(FireState.CREATED, FireKind.SCHEDULED)]
     record = next(f for f in fires(config) if f.slot == slot)
     assert (record.state, record.attempt, record.replica) == (FireState.CREATED, 2, "replica-1")
     assert decision_task_id(emulator.root_url, "tc-scheduler", "hourly", slot) in created_task_ids(

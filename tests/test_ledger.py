@@ -26,6 +26,7 @@ from scheduler.ledger import (
     FireState,
     Ledger,
     LedgerURLError,
+    Outcome,
     RemediationState,
     SlotOutcome,
 )
@@ -62,6 +63,71 @@ def must_claim(ledger: Ledger, **arguments: Any) -> Claim:
     taken = claim(ledger, **arguments)
     assert taken is not None, f"expected to claim {arguments}"
     return taken
+
+
+# Retries, renewals and restarts
+
+
+def test_a_retrying_fire_is_open_until_its_retry_is_due_then_claimable_once(
+    ledger: Ledger,
+) -> None:
+    held = must_claim(ledger)
+    retry_at = T + MINUTE
+    [recorded] = ledger.finish_many(
+        [Outcome(held, FireState.RETRYING, error="attempt 1 failed: 503", retry_at=retry_at)],
+        now=T,
+    )
+    assert recorded
+    [fire] = ledger.fires()
+    assert (fire.state, fire.lease_until, fire.finished_at) == (FireState.RETRYING, retry_at, None)
+    assert ledger.watches() == [], "a retry is not reported"
+    assert ledger.open_fires(due_at=retry_at - timedelta(seconds=1)) == []
+    assert [f.id for f in ledger.open_fires(due_at=retry_at)] == [fire.id]
+
+    assert claim(ledger, replica="replica-b", now=retry_at - timedelta(seconds=1)) is None
+    again = must_claim(ledger, replica="replica-b", now=retry_at)
+    assert claim(ledger, replica="replica-c", now=retry_at) is None
+    assert again.attempt == 2
+    assert ledger.finish(again, state=FireState.CREATED, now=retry_at, task_id="t")
+    assert ledger.open_fires(due_at=T + SLOT) == []
+
+
+def test_retry_at_goes_with_retrying_and_only_with_it(ledger: Ledger) -> None:
+    held = must_claim(ledger)
+    with pytest.raises(ValueError, match="retry_at"):
+        ledger.finish_many([Outcome(held, FireState.RETRYING)], now=T)
+    with pytest.raises(ValueError, match="retry_at"):
+        ledger.finish_many([Outcome(held, FireState.FAILED, retry_at=T + MINUTE)], now=T)
+
+
+def test_what_was_sent_stays_through_a_failed_attempt(ledger: Ledger) -> None:
+    held = must_claim(ledger)
+    assert ledger.mark_sent(held, now=T, details={"hookId": "h"})
+    ledger.finish_many(
+        [Outcome(held, FireState.RETRYING, error="lost", retry_at=T + MINUTE)], now=T
+    )
+    [fire] = ledger.fires()
+    assert (fire.sent_at, fire.details) == (T, {"hookId": "h"})
+    taken = must_claim(ledger, replica="replica-b", now=T + MINUTE)
+    assert not ledger.mark_sent(held, now=T + MINUTE, details={}), "no longer ours"
+    assert ledger.mark_sent(taken, now=T + MINUTE, details={"hookId": "h2"})
+
+
+def test_renewing_keeps_a_claim_and_fails_once_it_was_taken_over(ledger: Ledger) -> None:
+    held = must_claim(ledger, lease=MINUTE)
+    assert ledger.renew_many([held], now=T + MINUTE / 2, lease=MINUTE) == [True]
+    assert claim(ledger, replica="replica-b", now=T + MINUTE) is None, "renewed: still held"
+    taken = must_claim(ledger, replica="replica-b", now=T + 2 * MINUTE)
+    assert ledger.renew_many([held, taken], now=T + 2 * MINUTE, lease=MINUTE) == [False, True]
+
+
+def test_a_replica_restarting_under_its_name_releases_what_it_held(ledger: Ledger) -> None:
+    mine = must_claim(ledger, job="a", replica="replica-a")
+    must_claim(ledger, job="b", replica="replica-b")
+    assert ledger.release_replica("replica-a", now=T + MINUTE) == (1, 0)
+    assert [f.job for f in ledger.open_fires(due_at=T + MINUTE)] == ["a"]
+    taken = must_claim(ledger, job="a", replica="replica-a", now=T + MINUTE)
+    assert taken.attempt == mine.attempt + 1
 
 
 # Claims

@@ -51,7 +51,10 @@ class Service:
     def _read(self) -> None:
         assert self.process.stderr is not None
         for line in self.process.stderr:
-            self.lines.append(json.loads(line))
+            try:
+                self.lines.append(json.loads(line))
+            except ValueError:  # not the JSON log: a traceback, say; kept for the asserts
+                self.lines.append({"event": None, "raw": line})
             event = self.lines[-1].get("event")
             if event == "tick":
                 self.ticked.set()
@@ -141,6 +144,28 @@ def test_sigterm_lets_in_flight_fires_finish(
         ledger.close()
     assert fire.state is FireState.CREATED
     assert [task.task_id for task in emulator.tasks()] == [fire.task_id]
+
+
+def test_sigterm_during_scheduled_watch_rounds_drains_them_without_a_traceback(
+    emulator: Emulator, env: dict[str, str], tmp_path: Path
+) -> None:
+    # Every look at a task's status hangs a while: the scheduler's watch rounds are mid-call.
+    emulator.faults.stall_seconds = 3
+    emulator.faults.add("queue.statuses", script=["stall"] * 50)
+    service = run_service(write_config(tmp_path, "watch-every: 1s"), env)
+    try:
+        assert service.evaluated.wait(timeout=60), service.lines
+        deadline = time.monotonic() + 60  # a hang guard, not a timing assertion
+        while sum(1 for _, outcome in emulator.faults.injected if outcome == "stall") < 2:
+            assert time.monotonic() < deadline, "no watch round reached Taskcluster"
+            time.sleep(0.05)
+    finally:
+        assert service.stop() == 0
+    events = [line["event"] for line in service.lines]
+    assert events[-1] == "stopped", events
+    text = json.dumps(service.lines)
+    assert "CancelledError" not in text
+    assert "raised an exception" not in text
 
 
 def test_two_services_sharing_postgresql_fire_every_slot_once(

@@ -6,6 +6,7 @@ The one place that knows its schema (SQLAlchemy models, Alembic migrations); not
 from scheduler.ledger.connecting import LedgerURLError
 from scheduler.ledger.ledger import Ledger
 from scheduler.ledger.records import (
+    OPEN_STATES,
     AuditEntry,
     Claim,
     Fire,
@@ -28,6 +29,7 @@ from scheduler.ledger.records import (
 )
 
 __all__ = [
+    "OPEN_STATES",
     "AuditEntry",
     "Claim",
     "Fire",

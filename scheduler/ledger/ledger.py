@@ -34,6 +34,7 @@ from scheduler.ledger.models import (
     WatchRow,
 )
 from scheduler.ledger.records import (
+    OPEN_STATES,
     AuditEntry,
     Claim,
     Fire,
@@ -241,23 +242,80 @@ class Ledger:
         # One statement both checks and takes: of several concurrent take-overs, the first to
         # update the row moves the lease into the future, and the others then find no row that
         # matches (PostgreSQL re-checks the WHERE clause on the updated row; SQLite writers
-        # run one at a time).
+        # run one at a time). A retrying fire is taken the same way once its retry is due.
         taken = session.execute(
             update(FireRow)
             .where(
                 *_same_fire(**key),
-                FireRow.state == FireState.CLAIMED.value,
+                FireRow.state.in_([state.value for state in OPEN_STATES]),
                 FireRow.lease_until <= now,
             )
-            .values(**holder, attempt=FireRow.attempt + 1)
+            .values(**holder, state=FireState.CLAIMED.value, attempt=FireRow.attempt + 1)
             .returning(FireRow.id, FireRow.attempt)
         ).one_or_none()
         return (taken.id, taken.attempt) if taken is not None else None
 
     def renew(self, claim: Claim, *, now: datetime, lease: timedelta) -> bool:
         """Extend the lease to `now + lease`; False if the claim is no longer ours."""
+        [renewed] = self.renew_many([claim], now=now, lease=lease)
+        return renewed
+
+    def renew_many(self, claims: Sequence[Claim], *, now: datetime, lease: timedelta) -> list[bool]:
+        """`renew` for the claims a replica has in flight, in one transaction."""
         lease_until = _aware("now", now) + _positive("lease", lease)
-        return self._update_own(claim, lease_until=lease_until)
+        with self._transaction(writing=True) as session:
+            return [
+                self._update_claimed(session, claim, lease_until=lease_until) for claim in claims
+            ]
+
+    def mark_sent(self, claim: Claim, *, now: datetime, details: dict[str, Any]) -> bool:
+        """Record, before a fire's request goes out, when and what: whoever finishes the fire
+        after an unknown outcome (a lost reply, a crash) looks for what it may have made.
+        False (and nothing recorded) if the claim is no longer ours: then send nothing."""
+        return self._update_own(claim, sent_at=_aware("now", now), details=details)
+
+    def open_fires(self, *, due_at: datetime, project: str | None = None) -> list[Fire]:
+        """Unfinished fires nobody holds at `due_at`: claims whose lease ran out (their replica
+        died or released them) and retries that are due; oldest slot first."""
+        query = (
+            select(FireRow)
+            .where(
+                FireRow.state.in_([state.value for state in OPEN_STATES]),
+                FireRow.lease_until <= _aware("due_at", due_at),
+            )
+            .order_by(FireRow.slot, FireRow.id)
+        )
+        if project is not None:
+            query = query.where(FireRow.project == project)
+        with self._transaction(writing=False) as session:
+            return [_fire(row) for row in session.scalars(query)]
+
+    def release_replica(self, replica: str, *, now: datetime) -> tuple[int, int]:
+        """Release every claim and outbox letter held under the name `replica`: a process
+        starting under a name takes over at once what its dead predecessor held. Only for a
+        name no other live process uses. The numbers of fires and letters released."""
+        now = _aware("now", now)
+        with self._transaction(writing=True) as session:
+            fires = session.execute(
+                update(FireRow)
+                .where(
+                    FireRow.state == FireState.CLAIMED.value,
+                    FireRow.replica == replica,
+                    FireRow.lease_until > now,
+                )
+                .values(lease_until=now)
+                .returning(FireRow.id)
+            ).all()
+            letters = session.execute(
+                update(LetterRow)
+                .where(
+                    LetterRow.state == LetterState.PENDING.value,
+                    LetterRow.replica == replica,
+                )
+                .values(replica=None, lease_until=None)
+                .returning(LetterRow.id)
+            ).all()
+        return len(fires), len(letters)
 
     def finish(
         self,
@@ -284,24 +342,30 @@ class Ledger:
         """`finish` for several fires, in one transaction (a tick records a project's at once)."""
         if any(outcome.state is FireState.CLAIMED for outcome in outcomes):
             raise ValueError("finish needs the state the fire ended in, not 'claimed'")
+        if any((o.state is FireState.RETRYING) != (o.retry_at is not None) for o in outcomes):
+            raise ValueError("a retrying fire needs retry_at, and only a retrying one has it")
         finished_at = _aware("now", now)
         recorded = []
         watches = []
         with self._transaction(writing=True) as session:
             for outcome in outcomes:
+                retry_at = outcome.retry_at
+                retrying = retry_at is not None
                 ours = self._update_claimed(
                     session,
                     outcome.claim,
                     state=outcome.state.value,
-                    finished_at=finished_at,
-                    lease_until=None,
+                    finished_at=None if retrying else finished_at,
+                    lease_until=None if retry_at is None else _aware("retry_at", retry_at),
                     task_id=outcome.task_id,
                     revision=outcome.revision,
                     error=_scrubbed(outcome.error),
                     # Not scrubbed: a rendered task comes from the repository's public template.
-                    details=outcome.details,
+                    # Without new details, those recorded when the request was sent stay: the
+                    # next attempt needs them to find what it made.
+                    **({} if outcome.details is None else {"details": outcome.details}),
                 )
-                watch = _watch_row(outcome, finished_at) if ours else None
+                watch = _watch_row(outcome, finished_at) if ours and not retrying else None
                 if watch is not None:
                     watches.append(watch)
                 recorded.append(ours)
@@ -894,6 +958,25 @@ class Ledger:
             values["next_attempt_at"] = _aware("retry_at", retry_at)
         return self._settle(letter, **values)
 
+    def renew_letters(
+        self, letters: Sequence[Letter], *, now: datetime, lease: timedelta
+    ) -> list[Letter]:
+        """Extend the lease of letters being delivered to `now + lease`: those still held,
+        as now held (a letter's lease is part of what says it is held)."""
+        lease_until = _aware("now", now) + _positive("lease", lease)
+        with self._transaction(writing=True) as session:
+            renewed = []
+            for letter in letters:
+                held = session.execute(
+                    update(LetterRow)
+                    .where(*_held(letter))
+                    .values(lease_until=lease_until)
+                    .returning(LetterRow.id)
+                ).scalar_one_or_none()
+                if held is not None:
+                    renewed.append(replace(letter, lease_until=lease_until))
+            return renewed
+
     def release_letters(self, letters: Sequence[Letter]) -> None:
         """Give up claims on letters not attempted, so that they go out next, in order."""
         with self._transaction(writing=True) as session:
@@ -1165,6 +1248,7 @@ def _fire(row: FireRow) -> Fire:
         claimed_at=row.claimed_at,
         lease_until=row.lease_until,
         finished_at=row.finished_at,
+        sent_at=row.sent_at,
     )
 
 

@@ -54,10 +54,12 @@ def allowed_values(
 
 # Manual fires may repeat a (project, job, slot); scheduled and catch-up fires may not.
 UNIQUE_CLAIM_PREDICATE = f"kind <> '{FireKind.MANUAL}'"
-# A fire is either open (claimed, leased, unfinished) or finished (no lease, a finish time).
+# A fire is either open (claimed or retrying: leased, unfinished) or finished (no lease, a
+# finish time).
+_OPEN = f"'{FireState.CLAIMED}', '{FireState.RETRYING}'"
 OPEN_IFF_CLAIMED = (
-    f"(state = '{FireState.CLAIMED}' AND lease_until IS NOT NULL AND finished_at IS NULL)"
-    f" OR (state <> '{FireState.CLAIMED}' AND lease_until IS NULL AND finished_at IS NOT NULL)"
+    f"(state IN ({_OPEN}) AND lease_until IS NOT NULL AND finished_at IS NULL)"
+    f" OR (state NOT IN ({_OPEN}) AND lease_until IS NULL AND finished_at IS NOT NULL)"
 )
 
 
@@ -118,6 +120,7 @@ class FireRow(Base):
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         CheckConstraint(allowed_values("kind", FireKind), name="kind"),

@@ -20,10 +20,14 @@ class FireKind(StrEnum):
 class FireState(StrEnum):
     CLAIMED = "claimed"
     """Claimed by a replica that has not finished it yet."""
+    RETRYING = "retrying"
+    """An attempt failed for a passing reason (Taskcluster down, an unknown outcome): tried
+    again from `lease_until` by any replica, with the same task id, while within max-lateness."""
     CREATED = "created"
     """We created the task or triggered the hook."""
     ALREADY_FIRED = "already-fired"
-    """createTask answered 409 and queue.task confirmed that someone else created it."""
+    """An earlier attempt (or another replica) made the task: createTask answered 409, or a
+    trigger whose outcome was unknown was found to have made its task."""
     DRY_RUN = "dry-run"
     """Rendered and recorded, not sent."""
     FAILED = "failed"
@@ -87,9 +91,14 @@ class Claim:
     attempt: int
 
 
+# The states of a fire not finished yet: held by a claim, or waiting for its next attempt.
+OPEN_STATES = frozenset({FireState.CLAIMED, FireState.RETRYING})
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """How a claimed fire ended, for `Ledger.finish_many`."""
+    """How a claimed fire ended (or, RETRYING, how this attempt ended), for
+    `Ledger.finish_many`. `retry_at` is when a RETRYING fire may be tried again."""
 
     claim: Claim
     state: FireState
@@ -98,14 +107,16 @@ class Outcome:
     error: str | None = None
     details: dict[str, Any] | None = None
     watch: WatchSpec | None = None  # follow the fire's task (or report its failure)
+    retry_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class Fire:
     """One row of fire history: a claimed, finished or skipped fire.
 
-    `lease_until` is set only while the fire is claimed, `finished_at` only once it is not.
-    A skipped fire has attempt 0: nobody ever held it.
+    `lease_until` is set only while the fire is open (claimed, or retrying: when its next
+    attempt may start), `finished_at` only once it is not. A skipped fire has attempt 0: nobody
+    ever held it. `sent_at`: when its request (createTask, triggerHook) was last sent.
     """
 
     id: int
@@ -123,6 +134,11 @@ class Fire:
     claimed_at: datetime
     lease_until: datetime | None
     finished_at: datetime | None
+    sent_at: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.state in OPEN_STATES
 
 
 @dataclass(frozen=True)

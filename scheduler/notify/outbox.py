@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -25,7 +25,23 @@ log = structlog.get_logger("tc_scheduler.notify")
 # Between attempts of one letter: 10 s, 20 s, 40 s ... up to 10 minutes, with jitter, so a
 # Slack that is back is used within minutes and one that is down is not hammered.
 BACKOFF = tenacity.wait_exponential(multiplier=5, max=600) + tenacity.wait_random(0, 5)
-LEASE = timedelta(minutes=5)
+# Letters being delivered are leased this long and renewed every third of it: a replica that
+# dies mid-send holds its letters back for about a minute, not more.
+LEASE = timedelta(minutes=1)
+
+
+@dataclass
+class _Held:
+    """A round's letters not settled yet, as last renewed; `lock` keeps a renewal and a
+    settlement of one letter from crossing (a letter's lease is part of what says it is held)."""
+
+    letters: dict[int, Letter]
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def settle(self, letter: Letter) -> Letter:
+        """`letter` as now held, no longer renewed (call under `lock`)."""
+        current = self.letters.pop(letter.id, letter)
+        return replace(letter, lease_until=current.lease_until)
 
 
 class SlackPoster(Protocol):
@@ -67,10 +83,33 @@ class Postman:
         for letter in letters:
             by_destination.setdefault(letter.destination, []).append(letter)
         counts = {"sent": 0, "retrying": 0, "given_up": 0}
-        await asyncio.gather(*(self._in_order(ls, counts) for ls in by_destination.values()))
+        held = _Held({letter.id: letter for letter in letters})
+        renewing = asyncio.create_task(self._keep_leases(held))
+        try:
+            await asyncio.gather(
+                *(self._in_order(ls, held, counts) for ls in by_destination.values())
+            )
+        finally:
+            renewing.cancel()
         return Round(**counts)
 
-    async def _in_order(self, letters: Sequence[Letter], counts: dict[str, int]) -> None:
+    async def _keep_leases(self, held: _Held) -> None:
+        """Renew the leases of this round's letters not settled yet, every third of a lease."""
+        while held.letters:
+            await asyncio.sleep(LEASE.total_seconds() / 3)
+            async with held.lock:
+                renewed = await asyncio.to_thread(
+                    self.ledger.renew_letters,
+                    list(held.letters.values()),
+                    now=self.clock(),
+                    lease=LEASE,
+                )
+                for letter in renewed:
+                    held.letters[letter.id] = letter
+
+    async def _in_order(
+        self, letters: Sequence[Letter], held: _Held, counts: dict[str, int]
+    ) -> None:
         threads: dict[str, dict[str, Any]] = {}
         for index, taken in enumerate(letters):
             letter = taken
@@ -81,18 +120,22 @@ class Postman:
                 posted = await asyncio.to_thread(self._send, letter)
             except Exception as failure:
                 error = failure if isinstance(failure, DeliveryError) else _internal(letter)
-                retrying = await asyncio.to_thread(self._record_failure, letter, error)
-                counts["retrying" if retrying else "given_up"] += 1
-                if retrying:
-                    # Later letters wait behind this one, so that order holds.
-                    await asyncio.to_thread(self.ledger.release_letters, letters[index + 1 :])
-                    return
+                async with held.lock:
+                    current = held.settle(letter)
+                    retrying = await asyncio.to_thread(self._record_failure, current, error)
+                    counts["retrying" if retrying else "given_up"] += 1
+                    if retrying:
+                        # Later letters wait behind this one, so that order holds.
+                        later = [held.settle(later) for later in letters[index + 1 :]]
+                        await asyncio.to_thread(self.ledger.release_letters, later)
+                        return
                 continue
             if posted is not None:
                 threads[letter.key] = posted
-            await asyncio.to_thread(
-                self.ledger.letter_sent, letter, now=self.clock(), posted=posted
-            )
+            async with held.lock:
+                await asyncio.to_thread(
+                    self.ledger.letter_sent, held.settle(letter), now=self.clock(), posted=posted
+                )
             counts["sent"] += 1
             log.info("notified", key=letter.key, destination=letter.destination)
 

@@ -1,0 +1,31 @@
+"""When a fire that failed for a passing reason is tried again, and when it is given up.
+
+Pure: the engine asks, and the ledger keeps the time of the next attempt as the fire's lease.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+# The first retry comes this soon after a failed attempt; each later one waits twice as long,
+# up to LONGEST_WAIT: a Taskcluster that is back is used within a minute, one that is down is
+# not hammered.
+FIRST_WAIT = timedelta(seconds=30)
+LONGEST_WAIT = timedelta(minutes=5)
+
+
+def retry_wait(attempt: int) -> timedelta:
+    """How long after failed attempt number `attempt` (1 for the first) the next one starts."""
+    wait: timedelta = FIRST_WAIT * 2 ** max(attempt - 1, 0)
+    return min(wait, LONGEST_WAIT)
+
+
+def next_attempt_at(
+    slot: datetime, attempt: int, now: datetime, max_lateness: timedelta
+) -> datetime | None:
+    """When to try a fire of `slot` again after failed attempt `attempt` at `now`, or None: its
+    max-lateness has passed, so it is given up. The last attempt comes at the limit at latest."""
+    limit = slot + max_lateness
+    if now >= limit:
+        return None
+    return min(now + retry_wait(attempt), limit)
