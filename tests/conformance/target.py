@@ -256,6 +256,16 @@ def expect_error(
     return error.body
 
 
+def expect_scope_needed(target: Target, scope: str, call: Any, *args: Any) -> Any:
+    """A call from a client without `scope`: 403 naming it, or the reply if the anonymous role
+    grants it (as on a public deployment)."""
+    if target.anonymous_may(scope):
+        return call(*args)
+    body = expect_error(403, "InsufficientScopes", call, *args)
+    assert scope in body["message"], body["message"]
+    return None
+
+
 # -- the two client flavours --------------------------------------------------------------------
 
 

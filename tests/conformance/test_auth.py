@@ -21,6 +21,7 @@ from tests.conformance.target import (
     Clients,
     Target,
     expect_error,
+    expect_scope_needed,
     public_and_private,
     satisfies,
 )
@@ -66,16 +67,6 @@ def fails_authentication(
     """
     task_id = target.create_task()
     expect_error(401, "AuthenticationFailed", api.queue(credentials, **options).cancelTask, task_id)
-
-
-def expect_scope_needed(target: Target, scope: str, call: Any, *args: Any) -> Any:
-    """A call from a client without `scope`: 403 naming it, or the reply if the anonymous role
-    grants it (as on a public deployment)."""
-    if target.anonymous_may(scope):
-        return call(*args)
-    body = expect_error(403, "InsufficientScopes", call, *args)
-    assert scope in body["message"], body["message"]
-    return None
 
 
 def test_current_scopes_are_the_clients_and_the_anonymous_roles(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,12 +21,21 @@ from tests.conformance.target import (
     Clients,
     Target,
     expect_error,
+    expect_scope_needed,
     parse_iso,
+    public_and_private,
 )
 
 TRIGGER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"message": {"type": "string"}},
+    "required": ["message"],
+    "additionalProperties": False,
+}
+# A trigger schema that also lets the payload name the task's id (`payload.taskId`).
+TASK_ID_TRIGGER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"message": {"type": "string"}, "taskId": {"type": "string"}},
     "required": ["message"],
     "additionalProperties": False,
 }
@@ -35,6 +46,7 @@ def hook_definition(
     task_scopes: list[str] | None = None,
     name: str = "conformance",
     schedule: list[str] | None = None,
+    trigger_schema: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A createHook request whose task (JSON-e) echoes the trigger payload's message."""
     return {
@@ -58,7 +70,7 @@ def hook_definition(
                 "source": SOURCE,
             },
         },
-        "triggerSchema": TRIGGER_SCHEMA,
+        "triggerSchema": trigger_schema or TRIGGER_SCHEMA,
         # Given explicitly: the real createHook echoes the request (without a default for
         # `bindings`), while `hook` reads back `bindings: []`.
         "bindings": [],
@@ -251,6 +263,207 @@ def test_remove_hook_is_idempotent(api: Clients, target: Target) -> None:
     assert api.hooks().removeHook(HOOK_GROUP, hook_id) == {}
 
 
+# -- the record of fires, as tc-scheduler reads it to tell whether a trigger made a task ----------
+
+
+def trigger(api: Clients, target: Target, hook_id: str, message: str) -> str:
+    """Trigger the hook (as root); gives the taskId, whose task is canceled at teardown."""
+    task_id = str(api.hooks().triggerHook(HOOK_GROUP, hook_id, {"message": message})["taskId"])
+    target.track_task(task_id)
+    return task_id
+
+
+def test_last_fires_are_newest_first_and_listed_once_the_trigger_answers(
+    api: Clients, target: Target
+) -> None:
+    """Each fire is listed as soon as triggerHook has answered (no waiting), newest first, with
+    its taskCreateTime in Taskcluster's time format, at the time of the trigger."""
+    hook_id = make_hook(target)
+    fired: list[str] = []
+    earliest = target.now() - CLOCK_SKEW
+    for number in range(3):
+        fired.append(trigger(api, target, hook_id, f"fire {number}"))
+        listed = api.hooks().listLastFires(HOOK_GROUP, hook_id)["lastFires"]
+        assert [fire["taskId"] for fire in listed] == fired[::-1]
+    latest = target.now() + CLOCK_SKEW
+    for fire in listed:
+        assert (fire["result"], fire["error"]) == ("success", "")
+        assert (fire["firedBy"], fire["taskState"]) == ("triggerHook", "pending")
+        assert _DATE_TIME_MS.fullmatch(fire["taskCreateTime"]), fire["taskCreateTime"]
+        assert earliest <= parse_iso(fire["taskCreateTime"]) <= latest
+    times = [parse_iso(fire["taskCreateTime"]) for fire in listed]
+    assert times == sorted(times, reverse=True)
+
+
+def test_last_fires_come_in_pages(api: Clients, target: Target) -> None:
+    """`limit` pages the fires (newest first) with a continuationToken, absent on the last page;
+    a token that is not one is a 400 InputError."""
+    hook_id = make_hook(target)
+    fired = [trigger(api, target, hook_id, f"fire {number}") for number in range(3)]
+    first = api.hooks().listLastFires(HOOK_GROUP, hook_id, query={"limit": 2})
+    assert [fire["taskId"] for fire in first["lastFires"]] == fired[:0:-1]
+    token = first["continuationToken"]
+    second = api.hooks().listLastFires(
+        HOOK_GROUP, hook_id, query={"limit": 2, "continuationToken": token}
+    )
+    assert [fire["taskId"] for fire in second["lastFires"]] == fired[:1]
+    assert "continuationToken" not in second
+    whole = api.hooks().listLastFires(HOOK_GROUP, hook_id)
+    assert [fire["taskId"] for fire in whole["lastFires"]] == fired[::-1]
+    assert "continuationToken" not in whole
+    expect_error(
+        400,
+        "InputError",
+        api.hooks().listLastFires,
+        HOOK_GROUP,
+        hook_id,
+        query={"continuationToken": "!!!"},
+    )
+
+
+@public_and_private
+def test_list_last_fires_needs_its_scope(api: Clients, target: Target) -> None:
+    """listLastFires needs `hooks:list-last-fires:<group>/<id>` (unless the anonymous role grants
+    it); the scope to trigger the hook is not enough."""
+    hook_id = make_hook(target)
+    task_id = trigger(api, target, hook_id, "hi")
+    needed = f"hooks:list-last-fires:{HOOK_GROUP}/{hook_id}"
+    trigger_only = target.make_client([f"hooks:trigger-hook:{HOOK_GROUP}/{hook_id}"])
+    expect_scope_needed(target, needed, api.hooks(trigger_only).listLastFires, HOOK_GROUP, hook_id)
+    reader = api.hooks(target.make_client([needed]))
+    assert [fire["taskId"] for fire in reader.listLastFires(HOOK_GROUP, hook_id)["lastFires"]] == [
+        task_id
+    ]
+    # The scope is checked before anything is looked up: for a hook that is not there, too.
+    missing = f"{hook_id}-missing"
+    if target.anonymous_may(f"hooks:list-last-fires:{HOOK_GROUP}/{missing}"):
+        expect_error(
+            404, "ResourceNotFound", api.hooks(trigger_only).listLastFires, HOOK_GROUP, missing
+        )
+    else:
+        body = expect_error(
+            403, "InsufficientScopes", api.hooks(trigger_only).listLastFires, HOOK_GROUP, missing
+        )
+        assert f"hooks:list-last-fires:{HOOK_GROUP}/{missing}" in body["message"]
+
+
+def test_removing_a_hook_forgets_its_fires(api: Clients, target: Target) -> None:
+    """A hook removed and made again under the same id has no fires."""
+    hook_id = make_hook(target)
+    trigger(api, target, hook_id, "hi")
+    api.hooks().removeHook(HOOK_GROUP, hook_id)
+    expect_error(404, "ResourceNotFound", api.hooks().listLastFires, HOOK_GROUP, hook_id)
+    target.root("hooks").createHook(HOOK_GROUP, hook_id, hook_definition())
+    expect_error(404, "ResourceNotFound", api.hooks().listLastFires, HOOK_GROUP, hook_id)
+
+
+def test_a_trigger_payload_can_name_the_task_id(api: Clients, target: Target) -> None:
+    """`payload.taskId` (where the trigger schema allows it) is the created task's id; one that
+    is not a slugid is a 400 InputError and fires nothing."""
+    hook_id = make_hook(target, trigger_schema=TASK_ID_TRIGGER_SCHEMA)
+    body = expect_error(
+        400,
+        "InputError",
+        api.hooks().triggerHook,
+        HOOK_GROUP,
+        hook_id,
+        {"message": "x", "taskId": "not-a-slugid"},
+    )
+    assert "Invalid taskId format: not-a-slugid" in body["message"]
+    expect_error(404, "ResourceNotFound", api.hooks().listLastFires, HOOK_GROUP, hook_id)
+
+    wanted = target.new_task_id()
+    reply = api.hooks().triggerHook(HOOK_GROUP, hook_id, {"message": "x", "taskId": wanted})
+    assert reply == {"taskId": wanted, "status": {"taskId": wanted}}
+    task = api.queue().task(wanted)
+    assert task["taskGroupId"] == wanted
+    assert task["payload"]["message"] == "x"
+
+
+def test_the_same_task_id_fires_once(api: Clients, target: Target) -> None:
+    """A second trigger of the hook naming the same taskId is a 400 InputError: no second task,
+    no second fire. Another hook naming it fails too, at createTask, and records an error."""
+    hook_id = make_hook(target, trigger_schema=TASK_ID_TRIGGER_SCHEMA)
+    wanted = target.new_task_id()
+    api.hooks().triggerHook(HOOK_GROUP, hook_id, {"message": "first", "taskId": wanted})
+    expect_error(
+        400,
+        "InputError",
+        api.hooks().triggerHook,
+        HOOK_GROUP,
+        hook_id,
+        {"message": "second", "taskId": wanted},
+    )
+    fires = api.hooks().listLastFires(HOOK_GROUP, hook_id)["lastFires"]
+    assert [(fire["taskId"], fire["result"]) for fire in fires] == [(wanted, "success")]
+    assert api.queue().task(wanted)["payload"]["message"] == "first"
+
+    other = make_hook(target, trigger_schema=TASK_ID_TRIGGER_SCHEMA)
+    body = expect_error(
+        400,
+        "InputError",
+        api.hooks().triggerHook,
+        HOOK_GROUP,
+        other,
+        {"message": "other", "taskId": wanted},
+    )
+    assert "While calling createTask: RequestConflict" in body["message"], body["message"]
+    fires = api.hooks().listLastFires(HOOK_GROUP, other)["lastFires"]
+    assert [(fire["taskId"], fire["result"]) for fire in fires] == [(wanted, "error")]
+    assert json.loads(fires[0]["error"])["code"] == "RequestConflict"
+
+
+def test_a_task_the_queue_refuses_is_an_input_error_and_an_error_fire(
+    api: Clients, target: Target
+) -> None:
+    """When createTask refuses the hook's task (other than for scopes), triggerHook answers 400
+    InputError naming the queue's error code; the fire is recorded as an error (its `error` the
+    queue's error as JSON) with no task, and getHookStatus gives that error as an object."""
+    hook_id = target.hook_id()
+    target.make_hook_role(HOOK_GROUP, hook_id)
+    definition = hook_definition()
+    definition["task"]["deadline"] = {"$fromNow": "30 days"}  # the queue allows 5 days at most
+    target.root("hooks").createHook(HOOK_GROUP, hook_id, definition)
+    body = expect_error(
+        400, "InputError", api.hooks().triggerHook, HOOK_GROUP, hook_id, {"message": "x"}
+    )
+    assert "While calling createTask: InputError" in body["message"], body["message"]
+    fires = api.hooks().listLastFires(HOOK_GROUP, hook_id)["lastFires"]
+    assert [(fire["result"], fire["taskState"]) for fire in fires] == [("error", "unknown")]
+    recorded = json.loads(fires[0]["error"])
+    assert (recorded["code"], recorded["statusCode"]) == ("InputError", 400)
+    expect_error(404, "ResourceNotFound", api.queue().task, fires[0]["taskId"])
+    status = api.hooks().getHookStatus(HOOK_GROUP, hook_id)["lastFire"]
+    assert (status["result"], status["error"]["code"]) == ("error", "InputError")
+
+
+def test_template_errors_are_error_fires_and_declined_fires_are_not_recorded(
+    api: Clients, target: Target
+) -> None:
+    """A task template failing to render is a 400 InputError recorded as an error fire; one
+    rendering nothing (null) answers `{}` and records no fire."""
+    declining = target.hook_id()
+    target.make_hook_role(HOOK_GROUP, declining)
+    definition = hook_definition()
+    definition["task"] = {"$if": "payload.message == 'go'", "then": definition["task"]}
+    target.root("hooks").createHook(HOOK_GROUP, declining, definition)
+    assert api.hooks().triggerHook(HOOK_GROUP, declining, {"message": "stay"}) == {}
+    expect_error(404, "ResourceNotFound", api.hooks().listLastFires, HOOK_GROUP, declining)
+
+    broken = target.hook_id()
+    target.make_hook_role(HOOK_GROUP, broken)
+    definition = hook_definition()
+    definition["task"]["payload"]["missing"] = {"$eval": "payload.missing.deeper"}
+    target.root("hooks").createHook(HOOK_GROUP, broken, definition)
+    body = expect_error(
+        400, "InputError", api.hooks().triggerHook, HOOK_GROUP, broken, {"message": "x"}
+    )
+    assert body["message"].startswith("While firing hook:"), body["message"]
+    fires = api.hooks().listLastFires(HOOK_GROUP, broken)["lastFires"]
+    assert [fire["result"] for fire in fires] == ["error"]
+    assert "InterpreterError" in fires[0]["error"], fires[0]["error"]
+
+
 # -- schedules ----------------------------------------------------------------------------------
 #
 # The hooks service reads schedule entries with the npm package cron-parser: six fields, seconds
@@ -259,6 +472,8 @@ def test_remove_hook_is_idempotent(api: Clients, target: Target) -> None:
 
 # How far the target's clock may be from this machine's, for the next-date checks.
 CLOCK_SKEW = timedelta(seconds=30)
+# Taskcluster's time format (`Date.toJSON()`): UTC, milliseconds, `Z`.
+_DATE_TIME_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 def _midnight_after(moment: datetime) -> datetime:

@@ -4,11 +4,18 @@ A trigger renders the hook's task template and creates the task with the scopes 
 `hook-id:<hookGroupId>/<hookId>`, as the real service does. Schedule entries are checked and the
 next scheduled date kept as the real service does (cron_parser.py), but the emulator never fires
 a schedule: tc-scheduler, the scheduler under test, fires hooks itself.
+
+As in the real service, a fire is recorded (newest first in `listLastFires`) before triggerHook
+answers, keyed by its taskId: a payload may name the taskId (`payload.taskId`), and a second
+fire of the same hook with that taskId is refused without a second record.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,11 +25,14 @@ import jsone
 import jsonschema
 import slugid
 
+from tests import corpus
 from tests.emulator import cron_parser
 from tests.emulator.api import ApiError, Call, Handler, paginate
 from tests.emulator.clock import format_time
 
 DEFAULT_TRIGGER_SCHEMA: dict[str, Any] = {"type": "object", "additionalProperties": False}
+# The real service's words when listLastFires finds nothing (it does not tell the two apart).
+NO_FIRES = "No such hook or never fired"
 
 # (task id, definition, role id, now) -> the created task's state; raises ApiError.
 CreateTask = Callable[[str, dict[str, Any], str, datetime], str]
@@ -146,7 +156,7 @@ class Hooks:
             raise ApiError(
                 "InputError", f"the payload does not match the hook's triggerSchema: {details}"
             )
-        task_id = slugid.nice()
+        task_id = _requested_task_id(call.body) or slugid.nice()
         context = {
             "firedBy": "triggerHook",
             "payload": call.body,
@@ -157,32 +167,33 @@ class Hooks:
         try:
             task = jsone.render(hook.definition["task"], context)
         except jsone.JSONTemplateError as error:
-            self._record(hook, call.now, task_id, error=f"JSON-e error: {error}")
-            raise ApiError(
-                "InputError", f"rendering the hook's task template failed: {error}"
-            ) from None
-        if task is None:
+            self._record(hook, call.now, task_id, error=str(error))
+            raise ApiError("InputError", f"While firing hook:\n\n{error}") from None
+        if _falsy(task):
+            # The service records nothing when the template renders nothing (a declined fire).
             return {}
         if not isinstance(task, dict):
-            self._record(hook, call.now, task_id, error="the task template rendered a non-object")
-            raise ApiError("InputError", "the hook's task template must render an object")
+            problem = "the hook's task template must render an object"
+            self._record(hook, call.now, task_id, error=problem)
+            raise ApiError("InputError", f"While firing hook:\n\n{problem}")
         task.setdefault("created", format_time(call.now))
         task.setdefault("deadline", format_time(call.now + timedelta(days=1)))
         task.setdefault("expires", format_time(call.now + timedelta(days=30)))
+        role = f"hook-id:{hook.group_id}/{hook.hook_id}"
         try:
-            state = self._create_task(
-                task_id, task, f"hook-id:{hook.group_id}/{hook.hook_id}", call.now
-            )
+            state = self._create_task(task_id, task, role, call.now)
         except ApiError as error:
-            role = f"hook-id:{hook.group_id}/{hook.hook_id}"
+            self._record(hook, call.now, task_id, error=_create_task_error(error))
             if error.code == "InsufficientScopes":
-                error = ApiError(
+                raise ApiError(
                     error.code,
-                    f"The role `{role}` does not have sufficient scopes to create the task: "
+                    f"The role `{role}` does not have sufficient scopes to create the task:\n\n"
                     f"{error.message}",
-                )
-            self._record(hook, call.now, task_id, error=error.message)
-            raise error from None
+                ) from None
+            # Every other refusal of createTask comes back as the hooks service's InputError.
+            raise ApiError(
+                "InputError", f"While calling createTask: {error.code}\n\n{error.message}"
+            ) from None
         self._record(hook, call.now, task_id, state=state)
         return {"taskId": task_id, "status": {"taskId": task_id}}
 
@@ -195,6 +206,15 @@ class Hooks:
         state: str | None = None,
         error: str | None = None,
     ) -> None:
+        """Record a fire, keyed (as in the real table) by hook and taskId: a second record of
+        the same taskId fails the trigger, whatever else happened, and is not kept."""
+        if any(fire["taskId"] == task_id for fire in hook.fires):
+            raise ApiError(
+                "InputError",
+                "While firing hook:\n\nerror: duplicate key value violates unique constraint "
+                f'"hooks_last_fires_pkey"\nDETAIL: Key (hook_group_id, hook_id, task_id)=('
+                f"{hook.group_id}, {hook.hook_id}, {task_id}) already exists.",
+            )
         hook.fires.append(
             {
                 "hookGroupId": hook.group_id,
@@ -209,10 +229,17 @@ class Hooks:
         )
 
     def list_last_fires(self, call: Call) -> Any:
-        hook = self._hook(call)
-        if not hook.fires:
-            raise ApiError("ResourceNotFound", f"hook {hook.group_id}/{hook.hook_id} has not fired")
-        page, token = paginate(call, list(reversed(hook.fires)))
+        # The real service reads the fires alone: a hook that is not there has none.
+        hook = self.hooks.get((call.params["hookGroupId"], call.params["hookId"]))
+        fires = list(reversed(hook.fires)) if hook is not None else []
+        try:
+            page, token = paginate(call, fires)
+        except ApiError as error:
+            if "continuationToken" in error.message:
+                raise ApiError("InputError", "Invalid continuation token") from None
+            raise
+        if not page:
+            raise ApiError("ResourceNotFound", NO_FIRES)
         reply: dict[str, Any] = {"lastFires": page}
         if token:
             reply["continuationToken"] = token
@@ -225,7 +252,47 @@ def _last_fire(hook: Hook) -> dict[str, Any]:
     last = hook.fires[-1]
     if last["result"] == "success":
         return {"result": "success", "taskId": last["taskId"], "time": last["taskCreateTime"]}
-    return {"result": "error", "error": {"message": last["error"]}, "time": last["taskCreateTime"]}
+    try:
+        error = json.loads(last["error"])
+    except ValueError:
+        error = None
+    if not isinstance(error, dict):  # the service parses the recorded error when it can
+        error = {"message": last["error"]}
+    return {"result": "error", "error": error, "time": last["taskCreateTime"]}
+
+
+def _requested_task_id(payload: Any) -> str | None:
+    """The taskId a trigger's payload asks for (`payload.taskId`, when set), or None.
+
+    The service takes any value JavaScript finds true and checks it against its slugid pattern.
+    """
+    value = payload.get("taskId") if isinstance(payload, dict) else None
+    if _falsy(value):
+        return None
+    if not isinstance(value, str) or _task_id_pattern().fullmatch(value) is None:
+        shown = value if isinstance(value, str) else json.dumps(value)
+        raise ApiError("InputError", f"Invalid taskId format: {shown}")
+    return value
+
+
+@functools.cache
+def _task_id_pattern() -> re.Pattern[str]:
+    """The slugid pattern the hooks service checks a requested taskId with (its schemas')."""
+    schema = corpus.served_schemas()["/schemas/queue/v1/task-status.json"]
+    return re.compile(schema["properties"]["taskId"]["pattern"])
+
+
+def _falsy(value: Any) -> bool:
+    """Whether JavaScript finds `value` false (null, false, 0, ""; never an object or array):
+    the service's test both for a declined fire (the rendered task) and for `payload.taskId`."""
+    return not isinstance(value, (dict, list)) and not value
+
+
+def _create_task_error(error: ApiError) -> str:
+    """How the service records a createTask refusal in the fire: the client error, as JSON."""
+    body = {"code": error.code, "message": error.message}
+    recorded = {**body, "name": "Error", "statusCode": error.status, "body": body}
+    return json.dumps(recorded, indent=2)
 
 
 def _next_scheduled(definition: Mapping[str, Any], now: datetime) -> datetime:
