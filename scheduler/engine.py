@@ -615,7 +615,17 @@ class Engine:
             now=now,
             lease=self.config.claim_lease,
             min_interval=interval,
+            unsure_for=SETTLE,
         )
+        if not isinstance(claim, Claim) and claim.state is FireState.FAILED and claim.sent_at:
+            wait = claim.sent_at + SETTLE - now
+            raise FireTooSoonError(
+                f"{project.name}/{job.name} was fired by hand at {claim.claimed_at:%H:%M:%S} UTC "
+                f"and may have made its task although it failed ({claim.error}); to fire it "
+                f"again, check the hook's last fires, then try again in "
+                f"{int(wait.total_seconds()) + 1} s",
+                retry_after=wait,
+            )
         if not isinstance(claim, Claim):
             wait = interval - (now - claim.claimed_at)
             raise FireTooSoonError(
@@ -1025,7 +1035,9 @@ class Engine:
                 marker=_marker(claim),
             )
         except TriggerError as error:
-            raise FireError(str(error), transient=error.transient) from None
+            raise FireError(
+                str(error), transient=error.transient, not_before=error.not_before
+            ) from None
         if dry_run:
             log.info("dry run: hook not triggered", **prepared.details())
             return Dispatched(FireState.DRY_RUN, None, prepared.details(), None)
@@ -1037,7 +1049,9 @@ class Engine:
         try:
             triggered = await send(clients, prepared, sent_at=sent_at)
         except TriggerError as error:
-            raise FireError(str(error), transient=error.transient) from None
+            raise FireError(
+                str(error), transient=error.transient, not_before=error.not_before
+            ) from None
         return Dispatched(FireState.CREATED, triggered.task_id, triggered.details(), None)
 
     async def _earlier_trigger(self, clients: Clients, claim: Claim) -> Dispatched | None:

@@ -113,9 +113,11 @@ class Clients:
         acting_for = f"project {project.name}" if job is None else f"{project.name}/{job}"
         return self.restricted(acting_for, project.authorized_scopes)
 
-    def explain(self, error: BaseException, doing: str) -> TaskclusterError:
+    def explain(
+        self, error: BaseException, doing: str, *, retries: int = MAX_RETRIES
+    ) -> TaskclusterError:
         """`explain`, with where to grant a scope these clients' calls lacked."""
-        return explain(error, doing, self.restriction)
+        return explain(error, doing, self.restriction, retries=retries)
 
     async def download_json(self, task_id: str, name: str) -> Any:
         """A task's latest artifact, parsed as JSON (any storage type the queue uses)."""
@@ -178,7 +180,11 @@ class TaskclusterError(Exception):
 
 
 def explain(
-    error: BaseException, doing: str, restriction: Restriction | None = None
+    error: BaseException,
+    doing: str,
+    restriction: Restriction | None = None,
+    *,
+    retries: int = MAX_RETRIES,
 ) -> TaskclusterError:
     """A TaskclusterError saying what failed while `doing`, in words a person can act on:
     the service's answer (status, code, message) when it answered, the artifact store's HTTP
@@ -186,7 +192,8 @@ def explain(
     scope is named with where to grant it: the role the `restriction` assumes, or the client.
 
     Only the first paragraph of the service's message is kept: the rest repeats the request,
-    which may be large. Credentials never appear in either.
+    which may be large. Credentials never appear in either. `retries`: how many times the
+    client retried the call (none for `hooks_once`).
     """
     if isinstance(error, TaskclusterError):
         return error
@@ -213,7 +220,7 @@ def explain(
         # them for what the artifact store answers.
         _forget_answer()
         url = error.request_info.real_url if error.request_info else None
-        retried = f", still after {MAX_RETRIES} retries" if error.status >= 500 else ""
+        retried = f", still after {retries} retries" if error.status >= 500 and retries else ""
         return TaskclusterError(
             f"{doing} failed: {_who(url)} answered {error.status} {error.message}{retried}",
             status=error.status,
@@ -224,13 +231,14 @@ def explain(
             # An earlier attempt had an answer: the service is reachable, and failing.
             return TaskclusterError(
                 f"{doing} failed: {_who(answered.url)} answered {answered.status} "
-                f"{answered.reason}, still after {MAX_RETRIES} retries (the last one: "
+                f"{answered.reason}, still after {retries} retries (the last one: "
                 f"{_connection_failure(error)})",
                 status=answered.status,
             )
         return TaskclusterError(
-            f"{doing} failed: could not reach Taskcluster after {MAX_RETRIES} retries "
-            f"({_connection_failure(error)}); check the root URL and the network",
+            f"{doing} failed: could not reach Taskcluster"
+            f"{f' after {retries} retries' if retries else ''} ({_connection_failure(error)}); "
+            "check the root URL and the network",
             answered=False,
         )
     if isinstance(error, TaskclusterArtifactError):

@@ -44,6 +44,7 @@ class TriggerError(Exception):
     `upstream`: Taskcluster failed or could not be reached (not the action or its input).
     `unindexed`: no decision task is indexed where its actions were looked for (yet).
     `transient`: trying again later may work (Taskcluster down, an outcome not known yet).
+    `not_before`: the outcome of a trigger sent may not be known before then (see SETTLE).
     """
 
     def __init__(
@@ -53,11 +54,13 @@ class TriggerError(Exception):
         upstream: bool = False,
         unindexed: bool = False,
         transient: bool = False,
+        not_before: datetime | None = None,
     ) -> None:
         super().__init__(message)
         self.upstream = upstream
         self.unindexed = unindexed
         self.transient = transient
+        self.not_before = not_before
 
 
 def _upstream(clients: Clients, error: BaseException, doing: str) -> TriggerError:
@@ -180,7 +183,7 @@ async def send(clients: Clients, prepared: Triggered, *, sent_at: datetime) -> T
             trigger.hook_group_id, trigger.hook_id, trigger.payload
         )
     except Exception as error:
-        explained = clients.explain(error, what)
+        explained = clients.explain(error, what, retries=0)
         if not explained.uncertain:
             raise TriggerError(
                 explained.message, upstream=True, transient=explained.transient
@@ -195,11 +198,16 @@ async def send(clients: Clients, prepared: Triggered, *, sent_at: datetime) -> T
                 transient=True,
             ) from None
         if task_id is None:
+            # The hooks service records a fire only once its task is made, and may still be
+            # making it: not finding it proves nothing until SETTLE has passed.
+            settled = sent_at + SETTLE
             raise TriggerError(
-                f"{explained.message}; the hook made no task for it (its last fires show none), "
-                "so triggering it again is safe",
+                f"{explained.message}; the hook's last fires show no task for it yet, and it "
+                f"may still be made: it is not triggered again before {settled:%H:%M:%S} UTC, "
+                "when they are looked at again",
                 upstream=True,
                 transient=True,
+                not_before=settled,
             ) from None
         return Triggered(prepared.decision_task_id, trigger, task_id)
     task_id = response.get("taskId") if isinstance(response, dict) else None

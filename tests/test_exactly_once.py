@@ -8,10 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import taskcluster
 
 from scheduler.config import CatchUp
-from scheduler.engine import FireResult
+from scheduler.engine import Engine, FireResult, FireTooSoonError
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireKind, FireState, Ledger
 from scheduler.retrying import FIRST_WAIT
@@ -255,13 +256,15 @@ def test_a_trigger_that_made_nothing_is_sent_again_once_it_cannot_still_land(
     [result] = tick(config, emulator, DAY)
 
     assert [f.state for f in result.fires] == [FireState.RETRYING]
+    said = result.fires[0].error or ""
+    assert "answered 503" in said
+    assert "retries" not in said, "a trigger is sent once by the client, never retried"
+    assert "no task for it yet" in said
     assert hook_fires(emulator) == []
-    # The next attempt looks first; the first trigger could in theory still land, so it waits.
-    emulator.clock.set(DAY + FIRST_WAIT, frozen=True)
-    [waiting] = recover(config, emulator)
-    assert waiting.state is FireState.RETRYING
+    # The hooks service could still be making its task: not tried again before it cannot be.
     assert the_fire(config).lease_until == DAY + SETTLE
-    assert hook_fires(emulator) == []
+    emulator.clock.set(DAY + FIRST_WAIT, frozen=True)
+    assert recover(config, emulator) == []
 
     emulator.clock.set(DAY + SETTLE, frozen=True)
     [fired] = recover(config, emulator)
@@ -324,3 +327,29 @@ def test_an_unmarked_task_of_the_hook_counts_as_ours_so_nothing_fires_twice(
 
     assert [(f.state, f.task_id) for f in result.fires] == [(FireState.CREATED, unmarked)]
     assert len(hook_fires(emulator)) == 1
+
+
+def test_a_manual_trigger_with_an_unknown_outcome_is_not_fired_again_by_hand_at_once(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    config = action_world(emulator, tmp_path)
+    emulator.clock.set(DAY, frozen=True)
+    emulator.faults.add("hooks.triggerHook", script=["503"])
+
+    first = run(config, emulator, lambda engine: engine.fire_now("fenix", "add-jobs"))
+    assert first.state is FireState.FAILED  # a person fired it: told at once, not retried
+
+    async def again(engine: Engine) -> str:
+        with pytest.raises(FireTooSoonError) as refused:
+            await engine.fire_now("fenix", "add-jobs")
+        return str(refused.value)
+
+    emulator.clock.set(DAY + SETTLE - timedelta(seconds=1), frozen=True)
+    said = run(config, emulator, again)
+    assert "may have made its task" in said
+    assert "try again in 2 s" in said
+
+    emulator.clock.set(DAY + SETTLE, frozen=True)
+    second = run(config, emulator, lambda engine: engine.fire_now("fenix", "add-jobs"))
+    [made] = hook_fires(emulator)
+    assert (second.state, second.task_id) == (FireState.CREATED, made["taskId"])

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, Engine, and_, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -172,10 +172,12 @@ class Ledger:
         now: datetime,
         lease: timedelta,
         min_interval: timedelta,
+        unsure_for: timedelta = timedelta(0),
     ) -> Claim | Fire:
         """A claim on a new manual fire of `job`, or, if one that made a task (or is making one)
-        was claimed less than `min_interval` before `now`, that fire. Atomic: of concurrent
-        callers, one gets the claim."""
+        was claimed less than `min_interval` before `now`, that fire; so is a failed one whose
+        request was sent less than `unsure_for` before `now` (it may have made its task all
+        the same). Atomic: of concurrent callers, one gets the claim."""
         now = _aware("now", now)
         lease_until = now + _positive("lease", lease)
         slot = slot_of(now)
@@ -190,15 +192,23 @@ class Ledger:
                     FireRow.project == project,
                     FireRow.job == job,
                     FireRow.kind == FireKind.MANUAL.value,
-                    FireRow.claimed_at > now - min_interval,
-                    # Only fires that made a task, or may still: a dry run or a failure starts
-                    # no storm, and its retry should not wait.
-                    FireRow.state.in_(
-                        [
-                            FireState.CLAIMED.value,
-                            FireState.CREATED.value,
-                            FireState.ALREADY_FIRED.value,
-                        ]
+                    or_(
+                        and_(
+                            FireRow.claimed_at > now - min_interval,
+                            # Only fires that made a task, or may still: a dry run or a failure
+                            # starts no storm, and its retry should not wait.
+                            FireRow.state.in_(
+                                [
+                                    FireState.CLAIMED.value,
+                                    FireState.CREATED.value,
+                                    FireState.ALREADY_FIRED.value,
+                                ]
+                            ),
+                        ),
+                        and_(
+                            FireRow.state == FireState.FAILED.value,
+                            FireRow.sent_at > now - unsure_for,
+                        ),
                     ),
                 )
                 .order_by(FireRow.claimed_at.desc(), FireRow.id.desc())
