@@ -219,7 +219,8 @@ async def send(clients: Clients, prepared: Triggered, *, sent_at: datetime) -> T
 async def find_sent(clients: Clients, sent: Triggered, *, since: datetime) -> str | None:
     """The task a trigger sent at `since` made, or None if the hook shows none.
 
-    Looks at the hook's fires since then (`hooks.listLastFires`) and reads each one's task: a
+    Looks at the hook's fires since then (`hooks.listLastFires`, newest first, as the hooks
+    service lists them) and reads each one's task: a
     task carrying the trigger's marker is its task, one carrying another fire's marker is not,
     and an unmarked one (the hook's task shows nothing of the action's input) is taken as its
     task, so that nothing fires twice. Raises TriggerError (transient) when it cannot tell.
@@ -234,12 +235,18 @@ async def find_sent(clients: Clients, sent: Triggered, *, since: datetime) -> st
             page = await clients.hooks.listLastFires(
                 trigger.hook_group_id, trigger.hook_id, query=query
             )
-            for fire in page.get("lastFires", []):
-                created = _time(fire.get("taskCreateTime"))
-                if fire.get("result") == "success" and created is not None and created >= earliest:
-                    candidates.append(str(fire["taskId"]))
+            fires = page.get("lastFires", [])
+            # Fires recorded as errors count too: the hooks service records one when its
+            # createTask fails, which can happen after the queue stored the task.
+            recent = [
+                fire
+                for fire in fires
+                if (created := _time(fire.get("taskCreateTime"))) is not None
+                and created >= earliest
+            ]
+            candidates += [str(fire["taskId"]) for fire in recent if fire.get("taskId")]
             token = page.get("continuationToken")
-            if not token:
+            if not token or len(recent) < len(fires):  # newest first: the rest are older
                 break
             query = {"continuationToken": token}
     except TaskclusterRestFailure as error:
@@ -250,6 +257,10 @@ async def find_sent(clients: Clients, sent: Triggered, *, since: datetime) -> st
     for task_id in candidates:
         try:
             task = await clients.queue.task(task_id)
+        except TaskclusterRestFailure as error:
+            if error.status_code == 404:  # a fire whose task was never made
+                continue
+            raise _unknown(clients, error, f"queue.task({task_id})") from None
         except Exception as error:
             raise _unknown(clients, error, f"queue.task({task_id})") from None
         if carries_fire(task, trigger.marker):

@@ -353,3 +353,25 @@ def test_a_manual_trigger_with_an_unknown_outcome_is_not_fired_again_by_hand_at_
     second = run(config, emulator, lambda engine: engine.fire_now("fenix", "add-jobs"))
     [made] = hook_fires(emulator)
     assert (second.state, second.task_id) == (FireState.CREATED, made["taskId"])
+
+
+def test_a_fire_of_the_hook_that_made_no_task_is_looked_past(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    config = action_world(emulator, tmp_path)
+    emulator.clock.set(DAY, frozen=True)
+    # Another trigger of the hook fails to create its task: an error fire, with a task id
+    # the queue does not know.
+    role = "hook-id:project-mobile/in-tree-action-3-generic/*"
+    emulator.set_role(role, [])
+    with pytest.raises(taskcluster.TaskclusterRestFailure):
+        taskcluster.Hooks(emulator.options()).triggerHook(*HOOK, {"user": {"input": {}}})
+    emulator.set_role(role, ["queue:create-task:*", "queue:scheduler-id:*"])
+    emulator.faults.add("hooks.triggerHook", script=["503"])
+
+    tick(config, emulator, DAY)
+    emulator.clock.set(DAY + SETTLE, frozen=True)
+    [fired] = recover(config, emulator)
+
+    assert fired.state is FireState.CREATED, fired.error
+    assert [f["result"] for f in hook_fires(emulator)] == ["success", "error"]
