@@ -58,7 +58,7 @@ from scheduler.render import (
     render_decision_task,
     render_time,
 )
-from scheduler.retrying import next_attempt_at
+from scheduler.retrying import next_attempt_at, overdue
 from scheduler.source import GitSource, Snapshot, SourceError
 from scheduler.taskcluster import Clients
 from scheduler.triggering import (
@@ -439,17 +439,19 @@ class Engine:
         now = self.clock()
         found = await asyncio.to_thread(self.ledger.open_fires, due_at=now, project=project.name)
         again: list[tuple[PlannedFire, FireKind]] = []
-        overdue: list[tuple[Fire, Job | None]] = []
+        late: list[tuple[Fire, Job | None]] = []
         for fire in found:
             if fire.kind is FireKind.MANUAL or fire.slot >= before:
                 continue
             job = cron.job(fire.job)
-            if job is None or now - fire.slot >= project.catch_up_for(job.name).max_lateness:
-                overdue.append((fire, job))
+            lateness = project.catch_up_for(fire.job).max_lateness
+            retrying = fire.state is FireState.RETRYING
+            if job is None or overdue(fire.slot, now, lateness, retrying=retrying):
+                late.append((fire, job))
             elif not any(pause.covers(job.name) for pause in pauses):
                 again.append((PlannedFire(fire.slot, job.name, job), fire.kind))
-        if overdue:
-            await self._give_up(project, overdue, pauses)
+        if late:
+            await self._give_up(project, late, pauses)
         return again
 
     async def _give_up(

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 # not hammered.
 FIRST_WAIT = timedelta(seconds=30)
 LONGEST_WAIT = timedelta(minutes=5)
+# A retry due at the max-lateness is still made if the round that makes it comes this late.
+ROUND_GRACE = timedelta(minutes=1)
 
 
 def retry_wait(attempt: int) -> timedelta:
@@ -29,3 +31,9 @@ def next_attempt_at(
     if now >= limit:
         return None
     return min(now + retry_wait(attempt), limit)
+
+
+def overdue(slot: datetime, now: datetime, max_lateness: timedelta, *, retrying: bool) -> bool:
+    """Whether an unfinished fire of `slot` is past being fired at `now`: past max-lateness,
+    or, for a retry (whose time `next_attempt_at` kept within it), past that and a round."""
+    return now - slot > max_lateness + (ROUND_GRACE if retrying else timedelta(0))
