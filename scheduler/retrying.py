@@ -18,7 +18,11 @@ ROUND_GRACE = timedelta(minutes=1)
 
 def retry_wait(attempt: int) -> timedelta:
     """How long after failed attempt number `attempt` (1 for the first) the next one starts."""
-    wait: timedelta = FIRST_WAIT * 2 ** max(attempt - 1, 0)
+    wait = FIRST_WAIT
+    for _ in range(attempt - 1):
+        if wait >= LONGEST_WAIT:
+            break
+        wait *= 2
     return min(wait, LONGEST_WAIT)
 
 
