@@ -1,9 +1,10 @@
-# Two entry points: `make run` and `make test`. Both build .venv from nothing.
+# Two entry points: `make run` and `make test` (and `make test-faults`, the fault trials at
+# full size). All build .venv from nothing.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit postgres bench clean
+.PHONY: run test test-faults lint typecheck unit postgres bench clean
 
 # The service on embedded defaults: this repository as its own project, SQLite under
 # .tc-scheduler/, dry-run unless TASKCLUSTER_* credentials are set. Stop it with Ctrl-C.
@@ -21,6 +22,12 @@ typecheck: $(VENV)/.installed-test
 
 unit: $(VENV)/.installed-test postgres
 	$(BIN)/pytest -q
+
+# tests/faults at the sizes of issue 14's acceptance (`make test` runs their quick form):
+# SIGKILLs, lost replies, replicas, restarts, a Slack outage, secret canaries, hostile
+# repositories. Each trial's figures are summed up at the end. Tens of minutes.
+test-faults: $(VENV)/.installed-test postgres
+	TC_SCHEDULER_FAULTS=full $(BIN)/pytest -q tests/faults
 
 # The ledger's tests run on SQLite and on the PostgreSQL server at 127.0.0.1:5432.
 postgres:
