@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from scheduler.ledger import Fire, Ledger
 from tests.conftest import REPOSITORY_ROOT, taskcluster_environment
 from tests.emulator import Emulator
@@ -40,6 +42,20 @@ def full_size() -> bool:
 
 def sized(quick: int, full: int) -> int:
     return full if full_size() else quick
+
+
+def same_or_new_replica_name(test: Callable[..., None]) -> Callable[..., None]:
+    """Run `test(..., same_name)` restarting under the dead process's name and, in the full
+    form only, under a new one (which waits a minute or two of real time for its leases)."""
+    new_name = pytest.param(
+        False,
+        id="new-name",
+        marks=pytest.mark.skipif(not full_size(), reason="full form only (waits on leases)"),
+    )
+    parametrize = pytest.mark.parametrize(
+        "same_name", [pytest.param(True, id="same-name"), new_name]
+    )
+    return parametrize(test)
 
 
 # -- figures ----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from scheduler.engine import Engine
 from scheduler.ledger import FireState
 from scheduler.service import open_engine
 from tests.emulator import Emulator
-from tests.faults.harness import Figures, ledger_fires, report, sized
+from tests.faults.harness import ledger_fires, sized
 from tests.faults.worlds import (
     QUARTER,
     Tally,
@@ -90,16 +90,7 @@ def drive(
 
 
 def figures(scenario: str, tally: Tally, emulator: Emulator, **notes: object) -> None:
-    report(
-        Figures(
-            scenario,
-            fires=tally.expected,
-            duplicates=len(tally.duplicates),
-            missing=len(tally.missing) + len(tally.wrong_states),
-            late=tally.late,
-            notes={"faults": len(emulator.faults.injected), **notes},
-        )
-    )
+    tally.figures(scenario, faults=len(emulator.faults.injected), **notes)
 
 
 def test_lost_trigger_replies_fire_each_action_once(emulator: Emulator, tmp_path: Path) -> None:

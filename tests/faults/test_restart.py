@@ -12,18 +12,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from scheduler.cron import format_slot, slot_of
 from tests.emulator import Emulator
 from tests.faults.harness import (
     Cli,
     Figures,
     clock_at,
-    full_size,
     ledger_fires,
     poll,
     report,
+    same_or_new_replica_name,
     sized,
     sqlite_url,
 )
@@ -49,18 +47,7 @@ def service_config(tmp_path: Path, jobs: list[str], replica: str) -> Path:
     )
 
 
-@pytest.mark.parametrize(
-    "same_name",
-    [
-        pytest.param(True, id="same-name"),
-        # A new name waits for the dead replica's leases: a minute or two of real time.
-        pytest.param(
-            False,
-            id="new-name",
-            marks=pytest.mark.skipif(not full_size(), reason="full form only (waits on leases)"),
-        ),
-    ],
-)
+@same_or_new_replica_name
 def test_restart_after_kill_makes_the_slots_fires_soon(
     emulator: Emulator, tmp_path: Path, same_name: bool
 ) -> None:

@@ -25,7 +25,6 @@ from tests.faults.harness import (
     clock_at,
     full_size,
     ledger_fires,
-    report,
     sized,
     sqlite_url,
 )
@@ -95,16 +94,7 @@ def trial_slots(count: int) -> list[datetime]:
 def figures_of(scenario: str, tally: Tally, kills: int, slots: int, ledger_url: str) -> Figures:
     # Fires a killed tick had made without recording them, found made by a later one.
     found = sum(1 for fire in ledger_fires(ledger_url) if fire.state is FireState.ALREADY_FIRED)
-    return report(
-        Figures(
-            scenario,
-            fires=tally.expected,
-            duplicates=len(tally.duplicates),
-            missing=len(tally.missing) + len(tally.wrong_states),
-            late=tally.late,
-            notes={"slots": slots, "sigkills": kills, "found_made": found, "seed": SEED},
-        )
-    )
+    return tally.figures(scenario, slots=slots, sigkills=kills, found_made=found, seed=SEED)
 
 
 def run_trial(

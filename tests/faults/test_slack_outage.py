@@ -15,7 +15,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import pytest
 from starlette.responses import PlainTextResponse
 
 from scheduler.ledger import Letter, LetterState
@@ -26,10 +25,10 @@ from tests.faults.harness import (
     Cli,
     Figures,
     environment,
-    full_size,
     opened,
     poll,
     report,
+    same_or_new_replica_name,
     sized,
     sqlite_url,
 )
@@ -74,18 +73,7 @@ def slack_letters(ledger_url: str) -> list[Letter]:
         ]
 
 
-@pytest.mark.parametrize(
-    "same_name",
-    [
-        pytest.param(True, id="same-name"),
-        # A new name waits for the dead replica's letter leases: a minute of real time.
-        pytest.param(
-            False,
-            id="new-name",
-            marks=pytest.mark.skipif(not full_size(), reason="full form only (waits on leases)"),
-        ),
-    ],
-)
+@same_or_new_replica_name
 def test_held_notices_go_out_once_after_an_outage_and_a_kill_mid_send(
     emulator: Emulator, tmp_path: Path, same_name: bool
 ) -> None:

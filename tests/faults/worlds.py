@@ -21,7 +21,7 @@ from scheduler.ledger import FireState
 from tests.conftest import REPOSITORY_ROOT
 from tests.emulator import Emulator
 from tests.emulator.clock import parse_time
-from tests.faults.harness import ledger_fires
+from tests.faults.harness import Figures, ledger_fires, report
 from tests.repos import Repository
 from tests.test_engine import seed_decision_with_actions
 
@@ -129,6 +129,19 @@ class Tally:
     @property
     def exact(self) -> bool:
         return not (self.duplicates or self.missing or self.wrong_states)
+
+    def figures(self, scenario: str, **notes: object) -> Figures:
+        """This tally as a trial's figures, reported (printed and summed up at the end)."""
+        return report(
+            Figures(
+                scenario,
+                fires=self.expected,
+                duplicates=len(self.duplicates),
+                missing=len(self.missing) + len(self.wrong_states),
+                late=self.late,
+                notes=dict(notes),
+            )
+        )
 
     def explain(self) -> str:
         return "\n".join(
