@@ -220,10 +220,10 @@ async def find_sent(clients: Clients, sent: Triggered, *, since: datetime) -> st
     """The task a trigger sent at `since` made, or None if the hook shows none.
 
     Looks at the hook's fires since then (`hooks.listLastFires`, newest first, as the hooks
-    service lists them) and reads each one's task: a
-    task carrying the trigger's marker is its task, one carrying another fire's marker is not,
-    and an unmarked one (the hook's task shows nothing of the action's input) is taken as its
-    task, so that nothing fires twice. Raises TriggerError (transient) when it cannot tell.
+    service lists them) and reads each one's task: a task carrying the trigger's marker is its
+    task, one carrying another fire's marker is not, and an unmarked one (the hook's task shows
+    nothing of the action's input) is taken as its task, so that nothing fires twice. Raises
+    TriggerError (transient) when it cannot tell.
     """
     trigger = sent.trigger
     key = f"{trigger.hook_group_id}/{trigger.hook_id}"
