@@ -21,7 +21,7 @@ from scheduler.cron.model import TriggerAction
 from scheduler.cron.timing import parse_instant
 from scheduler.ledger import Ledger, Remediation, RemediationState
 from scheduler.taskcluster import Clients, TaskclusterError
-from scheduler.triggering import TriggerError, trigger_action
+from scheduler.triggering import Triggered, TriggerError, prepare_trigger, send
 
 # Index namespaces name the cache type in taskgraph's words; reports use the kind's name.
 CACHE_TYPES = {
@@ -451,6 +451,23 @@ class Remediator:
             {"taskId": t.task_id, "where": t.where, "expires": t.expires.isoformat()}
             for t in report.at_risk
         ]
+        kind = TriggerAction(action_name=watch.action, extra_input=dict(watch.action_input))
+        prepared: Triggered | None = None
+        refused: TriggerError | None = None  # the action itself is wrong: a real failure
+        try:
+            prepared = await prepare_trigger(
+                self.clients, rebuild_decision_index_path(project), kind
+            )
+        except TriggerError as error:
+            if error.transient:
+                # Nothing was started: the next scan tries again, with no cooldown to wait out.
+                return Event(
+                    EventKind.SCAN_FAILED,
+                    project.name,
+                    f"the rebuild could not start, and is tried again at the next scan: {error}",
+                    report.at_risk,
+                )
+            refused = error
         started = await asyncio.to_thread(
             self.ledger.start_remediation,
             project.name,
@@ -468,10 +485,13 @@ class Remediator:
                 f"within the cooldown ({format_duration(watch.cooldown)})",
                 report.at_risk,
             )
-        kind = TriggerAction(action_name=watch.action, extra_input=dict(watch.action_input))
+        if refused is not None or prepared is None:
+            return await self._finish(
+                project, started.id, RemediationState.FAILED, f"could not start: {refused}", report
+            )
         try:
-            triggered = await trigger_action(
-                self.clients, rebuild_decision_index_path(project), kind, dry_run=dry_run
+            triggered = (
+                prepared if dry_run else await send(self.clients, prepared, sent_at=self.clock())
             )
         except TriggerError as error:
             return await self._finish(

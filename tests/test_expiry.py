@@ -466,6 +466,25 @@ def test_a_missing_action_fails_and_waits_for_the_cooldown(
     assert fires_of_hook(deployment) == []
 
 
+def test_a_rebuild_taskcluster_kept_from_starting_is_tried_at_the_next_scan(
+    deployment: Emulator, ledger: Ledger
+) -> None:
+    project = demo(cooldown=timedelta(hours=6))
+    deployment.faults.add("index.findTask", script=["503"] * 6)
+
+    blocked = step(deployment, ledger, project)
+
+    assert blocked is not None
+    assert blocked.kind is EventKind.SCAN_FAILED
+    assert "tried again at the next scan" in blocked.message
+    assert "503" in blocked.message
+    assert ledger.remediations(project="demo") == [], "nothing started: no cooldown to wait"
+    started = step(deployment, ledger, project)
+    assert started is not None
+    assert started.kind is EventKind.STARTED
+    assert len(fires_of_hook(deployment)) == 1
+
+
 def test_a_403_from_trigger_hook_is_recorded(deployment: Emulator, ledger: Ledger) -> None:
     reader = deployment.add_client("reader", ["queue:*", "index:*"])
     failed = step(deployment, ledger, demo(), credentials=reader)
