@@ -441,7 +441,7 @@ class Engine:
         again: list[tuple[PlannedFire, FireKind]] = []
         late: list[tuple[Fire, Job | None]] = []
         for fire in found:
-            if fire.kind is FireKind.MANUAL or fire.slot >= before:
+            if fire.slot >= before:
                 continue
             job = cron.job(fire.job)
             lateness = project.catch_up_for(fire.job).max_lateness
@@ -512,7 +512,7 @@ class Engine:
     async def _recover(self, project: Project) -> list[FireResult]:
         now = self.clock()
         found = await asyncio.to_thread(self.ledger.open_fires, due_at=now, project=project.name)
-        if not any(fire.kind is not FireKind.MANUAL for fire in found):
+        if not found:
             return []
         try:
             snapshot = await self.source.snapshot(project.git_url, project.branch)

@@ -121,6 +121,11 @@ def test_renewing_keeps_a_claim_and_fails_once_it_was_taken_over(ledger: Ledger)
     assert ledger.renew_many([held, taken], now=T + 2 * MINUTE, lease=MINUTE) == [False, True]
 
 
+def test_a_dead_replicas_manual_fire_is_not_open_to_take_over(ledger: Ledger) -> None:
+    must_claim(ledger, kind=FireKind.MANUAL, lease=MINUTE)
+    assert ledger.open_fires(due_at=T + 2 * MINUTE) == []
+
+
 def test_a_replica_restarting_under_its_name_releases_what_it_held(ledger: Ledger) -> None:
     mine = must_claim(ledger, job="a", replica="replica-a")
     must_claim(ledger, job="b", replica="replica-b")

@@ -285,13 +285,15 @@ class Ledger:
         return self._update_own(claim, sent_at=_aware("now", now), details=details)
 
     def open_fires(self, *, due_at: datetime, project: str | None = None) -> list[Fire]:
-        """Unfinished fires nobody holds at `due_at`: claims whose lease ran out (their replica
-        died or released them) and retries that are due; oldest slot first."""
+        """Unfinished scheduled and catch-up fires nobody holds at `due_at`: claims whose lease
+        ran out (their replica died or released them) and retries that are due; oldest slot
+        first. Manual fires are never taken over: the person who fired one was told its end."""
         query = (
             select(FireRow)
             .where(
                 FireRow.state.in_([state.value for state in OPEN_STATES]),
                 FireRow.lease_until <= _aware("due_at", due_at),
+                FireRow.kind != FireKind.MANUAL.value,
             )
             .order_by(FireRow.slot, FireRow.id)
         )
