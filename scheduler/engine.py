@@ -368,7 +368,10 @@ class Engine:
         plan = due_jobs(cron, project.name, slot)
         # Paused now (by any replica, the command line or the API): recorded, not fired.
         pauses = await asyncio.to_thread(self.ledger.pauses, project=project.name, at=self.clock())
-        retries = await self._open_fires(project, cron, pauses, before=slot)
+        found = await asyncio.to_thread(
+            self.ledger.open_fires, due_at=self.clock(), project=project.name
+        )
+        retries = await self._triage(project, cron, pauses, found, before=slot)
         skipped = await asyncio.gather(
             *(self._skip(project, fire, reason) for fire, reason in catch_up.skips)
         )
@@ -428,16 +431,22 @@ class Engine:
         await self._record(claims)
         return list(fired)
 
-    async def _open_fires(
-        self, project: Project, cron: CronFile, pauses: list[Pause], *, before: datetime
+    async def _triage(
+        self,
+        project: Project,
+        cron: CronFile,
+        pauses: list[Pause],
+        found: list[Fire],
+        *,
+        before: datetime,
     ) -> list[tuple[PlannedFire, FireKind]]:
-        """The project's unfinished fires of slots before `before` that nobody holds: claims
-        whose replica died (the lease ran out) and retries that are due. Those still within
+        """Of the project's unfinished fires nobody holds (`Ledger.open_fires`), those of slots
+        before `before`: claims whose replica died (the lease ran out) and retries that are
+        due. Those still within
         their job's max-lateness are returned to fire again (the deterministic task id, and a
         trigger's recorded intent, make that safe); the others are given up here. A paused
         job's wait: they fire if it is resumed in time, and are recorded skipped if not."""
         now = self.clock()
-        found = await asyncio.to_thread(self.ledger.open_fires, due_at=now, project=project.name)
         again: list[tuple[PlannedFire, FireKind]] = []
         late: list[tuple[Fire, Job | None]] = []
         for fire in found:
@@ -503,17 +512,21 @@ class Engine:
     async def recover(self) -> list[FireResult]:
         """Finish the fires nobody holds, in every project, between ticks: those whose replica
         died (their lease ran out) and the retries that are due; those past their job's
-        max-lateness are given up. Nothing is read or written when there are none."""
+        max-lateness are given up. One read of the ledger when there are none."""
+        found: dict[str, list[Fire]] = {}
+        for fire in await asyncio.to_thread(self.ledger.open_fires, due_at=self.clock()):
+            found.setdefault(fire.project, []).append(fire)
         results = await asyncio.gather(
-            *(self._recover(project) for project in self.config.projects)
+            *(
+                self._recover(project, found[project.name])
+                for project in self.config.projects
+                if project.name in found
+            )
         )
         return [fire for fires in results for fire in fires]
 
-    async def _recover(self, project: Project) -> list[FireResult]:
+    async def _recover(self, project: Project, found: list[Fire]) -> list[FireResult]:
         now = self.clock()
-        found = await asyncio.to_thread(self.ledger.open_fires, due_at=now, project=project.name)
-        if not found:
-            return []
         try:
             snapshot = await self.source.snapshot(project.git_url, project.branch)
         except SourceError as error:
@@ -523,7 +536,7 @@ class Engine:
             return []
         cron = self._cron(project, snapshot)
         pauses = await asyncio.to_thread(self.ledger.pauses, project=project.name, at=now)
-        again = await self._open_fires(project, cron, pauses, before=slot_of(now) + SLOT_LENGTH)
+        again = await self._triage(project, cron, pauses, found, before=slot_of(now) + SLOT_LENGTH)
         return await self._claim_and_fire(project, snapshot, again)
 
     def _cron(self, project: Project, snapshot: Snapshot) -> CronFile:

@@ -200,8 +200,7 @@ class Reporter:
             at=now,
             slot=result.slot,
             revision=result.revision,
-            error="\n".join(f"{s.job} at {_readable(s.slot)}: {s.error}" for s in skipped[:20])
-            + (f"\n... and {len(skipped) - 20} more" if len(skipped) > 20 else ""),
+            error=_first([f"{s.job} at {_readable(s.slot)}: {s.error}" for s in skipped], 20),
             advice=(
                 "The catch-up policy chose not to fire these. To run a job now anyway: "
                 f"`tc-scheduler fire {result.project} {jobs[0]}`."
@@ -219,10 +218,7 @@ class Reporter:
         errors = [finding for finding in checked.findings if finding.is_error]
         if not errors:
             return [self._project_healthy(checked.project, PREFLIGHT, checked.revision, now)]
-        lines = summary_lines(errors)
-        listed = "\n".join(lines[:FINDINGS_SHOWN])
-        if len(lines) > FINDINGS_SHOWN:
-            listed += f"\n... and {len(lines) - FINDINGS_SHOWN} more"
+        listed = _first(summary_lines(errors), FINDINGS_SHOWN)
         event = Event(
             key=f"{EventKind.PREFLIGHT_FAILED}:{checked.project}:{checked.revision}",
             kind=EventKind.PREFLIGHT_FAILED,
@@ -406,6 +402,12 @@ def _job_subject(watch: Watch) -> str:
 
 def _readable(slot: datetime) -> str:
     return slot.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _first(lines: Sequence[str], shown: int) -> str:
+    """The first `shown` of `lines`, one a line, and how many more there are."""
+    more = f"\n... and {len(lines) - shown} more" if len(lines) > shown else ""
+    return "\n".join(lines[:shown]) + more
 
 
 def _scan_failed(found: ExpiryEvent) -> bool:

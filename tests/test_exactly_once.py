@@ -229,6 +229,13 @@ def action_world(emulator: Emulator, tmp_path: Path) -> Any:
     return config
 
 
+def someone_else_triggers(emulator: Emulator, action_input: dict[str, Any]) -> str:
+    """The hook triggered at DAY by someone other than the service; the task it made."""
+    emulator.clock.set(DAY, frozen=True)
+    hooks = taskcluster.Hooks(emulator.options())
+    return str(hooks.triggerHook(*HOOK, {"user": {"input": action_input}})["taskId"])
+
+
 def test_a_trigger_whose_reply_is_lost_is_not_sent_again(
     emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -299,9 +306,7 @@ def test_another_fires_task_of_the_same_hook_is_not_taken_for_ours(
 ) -> None:
     config = action_world(emulator, tmp_path)
     # Someone else triggers the same hook at the same moment, with another fire's marker.
-    emulator.clock.set(DAY, frozen=True)
-    hooks = taskcluster.Hooks(emulator.options())
-    hooks.triggerHook(*HOOK, {"user": {"input": {"tc-scheduler-fire": "tcs:other"}}})
+    someone_else_triggers(emulator, {"tc-scheduler-fire": "tcs:other"})
     emulator.faults.add("hooks.triggerHook", script=["503"])
 
     [result] = tick(config, emulator, DAY)
@@ -318,9 +323,7 @@ def test_an_unmarked_task_of_the_hook_counts_as_ours_so_nothing_fires_twice(
 ) -> None:
     config = action_world(emulator, tmp_path)
     # A task of the hook that shows no marker at all cannot be told apart from ours.
-    emulator.clock.set(DAY, frozen=True)
-    hooks = taskcluster.Hooks(emulator.options())
-    unmarked = hooks.triggerHook(*HOOK, {"user": {"input": {}}})["taskId"]
+    unmarked = someone_else_triggers(emulator, {})
     emulator.faults.add("hooks.triggerHook", script=["503"])
 
     [result] = tick(config, emulator, DAY)
