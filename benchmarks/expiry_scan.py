@@ -22,7 +22,7 @@ import slugid
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scheduler import logs
-from scheduler.config import ExpiryWatch, Project
+from scheduler.config.model import ExpiryWatch, Project
 from scheduler.expiry import Scanner
 from scheduler.taskcluster import connect
 from tests.emulator.standalone import start_standalone

@@ -16,14 +16,9 @@ import click
 
 from scheduler.cli_support import echo
 from scheduler.clock import Clock, ClockSettingError, clock_from
-from scheduler.config import (
-    DEFAULT_PUBLIC_URL,
-    Config,
-    ConfigError,
-    embedded_default,
-    load_config,
-    read_config,
-)
+from scheduler.config.errors import ConfigError
+from scheduler.config.loading import DEFAULT_PUBLIC_URL, embedded_default, load_config, read_config
+from scheduler.config.model import Config
 from scheduler.ledger import Ledger
 from scheduler.scopes import repository_path
 

@@ -20,7 +20,8 @@ from taskcluster.exceptions import TaskclusterRestFailure
 
 from scheduler.actions import decision_index_path, latest_decision_index_path
 from scheduler.clock import Clock, utc_now
-from scheduler.config import CatchUp, Config, Project, UnknownProjectError, format_duration
+from scheduler.config.errors import UnknownProjectError
+from scheduler.config.model import CatchUp, Config, Project
 from scheduler.cron import (
     CronFile,
     DecisionTask,
@@ -37,6 +38,7 @@ from scheduler.cron import (
 from scheduler.cron.crontab import crontab
 from scheduler.cron.model import ScheduleError
 from scheduler.cron.timing import SLOT_LENGTH, format_slot, slot_of
+from scheduler.durations import format_duration
 from scheduler.expiry import Event, scan_and_remediate
 from scheduler.ids import manual_task_id
 from scheduler.ledger import (

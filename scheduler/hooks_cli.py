@@ -19,7 +19,7 @@ from rich.table import Table
 from scheduler import acts, logs, service
 from scheduler.cli_support import console, echo, echo_json, json_object
 from scheduler.commands import actor, audit_act, clock, config_option, fail, load
-from scheduler.config import Config
+from scheduler.config.model import Config
 from scheduler.hook_calls import (
     Applied,
     Fired,

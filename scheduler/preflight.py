@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from scheduler.actions import decision_index_path
-from scheduler.config import Project
+from scheduler.config.model import Project
 from scheduler.cron import CronFile, DecisionTask, Job, TriggerAction, next_fires, slot_of
 from scheduler.cron.model import ScheduleError
 from scheduler.diagnostics import Severity

@@ -22,7 +22,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from scheduler.clock import Clock, utc_now
-from scheduler.config import Config, Project
+from scheduler.config.model import Config, Project
 from scheduler.cron.timing import format_slot, slot_of
 from scheduler.engine import Engine, SlotResult
 from scheduler.expiry import Event

@@ -24,7 +24,8 @@ from rich.table import Table
 from scheduler import acts, logs, service
 from scheduler.cli_support import console, echo, echo_json, echo_yaml, instant, json_object
 from scheduler.commands import actor, clock, config_option, fail, load
-from scheduler.config import Config, Project, UnknownProjectError
+from scheduler.config.errors import UnknownProjectError
+from scheduler.config.model import Config, Project
 from scheduler.cron import format_slot
 from scheduler.engine import UNCONFIRMED, FireError, FireResult, ProjectOverview, SlotResult
 from scheduler.expiry import Event, ExpiryReport, Scanner, report_json

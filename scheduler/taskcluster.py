@@ -30,7 +30,7 @@ from taskcluster.exceptions import (
 )
 from yarl import URL
 
-from scheduler.config import Project
+from scheduler.config.model import Project
 from scheduler.scopes import where_to_grant
 
 # The client library's retries for 5xx and connection errors: attempts after the first one.

@@ -18,7 +18,8 @@ import yaml
 from click.testing import CliRunner
 
 from scheduler.cli import main
-from scheduler.config import ApiSettings, ApiToken, Config, load_config, read_config
+from scheduler.config.loading import load_config, read_config
+from scheduler.config.model import ApiSettings, ApiToken, Config
 from scheduler.engine import Engine
 from scheduler.ledger import FireState, Ledger
 from scheduler.service import open_service

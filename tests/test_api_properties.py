@@ -23,7 +23,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from scheduler.config import ApiSettings, ApiToken, Config
+from scheduler.config.model import ApiSettings, ApiToken, Config
 from scheduler.service import open_service
 from scheduler.web.auth import hash_token
 from scheduler.web.server import ApiServer

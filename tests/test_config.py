@@ -12,15 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from scheduler.cli import main
-from scheduler.config import (
-    CatchUp,
-    ConfigError,
-    embedded_default,
-    format_duration,
-    load_config,
-    parse_duration,
-    read_config,
-)
+from scheduler.config.errors import ConfigError
+from scheduler.config.loading import embedded_default, load_config, read_config
+from scheduler.config.model import CatchUp
+from scheduler.durations import format_duration, parse_duration
 from scheduler.redaction import redact
 
 MINIMAL = """\

@@ -13,18 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.config import (
-    Config,
-    ConfigError,
-    NotifySettings,
-    SentrySettings,
-    SlackRoute,
-    SlackSettings,
-    load_config,
-)
+from scheduler.config.errors import ConfigError
+from scheduler.config.loading import load_config
+from scheduler.config.model import Config
 from scheduler.diagnostics import Diagnostic
 from scheduler.notify.events import Event, EventKind
 from scheduler.notify.routing import Router
+from scheduler.notify.settings import NotifySettings, SentrySettings, SlackRoute, SlackSettings
 from scheduler.redaction import scrub
 
 TASKCLUSTER = """\

@@ -15,7 +15,7 @@ import slugid
 import taskcluster
 
 from scheduler.actions import MARKER_KEY
-from scheduler.config import CatchUp, Config, Credentials, Project
+from scheduler.config.model import CatchUp, Config, Credentials, Project
 from scheduler.cron import DecisionTask, fires_between, load_cron
 from scheduler.engine import Engine, FireTooSoonError, FutureSlotError, SlotResult, plan_catch_up
 from scheduler.ids import decision_task_id

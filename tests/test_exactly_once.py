@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import taskcluster
 
-from scheduler.config import CatchUp
+from scheduler.config.model import CatchUp
 from scheduler.engine import Engine, FireResult, FireTooSoonError
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireKind, FireState, Ledger

@@ -17,7 +17,7 @@ import taskcluster.exceptions
 from click.testing import CliRunner
 
 from scheduler.cli import main
-from scheduler.config import ExpiryWatch, Project, TaskGroupWatch
+from scheduler.config.model import ExpiryWatch, Project, TaskGroupWatch
 from scheduler.expiry import (
     CachedTask,
     Event,

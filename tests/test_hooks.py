@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft7Validator
 from referencing import Registry
 
-from scheduler.config import read_config
+from scheduler.config.loading import read_config
 from scheduler.hooks import (
     ABSENT,
     CREATE_HOOK_REQUEST,

@@ -25,14 +25,8 @@ import structlog
 from sqlalchemy import create_engine, select
 
 from scheduler import logs
-from scheduler.config import (
-    Config,
-    NotifySettings,
-    SentrySettings,
-    SlackRoute,
-    SlackSettings,
-    load_config,
-)
+from scheduler.config.loading import load_config
+from scheduler.config.model import Config
 from scheduler.engine import Engine, SlotResult
 from scheduler.expiry import CachedTask
 from scheduler.expiry import Event as ExpiryEvent
@@ -42,6 +36,7 @@ from scheduler.ledger import Ledger, LetterState
 from scheduler.ledger.models import Base
 from scheduler.notify import sentry
 from scheduler.notify.events import EventKind
+from scheduler.notify.settings import NotifySettings, SentrySettings, SlackRoute, SlackSettings
 from scheduler.notify.slack import SlackSender
 from scheduler.service import Notifier, open_service, scan_and_report, tick_and_report
 from tests.conftest import REPOSITORY_ROLES, task_definition

@@ -14,9 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from scheduler.cli import main
-from scheduler.config import Config, Credentials, NotifySettings, Project, SlackSettings
+from scheduler.config.model import Config, Credentials, Project
 from scheduler.diagnostics import Severity
 from scheduler.ledger import Ledger
+from scheduler.notify.settings import NotifySettings, SlackSettings
 from scheduler.preflight import Finding, findings_of, preflight, summary_lines
 from scheduler.service import Preflights, open_service
 from tests.conftest import REPOSITORY_ROLES, taskcluster_environment, write_service_config

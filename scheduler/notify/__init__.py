@@ -1,4 +1,6 @@
-"""Telling people: events, where they go (routing), the outbox's delivery, Slack and Sentry.
+"""Telling people: its own settings, events, where they go (routing), the outbox's delivery,
+Slack and Sentry.
 
-Knows nothing of scheduling: the watcher hands it events; it delivers them once, in order.
+Knows nothing of scheduling, nor of the service configuration that holds its settings: the
+watcher hands it events; it delivers them once, in order.
 """

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from scheduler.config import NotifySettings, SlackRoute, SlackSettings
 from scheduler.notify.events import Event, EventKind
+from scheduler.notify.settings import NotifySettings, SlackRoute, SlackSettings
 
 SLACK_PREFIX = "slack:"
 SLACK_WEBHOOK = "slack-webhook"

@@ -9,7 +9,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from scheduler.config import ApiRole, ApiSettings
+from scheduler.config.model import ApiRole, ApiSettings
 
 # Who reads without a token, when the configuration makes reads public.
 ANONYMOUS = "anonymous"

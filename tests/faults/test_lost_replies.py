@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from scheduler.config import CatchUp, Config
+from scheduler.config.model import CatchUp, Config
 from scheduler.engine import Engine
 from scheduler.ledger import FireState
 from scheduler.service import open_engine

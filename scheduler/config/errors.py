@@ -1,0 +1,32 @@
+"""What goes wrong with a service configuration: it cannot be used (every problem, positioned),
+or a command names a project it does not have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from scheduler.diagnostics import Diagnostic, Position, Severity
+
+
+class UnknownProjectError(LookupError):
+    """A command or request named a project the configuration does not have."""
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `diagnostics` say where and what to write."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        super().__init__("\n".join(map(str, diagnostics)))
+        self.diagnostics = tuple(diagnostics)
+
+
+@dataclass
+class Problems:
+    """The problems found in one configuration file so far, for one ConfigError."""
+
+    path: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def error(self, position: Position, message: str) -> None:
+        self.diagnostics.append(Diagnostic(self.path, position, Severity.ERROR, message))

@@ -1,0 +1,124 @@
+"""Loading the service configuration: reading its file, refusing secrets in it, validating it
+against the schema and resolving it; the embedded default; remembering its secrets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from scheduler.config.errors import ConfigError, Problems
+from scheduler.config.model import Config
+from scheduler.config.resolving import Resolver
+from scheduler.config.schema import (
+    EXPLAINER,
+    SECRET_HINTS,
+    SECRET_KEYS,
+    SET_CREDENTIALS,
+    VALIDATOR,
+)
+from scheduler.diagnostics import Diagnostic, Position, Severity
+from scheduler.redaction import remember_secret, remember_secret_variables
+from scheduler.schema_messages import shown
+from scheduler.yamldoc import YamlError, parse
+
+
+def read_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """The configuration in the file at `path`, loaded as `load_config` does."""
+    environ = os.environ if environ is None else environ
+    try:
+        text = path.read_bytes()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigError(
+            [Diagnostic(str(path), Position(1, 1), Severity.ERROR, f"cannot read: {reason}")]
+        ) from None
+    return load_config(text, str(path), environ, base_dir=path.parent)
+
+
+def load_config(
+    text: str | bytes, path: str, environ: Mapping[str, str], *, base_dir: Path | None = None
+) -> Config:
+    """Parse, validate and resolve a configuration, then remember its secrets (the one
+    process-global effect of loading: `remember_secrets`). Raises ConfigError listing every
+    problem."""
+    config = parse_config(text, path, environ, base_dir=base_dir)
+    remember_secrets(config, environ)
+    return config
+
+
+def remember_secrets(config: Config, environ: Mapping[str, str]) -> None:
+    """From now on, `redaction.scrub` masks every secret `config` holds and the value of every
+    variable of `environ` whose name says it holds one (`*_TOKEN`, `*_SECRET`, `*_PASSWORD`,
+    `*_DSN`, ...), wherever they show up. Process-global: `load_config` does it, once."""
+    remember_secret_variables(environ)
+    for secret in config.secrets:
+        remember_secret(secret)
+
+
+def parse_config(
+    text: str | bytes, path: str, environ: Mapping[str, str], *, base_dir: Path | None = None
+) -> Config:
+    """Parse, validate and resolve a configuration, reading the files it names; no
+    process-global effect. Raises ConfigError listing every problem."""
+    problems = Problems(path)
+    try:
+        document = parse(text)
+    except YamlError as error:
+        problems.error(error.position, error.message)
+        raise ConfigError(problems.diagnostics) from None
+    data = document.data
+    if data is None:
+        data = {}
+    for key_path, position in document.keys.items():
+        if key_path and key_path[-1] in SECRET_KEYS:
+            hint = next(
+                (hint for at, hint in SECRET_HINTS.items() if _within(key_path, at)),
+                SET_CREDENTIALS,
+            )
+            problems.error(
+                position,
+                f"{shown(key_path[-1])}: secrets never go in the configuration file; {hint}",
+            )
+    if problems.diagnostics:
+        raise ConfigError(problems.diagnostics)
+    for invalid in sorted(VALIDATOR.iter_errors(data), key=lambda e: list(map(str, e.path))):
+        for position, message in EXPLAINER.explain(invalid, document):
+            problems.error(position, message)
+    if problems.diagnostics:
+        raise ConfigError(problems.diagnostics)
+    return Resolver(data, document, problems, environ, base_dir or Path(path).parent).resolve()
+
+
+def _within(key_path: tuple[Any, ...], at: tuple[str, ...]) -> bool:
+    """Whether `key_path` lies under `at`, or, when `at` ends in a key, is that key."""
+    if key_path[: len(at)] == at:
+        return True
+    return len(at) == 3 and key_path[:2] == at[:2] and key_path[-1] == at[2]
+
+
+# The URL tasks of the embedded default name when this clone has no public origin: the queue
+# requires `metadata.source` to be an http(s), ssh or git@ URL, never a `file://` one.
+DEFAULT_PUBLIC_URL = "https://github.com/taskcluster/tc-scheduler"
+
+
+def embedded_default(repository_root: Path, public_url: str = DEFAULT_PUBLIC_URL) -> str:
+    """The configuration `make run` uses: this repository as its own project, SQLite, dry-run.
+
+    Tasks name `public_url` (the clone's origin); git reads the clone itself.
+    """
+    return f"""\
+# tc-scheduler's embedded default: schedule this repository's own .cron.yml.
+taskcluster:
+  root-url: https://taskcluster.example.com
+state-dir: {repository_root / ".tc-scheduler"}
+projects:
+  - name: tc-scheduler
+    repository: {public_url}
+    fetch-from: {repository_root.resolve().as_uri()}
+    branch: main
+    level: 1
+    trust-domain: tcs
+"""

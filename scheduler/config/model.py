@@ -1,0 +1,239 @@
+"""The resolved service configuration: projects, their catch-up and expiry watch, the API,
+Taskcluster credentials, and the form shown to people (no secret in it). Pure data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from scheduler.config.errors import UnknownProjectError
+from scheduler.durations import format_duration
+from scheduler.notify.settings import NotifySettings
+from scheduler.queue_rules import DEFAULT_MAX_DEADLINE
+from scheduler.redaction import redact
+from scheduler.scopes import default_project_scopes
+
+CatchUpPolicy = Literal["latest", "all", "none"]
+DEFAULT_CONCURRENCY = 20
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    policy: CatchUpPolicy = "latest"
+    max_lateness: timedelta = timedelta(hours=6)
+    max_slots: int = 96
+
+
+@dataclass(frozen=True)
+class TaskGroupWatch:
+    """A task group a long pipeline reuses, and which of its tasks are cached ones."""
+
+    task_group_id: str
+    kinds: tuple[str, ...] = ()
+    label_prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class ExpiryWatch:
+    """What the expiry watch looks at for a project, and what it does about it."""
+
+    # Empty: the project's `<trust-domain>.cache.level-<level>` namespace.
+    namespaces: tuple[str, ...] = ()
+    task_groups: tuple[TaskGroupWatch, ...] = ()
+    # More than the project's task deadline plus its longest run: see the README.
+    threshold: timedelta = timedelta(days=30)
+    action: str = "rebuild-cached-tasks"
+    action_input: Mapping[str, Any] = field(default_factory=dict)
+    every: timedelta = timedelta(hours=1)
+    cooldown: timedelta = timedelta(hours=6)
+    artifacts: bool = False
+    # Listing calls in flight while scanning: reads of the index, cheaper than fires' writes.
+    concurrency: int = 50
+    # The decision task whose action rebuilds; default: the project's latest one.
+    decision_index: str | None = None
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    repository: str
+    trust_domain: str
+    branch: str = "main"
+    level: int = 1
+    repository_type: Literal["git", "hg"] = "git"
+    catch_up: CatchUp = CatchUp()
+    job_catch_up: Mapping[str, CatchUp] = field(default_factory=dict)
+    # Where git reads from, when not `repository` itself (a mirror); tasks name `repository`.
+    fetch_from: str | None = None
+    expiry: ExpiryWatch = ExpiryWatch()
+    # The service scans and rebuilds only projects whose configuration has an `expiry` block.
+    expiry_watched: bool = False
+    # Jobs whose decision task's whole group is watched (True: every job).
+    watch_task_groups: bool | tuple[str, ...] = False
+    # What the project may do in Taskcluster; None: assume its repository's cron role.
+    scopes: tuple[str, ...] | None = None
+
+    @property
+    def git_url(self) -> str:
+        return self.fetch_from or self.repository
+
+    @property
+    def authorized_scopes(self) -> tuple[str, ...]:
+        """The scopes every Taskcluster call made for the project carries, and no more: its
+        `scopes`, or `assume:repo:<host>/<path>:cron:*` (empty for a repository URL without
+        a host, which the configuration refuses)."""
+        if self.scopes is not None:
+            return self.scopes
+        return default_project_scopes(self.repository) or ()
+
+    def catch_up_for(self, job: str) -> CatchUp:
+        return self.job_catch_up.get(job, self.catch_up)
+
+    def watches_group_of(self, job: str) -> bool:
+        if isinstance(self.watch_task_groups, bool):
+            return self.watch_task_groups
+        return job in self.watch_task_groups
+
+
+ApiRole = Literal["viewer", "operator"]
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A bearer token of the HTTP API, known by its SHA-256 only; `name` is who the audit log
+    says acted."""
+
+    name: str
+    role: ApiRole
+    sha256: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The HTTP API `tc-scheduler run` serves: where, who may read, who may act."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_reads: bool = False  # reads without a token; acts always need an operator's
+    tokens: tuple[ApiToken, ...] = ()
+
+
+@dataclass(frozen=True)
+class Credentials:
+    client_id: str
+    access_token: str = field(repr=False)
+    certificate: str | None = field(default=None, repr=False)
+
+    def as_options(self) -> dict[str, str]:
+        """The `credentials` option of the taskcluster client."""
+        options = {"clientId": self.client_id, "accessToken": self.access_token}
+        if self.certificate:
+            options["certificate"] = self.certificate
+        return options
+
+
+@dataclass(frozen=True)
+class Config:
+    root_url: str
+    credentials: Credentials | None
+    ledger_url: str
+    state_dir: Path
+    concurrency: int
+    dry_run: bool
+    replica: str
+    claim_lease: timedelta
+    projects: tuple[Project, ...]
+    source: str
+    # Processes that render .taskcluster.yml (JSON-e is most of a fire's CPU); 0: in-process.
+    render_workers: int = 0
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    # How often the watcher reads the status of what the service started.
+    watch_every: timedelta = timedelta(seconds=30)
+    api: ApiSettings = ApiSettings()
+    # A job fired by hand is not fired by hand again within this: a double click or a script
+    # loop cannot start a storm.
+    manual_fire_interval: timedelta = timedelta(minutes=1)
+    # The longest deadline the deployment's queue accepts (its maxTaskDeadlineDays).
+    max_task_deadline: timedelta = DEFAULT_MAX_DEADLINE
+
+    @property
+    def connections(self) -> int:
+        """HTTP connections to Taskcluster: enough for the fires and for every expiry scan."""
+        return max([self.concurrency, *(p.expiry.concurrency for p in self.projects)])
+
+    def project(self, name: str) -> Project | None:
+        return next((p for p in self.projects if p.name == name), None)
+
+    def require_project(self, name: str) -> Project:
+        """The project called `name`; UnknownProjectError, naming the configured ones, if none."""
+        project = self.project(name)
+        if project is None:
+            known = ", ".join(p.name for p in self.projects)
+            raise UnknownProjectError(f"no project {name!r} is configured; configured: {known}")
+        return project
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secrets the configuration holds: the Taskcluster access token and notify's."""
+        token = (self.credentials.access_token,) if self.credentials else ()
+        return (*token, *self.notify.secrets)
+
+    def masked(self) -> dict[str, Any]:
+        """The resolved configuration as shown to people: no secret in it."""
+        return {
+            "source": self.source,
+            "taskcluster": {
+                "root-url": self.root_url,
+                "client-id": self.credentials.client_id if self.credentials else None,
+                "access-token": "<set>" if self.credentials else None,
+                "max-task-deadline": format_duration(self.max_task_deadline),
+            },
+            "ledger": redact(self.ledger_url),
+            "state-dir": str(self.state_dir),
+            "concurrency": self.concurrency,
+            "dry-run": self.dry_run,
+            "replica": self.replica,
+            "claim-lease": format_duration(self.claim_lease),
+            "manual-fire-interval": format_duration(self.manual_fire_interval),
+            "render-workers": self.render_workers,
+            "watch-every": format_duration(self.watch_every),
+            "api": {
+                "listen": f"{self.api.host}:{self.api.port}" if self.api.enabled else "off",
+                "public-reads": self.api.public_reads,
+                "tokens": [{"name": t.name, "role": t.role} for t in self.api.tokens],
+            },
+            "notify": self.notify.masked(),
+            "projects": [
+                {
+                    "name": p.name,
+                    "repository": redact(p.repository),
+                    "fetch-from": redact(p.git_url),
+                    "branch": p.branch,
+                    "level": p.level,
+                    "trust-domain": p.trust_domain,
+                    "repository-type": p.repository_type,
+                    "scopes": list(p.authorized_scopes),
+                    "catch-up": _catch_up_json(p.catch_up),
+                    "job-catch-up": {job: _catch_up_json(c) for job, c in p.job_catch_up.items()},
+                    "watch-task-groups": (
+                        p.watch_task_groups
+                        if isinstance(p.watch_task_groups, bool)
+                        else list(p.watch_task_groups)
+                    ),
+                }
+                for p in self.projects
+            ],
+        }
+
+
+def _catch_up_json(catch_up: CatchUp) -> dict[str, Any]:
+    return {
+        "policy": catch_up.policy,
+        "max-lateness": format_duration(catch_up.max_lateness),
+        "max-slots": catch_up.max_slots,
+    }

@@ -1,0 +1,355 @@
+"""Resolving a valid configuration: defaults, the environment, files it names (credentials,
+secrets), and the checks no schema can make (unique names, which secrets go together).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from scheduler.config.errors import ConfigError, Problems
+from scheduler.config.model import (
+    DEFAULT_CONCURRENCY,
+    ApiSettings,
+    ApiToken,
+    CatchUp,
+    Config,
+    Credentials,
+    ExpiryWatch,
+    Project,
+    TaskGroupWatch,
+)
+from scheduler.config.schema import SET_CREDENTIALS
+from scheduler.durations import format_duration, parse_duration
+from scheduler.notify.events import EventKind
+from scheduler.notify.settings import NotifySettings, SentrySettings, SlackRoute, SlackSettings
+from scheduler.queue_rules import DEFAULT_MAX_DEADLINE
+from scheduler.redaction import redact, without_userinfo
+from scheduler.schema_messages import shown
+from scheduler.scopes import default_project_scopes
+from scheduler.yamldoc import Document
+
+
+@dataclass
+class Resolver:
+    """Turns a valid configuration's data into a Config, reading the files it names and the
+    environment; records every further problem in `problems` and raises them together."""
+
+    data: dict[str, Any]
+    document: Document
+    problems: Problems
+    environ: Mapping[str, str]
+    base_dir: Path
+
+    def resolve(self) -> Config:
+        taskcluster = self.data.get("taskcluster", {})
+        root_url = self.environ.get("TASKCLUSTER_ROOT_URL") or taskcluster.get("root-url")
+        if not root_url:
+            self.problems.error(
+                self.document.position_of(()),
+                "no Taskcluster root URL: set taskcluster.root-url, or TASKCLUSTER_ROOT_URL",
+            )
+        credentials = self._credentials(taskcluster)
+        dry_run_setting = self.data.get("dry-run", "auto")
+        if dry_run_setting is False and credentials is None:
+            self.problems.error(
+                self.document.position_of(("dry-run",)),
+                f"dry-run is false but no Taskcluster credentials are set; {SET_CREDENTIALS}",
+            )
+        state_dir = self._path(self.data.get("state-dir", ".tc-scheduler"))
+        default_catch_up = self._catch_up(self.data.get("catch-up", {}), CatchUp())
+        projects = tuple(
+            self._project(index, entry, default_catch_up)
+            for index, entry in enumerate(self.data["projects"])
+        )
+        self._check_unique(projects)
+        notify = self._notify(self.data.get("notify", {}))
+        if self.problems.diagnostics:
+            raise ConfigError(self.problems.diagnostics)
+        assert root_url is not None
+        return Config(
+            root_url=str(root_url).rstrip("/"),
+            credentials=credentials,
+            ledger_url=self._ledger_url(state_dir),
+            state_dir=state_dir,
+            concurrency=self.data.get("concurrency", DEFAULT_CONCURRENCY),
+            dry_run=credentials is None if dry_run_setting == "auto" else bool(dry_run_setting),
+            replica=self.data.get("replica") or f"{socket.gethostname()}-{os.getpid()}",
+            claim_lease=parse_duration(self.data.get("claim-lease", "1m")),
+            manual_fire_interval=parse_duration(self.data.get("manual-fire-interval", "1m")),
+            projects=projects,
+            source=self.problems.path,
+            render_workers=self.data.get("render-workers", 0),
+            notify=notify,
+            watch_every=parse_duration(self.data.get("watch-every", "30s")),
+            api=self._api(self.data.get("api", {})),
+            max_task_deadline=parse_duration(
+                taskcluster.get("max-task-deadline", format_duration(DEFAULT_MAX_DEADLINE))
+            ),
+        )
+
+    def _path(self, text: str) -> Path:
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    def _ledger_url(self, state_dir: Path) -> str:
+        url = self.data.get("ledger")
+        if url is None:
+            return f"sqlite:///{state_dir / 'ledger.db'}"
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            relative = url.removeprefix("sqlite:///")
+            return f"sqlite:///{self._path(relative)}" if relative else url
+        return str(url)
+
+    def _credentials(self, taskcluster: Mapping[str, Any]) -> Credentials | None:
+        client_id = self.environ.get("TASKCLUSTER_CLIENT_ID")
+        access_token = self.environ.get("TASKCLUSTER_ACCESS_TOKEN")
+        if client_id and access_token:
+            return Credentials(client_id, access_token, self.environ.get("TASKCLUSTER_CERTIFICATE"))
+        if "credentials-file" not in taskcluster:
+            return None
+        where = self.document.position_of(("taskcluster", "credentials-file"))
+        path = self._path(taskcluster["credentials-file"])
+        try:
+            loaded = json.loads(path.read_text())
+        except OSError as error:
+            self.problems.error(where, f"cannot read credentials file {path}: {error.strerror}")
+            return None
+        except ValueError:
+            self.problems.error(
+                where,
+                f"credentials file {path} is not JSON; write "
+                '{"clientId": "...", "accessToken": "..."}',
+            )
+            return None
+        if not (
+            isinstance(loaded, dict)
+            and isinstance(loaded.get("clientId"), str)
+            and isinstance(loaded.get("accessToken"), str)
+        ):
+            self.problems.error(
+                where, f"credentials file {path} needs string clientId and accessToken"
+            )
+            return None
+        certificate = loaded.get("certificate")
+        if isinstance(certificate, dict):
+            certificate = json.dumps(certificate)
+        return Credentials(loaded["clientId"], loaded["accessToken"], certificate)
+
+    def _api(self, data: Mapping[str, Any]) -> ApiSettings:
+        listen = data.get("listen", f"{ApiSettings.host}:{ApiSettings.port}")
+        tokens = tuple(ApiToken(t["name"], t["role"], t["sha256"]) for t in data.get("tokens", ()))
+        names = [t.name for t in tokens]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                self.problems.error(
+                    self.document.position_of(("api", "tokens", index, "name")),
+                    f"token name {shown(name)} is used twice; the audit log tells acts apart "
+                    "by it, so give each token its own",
+                )
+        if listen == "off":
+            return ApiSettings(enabled=False, public_reads=data.get("public-reads", False))
+        host, _, port = listen.rpartition(":")
+        if not 0 <= int(port) <= 65535:
+            self.problems.error(
+                self.document.position_of(("api", "listen")),
+                f"api.listen: port {port} is not a port (0 to 65535; 0 picks a free one)",
+            )
+        return ApiSettings(
+            host=host.strip("[]"),
+            port=int(port),
+            public_reads=data.get("public-reads", False),
+            tokens=tokens,
+        )
+
+    def _notify(self, data: Mapping[str, Any]) -> NotifySettings:
+        return NotifySettings(
+            slack=self._slack(data["slack"]) if "slack" in data else None,
+            sentry=self._sentry(data["sentry"]) if "sentry" in data else None,
+            canceled=data.get("canceled", False),
+            deadline_exceeded=data.get("deadline-exceeded", False),
+            give_up_after=parse_duration(data.get("give-up-after", "2d")),
+        )
+
+    def _slack(self, data: Mapping[str, Any]) -> SlackSettings | None:
+        token = self._secret(data, ("notify", "slack"), "token-file", "SLACK_BOT_TOKEN")
+        webhook = self._secret(data, ("notify", "slack"), "webhook-url-file", "SLACK_WEBHOOK_URL")
+        where = self.document.position_of(("notify", "slack"))
+        if token is None and webhook is None and {"token-file", "webhook-url-file"} & set(data):
+            return None  # the file that should have held it is reported already
+        if token and webhook:
+            self.problems.error(
+                where,
+                "notify.slack has both a bot token and an incoming webhook; keep one "
+                "(SLACK_BOT_TOKEN or SLACK_WEBHOOK_URL)",
+            )
+            return None
+        if not (token or webhook):
+            self.problems.error(
+                where,
+                "notify.slack needs a bot token or an incoming webhook: set SLACK_BOT_TOKEN "
+                "(or notify.slack.token-file), or SLACK_WEBHOOK_URL (or webhook-url-file)",
+            )
+            return None
+        routes = tuple(
+            SlackRoute(
+                channel=r["channel"],
+                projects=tuple(r.get("projects", ())),
+                jobs=tuple(r.get("jobs", ())),
+                events=tuple(EventKind(e) for e in r.get("events", ())),
+                mentions=tuple(r.get("mentions", ())),
+            )
+            for r in data.get("routes", ())
+        )
+        if token and not data.get("channel") and not routes:
+            self.problems.error(
+                where, "notify.slack needs a channel to post to: add channel: '#your-channel'"
+            )
+        for key in ("channel", "routes"):
+            if webhook and key in data:
+                self.problems.error(
+                    self.document.position_of(("notify", "slack", key)),
+                    f"notify.slack.{key} needs a bot token (SLACK_BOT_TOKEN): an incoming "
+                    "webhook posts to the channel it was made for; remove it or use a token",
+                )
+        return SlackSettings(
+            token=token,
+            webhook_url=webhook,
+            api_url=data.get("api-url"),
+            channel=data.get("channel"),
+            mentions=tuple(data.get("mentions", ())),
+            routes=routes,
+        )
+
+    def _sentry(self, data: Mapping[str, Any]) -> SentrySettings | None:
+        dsn = self._secret(data, ("notify", "sentry"), "dsn-file", "SENTRY_DSN")
+        if not dsn:
+            self.problems.error(
+                self.document.position_of(("notify", "sentry")),
+                "notify.sentry needs a DSN: set SENTRY_DSN, or notify.sentry.dsn-file",
+            )
+            return None
+        return SentrySettings(
+            dsn=dsn,
+            environment=data.get("environment")
+            or self.environ.get("SENTRY_ENVIRONMENT")
+            or "production",
+            monitors=data.get("monitors", True),
+        )
+
+    def _secret(
+        self, data: Mapping[str, Any], at: tuple[str, ...], file_key: str, variable: str
+    ) -> str | None:
+        """A secret from its file (named in the configuration) or else its variable."""
+        if file_key not in data:
+            return self.environ.get(variable) or None
+        path = self._path(data[file_key])
+        try:
+            value = path.read_text().strip()
+        except OSError as error:
+            self.problems.error(
+                self.document.position_of((*at, file_key)),
+                f"cannot read {file_key} {path}: {error.strerror}",
+            )
+            return None
+        if not value:
+            self.problems.error(
+                self.document.position_of((*at, file_key)), f"{file_key} {path} is empty"
+            )
+            return None
+        return value
+
+    def _catch_up(self, data: Mapping[str, Any], inherited: CatchUp) -> CatchUp:
+        lateness = data.get("max-lateness")
+        return CatchUp(
+            policy=data.get("policy", inherited.policy),
+            max_lateness=parse_duration(lateness) if lateness else inherited.max_lateness,
+            max_slots=data.get("max-slots", inherited.max_slots),
+        )
+
+    def _project(self, index: int, entry: Mapping[str, Any], default: CatchUp) -> Project:
+        catch_up_data = entry.get("catch-up", {})
+        catch_up = self._catch_up(catch_up_data, default)
+        scopes = entry.get("scopes")
+        repository = entry["repository"]
+        if redact(repository) != repository:
+            # Tasks name this URL (task definitions are public), and the ledger, the API and
+            # logs show it; credentials go where only git reads them.
+            plain = without_userinfo(repository)
+            self.problems.error(
+                self.document.position_of(("projects", index, "repository")),
+                f"project {shown(entry['name'])}: repository {shown(redact(repository))} holds "
+                "credentials, and tasks name this URL in public; give it without them"
+                + (f" ({shown(plain)})" if redact(plain) == plain else "")
+                + " and put the URL with credentials in fetch-from, which only git reads",
+            )
+        elif scopes is None and default_project_scopes(repository) is None:
+            self.problems.error(
+                self.document.position_of(("projects", index, "repository")),
+                f"repository {shown(repository)} names no host, so the project's "
+                "scopes cannot be assume:repo:<host>/<path>:cron:*; give the URL tasks should "
+                "name (https://...) and read a local clone with fetch-from, or set scopes",
+            )
+        return Project(
+            name=entry["name"],
+            repository=entry["repository"],
+            trust_domain=entry["trust-domain"],
+            branch=entry.get("branch", "main"),
+            level=entry.get("level", 1),
+            repository_type=entry.get("repository-type", "git"),
+            fetch_from=entry.get("fetch-from"),
+            expiry=self._expiry(entry.get("expiry", {})),
+            expiry_watched="expiry" in entry,
+            watch_task_groups=(
+                groups
+                if isinstance(groups := entry.get("watch-task-groups", False), bool)
+                else tuple(groups)
+            ),
+            scopes=tuple(scopes) if scopes is not None else None,
+            catch_up=catch_up,
+            job_catch_up={
+                job: self._catch_up(overrides, catch_up)
+                for job, overrides in catch_up_data.get("jobs", {}).items()
+            },
+        )
+
+    @staticmethod
+    def _expiry(data: Mapping[str, Any]) -> ExpiryWatch:
+        default = ExpiryWatch()
+
+        def duration(key: str, fallback: timedelta) -> timedelta:
+            return parse_duration(data[key]) if key in data else fallback
+
+        return ExpiryWatch(
+            namespaces=tuple(data.get("namespaces", ())),
+            task_groups=tuple(
+                TaskGroupWatch(g["id"], tuple(g.get("kinds", ())), g.get("label-prefix"))
+                for g in data.get("task-groups", ())
+            ),
+            threshold=duration("threshold", default.threshold),
+            action=data.get("action", default.action),
+            action_input=data.get("input", {}),
+            every=duration("every", default.every),
+            cooldown=duration("cooldown", default.cooldown),
+            artifacts=data.get("artifacts", False),
+            concurrency=data.get("concurrency", default.concurrency),
+            decision_index=data.get("decision-index"),
+        )
+
+    def _check_unique(self, projects: tuple[Project, ...]) -> None:
+        seen: dict[str, int] = {}
+        for index, project in enumerate(projects):
+            if project.name in seen:
+                first = self.document.position_of(("projects", seen[project.name], "name"))
+                self.problems.error(
+                    self.document.position_of(("projects", index, "name")),
+                    f"project {shown(project.name)} is configured twice (first at line "
+                    f"{first.line}); give each project one entry",
+                )
+            seen.setdefault(project.name, index)
