@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.config.errors import ConfigError
-from scheduler.config.loading import load_config
+from scheduler.config.loading import load_config, parse_config, remember_secrets
 from scheduler.config.model import Config
 from scheduler.diagnostics import Diagnostic
 from scheduler.notify.events import Event, EventKind
@@ -417,6 +417,22 @@ def test_secrets_read_from_files_are_remembered(tmp_path: Path) -> None:
     load(with_notify(block), {}, tmp_path)
 
     assert scrub(f"posting with {token}") == "posting with ***"
+
+
+def test_parsing_alone_remembers_no_secret(tmp_path: Path) -> None:
+    token, variable = canary(), canary()
+    (tmp_path / "token").write_text(token)
+    block = "  slack:\n    token-file: token\n    channel: '#releng'\n"
+    text = f"posting with {token} and {variable}"
+
+    environ = {"MY_TOKEN": variable}
+    config = parse_config(with_notify(block), "service.yml", environ, base_dir=tmp_path)
+
+    assert config.notify.slack is not None
+    assert config.notify.slack.token == token
+    assert scrub(text) == text, "only remember_secrets touches what redaction remembers"
+    remember_secrets(config, environ)
+    assert scrub(text) == "posting with *** and ***"
 
 
 # Where events go
