@@ -17,18 +17,18 @@ from typing import Any, Literal
 
 from jsonschema import Draft7Validator
 
-from scheduler.diagnostics import Diagnostic, Position, Severity
-from scheduler.notify.events import EventKind
-from scheduler.queue_rules import DEFAULT_MAX_DEADLINE
-from scheduler.redaction import (
+from scheduler.common.diagnostics import Diagnostic, Position, Severity
+from scheduler.common.redaction import (
     redact,
     remember_secret,
     remember_secret_variables,
     without_userinfo,
 )
-from scheduler.schema_messages import Explainer, shown
+from scheduler.common.schema_messages import Explainer, shown
+from scheduler.common.yamldoc import Document, YamlError, parse
+from scheduler.notify.events import EventKind
+from scheduler.queue_rules import DEFAULT_MAX_DEADLINE
 from scheduler.scopes import default_project_scopes
-from scheduler.yamldoc import Document, YamlError, parse
 
 CatchUpPolicy = Literal["latest", "all", "none"]
 SECRET_KEYS = frozenset(

@@ -12,8 +12,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from scheduler.common.redaction import scrub, scrub_data
 from scheduler.notify import sentry
-from scheduler.redaction import scrub, scrub_data
 
 # What the renderers print as is; anything else they print through repr(), which is scrubbed
 # here instead so that a secret inside an object's repr does not slip past.

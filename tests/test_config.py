@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from scheduler.cli import main
+from scheduler.common.redaction import redact
 from scheduler.config import (
     CatchUp,
     ConfigError,
@@ -21,7 +22,6 @@ from scheduler.config import (
     parse_duration,
     read_config,
 )
-from scheduler.redaction import redact
 
 MINIMAL = """\
 taskcluster:

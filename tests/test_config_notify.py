@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.common.diagnostics import Diagnostic
+from scheduler.common.redaction import scrub
 from scheduler.config import (
     Config,
     ConfigError,
@@ -22,10 +24,8 @@ from scheduler.config import (
     SlackSettings,
     load_config,
 )
-from scheduler.diagnostics import Diagnostic
 from scheduler.notify.events import Event, EventKind
 from scheduler.notify.routing import Router
-from scheduler.redaction import scrub
 
 TASKCLUSTER = """\
 taskcluster:

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from scheduler.cli import main
+from scheduler.common.diagnostics import Severity
 from scheduler.config import Config, Credentials, NotifySettings, Project, SlackSettings
-from scheduler.diagnostics import Severity
 from scheduler.ledger import Ledger
 from scheduler.preflight import Finding, findings_of, preflight, summary_lines
 from scheduler.service import Preflights, open_service

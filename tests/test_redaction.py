@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scheduler import logs
-from scheduler.redaction import (
+from scheduler.common.redaction import (
     MASK,
     is_secret_key,
     redact,

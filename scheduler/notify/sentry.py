@@ -20,7 +20,7 @@ from sentry_sdk.integrations.dedupe import DedupeIntegration
 from sentry_sdk.integrations.excepthook import ExcepthookIntegration
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
-from scheduler.redaction import SECRET_KEY_NAMES, remember_secret, scrub_data
+from scheduler.common.redaction import SECRET_KEY_NAMES, remember_secret, scrub_data
 
 if TYPE_CHECKING:
     from sentry_sdk._types import Breadcrumb, BreadcrumbHint, Event, Hint, MonitorConfig
