@@ -21,7 +21,7 @@ import slugid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scheduler import logs
+from scheduler.common import logs
 from scheduler.config import ExpiryWatch, Project
 from scheduler.expiry.scan import Scanner
 from scheduler.taskcluster import connect

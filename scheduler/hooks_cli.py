@@ -16,9 +16,10 @@ import click
 from rich import box
 from rich.table import Table
 
-from scheduler import acts, logs, service
+from scheduler import acts, service
 from scheduler.cli_support import console, echo, echo_json, json_object
 from scheduler.commands import actor, audit_act, clock, config_option, fail, load
+from scheduler.common import logs
 from scheduler.config import Config
 from scheduler.hooks.changes import ABSENT, Change, FieldChange, HookPlan, plan
 from scheduler.hooks.definitions import HookFolder, HookKey

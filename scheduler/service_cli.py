@@ -21,10 +21,11 @@ from rich import box
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from scheduler import acts, logs, service
+from scheduler import acts, service
 from scheduler.actions.triggering import Triggered, TriggerError
 from scheduler.cli_support import console, echo, echo_json, echo_yaml, instant, json_object
 from scheduler.commands import actor, clock, config_option, fail, load
+from scheduler.common import logs
 from scheduler.config import Config, Project, UnknownProjectError
 from scheduler.cron import format_slot
 from scheduler.engine import UNCONFIRMED, FireError, FireResult, ProjectOverview, SlotResult

@@ -24,7 +24,7 @@ import slugid
 import structlog
 from sqlalchemy import create_engine, select
 
-from scheduler import logs
+from scheduler.common import logs
 from scheduler.config import (
     Config,
     NotifySettings,
