@@ -195,7 +195,7 @@ class HookFolder:
         return not any(d.is_error for d in self.diagnostics)
 
 
-def load_hook(
+def parse_hook(
     source: str | bytes, display: str, relative: PurePosixPath
 ) -> tuple[DeclaredHook | None, list[Diagnostic]]:
     """One hook file, at `relative` inside the folder: its hook, or None and why not."""

@@ -14,7 +14,7 @@ from scheduler.hooks.definitions import (
     HookFolder,
     error_at,
     id_problem,
-    load_hook,
+    parse_hook,
 )
 
 
@@ -50,7 +50,7 @@ def load_folder(directory: Path) -> HookFolder:
         except OSError as error:
             diagnostics.append(error_at(display, START, f"cannot read: {error.strerror or error}"))
             continue
-        hook, problems = load_hook(source, display, relative)
+        hook, problems = parse_hook(source, display, relative)
         diagnostics.extend(problems)
         if hook is not None:
             hooks.append(hook)
