@@ -21,9 +21,9 @@ import slugid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scheduler import logs
+from scheduler.common import logs
 from scheduler.config.model import ExpiryWatch, Project
-from scheduler.expiry import Scanner
+from scheduler.expiry.scan import Scanner
 from scheduler.taskcluster import connect
 from tests.emulator.standalone import start_standalone
 

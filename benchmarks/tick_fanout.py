@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scheduler import logs
+from scheduler.common import logs
 from scheduler.config.model import DEFAULT_CONCURRENCY, Config, Credentials, Project
 from scheduler.cron import slot_of
 from scheduler.ledger import FireState

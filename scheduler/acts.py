@@ -8,13 +8,14 @@ import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from scheduler.actions.triggering import Triggered, TriggerError
 from scheduler.engine import Engine, FireError, FireResult, UnknownTargetError
-from scheduler.expiry import Event, EventKind
-from scheduler.hook_calls import Fired, PayloadRejectedError, fire_hook, hook_fire_scopes
-from scheduler.hooks import HookKey, UncheckablePayloadError
+from scheduler.expiry.model import ExpiryEvent, ExpiryEventKind
+from scheduler.hooks.definitions import HookKey
+from scheduler.hooks.payloads import UncheckablePayloadError
+from scheduler.hooks.service import Fired, PayloadRejectedError, fire_hook, hook_fire_scopes
 from scheduler.ledger import FireState
 from scheduler.taskcluster import TaskclusterError
-from scheduler.triggering import Triggered, TriggerError
 
 if TYPE_CHECKING:  # the service imports the API, which imports this
     from scheduler.service import Notifier
@@ -117,7 +118,7 @@ async def remediate(
     project_name: str,
     *,
     dry_run: bool = False,
-) -> list[Event]:
+) -> list[ExpiryEvent]:
     """Scan the project's cached tasks now and rebuild what expires (or follow the running
     rebuild); the events are reported as a scheduled scan's are (None: not reported).
 
@@ -147,7 +148,7 @@ async def remediate(
         ok=not failed,
         result=outcome or "nothing at risk, no rebuild running",
     )
-    scan_failed = [event.message for event in events if event.kind is EventKind.SCAN_FAILED]
+    scan_failed = [event.message for event in events if event.kind is ExpiryEventKind.SCAN_FAILED]
     if scan_failed:
         raise TaskclusterError(f"{project.name}: {scan_failed[0]}")
     return events

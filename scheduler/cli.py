@@ -19,6 +19,8 @@ from rich.table import Table
 from scheduler import __version__
 from scheduler.cli_support import console, echo, echo_json, instant, json_object
 from scheduler.clock import ClockSettingError, clock_from
+from scheduler.common.redaction import remember_secret_variables
+from scheduler.common.yamldoc import MAX_BYTES
 from scheduler.cron import (
     CronFile,
     Diagnostic,
@@ -31,7 +33,6 @@ from scheduler.cron import (
     next_fires,
     slot_of,
 )
-from scheduler.redaction import remember_secret_variables
 from scheduler.render import (
     Push,
     RenderError,
@@ -39,7 +40,6 @@ from scheduler.render import (
     RepositoryType,
     render_decision_task,
 )
-from scheduler.yamldoc import MAX_BYTES
 
 CRON_FILE_NAME = ".cron.yml"
 DEFAULT_PLAN_SPAN = timedelta(hours=24)

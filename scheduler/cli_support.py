@@ -15,8 +15,8 @@ import yaml
 from rich.console import Console
 from rich.text import Text
 
+from scheduler.common.redaction import scrub, scrub_data
 from scheduler.cron import parse_instant
-from scheduler.redaction import scrub, scrub_data
 
 
 def instant(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:

@@ -18,7 +18,16 @@ from typing import Any, NamedTuple
 import structlog
 from taskcluster.exceptions import TaskclusterRestFailure
 
-from scheduler.actions import decision_index_path, latest_decision_index_path
+from scheduler.actions.spec import decision_index_path, latest_decision_index_path
+from scheduler.actions.triggering import (
+    SETTLE,
+    Triggered,
+    TriggerError,
+    find_sent,
+    prepare_trigger,
+    send,
+    trigger_action,
+)
 from scheduler.clock import Clock, utc_now
 from scheduler.config.errors import UnknownProjectError
 from scheduler.config.model import CatchUp, Config, Project
@@ -39,7 +48,10 @@ from scheduler.cron.crontab import crontab
 from scheduler.cron.model import ScheduleError
 from scheduler.cron.timing import SLOT_LENGTH, format_slot, slot_of
 from scheduler.durations import format_duration
-from scheduler.expiry import Event, scan_and_remediate
+from scheduler.expiry.model import ExpiryEvent
+from scheduler.expiry.remediation import scan_and_remediate
+from scheduler.git.process import SourceError
+from scheduler.git.source import GitSource, Snapshot
 from scheduler.ids import manual_task_id
 from scheduler.ledger import (
     Claim,
@@ -61,17 +73,7 @@ from scheduler.render import (
     render_time,
 )
 from scheduler.retrying import next_attempt_at, overdue
-from scheduler.source import GitSource, Snapshot, SourceError
 from scheduler.taskcluster import Clients
-from scheduler.triggering import (
-    SETTLE,
-    Triggered,
-    TriggerError,
-    find_sent,
-    prepare_trigger,
-    send,
-    trigger_action,
-)
 
 CRON_FILE = ".cron.yml"
 # The note of an already-fired fire whose task could not be read back.
@@ -694,7 +696,7 @@ class Engine:
 
     # -- expiry -------------------------------------------------------------------------
 
-    async def check_expiry(self, project: Project, *, dry_run: bool = False) -> list[Event]:
+    async def check_expiry(self, project: Project, *, dry_run: bool = False) -> list[ExpiryEvent]:
         """Scan the project's cached tasks and take the remediation step it calls for."""
         return await scan_and_remediate(
             self.clients_for(project),

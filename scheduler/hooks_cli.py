@@ -1,6 +1,6 @@
 """The `tc-scheduler hooks` commands: check, list, diff and apply the hooks folder; fire a hook.
 
-The Taskcluster calls live here; what the folder declares and how it differs is in hooks.py.
+The Taskcluster calls live here; what the folder declares and how it differs is in hooks/.
 """
 
 from __future__ import annotations
@@ -16,27 +16,21 @@ import click
 from rich import box
 from rich.table import Table
 
-from scheduler import acts, logs, service
+from scheduler import acts, service
 from scheduler.cli_support import console, echo, echo_json, json_object
 from scheduler.commands import actor, audit_act, clock, config_option, fail, load
+from scheduler.common import logs
 from scheduler.config.model import Config
-from scheduler.hook_calls import (
+from scheduler.hooks.changes import ABSENT, Change, FieldChange, HookPlan, plan
+from scheduler.hooks.definitions import HookFolder, HookKey
+from scheduler.hooks.folder import load_folder
+from scheduler.hooks.payloads import UncheckablePayloadError
+from scheduler.hooks.service import (
     Applied,
     Fired,
     PayloadRejectedError,
     apply_plan,
     deployed_hooks,
-)
-from scheduler.hooks import (
-    ABSENT,
-    Change,
-    FieldChange,
-    HookFolder,
-    HookKey,
-    HookPlan,
-    UncheckablePayloadError,
-    load_folder,
-    plan,
 )
 from scheduler.taskcluster import Clients, TaskclusterError, connect
 

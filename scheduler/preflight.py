@@ -15,18 +15,18 @@ from typing import Any
 
 import structlog
 
-from scheduler.actions import decision_index_path
+from scheduler.actions.spec import decision_index_path
+from scheduler.actions.triggering import TriggerError, trigger_action
+from scheduler.common.diagnostics import Severity
 from scheduler.config.model import Project
 from scheduler.cron import CronFile, DecisionTask, Job, TriggerAction, next_fires, slot_of
 from scheduler.cron.model import ScheduleError
-from scheduler.diagnostics import Severity
 from scheduler.engine import TASKCLUSTER_YML, Engine, FireError
-from scheduler.expiry import default_namespaces
+from scheduler.expiry.model import default_namespaces
+from scheduler.git.source import Snapshot
 from scheduler.queue_rules import Requirement, create_task_requirements, task_problems, unmet
 from scheduler.render import RenderError
 from scheduler.scopes import ASSUME, lasting_form, satisfies, where_to_grant
-from scheduler.source import Snapshot
-from scheduler.triggering import TriggerError, trigger_action
 
 log = structlog.get_logger("tc_scheduler.preflight")
 ANONYMOUS = f"{ASSUME}anonymous"

@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 import jsone
 
+from scheduler.common.yamldoc import YamlError, non_json_values, parse
 from scheduler.cron.model import DecisionTask, Job
 from scheduler.cron.timing import as_utc, slot_of
 from scheduler.ids import decision_task_id
-from scheduler.yamldoc import YamlError, non_json_values, parse
 
 RepositoryType = Literal["git", "hg"]
 

@@ -14,8 +14,7 @@ from typing import Any
 
 from scheduler.cron.timing import format_slot
 from scheduler.engine import SlotResult
-from scheduler.expiry import Event as ExpiryEvent
-from scheduler.expiry import EventKind as ExpiryKind
+from scheduler.expiry.model import ExpiryEvent, ExpiryEventKind
 from scheduler.ledger import FireKind, Health, Notice, Watch
 from scheduler.notify.events import Event, EventKind, FailedTask
 from scheduler.notify.routing import Router
@@ -411,7 +410,7 @@ def _first(lines: Sequence[str], shown: int) -> str:
 
 
 def _scan_failed(found: ExpiryEvent) -> bool:
-    return found.kind is ExpiryKind.SCAN_FAILED
+    return found.kind is ExpiryEventKind.SCAN_FAILED
 
 
 def _expiry_subject(project: str) -> str:
@@ -440,14 +439,14 @@ _TASK_ERRORS = {
 }
 
 _EXPIRY_KINDS = {
-    ExpiryKind.EXPIRING: EventKind.EXPIRING,
-    ExpiryKind.EXPIRED: EventKind.EXPIRED,
-    ExpiryKind.STARTED: EventKind.REMEDIATION_STARTED,
-    ExpiryKind.SUCCEEDED: EventKind.REMEDIATION_SUCCEEDED,
-    ExpiryKind.NOTHING_REBUILT: EventKind.REMEDIATION_NOTHING_REBUILT,
-    ExpiryKind.FAILED: EventKind.REMEDIATION_FAILED,
-    ExpiryKind.DRY_RUN: EventKind.REMEDIATION_DRY_RUN,
-    ExpiryKind.SCAN_FAILED: EventKind.EXPIRY_SCAN_FAILED,
+    ExpiryEventKind.EXPIRING: EventKind.EXPIRING,
+    ExpiryEventKind.EXPIRED: EventKind.EXPIRED,
+    ExpiryEventKind.STARTED: EventKind.REMEDIATION_STARTED,
+    ExpiryEventKind.SUCCEEDED: EventKind.REMEDIATION_SUCCEEDED,
+    ExpiryEventKind.NOTHING_REBUILT: EventKind.REMEDIATION_NOTHING_REBUILT,
+    ExpiryEventKind.FAILED: EventKind.REMEDIATION_FAILED,
+    ExpiryEventKind.DRY_RUN: EventKind.REMEDIATION_DRY_RUN,
+    ExpiryEventKind.SCAN_FAILED: EventKind.EXPIRY_SCAN_FAILED,
 }
 _EXPIRY_TITLES = {
     EventKind.EXPIRING: "cached tasks expire soon",

@@ -25,7 +25,8 @@ from scheduler.clock import Clock, utc_now
 from scheduler.config.model import Config, Project
 from scheduler.cron.timing import format_slot, slot_of
 from scheduler.engine import Engine, SlotResult
-from scheduler.expiry import Event
+from scheduler.expiry.model import ExpiryEvent
+from scheduler.git.source import GitSource
 from scheduler.ledger import Ledger
 from scheduler.notify import sentry
 from scheduler.notify.outbox import Postman
@@ -33,7 +34,6 @@ from scheduler.notify.routing import Router
 from scheduler.notify.slack import SlackSender
 from scheduler.preflight import Checked, preflight
 from scheduler.reports import Reporter
-from scheduler.source import GitSource
 from scheduler.taskcluster import connect
 from scheduler.watcher import Watcher
 from scheduler.web.server import ApiServer
@@ -98,7 +98,7 @@ class Notifier:
         notices = self.reporter.preflight_checked(checked, now)
         await asyncio.to_thread(self.ledger.report, notices, now=now)
 
-    async def expiry_scanned(self, project: str, events: Sequence[Event]) -> None:
+    async def expiry_scanned(self, project: str, events: Sequence[ExpiryEvent]) -> None:
         """The events of one expiry scan of `project` (one says so if the scan failed)."""
         now = self.clock()
         notices = self.reporter.expiry_scanned(project, events, now)

@@ -21,21 +21,23 @@ from rich import box
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from scheduler import acts, logs, service
+from scheduler import acts, service
+from scheduler.actions.triggering import Triggered, TriggerError
 from scheduler.cli_support import console, echo, echo_json, echo_yaml, instant, json_object
 from scheduler.commands import actor, clock, config_option, fail, load
+from scheduler.common import logs
 from scheduler.config.errors import UnknownProjectError
 from scheduler.config.model import Config, Project
 from scheduler.cron import format_slot
 from scheduler.engine import UNCONFIRMED, FireError, FireResult, ProjectOverview, SlotResult
-from scheduler.expiry import Event, ExpiryReport, Scanner, report_json
+from scheduler.expiry.model import ExpiryEvent, ExpiryReport, report_json
+from scheduler.expiry.scan import Scanner
 from scheduler.hooks_cli import hooks_group
 from scheduler.ledger import AuditEntry, Fire, FireState, Ledger, Letter, LetterState
 from scheduler.notify import sentry
 from scheduler.notify.routing import SLACK_PREFIX, channel_of
 from scheduler.preflight import Finding, findings_of, has_errors, preflight, summary_lines
 from scheduler.taskcluster import TaskclusterError, connect
-from scheduler.triggering import Triggered, TriggerError
 from scheduler.web.auth import hash_token
 
 
@@ -573,7 +575,7 @@ def expiry_remediate(config_path: Path | None, project_name: str, dry_run: bool)
     _known(config, project_name)
     logs.configure(level="warning")
 
-    async def remediate() -> list[Event]:
+    async def remediate() -> list[ExpiryEvent]:
         async with service.open_service(config, clock=clock()) as (engine, notifier):
             return await acts.remediate(engine, notifier, actor(), project_name, dry_run=dry_run)
 

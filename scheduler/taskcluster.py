@@ -2,8 +2,8 @@
 and the mapping of failures to messages a person can act on.
 
 The retry policy is the client library's own (5xx and connection errors, exponential backoff),
-except for `hooks.triggerHook` (`hooks_once`): a trigger is not idempotent, so triggering.py
-decides when to send one again.
+except for `hooks.triggerHook` (`hooks_once`): a trigger is not idempotent, so
+actions/triggering.py decides when to send one again.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from rich.table import Table
 
 from scheduler.cli import main
 from scheduler.cli_support import console, echo, echo_json, echo_yaml
+from scheduler.common.redaction import remember_secret
 from scheduler.ids import decision_task_id
-from scheduler.redaction import remember_secret
 from tests.conftest import CORPUS, REPOSITORY_ROOT, corpus_cron_files
 
 GECKO = str(CORPUS / "cron" / "mozilla__gecko-dev.cron.yml")

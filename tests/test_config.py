@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from scheduler.cli import main
+from scheduler.common.redaction import redact
 from scheduler.config.errors import ConfigError
 from scheduler.config.loading import embedded_default, load_config, read_config
 from scheduler.config.model import CatchUp
 from scheduler.durations import format_duration, parse_duration
-from scheduler.redaction import redact
 
 MINIMAL = """\
 taskcluster:

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.common.diagnostics import Diagnostic
+from scheduler.common.redaction import scrub
 from scheduler.config.errors import ConfigError
 from scheduler.config.loading import load_config, parse_config, remember_secrets
 from scheduler.config.model import Config
-from scheduler.diagnostics import Diagnostic
 from scheduler.notify.events import Event, EventKind
 from scheduler.notify.routing import Router
 from scheduler.notify.settings import NotifySettings, SentrySettings, SlackRoute, SlackSettings
-from scheduler.redaction import scrub
 
 TASKCLUSTER = """\
 taskcluster:

@@ -14,7 +14,7 @@ import pytest
 import slugid
 import taskcluster
 
-from scheduler.actions import MARKER_KEY
+from scheduler.actions.spec import MARKER_KEY
 from scheduler.config.model import CatchUp, Config, Credentials, Project
 from scheduler.cron import DecisionTask, fires_between, load_cron
 from scheduler.engine import Engine, FireTooSoonError, FutureSlotError, SlotResult, plan_catch_up

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import taskcluster
 
+from scheduler.actions.triggering import SETTLE
 from scheduler.config.model import CatchUp
 from scheduler.engine import Engine, FireResult, FireTooSoonError
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireKind, FireState, Ledger
 from scheduler.retrying import FIRST_WAIT
-from scheduler.triggering import SETTLE
 from tests.emulator import Emulator
 from tests.repos import Repository
 from tests.test_engine import (

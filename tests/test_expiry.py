@@ -18,19 +18,18 @@ from click.testing import CliRunner
 
 from scheduler.cli import main
 from scheduler.config.model import ExpiryWatch, Project, TaskGroupWatch
-from scheduler.expiry import (
+from scheduler.expiry.model import (
     CachedTask,
-    Event,
-    EventKind,
+    ExpiryEvent,
+    ExpiryEventKind,
     ExpiryReport,
-    Health,
-    Remediator,
-    Scanner,
+    TaskHealth,
     at_risk,
     findings,
     kind_of_namespace,
-    scan_and_remediate,
 )
+from scheduler.expiry.remediation import Remediator, scan_and_remediate
+from scheduler.expiry.scan import Scanner
 from scheduler.ledger import Ledger, RemediationState
 from scheduler.taskcluster import connect
 from tests.conftest import task_definition, taskcluster_environment
@@ -64,10 +63,10 @@ def test_classification_and_order() -> None:
 
     tasks = [cached("late", 31), cached("soon", 3), cached("past", -1), cached("gone", 90, True)]
     assert [t.health(NOW, THRESHOLD) for t in tasks] == [
-        Health.HEALTHY,
-        Health.EXPIRING,
-        Health.EXPIRED,
-        Health.EXPIRED,
+        TaskHealth.HEALTHY,
+        TaskHealth.EXPIRING,
+        TaskHealth.EXPIRED,
+        TaskHealth.EXPIRED,
     ]
     assert [t.task_id for t in at_risk(tasks, NOW, THRESHOLD)] == ["gone", "past", "soon"]
     assert cached("x", 1.5).days_left(NOW) == 1.5
@@ -346,8 +345,8 @@ def step(
     replica: str = "replica-1",
     credentials: dict[str, str] | None = None,
     dry_run: bool = False,
-) -> Event | None:
-    async def run() -> Event | None:
+) -> ExpiryEvent | None:
+    async def run() -> ExpiryEvent | None:
         async with connect(emulator.root_url, credentials or emulator.root_credentials) as clients:
             report = await Scanner(clients).report(project, project.expiry, emulator.clock.now())
             remediator = Remediator(clients, ledger, replica, emulator.clock.now)
@@ -394,7 +393,7 @@ def test_remediation_triggers_once_then_succeeds(deployment: Emulator, ledger: L
     project = demo()
     started = step(deployment, ledger, project)
     assert started is not None
-    assert started.kind is EventKind.STARTED
+    assert started.kind is ExpiryEventKind.STARTED
     assert len(started.at_risk) == 2
     [fire] = fires_of_hook(deployment)
     assert started.task_group_id == fire["taskId"]
@@ -408,7 +407,7 @@ def test_remediation_triggers_once_then_succeeds(deployment: Emulator, ledger: L
     rebuild(deployment, started.task_group_id)
     finished = step(deployment, ledger, project)
     assert finished is not None
-    assert finished.kind is EventKind.SUCCEEDED
+    assert finished.kind is ExpiryEventKind.SUCCEEDED
     assert finished.at_risk == ()
     [record] = ledger.remediations(project="demo")
     assert (record.state, record.task_group_id) == (
@@ -421,7 +420,7 @@ def test_remediation_triggers_once_then_succeeds(deployment: Emulator, ledger: L
 def test_two_replicas_scanning_at_once_trigger_once(deployment: Emulator, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
 
-    async def replica(name: str) -> Event | None:
+    async def replica(name: str) -> ExpiryEvent | None:
         ledger = Ledger.open(url)
         try:
             async with connect(deployment.root_url, deployment.root_credentials) as clients:
@@ -433,16 +432,16 @@ def test_two_replicas_scanning_at_once_trigger_once(deployment: Emulator, tmp_pa
         finally:
             ledger.close()
 
-    async def both() -> list[Event | None]:
+    async def both() -> list[ExpiryEvent | None]:
         return list(await asyncio.gather(replica("a"), replica("b")))
 
     events = asyncio.run(both())
-    started = [e for e in events if e is not None and e.kind is EventKind.STARTED]
+    started = [e for e in events if e is not None and e.kind is ExpiryEventKind.STARTED]
     # The other replica finds the remediation running (nothing to say) or loses the race to
     # start it (waiting); either way it triggers nothing.
     others = [e.kind if e is not None else None for e in events if e not in started]
     assert len(started) == 1
-    assert others in ([None], [EventKind.WAITING])
+    assert others in ([None], [ExpiryEventKind.WAITING])
     assert len(fires_of_hook(deployment)) == 1
 
 
@@ -452,16 +451,16 @@ def test_a_missing_action_fails_and_waits_for_the_cooldown(
     project = demo(action="rebuild-docker-images-and-toolchains", cooldown=timedelta(hours=6))
     failed = step(deployment, ledger, project)
     assert failed is not None
-    assert failed.kind is EventKind.FAILED
+    assert failed.kind is ExpiryEventKind.FAILED
     assert "no task-group action named 'rebuild-docker-images-and-toolchains'" in failed.message
     assert "rebuild-cached-tasks" in failed.message  # what is there instead
     waiting = step(deployment, ledger, project)
     assert waiting is not None
-    assert waiting.kind is EventKind.WAITING
+    assert waiting.kind is ExpiryEventKind.WAITING
     deployment.clock.advance(timedelta(hours=6, minutes=1))
     again = step(deployment, ledger, project)
     assert again is not None
-    assert again.kind is EventKind.FAILED
+    assert again.kind is ExpiryEventKind.FAILED
     assert [r.state for r in ledger.remediations(project="demo")] == [RemediationState.FAILED] * 2
     assert fires_of_hook(deployment) == []
 
@@ -475,13 +474,13 @@ def test_a_rebuild_taskcluster_kept_from_starting_is_tried_at_the_next_scan(
     blocked = step(deployment, ledger, project)
 
     assert blocked is not None
-    assert blocked.kind is EventKind.SCAN_FAILED
+    assert blocked.kind is ExpiryEventKind.SCAN_FAILED
     assert "tried again at the next scan" in blocked.message
     assert "503" in blocked.message
     assert ledger.remediations(project="demo") == [], "nothing started: no cooldown to wait"
     started = step(deployment, ledger, project)
     assert started is not None
-    assert started.kind is EventKind.STARTED
+    assert started.kind is ExpiryEventKind.STARTED
     assert len(fires_of_hook(deployment)) == 1
 
 
@@ -489,7 +488,7 @@ def test_a_403_from_trigger_hook_is_recorded(deployment: Emulator, ledger: Ledge
     reader = deployment.add_client("reader", ["queue:*", "index:*"])
     failed = step(deployment, ledger, demo(), credentials=reader)
     assert failed is not None
-    assert failed.kind is EventKind.FAILED
+    assert failed.kind is ExpiryEventKind.FAILED
     assert "403" in failed.message
     assert f"hooks:trigger-hook:{HOOK[0]}/{HOOK[1]}" in failed.message
     [record] = ledger.remediations(project="demo")
@@ -503,7 +502,7 @@ def test_a_rebuild_whose_tasks_fail_is_a_failure(deployment: Emulator, ledger: L
     rebuild(deployment, started.task_group_id, state="failed")
     failed = step(deployment, ledger, demo())
     assert failed is not None
-    assert failed.kind is EventKind.FAILED
+    assert failed.kind is ExpiryEventKind.FAILED
     assert "2 rebuild tasks" in failed.message
     assert "did not complete" in failed.message
 
@@ -511,7 +510,7 @@ def test_a_rebuild_whose_tasks_fail_is_a_failure(deployment: Emulator, ledger: L
 def test_dry_run_says_what_it_would_trigger(deployment: Emulator, ledger: Ledger) -> None:
     event = step(deployment, ledger, demo(), dry_run=True)
     assert event is not None
-    assert event.kind is EventKind.DRY_RUN
+    assert event.kind is ExpiryEventKind.DRY_RUN
     assert f"{HOOK[0]}/{HOOK[1]}" in event.message
     assert fires_of_hook(deployment) == []
 
@@ -552,7 +551,7 @@ def test_task_group_mode_remediates_too(deployment: Emulator, ledger: Ledger) ->
     )
     started = step(deployment, ledger, project)
     assert started is not None
-    assert started.kind is EventKind.STARTED
+    assert started.kind is ExpiryEventKind.STARTED
     assert len(started.at_risk) == 3  # the toolchains, not the training tasks
     assert len(fires_of_hook(deployment)) == 1
 
@@ -572,10 +571,10 @@ def test_findings_name_what_expired_and_what_expires_soon() -> None:
     )
     report = ExpiryReport("demo", 10, THRESHOLD, NOW, tasks)
     expired, expiring = findings(report)
-    assert expired.kind is EventKind.EXPIRED
+    assert expired.kind is ExpiryEventKind.EXPIRED
     assert expired.at_risk == tasks[:1]
     assert "v3.a.latest (task)" in expired.message
-    assert expiring.kind is EventKind.EXPIRING
+    assert expiring.kind is ExpiryEventKind.EXPIRING
     assert expiring.at_risk == tasks[1:]
     assert "in 4.0 days" in expiring.message
     assert findings(ExpiryReport("demo", 10, THRESHOLD, NOW, ())) == []
@@ -588,7 +587,7 @@ def test_the_rebuild_can_come_from_a_configured_decision_task(
         deployment, ledger, demo(decision_index="tcs.v2.demo.release.taskgraph.decision")
     )
     assert missing is not None
-    assert missing.kind is EventKind.FAILED
+    assert missing.kind is ExpiryEventKind.FAILED
     assert (
         "no decision task is indexed at tcs.v2.demo.release.taskgraph.decision" in missing.message
     )
@@ -597,10 +596,10 @@ def test_the_rebuild_can_come_from_a_configured_decision_task(
 # -- judging a rebuild by its action task, and scans that Taskcluster fails --------------------
 
 
-def action_task(started: Event | None) -> str:
+def action_task(started: ExpiryEvent | None) -> str:
     """The action task a STARTED event names (its id names the rebuild's group too)."""
     assert started is not None
-    assert started.kind is EventKind.STARTED, started
+    assert started.kind is ExpiryEventKind.STARTED, started
     assert started.task_group_id is not None
     return started.task_group_id
 
@@ -620,7 +619,7 @@ def test_an_action_that_completes_without_creating_tasks_is_done_and_said(
     done = step(deployment, ledger, project)
 
     assert done is not None
-    assert done.kind is EventKind.NOTHING_REBUILT
+    assert done.kind is ExpiryEventKind.NOTHING_REBUILT
     assert not done.failed
     assert f"the action task {task_id} completed without creating any task" in done.message
     assert "nothing was rebuilt" in done.message
@@ -632,7 +631,7 @@ def test_an_action_that_completes_without_creating_tasks_is_done_and_said(
     # Still at risk: the cooldown holds the next rebuild back, then lets it start.
     waiting = step(deployment, ledger, project)
     assert waiting is not None
-    assert waiting.kind is EventKind.WAITING
+    assert waiting.kind is ExpiryEventKind.WAITING
     assert len(fires_of_hook(deployment)) == 1
     deployment.clock.advance(timedelta(hours=6, minutes=1))
     assert action_task(step(deployment, ledger, project)) != task_id
@@ -656,14 +655,14 @@ def test_an_action_task_that_fails_fails_the_rebuild(
     failed = step(deployment, ledger, project)
 
     assert failed is not None
-    assert failed.kind is EventKind.FAILED
+    assert failed.kind is ExpiryEventKind.FAILED
     assert f"the action task {task_id} {says}" in failed.message
     assert "look at its log" in failed.message
     [record] = ledger.remediations(project="demo")
     assert (record.state, record.error) == (RemediationState.FAILED, failed.message)
     waiting = step(deployment, ledger, project)
     assert waiting is not None
-    assert waiting.kind is EventKind.WAITING
+    assert waiting.kind is ExpiryEventKind.WAITING
     deployment.clock.advance(timedelta(hours=6, minutes=1))
     assert action_task(step(deployment, ledger, project)) != task_id
     assert [r.state for r in ledger.remediations(project="demo")] == [
@@ -689,10 +688,10 @@ def test_a_completed_action_whose_rebuild_runs_on_is_still_running(
 
 def scan_once(
     emulator: Emulator, ledger: Ledger, project: Project, *, dry_run: bool = False
-) -> list[Event]:
+) -> list[ExpiryEvent]:
     """One scheduled expiry scan and its remediation step, as the service makes it."""
 
-    async def run() -> list[Event]:
+    async def run() -> list[ExpiryEvent]:
         async with connect(emulator.root_url, emulator.root_credentials) as clients:
             return await scan_and_remediate(
                 clients,
@@ -726,7 +725,7 @@ def test_a_scan_that_taskcluster_fails_is_an_expiry_scan_failed_event(
     [failed] = scan_once(deployment, ledger, demo())
 
     assert {outcome for _, outcome in deployment.faults.injected} == set(outcomes)
-    assert failed.kind is EventKind.SCAN_FAILED
+    assert failed.kind is ExpiryEventKind.SCAN_FAILED
     assert failed.failed
     assert failed.message.startswith(f"the expiry scan failed: {call}("), failed.message
     assert f"{says}" in failed.message
@@ -745,14 +744,20 @@ def test_following_a_rebuild_that_taskcluster_fails_keeps_the_findings(
 
     events = scan_once(deployment, ledger, project)
 
-    assert [event.kind for event in events] == [EventKind.EXPIRING, EventKind.SCAN_FAILED]
+    assert [event.kind for event in events] == [
+        ExpiryEventKind.EXPIRING,
+        ExpiryEventKind.SCAN_FAILED,
+    ]
     assert (
         f"queue.status({task_id}) failed: Taskcluster answered 502 Bad Gateway" in events[1].message
     )
     [record] = ledger.remediations(project="demo")
     assert record.state is RemediationState.RUNNING  # judged by a later scan, not guessed
     later = scan_once(deployment, ledger, project)
-    assert [event.kind for event in later] == [EventKind.EXPIRING, EventKind.NOTHING_REBUILT]
+    assert [event.kind for event in later] == [
+        ExpiryEventKind.EXPIRING,
+        ExpiryEventKind.NOTHING_REBUILT,
+    ]
 
 
 def test_remediate_command_says_what_failed_without_a_traceback(

@@ -22,22 +22,17 @@ from jsonschema import Draft7Validator
 from referencing import Registry
 
 from scheduler.config.loading import read_config
-from scheduler.hooks import (
-    ABSENT,
+from scheduler.hooks.changes import ABSENT, Change, FieldChange, as_stored, field_changes, plan
+from scheduler.hooks.definitions import (
     CREATE_HOOK_REQUEST,
     FORMATS,
     HOOK_FILE_VALIDATOR,
-    Change,
-    FieldChange,
     HookFolder,
     HookKey,
-    as_stored,
-    field_changes,
     key_of,
-    load_folder,
-    payload_problems,
-    plan,
 )
+from scheduler.hooks.folder import load_folder
+from scheduler.hooks.payloads import payload_problems
 from scheduler.hooks_cli import hooks_group
 from scheduler.ledger import Ledger
 from tests.conftest import CORPUS, REPOSITORY_ROOT, taskcluster_environment

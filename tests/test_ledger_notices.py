@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from scheduler.common.redaction import remember_secret
 from scheduler.ledger import (
     Claim,
     FireKind,
@@ -29,7 +30,6 @@ from scheduler.ledger import (
     WatchPhase,
     WatchSpec,
 )
-from scheduler.redaction import remember_secret
 
 PROJECT = "mozilla-central"
 T = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)

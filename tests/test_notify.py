@@ -24,13 +24,11 @@ import slugid
 import structlog
 from sqlalchemy import create_engine, select
 
-from scheduler import logs
+from scheduler.common import logs
 from scheduler.config.loading import load_config
 from scheduler.config.model import Config
 from scheduler.engine import Engine, SlotResult
-from scheduler.expiry import CachedTask
-from scheduler.expiry import Event as ExpiryEvent
-from scheduler.expiry import EventKind as ExpiryKind
+from scheduler.expiry.model import CachedTask, ExpiryEvent, ExpiryEventKind
 from scheduler.ids import decision_task_id
 from scheduler.ledger import Ledger, LetterState
 from scheduler.ledger.models import Base
@@ -858,7 +856,7 @@ def test_expiry_findings_are_said_once_until_they_change(
             for task_id in task_ids
         )
         return ExpiryEvent(
-            ExpiryKind.EXPIRING, "alpha", f"{len(at_risk)} cached tasks expire soon", at_risk
+            ExpiryEventKind.EXPIRING, "alpha", f"{len(at_risk)} cached tasks expire soon", at_risk
         )
 
     first, second = slugid.nice(), slugid.nice()
@@ -868,7 +866,7 @@ def test_expiry_findings_are_said_once_until_they_change(
         for findings in ([expiring(first)], [expiring(first)], [expiring(first, second)]):
             await notifier.expiry_scanned("alpha", findings)
             await notifier.round()
-        failed = ExpiryEvent(ExpiryKind.SCAN_FAILED, "alpha", "the expiry scan failed: 403")
+        failed = ExpiryEvent(ExpiryEventKind.SCAN_FAILED, "alpha", "the expiry scan failed: 403")
         await notifier.expiry_scanned("alpha", [failed])
         await notifier.expiry_scanned("alpha", [failed])
         await notifier.expiry_scanned("alpha", [])

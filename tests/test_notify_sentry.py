@@ -19,8 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sentry_sdk.integrations.logging import LoggingIntegration
 
+from scheduler.common.redaction import remember_secret, scrub
 from scheduler.notify import sentry
-from scheduler.redaction import remember_secret, scrub
 from tests.emulator.sentry import FakeSentry, Item
 
 KEY = "5e1f0c2d3b4a69788796a5b4c3d2e1f0"

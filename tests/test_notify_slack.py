@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.notify.events import Event, EventKind, FailedTask, Severity
+from scheduler.notify.events import Event, EventKind, EventSeverity, FailedTask
 from scheduler.notify.slack import (
     DeliveryError,
     Posted,
@@ -136,12 +136,12 @@ def test_without_a_task_the_group_is_the_link_and_without_either_there_is_none()
 def test_every_kind_renders_with_its_severity_and_mentions_only_failures(kind: EventKind) -> None:
     message = render(event(kind), root_url=ROOT, mentions=MENTIONS)
 
-    failure = event(kind).severity is Severity.FAILURE
+    failure = event(kind).severity is EventSeverity.FAILURE
     emoji = {
-        Severity.FAILURE: ":red_circle:",
-        Severity.RECOVERY: ":large_green_circle:",
-        Severity.WARNING: ":warning:",
-        Severity.INFO: ":information_source:",
+        EventSeverity.FAILURE: ":red_circle:",
+        EventSeverity.RECOVERY: ":large_green_circle:",
+        EventSeverity.WARNING: ":warning:",
+        EventSeverity.INFO: ":information_source:",
     }[event(kind).severity]
     tags = "<!subteam^S123> <@U456> <!here> <!channel>"
     if failure:

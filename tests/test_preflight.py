@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from scheduler.cli import main
+from scheduler.common.diagnostics import Severity
 from scheduler.config.model import Config, Credentials, Project
-from scheduler.diagnostics import Severity
 from scheduler.ledger import Ledger
 from scheduler.notify.settings import NotifySettings, SlackSettings
 from scheduler.preflight import Finding, findings_of, preflight, summary_lines

@@ -18,8 +18,8 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler import logs
-from scheduler.redaction import (
+from scheduler.common import logs
+from scheduler.common.redaction import (
     MASK,
     is_secret_key,
     redact,

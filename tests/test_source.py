@@ -21,16 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.source import (
-    MAX_FILE_SIZE,
-    GitSource,
-    Snapshot,
-    SourceError,
-    cache_name,
-    check_paths,
-    redact,
-    scrub,
-)
+from scheduler.common.redaction import redact
+from scheduler.git.parsing import check_paths
+from scheduler.git.process import SourceError, scrub
+from scheduler.git.repository import cache_name
+from scheduler.git.source import MAX_FILE_SIZE, GitSource, Snapshot
 from tests.repos import Repository
 
 CRON = "jobs:\n  - name: nightly\n    job: {type: decision-task, treeherder-symbol: N}\n"
@@ -190,7 +185,7 @@ def test_credentials_in_a_url_never_reach_messages_or_logs(
     # Nothing listens on port 9 (discard): the connection is refused at once.
     url = "https://user:secret@127.0.0.1:9/repo.git"
     source = GitSource(tmp_path / "cache", attempts=2, max_wait=0.0)
-    caplog.set_level(logging.DEBUG, logger="scheduler.source")
+    caplog.set_level(logging.DEBUG, logger="scheduler.git")
 
     with pytest.raises(SourceError) as raised:
         asyncio.run(source.snapshot(url, "main"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from scheduler.diagnostics import Diagnostic, Position, Severity
+from scheduler.common.diagnostics import Diagnostic, Position, Severity
 
 
 class UnknownProjectError(LookupError):

@@ -9,6 +9,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from scheduler.common.diagnostics import Diagnostic, Position, Severity
+from scheduler.common.redaction import remember_secret, remember_secret_variables
+from scheduler.common.schema_messages import shown
+from scheduler.common.yamldoc import YamlError, parse
 from scheduler.config.errors import ConfigError, Problems
 from scheduler.config.model import Config
 from scheduler.config.resolving import Resolver
@@ -19,10 +23,6 @@ from scheduler.config.schema import (
     SET_CREDENTIALS,
     VALIDATOR,
 )
-from scheduler.diagnostics import Diagnostic, Position, Severity
-from scheduler.redaction import remember_secret, remember_secret_variables
-from scheduler.schema_messages import shown
-from scheduler.yamldoc import YamlError, parse
 
 
 def read_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:

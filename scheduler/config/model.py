@@ -10,11 +10,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from scheduler.common.redaction import redact
 from scheduler.config.errors import UnknownProjectError
 from scheduler.durations import format_duration
 from scheduler.notify.settings import NotifySettings
 from scheduler.queue_rules import DEFAULT_MAX_DEADLINE
-from scheduler.redaction import redact
 from scheduler.scopes import default_project_scopes
 
 CatchUpPolicy = Literal["latest", "all", "none"]

@@ -13,6 +13,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from scheduler.common.redaction import redact, without_userinfo
+from scheduler.common.schema_messages import shown
+from scheduler.common.yamldoc import Document
 from scheduler.config.errors import ConfigError, Problems
 from scheduler.config.model import (
     DEFAULT_CONCURRENCY,
@@ -30,10 +33,7 @@ from scheduler.durations import format_duration, parse_duration
 from scheduler.notify.events import EventKind
 from scheduler.notify.settings import NotifySettings, SentrySettings, SlackRoute, SlackSettings
 from scheduler.queue_rules import DEFAULT_MAX_DEADLINE
-from scheduler.redaction import redact, without_userinfo
-from scheduler.schema_messages import shown
 from scheduler.scopes import default_project_scopes
-from scheduler.yamldoc import Document
 
 
 @dataclass

@@ -8,9 +8,9 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
+from scheduler.common.schema_messages import Explainer
 from scheduler.durations import DURATION_SCHEMA
 from scheduler.notify.settings import NOTIFY_SCHEMA
-from scheduler.schema_messages import Explainer
 
 SECRET_KEYS = frozenset(
     {"access-token", "accessToken", "access_token", "credentials", "token", "webhook-url", "dsn"}

@@ -3,6 +3,7 @@
 Pure: nothing in this package does I/O.
 """
 
+from scheduler.common.diagnostics import Diagnostic, Position, Severity
 from scheduler.cron.loading import load_cron
 from scheduler.cron.model import (
     ByProject,
@@ -17,7 +18,6 @@ from scheduler.cron.model import (
 from scheduler.cron.plan import Plan, PlannedFire, due_jobs, fires_between, next_fires
 from scheduler.cron.timing import format_slot, parse_instant, slot_of, slots_between
 from scheduler.cron.words import in_words
-from scheduler.diagnostics import Diagnostic, Position, Severity
 
 __all__ = [
     "ByProject",

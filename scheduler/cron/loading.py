@@ -12,6 +12,9 @@ from typing import Any
 
 from jsonschema import ValidationError
 
+from scheduler.common.diagnostics import Diagnostic, Position, Severity
+from scheduler.common.schema_messages import Explainer, describe, shown
+from scheduler.common.yamldoc import Document, JsonPath, YamlError, non_json_values, parse
 from scheduler.cron.model import (
     ByProject,
     CronFile,
@@ -24,9 +27,6 @@ from scheduler.cron.model import (
     When,
 )
 from scheduler.cron.schema import JOB_VALIDATOR, OUTLINE_VALIDATOR
-from scheduler.diagnostics import Diagnostic, Position, Severity
-from scheduler.schema_messages import Explainer, describe, shown
-from scheduler.yamldoc import Document, JsonPath, YamlError, non_json_values, parse
 
 # What to write when a required key is missing.
 EXAMPLES = {

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar
 
+from scheduler.common.diagnostics import START, Diagnostic, Position
 from scheduler.cron.schema import MINUTES, WEEKDAYS
 from scheduler.cron.timing import slot_of
-from scheduler.diagnostics import START, Diagnostic, Position
 
 HOURS = tuple(range(24))
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from scheduler.common.diagnostics import Diagnostic, Severity
 from scheduler.cron.model import CronFile, Job, Schedule, ScheduleError, fires_at
 from scheduler.cron.timing import as_utc, first_slot_at_or_after, slot_of
-from scheduler.diagnostics import Diagnostic, Severity
 
 # How far past its last find `next_fires` keeps looking. The longest gap between two fires of
 # any schedule is 609 days (`day: 31` with a weekday), so after four years without a fire

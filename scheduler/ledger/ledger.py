@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Engine, and_, func, insert, or_, select, t
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from scheduler.common.redaction import scrub, scrub_data
 from scheduler.cron.timing import format_slot, slot_of
 from scheduler.ledger.connecting import WRITING, create_ledger_engine
 from scheduler.ledger.migrating import upgrade
@@ -54,7 +55,6 @@ from scheduler.ledger.records import (
     Watch,
     WatchPhase,
 )
-from scheduler.redaction import scrub, scrub_data
 
 UpsertInsert = postgresql.Insert | sqlite.Insert
 

@@ -39,7 +39,7 @@ class EventKind(enum.StrEnum):
     """`tc-scheduler notify test`."""
 
 
-class Severity(enum.StrEnum):
+class EventSeverity(enum.StrEnum):
     FAILURE = "failure"
     """Somebody has to act: mentions apply."""
     RECOVERY = "recovery"
@@ -48,22 +48,22 @@ class Severity(enum.StrEnum):
 
 
 SEVERITY = {
-    EventKind.FIRE_FAILED: Severity.FAILURE,
-    EventKind.TASK_FAILED: Severity.FAILURE,
-    EventKind.GROUP_FAILED: Severity.FAILURE,
-    EventKind.PROJECT_BROKEN: Severity.FAILURE,
-    EventKind.PREFLIGHT_FAILED: Severity.FAILURE,
-    EventKind.SLOTS_SKIPPED: Severity.WARNING,
-    EventKind.RECOVERED: Severity.RECOVERY,
-    EventKind.EXPIRING: Severity.WARNING,
-    EventKind.EXPIRED: Severity.FAILURE,
-    EventKind.REMEDIATION_STARTED: Severity.INFO,
-    EventKind.REMEDIATION_SUCCEEDED: Severity.RECOVERY,
-    EventKind.REMEDIATION_NOTHING_REBUILT: Severity.WARNING,
-    EventKind.REMEDIATION_FAILED: Severity.FAILURE,
-    EventKind.REMEDIATION_DRY_RUN: Severity.INFO,
-    EventKind.EXPIRY_SCAN_FAILED: Severity.FAILURE,
-    EventKind.TEST: Severity.INFO,
+    EventKind.FIRE_FAILED: EventSeverity.FAILURE,
+    EventKind.TASK_FAILED: EventSeverity.FAILURE,
+    EventKind.GROUP_FAILED: EventSeverity.FAILURE,
+    EventKind.PROJECT_BROKEN: EventSeverity.FAILURE,
+    EventKind.PREFLIGHT_FAILED: EventSeverity.FAILURE,
+    EventKind.SLOTS_SKIPPED: EventSeverity.WARNING,
+    EventKind.RECOVERED: EventSeverity.RECOVERY,
+    EventKind.EXPIRING: EventSeverity.WARNING,
+    EventKind.EXPIRED: EventSeverity.FAILURE,
+    EventKind.REMEDIATION_STARTED: EventSeverity.INFO,
+    EventKind.REMEDIATION_SUCCEEDED: EventSeverity.RECOVERY,
+    EventKind.REMEDIATION_NOTHING_REBUILT: EventSeverity.WARNING,
+    EventKind.REMEDIATION_FAILED: EventSeverity.FAILURE,
+    EventKind.REMEDIATION_DRY_RUN: EventSeverity.INFO,
+    EventKind.EXPIRY_SCAN_FAILED: EventSeverity.FAILURE,
+    EventKind.TEST: EventSeverity.INFO,
 }
 
 
@@ -105,7 +105,7 @@ class Event:
     facts: tuple[tuple[str, str], ...] = field(default=())  # extra labelled lines
 
     @property
-    def severity(self) -> Severity:
+    def severity(self) -> EventSeverity:
         return SEVERITY[self.kind]
 
     def to_json(self) -> dict[str, Any]:

@@ -20,12 +20,16 @@ from sentry_sdk.integrations.dedupe import DedupeIntegration
 from sentry_sdk.integrations.excepthook import ExcepthookIntegration
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
-from scheduler.redaction import SECRET_KEY_NAMES, remember_secret, scrub_data
+from scheduler.common import logs
+from scheduler.common.redaction import SECRET_KEY_NAMES, remember_secret, scrub_data
 
 if TYPE_CHECKING:
     from sentry_sdk._types import Breadcrumb, BreadcrumbHint, Event, Hint, MonitorConfig
 
 CheckInStatus = Literal["in_progress", "ok", "error"]
+
+# Bound values of a log line that become tags of the Sentry event of the exception it logged.
+SENTRY_TAGS = ("project", "job", "slot", "kind", "task_id")
 
 # Sentry's own limit on monitor slugs, and what they may contain.
 MAX_SLUG_LENGTH = 50
@@ -95,8 +99,9 @@ def configure(
     """Initialise the process-wide Sentry client; nothing it sends carries a secret we know of.
 
     By default only integrations that patch no library are installed (crashes, flushing at
-    exit, deduplication): the service reports its errors through its log (see `logs.py`), and
-    patched HTTP servers and clients would outlive the client in tests and send noise.
+    exit, deduplication): the service reports its errors through its log (see `common/logs.py`,
+    which hands exceptions logged with a traceback to Sentry from here on), and patched HTTP
+    servers and clients would outlive the client in tests and send noise.
 
     PII stays off by leaving `send_default_pii` unset (False is its default in every 2.x):
     recent releases (2.75) deprecate passing it, and its replacement, `data_collection`, would
@@ -122,6 +127,7 @@ def configure(
         before_send_transaction=_before_send,
         before_breadcrumb=_before_breadcrumb,
     )
+    logs.report_exceptions_to(_report_logged)
 
 
 def _QUIET_INTEGRATIONS() -> list[Integration]:  # noqa: N802 - a constant, made fresh
@@ -139,6 +145,7 @@ def _remember_dsn(dsn: str) -> None:
 
 def close(timeout: float = 2.0) -> None:
     """Send what is queued (waiting at most `timeout` seconds) and drop the client."""
+    logs.report_exceptions_to(None)
     sentry_sdk.get_client().close(timeout=timeout)
     sentry_sdk.get_global_scope().set_client(None)
 
@@ -149,6 +156,11 @@ def capture_exception(error: BaseException, *, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
             scope.set_tag(key, value)
         scope.capture_exception(error)
+
+
+def _report_logged(error: BaseException, bound: Mapping[str, Any]) -> None:
+    """An exception the log got with its traceback, tagged with the fire it happened in."""
+    capture_exception(error, tags={key: str(bound[key]) for key in SENTRY_TAGS if key in bound})
 
 
 # Named after `tc-scheduler notify test`, which calls it; not a pytest test.

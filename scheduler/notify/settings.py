@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from scheduler.common.redaction import redact
 from scheduler.durations import DURATION_SCHEMA, format_duration
 from scheduler.notify.events import EventKind
-from scheduler.redaction import redact
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from scheduler.notify.events import Event, FailedTask, Severity
-from scheduler.redaction import remember_secret, scrub
+from scheduler.common.redaction import remember_secret, scrub
+from scheduler.notify.events import Event, EventSeverity, FailedTask
 
 # Block Kit's limits (https://api.slack.com/reference/block-kit/blocks), with room to spare.
 MAX_BLOCKS = 50
@@ -43,10 +43,10 @@ TASK_NAME_LIMIT = 80
 REASON_LIMIT = 100
 
 EMOJI = {
-    Severity.FAILURE: ":red_circle:",
-    Severity.RECOVERY: ":large_green_circle:",
-    Severity.WARNING: ":warning:",
-    Severity.INFO: ":information_source:",
+    EventSeverity.FAILURE: ":red_circle:",
+    EventSeverity.RECOVERY: ":large_green_circle:",
+    EventSeverity.WARNING: ":warning:",
+    EventSeverity.INFO: ":information_source:",
 }
 _SPECIAL_MENTIONS = {"@here": "<!here>", "@channel": "<!channel>", "@everyone": "<!everyone>"}
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -81,7 +81,7 @@ def render(event: Event, *, root_url: str, mentions: Sequence[str] = ()) -> Slac
     emoji = EMOJI[event.severity]
     title = _clip(event.title.strip() or event.kind.value, TITLE_LIMIT)
     summary = _failure_summary(event)
-    tags = _mentions(mentions) if event.severity is Severity.FAILURE else []
+    tags = _mentions(mentions) if event.severity is EventSeverity.FAILURE else []
 
     primary = links.task(event.task_id) or links.group(event.task_group_id)
     head = f"*<{primary}|{title}>*" if primary else f"*{title}*"
@@ -99,7 +99,7 @@ def render(event: Event, *, root_url: str, mentions: Sequence[str] = ()) -> Slac
     if len(fields) > len(shown):
         blocks.append(_section(f"…and {len(fields) - len(shown)} more facts"))
     if event.error:
-        label = "Error" if event.severity is Severity.FAILURE else "Details"
+        label = "Error" if event.severity is EventSeverity.FAILURE else "Details"
         blocks.append(_section(_error(event.error, label)))
     if event.advice:
         blocks.append(_section(f"*What to do:* {_clip(event.advice.strip(), SECTION_LIMIT - 100)}"))

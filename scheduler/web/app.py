@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from scheduler import __version__, acts
+from scheduler.actions.triggering import TriggerError
+from scheduler.common.redaction import scrub_data
 from scheduler.engine import (
     Engine,
     FireError,
@@ -28,12 +30,11 @@ from scheduler.engine import (
     RepositoryUnreachableError,
     UnknownTargetError,
 )
-from scheduler.hook_calls import PayloadRejectedError
-from scheduler.hooks import HookKey, UncheckablePayloadError
+from scheduler.hooks.definitions import HookKey
+from scheduler.hooks.payloads import UncheckablePayloadError
+from scheduler.hooks.service import PayloadRejectedError
 from scheduler.ledger import FireState, Pause
-from scheduler.redaction import scrub_data
 from scheduler.taskcluster import TaskclusterError
-from scheduler.triggering import TriggerError
 from scheduler.web.auth import (
     ForbiddenError,
     Principal,

@@ -9,11 +9,9 @@ from typing import Any
 
 from taskcluster.exceptions import TaskclusterRestFailure
 
-from scheduler.hooks import (
-    DEFAULT_TRIGGER_SCHEMA,
-    Change,
-    HookKey,
-    HookPlan,
+from scheduler.hooks.changes import Change, HookPlan
+from scheduler.hooks.definitions import DEFAULT_TRIGGER_SCHEMA, HookKey
+from scheduler.hooks.payloads import (
     PayloadProblem,
     UncheckablePayloadError,
     payload_problems,

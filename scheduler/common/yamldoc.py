@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from scheduler.diagnostics import START, Position
+from scheduler.common.diagnostics import START, Position
 
 # A .cron.yml is a few kilobytes and Firefox's .taskcluster.yml 61 KiB. The pure-Python parser
 # reads about 150 KiB a second; refusing more keeps a bad push from tying up the scheduler.

@@ -1,7 +1,7 @@
 """Triggering an action of a decision task: index -> public/actions.json -> the hook-action
 guard -> hooks.triggerHook, exactly once.
 
-The I/O half of actions.py, shared by trigger-action cron jobs, operators' actions and the
+The I/O half of actions/spec.py, shared by trigger-action cron jobs, operators' actions and the
 expiry watch's rebuilds. Taskcluster cannot make a trigger idempotent, so `triggerHook` is never
 retried blindly: when its outcome is unknown (no answer, a 5xx), the hook's last fires since the
 trigger was sent say whether it made a task, and only a trigger shown to have made none is sent
@@ -17,7 +17,7 @@ from typing import Any
 
 from taskcluster.exceptions import TaskclusterRestFailure
 
-from scheduler.actions import (
+from scheduler.actions.spec import (
     ActionError,
     HookTrigger,
     carries_fire,

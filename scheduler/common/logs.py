@@ -1,19 +1,23 @@
 """Structured logs: JSON lines when not on a terminal, readable lines on one, secrets scrubbed.
 
-Every line about a fire carries project, job, slot and task id (the engine binds them).
+Every line about a fire carries project, job, slot and task id (the engine binds them). An
+exception logged with its traceback also goes to the exception reporter, when one is set
+(`notify/sentry.py` sets one when Sentry is configured).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
-from scheduler.notify import sentry
-from scheduler.redaction import scrub, scrub_data
+from scheduler.common.redaction import scrub, scrub_data
+
+# Told of each exception logged with its traceback, with the log line's bound values.
+ExceptionReporter = Callable[[BaseException, MutableMapping[str, Any]], None]
 
 # What the renderers print as is; anything else they print through repr(), which is scrubbed
 # here instead so that a secret inside an object's repr does not slip past.
@@ -57,17 +61,21 @@ class ScrubFilter(logging.Filter):
 
 
 _TRACEBACKS = logging.Formatter()
-# Bound values that become tags of the Sentry event of a logged exception.
-SENTRY_TAGS = ("project", "job", "slot", "kind", "task_id")
+_reporter: list[ExceptionReporter] = []
+
+
+def report_exceptions_to(reporter: ExceptionReporter | None) -> None:
+    """Send each exception logged with its traceback to `reporter` from now on (None: stop)."""
+    _reporter[:] = [] if reporter is None else [reporter]
 
 
 def report_exception(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """Send an exception logged with its traceback to Sentry (a no-op unless configured),
-    tagged with the fire it happened in: the service's unexpected errors all pass here."""
+    """Hand an exception logged with its traceback to the reporter, if one is set: the
+    service's unexpected errors all pass here."""
     exc_info = event_dict.get("exc_info")
-    if not exc_info:
+    if not exc_info or not _reporter:
         return event_dict
     if exc_info is True:
         error = sys.exc_info()[1]
@@ -76,8 +84,8 @@ def report_exception(
     else:
         error = exc_info
     if isinstance(error, BaseException):
-        tags = {key: str(event_dict[key]) for key in SENTRY_TAGS if key in event_dict}
-        sentry.capture_exception(error, tags=tags)
+        for reporter in _reporter:
+            reporter(error, event_dict)
     return event_dict
 
 

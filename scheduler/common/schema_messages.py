@@ -8,15 +8,15 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from jsonschema import ValidationError
 
-from scheduler.diagnostics import Position
-from scheduler.yamldoc import Document, JsonPath
+from scheduler.common.diagnostics import Position
+from scheduler.common.yamldoc import Document, JsonPath
 
 TYPE_PHRASES = {
     "string": "a string",
@@ -28,6 +28,8 @@ TYPE_PHRASES = {
 }
 
 
+# A key json_path writes after a dot; any other is quoted in brackets.
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 # Failures explained as "<label> must be <expected>"; others need the schema's `x-expected`.
 _PLAIN = frozenset({"type", "enum", "const", "minimum", "maximum", "multipleOf"})
 
@@ -151,3 +153,16 @@ def describe(value: Any) -> str:
     if isinstance(value, date):
         return f"the YAML date {value.isoformat()}"
     return f"a YAML {type(value).__name__}"
+
+
+def json_path(parts: Iterable[Hashable]) -> str:
+    """`task.payload.env.HOME`, `schedule[0]`, `task.extra["a.b"]`: a place in a JSON value."""
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif isinstance(part, str) and _IDENTIFIER.fullmatch(part):
+            text += f".{part}" if text else part
+        else:
+            text += f"[{json.dumps(str(part))}]"
+    return text or "(the whole value)"

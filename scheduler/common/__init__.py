@@ -1,0 +1,2 @@
+"""Reusable plumbing that knows nothing of scheduling: diagnostics, YAML with positions,
+schema messages, secret redaction, structured logs."""
