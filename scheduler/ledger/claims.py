@@ -23,8 +23,7 @@ from scheduler.ledger.watches import start_watches
 class ClaimStore(Store):
     """Fires as claims: who holds which fire until when, and how each ended.
 
-    Every time passed in must be timezone-aware (any zone; stored as UTC) and every time handed
-    back is aware UTC. Scheduled and catch-up slots must be 15-minute UTC slots.
+    Scheduled and catch-up slots must be 15-minute UTC slots; manual fires may be at any time.
     """
 
     def claim(

@@ -86,7 +86,9 @@ class Ledger(
         name no other live process uses. The numbers of fires and letters released."""
         now = aware("now", now)
         with self._transaction(writing=True) as session:
-            return release_fires_of(session, replica, now=now), release_letters_of(session, replica)
+            fires = release_fires_of(session, replica, now=now)
+            letters = release_letters_of(session, replica)
+        return fires, letters
 
 
 # The facade serves every consumer's port: mypy checks these.
