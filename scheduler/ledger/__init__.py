@@ -1,10 +1,18 @@
-"""The ledger: the service's own database of claims, fires and evaluated slots.
+"""The ledger: the service's own database of claims, fires, slots, watches, notices and acts.
 
 The one place that knows its schema (SQLAlchemy models, Alembic migrations); nothing of Taskcluster.
 """
 
+from scheduler.ledger.async_ledger import AsyncLedger
 from scheduler.ledger.connecting import LedgerURLError
 from scheduler.ledger.ledger import Ledger
+from scheduler.ledger.ports import (
+    EngineLedger,
+    ExpiryLedger,
+    NotifierLedger,
+    OutboxLedger,
+    WatcherLedger,
+)
 from scheduler.ledger.records import (
     OPEN_STATES,
     AuditEntry,
@@ -30,8 +38,11 @@ from scheduler.ledger.records import (
 
 __all__ = [
     "OPEN_STATES",
+    "AsyncLedger",
     "AuditEntry",
     "Claim",
+    "EngineLedger",
+    "ExpiryLedger",
     "Fire",
     "FireKind",
     "FireState",
@@ -42,6 +53,8 @@ __all__ = [
     "Letter",
     "LetterState",
     "Notice",
+    "NotifierLedger",
+    "OutboxLedger",
     "Outcome",
     "Pause",
     "Remediation",
@@ -51,4 +64,5 @@ __all__ = [
     "Watch",
     "WatchPhase",
     "WatchSpec",
+    "WatcherLedger",
 ]

@@ -1,0 +1,368 @@
+"""The claims that make each scheduled fire happen once: claiming, leases, take-overs, retries,
+recording how a fire ended (and starting its watch), skips, and releasing what a replica held.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, insert, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from scheduler.cron.timing import slot_of
+from scheduler.ledger.mapping import to_record
+from scheduler.ledger.models import FireRow
+from scheduler.ledger.records import OPEN_STATES, Claim, Fire, FireKind, FireState, Outcome
+from scheduler.ledger.store import Store, aware, checked_slot, positive, scrubbed, upsert
+from scheduler.ledger.watches import start_watches
+
+
+class ClaimStore(Store):
+    """Fires as claims: who holds which fire until when, and how each ended.
+
+    Scheduled and catch-up slots must be 15-minute UTC slots; manual fires may be at any time.
+    """
+
+    def claim(
+        self,
+        project: str,
+        job: str,
+        slot: datetime,
+        *,
+        kind: FireKind,
+        replica: str,
+        now: datetime,
+        lease: timedelta,
+    ) -> Claim | None:
+        """Claim the fire of `job` at `slot` for `replica`, leased until `now + lease`.
+
+        Scheduled and catch-up fires share one fire per (project, job, slot): the first claimer
+        gets it and everyone else gets None, unless the fire is still unfinished and its lease
+        has run out (its replica died or released it): then exactly one claimer takes it over,
+        with the next attempt number. Finished and skipped fires are never claimed again.
+        A manual fire always gets a fire of its own.
+        """
+        [claim] = self.claim_many(
+            project, [(job, slot, kind)], replica=replica, now=now, lease=lease
+        )
+        return claim
+
+    def claim_many(
+        self,
+        project: str,
+        wanted: Sequence[tuple[str, datetime, FireKind]],
+        *,
+        replica: str,
+        now: datetime,
+        lease: timedelta,
+    ) -> list[Claim | None]:
+        """`claim` for several (job, slot, kind) of one project, in one transaction.
+
+        A tick claims all of a project's due fires at once: one write instead of one per job.
+        """
+        now = aware("now", now)
+        lease_until = now + positive("lease", lease)
+        holder = {"replica": replica, "claimed_at": now, "lease_until": lease_until}
+        keys = [(job, checked_slot(slot, kind), kind) for job, slot, kind in wanted]
+        claims: list[Claim | None] = []
+        with self._transaction(writing=True) as session:
+            for job, slot, kind in keys:
+                key = {"project": project, "job": job, "slot": slot}
+                kind_holder = {**holder, "kind": kind.value}
+                taken: tuple[int, int] | None
+                if kind is FireKind.MANUAL:
+                    taken = (_claim_new(session, key, kind_holder), 1)
+                else:
+                    taken = _claim_unique(session, key, kind_holder, now=now)
+                claims.append(
+                    None
+                    if taken is None
+                    else Claim(taken[0], project, job, slot, kind, replica, lease_until, taken[1])
+                )
+        return claims
+
+    def claim_manual(
+        self,
+        project: str,
+        job: str,
+        *,
+        replica: str,
+        now: datetime,
+        lease: timedelta,
+        min_interval: timedelta,
+        unsure_for: timedelta = timedelta(0),
+    ) -> Claim | Fire:
+        """A claim on a new manual fire of `job`, or, if one that made a task (or is making one)
+        was claimed less than `min_interval` before `now`, that fire; so is a failed one whose
+        request was sent less than `unsure_for` before `now` (it may have made its task all
+        the same). Atomic: of concurrent callers, one gets the claim."""
+        now = aware("now", now)
+        lease_until = now + positive("lease", lease)
+        slot = slot_of(now)
+        with self._transaction(writing=True) as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # SQLite writers already run one at a time; PostgreSQL's wait on this lock.
+                lock = int.from_bytes(hashlib.sha256(f"{project}/{job}".encode()).digest()[:8])
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock - 2**63})
+            last = session.scalars(
+                select(FireRow)
+                .where(
+                    FireRow.project == project,
+                    FireRow.job == job,
+                    FireRow.kind == FireKind.MANUAL.value,
+                    or_(
+                        and_(
+                            FireRow.claimed_at > now - min_interval,
+                            # Only fires that made a task, or may still: a dry run or a failure
+                            # starts no storm, and its retry should not wait.
+                            FireRow.state.in_(
+                                [
+                                    FireState.CLAIMED.value,
+                                    FireState.CREATED.value,
+                                    FireState.ALREADY_FIRED.value,
+                                ]
+                            ),
+                        ),
+                        and_(
+                            FireRow.state == FireState.FAILED.value,
+                            FireRow.sent_at > now - unsure_for,
+                        ),
+                    ),
+                )
+                .order_by(FireRow.claimed_at.desc(), FireRow.id.desc())
+                .limit(1)
+            ).first()
+            if last is not None:
+                return to_record(Fire, last)
+            holder = {
+                "replica": replica,
+                "claimed_at": now,
+                "lease_until": lease_until,
+                "kind": FireKind.MANUAL.value,
+            }
+            fire_id = _claim_new(session, {"project": project, "job": job, "slot": slot}, holder)
+            return Claim(fire_id, project, job, slot, FireKind.MANUAL, replica, lease_until, 1)
+
+    def renew(self, claim: Claim, *, now: datetime, lease: timedelta) -> bool:
+        """Extend the lease to `now + lease`; False if the claim is no longer ours."""
+        [renewed] = self.renew_many([claim], now=now, lease=lease)
+        return renewed
+
+    def renew_many(self, claims: Sequence[Claim], *, now: datetime, lease: timedelta) -> list[bool]:
+        """`renew` for the claims a replica has in flight, in one transaction."""
+        lease_until = aware("now", now) + positive("lease", lease)
+        with self._transaction(writing=True) as session:
+            return [_update_claimed(session, claim, lease_until=lease_until) for claim in claims]
+
+    def mark_sent(self, claim: Claim, *, now: datetime, details: dict[str, Any]) -> bool:
+        """Record, before a fire's request goes out, when and what: whoever finishes the fire
+        after an unknown outcome (a lost reply, a crash) looks for what it may have made.
+        False (and nothing recorded) if the claim is no longer ours: then send nothing."""
+        return self._update_own(claim, sent_at=aware("now", now), details=details)
+
+    def open_fires(self, *, due_at: datetime, project: str | None = None) -> list[Fire]:
+        """Unfinished scheduled and catch-up fires nobody holds at `due_at`: claims whose lease
+        ran out (their replica died or released them) and retries that are due; oldest slot
+        first. Manual fires are never taken over: the person who fired one was told its end."""
+        query = (
+            select(FireRow)
+            .where(
+                FireRow.state.in_([state.value for state in OPEN_STATES]),
+                FireRow.lease_until <= aware("due_at", due_at),
+                FireRow.kind != FireKind.MANUAL.value,
+            )
+            .order_by(FireRow.slot, FireRow.id)
+        )
+        if project is not None:
+            query = query.where(FireRow.project == project)
+        with self._transaction(writing=False) as session:
+            return [to_record(Fire, row) for row in session.scalars(query)]
+
+    def finish(
+        self,
+        claim: Claim,
+        *,
+        state: FireState,
+        now: datetime,
+        task_id: str | None = None,
+        revision: str | None = None,
+        error: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record how the claimed fire ended; False (and nothing recorded) if it is not ours.
+
+        A claim is ours while nobody has taken it over and it is not finished, even if its
+        lease has run out. `error` and `details` are stored as given: callers pass text and
+        JSON a person may read, never secrets.
+        """
+        outcome = Outcome(claim, state, task_id, revision, error, details)
+        [recorded] = self.finish_many([outcome], now=now)
+        return recorded
+
+    def finish_many(self, outcomes: Sequence[Outcome], *, now: datetime) -> list[bool]:
+        """`finish` for several fires, in one transaction (a tick records a project's at once)."""
+        if any(outcome.state is FireState.CLAIMED for outcome in outcomes):
+            raise ValueError("finish needs the state the fire ended in, not 'claimed'")
+        if any((o.state is FireState.RETRYING) != (o.retry_at is not None) for o in outcomes):
+            raise ValueError("a retrying fire needs retry_at, and only a retrying one has it")
+        finished_at = aware("now", now)
+        recorded = []
+        with self._transaction(writing=True) as session:
+            for outcome in outcomes:
+                retry_at = outcome.retry_at
+                recorded.append(
+                    _update_claimed(
+                        session,
+                        outcome.claim,
+                        state=outcome.state.value,
+                        finished_at=None if retry_at is not None else finished_at,
+                        lease_until=None if retry_at is None else aware("retry_at", retry_at),
+                        task_id=outcome.task_id,
+                        revision=outcome.revision,
+                        error=scrubbed(outcome.error),
+                        # Not scrubbed: a rendered task comes from the repository's public
+                        # template. Without new details, those recorded when the request was
+                        # sent stay: the next attempt needs them to find what it made.
+                        **({} if outcome.details is None else {"details": outcome.details}),
+                    )
+                )
+            # In the same transaction: a fire the ledger holds is never left unwatched.
+            finished = [
+                outcome
+                for outcome, ours in zip(outcomes, recorded, strict=True)
+                if ours and outcome.retry_at is None
+            ]
+            start_watches(session, finished, now=finished_at)
+        return recorded
+
+    def release(self, claim: Claim, *, now: datetime) -> bool:
+        """Give up an unfinished claim (on shutdown) so that another replica may take it now.
+
+        False if it was no longer ours.
+        """
+        return self._update_own(claim, lease_until=aware("now", now))
+
+    def record_skip(
+        self,
+        project: str,
+        job: str,
+        slot: datetime,
+        *,
+        kind: FireKind,
+        reason: str,
+        replica: str,
+        now: datetime,
+    ) -> bool:
+        """Record that `job`'s fire at `slot` was skipped and why.
+
+        Takes the slot's one fire like a claim does: False, and nothing recorded, if the slot
+        already has a fire (claimed, finished or skipped).
+        """
+        if kind is FireKind.MANUAL:
+            raise ValueError("manual fires are never skipped; only scheduled and catch-up ones")
+        now = aware("now", now)
+        with self._transaction(writing=True) as session:
+            recorded = session.execute(
+                upsert(session, FireRow)
+                .values(
+                    project=project,
+                    job=job,
+                    slot=checked_slot(slot, kind),
+                    kind=kind.value,
+                    state=FireState.SKIPPED.value,
+                    attempt=0,
+                    replica=replica,
+                    error=scrubbed(reason),
+                    claimed_at=now,
+                    finished_at=now,
+                )
+                .on_conflict_do_nothing()
+                .returning(FireRow.id)
+            ).scalar_one_or_none()
+        return recorded is not None
+
+    def _update_own(self, claim: Claim, **values: Any) -> bool:
+        with self._transaction(writing=True) as session:
+            return _update_claimed(session, claim, **values)
+
+
+def release_fires_of(session: Session, replica: str, *, now: datetime) -> int:
+    """Let the claims held under the name `replica` be taken at `now`; how many there were."""
+    released = session.execute(
+        update(FireRow)
+        .where(
+            FireRow.state == FireState.CLAIMED.value,
+            FireRow.replica == replica,
+            FireRow.lease_until > now,
+        )
+        .values(lease_until=now)
+        .returning(FireRow.id)
+    ).all()
+    return len(released)
+
+
+def same_fire(project: str, job: str, slot: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The conditions that find the one scheduled or catch-up fire of a (project, job, slot)."""
+    return (
+        FireRow.project == project,
+        FireRow.job == job,
+        FireRow.slot == slot,
+        FireRow.kind != FireKind.MANUAL.value,
+    )
+
+
+def _claim_new(session: Session, key: dict[str, Any], holder: dict[str, Any]) -> int:
+    return session.execute(
+        insert(FireRow)
+        .values(**key, **holder, state=FireState.CLAIMED.value, attempt=1)
+        .returning(FireRow.id)
+    ).scalar_one()
+
+
+def _claim_unique(
+    session: Session, key: dict[str, Any], holder: dict[str, Any], *, now: datetime
+) -> tuple[int, int] | None:
+    """(fire id, attempt) of the claim taken on the slot's one fire, or None."""
+    first = upsert(session, FireRow).values(
+        **key, **holder, state=FireState.CLAIMED.value, attempt=1
+    )
+    # The unique index turns a second claimer's insert into nothing (on PostgreSQL it first
+    # waits for a concurrent claimer's transaction to end).
+    fire_id = session.execute(
+        first.on_conflict_do_nothing().returning(FireRow.id)
+    ).scalar_one_or_none()
+    if fire_id is not None:
+        return fire_id, 1
+    # One statement both checks and takes: of several concurrent take-overs, the first to
+    # update the row moves the lease into the future, and the others then find no row that
+    # matches (PostgreSQL re-checks the WHERE clause on the updated row; SQLite writers
+    # run one at a time). A retrying fire is taken the same way once its retry is due.
+    taken = session.execute(
+        update(FireRow)
+        .where(
+            *same_fire(**key),
+            FireRow.state.in_([state.value for state in OPEN_STATES]),
+            FireRow.lease_until <= now,
+        )
+        .values(**holder, state=FireState.CLAIMED.value, attempt=FireRow.attempt + 1)
+        .returning(FireRow.id, FireRow.attempt)
+    ).one_or_none()
+    return (taken.id, taken.attempt) if taken is not None else None
+
+
+def _update_claimed(session: Session, claim: Claim, **values: Any) -> bool:
+    updated = session.execute(
+        update(FireRow)
+        .where(
+            FireRow.id == claim.fire_id,
+            FireRow.state == FireState.CLAIMED.value,
+            FireRow.replica == claim.replica,
+            FireRow.attempt == claim.attempt,
+        )
+        .values(values)
+        .returning(FireRow.id)
+    ).scalar_one_or_none()
+    return updated is not None

@@ -1,0 +1,88 @@
+"""What every store of the ledger shares: the engine, one transaction helper and the upsert.
+
+Also the checks of what callers pass in (aware times, positive leases, quarter-hour slots).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from scheduler.common.redaction import scrub
+from scheduler.cron.timing import format_slot, slot_of
+from scheduler.ledger.connecting import WRITING
+from scheduler.ledger.models import (
+    FireRow,
+    IncidentRow,
+    LetterRow,
+    PauseRow,
+    RemediationRow,
+    SlotRow,
+)
+from scheduler.ledger.records import FireKind
+
+UpsertInsert = postgresql.Insert | sqlite.Insert
+
+
+class Store:
+    """The base of every store: a session per call on one engine, thread-safe.
+
+    The stores are mixins of the `Ledger` facade over this one base, so that a step that
+    spans two concerns (a watch step and its notices, a pause and its audit row) runs in one
+    transaction: the store that owns the step calls the other's session-level function.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        """Use `Ledger.open`: this assumes the database is already migrated."""
+        self._engine = engine
+
+    @contextmanager
+    def _transaction(self, *, writing: bool) -> Iterator[Session]:
+        with Session(self._engine) as session, session.begin():
+            # Set before the transaction begins: on SQLite a writing one takes the write lock.
+            session.connection(execution_options={WRITING: writing})
+            yield session
+
+
+def upsert(
+    session: Session,
+    model: type[FireRow | SlotRow | RemediationRow | IncidentRow | LetterRow | PauseRow],
+) -> UpsertInsert:
+    """An INSERT with the backend's ON CONFLICT clauses (the same on both)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
+def scrubbed(text: str | None) -> str | None:
+    """Free text as the ledger stores it: whatever looks like a secret masked."""
+    return None if text is None else scrub(text)
+
+
+def aware(name: str, moment: datetime) -> datetime:
+    """`moment` in UTC, so that what the ledger hands back (claims too) is always UTC."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, not {moment!r}")
+    return moment.astimezone(UTC)
+
+
+def checked_slot(slot: datetime, kind: FireKind) -> datetime:
+    """`slot`, checked: a slot that is off the quarter hour would escape the uniqueness check."""
+    slot = aware("slot", slot)
+    if kind is not FireKind.MANUAL and slot_of(slot) != slot:
+        raise ValueError(
+            f"{slot.isoformat()} is not a slot; slots are on the quarter hour in UTC, "
+            f"like {format_slot(slot_of(slot))}"
+        )
+    return slot
+
+
+def positive(name: str, duration: timedelta) -> timedelta:
+    if duration <= timedelta(0):
+        raise ValueError(f"{name} must be a positive duration, not {duration}")
+    return duration

@@ -1,0 +1,120 @@
+"""The watches: each fire the service started, followed until it resolved and was reported.
+
+A finished fire starts its watch in the claim's transaction; a step queues its notices in its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from scheduler.ledger.mapping import to_record
+from scheduler.ledger.models import FireRow, WatchRow
+from scheduler.ledger.notices import queue_notices
+from scheduler.ledger.records import FireState, Notice, Outcome, Watch, WatchPhase
+from scheduler.ledger.store import Store, aware
+
+
+class WatchStore(Store):
+    """The fires being followed, and the steps that move them on."""
+
+    def watches(self, *, limit: int | None = None) -> list[Watch]:
+        """Fires still being followed, oldest first."""
+        query = (
+            select(WatchRow, FireRow)
+            .join(FireRow, FireRow.id == WatchRow.fire_id)
+            .where(WatchRow.phase != WatchPhase.DONE.value)
+            .order_by(WatchRow.fire_id)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self._transaction(writing=False) as session:
+            return [_watch(watch, fire) for watch, fire in session.execute(query)]
+
+    def watch(self, fire_id: int) -> Watch | None:
+        query = (
+            select(WatchRow, FireRow)
+            .join(FireRow, FireRow.id == WatchRow.fire_id)
+            .where(WatchRow.fire_id == fire_id)
+        )
+        with self._transaction(writing=False) as session:
+            found = session.execute(query).one_or_none()
+            return _watch(*found) if found is not None else None
+
+    def advance_watch(
+        self,
+        watch: Watch,
+        phase: WatchPhase,
+        *,
+        now: datetime,
+        notices: Sequence[Notice] = (),
+        task_state: str | None = None,
+        reason: str | None = None,
+        task_group_id: str | None = None,
+    ) -> bool:
+        """Move `watch` on from the phase it was read in, and queue `notices`, atomically.
+
+        False, and nothing done, if another replica moved it first: the notices of each step
+        are queued once.
+        """
+        now = aware("now", now)
+        values: dict[str, Any] = {"phase": phase.value}
+        if task_state is not None:
+            values.update(task_state=task_state, reason=reason)
+        if task_group_id is not None:
+            values["task_group_id"] = task_group_id
+        if phase is WatchPhase.DONE:
+            values["resolved_at"] = now
+        with self._transaction(writing=True) as session:
+            moved = session.execute(
+                update(WatchRow)
+                .where(WatchRow.fire_id == watch.fire_id, WatchRow.phase == watch.phase.value)
+                .values(values)
+                .returning(WatchRow.fire_id)
+            ).scalar_one_or_none()
+            if moved is None:
+                return False
+            queue_notices(session, notices, now)
+        return True
+
+
+def start_watches(session: Session, finished: Sequence[Outcome], *, now: datetime) -> None:
+    """Start following the finished fires that ask for it and have something to follow."""
+    rows = [row for outcome in finished if (row := _watch_row(outcome, now)) is not None]
+    if rows:
+        session.execute(insert(WatchRow), rows)
+
+
+def _watch_row(outcome: Outcome, now: datetime) -> dict[str, Any] | None:
+    """The watch a finished fire starts, if it asks for one and has something to follow."""
+    if outcome.watch is None:
+        return None
+    if outcome.state is FireState.FAILED:
+        phase = WatchPhase.REPORT
+    elif outcome.task_id is not None and outcome.state in (
+        FireState.CREATED,
+        FireState.ALREADY_FIRED,
+    ):
+        phase = WatchPhase.TASK
+    else:
+        return None
+    return {
+        "fire_id": outcome.claim.fire_id,
+        "project": outcome.claim.project,
+        "job": outcome.claim.job,
+        "phase": phase.value,
+        "task_kind": outcome.watch.task_kind,
+        "follow_group": outcome.watch.follow_group,
+        "crontab": outcome.watch.crontab,
+        "project_broken": outcome.watch.project_broken,
+        "created_at": now,
+    }
+
+
+def _watch(watch: WatchRow, fire: FireRow) -> Watch:
+    """A watch with what it follows: the fire's own columns win over the watch's copies."""
+    return to_record(Watch, fire, watch, fire_state=fire.state)

@@ -1,0 +1,187 @@
+"""The ledger's ports and its async boundary: `Ledger` offers each consumer's Protocol with the
+same signatures, and `AsyncLedger` runs ledger work off the event loop, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from scheduler.ledger import (
+    AsyncLedger,
+    EngineLedger,
+    ExpiryLedger,
+    Fire,
+    FireKind,
+    FireState,
+    Ledger,
+    NotifierLedger,
+    OutboxLedger,
+    Pause,
+    Watch,
+    WatcherLedger,
+)
+from scheduler.ledger.mapping import to_record
+from scheduler.ledger.models import FireRow, PauseRow, WatchRow
+
+T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
+PORTS = (EngineLedger, WatcherLedger, NotifierLedger, OutboxLedger, ExpiryLedger)
+
+
+def port_methods(port: type) -> list[str]:
+    return [
+        name
+        for name, member in vars(port).items()
+        if inspect.isfunction(member) and not name.startswith("_")
+    ]
+
+
+@pytest.mark.parametrize("port", PORTS, ids=lambda port: port.__name__)
+def test_the_facade_offers_each_port_with_the_same_signatures(port: type) -> None:
+    """mypy checks this statically (ledger.py); here it is checked as the code runs, names,
+    kinds, annotations and whether a parameter has a default."""
+    assert port_methods(port), f"{port.__name__} names no method"
+    for name in port_methods(port):
+        wanted = inspect.signature(getattr(port, name))
+        offered = inspect.signature(getattr(Ledger, name))
+        assert [
+            (p.name, p.kind, p.annotation, p.default is p.empty) for p in wanted.parameters.values()
+        ] == [
+            (p.name, p.kind, p.annotation, p.default is p.empty)
+            for p in offered.parameters.values()
+        ], f"{port.__name__}.{name}"
+        assert wanted.return_annotation == offered.return_annotation, f"{port.__name__}.{name}"
+
+
+def test_a_port_is_narrower_than_the_facade() -> None:
+    offered = {name for name in dir(Ledger) if not name.startswith("_")}
+    for port in PORTS:
+        assert set(port_methods(port)) < offered
+    assert set(port_methods(EngineLedger)).isdisjoint(port_methods(OutboxLedger))
+
+
+def run(coroutine: Callable[[], Any]) -> Any:
+    return asyncio.run(coroutine())
+
+
+def test_the_boundary_calls_a_port_method_in_a_worker_thread(ledger: Ledger) -> None:
+    threads: list[int] = []
+
+    def claim_and_note(port: EngineLedger, job: str) -> list[Any]:
+        threads.append(threading.get_ident())
+        return port.claim_many("p", [(job, T, FireKind.SCHEDULED)], replica="r", now=T, lease=LEASE)
+
+    async def main() -> tuple[list[Any], list[Fire]]:
+        boundary: AsyncLedger[EngineLedger] = AsyncLedger(ledger)
+        claimed = await boundary.run(claim_and_note, "nightly")
+        fires = await boundary.run(EngineLedger.fires, project="p")
+        return claimed, fires
+
+    claimed, fires = run(main)
+    assert [claim.job for claim in claimed] == ["nightly"]
+    assert [(fire.job, fire.state) for fire in fires] == [("nightly", FireState.CLAIMED)]
+    assert len(threads) == 1
+    assert threads[0] != threading.get_ident(), "ran on the event loop's thread"
+
+
+def test_the_loop_runs_on_while_ledger_work_waits(ledger: Ledger) -> None:
+    """The work waits for an event only the loop sets: it finishes only if the loop is free."""
+    loop_ran = threading.Event()
+
+    def wait_for_the_loop(port: NotifierLedger) -> list[str]:
+        assert loop_ran.wait(timeout=30), "the event loop was blocked"
+        return port.report([], now=T)
+
+    async def main() -> list[str]:
+        work = asyncio.create_task(AsyncLedger(ledger).run(wait_for_the_loop))
+        await asyncio.sleep(0)  # the work starts in its thread
+        loop_ran.set()
+        return await work
+
+    assert run(main) == []
+
+
+def test_the_boundary_carries_context_and_raises_what_the_ledger_raises(ledger: Ledger) -> None:
+    request = contextvars.ContextVar[str]("request")
+
+    def read_context(_port: EngineLedger) -> str:
+        return request.get()
+
+    async def main() -> str:
+        request.set("tick 7")
+        boundary = AsyncLedger(ledger)
+        with pytest.raises(ValueError, match="timezone-aware"):
+            await boundary.run(EngineLedger.open_fires, due_at=datetime(2026, 3, 1))
+        return await boundary.run(read_context)
+
+    assert run(main) == "tick 7"
+    assert "Ledger" in repr(AsyncLedger(ledger))
+
+
+# The one row-to-record mapping
+
+
+def test_records_take_columns_by_name_convert_enumerations_and_keep_defaults() -> None:
+    row = FireRow(
+        id=7,
+        project="p",
+        job="nightly",
+        slot=T,
+        kind="catch-up",
+        state="created",
+        attempt=1,
+        replica="r",
+        revision=None,
+        task_id="abc",
+        error=None,
+        details=None,
+        claimed_at=T,
+        lease_until=None,
+        finished_at=T,
+    )
+    fire = to_record(Fire, row)
+    assert (fire.id, fire.kind, fire.state, fire.sent_at) == (
+        7,
+        FireKind.CATCH_UP,
+        FireState.CREATED,
+        None,
+    )
+    assert to_record(Fire, row, state="failed", error="given wins").state is FireState.FAILED
+
+
+def test_a_record_field_no_row_has_and_nobody_gives_is_an_error() -> None:
+    row = PauseRow(id=1, project="p", job="", reason="r", paused_by="a", paused_at=T)
+    assert to_record(Pause, row, job=None).job is None
+    watch = WatchRow(fire_id=7, project="p", job="nightly", phase="task", created_at=T)
+    with pytest.raises(TypeError, match=r"Watch\.slot"):
+        to_record(Watch, watch, fire_state="created")
+
+
+def test_a_port_method_runs_the_ledgers_method_of_that_name(ledger: Ledger) -> None:
+    """A Protocol's method is only a stub: the boundary calls the facade's."""
+
+    async def main() -> tuple[Any, ...]:
+        engine: AsyncLedger[EngineLedger] = AsyncLedger(ledger)
+        claimed = await engine.run(
+            EngineLedger.claim_many,
+            "p",
+            [("nightly", T, FireKind.SCHEDULED)],
+            replica="r",
+            now=T,
+            lease=LEASE,
+        )
+        outbox: AsyncLedger[OutboxLedger] = AsyncLedger(ledger)
+        letters = await outbox.run(OutboxLedger.take_letters, replica="r", now=T, lease=LEASE)
+        last = await engine.run(EngineLedger.last_evaluated_slot, "p")
+        return claimed, letters, last
+
+    claimed, letters, last = run(main)
+    assert [claim.job for claim in claimed] == ["nightly"]
+    assert (letters, last) == ([], None)
