@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any, Literal
 from jsonschema import Draft7Validator
 
 from scheduler.diagnostics import Diagnostic, Position, Severity
+from scheduler.durations import DURATION, format_duration, parse_duration
 from scheduler.notify.events import EventKind
 from scheduler.queue_rules import DEFAULT_MAX_DEADLINE
 from scheduler.redaction import (
@@ -44,11 +44,9 @@ _SECRET_HINTS = {
     ("notify", "slack"): "set SLACK_BOT_TOKEN, or notify.slack.token-file",
     ("notify", "sentry"): "set SENTRY_DSN, or notify.sentry.dsn-file",
 }
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-
 _DURATION_SCHEMA = {
     "type": "string",
-    "pattern": _DURATION.pattern,
+    "pattern": DURATION.pattern,
     "minLength": 2,
     "x-expected": "a duration like 6h, 90m, 1d or 30s",
 }
@@ -588,24 +586,6 @@ def read_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
             [Diagnostic(str(path), Position(1, 1), Severity.ERROR, f"cannot read: {reason}")]
         ) from None
     return load_config(text, str(path), environ, base_dir=path.parent)
-
-
-def parse_duration(text: str) -> timedelta:
-    match = _DURATION.fullmatch(text)
-    if not match or not text:
-        raise ValueError(f"not a duration: {text!r}")
-    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-
-
-def format_duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts) or "0s"
 
 
 def _catch_up_json(catch_up: CatchUp) -> dict[str, Any]:

@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 import structlog
 
 from scheduler.actions import latest_decision_index_path
-from scheduler.config import ExpiryWatch, Project, TaskGroupWatch, format_duration
+from scheduler.config import ExpiryWatch, Project, TaskGroupWatch
 from scheduler.cron.model import TriggerAction
 from scheduler.cron.timing import parse_instant
+from scheduler.durations import format_duration
 from scheduler.ledger import Ledger, Remediation, RemediationState
 from scheduler.taskcluster import Clients, TaskclusterError
 from scheduler.triggering import Triggered, TriggerError, prepare_trigger, send

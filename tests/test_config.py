@@ -16,11 +16,10 @@ from scheduler.config import (
     CatchUp,
     ConfigError,
     embedded_default,
-    format_duration,
     load_config,
-    parse_duration,
     read_config,
 )
+from scheduler.durations import format_duration, parse_duration
 from scheduler.redaction import redact
 
 MINIMAL = """\
