@@ -8,11 +8,12 @@ import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from scheduler.engine import Engine, FireError, FireResult, UnknownTargetError
+from scheduler.engine import Engine
 from scheduler.expiry import Event, EventKind
 from scheduler.hook_calls import Fired, PayloadRejectedError, fire_hook, hook_fire_scopes
 from scheduler.hooks import HookKey, UncheckablePayloadError
 from scheduler.ledger import FireState
+from scheduler.outcomes import FireError, FireResult, UnknownTargetError
 from scheduler.taskcluster import TaskclusterError
 from scheduler.triggering import Triggered, TriggerError
 

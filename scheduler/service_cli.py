@@ -26,12 +26,13 @@ from scheduler.cli_support import console, echo, echo_json, echo_yaml, instant, 
 from scheduler.commands import actor, clock, config_option, fail, load
 from scheduler.config import Config, Project, UnknownProjectError
 from scheduler.cron import format_slot
-from scheduler.engine import UNCONFIRMED, FireError, FireResult, ProjectOverview, SlotResult
+from scheduler.engine.overview import ProjectOverview
 from scheduler.expiry import Event, ExpiryReport, Scanner, report_json
 from scheduler.hooks_cli import hooks_group
 from scheduler.ledger import AuditEntry, Fire, FireState, Ledger, Letter, LetterState
 from scheduler.notify import sentry
 from scheduler.notify.routing import SLACK_PREFIX, channel_of
+from scheduler.outcomes import UNCONFIRMED, FireError, FireResult, SlotResult
 from scheduler.preflight import Finding, findings_of, has_errors, preflight, summary_lines
 from scheduler.taskcluster import TaskclusterError, connect
 from scheduler.triggering import Triggered, TriggerError

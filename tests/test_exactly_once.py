@@ -12,9 +12,10 @@ import pytest
 import taskcluster
 
 from scheduler.config import CatchUp
-from scheduler.engine import Engine, FireResult, FireTooSoonError
+from scheduler.engine import Engine
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireKind, FireState, Ledger
+from scheduler.outcomes import FireResult, FireTooSoonError
 from scheduler.retrying import FIRST_WAIT
 from scheduler.triggering import SETTLE
 from tests.emulator import Emulator

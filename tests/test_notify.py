@@ -33,7 +33,7 @@ from scheduler.config import (
     SlackSettings,
     load_config,
 )
-from scheduler.engine import Engine, SlotResult
+from scheduler.engine import Engine
 from scheduler.expiry import CachedTask
 from scheduler.expiry import Event as ExpiryEvent
 from scheduler.expiry import EventKind as ExpiryKind
@@ -43,6 +43,7 @@ from scheduler.ledger.models import Base
 from scheduler.notify import sentry
 from scheduler.notify.events import EventKind
 from scheduler.notify.slack import SlackSender
+from scheduler.outcomes import SlotResult
 from scheduler.service import Notifier, open_service, scan_and_report, tick_and_report
 from tests.conftest import REPOSITORY_ROLES, task_definition
 from tests.emulator import Emulator

@@ -20,17 +20,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from scheduler import __version__, acts
-from scheduler.engine import (
-    Engine,
-    FireError,
-    FireTooSoonError,
-    JobOverview,
-    RepositoryUnreachableError,
-    UnknownTargetError,
-)
+from scheduler.engine import Engine
+from scheduler.engine.overview import JobOverview
 from scheduler.hook_calls import PayloadRejectedError
 from scheduler.hooks import HookKey, UncheckablePayloadError
 from scheduler.ledger import FireState, Pause
+from scheduler.outcomes import (
+    FireError,
+    FireTooSoonError,
+    RepositoryUnreachableError,
+    UnknownTargetError,
+)
 from scheduler.redaction import scrub_data
 from scheduler.taskcluster import TaskclusterError
 from scheduler.triggering import TriggerError
