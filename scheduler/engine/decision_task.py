@@ -96,18 +96,12 @@ async def _resolve_create(
         raise FireError(explained.message, transient=explained.transient)
     try:
         await clients.queue.task(task_id)
-    except TaskclusterRestFailure as lookup:
-        if lookup.status_code == 404:
+    except Exception as lookup:
+        if isinstance(lookup, TaskclusterRestFailure) and lookup.status_code == 404:
             raise FireError(
                 f"{explained.message}; task {task_id} does not exist, so it was not created",
                 transient=True,
             ) from None
-        unknown = clients.explain(lookup, "queue.task").message
-        raise FireError(
-            f"{explained.message}; whether task {task_id} was created is not known ({unknown})",
-            transient=True,
-        ) from None
-    except Exception as lookup:
         unknown = clients.explain(lookup, "queue.task").message
         raise FireError(
             f"{explained.message}; whether task {task_id} was created is not known ({unknown})",

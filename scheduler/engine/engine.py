@@ -22,8 +22,8 @@ from scheduler.cron import CronFile, Job, load_cron
 from scheduler.cron.slots import (
     Decision,
     GiveUp,
-    Skip,
     OpenFire,
+    Skip,
     ensure_begun,
     plan_open_fires,
     plan_slot,
