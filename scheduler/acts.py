@@ -9,12 +9,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from scheduler.actions.triggering import Triggered, TriggerError
-from scheduler.engine import Engine, FireError, FireResult, UnknownTargetError
+from scheduler.engine import Engine
 from scheduler.expiry.model import ExpiryEvent, ExpiryEventKind
 from scheduler.hooks.definitions import HookKey
 from scheduler.hooks.payloads import UncheckablePayloadError
 from scheduler.hooks.service import Fired, PayloadRejectedError, fire_hook, hook_fire_scopes
 from scheduler.ledger import FireState
+from scheduler.outcomes import FireError, FireResult, UnknownTargetError
 from scheduler.taskcluster import TaskclusterError
 
 if TYPE_CHECKING:  # the service imports the API, which imports this

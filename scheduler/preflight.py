@@ -21,9 +21,11 @@ from scheduler.common.diagnostics import Severity
 from scheduler.config.model import Project
 from scheduler.cron import CronFile, DecisionTask, Job, TriggerAction, next_fires, slot_of
 from scheduler.cron.model import ScheduleError
-from scheduler.engine import TASKCLUSTER_YML, Engine, FireError
+from scheduler.engine import Engine
+from scheduler.engine.decision_task import TASKCLUSTER_YML
 from scheduler.expiry.model import default_namespaces
 from scheduler.git.source import Snapshot
+from scheduler.outcomes import FireError
 from scheduler.queue_rules import Requirement, create_task_requirements, task_problems, unmet
 from scheduler.render import RenderError
 from scheduler.scopes import ASSUME, lasting_form, satisfies, where_to_grant

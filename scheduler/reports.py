@@ -13,11 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from scheduler.cron.timing import format_slot
-from scheduler.engine import SlotResult
 from scheduler.expiry.model import ExpiryEvent, ExpiryEventKind
 from scheduler.ledger import FireKind, Health, Notice, Watch
 from scheduler.notify.events import Event, EventKind, FailedTask
 from scheduler.notify.routing import Router
+from scheduler.outcomes import SlotResult
 from scheduler.preflight import Checked, summary_lines
 
 CRON_FILE = ".cron.yml"

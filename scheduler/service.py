@@ -24,7 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from scheduler.clock import Clock, utc_now
 from scheduler.config.model import Config, Project
 from scheduler.cron.timing import format_slot, slot_of
-from scheduler.engine import Engine, SlotResult
+from scheduler.engine import Engine
 from scheduler.expiry.model import ExpiryEvent
 from scheduler.git.source import GitSource
 from scheduler.ledger import Ledger
@@ -32,6 +32,7 @@ from scheduler.notify import sentry
 from scheduler.notify.outbox import Postman
 from scheduler.notify.routing import Router
 from scheduler.notify.slack import SlackSender
+from scheduler.outcomes import SlotResult
 from scheduler.preflight import Checked, preflight
 from scheduler.reports import Reporter
 from scheduler.taskcluster import connect

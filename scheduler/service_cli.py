@@ -29,13 +29,14 @@ from scheduler.common import logs
 from scheduler.config.errors import UnknownProjectError
 from scheduler.config.model import Config, Project
 from scheduler.cron import format_slot
-from scheduler.engine import UNCONFIRMED, FireError, FireResult, ProjectOverview, SlotResult
+from scheduler.engine.overview import ProjectOverview
 from scheduler.expiry.model import ExpiryEvent, ExpiryReport, report_json
 from scheduler.expiry.scan import Scanner
 from scheduler.hooks_cli import hooks_group
 from scheduler.ledger import AuditEntry, Fire, FireState, Ledger, Letter, LetterState
 from scheduler.notify import sentry
 from scheduler.notify.routing import SLACK_PREFIX, channel_of
+from scheduler.outcomes import UNCONFIRMED, FireError, FireResult, SlotResult
 from scheduler.preflight import Finding, findings_of, has_errors, preflight, summary_lines
 from scheduler.taskcluster import TaskclusterError, connect
 from scheduler.web.auth import hash_token

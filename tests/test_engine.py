@@ -17,9 +17,11 @@ import taskcluster
 from scheduler.actions.spec import MARKER_KEY
 from scheduler.config.model import CatchUp, Config, Credentials, Project
 from scheduler.cron import DecisionTask, fires_between, load_cron
-from scheduler.engine import Engine, FireTooSoonError, FutureSlotError, SlotResult, plan_catch_up
+from scheduler.cron.slots import FutureSlotError
+from scheduler.engine import Engine
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireKind, FireState, Ledger
+from scheduler.outcomes import FireTooSoonError, SlotResult
 from scheduler.service import open_engine
 from tests.conftest import CORPUS, REPOSITORY_ROOT, task_definition
 from tests.emulator import Emulator
@@ -439,18 +441,6 @@ def test_catch_up_after_an_outage(
         for hour in [*fired_hours, 4]
     ]
     assert created_task_ids(emulator) == sorted(expected)
-
-
-def test_latest_catch_up_respects_max_lateness() -> None:
-    cron = load_cron(HOURLY)
-    missed = fires_between(cron, "p", DAY, DAY.replace(hour=3)).fires
-    now = DAY.replace(hour=9)
-    plan = plan_catch_up(missed, lambda job: CatchUp("latest", timedelta(hours=6)), now)
-    assert plan.fires == ()
-    assert [reason for _, reason in plan.skips][-1].startswith("missed by more than")
-    capped = plan_catch_up(missed, lambda job: CatchUp("all", timedelta(hours=6), 2), now)
-    assert [f.slot.hour for f in capped.fires] == [1, 2]
-    assert [f.slot.hour for f, _ in capped.skips] == [0]
 
 
 # -- dry run and manual fires --------------------------------------------------------------------

@@ -13,9 +13,10 @@ import taskcluster
 
 from scheduler.actions.triggering import SETTLE
 from scheduler.config.model import CatchUp
-from scheduler.engine import Engine, FireResult, FireTooSoonError
+from scheduler.engine import Engine
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireKind, FireState, Ledger
+from scheduler.outcomes import FireResult, FireTooSoonError
 from scheduler.retrying import FIRST_WAIT
 from tests.emulator import Emulator
 from tests.repos import Repository

@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, select
 from scheduler.common import logs
 from scheduler.config.loading import load_config
 from scheduler.config.model import Config
-from scheduler.engine import Engine, SlotResult
+from scheduler.engine import Engine
 from scheduler.expiry.model import CachedTask, ExpiryEvent, ExpiryEventKind
 from scheduler.ids import decision_task_id
 from scheduler.ledger import Ledger, LetterState
@@ -36,6 +36,7 @@ from scheduler.notify import sentry
 from scheduler.notify.events import EventKind
 from scheduler.notify.settings import NotifySettings, SentrySettings, SlackRoute, SlackSettings
 from scheduler.notify.slack import SlackSender
+from scheduler.outcomes import SlotResult
 from scheduler.service import Notifier, open_service, scan_and_report, tick_and_report
 from tests.conftest import REPOSITORY_ROLES, task_definition
 from tests.emulator import Emulator

@@ -13,9 +13,9 @@ from click.testing import CliRunner, Result
 
 from scheduler.cli import main
 from scheduler.common.redaction import remember_secret
-from scheduler.engine import SlotResult
 from scheduler.ids import decision_task_id
 from scheduler.ledger import Claim, Fire, FireKind, FireState, Ledger
+from scheduler.outcomes import SlotResult
 from tests.conftest import taskcluster_environment, write_service_config
 from tests.emulator import Emulator
 from tests.repos import Repository

@@ -22,18 +22,18 @@ from starlette.exceptions import HTTPException
 from scheduler import __version__, acts
 from scheduler.actions.triggering import TriggerError
 from scheduler.common.redaction import scrub_data
-from scheduler.engine import (
-    Engine,
-    FireError,
-    FireTooSoonError,
-    JobOverview,
-    RepositoryUnreachableError,
-    UnknownTargetError,
-)
+from scheduler.engine import Engine
+from scheduler.engine.overview import JobOverview
 from scheduler.hooks.definitions import HookKey
 from scheduler.hooks.payloads import UncheckablePayloadError
 from scheduler.hooks.service import PayloadRejectedError
 from scheduler.ledger import FireState, Pause
+from scheduler.outcomes import (
+    FireError,
+    FireTooSoonError,
+    RepositoryUnreachableError,
+    UnknownTargetError,
+)
 from scheduler.taskcluster import TaskclusterError
 from scheduler.web.auth import (
     ForbiddenError,

@@ -1,0 +1,175 @@
+"""The `decision-task` job type: render `.taskcluster.yml` for cron and create the task, once.
+
+A 409 means the slot's task id is taken (this fire made it before, or a replica did); a
+createTask whose reply was lost is resolved by reading the task back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Mapping
+from concurrent.futures import Executor
+from datetime import datetime
+from typing import Any
+
+import structlog
+from taskcluster.exceptions import TaskclusterRestFailure
+
+from scheduler.config.model import Project
+from scheduler.cron import Job
+from scheduler.engine.fires import Dispatched, FireMeans, FireRequest
+from scheduler.git.source import Snapshot
+from scheduler.ids import manual_task_id
+from scheduler.ledger import Claim, FireKind, FireState
+from scheduler.outcomes import UNCONFIRMED, FireError
+from scheduler.render import (
+    Push,
+    RenderedTask,
+    RenderError,
+    Repository,
+    render_decision_task,
+    render_time,
+)
+from scheduler.taskcluster import Clients
+
+TASKCLUSTER_YML = ".taskcluster.yml"
+
+log = structlog.get_logger("tc_scheduler.engine")
+
+
+async def fire_decision_task(fire: FireRequest, claim: Claim, means: FireMeans) -> Dispatched:
+    """Render the project's template for the fire and create its task."""
+    project, snapshot, slot = fire.project, fire.snapshot, fire.slot
+    template = snapshot.files.get(TASKCLUSTER_YML)
+    if template is None:
+        raise FireError(
+            f"{project.name} has no {TASKCLUSTER_YML} at {snapshot.revision}; a decision-task "
+            "job needs one",
+            project_broken=True,
+        )
+    fired_at = fire.at or means.clock()
+    manual = fire.kind is FireKind.MANUAL
+    try:
+        rendered = await _render(
+            means.render_pool,
+            template,
+            **render_arguments(
+                means.root_url,
+                project,
+                snapshot,
+                fire.job,
+                slot,
+                now=fired_at if manual else render_time(slot, fired_at),
+                cron_input=fire.cron_input,
+                task_id=manual_task_id() if manual else None,
+            ),
+        )
+    except RenderError as error:
+        raise FireError(
+            f"{TASKCLUSTER_YML} at {snapshot.revision[:12]}: {error}", project_broken=True
+        ) from None
+    details = {"task": rendered.definition}
+    if means.dry_run:
+        log.info("dry run: task not created", task_id=rendered.task_id, task=rendered.definition)
+        return Dispatched(FireState.DRY_RUN, rendered.task_id, details, None)
+    clients = means.clients
+    try:
+        await clients.queue.createTask(rendered.task_id, rendered.definition)
+    except TaskclusterRestFailure as error:
+        if error.status_code == 409:
+            return await _confirm_existing(clients, rendered.task_id, details)
+        return await _resolve_create(clients, rendered.task_id, details, error)
+    except Exception as error:
+        return await _resolve_create(clients, rendered.task_id, details, error)
+    return Dispatched(FireState.CREATED, rendered.task_id, details, None)
+
+
+async def _resolve_create(
+    clients: Clients, task_id: str, details: dict[str, Any], error: Exception
+) -> Dispatched:
+    """createTask failed. If it may have taken effect all the same (no answer, a 5xx), the
+    queue says whether the task exists: then it was created (its reply was lost). Raises
+    FireError otherwise, `transient` when trying again may work."""
+    explained = clients.explain(error, "queue.createTask")
+    if not explained.uncertain:
+        raise FireError(explained.message, transient=explained.transient)
+    try:
+        await clients.queue.task(task_id)
+    except Exception as lookup:
+        if isinstance(lookup, TaskclusterRestFailure) and lookup.status_code == 404:
+            raise FireError(
+                f"{explained.message}; task {task_id} does not exist, so it was not created",
+                transient=True,
+            ) from None
+        unknown = clients.explain(lookup, "queue.task").message
+        raise FireError(
+            f"{explained.message}; whether task {task_id} was created is not known ({unknown})",
+            transient=True,
+        ) from None
+    log.info("createTask's reply was lost; the task exists", task_id=task_id)
+    return Dispatched(FireState.CREATED, task_id, details, None)
+
+
+async def _confirm_existing(clients: Clients, task_id: str, details: dict[str, Any]) -> Dispatched:
+    """A 409 means the id is taken: by this fire before (a retry, a replica) or another.
+
+    The id is derived from the slot, so the task exists whether or not reading it back
+    works; a refused read leaves it unconfirmed, never failed.
+    """
+    try:
+        await clients.queue.task(task_id)
+    except Exception as error:
+        reason = clients.explain(error, "queue.task").message
+        return Dispatched(FireState.ALREADY_FIRED, task_id, details, f"{UNCONFIRMED}: {reason}")
+    return Dispatched(FireState.ALREADY_FIRED, task_id, details, None)
+
+
+def render_scheduled(
+    root_url: str, project: Project, snapshot: Snapshot, job: Job, slot: datetime, *, now: datetime
+) -> RenderedTask:
+    """The decision task a scheduled fire of `job` at `slot` makes, if fired at `now`
+    (no I/O: for checks before anything fires). Raises RenderError."""
+    template = snapshot.files.get(TASKCLUSTER_YML)
+    if template is None:
+        raise RenderError("the file is missing; a decision-task job needs one")
+    arguments = render_arguments(root_url, project, snapshot, job, slot, now=now)
+    return render_decision_task(template, **arguments)
+
+
+def render_arguments(
+    root_url: str,
+    project: Project,
+    snapshot: Snapshot,
+    job: Job,
+    slot: datetime,
+    *,
+    now: datetime,
+    cron_input: Mapping[str, Any] | None = None,
+    task_id: str | None = None,
+) -> dict[str, Any]:
+    """What `render_decision_task` needs besides the template, as build-decision gives it."""
+    return {
+        "root_url": root_url,
+        "repository": Repository(
+            url=project.repository,
+            project=project.name,
+            level=str(project.level),
+            type=project.repository_type,
+        ),
+        "push": Push(revision=snapshot.revision, branch=project.branch),
+        "job": job,
+        "slot": slot,
+        "now": now,
+        "cron_input": dict(cron_input or {}),
+        "task_id": task_id,
+    }
+
+
+async def _render(pool: Executor | None, template: str, **arguments: Any) -> RenderedTask:
+    """Render in the worker processes when there are some: JSON-e is most of a fire's CPU."""
+    if pool is None:
+        return render_decision_task(template, **arguments)
+    loop = asyncio.get_running_loop()
+    call = functools.partial(render_decision_task, template, **arguments)
+    return await loop.run_in_executor(pool, call)

@@ -1,0 +1,401 @@
+"""The engine: for each slot and project, read the branch head and the ledger, ask `plan_slot`
+what to do, then claim, fire and record it; between slots, recover the fires nobody holds.
+
+Every project is evaluated concurrently and every fire runs under one concurrency limit. One
+job's failure is recorded with its reason and never stops another job or project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from scheduler.actions.triggering import Triggered
+from scheduler.clock import Clock, utc_now
+from scheduler.config.errors import UnknownProjectError
+from scheduler.config.model import Config, Project
+from scheduler.cron import CronFile, Job, load_cron
+from scheduler.cron.slots import (
+    Decision,
+    GiveUp,
+    OpenFire,
+    Skip,
+    ensure_begun,
+    plan_open_fires,
+    plan_slot,
+)
+from scheduler.cron.timing import SLOT_LENGTH, format_slot, slot_of
+from scheduler.engine import manual
+from scheduler.engine.decision_task import render_scheduled
+from scheduler.engine.firing import FireRunner, watch_spec
+from scheduler.engine.overview import ProjectOverview, project_overview
+from scheduler.expiry.model import ExpiryEvent
+from scheduler.expiry.remediation import scan_and_remediate
+from scheduler.git.process import SourceError
+from scheduler.git.source import GitSource, Snapshot
+from scheduler.ledger import Fire, FireKind, FireState, Ledger, Outcome, SlotOutcome
+from scheduler.outcomes import (
+    FireResult,
+    RepositoryUnreachableError,
+    SlotResult,
+    UnknownTargetError,
+)
+from scheduler.render import RenderedTask
+from scheduler.taskcluster import Clients
+
+CRON_FILE = ".cron.yml"
+
+log = structlog.get_logger("tc_scheduler.engine")
+
+
+@dataclass
+class Engine:
+    """Evaluates slots for the configured projects against one ledger, git cache and session.
+
+    `clock` is the time fires are judged and recorded by; tests move it.
+    """
+
+    config: Config
+    ledger: Ledger
+    source: GitSource
+    clients: Clients
+    clock: Clock = utc_now
+    render_pool: Executor | None = None
+    _runner: FireRunner = field(init=False)
+    # Each project's .cron.yml, loaded once per revision (parsing is the costly part).
+    _crons: dict[str, tuple[str, CronFile]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._runner = FireRunner(self)
+
+    # -- scheduled fires ------------------------------------------------------------------
+
+    async def tick(self, moment: datetime) -> list[SlotResult]:
+        """Evaluate the slot `moment` falls in for every project, after catching up on gaps.
+
+        Raises FutureSlotError for a slot later than now: only slots that have begun are
+        fired, skipped (a pause, a catch-up policy) or claimed, so none is used up early.
+        """
+        slot = slot_of(moment)
+        ensure_begun(slot, self.clock())
+        results = await asyncio.gather(
+            *(self._evaluate(project, slot) for project in self.config.projects)
+        )
+        return list(results)
+
+    async def _evaluate(self, project: Project, slot: datetime) -> SlotResult:
+        bound = log.bind(project=project.name, slot=format_slot(slot))
+        try:
+            snapshot = await self.source.snapshot(project.git_url, project.branch)
+        except SourceError as error:
+            bound.error("project slot failed", error=str(error))
+            await self._record_slot(project, slot, None, SlotOutcome.FAILED, str(error))
+            return SlotResult(project.name, slot, None, error=str(error))
+        cron = self._cron(project, snapshot)
+        last = await asyncio.to_thread(self.ledger.last_evaluated_slot, project.name)
+        now = self.clock()
+        # Paused now (by any replica, the command line or the API): recorded, not fired.
+        pauses = await asyncio.to_thread(self.ledger.pauses, project=project.name, at=now)
+        found = await asyncio.to_thread(self.ledger.open_fires, due_at=now, project=project.name)
+        open_fires = {_open_fire(fire): fire for fire in found}
+        plan = plan_slot(
+            cron,
+            project.name,
+            slot,
+            last_evaluated=last,
+            open_fires=open_fires,
+            pauses=pauses,
+            catch_up_of=project.catch_up_for,
+            now=now,
+        )
+        if plan.given_up:
+            await self._give_up(project, plan.given_up, open_fires)
+        skipped = await asyncio.gather(
+            *(self._skip(project, skip, open_fires) for skip in (*plan.skipped, *plan.paused))
+        )
+        fired = await self._runner.claim_and_fire(
+            project, snapshot, [(d.fire, _kind(d, open_fires)) for d in plan.fires]
+        )
+        problems = [str(d) for d in plan.left_out]
+        left_out = "\n".join(problems) or None
+        if left_out:
+            bound.warning("jobs left out", problems=problems)
+        await self._record_slot(project, slot, snapshot.revision, SlotOutcome.EVALUATED, left_out)
+        return SlotResult(
+            project.name,
+            slot,
+            snapshot.revision,
+            tuple(fired),
+            tuple(skipped[: len(plan.skipped)]),
+            left_out,
+            tuple(problems),
+            tuple(skipped[len(plan.skipped) :]),
+        )
+
+    async def recover(self) -> list[FireResult]:
+        """Finish the fires nobody holds, in every project, between ticks: those whose replica
+        died (their lease ran out) and the retries that are due; those past their job's
+        max-lateness are given up. One read of the ledger when there are none."""
+        found: dict[str, list[Fire]] = {}
+        for fire in await asyncio.to_thread(self.ledger.open_fires, due_at=self.clock()):
+            found.setdefault(fire.project, []).append(fire)
+        results = await asyncio.gather(
+            *(
+                self._recover(project, found[project.name])
+                for project in self.config.projects
+                if project.name in found
+            )
+        )
+        return [fire for fires in results for fire in fires]
+
+    async def _recover(self, project: Project, found: list[Fire]) -> list[FireResult]:
+        now = self.clock()
+        try:
+            snapshot = await self.source.snapshot(project.git_url, project.branch)
+        except SourceError as error:
+            log.warning(
+                "fires to recover wait for the repository", project=project.name, error=str(error)
+            )
+            return []
+        cron = self._cron(project, snapshot)
+        pauses = await asyncio.to_thread(self.ledger.pauses, project=project.name, at=now)
+        open_fires = {_open_fire(fire): fire for fire in found}
+        reopen = plan_open_fires(
+            cron,
+            open_fires,
+            pauses,
+            project.catch_up_for,
+            self.clock(),
+            before=slot_of(now) + SLOT_LENGTH,
+        )
+        if reopen.given_up:
+            await self._give_up(project, reopen.given_up, open_fires)
+        again = [(d.fire, _kind(d, open_fires)) for d in reopen.retries]
+        return await self._runner.claim_and_fire(project, snapshot, again)
+
+    async def _give_up(
+        self, project: Project, given_up: Sequence[GiveUp], open_fires: Mapping[OpenFire, Fire]
+    ) -> None:
+        """Finish unfinished fires past their job's max-lateness: failed (and reported), or
+        skipped when their job is paused or gone from `.cron.yml`."""
+        fires = [open_fires[give_up.open_fire] for give_up in given_up]
+        claims = await self._runner.claim(
+            project.name, [(fire.job, fire.slot, fire.kind) for fire in fires]
+        )
+        outcomes = []
+        for give_up, fire, claim in zip(given_up, fires, claims, strict=True):
+            if claim is None:
+                continue  # another replica got there first
+            if not give_up.failed:
+                outcomes.append(Outcome(claim, FireState.SKIPPED, error=give_up.reason))
+                continue
+            assert give_up.job is not None
+            outcomes.append(
+                Outcome(
+                    claim,
+                    FireState.FAILED,
+                    task_id=fire.task_id,
+                    revision=fire.revision,
+                    error=give_up.reason,
+                    details=fire.details,
+                    watch=watch_spec(project, give_up.job),
+                )
+            )
+            log.error(
+                "fire given up",
+                project=project.name,
+                job=fire.job,
+                slot=format_slot(fire.slot),
+                attempts=fire.attempt,
+                error=fire.error,
+            )
+        if outcomes:
+            await asyncio.to_thread(self.ledger.finish_many, outcomes, now=self.clock())
+
+    def _cron(self, project: Project, snapshot: Snapshot) -> CronFile:
+        cached = self._crons.get(project.name)
+        if cached is not None and cached[0] == snapshot.revision:
+            return cached[1]
+        text = snapshot.files.get(CRON_FILE)
+        if text is None:  # no .cron.yml: no jobs, as in build-decision
+            cron = CronFile(CRON_FILE, (), ())
+        else:
+            cron = load_cron(text, f"{project.name}:{CRON_FILE}@{snapshot.revision[:12]}")
+        self._crons[project.name] = (snapshot.revision, cron)
+        return cron
+
+    async def _record_slot(
+        self,
+        project: Project,
+        slot: datetime,
+        revision: str | None,
+        outcome: SlotOutcome,
+        error: str | None,
+    ) -> None:
+        await asyncio.to_thread(
+            self.ledger.record_slot,
+            project.name,
+            slot,
+            revision=revision,
+            outcome=outcome,
+            error=error,
+            replica=self.config.replica,
+            now=self.clock(),
+        )
+
+    async def _skip(
+        self, project: Project, skip: Skip, open_fires: Mapping[OpenFire, Fire]
+    ) -> FireResult:
+        fire, kind, reason = skip.fire, _kind(skip, open_fires), skip.reason
+        await asyncio.to_thread(
+            self.ledger.record_skip,
+            project.name,
+            fire.job_name,
+            fire.slot,
+            kind=kind,
+            reason=reason,
+            replica=self.config.replica,
+            now=self.clock(),
+        )
+        log.info(
+            "skipped missed slot",
+            project=project.name,
+            job=fire.job_name,
+            slot=format_slot(fire.slot),
+            reason=reason,
+        )
+        return FireResult(
+            project.name, fire.job_name, fire.slot, kind, FireState.SKIPPED, None, reason
+        )
+
+    # -- operator acts and reads ----------------------------------------------------------
+
+    async def fire_now(
+        self,
+        project_name: str,
+        job_name: str,
+        cron_input: Mapping[str, Any] | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> FireResult:
+        """Run a job now, whatever its `when` and `run-on-projects` say (build-decision's
+        `--force-run`). The fire gets its own task id and is recorded as manual."""
+        project, snapshot, cron = await self._read(project_name)
+        return await manual.fire_job_now(
+            self._runner, project, snapshot, cron, job_name, cron_input, dry_run=dry_run
+        )
+
+    async def run_action(
+        self,
+        project_name: str,
+        action_name: str,
+        action_input: Mapping[str, Any] | None = None,
+        *,
+        revision: str | None = None,
+        dry_run: bool = False,
+    ) -> Triggered:
+        """Trigger the action `action_name` of the project's decision task for `revision` (by
+        default its latest), as Treeherder's action menu does. Nothing dedupes it: an action
+        has no slot. Raises UnknownTargetError or TriggerError."""
+        project = self.project(project_name)
+        return await manual.run_action(
+            self.clients_for(project),
+            project,
+            action_name,
+            action_input,
+            revision=revision,
+            dry_run=dry_run or self.config.dry_run,
+            clock=self.clock,
+        )
+
+    async def check_expiry(self, project: Project, *, dry_run: bool = False) -> list[ExpiryEvent]:
+        """Scan the project's cached tasks and take the remediation step it calls for."""
+        return await scan_and_remediate(
+            self.clients_for(project),
+            self.ledger,
+            project,
+            replica=self.config.replica,
+            clock=self.clock,
+            dry_run=dry_run or self.config.dry_run,
+        )
+
+    async def overview(self, project_name: str, *, upcoming: int = 3) -> ProjectOverview:
+        """The project's jobs as its `.cron.yml` has them now: schedule, the next `upcoming`
+        fires, the last fire, and the pause holding each."""
+        project, snapshot, cron = await self._read(project_name)
+        return await project_overview(
+            self.ledger, project, snapshot, cron, now=self.clock(), upcoming=upcoming
+        )
+
+    def render_for(
+        self, project: Project, snapshot: Snapshot, job: Job, slot: datetime, *, now: datetime
+    ) -> RenderedTask:
+        """The decision task a scheduled fire of `job` at `slot` makes, if fired at `now`
+        (no I/O: for checks before anything fires). Raises RenderError."""
+        return render_scheduled(self.config.root_url, project, snapshot, job, slot, now=now)
+
+    def clients_for(self, project: Project, job: str | None = None) -> Clients:
+        """The clients every call made for `project` (for its `job`) goes through: limited
+        to its scopes."""
+        return self.clients.for_project(project, job)
+
+    def clients_of(self, project_name: str) -> Clients:
+        """`clients_for` the project called `project_name`; a project no longer configured
+        gets no scopes but the anonymous role's."""
+        project = self.config.project(project_name)
+        if project is None:
+            return self.clients.restricted(f"project {project_name} (not configured)", ())
+        return self.clients_for(project)
+
+    def project(self, project_name: str) -> Project:
+        """The configured project of that name; raises UnknownTargetError."""
+        try:
+            return self.config.require_project(project_name)
+        except UnknownProjectError as error:
+            raise UnknownTargetError(str(error)) from None
+
+    async def head(self, project_name: str) -> tuple[Snapshot, CronFile]:
+        """The project's branch head and its `.cron.yml` there; raises UnknownTargetError or
+        RepositoryUnreachableError."""
+        _, snapshot, cron = await self._read(project_name)
+        return snapshot, cron
+
+    async def _read(self, project_name: str) -> tuple[Project, Snapshot, CronFile]:
+        """The project, its branch head and its `.cron.yml` there."""
+        project = self.project(project_name)
+        try:
+            snapshot = await self.source.snapshot(project.git_url, project.branch)
+        except SourceError as error:
+            raise RepositoryUnreachableError(str(error)) from None
+        return project, snapshot, self._cron(project, snapshot)
+
+    async def release_all(self) -> None:
+        """On shutdown: record the fires that ended, and give up the claims of those that did
+        not, so that another replica can take them over at once."""
+        await self._runner.release_all()
+
+
+def _open_fire(fire: Fire) -> OpenFire:
+    """An open fire of the ledger, as the slot plan takes it."""
+    return OpenFire(
+        fire.slot,
+        fire.job,
+        retrying=fire.state is FireState.RETRYING,
+        attempts=fire.attempt,
+        replica=fire.replica,
+        error=fire.error,
+        task_id=fire.task_id,
+    )
+
+
+def _kind(decision: Decision | Skip, open_fires: Mapping[OpenFire, Fire]) -> FireKind:
+    """The kind a planned fire is recorded with: a retry keeps its own."""
+    if decision.retried is not None:
+        return open_fires[decision.retried].kind
+    return FireKind(decision.occasion.value)

@@ -1,0 +1,219 @@
+"""Making claimed fires: at most `concurrency` at once, each through its job type, the claims'
+leases renewed while they run, and their outcomes (retries included) recorded a batch at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+
+from scheduler.clock import Clock
+from scheduler.config.model import Config, Project
+from scheduler.cron import DecisionTask, Job, PlannedFire
+from scheduler.cron.crontab import crontab
+from scheduler.cron.model import ScheduleError
+from scheduler.cron.slots import attempts
+from scheduler.cron.timing import format_slot
+from scheduler.durations import format_duration
+from scheduler.engine.fires import FireMeans, FireRequest
+from scheduler.engine.job_types import dispatch
+from scheduler.git.source import Snapshot
+from scheduler.ledger import Claim, FireKind, FireState, Ledger, Outcome, WatchSpec
+from scheduler.outcomes import FireResult
+from scheduler.retrying import next_attempt_at
+from scheduler.taskcluster import Clients
+
+log = structlog.get_logger("tc_scheduler.engine")
+
+
+class FireSetting(Protocol):
+    """What fires are made with; read at each fire, so a change applies to the next one."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+    @property
+    def clients(self) -> Clients: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def render_pool(self) -> Executor | None: ...
+
+
+@dataclass
+class FireRunner:
+    """Makes the fires claims hold and records how they ended; `release_all` on shutdown."""
+
+    setting: FireSetting
+    _limit: asyncio.Semaphore = field(init=False)
+    _in_flight: set[Claim] = field(init=False, default_factory=set)
+    _unrecorded: dict[Claim, Outcome] = field(init=False, default_factory=dict)
+    # Renews the leases of the claims in flight or unrecorded, while there are any.
+    _renewer: asyncio.Task[None] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self._limit = asyncio.Semaphore(self.setting.config.concurrency)
+
+    async def claim(
+        self, project: str, fires: Sequence[tuple[str, datetime, FireKind]]
+    ) -> list[Claim | None]:
+        """Claim these (job, slot, kind) fires of `project` in one write; None where another
+        replica holds one."""
+        setting = self.setting
+        return await asyncio.to_thread(
+            setting.ledger.claim_many,
+            project,
+            list(fires),
+            replica=setting.config.replica,
+            now=setting.clock(),
+            lease=setting.config.claim_lease,
+        )
+
+    async def claim_and_fire(
+        self, project: Project, snapshot: Snapshot, wanted: Sequence[tuple[PlannedFire, FireKind]]
+    ) -> list[FireResult]:
+        """Claim the `wanted` fires of one project in one write, fire what was claimed, and
+        record the outcomes in one write."""
+        claims = await self.claim(
+            project.name, [(fire.job_name, fire.slot, kind) for fire, kind in wanted]
+        )
+        fired = await asyncio.gather(
+            *(
+                self.fire(FireRequest(project, snapshot, fire.job, fire.slot, kind), claim)
+                for (fire, kind), claim in zip(wanted, claims, strict=True)
+            )
+        )
+        await self.record(claims)
+        return list(fired)
+
+    async def fire(self, request: FireRequest, claim: Claim | None) -> FireResult:
+        """Fire what `claim` holds (None: another replica has it); the outcome waits in
+        `_unrecorded` until `record` writes it with the others of its project."""
+        project, job, slot, kind = request.project, request.job, request.slot, request.kind
+        bound = log.bind(project=project.name, job=job.name, slot=format_slot(slot), kind=kind)
+        if claim is None:
+            bound.info("claimed by another replica")
+            return FireResult(project.name, job.name, slot, kind, None)
+        # Until the outcome is known the claim is in flight: its lease is renewed, and a
+        # shutdown releases it.
+        self._in_flight.add(claim)
+        self._keep_leases()
+        async with self._limit:
+            dispatched = await dispatch(request, claim, self._means(request))
+        self._in_flight.discard(claim)
+        state, task_id, details, error = dispatched[:4]
+        retry_at = None
+        if state is FireState.FAILED and dispatched.transient and kind is not FireKind.MANUAL:
+            lateness = project.catch_up_for(job.name).max_lateness
+            retry_at = next_attempt_at(slot, claim.attempt, self.setting.clock(), lateness)
+            if retry_at is None:
+                error = f"{error} (given up after {attempts(claim.attempt)}: the job's " + (
+                    f"max-lateness {format_duration(lateness)} has passed)"
+                )
+            else:
+                retry_at = max(retry_at, dispatched.not_before or retry_at)
+                state = FireState.RETRYING
+                again = f"{retry_at:%H:%M:%S} UTC"
+                error = f"attempt {claim.attempt} failed: {error}; tried again from {again}"
+        watch = None
+        if state in (FireState.CREATED, FireState.ALREADY_FIRED, FireState.FAILED):
+            watch = watch_spec(project, job, project_broken=dispatched.project_broken)
+        self._unrecorded[claim] = Outcome(
+            claim, state, task_id, request.snapshot.revision, error, details, watch, retry_at
+        )
+        if state is FireState.FAILED:
+            bound.error("fire failed", task_id=task_id, error=error)
+        elif state is FireState.RETRYING:
+            bound.warning("fire failed, will be retried", error=error)
+        elif error:
+            bound.warning("fired", task_id=task_id, state=state, note=error)
+        else:
+            bound.info("fired", task_id=task_id, state=state)
+        return FireResult(project.name, job.name, slot, kind, state, task_id, error, details)
+
+    def _means(self, request: FireRequest) -> FireMeans:
+        setting = self.setting
+        return FireMeans(
+            clients=setting.clients.for_project(request.project, request.job.name),
+            ledger=setting.ledger,
+            clock=setting.clock,
+            root_url=setting.config.root_url,
+            dry_run=setting.config.dry_run or request.dry_run,
+            render_pool=setting.render_pool,
+        )
+
+    async def record(self, claims: Iterable[Claim | None]) -> None:
+        """Write the outcomes of these claims' fires to the ledger, in one transaction."""
+        outcomes = [
+            self._unrecorded.pop(c) for c in claims if c is not None and c in self._unrecorded
+        ]
+        if outcomes:
+            await asyncio.to_thread(
+                self.setting.ledger.finish_many, outcomes, now=self.setting.clock()
+            )
+
+    def _keep_leases(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renew_leases())
+
+    async def _renew_leases(self) -> None:
+        """While fires are in flight or unrecorded, renew their claims' leases every third of
+        a lease: a live replica keeps what it holds, a dead one's lease runs out soon."""
+        setting = self.setting
+        while self._in_flight or self._unrecorded:
+            await asyncio.sleep(setting.config.claim_lease.total_seconds() / 3)
+            held = [*self._in_flight, *self._unrecorded]
+            if not held:
+                break
+            renewed = await asyncio.to_thread(
+                setting.ledger.renew_many,
+                held,
+                now=setting.clock(),
+                lease=setting.config.claim_lease,
+            )
+            for claim, ours in zip(held, renewed, strict=True):
+                if not ours and (claim in self._in_flight or claim in self._unrecorded):
+                    log.warning(
+                        "claim lost to another replica",
+                        project=claim.project,
+                        job=claim.job,
+                        slot=format_slot(claim.slot),
+                    )
+
+    async def release_all(self) -> None:
+        """On shutdown: record the fires that ended, and give up the claims of those that did
+        not, so that another replica can take them over at once."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+        await self.record(list(self._unrecorded))
+        for claim in list(self._in_flight):
+            await asyncio.to_thread(self.setting.ledger.release, claim, now=self.setting.clock())
+
+
+def watch_spec(project: Project, job: Job, *, project_broken: bool = False) -> WatchSpec:
+    """What to follow after a fire of `job`: its task, maybe its group, or its failure."""
+    return WatchSpec(
+        task_kind="decision" if isinstance(job.kind, DecisionTask) else "action",
+        follow_group=project.watches_group_of(job.name),
+        crontab=_crontab(job, project.name),
+        project_broken=project_broken,
+    )
+
+
+def _crontab(job: Job, project: str) -> str | None:
+    """The job's schedule on `project` as one crontab, if it can be one (for Sentry)."""
+    try:
+        return crontab(job.schedules_for(project))
+    except ScheduleError:
+        return None

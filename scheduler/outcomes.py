@@ -1,0 +1,88 @@
+"""How fires and slots ended, and the errors a fire fails with: what notify, reports and the faces
+read of the engine's work, without importing the engine, rendering or JSON-e.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from scheduler.ledger import FireKind, FireState
+
+# The note of an already-fired fire whose task could not be read back.
+UNCONFIRMED = "unconfirmed"
+
+
+@dataclass(frozen=True)
+class FireResult:
+    project: str
+    job: str
+    slot: datetime
+    kind: FireKind
+    state: FireState | None  # None: another replica holds the claim
+    task_id: str | None = None
+    error: str | None = None
+    details: dict[str, Any] | None = None  # the rendered task, or the hook and its payload
+
+
+@dataclass(frozen=True)
+class SlotResult:
+    project: str
+    slot: datetime
+    revision: str | None
+    fires: tuple[FireResult, ...] = ()
+    skipped: tuple[FireResult, ...] = ()
+    error: str | None = None
+    # The `.cron.yml` problems that left jobs out (also in `error`).
+    problems: tuple[str, ...] = ()
+    # Due fires not fired because their job or project is paused (recorded as skipped).
+    paused: tuple[FireResult, ...] = ()
+
+    @property
+    def unreachable(self) -> bool:
+        """The repository could not be read: nothing was evaluated."""
+        return self.revision is None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(f.state is not FireState.FAILED for f in self.fires)
+
+
+class FireError(Exception):
+    """A fire failed; the message says what happened and what to do about it.
+
+    `project_broken`: the cause breaks every job of the project (a missing or broken
+    `.taskcluster.yml`), so it is reported once for the project, not once per job.
+    `transient`: the cause may pass (Taskcluster down, an outcome not known yet), and trying
+    again is safe: a scheduled fire is retried, not before `not_before` if that is set.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        project_broken: bool = False,
+        transient: bool = False,
+        not_before: datetime | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.project_broken = project_broken
+        self.transient = transient
+        self.not_before = not_before
+
+
+class UnknownTargetError(FireError):
+    """No such project, or no usable job of that name in its `.cron.yml`."""
+
+
+class RepositoryUnreachableError(FireError):
+    """The project's repository could not be read, so its `.cron.yml` is not known."""
+
+
+class FireTooSoonError(FireError):
+    """The job was fired by hand less than `manual-fire-interval` ago."""
+
+    def __init__(self, message: str, *, retry_after: timedelta) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
