@@ -18,6 +18,7 @@ from typing import Any, Literal
 from jsonschema import Draft7Validator
 
 from scheduler.diagnostics import Diagnostic, Position, Severity
+from scheduler.errors import Category, SchedulerError
 from scheduler.notify.events import EventKind
 from scheduler.queue_rules import DEFAULT_MAX_DEADLINE
 from scheduler.redaction import (
@@ -521,12 +522,18 @@ class Config:
         }
 
 
-class UnknownProjectError(LookupError):
+class UnknownProjectError(SchedulerError, LookupError):
     """A command or request named a project the configuration does not have."""
 
+    category = Category.NOT_CONFIGURED
+    error_code = "not-found"
 
-class ConfigError(Exception):
+
+class ConfigError(SchedulerError):
     """The configuration cannot be used; `diagnostics` say where and what to write."""
+
+    category = Category.INVALID
+    error_code = "invalid-config"
 
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         super().__init__("\n".join(map(str, diagnostics)))
@@ -542,6 +549,20 @@ def load_config(
     `*_PASSWORD`, `*_DSN`, ...) is remembered as one, so that nothing shows it.
     """
     remember_secret_variables(environ)
+    base_dir = base_dir or Path(path).parent
+    data, document, problems = _valid(text, path)
+    return _Resolver(data, document, problems, environ, base_dir).resolve()
+
+
+def load_ledger_url(text: str | bytes, path: str, *, base_dir: Path | None = None) -> str:
+    """Only the ledger URL of a configuration, which needs no secret: what reading the ledger
+    needs. Raises ConfigError if the configuration is not valid."""
+    data, document, problems = _valid(text, path)
+    return _Resolver(data, document, problems, {}, base_dir or Path(path).parent).ledger_url()
+
+
+def _valid(text: str | bytes, path: str) -> tuple[dict[str, Any], Document, _Problems]:
+    """The configuration's data, checked against the schema (and for secrets written in it)."""
     problems = _Problems(path)
     try:
         document = parse(text)
@@ -568,7 +589,7 @@ def load_config(
             problems.error(position, message)
     if problems.diagnostics:
         raise ConfigError(problems.diagnostics)
-    return _Resolver(data, document, problems, environ, base_dir or Path(path).parent).resolve()
+    return data, document, problems
 
 
 def _within(key_path: tuple[Any, ...], at: tuple[str, ...]) -> bool:
@@ -580,14 +601,22 @@ def _within(key_path: tuple[Any, ...], at: tuple[str, ...]) -> bool:
 
 def read_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     environ = os.environ if environ is None else environ
+    return load_config(_read(path), str(path), environ, base_dir=path.parent)
+
+
+def read_ledger_url(path: Path) -> str:
+    """`load_ledger_url` of the configuration file at `path`."""
+    return load_ledger_url(_read(path), str(path), base_dir=path.parent)
+
+
+def _read(path: Path) -> bytes:
     try:
-        text = path.read_bytes()
+        return path.read_bytes()
     except OSError as error:
         reason = error.strerror or str(error)
         raise ConfigError(
             [Diagnostic(str(path), Position(1, 1), Severity.ERROR, f"cannot read: {reason}")]
         ) from None
-    return load_config(text, str(path), environ, base_dir=path.parent)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -679,7 +708,7 @@ class _Resolver:
                 self.document.position_of(("dry-run",)),
                 f"dry-run is false but no Taskcluster credentials are set; {_SET_CREDENTIALS}",
             )
-        state_dir = self._path(self.data.get("state-dir", ".tc-scheduler"))
+        state_dir = self._state_dir()
         default_catch_up = self._catch_up(self.data.get("catch-up", {}), CatchUp())
         projects = tuple(
             self._project(index, entry, default_catch_up)
@@ -710,6 +739,13 @@ class _Resolver:
                 taskcluster.get("max-task-deadline", format_duration(DEFAULT_MAX_DEADLINE))
             ),
         )
+
+    def ledger_url(self) -> str:
+        """The ledger's URL alone (no other setting resolved, none of them checked)."""
+        return self._ledger_url(self._state_dir())
+
+    def _state_dir(self) -> Path:
+        return self._path(self.data.get("state-dir", ".tc-scheduler"))
 
     def _path(self, text: str) -> Path:
         path = Path(text).expanduser()

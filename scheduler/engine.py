@@ -26,17 +26,15 @@ from scheduler.cron import (
     DecisionTask,
     Job,
     PlannedFire,
-    Schedule,
     TriggerAction,
     due_jobs,
     fires_between,
-    in_words,
     load_cron,
-    next_fires,
 )
 from scheduler.cron.crontab import crontab
 from scheduler.cron.model import ScheduleError
 from scheduler.cron.timing import SLOT_LENGTH, format_slot, slot_of
+from scheduler.errors import Category, SchedulerError
 from scheduler.expiry import Event, scan_and_remediate
 from scheduler.ids import manual_task_id
 from scheduler.ledger import (
@@ -105,7 +103,7 @@ class _Fire:
     dry_run: bool = False  # this fire only; the configuration can make every fire one
 
 
-class FireError(Exception):
+class FireError(SchedulerError):
     """A fire failed; the message says what happened and what to do about it.
 
     `project_broken`: the cause breaks every job of the project (a missing or broken
@@ -127,13 +125,21 @@ class FireError(Exception):
         self.transient = transient
         self.not_before = not_before
 
+    error_code = "cannot-fire"
+
 
 class UnknownTargetError(FireError):
     """No such project, or no usable job of that name in its `.cron.yml`."""
 
+    category = Category.NOT_FOUND
+    error_code = "not-found"
+
 
 class RepositoryUnreachableError(FireError):
     """The project's repository could not be read, so its `.cron.yml` is not known."""
+
+    category = Category.REFUSED_UPSTREAM
+    error_code = "repository-unreachable"
 
 
 class FutureSlotError(ValueError):
@@ -142,6 +148,9 @@ class FutureSlotError(ValueError):
 
 class FireTooSoonError(FireError):
     """The job was fired by hand less than `manual-fire-interval` ago."""
+
+    category = Category.TOO_SOON
+    error_code = "too-soon"
 
     def __init__(self, message: str, *, retry_after: timedelta) -> None:
         super().__init__(message)
@@ -181,44 +190,6 @@ class SlotResult:
     @property
     def ok(self) -> bool:
         return self.error is None and all(f.state is not FireState.FAILED for f in self.fires)
-
-
-@dataclass(frozen=True)
-class JobOverview:
-    """A job as an operator sees it: when it fires here, what it did last, what holds it."""
-
-    job: Job
-    runs_on_project: bool
-    schedules: tuple[Schedule, ...] | None  # None: `when` has no schedule for this project
-    problem: str | None
-    next_fires: tuple[datetime, ...]
-    last_fire: Fire | None
-    pause: Pause | None
-
-    @property
-    def schedule(self) -> str:
-        """When it fires on the project, in words."""
-        if not self.runs_on_project:
-            return "not on this project (run-on-projects)"
-        if self.schedules is None:
-            return "never: no schedule for this project"
-        return in_words(self.schedules)
-
-    @property
-    def crontab(self) -> str | None:
-        """The same as a crontab, when one can say it."""
-        if not self.runs_on_project or not self.schedules:
-            return None
-        return crontab(self.schedules)
-
-
-@dataclass(frozen=True)
-class ProjectOverview:
-    project: Project
-    revision: str
-    jobs: tuple[JobOverview, ...]
-    problems: tuple[str, ...]  # the `.cron.yml` errors that left jobs out
-    pause: Pause | None  # a pause of the whole project
 
 
 @dataclass(frozen=True)
@@ -702,53 +673,6 @@ class Engine:
             clock=self.clock,
             dry_run=dry_run or self.config.dry_run,
         )
-
-    # -- what is planned ------------------------------------------------------------------
-
-    async def overview(self, project_name: str, *, upcoming: int = 3) -> ProjectOverview:
-        """The project's jobs as its `.cron.yml` has them now: schedule, the next `upcoming`
-        fires, the last fire, and the pause holding each."""
-        project, snapshot, cron = await self._read(project_name)
-        now = self.clock()
-        last_fires, pauses = await asyncio.to_thread(self._history_of, project.name, cron, now)
-        project_pause = next((p for p in pauses if p.job is None), None)
-        jobs = []
-        for job in cron.jobs:
-            try:
-                schedules: tuple[Schedule, ...] | None = job.schedules_for(project.name)
-                problem = None
-            except ScheduleError as error:
-                schedules, problem = None, error.message
-            runs_here = job.runs_on(project.name)
-            single = CronFile(cron.path, (job,), ())
-            planned = (
-                next_fires(single, project.name, now, upcoming).fires
-                if runs_here and schedules is not None
-                else ()
-            )
-            jobs.append(
-                JobOverview(
-                    job=job,
-                    runs_on_project=runs_here,
-                    schedules=schedules,
-                    problem=problem,
-                    next_fires=tuple(fire.slot for fire in planned),
-                    last_fire=last_fires.get(job.name),
-                    pause=next((p for p in pauses if p.covers(job.name)), None),
-                )
-            )
-        problems = tuple(str(d) for d in cron.errors)
-        return ProjectOverview(project, snapshot.revision, tuple(jobs), problems, project_pause)
-
-    def _history_of(
-        self, project: str, cron: CronFile, now: datetime
-    ) -> tuple[dict[str, Fire], list[Pause]]:
-        last = {}
-        for job in cron.jobs:
-            found = self.ledger.fires(project=project, job=job.name, limit=1)
-            if found:
-                last[job.name] = found[0]
-        return last, self.ledger.pauses(project=project, at=now)
 
     def clients_for(self, project: Project, job: str | None = None) -> Clients:
         """The clients every call made for `project` (for its `job`) goes through: limited

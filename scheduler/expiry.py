@@ -336,22 +336,6 @@ def _apply_statuses(found: dict[str, CachedTask], known: dict[str, datetime | No
             found[task_id] = replace(entry, expires=expires, because="task")
 
 
-def report_json(report: ExpiryReport) -> list[dict[str, Any]]:
-    return [
-        {
-            "project": report.project,
-            "where": task.where,
-            "taskId": task.task_id,
-            "kind": task.kind,
-            "expires": task.expires.isoformat().replace("+00:00", "Z"),
-            "daysLeft": round(task.days_left(report.now), 2),
-            "health": str(report.health(task)),
-            "because": task.because,
-        }
-        for task in report.at_risk
-    ]
-
-
 # -- remediation -------------------------------------------------------------------------------
 
 RESOLVED = ("completed", "failed", "exception")

@@ -1,6 +1,6 @@
 """The hook definitions this deployment manages: the `hooks/` folder, its schema, and diffs.
 
-Pure: it reads files and compares definitions; hooks_cli.py talks to the Hooks service.
+Pure: it reads files and compares definitions; hook_calls.py talks to the Hooks service.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from jsonschema.validators import validator_for
 from referencing.exceptions import Unresolvable
 
 from scheduler.diagnostics import START, Diagnostic, Position, Severity
+from scheduler.errors import Category, SchedulerError
 from scheduler.schema_messages import TYPE_PHRASES, Explainer, describe, shown
 from scheduler.yamldoc import MAX_BYTES, Document, JsonPath, YamlError, non_json_values, parse
 
@@ -497,8 +498,11 @@ def payload_problems(trigger_schema: Mapping[str, Any], payload: Any) -> list[Pa
     return sorted(problems, key=lambda p: (p.path, p.message))
 
 
-class UncheckablePayloadError(ValueError):
+class UncheckablePayloadError(SchedulerError, ValueError):
     """The triggerSchema cannot be applied here, so the payload cannot be checked."""
+
+    category = Category.REJECTED
+    error_code = "uncheckable-payload"
 
 
 def _validator_class(schema: Mapping[str, Any]) -> type[Validator]:

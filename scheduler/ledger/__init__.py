@@ -7,6 +7,7 @@ from scheduler.ledger.connecting import LedgerURLError
 from scheduler.ledger.ledger import Ledger
 from scheduler.ledger.records import (
     OPEN_STATES,
+    Act,
     AuditEntry,
     Claim,
     Fire,
@@ -30,6 +31,7 @@ from scheduler.ledger.records import (
 
 __all__ = [
     "OPEN_STATES",
+    "Act",
     "AuditEntry",
     "Claim",
     "Fire",

@@ -35,6 +35,7 @@ from scheduler.ledger.models import (
 )
 from scheduler.ledger.records import (
     OPEN_STATES,
+    Act,
     AuditEntry,
     Claim,
     Fire,
@@ -1016,10 +1017,11 @@ class Ledger:
         *,
         reason: str,
         until: datetime | None,
-        actor: str,
+        act: Act,
         now: datetime,
     ) -> Pause:
-        """Pause `job` of `project` (None: the whole project) from `now`, and audit it.
+        """Pause `job` of `project` (None: the whole project) from `now` for `act`, and audit
+        the act in the same transaction.
 
         Pausing what is paused already replaces its reason and `until`.
         """
@@ -1037,7 +1039,7 @@ class Ledger:
             values = {
                 "reason": scrub(reason),
                 "until": until,
-                "paused_by": actor,
+                "paused_by": act.actor,
                 "paused_at": now,
             }
             statement = self._insert(session, PauseRow).values(**target, **values)
@@ -1050,21 +1052,12 @@ class Ledger:
             )
             row = session.scalars(select(PauseRow).where(*_pause_of(**target))).one()
             paused = _pause(row)
-            self._audit(
-                session,
-                actor,
-                "pause",
-                _target(project, job),
-                {"reason": paused.reason, "until": until.isoformat() if until else None},
-                ok=True,
-                result=paused.describe(),
-                now=now,
-            )
+            self._audit(session, act, ok=True, result=paused.describe(), now=now)
             return paused
 
-    def resume(self, project: str, job: str | None, *, actor: str, now: datetime) -> Pause | None:
-        """End the pause of `job` (None: of the project), and audit it; None if none was in
-        force (the audit log says so too)."""
+    def resume(self, project: str, job: str | None, *, act: Act, now: datetime) -> Pause | None:
+        """End the pause of `job` (None: of the project) for `act`, and audit the act in the
+        same transaction; None if none was in force (the audit log says so too)."""
         now = _aware("now", now)
         with self._transaction(writing=True) as session:
             row = session.scalars(
@@ -1073,20 +1066,12 @@ class Ledger:
                     *_pause_of(project, job or ""),
                     or_(PauseRow.until.is_(None), PauseRow.until > now),
                 )
-                .values(resumed_by=actor, resumed_at=now)
+                .values(resumed_by=act.actor, resumed_at=now)
                 .returning(PauseRow)
             ).one_or_none()
             resumed = _pause(row) if row is not None else None
-            self._audit(
-                session,
-                actor,
-                "resume",
-                _target(project, job),
-                None,
-                ok=resumed is not None,
-                result="resumed" if resumed is not None else "was not paused",
-                now=now,
-            )
+            result = "resumed" if resumed is not None else "was not paused"
+            self._audit(session, act, ok=resumed is not None, result=result, now=now)
             return resumed
 
     def pauses(self, *, project: str | None = None, at: datetime | None = None) -> list[Pause]:
@@ -1104,41 +1089,19 @@ class Ledger:
         with self._transaction(writing=False) as session:
             return [_pause(row) for row in session.scalars(query)]
 
-    def record_act(
-        self,
-        actor: str,
-        action: str,
-        target: str,
-        input: dict[str, Any] | None,
-        *,
-        ok: bool,
-        result: str,
-        now: datetime,
-    ) -> AuditEntry:
-        """Write one act to the audit log (secrets in it masked)."""
+    def record_act(self, act: Act, *, ok: bool, result: str, now: datetime) -> AuditEntry:
+        """Write one act and its outcome to the audit log (secrets in it masked)."""
         with self._transaction(writing=True) as session:
-            return self._audit(
-                session, actor, action, target, input, ok=ok, result=result, now=_aware("now", now)
-            )
+            return self._audit(session, act, ok=ok, result=result, now=_aware("now", now))
 
     @staticmethod
-    def _audit(
-        session: Session,
-        actor: str,
-        action: str,
-        target: str,
-        input: dict[str, Any] | None,
-        *,
-        ok: bool,
-        result: str,
-        now: datetime,
-    ) -> AuditEntry:
+    def _audit(session: Session, act: Act, *, ok: bool, result: str, now: datetime) -> AuditEntry:
         row = AuditRow(
             at=now,
-            actor=actor,
-            action=action,
-            target=target,
-            input=scrub_data(input),
+            actor=act.actor,
+            action=act.action,
+            target=act.target,
+            input=scrub_data(act.input),
             ok=ok,
             result=scrub(result),
         )
@@ -1354,10 +1317,6 @@ def _letter(
 def _pause_of(project: str, job: str) -> tuple[ColumnElement[bool], ...]:
     """The conditions that find the pause of a target that is not resumed."""
     return (PauseRow.project == project, PauseRow.job == job, PauseRow.resumed_at.is_(None))
-
-
-def _target(project: str, job: str | None) -> str:
-    return project if job is None else f"{project}/{job}"
 
 
 def _pause(row: PauseRow) -> Pause:
