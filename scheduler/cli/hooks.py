@@ -1,14 +1,13 @@
 """The `tc-scheduler hooks` commands: check, list, diff and apply the hooks folder; fire a hook.
 
-The Taskcluster calls live here; what the folder declares and how it differs is in hooks.py.
+What the folder declares and how it differs is in scheduler/hooks.py; the calls are
+operations (scheduler/operations/hooks.py, and `Operations.fire_hook`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections import Counter
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +15,11 @@ import click
 from rich import box
 from rich.table import Table
 
-from scheduler import acts, logs, service
-from scheduler.cli_support import console, echo, echo_json, json_object
-from scheduler.commands import actor, audit_act, clock, config_option, fail, load
+from scheduler import logs
+from scheduler.cli.output import console, echo, echo_json, echo_model, json_object
+from scheduler.cli.setup import actor, carry_out, clock, config_option, fail, load, operations
 from scheduler.config import Config
-from scheduler.hook_calls import (
-    Applied,
-    Fired,
-    PayloadRejectedError,
-    apply_plan,
-    deployed_hooks,
-)
+from scheduler.hook_calls import PayloadRejectedError
 from scheduler.hooks import (
     ABSENT,
     Change,
@@ -34,11 +27,10 @@ from scheduler.hooks import (
     HookFolder,
     HookKey,
     HookPlan,
-    UncheckablePayloadError,
     load_folder,
-    plan,
 )
-from scheduler.taskcluster import Clients, TaskclusterError, connect
+from scheduler.operations.hooks import applied_outcome, apply_hooks, hook_plans
+from scheduler.operations.models import HookFiredOut
 
 _hooks_dir_option = click.option(
     "--hooks-dir",
@@ -147,30 +139,27 @@ def hooks_apply(hooks_dir: Path, config_path: Path | None, prune: bool, dry_run:
         echo("dry run: the configuration is dry-run, so nothing is changed", err=True)
     dry_run = dry_run or config.dry_run
     logs.configure(level="warning")
-    act = {"prune": prune, "dry_run": dry_run}
-
-    async def apply() -> list[Applied]:
-        async with _connect(config) as clients:
-            plans = plan(folder, await deployed_hooks(clients, folder.groups))
-            if dry_run:
-                return [Applied(p, _would(p, prune=prune)) for p in plans]
-            return await apply_plan(clients, plans, prune=prune)
-
-    try:
-        results = asyncio.run(apply())
-    except TaskclusterError as error:
-        audit_act(config, "hooks-apply", str(hooks_dir), act, ok=False, result=error.message)
-        fail(error.message)
+    results = carry_out(
+        apply_hooks(
+            config,
+            clock(),
+            actor(),
+            folder,
+            str(hooks_dir),
+            prune=prune,
+            dry_run=dry_run,
+            would=lambda planned: _would(planned, prune=prune),
+        )
+    )
     for applied in results:
         _echo_plan(applied.plan, applied.outcome, applied.error)
-    failed = sum(applied.error is not None for applied in results)
-    counts = Counter(applied.outcome for applied in results if applied.error is None)
-    result = ", ".join(f"{outcome} {count}" for outcome, count in sorted(counts.items()))
-    if failed:
-        result += f"; {_count(failed, 'hook')} failed"
-    audit_act(config, "hooks-apply", str(hooks_dir), act, ok=not failed, result=result or "nothing")
-    echo(f"{'dry run, nothing changed: ' if dry_run else ''}{result or 'no hooks'}", err=True)
-    if failed:
+    ok, said = applied_outcome(results)
+    echo(
+        f"{'dry run, nothing changed: ' if dry_run else ''}{said if results else 'no hooks'}",
+        err=True,
+    )
+    if not ok:
+        failed = sum(applied.error is not None for applied in results)
         fail(f"{_count(failed, 'hook')} could not be applied (see above)")
 
 
@@ -187,8 +176,13 @@ def hooks_apply(hooks_dir: Path, config_path: Path | None, prune: bool, dry_run:
 @click.option(
     "--dry-run", is_flag=True, help="Check the payload against the hook's schema; fire nothing."
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 def hooks_fire(
-    config_path: Path | None, hook: HookKey, payload: dict[str, Any] | None, dry_run: bool
+    config_path: Path | None,
+    hook: HookKey,
+    payload: dict[str, Any] | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Fire any hook of the deployment, declared here or not, with a checked payload.
 
@@ -199,20 +193,20 @@ def hooks_fire(
     payload = {} if payload is None else payload
     logs.configure(level="warning")
 
-    async def fire() -> Fired:
-        async with service.open_engine(config, clock=clock()) as engine:
-            return await acts.fire_any_hook(engine, actor(), hook, payload, dry_run=dry_run)
+    async def fire() -> HookFiredOut:
+        async with operations(config) as ops:
+            try:
+                return await ops.fire_hook(actor(), hook, payload, dry_run=dry_run)
+            except PayloadRejectedError as error:  # each problem on its own line
+                echo(f"error: {error}", err=True)
+                for problem in error.problems:
+                    echo(f"  {problem}", err=True)
+                sys.exit(1)
 
-    try:
-        fired = asyncio.run(fire())
-    except PayloadRejectedError as error:
-        echo(f"error: {error}", err=True)
-        for problem in error.problems:
-            echo(f"  {problem}", err=True)
-        sys.exit(1)
-    except (TaskclusterError, UncheckablePayloadError) as error:
-        fail(error.message if isinstance(error, TaskclusterError) else str(error))
-    if fired.dry_run:
+    fired = carry_out(fire())
+    if as_json:
+        echo_model(fired)
+    elif fired.dry_run:
         echo(f"dry run: the payload matches the triggerSchema of {hook}; would trigger with:")
         echo_json(payload)
     elif fired.task_id is None:
@@ -243,20 +237,7 @@ def _load_folder(directory: Path) -> HookFolder:
 
 def _plan(config: Config, folder: HookFolder) -> list[HookPlan]:
     logs.configure(level="warning")
-
-    async def fetch() -> dict[HookKey, Any]:
-        async with _connect(config) as clients:
-            return await deployed_hooks(clients, folder.groups)
-
-    try:
-        return plan(folder, asyncio.run(fetch()))
-    except TaskclusterError as error:
-        fail(error.message)
-
-
-def _connect(config: Config) -> AbstractAsyncContextManager[Clients]:
-    credentials = config.credentials.as_options() if config.credentials else None
-    return connect(config.root_url, credentials)
+    return carry_out(hook_plans(config, folder))
 
 
 _MARKS = {

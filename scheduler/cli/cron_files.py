@@ -1,0 +1,300 @@
+"""The commands that work on files alone, without the service: `check`, `plan` and `render`
+(run by editors and CI on every change, so they load no Taskcluster client nor database).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn, cast
+
+import click
+from rich import box
+from rich.table import Table
+
+from scheduler.cli.output import console, echo, echo_json, instant, json_object
+from scheduler.clock import ClockSettingError, clock_from
+from scheduler.cron import (
+    CronFile,
+    Diagnostic,
+    Plan,
+    Position,
+    Severity,
+    fires_between,
+    format_slot,
+    load_cron,
+    next_fires,
+    slot_of,
+)
+from scheduler.render import (
+    Push,
+    RenderError,
+    Repository,
+    RepositoryType,
+    render_decision_task,
+)
+from scheduler.yamldoc import MAX_BYTES
+
+CRON_FILE_NAME = ".cron.yml"
+DEFAULT_PLAN_SPAN = timedelta(hours=24)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option(
+    "--project",
+    "projects",
+    multiple=True,
+    metavar="NAME",
+    help="A project the file is used for (repeatable); enables the checks that need them.",
+)
+def check(paths: tuple[Path, ...], as_json: bool, projects: tuple[str, ...]) -> None:
+    """Validate .cron.yml files (a directory stands for the .cron.yml in it).
+
+    Prints PATH:LINE:COL: error|warning: message for each problem; exits 1 if any is an error.
+    """
+    results = [_load(path, projects or None) for path in paths]
+    if as_json:
+        report = {
+            "files": [
+                {
+                    "path": result.path,
+                    "errors": [d.as_json() for d in result.errors],
+                    "warnings": [d.as_json() for d in result.warnings],
+                    "jobs": len(result.jobs),
+                }
+                for result in results
+            ]
+        }
+        echo_json(report)
+    else:
+        for result in results:
+            for diagnostic in result.diagnostics:
+                _echo_diagnostic(diagnostic)
+        errors = sum(len(result.errors) for result in results)
+        warnings = sum(len(result.warnings) for result in results)
+        jobs = sum(len(result.jobs) for result in results)
+        echo(
+            f"{len(results)} {_plural(len(results), 'file')}, {jobs} valid "
+            f"{_plural(jobs, 'job')}: {errors} {_plural(errors, 'error')}, "
+            f"{warnings} {_plural(warnings, 'warning')}",
+            err=True,
+        )
+    if any(result.errors for result in results):
+        sys.exit(1)
+
+
+@click.command()
+@click.option(
+    "--cron",
+    "cron_path",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="The .cron.yml to plan (or a directory holding one).",
+)
+@click.option("--project", required=True, help="The project to plan for.")
+@click.option("--from", "start", metavar="ISO8601", callback=instant, help="Start (default: now).")
+@click.option(
+    "--until", "until", metavar="ISO8601", callback=instant, help="End (default: 24 h later)."
+)
+@click.option("--next", "count", type=click.IntRange(min=1), help="Show the next N fires instead.")
+@click.option("--json", "as_json", is_flag=True, help="Print [{slot, job}] as JSON.")
+def plan(
+    cron_path: Path,
+    project: str,
+    start: datetime | None,
+    until: datetime | None,
+    count: int | None,
+    as_json: bool,
+) -> None:
+    """List the fires of a .cron.yml on a project, in slot order.
+
+    Jobs with errors are left out and reported on standard error, and the exit status is 1.
+    """
+    if until is not None and count is not None:
+        raise click.UsageError("give --until or --next, not both")
+    start = start or _now()
+    cron = _load(cron_path, None)
+    if count is not None:
+        result = next_fires(cron, project, start, count)
+        heading = f"next {count} {_plural(count, 'fire')} of {project} from {format_slot(start)}"
+    else:
+        end = until or start + DEFAULT_PLAN_SPAN
+        if end <= start:
+            raise click.UsageError("--until must be later than --from")
+        result = fires_between(cron, project, start, end)
+        heading = f"fires of {project} from {format_slot(start)} until {format_slot(end)}"
+    # A job's by-project error for this project can be both in the file's errors and the plan's.
+    errors = dict.fromkeys((*cron.errors, *result.problems))
+    for diagnostic in errors:
+        _echo_diagnostic(diagnostic, err=True)
+    if as_json:
+        fires = [{"slot": format_slot(f.slot), "job": f.job_name} for f in result.fires]
+        echo_json(fires)
+    else:
+        _print_plan_table(result, heading)
+    if errors:
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--cron", "cron_path", required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--taskcluster-yml",
+    "template_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option("--job", "job_name", required=True, help="The .cron.yml job to render.")
+@click.option("--project", required=True)
+@click.option("--repo-url", required=True)
+@click.option("--level", required=True, type=click.IntRange(min=1, max=3))
+@click.option("--revision", required=True)
+@click.option("--branch", default="main", show_default=True, help="Branch of a git project.")
+@click.option("--repo-type", type=click.Choice(["git", "hg"]), default="git", show_default=True)
+@click.option(
+    "--slot", required=True, metavar="ISO8601", callback=instant, help="The slot (JSON-e `now`)."
+)
+@click.option(
+    "--root-url",
+    envvar="TASKCLUSTER_ROOT_URL",
+    default="https://taskcluster.example.com",
+    show_default=True,
+    help="Taskcluster root URL (also read from TASKCLUSTER_ROOT_URL).",
+)
+@click.option(
+    "--trust-domain",
+    help="Accepted as build-decision accepts it; a decision task's context does not show it.",
+)
+@click.option(
+    "--input",
+    "cron_input",
+    metavar="JSON",
+    callback=json_object,
+    help="The fire's input (cron.input).",
+)
+@click.option("--pushlog-id", help="hg only: the push's pushlog id (default 0).")
+@click.option("--pushdate", type=int, help="hg only: the push's time in epoch seconds.")
+@click.option("--base-revision", help="hg only: the parent of the push's first changeset.")
+def render(
+    cron_path: Path,
+    template_path: Path,
+    job_name: str,
+    project: str,
+    repo_url: str,
+    level: int,
+    revision: str,
+    branch: str,
+    repo_type: str,
+    slot: datetime,
+    root_url: str,
+    trust_domain: str | None,
+    cron_input: dict[str, Any] | None,
+    pushlog_id: str | None,
+    pushdate: int | None,
+    base_revision: str | None,
+) -> None:
+    """Print the decision task a job's fire at a slot creates, as JSON with its taskId.
+
+    The same arguments always print the same bytes.
+    """
+    del trust_domain  # part of build-decision's interface, not of the cron context
+    cron = _load(cron_path, None)
+    job = cron.job(job_name)
+    if job is None:
+        for diagnostic in cron.errors:
+            if diagnostic.job == job_name:
+                _echo_diagnostic(diagnostic, err=True)
+        names = ", ".join(j.name for j in cron.jobs) or "none"
+        _fail(f"no valid job named {job_name!r} in {cron.path} (valid jobs: {names})")
+    slot = slot_of(slot)
+    if not job.runs_on(project):
+        echo(f"note: {job_name!r} does not run on {project!r} (run-on-projects)", err=True)
+    try:
+        template = _read_bounded(template_path)
+    except OSError as error:
+        _fail(f"{template_path}: cannot read: {error.strerror or error}")
+    repository = Repository(
+        url=repo_url, project=project, level=str(level), type=cast(RepositoryType, repo_type)
+    )
+    push = Push(
+        revision=revision,
+        branch=branch,
+        pushlog_id=pushlog_id,
+        pushdate=int(slot.timestamp()) if pushdate is None else pushdate,
+        base_revision=base_revision,
+    )
+    try:
+        task = render_decision_task(
+            template,
+            root_url=root_url,
+            repository=repository,
+            push=push,
+            job=job,
+            slot=slot,
+            cron_input=cron_input,
+        )
+    except RenderError as error:
+        _fail(f"{template_path}: {error}")
+    echo_json(task.as_json(), sort_keys=True)
+
+
+def _load(path: Path, projects: tuple[str, ...] | None) -> CronFile:
+    if path.is_dir():
+        path = path / CRON_FILE_NAME
+    display = str(path)
+    try:
+        source = _read_bounded(path)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        unreadable = Diagnostic(display, Position(1, 1), Severity.ERROR, f"cannot read: {reason}")
+        return CronFile(display, (), (unreadable,))
+    return load_cron(source, display, known_projects=projects)
+
+
+def _read_bounded(path: Path) -> bytes:
+    """Read a file, but never more than one byte past what the parser accepts."""
+    with path.open("rb") as stream:
+        return stream.read(MAX_BYTES + 1)
+
+
+def _echo_diagnostic(diagnostic: Diagnostic, *, err: bool = False) -> None:
+    color = "red" if diagnostic.severity is Severity.ERROR else "yellow"
+    location = f"{diagnostic.path}:{diagnostic.line}:{diagnostic.column}:"
+    severity = click.style(f"{diagnostic.severity}:", fg=color, bold=True)
+    echo(f"{location} {severity} {diagnostic.message}", err=err)
+
+
+def _print_plan_table(result: Plan, heading: str) -> None:
+    out = console()
+    if not result.fires:
+        out.print(f"No {heading}.")
+        return
+    out.print(heading[0].upper() + heading[1:] + ":")
+    table = Table(box=box.SIMPLE)
+    for column in ("Slot (UTC)", "Job", "Type", "Target"):
+        table.add_column(column, no_wrap=True)
+    for fire in result.fires:
+        kind = fire.job.kind
+        table.add_row(format_slot(fire.slot), fire.job_name, kind.type, kind.target)
+    out.print(table)
+
+
+def _fail(message: str) -> NoReturn:
+    echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _now() -> datetime:
+    """Now, as the service's commands see it (`TC_SCHEDULER_NOW` moves it)."""
+    try:
+        return clock_from(os.environ)()
+    except ClockSettingError as error:
+        raise click.UsageError(str(error)) from None
+
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else word + "s"
