@@ -310,8 +310,8 @@ def test_pause_then_slot_then_resume(served: Served) -> None:
     assert skipped["task_id"] is None
 
     resumed = served.delete("/api/v1/projects/alpha/jobs/nightly/pause")
-    assert resumed.json() == {"resumed": True}
-    assert served.delete("/api/v1/projects/alpha/jobs/nightly/pause").json() == {"resumed": False}
+    assert resumed.json() == {"resumed": True, "still_paused": []}
+    assert served.delete("/api/v1/projects/alpha/jobs/nightly/pause").json() == {"resumed": False, "still_paused": []}
     served.tick(resumed_slot)
     [fired] = _fires_of_slot(served, "nightly", resumed_slot)
     assert fired["state"] == "created"
