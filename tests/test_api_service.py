@@ -311,7 +311,10 @@ def test_pause_then_slot_then_resume(served: Served) -> None:
 
     resumed = served.delete("/api/v1/projects/alpha/jobs/nightly/pause")
     assert resumed.json() == {"resumed": True, "still_paused": []}
-    assert served.delete("/api/v1/projects/alpha/jobs/nightly/pause").json() == {"resumed": False, "still_paused": []}
+    assert served.delete("/api/v1/projects/alpha/jobs/nightly/pause").json() == {
+        "resumed": False,
+        "still_paused": [],
+    }
     served.tick(resumed_slot)
     [fired] = _fires_of_slot(served, "nightly", resumed_slot)
     assert fired["state"] == "created"
