@@ -4,6 +4,7 @@ is, which the API turns into a status and the command line into an exit status, 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 
 
@@ -19,17 +20,21 @@ class Category(StrEnum):
     TOO_SOON = "too_soon"  # asked again too soon; `retry_after` says when
     REFUSED_UPSTREAM = "refused_upstream"  # Taskcluster or the repository failed or refused
     UNAVAILABLE = "unavailable"  # a part of the service itself (the ledger) does not answer
+    UNAUTHORIZED = "unauthorized"  # who asks is not known (no token, or an unknown one)
+    FORBIDDEN = "forbidden"  # who asks is known, and may not do this
 
 
 class SchedulerError(Exception):
     """An error whose message says what happened and what to do about it.
 
     `category` says what kind of failure it is; `error_code` is the short name the API answers
-    with (`{error, message}`); both may depend on the instance.
+    with (`{error, message}`); both may depend on the instance. `retry_after`: when asking again
+    may work (too soon), if it is known.
     """
 
     category: Category = Category.REFUSED
     error_code: str = "refused"
+    retry_after: timedelta | None = None
 
     def describe(self) -> str:
         """The whole message, details included, as the API and the command line show it."""

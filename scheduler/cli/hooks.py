@@ -21,15 +21,19 @@ from scheduler.cli.setup import actor, carry_out, clock, config_option, fail, lo
 from scheduler.config import Config
 from scheduler.hook_calls import PayloadRejectedError
 from scheduler.hooks import (
-    ABSENT,
     Change,
-    FieldChange,
     HookFolder,
     HookKey,
     HookPlan,
     load_folder,
 )
-from scheduler.operations.hooks import applied_outcome, apply_hooks, hook_plans
+from scheduler.operations.hooks import (
+    applied_out,
+    applied_outcome,
+    apply_hooks,
+    hook_plans,
+    plan_out,
+)
 from scheduler.operations.models import HookFiredOut
 
 _hooks_dir_option = click.option(
@@ -91,7 +95,7 @@ def hooks_list(hooks_dir: Path, config_path: Path | None, as_json: bool) -> None
     folder = _load_folder(hooks_dir)
     plans = _plan(load(config_path), folder)
     if as_json:
-        echo_json([_plan_json(p) for p in plans])
+        echo_model([plan_out(p) for p in plans])
         return
     table = Table(title=f"Hooks of {hooks_dir}", box=box.SIMPLE, title_justify="left")
     for column in ("hook", "state", "file"):
@@ -111,7 +115,7 @@ def hooks_diff(hooks_dir: Path, config_path: Path | None, as_json: bool) -> None
     folder = _load_folder(hooks_dir)
     plans = _plan(load(config_path), folder)
     if as_json:
-        echo_json([_plan_json(p) for p in plans])
+        echo_model([plan_out(p) for p in plans])
         return
     for planned in plans:
         _echo_plan(planned, _would(planned, prune=None))
@@ -127,7 +131,10 @@ def hooks_diff(hooks_dir: Path, config_path: Path | None, as_json: bool) -> None
     help="Also remove the hooks of the managed groups that no file declares.",
 )
 @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
-def hooks_apply(hooks_dir: Path, config_path: Path | None, prune: bool, dry_run: bool) -> None:
+@_json_option
+def hooks_apply(
+    hooks_dir: Path, config_path: Path | None, prune: bool, dry_run: bool, as_json: bool
+) -> None:
     """Create and update hooks until the Hooks service matches the folder.
 
     Every file is validated first: if any is invalid, nothing is sent. Hooks no file declares
@@ -151,8 +158,11 @@ def hooks_apply(hooks_dir: Path, config_path: Path | None, prune: bool, dry_run:
             would=lambda planned: _would(planned, prune=prune),
         )
     )
-    for applied in results:
-        _echo_plan(applied.plan, applied.outcome, applied.error)
+    if as_json:
+        echo_model([applied_out(applied) for applied in results])
+    else:
+        for applied in results:
+            _echo_plan(applied.plan, applied.outcome, applied.error)
     ok, said = applied_outcome(results)
     echo(
         f"{'dry run, nothing changed: ' if dry_run else ''}{said if results else 'no hooks'}",
@@ -302,26 +312,6 @@ def _summary(plans: list[HookPlan]) -> None:
         f"{counts[Change.UNDECLARED]} not declared",
     ]
     echo(", ".join(parts), err=True)
-
-
-def _plan_json(planned: HookPlan) -> dict[str, Any]:
-    return {
-        "hook": str(planned.key),
-        "hookGroupId": planned.key.group_id,
-        "hookId": planned.key.hook_id,
-        "change": str(planned.change),
-        "file": planned.declared.path if planned.declared else None,
-        "fields": [_change_json(change) for change in planned.fields],
-    }
-
-
-def _change_json(change: FieldChange) -> dict[str, Any]:
-    shown: dict[str, Any] = {"path": change.where}
-    if change.old is not ABSENT:
-        shown["old"] = change.old
-    if change.new is not ABSENT:
-        shown["new"] = change.new
-    return shown
 
 
 def _count(number: int, noun: str) -> str:

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import secrets
 import sys
 from collections.abc import Sequence
@@ -16,15 +15,14 @@ import click
 
 from scheduler import logs, service
 from scheduler.cli.output import echo, echo_json, echo_model, echo_yaml, instant
-from scheduler.cli.setup import clock, config_option, fail, known_project, load
+from scheduler.cli.setup import carry_out, clock, config_option, fail, known_project, load
 from scheduler.cli.tables import print_fires
 from scheduler.config import Config, Project
 from scheduler.cron import format_slot
 from scheduler.engine import SlotResult
-from scheduler.ledger import Letter, LetterState
-from scheduler.notify import sentry
-from scheduler.notify.routing import SLACK_PREFIX, channel_of
-from scheduler.operations.models import SlotOut
+from scheduler.ledger import LetterState
+from scheduler.operations.models import NotifyTestOut, SlotOut
+from scheduler.operations.notify_check import send_test
 from scheduler.preflight import Finding, findings_of, has_errors, preflight, summary_lines
 from scheduler.web.auth import hash_token
 
@@ -164,7 +162,8 @@ def notify_group() -> None:
     metavar="CHANNEL",
     help="Post to this Slack channel (like '#releng' or C0123) instead of the routed one.",
 )
-def notify_test(config_path: Path | None, channel: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print where each message went as JSON.")
+def notify_test(config_path: Path | None, channel: str | None, as_json: bool) -> None:
     """Send a test message through the real path (outbox, then Slack), and a Sentry event."""
     config = load(config_path)
     slack, sentry_settings = config.notify.slack, config.notify.sentry
@@ -174,39 +173,30 @@ def notify_test(config_path: Path | None, channel: str | None) -> None:
         fail("--channel needs a Slack bot token: an incoming webhook posts to one channel", 2)
     logs.configure(level="warning")
 
-    async def send() -> tuple[list[Letter], str | None]:
+    async def send() -> NotifyTestOut:
         async with service.open_service(config, clock=clock()) as (engine, notifier):
-            event = notifier.reporter.test(
-                config.projects[0].name if config.projects else "tc-scheduler",
-                replica=config.replica,
-                now=engine.clock(),
-            )
-            if channel is not None:
-                event = dataclasses.replace(event, destinations=(f"{SLACK_PREFIX}{channel}",))
-            await asyncio.to_thread(engine.ledger.report, [event], now=engine.clock())
-            await notifier.postman.deliver()
-            letters = await asyncio.to_thread(engine.ledger.letters, key=event.key)
-            event_id = await asyncio.to_thread(sentry.test) if sentry_settings else None
-            return letters, event_id
+            return await send_test(engine, notifier, channel)
 
-    letters, event_id = asyncio.run(send())
+    sent = carry_out(send())
+    if as_json:
+        echo_model(sent)
     failed = False
-    for letter in letters:
-        where = channel_of(letter.destination) or "the incoming webhook"
-        if letter.state is LetterState.SENT:
-            echo(f"sent to {where}")
-        elif letter.state is LetterState.FAILED:
-            failed = True
-            echo(f"not sent to {where}: {letter.last_error}", err=True)
+    for letter in sent.slack:
+        failed = failed or letter.state != LetterState.SENT
+        if as_json:
+            continue
+        if letter.state == LetterState.SENT:
+            echo(f"sent to {letter.destination}")
+        elif letter.state == LetterState.FAILED:
+            echo(f"not sent to {letter.destination}: {letter.error}", err=True)
         else:
-            failed = True
-            reason = letter.last_error or "it waits behind earlier undelivered messages"
-            echo(f"not sent to {where} yet (queued, will retry): {reason}", err=True)
-    if slack is not None and not letters:
+            reason = letter.error or "it waits behind earlier undelivered messages"
+            echo(f"not sent to {letter.destination} yet (queued, will retry): {reason}", err=True)
+    if slack is not None and not sent.slack:
         failed = True
         echo("no Slack channel takes test messages: set notify.slack.channel", err=True)
-    if sentry_settings is not None:
-        echo(f"sent a test event to Sentry (event id {event_id})")
+    if sentry_settings is not None and not as_json:
+        echo(f"sent a test event to Sentry (event id {sent.sentry_event_id})")
     sys.exit(1 if failed else 0)
 
 

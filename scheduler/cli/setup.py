@@ -50,6 +50,8 @@ EXIT_STATUS: dict[Category, int] = {
     Category.TOO_SOON: 1,
     Category.REFUSED_UPSTREAM: 1,
     Category.UNAVAILABLE: 1,
+    Category.UNAUTHORIZED: 1,
+    Category.FORBIDDEN: 1,
 }
 
 config_option = click.option(

@@ -12,9 +12,10 @@ from typing import Any
 from scheduler.clock import Clock
 from scheduler.config import Config
 from scheduler.hook_calls import Applied, apply_plan, deployed_hooks
-from scheduler.hooks import HookFolder, HookKey, HookPlan, plan
+from scheduler.hooks import ABSENT, FieldChange, HookFolder, HookKey, HookPlan, plan
 from scheduler.ledger import Act, Ledger
 from scheduler.operations.audit import audited
+from scheduler.operations.models import HookAppliedOut, HookPlanOut
 from scheduler.taskcluster import connect_service
 
 
@@ -63,3 +64,30 @@ def applied_outcome(results: list[Applied]) -> tuple[bool, str]:
     if failed:
         said += f"; {failed} hook{'' if failed == 1 else 's'} failed"
     return not failed, said or "nothing"
+
+
+def plan_out(planned: HookPlan) -> HookPlanOut:
+    """A hook's plan as the commands' `--json` show it."""
+    return HookPlanOut(
+        hook=str(planned.key),
+        hook_group_id=planned.key.group_id,
+        hook_id=planned.key.hook_id,
+        change=str(planned.change),
+        file=planned.declared.path if planned.declared else None,
+        fields=[_change_json(change) for change in planned.fields],
+    )
+
+
+def applied_out(applied: Applied) -> HookAppliedOut:
+    """What applying did to a hook, as `hooks apply --json` shows it."""
+    shown = plan_out(applied.plan).model_dump()
+    return HookAppliedOut(**shown, outcome=applied.outcome, error=applied.error)
+
+
+def _change_json(change: FieldChange) -> dict[str, Any]:
+    shown: dict[str, Any] = {"path": change.where}
+    if change.old is not ABSENT:
+        shown["old"] = change.old
+    if change.new is not ABSENT:
+        shown["new"] = change.new
+    return shown

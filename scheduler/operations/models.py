@@ -173,3 +173,28 @@ class CachedTaskOut(BaseModel):
 class ExpiryReportOut(BaseModel):
     at_risk: list[CachedTaskOut] = Field(description="Soonest first, project by project.")
     scanned: int = Field(description="How many cached tasks were scanned.")
+
+
+class DeliveryOut(BaseModel):
+    destination: str = Field(description="The Slack channel, or the incoming webhook.")
+    state: str = Field(description="sent, failed (given up), or pending (queued, retried).")
+    error: str | None = Field(description="Why it was not sent (yet).")
+
+
+class NotifyTestOut(BaseModel):
+    slack: list[DeliveryOut] = Field(description="One per channel that takes test messages.")
+    sentry_event_id: str | None = Field(description="Null: Sentry is not configured.")
+
+
+class HookPlanOut(BaseModel):
+    hook: str = Field(description="GROUP/ID.")
+    hook_group_id: str
+    hook_id: str
+    change: str = Field(description="create, update, unchanged or undeclared.")
+    file: str | None = Field(description="The file declaring it; null: not declared.")
+    fields: list[dict[str, Any]] = Field(description="What changes: {path, old?, new?}.")
+
+
+class HookAppliedOut(HookPlanOut):
+    outcome: str = Field(description="created, updated, removed, unchanged, kept or failed.")
+    error: str | None

@@ -21,7 +21,6 @@ from starlette.exceptions import HTTPException
 
 from scheduler import __version__
 from scheduler.config import ApiSettings
-from scheduler.engine import FireTooSoonError
 from scheduler.errors import Category, SchedulerError
 from scheduler.hooks import HookKey
 from scheduler.ledger import FireState
@@ -40,13 +39,7 @@ from scheduler.operations.models import (
     ResumedOut,
 )
 from scheduler.redaction import scrub_data
-from scheduler.web.auth import (
-    ForbiddenError,
-    Principal,
-    UnauthorizedError,
-    authenticate,
-    require,
-)
+from scheduler.web.auth import Principal, authenticate, require
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 # Ids are the ledger's 64-bit keys.
@@ -63,6 +56,8 @@ STATUS: dict[Category, int] = {
     Category.TOO_SOON: 429,
     Category.REFUSED_UPSTREAM: 502,
     Category.UNAVAILABLE: 503,
+    Category.UNAUTHORIZED: 401,
+    Category.FORBIDDEN: 403,
 }
 
 
@@ -143,19 +138,11 @@ def _handle_errors(app: FastAPI) -> None:
     @app.exception_handler(SchedulerError)
     async def failed(request: Request, error: SchedulerError) -> JSONResponse:
         response = _error(STATUS[error.category], error.error_code, error.describe())
-        if isinstance(error, FireTooSoonError):
+        if error.retry_after is not None:
             response.headers["Retry-After"] = str(int(error.retry_after.total_seconds()) + 1)
+        if error.category is Category.UNAUTHORIZED:
+            response.headers["WWW-Authenticate"] = "Bearer"
         return response
-
-    @app.exception_handler(UnauthorizedError)
-    async def unauthorized(request: Request, error: UnauthorizedError) -> JSONResponse:
-        response = _error(401, "unauthorized", str(error))
-        response.headers["WWW-Authenticate"] = "Bearer"
-        return response
-
-    @app.exception_handler(ForbiddenError)
-    async def forbidden(request: Request, error: ForbiddenError) -> JSONResponse:
-        return _error(403, "forbidden", str(error))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
