@@ -25,13 +25,13 @@ def table(title: str, *columns: str) -> Table:
 
 
 def print_fires(fires: Iterable[FiredOut | FireOut], heading: str) -> None:
-    """One row per fire: slot, project, job, kind, state, task and the first line of its error."""
-    shown = table(heading, "slot", "project", "job", "kind", "state", "task", "error")
+    """One row per fire: project, job, slot, kind, state, task and the first line of its error."""
+    shown = table(heading, "project", "job", "slot", "kind", "state", "task", "error")
     for fire in fires:
         shown.add_row(
-            format_slot(fire.slot),
             fire.project,
             fire.job,
+            format_slot(fire.slot),
             fire.kind,
             state_text(fire.state, fire.error),
             fire.task_id or "",
