@@ -142,9 +142,14 @@ def carry_out(work: Coroutine[Any, Any, T]) -> T:
 @asynccontextmanager
 async def operations(config: Config) -> AsyncIterator[Operations]:
     """The operations of the service `config` describes, on the command's clock: its engine,
-    and the notifier that reports what is started by hand."""
+    and the notifier that reports what is started by hand. Before the command exits, what it
+    started is followed one step and what is due is sent, as the service would (even when the
+    act failed: a failed fire is reported)."""
     async with service.open_service(config, clock=clock()) as (engine, notifier):
-        yield Operations(engine, notifier)
+        try:
+            yield Operations(engine, notifier)
+        finally:
+            await notifier.round()
 
 
 def actor() -> str:

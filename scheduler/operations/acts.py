@@ -75,8 +75,8 @@ class Operations:
         *,
         dry_run: bool = False,
     ) -> FiredOut:
-        """Fire `job` now (a manual fire), then take a reporting round. Raises FireError when
-        it cannot even start, FireFailedError when it was made and failed."""
+        """Fire `job` now (a manual fire). Raises FireError when it cannot even start,
+        FireFailedError when it was made and failed (it is recorded, and followed as any)."""
         act = Act(actor, "fire", target_of(project, job), {"input": cron_input, "dry_run": dry_run})
 
         async def fire() -> FireResult:
@@ -84,8 +84,6 @@ class Operations:
             return await self.engine.fire_now(project, job, cron_input, dry_run=dry_run)
 
         result = await audited(self.engine.ledger, self.engine.clock, act, fire, _fire_outcome)
-        if self.reporting is not None:
-            await self.reporting.round()
         fired = FiredOut.model_validate(result)
         if result.state is FireState.FAILED:
             raise FireFailedError(f"{project}/{job}: the fire failed: {result.error}", fired)
