@@ -154,14 +154,16 @@ def test_pause_then_slot_then_resume(emulator: Emulator, tmp_path: Path) -> None
         resumed = await client.delete(
             "/api/v1/projects/alpha/jobs/hourly/pause", headers=bearer(OPERATOR)
         )
-        assert resumed.json() == {"resumed": True, "still_paused": []}
+        body = resumed.json()
+        assert (body["resumed"], body["still_paused"]) == (True, [])
+        assert (body["lifted"]["job"], body["lifted"]["paused_by"]) == ("hourly", "sheriffs (api)")
         emulator.clock.set(T + timedelta(hours=1), frozen=True)
         [result] = await engine.tick(T + timedelta(hours=1))
         assert [f.state for f in result.fires] == [FireState.CREATED]
         again = await client.delete(
             "/api/v1/projects/alpha/jobs/hourly/pause", headers=bearer(OPERATOR)
         )
-        assert again.json() == {"resumed": False, "still_paused": []}
+        assert again.json() == {"resumed": False, "lifted": None, "still_paused": []}
 
     serve(config, emulator, scenario)
     with Ledger.open(config.ledger_url) as ledger:

@@ -310,9 +310,12 @@ def test_pause_then_slot_then_resume(served: Served) -> None:
     assert skipped["task_id"] is None
 
     resumed = served.delete("/api/v1/projects/alpha/jobs/nightly/pause")
-    assert resumed.json() == {"resumed": True, "still_paused": []}
+    body = resumed.json()
+    assert (body["resumed"], body["still_paused"]) == (True, [])
+    assert (body["lifted"]["job"], body["lifted"]["paused_by"]) == ("nightly", "sheriffs (api)")
     assert served.delete("/api/v1/projects/alpha/jobs/nightly/pause").json() == {
         "resumed": False,
+        "lifted": None,
         "still_paused": [],
     }
     served.tick(resumed_slot)

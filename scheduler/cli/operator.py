@@ -228,8 +228,9 @@ def resume(config_path: Path | None, project: str, job: str | None, as_json: boo
     resumed = carry_out(release())
     if as_json:
         echo_model(resumed)
-    elif resumed.resumed:
-        echo(f"{target_of(project, job)}: resumed")
+    elif resumed.lifted is not None:
+        lifted = resumed.lifted
+        echo(f"{target_of(project, job)}: resumed (paused by {lifted.paused_by}: {lifted.reason})")
     else:
         echo(f"{target_of(project, job)} was not paused", err=True)
     if not as_json:

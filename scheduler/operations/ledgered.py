@@ -141,6 +141,7 @@ class LedgerOperations:
         pauses = await asyncio.to_thread(self.ledger.pauses, project=project, at=now)
         return ResumedOut(
             resumed=resumed is not None,
+            lifted=None if resumed is None else PauseOut.model_validate(resumed),
             still_paused=[
                 PauseOut.model_validate(p) for p in pauses if job is None or p.covers(job)
             ],

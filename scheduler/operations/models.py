@@ -101,6 +101,7 @@ class PauseOut(BaseModel):
 
 class ResumedOut(BaseModel):
     resumed: bool
+    lifted: PauseOut | None = Field(description="The pause lifted; null: none was in force.")
     still_paused: list[PauseOut] = Field(
         description="The pauses that still hold it (a project's pause holds its jobs)."
     )
