@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from scheduler.errors import Category, SchedulerError
 from scheduler.ledger import FireKind, FireState
 
 # The note of an already-fired fire whose task could not be read back.
@@ -49,7 +50,7 @@ class SlotResult:
         return self.error is None and all(f.state is not FireState.FAILED for f in self.fires)
 
 
-class FireError(Exception):
+class FireError(SchedulerError):
     """A fire failed; the message says what happened and what to do about it.
 
     `project_broken`: the cause breaks every job of the project (a missing or broken
@@ -71,17 +72,28 @@ class FireError(Exception):
         self.transient = transient
         self.not_before = not_before
 
+    error_code = "cannot-fire"
+
 
 class UnknownTargetError(FireError):
     """No such project, or no usable job of that name in its `.cron.yml`."""
+
+    category = Category.NOT_FOUND
+    error_code = "not-found"
 
 
 class RepositoryUnreachableError(FireError):
     """The project's repository could not be read, so its `.cron.yml` is not known."""
 
+    category = Category.REFUSED_UPSTREAM
+    error_code = "repository-unreachable"
+
 
 class FireTooSoonError(FireError):
     """The job was fired by hand less than `manual-fire-interval` ago."""
+
+    category = Category.TOO_SOON
+    error_code = "too-soon"
 
     def __init__(self, message: str, *, retry_after: timedelta) -> None:
         super().__init__(message)

@@ -32,10 +32,11 @@ from scheduler.notify import sentry
 from scheduler.notify.outbox import Postman
 from scheduler.notify.routing import Router
 from scheduler.notify.slack import SlackSender
+from scheduler.operations.acts import Operations
 from scheduler.outcomes import SlotResult
 from scheduler.preflight import Checked, preflight
 from scheduler.reports import Reporter
-from scheduler.taskcluster import connect
+from scheduler.taskcluster import connect_service
 from scheduler.watcher import Watcher
 from scheduler.web.server import ApiServer
 
@@ -66,8 +67,7 @@ async def open_engine(config: Config, *, clock: Clock = utc_now) -> AsyncIterato
     )
     try:
         source = GitSource(config.state_dir / "git")
-        credentials = config.credentials.as_options() if config.credentials else None
-        async with connect(config.root_url, credentials, connections=config.connections) as clients:
+        async with connect_service(config) as clients:
             yield Engine(config, ledger, source, clients, clock=clock, render_pool=render_pool)
     finally:
         if render_pool is not None:
@@ -366,7 +366,7 @@ async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | N
                     **repeat,
                 )
         ticker.start()
-        api = ApiServer(engine, notifier)
+        api = ApiServer(Operations(engine, notifier), config.api)
         api.start()
         # What Taskcluster would refuse, found before anything fires; then the start-up tick:
         # the current slot, and catch-up since the last one.

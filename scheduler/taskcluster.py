@@ -12,7 +12,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -30,7 +30,8 @@ from taskcluster.exceptions import (
 )
 from yarl import URL
 
-from scheduler.config.model import Project
+from scheduler.config.model import Config, Project
+from scheduler.errors import Category, SchedulerError
 from scheduler.scopes import where_to_grant
 
 # The client library's retries for 5xx and connection errors: attempts after the first one.
@@ -146,7 +147,14 @@ async def connect(
         yield Clients.create(options, session)
 
 
-class TaskclusterError(Exception):
+def connect_service(config: Config) -> AbstractAsyncContextManager[Clients]:
+    """The clients of the service `config` describes: its root URL, its credentials (none: the
+    anonymous role's), as many connections as its fires and expiry scans need."""
+    credentials = config.credentials.as_options() if config.credentials else None
+    return connect(config.root_url, credentials, connections=config.connections)
+
+
+class TaskclusterError(SchedulerError):
     """A Taskcluster call failed; `status` and `code` are the service's, when it answered.
 
     `missing_scopes`: for a 403 InsufficientScopes, the scopes the caller lacked.
@@ -169,6 +177,14 @@ class TaskclusterError(Exception):
         self.status = status
         self.code = code
         self.missing_scopes = missing_scopes
+
+    @property
+    def category(self) -> Category:  # type: ignore[override]
+        return Category.NOT_FOUND if self.status == 404 else Category.REFUSED_UPSTREAM
+
+    @property
+    def error_code(self) -> str:  # type: ignore[override]
+        return "not-found" if self.status == 404 else "taskcluster-error"
 
     @property
     def transient(self) -> bool:

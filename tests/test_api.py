@@ -21,7 +21,8 @@ from scheduler.cli import main
 from scheduler.config.loading import load_config, read_config
 from scheduler.config.model import ApiSettings, ApiToken, Config
 from scheduler.engine import Engine
-from scheduler.ledger import FireState, Ledger
+from scheduler.ledger import Act, FireState, Ledger
+from scheduler.operations.acts import Operations
 from scheduler.service import open_service
 from scheduler.web.auth import hash_token
 from scheduler.web.server import ApiServer
@@ -58,7 +59,7 @@ Scenario = Callable[[Engine, httpx.AsyncClient], Awaitable[None]]
 def serve(config: Config, emulator: Emulator, scenario: Scenario) -> None:
     async def main() -> None:
         async with open_service(config, clock=emulator.clock.now) as (engine, _):
-            server = ApiServer(engine)
+            server = ApiServer(Operations(engine), engine.config.api)
             server.start()
             assert server.url is not None
             try:
@@ -154,14 +155,16 @@ def test_pause_then_slot_then_resume(emulator: Emulator, tmp_path: Path) -> None
         resumed = await client.delete(
             "/api/v1/projects/alpha/jobs/hourly/pause", headers=bearer(OPERATOR)
         )
-        assert resumed.json() == {"resumed": True}
+        body = resumed.json()
+        assert (body["resumed"], body["still_paused"]) == (True, [])
+        assert (body["lifted"]["job"], body["lifted"]["paused_by"]) == ("hourly", "sheriffs (api)")
         emulator.clock.set(T + timedelta(hours=1), frozen=True)
         [result] = await engine.tick(T + timedelta(hours=1))
         assert [f.state for f in result.fires] == [FireState.CREATED]
         again = await client.delete(
             "/api/v1/projects/alpha/jobs/hourly/pause", headers=bearer(OPERATOR)
         )
-        assert again.json() == {"resumed": False}
+        assert again.json() == {"resumed": False, "lifted": None, "still_paused": []}
 
     serve(config, emulator, scenario)
     with Ledger.open(config.ledger_url) as ledger:
@@ -342,7 +345,14 @@ def test_a_secret_quoted_by_a_broken_cron_file_is_masked_in_every_answer(
     path = write_service_config(tmp_path, repository, project="alpha")
     # A pause recorded before the secret was known to this process holds it in clear.
     with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
-        ledger.pause("alpha", "held", reason=f"rotating {canary}", until=None, actor="t", now=T)
+        ledger.pause(
+            "alpha",
+            "held",
+            reason=f"rotating {canary}",
+            until=None,
+            act=Act("t", "pause", "alpha/held", None),
+            now=T,
+        )
     # The service is given the secret in a variable whose name says it is one.
     environ = {**taskcluster_environment(emulator), "MY_API_TOKEN": canary}
     config = replace(

@@ -24,6 +24,7 @@ from schemathesis.checks import (
 )
 
 from scheduler.config.model import ApiSettings, ApiToken, Config
+from scheduler.operations.acts import Operations
 from scheduler.service import open_service
 from scheduler.web.auth import hash_token
 from scheduler.web.server import ApiServer
@@ -68,7 +69,7 @@ class Background:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         async with open_service(self.config, clock=self.emulator.clock.now) as (engine, _):
-            server = ApiServer(engine)
+            server = ApiServer(Operations(engine), engine.config.api)
             server.start()
             assert server.url is not None
             self.url = server.url

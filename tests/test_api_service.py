@@ -310,8 +310,14 @@ def test_pause_then_slot_then_resume(served: Served) -> None:
     assert skipped["task_id"] is None
 
     resumed = served.delete("/api/v1/projects/alpha/jobs/nightly/pause")
-    assert resumed.json() == {"resumed": True}
-    assert served.delete("/api/v1/projects/alpha/jobs/nightly/pause").json() == {"resumed": False}
+    body = resumed.json()
+    assert (body["resumed"], body["still_paused"]) == (True, [])
+    assert (body["lifted"]["job"], body["lifted"]["paused_by"]) == ("nightly", "sheriffs (api)")
+    assert served.delete("/api/v1/projects/alpha/jobs/nightly/pause").json() == {
+        "resumed": False,
+        "lifted": None,
+        "still_paused": [],
+    }
     served.tick(resumed_slot)
     [fired] = _fires_of_slot(served, "nightly", resumed_slot)
     assert fired["state"] == "created"

@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from rich.table import Table
 
 from scheduler.cli import main
-from scheduler.cli_support import console, echo, echo_json, echo_yaml
+from scheduler.cli.output import console, echo, echo_json, echo_yaml
 from scheduler.common.redaction import remember_secret
 from scheduler.ids import decision_task_id
 from tests.conftest import CORPUS, REPOSITORY_ROOT, corpus_cron_files

@@ -161,9 +161,10 @@ def test_report_lists_exactly_what_is_at_risk_through_pagination(
         env=taskcluster_environment(emulator),
         catch_exceptions=False,
     )
-    rows = json.loads(result.stdout)
+    report = json.loads(result.stdout)
+    rows = report["at_risk"]
     assert result.exit_code == 1  # something is at risk
-    assert {row["taskId"] for row in rows} == set(index_of_10000)
+    assert {row["task_id"] for row in rows} == set(index_of_10000)
     # Gone first, then soonest first; days left from the emulator's clock.
     assert [row["health"] for row in rows] == [
         "expired",
@@ -173,11 +174,11 @@ def test_report_lists_exactly_what_is_at_risk_through_pagination(
         "expiring",
     ]
     for row in rows:
-        expected = index_of_10000[row["taskId"]]
+        expected = index_of_10000[row["task_id"]]
         if expected is None:
             assert row["because"] == "task is gone"
         else:
-            assert row["daysLeft"] == pytest.approx(expected / timedelta(days=1), abs=0.01)
+            assert row["days_left"] == pytest.approx(expected / timedelta(days=1), abs=0.01)
             assert row["kind"] == "toolchain"
     # Every watched task once (a `latest` entry shares its task with a digest).
     watched = {
@@ -185,6 +186,7 @@ def test_report_lists_exactly_what_is_at_risk_through_pagination(
         for path, entry in emulator.index.entries.items()
         if path.startswith("tcs.cache.level-3.")
     }
+    assert report["scanned"] == len(watched)
     assert f"{len(watched)} cached tasks scanned, 5 at risk" in result.stderr
 
 

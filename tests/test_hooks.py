@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft7Validator
 from referencing import Registry
 
+from scheduler.cli.hooks import hooks_group
 from scheduler.config.loading import read_config
 from scheduler.hooks.changes import ABSENT, Change, FieldChange, as_stored, field_changes, plan
 from scheduler.hooks.definitions import (
@@ -33,7 +34,6 @@ from scheduler.hooks.definitions import (
 )
 from scheduler.hooks.folder import load_folder
 from scheduler.hooks.payloads import payload_problems
-from scheduler.hooks_cli import hooks_group
 from scheduler.ledger import Ledger
 from tests.conftest import CORPUS, REPOSITORY_ROOT, taskcluster_environment
 from tests.corpus import SCHEMA_BASE
@@ -974,12 +974,11 @@ def test_payload_problems_use_the_schemas_draft_and_name_nested_fields() -> None
     assert payload_problems(schema, {"kinds": ["fetch"]}) == []
 
 
-def test_the_hooks_commands_load_without_service_cli() -> None:
-    """service_cli imports hooks_cli to register `hooks`; the reverse must wait for a command,
-    or whichever module is imported first would find the other half-built."""
+def test_the_hooks_commands_load_without_the_service_commands() -> None:
+    """Each group of commands loads by itself: `hooks` imports none of the service's."""
     code = (
-        "import sys, scheduler.hooks_cli\n"
-        "assert 'scheduler.service_cli' not in sys.modules, 'imported at load time'\n"
+        "import sys, scheduler.cli.hooks\n"
+        "assert 'scheduler.cli.service' not in sys.modules, 'imported at load time'\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],

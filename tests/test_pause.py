@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from scheduler.cli import main
 from scheduler.common.redaction import remember_secret
 from scheduler.ids import decision_task_id
-from scheduler.ledger import Claim, Fire, FireKind, FireState, Ledger
+from scheduler.ledger import Act, Claim, Fire, FireKind, FireState, Ledger
 from scheduler.outcomes import SlotResult
 from tests.conftest import taskcluster_environment, write_service_config
 from tests.emulator import Emulator
@@ -44,9 +44,22 @@ TWO_JOBS = (
 # -- the ledger ----------------------------------------------------------------------------------
 
 
+def by(
+    actor: str, action: str, project: str, job: str | None, given: dict[str, object] | None = None
+) -> Act:
+    """`actor`'s act on `project` (or its `job`), as the operations hand it to the ledger."""
+    return Act(actor, action, project if job is None else f"{project}/{job}", given)
+
+
 def test_a_pause_is_in_force_until_resumed_and_both_are_audited(ledger: Ledger) -> None:
+    given = {"reason": "tree closed", "until": None}
     paused = ledger.pause(
-        "alpha", "nightly", reason="tree closed", until=None, actor="sheriff", now=T
+        "alpha",
+        "nightly",
+        reason="tree closed",
+        until=None,
+        act=by("sheriff", "pause", "alpha", "nightly", given),
+        now=T,
     )
     assert (paused.project, paused.job, paused.reason, paused.paused_by) == (
         "alpha",
@@ -58,11 +71,18 @@ def test_a_pause_is_in_force_until_resumed_and_both_are_audited(ledger: Ledger) 
     assert ledger.pauses(project="alpha", at=T - HOUR) == []
     assert ledger.pauses(project="beta", at=T + HOUR) == []
 
-    resumed = ledger.resume("alpha", "nightly", actor="sheriff-2", now=T + HOUR)
+    resumed = ledger.resume(
+        "alpha", "nightly", act=by("sheriff-2", "resume", "alpha", "nightly"), now=T + HOUR
+    )
     assert resumed is not None
     assert (resumed.resumed_by, resumed.resumed_at) == ("sheriff-2", T + HOUR)
     assert ledger.pauses(project="alpha", at=T + 2 * HOUR) == []
-    assert ledger.resume("alpha", "nightly", actor="sheriff-2", now=T + 2 * HOUR) is None
+    assert (
+        ledger.resume(
+            "alpha", "nightly", act=by("sheriff-2", "resume", "alpha", "nightly"), now=T + 2 * HOUR
+        )
+        is None
+    )
 
     log = ledger.audit_log()
     assert [(e.action, e.actor, e.target, e.ok) for e in log] == [
@@ -75,37 +95,81 @@ def test_a_pause_is_in_force_until_resumed_and_both_are_audited(ledger: Ledger) 
 
 
 def test_until_lifts_a_pause_and_a_new_one_can_follow(ledger: Ledger) -> None:
-    first = ledger.pause("alpha", None, reason="migration", until=T + HOUR, actor="a", now=T)
+    first = ledger.pause(
+        "alpha",
+        None,
+        reason="migration",
+        until=T + HOUR,
+        act=by("a", "pause", "alpha", None),
+        now=T,
+    )
     assert first.job is None
     assert ledger.pauses(project="alpha", at=T + HOUR - timedelta(seconds=1))
     assert ledger.pauses(project="alpha", at=T + HOUR) == []
-    assert ledger.resume("alpha", None, actor="b", now=T + 2 * HOUR) is None
+    assert (
+        ledger.resume("alpha", None, act=by("b", "resume", "alpha", None), now=T + 2 * HOUR) is None
+    )
 
-    second = ledger.pause("alpha", None, reason="again", until=None, actor="c", now=T + 2 * HOUR)
+    second = ledger.pause(
+        "alpha",
+        None,
+        reason="again",
+        until=None,
+        act=by("c", "pause", "alpha", None),
+        now=T + 2 * HOUR,
+    )
     assert second.id != first.id
     [in_force] = ledger.pauses(project="alpha", at=T + 3 * HOUR)
     assert in_force.reason == "again"
 
 
 def test_pausing_again_replaces_the_reason_and_until(ledger: Ledger) -> None:
-    ledger.pause("alpha", "nightly", reason="first", until=None, actor="a", now=T)
-    again = ledger.pause("alpha", "nightly", reason="second", until=T + HOUR, actor="b", now=T)
+    ledger.pause(
+        "alpha",
+        "nightly",
+        reason="first",
+        until=None,
+        act=by("a", "pause", "alpha", "nightly"),
+        now=T,
+    )
+    again = ledger.pause(
+        "alpha",
+        "nightly",
+        reason="second",
+        until=T + HOUR,
+        act=by("b", "pause", "alpha", "nightly"),
+        now=T,
+    )
     [in_force] = ledger.pauses(project="alpha", at=T + timedelta(minutes=1))
     assert (in_force.id, in_force.reason, in_force.until) == (again.id, "second", T + HOUR)
 
 
 def test_an_until_in_the_past_is_refused(ledger: Ledger) -> None:
     with pytest.raises(ValueError, match="future"):
-        ledger.pause("alpha", "nightly", reason="x", until=T - HOUR, actor="a", now=T)
+        ledger.pause(
+            "alpha",
+            "nightly",
+            reason="x",
+            until=T - HOUR,
+            act=by("a", "pause", "alpha", "nightly"),
+            now=T,
+        )
     assert ledger.audit_log() == []
 
 
 def test_secrets_in_acts_are_masked(ledger: Ledger) -> None:
     secret = "canary-" + "q7Zr" * 8
     remember_secret(secret)
-    ledger.pause("alpha", None, reason=f"leaked {secret}", until=None, actor="a", now=T)
+    ledger.pause(
+        "alpha",
+        None,
+        reason=f"leaked {secret}",
+        until=None,
+        act=by("a", "pause", "alpha", None),
+        now=T,
+    )
     ledger.record_act(
-        "a", "fire", "alpha/x", {"input": {"token": secret}}, ok=True, result=secret, now=T
+        Act("a", "fire", "alpha/x", {"input": {"token": secret}}), ok=True, result=secret, now=T
     )
     assert secret not in json.dumps([str(e) for e in ledger.audit_log()])
     assert secret not in ledger.pauses()[0].reason
@@ -129,7 +193,12 @@ def test_a_paused_job_is_skipped_with_its_reason_and_fires_after_resume(
     config = make_config(emulator, tmp_path, project("alpha", repository))
     with Ledger.open(config.ledger_url) as ledger:
         ledger.pause(
-            "alpha", "hourly", reason="tree closed", until=None, actor="sheriff", now=T - HOUR
+            "alpha",
+            "hourly",
+            reason="tree closed",
+            until=None,
+            act=by("sheriff", "pause", "alpha", "hourly"),
+            now=T - HOUR,
         )
 
     paused = tick(config, emulator, T)
@@ -145,7 +214,12 @@ def test_a_paused_job_is_skipped_with_its_reason_and_fires_after_resume(
     assert decision_task_id(emulator.root_url, "alpha", "hourly", T) not in task_ids
 
     with Ledger.open(config.ledger_url) as ledger:
-        assert ledger.resume("alpha", "hourly", actor="sheriff", now=T + timedelta(minutes=5))
+        assert ledger.resume(
+            "alpha",
+            "hourly",
+            act=by("sheriff", "resume", "alpha", "hourly"),
+            now=T + timedelta(minutes=5),
+        )
     resumed = tick(config, emulator, T + HOUR)
     assert only_state(resumed, "hourly") is FireState.CREATED
 
@@ -156,7 +230,14 @@ def test_a_paused_project_fires_nothing_until_its_until(emulator: Emulator, tmp_
     )
     config = make_config(emulator, tmp_path, project("alpha", repository))
     with Ledger.open(config.ledger_url) as ledger:
-        ledger.pause("alpha", None, reason="upgrade", until=T + HOUR, actor="ops", now=T - HOUR)
+        ledger.pause(
+            "alpha",
+            None,
+            reason="upgrade",
+            until=T + HOUR,
+            act=by("ops", "pause", "alpha", None),
+            now=T - HOUR,
+        )
 
     during = tick(config, emulator, T)
     assert {f.state for f in during[0].paused} == {FireState.SKIPPED}

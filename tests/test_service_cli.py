@@ -11,14 +11,14 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
-from scheduler import cli, service_cli
-from scheduler.cli import main
+from scheduler.cli import main, registry
 from scheduler.cron import format_slot, slot_of
 from scheduler.ids import decision_task_id
-from scheduler.ledger import Ledger
+from scheduler.ledger import Act, Ledger
 from tests.conftest import REPOSITORY_ROOT, taskcluster_environment, write_service_config
 from tests.emulator import Emulator
 from tests.ledger_backends import BACKENDS, fresh_ledger_url
@@ -144,7 +144,7 @@ def test_fire_runs_a_job_now_and_history_shows_it(
         ("manual", "created"),
         ("manual", "dry-run"),
     ]
-    assert records[0]["taskId"] == task.task_id
+    assert records[0]["task_id"] == task.task_id
     missing = invoke("fire", "demo", "nope", "--config", str(config), env=environment)
     assert missing.exit_code == 1
     assert "no usable job 'nope'" in missing.stderr
@@ -167,15 +167,15 @@ def test_jobs_shows_schedules_next_and_last_fires_and_pauses(
     assert overview["revision"] == repository.head
     jobs = {job["name"]: job for job in overview["jobs"]}
     assert jobs["nightly"]["schedule"] == "every 15 minutes"
-    first, second = (datetime.fromisoformat(t) for t in jobs["nightly"]["nextFires"])
+    first, second = (datetime.fromisoformat(t) for t in jobs["nightly"]["next_fires"])
     assert SLOT < first <= NOW + timedelta(minutes=15)
     assert second - first == timedelta(minutes=15)
-    assert (jobs["nightly"]["lastFire"]["slot"], jobs["nightly"]["lastFire"]["state"]) == (
+    assert (jobs["nightly"]["last_fire"]["slot"], jobs["nightly"]["last_fire"]["state"]) == (
         AT,
         "created",
     )
     assert jobs["nightly"]["paused"] is None
-    assert "flaky" in jobs["hourly"]["paused"]
+    assert jobs["hourly"]["paused"]["reason"] == "flaky"
     table = invoke("jobs", "demo", "--config", str(config), env=environment)
     assert "every 15 minutes" in table.stdout
     assert "flaky" in table.stdout
@@ -240,14 +240,17 @@ def test_history_since_filters_by_slot(
 
 
 def test_the_service_commands_load_only_when_asked_for() -> None:
-    assert set(cli._Commands.SERVICE_COMMANDS) == set(service_cli.COMMANDS)
+    for name in registry.COMMANDS:
+        command = registry.main.get_command(click.Context(registry.main), name)
+        assert command is not None, name
     script = (
         "import sys\n"
         "from click.testing import CliRunner\n"
         "from scheduler.cli import main\n"
         "result = CliRunner().invoke(main, ['check', '.cron.yml'])\n"
         "assert result.exit_code == 0, result.output\n"
-        "assert 'scheduler.service_cli' not in sys.modules\n"
+        "assert 'scheduler.cli.service' not in sys.modules\n"
+        "assert 'scheduler.cli.operator' not in sys.modules\n"
         "assert 'sqlalchemy' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", script], cwd=REPOSITORY_ROOT, check=True)
@@ -324,7 +327,14 @@ def test_a_secret_quoted_by_a_broken_cron_file_is_masked_in_every_output(
     config = str(write_service_config(tmp_path, repository))
     # A pause recorded before the secret was known to this process holds it in clear.
     with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
-        ledger.pause("demo", "hourly", reason=f"rotating {canary}", until=None, actor="t", now=NOW)
+        ledger.pause(
+            "demo",
+            "hourly",
+            reason=f"rotating {canary}",
+            until=None,
+            act=Act("t", "pause", "demo/hourly", None),
+            now=NOW,
+        )
     env = {**environment, SECRET_VARIABLE: canary}
     commands = {
         "tick": ("tick", "--at", format_slot(SLOT - timedelta(minutes=15))),

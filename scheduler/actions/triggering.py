@@ -26,6 +26,7 @@ from scheduler.actions.spec import (
 )
 from scheduler.clock import utc_now
 from scheduler.cron.model import TriggerAction
+from scheduler.errors import Category, SchedulerError
 from scheduler.scopes import satisfies
 from scheduler.taskcluster import Clients
 
@@ -38,7 +39,7 @@ SETTLE = timedelta(seconds=90)
 LAST_FIRES_PAGES = 10
 
 
-class TriggerError(Exception):
+class TriggerError(SchedulerError):
     """The action could not be triggered; the message says why and what to check.
 
     `upstream`: Taskcluster failed or could not be reached (not the action or its input).
@@ -61,6 +62,14 @@ class TriggerError(Exception):
         self.unindexed = unindexed
         self.transient = transient
         self.not_before = not_before
+
+    @property
+    def category(self) -> Category:  # type: ignore[override]
+        return Category.REFUSED_UPSTREAM if self.upstream else Category.REFUSED
+
+    @property
+    def error_code(self) -> str:  # type: ignore[override]
+        return "taskcluster-error" if self.upstream else "cannot-trigger"
 
 
 def _upstream(clients: Clients, error: BaseException, doing: str) -> TriggerError:

@@ -7,14 +7,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from scheduler.common.diagnostics import Diagnostic, Position, Severity
+from scheduler.errors import Category, SchedulerError
 
 
-class UnknownProjectError(LookupError):
+class UnknownProjectError(SchedulerError, LookupError):
     """A command or request named a project the configuration does not have."""
 
+    category = Category.NOT_CONFIGURED
+    error_code = "not-found"
 
-class ConfigError(Exception):
+
+class ConfigError(SchedulerError):
     """The configuration cannot be used; `diagnostics` say where and what to write."""
+
+    category = Category.INVALID
+    error_code = "invalid-config"
 
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         super().__init__("\n".join(map(str, diagnostics)))

@@ -12,7 +12,7 @@ from typing import Any
 from scheduler.common.diagnostics import Diagnostic, Position, Severity
 from scheduler.common.redaction import remember_secret, remember_secret_variables
 from scheduler.common.schema_messages import shown
-from scheduler.common.yamldoc import YamlError, parse
+from scheduler.common.yamldoc import Document, YamlError, parse
 from scheduler.config.errors import ConfigError, Problems
 from scheduler.config.model import Config
 from scheduler.config.resolving import Resolver
@@ -28,14 +28,22 @@ from scheduler.config.schema import (
 def read_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     """The configuration in the file at `path`, loaded as `load_config` does."""
     environ = os.environ if environ is None else environ
+    return load_config(_read(path), str(path), environ, base_dir=path.parent)
+
+
+def read_ledger_url(path: Path) -> str:
+    """`load_ledger_url` of the configuration file at `path`."""
+    return load_ledger_url(_read(path), str(path), base_dir=path.parent)
+
+
+def _read(path: Path) -> bytes:
     try:
-        text = path.read_bytes()
+        return path.read_bytes()
     except OSError as error:
         reason = error.strerror or str(error)
         raise ConfigError(
             [Diagnostic(str(path), Position(1, 1), Severity.ERROR, f"cannot read: {reason}")]
         ) from None
-    return load_config(text, str(path), environ, base_dir=path.parent)
 
 
 def load_config(
@@ -63,6 +71,19 @@ def parse_config(
 ) -> Config:
     """Parse, validate and resolve a configuration, reading the files it names; no
     process-global effect. Raises ConfigError listing every problem."""
+    data, document, problems = _valid(text, path)
+    return Resolver(data, document, problems, environ, base_dir or Path(path).parent).resolve()
+
+
+def load_ledger_url(text: str | bytes, path: str, *, base_dir: Path | None = None) -> str:
+    """Only the ledger URL of a configuration, which needs no secret: what reading the ledger
+    needs. Raises ConfigError if the configuration is not valid."""
+    data, document, problems = _valid(text, path)
+    return Resolver(data, document, problems, {}, base_dir or Path(path).parent).ledger_url()
+
+
+def _valid(text: str | bytes, path: str) -> tuple[dict[str, Any], Document, Problems]:
+    """The configuration's data, checked against the schema (and for secrets written in it)."""
     problems = Problems(path)
     try:
         document = parse(text)
@@ -89,7 +110,7 @@ def parse_config(
             problems.error(position, message)
     if problems.diagnostics:
         raise ConfigError(problems.diagnostics)
-    return Resolver(data, document, problems, environ, base_dir or Path(path).parent).resolve()
+    return data, document, problems
 
 
 def _within(key_path: tuple[Any, ...], at: tuple[str, ...]) -> bool:

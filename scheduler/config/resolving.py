@@ -62,7 +62,7 @@ class Resolver:
                 self.document.position_of(("dry-run",)),
                 f"dry-run is false but no Taskcluster credentials are set; {SET_CREDENTIALS}",
             )
-        state_dir = self._path(self.data.get("state-dir", ".tc-scheduler"))
+        state_dir = self._state_dir()
         default_catch_up = self._catch_up(self.data.get("catch-up", {}), CatchUp())
         projects = tuple(
             self._project(index, entry, default_catch_up)
@@ -93,6 +93,13 @@ class Resolver:
                 taskcluster.get("max-task-deadline", format_duration(DEFAULT_MAX_DEADLINE))
             ),
         )
+
+    def ledger_url(self) -> str:
+        """The ledger's URL alone (no other setting resolved, none of them checked)."""
+        return self._ledger_url(self._state_dir())
+
+    def _state_dir(self) -> Path:
+        return self._path(self.data.get("state-dir", ".tc-scheduler"))
 
     def _path(self, text: str) -> Path:
         path = Path(text).expanduser()

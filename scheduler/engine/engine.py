@@ -34,7 +34,6 @@ from scheduler.cron.timing import SLOT_LENGTH, format_slot, slot_of
 from scheduler.engine import manual
 from scheduler.engine.decision_task import render_scheduled
 from scheduler.engine.firing import FireRunner, watch_spec
-from scheduler.engine.overview import ProjectOverview, project_overview
 from scheduler.expiry.model import ExpiryEvent
 from scheduler.expiry.remediation import scan_and_remediate
 from scheduler.git.process import SourceError
@@ -323,14 +322,6 @@ class Engine:
             replica=self.config.replica,
             clock=self.clock,
             dry_run=dry_run or self.config.dry_run,
-        )
-
-    async def overview(self, project_name: str, *, upcoming: int = 3) -> ProjectOverview:
-        """The project's jobs as its `.cron.yml` has them now: schedule, the next `upcoming`
-        fires, the last fire, and the pause holding each."""
-        project, snapshot, cron = await self._read(project_name)
-        return await project_overview(
-            self.ledger, project, snapshot, cron, now=self.clock(), upcoming=upcoming
         )
 
     def render_for(

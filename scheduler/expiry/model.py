@@ -7,7 +7,6 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from scheduler.config.model import Project
 from scheduler.durations import format_duration
@@ -88,22 +87,6 @@ def at_risk(
     """The expired and expiring tasks, soonest first."""
     risky = (t for t in tasks if t.health(now, threshold) is not TaskHealth.HEALTHY)
     return tuple(sorted(risky, key=lambda t: (not t.gone, t.expires, t.task_id)))
-
-
-def report_json(report: ExpiryReport) -> list[dict[str, Any]]:
-    return [
-        {
-            "project": report.project,
-            "where": task.where,
-            "taskId": task.task_id,
-            "kind": task.kind,
-            "expires": task.expires.isoformat().replace("+00:00", "Z"),
-            "daysLeft": round(task.days_left(report.now), 2),
-            "health": str(report.health(task)),
-            "because": task.because,
-        }
-        for task in report.at_risk
-    ]
 
 
 class ExpiryEventKind(enum.StrEnum):

@@ -16,6 +16,7 @@ from referencing.exceptions import Unresolvable
 
 from scheduler.common.schema_messages import TYPE_PHRASES, describe, json_path
 from scheduler.common.yamldoc import JsonPath
+from scheduler.errors import Category, SchedulerError
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,11 @@ def payload_problems(trigger_schema: Mapping[str, Any], payload: Any) -> list[Pa
     return sorted(problems, key=lambda p: (p.path, p.message))
 
 
-class UncheckablePayloadError(ValueError):
+class UncheckablePayloadError(SchedulerError, ValueError):
     """The triggerSchema cannot be applied here, so the payload cannot be checked."""
+
+    category = Category.REJECTED
+    error_code = "uncheckable-payload"
 
 
 def validator_class(schema: Mapping[str, Any]) -> type[Validator]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from taskcluster.exceptions import TaskclusterRestFailure
 
+from scheduler.errors import Category, SchedulerError
 from scheduler.hooks.changes import Change, HookPlan
 from scheduler.hooks.definitions import DEFAULT_TRIGGER_SCHEMA, HookKey
 from scheduler.hooks.payloads import (
@@ -35,7 +36,7 @@ class Fired:
     dry_run: bool = False
 
 
-class PayloadRejectedError(Exception):
+class PayloadRejectedError(SchedulerError):
     """The payload breaks the hook's triggerSchema; the hook was not triggered."""
 
     def __init__(self, key: HookKey, problems: list[PayloadProblem]) -> None:
@@ -45,6 +46,12 @@ class PayloadRejectedError(Exception):
         )
         self.key = key
         self.problems = problems
+
+    category = Category.REJECTED
+    error_code = "payload-rejected"
+
+    def describe(self) -> str:
+        return f"{self}: {'; '.join(map(str, self.problems))}"
 
 
 async def deployed_hooks(clients: Clients, groups: frozenset[str]) -> dict[HookKey, Any]:

@@ -15,6 +15,7 @@ from scheduler.ledger.ports import (
 )
 from scheduler.ledger.records import (
     OPEN_STATES,
+    Act,
     AuditEntry,
     Claim,
     Fire,
@@ -38,6 +39,7 @@ from scheduler.ledger.records import (
 
 __all__ = [
     "OPEN_STATES",
+    "Act",
     "AsyncLedger",
     "AuditEntry",
     "Claim",

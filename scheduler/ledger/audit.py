@@ -5,7 +5,6 @@ the result), secrets in it masked; written on its own or in the transaction of t
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,29 +12,17 @@ from sqlalchemy.orm import Session
 from scheduler.common.redaction import scrub, scrub_data
 from scheduler.ledger.mapping import to_record
 from scheduler.ledger.models import AuditRow
-from scheduler.ledger.records import AuditEntry
+from scheduler.ledger.records import Act, AuditEntry
 from scheduler.ledger.store import Store, aware
 
 
 class AuditStore(Store):
     """Writes and reads the audit log."""
 
-    def record_act(
-        self,
-        actor: str,
-        action: str,
-        target: str,
-        input: dict[str, Any] | None,
-        *,
-        ok: bool,
-        result: str,
-        now: datetime,
-    ) -> AuditEntry:
-        """Write one act to the audit log (secrets in it masked)."""
+    def record_act(self, act: Act, *, ok: bool, result: str, now: datetime) -> AuditEntry:
+        """Write one act and its outcome to the audit log (secrets in it masked)."""
         with self._transaction(writing=True) as session:
-            return write_act(
-                session, actor, action, target, input, ok=ok, result=result, now=aware("now", now)
-            )
+            return write_act(session, act, ok=ok, result=result, now=aware("now", now))
 
     def audit_log(
         self, *, since: datetime | None = None, limit: int | None = None
@@ -50,24 +37,14 @@ class AuditStore(Store):
             return [to_record(AuditEntry, row) for row in session.scalars(query)]
 
 
-def write_act(
-    session: Session,
-    actor: str,
-    action: str,
-    target: str,
-    input: dict[str, Any] | None,
-    *,
-    ok: bool,
-    result: str,
-    now: datetime,
-) -> AuditEntry:
+def write_act(session: Session, act: Act, *, ok: bool, result: str, now: datetime) -> AuditEntry:
     """`AuditStore.record_act` inside the caller's transaction (say, the pause it audits)."""
     row = AuditRow(
         at=now,
-        actor=actor,
-        action=action,
-        target=target,
-        input=scrub_data(input),
+        actor=act.actor,
+        action=act.action,
+        target=act.target,
+        input=scrub_data(act.input),
         ok=ok,
         result=scrub(result),
     )

@@ -12,7 +12,7 @@ from scheduler.common.redaction import scrub
 from scheduler.ledger.audit import write_act
 from scheduler.ledger.mapping import to_record
 from scheduler.ledger.models import ACTIVE_PAUSE_PREDICATE, PauseRow
-from scheduler.ledger.records import Pause
+from scheduler.ledger.records import Act, Pause
 from scheduler.ledger.store import Store, aware, upsert
 
 
@@ -26,10 +26,11 @@ class PauseStore(Store):
         *,
         reason: str,
         until: datetime | None,
-        actor: str,
+        act: Act,
         now: datetime,
     ) -> Pause:
-        """Pause `job` of `project` (None: the whole project) from `now`, and audit it.
+        """Pause `job` of `project` (None: the whole project) from `now` for `act`, and audit
+        the act in the same transaction.
 
         Pausing what is paused already replaces its reason and `until`.
         """
@@ -47,7 +48,7 @@ class PauseStore(Store):
             values = {
                 "reason": scrub(reason),
                 "until": until,
-                "paused_by": actor,
+                "paused_by": act.actor,
                 "paused_at": now,
             }
             statement = upsert(session, PauseRow).values(**target, **values)
@@ -60,21 +61,12 @@ class PauseStore(Store):
             )
             row = session.scalars(select(PauseRow).where(*_pause_of(**target))).one()
             paused = _pause(row)
-            write_act(
-                session,
-                actor,
-                "pause",
-                _target(project, job),
-                {"reason": paused.reason, "until": until.isoformat() if until else None},
-                ok=True,
-                result=paused.describe(),
-                now=now,
-            )
+            write_act(session, act, ok=True, result=paused.describe(), now=now)
             return paused
 
-    def resume(self, project: str, job: str | None, *, actor: str, now: datetime) -> Pause | None:
-        """End the pause of `job` (None: of the project), and audit it; None if none was in
-        force (the audit log says so too)."""
+    def resume(self, project: str, job: str | None, *, act: Act, now: datetime) -> Pause | None:
+        """End the pause of `job` (None: of the project) for `act`, and audit the act in the
+        same transaction; None if none was in force (the audit log says so too)."""
         now = aware("now", now)
         with self._transaction(writing=True) as session:
             row = session.scalars(
@@ -83,20 +75,12 @@ class PauseStore(Store):
                     *_pause_of(project, job or ""),
                     or_(PauseRow.until.is_(None), PauseRow.until > now),
                 )
-                .values(resumed_by=actor, resumed_at=now)
+                .values(resumed_by=act.actor, resumed_at=now)
                 .returning(PauseRow)
             ).one_or_none()
             resumed = _pause(row) if row is not None else None
-            write_act(
-                session,
-                actor,
-                "resume",
-                _target(project, job),
-                None,
-                ok=resumed is not None,
-                result="resumed" if resumed is not None else "was not paused",
-                now=now,
-            )
+            result = "resumed" if resumed is not None else "was not paused"
+            write_act(session, act, ok=resumed is not None, result=result, now=now)
             return resumed
 
     def pauses(self, *, project: str | None = None, at: datetime | None = None) -> list[Pause]:
@@ -123,7 +107,3 @@ def _pause(row: PauseRow) -> Pause:
 def _pause_of(project: str, job: str) -> tuple[ColumnElement[bool], ...]:
     """The conditions that find the pause of a target that is not resumed."""
     return (PauseRow.project == project, PauseRow.job == job, PauseRow.resumed_at.is_(None))
-
-
-def _target(project: str, job: str | None) -> str:
-    return project if job is None else f"{project}/{job}"

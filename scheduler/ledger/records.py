@@ -306,6 +306,17 @@ class Pause:
 
 
 @dataclass(frozen=True)
+class Act:
+    """An act of a person or a script as the audit log keeps it: who, what, on what, with
+    which input (its outcome is written with it)."""
+
+    actor: str
+    action: str
+    target: str
+    input: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     """One act of a person or a script: who, what, on what, with which input, and the result."""
 

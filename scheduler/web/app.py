@@ -1,54 +1,64 @@
 """The API's routes: read projects, their jobs, fires and the audit log; fire a job, trigger an
-action, fire a hook, start an expiry remediation, pause and resume.
+action, fire a hook, start an expiry remediation, pause and resume. Each parses, calls one
+operation and answers with its model.
 
-Every error is JSON `{error, message}` with a fitting status, never a stack trace; every act is
-written to the audit log under the token's name. Every body, answers and errors alike, is one
-`MaskedJSONResponse`, which masks secrets as the log does.
+Every error is JSON `{error, message}` with the status its category maps to, never a stack
+trace. Every body, answers and errors alike, is one `MaskedJSONResponse`, which masks secrets as
+the log does.
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from scheduler import __version__, acts
-from scheduler.actions.triggering import TriggerError
+from scheduler import __version__
 from scheduler.common.redaction import scrub_data
-from scheduler.engine import Engine
-from scheduler.engine.overview import JobOverview
+from scheduler.config.model import ApiSettings
+from scheduler.errors import Category, SchedulerError
 from scheduler.hooks.definitions import HookKey
-from scheduler.hooks.payloads import UncheckablePayloadError
-from scheduler.hooks.service import PayloadRejectedError
-from scheduler.ledger import FireState, Pause
-from scheduler.outcomes import (
-    FireError,
-    FireTooSoonError,
-    RepositoryUnreachableError,
-    UnknownTargetError,
+from scheduler.ledger import FireState
+from scheduler.operations.acts import Operations
+from scheduler.operations.models import (
+    ActionOut,
+    AuditOut,
+    FireDetail,
+    FiredOut,
+    FireOut,
+    HookFiredOut,
+    PauseOut,
+    ProjectJobsOut,
+    ProjectOut,
+    RemediationOut,
+    ResumedOut,
 )
-from scheduler.taskcluster import TaskclusterError
-from scheduler.web.auth import (
-    ForbiddenError,
-    Principal,
-    UnauthorizedError,
-    authenticate,
-    require,
-)
-
-if TYPE_CHECKING:  # the service serves this API
-    from scheduler.service import Notifier
+from scheduler.web.auth import Principal, authenticate, require
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 # Ids are the ledger's 64-bit keys.
 FireId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
+
+# The status of each category of error: the one table the API answers errors by.
+STATUS: dict[Category, int] = {
+    Category.INVALID: 400,
+    Category.NOT_CONFIGURED: 404,
+    Category.NOT_FOUND: 404,
+    Category.REFUSED: 400,
+    Category.CONFLICT: 409,
+    Category.REJECTED: 422,
+    Category.TOO_SOON: 429,
+    Category.REFUSED_UPSTREAM: 502,
+    Category.UNAVAILABLE: 503,
+    Category.UNAUTHORIZED: 401,
+    Category.FORBIDDEN: 403,
+}
 
 
 class MaskedJSONResponse(JSONResponse):
@@ -57,16 +67,6 @@ class MaskedJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return super().render(scrub_data(content))
-
-
-class ApiError(Exception):
-    """A failure this module names itself; the acts' own errors have handlers below."""
-
-    def __init__(self, status: int, error: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error = error
-        self.message = message
 
 
 class ErrorBody(BaseModel):
@@ -105,123 +105,8 @@ class RemediateBody(BaseModel):
     dry_run: bool = Field(default=False, description="Say what would be rebuilt; trigger nothing.")
 
 
-class FireOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    project: str
-    job: str
-    slot: datetime
-    kind: str
-    state: str
-    task_id: str | None
-    revision: str | None
-    error: str | None
-    finished_at: datetime | None
-
-
-class FireDetail(FireOut):
-    details: dict[str, Any] | None = Field(description="The rendered task, or hook payload.")
-
-
-class FiredOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    project: str
-    job: str
-    state: str | None
-    task_id: str | None
-    error: str | None
-    details: dict[str, Any] | None = Field(description="The rendered task, or hook payload.")
-
-
-class ActionOut(BaseModel):
-    action: str
-    hook_group_id: str
-    hook_id: str
-    decision_task_id: str
-    payload: dict[str, Any]
-    task_id: str | None = Field(description="The action task; null in a dry run.")
-    dry_run: bool
-
-
-class HookFiredOut(BaseModel):
-    hook_group_id: str
-    hook_id: str
-    task_id: str | None = Field(description="Null in a dry run, or if the hook made no task.")
-    dry_run: bool
-
-
-class ExpiryEventOut(BaseModel):
-    kind: str
-    message: str
-    at_risk: int = Field(description="How many cached tasks are expiring or expired.")
-    task_group_id: str | None = Field(description="The rebuild's task group, once started.")
-
-
-class RemediationOut(BaseModel):
-    project: str
-    events: list[ExpiryEventOut] = Field(description="Empty: nothing at risk, nothing running.")
-
-
-class PauseOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    project: str
-    job: str | None
-    reason: str
-    until: datetime | None
-    paused_by: str
-    paused_at: datetime
-
-
-class ResumedOut(BaseModel):
-    resumed: bool
-
-
-class ProjectOut(BaseModel):
-    name: str
-    repository: str
-    branch: str
-    paused: list[PauseOut]
-
-
-class JobOut(BaseModel):
-    name: str
-    kind: str = Field(description="decision-task or trigger-action.")
-    target: str = Field(description="The target-tasks-method, or the action's name.")
-    schedule: str = Field(description="When it fires on this project, in words (UTC).")
-    crontab: str | None = Field(description="The same as a crontab, when one can say it.")
-    runs_on_project: bool = Field(description="False: run-on-projects leaves this project out.")
-    problem: str | None = Field(description="Why the job has no schedule on this project.")
-    next_fires: list[datetime]
-    last_fire: FireOut | None
-    paused: PauseOut | None = Field(description="The pause holding it (its own or the project's).")
-
-
-class ProjectJobsOut(BaseModel):
-    project: str
-    revision: str = Field(description="The branch head whose .cron.yml this is.")
-    paused: PauseOut | None = Field(description="A pause of the whole project.")
-    jobs: list[JobOut]
-    problems: list[str] = Field(description="The .cron.yml errors that left jobs out.")
-
-
-class AuditOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    target: str
-    input: dict[str, Any] | None
-    ok: bool
-    result: str
-
-
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (400, 401, 403, 404, 422, 429, 502)
+    status: {"model": ErrorBody} for status in (400, 401, 403, 404, 422, 429, 502, 503)
 }
 # Taskcluster's own patterns for hook names.
 HookGroupId = Annotated[str, PathParameter(pattern=r"^[a-zA-Z0-9-_]{1,1000}$")]
@@ -229,9 +114,8 @@ HookId = Annotated[str, PathParameter(pattern=r"^[a-zA-Z0-9-_/]{1,1000}$")]
 Upcoming = Annotated[int, Query(ge=0, le=100, description="How many next fires per job.")]
 
 
-def create_app(engine: Engine, notifier: Notifier | None = None) -> FastAPI:
-    """The API of a service whose engine (and ledger) is `engine`; what it starts by hand is
-    reported through `notifier` (None: not reported, as in a bare engine)."""
+def create_app(operations: Operations, settings: ApiSettings) -> FastAPI:
+    """The API of a service whose acts and reads are `operations`, served as `settings` say."""
     app = FastAPI(
         title="tc-scheduler",
         version=__version__,
@@ -240,8 +124,8 @@ def create_app(engine: Engine, notifier: Notifier | None = None) -> FastAPI:
         redoc_url=None,
         default_response_class=MaskedJSONResponse,
     )
-    app.state.engine = engine
-    app.state.notifier = notifier
+    app.state.operations = operations
+    app.state.settings = settings
     _handle_errors(app)
     app.include_router(health)
     app.include_router(api)
@@ -251,52 +135,14 @@ def create_app(engine: Engine, notifier: Notifier | None = None) -> FastAPI:
 def _handle_errors(app: FastAPI) -> None:
     """Every failure as `{error, message}`; a bug as a 500 that shows nothing of it."""
 
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        return _error(error.status, error.error, error.message)
-
-    @app.exception_handler(UnauthorizedError)
-    async def unauthorized(request: Request, error: UnauthorizedError) -> JSONResponse:
-        response = _error(401, "unauthorized", str(error))
-        response.headers["WWW-Authenticate"] = "Bearer"
-        return response
-
-    @app.exception_handler(ForbiddenError)
-    async def forbidden(request: Request, error: ForbiddenError) -> JSONResponse:
-        return _error(403, "forbidden", str(error))
-
-    @app.exception_handler(FireError)
-    async def cannot_fire(request: Request, error: FireError) -> JSONResponse:
-        if isinstance(error, FireTooSoonError):
-            response = _error(429, "too-soon", str(error))
+    @app.exception_handler(SchedulerError)
+    async def failed(request: Request, error: SchedulerError) -> JSONResponse:
+        response = _error(STATUS[error.category], error.error_code, error.describe())
+        if error.retry_after is not None:
             response.headers["Retry-After"] = str(int(error.retry_after.total_seconds()) + 1)
-            return response
-        if isinstance(error, UnknownTargetError):
-            return _error(404, "not-found", str(error))
-        if isinstance(error, RepositoryUnreachableError):
-            return _error(502, "repository-unreachable", str(error))
-        return _error(400, "cannot-fire", str(error))
-
-    @app.exception_handler(TriggerError)
-    async def cannot_trigger(request: Request, error: TriggerError) -> JSONResponse:
-        if error.upstream:
-            return _error(502, "taskcluster-error", str(error))
-        return _error(400, "cannot-trigger", str(error))
-
-    @app.exception_handler(PayloadRejectedError)
-    async def payload_rejected(request: Request, error: PayloadRejectedError) -> JSONResponse:
-        problems = "; ".join(map(str, error.problems))
-        return _error(422, "payload-rejected", f"{error}: {problems}")
-
-    @app.exception_handler(UncheckablePayloadError)
-    async def uncheckable(request: Request, error: UncheckablePayloadError) -> JSONResponse:
-        return _error(422, "uncheckable-payload", str(error))
-
-    @app.exception_handler(TaskclusterError)
-    async def taskcluster_failed(request: Request, error: TaskclusterError) -> JSONResponse:
-        if error.status == 404:
-            return _error(404, "not-found", error.message)
-        return _error(502, "taskcluster-error", error.message)
+        if error.category is Category.UNAUTHORIZED:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -318,27 +164,33 @@ def _handle_errors(app: FastAPI) -> None:
 # -- who is asking ------------------------------------------------------------------------------
 
 
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
+def _operations(request: Request) -> Operations:
+    operations: Operations = request.app.state.operations
+    return operations
 
 
-EngineDep = Annotated[Engine, Depends(_engine)]
+def _settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
+Ops = Annotated[Operations, Depends(_operations)]
+Settings = Annotated[ApiSettings, Depends(_settings)]
 
 
 def _principal(
-    engine: EngineDep, authorization: Annotated[str | None, Header()] = None
+    settings: Settings, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
-    return authenticate(engine.config.api, authorization)
+    return authenticate(settings, authorization)
 
 
-def _reader(engine: EngineDep, who: Annotated[Principal, Depends(_principal)]) -> Principal:
-    require(engine.config.api, who, acting=False)
+def _reader(settings: Settings, who: Annotated[Principal, Depends(_principal)]) -> Principal:
+    require(settings, who, acting=False)
     return who
 
 
-def _operator(engine: EngineDep, who: Annotated[Principal, Depends(_principal)]) -> Principal:
-    require(engine.config.api, who, acting=True)
+def _operator(settings: Settings, who: Annotated[Principal, Depends(_principal)]) -> Principal:
+    require(settings, who, acting=True)
     return who
 
 
@@ -357,31 +209,19 @@ async def livez() -> dict[str, str]:
 
 
 @health.get("/readyz")
-async def readyz(engine: EngineDep) -> JSONResponse:
-    try:
-        await asyncio.to_thread(engine.ledger.audit_log, limit=1)
-    except Exception:
-        return _error(503, "not-ready", "the ledger does not answer")
-    return MaskedJSONResponse({"status": "ok"})
+async def readyz(ops: Ops) -> dict[str, str]:
+    await ops.ledger.ready()
+    return {"status": "ok"}
 
 
 @api.get("/projects")
-async def projects(engine: EngineDep, who: Reader) -> list[ProjectOut]:
-    pauses = await asyncio.to_thread(engine.ledger.pauses, at=engine.clock())
-    return [
-        ProjectOut(
-            name=p.name,
-            repository=p.repository,
-            branch=p.branch,
-            paused=[PauseOut.model_validate(x) for x in pauses if x.project == p.name],
-        )
-        for p in engine.config.projects
-    ]
+async def projects(ops: Ops, who: Reader) -> list[ProjectOut]:
+    return await ops.ledger.project_list()
 
 
 @api.get("/fires")
 async def fires(
-    engine: EngineDep,
+    ops: Ops,
     who: Reader,
     project: str | None = None,
     job: str | None = None,
@@ -392,8 +232,7 @@ async def fires(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[FireOut]:
     """Fires, newest slot first; page with `offset` and `limit`."""
-    found = await asyncio.to_thread(
-        engine.ledger.fires,
+    return await ops.ledger.history(
         project=project,
         job=job,
         state=state,
@@ -402,171 +241,82 @@ async def fires(
         limit=limit,
         offset=offset,
     )
-    return [FireOut.model_validate(f) for f in found]
 
 
 @api.get("/fires/{fire_id}")
-async def fire(engine: EngineDep, who: Reader, fire_id: FireId) -> FireDetail:
-    found = await asyncio.to_thread(engine.ledger.fire_by_id, fire_id)
-    if found is None:
-        raise ApiError(404, "not-found", f"no fire {fire_id}")
-    return FireDetail.model_validate(found)
+async def fire(ops: Ops, who: Reader, fire_id: FireId) -> FireDetail:
+    return await ops.ledger.fire(fire_id)
 
 
 @api.get("/audit")
 async def audit(
-    engine: EngineDep, who: Reader, since: datetime | None = None, limit: Limit = 100
+    ops: Ops, who: Reader, since: datetime | None = None, limit: Limit = 100
 ) -> list[AuditOut]:
-    entries = await asyncio.to_thread(engine.ledger.audit_log, since=since, limit=limit)
-    return [AuditOut.model_validate(e) for e in entries]
+    return await ops.ledger.audit(since=since, limit=limit)
 
 
 @api.get("/projects/{project}/jobs")
-async def jobs(
-    engine: EngineDep, who: Reader, project: str, upcoming: Upcoming = 3
-) -> ProjectJobsOut:
+async def jobs(ops: Ops, who: Reader, project: str, upcoming: Upcoming = 3) -> ProjectJobsOut:
     """The project's jobs as its `.cron.yml` has them now: when each fires here, what it did
-    last, and what pause holds it."""
-    overview = await engine.overview(project, upcoming=upcoming)
-    return ProjectJobsOut(
-        project=overview.project.name,
-        revision=overview.revision,
-        paused=_pause_out(overview.pause),
-        jobs=[_job_out(job) for job in overview.jobs],
-        problems=list(overview.problems),
-    )
+    last, and what pause holds it (the same as `tc-scheduler jobs --json`)."""
+    return await ops.jobs(project, upcoming=upcoming)
 
 
 @api.post("/projects/{project}/jobs/{job}/fire")
-async def fire_now(
-    engine: EngineDep, who: Operator, project: str, job: str, body: FireBody
-) -> FiredOut:
-    """Fire a job now, whatever its schedule says: the same path as `tc-scheduler fire`."""
-    result = await acts.fire_job(
-        engine, _actor(who), project, job, body.input, dry_run=body.dry_run
-    )
-    return FiredOut.model_validate(result)
+async def fire_now(ops: Ops, who: Operator, project: str, job: str, body: FireBody) -> FiredOut:
+    """Fire a job now, whatever its schedule says: the same path as `tc-scheduler fire`. A
+    fire Taskcluster refuses is a 502 (it is in the fires, with its error)."""
+    return await ops.fire_job(_actor(who), project, job, body.input, dry_run=body.dry_run)
 
 
 @api.post("/projects/{project}/actions/{action}")
 async def run_action(
-    engine: EngineDep, who: Operator, project: str, action: str, body: ActionBody
+    ops: Ops, who: Operator, project: str, action: str, body: ActionBody
 ) -> ActionOut:
     """Trigger an action of the project's decision task by name, as Treeherder's menu does:
     the same path as `tc-scheduler action`. Every call triggers it once more."""
-    triggered = await acts.run_action(
-        engine,
-        _actor(who),
-        project,
-        action,
-        body.input,
-        revision=body.revision,
-        dry_run=body.dry_run,
-    )
-    trigger = triggered.trigger
-    return ActionOut(
-        action=trigger.action_name,
-        hook_group_id=trigger.hook_group_id,
-        hook_id=trigger.hook_id,
-        decision_task_id=triggered.decision_task_id,
-        payload=trigger.payload,
-        task_id=triggered.task_id,
-        dry_run=triggered.dry_run,
+    return await ops.run_action(
+        _actor(who), project, action, body.input, revision=body.revision, dry_run=body.dry_run
     )
 
 
 @api.post("/hooks/{hook_group_id}/{hook_id:path}/fire")
 async def fire_hook(
-    engine: EngineDep,
-    who: Operator,
-    hook_group_id: HookGroupId,
-    hook_id: HookId,
-    body: HookFireBody,
+    ops: Ops, who: Operator, hook_group_id: HookGroupId, hook_id: HookId, body: HookFireBody
 ) -> HookFiredOut:
     """Fire any hook of the deployment, managed here or not; the payload is checked against
     the hook's triggerSchema before anything is triggered."""
     key = HookKey(hook_group_id, hook_id)
-    fired = await acts.fire_any_hook(engine, _actor(who), key, body.payload, dry_run=body.dry_run)
-    return HookFiredOut(
-        hook_group_id=hook_group_id, hook_id=hook_id, task_id=fired.task_id, dry_run=fired.dry_run
-    )
+    return await ops.fire_hook(_actor(who), key, body.payload, dry_run=body.dry_run)
 
 
 @api.post("/projects/{project}/expiry/remediate")
-async def remediate(
-    request: Request, engine: EngineDep, who: Operator, project: str, body: RemediateBody
-) -> RemediationOut:
+async def remediate(ops: Ops, who: Operator, project: str, body: RemediateBody) -> RemediationOut:
     """Scan the project's cached tasks now and rebuild what is expiring (or follow the rebuild
     that runs); answers when the scan is done."""
-    notifier: Notifier | None = request.app.state.notifier
-    events = await acts.remediate(engine, notifier, _actor(who), project, dry_run=body.dry_run)
-    return RemediationOut(
-        project=project,
-        events=[
-            ExpiryEventOut(
-                kind=event.kind,
-                message=event.message,
-                at_risk=len(event.at_risk),
-                task_group_id=event.task_group_id,
-            )
-            for event in events
-        ],
-    )
+    return await ops.remediate(_actor(who), project, dry_run=body.dry_run)
 
 
 @api.post("/projects/{project}/pause")
-async def pause_project(
-    engine: EngineDep, who: Operator, project: str, body: PauseBody
-) -> PauseOut:
+async def pause_project(ops: Ops, who: Operator, project: str, body: PauseBody) -> PauseOut:
     """Hold every job of the project from firing until resumed (or `until`)."""
-    return await _pause_target(engine, who, project, None, body)
+    return await ops.ledger.pause(_actor(who), project, None, reason=body.reason, until=body.until)
 
 
 @api.delete("/projects/{project}/pause")
-async def resume_project(engine: EngineDep, who: Operator, project: str) -> ResumedOut:
-    return await _resume_target(engine, who, project, None)
+async def resume_project(ops: Ops, who: Operator, project: str) -> ResumedOut:
+    return await ops.ledger.resume(_actor(who), project, None)
 
 
 @api.post("/projects/{project}/jobs/{job}/pause")
-async def pause_job(
-    engine: EngineDep, who: Operator, project: str, job: str, body: PauseBody
-) -> PauseOut:
+async def pause_job(ops: Ops, who: Operator, project: str, job: str, body: PauseBody) -> PauseOut:
     """Hold the job from firing until resumed (or `until`)."""
-    return await _pause_target(engine, who, project, job, body)
+    return await ops.ledger.pause(_actor(who), project, job, reason=body.reason, until=body.until)
 
 
 @api.delete("/projects/{project}/jobs/{job}/pause")
-async def resume_job(engine: EngineDep, who: Operator, project: str, job: str) -> ResumedOut:
-    return await _resume_target(engine, who, project, job)
-
-
-async def _pause_target(
-    engine: Engine, who: Principal, project: str, job: str | None, body: PauseBody
-) -> PauseOut:
-    engine.project(project)
-    try:
-        paused = await asyncio.to_thread(
-            engine.ledger.pause,
-            project,
-            job,
-            reason=body.reason,
-            until=body.until,
-            actor=_actor(who),
-            now=engine.clock(),
-        )
-    except ValueError as error:
-        raise ApiError(400, "invalid-pause", str(error)) from None
-    return PauseOut.model_validate(paused)
-
-
-async def _resume_target(
-    engine: Engine, who: Principal, project: str, job: str | None
-) -> ResumedOut:
-    engine.project(project)
-    resumed = await asyncio.to_thread(
-        engine.ledger.resume, project, job, actor=_actor(who), now=engine.clock()
-    )
-    return ResumedOut(resumed=resumed is not None)
+async def resume_job(ops: Ops, who: Operator, project: str, job: str) -> ResumedOut:
+    return await ops.ledger.resume(_actor(who), project, job)
 
 
 def _error(status: int, error: str, message: str) -> JSONResponse:
@@ -576,22 +326,3 @@ def _error(status: int, error: str, message: str) -> JSONResponse:
 def _actor(who: Principal) -> str:
     """Who acts, in the audit log: the token's name, never the token."""
     return f"{who.name} (api)"
-
-
-def _pause_out(pause: Pause | None) -> PauseOut | None:
-    return None if pause is None else PauseOut.model_validate(pause)
-
-
-def _job_out(job: JobOverview) -> JobOut:
-    return JobOut(
-        name=job.job.name,
-        kind=job.job.kind.type,
-        target=job.job.kind.target,
-        schedule=job.schedule,
-        crontab=job.crontab,
-        runs_on_project=job.runs_on_project,
-        problem=job.problem,
-        next_fires=list(job.next_fires),
-        last_fire=None if job.last_fire is None else FireOut.model_validate(job.last_fire),
-        paused=_pause_out(job.pause),
-    )

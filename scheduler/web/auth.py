@@ -10,6 +10,7 @@ import hmac
 from dataclasses import dataclass
 
 from scheduler.config.model import ApiRole, ApiSettings
+from scheduler.errors import Category, SchedulerError
 
 # Who reads without a token, when the configuration makes reads public.
 ANONYMOUS = "anonymous"
@@ -21,12 +22,18 @@ class Principal:
     role: ApiRole | None  # None: anonymous, allowed to read only if reads are public
 
 
-class UnauthorizedError(Exception):
+class UnauthorizedError(SchedulerError):
     """No token, or one nobody knows: 401."""
 
+    category = Category.UNAUTHORIZED
+    error_code = "unauthorized"
 
-class ForbiddenError(Exception):
+
+class ForbiddenError(SchedulerError):
     """A known token whose role does not allow this: 403."""
+
+    category = Category.FORBIDDEN
+    error_code = "forbidden"
 
 
 def hash_token(token: str) -> str:

@@ -7,30 +7,27 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import TYPE_CHECKING
 
 import structlog
 import uvicorn
 
-from scheduler.engine import Engine
+from scheduler.config.model import ApiSettings
+from scheduler.operations.acts import Operations
 from scheduler.web.app import create_app
-
-if TYPE_CHECKING:  # the service starts this server
-    from scheduler.service import Notifier
 
 log = structlog.get_logger("tc_scheduler.web")
 
 
 class ApiServer:
-    def __init__(self, engine: Engine, notifier: Notifier | None = None) -> None:
-        self._engine = engine
-        self._notifier = notifier
+    def __init__(self, operations: Operations, settings: ApiSettings) -> None:
+        self._operations = operations
+        self._settings = settings
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.url: str | None = None  # once serving: the port is known only then (0 picks one)
 
     def start(self) -> None:
-        settings = self._engine.config.api
+        settings = self._settings
         if not settings.enabled:
             return
         try:
@@ -45,7 +42,7 @@ class ApiServer:
         host, port = sock.getsockname()[:2]
         self.url = f"http://{host}:{port}"
         config = uvicorn.Config(
-            create_app(self._engine, self._notifier),
+            create_app(self._operations, settings),
             log_config=None,
             access_log=False,
             lifespan="off",

@@ -1,7 +1,6 @@
-"""What every `tc-scheduler` command shares: option parsing callbacks and its one way out.
-
-Commands print only through `echo`, `echo_json`, `echo_yaml` and `console`, which mask secrets
-as the log does (ruff bans `click.echo` and `rich.console.Console` everywhere else).
+"""How every `tc-scheduler` command parses times and JSON options and prints: `echo`,
+`echo_json`, `echo_model`, `echo_yaml` and `console`, which mask secrets as the log does (ruff
+bans `click.echo` and `rich.console.Console` everywhere else).
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from typing import Any
 
 import click
 import yaml
+from pydantic import BaseModel
 from rich.console import Console
 from rich.text import Text
 
@@ -53,6 +53,14 @@ def echo_json(value: Any, *, sort_keys: bool = False) -> None:
     """Print `value` as indented JSON, masked before it is serialized: escaping would hide a
     secret with quotes or non-ASCII characters from a scrub of the text."""
     click.echo(json.dumps(scrub_data(value), indent=2, sort_keys=sort_keys))
+
+
+def echo_model(value: BaseModel | list[Any]) -> None:
+    """Print an operation's answer (a model, or a list of them) as the API's JSON shows it."""
+    if isinstance(value, BaseModel):
+        echo_json(value.model_dump(mode="json"))
+    else:
+        echo_json([item.model_dump(mode="json") for item in value])
 
 
 def echo_yaml(value: Any) -> None:

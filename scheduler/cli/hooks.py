@@ -1,14 +1,13 @@
 """The `tc-scheduler hooks` commands: check, list, diff and apply the hooks folder; fire a hook.
 
-The Taskcluster calls live here; what the folder declares and how it differs is in hooks/.
+What the folder declares and how it differs is in scheduler/hooks/; the calls are
+operations (scheduler/operations/hooks.py, and `Operations.fire_hook`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections import Counter
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +15,22 @@ import click
 from rich import box
 from rich.table import Table
 
-from scheduler import acts, service
-from scheduler.cli_support import console, echo, echo_json, json_object
-from scheduler.commands import actor, audit_act, clock, config_option, fail, load
+from scheduler.cli.output import console, echo, echo_json, echo_model, json_object
+from scheduler.cli.setup import actor, carry_out, clock, config_option, fail, load, operations
 from scheduler.common import logs
 from scheduler.config.model import Config
-from scheduler.hooks.changes import ABSENT, Change, FieldChange, HookPlan, plan
+from scheduler.hooks.changes import Change, HookPlan
 from scheduler.hooks.definitions import HookFolder, HookKey
 from scheduler.hooks.folder import load_folder
-from scheduler.hooks.payloads import UncheckablePayloadError
-from scheduler.hooks.service import (
-    Applied,
-    Fired,
-    PayloadRejectedError,
-    apply_plan,
-    deployed_hooks,
+from scheduler.hooks.service import PayloadRejectedError
+from scheduler.operations.hooks import (
+    applied_out,
+    applied_outcome,
+    apply_hooks,
+    hook_plans,
+    plan_out,
 )
-from scheduler.taskcluster import Clients, TaskclusterError, connect
+from scheduler.operations.models import HookFiredOut
 
 _hooks_dir_option = click.option(
     "--hooks-dir",
@@ -93,7 +91,7 @@ def hooks_list(hooks_dir: Path, config_path: Path | None, as_json: bool) -> None
     folder = _load_folder(hooks_dir)
     plans = _plan(load(config_path), folder)
     if as_json:
-        echo_json([_plan_json(p) for p in plans])
+        echo_model([plan_out(p) for p in plans])
         return
     table = Table(title=f"Hooks of {hooks_dir}", box=box.SIMPLE, title_justify="left")
     for column in ("hook", "state", "file"):
@@ -113,7 +111,7 @@ def hooks_diff(hooks_dir: Path, config_path: Path | None, as_json: bool) -> None
     folder = _load_folder(hooks_dir)
     plans = _plan(load(config_path), folder)
     if as_json:
-        echo_json([_plan_json(p) for p in plans])
+        echo_model([plan_out(p) for p in plans])
         return
     for planned in plans:
         _echo_plan(planned, _would(planned, prune=None))
@@ -129,7 +127,10 @@ def hooks_diff(hooks_dir: Path, config_path: Path | None, as_json: bool) -> None
     help="Also remove the hooks of the managed groups that no file declares.",
 )
 @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
-def hooks_apply(hooks_dir: Path, config_path: Path | None, prune: bool, dry_run: bool) -> None:
+@_json_option
+def hooks_apply(
+    hooks_dir: Path, config_path: Path | None, prune: bool, dry_run: bool, as_json: bool
+) -> None:
     """Create and update hooks until the Hooks service matches the folder.
 
     Every file is validated first: if any is invalid, nothing is sent. Hooks no file declares
@@ -141,30 +142,30 @@ def hooks_apply(hooks_dir: Path, config_path: Path | None, prune: bool, dry_run:
         echo("dry run: the configuration is dry-run, so nothing is changed", err=True)
     dry_run = dry_run or config.dry_run
     logs.configure(level="warning")
-    act = {"prune": prune, "dry_run": dry_run}
-
-    async def apply() -> list[Applied]:
-        async with _connect(config) as clients:
-            plans = plan(folder, await deployed_hooks(clients, folder.groups))
-            if dry_run:
-                return [Applied(p, _would(p, prune=prune)) for p in plans]
-            return await apply_plan(clients, plans, prune=prune)
-
-    try:
-        results = asyncio.run(apply())
-    except TaskclusterError as error:
-        audit_act(config, "hooks-apply", str(hooks_dir), act, ok=False, result=error.message)
-        fail(error.message)
-    for applied in results:
-        _echo_plan(applied.plan, applied.outcome, applied.error)
-    failed = sum(applied.error is not None for applied in results)
-    counts = Counter(applied.outcome for applied in results if applied.error is None)
-    result = ", ".join(f"{outcome} {count}" for outcome, count in sorted(counts.items()))
-    if failed:
-        result += f"; {_count(failed, 'hook')} failed"
-    audit_act(config, "hooks-apply", str(hooks_dir), act, ok=not failed, result=result or "nothing")
-    echo(f"{'dry run, nothing changed: ' if dry_run else ''}{result or 'no hooks'}", err=True)
-    if failed:
+    results = carry_out(
+        apply_hooks(
+            config,
+            clock(),
+            actor(),
+            folder,
+            str(hooks_dir),
+            prune=prune,
+            dry_run=dry_run,
+            would=lambda planned: _would(planned, prune=prune),
+        )
+    )
+    if as_json:
+        echo_model([applied_out(applied) for applied in results])
+    else:
+        for applied in results:
+            _echo_plan(applied.plan, applied.outcome, applied.error)
+    ok, said = applied_outcome(results)
+    echo(
+        f"{'dry run, nothing changed: ' if dry_run else ''}{said if results else 'no hooks'}",
+        err=True,
+    )
+    if not ok:
+        failed = sum(applied.error is not None for applied in results)
         fail(f"{_count(failed, 'hook')} could not be applied (see above)")
 
 
@@ -181,8 +182,13 @@ def hooks_apply(hooks_dir: Path, config_path: Path | None, prune: bool, dry_run:
 @click.option(
     "--dry-run", is_flag=True, help="Check the payload against the hook's schema; fire nothing."
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 def hooks_fire(
-    config_path: Path | None, hook: HookKey, payload: dict[str, Any] | None, dry_run: bool
+    config_path: Path | None,
+    hook: HookKey,
+    payload: dict[str, Any] | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Fire any hook of the deployment, declared here or not, with a checked payload.
 
@@ -193,20 +199,20 @@ def hooks_fire(
     payload = {} if payload is None else payload
     logs.configure(level="warning")
 
-    async def fire() -> Fired:
-        async with service.open_engine(config, clock=clock()) as engine:
-            return await acts.fire_any_hook(engine, actor(), hook, payload, dry_run=dry_run)
+    async def fire() -> HookFiredOut:
+        async with operations(config) as ops:
+            try:
+                return await ops.fire_hook(actor(), hook, payload, dry_run=dry_run)
+            except PayloadRejectedError as error:  # each problem on its own line
+                echo(f"error: {error}", err=True)
+                for problem in error.problems:
+                    echo(f"  {problem}", err=True)
+                sys.exit(1)
 
-    try:
-        fired = asyncio.run(fire())
-    except PayloadRejectedError as error:
-        echo(f"error: {error}", err=True)
-        for problem in error.problems:
-            echo(f"  {problem}", err=True)
-        sys.exit(1)
-    except (TaskclusterError, UncheckablePayloadError) as error:
-        fail(error.message if isinstance(error, TaskclusterError) else str(error))
-    if fired.dry_run:
+    fired = carry_out(fire())
+    if as_json:
+        echo_model(fired)
+    elif fired.dry_run:
         echo(f"dry run: the payload matches the triggerSchema of {hook}; would trigger with:")
         echo_json(payload)
     elif fired.task_id is None:
@@ -237,20 +243,7 @@ def _load_folder(directory: Path) -> HookFolder:
 
 def _plan(config: Config, folder: HookFolder) -> list[HookPlan]:
     logs.configure(level="warning")
-
-    async def fetch() -> dict[HookKey, Any]:
-        async with _connect(config) as clients:
-            return await deployed_hooks(clients, folder.groups)
-
-    try:
-        return plan(folder, asyncio.run(fetch()))
-    except TaskclusterError as error:
-        fail(error.message)
-
-
-def _connect(config: Config) -> AbstractAsyncContextManager[Clients]:
-    credentials = config.credentials.as_options() if config.credentials else None
-    return connect(config.root_url, credentials)
+    return carry_out(hook_plans(config, folder))
 
 
 _MARKS = {
@@ -315,26 +308,6 @@ def _summary(plans: list[HookPlan]) -> None:
         f"{counts[Change.UNDECLARED]} not declared",
     ]
     echo(", ".join(parts), err=True)
-
-
-def _plan_json(planned: HookPlan) -> dict[str, Any]:
-    return {
-        "hook": str(planned.key),
-        "hookGroupId": planned.key.group_id,
-        "hookId": planned.key.hook_id,
-        "change": str(planned.change),
-        "file": planned.declared.path if planned.declared else None,
-        "fields": [_change_json(change) for change in planned.fields],
-    }
-
-
-def _change_json(change: FieldChange) -> dict[str, Any]:
-    shown: dict[str, Any] = {"path": change.where}
-    if change.old is not ABSENT:
-        shown["old"] = change.old
-    if change.new is not ABSENT:
-        shown["new"] = change.new
-    return shown
 
 
 def _count(number: int, noun: str) -> str:

@@ -1,11 +1,9 @@
-"""The `tc-scheduler` command line.
-
-Exit status: 0 on success, 1 when the input has errors, 2 for a mistake in the command itself.
+"""The commands that work on files alone, without the service: `check`, `plan` and `render`
+(run by editors and CI on every change, so they load no Taskcluster client nor database).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from datetime import datetime, timedelta
@@ -16,10 +14,8 @@ import click
 from rich import box
 from rich.table import Table
 
-from scheduler import __version__
-from scheduler.cli_support import console, echo, echo_json, instant, json_object
+from scheduler.cli.output import console, echo, echo_json, instant, json_object
 from scheduler.clock import ClockSettingError, clock_from
-from scheduler.common.redaction import remember_secret_variables
 from scheduler.common.yamldoc import MAX_BYTES
 from scheduler.cron import (
     CronFile,
@@ -45,52 +41,7 @@ CRON_FILE_NAME = ".cron.yml"
 DEFAULT_PLAN_SPAN = timedelta(hours=24)
 
 
-class _Commands(click.Group):
-    """Loads the service's commands (service_cli.py) only when one of them is asked for.
-
-    They import the Taskcluster client, SQLAlchemy and git support, half a second that
-    `check`, `plan` and `render`, run by editors and CI on every change, do without.
-    """
-
-    SERVICE_COMMANDS = (
-        "action",
-        "api",
-        "audit",
-        "config",
-        "expiry",
-        "fire",
-        "history",
-        "hooks",
-        "jobs",
-        "notify",
-        "pause",
-        "preflight",
-        "resume",
-        "run",
-        "tick",
-    )
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *self.SERVICE_COMMANDS])
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.SERVICE_COMMANDS:
-            service_cli = importlib.import_module("scheduler.service_cli")
-            command: click.Command = service_cli.COMMANDS[cmd_name]
-            return command
-        return super().get_command(ctx, cmd_name)
-
-
-@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="tc-scheduler")
-def main() -> None:
-    """Run Taskcluster projects' .cron.yml jobs: check, plan and render them; run the service."""
-    # What every command prints is masked; a secret the environment holds is known to be one
-    # even by the commands that read no configuration.
-    remember_secret_variables(os.environ)
-
-
-@main.command()
+@click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option(
@@ -136,7 +87,7 @@ def check(paths: tuple[Path, ...], as_json: bool, projects: tuple[str, ...]) -> 
         sys.exit(1)
 
 
-@main.command()
+@click.command()
 @click.option(
     "--cron",
     "cron_path",
@@ -189,7 +140,7 @@ def plan(
         sys.exit(1)
 
 
-@main.command()
+@click.command()
 @click.option("--cron", "cron_path", required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--taskcluster-yml",

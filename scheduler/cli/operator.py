@@ -1,0 +1,302 @@
+"""The operator's commands: `fire`, `action`, `jobs`, `pause`, `resume`, `history` and `audit`.
+
+Each parses its arguments, calls one operation and presents its answer: a table or lines for
+people, or with `--json` the answer as the API gives it.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from scheduler.cli.output import console, echo, echo_json, echo_model, instant, json_object
+from scheduler.cli.setup import (
+    actor,
+    carry_out,
+    clock,
+    config_option,
+    ledger_url,
+    load,
+    operations,
+)
+from scheduler.cli.tables import print_fires, table
+from scheduler.common import logs
+from scheduler.cron import format_slot
+from scheduler.operations.audit import target_of
+from scheduler.operations.ledgered import open_ledger_operations
+from scheduler.operations.models import (
+    ActionOut,
+    AuditOut,
+    FiredOut,
+    FireOut,
+    PauseOut,
+    ProjectJobsOut,
+    ResumedOut,
+)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+
+
+@click.command()
+@config_option
+@click.argument("project")
+@click.argument("job")
+@click.option(
+    "--input",
+    "cron_input",
+    metavar="JSON",
+    callback=json_object,
+    help="The cron input, a JSON object.",
+)
+@click.option("--dry-run", is_flag=True, help="Render and record, but create nothing.")
+@json_option
+def fire(
+    config_path: Path | None,
+    project: str,
+    job: str,
+    cron_input: dict[str, Any] | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Run a job now, whatever its schedule says (recorded as a manual fire)."""
+    config = load(config_path)
+    logs.configure()
+
+    async def fire_now() -> FiredOut:
+        async with operations(config) as ops:
+            return await ops.fire_job(actor(), project, job, cron_input, dry_run=dry_run)
+
+    fired = carry_out(fire_now())
+    if as_json:
+        echo_model(fired)
+    else:
+        print_fires([fired], f"Manual fire of {project}/{job}")
+
+
+@click.command()
+@config_option
+@click.argument("project_name", metavar="PROJECT")
+@click.argument("action_name", metavar="NAME")
+@click.option(
+    "--input", "action_input", metavar="JSON", callback=json_object, help="The action's input."
+)
+@click.option(
+    "--revision",
+    metavar="SHA",
+    help="Use the decision task of this revision (default: the project's latest one).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Render the hook payload and print it; trigger nothing."
+)
+@json_option
+def action(
+    config_path: Path | None,
+    project_name: str,
+    action_name: str,
+    action_input: dict[str, Any] | None,
+    revision: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Trigger the action NAME of PROJECT's decision task, as Treeherder's action menu does.
+
+    The action comes from the decision task's public/actions.json; its hook is triggered with
+    the rendered payload. Each call triggers it once more: an action has no slot to dedupe on.
+    """
+    config = load(config_path)
+    logs.configure(level="warning")
+
+    async def trigger() -> ActionOut:
+        async with operations(config) as ops:
+            return await ops.run_action(
+                actor(), project_name, action_name, action_input, revision=revision, dry_run=dry_run
+            )
+
+    triggered = carry_out(trigger())
+    if as_json:
+        echo_model(triggered)
+        return
+    hook = f"{triggered.hook_group_id}/{triggered.hook_id}"
+    if triggered.dry_run:
+        echo(f"dry run: would trigger hook {hook} with:")
+        echo_json(triggered.payload)
+        return
+    echo(f"triggered {hook}: task {triggered.task_id}")
+    if triggered.task_id:
+        echo(f"{config.root_url}/tasks/{triggered.task_id}")
+
+
+@click.command()
+@config_option
+@click.argument("project_name", metavar="PROJECT")
+@click.option(
+    "--upcoming",
+    type=click.IntRange(min=0, max=100),
+    default=3,
+    show_default=True,
+    help="How many next fires to show per job.",
+)
+@json_option
+def jobs(config_path: Path | None, project_name: str, upcoming: int, as_json: bool) -> None:
+    """PROJECT's jobs at its branch head: when each fires, the next fires, the last fire, and
+    the pause holding it (the same as the API's /projects/PROJECT/jobs)."""
+    config = load(config_path)
+    logs.configure(level="warning")
+
+    async def read() -> ProjectJobsOut:
+        async with operations(config) as ops:
+            return await ops.jobs(project_name, upcoming=upcoming)
+
+    overview = carry_out(read())
+    if as_json:
+        echo_model(overview)
+        return
+    title = f"{overview.project} at {overview.revision[:12]}"
+    if overview.paused is not None:
+        title += f" (project {overview.paused.describe()})"
+    shown = table(title, "job", "schedule (UTC)", "next", "last fire", "paused")
+    for job in overview.jobs:
+        last = job.last_fire
+        shown.add_row(
+            job.name,
+            job.schedule if job.problem is None else f"{job.schedule}: {job.problem}",
+            "\n".join(format_slot(slot) for slot in job.next_fires),
+            f"{format_slot(last.slot)} {last.kind} {last.state}" if last else "",
+            job.paused.reason if job.paused else "",
+        )
+    console().print(shown)
+    for problem in overview.problems:
+        echo(problem, err=True)
+
+
+@click.command()
+@config_option
+@click.argument("project")
+@click.argument("job", required=False)
+@click.option("--reason", required=True, help="Why: shown in history, and to whoever resumes it.")
+@click.option(
+    "--until",
+    metavar="ISO8601",
+    callback=instant,
+    help="Lift the pause by itself at this time (default: until resumed).",
+)
+@json_option
+def pause(
+    config_path: Path | None,
+    project: str,
+    job: str | None,
+    reason: str,
+    until: datetime | None,
+    as_json: bool,
+) -> None:
+    """Stop JOB of PROJECT (or the whole project) from firing, without a commit.
+
+    The service sees the pause at its next slot, whichever replica runs it; the paused slots
+    are recorded as skipped, with the reason.
+    """
+    config = load(config_path)
+
+    async def hold() -> PauseOut:
+        async with open_ledger_operations(config.ledger_url, clock(), config) as ops:
+            return await ops.pause(actor(), project, job, reason=reason, until=until)
+
+    paused = carry_out(hold())
+    if as_json:
+        echo_model(paused)
+    else:
+        echo(f"{target_of(project, job)}: {paused.describe()}")
+
+
+@click.command()
+@config_option
+@click.argument("project")
+@click.argument("job", required=False)
+@json_option
+def resume(config_path: Path | None, project: str, job: str | None, as_json: bool) -> None:
+    """Let JOB of PROJECT (or the whole project) fire again from its next slot (exit 1 if it
+    was not paused)."""
+    config = load(config_path)
+
+    async def release() -> ResumedOut:
+        async with open_ledger_operations(config.ledger_url, clock(), config) as ops:
+            return await ops.resume(actor(), project, job)
+
+    resumed = carry_out(release())
+    if as_json:
+        echo_model(resumed)
+    elif resumed.lifted is not None:
+        lifted = resumed.lifted
+        echo(f"{target_of(project, job)}: resumed (paused by {lifted.paused_by}: {lifted.reason})")
+    else:
+        echo(f"{target_of(project, job)} was not paused", err=True)
+    if not as_json:
+        for held in resumed.still_paused:
+            note = f"{target_of(held.project, held.job)} is still {held.describe()}"
+            echo(f"note: {note}", err=True)
+    sys.exit(0 if resumed.resumed else 1)
+
+
+@click.command()
+@config_option
+@click.option("--project")
+@click.option("--job")
+@click.option(
+    "--since",
+    metavar="ISO8601",
+    callback=instant,
+    help="Only fires of slots at or after this time.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
+@json_option
+def history(
+    config_path: Path | None,
+    project: str | None,
+    job: str | None,
+    since: datetime | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """What the service fired, newest first (reads the ledger only: needs no credentials)."""
+
+    async def read() -> list[FireOut]:
+        async with open_ledger_operations(ledger_url(config_path), clock()) as ops:
+            return await ops.history(project=project, job=job, since=since, limit=limit)
+
+    fires = carry_out(read())
+    if as_json:
+        echo_model(fires)
+    else:
+        print_fires(fires, "Fires, newest first")
+
+
+@click.command()
+@config_option
+@click.option("--since", metavar="ISO8601", callback=instant, help="Only acts at or after this.")
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
+@json_option
+def audit(config_path: Path | None, since: datetime | None, limit: int, as_json: bool) -> None:
+    """Who did what, newest first: pauses, resumes, manual fires, actions and hook fires."""
+
+    async def read() -> list[AuditOut]:
+        async with open_ledger_operations(ledger_url(config_path), clock()) as ops:
+            return await ops.audit(since=since, limit=limit)
+
+    entries = carry_out(read())
+    if as_json:
+        echo_model(entries)
+        return
+    shown = table("Audit log, newest first", "at", "actor", "action", "target", "ok", "result")
+    for entry in entries:
+        shown.add_row(
+            entry.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            entry.actor,
+            entry.action,
+            entry.target,
+            "yes" if entry.ok else "no",
+            entry.result,
+        )
+    console().print(shown)

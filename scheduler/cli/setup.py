@@ -1,0 +1,163 @@
+"""What the service's commands share: finding the configuration, the clock, who acts, running
+one operation, and the one table that turns an error's category into an exit status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from scheduler import service
+from scheduler.cli.output import echo
+from scheduler.clock import Clock, ClockSettingError, clock_from
+from scheduler.config.errors import ConfigError, UnknownProjectError
+from scheduler.config.loading import (
+    DEFAULT_PUBLIC_URL,
+    embedded_default,
+    load_config,
+    load_ledger_url,
+    read_config,
+    read_ledger_url,
+)
+from scheduler.config.model import Config, Project
+from scheduler.errors import Category, SchedulerError
+from scheduler.operations.acts import Operations
+from scheduler.scopes import repository_path
+
+T = TypeVar("T")
+
+# The exit status of each category of error: 2 when the command line is wrong (as given, or
+# for the configuration), 1 when the act failed or what it works on has errors.
+EXIT_STATUS: dict[Category, int] = {
+    Category.INVALID: 2,
+    Category.NOT_CONFIGURED: 2,
+    Category.NOT_FOUND: 1,
+    Category.REFUSED: 1,
+    Category.REJECTED: 1,
+    Category.CONFLICT: 1,
+    Category.TOO_SOON: 1,
+    Category.REFUSED_UPSTREAM: 1,
+    Category.UNAVAILABLE: 1,
+    Category.UNAUTHORIZED: 1,
+    Category.FORBIDDEN: 1,
+}
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="TC_SCHEDULER_CONFIG",
+    help="Service configuration (default: $TC_SCHEDULER_CONFIG, else this repository on "
+    "embedded defaults).",
+)
+
+
+def load(config_path: Path | None) -> Config:
+    """The configuration, or exit 1 with its problems (or 2 when there is none to find)."""
+    try:
+        if config_path is not None:
+            return read_config(config_path)
+        root = _embedded_root()
+        default = embedded_default(root, _public_url(root))
+        return load_config(default, "<embedded default>", os.environ, base_dir=root)
+    except ConfigError as error:
+        _fail_config(error)
+
+
+def ledger_url(config_path: Path | None) -> str:
+    """Only the ledger of the configuration, for the commands that read it and nothing else:
+    no Taskcluster, Slack or Sentry settings are needed (exit 1 on a broken configuration)."""
+    try:
+        if config_path is not None:
+            return read_ledger_url(config_path)
+        root = _embedded_root()
+        default = embedded_default(root, _public_url(root))
+        return load_ledger_url(default, "<embedded default>", base_dir=root)
+    except ConfigError as error:
+        _fail_config(error)
+
+
+def _fail_config(error: ConfigError) -> NoReturn:
+    for diagnostic in error.diagnostics:
+        echo(str(diagnostic), err=True)
+    sys.exit(1)
+
+
+def _embedded_root() -> Path:
+    for directory in (Path.cwd(), *Path.cwd().parents):
+        if (directory / ".git").exists():
+            return directory
+    fail("no --config given and the current directory is not in a git repository", 2)
+
+
+def clock() -> Clock:
+    """The clock a command runs on: real time, or where `TC_SCHEDULER_NOW` moves it."""
+    try:
+        return clock_from(os.environ)
+    except ClockSettingError as error:
+        fail(str(error), 2)
+
+
+def _public_url(root: Path) -> str:
+    """The https URL of the clone's origin, which tasks name; a stand-in without one."""
+    try:
+        origin = subprocess.run(
+            ["git", "-C", str(root), "remote", "get-url", "origin"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        origin = ""
+    path = repository_path(origin)
+    return f"https://{path}" if path else DEFAULT_PUBLIC_URL
+
+
+def fail(message: str, status: int = 1) -> NoReturn:
+    echo(f"error: {message}", err=True)
+    sys.exit(status)
+
+
+def carry_out(work: Coroutine[Any, Any, T]) -> T:
+    """Run one operation; an error it raises is printed, and exits with its category's status."""
+    try:
+        return asyncio.run(work)
+    except SchedulerError as error:
+        fail(error.describe(), EXIT_STATUS[error.category])
+
+
+@asynccontextmanager
+async def operations(config: Config) -> AsyncIterator[Operations]:
+    """The operations of the service `config` describes, on the command's clock: its engine,
+    and the notifier that reports what is started by hand. Before the command exits, what it
+    started is followed one step and what is due is sent, as the service would (even when the
+    act failed: a failed fire is reported)."""
+    async with service.open_service(config, clock=clock()) as (engine, notifier):
+        try:
+            yield Operations(engine, notifier)
+        finally:
+            await notifier.round()
+
+
+def actor() -> str:
+    """Who acts from the command line: the user, on this host."""
+    return f"{getpass.getuser()}@{socket.gethostname()} (cli)"
+
+
+def known_project(config: Config, name: str) -> Project:
+    """The configured project `name`, or exit 2 naming the configured ones."""
+    try:
+        return config.require_project(name)
+    except UnknownProjectError as error:
+        fail(str(error), EXIT_STATUS[error.category])

@@ -1,0 +1,215 @@
+"""What an operator starts by hand through a running engine: fire a job, trigger an action, fire
+any hook, remediate expiry; and the jobs overview. Each act is audited, and answers a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from scheduler.actions.triggering import Triggered
+from scheduler.engine import Engine
+from scheduler.errors import Category, SchedulerError
+from scheduler.expiry.model import ExpiryEvent, ExpiryEventKind
+from scheduler.hooks.definitions import HookKey
+from scheduler.hooks.service import Fired, fire_hook, hook_fire_scopes
+from scheduler.ledger import Act, FireState
+from scheduler.operations.audit import audited, target_of
+from scheduler.operations.ledgered import LedgerOperations
+from scheduler.operations.models import (
+    ActionOut,
+    ExpiryEventOut,
+    FiredOut,
+    HookFiredOut,
+    ProjectJobsOut,
+    RemediationOut,
+)
+from scheduler.operations.overview import jobs_overview
+from scheduler.outcomes import FireResult
+from scheduler.taskcluster import TaskclusterError
+
+
+class Reporting(Protocol):
+    """What reports an act's outcome like the service's own work (the service's notifier)."""
+
+    async def expiry_scanned(self, project: str, events: Sequence[ExpiryEvent]) -> None: ...
+
+    async def round(self) -> None: ...
+
+
+class FireFailedError(SchedulerError):
+    """A manual fire was made and recorded, but Taskcluster (or the project's template) refused
+    it; `fired` is what the ledger has of it."""
+
+    category = Category.REFUSED_UPSTREAM
+    error_code = "fire-failed"
+
+    def __init__(self, message: str, fired: FiredOut) -> None:
+        super().__init__(message)
+        self.fired = fired
+
+
+@dataclass(frozen=True)
+class Operations:
+    """The operator's acts and reads of a running service: its engine, and what reports what
+    is started by hand (None: nothing is reported, as with a bare engine)."""
+
+    engine: Engine
+    reporting: Reporting | None = None
+
+    @property
+    def ledger(self) -> LedgerOperations:
+        """The operations that need only the ledger."""
+        engine = self.engine
+        return LedgerOperations(engine.ledger, engine.clock, engine.config)
+
+    async def jobs(self, project: str, *, upcoming: int = 3) -> ProjectJobsOut:
+        return await jobs_overview(self.engine, project, upcoming=upcoming)
+
+    async def fire_job(
+        self,
+        actor: str,
+        project: str,
+        job: str,
+        cron_input: Mapping[str, Any] | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> FiredOut:
+        """Fire `job` now (a manual fire). Raises FireError when it cannot even start,
+        FireFailedError when it was made and failed (it is recorded, and followed as any)."""
+        act = Act(actor, "fire", target_of(project, job), {"input": cron_input, "dry_run": dry_run})
+
+        async def fire() -> FireResult:
+            self.engine.config.require_project(project)
+            return await self.engine.fire_now(project, job, cron_input, dry_run=dry_run)
+
+        result = await audited(self.engine.ledger, self.engine.clock, act, fire, _fire_outcome)
+        fired = FiredOut.model_validate(result)
+        if result.state is FireState.FAILED:
+            raise FireFailedError(f"{project}/{job}: the fire failed: {result.error}", fired)
+        return fired
+
+    async def run_action(
+        self,
+        actor: str,
+        project: str,
+        action: str,
+        action_input: Mapping[str, Any] | None = None,
+        *,
+        revision: str | None = None,
+        dry_run: bool = False,
+    ) -> ActionOut:
+        """Trigger the project's action `action`; raises UnknownTargetError or TriggerError."""
+        given = {"input": action_input, "revision": revision, "dry_run": dry_run}
+        act = Act(actor, "action", target_of(project, action), given)
+
+        async def trigger() -> Triggered:
+            self.engine.config.require_project(project)
+            return await self.engine.run_action(
+                project, action, action_input, revision=revision, dry_run=dry_run
+            )
+
+        done = await audited(self.engine.ledger, self.engine.clock, act, trigger, _action_outcome)
+        return ActionOut(
+            action=done.trigger.action_name,
+            hook_group_id=done.trigger.hook_group_id,
+            hook_id=done.trigger.hook_id,
+            decision_task_id=done.decision_task_id,
+            payload=done.trigger.payload,
+            task_id=done.task_id,
+            dry_run=done.dry_run,
+        )
+
+    async def fire_hook(
+        self, actor: str, key: HookKey, payload: Mapping[str, Any], *, dry_run: bool = False
+    ) -> HookFiredOut:
+        """Fire the hook `key` with `payload`, checked against its triggerSchema first.
+
+        Raises PayloadRejectedError, UncheckablePayloadError or TaskclusterError.
+        """
+        engine = self.engine
+        act = Act(actor, "hook-fire", str(key), {"payload": dict(payload), "dry_run": dry_run})
+
+        async def fire() -> Fired:
+            return await fire_hook(
+                engine.clients.restricted(f"the hook fire of {key}", hook_fire_scopes(key)),
+                key,
+                dict(payload),
+                dry_run=dry_run or engine.config.dry_run,
+            )
+
+        fired = await audited(engine.ledger, engine.clock, act, fire, _hook_outcome)
+        return HookFiredOut(
+            hook_group_id=key.group_id,
+            hook_id=key.hook_id,
+            task_id=fired.task_id,
+            dry_run=fired.dry_run,
+        )
+
+    async def remediate(
+        self, actor: str, project_name: str, *, dry_run: bool = False
+    ) -> RemediationOut:
+        """Scan the project's cached tasks now and rebuild what expires (or follow the running
+        rebuild); the events are reported as a scheduled scan's are.
+
+        A scan that Taskcluster failed is reported and audited, then raised as a
+        TaskclusterError: the act could not be carried out.
+        """
+        engine = self.engine
+        act = Act(actor, "expiry-remediate", project_name, {"dry_run": dry_run})
+
+        async def scan() -> list[ExpiryEvent]:
+            project = engine.config.require_project(project_name)
+            events = await engine.check_expiry(project, dry_run=dry_run)
+            if self.reporting is not None:
+                await self.reporting.expiry_scanned(project.name, events)
+                await self.reporting.round()
+            return events
+
+        events = await audited(engine.ledger, engine.clock, act, scan, _remediation_outcome)
+        scan_failed = [
+            event.message for event in events if event.kind is ExpiryEventKind.SCAN_FAILED
+        ]
+        if scan_failed:
+            raise TaskclusterError(f"{project_name}: {scan_failed[0]}")
+        return RemediationOut(
+            project=project_name,
+            events=[
+                ExpiryEventOut(
+                    kind=event.kind,
+                    message=event.message,
+                    at_risk=len(event.at_risk),
+                    task_group_id=event.task_group_id,
+                    failed=event.failed,
+                )
+                for event in events
+            ],
+        )
+
+
+def _fire_outcome(result: FireResult) -> tuple[bool, str]:
+    if result.state is FireState.FAILED:
+        return False, str(result.error)
+    return True, f"{result.state}: task {result.task_id}"
+
+
+def _action_outcome(triggered: Triggered) -> tuple[bool, str]:
+    hook = f"{triggered.trigger.hook_group_id}/{triggered.trigger.hook_id}"
+    if triggered.dry_run:
+        return True, f"dry run: would trigger {hook}"
+    return True, f"triggered {hook}: task {triggered.task_id}"
+
+
+def _hook_outcome(fired: Fired) -> tuple[bool, str]:
+    if fired.dry_run:
+        return True, f"dry run: would trigger {fired.key}"
+    if fired.task_id is None:
+        return True, f"triggered {fired.key}: its task template made no task"
+    return True, f"triggered {fired.key}: task {fired.task_id}"
+
+
+def _remediation_outcome(events: list[ExpiryEvent]) -> tuple[bool, str]:
+    failed = [event.message for event in events if event.failed]
+    outcome = "; ".join(failed or [f"{event.kind}: {event.message}" for event in events])
+    return not failed, outcome or "nothing at risk, no rebuild running"

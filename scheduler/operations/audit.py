@@ -1,0 +1,44 @@
+"""The audit log's one writer: every operator act, with who did it, its input and its outcome,
+written once, whether it worked or failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from scheduler.clock import Clock
+from scheduler.errors import SchedulerError
+from scheduler.ledger import Act, Ledger
+
+T = TypeVar("T")
+
+
+def target_of(project: str, job: str | None) -> str:
+    """What an act on a project (or one of its jobs) names as its target."""
+    return project if job is None else f"{project}/{job}"
+
+
+async def audited(
+    ledger: Ledger,
+    clock: Clock,
+    act: Act,
+    run: Callable[[], Awaitable[T]],
+    outcome: Callable[[T], tuple[bool, str]],
+) -> T:
+    """Carry out `act` by awaiting `run`, then write it to the audit log: with `outcome` of its
+    result (whether it worked, and what came of it), or with the error it raised (raised on)."""
+    try:
+        result = await run()
+    except SchedulerError as error:
+        await record(ledger, clock, act, ok=False, result=error.describe())
+        raise
+    ok, said = outcome(result)
+    await record(ledger, clock, act, ok=ok, result=said)
+    return result
+
+
+async def record(ledger: Ledger, clock: Clock, act: Act, *, ok: bool, result: str) -> None:
+    """Write `act` and its outcome to the audit log."""
+    await asyncio.to_thread(ledger.record_act, act, ok=ok, result=result, now=clock())

@@ -1,0 +1,169 @@
+"""The operations that need the ledger and nothing else: history, one fire, the audit log, the
+projects with their pauses, pausing and resuming. No Taskcluster, Slack or Sentry settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from scheduler.clock import Clock
+from scheduler.config.model import Config
+from scheduler.errors import Category, SchedulerError
+from scheduler.ledger import Act, FireState, Ledger
+from scheduler.operations.audit import target_of
+from scheduler.operations.models import (
+    AuditOut,
+    FireDetail,
+    FireOut,
+    PauseOut,
+    ProjectOut,
+    ResumedOut,
+)
+
+
+class NoSuchFireError(SchedulerError):
+    category = Category.NOT_FOUND
+    error_code = "not-found"
+
+
+class InvalidPauseError(SchedulerError):
+    """A pause that cannot be made as asked (an `until` already past, no reason)."""
+
+    category = Category.INVALID
+    error_code = "invalid-pause"
+
+
+class LedgerUnavailableError(SchedulerError):
+    category = Category.UNAVAILABLE
+    error_code = "not-ready"
+
+
+@dataclass(frozen=True)
+class LedgerOperations:
+    """The reads of the ledger, and the acts that only write to it. `config`: the service's,
+    whose projects pauses may name and `project_list` lists (None: reads of the ledger only)."""
+
+    ledger: Ledger
+    clock: Clock
+    config: Config | None = None
+
+    async def history(
+        self,
+        *,
+        project: str | None = None,
+        job: str | None = None,
+        state: FireState | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[FireOut]:
+        """Fires, newest slot first, a page at a time."""
+        found = await asyncio.to_thread(
+            self.ledger.fires,
+            project=project,
+            job=job,
+            state=state,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+        )
+        return [FireOut.model_validate(fire) for fire in found]
+
+    async def fire(self, fire_id: int) -> FireDetail:
+        """One fire, with its rendered task (or hook payload)."""
+        found = await asyncio.to_thread(self.ledger.fire_by_id, fire_id)
+        if found is None:
+            raise NoSuchFireError(f"no fire {fire_id}")
+        return FireDetail.model_validate(found)
+
+    async def audit(
+        self, *, since: datetime | None = None, limit: int | None = None
+    ) -> list[AuditOut]:
+        """Who did what, newest first."""
+        entries = await asyncio.to_thread(self.ledger.audit_log, since=since, limit=limit)
+        return [AuditOut.model_validate(entry) for entry in entries]
+
+    async def ready(self) -> None:
+        """Raise LedgerUnavailableError unless the ledger answers."""
+        try:
+            await asyncio.to_thread(self.ledger.audit_log, limit=1)
+        except Exception:
+            raise LedgerUnavailableError("the ledger does not answer") from None
+
+    async def project_list(self) -> list[ProjectOut]:
+        """The configured projects, with the pauses in force."""
+        pauses = await asyncio.to_thread(self.ledger.pauses, at=self.clock())
+        return [
+            ProjectOut(
+                name=project.name,
+                repository=project.repository,
+                branch=project.branch,
+                paused=[PauseOut.model_validate(p) for p in pauses if p.project == project.name],
+            )
+            for project in (self.config.projects if self.config else ())
+        ]
+
+    async def pause(
+        self, actor: str, project: str, job: str | None, *, reason: str, until: datetime | None
+    ) -> PauseOut:
+        """Hold `job` of `project` (None: every job) from firing until resumed or `until`."""
+        self._require(project, job)
+        if not reason.strip():
+            raise InvalidPauseError("a pause must say why: give a reason")
+        given = {"reason": reason, "until": until.isoformat() if until else None}
+        try:
+            paused = await asyncio.to_thread(
+                self.ledger.pause,
+                project,
+                job,
+                reason=reason,
+                until=until,
+                act=Act(actor, "pause", target_of(project, job), given),
+                now=self.clock(),
+            )
+        except ValueError as error:  # an `until` already past
+            raise InvalidPauseError(str(error)) from None
+        return PauseOut.model_validate(paused)
+
+    async def resume(self, actor: str, project: str, job: str | None) -> ResumedOut:
+        """Let `job` of `project` (None: the project) fire again; says which pauses still
+        hold it."""
+        self._require(project, job)
+        now = self.clock()
+        act = Act(actor, "resume", target_of(project, job), None)
+        resumed = await asyncio.to_thread(self.ledger.resume, project, job, act=act, now=now)
+        pauses = await asyncio.to_thread(self.ledger.pauses, project=project, at=now)
+        return ResumedOut(
+            resumed=resumed is not None,
+            lifted=None if resumed is None else PauseOut.model_validate(resumed),
+            still_paused=[
+                PauseOut.model_validate(p) for p in pauses if job is None or p.covers(job)
+            ],
+        )
+
+    def _require(self, project: str, job: str | None) -> None:
+        """Raise UnknownProjectError or InvalidPauseError for what no pause can name (jobs
+        are not checked: the `.cron.yml` may change before the pause matters)."""
+        if self.config is None:
+            raise InvalidPauseError("pausing needs the service's configuration")
+        self.config.require_project(project)
+        if job is not None and not job.strip():
+            raise InvalidPauseError("the job name is empty")
+
+
+@asynccontextmanager
+async def open_ledger_operations(
+    ledger_url: str, clock: Clock, config: Config | None = None
+) -> AsyncIterator[LedgerOperations]:
+    """The operations on the ledger at `ledger_url`, opened (and migrated) for them."""
+    ledger = await asyncio.to_thread(Ledger.open, ledger_url)
+    try:
+        yield LedgerOperations(ledger, clock, config)
+    finally:
+        await asyncio.to_thread(ledger.close)

@@ -1,0 +1,201 @@
+"""What every operation answers, as the API's JSON and the command line's `--json` both show it:
+one set of pydantic models, one set of (snake_case) field names, documented in the OpenAPI.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# The state of a fire whose claim another replica holds: it did not run here.
+CLAIMED_ELSEWHERE = "claimed-elsewhere"
+
+
+class FireOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    project: str
+    job: str
+    slot: datetime
+    kind: str
+    state: str
+    task_id: str | None
+    revision: str | None
+    error: str | None
+    replica: str | None = Field(description="The replica that holds or held the claim.")
+    claimed_at: datetime | None
+    finished_at: datetime | None
+
+
+class FireDetail(FireOut):
+    details: dict[str, Any] | None = Field(description="The rendered task, or hook payload.")
+
+
+class FiredOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    project: str
+    job: str
+    slot: datetime
+    kind: str
+    state: str = Field(description=f"{CLAIMED_ELSEWHERE}: another replica holds the claim.")
+    task_id: str | None
+    error: str | None
+    details: dict[str, Any] | None = Field(description="The rendered task, or hook payload.")
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _claimed_elsewhere(cls, state: object) -> object:
+        return CLAIMED_ELSEWHERE if state is None else state
+
+
+class ActionOut(BaseModel):
+    action: str
+    hook_group_id: str
+    hook_id: str
+    decision_task_id: str
+    payload: dict[str, Any]
+    task_id: str | None = Field(description="The action task; null in a dry run.")
+    dry_run: bool
+
+
+class HookFiredOut(BaseModel):
+    hook_group_id: str
+    hook_id: str
+    task_id: str | None = Field(description="Null in a dry run, or if the hook made no task.")
+    dry_run: bool
+
+
+class ExpiryEventOut(BaseModel):
+    kind: str
+    message: str
+    at_risk: int = Field(description="How many cached tasks are expiring or expired.")
+    task_group_id: str | None = Field(description="The rebuild's task group, once started.")
+    failed: bool = Field(description="The scan, or the rebuild it follows, failed.")
+
+
+class RemediationOut(BaseModel):
+    project: str
+    events: list[ExpiryEventOut] = Field(description="Empty: nothing at risk, nothing running.")
+
+
+class PauseOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    project: str
+    job: str | None
+    reason: str
+    until: datetime | None
+    paused_by: str
+    paused_at: datetime
+
+    def describe(self) -> str:
+        """The pause in words, as the ledger's Pause says it."""
+        target = "the project" if self.job is None else "the job"
+        until = f" until {self.until:%Y-%m-%d %H:%M} UTC" if self.until else ""
+        return f"paused: {target} was paused by {self.paused_by}{until}: {self.reason}"
+
+
+class ResumedOut(BaseModel):
+    resumed: bool
+    lifted: PauseOut | None = Field(description="The pause lifted; null: none was in force.")
+    still_paused: list[PauseOut] = Field(
+        description="The pauses that still hold it (a project's pause holds its jobs)."
+    )
+
+
+class ProjectOut(BaseModel):
+    name: str
+    repository: str
+    branch: str
+    paused: list[PauseOut]
+
+
+class JobOut(BaseModel):
+    name: str
+    kind: str = Field(description="decision-task or trigger-action.")
+    target: str = Field(description="The target-tasks-method, or the action's name.")
+    schedule: str = Field(description="When it fires on this project, in words (UTC).")
+    crontab: str | None = Field(description="The same as a crontab, when one can say it.")
+    runs_on_project: bool = Field(description="False: run-on-projects leaves this project out.")
+    problem: str | None = Field(description="Why the job has no schedule on this project.")
+    next_fires: list[datetime]
+    last_fire: FireOut | None
+    paused: PauseOut | None = Field(description="The pause holding it (its own or the project's).")
+
+
+class ProjectJobsOut(BaseModel):
+    project: str
+    revision: str = Field(description="The branch head whose .cron.yml this is.")
+    paused: PauseOut | None = Field(description="A pause of the whole project.")
+    jobs: list[JobOut]
+    problems: list[str] = Field(description="The .cron.yml errors that left jobs out.")
+
+
+class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    input: dict[str, Any] | None
+    ok: bool
+    result: str
+
+
+class SlotOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    project: str
+    slot: datetime
+    revision: str | None = Field(description="Null: the repository could not be read.")
+    error: str | None
+    fires: list[FiredOut]
+    skipped: list[FiredOut]
+    paused: list[FiredOut] = Field(description="Due fires held by a pause (recorded as skipped).")
+
+
+class CachedTaskOut(BaseModel):
+    project: str
+    where: str = Field(description="The index namespace or task group it was found in.")
+    task_id: str
+    kind: str | None = Field(description="toolchain, docker-image, fetch, ... when known.")
+    expires: datetime = Field(description="When what expires first expires.")
+    days_left: float
+    health: str
+    because: str = Field(description="What expires first: the index entry, the task, ...")
+
+
+class ExpiryReportOut(BaseModel):
+    at_risk: list[CachedTaskOut] = Field(description="Soonest first, project by project.")
+    scanned: int = Field(description="How many cached tasks were scanned.")
+
+
+class DeliveryOut(BaseModel):
+    destination: str = Field(description="The Slack channel, or the incoming webhook.")
+    state: str = Field(description="sent, failed (given up), or pending (queued, retried).")
+    error: str | None = Field(description="Why it was not sent (yet).")
+
+
+class NotifyTestOut(BaseModel):
+    slack: list[DeliveryOut] = Field(description="One per channel that takes test messages.")
+    sentry_event_id: str | None = Field(description="Null: Sentry is not configured.")
+
+
+class HookPlanOut(BaseModel):
+    hook: str = Field(description="GROUP/ID.")
+    hook_group_id: str
+    hook_id: str
+    change: str = Field(description="create, update, unchanged or undeclared.")
+    file: str | None = Field(description="The file declaring it; null: not declared.")
+    fields: list[dict[str, Any]] = Field(description="What changes: {path, old?, new?}.")
+
+
+class HookAppliedOut(HookPlanOut):
+    outcome: str = Field(description="created, updated, removed, unchanged, kept or failed.")
+    error: str | None

@@ -1,0 +1,102 @@
+"""The jobs overview: a project's `.cron.yml` at its branch head as an operator reads it, each
+job's schedule, next fires, last fire and the pause holding it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from scheduler.cron import CronFile, Job, Schedule, in_words, next_fires
+from scheduler.cron.crontab import crontab
+from scheduler.cron.model import ScheduleError
+from scheduler.engine import Engine
+from scheduler.ledger import Fire, Ledger, Pause
+from scheduler.operations.models import FireOut, JobOut, PauseOut, ProjectJobsOut
+
+
+async def jobs_overview(engine: Engine, project_name: str, *, upcoming: int = 3) -> ProjectJobsOut:
+    """The project's jobs as its `.cron.yml` has them now: schedule, the next `upcoming` fires,
+    the last fire, and the pause holding each. Raises UnknownProjectError or
+    RepositoryUnreachableError."""
+    project = engine.config.require_project(project_name)
+    snapshot, cron = await engine.head(project.name)
+    now = engine.clock()
+    last_fires, pauses = await asyncio.to_thread(
+        _history_of, engine.ledger, project.name, cron, now
+    )
+    project_pause = next((p for p in pauses if p.job is None), None)
+    jobs = [
+        _job_out(
+            job,
+            cron,
+            project.name,
+            now,
+            upcoming,
+            last_fires.get(job.name),
+            next((p for p in pauses if p.covers(job.name)), None),
+        )
+        for job in cron.jobs
+    ]
+    return ProjectJobsOut(
+        project=project.name,
+        revision=snapshot.revision,
+        paused=_pause_out(project_pause),
+        jobs=jobs,
+        problems=[str(d) for d in cron.errors],
+    )
+
+
+def _job_out(
+    job: Job,
+    cron: CronFile,
+    project: str,
+    now: datetime,
+    upcoming: int,
+    last_fire: Fire | None,
+    pause: Pause | None,
+) -> JobOut:
+    try:
+        schedules: tuple[Schedule, ...] | None = job.schedules_for(project)
+        problem = None
+    except ScheduleError as error:
+        schedules, problem = None, error.message
+    runs_here = job.runs_on(project)
+    planned = (
+        next_fires(CronFile(cron.path, (job,), ()), project, now, upcoming).fires
+        if runs_here and schedules is not None
+        else ()
+    )
+    if not runs_here:
+        schedule = "not on this project (run-on-projects)"
+    elif schedules is None:
+        schedule = "never: no schedule for this project"
+    else:
+        schedule = in_words(schedules)
+    return JobOut(
+        name=job.name,
+        kind=job.kind.type,
+        target=job.kind.target,
+        schedule=schedule,
+        crontab=crontab(schedules) if runs_here and schedules else None,
+        runs_on_project=runs_here,
+        problem=problem,
+        next_fires=[fire.slot for fire in planned],
+        last_fire=None if last_fire is None else FireOut.model_validate(last_fire),
+        paused=_pause_out(pause),
+    )
+
+
+def _history_of(
+    ledger: Ledger, project: str, cron: CronFile, now: datetime
+) -> tuple[dict[str, Fire], list[Pause]]:
+    last = {}
+    for job in cron.jobs:
+        found = ledger.fires(project=project, job=job.name, limit=1)
+        if found:
+            last[job.name] = found[0]
+    return last, ledger.pauses(project=project, at=now)
+
+
+def _pause_out(pause: Pause | None) -> PauseOut | None:
+    return None if pause is None else PauseOut.model_validate(pause)
