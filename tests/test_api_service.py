@@ -21,16 +21,12 @@ import taskcluster
 import taskcluster.exceptions
 
 from scheduler.web.auth import hash_token
-from tests.conftest import (
-    REPOSITORY_ROLES,
-    REPOSITORY_ROOT,
-    task_definition,
-    taskcluster_environment,
-)
 from tests.emulator import Emulator
-from tests.repos import Repository
-from tests.test_expiry import CACHED, HOOK, seed, seed_rebuild_action
-from tests.test_service import Service, wait_until
+from tests.support.corpus import REPOSITORY_ROOT
+from tests.support.emulated import REPOSITORY_ROLES, task_definition, taskcluster_environment
+from tests.support.expiry import CACHED, HOOK, seed, seed_rebuild_action
+from tests.support.repos import Repository
+from tests.support.service import Service, wait_until
 
 TICK = [sys.executable, "-m", "scheduler", "tick"]
 OPERATOR = "op-" + secrets.token_urlsafe(24)

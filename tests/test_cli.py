@@ -18,7 +18,7 @@ from scheduler.cli import main
 from scheduler.cli_support import console, echo, echo_json, echo_yaml
 from scheduler.ids import decision_task_id
 from scheduler.redaction import remember_secret
-from tests.conftest import CORPUS, REPOSITORY_ROOT, corpus_cron_files
+from tests.support.corpus import CORPUS, REPOSITORY_ROOT, corpus_cron_files
 
 GECKO = str(CORPUS / "cron" / "mozilla__gecko-dev.cron.yml")
 ANDROID_L10N = str(CORPUS / "cron" / "mozilla-l10n__android-l10n-tooling.cron.yml")

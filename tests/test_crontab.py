@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler.cron import ByProject, Schedule, load_cron
+from scheduler.cron import ByProject, Schedule
 from scheduler.cron.crontab import crontab
 from scheduler.cron.model import fires_at
-from tests.corpus import corpus_cron_files
+from tests.support.corpus import corpus_cron_files
+from tests.support.loaded_corpus import corpus_cron
 
 TIMES = [(hour, minute) for hour in range(24) for minute in (0, 15, 30, 45)]
 
@@ -186,7 +187,7 @@ def test_no_crontab_can(schedules: tuple[Schedule, ...]) -> None:
 
 def _corpus_whens() -> Iterator[tuple[str, tuple[Schedule, ...]]]:
     for path in corpus_cron_files():
-        for job in load_cron(path.read_bytes(), path.name).jobs:
+        for job in corpus_cron(path).jobs:
             alternatives = (
                 job.when.alternatives if isinstance(job.when, ByProject) else {"": job.when}
             )

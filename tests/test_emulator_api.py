@@ -19,11 +19,12 @@ import taskcluster
 import taskcluster.aio
 from taskcluster.exceptions import TaskclusterConnectionError, TaskclusterRestFailure
 
-from tests.conftest import REPOSITORY_ROOT, task_definition
 from tests.emulator import Emulator
 from tests.emulator.clock import format_time
 from tests.emulator.faults import Faults
 from tests.emulator.server import MAX_BODY_BYTES
+from tests.support.corpus import REPOSITORY_ROOT
+from tests.support.emulated import task_definition
 
 
 def signed_post(emulator: Emulator, path: str, content: bytes) -> requests.Response:

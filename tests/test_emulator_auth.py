@@ -17,9 +17,9 @@ import slugid
 import taskcluster
 from taskcluster.exceptions import TaskclusterAuthFailure, TaskclusterRestFailure
 
-from tests.conftest import task_definition
 from tests.emulator import Emulator
 from tests.emulator.auth import ANONYMOUS_SCOPES
+from tests.support.emulated import task_definition
 
 CURRENT = "auth:current-scopes"
 

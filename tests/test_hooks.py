@@ -40,9 +40,9 @@ from scheduler.hooks import (
 )
 from scheduler.hooks_cli import hooks_group
 from scheduler.ledger import Ledger
-from tests.conftest import CORPUS, REPOSITORY_ROOT, taskcluster_environment
-from tests.corpus import SCHEMA_BASE
 from tests.emulator import Emulator
+from tests.support.corpus import CORPUS, REPOSITORY_ROOT, SCHEMA_BASE
+from tests.support.emulated import taskcluster_environment
 
 EXAMPLES_DIR = REPOSITORY_ROOT / "hooks"
 EXAMPLE_KEYS = [

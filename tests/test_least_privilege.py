@@ -14,19 +14,11 @@ from taskcluster.exceptions import TaskclusterRestFailure
 
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireState
-from tests.conftest import REPOSITORY_ROLES, task_definition
 from tests.emulator import Emulator
-from tests.repos import Repository
-from tests.test_engine import (
-    DAY,
-    NIGHTLY,
-    OWN_TEMPLATE,
-    fires,
-    make_config,
-    project,
-    seed_decision_with_actions,
-    tick,
-)
+from tests.support.emulated import REPOSITORY_ROLES, task_definition
+from tests.support.engine import fires, seed_decision_with_actions, tick
+from tests.support.projects import DAY, NIGHTLY, OWN_TEMPLATE, make_config, project
+from tests.support.repos import Repository
 
 OWN_SCOPES = "                          - assume:repo:${repoPath}:cron:${cron.job_name}\n"
 # A level-1 repository asking for more than its role grants: a level-3 secret and another

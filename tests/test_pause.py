@@ -16,18 +16,11 @@ from scheduler.engine import SlotResult
 from scheduler.ids import decision_task_id
 from scheduler.ledger import Claim, Fire, FireKind, FireState, Ledger
 from scheduler.redaction import remember_secret
-from tests.conftest import taskcluster_environment, write_service_config
 from tests.emulator import Emulator
-from tests.repos import Repository
-from tests.test_engine import (
-    HOURLY,
-    OWN_TEMPLATE,
-    fires,
-    make_config,
-    project,
-    seed_decision_with_actions,
-    tick,
-)
+from tests.support.emulated import taskcluster_environment
+from tests.support.engine import fires, seed_decision_with_actions, tick
+from tests.support.projects import HOURLY, OWN_TEMPLATE, make_config, project, write_service_config
+from tests.support.repos import Repository
 
 T = datetime(2026, 12, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,12 +16,14 @@ from scheduler.cron import format_slot, slot_of
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireState, Ledger, SlotOutcome
 from scheduler.web.auth import hash_token
-from tests.conftest import REPOSITORY_ROOT, taskcluster_environment
 from tests.emulator import Emulator
 from tests.emulator.sentry import FakeSentry
 from tests.emulator.slack import FakeSlack
-from tests.ledger_backends import postgresql_schema_url
-from tests.repos import Repository
+from tests.support.corpus import REPOSITORY_ROOT
+from tests.support.emulated import taskcluster_environment
+from tests.support.ledger_backends import postgresql_schema_url
+from tests.support.repos import Repository
+from tests.support.service import Service, wait_until
 
 EVERY_SLOT = """\
 jobs:
@@ -33,42 +31,6 @@ jobs:
     job: {type: decision-task, treeherder-symbol: O, target-tasks-method: often}
     when: [{minute: 0}, {minute: 15}, {minute: 30}, {minute: 45}]
 """
-
-
-class Service:
-    """A `tc-scheduler run` process whose JSON log lines are collected as they come."""
-
-    def __init__(self, command: list[str], env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            command, cwd=REPOSITORY_ROOT, env=env, stderr=subprocess.PIPE, text=True
-        )
-        self.lines: list[dict[str, object]] = []
-        self.evaluated = threading.Event()
-        self.ticked = threading.Event()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            try:
-                self.lines.append(json.loads(line))
-            except ValueError:  # not the JSON log: a traceback, say; kept for the asserts
-                self.lines.append({"event": None, "raw": line})
-            event = self.lines[-1].get("event")
-            if event == "tick":
-                self.ticked.set()
-            if event == "slot evaluated":
-                self.evaluated.set()
-
-    def stop(self) -> int:
-        """SIGTERM, then the exit status (the process is killed if it does not stop)."""
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=60)
-        finally:
-            self.process.kill()
-            self._reader.join(timeout=10)
 
 
 @pytest.fixture
@@ -214,16 +176,6 @@ def test_two_services_sharing_postgresql_fire_every_slot_once(
     expected = {decision_task_id(emulator.root_url, "demo", "often", slot) for slot in fired}
     assert {task.task_id for task in emulator.tasks()} == expected
     assert {row.state for row in rows} <= {FireState.CREATED, FireState.ALREADY_FIRED}
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
-    """Poll `condition` until it holds; the service works on its own clock, in its own process."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_run_reports_a_failed_decision_task_to_slack_and_checks_in_to_sentry(

@@ -19,10 +19,12 @@ from scheduler.cli import main
 from scheduler.cron import format_slot, slot_of
 from scheduler.ids import decision_task_id
 from scheduler.ledger import Ledger
-from tests.conftest import REPOSITORY_ROOT, taskcluster_environment, write_service_config
 from tests.emulator import Emulator
-from tests.ledger_backends import BACKENDS, fresh_ledger_url
-from tests.repos import Repository
+from tests.support.corpus import REPOSITORY_ROOT
+from tests.support.emulated import taskcluster_environment
+from tests.support.ledger_backends import BACKENDS, fresh_ledger_url
+from tests.support.projects import write_service_config
+from tests.support.repos import Repository
 
 # The emulator's clock runs from NOW, and the commands run on it (TC_SCHEDULER_NOW).
 NOW = datetime(2026, 11, 24, 10, 5, tzinfo=UTC)

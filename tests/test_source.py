@@ -31,7 +31,7 @@ from scheduler.source import (
     redact,
     scrub,
 )
-from tests.repos import Repository
+from tests.support.repos import Repository
 
 CRON = "jobs:\n  - name: nightly\n    job: {type: decision-task, treeherder-symbol: N}\n"
 TEMPLATE = "version: 1\ntasks: []\n"

@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 
 from scheduler.ledger import Fire, Ledger
-from tests.conftest import REPOSITORY_ROOT, taskcluster_environment
 from tests.emulator import Emulator
+from tests.support.corpus import REPOSITORY_ROOT
+from tests.support.emulated import taskcluster_environment
 
 SIZE_VARIABLE = "TC_SCHEDULER_FAULTS"
 # Only as a guard against a hang: a trial never judges how fast a loaded machine is.

@@ -29,7 +29,6 @@ from sqlalchemy.engine import make_url
 
 from scheduler.cron import format_slot
 from scheduler.web.auth import hash_token
-from tests.conftest import REPOSITORY_ROLES
 from tests.emulator import Emulator
 from tests.emulator.sentry import FakeSentry
 from tests.emulator.slack import FakeSlack
@@ -44,8 +43,9 @@ from tests.faults.harness import (
     sqlite_url,
 )
 from tests.faults.worlds import EVERY_SLOT, TEMPLATE, project_entry, write_config
-from tests.ledger_backends import postgresql_schema_url
-from tests.repos import Repository
+from tests.support.emulated import REPOSITORY_ROLES
+from tests.support.ledger_backends import postgresql_schema_url
+from tests.support.repos import Repository
 
 # A leak may be cut short (Sentry cuts long values): a canary's first characters are enough.
 PREFIX = 16

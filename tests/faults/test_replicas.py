@@ -25,7 +25,7 @@ from tests.faults.worlds import (
     tally_decision_tasks,
     write_config,
 )
-from tests.ledger_backends import postgresql_schema_url
+from tests.support.ledger_backends import postgresql_schema_url
 
 REPLICAS = 3
 
