@@ -1,5 +1,5 @@
 """Shared test fixtures: Taskcluster's own JSON schemas, the emulator, ledgers on both backends,
-the fake Slack and Sentry (tests/support/fakes.py)."""
+the fake Slack and Sentry (tests/support/fakes.py); and each test's tier, marked as collected."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from tests.support import corpus
 from tests.support.corpus import SCHEMA_BASE, corpus_missing_message
 from tests.support.emulated import REPOSITORY_ROLES
 from tests.support.ledger_backends import BACKENDS, fresh_ledger_url
+from tests.support.tiers import add_fast_option, holds_no_fast_test, mark_tiers
 
 pytest_plugins = ["tests.support.fakes"]
 
@@ -28,10 +29,22 @@ settings.register_profile(
 settings.load_profile("tc-scheduler")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_fast_option(parser)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     problem = corpus_missing_message()
     if problem:
         raise pytest.UsageError(problem)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    return True if holds_no_fast_test(collection_path, config) else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    mark_tiers(config, items)
 
 
 @pytest.fixture(scope="session")

@@ -251,6 +251,7 @@ def test_render_prints_the_task_with_its_id() -> None:
     assert "--target-tasks-method=train-target-tasks" in task["payload"]["command"][-1]
 
 
+@pytest.mark.process
 def test_render_prints_the_same_bytes_every_time() -> None:
     command = [sys.executable, "-m", "scheduler", *RENDER_ARGS]
     first = subprocess.run(command, capture_output=True, check=True)
@@ -259,6 +260,7 @@ def test_render_prints_the_same_bytes_every_time() -> None:
     assert json.loads(first.stdout)["taskId"]
 
 
+@pytest.mark.process
 def test_the_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "tc-scheduler"
     result = subprocess.run(

@@ -979,6 +979,7 @@ def test_payload_problems_use_the_schemas_draft_and_name_nested_fields() -> None
     assert payload_problems(schema, {"kinds": ["fetch"]}) == []
 
 
+@pytest.mark.process
 def test_the_hooks_commands_load_without_service_cli() -> None:
     """service_cli imports hooks_cli to register `hooks`; the reverse must wait for a command,
     or whichever module is imported first would find the other half-built."""

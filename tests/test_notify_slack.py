@@ -511,6 +511,7 @@ def test_a_removed_webhook_says_to_make_a_new_one_without_showing_its_url(
     assert "/services/" not in str(error) + repr(sender)
 
 
+@pytest.mark.integration
 def test_connection_refused_is_retryable() -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))  # Bound, never listening: connections are refused.
@@ -525,6 +526,7 @@ def test_connection_refused_is_retryable() -> None:
     assert SLACK_TOKEN not in str(raised.value)
 
 
+@pytest.mark.integration
 def test_a_silent_server_times_out_retryably() -> None:
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
