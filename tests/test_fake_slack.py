@@ -33,7 +33,7 @@ def client(slack: FakeSlack) -> WebClient:
 
 def raw_call(slack: FakeSlack, method: str, body: bytes, headers: dict[str, str]) -> Any:
     request = urllib.request.Request(f"{slack.api_url}{method}", body, headers, method="POST")
-    with urllib.request.urlopen(request, timeout=5) as response:
+    with urllib.request.urlopen(request, timeout=60) as response:
         return json.load(response)
 
 
@@ -327,7 +327,7 @@ def test_the_url_needs_a_running_fake() -> None:
 def post_raw(url: str, body: bytes) -> tuple[int, str]:
     request = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()

@@ -181,7 +181,7 @@ def test_pause_resume_and_audit_commands(emulator: Emulator, tmp_path: Path) -> 
     assert "tree closed" in paused.stdout
 
     with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
-        [in_force] = ledger.pauses(project="alpha", at=datetime.now(UTC))
+        [in_force] = ledger.pauses(project="alpha", at=emulator.clock.now())
         assert in_force.job == "hourly"
 
     resumed = invoke("resume", "alpha", "hourly", "--config", config, env=env)

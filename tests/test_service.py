@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -23,7 +23,8 @@ from tests.support.corpus import REPOSITORY_ROOT
 from tests.support.emulated import taskcluster_environment
 from tests.support.ledger_backends import postgresql_schema_url
 from tests.support.repos import Repository
-from tests.support.service import Service, wait_until
+from tests.support.service import Service
+from tests.support.waiting import wait_until
 
 EVERY_SLOT = """\
 jobs:
@@ -35,6 +36,9 @@ jobs:
 
 @pytest.fixture
 def env(emulator: Emulator) -> dict[str, str]:
+    """The services' environment, on the emulator's clock set running halfway through the
+    current slot: no slot boundary passes while a test's services run."""
+    emulator.clock.set(slot_of(emulator.clock.now()) + timedelta(minutes=7, seconds=30))
     return {**os.environ, **taskcluster_environment(emulator)}
 
 
@@ -137,7 +141,7 @@ def test_two_services_sharing_postgresql_fire_every_slot_once(
 
     Both catch up (policy all) and tick the current slot at once, racing for every fire.
     """
-    now_slot = slot_of(datetime.now(UTC))
+    now_slot = slot_of(emulator.clock.now())
     slots = [now_slot - timedelta(minutes=15 * n) for n in range(3, -1, -1)]
     with postgresql_schema_url() as ledger_url:
         ledger = Ledger.open(ledger_url)

@@ -32,6 +32,7 @@ from scheduler.source import (
     scrub,
 )
 from tests.support.repos import Repository
+from tests.support.waiting import HANG_GUARD
 
 CRON = "jobs:\n  - name: nightly\n    job: {type: decision-task, treeherder-symbol: N}\n"
 TEMPLATE = "version: 1\ntasks: []\n"
@@ -427,7 +428,7 @@ def test_a_cancelled_read_leaves_no_git_running(tmp_path: Path) -> None:
         assert source.commands == Counter({"ls-remote": 1})
         # SIGKILL went to git's whole process group; its helpers die as soon as the kernel
         # schedules them, which on a loaded machine is a moment after git itself was reaped.
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + HANG_GUARD
         while processes_mentioning(url) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert processes_mentioning(url) == []

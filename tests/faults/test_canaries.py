@@ -18,7 +18,6 @@ import secrets
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -228,7 +227,7 @@ def test_no_canary_reaches_any_output(
     outputs.add("the service's log", service.text)
 
     # The commands, on the same ledger.
-    now = format_slot(datetime.now(UTC))
+    now = format_slot(emulator.clock.now())
     commands = [["tick", "--at", now], ["jobs", "broken"]]
     if full_size():  # each command is a process start: the quick form keeps to two tables
         commands += [

@@ -1,5 +1,4 @@
-"""A `tc-scheduler run` process under test, whose JSON log lines are collected as they come,
-and waiting for what such a process does on its own clock."""
+"""A `tc-scheduler run` process under test, whose JSON log lines are collected as they come."""
 
 from __future__ import annotations
 
@@ -7,10 +6,9 @@ import json
 import signal
 import subprocess
 import threading
-import time
-from collections.abc import Callable
 
 from tests.support.corpus import REPOSITORY_ROOT
+from tests.support.waiting import HANG_GUARD
 
 
 class Service:
@@ -43,17 +41,7 @@ class Service:
         """SIGTERM, then the exit status (the process is killed if it does not stop)."""
         self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(timeout=60)
+            return self.process.wait(timeout=HANG_GUARD)
         finally:
             self.process.kill()
-            self._reader.join(timeout=10)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
-    """Poll `condition` until it holds; the service works on its own clock, in its own process."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+            self._reader.join(timeout=HANG_GUARD)
