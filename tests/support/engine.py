@@ -61,7 +61,7 @@ def seed_decision_with_actions(
     hook of its `add-new-jobs` action, allowed to create tasks; its task id. The decision task
     holds `scopes`: by default it may name the project's level-3 in-tree action hooks, as
     Firefox CI's push roles grant."""
-    decision = slugid.nice()
+    decision: str = slugid.nice()
     queue = taskcluster.Queue(emulator.options())
     definition = task_definition(
         emulator.clock.now(),

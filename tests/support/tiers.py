@@ -94,7 +94,8 @@ def tier_of(item: pytest.Item) -> str:
 
 def mark_tiers(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Marks each item's tier (and `property`); under --fast, deselects all but the fast."""
-    fast, slow = [], []
+    fast: list[pytest.Item] = []
+    slow: list[pytest.Item] = []
     for item in items:
         tier = tier_of(item)
         if tier not in (mark.name for mark in item.iter_markers()):
