@@ -12,7 +12,6 @@ import os
 import socket
 import subprocess
 import threading
-import time
 from collections import Counter
 from collections.abc import Mapping
 from multiprocessing.queues import Queue
@@ -32,7 +31,7 @@ from scheduler.source import (
     scrub,
 )
 from tests.support.repos import Repository
-from tests.support.waiting import HANG_GUARD
+from tests.support.waiting import wait_until
 
 CRON = "jobs:\n  - name: nightly\n    job: {type: decision-task, treeherder-symbol: N}\n"
 TEMPLATE = "version: 1\ntasks: []\n"
@@ -428,9 +427,7 @@ def test_a_cancelled_read_leaves_no_git_running(tmp_path: Path) -> None:
         assert source.commands == Counter({"ls-remote": 1})
         # SIGKILL went to git's whole process group; its helpers die as soon as the kernel
         # schedules them, which on a loaded machine is a moment after git itself was reaped.
-        deadline = time.monotonic() + HANG_GUARD
-        while processes_mentioning(url) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: not processes_mentioning(url))
         assert processes_mentioning(url) == []
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-HANG_GUARD = 60.0  # seconds
+HANG_GUARD = 300.0  # seconds: far more than anything takes, however loaded the machine
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = HANG_GUARD) -> bool:
