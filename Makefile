@@ -1,10 +1,10 @@
-# Two entry points: `make run` and `make test` (and `make test-faults`, the fault trials at
-# full size). All build .venv from nothing.
+# Two entry points: `make run` and `make test` (and `make test-fast`, the pure core's unit tests
+# in seconds; `make test-faults`, the fault trials at full size). All build .venv from nothing.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-faults lint typecheck unit postgres bench clean
+.PHONY: run test test-fast test-faults lint typecheck unit postgres bench clean
 
 # The service on embedded defaults: this repository as its own project, SQLite under
 # .tc-scheduler/, dry-run unless TASKCLUSTER_* credentials are set. Stop it with Ctrl-C.
@@ -22,6 +22,11 @@ typecheck: $(VENV)/.installed-test
 
 unit: $(VENV)/.installed-test postgres
 	$(BIN)/pytest -q
+
+# The unit tier without its Hypothesis properties (tests/support/tiers.py): no PostgreSQL,
+# emulator, git or process; `make test` runs everything.
+test-fast: $(VENV)/.installed-test
+	$(BIN)/pytest -q --fast
 
 # tests/faults at the sizes of issue 14's acceptance (`make test` runs their quick form):
 # SIGKILLs, lost replies, replicas, restarts, a Slack outage, secret canaries, hostile

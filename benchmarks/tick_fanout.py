@@ -27,9 +27,9 @@ from scheduler.config.model import DEFAULT_CONCURRENCY, Config, Credentials, Pro
 from scheduler.cron import slot_of
 from scheduler.ledger import FireState
 from scheduler.service import open_engine
-from tests.conftest import REPOSITORY_ROLES
 from tests.emulator.standalone import start_standalone
-from tests.repos import Repository
+from tests.support.emulated import REPOSITORY_ROLES
+from tests.support.repos import Repository
 
 JOBS = 5
 TEMPLATE = (Path(__file__).resolve().parents[1] / ".taskcluster.yml").read_text()

@@ -1,35 +1,25 @@
-"""Shared test fixtures: the research corpus, Taskcluster's own JSON schemas, the emulator and
-ledgers on both backends."""
+"""Shared test fixtures: Taskcluster's own JSON schemas, the emulator, ledgers on both backends,
+the fake Slack and Sentry (tests/support/fakes.py); and each test's tier, marked as collected."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 from jsonschema import Draft7Validator
 from referencing import Registry
 
-from scheduler.clock import NOW_VARIABLE, offset_setting
 from scheduler.ledger import Ledger
-from tests import corpus
-from tests.corpus import (
-    CORPUS,
-    REPOSITORY_ROOT,
-    SCHEMA_BASE,
-    corpus_cron_files,
-    corpus_missing_message,
-    corpus_templates,
-)
 from tests.emulator import Emulator
-from tests.emulator.clock import format_time
-from tests.ledger_backends import BACKENDS, fresh_ledger_url
-from tests.repos import Repository
+from tests.support import corpus
+from tests.support.corpus import SCHEMA_BASE, corpus_missing_message
+from tests.support.emulated import REPOSITORY_ROLES
+from tests.support.ledger_backends import BACKENDS, fresh_ledger_url
+from tests.support.tiers import add_fast_option, holds_no_fast_test, mark_tiers
 
-__all__ = ["CORPUS", "REPOSITORY_ROOT", "corpus_cron_files", "corpus_templates"]
+pytest_plugins = ["tests.support.fakes"]
 
 # Properties are judged by what they find, never by how fast a loaded machine finds it: no
 # per-example deadline, and no health check that fails when data generation is slow.
@@ -39,10 +29,22 @@ settings.register_profile(
 settings.load_profile("tc-scheduler")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_fast_option(parser)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     problem = corpus_missing_message()
     if problem:
         raise pytest.UsageError(problem)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    return True if holds_no_fast_test(collection_path, config) else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    mark_tiers(config, items)
 
 
 @pytest.fixture(scope="session")
@@ -76,22 +78,6 @@ def ledger(ledger_url: str) -> Iterator[Ledger]:
         yield opened
 
 
-# The test deployment's per-repository roles, `repo:<host>/<path>:*`: broadly what Firefox CI
-# grants a repository's cron and decision tasks (create tasks in any queue, on any route, under
-# any scheduler id; trigger hooks; name in-tree action hooks). Tests of least privilege make
-# narrower ones.
-REPOSITORY_ROLES = {
-    "repo:*": [
-        "queue:create-task:*",
-        "queue:route:*",
-        "queue:scheduler-id:*",
-        "hooks:trigger-hook:*",
-        "hooks:list-last-fires:*",
-        "in-tree:hook-action:*",
-    ]
-}
-
-
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
     """A fresh local Taskcluster with the repository roles; the test fails if any of its
@@ -99,55 +85,3 @@ def emulator() -> Iterator[Emulator]:
     with Emulator(roles=REPOSITORY_ROLES) as running:
         yield running
         running.assert_conforming()
-
-
-def task_definition(now: datetime, **overrides: Any) -> dict[str, Any]:
-    """A valid createTask request created at `now`, with `overrides` replacing its fields."""
-    definition: dict[str, Any] = {
-        "taskQueueId": "proj-test/worker",
-        "created": format_time(now),
-        "deadline": format_time(now + timedelta(hours=1)),
-        "payload": {},
-        "metadata": {
-            "name": "test",
-            "description": "a test task",
-            "owner": "tests@example.com",
-            "source": "https://example.com/tests",
-        },
-    }
-    return definition | overrides
-
-
-def write_service_config(
-    tmp_path: Path,
-    repository: Repository,
-    *,
-    project: str = "demo",
-    ledger: str | None = None,
-    extra: str = "",
-) -> Path:
-    """A service configuration of one project, whose tasks name
-    https://github.com/example/<project> and whose git reads `repository`; `extra` is more of
-    the project's entry (indented as it is). The ledger is SQLite in `tmp_path` by default."""
-    ledger = ledger or f"sqlite:///{tmp_path / 'ledger.db'}"
-    path = tmp_path / "service.yml"
-    path.write_text(
-        f"ledger: {ledger}\n"
-        "projects:\n"
-        f"  - name: {project}\n"
-        f"    repository: https://github.com/example/{project}\n"
-        f"    fetch-from: {repository.url}\n"
-        "    trust-domain: tcs\n" + extra
-    )
-    return path
-
-
-def taskcluster_environment(emulator: Emulator) -> dict[str, str]:
-    """The variables that point a tc-scheduler process at the emulator, as its root client,
-    on a clock running from the emulator's now (set the emulator's clock first)."""
-    return {
-        "TASKCLUSTER_ROOT_URL": emulator.root_url,
-        "TASKCLUSTER_CLIENT_ID": emulator.root_credentials["clientId"],
-        "TASKCLUSTER_ACCESS_TOKEN": emulator.root_credentials["accessToken"],
-        NOW_VARIABLE: offset_setting(emulator.clock.now()),
-    }

@@ -26,10 +26,10 @@ from scheduler.operations.acts import Operations
 from scheduler.service import open_service
 from scheduler.web.auth import hash_token
 from scheduler.web.server import ApiServer
-from tests.conftest import taskcluster_environment, write_service_config
 from tests.emulator import Emulator
-from tests.repos import Repository
-from tests.test_engine import HOURLY, OWN_TEMPLATE, make_config, project
+from tests.support.emulated import taskcluster_environment
+from tests.support.projects import HOURLY, OWN_TEMPLATE, make_config, project, write_service_config
+from tests.support.repos import Repository
 
 T = datetime(2026, 12, 1, tzinfo=UTC)
 OPERATOR = "op-" + secrets.token_urlsafe(24)

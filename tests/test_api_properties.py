@@ -28,10 +28,10 @@ from scheduler.operations.acts import Operations
 from scheduler.service import open_service
 from scheduler.web.auth import hash_token
 from scheduler.web.server import ApiServer
-from tests.conftest import REPOSITORY_ROLES
 from tests.emulator import Emulator
-from tests.repos import Repository
-from tests.test_engine import HOURLY, OWN_TEMPLATE, make_config, project
+from tests.support.emulated import REPOSITORY_ROLES
+from tests.support.projects import HOURLY, OWN_TEMPLATE, make_config, project
+from tests.support.repos import Repository
 
 OPERATOR = "op-" + secrets.token_urlsafe(24)
 CHECKS = (

@@ -21,16 +21,13 @@ import taskcluster
 import taskcluster.exceptions
 
 from scheduler.web.auth import hash_token
-from tests.conftest import (
-    REPOSITORY_ROLES,
-    REPOSITORY_ROOT,
-    task_definition,
-    taskcluster_environment,
-)
 from tests.emulator import Emulator
-from tests.repos import Repository
-from tests.test_expiry import CACHED, HOOK, seed, seed_rebuild_action
-from tests.test_service import Service, wait_until
+from tests.support.corpus import REPOSITORY_ROOT
+from tests.support.emulated import REPOSITORY_ROLES, task_definition, taskcluster_environment
+from tests.support.expiry import CACHED, HOOK, seed, seed_rebuild_action
+from tests.support.repos import Repository
+from tests.support.service import Service
+from tests.support.waiting import wait_until
 
 TICK = [sys.executable, "-m", "scheduler", "tick"]
 OPERATOR = "op-" + secrets.token_urlsafe(24)
@@ -291,7 +288,7 @@ def test_acts_need_an_operator(
 
 
 def test_pause_then_slot_then_resume(served: Served) -> None:
-    today = datetime.now(UTC).date()
+    today = served.emulator.clock.now().date()
     paused_slot, resumed_slot = _month_start(today, 2), _month_start(today, 1)
     paused = served.post(
         "/api/v1/projects/alpha/jobs/nightly/pause", {"reason": "bad nightly, bug 1234"}
@@ -416,7 +413,7 @@ def test_jobs_say_when_they_fire_and_what_they_did(served: Served) -> None:
     nightly = jobs["nightly"]
     assert nightly["schedule"] == "on day 1 of the month at 03:00 UTC"
     assert nightly["crontab"] == "0 3 1 * *"
-    now = datetime.now(UTC)
+    now = served.emulator.clock.now()
     first, second = (datetime.fromisoformat(t) for t in nightly["next_fires"])
     assert (first.day, first.hour, second.day) == (1, 3, 1)
     assert now < first < second <= first + timedelta(days=31)

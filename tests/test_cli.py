@@ -18,7 +18,7 @@ from scheduler.cli import main
 from scheduler.cli.output import console, echo, echo_json, echo_yaml
 from scheduler.common.redaction import remember_secret
 from scheduler.ids import decision_task_id
-from tests.conftest import CORPUS, REPOSITORY_ROOT, corpus_cron_files
+from tests.support.corpus import CORPUS, REPOSITORY_ROOT, corpus_cron_files
 
 GECKO = str(CORPUS / "cron" / "mozilla__gecko-dev.cron.yml")
 ANDROID_L10N = str(CORPUS / "cron" / "mozilla-l10n__android-l10n-tooling.cron.yml")
@@ -251,6 +251,7 @@ def test_render_prints_the_task_with_its_id() -> None:
     assert "--target-tasks-method=train-target-tasks" in task["payload"]["command"][-1]
 
 
+@pytest.mark.process
 def test_render_prints_the_same_bytes_every_time() -> None:
     command = [sys.executable, "-m", "scheduler", *RENDER_ARGS]
     first = subprocess.run(command, capture_output=True, check=True)
@@ -259,6 +260,7 @@ def test_render_prints_the_same_bytes_every_time() -> None:
     assert json.loads(first.stdout)["taskId"]
 
 
+@pytest.mark.process
 def test_the_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "tc-scheduler"
     result = subprocess.run(

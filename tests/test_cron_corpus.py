@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from scheduler.cron import CronFile, DecisionTask, TriggerAction, due_jobs, fires_between, load_cron
-from tests.conftest import CORPUS, corpus_cron_files
+from tests.support.corpus import CORPUS, corpus_cron_files
+from tests.support.loaded_corpus import corpus_cron
 
 REJECTED_BY_BUILD_DECISION = "mozilla-l10n__android-l10n-tooling.cron.yml"
 
 
 def load(name: str) -> CronFile:
-    path = CORPUS / "cron" / name
-    return load_cron(path.read_bytes(), path.name)
+    return corpus_cron(CORPUS / "cron" / name)
 
 
 def at(text: str) -> datetime:

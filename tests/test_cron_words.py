@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.cron import Schedule, ScheduleError, load_cron
+from scheduler.cron import Schedule, ScheduleError
 from scheduler.cron.words import in_words
-from tests.corpus import corpus_cron_files
+from tests.support.corpus import corpus_cron_files
+from tests.support.loaded_corpus import corpus_cron
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MINUTES = (0, 15, 30, 45)
@@ -208,7 +209,7 @@ def test_spelling_a_field_out_changes_nothing(
 @pytest.mark.parametrize("path", corpus_cron_files(), ids=lambda path: path.name)
 def test_every_corpus_job_has_words(path: Path) -> None:
     checked = 0
-    for job in load_cron(path.read_bytes(), path.name).jobs:
+    for job in corpus_cron(path).jobs:
         for project in job.run_on_projects or ("mozilla-central",):
             try:
                 entries = job.schedules_for(project)
@@ -218,4 +219,4 @@ def test_every_corpus_job_has_words(path: Path) -> None:
             assert words, (job.name, project)
             assert "None" not in words, (job.name, project, words)
             checked += 1
-    assert checked or not load_cron(path.read_bytes(), path.name).jobs
+    assert checked or not corpus_cron(path).jobs

@@ -6,6 +6,7 @@ The crontab evaluator here is naive and shares no code with `scheduler`: weekday
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 
@@ -13,10 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler.cron import ByProject, Schedule, load_cron
+from scheduler.cron import ByProject, Schedule
 from scheduler.cron.crontab import crontab
 from scheduler.cron.model import fires_at
-from tests.corpus import corpus_cron_files
+from tests.support.corpus import corpus_cron_files
+from tests.support.loaded_corpus import corpus_cron
 
 TIMES = [(hour, minute) for hour in range(24) for minute in (0, 15, 30, 45)]
 
@@ -38,19 +40,27 @@ def _values(field: str, low: int, high: int) -> set[int]:
     return values
 
 
-def cron_fires(expression: str, slot: datetime) -> bool:
+@functools.cache
+def _parsed(expression: str) -> tuple[frozenset[int], ...]:
+    """Minutes, hours, days of month, months and weekdays (0 is Sunday) of `expression`."""
     minute, hour, dom, month, dow = expression.split()
-    weekdays = {value % 7 for value in _values(dow, 0, 7)}  # 0 and 7 are both Sunday.
-    on_dom = slot.day in _values(dom, 1, 31)
+    return (
+        frozenset(_values(minute, 0, 59)),
+        frozenset(_values(hour, 0, 23)),
+        frozenset(_values(dom, 1, 31)),
+        frozenset(_values(month, 1, 12)),
+        frozenset(value % 7 for value in _values(dow, 0, 7)),  # 0 and 7 are both Sunday.
+    )
+
+
+def cron_fires(expression: str, slot: datetime) -> bool:
+    _, _, dom, _, dow = expression.split()
+    minutes, hours, days, months, weekdays = _parsed(expression)
+    on_dom = slot.day in days
     on_dow = slot.isoweekday() % 7 in weekdays
     # Vixie cron: with both day fields restricted, either one selects the day.
     on_day = on_dom or on_dow if dom != "*" and dow != "*" else on_dom and on_dow
-    return (
-        slot.minute in _values(minute, 0, 59)
-        and slot.hour in _values(hour, 0, 23)
-        and slot.month in _values(month, 1, 12)
-        and on_day
-    )
+    return slot.minute in minutes and slot.hour in hours and slot.month in months and on_day
 
 
 def test_the_evaluator_itself() -> None:
@@ -186,7 +196,7 @@ def test_no_crontab_can(schedules: tuple[Schedule, ...]) -> None:
 
 def _corpus_whens() -> Iterator[tuple[str, tuple[Schedule, ...]]]:
     for path in corpus_cron_files():
-        for job in load_cron(path.read_bytes(), path.name).jobs:
+        for job in corpus_cron(path).jobs:
             alternatives = (
                 job.when.alternatives if isinstance(job.when, ByProject) else {"": job.when}
             )

@@ -7,7 +7,7 @@ its own scopes and `assume:anonymous` only.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import mohawk
@@ -17,9 +17,9 @@ import slugid
 import taskcluster
 from taskcluster.exceptions import TaskclusterAuthFailure, TaskclusterRestFailure
 
-from tests.conftest import task_definition
 from tests.emulator import Emulator
 from tests.emulator.auth import ANONYMOUS_SCOPES
+from tests.support.emulated import task_definition
 
 CURRENT = "auth:current-scopes"
 
@@ -143,7 +143,7 @@ def _temporary(emulator: Emulator, start: datetime, expiry: datetime, scopes: li
 
 
 def test_temporary_credentials_carry_their_certificate_scopes(private: Emulator) -> None:
-    now = datetime.now(UTC)
+    now = private.clock.now()
     temporary = _temporary(private, now, now + timedelta(hours=1), ["queue:get-task:*", CURRENT])
     assert taskcluster.Auth(private.options(temporary)).currentScopes() == {
         "scopes": ["assume:anonymous", CURRENT, "queue:get-task:*"]
@@ -151,7 +151,7 @@ def test_temporary_credentials_carry_their_certificate_scopes(private: Emulator)
 
 
 def test_named_temporary_credentials_use_their_name(private: Emulator) -> None:
-    now = datetime.now(UTC)
+    now = private.clock.now()
     temporary = _temporary(
         private, now, now + timedelta(hours=1), ["queue:status:*", CURRENT], name="my-temp"
     )
@@ -164,14 +164,14 @@ def test_named_temporary_credentials_use_their_name(private: Emulator) -> None:
 
 
 def test_expired_temporary_credentials_are_401(emulator: Emulator) -> None:
-    now = datetime.now(UTC)
+    now = emulator.clock.now()
     temporary = _temporary(emulator, now - timedelta(hours=2), now - timedelta(hours=1), ["a"])
     with pytest.raises(TaskclusterAuthFailure, match="expired"):
         taskcluster.Auth(emulator.options(temporary)).currentScopes()
 
 
 def test_temporary_credentials_expire_on_the_emulator_clock(private: Emulator) -> None:
-    now = datetime.now(UTC)
+    now = private.clock.now()
     temporary = _temporary(private, now, now + timedelta(hours=1), ["a", CURRENT])
     auth = taskcluster.Auth(private.options(temporary))
     assert auth.currentScopes()["scopes"] == ["a", "assume:anonymous", CURRENT]
@@ -182,7 +182,7 @@ def test_temporary_credentials_expire_on_the_emulator_clock(private: Emulator) -
 
 def test_temporary_credentials_beyond_the_issuer_are_401(emulator: Emulator) -> None:
     issuer = emulator.add_client("issuer", ["queue:status:*"])
-    now = datetime.now(UTC)
+    now = emulator.clock.now()
     temporary = taskcluster.createTemporaryCredentials(
         issuer["clientId"], issuer["accessToken"], now, now + timedelta(hours=1), ["queue:*"]
     )
@@ -191,7 +191,7 @@ def test_temporary_credentials_beyond_the_issuer_are_401(emulator: Emulator) -> 
 
 
 def test_tampered_certificate_is_401(emulator: Emulator) -> None:
-    now = datetime.now(UTC)
+    now = emulator.clock.now()
     temporary = _temporary(emulator, now, now + timedelta(hours=1), ["queue:status:*"])
     temporary["certificate"] = temporary["certificate"].replace("queue:status:*", "*")
     with pytest.raises(TaskclusterAuthFailure, match="bad signature"):
@@ -314,7 +314,7 @@ def test_signed_url_of_temporary_credentials_carries_their_certificate(emulator:
     task_id = slugid.nice()
     queue.createTask(task_id, task_definition(emulator.clock.now()))
     emulator.add_artifact(task_id, "private/secret.txt", "hush")
-    now = datetime.now(UTC)
+    now = emulator.clock.now()
     temporary = _temporary(
         emulator, now, now + timedelta(hours=1), ["queue:get-artifact:private/*"]
     )

@@ -11,9 +11,9 @@ import slugid
 import taskcluster
 from taskcluster.exceptions import TaskclusterRestFailure
 
-from tests.conftest import task_definition
 from tests.emulator import Emulator
 from tests.emulator.clock import format_time
+from tests.support.emulated import task_definition
 
 
 def rejected(call, *args, **kwargs) -> TaskclusterRestFailure:

@@ -10,9 +10,9 @@ import slugid
 import taskcluster
 from taskcluster.exceptions import TaskclusterRestFailure
 
-from tests.conftest import task_definition
 from tests.emulator import Clock, Emulator
 from tests.emulator.clock import format_time, parse_time
+from tests.support.emulated import task_definition
 
 
 @pytest.fixture

@@ -2,134 +2,37 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-import slugid
 import taskcluster
 
 from scheduler.actions.spec import MARKER_KEY
-from scheduler.config.model import CatchUp, Config, Credentials, Project
+from scheduler.config.model import CatchUp, Project
 from scheduler.cron import DecisionTask, fires_between, load_cron
 from scheduler.cron.slots import FutureSlotError
 from scheduler.engine import Engine
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireKind, FireState, Ledger
 from scheduler.outcomes import FireTooSoonError, SlotResult
-from scheduler.service import open_engine
-from tests.conftest import CORPUS, REPOSITORY_ROOT, task_definition
 from tests.emulator import Emulator
-from tests.repos import Repository
-
-T = TypeVar("T")
-DAY = datetime(2026, 12, 1, tzinfo=UTC)  # a Tuesday
-OWN_CRON = (REPOSITORY_ROOT / ".cron.yml").read_text()
-OWN_TEMPLATE = (REPOSITORY_ROOT / ".taskcluster.yml").read_text()
-ACTIONS_JSON = json.loads(
-    (CORPUS / "taskcluster-schemas/examples/fxci-config-build-decision-actions.json").read_text()
+from tests.support.corpus import CORPUS
+from tests.support.engine import created_task_ids, fires, run, seed_decision_with_actions, tick
+from tests.support.projects import (
+    CORPUS_PROJECTS,
+    DAY,
+    HOURLY,
+    corpus_repository,
+    make_config,
+    own_project,
+    project,
 )
-
-HOURLY = """\
-jobs:
-  - name: hourly
-    job: {type: decision-task, treeherder-symbol: H, target-tasks-method: hourly}
-    when: [{minute: 0}]
-"""
-NIGHTLY = """\
-jobs:
-  - name: nightly
-    job: {type: decision-task, treeherder-symbol: N, target-tasks-method: nightly}
-    when: [{hour: 2, minute: 0}]
-"""
-
-
-def make_config(emulator: Emulator, tmp_path: Path, *projects: Project, **changes: Any) -> Config:
-    config = Config(
-        root_url=emulator.root_url,
-        credentials=Credentials(
-            **{
-                "client_id": emulator.root_credentials["clientId"],
-                "access_token": emulator.root_credentials["accessToken"],
-            }
-        ),
-        ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}",
-        state_dir=tmp_path / "state",
-        concurrency=8,
-        dry_run=False,
-        replica="replica-1",
-        claim_lease=timedelta(minutes=10),
-        projects=projects,
-        source="test",
-    )
-    return replace(config, **changes)
-
-
-def project(name: str, repository: Repository, **changes: Any) -> Project:
-    """A project whose tasks name a GitHub URL, fetched from the local repository."""
-    configured = Project(
-        name=name,
-        repository=f"https://github.com/example/{name}",
-        fetch_from=repository.url,
-        trust_domain="tcs",
-    )
-    return replace(configured, **changes)
-
-
-def run(config: Config, emulator: Emulator, work: Callable[[Engine], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with open_engine(config, clock=emulator.clock.now) as engine:
-            return await work(engine)
-
-    return asyncio.run(main())
-
-
-def tick(config: Config, emulator: Emulator, slot: datetime) -> list[SlotResult]:
-    emulator.clock.set(slot, frozen=True)
-    return run(config, emulator, lambda engine: engine.tick(slot))
-
-
-def created_task_ids(emulator: Emulator) -> list[str]:
-    return sorted(task.task_id for task in emulator.tasks())
-
-
-def fires(config: Config) -> list[Any]:
-    ledger = Ledger.open(config.ledger_url)
-    try:
-        return ledger.fires()
-    finally:
-        ledger.close()
-
+from tests.support.repos import Repository
 
 # -- a simulated day ---------------------------------------------------------------------------
-
-# Corpus projects whose template renders for cron on any root URL, by repository name.
-CORPUS_PROJECTS = {
-    "fenix": "mozilla-mobile__fenix__at-c0f9f3b3",
-    "application-services": "mozilla__application-services",
-    "translations": "mozilla__translations",
-    "mozilla-vpn-client": "mozilla-mobile__mozilla-vpn-client",
-    "reference-browser": "mozilla-mobile__reference-browser",
-    "fx-desktop-qa-automation": "mozilla__fx-desktop-qa-automation",
-}
-
-
-def corpus_repository(tmp_path: Path, name: str, stem: str) -> Repository:
-    template_stem = stem.split("__at-", maxsplit=1)[0]
-    return Repository(
-        tmp_path / "repos" / name,
-        {
-            ".cron.yml": (CORPUS / "cron" / f"{stem}.cron.yml").read_text(),
-            ".taskcluster.yml": (
-                CORPUS / "taskcluster-yml" / f"{template_stem}.taskcluster.yml"
-            ).read_text(),
-        },
-    )
 
 
 def test_a_day_of_slots_creates_exactly_the_planned_tasks(
@@ -173,13 +76,6 @@ def test_a_day_of_slots_creates_exactly_the_planned_tasks(
 
 
 # -- exactly once ------------------------------------------------------------------------------
-
-
-def own_project(tmp_path: Path, cron: str = OWN_CRON, name: str = "tc-scheduler") -> Project:
-    repository = Repository(
-        tmp_path / "repos" / name, {".cron.yml": cron, ".taskcluster.yml": OWN_TEMPLATE}
-    )
-    return project(name, repository)
 
 
 def test_rendering_in_worker_processes_gives_the_same_tasks(
@@ -321,46 +217,6 @@ def test_a_project_without_cron_file_has_no_jobs(emulator: Emulator, tmp_path: P
 
 
 # -- trigger-action ------------------------------------------------------------------------------
-
-
-def seed_decision_with_actions(
-    emulator: Emulator,
-    route: str,
-    *,
-    scopes: tuple[str, ...] = ("in-tree:hook-action:project-mobile/in-tree-action-3-*",),
-) -> str:
-    """A completed decision task indexed at `route`, with the corpus actions.json, and the
-    hook of its `add-new-jobs` action, allowed to create tasks; its task id. The decision task
-    holds `scopes`: by default it may name the project's level-3 in-tree action hooks, as
-    Firefox CI's push roles grant."""
-    decision = slugid.nice()
-    queue = taskcluster.Queue(emulator.options())
-    definition = task_definition(
-        emulator.clock.now(),
-        routes=[route],
-        scopes=list(scopes),
-    )
-    queue.createTask(decision, definition)
-    emulator.add_artifact(decision, "public/actions.json", ACTIONS_JSON)
-    emulator.resolve_task(decision, "completed")
-    hook_task = task_definition(emulator.clock.now())
-    hook_task["created"] = {"$fromNow": "0 seconds"}
-    hook_task["deadline"] = {"$fromNow": "1 hour"}
-    hook_task["payload"] = {"user": {"$eval": "payload.user"}}
-    taskcluster.Hooks(emulator.options()).createHook(
-        "project-mobile",
-        "in-tree-action-3-generic/93267a5f84",
-        {
-            "metadata": {"name": "action", "description": "d", "owner": "o@example.com"},
-            "task": hook_task,
-            "triggerSchema": {"type": "object"},
-        },
-    )
-    emulator.set_role(
-        "hook-id:project-mobile/in-tree-action-3-generic/*",
-        ["queue:create-task:*", "queue:scheduler-id:*"],
-    )
-    return decision
 
 
 def test_trigger_action_fires_the_hook_with_the_rendered_payload(

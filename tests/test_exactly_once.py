@@ -19,19 +19,9 @@ from scheduler.ledger import FireKind, FireState, Ledger
 from scheduler.outcomes import FireResult, FireTooSoonError
 from scheduler.retrying import FIRST_WAIT
 from tests.emulator import Emulator
-from tests.repos import Repository
-from tests.test_engine import (
-    DAY,
-    HOURLY,
-    created_task_ids,
-    fires,
-    make_config,
-    own_project,
-    project,
-    run,
-    seed_decision_with_actions,
-    tick,
-)
+from tests.support.engine import created_task_ids, fires, run, seed_decision_with_actions, tick
+from tests.support.projects import DAY, HOURLY, make_config, own_project, project
+from tests.support.repos import Repository
 
 HOOK = ("project-mobile", "in-tree-action-3-generic/93267a5f84")
 ACTION_CRON = """\

@@ -32,9 +32,10 @@ from scheduler.expiry.remediation import Remediator, scan_and_remediate
 from scheduler.expiry.scan import Scanner
 from scheduler.ledger import Ledger, RemediationState
 from scheduler.taskcluster import connect
-from tests.conftest import task_definition, taskcluster_environment
 from tests.emulator import Emulator
 from tests.emulator.clock import format_time
+from tests.support.emulated import task_definition, taskcluster_environment
+from tests.support.expiry import CACHED, HOOK, seed, seed_rebuild_action
 
 # The emulator's clock is frozen here; the commands under test run on it too
 # (taskcluster_environment passes it as TC_SCHEDULER_NOW).
@@ -70,21 +71,6 @@ def test_classification_and_order() -> None:
     ]
     assert [t.task_id for t in at_risk(tasks, NOW, THRESHOLD)] == ["gone", "past", "soon"]
     assert cached("x", 1.5).days_left(NOW) == 1.5
-
-
-def seed(
-    emulator: Emulator, namespace: str, expires_in: timedelta, task_id: str | None = None
-) -> str:
-    """A completed cached task indexed at `namespace`, expiring `expires_in` from now."""
-    now = emulator.clock.now()
-    task_id = task_id or slugid.nice()
-    if task_id not in emulator.queue.tasks:
-        definition = task_definition(now, expires=format_time(now + expires_in))
-        emulator.add_task(task_id, definition)
-    with emulator.lock:
-        expires = emulator.queue.tasks[task_id].expires
-        emulator.index.insert(namespace, task_id, expires=expires)
-    return task_id
 
 
 @pytest.fixture
@@ -267,33 +253,6 @@ def test_expired_artifacts_count_when_asked(emulator: Emulator) -> None:
 
 # -- remediation -----------------------------------------------------------------------------
 
-HOOK = ("project-tcs", "in-tree-action-1-generic/0123456789")
-ACTIONS_JSON = {
-    "version": 1,
-    "variables": {},
-    "actions": [
-        {
-            "name": "rebuild-cached-tasks",
-            "title": "Rebuild cached tasks",
-            "description": "Rebuild the cached tasks",
-            "kind": "hook",
-            "context": [],
-            "hookGroupId": HOOK[0],
-            "hookId": HOOK[1],
-            "hookPayload": {
-                "decision": {"action": {"name": "rebuild-cached-tasks"}},
-                "user": {
-                    "input": {"$eval": "input"},
-                    "taskGroupId": {"$eval": "taskGroupId"},
-                    "taskId": {"$eval": "taskId"},
-                },
-            },
-            "schema": {"type": "object"},
-        }
-    ],
-}
-CACHED = ("tcs.cache.level-1.toolchains.v3.clang", "tcs.cache.level-1.docker-images.v3.base")
-
 
 @pytest.fixture
 def deployment(emulator: Emulator) -> Emulator:
@@ -303,35 +262,6 @@ def deployment(emulator: Emulator) -> Emulator:
     for namespace in CACHED:
         seed(emulator, f"{namespace}.latest", timedelta(days=10))
     return emulator
-
-
-def seed_rebuild_action(emulator: Emulator, project: str) -> None:
-    """The project's latest decision task, completed, with the rebuild action and its hook."""
-    now = emulator.clock.now()
-    decision = slugid.nice()
-    route = f"index.tcs.v2.{project}.latest.taskgraph.decision"
-    emulator.add_task(
-        decision,
-        task_definition(now, routes=[route], scopes=[f"in-tree:hook-action:{HOOK[0]}/*"]),
-    )
-    emulator.resolve_task(decision, "completed")
-    emulator.add_artifact(decision, "public/actions.json", ACTIONS_JSON)
-    template = task_definition(now)
-    template.update(
-        created={"$fromNow": "0 seconds"},
-        deadline={"$fromNow": "1 hour"},
-        taskGroupId={"$eval": "payload.user.taskGroupId"},
-        payload={"action": {"$eval": "payload"}},
-    )
-    taskcluster.Hooks(emulator.options()).createHook(
-        *HOOK,
-        {
-            "metadata": {"name": "action", "description": "d", "owner": "o@example.com"},
-            "task": template,
-            "triggerSchema": {"type": "object"},
-        },
-    )
-    emulator.set_role(f"hook-id:{HOOK[0]}/*", ["queue:create-task:*", "queue:scheduler-id:*"])
 
 
 def demo(**expiry: Any) -> Project:

@@ -10,7 +10,6 @@ import json
 import logging
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,73 +21,62 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook import WebhookClient
 
 from tests.emulator.slack import FakeSlack
+from tests.support.fakes import SLACK_CHANNELS, SLACK_TOKEN
 
-TOKEN = "xoxb-test-0123456789-secret"
-CHANNELS = {"C0123": "releng", "C0456": "ci-alerts"}
 BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": "*decision task* failed"}}]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeSlack]:
-    with FakeSlack.running(token=TOKEN, channels=CHANNELS) as fake:
-        yield fake
-
-
-@pytest.fixture
-def slack(server: FakeSlack) -> FakeSlack:
-    server.reset()
-    return server
 
 
 @pytest.fixture
 def client(slack: FakeSlack) -> WebClient:
-    return WebClient(token=TOKEN, base_url=slack.api_url)
+    return WebClient(token=SLACK_TOKEN, base_url=slack.api_url)
 
 
 def raw_call(slack: FakeSlack, method: str, body: bytes, headers: dict[str, str]) -> Any:
     request = urllib.request.Request(f"{slack.api_url}{method}", body, headers, method="POST")
-    with urllib.request.urlopen(request, timeout=5) as response:
+    with urllib.request.urlopen(request, timeout=60) as response:
         return json.load(response)
 
 
 def test_post_message_is_recorded_with_text_and_blocks(slack: FakeSlack, client: WebClient) -> None:
-    response = client.chat_postMessage(channel="C0123", text="decision failed", blocks=BLOCKS)
+    response = client.chat_postMessage(channel="C0RELENG", text="decision failed", blocks=BLOCKS)
 
     assert response["ok"] is True
-    assert response["channel"] == "C0123"
+    assert response["channel"] == "C0RELENG"
     assert response["message"]["text"] == "decision failed"
     [message] = slack.messages_in("releng")
     assert (message.channel, message.ts, message.text) == (
-        "C0123",
+        "C0RELENG",
         response["ts"],
         "decision failed",
     )
     assert message.blocks == BLOCKS
     assert message.thread_ts is None
-    assert slack.messages_in("C0456") == []
+    assert slack.messages_in("C0NIGHTLY") == []
 
 
 def test_post_by_channel_name_answers_with_the_id(slack: FakeSlack, client: WebClient) -> None:
-    response = client.chat_postMessage(channel="#ci-alerts", text="hello")
+    response = client.chat_postMessage(channel="#nightly", text="hello")
 
-    assert response["channel"] == "C0456"
-    assert [m.text for m in slack.messages_in("C0456")] == ["hello"]
+    assert response["channel"] == "C0NIGHTLY"
+    assert [m.text for m in slack.messages_in("C0NIGHTLY")] == ["hello"]
 
 
 def test_timestamps_are_unique_and_increasing_even_on_a_frozen_clock() -> None:
-    with FakeSlack.running(token=TOKEN, channels=CHANNELS, clock=lambda: 1_700_000_000.0) as fake:
-        client = WebClient(token=TOKEN, base_url=fake.api_url)
-        stamps = [client.chat_postMessage(channel="C0123", text=str(i))["ts"] for i in range(3)]
+    with FakeSlack.running(
+        token=SLACK_TOKEN, channels=SLACK_CHANNELS, clock=lambda: 1_700_000_000.0
+    ) as fake:
+        client = WebClient(token=SLACK_TOKEN, base_url=fake.api_url)
+        stamps = [client.chat_postMessage(channel="C0RELENG", text=str(i))["ts"] for i in range(3)]
 
     assert stamps == ["1700000000.000000", "1700000000.000001", "1700000000.000002"]
 
 
 def test_replies_are_recorded_in_their_thread(slack: FakeSlack, client: WebClient) -> None:
-    parent = client.chat_postMessage(channel="C0123", text="nightly failed")["ts"]
-    first = client.chat_postMessage(channel="C0123", text="retrying", thread_ts=parent)
+    parent = client.chat_postMessage(channel="C0RELENG", text="nightly failed")["ts"]
+    first = client.chat_postMessage(channel="C0RELENG", text="retrying", thread_ts=parent)
     # A reply to a reply belongs to the parent's thread, as in Slack.
-    client.chat_postMessage(channel="C0123", text="fixed", thread_ts=first["ts"])
-    client.chat_postMessage(channel="C0123", text="unrelated")
+    client.chat_postMessage(channel="C0RELENG", text="fixed", thread_ts=first["ts"])
+    client.chat_postMessage(channel="C0RELENG", text="unrelated")
 
     thread = slack.thread(parent)
     assert [m.text for m in thread] == ["nightly failed", "retrying", "fixed"]
@@ -98,7 +86,7 @@ def test_replies_are_recorded_in_their_thread(slack: FakeSlack, client: WebClien
 
 def test_reply_to_an_unknown_thread_is_refused(slack: FakeSlack, client: WebClient) -> None:
     with pytest.raises(SlackApiError) as raised:
-        client.chat_postMessage(channel="C0123", text="orphan", thread_ts="1.000001")
+        client.chat_postMessage(channel="C0RELENG", text="orphan", thread_ts="1.000001")
 
     assert raised.value.response["error"] == "thread_not_found"
     assert slack.messages == []
@@ -107,10 +95,10 @@ def test_reply_to_an_unknown_thread_is_refused(slack: FakeSlack, client: WebClie
 def test_update_replaces_the_text_and_keeps_the_history(
     slack: FakeSlack, client: WebClient
 ) -> None:
-    ts = client.chat_postMessage(channel="C0123", text="running", blocks=BLOCKS)["ts"]
+    ts = client.chat_postMessage(channel="C0RELENG", text="running", blocks=BLOCKS)["ts"]
 
-    response = client.chat_update(channel="C0123", ts=ts, text="done")
-    client.chat_update(channel="C0123", ts=ts, text="done", blocks=[{"type": "divider"}])
+    response = client.chat_update(channel="C0RELENG", ts=ts, text="done")
+    client.chat_update(channel="C0RELENG", ts=ts, text="done", blocks=[{"type": "divider"}])
 
     assert response["ts"] == ts
     assert response["message"]["text"] == "done"
@@ -126,10 +114,10 @@ def test_update_replaces_the_text_and_keeps_the_history(
 def test_update_of_an_unknown_message_is_message_not_found(
     slack: FakeSlack, client: WebClient
 ) -> None:
-    client.chat_postMessage(channel="C0123", text="kept")
+    client.chat_postMessage(channel="C0RELENG", text="kept")
 
     with pytest.raises(SlackApiError) as raised:
-        client.chat_update(channel="C0123", ts="1.000001", text="nope")
+        client.chat_update(channel="C0RELENG", ts="1.000001", text="nope")
 
     assert raised.value.response["error"] == "message_not_found"
     assert [m.text for m in slack.messages] == ["kept"]
@@ -145,7 +133,7 @@ def test_auth_test_describes_the_bot(client: WebClient) -> None:
 
 
 def test_conversations_info_knows_the_configured_channels(client: WebClient) -> None:
-    assert client.conversations_info(channel="C0456")["channel"]["name"] == "ci-alerts"
+    assert client.conversations_info(channel="C0NIGHTLY")["channel"]["name"] == "nightly"
 
     with pytest.raises(SlackApiError) as raised:
         client.conversations_info(channel="C9999")
@@ -165,7 +153,7 @@ def test_unknown_channel_is_refused_and_nothing_is_recorded(
 @pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing:UserWarning")
 def test_a_message_needs_text_or_blocks(slack: FakeSlack, client: WebClient) -> None:
     with pytest.raises(SlackApiError) as raised:
-        client.chat_postMessage(channel="C0123")
+        client.chat_postMessage(channel="C0RELENG")
 
     assert raised.value.response["error"] == "no_text"
     assert slack.messages == []
@@ -178,7 +166,7 @@ def test_bad_tokens_are_refused(slack: FakeSlack, token: str | None, error: str)
     client = WebClient(token=token, base_url=slack.api_url)
 
     with pytest.raises(SlackApiError) as raised:
-        client.chat_postMessage(channel="C0123", text="sneaky")
+        client.chat_postMessage(channel="C0RELENG", text="sneaky")
 
     # Slack answers auth failures with HTTP 200 and ok: false.
     assert raised.value.response.status_code == 200
@@ -192,27 +180,29 @@ def test_tokens_never_leak_into_records_responses_or_logs(
 ) -> None:
     wrong = "xoxb-wrong-secret-value"
     caplog.set_level(logging.DEBUG)
-    client.chat_postMessage(channel="C0123", text="hello")
+    client.chat_postMessage(channel="C0RELENG", text="hello")
     with pytest.raises(SlackApiError) as raised:
         WebClient(token=wrong, base_url=slack.api_url).auth_test()
 
     seen = " ".join(
         [repr(slack.calls), repr(slack.messages), json.dumps(raised.value.response.data)]
     )
-    assert TOKEN not in seen
+    assert SLACK_TOKEN not in seen
     assert wrong not in seen
     fake_logs = [r for r in caplog.records if not r.name.startswith("slack_sdk")]
-    assert all(TOKEN not in r.getMessage() and wrong not in r.getMessage() for r in fake_logs)
+    assert all(SLACK_TOKEN not in r.getMessage() and wrong not in r.getMessage() for r in fake_logs)
 
 
 def test_form_multipart_and_body_token_are_understood(slack: FakeSlack, client: WebClient) -> None:
     # params= goes form-encoded, data= multipart; blocks then travel as a JSON string.
-    client.api_call("chat.postMessage", params={"channel": "C0123", "text": "form", "blocks": "[]"})
-    client.api_call("chat.postMessage", data={"channel": "C0123", "text": "multipart"})
+    client.api_call(
+        "chat.postMessage", params={"channel": "C0RELENG", "text": "form", "blocks": "[]"}
+    )
+    client.api_call("chat.postMessage", data={"channel": "C0RELENG", "text": "multipart"})
     answer = raw_call(
         slack,
         "chat.postMessage",
-        f"token={TOKEN}&channel=C0123&text=token+in+body".encode(),
+        f"token={SLACK_TOKEN}&channel=C0RELENG&text=token+in+body".encode(),
         {"Content-Type": "application/x-www-form-urlencoded"},
     )
 
@@ -226,9 +216,9 @@ def test_malformed_blocks_and_unknown_methods_are_refused(
     slack: FakeSlack, client: WebClient
 ) -> None:
     with pytest.raises(SlackApiError) as bad_blocks:
-        client.api_call("chat.postMessage", params={"channel": "C0123", "blocks": "{not json"})
+        client.api_call("chat.postMessage", params={"channel": "C0RELENG", "blocks": "{not json"})
     with pytest.raises(SlackApiError) as unknown:
-        client.api_call("chat.delete", params={"channel": "C0123", "ts": "1.0"})
+        client.api_call("chat.delete", params={"channel": "C0RELENG", "ts": "1.0"})
 
     assert bad_blocks.value.response["error"] == "invalid_blocks"
     assert unknown.value.response.status_code == 404
@@ -242,26 +232,26 @@ def test_rate_limit_without_a_retry_handler_raises_with_retry_after(
     slack.rate_limit(retry_after=7)
 
     with pytest.raises(SlackApiError) as raised:
-        client.chat_postMessage(channel="C0123", text="too fast")
+        client.chat_postMessage(channel="C0RELENG", text="too fast")
 
     assert raised.value.response.status_code == 429
     assert raised.value.response.headers["Retry-After"] == "7"
     assert raised.value.response["error"] == "ratelimited"
     assert slack.messages == []
     # The fault was for one call only.
-    client.chat_postMessage(channel="C0123", text="later")
+    client.chat_postMessage(channel="C0RELENG", text="later")
     assert [m.text for m in slack.messages] == ["later"]
 
 
 def test_rate_limit_retry_handler_retries_once_and_posts_once(slack: FakeSlack) -> None:
     client = WebClient(
-        token=TOKEN,
+        token=SLACK_TOKEN,
         base_url=slack.api_url,
         retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)],
     )
     slack.rate_limit(retry_after=0, method="chat.postMessage")
 
-    response = client.chat_postMessage(channel="C0123", text="eventually")
+    response = client.chat_postMessage(channel="C0RELENG", text="eventually")
 
     assert response["ok"] is True
     assert [m.text for m in slack.messages] == ["eventually"]
@@ -273,11 +263,11 @@ def test_server_errors_surface_and_record_nothing(slack: FakeSlack, client: WebC
 
     for _ in range(2):
         with pytest.raises(SlackApiError) as raised:
-            client.chat_postMessage(channel="C0123", text="down")
+            client.chat_postMessage(channel="C0RELENG", text="down")
         assert raised.value.response.status_code == 503
 
     assert slack.messages == []
-    client.chat_postMessage(channel="C0123", text="up")
+    client.chat_postMessage(channel="C0RELENG", text="up")
     assert [m.text for m in slack.messages] == ["up"]
 
 
@@ -286,7 +276,7 @@ def test_faults_for_one_method_leave_the_others_alone(slack: FakeSlack, client: 
 
     assert client.auth_test()["ok"] is True
     with pytest.raises(SlackApiError) as raised:
-        client.chat_postMessage(channel="C0123", text="archived")
+        client.chat_postMessage(channel="C0RELENG", text="archived")
 
     assert raised.value.response.status_code == 200
     assert raised.value.response["error"] == "channel_is_archived"
@@ -309,14 +299,14 @@ def test_fault_controls_reject_nonsense(slack: FakeSlack) -> None:
 def test_async_client_posts_reads_and_retries(slack: FakeSlack) -> None:
     async def scenario() -> tuple[str, str]:
         client = AsyncWebClient(
-            token=TOKEN,
+            token=SLACK_TOKEN,
             base_url=slack.api_url,
             retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)],
         )
         slack.rate_limit(retry_after=0, method="chat.postMessage")
-        posted = await client.chat_postMessage(channel="C0123", text="async", blocks=BLOCKS)
+        posted = await client.chat_postMessage(channel="C0RELENG", text="async", blocks=BLOCKS)
         # conversations.info goes as a GET with a query string from this client.
-        info = await client.conversations_info(channel="C0123")
+        info = await client.conversations_info(channel="C0RELENG")
         return posted["ts"], info["channel"]["name"]
 
     ts, name = asyncio.run(scenario())
@@ -337,7 +327,7 @@ def test_the_url_needs_a_running_fake() -> None:
 def post_raw(url: str, body: bytes) -> tuple[int, str]:
     request = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
@@ -356,13 +346,15 @@ def test_webhook_posts_into_its_channel(slack: FakeSlack) -> None:
 
 
 def test_webhook_channel_is_configurable_by_name() -> None:
-    with FakeSlack.running(token=TOKEN, channels=CHANNELS, webhook_channel="#ci-alerts") as fake:
-        WebhookClient(fake.webhook_url).send(text="to ci-alerts")
-        assert [m.text for m in fake.messages_in("C0456")] == ["to ci-alerts"]
-        assert fake.messages_in("C0123") == []
+    with FakeSlack.running(
+        token=SLACK_TOKEN, channels=SLACK_CHANNELS, webhook_channel="#nightly"
+    ) as fake:
+        WebhookClient(fake.webhook_url).send(text="to nightly")
+        assert [m.text for m in fake.messages_in("C0NIGHTLY")] == ["to nightly"]
+        assert fake.messages_in("C0RELENG") == []
 
     with pytest.raises(ValueError, match="not a channel"):
-        FakeSlack(channels=CHANNELS, webhook_channel="#nowhere")
+        FakeSlack(channels=SLACK_CHANNELS, webhook_channel="#nowhere")
 
 
 def test_webhook_refuses_a_wrong_secret_garbage_and_nothing(slack: FakeSlack) -> None:
@@ -424,7 +416,7 @@ def test_webhook_and_web_api_faults_keep_to_their_target(
 
     assert WebhookClient(slack.webhook_url).send(text="hook").status_code == 429
     with pytest.raises(SlackApiError):
-        client.chat_postMessage(channel="C0123", text="api")
+        client.chat_postMessage(channel="C0RELENG", text="api")
 
     assert [(c.method, c.status) for c in slack.calls] == [
         ("webhook", 429),

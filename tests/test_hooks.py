@@ -35,9 +35,9 @@ from scheduler.hooks.definitions import (
 from scheduler.hooks.folder import load_folder
 from scheduler.hooks.payloads import payload_problems
 from scheduler.ledger import Ledger
-from tests.conftest import CORPUS, REPOSITORY_ROOT, taskcluster_environment
-from tests.corpus import SCHEMA_BASE
 from tests.emulator import Emulator
+from tests.support.corpus import CORPUS, REPOSITORY_ROOT, SCHEMA_BASE
+from tests.support.emulated import taskcluster_environment
 
 EXAMPLES_DIR = REPOSITORY_ROOT / "hooks"
 EXAMPLE_KEYS = [
@@ -974,6 +974,7 @@ def test_payload_problems_use_the_schemas_draft_and_name_nested_fields() -> None
     assert payload_problems(schema, {"kinds": ["fetch"]}) == []
 
 
+@pytest.mark.process
 def test_the_hooks_commands_load_without_the_service_commands() -> None:
     """Each group of commands loads by itself: `hooks` imports none of the service's."""
     code = (

@@ -14,31 +14,19 @@ from taskcluster.exceptions import TaskclusterRestFailure
 
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireState
-from tests.conftest import REPOSITORY_ROLES, task_definition
 from tests.emulator import Emulator
-from tests.repos import Repository
-from tests.test_engine import (
+from tests.support.emulated import REPOSITORY_ROLES, task_definition
+from tests.support.engine import fires, seed_decision_with_actions, tick
+from tests.support.projects import (
+    CRON_ROLE,
     DAY,
+    GREEDY_TEMPLATE,
     NIGHTLY,
     OWN_TEMPLATE,
-    fires,
     make_config,
     project,
-    seed_decision_with_actions,
-    tick,
 )
-
-OWN_SCOPES = "                          - assume:repo:${repoPath}:cron:${cron.job_name}\n"
-# A level-1 repository asking for more than its role grants: a level-3 secret and another
-# project's cron role.
-GREEDY_TEMPLATE = OWN_TEMPLATE.replace(
-    OWN_SCOPES,
-    OWN_SCOPES
-    + "                          - secrets:get:project/releng/level-3/*\n"
-    + "                          - assume:repo:github.com/example/trusted:cron:*\n",
-)
-# What each project's cron role grants: tasks of its own level only, and no secrets.
-CRON_ROLE = ["queue:create-task:*", "queue:route:*", "queue:scheduler-id:*"]
+from tests.support.repos import Repository
 
 
 @pytest.fixture

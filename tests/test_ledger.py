@@ -32,11 +32,7 @@ from scheduler.ledger import (
 )
 from scheduler.ledger.migrating import current_revision, head_revision
 from scheduler.ledger.models import Base
-from tests.ledger_backends import (
-    open_at_once,
-    race_for_claims,
-    run_in_processes,
-)
+from tests.support.ledger_backends import open_at_once, race_for_claims, run_in_processes
 
 PROJECT = "mozilla-central"
 T = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ import json
 import os
 import secrets
 import string
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,21 +38,19 @@ from scheduler.notify.settings import NotifySettings, SentrySettings, SlackRoute
 from scheduler.notify.slack import SlackSender
 from scheduler.outcomes import SlotResult
 from scheduler.service import Notifier, open_service, scan_and_report, tick_and_report
-from tests.conftest import REPOSITORY_ROLES, task_definition
 from tests.emulator import Emulator
 from tests.emulator.sentry import FakeSentry
 from tests.emulator.slack import FakeSlack, Message
-from tests.ledger_backends import postgresql_schema_url
-from tests.repos import Repository
-from tests.test_engine import HOURLY, OWN_TEMPLATE, make_config, project
-from tests.test_expiry import CACHED, seed, seed_rebuild_action
+from tests.support.emulated import REPOSITORY_ROLES, task_definition
+from tests.support.expiry import CACHED, seed, seed_rebuild_action
+from tests.support.fakes import SLACK_CHANNELS, SLACK_TOKEN
+from tests.support.ledger_backends import postgresql_schema_url
+from tests.support.projects import HOURLY, OWN_TEMPLATE, make_config, project
+from tests.support.repos import Repository
 
 T = TypeVar("T")
 DAY = datetime(2026, 12, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-SLACK_TOKEN = "xoxb-4242-notify-" + "".join(secrets.choice(string.ascii_letters) for _ in range(20))
-SENTRY_KEY = secrets.token_hex(16)
-CHANNELS = {"C0RELENG": "releng", "C0NIGHTLY": "nightly"}
 SHERIFFS = "<!subteam^S0SHERIFF>"
 THREE_JOBS = """\
 jobs:
@@ -63,36 +61,6 @@ for _name in ("alpha", "bravo", "charlie"):
     job: {{type: decision-task, treeherder-symbol: {_name[0].upper()}, target-tasks-method: x}}
     when: [{{minute: 0}}]
 """
-
-
-# -- the local Slack and Sentry ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def slack_server() -> Iterator[FakeSlack]:
-    with FakeSlack.running(token=SLACK_TOKEN, channels=CHANNELS) as fake:
-        yield fake
-
-
-@pytest.fixture
-def slack(slack_server: FakeSlack) -> FakeSlack:
-    slack_server.reset()
-    return slack_server
-
-
-@pytest.fixture(scope="module")
-def sentry_server() -> Iterator[FakeSentry]:
-    with FakeSentry.running(public_key=SENTRY_KEY) as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake_sentry(sentry_server: FakeSentry) -> Iterator[FakeSentry]:
-    sentry_server.reset()
-    # Tags, breadcrumbs and the trace outlast a client: keep this test's to itself.
-    with sentry_sdk.isolation_scope() as scope:
-        scope.set_new_propagation_context()
-        yield sentry_server
 
 
 def notify_settings(slack: FakeSlack, fake_sentry: FakeSentry | None = None) -> NotifySettings:
@@ -662,7 +630,7 @@ def test_secret_canaries_reach_no_message_event_log_or_ledger_row(
     )
     with (
         Emulator(root_access_token=canaries.tc_token, roles=REPOSITORY_ROLES) as emulator,
-        FakeSlack.running(token=canaries.slack_token, channels=CHANNELS) as slack,
+        FakeSlack.running(token=canaries.slack_token, channels=SLACK_CHANNELS) as slack,
         FakeSentry.running(public_key=canaries.sentry_key) as fake_sentry,
         sentry_sdk.isolation_scope() as scope,
     ):

@@ -4,31 +4,14 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import sentry_sdk
 from click.testing import CliRunner, Result
 
 from scheduler.cli import main
 from tests.emulator.sentry import FakeSentry
 from tests.emulator.slack import FakeSlack
-
-TOKEN = "xoxb-5151-cli-" + secrets.token_hex(12)
-CHANNELS = {"C0RELENG": "releng", "C0NIGHTLY": "nightly"}
-
-
-@pytest.fixture(scope="module")
-def slack_server() -> Iterator[FakeSlack]:
-    with FakeSlack.running(token=TOKEN, channels=CHANNELS) as fake:
-        yield fake
-
-
-@pytest.fixture
-def slack(slack_server: FakeSlack) -> FakeSlack:
-    slack_server.reset()
-    return slack_server
+from tests.support.fakes import SENTRY_KEY, SLACK_CHANNELS, SLACK_TOKEN
 
 
 def write_config(tmp_path: Path, notify: dict[str, object]) -> Path:
@@ -55,14 +38,14 @@ def bot(slack: FakeSlack, **extra: object) -> dict[str, object]:
 
 
 def test_sends_a_test_message_to_the_configured_channel(slack: FakeSlack, tmp_path: Path) -> None:
-    result = invoke(write_config(tmp_path, bot(slack)), env={"SLACK_BOT_TOKEN": TOKEN})
+    result = invoke(write_config(tmp_path, bot(slack)), env={"SLACK_BOT_TOKEN": SLACK_TOKEN})
 
     assert result.exit_code == 0, result.output
     assert "sent to #releng" in result.stdout
     [message] = slack.messages_in("releng")
     assert "Test message from tc-scheduler" in (message.text or "")
     assert "notifications work" in json.dumps(message.blocks)
-    assert TOKEN not in result.output
+    assert SLACK_TOKEN not in result.output
 
 
 def test_channel_option_posts_elsewhere_and_each_test_is_a_new_message(
@@ -70,7 +53,7 @@ def test_channel_option_posts_elsewhere_and_each_test_is_a_new_message(
 ) -> None:
     config = write_config(tmp_path, bot(slack))
     for _ in range(2):
-        result = invoke(config, "--channel", "#nightly", env={"SLACK_BOT_TOKEN": TOKEN})
+        result = invoke(config, "--channel", "#nightly", env={"SLACK_BOT_TOKEN": SLACK_TOKEN})
         assert result.exit_code == 0, result.output
     assert len(slack.messages_in("nightly")) == 2
     assert slack.messages_in("releng") == []
@@ -80,7 +63,7 @@ def test_a_channel_slack_does_not_know_fails_with_what_to_do(
     slack: FakeSlack, tmp_path: Path
 ) -> None:
     config = write_config(tmp_path, bot(slack))
-    result = invoke(config, "--channel", "#nowhere", env={"SLACK_BOT_TOKEN": TOKEN})
+    result = invoke(config, "--channel", "#nowhere", env={"SLACK_BOT_TOKEN": SLACK_TOKEN})
 
     assert result.exit_code == 1
     assert "not sent to #nowhere" in result.stderr
@@ -100,7 +83,9 @@ def test_a_wrong_token_fails_without_showing_it(slack: FakeSlack, tmp_path: Path
 
 
 def test_an_incoming_webhook_works_and_takes_no_channel(tmp_path: Path) -> None:
-    with FakeSlack.running(token=TOKEN, channels=CHANNELS, webhook_channel="nightly") as slack:
+    with FakeSlack.running(
+        token=SLACK_TOKEN, channels=SLACK_CHANNELS, webhook_channel="nightly"
+    ) as slack:
         config = write_config(tmp_path, {"slack": {}})
         env = {"SLACK_WEBHOOK_URL": slack.webhook_url}
         result = invoke(config, env=env)
@@ -115,16 +100,15 @@ def test_an_incoming_webhook_works_and_takes_no_channel(tmp_path: Path) -> None:
         assert slack.webhook_url not in result.output + refused.output
 
 
-def test_sentry_gets_a_test_event(tmp_path: Path) -> None:
-    key = secrets.token_hex(16)
-    with FakeSentry.running(public_key=key) as fake, sentry_sdk.isolation_scope():
-        result = invoke(write_config(tmp_path, {"sentry": {}}), env={"SENTRY_DSN": fake.dsn})
-        assert result.exit_code == 0, result.output
-        assert "sent a test event to Sentry" in result.stdout
-        [event] = fake.wait_for("event")
-        assert event.json["message"] == "tc-scheduler notify test: Sentry is set up"
-        assert f"(event id {event.json['event_id']})" in result.stdout
-    assert key not in result.output
+def test_sentry_gets_a_test_event(fake_sentry: FakeSentry, tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"sentry": {}})
+    result = invoke(config, env={"SENTRY_DSN": fake_sentry.dsn})
+    assert result.exit_code == 0, result.output
+    assert "sent a test event to Sentry" in result.stdout
+    [event] = fake_sentry.wait_for("event")
+    assert event.json["message"] == "tc-scheduler notify test: Sentry is set up"
+    assert f"(event id {event.json['event_id']})" in result.stdout
+    assert SENTRY_KEY not in result.output
 
 
 def test_nothing_configured_is_a_usage_error(tmp_path: Path) -> None:

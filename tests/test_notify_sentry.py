@@ -22,9 +22,9 @@ from sentry_sdk.integrations.logging import LoggingIntegration
 from scheduler.common.redaction import remember_secret, scrub
 from scheduler.notify import sentry
 from tests.emulator.sentry import FakeSentry, Item
+from tests.support.fakes import SENTRY_KEY
 
-KEY = "5e1f0c2d3b4a69788796a5b4c3d2e1f0"
-FLUSH = 5.0
+FLUSH = 60.0  # only a hang guard: flushing returns once everything is sent
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 TAGS = {"project": "gecko", "job": "nightly-desktop", "slot": "2024-05-01T10:15:00Z"}
 
@@ -35,23 +35,11 @@ def canary(prefix: str = "") -> str:
     return prefix + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(24))
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeSentry]:
-    with FakeSentry.running(public_key=KEY, project_id=1) as fake:
-        yield fake
-
-
 @pytest.fixture
-def fake(server: FakeSentry) -> FakeSentry:
-    server.reset()
-    return server
-
-
-@pytest.fixture
-def configure(fake: FakeSentry) -> Iterator[Configure]:
+def configure(fake_sentry: FakeSentry) -> Iterator[Configure]:
     def init(**options: Any) -> None:
         sentry.configure(
-            fake.dsn,
+            fake_sentry.dsn,
             environment="test",
             release="tc-scheduler@test",
             # Integrations patch libraries process-wide (Starlette included, which the fakes
@@ -69,8 +57,8 @@ def configure(fake: FakeSentry) -> Iterator[Configure]:
     sentry.close(timeout=FLUSH)
 
 
-def everything_received(fake: FakeSentry) -> str:
-    return json.dumps([[item.headers, _text(item.payload)] for item in fake.items])
+def everything_received(fake_sentry: FakeSentry) -> str:
+    return json.dumps([[item.headers, _text(item.payload)] for item in fake_sentry.items])
 
 
 def _text(payload: Any) -> Any:
@@ -136,7 +124,7 @@ def fire(canaries: Canaries) -> None:
 
 
 def test_a_captured_exception_keeps_context_and_no_secret(
-    fake: FakeSentry, configure: Configure
+    fake_sentry: FakeSentry, configure: Configure
 ) -> None:
     canaries = Canaries()
     remember_secret(canaries.remembered)
@@ -157,11 +145,11 @@ def test_a_captured_exception_keeps_context_and_no_secret(
         sentry.capture_exception(error, tags=TAGS)
     sentry_sdk.flush(FLUSH)
 
-    [event] = [item.json for item in fake.wait_for("event")]
-    received = everything_received(fake)
+    [event] = [item.json for item in fake_sentry.wait_for("event")]
+    received = everything_received(fake_sentry)
     leaked = [value for value in canaries.values if value in received]
     assert leaked == []
-    assert KEY not in received
+    assert SENTRY_KEY not in received
     # What people read the event for is still there.
     assert {k: event["tags"][k] for k in TAGS} == TAGS
     assert event["tags"]["note"] == "posted with xoxp-***"
@@ -186,7 +174,7 @@ def test_a_captured_exception_keeps_context_and_no_secret(
 
 
 def test_a_secret_is_masked_before_a_long_value_is_cut(
-    fake: FakeSentry, configure: Configure
+    fake_sentry: FakeSentry, configure: Configure
 ) -> None:
     token = Canaries().tc_token
     configure(max_value_length=80)
@@ -194,19 +182,19 @@ def test_a_secret_is_masked_before_a_long_value_is_cut(
     sentry.capture_exception(RuntimeError("x" * 60 + f" refused {token}"), tags=TAGS)
     sentry_sdk.flush(FLUSH)
 
-    [event] = [item.json for item in fake.wait_for("event")]
+    [event] = [item.json for item in fake_sentry.wait_for("event")]
     [exception] = event["exception"]["values"]
     assert exception["value"] == "x" * 60 + " refused ***"
     # Cut first, the token's head would have gone out: too short for any pattern to know it.
-    assert token[:8] not in everything_received(fake)
+    assert token[:8] not in everything_received(fake_sentry)
 
 
-def test_the_test_event_arrives(fake: FakeSentry, configure: Configure) -> None:
+def test_the_test_event_arrives(fake_sentry: FakeSentry, configure: Configure) -> None:
     configure()
 
     event_id = sentry.test(timeout=FLUSH)
 
-    [event] = [item.json for item in fake.wait_for("event")]
+    [event] = [item.json for item in fake_sentry.wait_for("event")]
     assert event["event_id"] == event_id
     assert (event["level"], event["message"]) == (
         "info",
@@ -214,35 +202,36 @@ def test_the_test_event_arrives(fake: FakeSentry, configure: Configure) -> None:
     )
 
 
-def test_without_a_client_the_test_event_goes_nowhere(fake: FakeSentry) -> None:
+def test_without_a_client_the_test_event_goes_nowhere(fake_sentry: FakeSentry) -> None:
     assert sentry.test(timeout=0) is None
-    assert fake.items == []
+    assert fake_sentry.items == []
 
 
-def test_tags_apply_to_one_event_only(fake: FakeSentry, configure: Configure) -> None:
+def test_tags_apply_to_one_event_only(fake_sentry: FakeSentry, configure: Configure) -> None:
     configure()
 
     sentry.capture_exception(LookupError("no such hook"), tags=TAGS)
     sentry_sdk.capture_message("later")
     sentry_sdk.flush(FLUSH)
 
-    first, second = (item.json for item in fake.wait_for("event", count=2))
+    first, second = (item.json for item in fake_sentry.wait_for("event", count=2))
     assert first["tags"] == TAGS
     assert "project" not in second.get("tags", {})
 
 
-def test_the_dsn_is_remembered_as_a_secret(fake: FakeSentry, configure: Configure) -> None:
+def test_the_dsn_is_remembered_as_a_secret(fake_sentry: FakeSentry, configure: Configure) -> None:
     configure()
 
-    assert scrub(f"sending to {fake.dsn}") == "sending to ***"
+    assert scrub(f"sending to {fake_sentry.dsn}") == "sending to ***"
     assert (
-        scrub(f"X-Sentry-Auth: Sentry sentry_key={KEY}") == "X-Sentry-Auth: Sentry sentry_key=***"
+        scrub(f"X-Sentry-Auth: Sentry sentry_key={SENTRY_KEY}")
+        == "X-Sentry-Auth: Sentry sentry_key=***"
     )
-    assert scrub(f"key {KEY} alone") == "key *** alone"
+    assert scrub(f"key {SENTRY_KEY} alone") == "key *** alone"
 
 
 def test_pii_is_off_and_the_denylist_extends_sentrys(
-    fake: FakeSentry, configure: Configure
+    fake_sentry: FakeSentry, configure: Configure
 ) -> None:
     configure()
 
@@ -255,7 +244,7 @@ def test_pii_is_off_and_the_denylist_extends_sentrys(
     )
 
 
-def test_a_transaction_is_scrubbed(fake: FakeSentry, configure: Configure) -> None:
+def test_a_transaction_is_scrubbed(fake_sentry: FakeSentry, configure: Configure) -> None:
     token = canary("xoxb-")
     configure(traces_sample_rate=1.0)
 
@@ -266,13 +255,13 @@ def test_a_transaction_is_scrubbed(fake: FakeSentry, configure: Configure) -> No
         pass
     sentry_sdk.flush(FLUSH)
 
-    [transaction] = [item.json for item in fake.wait_for("transaction")]
-    assert token not in everything_received(fake)
+    [transaction] = [item.json for item in fake_sentry.wait_for("transaction")]
+    assert token not in everything_received(fake_sentry)
     assert [s["description"] for s in transaction["spans"]] == ["chat.postMessage with xoxb-***"]
 
 
 def test_error_logs_become_scrubbed_events_and_breadcrumbs(
-    fake: FakeSentry, configure: Configure, caplog: pytest.LogCaptureFixture
+    fake_sentry: FakeSentry, configure: Configure, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = canary("xoxb-")
     configure(integrations=[LoggingIntegration(level=logging.INFO, event_level=logging.ERROR)])
@@ -283,8 +272,8 @@ def test_error_logs_become_scrubbed_events_and_breadcrumbs(
     logger.error("post failed with %s", token)
     sentry_sdk.flush(FLUSH)
 
-    [event] = [item.json for item in fake.wait_for("event")]
-    assert token not in everything_received(fake)
+    [event] = [item.json for item in fake_sentry.wait_for("event")]
+    assert token not in everything_received(fake_sentry)
     assert event["logentry"]["formatted"] == "post failed with xoxb-***"
     messages = [crumb["message"] for crumb in event["breadcrumbs"]["values"]]
     assert "posting with xoxb-***" in messages
@@ -359,13 +348,13 @@ def test_a_malformed_check_in_id_is_refused() -> None:
 # -- check-ins ------------------------------------------------------------------------------
 
 
-def check_ins(fake: FakeSentry, count: int) -> list[dict[str, Any]]:
-    items: list[Item] = fake.wait_for("check_in", count=count)
+def check_ins(fake_sentry: FakeSentry, count: int) -> list[dict[str, Any]]:
+    items: list[Item] = fake_sentry.wait_for("check_in", count=count)
     return [item.json for item in items]
 
 
 def test_check_in_opened_by_one_replica_is_closed_by_another(
-    fake: FakeSentry, configure: Configure
+    fake_sentry: FakeSentry, configure: Configure
 ) -> None:
     configure()
     slug = sentry.monitor_slug("gecko", "nightly-desktop")
@@ -385,7 +374,7 @@ def test_check_in_opened_by_one_replica_is_closed_by_another(
     )
     sentry_sdk.flush(FLUSH)
 
-    opened, closed = check_ins(fake, 2)
+    opened, closed = check_ins(fake_sentry, 2)
     assert opened["monitor_slug"] == closed["monitor_slug"] == "gecko_nightly-desktop"
     assert opened["check_in_id"] == closed["check_in_id"] == sentry.check_in_id_for(run)
     assert (opened["status"], closed["status"]) == ("in_progress", "ok")
@@ -400,7 +389,7 @@ def test_check_in_opened_by_one_replica_is_closed_by_another(
 
 
 def test_an_error_check_in_without_schedule_sends_no_config(
-    fake: FakeSentry, configure: Configure
+    fake_sentry: FakeSentry, configure: Configure
 ) -> None:
     configure()
     check_in_id = sentry.check_in_id_for("gecko/weekly/2024-05-06T00:00:00Z")
@@ -409,14 +398,16 @@ def test_an_error_check_in_without_schedule_sends_no_config(
     sentry.check_in("gecko_weekly", "error", check_in_id=check_in_id, schedule=None, duration=3.0)
     sentry_sdk.flush(FLUSH)
 
-    opened, failed = check_ins(fake, 2)
+    opened, failed = check_ins(fake_sentry, 2)
     assert (opened["status"], failed["status"]) == ("in_progress", "error")
     assert failed["check_in_id"] == check_in_id
     assert "monitor_config" not in opened
     assert failed["duration"] == 3.0
 
 
-def test_close_lets_the_next_configure_start_afresh(fake: FakeSentry, configure: Configure) -> None:
+def test_close_lets_the_next_configure_start_afresh(
+    fake_sentry: FakeSentry, configure: Configure
+) -> None:
     configure()
     sentry.close(timeout=FLUSH)
 
@@ -427,5 +418,5 @@ def test_close_lets_the_next_configure_start_afresh(fake: FakeSentry, configure:
     sentry_sdk.capture_message("after configure")
     sentry_sdk.flush(FLUSH)
 
-    [event] = [item.json for item in fake.wait_for("event")]
+    [event] = [item.json for item in fake_sentry.wait_for("event")]
     assert event["message"] == "after configure"

@@ -8,7 +8,6 @@ import json
 import logging
 import re
 import socket
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -25,11 +24,9 @@ from scheduler.notify.slack import (
     render,
 )
 from tests.emulator.slack import FakeSlack
+from tests.support.fakes import SLACK_TOKEN, SLACK_WEBHOOK_SECRET
 
 ROOT = "https://tc.example.test"
-TOKEN = "xoxb-canary-7f3a9c1e5b2d-token"
-HOOK_SECRET = "canary0hook0secret0b5e8d2f"
-CHANNELS = {"C0123": "releng", "C0456": "ci-alerts"}
 TASK = "fQ2ZC0mNRjyy3Ey2Uy4zSA"
 GROUP = "Kx6bPvzhRQ2ahPZ2C1aLCg"
 AT = datetime(2024, 5, 1, 3, 17, 42, tzinfo=UTC)
@@ -314,21 +311,9 @@ def test_escape_handles_exactly_the_three_characters() -> None:
 # -- posting -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeSlack]:
-    with FakeSlack.running(token=TOKEN, channels=CHANNELS, webhook_secret=HOOK_SECRET) as fake:
-        yield fake
-
-
-@pytest.fixture
-def slack(server: FakeSlack) -> FakeSlack:
-    server.reset()
-    return server
-
-
 @pytest.fixture
 def bot(slack: FakeSlack) -> SlackSender:
-    return SlackSender(token=TOKEN, base_url=slack.api_url)
+    return SlackSender(token=SLACK_TOKEN, base_url=slack.api_url)
 
 
 @pytest.fixture
@@ -343,8 +328,8 @@ def test_bot_token_posts_and_answers_channel_id_and_ts(slack: FakeSlack, bot: Sl
     posted = bot.post(MESSAGE, channel="#releng")
 
     [message] = slack.messages
-    assert posted == Posted(channel="C0123", ts=message.ts)
-    assert message.channel == "C0123"
+    assert posted == Posted(channel="C0RELENG", ts=message.ts)
+    assert message.channel == "C0RELENG"
     assert (message.text, message.blocks) == (MESSAGE.text, MESSAGE.blocks)
     assert message.thread_ts is None
     # Task links would unfurl into big previews otherwise.
@@ -352,14 +337,14 @@ def test_bot_token_posts_and_answers_channel_id_and_ts(slack: FakeSlack, bot: Sl
 
 
 def test_replies_go_into_the_thread(slack: FakeSlack, bot: SlackSender) -> None:
-    parent = bot.post(MESSAGE, channel="C0456")
+    parent = bot.post(MESSAGE, channel="C0NIGHTLY")
     recovery = render(
         event(EventKind.RECOVERED, title="nightly-desktop works again"), root_url=ROOT
     )
 
-    reply = bot.post(recovery, channel="C0456", thread_ts=parent.ts)
+    reply = bot.post(recovery, channel="C0NIGHTLY", thread_ts=parent.ts)
 
-    assert reply.channel == "C0456"
+    assert reply.channel == "C0NIGHTLY"
     assert reply.ts not in (None, parent.ts)
     assert parent.ts is not None
     assert [m.text for m in slack.thread(parent.ts)] == [MESSAGE.text, recovery.text]
@@ -369,11 +354,11 @@ def test_replies_go_into_the_thread(slack: FakeSlack, bot: SlackSender) -> None:
 def test_webhook_posts_into_its_channel_without_threads(
     slack: FakeSlack, hook: SlackSender
 ) -> None:
-    posted = hook.post(MESSAGE, channel="C0456", thread_ts="1700000000.000001")
+    posted = hook.post(MESSAGE, channel="C0NIGHTLY", thread_ts="1700000000.000001")
 
     assert posted == Posted(None, None)
     [message] = slack.messages
-    assert message.channel == slack.webhook_channel == "C0123"
+    assert message.channel == slack.webhook_channel == "C0RELENG"
     assert (message.text, message.blocks, message.thread_ts) == (MESSAGE.text, MESSAGE.blocks, None)
     assert [(c.method, c.status) for c in slack.calls] == [("webhook", 200)]
 
@@ -384,7 +369,7 @@ def test_rate_limit_then_server_error_then_ok_posts_exactly_once(
     slack.rate_limit(retry_after=0, method="chat.postMessage")
     slack.server_error(status=500, method="chat.postMessage")
 
-    posted = bot.post(MESSAGE, channel="C0123")
+    posted = bot.post(MESSAGE, channel="C0RELENG")
 
     assert [m.ts for m in slack.messages] == [posted.ts]
     assert [c.status for c in slack.calls_to("chat.postMessage")] == [429, 500, 200]
@@ -429,7 +414,7 @@ def test_permanent_errors_are_not_retryable_and_say_what_to_do(
     assert error.retryable is False
     assert code in str(error)
     assert hint in str(error)
-    assert TOKEN not in str(error) + repr(error) + repr(error.args)
+    assert SLACK_TOKEN not in str(error) + repr(error) + repr(error.args)
     assert error.__cause__ is None
     assert error.__suppress_context__
     assert len(slack.calls_to("chat.postMessage")) == 1  # Not retried within the call.
@@ -439,9 +424,9 @@ def test_permanent_errors_are_not_retryable_and_say_what_to_do(
 def test_real_refusals_map_like_injected_ones(slack: FakeSlack) -> None:
     wrong = "xoxb-canary-wrong-4d1e8a"
     with pytest.raises(DeliveryError) as bad_token:
-        SlackSender(token=wrong, base_url=slack.api_url).post(MESSAGE, channel="C0123")
+        SlackSender(token=wrong, base_url=slack.api_url).post(MESSAGE, channel="C0RELENG")
     with pytest.raises(DeliveryError) as no_channel:
-        SlackSender(token=TOKEN, base_url=slack.api_url).post(MESSAGE, channel="#nowhere")
+        SlackSender(token=SLACK_TOKEN, base_url=slack.api_url).post(MESSAGE, channel="#nowhere")
 
     assert not bad_token.value.retryable
     assert "invalid_auth" in str(bad_token.value)
@@ -455,14 +440,14 @@ def test_server_errors_beyond_the_retries_are_retryable(slack: FakeSlack, bot: S
     slack.server_error(times=3, status=503, method="chat.postMessage")
 
     with pytest.raises(DeliveryError) as raised:
-        bot.post(MESSAGE, channel="C0123")
+        bot.post(MESSAGE, channel="C0RELENG")
 
     assert raised.value.retryable is True
     assert "503" in str(raised.value)
     assert slack.messages == []
     # One try and two retries, then the outbox's turn; the fake was left with nothing pending.
     assert len(slack.calls_to("chat.postMessage")) == 3
-    bot.post(MESSAGE, channel="C0123")
+    bot.post(MESSAGE, channel="C0RELENG")
     assert len(slack.messages) == 1
 
 
@@ -472,7 +457,7 @@ def test_rate_limits_beyond_the_retries_are_retryable_with_the_wait(
     slack.rate_limit(times=3, retry_after=0, method="chat.postMessage")
 
     with pytest.raises(DeliveryError) as raised:
-        bot.post(MESSAGE, channel="C0123")
+        bot.post(MESSAGE, channel="C0RELENG")
 
     assert raised.value.retryable is True
     assert raised.value.retry_after == 0
@@ -505,14 +490,14 @@ def test_webhook_errors_map_to_retryable_or_not(
 
     assert raised.value.retryable is retryable
     assert words in str(raised.value)
-    assert HOOK_SECRET not in str(raised.value)
+    assert SLACK_WEBHOOK_SECRET not in str(raised.value)
     assert slack.messages == []
 
 
 def test_a_removed_webhook_says_to_make_a_new_one_without_showing_its_url(
     slack: FakeSlack,
 ) -> None:
-    gone = slack.webhook_url.replace(HOOK_SECRET, "canary0removed0hook0a1b2c3")
+    gone = slack.webhook_url.replace(SLACK_WEBHOOK_SECRET, "canary0removed0hook0a1b2c3")
     sender = SlackSender(webhook_url=gone)
 
     with pytest.raises(DeliveryError) as raised:
@@ -526,20 +511,22 @@ def test_a_removed_webhook_says_to_make_a_new_one_without_showing_its_url(
     assert "/services/" not in str(error) + repr(sender)
 
 
+@pytest.mark.integration
 def test_connection_refused_is_retryable() -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))  # Bound, never listening: connections are refused.
         port = closed.getsockname()[1]
-        sender = SlackSender(token=TOKEN, base_url=f"http://127.0.0.1:{port}/api/")
+        sender = SlackSender(token=SLACK_TOKEN, base_url=f"http://127.0.0.1:{port}/api/")
 
         with pytest.raises(DeliveryError) as raised:
-            sender.post(MESSAGE, channel="C0123")
+            sender.post(MESSAGE, channel="C0RELENG")
 
     assert raised.value.retryable is True
     assert "could not reach Slack" in str(raised.value)
-    assert TOKEN not in str(raised.value)
+    assert SLACK_TOKEN not in str(raised.value)
 
 
+@pytest.mark.integration
 def test_a_silent_server_times_out_retryably() -> None:
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -586,7 +573,7 @@ def test_secrets_stay_out_of_reprs_errors_and_logs(
     errors: list[DeliveryError] = []
     for sender in (bot, hook):
         with pytest.raises(DeliveryError) as raised:
-            sender.post(MESSAGE, channel="C0123")
+            sender.post(MESSAGE, channel="C0RELENG")
         errors.append(raised.value)
     hook.post(MESSAGE, channel=None)
     bot.check()
@@ -598,8 +585,8 @@ def test_secrets_stay_out_of_reprs_errors_and_logs(
     # slack_sdk did log the webhook's URL on its retries: as *** only.
     assert any("retry" in r.getMessage() and "***" in r.getMessage() for r in caplog.records)
     for text in seen:
-        assert TOKEN not in text
-        assert HOOK_SECRET not in text
+        assert SLACK_TOKEN not in text
+        assert SLACK_WEBHOOK_SECRET not in text
     assert repr(bot).startswith("SlackSender(bot token")
     assert repr(hook) == "SlackSender(incoming webhook)"
 
@@ -608,9 +595,11 @@ def test_a_sender_takes_exactly_one_credential_and_never_echoes_it() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         SlackSender()
     with pytest.raises(ValueError, match="exactly one"):
-        SlackSender(token=TOKEN, webhook_url=f"https://hooks.example/services/{HOOK_SECRET}")
+        SlackSender(
+            token=SLACK_TOKEN, webhook_url=f"https://hooks.example/services/{SLACK_WEBHOOK_SECRET}"
+        )
     with pytest.raises(ValueError, match="https") as raised:
-        SlackSender(webhook_url=f"hooks.example/services/{HOOK_SECRET}")
-    assert HOOK_SECRET not in str(raised.value)
+        SlackSender(webhook_url=f"hooks.example/services/{SLACK_WEBHOOK_SECRET}")
+    assert SLACK_WEBHOOK_SECRET not in str(raised.value)
     with pytest.raises(ValueError, match="base_url"):
         SlackSender(webhook_url="https://hooks.example/services/x", base_url="https://x/")

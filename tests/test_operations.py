@@ -28,11 +28,18 @@ from scheduler.service import open_service
 from scheduler.web.app import STATUS
 from scheduler.web.auth import hash_token
 from scheduler.web.server import ApiServer
-from tests.conftest import taskcluster_environment, write_service_config
 from tests.emulator import Emulator
-from tests.repos import Repository
-from tests.test_engine import HOURLY, OWN_TEMPLATE, make_config, project
-from tests.test_least_privilege import CRON_ROLE, GREEDY_TEMPLATE
+from tests.support.emulated import taskcluster_environment
+from tests.support.projects import (
+    CRON_ROLE,
+    GREEDY_TEMPLATE,
+    HOURLY,
+    OWN_TEMPLATE,
+    make_config,
+    project,
+    write_service_config,
+)
+from tests.support.repos import Repository
 
 NOW = datetime(2026, 11, 24, 10, 5, tzinfo=UTC)
 OPERATOR = "op-token-for-the-operations-tests"

@@ -16,18 +16,11 @@ from scheduler.common.redaction import remember_secret
 from scheduler.ids import decision_task_id
 from scheduler.ledger import Act, Claim, Fire, FireKind, FireState, Ledger
 from scheduler.outcomes import SlotResult
-from tests.conftest import taskcluster_environment, write_service_config
 from tests.emulator import Emulator
-from tests.repos import Repository
-from tests.test_engine import (
-    HOURLY,
-    OWN_TEMPLATE,
-    fires,
-    make_config,
-    project,
-    seed_decision_with_actions,
-    tick,
-)
+from tests.support.emulated import taskcluster_environment
+from tests.support.engine import fires, seed_decision_with_actions, tick
+from tests.support.projects import HOURLY, OWN_TEMPLATE, make_config, project, write_service_config
+from tests.support.repos import Repository
 
 T = datetime(2026, 12, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -269,7 +262,7 @@ def test_pause_resume_and_audit_commands(emulator: Emulator, tmp_path: Path) -> 
     assert "tree closed" in paused.stdout
 
     with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
-        [in_force] = ledger.pauses(project="alpha", at=datetime.now(UTC))
+        [in_force] = ledger.pauses(project="alpha", at=emulator.clock.now())
         assert in_force.job == "hourly"
 
     resumed = invoke("resume", "alpha", "hourly", "--config", config, env=env)

@@ -20,19 +20,20 @@ from scheduler.ledger import Ledger
 from scheduler.notify.settings import NotifySettings, SlackSettings
 from scheduler.preflight import Finding, findings_of, preflight, summary_lines
 from scheduler.service import Preflights, open_service
-from tests.conftest import REPOSITORY_ROLES, taskcluster_environment, write_service_config
 from tests.emulator import Emulator
-from tests.repos import Repository
-from tests.test_engine import CORPUS_PROJECTS as CORPUS_PROJECT_STEMS
-from tests.test_engine import (
+from tests.support.emulated import REPOSITORY_ROLES, taskcluster_environment
+from tests.support.engine import seed_decision_with_actions
+from tests.support.projects import CORPUS_PROJECTS as CORPUS_PROJECT_STEMS
+from tests.support.projects import (
     DAY,
     NIGHTLY,
     OWN_TEMPLATE,
     corpus_repository,
     make_config,
     project,
-    seed_decision_with_actions,
+    write_service_config,
 )
+from tests.support.repos import Repository
 
 ROLE = "repo:github.com/example/demo:cron:*"
 FULL = ["queue:create-task:*", "queue:route:*", "queue:scheduler-id:*"]

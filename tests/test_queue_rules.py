@@ -28,7 +28,7 @@ from scheduler.scopes import (
     satisfies,
     where_to_grant,
 )
-from tests.test_render import UNRENDERABLE, corpus_cases, render_corpus
+from tests.support.rendering import UNRENDERABLE, corpus_cases, render_corpus
 
 RENDERABLE = [
     (template, job)

@@ -17,7 +17,6 @@ from scheduler.cron import DecisionTask, Job, TriggerAction, load_cron
 from scheduler.ids import decision_task_id
 from scheduler.render import (
     Push,
-    RenderedTask,
     RenderError,
     Repository,
     cron_context,
@@ -25,11 +24,15 @@ from scheduler.render import (
     render_decision_task,
     render_time,
 )
-from tests.conftest import CORPUS, REPOSITORY_ROOT, corpus_templates
-
-ROOT_URL = "https://firefox-ci-tc.services.mozilla.com"
-SLOT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-REVISION = "3b2c1a0f" * 5
+from tests.support.corpus import REPOSITORY_ROOT, corpus_templates
+from tests.support.rendering import (
+    REVISION,
+    ROOT_URL,
+    SLOT,
+    UNRENDERABLE,
+    corpus_cases,
+    render_corpus,
+)
 
 MINIMAL_TEMPLATE = """\
 version: 1
@@ -258,42 +261,6 @@ def test_a_template_without_task_id_gets_the_deterministic_one() -> None:
 
 
 # --- real templates -------------------------------------------------------------------------
-
-# Templates that cannot render with the cron context, with the error they fail with.
-UNRENDERABLE = {
-    # This .taskcluster.yml (from another commit than its .cron.yml) reads `event` whatever
-    # tasks_for is, and a cron fire has no event.
-    "taskcluster__taskcluster": "unknown context value event",
-}
-
-
-def first_decision_job(cron_path: Path) -> Job | None:
-    cron = load_cron(cron_path.read_bytes(), cron_path.name)
-    return next((job for job in cron.jobs if isinstance(job.kind, DecisionTask)), None)
-
-
-def render_corpus(template_path: Path, job: Job) -> RenderedTask:
-    """A corpus template rendered for `job`, as its repository's level-3 project would."""
-    owner, name = template_path.name.removesuffix(".taskcluster.yml").split("__")[:2]
-    return render_decision_task(
-        template_path.read_bytes(),
-        # Firefox CI's root URL: fxci-config's template switches on it with no default.
-        root_url=ROOT_URL,
-        repository=Repository(f"https://github.com/{owner}/{name}", name, "3"),
-        push=Push(REVISION, branch="main"),
-        job=job,
-        slot=SLOT,
-    )
-
-
-def corpus_cases() -> list[tuple[Path, Job]]:
-    """Each corpus template whose .cron.yml has a decision-task job, with the first such job."""
-    cases = []
-    for template in corpus_templates():
-        cron = CORPUS / "cron" / template.name.replace(".taskcluster.yml", ".cron.yml")
-        if cron.exists() and (job := first_decision_job(cron)):
-            cases.append((template, job))
-    return cases
 
 
 def test_corpus_templates_without_a_decision_job_are_accounted_for() -> None:

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -20,12 +15,15 @@ from scheduler.cron import format_slot, slot_of
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireState, Ledger, SlotOutcome
 from scheduler.web.auth import hash_token
-from tests.conftest import REPOSITORY_ROOT, taskcluster_environment
 from tests.emulator import Emulator
 from tests.emulator.sentry import FakeSentry
 from tests.emulator.slack import FakeSlack
-from tests.ledger_backends import postgresql_schema_url
-from tests.repos import Repository
+from tests.support.corpus import REPOSITORY_ROOT
+from tests.support.emulated import taskcluster_environment
+from tests.support.ledger_backends import postgresql_schema_url
+from tests.support.repos import Repository
+from tests.support.service import Service
+from tests.support.waiting import HANG_GUARD, wait_until
 
 EVERY_SLOT = """\
 jobs:
@@ -35,44 +33,11 @@ jobs:
 """
 
 
-class Service:
-    """A `tc-scheduler run` process whose JSON log lines are collected as they come."""
-
-    def __init__(self, command: list[str], env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            command, cwd=REPOSITORY_ROOT, env=env, stderr=subprocess.PIPE, text=True
-        )
-        self.lines: list[dict[str, object]] = []
-        self.evaluated = threading.Event()
-        self.ticked = threading.Event()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            try:
-                self.lines.append(json.loads(line))
-            except ValueError:  # not the JSON log: a traceback, say; kept for the asserts
-                self.lines.append({"event": None, "raw": line})
-            event = self.lines[-1].get("event")
-            if event == "tick":
-                self.ticked.set()
-            if event == "slot evaluated":
-                self.evaluated.set()
-
-    def stop(self) -> int:
-        """SIGTERM, then the exit status (the process is killed if it does not stop)."""
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=60)
-        finally:
-            self.process.kill()
-            self._reader.join(timeout=10)
-
-
 @pytest.fixture
 def env(emulator: Emulator) -> dict[str, str]:
+    """The services' environment, on the emulator's clock set running halfway through the
+    current slot: no slot boundary passes while a test's services run."""
+    emulator.clock.set(slot_of(emulator.clock.now()) + timedelta(minutes=7, seconds=30))
     return {**os.environ, **taskcluster_environment(emulator)}
 
 
@@ -105,7 +70,7 @@ def test_run_ticks_at_start_logs_json_and_stops_on_sigterm(
 ) -> None:
     service = run_service(write_config(tmp_path), env)
     try:
-        assert service.evaluated.wait(timeout=60), service.lines
+        assert service.evaluated.wait(timeout=HANG_GUARD), service.lines
     finally:
         assert service.stop() == 0
     lines = service.lines
@@ -129,10 +94,12 @@ def test_run_ticks_at_start_logs_json_and_stops_on_sigterm(
 def test_sigterm_lets_in_flight_fires_finish(
     emulator: Emulator, env: dict[str, str], tmp_path: Path
 ) -> None:
-    emulator.faults.add("queue.createTask", latency_ms=1500)
+    # Long enough that the SIGTERM, sent once the tick is seen, comes while the fire is in flight
+    # however loaded the machine; well within the 30 s the service gives in-flight fires.
+    emulator.faults.add("queue.createTask", latency_ms=8000)
     service = run_service(write_config(tmp_path), env)
     try:
-        assert service.ticked.wait(timeout=60), service.lines
+        assert service.ticked.wait(timeout=HANG_GUARD), service.lines
     finally:
         assert service.stop() == 0
     events = [line["event"] for line in service.lines]
@@ -154,11 +121,10 @@ def test_sigterm_during_scheduled_watch_rounds_drains_them_without_a_traceback(
     emulator.faults.add("queue.statuses", script=["stall"] * 50)
     service = run_service(write_config(tmp_path, "watch-every: 1s"), env)
     try:
-        assert service.evaluated.wait(timeout=60), service.lines
-        deadline = time.monotonic() + 60  # a hang guard, not a timing assertion
-        while sum(1 for _, outcome in emulator.faults.injected if outcome == "stall") < 2:
-            assert time.monotonic() < deadline, "no watch round reached Taskcluster"
-            time.sleep(0.05)
+        assert service.evaluated.wait(timeout=HANG_GUARD), service.lines
+        assert wait_until(
+            lambda: sum(1 for _, outcome in emulator.faults.injected if outcome == "stall") >= 2
+        ), "no watch round reached Taskcluster"
     finally:
         assert service.stop() == 0
     events = [line["event"] for line in service.lines]
@@ -175,7 +141,7 @@ def test_two_services_sharing_postgresql_fire_every_slot_once(
 
     Both catch up (policy all) and tick the current slot at once, racing for every fire.
     """
-    now_slot = slot_of(datetime.now(UTC))
+    now_slot = slot_of(emulator.clock.now())
     slots = [now_slot - timedelta(minutes=15 * n) for n in range(3, -1, -1)]
     with postgresql_schema_url() as ledger_url:
         ledger = Ledger.open(ledger_url)
@@ -195,7 +161,7 @@ def test_two_services_sharing_postgresql_fire_every_slot_once(
         services = [run_service(config, env) for _ in range(2)]
         try:
             for service in services:
-                assert service.evaluated.wait(timeout=60), service.lines
+                assert service.evaluated.wait(timeout=HANG_GUARD), service.lines
         finally:
             for service in services:
                 service.stop()
@@ -216,16 +182,6 @@ def test_two_services_sharing_postgresql_fire_every_slot_once(
     assert {row.state for row in rows} <= {FireState.CREATED, FireState.ALREADY_FIRED}
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
-    """Poll `condition` until it holds; the service works on its own clock, in its own process."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def test_run_reports_a_failed_decision_task_to_slack_and_checks_in_to_sentry(
     emulator: Emulator, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -244,7 +200,7 @@ def test_run_reports_a_failed_decision_task_to_slack_and_checks_in_to_sentry(
         env = {**env, "SLACK_BOT_TOKEN": token, "SENTRY_DSN": fake_sentry.dsn}
         service = run_service(config, env)
         try:
-            assert service.evaluated.wait(timeout=60), service.lines
+            assert service.evaluated.wait(timeout=HANG_GUARD), service.lines
             [fired] = [line for line in service.lines if line["event"] == "fired"]
             emulator.resolve_task(str(fired["task_id"]), "failed")
             assert wait_until(lambda: bool(slack.messages)), service.lines

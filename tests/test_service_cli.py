@@ -19,10 +19,13 @@ from scheduler.cli import main, registry
 from scheduler.cron import format_slot, slot_of
 from scheduler.ids import decision_task_id
 from scheduler.ledger import Act, Ledger
-from tests.conftest import REPOSITORY_ROOT, taskcluster_environment, write_service_config
 from tests.emulator import Emulator
-from tests.ledger_backends import BACKENDS, fresh_ledger_url
-from tests.repos import Repository
+from tests.support.corpus import REPOSITORY_ROOT
+from tests.support.emulated import taskcluster_environment
+from tests.support.ledger_backends import BACKENDS, fresh_ledger_url
+from tests.support.projects import write_service_config
+from tests.support.repos import Repository
+from tests.support.waiting import HANG_GUARD
 
 # The emulator's clock runs from NOW, and the commands run on it (TC_SCHEDULER_NOW).
 NOW = datetime(2026, 11, 24, 10, 5, tzinfo=UTC)
@@ -217,7 +220,7 @@ def test_concurrent_ticks_from_two_processes_create_each_task_once(
             )
             for _ in range(2)
         ]
-        outputs = [process.communicate(timeout=120) for process in processes]
+        outputs = [process.communicate(timeout=HANG_GUARD) for process in processes]
         assert [p.returncode for p in processes] == [0, 0], outputs
         states = sorted(f["state"] for out, _ in outputs for f in json.loads(out)[0]["fires"])
         # Each job: one process created it, the other found it claimed (or, having lost the

@@ -12,7 +12,6 @@ import os
 import socket
 import subprocess
 import threading
-import time
 from collections import Counter
 from collections.abc import Mapping
 from multiprocessing.queues import Queue
@@ -26,7 +25,8 @@ from scheduler.git.parsing import check_paths
 from scheduler.git.process import SourceError, scrub
 from scheduler.git.repository import cache_name
 from scheduler.git.source import MAX_FILE_SIZE, GitSource, Snapshot
-from tests.repos import Repository
+from tests.support.repos import Repository
+from tests.support.waiting import wait_until
 
 CRON = "jobs:\n  - name: nightly\n    job: {type: decision-task, treeherder-symbol: N}\n"
 TEMPLATE = "version: 1\ntasks: []\n"
@@ -422,9 +422,7 @@ def test_a_cancelled_read_leaves_no_git_running(tmp_path: Path) -> None:
         assert source.commands == Counter({"ls-remote": 1})
         # SIGKILL went to git's whole process group; its helpers die as soon as the kernel
         # schedules them, which on a loaded machine is a moment after git itself was reaped.
-        deadline = time.monotonic() + 10
-        while processes_mentioning(url) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: not processes_mentioning(url))
         assert processes_mentioning(url) == []
 
 

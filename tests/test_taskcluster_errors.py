@@ -12,10 +12,10 @@ from click.testing import CliRunner, Result
 
 from scheduler.cli import main
 from scheduler.taskcluster import Restriction, TaskclusterError, connect, missing_scopes
-from tests.conftest import taskcluster_environment, write_service_config
 from tests.emulator import Emulator
-from tests.repos import Repository
-from tests.test_engine import DAY, NIGHTLY, OWN_TEMPLATE
+from tests.support.emulated import taskcluster_environment
+from tests.support.projects import DAY, NIGHTLY, OWN_TEMPLATE, write_service_config
+from tests.support.repos import Repository
 
 # Each command, and the call whose failure it must report.
 COMMANDS = {

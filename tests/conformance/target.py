@@ -35,8 +35,8 @@ import taskcluster
 import taskcluster.aio
 from taskcluster.exceptions import TaskclusterAuthFailure, TaskclusterRestFailure
 
-from tests import corpus
 from tests.emulator import Emulator
+from tests.support import corpus
 
 REAL_ENVIRONMENT = (
     "TC_CONFORMANCE_ROOT_URL",

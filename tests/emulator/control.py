@@ -24,9 +24,9 @@ import urllib.parse
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from tests import corpus
 from tests.emulator.api import ApiError, Reply
 from tests.emulator.clock import format_time, parse_time
+from tests.support import corpus
 
 if TYPE_CHECKING:
     from tests.emulator.server import Emulator

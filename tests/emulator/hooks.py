@@ -25,10 +25,10 @@ import jsone
 import jsonschema
 import slugid
 
-from tests import corpus
 from tests.emulator import cron_parser
 from tests.emulator.api import ApiError, Call, Handler, paginate
 from tests.emulator.clock import format_time
+from tests.support import corpus
 
 DEFAULT_TRIGGER_SCHEMA: dict[str, Any] = {"type": "object", "additionalProperties": False}
 # The real service's words when listLastFires finds nothing (it does not tell the two apart).

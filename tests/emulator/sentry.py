@@ -27,7 +27,7 @@ except ImportError:  # Without brotli the SDK never sends br, so the fake need n
     brotli = None
 
 REDACTED = "[redacted]"
-DEFAULT_TIMEOUT = 5.0
+DEFAULT_TIMEOUT = 60.0  # only a hang guard: the SDK sends from its own thread
 
 
 @dataclass(frozen=True)

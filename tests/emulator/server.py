@@ -20,7 +20,6 @@ from typing import Any
 import jsonschema
 import jsonschema.validators
 
-from tests import corpus
 from tests.emulator import auth, control, hawk, serving
 from tests.emulator.api import ApiError, Call, Handler, Identity, Reply, Route, known
 from tests.emulator.clock import Clock, format_time, parse_time
@@ -28,6 +27,7 @@ from tests.emulator.faults import Faults
 from tests.emulator.hooks import Hooks
 from tests.emulator.index import Index
 from tests.emulator.queue import Queue, Task
+from tests.support import corpus
 
 ROOT_CLIENT_ID = "static/taskcluster/root"
 HOOKS_CLIENT_ID = "static/taskcluster/hooks"

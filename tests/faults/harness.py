@@ -24,12 +24,12 @@ from typing import Any
 import pytest
 
 from scheduler.ledger import Fire, Ledger
-from tests.conftest import REPOSITORY_ROOT, taskcluster_environment
 from tests.emulator import Emulator
+from tests.support.corpus import REPOSITORY_ROOT
+from tests.support.emulated import taskcluster_environment
+from tests.support.waiting import HANG_GUARD
 
 SIZE_VARIABLE = "TC_SCHEDULER_FAULTS"
-# Only as a guard against a hang: a trial never judges how fast a loaded machine is.
-HANG_GUARD = 300.0
 
 
 def full_size() -> bool:

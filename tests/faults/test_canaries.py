@@ -18,7 +18,6 @@ import secrets
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ from sqlalchemy.engine import make_url
 
 from scheduler.cron import format_slot
 from scheduler.web.auth import hash_token
-from tests.conftest import REPOSITORY_ROLES
 from tests.emulator import Emulator
 from tests.emulator.sentry import FakeSentry
 from tests.emulator.slack import FakeSlack
@@ -44,8 +42,9 @@ from tests.faults.harness import (
     sqlite_url,
 )
 from tests.faults.worlds import EVERY_SLOT, TEMPLATE, project_entry, write_config
-from tests.ledger_backends import postgresql_schema_url
-from tests.repos import Repository
+from tests.support.emulated import REPOSITORY_ROLES
+from tests.support.ledger_backends import postgresql_schema_url
+from tests.support.repos import Repository
 
 # A leak may be cut short (Sentry cuts long values): a canary's first characters are enough.
 PREFIX = 16
@@ -228,7 +227,7 @@ def test_no_canary_reaches_any_output(
     outputs.add("the service's log", service.text)
 
     # The commands, on the same ledger.
-    now = format_slot(datetime.now(UTC))
+    now = format_slot(emulator.clock.now())
     commands = [["tick", "--at", now], ["jobs", "broken"]]
     if full_size():  # each command is a process start: the quick form keeps to two tables
         commands += [

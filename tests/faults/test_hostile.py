@@ -21,7 +21,6 @@ import taskcluster
 
 from scheduler.cron import format_slot, slot_of
 from scheduler.ids import decision_task_id
-from tests.conftest import task_definition
 from tests.emulator import Emulator
 from tests.faults.harness import Figures, clock_at, report, run_cli, sqlite_url
 from tests.faults.worlds import (
@@ -34,8 +33,9 @@ from tests.faults.worlds import (
     seed_actions,
     write_config,
 )
-from tests.repos import Repository
-from tests.test_engine import ACTIONS_JSON
+from tests.support.emulated import task_definition
+from tests.support.engine import ACTIONS_JSON
+from tests.support.repos import Repository
 
 PRIVILEGED_HOOK = ("project-releng", "release-promotion")
 

@@ -30,8 +30,8 @@ from tests.faults.worlds import (
     tally_actions,
     tally_decision_tasks,
 )
-from tests.repos import Repository
-from tests.test_engine import make_config, project
+from tests.support.projects import make_config, project
+from tests.support.repos import Repository
 
 DAY = datetime(2026, 12, 1, tzinfo=UTC)
 LOST = ["500-after", "502-after", "503-after", "reset-after"]

@@ -41,7 +41,7 @@ from tests.faults.worlds import (
     tally_decision_tasks,
     write_config,
 )
-from tests.repos import Repository
+from tests.support.repos import Repository
 
 SEED = 14
 # In the full form, the share of ticks killed; the quick form kills each of its few.

@@ -33,7 +33,7 @@ from tests.faults.harness import (
     sqlite_url,
 )
 from tests.faults.worlds import EVERY_SLOT, project_entry, write_config
-from tests.repos import Repository
+from tests.support.repos import Repository
 
 TOKEN = "xoxb-1111-outage-trial-token"
 NO_TASKS = "version: 1\ntasks: []\n"

@@ -18,12 +18,12 @@ import taskcluster
 from scheduler.cron import format_slot
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireState
-from tests.conftest import REPOSITORY_ROOT
 from tests.emulator import Emulator
 from tests.emulator.clock import parse_time
 from tests.faults.harness import Figures, ledger_fires, report
-from tests.repos import Repository
-from tests.test_engine import seed_decision_with_actions
+from tests.support.corpus import REPOSITORY_ROOT
+from tests.support.engine import seed_decision_with_actions
+from tests.support.repos import Repository
 
 TEMPLATE = (REPOSITORY_ROOT / ".taskcluster.yml").read_text()
 EVERY_SLOT = "[{minute: 0}, {minute: 15}, {minute: 30}, {minute: 45}]"

@@ -14,7 +14,7 @@ from typing import Any
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 CORPUS = Path(
     os.environ.get("TC_SCHEDULER_CORPUS", REPOSITORY_ROOT.parent / "shared" / "corpus")
 ).resolve()

@@ -24,14 +24,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from scheduler.ledger import FireKind, Ledger
+from tests.support.waiting import HANG_GUARD
 
 BACKENDS = ("sqlite", "postgresql")
 POSTGRES_URL = os.environ.get(
     "TC_SCHEDULER_TEST_POSTGRES",
     f"postgresql+psycopg://{getpass.getuser()}@127.0.0.1:5432/test",
 )
-# Generous: on a loaded machine spawning a Python process and importing SQLAlchemy takes seconds.
-PROCESS_TIMEOUT_SECONDS = 60.0
+# Only a hang guard: on a loaded machine spawning a Python process and importing SQLAlchemy
+# takes seconds, and racing processes wait at the barrier for the slowest.
+PROCESS_TIMEOUT_SECONDS = HANG_GUARD
 
 
 @contextmanager
