@@ -13,9 +13,11 @@ run: $(VENV)/.installed-run
 
 test: lint typecheck unit
 
+# ruff, and the layer contract of docs/architecture.md (import-linter, in pyproject.toml).
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy

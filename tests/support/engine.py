@@ -13,8 +13,9 @@ import slugid
 import taskcluster
 
 from scheduler.config.model import Config
-from scheduler.engine import Engine, SlotResult
+from scheduler.engine import Engine
 from scheduler.ledger import Ledger
+from scheduler.outcomes import SlotResult
 from scheduler.service import open_engine
 from tests.emulator import Emulator
 from tests.support.corpus import CORPUS
