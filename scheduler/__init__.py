@@ -1,6 +1,6 @@
 """tc-scheduler: runs Taskcluster projects' `.cron.yml` jobs exactly once per slot.
 
-The package layout and its contracts are described in DESIGN.md.
+The package's layers and what each module owns are in docs/architecture.md.
 """
 
 __version__ = "0.1.0"
