@@ -14,11 +14,11 @@ from typing import Any
 
 from scheduler.cron.timing import format_slot
 from scheduler.expiry.model import ExpiryEvent, ExpiryEventKind
+from scheduler.findings import Checked, summary_lines
 from scheduler.ledger import FireKind, Health, Notice, Watch
 from scheduler.notify.events import Event, EventKind, FailedTask
 from scheduler.notify.routing import Router
 from scheduler.outcomes import SlotResult
-from scheduler.preflight import Checked, summary_lines
 
 CRON_FILE = ".cron.yml"
 TASKCLUSTER_YML = ".taskcluster.yml"

@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,15 +26,23 @@ from scheduler.config.model import Config, Project
 from scheduler.cron.timing import format_slot, slot_of
 from scheduler.engine import Engine
 from scheduler.expiry.model import ExpiryEvent
+from scheduler.findings import Checked
 from scheduler.git.source import GitSource
-from scheduler.ledger import Ledger
+from scheduler.ledger import (
+    AsyncLedger,
+    EngineLedger,
+    Ledger,
+    Notice,
+    NotifierLedger,
+    open_async_ledger,
+)
 from scheduler.notify import sentry
 from scheduler.notify.outbox import Postman
 from scheduler.notify.routing import Router
 from scheduler.notify.slack import SlackSender
 from scheduler.operations.acts import Operations
 from scheduler.outcomes import SlotResult
-from scheduler.preflight import Checked, preflight
+from scheduler.preflight import preflight
 from scheduler.reports import Reporter
 from scheduler.taskcluster import connect_service
 from scheduler.watcher import Watcher
@@ -59,7 +67,18 @@ TICK_SCHEDULE = "*/15 * * * *"
 @asynccontextmanager
 async def open_engine(config: Config, *, clock: Clock = utc_now) -> AsyncIterator[Engine]:
     """An engine with its ledger (migrated), git cache and Taskcluster session."""
-    ledger = await asyncio.to_thread(Ledger.open, config.ledger_url)
+    async with (
+        open_async_ledger(config.ledger_url) as ledger,
+        _engine_on(config, ledger, clock) as engine,
+    ):
+        yield engine
+
+
+@asynccontextmanager
+async def _engine_on(
+    config: Config, ledger: AsyncLedger[EngineLedger], clock: Clock
+) -> AsyncIterator[Engine]:
+    """An engine on `ledger`, with its git cache, Taskcluster session and render workers."""
     render_pool = (
         ProcessPoolExecutor(config.render_workers, mp_context=multiprocessing.get_context("spawn"))
         if config.render_workers
@@ -72,7 +91,6 @@ async def open_engine(config: Config, *, clock: Clock = utc_now) -> AsyncIterato
     finally:
         if render_pool is not None:
             render_pool.shutdown(cancel_futures=True)
-        await asyncio.to_thread(ledger.close)
 
 
 @dataclass
@@ -80,7 +98,7 @@ class Notifier:
     """Reports what the engine and the expiry watch did, follows what they started, and
     delivers the outbox: the service's half of notifications."""
 
-    ledger: Ledger
+    ledger: AsyncLedger[NotifierLedger]
     reporter: Reporter
     watcher: Watcher
     postman: Postman
@@ -91,19 +109,21 @@ class Notifier:
     async def slots_evaluated(self, results: Sequence[SlotResult]) -> None:
         now = self.clock()
         notices = [n for result in results for n in self.reporter.slot_evaluated(result, now)]
-        await asyncio.to_thread(self.ledger.report, notices, now=now)
+        await self._queue(notices, now)
 
     async def preflight_checked(self, checked: Checked) -> None:
         """A project's preflight: what Taskcluster would refuse, once per revision."""
         now = self.clock()
-        notices = self.reporter.preflight_checked(checked, now)
-        await asyncio.to_thread(self.ledger.report, notices, now=now)
+        await self._queue(self.reporter.preflight_checked(checked, now), now)
 
     async def expiry_scanned(self, project: str, events: Sequence[ExpiryEvent]) -> None:
         """The events of one expiry scan of `project` (one says so if the scan failed)."""
         now = self.clock()
-        notices = self.reporter.expiry_scanned(project, events, now)
-        await asyncio.to_thread(self.ledger.report, notices, now=now)
+        await self._queue(self.reporter.expiry_scanned(project, events, now), now)
+
+    async def _queue(self, notices: Sequence[Notice], now: datetime) -> None:
+        """Queue `notices` in the outbox (incidents kept), to be delivered by the postman."""
+        await self.ledger.run(lambda ledger: ledger.report(notices, now=now))
 
     async def round(self) -> None:
         """Follow what was started one step, then send what is due. Failures are logged."""
@@ -118,23 +138,38 @@ class Notifier:
                 log.exception("delivering notifications failed; trying again next round")
 
 
+class Service(NamedTuple):
+    """The parts of a service: its engine, the notifier that reports what it does, and the
+    one boundary to its ledger, which each part holds as its own port."""
+
+    engine: Engine
+    notifier: Notifier
+    ledger: AsyncLedger[Ledger]
+
+    def operations(self) -> Operations:
+        """The operator's acts and reads of this service, reported as its own work is."""
+        return Operations(self.engine, self.ledger, self.notifier)
+
+
 @asynccontextmanager
-async def open_service(
-    config: Config, *, clock: Clock = utc_now
-) -> AsyncIterator[tuple[Engine, Notifier]]:
-    """The engine and the notifier that reports what it does, with Sentry set up if configured."""
+async def open_service(config: Config, *, clock: Clock = utc_now) -> AsyncIterator[Service]:
+    """The engine and the notifier that reports what it does, on one ledger, with Sentry set
+    up if configured."""
     if config.notify.sentry is not None:
         sentry.configure(config.notify.sentry.dsn, environment=config.notify.sentry.environment)
     try:
-        async with open_engine(config, clock=clock) as engine:
-            yield engine, open_notifier(config, engine)
+        async with (
+            open_async_ledger(config.ledger_url) as ledger,
+            _engine_on(config, ledger, clock) as engine,
+        ):
+            yield Service(engine, open_notifier(config, engine, ledger), ledger)
     finally:
         if config.notify.sentry is not None:
             sentry.close()
 
 
-def open_notifier(config: Config, engine: Engine) -> Notifier:
-    """The notifier of a service whose engine is `engine`."""
+def open_notifier(config: Config, engine: Engine, ledger: AsyncLedger[Ledger]) -> Notifier:
+    """The notifier of a service whose engine is `engine`, on its `ledger`."""
     router = Router(config.notify)
     reporter = Reporter(
         router,
@@ -148,7 +183,7 @@ def open_notifier(config: Config, engine: Engine) -> Notifier:
         else None
     )
     postman = Postman(
-        engine.ledger,
+        ledger,
         router,
         config.root_url,
         config.replica,
@@ -156,8 +191,8 @@ def open_notifier(config: Config, engine: Engine) -> Notifier:
         slack=sender,
         give_up_after=config.notify.give_up_after,
     )
-    watcher = Watcher(engine.clients_of, engine.ledger, reporter, engine.clock)
-    return Notifier(engine.ledger, reporter, watcher, postman, engine.clock)
+    watcher = Watcher(engine.clients_of, ledger, reporter, engine.clock)
+    return Notifier(ledger, reporter, watcher, postman, engine.clock)
 
 
 async def tick_once(engine: Engine, moment: datetime) -> list[SlotResult]:
@@ -324,10 +359,12 @@ async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | N
         dry_run=config.dry_run,
         root_url=config.root_url,
     )
-    async with open_service(config, clock=clock) as (engine, notifier):
+    async with open_service(config, clock=clock) as service:
+        engine, notifier = service.engine, service.notifier
         # A process starting under a name takes over at once what a dead one of that name held.
-        fires, letters = await asyncio.to_thread(
-            engine.ledger.release_replica, config.replica, now=engine.clock()
+        now = engine.clock()
+        fires, letters = await service.ledger.run(
+            lambda ledger: ledger.release_replica(config.replica, now=now)
         )
         if fires or letters:
             log.warning("took over what this replica held before", fires=fires, letters=letters)
@@ -366,7 +403,7 @@ async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | N
                     **repeat,
                 )
         ticker.start()
-        api = ApiServer(Operations(engine, notifier), config.api)
+        api = ApiServer(service.operations(), config.api)
         api.start()
         # What Taskcluster would refuse, found before anything fires; then the start-up tick:
         # the current slot, and catch-up since the last one.

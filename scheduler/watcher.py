@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from scheduler.ledger import Ledger, Notice, Watch, WatchPhase
+from scheduler.ledger import AsyncLedger, Notice, Watch, WatcherLedger, WatchPhase
 from scheduler.notify.events import FailedTask
 from scheduler.reports import Reporter
 from scheduler.taskcluster import Clients, TaskclusterError
@@ -44,7 +44,7 @@ class Watcher:
     (`clients_of` gives the clients for a project's name)."""
 
     clients_of: Callable[[str], Clients]
-    ledger: Ledger
+    ledger: AsyncLedger[WatcherLedger]
     reporter: Reporter
     clock: Callable[[], datetime]
     concurrency: int = 20
@@ -55,7 +55,7 @@ class Watcher:
 
     async def step(self) -> int:
         """Look at every fire being followed once; the number of watches that moved on."""
-        watches = await asyncio.to_thread(self.ledger.watches)
+        watches = await self.ledger.run(lambda ledger: ledger.watches())
         by_phase: dict[WatchPhase, list[Watch]] = {phase: [] for phase in WatchPhase}
         for watch in watches:
             by_phase[watch.phase].append(watch)
@@ -156,15 +156,17 @@ class Watcher:
         task_state: str | None = None,
         reason: str | None = None,
     ) -> int:
-        moved = await asyncio.to_thread(
-            self.ledger.advance_watch,
-            watch,
-            phase,
-            now=self.clock(),
-            notices=notices,
-            task_state=task_state,
-            reason=reason,
-            task_group_id=watch.task_group_id,
+        now = self.clock()
+        moved = await self.ledger.run(
+            lambda ledger: ledger.advance_watch(
+                watch,
+                phase,
+                now=now,
+                notices=notices,
+                task_state=task_state,
+                reason=reason,
+                task_group_id=watch.task_group_id,
+            )
         )
         if moved and phase is WatchPhase.DONE:
             log.info(

@@ -58,8 +58,8 @@ Scenario = Callable[[Engine, httpx.AsyncClient], Awaitable[None]]
 
 def serve(config: Config, emulator: Emulator, scenario: Scenario) -> None:
     async def main() -> None:
-        async with open_service(config, clock=emulator.clock.now) as (engine, _):
-            server = ApiServer(Operations(engine), engine.config.api)
+        async with open_service(config, clock=emulator.clock.now) as (engine, _, ledger):
+            server = ApiServer(Operations(engine, ledger), engine.config.api)
             server.start()
             assert server.url is not None
             try:
@@ -405,7 +405,9 @@ def test_an_expiry_scan_that_taskcluster_fails_is_a_502(emulator: Emulator, tmp_
             "alpha: the expiry scan failed: index.listNamespaces(tcs.cache.level-1) failed: "
             "Taskcluster answered 503 Service Unavailable, still after 5 retries"
         )
-        [act] = await asyncio.to_thread(engine.ledger.audit_log)
-        assert (act.action, act.ok) == ("expiry-remediate", False)
 
-    serve(api_config(emulator, tmp_path), emulator, scenario)
+    config = api_config(emulator, tmp_path)
+    serve(config, emulator, scenario)
+    with Ledger.open(config.ledger_url) as ledger:
+        [act] = ledger.audit_log()
+    assert (act.action, act.ok) == ("expiry-remediate", False)

@@ -68,8 +68,8 @@ class Background:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        async with open_service(self.config, clock=self.emulator.clock.now) as (engine, _):
-            server = ApiServer(Operations(engine), engine.config.api)
+        async with open_service(self.config, clock=self.emulator.clock.now) as (engine, _, ledger):
+            server = ApiServer(Operations(engine, ledger), engine.config.api)
             server.start()
             assert server.url is not None
             self.url = server.url

@@ -30,7 +30,7 @@ from scheduler.expiry.model import (
 )
 from scheduler.expiry.remediation import Remediator, scan_and_remediate
 from scheduler.expiry.scan import Scanner
-from scheduler.ledger import Ledger, RemediationState
+from scheduler.ledger import AsyncLedger, Ledger, RemediationState
 from scheduler.taskcluster import connect
 from tests.emulator import Emulator
 from tests.emulator.clock import format_time
@@ -281,7 +281,7 @@ def step(
     async def run() -> ExpiryEvent | None:
         async with connect(emulator.root_url, credentials or emulator.root_credentials) as clients:
             report = await Scanner(clients).report(project, project.expiry, emulator.clock.now())
-            remediator = Remediator(clients, ledger, replica, emulator.clock.now)
+            remediator = Remediator(clients, AsyncLedger(ledger), replica, emulator.clock.now)
             return await remediator.step(project, report, dry_run=dry_run)
 
     return asyncio.run(run())
@@ -358,9 +358,8 @@ def test_two_replicas_scanning_at_once_trigger_once(deployment: Emulator, tmp_pa
             async with connect(deployment.root_url, deployment.root_credentials) as clients:
                 project = demo()
                 report = await Scanner(clients).report(project, project.expiry, NOW)
-                return await Remediator(clients, ledger, name, deployment.clock.now).step(
-                    project, report, dry_run=False
-                )
+                remediator = Remediator(clients, AsyncLedger(ledger), name, deployment.clock.now)
+                return await remediator.step(project, report, dry_run=False)
         finally:
             ledger.close()
 
@@ -627,7 +626,7 @@ def scan_once(
         async with connect(emulator.root_url, emulator.root_credentials) as clients:
             return await scan_and_remediate(
                 clients,
-                ledger,
+                AsyncLedger(ledger),
                 project,
                 replica="replica-1",
                 clock=emulator.clock.now,

@@ -9,6 +9,7 @@ import inspect
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,23 +23,28 @@ from scheduler.ledger import (
     FireState,
     Ledger,
     NotifierLedger,
+    OperationsLedger,
     OutboxLedger,
     Pause,
     Watch,
     WatcherLedger,
+    open_async_ledger,
 )
 from scheduler.ledger.mapping import to_record
 from scheduler.ledger.models import FireRow, PauseRow, WatchRow
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
-PORTS = (EngineLedger, WatcherLedger, NotifierLedger, OutboxLedger, ExpiryLedger)
+PORTS = (EngineLedger, WatcherLedger, NotifierLedger, OutboxLedger, ExpiryLedger, OperationsLedger)
 
 
 def port_methods(port: type) -> list[str]:
+    """The methods a port names, its own and those of the ports it extends."""
+    ports = [base for base in port.__mro__ if base in PORTS]
     return [
         name
-        for name, member in vars(port).items()
+        for base in ports
+        for name, member in vars(base).items()
         if inspect.isfunction(member) and not name.startswith("_")
     ]
 
@@ -65,28 +71,35 @@ def test_a_port_is_narrower_than_the_facade() -> None:
     for port in PORTS:
         assert set(port_methods(port)) < offered
     assert set(port_methods(EngineLedger)).isdisjoint(port_methods(OutboxLedger))
+    assert set(port_methods(ExpiryLedger)) < set(port_methods(EngineLedger))
 
 
 def run(coroutine: Callable[[], Any]) -> Any:
     return asyncio.run(coroutine())
 
 
-def test_the_boundary_calls_a_port_method_in_a_worker_thread(ledger: Ledger) -> None:
+def test_the_boundary_runs_work_on_the_port_in_a_worker_thread(ledger: Ledger) -> None:
     threads: list[int] = []
 
-    def claim_and_note(port: EngineLedger, job: str) -> list[Any]:
+    def claim_and_note(port: EngineLedger) -> list[Any]:
         threads.append(threading.get_ident())
-        return port.claim_many("p", [(job, T, FireKind.SCHEDULED)], replica="r", now=T, lease=LEASE)
+        return port.claim_many(
+            "p", [("nightly", T, FireKind.SCHEDULED)], replica="r", now=T, lease=LEASE
+        )
 
-    async def main() -> tuple[list[Any], list[Fire]]:
+    async def main() -> tuple[list[Any], list[Fire], datetime | None]:
         boundary: AsyncLedger[EngineLedger] = AsyncLedger(ledger)
-        claimed = await boundary.run(claim_and_note, "nightly")
-        fires = await boundary.run(EngineLedger.fires, project="p")
-        return claimed, fires
+        claimed = await boundary.run(claim_and_note)
+        last = await boundary.run(lambda port: port.last_evaluated_slot("p"))
+        # The one boundary of the composition root fits every consumer's port.
+        operations: AsyncLedger[OperationsLedger] = AsyncLedger(ledger)
+        fires = await operations.run(lambda port: port.fires(project="p"))
+        return claimed, fires, last
 
-    claimed, fires = run(main)
+    claimed, fires, last = run(main)
     assert [claim.job for claim in claimed] == ["nightly"]
     assert [(fire.job, fire.state) for fire in fires] == [("nightly", FireState.CLAIMED)]
+    assert last is None
     assert len(threads) == 1
     assert threads[0] != threading.get_ident(), "ran on the event loop's thread"
 
@@ -118,7 +131,7 @@ def test_the_boundary_carries_context_and_raises_what_the_ledger_raises(ledger: 
         request.set("tick 7")
         boundary = AsyncLedger(ledger)
         with pytest.raises(ValueError, match="timezone-aware"):
-            await boundary.run(EngineLedger.open_fires, due_at=datetime(2026, 3, 1))
+            await boundary.run(lambda port: port.open_fires(due_at=datetime(2026, 3, 1)))
         return await boundary.run(read_context)
 
     assert run(main) == "tick 7"
@@ -164,24 +177,30 @@ def test_a_record_field_no_row_has_and_nobody_gives_is_an_error() -> None:
         to_record(Watch, watch, fire_state="created")
 
 
-def test_a_port_method_runs_the_ledgers_method_of_that_name(ledger: Ledger) -> None:
-    """A Protocol's method is only a stub: the boundary calls the facade's."""
+def test_the_opened_boundary_migrates_and_closes_the_ledger_off_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'state' / 'ledger.db'}"
+    closed_in: list[int] = []
+    close = Ledger.close
 
-    async def main() -> tuple[Any, ...]:
-        engine: AsyncLedger[EngineLedger] = AsyncLedger(ledger)
-        claimed = await engine.run(
-            EngineLedger.claim_many,
-            "p",
-            [("nightly", T, FireKind.SCHEDULED)],
-            replica="r",
-            now=T,
-            lease=LEASE,
-        )
-        outbox: AsyncLedger[OutboxLedger] = AsyncLedger(ledger)
-        letters = await outbox.run(OutboxLedger.take_letters, replica="r", now=T, lease=LEASE)
-        last = await engine.run(EngineLedger.last_evaluated_slot, "p")
-        return claimed, letters, last
+    def noting_close(self: Ledger) -> None:
+        closed_in.append(threading.get_ident())
+        close(self)
 
-    claimed, letters, last = run(main)
+    monkeypatch.setattr(Ledger, "close", noting_close)
+
+    async def main() -> list[Any]:
+        async with open_async_ledger(url) as boundary:
+            return await boundary.run(
+                lambda port: port.claim_many(
+                    "p", [("nightly", T, FireKind.SCHEDULED)], replica="r", now=T, lease=LEASE
+                )
+            )
+
+    claimed = run(main)
     assert [claim.job for claim in claimed] == ["nightly"]
-    assert (letters, last) == ([], None)
+    assert len(closed_in) == 1
+    assert closed_in[0] != threading.get_ident(), "closed on the event loop's thread"
+    with Ledger.open(url) as reopened:
+        assert [fire.job for fire in reopened.fires()] == ["nightly"]

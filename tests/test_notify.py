@@ -82,7 +82,7 @@ def serve(
     config: Config, emulator: Emulator, work: Callable[[Engine, Notifier], Awaitable[T]]
 ) -> T:
     async def main() -> T:
-        async with open_service(config, clock=emulator.clock.now) as (engine, notifier):
+        async with open_service(config, clock=emulator.clock.now) as (engine, notifier, _):
             return await work(engine, notifier)
 
     return asyncio.run(main())
@@ -475,7 +475,7 @@ def test_two_replicas_report_each_event_once(
                 open_service(configs[0], clock=emulator.clock.now) as one,
                 open_service(configs[1], clock=emulator.clock.now) as two,
             ):
-                await asyncio.gather(work(*one), work(*two))
+                await asyncio.gather(work(one.engine, one.notifier), work(two.engine, two.notifier))
 
         async def scenario() -> None:
             for slot, state in ((DAY, "failed"), (DAY + HOUR, "completed")):

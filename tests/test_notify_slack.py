@@ -15,14 +15,8 @@ from typing import Any
 import pytest
 
 from scheduler.notify.events import Event, EventKind, EventSeverity, FailedTask
-from scheduler.notify.slack import (
-    DeliveryError,
-    Posted,
-    SlackMessage,
-    SlackSender,
-    escape,
-    render,
-)
+from scheduler.notify.slack import DeliveryError, Posted, SlackSender
+from scheduler.notify.slack_message import SlackMessage, escape, render
 from tests.emulator.slack import FakeSlack
 from tests.support.fakes import SLACK_TOKEN, SLACK_WEBHOOK_SECRET
 

@@ -21,7 +21,6 @@ from scheduler.config.loading import read_config
 from scheduler.config.model import ApiSettings, ApiToken
 from scheduler.errors import Category
 from scheduler.ledger import Ledger
-from scheduler.operations.acts import Operations
 from scheduler.operations.ledgered import InvalidPauseError
 from scheduler.outcomes import FireTooSoonError, UnknownTargetError
 from scheduler.service import open_service
@@ -66,8 +65,8 @@ def test_every_act_is_audited_once_with_its_actor(emulator: Emulator, tmp_path: 
     config = make_config(emulator, tmp_path, project("alpha", repository))
 
     async def acts() -> None:
-        async with open_service(config, clock=emulator.clock.now) as (engine, notifier):
-            ops = Operations(engine, notifier)
+        async with open_service(config, clock=emulator.clock.now) as service:
+            ops = service.operations()
             await ops.fire_job("ann", "alpha", "hourly")
             with pytest.raises(FireTooSoonError):
                 await ops.fire_job("bob", "alpha", "hourly")
@@ -112,8 +111,8 @@ def test_jobs_answer_the_same_json_from_the_command_line_and_the_api(
     config = replace(config, api=ApiSettings(host="127.0.0.1", port=0, public_reads=True))
 
     async def ask() -> httpx.Response:
-        async with open_service(config, clock=emulator.clock.now) as (engine, notifier):
-            server = ApiServer(Operations(engine, notifier), config.api)
+        async with open_service(config, clock=emulator.clock.now) as service:
+            server = ApiServer(service.operations(), config.api)
             server.start()
             assert server.url is not None
             try:
@@ -183,8 +182,8 @@ def test_a_fire_taskcluster_refuses_is_a_502(deployment: Emulator, tmp_path: Pat
     config = replace(config, api=api)
 
     async def fire() -> httpx.Response:
-        async with open_service(config, clock=deployment.clock.now) as (engine, notifier):
-            server = ApiServer(Operations(engine, notifier), config.api)
+        async with open_service(config, clock=deployment.clock.now) as service:
+            server = ApiServer(service.operations(), config.api)
             server.start()
             assert server.url is not None
             try:

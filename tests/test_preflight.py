@@ -16,9 +16,10 @@ from click.testing import CliRunner
 from scheduler.cli import main
 from scheduler.common.diagnostics import Severity
 from scheduler.config.model import Config, Credentials, Project
+from scheduler.findings import Finding, findings_of, summary_lines
 from scheduler.ledger import Ledger
 from scheduler.notify.settings import NotifySettings, SlackSettings
-from scheduler.preflight import Finding, findings_of, preflight, summary_lines
+from scheduler.preflight import preflight
 from scheduler.service import Preflights, open_service
 from tests.emulator import Emulator
 from tests.support.emulated import REPOSITORY_ROLES, taskcluster_environment
@@ -52,7 +53,7 @@ def demo(tmp_path: Path, template: str = OWN_TEMPLATE, cron: str = NIGHTLY) -> P
 
 def check(config: Config, emulator: Emulator) -> list[Finding]:
     async def run() -> list[Finding]:
-        async with open_service(config, clock=emulator.clock.now) as (engine, _):
+        async with open_service(config, clock=emulator.clock.now) as (engine, _, _):
             return findings_of(await preflight(engine, config.projects))
 
     return asyncio.run(run())
@@ -353,7 +354,7 @@ def test_the_service_reports_findings_once_per_revision(tmp_path: Path) -> None:
         config = make_config(emulator, tmp_path, demo_project, notify=NotifySettings(slack=slack))
 
         async def service_life() -> None:
-            async with open_service(config, clock=emulator.clock.now) as (engine, notifier):
+            async with open_service(config, clock=emulator.clock.now) as (engine, notifier, _):
                 preflights = Preflights(engine, notifier)
                 await preflights.check(config.projects)
                 results = await engine.tick(DAY.replace(hour=1))

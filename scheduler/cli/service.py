@@ -20,11 +20,12 @@ from scheduler.cli.tables import print_fires
 from scheduler.common import logs
 from scheduler.config.model import Config, Project
 from scheduler.cron import format_slot
+from scheduler.findings import Finding, findings_of, has_errors, summary_lines
 from scheduler.ledger import LetterState
 from scheduler.operations.models import NotifyTestOut, SlotOut
 from scheduler.operations.notify_check import send_test
 from scheduler.outcomes import SlotResult
-from scheduler.preflight import Finding, findings_of, has_errors, preflight, summary_lines
+from scheduler.preflight import preflight
 from scheduler.web.auth import hash_token
 
 
@@ -135,8 +136,8 @@ def tick(config_path: Path | None, at: datetime, as_json: bool) -> None:
     logs.configure()
 
     async def evaluate() -> list[SlotResult]:
-        async with service.open_service(config, clock=now) as (engine, notifier):
-            return await service.tick_and_report(engine, notifier, at)
+        async with service.open_service(config, clock=now) as running:
+            return await service.tick_and_report(running.engine, running.notifier, at)
 
     results = asyncio.run(evaluate())
     slots = [SlotOut.model_validate(result) for result in results]
@@ -175,8 +176,8 @@ def notify_test(config_path: Path | None, channel: str | None, as_json: bool) ->
     logs.configure(level="warning")
 
     async def send() -> NotifyTestOut:
-        async with service.open_service(config, clock=clock()) as (engine, notifier):
-            return await send_test(engine, notifier, channel)
+        async with service.open_service(config, clock=clock()) as running:
+            return await send_test(running.engine, running.ledger, running.notifier, channel)
 
     sent = carry_out(send())
     if as_json:

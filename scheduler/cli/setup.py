@@ -143,11 +143,11 @@ async def operations(config: Config) -> AsyncIterator[Operations]:
     and the notifier that reports what is started by hand. Before the command exits, what it
     started is followed one step and what is due is sent, as the service would (even when the
     act failed: a failed fire is reported)."""
-    async with service.open_service(config, clock=clock()) as (engine, notifier):
+    async with service.open_service(config, clock=clock()) as running:
         try:
-            yield Operations(engine, notifier)
+            yield running.operations()
         finally:
-            await notifier.round()
+            await running.notifier.round()
 
 
 def actor() -> str:

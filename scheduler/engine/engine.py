@@ -38,7 +38,15 @@ from scheduler.expiry.model import ExpiryEvent
 from scheduler.expiry.remediation import scan_and_remediate
 from scheduler.git.process import SourceError
 from scheduler.git.source import GitSource, Snapshot
-from scheduler.ledger import Fire, FireKind, FireState, Ledger, Outcome, SlotOutcome
+from scheduler.ledger import (
+    AsyncLedger,
+    EngineLedger,
+    Fire,
+    FireKind,
+    FireState,
+    Outcome,
+    SlotOutcome,
+)
 from scheduler.outcomes import (
     FireResult,
     RepositoryUnreachableError,
@@ -61,7 +69,7 @@ class Engine:
     """
 
     config: Config
-    ledger: Ledger
+    ledger: AsyncLedger[EngineLedger]
     source: GitSource
     clients: Clients
     clock: Clock = utc_now
@@ -97,11 +105,15 @@ class Engine:
             await self._record_slot(project, slot, None, SlotOutcome.FAILED, str(error))
             return SlotResult(project.name, slot, None, error=str(error))
         cron = self._cron(project, snapshot)
-        last = await asyncio.to_thread(self.ledger.last_evaluated_slot, project.name)
         now = self.clock()
         # Paused now (by any replica, the command line or the API): recorded, not fired.
-        pauses = await asyncio.to_thread(self.ledger.pauses, project=project.name, at=now)
-        found = await asyncio.to_thread(self.ledger.open_fires, due_at=now, project=project.name)
+        last, pauses, found = await self.ledger.run(
+            lambda ledger: (
+                ledger.last_evaluated_slot(project.name),
+                ledger.pauses(project=project.name, at=now),
+                ledger.open_fires(due_at=now, project=project.name),
+            )
+        )
         open_fires = {_open_fire(fire): fire for fire in found}
         plan = plan_slot(
             cron,
@@ -142,7 +154,8 @@ class Engine:
         died (their lease ran out) and the retries that are due; those past their job's
         max-lateness are given up. One read of the ledger when there are none."""
         found: dict[str, list[Fire]] = {}
-        for fire in await asyncio.to_thread(self.ledger.open_fires, due_at=self.clock()):
+        now = self.clock()
+        for fire in await self.ledger.run(lambda ledger: ledger.open_fires(due_at=now)):
             found.setdefault(fire.project, []).append(fire)
         results = await asyncio.gather(
             *(
@@ -163,7 +176,7 @@ class Engine:
             )
             return []
         cron = self._cron(project, snapshot)
-        pauses = await asyncio.to_thread(self.ledger.pauses, project=project.name, at=now)
+        pauses = await self.ledger.run(lambda ledger: ledger.pauses(project=project.name, at=now))
         open_fires = {_open_fire(fire): fire for fire in found}
         reopen = plan_open_fires(
             cron,
@@ -215,7 +228,8 @@ class Engine:
                 error=fire.error,
             )
         if outcomes:
-            await asyncio.to_thread(self.ledger.finish_many, outcomes, now=self.clock())
+            now = self.clock()
+            await self.ledger.run(lambda ledger: ledger.finish_many(outcomes, now=now))
 
     def _cron(self, project: Project, snapshot: Snapshot) -> CronFile:
         cached = self._crons.get(project.name)
@@ -237,30 +251,34 @@ class Engine:
         outcome: SlotOutcome,
         error: str | None,
     ) -> None:
-        await asyncio.to_thread(
-            self.ledger.record_slot,
-            project.name,
-            slot,
-            revision=revision,
-            outcome=outcome,
-            error=error,
-            replica=self.config.replica,
-            now=self.clock(),
+        now = self.clock()
+        await self.ledger.run(
+            lambda ledger: ledger.record_slot(
+                project.name,
+                slot,
+                revision=revision,
+                outcome=outcome,
+                error=error,
+                replica=self.config.replica,
+                now=now,
+            )
         )
 
     async def _skip(
         self, project: Project, skip: Skip, open_fires: Mapping[OpenFire, Fire]
     ) -> FireResult:
         fire, kind, reason = skip.fire, _kind(skip, open_fires), skip.reason
-        await asyncio.to_thread(
-            self.ledger.record_skip,
-            project.name,
-            fire.job_name,
-            fire.slot,
-            kind=kind,
-            reason=reason,
-            replica=self.config.replica,
-            now=self.clock(),
+        now = self.clock()
+        await self.ledger.run(
+            lambda ledger: ledger.record_skip(
+                project.name,
+                fire.job_name,
+                fire.slot,
+                kind=kind,
+                reason=reason,
+                replica=self.config.replica,
+                now=now,
+            )
         )
         log.info(
             "skipped missed slot",

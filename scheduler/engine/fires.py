@@ -14,7 +14,7 @@ from scheduler.clock import Clock
 from scheduler.config.model import Project
 from scheduler.cron import Job
 from scheduler.git.source import Snapshot
-from scheduler.ledger import Claim, FireKind, FireState, Ledger
+from scheduler.ledger import AsyncLedger, Claim, EngineLedger, FireKind, FireState
 from scheduler.taskcluster import Clients
 
 
@@ -37,7 +37,7 @@ class FireMeans:
     """What a job type makes a fire with."""
 
     clients: Clients  # limited to the scopes of the fire's project
-    ledger: Ledger
+    ledger: AsyncLedger[EngineLedger]
     clock: Clock
     root_url: str
     dry_run: bool  # render or prepare, record, send nothing

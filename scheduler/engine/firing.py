@@ -24,7 +24,15 @@ from scheduler.durations import format_duration
 from scheduler.engine.fires import FireMeans, FireRequest
 from scheduler.engine.job_types import dispatch
 from scheduler.git.source import Snapshot
-from scheduler.ledger import Claim, FireKind, FireState, Ledger, Outcome, WatchSpec
+from scheduler.ledger import (
+    AsyncLedger,
+    Claim,
+    EngineLedger,
+    FireKind,
+    FireState,
+    Outcome,
+    WatchSpec,
+)
 from scheduler.outcomes import FireResult
 from scheduler.retrying import next_attempt_at
 from scheduler.taskcluster import Clients
@@ -39,7 +47,7 @@ class FireSetting(Protocol):
     def config(self) -> Config: ...
 
     @property
-    def ledger(self) -> Ledger: ...
+    def ledger(self) -> AsyncLedger[EngineLedger]: ...
 
     @property
     def clients(self) -> Clients: ...
@@ -70,14 +78,11 @@ class FireRunner:
     ) -> list[Claim | None]:
         """Claim these (job, slot, kind) fires of `project` in one write; None where another
         replica holds one."""
-        setting = self.setting
-        return await asyncio.to_thread(
-            setting.ledger.claim_many,
-            project,
-            list(fires),
-            replica=setting.config.replica,
-            now=setting.clock(),
-            lease=setting.config.claim_lease,
+        config, now = self.setting.config, self.setting.clock()
+        return await self.setting.ledger.run(
+            lambda ledger: ledger.claim_many(
+                project, list(fires), replica=config.replica, now=now, lease=config.claim_lease
+            )
         )
 
     async def claim_and_fire(
@@ -159,9 +164,8 @@ class FireRunner:
             self._unrecorded.pop(c) for c in claims if c is not None and c in self._unrecorded
         ]
         if outcomes:
-            await asyncio.to_thread(
-                self.setting.ledger.finish_many, outcomes, now=self.setting.clock()
-            )
+            now = self.setting.clock()
+            await self.setting.ledger.run(lambda ledger: ledger.finish_many(outcomes, now=now))
 
     def _keep_leases(self) -> None:
         if self._renewer is None or self._renewer.done():
@@ -176,12 +180,7 @@ class FireRunner:
             held = [*self._in_flight, *self._unrecorded]
             if not held:
                 break
-            renewed = await asyncio.to_thread(
-                setting.ledger.renew_many,
-                held,
-                now=setting.clock(),
-                lease=setting.config.claim_lease,
-            )
+            renewed = await self._renew(held)
             for claim, ours in zip(held, renewed, strict=True):
                 if not ours and (claim in self._in_flight or claim in self._unrecorded):
                     log.warning(
@@ -191,14 +190,24 @@ class FireRunner:
                         slot=format_slot(claim.slot),
                     )
 
+    async def _renew(self, claims: Sequence[Claim]) -> list[bool]:
+        """Renew the leases of `claims`; whether each is still ours."""
+        now, lease = self.setting.clock(), self.setting.config.claim_lease
+        return await self.setting.ledger.run(
+            lambda ledger: ledger.renew_many(claims, now=now, lease=lease)
+        )
+
     async def release_all(self) -> None:
         """On shutdown: record the fires that ended, and give up the claims of those that did
         not, so that another replica can take them over at once."""
         if self._renewer is not None:
             self._renewer.cancel()
         await self.record(list(self._unrecorded))
-        for claim in list(self._in_flight):
-            await asyncio.to_thread(self.setting.ledger.release, claim, now=self.setting.clock())
+        in_flight, now = list(self._in_flight), self.setting.clock()
+        if in_flight:
+            await self.setting.ledger.run(
+                lambda ledger: [ledger.release(claim, now=now) for claim in in_flight]
+            )
 
 
 def watch_spec(project: Project, job: Job, *, project_broken: bool = False) -> WatchSpec:

@@ -4,7 +4,6 @@ manual, kept `manual-fire-interval` apart), and a decision task's action by name
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,15 +47,17 @@ async def fire_job_now(
     setting = runner.setting
     now = setting.clock()
     interval = setting.config.manual_fire_interval
-    claim = await asyncio.to_thread(
-        setting.ledger.claim_manual,
-        project.name,
-        job.name,
-        replica=setting.config.replica,
-        now=now,
-        lease=setting.config.claim_lease,
-        min_interval=interval,
-        unsure_for=SETTLE,
+    config = setting.config
+    claim = await setting.ledger.run(
+        lambda ledger: ledger.claim_manual(
+            project.name,
+            job.name,
+            replica=config.replica,
+            now=now,
+            lease=config.claim_lease,
+            min_interval=interval,
+            unsure_for=SETTLE,
+        )
     )
     if not isinstance(claim, Claim) and claim.state is FireState.FAILED and claim.sent_at:
         wait = claim.sent_at + SETTLE - now

@@ -6,7 +6,6 @@ trigger goes out, and an attempt after one that may have sent it first looks for
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 
 import structlog
@@ -59,8 +58,9 @@ async def fire_trigger_action(fire: FireRequest, claim: Claim, means: FireMeans)
         log.info("dry run: hook not triggered", **prepared.details())
         return Dispatched(FireState.DRY_RUN, None, prepared.details(), None)
     sent_at = means.clock()
-    if not await asyncio.to_thread(
-        means.ledger.mark_sent, claim, now=sent_at, details=prepared.details()
+    details = prepared.details()
+    if not await means.ledger.run(
+        lambda ledger: ledger.mark_sent(claim, now=sent_at, details=details)
     ):
         raise FireError("not triggered: another replica took this fire over; it fires there")
     try:
@@ -88,7 +88,7 @@ async def _earlier_trigger(clients: Clients, claim: Claim, means: FireMeans) -> 
     """What the trigger an earlier attempt of this fire sent made: ALREADY_FIRED with its
     task, or None when none was sent or it made no task (so this attempt sends one).
     Raises FireError (transient) while that cannot be known."""
-    earlier = await asyncio.to_thread(means.ledger.fire_by_id, claim.fire_id)
+    earlier = await means.ledger.run(lambda ledger: ledger.fire_by_id(claim.fire_id))
     if earlier is None or earlier.sent_at is None or not earlier.details:
         return None
     sent = Triggered.from_details(earlier.details)

@@ -3,7 +3,6 @@ action, one rebuild at a time across replicas, and one scan-and-remediate step a
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +17,7 @@ from scheduler.cron.model import TriggerAction
 from scheduler.durations import format_duration
 from scheduler.expiry.model import ExpiryEvent, ExpiryEventKind, ExpiryReport, findings
 from scheduler.expiry.scan import Scanner, call_name
-from scheduler.ledger import Ledger, Remediation, RemediationState
+from scheduler.ledger import AsyncLedger, ExpiryLedger, Remediation, RemediationState
 from scheduler.taskcluster import Clients, TaskclusterError
 
 log = structlog.get_logger("tc_scheduler.expiry")
@@ -44,14 +43,14 @@ class Remediator:
     """
 
     clients: Clients
-    ledger: Ledger
+    ledger: AsyncLedger[ExpiryLedger]
     replica: str
     clock: Callable[[], datetime]
 
     async def step(
         self, project: Project, report: ExpiryReport, *, dry_run: bool
     ) -> ExpiryEvent | None:
-        running = await asyncio.to_thread(self.ledger.running_remediation, project.name)
+        running = await self.ledger.run(lambda ledger: ledger.running_remediation(project.name))
         if running is not None:
             return await self._follow(project, running, report)
         if not report.at_risk:
@@ -81,14 +80,16 @@ class Remediator:
                     report.at_risk,
                 )
             refused = error
-        started = await asyncio.to_thread(
-            self.ledger.start_remediation,
-            project.name,
-            action=watch.action,
-            expiring=expiring,
-            replica=self.replica,
-            now=self.clock(),
-            cooldown=watch.cooldown,
+        now = self.clock()
+        started = await self.ledger.run(
+            lambda ledger: ledger.start_remediation(
+                project.name,
+                action=watch.action,
+                expiring=expiring,
+                replica=self.replica,
+                now=now,
+                cooldown=watch.cooldown,
+            )
         )
         if started is None:
             return ExpiryEvent(
@@ -131,11 +132,10 @@ class Remediator:
                 report,
             )
         # Taskgraph's action task runs the rebuild in a task group named after itself.
-        await asyncio.to_thread(
-            self.ledger.remediation_triggered,
-            started.id,
-            task_id=triggered.task_id,
-            task_group_id=triggered.task_id,
+        await self.ledger.run(
+            lambda ledger: ledger.remediation_triggered(
+                started.id, task_id=triggered.task_id, task_group_id=triggered.task_id
+            )
         )
         return ExpiryEvent(
             ExpiryEventKind.STARTED,
@@ -244,11 +244,11 @@ class Remediator:
             f"the action task {action_task} completed without creating any task: nothing was "
             f"rebuilt; {after}"
         )
-        await asyncio.to_thread(
-            self.ledger.finish_remediation,
-            running.id,
-            state=RemediationState.SUCCEEDED,
-            now=self.clock(),
+        now = self.clock()
+        await self.ledger.run(
+            lambda ledger: ledger.finish_remediation(
+                running.id, state=RemediationState.SUCCEEDED, now=now
+            )
         )
         return ExpiryEvent(
             ExpiryEventKind.NOTHING_REBUILT,
@@ -303,12 +303,11 @@ class Remediator:
         report: ExpiryReport,
     ) -> ExpiryEvent:
         error = None if state in (RemediationState.SUCCEEDED, RemediationState.DRY_RUN) else message
-        await asyncio.to_thread(
-            self.ledger.finish_remediation,
-            remediation_id,
-            state=state,
-            now=self.clock(),
-            error=error,
+        now = self.clock()
+        await self.ledger.run(
+            lambda ledger: ledger.finish_remediation(
+                remediation_id, state=state, now=now, error=error
+            )
         )
         kind = {
             RemediationState.SUCCEEDED: ExpiryEventKind.SUCCEEDED,
@@ -319,7 +318,7 @@ class Remediator:
 
 async def scan_and_remediate(
     clients: Clients,
-    ledger: Ledger,
+    ledger: AsyncLedger[ExpiryLedger],
     project: Project,
     *,
     replica: str,

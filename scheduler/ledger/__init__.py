@@ -3,13 +3,14 @@
 The one place that knows its schema (SQLAlchemy models, Alembic migrations); nothing of Taskcluster.
 """
 
-from scheduler.ledger.async_ledger import AsyncLedger
+from scheduler.ledger.async_ledger import AsyncLedger, open_async_ledger
 from scheduler.ledger.connecting import LedgerURLError
 from scheduler.ledger.ledger import Ledger
 from scheduler.ledger.ports import (
     EngineLedger,
     ExpiryLedger,
     NotifierLedger,
+    OperationsLedger,
     OutboxLedger,
     WatcherLedger,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "LetterState",
     "Notice",
     "NotifierLedger",
+    "OperationsLedger",
     "OutboxLedger",
     "Outcome",
     "Pause",
@@ -67,4 +69,5 @@ __all__ = [
     "WatchPhase",
     "WatchSpec",
     "WatcherLedger",
+    "open_async_ledger",
 ]

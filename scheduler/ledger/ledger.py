@@ -21,6 +21,7 @@ from scheduler.ledger.ports import (
     EngineLedger,
     ExpiryLedger,
     NotifierLedger,
+    OperationsLedger,
     OutboxLedger,
     WatcherLedger,
 )
@@ -97,3 +98,4 @@ _WATCHER_PORT: type[WatcherLedger] = Ledger
 _NOTIFIER_PORT: type[NotifierLedger] = Ledger
 _OUTBOX_PORT: type[OutboxLedger] = Ledger
 _EXPIRY_PORT: type[ExpiryLedger] = Ledger
+_OPERATIONS_PORT: type[OperationsLedger] = Ledger

@@ -1,6 +1,7 @@
 """The ledger as each consumer sees it: a narrow Protocol per consumer, over the facade's methods.
 
-Consumers depend on their port, not on `Ledger`; the facade satisfies every one (mypy checks it).
+Consumers depend on their port, not on `Ledger`, and reach it through `AsyncLedger[TheirPort]`;
+the facade satisfies every one (mypy checks it).
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from scheduler.ledger.records import (
+    Act,
+    AuditEntry,
     Claim,
     Fire,
     FireKind,
     FireState,
     Letter,
+    LetterState,
     Notice,
     Outcome,
     Pause,
@@ -26,8 +30,39 @@ from scheduler.ledger.records import (
 )
 
 
-class EngineLedger(Protocol):
-    """The engine's: claims and their outcomes, evaluated slots, fire history, pauses."""
+class ExpiryLedger(Protocol):
+    """The expiry remediator's: one remediation at a time per project, and its verdict."""
+
+    def running_remediation(self, project: str) -> Remediation | None: ...
+
+    def start_remediation(
+        self,
+        project: str,
+        *,
+        action: str,
+        expiring: list[dict[str, Any]],
+        replica: str,
+        now: datetime,
+        cooldown: timedelta,
+    ) -> Remediation | None: ...
+
+    def remediation_triggered(
+        self, remediation_id: int, *, task_id: str | None, task_group_id: str | None
+    ) -> None: ...
+
+    def finish_remediation(
+        self,
+        remediation_id: int,
+        *,
+        state: RemediationState,
+        now: datetime,
+        error: str | None = None,
+    ) -> bool: ...
+
+
+class EngineLedger(ExpiryLedger, Protocol):
+    """The engine's: claims and their outcomes, evaluated slots, open fires, pauses; and the
+    remediations of the expiry scans it runs (`ExpiryLedger`)."""
 
     def claim_many(
         self,
@@ -89,18 +124,6 @@ class EngineLedger(Protocol):
 
     def last_evaluated_slot(self, project: str) -> datetime | None: ...
 
-    def fires(
-        self,
-        *,
-        project: str | None = None,
-        job: str | None = None,
-        state: FireState | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[Fire]: ...
-
     def fire_by_id(self, fire_id: int) -> Fire | None: ...
 
     def pauses(self, *, project: str | None = None, at: datetime | None = None) -> list[Pause]: ...
@@ -150,31 +173,52 @@ class OutboxLedger(Protocol):
     def letter_failed(self, letter: Letter, *, error: str, retry_at: datetime | None) -> bool: ...
 
 
-class ExpiryLedger(Protocol):
-    """The expiry remediator's: one remediation at a time per project, and its verdict."""
+class OperationsLedger(Protocol):
+    """The operator's acts and reads: history, the audit log (written once per act), pauses,
+    and a test notice queued and looked up in the outbox."""
 
-    def running_remediation(self, project: str) -> Remediation | None: ...
+    def fires(
+        self,
+        *,
+        project: str | None = None,
+        job: str | None = None,
+        state: FireState | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Fire]: ...
 
-    def start_remediation(
+    def fire_by_id(self, fire_id: int) -> Fire | None: ...
+
+    def record_act(self, act: Act, *, ok: bool, result: str, now: datetime) -> AuditEntry: ...
+
+    def audit_log(
+        self, *, since: datetime | None = None, limit: int | None = None
+    ) -> list[AuditEntry]: ...
+
+    def pauses(self, *, project: str | None = None, at: datetime | None = None) -> list[Pause]: ...
+
+    def pause(
         self,
         project: str,
+        job: str | None,
         *,
-        action: str,
-        expiring: list[dict[str, Any]],
-        replica: str,
+        reason: str,
+        until: datetime | None,
+        act: Act,
         now: datetime,
-        cooldown: timedelta,
-    ) -> Remediation | None: ...
+    ) -> Pause: ...
 
-    def remediation_triggered(
-        self, remediation_id: int, *, task_id: str | None, task_group_id: str | None
-    ) -> None: ...
+    def resume(self, project: str, job: str | None, *, act: Act, now: datetime) -> Pause | None: ...
 
-    def finish_remediation(
+    def report(self, notices: Sequence[Notice], *, now: datetime) -> list[str]: ...
+
+    def letters(
         self,
-        remediation_id: int,
         *,
-        state: RemediationState,
-        now: datetime,
-        error: str | None = None,
-    ) -> bool: ...
+        key: str | None = None,
+        state: LetterState | None = None,
+        destination: str | None = None,
+        limit: int | None = None,
+    ) -> list[Letter]: ...

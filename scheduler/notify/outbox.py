@@ -14,11 +14,12 @@ from typing import Any, Protocol
 import structlog
 import tenacity
 
-from scheduler.ledger import Ledger, Letter
+from scheduler.ledger import AsyncLedger, Letter, OutboxLedger
 from scheduler.notify import sentry
 from scheduler.notify.events import Event
 from scheduler.notify.routing import SENTRY, Router, channel_of
-from scheduler.notify.slack import DeliveryError, Posted, SlackMessage, render
+from scheduler.notify.slack import DeliveryError, Posted
+from scheduler.notify.slack_message import SlackMessage, render
 
 log = structlog.get_logger("tc_scheduler.notify")
 
@@ -61,7 +62,7 @@ class Round:
 
 @dataclass
 class Postman:
-    ledger: Ledger
+    ledger: AsyncLedger[OutboxLedger]
     router: Router
     root_url: str
     replica: str
@@ -72,12 +73,11 @@ class Postman:
 
     async def deliver(self) -> Round:
         """Send what is due, each destination's letters in the order they were queued."""
-        letters = await asyncio.to_thread(
-            self.ledger.take_letters,
-            replica=self.replica,
-            now=self.clock(),
-            lease=LEASE,
-            limit=self.batch,
+        now = self.clock()
+        letters = await self.ledger.run(
+            lambda ledger: ledger.take_letters(
+                replica=self.replica, now=now, lease=LEASE, limit=self.batch
+            )
         )
         by_destination: dict[str, list[Letter]] = {}
         for letter in letters:
@@ -98,13 +98,7 @@ class Postman:
         while held.letters:
             await asyncio.sleep(LEASE.total_seconds() / 3)
             async with held.lock:
-                renewed = await asyncio.to_thread(
-                    self.ledger.renew_letters,
-                    list(held.letters.values()),
-                    now=self.clock(),
-                    lease=LEASE,
-                )
-                for letter in renewed:
+                for letter in await self._renew(list(held.letters.values())):
                     held.letters[letter.id] = letter
 
     async def _in_order(
@@ -122,44 +116,65 @@ class Postman:
                 error = failure if isinstance(failure, DeliveryError) else _internal(letter)
                 async with held.lock:
                     current = held.settle(letter)
-                    retrying = await asyncio.to_thread(self._record_failure, current, error)
+                    retrying = await self._record_failure(current, error)
                     counts["retrying" if retrying else "given_up"] += 1
                     if retrying:
                         # Later letters wait behind this one, so that order holds.
                         later = [held.settle(later) for later in letters[index + 1 :]]
-                        await asyncio.to_thread(self.ledger.release_letters, later)
+                        await self._release(later)
                         return
                 continue
             if posted is not None:
                 threads[letter.key] = posted
             async with held.lock:
-                await asyncio.to_thread(
-                    self.ledger.letter_sent, held.settle(letter), now=self.clock(), posted=posted
-                )
+                await self._sent(held.settle(letter), posted)
             counts["sent"] += 1
             log.info("notified", key=letter.key, destination=letter.destination)
 
-    def _record_failure(self, letter: Letter, error: DeliveryError) -> bool:
-        """Record a failed attempt; whether the letter will be tried again."""
+    async def _renew(self, letters: Sequence[Letter]) -> list[Letter]:
+        """Renew the leases of `letters`: those still held, as renewed."""
         now = self.clock()
+        return await self.ledger.run(
+            lambda ledger: ledger.renew_letters(letters, now=now, lease=LEASE)
+        )
+
+    async def _release(self, letters: Sequence[Letter]) -> None:
+        """Give `letters` back to the outbox untried, for a later round."""
+        await self.ledger.run(lambda ledger: ledger.release_letters(letters))
+
+    async def _sent(self, letter: Letter, posted: dict[str, Any] | None) -> None:
+        """Record that `letter` went out (`posted`: where, for replies to thread under it)."""
+        now = self.clock()
+        await self.ledger.run(lambda ledger: ledger.letter_sent(letter, now=now, posted=posted))
+
+    async def _record_failure(self, letter: Letter, error: DeliveryError) -> bool:
+        """Record a failed attempt; whether the letter will be tried again."""
+        retry_at = self._retry_at(letter, error)
+        await self.ledger.run(
+            lambda ledger: ledger.letter_failed(letter, error=error.message, retry_at=retry_at)
+        )
         about = {
             "key": letter.key,
             "destination": letter.destination,
             "attempts": letter.attempts + 1,
             "error": error.message,
         }
-        if not error.retryable or now - letter.created_at >= self.give_up_after:
-            self.ledger.letter_failed(letter, error=error.message, retry_at=None)
+        if retry_at is None:
             log.error("notification given up", **about)
             return False
-        state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
-        state.attempt_number = letter.attempts + 1
-        retry_at = now + timedelta(seconds=max(BACKOFF(state), error.retry_after or 0.0))
-        self.ledger.letter_failed(letter, error=error.message, retry_at=retry_at)
         log.warning(
             "notification not delivered; will retry", retry_at=retry_at.isoformat(), **about
         )
         return True
+
+    def _retry_at(self, letter: Letter, error: DeliveryError) -> datetime | None:
+        """When a letter whose attempt failed with `error` is tried again; None: never."""
+        now = self.clock()
+        if not error.retryable or now - letter.created_at >= self.give_up_after:
+            return None
+        state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
+        state.attempt_number = letter.attempts + 1
+        return now + timedelta(seconds=max(BACKOFF(state), error.retry_after or 0.0))
 
     def _send(self, letter: Letter) -> dict[str, Any] | None:
         if letter.destination == SENTRY:

@@ -14,7 +14,7 @@ from scheduler.errors import Category, SchedulerError
 from scheduler.expiry.model import ExpiryEvent, ExpiryEventKind
 from scheduler.hooks.definitions import HookKey
 from scheduler.hooks.service import Fired, fire_hook, hook_fire_scopes
-from scheduler.ledger import Act, FireState
+from scheduler.ledger import Act, AsyncLedger, FireState, OperationsLedger
 from scheduler.operations.audit import audited, target_of
 from scheduler.operations.ledgered import LedgerOperations
 from scheduler.operations.models import (
@@ -52,20 +52,21 @@ class FireFailedError(SchedulerError):
 
 @dataclass(frozen=True)
 class Operations:
-    """The operator's acts and reads of a running service: its engine, and what reports what
-    is started by hand (None: nothing is reported, as with a bare engine)."""
+    """The operator's acts and reads of a running service: its engine, its ledger (the acts
+    are audited there), and what reports what is started by hand (None: nothing is reported,
+    as with a bare engine)."""
 
     engine: Engine
+    async_ledger: AsyncLedger[OperationsLedger]
     reporting: Reporting | None = None
 
     @property
     def ledger(self) -> LedgerOperations:
         """The operations that need only the ledger."""
-        engine = self.engine
-        return LedgerOperations(engine.ledger, engine.clock, engine.config)
+        return LedgerOperations(self.async_ledger, self.engine.clock, self.engine.config)
 
     async def jobs(self, project: str, *, upcoming: int = 3) -> ProjectJobsOut:
-        return await jobs_overview(self.engine, project, upcoming=upcoming)
+        return await jobs_overview(self.engine, self.async_ledger, project, upcoming=upcoming)
 
     async def fire_job(
         self,
@@ -84,7 +85,7 @@ class Operations:
             self.engine.config.require_project(project)
             return await self.engine.fire_now(project, job, cron_input, dry_run=dry_run)
 
-        result = await audited(self.engine.ledger, self.engine.clock, act, fire, _fire_outcome)
+        result = await audited(self.async_ledger, self.engine.clock, act, fire, _fire_outcome)
         fired = FiredOut.model_validate(result)
         if result.state is FireState.FAILED:
             raise FireFailedError(f"{project}/{job}: the fire failed: {result.error}", fired)
@@ -110,7 +111,7 @@ class Operations:
                 project, action, action_input, revision=revision, dry_run=dry_run
             )
 
-        done = await audited(self.engine.ledger, self.engine.clock, act, trigger, _action_outcome)
+        done = await audited(self.async_ledger, self.engine.clock, act, trigger, _action_outcome)
         return ActionOut(
             action=done.trigger.action_name,
             hook_group_id=done.trigger.hook_group_id,
@@ -139,7 +140,7 @@ class Operations:
                 dry_run=dry_run or engine.config.dry_run,
             )
 
-        fired = await audited(engine.ledger, engine.clock, act, fire, _hook_outcome)
+        fired = await audited(self.async_ledger, engine.clock, act, fire, _hook_outcome)
         return HookFiredOut(
             hook_group_id=key.group_id,
             hook_id=key.hook_id,
@@ -167,7 +168,7 @@ class Operations:
                 await self.reporting.round()
             return events
 
-        events = await audited(engine.ledger, engine.clock, act, scan, _remediation_outcome)
+        events = await audited(self.async_ledger, engine.clock, act, scan, _remediation_outcome)
         scan_failed = [
             event.message for event in events if event.kind is ExpiryEventKind.SCAN_FAILED
         ]

@@ -4,13 +4,12 @@ written once, whether it worked or failed.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from scheduler.clock import Clock
 from scheduler.errors import SchedulerError
-from scheduler.ledger import Act, Ledger
+from scheduler.ledger import Act, AsyncLedger, OperationsLedger
 
 T = TypeVar("T")
 
@@ -21,7 +20,7 @@ def target_of(project: str, job: str | None) -> str:
 
 
 async def audited(
-    ledger: Ledger,
+    ledger: AsyncLedger[OperationsLedger],
     clock: Clock,
     act: Act,
     run: Callable[[], Awaitable[T]],
@@ -39,6 +38,9 @@ async def audited(
     return result
 
 
-async def record(ledger: Ledger, clock: Clock, act: Act, *, ok: bool, result: str) -> None:
+async def record(
+    ledger: AsyncLedger[OperationsLedger], clock: Clock, act: Act, *, ok: bool, result: str
+) -> None:
     """Write `act` and its outcome to the audit log."""
-    await asyncio.to_thread(ledger.record_act, act, ok=ok, result=result, now=clock())
+    now = clock()
+    await ledger.run(lambda port: port.record_act(act, ok=ok, result=result, now=now))

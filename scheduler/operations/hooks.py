@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +13,7 @@ from scheduler.config.model import Config
 from scheduler.hooks.changes import ABSENT, FieldChange, HookPlan, plan
 from scheduler.hooks.definitions import HookFolder, HookKey
 from scheduler.hooks.service import Applied, apply_plan, deployed_hooks
-from scheduler.ledger import Act, Ledger
+from scheduler.ledger import Act, open_async_ledger
 from scheduler.operations.audit import audited
 from scheduler.operations.models import HookAppliedOut, HookPlanOut
 from scheduler.taskcluster import connect_service
@@ -50,11 +49,8 @@ async def apply_hooks(
                 return [Applied(p, would(p)) for p in plans]
             return await apply_plan(clients, plans, prune=prune)
 
-    ledger = await asyncio.to_thread(Ledger.open, config.ledger_url)
-    try:
+    async with open_async_ledger(config.ledger_url) as ledger:
         return await audited(ledger, clock, act, apply, applied_outcome)
-    finally:
-        await asyncio.to_thread(ledger.close)
 
 
 def applied_outcome(results: list[Applied]) -> tuple[bool, str]:

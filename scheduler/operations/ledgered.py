@@ -4,7 +4,6 @@ projects with their pauses, pausing and resuming. No Taskcluster, Slack or Sentr
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from datetime import datetime
 from scheduler.clock import Clock
 from scheduler.config.model import Config
 from scheduler.errors import Category, SchedulerError
-from scheduler.ledger import Act, FireState, Ledger
+from scheduler.ledger import Act, AsyncLedger, FireState, OperationsLedger, open_async_ledger
 from scheduler.operations.audit import target_of
 from scheduler.operations.models import (
     AuditOut,
@@ -47,7 +46,7 @@ class LedgerOperations:
     """The reads of the ledger, and the acts that only write to it. `config`: the service's,
     whose projects pauses may name and `project_list` lists (None: reads of the ledger only)."""
 
-    ledger: Ledger
+    ledger: AsyncLedger[OperationsLedger]
     clock: Clock
     config: Config | None = None
 
@@ -63,21 +62,22 @@ class LedgerOperations:
         offset: int = 0,
     ) -> list[FireOut]:
         """Fires, newest slot first, a page at a time."""
-        found = await asyncio.to_thread(
-            self.ledger.fires,
-            project=project,
-            job=job,
-            state=state,
-            since=since,
-            until=until,
-            limit=limit,
-            offset=offset,
+        found = await self.ledger.run(
+            lambda ledger: ledger.fires(
+                project=project,
+                job=job,
+                state=state,
+                since=since,
+                until=until,
+                limit=limit,
+                offset=offset,
+            )
         )
         return [FireOut.model_validate(fire) for fire in found]
 
     async def fire(self, fire_id: int) -> FireDetail:
         """One fire, with its rendered task (or hook payload)."""
-        found = await asyncio.to_thread(self.ledger.fire_by_id, fire_id)
+        found = await self.ledger.run(lambda ledger: ledger.fire_by_id(fire_id))
         if found is None:
             raise NoSuchFireError(f"no fire {fire_id}")
         return FireDetail.model_validate(found)
@@ -86,19 +86,20 @@ class LedgerOperations:
         self, *, since: datetime | None = None, limit: int | None = None
     ) -> list[AuditOut]:
         """Who did what, newest first."""
-        entries = await asyncio.to_thread(self.ledger.audit_log, since=since, limit=limit)
+        entries = await self.ledger.run(lambda ledger: ledger.audit_log(since=since, limit=limit))
         return [AuditOut.model_validate(entry) for entry in entries]
 
     async def ready(self) -> None:
         """Raise LedgerUnavailableError unless the ledger answers."""
         try:
-            await asyncio.to_thread(self.ledger.audit_log, limit=1)
+            await self.ledger.run(lambda ledger: ledger.audit_log(limit=1))
         except Exception:
             raise LedgerUnavailableError("the ledger does not answer") from None
 
     async def project_list(self) -> list[ProjectOut]:
         """The configured projects, with the pauses in force."""
-        pauses = await asyncio.to_thread(self.ledger.pauses, at=self.clock())
+        now = self.clock()
+        pauses = await self.ledger.run(lambda ledger: ledger.pauses(at=now))
         return [
             ProjectOut(
                 name=project.name,
@@ -117,15 +118,12 @@ class LedgerOperations:
         if not reason.strip():
             raise InvalidPauseError("a pause must say why: give a reason")
         given = {"reason": reason, "until": until.isoformat() if until else None}
+        act, now = Act(actor, "pause", target_of(project, job), given), self.clock()
         try:
-            paused = await asyncio.to_thread(
-                self.ledger.pause,
-                project,
-                job,
-                reason=reason,
-                until=until,
-                act=Act(actor, "pause", target_of(project, job), given),
-                now=self.clock(),
+            paused = await self.ledger.run(
+                lambda ledger: ledger.pause(
+                    project, job, reason=reason, until=until, act=act, now=now
+                )
             )
         except ValueError as error:  # an `until` already past
             raise InvalidPauseError(str(error)) from None
@@ -137,8 +135,12 @@ class LedgerOperations:
         self._require(project, job)
         now = self.clock()
         act = Act(actor, "resume", target_of(project, job), None)
-        resumed = await asyncio.to_thread(self.ledger.resume, project, job, act=act, now=now)
-        pauses = await asyncio.to_thread(self.ledger.pauses, project=project, at=now)
+        resumed, pauses = await self.ledger.run(
+            lambda ledger: (
+                ledger.resume(project, job, act=act, now=now),
+                ledger.pauses(project=project, at=now),
+            )
+        )
         return ResumedOut(
             resumed=resumed is not None,
             lifted=None if resumed is None else PauseOut.model_validate(resumed),
@@ -162,8 +164,5 @@ async def open_ledger_operations(
     ledger_url: str, clock: Clock, config: Config | None = None
 ) -> AsyncIterator[LedgerOperations]:
     """The operations on the ledger at `ledger_url`, opened (and migrated) for them."""
-    ledger = await asyncio.to_thread(Ledger.open, ledger_url)
-    try:
+    async with open_async_ledger(ledger_url) as ledger:
         yield LedgerOperations(ledger, clock, config)
-    finally:
-        await asyncio.to_thread(ledger.close)

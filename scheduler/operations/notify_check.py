@@ -9,6 +9,7 @@ import dataclasses
 from typing import Protocol
 
 from scheduler.engine import Engine
+from scheduler.ledger import AsyncLedger, OperationsLedger
 from scheduler.notify import sentry
 from scheduler.notify.outbox import Postman
 from scheduler.notify.routing import SLACK_PREFIX, channel_of
@@ -26,7 +27,12 @@ class Notifying(Protocol):
     def postman(self) -> Postman: ...
 
 
-async def send_test(engine: Engine, notifying: Notifying, channel: str | None) -> NotifyTestOut:
+async def send_test(
+    engine: Engine,
+    ledger: AsyncLedger[OperationsLedger],
+    notifying: Notifying,
+    channel: str | None,
+) -> NotifyTestOut:
     """Queue a test notice (to `channel` instead of the routed channels, if given), deliver the
     outbox, and send Sentry a test event if Sentry is configured."""
     config = engine.config
@@ -37,9 +43,10 @@ async def send_test(engine: Engine, notifying: Notifying, channel: str | None) -
     )
     if channel is not None:
         event = dataclasses.replace(event, destinations=(f"{SLACK_PREFIX}{channel}",))
-    await asyncio.to_thread(engine.ledger.report, [event], now=engine.clock())
+    now = engine.clock()
+    await ledger.run(lambda port: port.report([event], now=now))
     await notifying.postman.deliver()
-    letters = await asyncio.to_thread(engine.ledger.letters, key=event.key)
+    letters = await ledger.run(lambda port: port.letters(key=event.key))
     event_id = await asyncio.to_thread(sentry.test) if config.notify.sentry else None
     return NotifyTestOut(
         slack=[

@@ -4,27 +4,30 @@ job's schedule, next fires, last fire and the pause holding it.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 from scheduler.cron import CronFile, Job, Schedule, in_words, next_fires
 from scheduler.cron.crontab import crontab
 from scheduler.cron.model import ScheduleError
 from scheduler.engine import Engine
-from scheduler.ledger import Fire, Ledger, Pause
+from scheduler.ledger import AsyncLedger, Fire, OperationsLedger, Pause
 from scheduler.operations.models import FireOut, JobOut, PauseOut, ProjectJobsOut
 
 
-async def jobs_overview(engine: Engine, project_name: str, *, upcoming: int = 3) -> ProjectJobsOut:
+async def jobs_overview(
+    engine: Engine,
+    ledger: AsyncLedger[OperationsLedger],
+    project_name: str,
+    *,
+    upcoming: int = 3,
+) -> ProjectJobsOut:
     """The project's jobs as its `.cron.yml` has them now: schedule, the next `upcoming` fires,
     the last fire, and the pause holding each. Raises UnknownProjectError or
     RepositoryUnreachableError."""
     project = engine.config.require_project(project_name)
     snapshot, cron = await engine.head(project.name)
     now = engine.clock()
-    last_fires, pauses = await asyncio.to_thread(
-        _history_of, engine.ledger, project.name, cron, now
-    )
+    last_fires, pauses = await ledger.run(lambda port: _history_of(port, project.name, cron, now))
     project_pause = next((p for p in pauses if p.job is None), None)
     jobs = [
         _job_out(
@@ -88,7 +91,7 @@ def _job_out(
 
 
 def _history_of(
-    ledger: Ledger, project: str, cron: CronFile, now: datetime
+    ledger: OperationsLedger, project: str, cron: CronFile, now: datetime
 ) -> tuple[dict[str, Fire], list[Pause]]:
     last = {}
     for job in cron.jobs:

@@ -46,7 +46,7 @@ async def recover_rounds(engine: Engine, emulator: Emulator, until: datetime) ->
     fire is due again. Returns how many ran."""
     rounds = 0
     while rounds < MAX_ROUNDS:
-        due = await asyncio.to_thread(engine.ledger.open_fires, due_at=until)
+        due = await engine.ledger.run(lambda ledger: ledger.open_fires(due_at=until))
         times = [fire.lease_until for fire in due if fire.lease_until is not None]
         if not times:
             return rounds
