@@ -9,37 +9,21 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
-from scheduler.ledger.audit import AuditStore
-from scheduler.ledger.claims import ClaimStore, release_fires_of
+from scheduler.ledger.claims import release_fires_of
 from scheduler.ledger.connecting import create_ledger_engine
-from scheduler.ledger.history import HistoryStore
 from scheduler.ledger.migrating import upgrade
-from scheduler.ledger.notices import NoticeStore
-from scheduler.ledger.outbox import OutboxStore, release_letters_of
-from scheduler.ledger.pauses import PauseStore
+from scheduler.ledger.outbox import release_letters_of
 from scheduler.ledger.ports import (
     EngineLedger,
-    ExpiryLedger,
     NotifierLedger,
     OperationsLedger,
     OutboxLedger,
     WatcherLedger,
 )
-from scheduler.ledger.remediations import RemediationStore
 from scheduler.ledger.store import aware
-from scheduler.ledger.watches import WatchStore
 
 
-class Ledger(
-    ClaimStore,
-    HistoryStore,
-    WatchStore,
-    NoticeStore,
-    OutboxStore,
-    RemediationStore,
-    PauseStore,
-    AuditStore,
-):
+class Ledger(EngineLedger, WatcherLedger, NotifierLedger, OutboxLedger, OperationsLedger):
     """The service's record of claims, fires, slots, watches, notices, remediations, pauses
     and acts: each store's methods, on one engine.
 
@@ -90,12 +74,3 @@ class Ledger(
             fires = release_fires_of(session, replica, now=now)
             letters = release_letters_of(session, replica)
         return fires, letters
-
-
-# The facade serves every consumer's port: mypy checks these.
-_ENGINE_PORT: type[EngineLedger] = Ledger
-_WATCHER_PORT: type[WatcherLedger] = Ledger
-_NOTIFIER_PORT: type[NotifierLedger] = Ledger
-_OUTBOX_PORT: type[OutboxLedger] = Ledger
-_EXPIRY_PORT: type[ExpiryLedger] = Ledger
-_OPERATIONS_PORT: type[OperationsLedger] = Ledger
