@@ -43,7 +43,7 @@ from scheduler.notify.slack import SlackSender
 from scheduler.operations.acts import Operations
 from scheduler.outcomes import SlotResult
 from scheduler.preflight import preflight
-from scheduler.reports import Reporter
+from scheduler.reports.reporter import Reporter
 from scheduler.taskcluster import connect_service
 from scheduler.watcher import Watcher
 from scheduler.web.server import ApiServer

@@ -18,7 +18,7 @@ import structlog
 
 from scheduler.ledger import AsyncLedger, Notice, Watch, WatcherLedger, WatchPhase
 from scheduler.notify.events import FailedTask
-from scheduler.reports import Reporter
+from scheduler.reports.reporter import Reporter
 from scheduler.taskcluster import Clients, TaskclusterError
 
 log = structlog.get_logger("tc_scheduler.watcher")

@@ -14,7 +14,7 @@ from scheduler.notify import sentry
 from scheduler.notify.outbox import Postman
 from scheduler.notify.routing import SLACK_PREFIX, channel_of
 from scheduler.operations.models import DeliveryOut, NotifyTestOut
-from scheduler.reports import Reporter
+from scheduler.reports.reporter import Reporter
 
 
 class Notifying(Protocol):

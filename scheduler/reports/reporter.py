@@ -1,7 +1,5 @@
-"""What happened, as notices: fires and their tasks, slot evaluations and expiry scans, in words.
-
-Pure: each builder takes what the watcher, engine or expiry watch saw and returns the notices
-(event, deduplication key, health subject, destinations) the ledger's outbox queues.
+"""The reporter: what the watcher, engine or expiry watch saw, as notices (event, deduplication
+key, health subject, destinations) the ledger's outbox queues. Pure; the words are in `wording`.
 """
 
 from __future__ import annotations
@@ -19,15 +17,22 @@ from scheduler.ledger import FireKind, Health, Notice, Watch
 from scheduler.notify.events import Event, EventKind, FailedTask
 from scheduler.notify.routing import Router
 from scheduler.outcomes import SlotResult
-
-CRON_FILE = ".cron.yml"
-TASKCLUSTER_YML = ".taskcluster.yml"
-# Exception reasons that are somebody's decision or a consequence, not a failure of the task.
-CANCELED = "canceled"
-DEADLINE_EXCEEDED = "deadline-exceeded"
-SOURCE, CRON, TEMPLATE, PREFLIGHT = "source", "cron", "template", "preflight"
-# How many preflight findings one message lists.
-FINDINGS_SHOWN = 20
+from scheduler.reports.wording import (
+    CANCELED,
+    CRON,
+    CRON_FILE,
+    DEADLINE_EXCEEDED,
+    EXPIRY_ADVICE,
+    EXPIRY_KINDS,
+    EXPIRY_TITLES,
+    FINDINGS_SHOWN,
+    PREFLIGHT,
+    RECOVERED_TITLES,
+    SOURCE,
+    TASK_ERRORS,
+    TASKCLUSTER_YML,
+    TEMPLATE,
+)
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ class Reporter:
             EventKind.TASK_FAILED,
             f"{watch.project} {watch.job}: {_what(watch)} {why}",
             now,
-            error=_TASK_ERRORS.get(reason or state, f"the task resolved {why}"),
+            error=TASK_ERRORS.get(reason or state, f"the task resolved {why}"),
             advice=(
                 "Open the task and read its log (the link above). Once the cause is fixed, "
                 f"run it again with `tc-scheduler fire {watch.project} {watch.job}`."
@@ -252,7 +257,7 @@ class Reporter:
 
     def _expiry(self, found: ExpiryEvent, now: datetime) -> list[Notice]:
         """An expiry watch event; the same findings, scan after scan, are said once."""
-        kind = _EXPIRY_KINDS.get(found.kind)
+        kind = EXPIRY_KINDS.get(found.kind)
         if kind is None:
             return []  # waiting on a running rebuild or the cooldown: nothing new to say
         if found.remediation_id is not None and kind is not EventKind.REMEDIATION_DRY_RUN:
@@ -267,11 +272,11 @@ class Reporter:
             key=key,
             kind=kind,
             project=found.project,
-            title=f"{found.project}: {_EXPIRY_TITLES[kind]}",
+            title=f"{found.project}: {EXPIRY_TITLES[kind]}",
             at=now,
             task_group_id=found.task_group_id,
             error=found.message,
-            advice=_EXPIRY_ADVICE.get(kind),
+            advice=EXPIRY_ADVICE.get(kind),
         )
         if kind is EventKind.EXPIRY_SCAN_FAILED:
             subject = _expiry_subject(found.project)
@@ -343,7 +348,7 @@ class Reporter:
         return self._notice(event, subject=subject, health=Health.FAILING, fingerprint=fingerprint)
 
     def _project_healthy(self, project: str, aspect: str, stamp: str, now: datetime) -> Notice:
-        what = _RECOVERED_TITLES[aspect]
+        what = RECOVERED_TITLES[aspect]
         return self._recovery(project, f"project:{project}:{aspect}", stamp, now, what)
 
     def _recovery(self, project: str, subject: str, stamp: str, now: datetime, what: str) -> Notice:
@@ -423,62 +428,3 @@ def _what(watch: Watch) -> str:
 
 def _digest(parts: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()[:16]
-
-
-_TASK_ERRORS = {
-    "failed": "the task ran and failed: its log says why",
-    "deadline-exceeded": "the task did not finish before its deadline",
-    "canceled": "the task was canceled",
-    "claim-expired": "the worker running the task stopped answering (claim expired)",
-    "worker-shutdown": "the worker running the task shut down",
-    "malformed-payload": "the worker refused the task's payload (malformed-payload)",
-    "resource-unavailable": "the worker could not get a resource the task needs",
-    "internal-error": "the worker had an internal error",
-    "superseded": "the task was superseded",
-    "intermittent-task": "the task reported an intermittent failure",
-}
-
-_EXPIRY_KINDS = {
-    ExpiryEventKind.EXPIRING: EventKind.EXPIRING,
-    ExpiryEventKind.EXPIRED: EventKind.EXPIRED,
-    ExpiryEventKind.STARTED: EventKind.REMEDIATION_STARTED,
-    ExpiryEventKind.SUCCEEDED: EventKind.REMEDIATION_SUCCEEDED,
-    ExpiryEventKind.NOTHING_REBUILT: EventKind.REMEDIATION_NOTHING_REBUILT,
-    ExpiryEventKind.FAILED: EventKind.REMEDIATION_FAILED,
-    ExpiryEventKind.DRY_RUN: EventKind.REMEDIATION_DRY_RUN,
-    ExpiryEventKind.SCAN_FAILED: EventKind.EXPIRY_SCAN_FAILED,
-}
-_EXPIRY_TITLES = {
-    EventKind.EXPIRING: "cached tasks expire soon",
-    EventKind.EXPIRED: "cached tasks have expired",
-    EventKind.REMEDIATION_STARTED: "rebuilding expiring cached tasks",
-    EventKind.REMEDIATION_SUCCEEDED: "cached tasks rebuilt",
-    EventKind.REMEDIATION_NOTHING_REBUILT: "the rebuild action rebuilt nothing",
-    EventKind.REMEDIATION_FAILED: "rebuilding cached tasks failed",
-    EventKind.REMEDIATION_DRY_RUN: "would rebuild expiring cached tasks (dry run)",
-    EventKind.EXPIRY_SCAN_FAILED: "the expiry scan failed",
-}
-_EXPIRY_ADVICE = {
-    EventKind.EXPIRED: (
-        "Tasks that use these will fail until they are rebuilt; the service triggers the "
-        "rebuild action, or run `tc-scheduler expiry remediate`."
-    ),
-    EventKind.REMEDIATION_FAILED: (
-        "Open the task group, fix the failed rebuilds and rerun them, or run "
-        "`tc-scheduler expiry remediate` once the cause is fixed."
-    ),
-    EventKind.REMEDIATION_NOTHING_REBUILT: (
-        "Check that the action rebuilds these kinds with the configured input; the service "
-        "tries again once the cooldown has passed."
-    ),
-    EventKind.EXPIRY_SCAN_FAILED: (
-        "The error says which call failed: a 403 names the missing scopes, a 5xx or a lost "
-        "connection is Taskcluster's trouble; the next scan tries again."
-    ),
-}
-_RECOVERED_TITLES = {
-    SOURCE: "the repository can be read again",
-    CRON: f"{CRON_FILE} is valid again",
-    TEMPLATE: f"{TASKCLUSTER_YML} renders again",
-    PREFLIGHT: "preflight finds nothing Taskcluster would refuse any more",
-}
