@@ -22,6 +22,7 @@ from scheduler.config.model import ApiSettings, ApiToken
 from scheduler.errors import Category
 from scheduler.ledger import Ledger
 from scheduler.operations.ledgered import InvalidPauseError
+from scheduler.operations.models import FireQuery
 from scheduler.outcomes import FireTooSoonError, UnknownTargetError
 from scheduler.service import open_service
 from scheduler.web.app import STATUS
@@ -76,7 +77,7 @@ def test_every_act_is_audited_once_with_its_actor(emulator: Emulator, tmp_path: 
             with pytest.raises(InvalidPauseError):
                 await ops.ledger.pause("eve", "alpha", None, reason=" ", until=None)
             assert (await ops.ledger.resume("fay", "alpha", None)).resumed
-            assert await ops.ledger.history(project="alpha")  # reads are not acts
+            assert await ops.ledger.history(FireQuery(project="alpha"))  # reads are not acts
 
     asyncio.run(acts())
     with Ledger.open(config.ledger_url) as ledger:

@@ -33,6 +33,7 @@ from scheduler.operations.models import (
     AuditOut,
     FiredOut,
     FireOut,
+    FireQuery,
     PauseOut,
     ProjectJobsOut,
     ResumedOut,
@@ -250,7 +251,7 @@ def resume(config_path: Path | None, project: str, job: str | None, as_json: boo
     callback=instant,
     help="Only fires of slots at or after this time.",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1, max=1000), default=200, show_default=True)
 @json_option
 def history(
     config_path: Path | None,
@@ -264,7 +265,7 @@ def history(
 
     async def read() -> list[FireOut]:
         async with open_ledger_operations(ledger_url(config_path), clock()) as ops:
-            return await ops.history(project=project, job=job, since=since, limit=limit)
+            return await ops.history(FireQuery(project=project, job=job, since=since, limit=limit))
 
     fires = carry_out(read())
     if as_json:

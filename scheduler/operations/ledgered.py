@@ -12,12 +12,13 @@ from datetime import datetime
 from scheduler.clock import Clock
 from scheduler.config.model import Config
 from scheduler.errors import Category, SchedulerError
-from scheduler.ledger import Act, AsyncLedger, FireState, OperationsLedger, open_async_ledger
+from scheduler.ledger import Act, AsyncLedger, OperationsLedger, open_async_ledger
 from scheduler.operations.audit import target_of
 from scheduler.operations.models import (
     AuditOut,
     FireDetail,
     FireOut,
+    FireQuery,
     PauseOut,
     ProjectOut,
     ResumedOut,
@@ -50,29 +51,9 @@ class LedgerOperations:
     clock: Clock
     config: Config | None = None
 
-    async def history(
-        self,
-        *,
-        project: str | None = None,
-        job: str | None = None,
-        state: FireState | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[FireOut]:
-        """Fires, newest slot first, a page at a time."""
-        found = await self.ledger.run(
-            lambda ledger: ledger.fires(
-                project=project,
-                job=job,
-                state=state,
-                since=since,
-                until=until,
-                limit=limit,
-                offset=offset,
-            )
-        )
+    async def history(self, query: FireQuery) -> list[FireOut]:
+        """The fires `query` asks for, newest slot first."""
+        found = await self.ledger.run(lambda ledger: ledger.fires(**query.model_dump()))
         return [FireOut.model_validate(fire) for fire in found]
 
     async def fire(self, fire_id: int) -> FireDetail:

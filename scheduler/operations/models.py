@@ -9,8 +9,25 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from scheduler.ledger import FireState
+
 # The state of a fire whose claim another replica holds: it did not run here.
 CLAIMED_ELSEWHERE = "claimed-elsewhere"
+
+
+class FireQuery(BaseModel):
+    """Which fires to read: those matching every filter given, newest slot first, a page
+    (`offset`, `limit`) at a time. The API takes it as query parameters."""
+
+    model_config = ConfigDict(frozen=True)
+
+    project: str | None = None
+    job: str | None = None
+    state: FireState | None = None
+    since: datetime | None = Field(default=None, description="Slots at or after this.")
+    until: datetime | None = Field(default=None, description="Slots before this.")
+    limit: int = Field(default=100, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0, le=1_000_000)
 
 
 class FireOut(BaseModel):

@@ -24,7 +24,6 @@ from scheduler.common.redaction import scrub_data
 from scheduler.config.model import ApiSettings
 from scheduler.errors import Category, SchedulerError
 from scheduler.hooks.definitions import HookKey
-from scheduler.ledger import FireState
 from scheduler.operations.acts import Operations
 from scheduler.operations.models import (
     ActionOut,
@@ -32,6 +31,7 @@ from scheduler.operations.models import (
     FireDetail,
     FiredOut,
     FireOut,
+    FireQuery,
     HookFiredOut,
     PauseOut,
     ProjectJobsOut,
@@ -220,27 +220,9 @@ async def projects(ops: Ops, who: Reader) -> list[ProjectOut]:
 
 
 @api.get("/fires")
-async def fires(
-    ops: Ops,
-    who: Reader,
-    project: str | None = None,
-    job: str | None = None,
-    state: FireState | None = None,
-    since: Annotated[datetime | None, Query(description="Slots at or after this.")] = None,
-    until: Annotated[datetime | None, Query(description="Slots before this.")] = None,
-    limit: Limit = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> list[FireOut]:
+async def fires(ops: Ops, who: Reader, query: Annotated[FireQuery, Query()]) -> list[FireOut]:
     """Fires, newest slot first; page with `offset` and `limit`."""
-    return await ops.ledger.history(
-        project=project,
-        job=job,
-        state=state,
-        since=since,
-        until=until,
-        limit=limit,
-        offset=offset,
-    )
+    return await ops.ledger.history(query)
 
 
 @api.get("/fires/{fire_id}")
