@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from scheduler.cli.setup import EXIT_STATUS
 from scheduler.config.loading import read_config
 from scheduler.config.model import ApiSettings, ApiToken
 from scheduler.errors import Category
-from scheduler.ledger import Ledger
+from scheduler.ledger import Act, Ledger
 from scheduler.operations.ledgered import InvalidPauseError
 from scheduler.operations.models import FireQuery
 from scheduler.outcomes import FireTooSoonError, UnknownTargetError
@@ -162,6 +163,28 @@ def test_reads_need_no_taskcluster_slack_or_sentry_settings(
     audit = invoke("audit", "--json", "--config", str(path), env=bare)
     assert audit.exit_code == 0, audit.output
     assert [entry["action"] for entry in json.loads(audit.stdout)] == ["fire"]
+
+
+def test_reads_mask_the_secrets_the_configuration_names(
+    tmp_path: Path, repository: Repository
+) -> None:
+    """history and audit read only the ledger, yet what the ledger holds is masked with every
+    secret the configuration names, here a credentials file's access token."""
+    token = secrets.token_urlsafe(24)  # new to this process: only the command can mask it
+    path = write_service_config(tmp_path, repository)
+    (tmp_path / "credentials.json").write_text(
+        json.dumps({"clientId": "tc-scheduler", "accessToken": token})
+    )
+    path.write_text(path.read_text() + "taskcluster:\n  credentials-file: credentials.json\n")
+    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        act = Act("someone", "fire", "demo/hourly", {"note": f"token {token}"})
+        ledger.record_act(act, ok=False, result=f"refused: token {token} leaked", now=NOW)
+    bare = dict.fromkeys(("TASKCLUSTER_CLIENT_ID", "TASKCLUSTER_ACCESS_TOKEN"))
+    audit = invoke("audit", "--json", "--config", str(path), env=bare)
+    assert audit.exit_code == 0, audit.output
+    [entry] = json.loads(audit.stdout)
+    assert entry["result"].startswith("refused: token ")
+    assert token not in audit.output
 
 
 @pytest.fixture

@@ -82,7 +82,7 @@ def ledger_url(config_path: Path | None) -> str:
             return read_ledger_url(config_path)
         root = _embedded_root()
         default = embedded_default(root, _public_url(root))
-        return load_ledger_url(default, "<embedded default>", base_dir=root)
+        return load_ledger_url(default, "<embedded default>", os.environ, base_dir=root)
     except ConfigError as error:
         _fail_config(error)
 

@@ -4,6 +4,7 @@ against the schema and resolving it; the embedded default; remembering its secre
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,9 +32,10 @@ def read_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     return load_config(_read(path), str(path), environ, base_dir=path.parent)
 
 
-def read_ledger_url(path: Path) -> str:
+def read_ledger_url(path: Path, environ: Mapping[str, str] | None = None) -> str:
     """`load_ledger_url` of the configuration file at `path`."""
-    return load_ledger_url(_read(path), str(path), base_dir=path.parent)
+    environ = os.environ if environ is None else environ
+    return load_ledger_url(_read(path), str(path), environ, base_dir=path.parent)
 
 
 def _read(path: Path) -> bytes:
@@ -75,11 +77,21 @@ def parse_config(
     return Resolver(data, document, problems, environ, base_dir or Path(path).parent).resolve()
 
 
-def load_ledger_url(text: str | bytes, path: str, *, base_dir: Path | None = None) -> str:
-    """Only the ledger URL of a configuration, which needs no secret: what reading the ledger
-    needs. Raises ConfigError if the configuration is not valid."""
+def load_ledger_url(
+    text: str | bytes, path: str, environ: Mapping[str, str], *, base_dir: Path | None = None
+) -> str:
+    """Only the ledger URL of a configuration: what reading the ledger needs, with no other
+    setting required. The secrets it names are remembered all the same, as far as they can be
+    read, so that nothing read back from the ledger shows them. Raises ConfigError if the
+    configuration is not valid."""
     data, document, problems = _valid(text, path)
-    return Resolver(data, document, problems, {}, base_dir or Path(path).parent).ledger_url()
+    resolver = Resolver(data, document, problems, environ, base_dir or Path(path).parent)
+    # Resolved only for the secrets it reads: a setting missing here does not stop a read.
+    with contextlib.suppress(ConfigError):
+        resolver.resolve()
+    for secret in resolver.secrets_read:
+        remember_secret(secret)
+    return resolver.ledger_url()
 
 
 def _valid(text: str | bytes, path: str) -> tuple[dict[str, Any], Document, Problems]:

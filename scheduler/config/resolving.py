@@ -8,7 +8,7 @@ import json
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,9 @@ class Resolver:
     problems: Problems
     environ: Mapping[str, str]
     base_dir: Path
+    # Every secret read so far (an access token, a token, a webhook URL, a DSN), even from a
+    # configuration that turns out unusable: what must be masked wherever it shows up.
+    secrets_read: list[str] = field(default_factory=list)
 
     def resolve(self) -> Config:
         taskcluster = self.data.get("taskcluster", {})
@@ -118,6 +121,7 @@ class Resolver:
         client_id = self.environ.get("TASKCLUSTER_CLIENT_ID")
         access_token = self.environ.get("TASKCLUSTER_ACCESS_TOKEN")
         if client_id and access_token:
+            self.secrets_read.append(access_token)
             return Credentials(client_id, access_token, self.environ.get("TASKCLUSTER_CERTIFICATE"))
         if "credentials-file" not in taskcluster:
             return None
@@ -144,6 +148,7 @@ class Resolver:
                 where, f"credentials file {path} needs string clientId and accessToken"
             )
             return None
+        self.secrets_read.append(loaded["accessToken"])
         certificate = loaded.get("certificate")
         if isinstance(certificate, dict):
             certificate = json.dumps(certificate)
@@ -255,7 +260,10 @@ class Resolver:
     ) -> str | None:
         """A secret from its file (named in the configuration) or else its variable."""
         if file_key not in data:
-            return self.environ.get(variable) or None
+            from_variable = self.environ.get(variable) or None
+            if from_variable:
+                self.secrets_read.append(from_variable)
+            return from_variable
         path = self._path(data[file_key])
         try:
             value = path.read_text().strip()
@@ -270,6 +278,7 @@ class Resolver:
                 self.document.position_of((*at, file_key)), f"{file_key} {path} is empty"
             )
             return None
+        self.secrets_read.append(value)
         return value
 
     def _catch_up(self, data: Mapping[str, Any], inherited: CatchUp) -> CatchUp:
