@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 
 
 class Category(StrEnum):
@@ -39,3 +40,7 @@ class SchedulerError(Exception):
     def describe(self) -> str:
         """The whole message, details included, as the API and the command line show it."""
         return str(self)
+
+    def context(self) -> dict[str, Any]:
+        """What the API answers beside `{error, message}` (say, the fire that failed)."""
+        return {}

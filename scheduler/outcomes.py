@@ -25,6 +25,7 @@ class FireResult:
     task_id: str | None = None
     error: str | None = None
     details: dict[str, Any] | None = None  # the rendered task, or the hook and its payload
+    project_broken: bool = False  # it failed for the project's files (its template)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from scheduler.config.loading import read_config
 from scheduler.config.model import ApiSettings, ApiToken
 from scheduler.errors import Category
 from scheduler.ledger import Act, Ledger
+from scheduler.operations.acts import FireFailedError
 from scheduler.operations.ledgered import InvalidPauseError
 from scheduler.operations.models import FireQuery
 from scheduler.outcomes import FireTooSoonError, UnknownTargetError
@@ -225,6 +226,7 @@ def test_a_fire_taskcluster_refuses_is_a_502(deployment: Emulator, tmp_path: Pat
     body = answer.json()
     assert body["error"] == "fire-failed"
     assert "403 InsufficientScopes" in body["message"]
+    assert (body["fire"]["job"], body["fire"]["state"]) == ("hourly", "failed")
     with Ledger.open(config.ledger_url) as ledger:
         log = ledger.audit_log()
     assert [(e.actor, e.action, e.ok) for e in log] == [("sheriffs (api)", "fire", False)]
@@ -232,3 +234,40 @@ def test_a_fire_taskcluster_refuses_is_a_502(deployment: Emulator, tmp_path: Pat
     with Ledger.open(config.ledger_url) as ledger:
         [refused] = ledger.fires(project="greedy")
     assert (refused.kind, refused.state) == ("manual", "failed")
+
+
+def test_a_fire_its_own_template_breaks_is_refused_and_shown(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """Not Taskcluster's failure but the project's: the command line shows the failed fire
+    (as JSON with --json) and exits 1; the category is `refused` (the API's 400)."""
+    emulator.clock.set(NOW)
+    broken = Repository(
+        tmp_path / "broken", {".cron.yml": HOURLY, ".taskcluster.yml": "tasks: [{$if: '"}
+    )
+    path = write_service_config(tmp_path, broken)
+    answer = invoke(
+        "fire",
+        "demo",
+        "hourly",
+        "--json",
+        "--config",
+        str(path),
+        env=taskcluster_environment(emulator),
+    )
+    assert answer.exit_code == EXIT_STATUS[Category.REFUSED] == 1, answer.output
+    fire = json.loads(answer.stdout)
+    assert (fire["job"], fire["kind"], fire["state"]) == ("hourly", "manual", "failed")
+    assert "the fire failed" in answer.stderr
+
+    async def fire_again() -> FireFailedError:
+        config = make_config(emulator, tmp_path, project("demo", broken))
+        async with open_service(config, clock=emulator.clock.now) as service:
+            with pytest.raises(FireFailedError) as failed:
+                await service.operations().fire_job("someone", "demo", "hourly", dry_run=True)
+            return failed.value
+
+    assert (asyncio.run(fire_again()).category, STATUS[Category.REFUSED]) == (
+        Category.REFUSED,
+        400,
+    )

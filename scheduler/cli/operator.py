@@ -15,10 +15,12 @@ import click
 
 from scheduler.cli.output import console, echo, echo_json, echo_model, instant, json_object
 from scheduler.cli.setup import (
+    EXIT_STATUS,
     actor,
     carry_out,
     clock,
     config_option,
+    fail,
     ledger_url,
     load,
     operations,
@@ -26,6 +28,7 @@ from scheduler.cli.setup import (
 from scheduler.cli.tables import print_fires, table
 from scheduler.common import logs
 from scheduler.cron import format_slot
+from scheduler.operations.acts import FireFailedError
 from scheduler.operations.audit import target_of
 from scheduler.operations.ledgered import open_ledger_operations
 from scheduler.operations.models import (
@@ -67,15 +70,21 @@ def fire(
     config = load(config_path)
     logs.configure()
 
-    async def fire_now() -> FiredOut:
+    async def fire_now() -> FiredOut | FireFailedError:
         async with operations(config) as ops:
-            return await ops.fire_job(actor(), project, job, cron_input, dry_run=dry_run)
+            try:
+                return await ops.fire_job(actor(), project, job, cron_input, dry_run=dry_run)
+            except FireFailedError as failed:  # made and recorded: shown like any fire
+                return failed
 
-    fired = carry_out(fire_now())
+    answer = carry_out(fire_now())
+    fired = answer.fired if isinstance(answer, FireFailedError) else answer
     if as_json:
         echo_model(fired)
     else:
         print_fires([fired], f"Manual fire of {project}/{job}")
+    if isinstance(answer, FireFailedError):
+        fail(answer.describe(), EXIT_STATUS[answer.category])
 
 
 @click.command()

@@ -145,7 +145,17 @@ class FireRunner:
             bound.warning("fired", task_id=task_id, state=state, note=error)
         else:
             bound.info("fired", task_id=task_id, state=state)
-        return FireResult(project.name, job.name, slot, kind, state, task_id, error, details)
+        return FireResult(
+            project.name,
+            job.name,
+            slot,
+            kind,
+            state,
+            task_id,
+            error,
+            details,
+            project_broken=dispatched.project_broken,
+        )
 
     def _means(self, request: FireRequest) -> FireMeans:
         setting = self.setting

@@ -39,15 +39,18 @@ class Reporting(Protocol):
 
 
 class FireFailedError(SchedulerError):
-    """A manual fire was made and recorded, but Taskcluster (or the project's template) refused
-    it; `fired` is what the ledger has of it."""
+    """A manual fire was made and recorded, but Taskcluster or the repository (upstream), or
+    the project's own template (not upstream), refused it; `fired` is what the ledger has."""
 
-    category = Category.REFUSED_UPSTREAM
     error_code = "fire-failed"
 
-    def __init__(self, message: str, fired: FiredOut) -> None:
+    def __init__(self, message: str, fired: FiredOut, *, upstream: bool) -> None:
         super().__init__(message)
         self.fired = fired
+        self.category = Category.REFUSED_UPSTREAM if upstream else Category.REFUSED
+
+    def context(self) -> dict[str, Any]:
+        return {"fire": self.fired.model_dump(mode="json")}
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,8 @@ class Operations:
         result = await audited(self.async_ledger, self.engine.clock, act, fire, _fire_outcome)
         fired = FiredOut.model_validate(result)
         if result.state is FireState.FAILED:
-            raise FireFailedError(f"{project}/{job}: the fire failed: {result.error}", fired)
+            message = f"{project}/{job}: the fire failed: {result.error}"
+            raise FireFailedError(message, fired, upstream=not result.project_broken)
         return fired
 
     async def run_action(

@@ -137,7 +137,9 @@ def _handle_errors(app: FastAPI) -> None:
 
     @app.exception_handler(SchedulerError)
     async def failed(request: Request, error: SchedulerError) -> JSONResponse:
-        response = _error(STATUS[error.category], error.error_code, error.describe())
+        response = _error(
+            STATUS[error.category], error.error_code, error.describe(), **error.context()
+        )
         if error.retry_after is not None:
             response.headers["Retry-After"] = str(int(error.retry_after.total_seconds()) + 1)
         if error.category is Category.UNAUTHORIZED:
@@ -301,8 +303,8 @@ async def resume_job(ops: Ops, who: Operator, project: str, job: str) -> Resumed
     return await ops.ledger.resume(_actor(who), project, job)
 
 
-def _error(status: int, error: str, message: str) -> JSONResponse:
-    return MaskedJSONResponse({"error": error, "message": message}, status_code=status)
+def _error(status: int, error: str, message: str, **context: Any) -> JSONResponse:
+    return MaskedJSONResponse({"error": error, "message": message, **context}, status_code=status)
 
 
 def _actor(who: Principal) -> str:
