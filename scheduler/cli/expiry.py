@@ -113,7 +113,7 @@ def expiry_remediate(
     logs.configure(level="warning")
 
     async def remediate() -> RemediationOut:
-        async with operations(config) as ops:
+        async with operations(config, follow=True) as ops:
             return await ops.remediate(actor(), project_name, dry_run=dry_run)
 
     remediation = carry_out(remediate())

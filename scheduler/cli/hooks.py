@@ -200,7 +200,7 @@ def hooks_fire(
     logs.configure(level="warning")
 
     async def fire() -> HookFiredOut:
-        async with operations(config) as ops:
+        async with operations(config, follow=True) as ops:
             try:
                 return await ops.fire_hook(actor(), hook, payload, dry_run=dry_run)
             except PayloadRejectedError as error:  # each problem on its own line

@@ -71,7 +71,7 @@ def fire(
     logs.configure()
 
     async def fire_now() -> FiredOut | FireFailedError:
-        async with operations(config) as ops:
+        async with operations(config, follow=True) as ops:
             try:
                 return await ops.fire_job(actor(), project, job, cron_input, dry_run=dry_run)
             except FireFailedError as failed:  # made and recorded: shown like any fire
@@ -121,7 +121,7 @@ def action(
     logs.configure(level="warning")
 
     async def trigger() -> ActionOut:
-        async with operations(config) as ops:
+        async with operations(config, follow=True) as ops:
             return await ops.run_action(
                 actor(), project_name, action_name, action_input, revision=revision, dry_run=dry_run
             )

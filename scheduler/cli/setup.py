@@ -138,16 +138,18 @@ def carry_out(work: Coroutine[Any, Any, T]) -> T:
 
 
 @asynccontextmanager
-async def operations(config: Config) -> AsyncIterator[Operations]:
+async def operations(config: Config, *, follow: bool = False) -> AsyncIterator[Operations]:
     """The operations of the service `config` describes, on the command's clock: its engine,
-    and the notifier that reports what is started by hand. Before the command exits, what it
-    started is followed one step and what is due is sent, as the service would (even when the
-    act failed: a failed fire is reported)."""
+    and the notifier that reports what is started by hand. With `follow` (a command that
+    starts something), before the command exits what it started is followed one step and what
+    is due is sent, as the service would (even when the act failed: a failed fire is reported);
+    a command that only reads sends nothing."""
     async with service.open_service(config, clock=clock()) as running:
         try:
             yield running.operations()
         finally:
-            await running.notifier.round()
+            if follow:
+                await running.notifier.round()
 
 
 def actor() -> str:

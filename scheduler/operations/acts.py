@@ -35,8 +35,6 @@ class Reporting(Protocol):
 
     async def expiry_scanned(self, project: str, events: Sequence[ExpiryEvent]) -> None: ...
 
-    async def round(self) -> None: ...
-
 
 class FireFailedError(SchedulerError):
     """A manual fire was made and recorded, but Taskcluster or the repository (upstream), or
@@ -169,7 +167,6 @@ class Operations:
             events = await engine.check_expiry(project, dry_run=dry_run)
             if self.reporting is not None:
                 await self.reporting.expiry_scanned(project.name, events)
-                await self.reporting.round()
             return events
 
         events = await audited(self.async_ledger, engine.clock, act, scan, _remediation_outcome)
