@@ -280,7 +280,7 @@ def history(
     if as_json:
         echo_model(fires)
     else:
-        print_fires(fires, "Fires, newest first")
+        print_fires(fires, "Fires, newest first", first_error_line=True)
 
 
 @click.command()

@@ -24,8 +24,11 @@ def table(title: str, *columns: str) -> Table:
     return laid_out
 
 
-def print_fires(fires: Iterable[FiredOut | FireOut], heading: str) -> None:
-    """One row per fire: project, job, slot, kind, state, task and the first line of its error."""
+def print_fires(
+    fires: Iterable[FiredOut | FireOut], heading: str, *, first_error_line: bool = False
+) -> None:
+    """One row per fire: project, job, slot, kind, state, task and its error (only the first
+    line with `first_error_line`, for long listings)."""
     shown = table(heading, "project", "job", "slot", "kind", "state", "task", "error")
     for fire in fires:
         shown.add_row(
@@ -35,9 +38,15 @@ def print_fires(fires: Iterable[FiredOut | FireOut], heading: str) -> None:
             fire.kind,
             state_text(fire.state, fire.error),
             fire.task_id or "",
-            fire.error.splitlines()[0] if fire.error else "",
+            _error(fire.error, first_line=first_error_line),
         )
     console().print(shown)
+
+
+def _error(error: str | None, *, first_line: bool) -> str:
+    if not error:
+        return ""
+    return error.splitlines()[0] if first_line else error
 
 
 def state_text(state: str, error: str | None) -> str:
