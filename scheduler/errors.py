@@ -17,7 +17,6 @@ class Category(StrEnum):
     NOT_FOUND = "not_found"  # no such job, hook or fire where it was looked for
     REFUSED = "refused"  # the project's own files or rules do not allow it (a broken template)
     REJECTED = "rejected"  # the input breaks a schema (a hook's triggerSchema)
-    CONFLICT = "conflict"  # the state does not allow it now
     TOO_SOON = "too_soon"  # asked again too soon; `retry_after` says when
     REFUSED_UPSTREAM = "refused_upstream"  # Taskcluster or the repository failed or refused
     UNAVAILABLE = "unavailable"  # a part of the service itself (the ledger) does not answer

@@ -44,7 +44,6 @@ EXIT_STATUS: dict[Category, int] = {
     Category.NOT_FOUND: 1,
     Category.REFUSED: 1,
     Category.REJECTED: 1,
-    Category.CONFLICT: 1,
     Category.TOO_SOON: 1,
     Category.REFUSED_UPSTREAM: 1,
     Category.UNAVAILABLE: 1,

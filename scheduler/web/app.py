@@ -51,7 +51,6 @@ STATUS: dict[Category, int] = {
     Category.NOT_CONFIGURED: 404,
     Category.NOT_FOUND: 404,
     Category.REFUSED: 400,
-    Category.CONFLICT: 409,
     Category.REJECTED: 422,
     Category.TOO_SOON: 429,
     Category.REFUSED_UPSTREAM: 502,
