@@ -36,9 +36,14 @@ class SchedulerError(Exception):
     error_code: str = "refused"
     retry_after: timedelta | None = None
 
+    def details(self) -> list[str]:
+        """What the message sums up, a line each (say, every problem of a payload)."""
+        return []
+
     def describe(self) -> str:
-        """The whole message, details included, as the API and the command line show it."""
-        return str(self)
+        """The whole message, details included, on one line: what the API answers."""
+        details = self.details()
+        return f"{self}: {'; '.join(details)}" if details else str(self)
 
     def context(self) -> dict[str, Any]:
         """What the API answers beside `{error, message}` (say, the fire that failed)."""

@@ -22,7 +22,6 @@ from scheduler.config.model import Config
 from scheduler.hooks.changes import Change, HookPlan
 from scheduler.hooks.definitions import HookFolder, HookKey
 from scheduler.hooks.folder import load_folder
-from scheduler.hooks.service import PayloadRejectedError
 from scheduler.operations.hooks import (
     applied_out,
     applied_outcome,
@@ -201,13 +200,7 @@ def hooks_fire(
 
     async def fire() -> HookFiredOut:
         async with operations(config, follow=True) as ops:
-            try:
-                return await ops.fire_hook(actor(), hook, payload, dry_run=dry_run)
-            except PayloadRejectedError as error:  # each problem on its own line
-                echo(f"error: {error}", err=True)
-                for problem in error.problems:
-                    echo(f"  {problem}", err=True)
-                sys.exit(1)
+            return await ops.fire_hook(actor(), hook, payload, dry_run=dry_run)
 
     fired = carry_out(fire())
     if as_json:

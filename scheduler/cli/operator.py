@@ -15,12 +15,11 @@ import click
 
 from scheduler.cli.output import console, echo, echo_json, echo_model, instant, json_object
 from scheduler.cli.setup import (
-    EXIT_STATUS,
     actor,
     carry_out,
     clock,
     config_option,
-    fail,
+    fail_with,
     ledger_url,
     load,
     operations,
@@ -84,7 +83,7 @@ def fire(
     else:
         print_fires([fired], f"Manual fire of {project}/{job}")
     if isinstance(answer, FireFailedError):
-        fail(answer.describe(), EXIT_STATUS[answer.category])
+        fail_with(answer)
 
 
 @click.command()

@@ -128,12 +128,20 @@ def fail(message: str, status: int = 1) -> NoReturn:
     sys.exit(status)
 
 
+def fail_with(error: SchedulerError) -> NoReturn:
+    """Exit with the status of the error's category: its message, then its details a line each."""
+    echo(f"error: {error}", err=True)
+    for detail in error.details():
+        echo(f"  {detail}", err=True)
+    sys.exit(EXIT_STATUS[error.category])
+
+
 def carry_out(work: Coroutine[Any, Any, T]) -> T:
     """Run one operation; an error it raises is printed, and exits with its category's status."""
     try:
         return asyncio.run(work)
     except SchedulerError as error:
-        fail(error.describe(), EXIT_STATUS[error.category])
+        fail_with(error)
 
 
 @asynccontextmanager

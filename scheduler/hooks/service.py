@@ -50,8 +50,8 @@ class PayloadRejectedError(SchedulerError):
     category = Category.REJECTED
     error_code = "payload-rejected"
 
-    def describe(self) -> str:
-        return f"{self}: {'; '.join(map(str, self.problems))}"
+    def details(self) -> list[str]:
+        return [str(problem) for problem in self.problems]
 
 
 async def deployed_hooks(clients: Clients, groups: frozenset[str]) -> dict[HookKey, Any]:
