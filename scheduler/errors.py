@@ -28,13 +28,24 @@ class SchedulerError(Exception):
     """An error whose message says what happened and what to do about it.
 
     `category` says what kind of failure it is; `error_code` is the short name the API answers
-    with (`{error, message}`); both may depend on the instance. `retry_after`: when asking again
-    may work (too soon), if it is known.
+    with (`{error, message}`). A subclass declares them as class keywords,
+    `class NoSuchFireError(SchedulerError, category=Category.NOT_FOUND, code="not-found")`, or
+    as properties where they depend on the instance. `retry_after`: when asking again may work
+    (too soon), if it is known.
     """
 
     category: Category = Category.REFUSED
     error_code: str = "refused"
     retry_after: timedelta | None = None
+
+    def __init_subclass__(
+        cls, *, category: Category | None = None, code: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if category is not None:
+            cls.category = category
+        if code is not None:
+            cls.error_code = code
 
     def details(self) -> list[str]:
         """What the message sums up, a line each (say, every problem of a payload)."""

@@ -51,7 +51,7 @@ class SlotResult:
         return self.error is None and all(f.state is not FireState.FAILED for f in self.fires)
 
 
-class FireError(SchedulerError):
+class FireError(SchedulerError, code="cannot-fire"):
     """A fire failed; the message says what happened and what to do about it.
 
     `project_broken`: the cause breaks every job of the project (a missing or broken
@@ -73,28 +73,19 @@ class FireError(SchedulerError):
         self.transient = transient
         self.not_before = not_before
 
-    error_code = "cannot-fire"
 
-
-class UnknownTargetError(FireError):
+class UnknownTargetError(FireError, category=Category.NOT_FOUND, code="not-found"):
     """No such project, or no usable job of that name in its `.cron.yml`."""
 
-    category = Category.NOT_FOUND
-    error_code = "not-found"
 
-
-class RepositoryUnreachableError(FireError):
+class RepositoryUnreachableError(
+    FireError, category=Category.REFUSED_UPSTREAM, code="repository-unreachable"
+):
     """The project's repository could not be read, so its `.cron.yml` is not known."""
 
-    category = Category.REFUSED_UPSTREAM
-    error_code = "repository-unreachable"
 
-
-class FireTooSoonError(FireError):
+class FireTooSoonError(FireError, category=Category.TOO_SOON, code="too-soon"):
     """The job was fired by hand less than `manual-fire-interval` ago."""
-
-    category = Category.TOO_SOON
-    error_code = "too-soon"
 
     def __init__(self, message: str, *, retry_after: timedelta) -> None:
         super().__init__(message)

@@ -10,18 +10,14 @@ from scheduler.common.diagnostics import Diagnostic, Position, Severity
 from scheduler.errors import Category, SchedulerError
 
 
-class UnknownProjectError(SchedulerError, LookupError):
+class UnknownProjectError(
+    SchedulerError, LookupError, category=Category.NOT_CONFIGURED, code="not-found"
+):
     """A command or request named a project the configuration does not have."""
 
-    category = Category.NOT_CONFIGURED
-    error_code = "not-found"
 
-
-class ConfigError(SchedulerError):
+class ConfigError(SchedulerError, category=Category.INVALID, code="invalid-config"):
     """The configuration cannot be used; `diagnostics` say where and what to write."""
-
-    category = Category.INVALID
-    error_code = "invalid-config"
 
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         super().__init__("\n".join(map(str, diagnostics)))

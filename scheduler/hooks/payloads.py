@@ -52,11 +52,10 @@ def payload_problems(trigger_schema: Mapping[str, Any], payload: Any) -> list[Pa
     return sorted(problems, key=lambda p: (p.path, p.message))
 
 
-class UncheckablePayloadError(SchedulerError, ValueError):
+class UncheckablePayloadError(
+    SchedulerError, ValueError, category=Category.REJECTED, code="uncheckable-payload"
+):
     """The triggerSchema cannot be applied here, so the payload cannot be checked."""
-
-    category = Category.REJECTED
-    error_code = "uncheckable-payload"
 
 
 def validator_class(schema: Mapping[str, Any]) -> type[Validator]:

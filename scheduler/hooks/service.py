@@ -36,7 +36,7 @@ class Fired:
     dry_run: bool = False
 
 
-class PayloadRejectedError(SchedulerError):
+class PayloadRejectedError(SchedulerError, category=Category.REJECTED, code="payload-rejected"):
     """The payload breaks the hook's triggerSchema; the hook was not triggered."""
 
     def __init__(self, key: HookKey, problems: list[PayloadProblem]) -> None:
@@ -46,9 +46,6 @@ class PayloadRejectedError(SchedulerError):
         )
         self.key = key
         self.problems = problems
-
-    category = Category.REJECTED
-    error_code = "payload-rejected"
 
     def details(self) -> list[str]:
         return [str(problem) for problem in self.problems]

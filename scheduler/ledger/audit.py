@@ -31,10 +31,7 @@ class AuditStore(Store):
         query = select(AuditRow).order_by(AuditRow.at.desc(), AuditRow.id.desc())
         if since is not None:
             query = query.where(AuditRow.at >= aware("since", since))
-        if limit is not None:
-            query = query.limit(limit)
-        with self._transaction(writing=False) as session:
-            return [to_record(AuditEntry, row) for row in session.scalars(query)]
+        return self._records(AuditEntry, query.limit(limit))
 
 
 def write_act(session: Session, act: Act, *, ok: bool, result: str, now: datetime) -> AuditEntry:

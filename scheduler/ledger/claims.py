@@ -16,7 +16,7 @@ from scheduler.cron.timing import slot_of
 from scheduler.ledger.mapping import to_record
 from scheduler.ledger.models import FireRow
 from scheduler.ledger.records import OPEN_STATES, Claim, Fire, FireKind, FireState, Outcome
-from scheduler.ledger.store import Store, aware, checked_slot, positive, scrubbed, upsert
+from scheduler.ledger.store import Store, aware, checked_slot, given, positive, scrubbed, upsert
 from scheduler.ledger.watches import start_watches
 
 
@@ -174,12 +174,10 @@ class ClaimStore(Store):
                 FireRow.lease_until <= aware("due_at", due_at),
                 FireRow.kind != FireKind.MANUAL.value,
             )
+            .filter_by(**given(project=project))
             .order_by(FireRow.slot, FireRow.id)
         )
-        if project is not None:
-            query = query.where(FireRow.project == project)
-        with self._transaction(writing=False) as session:
-            return [to_record(Fire, row) for row in session.scalars(query)]
+        return self._records(Fire, query)
 
     def finish(
         self,

@@ -13,7 +13,7 @@ from scheduler.ledger.claims import same_fire
 from scheduler.ledger.mapping import to_record
 from scheduler.ledger.models import FireRow, SlotRow
 from scheduler.ledger.records import Fire, FireKind, FireState, SlotOutcome, SlotRecord
-from scheduler.ledger.store import Store, aware, checked_slot, scrubbed, upsert
+from scheduler.ledger.store import Store, aware, checked_slot, given, scrubbed, upsert
 
 
 class HistoryStore(Store):
@@ -58,15 +58,14 @@ class HistoryStore(Store):
         self, *, project: str | None = None, since: datetime | None = None, limit: int | None = None
     ) -> list[SlotRecord]:
         """Slot evaluations matching every filter given, newest slot first."""
-        query = select(SlotRow).order_by(SlotRow.slot.desc(), SlotRow.project)
-        if project is not None:
-            query = query.where(SlotRow.project == project)
+        query = (
+            select(SlotRow)
+            .filter_by(**given(project=project))
+            .order_by(SlotRow.slot.desc(), SlotRow.project)
+        )
         if since is not None:
             query = query.where(SlotRow.slot >= aware("since", since))
-        if limit is not None:
-            query = query.limit(limit)
-        with self._transaction(writing=False) as session:
-            return [to_record(SlotRecord, row) for row in session.scalars(query)]
+        return self._records(SlotRecord, query.limit(limit))
 
     def fires(
         self,
@@ -84,23 +83,16 @@ class HistoryStore(Store):
         `since` keeps fires whose slot is at or after it, `until` those before it; `offset`
         skips that many of the matches (a page is `offset`, `limit`).
         """
-        query = select(FireRow).order_by(FireRow.slot.desc(), FireRow.id.desc())
-        if until is not None:
-            query = query.where(FireRow.slot < aware("until", until))
-        if offset:
-            query = query.offset(offset)
-        if project is not None:
-            query = query.where(FireRow.project == project)
-        if job is not None:
-            query = query.where(FireRow.job == job)
-        if state is not None:
-            query = query.where(FireRow.state == state.value)
+        query = (
+            select(FireRow)
+            .filter_by(**given(project=project, job=job, state=state))
+            .order_by(FireRow.slot.desc(), FireRow.id.desc())
+        )
         if since is not None:
             query = query.where(FireRow.slot >= aware("since", since))
-        if limit is not None:
-            query = query.limit(limit)
-        with self._transaction(writing=False) as session:
-            return [to_record(Fire, row) for row in session.scalars(query)]
+        if until is not None:
+            query = query.where(FireRow.slot < aware("until", until))
+        return self._records(Fire, query.offset(offset).limit(limit))
 
     def fire_by_id(self, fire_id: int) -> Fire | None:
         with self._transaction(writing=False) as session:

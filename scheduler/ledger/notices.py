@@ -12,10 +12,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from scheduler.common.redaction import scrub_data
-from scheduler.ledger.mapping import to_record
 from scheduler.ledger.models import IncidentRow, LetterRow
 from scheduler.ledger.records import Health, Incident, LetterState, Notice
-from scheduler.ledger.store import Store, aware, upsert
+from scheduler.ledger.store import Store, aware, given, upsert
 
 
 class NoticeStore(Store):
@@ -34,13 +33,14 @@ class NoticeStore(Store):
 
     def incidents(self, *, subject: str | None = None, open_only: bool = False) -> list[Incident]:
         """Incidents, newest first."""
-        query = select(IncidentRow).order_by(IncidentRow.opened_at.desc(), IncidentRow.id.desc())
-        if subject is not None:
-            query = query.where(IncidentRow.subject == subject)
+        query = (
+            select(IncidentRow)
+            .filter_by(**given(subject=subject))
+            .order_by(IncidentRow.opened_at.desc(), IncidentRow.id.desc())
+        )
         if open_only:
             query = query.where(IncidentRow.closed_at.is_(None))
-        with self._transaction(writing=False) as session:
-            return [to_record(Incident, row) for row in session.scalars(query)]
+        return self._records(Incident, query)
 
 
 def queue_notices(session: Session, notices: Sequence[Notice], now: datetime) -> list[str]:

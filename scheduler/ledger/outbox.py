@@ -16,7 +16,7 @@ from scheduler.common.redaction import scrub
 from scheduler.ledger.mapping import to_record
 from scheduler.ledger.models import LetterRow
 from scheduler.ledger.records import Letter, LetterState
-from scheduler.ledger.store import Store, aware, positive
+from scheduler.ledger.store import Store, aware, given, positive
 
 
 class OutboxStore(Store):
@@ -31,17 +31,12 @@ class OutboxStore(Store):
         limit: int | None = None,
     ) -> list[Letter]:
         """The outbox, oldest first."""
-        query = select(LetterRow).order_by(LetterRow.id)
-        if key is not None:
-            query = query.where(LetterRow.key == key)
-        if state is not None:
-            query = query.where(LetterRow.state == state.value)
-        if destination is not None:
-            query = query.where(LetterRow.destination == destination)
-        if limit is not None:
-            query = query.limit(limit)
-        with self._transaction(writing=False) as session:
-            return [to_record(Letter, row) for row in session.scalars(query)]
+        query = (
+            select(LetterRow)
+            .filter_by(**given(key=key, state=state, destination=destination))
+            .order_by(LetterRow.id)
+        )
+        return self._records(Letter, query.limit(limit))
 
     def take_letters(
         self, *, replica: str, now: datetime, lease: timedelta, limit: int = 100

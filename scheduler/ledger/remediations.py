@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from scheduler.ledger.mapping import to_record
 from scheduler.ledger.models import RemediationRow
 from scheduler.ledger.records import Remediation, RemediationState
-from scheduler.ledger.store import Store, aware, scrubbed, upsert
+from scheduler.ledger.store import Store, aware, given, scrubbed, upsert
 
 
 class RemediationStore(Store):
@@ -114,12 +114,9 @@ class RemediationStore(Store):
         self, *, project: str | None = None, limit: int | None = None
     ) -> list[Remediation]:
         """Remediations, newest first."""
-        query = select(RemediationRow).order_by(
-            RemediationRow.started_at.desc(), RemediationRow.id.desc()
+        query = (
+            select(RemediationRow)
+            .filter_by(**given(project=project))
+            .order_by(RemediationRow.started_at.desc(), RemediationRow.id.desc())
         )
-        if project is not None:
-            query = query.where(RemediationRow.project == project)
-        if limit is not None:
-            query = query.limit(limit)
-        with self._transaction(writing=False) as session:
-            return [to_record(Remediation, row) for row in session.scalars(query)]
+        return self._records(Remediation, query.limit(limit))

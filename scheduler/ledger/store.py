@@ -8,14 +8,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from scheduler.common.redaction import scrub
 from scheduler.cron.timing import format_slot, slot_of
 from scheduler.ledger.connecting import WRITING
+from scheduler.ledger.mapping import Record, to_record
 from scheduler.ledger.models import (
     FireRow,
     IncidentRow,
@@ -47,6 +50,21 @@ class Store:
             # Set before the transaction begins: on SQLite a writing one takes the write lock.
             session.connection(execution_options={WRITING: writing})
             yield session
+
+    def _records(self, record: type[Record], query: Select[Any]) -> list[Record]:
+        """The rows `query` selects, as `record`s, read in a transaction of their own."""
+        with self._transaction(writing=False) as session:
+            return [to_record(record, row) for row in session.scalars(query)]
+
+
+def given(**filters: object) -> dict[str, object]:
+    """The filters asked for, for `Select.filter_by`: those that are not None (enumerations
+    as the values the ledger stores)."""
+    return {
+        column: value.value if isinstance(value, Enum) else value
+        for column, value in filters.items()
+        if value is not None
+    }
 
 
 def upsert(

@@ -36,11 +36,9 @@ class Reporting(Protocol):
     async def expiry_scanned(self, project: str, events: Sequence[ExpiryEvent]) -> None: ...
 
 
-class FireFailedError(SchedulerError):
+class FireFailedError(SchedulerError, code="fire-failed"):
     """A manual fire was made and recorded, but Taskcluster or the repository (upstream), or
     the project's own template (not upstream), refused it; `fired` is what the ledger has."""
-
-    error_code = "fire-failed"
 
     def __init__(self, message: str, fired: FiredOut, *, upstream: bool) -> None:
         super().__init__(message)

@@ -25,21 +25,16 @@ from scheduler.operations.models import (
 )
 
 
-class NoSuchFireError(SchedulerError):
-    category = Category.NOT_FOUND
-    error_code = "not-found"
+class NoSuchFireError(SchedulerError, category=Category.NOT_FOUND, code="not-found"):
+    """The ledger has no fire of that id."""
 
 
-class InvalidPauseError(SchedulerError):
+class InvalidPauseError(SchedulerError, category=Category.INVALID, code="invalid-pause"):
     """A pause that cannot be made as asked (an `until` already past, no reason)."""
 
-    category = Category.INVALID
-    error_code = "invalid-pause"
 
-
-class LedgerUnavailableError(SchedulerError):
-    category = Category.UNAVAILABLE
-    error_code = "not-ready"
+class LedgerUnavailableError(SchedulerError, category=Category.UNAVAILABLE, code="not-ready"):
+    """The ledger does not answer (yet): the service is not ready."""
 
 
 @dataclass(frozen=True)

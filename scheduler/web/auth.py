@@ -22,18 +22,12 @@ class Principal:
     role: ApiRole | None  # None: anonymous, allowed to read only if reads are public
 
 
-class UnauthorizedError(SchedulerError):
+class UnauthorizedError(SchedulerError, category=Category.UNAUTHORIZED, code="unauthorized"):
     """No token, or one nobody knows: 401."""
 
-    category = Category.UNAUTHORIZED
-    error_code = "unauthorized"
 
-
-class ForbiddenError(SchedulerError):
+class ForbiddenError(SchedulerError, category=Category.FORBIDDEN, code="forbidden"):
     """A known token whose role does not allow this: 403."""
-
-    category = Category.FORBIDDEN
-    error_code = "forbidden"
 
 
 def hash_token(token: str) -> str:
