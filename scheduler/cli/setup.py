@@ -10,7 +10,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -63,25 +63,26 @@ config_option = click.option(
 
 def load(config_path: Path | None) -> Config:
     """The configuration, or exit 1 with its problems (or 2 when there is none to find)."""
-    try:
-        if config_path is not None:
-            return read_config(config_path)
-        root = _embedded_root()
-        default = embedded_default(root, _public_url(root))
-        return load_config(default, "<embedded default>", os.environ, base_dir=root)
-    except ConfigError as error:
-        _fail_config(error)
+    return _loaded(config_path, read_config, load_config)
 
 
 def ledger_url(config_path: Path | None) -> str:
     """Only the ledger of the configuration, for the commands that read it and nothing else:
     no Taskcluster, Slack or Sentry settings are needed (exit 1 on a broken configuration)."""
+    return _loaded(config_path, read_ledger_url, load_ledger_url)
+
+
+def _loaded(
+    config_path: Path | None, from_file: Callable[[Path], T], from_text: Callable[..., T]
+) -> T:
+    """What `from_file` reads of the file given, else what `from_text` reads of this
+    repository's embedded default."""
     try:
         if config_path is not None:
-            return read_ledger_url(config_path)
+            return from_file(config_path)
         root = _embedded_root()
         default = embedded_default(root, _public_url(root))
-        return load_ledger_url(default, "<embedded default>", os.environ, base_dir=root)
+        return from_text(default, "<embedded default>", os.environ, base_dir=root)
     except ConfigError as error:
         _fail_config(error)
 

@@ -204,45 +204,34 @@ class GitSource:
         through a fetch into the cache; objects still missing then were left out by a fetch that
         was stopped, and the revision is fetched again.
         """
+
+        async def read(at: str) -> dict[str, str | None]:
+            return await repository.read_files(url, at, paths, max_file_size=self.max_file_size)
+
+        where = f"revision {revision} of {redact(url)} in the cache {repository.path}"
         try:
-            return revision, await repository.read_files(
-                url, revision, paths, max_file_size=self.max_file_size
-            )
+            return revision, await read(revision)
         except UnreadableError as error:
-            logger.info(
-                "revision %s of %s is not whole in the cache %s yet (%s); reading it under the "
-                "cache's lock",
-                revision,
-                redact(url),
-                repository.path,
+            logger.info("%s is not whole yet (%s); reading it under the cache's lock", where, error)
+        try:
+            async with repository.file_lock():
+                return revision, await read(revision)
+        except UnreadableError as error:
+            logger.warning(
+                "%s lacks objects (%s), left by a fetch that was stopped; fetching it again",
+                where,
                 error,
             )
-        async with repository.file_lock():
-            try:
-                return revision, await repository.read_files(
-                    url, revision, paths, max_file_size=self.max_file_size
-                )
-            except UnreadableError as error:
-                logger.warning(
-                    "revision %s of %s lacks objects in the cache %s (%s), left by a fetch that "
-                    "was stopped; fetching it again",
-                    revision,
-                    redact(url),
-                    repository,
-                    error,
-                )
         revision = await self._ensure(url, repository, revision, branch, again=True)
-        async with repository.file_lock():
-            try:
-                return revision, await repository.read_files(
-                    url, revision, paths, max_file_size=self.max_file_size
-                )
-            except UnreadableError as error:
-                raise SourceError(
-                    f"could not read revision {revision} of {redact(url)} from the cache "
-                    f"{repository.path}, even after fetching it again: {error}; delete that "
-                    "directory to start its cache afresh"
-                ) from None
+        try:
+            async with repository.file_lock():
+                return revision, await read(revision)
+        except UnreadableError as error:
+            raise SourceError(
+                f"could not read revision {revision} of {redact(url)} from the cache "
+                f"{repository.path}, even after fetching it again: {error}; delete that "
+                "directory to start its cache afresh"
+            ) from None
 
     async def _ensure(
         self,

@@ -316,15 +316,11 @@ class Act:
     input: dict[str, Any] | None
 
 
-@dataclass(frozen=True)
-class AuditEntry:
-    """One act of a person or a script: who, what, on what, with which input, and the result."""
+@dataclass(frozen=True, kw_only=True)
+class AuditEntry(Act):
+    """An act as the audit log has it: when, and its outcome."""
 
     id: int
     at: datetime
-    actor: str
-    action: str
-    target: str
-    input: dict[str, Any] | None
     ok: bool
     result: str

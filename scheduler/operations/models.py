@@ -153,16 +153,22 @@ class ProjectJobsOut(BaseModel):
 
 
 class AuditOut(BaseModel):
+    """One act of a person or a script, as the audit log keeps it."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: int
     at: datetime
-    actor: str
-    action: str
-    target: str
-    input: dict[str, Any] | None
-    ok: bool
-    result: str
+    actor: str = Field(description="Who: an API token's name, or the user and host of a command.")
+    action: str = Field(
+        description="What: fire, action, hook-fire, hooks-apply, pause, resume or expiry-remediate."
+    )
+    target: str = Field(
+        description="On what: a project, `project/job`, a hook (`group/id`) or a hooks folder."
+    )
+    input: dict[str, Any] | None = Field(description="What was given, secrets masked.")
+    ok: bool = Field(description="Whether the act did what was asked.")
+    result: str = Field(description="Its outcome in words, or the error it met.")
 
 
 class SlotOut(BaseModel):

@@ -18,6 +18,7 @@ from scheduler.notify.events import Event, EventKind, FailedTask
 from scheduler.notify.routing import Router
 from scheduler.outcomes import SlotResult
 from scheduler.reports.wording import (
+    BROKEN_ADVICE,
     CANCELED,
     CRON,
     CRON_FILE,
@@ -151,44 +152,37 @@ class Reporter:
         """A project's slot: is its repository readable, its `.cron.yml` valid, slots skipped."""
         stamp = format_slot(result.slot)
         if result.unreachable:
-            event = Event(
-                key=f"project-broken:{result.project}:{SOURCE}:{stamp}",
-                kind=EventKind.PROJECT_BROKEN,
-                project=result.project,
-                title=f"{result.project}: cannot read the repository, nothing fires",
-                at=now,
-                slot=result.slot,
-                error=result.error,
-                advice=(
-                    "Check the repository URL and branch in the service configuration and that "
-                    "the service can reach it; it tries again every slot."
-                ),
-            )
-            return [self._project_failing(event, SOURCE, fingerprint=None)]
+            title = "cannot read the repository, nothing fires"
+            return [self._project_broken(result, SOURCE, now, title, result.error)]
         notices = [self._project_healthy(result.project, SOURCE, stamp, now)]
         if result.problems:
             assert result.revision is not None
-            event = Event(
-                key=f"project-broken:{result.project}:{CRON}:{stamp}",
-                kind=EventKind.PROJECT_BROKEN,
-                project=result.project,
-                title=f"{result.project}: {CRON_FILE} has errors at {result.revision[:12]}",
-                at=now,
-                slot=result.slot,
-                revision=result.revision,
-                error="\n".join(result.problems),
-                advice=(
-                    f"A job with an error does not fire until {CRON_FILE} is fixed and pushed "
-                    "(if the file does not parse, no job fires); the others still do. "
-                    f"`tc-scheduler check {CRON_FILE}` shows the errors before you push."
-                ),
-            )
-            notices.append(self._project_failing(event, CRON, fingerprint=result.revision))
+            title = f"{CRON_FILE} has errors at {result.revision[:12]}"
+            error = "\n".join(result.problems)
+            notices.append(self._project_broken(result, CRON, now, title, error))
         else:
             notices.append(self._project_healthy(result.project, CRON, stamp, now))
         if result.skipped:
             notices.append(self._skipped(result, stamp, now))
         return notices
+
+    def _project_broken(
+        self, result: SlotResult, aspect: str, now: datetime, title: str, error: str | None
+    ) -> Notice:
+        """What `aspect` of the project (its repository, its `.cron.yml`) keeps from firing at
+        the slot; while its incident is open, said again only for another revision."""
+        event = Event(
+            key=f"project-broken:{result.project}:{aspect}:{format_slot(result.slot)}",
+            kind=EventKind.PROJECT_BROKEN,
+            project=result.project,
+            title=f"{result.project}: {title}",
+            at=now,
+            slot=result.slot,
+            revision=result.revision,
+            error=error,
+            advice=BROKEN_ADVICE[aspect],
+        )
+        return self._project_failing(event, aspect, fingerprint=result.revision)
 
     def _skipped(self, result: SlotResult, stamp: str, now: datetime) -> Notice:
         skipped = sorted(result.skipped, key=lambda s: (s.slot, s.job))

@@ -16,6 +16,18 @@ SOURCE, CRON, TEMPLATE, PREFLIGHT = "source", "cron", "template", "preflight"
 # How many preflight findings one message lists.
 FINDINGS_SHOWN = 20
 
+# What to do when a project's repository, or its `.cron.yml`, keeps its jobs from firing.
+BROKEN_ADVICE = {
+    SOURCE: (
+        "Check the repository URL and branch in the service configuration and that the service "
+        "can reach it; it tries again every slot."
+    ),
+    CRON: (
+        f"A job with an error does not fire until {CRON_FILE} is fixed and pushed (if the file "
+        "does not parse, no job fires); the others still do. "
+        f"`tc-scheduler check {CRON_FILE}` shows the errors before you push."
+    ),
+}
 
 TASK_ERRORS = {
     "failed": "the task ran and failed: its log says why",
