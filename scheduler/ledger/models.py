@@ -90,6 +90,15 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 # JSON on SQLite, JSONB on PostgreSQL; None is SQL NULL, not the JSON `null`.
 JSON_DOCUMENT = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+# A surrogate key: INTEGER on SQLite, so that it is the rowid and grows by itself.
+ROW_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+def unique_where(name: str, *columns: str, predicate: str) -> Index:
+    """A partial unique index, the same on both backends: `columns` are unique among the rows
+    `predicate` holds for (one open claim, one running rebuild, one active pause)."""
+    where = text(predicate)
+    return Index(name, *columns, unique=True, sqlite_where=where, postgresql_where=where)
 
 
 class Base(DeclarativeBase):
@@ -101,11 +110,7 @@ class FireRow(Base):
 
     __tablename__ = "fires"
 
-    id: Mapped[int] = mapped_column(
-        # INTEGER on SQLite so that the key is the rowid and grows by itself.
-        BigInteger().with_variant(Integer, "sqlite"),
-        primary_key=True,
-    )
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
     project: Mapped[str] = mapped_column(Text)
     job: Mapped[str] = mapped_column(Text)
     slot: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -127,15 +132,7 @@ class FireRow(Base):
         CheckConstraint(allowed_values("state", FireState), name="state"),
         CheckConstraint("attempt >= 0", name="attempt"),
         CheckConstraint(OPEN_IFF_CLAIMED, name="open_iff_claimed"),
-        Index(
-            "uq_fires_claim",
-            "project",
-            "job",
-            "slot",
-            unique=True,
-            sqlite_where=text(UNIQUE_CLAIM_PREDICATE),
-            postgresql_where=text(UNIQUE_CLAIM_PREDICATE),
-        ),
+        unique_where("uq_fires_claim", "project", "job", "slot", predicate=UNIQUE_CLAIM_PREDICATE),
         Index("ix_fires_project_job_slot", "project", "job", "slot"),
         Index("ix_fires_slot", "slot"),
         Index("ix_fires_state", "state"),
@@ -170,10 +167,7 @@ class RemediationRow(Base):
 
     __tablename__ = "remediations"
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"),
-        primary_key=True,
-    )
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
     project: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(Text)
     replica: Mapped[str] = mapped_column(Text)
@@ -189,13 +183,7 @@ class RemediationRow(Base):
 
     __table_args__ = (
         CheckConstraint(allowed_values("state", RemediationState), name="state"),
-        Index(
-            "uq_remediations_running",
-            "project",
-            unique=True,
-            sqlite_where=text(ONE_RUNNING_PREDICATE),
-            postgresql_where=text(ONE_RUNNING_PREDICATE),
-        ),
+        unique_where("uq_remediations_running", "project", predicate=ONE_RUNNING_PREDICATE),
         Index("ix_remediations_project_started_at", "project", "started_at"),
     )
 
@@ -205,9 +193,7 @@ class WatchRow(Base):
 
     __tablename__ = "watches"
 
-    fire_id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
-    )
+    fire_id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=False)
     project: Mapped[str] = mapped_column(Text)
     job: Mapped[str] = mapped_column(Text)
     phase: Mapped[str] = mapped_column(Text)
@@ -236,7 +222,7 @@ class IncidentRow(Base):
 
     __tablename__ = "incidents"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
     subject: Mapped[str] = mapped_column(Text)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
     opened_by: Mapped[str] = mapped_column(Text)
@@ -247,13 +233,7 @@ class IncidentRow(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
-        Index(
-            "uq_incidents_open",
-            "subject",
-            unique=True,
-            sqlite_where=text(OPEN_INCIDENT_PREDICATE),
-            postgresql_where=text(OPEN_INCIDENT_PREDICATE),
-        ),
+        unique_where("uq_incidents_open", "subject", predicate=OPEN_INCIDENT_PREDICATE),
         Index("ix_incidents_subject_opened_at", "subject", "opened_at"),
     )
 
@@ -263,7 +243,7 @@ class LetterRow(Base):
 
     __tablename__ = "outbox"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
     key: Mapped[str] = mapped_column(Text)
     destination: Mapped[str] = mapped_column(Text)
     event: Mapped[dict[str, Any]] = mapped_column(JSON_DOCUMENT)
@@ -296,7 +276,7 @@ class PauseRow(Base):
 
     __tablename__ = "pauses"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
     project: Mapped[str] = mapped_column(Text)
     job: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
@@ -307,14 +287,7 @@ class PauseRow(Base):
     resumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
-        Index(
-            "uq_pauses_active",
-            "project",
-            "job",
-            unique=True,
-            sqlite_where=text(ACTIVE_PAUSE_PREDICATE),
-            postgresql_where=text(ACTIVE_PAUSE_PREDICATE),
-        ),
+        unique_where("uq_pauses_active", "project", "job", predicate=ACTIVE_PAUSE_PREDICATE),
     )
 
 
@@ -323,7 +296,7 @@ class AuditRow(Base):
 
     __tablename__ = "audit"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(Text)
     action: Mapped[str] = mapped_column(Text)
