@@ -76,7 +76,8 @@ class Held:
     def covers(self, job: str) -> bool:
         return self.job is None or self.job == job
 
-    def describe(self) -> str:
+    @property
+    def summary(self) -> str:
         return f"paused: {self.job or 'the project'} is held"
 
 
@@ -412,7 +413,7 @@ def test_a_paused_jobs_open_fires_wait_and_end_skipped_when_too_late(
     assert [g.skip for g in result.given_up] == given_up
     assert list(result.waiting) == waiting
     if given_up:
-        assert result.given_up[0].reason == Held("hourly").describe()
+        assert result.given_up[0].reason == Held("hourly").summary
 
 
 def test_open_fires_of_the_slot_itself_or_later_are_left_alone() -> None:

@@ -166,7 +166,7 @@ def jobs(config_path: Path | None, project_name: str, upcoming: int, as_json: bo
         return
     title = f"{overview.project} at {overview.revision[:12]}"
     if overview.paused is not None:
-        title += f" (project {overview.paused.describe()})"
+        title += f" (project {overview.paused.summary})"
     shown = table(title, "job", "schedule (UTC)", "next", "last fire", "paused")
     for job in overview.jobs:
         last = job.last_fire
@@ -217,7 +217,7 @@ def pause(
     if as_json:
         echo_model(paused)
     else:
-        echo(f"{target_of(project, job)}: {paused.describe()}")
+        echo(f"{target_of(project, job)}: {paused.summary}")
 
 
 @click.command()
@@ -244,7 +244,7 @@ def resume(config_path: Path | None, project: str, job: str | None, as_json: boo
         echo(f"{target_of(project, job)} was not paused", err=True)
     if not as_json:
         for held in resumed.still_paused:
-            note = f"{target_of(held.project, held.job)} is still {held.describe()}"
+            note = f"{target_of(held.project, held.job)} is still {held.summary}"
             echo(f"note: {note}", err=True)
     sys.exit(0 if resumed.resumed else 1)
 

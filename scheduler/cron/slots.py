@@ -45,7 +45,8 @@ class ActivePause(Protocol):
 
     def covers(self, job: str) -> bool: ...
 
-    def describe(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
 
 
 @dataclass(frozen=True, order=True)
@@ -203,7 +204,7 @@ def plan_slot(
         if pause is None:
             fires.append(decision)
         else:
-            paused.append(decision.skipped(SkipReason.PAUSED, pause.describe()))
+            paused.append(decision.skipped(SkipReason.PAUSED, pause.summary))
     return SlotPlan(
         tuple(fires),
         catch_up.skips,
@@ -289,7 +290,7 @@ def _give_up(
         reason = f"not fired: {open_fire.job} is no longer a job of .cron.yml"
         return GiveUp(open_fire, None, SkipReason.JOB_GONE, reason)
     if pause is not None:
-        return GiveUp(open_fire, job, SkipReason.PAUSED, pause.describe())
+        return GiveUp(open_fire, job, SkipReason.PAUSED, pause.summary)
     return GiveUp(open_fire, job, None, _given_up(open_fire, rule.max_lateness))
 
 

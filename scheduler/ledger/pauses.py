@@ -61,7 +61,7 @@ class PauseStore(Store):
             )
             row = session.scalars(select(PauseRow).where(*_pause_of(**target))).one()
             paused = _pause(row)
-            write_act(session, act, ok=True, result=paused.describe(), now=now)
+            write_act(session, act, ok=True, result=paused.summary, now=now)
             return paused
 
     def resume(self, project: str, job: str | None, *, act: Act, now: datetime) -> Pause | None:

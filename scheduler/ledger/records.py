@@ -298,7 +298,8 @@ class Pause:
     def covers(self, job: str) -> bool:
         return self.job is None or self.job == job
 
-    def describe(self) -> str:
+    @property
+    def summary(self) -> str:
         """Why a slot did not fire, in the words history and messages show."""
         target = "the project" if self.job is None else "the job"
         until = f" until {self.until:%Y-%m-%d %H:%M} UTC" if self.until else ""

@@ -100,20 +100,17 @@ class RemediationOut(BaseModel):
 
 
 class PauseOut(BaseModel):
+    """A job, or a whole project (`job` null), held from firing."""
+
     model_config = ConfigDict(from_attributes=True)
 
     project: str
     job: str | None
     reason: str
-    until: datetime | None
+    until: datetime | None = Field(description="When it lifts by itself; null: when resumed.")
     paused_by: str
     paused_at: datetime
-
-    def describe(self) -> str:
-        """The pause in words, as the ledger's Pause says it."""
-        target = "the project" if self.job is None else "the job"
-        until = f" until {self.until:%Y-%m-%d %H:%M} UTC" if self.until else ""
-        return f"paused: {target} was paused by {self.paused_by}{until}: {self.reason}"
+    summary: str = Field(description="The pause in words, as history and messages say it.")
 
 
 class ResumedOut(BaseModel):
