@@ -16,6 +16,7 @@ from rich.table import Table
 
 from scheduler.cli.output import console, echo, echo_json, instant, json_object
 from scheduler.clock import ClockSettingError, clock_from
+from scheduler.common.wording import counted, plural
 from scheduler.common.yamldoc import MAX_BYTES
 from scheduler.cron import (
     CronFile,
@@ -78,9 +79,8 @@ def check(paths: tuple[Path, ...], as_json: bool, projects: tuple[str, ...]) -> 
         warnings = sum(len(result.warnings) for result in results)
         jobs = sum(len(result.jobs) for result in results)
         echo(
-            f"{len(results)} {_plural(len(results), 'file')}, {jobs} valid "
-            f"{_plural(jobs, 'job')}: {errors} {_plural(errors, 'error')}, "
-            f"{warnings} {_plural(warnings, 'warning')}",
+            f"{counted(len(results), 'file')}, {jobs} valid {plural(jobs, 'job')}: "
+            f"{counted(errors, 'error')}, {counted(warnings, 'warning')}",
             err=True,
         )
     if any(result.errors for result in results):
@@ -120,7 +120,7 @@ def plan(
     cron = _load(cron_path, None)
     if count is not None:
         result = next_fires(cron, project, start, count)
-        heading = f"next {count} {_plural(count, 'fire')} of {project} from {format_slot(start)}"
+        heading = f"next {counted(count, 'fire')} of {project} from {format_slot(start)}"
     else:
         end = until or start + DEFAULT_PLAN_SPAN
         if end <= start:
@@ -294,7 +294,3 @@ def _now() -> datetime:
         return clock_from(os.environ)()
     except ClockSettingError as error:
         raise click.UsageError(str(error)) from None
-
-
-def _plural(count: int, word: str) -> str:
-    return word if count == 1 else word + "s"

@@ -18,6 +18,7 @@ from rich.table import Table
 from scheduler.cli.output import console, echo, echo_json, echo_model, json_object
 from scheduler.cli.setup import actor, carry_out, clock, config_option, fail, load, operations
 from scheduler.common import logs
+from scheduler.common.wording import counted
 from scheduler.config.model import Config
 from scheduler.hooks.changes import Change, HookPlan
 from scheduler.hooks.definitions import HookFolder, HookKey
@@ -77,7 +78,7 @@ def hooks_group() -> None:
 def hooks_check(hooks_dir: Path) -> None:
     """Validate every hook file against the create-hook schema. Calls no service."""
     folder = _load_folder(hooks_dir)
-    echo(f"{hooks_dir}: OK ({_count(len(folder.hooks), 'hook')})", err=True)
+    echo(f"{hooks_dir}: OK ({counted(len(folder.hooks), 'hook')})", err=True)
 
 
 @hooks_group.command("list")
@@ -165,7 +166,7 @@ def hooks_apply(
     )
     if not ok:
         failed = sum(applied.error is not None for applied in results)
-        fail(f"{_count(failed, 'hook')} could not be applied (see above)")
+        fail(f"{counted(failed, 'hook')} could not be applied (see above)")
 
 
 @hooks_group.command("fire")
@@ -230,7 +231,7 @@ def _load_folder(directory: Path) -> HookFolder:
         echo(str(diagnostic), err=True)
     if not folder.ok:
         errors = sum(d.is_error for d in folder.diagnostics)
-        fail(f"{_count(errors, 'problem')} in {directory}; nothing was sent to Taskcluster")
+        fail(f"{counted(errors, 'problem')} in {directory}; nothing was sent to Taskcluster")
     return folder
 
 
@@ -267,7 +268,7 @@ def _echo_plan(planned: HookPlan, outcome: str, error: str | None = None) -> Non
     elif planned.change is Change.UNDECLARED and outcome.endswith("(use --prune)"):
         text = f"not declared here; {outcome}"
     elif planned.change is Change.UPDATE:
-        text = f"{outcome} {_count(len(planned.fields), 'field')}"
+        text = f"{outcome} {counted(len(planned.fields), 'field')}"
     else:
         text = outcome
     where = f" ({planned.declared.path})" if planned.declared else ""
@@ -301,7 +302,3 @@ def _summary(plans: list[HookPlan]) -> None:
         f"{counts[Change.UNDECLARED]} not declared",
     ]
     echo(", ".join(parts), err=True)
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"

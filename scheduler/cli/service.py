@@ -18,6 +18,7 @@ from scheduler.cli.output import echo, echo_json, echo_model, echo_yaml, instant
 from scheduler.cli.setup import carry_out, clock, config_option, fail, known_project, load
 from scheduler.cli.tables import print_fires
 from scheduler.common import logs
+from scheduler.common.wording import counted
 from scheduler.config.model import Config, Project
 from scheduler.cron import format_slot
 from scheduler.findings import Finding, findings_of, has_errors, summary_lines
@@ -52,7 +53,7 @@ def config_check(config_path: Path | None, as_json: bool, no_preflight: bool) ->
     else:
         echo_yaml(masked)
     count = len(config.projects)
-    echo(f"{config.source}: OK ({count} project{'' if count == 1 else 's'})", err=True)
+    echo(f"{config.source}: OK ({counted(count, 'project')})", err=True)
     if config.credentials is None or no_preflight:
         return
     findings = _preflight(config, config.projects)
@@ -97,10 +98,8 @@ def _preflight(config: Config, projects: Sequence[Project]) -> list[Finding]:
 def _preflight_summary(projects: Sequence[Project], findings: list[Finding]) -> str:
     errors = sum(finding.is_error for finding in findings)
     warnings = len(findings) - errors
-    checked = f"{len(projects)} project{'' if len(projects) == 1 else 's'} preflighted"
-    return f"{checked}: {errors} error{'' if errors == 1 else 's'}, " + (
-        f"{warnings} warning{'' if warnings == 1 else 's'}"
-    )
+    checked = f"{counted(len(projects), 'project')} preflighted"
+    return f"{checked}: {counted(errors, 'error')}, {counted(warnings, 'warning')}"
 
 
 @click.command()

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from scheduler.common.diagnostics import Diagnostic
+from scheduler.common.wording import counted
 from scheduler.cron.model import CronFile, Job
 from scheduler.cron.plan import PlannedFire, due_jobs, fires_between
 from scheduler.cron.timing import SLOT_LENGTH, format_slot
@@ -299,7 +300,7 @@ def _given_up(open_fire: OpenFire, max_lateness: timedelta) -> str:
     limit = f"its max-lateness {format_duration(max_lateness)} has passed"
     if open_fire.retrying:
         return (
-            f"given up after {attempts(open_fire.attempts)}: {limit}; the last one: "
+            f"given up after {counted(open_fire.attempts, 'attempt')}: {limit}; the last one: "
             f"{open_fire.error}"
         )
     return (
@@ -307,11 +308,6 @@ def _given_up(open_fire: OpenFire, max_lateness: timedelta) -> str:
         f"ended, and {limit}"
         + (f"; task {open_fire.task_id} may exist" if open_fire.task_id else "")
     )
-
-
-def attempts(count: int) -> str:
-    """`1 attempt`, `3 attempts`."""
-    return f"{count} attempt{'' if count == 1 else 's'}"
 
 
 def _pause_of(job: str, pauses: Sequence[ActivePause]) -> ActivePause | None:

@@ -9,6 +9,7 @@ import functools
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
+from scheduler.common.wording import plural
 from scheduler.cron.model import HOURS, Schedule
 from scheduler.cron.schema import MINUTES, WEEKDAYS
 
@@ -125,7 +126,7 @@ def _numbers(noun: str, values: Sequence[int]) -> str:
     for first, last in _runs(values):
         span = range(first, last + 1)
         pieces.extend([f"{first}-{last}"] if len(span) >= 3 else [str(v) for v in span])
-    return f"{noun}{'' if len(values) == 1 else 's'} {_listed(pieces)}"
+    return f"{plural(len(values), noun)} {_listed(pieces)}"
 
 
 def _runs(values: Iterable[int]) -> list[tuple[int, int]]:

@@ -14,11 +14,11 @@ from typing import Protocol
 import structlog
 
 from scheduler.clock import Clock
+from scheduler.common.wording import counted
 from scheduler.config.model import Config, Project
 from scheduler.cron import DecisionTask, Job, PlannedFire
 from scheduler.cron.crontab import crontab
 from scheduler.cron.model import ScheduleError
-from scheduler.cron.slots import attempts
 from scheduler.cron.timing import format_slot
 from scheduler.durations import format_duration
 from scheduler.engine.fires import FireMeans, FireRequest
@@ -123,7 +123,8 @@ class FireRunner:
             lateness = project.catch_up_for(job.name).max_lateness
             retry_at = next_attempt_at(slot, claim.attempt, self.setting.clock(), lateness)
             if retry_at is None:
-                error = f"{error} (given up after {attempts(claim.attempt)}: the job's " + (
+                error = (
+                    f"{error} (given up after {counted(claim.attempt, 'attempt')}: the job's "
                     f"max-lateness {format_duration(lateness)} has passed)"
                 )
             else:

@@ -29,6 +29,7 @@ from tenacity import (
 )
 
 from scheduler.common.redaction import redact
+from scheduler.common.wording import counted
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +242,7 @@ async def retrying(
     try:
         return await attempt(operation)
     except RetryableGitError as error:
-        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+        tries = counted(attempts, "attempt")
         raise SourceError(f"{failure} ({tries}): {error}; {advice}") from None
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from taskcluster.exceptions import TaskclusterRestFailure
 
+from scheduler.common.wording import counted
 from scheduler.errors import Category, SchedulerError
 from scheduler.hooks.changes import Change, HookPlan
 from scheduler.hooks.definitions import DEFAULT_TRIGGER_SCHEMA, HookKey
@@ -42,7 +43,7 @@ class PayloadRejectedError(SchedulerError, category=Category.REJECTED, code="pay
     def __init__(self, key: HookKey, problems: list[PayloadProblem]) -> None:
         super().__init__(
             f"the payload does not match the triggerSchema of {key}, so it was not triggered "
-            f"({len(problems)} problem{'' if len(problems) == 1 else 's'})"
+            f"({counted(len(problems), 'problem')})"
         )
         self.key = key
         self.problems = problems

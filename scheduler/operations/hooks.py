@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from scheduler.clock import Clock
+from scheduler.common.wording import counted
 from scheduler.config.model import Config
 from scheduler.hooks.changes import ABSENT, FieldChange, HookPlan, plan
 from scheduler.hooks.definitions import HookFolder, HookKey
@@ -59,7 +60,7 @@ def applied_outcome(results: list[Applied]) -> tuple[bool, str]:
     counts = Counter(applied.outcome for applied in results if applied.error is None)
     said = ", ".join(f"{outcome} {count}" for outcome, count in sorted(counts.items()))
     if failed:
-        said += f"; {failed} hook{'' if failed == 1 else 's'} failed"
+        said += f"; {counted(failed, 'hook')} failed"
     return not failed, said or "nothing"
 
 

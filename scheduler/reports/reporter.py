@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from scheduler.common.wording import counted, plural
 from scheduler.cron.timing import format_slot
 from scheduler.expiry.model import ExpiryEvent, ExpiryEventKind
 from scheduler.findings import Checked, summary_lines
@@ -192,8 +193,8 @@ class Reporter:
             kind=EventKind.SLOTS_SKIPPED,
             project=result.project,
             title=(
-                f"{result.project}: {len(skipped)} missed "
-                f"{'slot' if len(skipped) == 1 else 'slots'} not fired after a gap"
+                f"{result.project}: {len(skipped)} missed {plural(len(skipped), 'slot')} "
+                "not fired after a gap"
             ),
             at=now,
             slot=result.slot,
@@ -222,8 +223,8 @@ class Reporter:
             kind=EventKind.PREFLIGHT_FAILED,
             project=checked.project,
             title=(
-                f"{checked.project}: Taskcluster would refuse {len(errors)} "
-                f"{'thing' if len(errors) == 1 else 'things'} at {checked.revision[:12]}"
+                f"{checked.project}: Taskcluster would refuse "
+                f"{counted(len(errors), 'thing')} at {checked.revision[:12]}"
             ),
             at=now,
             revision=checked.revision,
