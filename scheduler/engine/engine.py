@@ -18,7 +18,6 @@ import structlog
 
 from scheduler.actions.triggering import Triggered
 from scheduler.clock import Clock, utc_now
-from scheduler.config.errors import UnknownProjectError
 from scheduler.config.model import Config, Project
 from scheduler.cron import CronFile, Job, load_cron
 from scheduler.cron.slots import (
@@ -51,7 +50,6 @@ from scheduler.outcomes import (
     FireResult,
     RepositoryUnreachableError,
     SlotResult,
-    UnknownTargetError,
 )
 from scheduler.render import RenderedTask
 from scheduler.taskcluster import Clients
@@ -319,8 +317,8 @@ class Engine:
     ) -> Triggered:
         """Trigger the action `action_name` of the project's decision task for `revision` (by
         default its latest), as Treeherder's action menu does. Nothing dedupes it: an action
-        has no slot. Raises UnknownTargetError or TriggerError."""
-        project = self.project(project_name)
+        has no slot. Raises UnknownProjectError, UnknownTargetError or TriggerError."""
+        project = self.config.require_project(project_name)
         return await manual.run_action(
             self.clients_for(project),
             project,
@@ -362,22 +360,15 @@ class Engine:
             return self.clients.restricted(f"project {project_name} (not configured)", ())
         return self.clients_for(project)
 
-    def project(self, project_name: str) -> Project:
-        """The configured project of that name; raises UnknownTargetError."""
-        try:
-            return self.config.require_project(project_name)
-        except UnknownProjectError as error:
-            raise UnknownTargetError(str(error)) from None
-
     async def head(self, project_name: str) -> tuple[Snapshot, CronFile]:
-        """The project's branch head and its `.cron.yml` there; raises UnknownTargetError or
+        """The project's branch head and its `.cron.yml` there; raises UnknownProjectError or
         RepositoryUnreachableError."""
         _, snapshot, cron = await self._read(project_name)
         return snapshot, cron
 
     async def _read(self, project_name: str) -> tuple[Project, Snapshot, CronFile]:
         """The project, its branch head and its `.cron.yml` there."""
-        project = self.project(project_name)
+        project = self.config.require_project(project_name)
         try:
             snapshot = await self.source.snapshot(project.git_url, project.branch)
         except SourceError as error:
