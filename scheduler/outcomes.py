@@ -75,7 +75,8 @@ class FireError(SchedulerError, code="cannot-fire"):
 
 
 class UnknownTargetError(FireError, category=Category.NOT_FOUND, code="not-found"):
-    """No such project, or no usable job of that name in its `.cron.yml`."""
+    """No usable job of that name in the project's `.cron.yml` (an unknown project is an
+    UnknownProjectError)."""
 
 
 class RepositoryUnreachableError(

@@ -10,10 +10,10 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import click
 
@@ -35,6 +35,7 @@ from scheduler.operations.acts import Operations
 from scheduler.scopes import repository_path
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 # The exit status of each category of error: 2 when the command line is wrong (as given, or
 # for the configuration), 1 when the act failed or what it works on has errors.
@@ -72,9 +73,13 @@ def ledger_url(config_path: Path | None) -> str:
     return _loaded(config_path, read_ledger_url, load_ledger_url)
 
 
-def _loaded(
-    config_path: Path | None, from_file: Callable[[Path], T], from_text: Callable[..., T]
-) -> T:
+class _FromText(Protocol[T_co]):
+    def __call__(
+        self, text: str | bytes, path: str, environ: Mapping[str, str], *, base_dir: Path | None
+    ) -> T_co: ...
+
+
+def _loaded(config_path: Path | None, from_file: Callable[[Path], T], from_text: _FromText[T]) -> T:
     """What `from_file` reads of the file given, else what `from_text` reads of this
     repository's embedded default."""
     try:

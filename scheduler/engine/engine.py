@@ -317,7 +317,7 @@ class Engine:
     ) -> Triggered:
         """Trigger the action `action_name` of the project's decision task for `revision` (by
         default its latest), as Treeherder's action menu does. Nothing dedupes it: an action
-        has no slot. Raises UnknownProjectError, UnknownTargetError or TriggerError."""
+        has no slot. Raises UnknownProjectError or TriggerError."""
         project = self.config.require_project(project_name)
         return await manual.run_action(
             self.clients_for(project),

@@ -101,7 +101,7 @@ class Operations:
         revision: str | None = None,
         dry_run: bool = False,
     ) -> ActionOut:
-        """Trigger the project's action `action`; raises UnknownTargetError or TriggerError."""
+        """Trigger the project's action `action`; raises UnknownProjectError or TriggerError."""
         given = {"input": action_input, "revision": revision, "dry_run": dry_run}
         act = Act(actor, "action", target_of(project, action), given)
 
