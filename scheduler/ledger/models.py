@@ -258,6 +258,8 @@ class LetterRow(Base):
     posted: Mapped[dict[str, Any] | None] = mapped_column(JSON_DOCUMENT)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The fire whose watch step queued the letter: kept while the letter is pending.
+    fire_id: Mapped[int | None] = mapped_column(ROW_ID)
 
     __table_args__ = (
         CheckConstraint(allowed_values("state", LetterState), name="state"),

@@ -43,23 +43,25 @@ class NoticeStore(Store):
         return self._records(Incident, query)
 
 
-def queue_notices(session: Session, notices: Sequence[Notice], now: datetime) -> list[str]:
+def queue_notices(
+    session: Session, notices: Sequence[Notice], now: datetime, *, fire_id: int | None = None
+) -> list[str]:
     """`NoticeStore.report` inside the caller's transaction (say, with the watch step that
-    calls for the notices)."""
+    calls for the notices: its letters then name the watch's fire, `fire_id`)."""
     queued = []
     for notice in notices:
         if notice.health is Health.NONE:
-            sent = _queue(session, notice, now)
+            sent = _queue(session, notice, now, fire_id=fire_id)
         elif notice.health is Health.FAILING:
-            sent = _failing(session, notice, now)
+            sent = _failing(session, notice, now, fire_id)
         else:
-            sent = _healthy(session, notice, now)
+            sent = _healthy(session, notice, now, fire_id)
         if sent:
             queued.append(notice.key)
     return queued
 
 
-def _failing(session: Session, notice: Notice, now: datetime) -> bool:
+def _failing(session: Session, notice: Notice, now: datetime, fire_id: int | None) -> bool:
     assert notice.subject is not None, "a failing notice needs a subject"
     opened = session.execute(
         upsert(session, IncidentRow)
@@ -76,7 +78,7 @@ def _failing(session: Session, notice: Notice, now: datetime) -> bool:
         .returning(IncidentRow.id)
     ).scalar_one_or_none()
     if opened is not None:
-        return _queue(session, notice, now)
+        return _queue(session, notice, now, fire_id=fire_id)
     incident = session.scalars(
         select(IncidentRow)
         .where(IncidentRow.subject == notice.subject, IncidentRow.closed_at.is_(None))
@@ -91,13 +93,13 @@ def _failing(session: Session, notice: Notice, now: datetime) -> bool:
     if notice.fingerprint is None or notice.fingerprint == incident.fingerprint:
         return False
     incident.fingerprint = notice.fingerprint
-    queued = _queue(session, notice, now)
+    queued = _queue(session, notice, now, fire_id=fire_id)
     if queued:  # a recovery replies to the latest message that was sent about it
         incident.thread_key = notice.key
     return queued
 
 
-def _healthy(session: Session, notice: Notice, now: datetime) -> bool:
+def _healthy(session: Session, notice: Notice, now: datetime, fire_id: int | None) -> bool:
     assert notice.subject is not None, "a healthy notice needs a subject"
     closed = session.scalars(
         update(IncidentRow)
@@ -117,6 +119,7 @@ def _healthy(session: Session, notice: Notice, now: datetime) -> bool:
             "opened_by": closed.opened_by,
         },
         reply_to=closed.thread_key,
+        fire_id=fire_id,
     )
 
 
@@ -127,6 +130,7 @@ def _queue(
     *,
     incident: dict[str, Any] | None = None,
     reply_to: str | None = None,
+    fire_id: int | None = None,
 ) -> bool:
     queued = False
     for destination in notice.destinations:
@@ -142,6 +146,7 @@ def _queue(
                 attempts=0,
                 created_at=now,
                 next_attempt_at=now,
+                fire_id=fire_id,
             )
             .on_conflict_do_nothing()
             .returning(LetterRow.id)

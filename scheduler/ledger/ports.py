@@ -13,6 +13,7 @@ from scheduler.ledger.notices import NoticeStore
 from scheduler.ledger.outbox import OutboxStore
 from scheduler.ledger.pauses import PauseStore
 from scheduler.ledger.remediations import RemediationStore
+from scheduler.ledger.retention import RetentionStore
 from scheduler.ledger.watches import WatchStore
 
 
@@ -37,5 +38,8 @@ class OutboxLedger(OutboxStore):
     """The postman's: letters taken under a lease, renewed, settled or released."""
 
 
-class OperationsLedger(HistoryStore, PauseStore, AuditStore, NoticeStore, OutboxStore):
-    """The operations': history, pauses, the audit log, notices and the outbox's letters."""
+class OperationsLedger(
+    HistoryStore, PauseStore, AuditStore, NoticeStore, OutboxStore, RetentionStore
+):
+    """The operations': history, pauses, the audit log, notices, the outbox's letters, and
+    pruning what is past retention."""

@@ -5,7 +5,7 @@ Plain immutable values; every time in them is a timezone-aware UTC datetime.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -258,6 +258,8 @@ class Letter:
     `incident` is the closed incident a recovery reports; `thread` is where a reply goes: what
     the destination answered when the message it replies to was sent (say Slack's ts).
     `replica` and `lease_until` say who holds a letter `take_letters` handed out, and until when.
+    `fire_id` names the fire a letter is about (queued by a step of its watch): while the letter
+    is pending, the fire is kept.
     """
 
     id: int
@@ -276,6 +278,7 @@ class Letter:
     last_error: str | None = None
     replica: str | None = None
     lease_until: datetime | None = None
+    fire_id: int | None = None  # the fire whose watch step queued it, if one did
 
 
 @dataclass(frozen=True)
@@ -325,3 +328,39 @@ class AuditEntry(Act):
     at: datetime
     ok: bool
     result: str
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """Where retention ends for each kind of row: what is older goes, unless still needed.
+
+    `fires`: fires (with their finished watches) and slots before it, incidents closed before
+    it; `letters`: letters sent or given up on, queued before it; `audit`: acts before it.
+    """
+
+    fires: datetime
+    letters: datetime
+    audit: datetime
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """How many rows of each kind a prune removed (or, in a dry run, would remove)."""
+
+    fires: int = 0
+    watches: int = 0
+    slots: int = 0
+    incidents: int = 0
+    letters: int = 0
+    audit: int = 0
+
+    def __add__(self, other: Pruned) -> Pruned:
+        return Pruned(**{kind: count + getattr(other, kind) for kind, count in self.counts()})
+
+    def counts(self) -> list[tuple[str, int]]:
+        """(kind, count) for each kind of row, in the order above."""
+        return [(kind.name, getattr(self, kind.name)) for kind in fields(self)]
+
+    def largest(self) -> int:
+        """The count of the kind with most rows (a batch that reached its limit is full)."""
+        return max(count for _, count in self.counts())

@@ -78,7 +78,7 @@ class WatchStore(Store):
             ).scalar_one_or_none()
             if moved is None:
                 return False
-            queue_notices(session, notices, now)
+            queue_notices(session, notices, now, fire_id=watch.fire_id)
         return True
 
 
