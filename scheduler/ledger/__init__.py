@@ -4,8 +4,9 @@ The one place that knows its schema (SQLAlchemy models, Alembic migrations); not
 """
 
 from scheduler.ledger.async_ledger import AsyncLedger, open_async_ledger
-from scheduler.ledger.connecting import LedgerURLError
+from scheduler.ledger.connecting import LedgerUnreachableError, LedgerURLError
 from scheduler.ledger.ledger import Ledger
+from scheduler.ledger.migrating import LedgerTooNewError
 from scheduler.ledger.ports import (
     EngineLedger,
     ExpiryLedger,
@@ -19,6 +20,7 @@ from scheduler.ledger.records import (
     Act,
     AuditEntry,
     Claim,
+    Cutoffs,
     Fire,
     FireKind,
     FireState,
@@ -29,6 +31,7 @@ from scheduler.ledger.records import (
     Notice,
     Outcome,
     Pause,
+    Pruned,
     Remediation,
     RemediationState,
     SlotOutcome,
@@ -37,13 +40,16 @@ from scheduler.ledger.records import (
     WatchPhase,
     WatchSpec,
 )
+from scheduler.ledger.retention import PRUNE_BATCH
 
 __all__ = [
     "OPEN_STATES",
+    "PRUNE_BATCH",
     "Act",
     "AsyncLedger",
     "AuditEntry",
     "Claim",
+    "Cutoffs",
     "EngineLedger",
     "ExpiryLedger",
     "Fire",
@@ -52,7 +58,9 @@ __all__ = [
     "Health",
     "Incident",
     "Ledger",
+    "LedgerTooNewError",
     "LedgerURLError",
+    "LedgerUnreachableError",
     "Letter",
     "LetterState",
     "Notice",
@@ -61,6 +69,7 @@ __all__ = [
     "OutboxLedger",
     "Outcome",
     "Pause",
+    "Pruned",
     "Remediation",
     "RemediationState",
     "SlotOutcome",

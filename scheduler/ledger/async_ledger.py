@@ -11,11 +11,21 @@ composition root wraps its one `Ledger` in one `AsyncLedger`, which fits every c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Generic, TypeVar
 
+import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay
+
+from scheduler.durations import format_duration
+from scheduler.ledger.connecting import LedgerUnreachableError
 from scheduler.ledger.ledger import Ledger
+from scheduler.retrying import retry_wait
+
+log = structlog.get_logger("tc_scheduler.ledger")
 
 # Covariant: an `AsyncLedger[Ledger]` is an `AsyncLedger[EngineLedger]`, and so on.
 Port_co = TypeVar("Port_co", covariant=True)
@@ -43,11 +53,64 @@ class AsyncLedger(Generic[Port_co]):
 
 
 @asynccontextmanager
-async def open_async_ledger(url: str) -> AsyncIterator[AsyncLedger[Ledger]]:
-    """The ledger at `url`, opened (and migrated) and closed off the loop, behind the boundary."""
-    ledger = await asyncio.to_thread(Ledger.open, url)
+async def open_async_ledger(
+    url: str, *, wait: timedelta = timedelta(0), stop: asyncio.Event | None = None
+) -> AsyncIterator[AsyncLedger[Ledger]]:
+    """The ledger at `url`, opened (and migrated) and closed off the loop, behind the boundary.
+
+    While its database does not answer, opening is tried again for up to `wait` (backing off as
+    a failed fire does, `retrying.retry_wait`), each failed attempt logged as one line, unless
+    `stop` is set meanwhile; then the last LedgerUnreachableError is raised, saying so.
+    """
+    ledger = await _open_patiently(url, wait, stop or asyncio.Event())
     boundary = AsyncLedger(ledger)
     try:
         yield boundary
     finally:
         await boundary.run(lambda opened: opened.close())
+
+
+async def _open_patiently(url: str, wait: timedelta, stop: asyncio.Event) -> Ledger:
+    patience = wait.total_seconds()
+    waited_long_enough = stop_after_delay(patience)
+
+    def pause(state: RetryCallState) -> float:
+        # Never past the end of the wait: the last attempt comes at the end of it at latest.
+        left = patience - (state.seconds_since_start or 0.0)
+        return max(0.0, min(retry_wait(state.attempt_number).total_seconds(), left))
+
+    async def sleep(seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):  # a stop ends the pause at once
+            await asyncio.wait_for(stop.wait(), seconds)
+
+    attempts = AsyncRetrying(
+        stop=lambda state: stop.is_set() or waited_long_enough(state),
+        wait=pause,
+        sleep=sleep,
+        retry=retry_if_exception_type(LedgerUnreachableError),
+        before_sleep=_log_attempt,
+        reraise=True,
+    )
+    try:
+        return await attempts(asyncio.to_thread, Ledger.open, url)
+    except LedgerUnreachableError as error:
+        if stop.is_set():
+            raise LedgerUnreachableError(f"{error}; stopped while waiting for it") from None
+        if not patience:
+            raise
+        raise LedgerUnreachableError(
+            f"{error}; gave up after waiting {format_duration(wait)} (ledger-wait in the "
+            "configuration says how long)"
+        ) from None
+
+
+def _log_attempt(state: RetryCallState) -> None:
+    """One line per failed attempt: what the database said (no password, no traceback)."""
+    error = state.outcome.exception() if state.outcome is not None else None
+    wait = state.next_action.sleep if state.next_action is not None else 0.0
+    log.warning(
+        "the ledger does not answer; trying again",
+        error=str(error),
+        attempt=state.attempt_number,
+        retry_in=format_duration(timedelta(seconds=round(wait))),
+    )

@@ -14,17 +14,37 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from scheduler.common.redaction import redact, scrub
+from scheduler.errors import Category, SchedulerError
 
 # The execution option that marks a connection's transaction as one that will write.
 WRITING = "ledger_writing"
 # How long a SQLite writer waits for another (thread or process) before giving up.
 SQLITE_BUSY_TIMEOUT = timedelta(seconds=30)
+# How long connecting to PostgreSQL may take (unless the URL says): a host that drops packets
+# is an attempt that fails, not a process that hangs.
+POSTGRESQL_CONNECT_TIMEOUT = timedelta(seconds=10)
 
 
-class LedgerURLError(ValueError):
+class LedgerURLError(SchedulerError, ValueError, category=Category.INVALID, code="bad-ledger-url"):
     """The ledger URL names a backend or database the ledger cannot use."""
+
+
+class LedgerUnreachableError(
+    SchedulerError, category=Category.UNAVAILABLE, code="ledger-unavailable"
+):
+    """The ledger's database does not answer (not running, not reachable, refusing us)."""
+
+
+def unreachable(engine: Engine, error: DBAPIError) -> LedgerUnreachableError:
+    """The error to show for failing to connect to `engine`: where, and what the driver said
+    (its first line), with no password in either."""
+    said = next(iter(str(error.orig).strip().splitlines()), "") or type(error.orig).__name__
+    where = redact(engine.url.render_as_string(hide_password=True))
+    return LedgerUnreachableError(f"the ledger at {where} does not answer: {scrub(said)}")
 
 
 def create_ledger_engine(url: str) -> Engine:
@@ -109,4 +129,8 @@ def _postgresql_engine(url: URL) -> Engine:
             f"the ledger uses PostgreSQL through psycopg 3 (postgresql+psycopg://), "
             f"not {url.drivername}"
         )
-    return create_engine(url, isolation_level="READ COMMITTED", pool_pre_ping=True)
+    timeout = int(POSTGRESQL_CONNECT_TIMEOUT.total_seconds())
+    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": timeout}
+    return create_engine(
+        url, isolation_level="READ COMMITTED", pool_pre_ping=True, connect_args=connect_args
+    )

@@ -9,8 +9,11 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
 from scheduler.ledger.claims import release_fires_of
-from scheduler.ledger.connecting import create_ledger_engine
+from scheduler.ledger.connecting import create_ledger_engine, unreachable
 from scheduler.ledger.migrating import upgrade
 from scheduler.ledger.outbox import release_letters_of
 from scheduler.ledger.ports import (
@@ -38,15 +41,27 @@ class Ledger(EngineLedger, WatcherLedger, NotifierLedger, OutboxLedger, Operatio
 
         `url` is `sqlite:///path/ledger.db` (the file and its directory are created) or
         `postgresql+psycopg://user@host:5432/database`. Safe when several processes open the
-        same ledger at once. Raises LedgerURLError for a URL the ledger cannot use.
+        same ledger at once. Raises LedgerURLError for a URL the ledger cannot use,
+        LedgerUnreachableError when its database does not answer, and LedgerTooNewError when
+        its schema is newer than this release knows.
         """
         engine = create_ledger_engine(url)
         try:
-            upgrade(engine)
+            _upgraded(engine)
         except BaseException:
             engine.dispose()
             raise
         return cls(engine)
+
+    @staticmethod
+    def upgrade(url: str) -> tuple[str | None, str]:
+        """Bring the schema of the ledger at `url` up to date, as `open` does, and close it:
+        (the revision it was at, None if new; the revision it is at now)."""
+        engine = create_ledger_engine(url)
+        try:
+            return _upgraded(engine)
+        finally:
+            engine.dispose()
 
     def close(self) -> None:
         self._engine.dispose()
@@ -74,3 +89,13 @@ class Ledger(EngineLedger, WatcherLedger, NotifierLedger, OutboxLedger, Operatio
             fires = release_fires_of(session, replica, now=now)
             letters = release_letters_of(session, replica)
         return fires, letters
+
+
+def _upgraded(engine: Engine) -> tuple[str | None, str]:
+    """`upgrade`, once the database answers (LedgerUnreachableError if it does not)."""
+    try:
+        # Only connecting: a failure later, in a migration, is not the database being away.
+        engine.connect().close()
+    except DBAPIError as error:
+        raise unreachable(engine, error) from None
+    return upgrade(engine)

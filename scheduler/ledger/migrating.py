@@ -11,8 +11,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, text
 
+from scheduler.errors import Category, SchedulerError
 from scheduler.ledger.connecting import WRITING
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -40,12 +42,19 @@ def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(engine: Engine) -> None:
+class LedgerTooNewError(SchedulerError, category=Category.REFUSED, code="ledger-too-new"):
+    """The ledger's schema is at a revision this tc-scheduler does not know: a newer release
+    migrated it, and this one could misread or damage what that one writes."""
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Apply every migration not yet applied; a no-op on a database that is up to date.
+    (revision before, revision after); None before: a database the ledger never used.
 
     One transaction holds the migration lock (PostgreSQL: an advisory lock; SQLite: the write
     lock) from before reading the schema's revision until the new one is committed, so a second
-    process opening the ledger at the same time waits and then finds nothing to do.
+    process opening the ledger at the same time waits and then finds nothing to do. Raises
+    LedgerTooNewError, and changes nothing, if the schema is newer than this release knows.
     """
     with engine.connect() as connection:
         connection.execution_options(**{WRITING: True})
@@ -54,4 +63,21 @@ def upgrade(engine: Engine) -> None:
                 connection.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
                 )
-            command.upgrade(alembic_config(connection), "head")
+            config = alembic_config(connection)
+            before = current_revision(connection)
+            _check_known(config, before)
+            command.upgrade(config, "head")
+    return before, head_revision()
+
+
+def _check_known(config: Config, revision: str | None) -> None:
+    if revision is None:
+        return
+    try:
+        ScriptDirectory.from_config(config).get_revision(revision)
+    except CommandError:
+        raise LedgerTooNewError(
+            f"the ledger's schema is at revision {revision}, which this tc-scheduler does not "
+            f"know (it knows up to {head_revision()}): a newer release has upgraded it; run "
+            "that release (or newer), never an older one, on this ledger"
+        ) from None
