@@ -15,7 +15,7 @@ from scheduler.common.redaction import remember_secret, remember_secret_variable
 from scheduler.common.schema_messages import shown
 from scheduler.common.yamldoc import Document, YamlError, parse
 from scheduler.config.errors import ConfigError, Problems
-from scheduler.config.model import Config
+from scheduler.config.model import Config, LedgerSettings
 from scheduler.config.resolving import Resolver
 from scheduler.config.schema import (
     EXPLAINER,
@@ -84,14 +84,38 @@ def load_ledger_url(
     setting required. The secrets it names are remembered all the same, as far as they can be
     read, so that nothing read back from the ledger shows them. Raises ConfigError if the
     configuration is not valid."""
+    return _ledger_resolver(text, path, environ, base_dir).ledger_url()
+
+
+def load_ledger_settings(
+    text: str | bytes, path: str, environ: Mapping[str, str], *, base_dir: Path | None = None
+) -> LedgerSettings:
+    """`load_ledger_url`, with the retention: what pruning the ledger needs. Raises ConfigError
+    if the configuration is not valid or its retention not usable."""
+    return _ledger_resolver(text, path, environ, base_dir).ledger_settings()
+
+
+def read_ledger_settings(path: Path, environ: Mapping[str, str] | None = None) -> LedgerSettings:
+    """`load_ledger_settings` of the configuration file at `path`."""
+    environ = os.environ if environ is None else environ
+    return load_ledger_settings(_read(path), str(path), environ, base_dir=path.parent)
+
+
+def _ledger_resolver(
+    text: str | bytes, path: str, environ: Mapping[str, str], base_dir: Path | None
+) -> Resolver:
+    """A resolver of the ledger's settings, once the secrets the configuration names are
+    remembered (as far as they can be read)."""
     data, document, problems = _valid(text, path)
-    resolver = Resolver(data, document, problems, environ, base_dir or Path(path).parent)
+    base_dir = base_dir or Path(path).parent
+    resolver = Resolver(data, document, problems, environ, base_dir)
     # Resolved only for the secrets it reads: a setting missing here does not stop a read.
     with contextlib.suppress(ConfigError):
         resolver.resolve()
     for secret in resolver.secrets_read:
         remember_secret(secret)
-    return resolver.ledger_url()
+    # A fresh one: the problems of the settings the ledger does not need are not its own.
+    return Resolver(data, document, Problems(path), environ, base_dir)
 
 
 def _valid(text: str | bytes, path: str) -> tuple[dict[str, Any], Document, Problems]:

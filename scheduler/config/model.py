@@ -124,6 +124,42 @@ class ApiSettings:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long the ledger keeps each kind of row; the service prunes what is older once a day
+    (`tc-scheduler ledger prune` at any time), keeping whatever something still needs."""
+
+    # Fires, their watches and slot evaluations; incidents, once closed.
+    fires: timedelta = timedelta(days=90)
+    # Notification letters, once sent or given up on.
+    letters: timedelta = timedelta(days=30)
+    # The audit log's acts.
+    audit: timedelta = timedelta(days=365)
+
+    def shown(self) -> dict[str, str]:
+        """As the configuration writes it."""
+        return {
+            "fires": format_duration(self.fires),
+            "letters": format_duration(self.letters),
+            "audit": format_duration(self.audit),
+        }
+
+
+# No retention may be shorter: the engine reads the last days' fires (manual-fire checks,
+# retries within max-lateness), and a slot whose fire was forgotten could be claimed again.
+MIN_RETENTION = timedelta(days=1)
+# How long `run` waits at start for a ledger that does not answer, then exits.
+DEFAULT_LEDGER_WAIT = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class LedgerSettings:
+    """What the commands that work on the ledger alone need of the configuration."""
+
+    url: str
+    retention: Retention = Retention()
+
+
+@dataclass(frozen=True)
 class Credentials:
     client_id: str
     access_token: str = field(repr=False)
@@ -160,6 +196,9 @@ class Config:
     manual_fire_interval: timedelta = timedelta(minutes=1)
     # The longest deadline the deployment's queue accepts (its maxTaskDeadlineDays).
     max_task_deadline: timedelta = DEFAULT_MAX_DEADLINE
+    # How long the ledger keeps history, and how long `run` waits for it at start.
+    retention: Retention = Retention()
+    ledger_wait: timedelta = DEFAULT_LEDGER_WAIT
 
     @property
     def connections(self) -> int:
@@ -194,6 +233,8 @@ class Config:
                 "max-task-deadline": format_duration(self.max_task_deadline),
             },
             "ledger": redact(self.ledger_url),
+            "ledger-wait": format_duration(self.ledger_wait),
+            "retention": self.retention.shown(),
             "state-dir": str(self.state_dir),
             "concurrency": self.concurrency,
             "dry-run": self.dry_run,

@@ -19,13 +19,17 @@ from scheduler.common.yamldoc import Document
 from scheduler.config.errors import ConfigError, Problems
 from scheduler.config.model import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_LEDGER_WAIT,
+    MIN_RETENTION,
     ApiSettings,
     ApiToken,
     CatchUp,
     Config,
     Credentials,
     ExpiryWatch,
+    LedgerSettings,
     Project,
+    Retention,
     TaskGroupWatch,
 )
 from scheduler.config.schema import SET_CREDENTIALS
@@ -73,6 +77,7 @@ class Resolver:
         )
         self._check_unique(projects)
         notify = self._notify(self.data.get("notify", {}))
+        retention = self._retention()
         if self.problems.diagnostics:
             raise ConfigError(self.problems.diagnostics)
         assert root_url is not None
@@ -95,11 +100,41 @@ class Resolver:
             max_task_deadline=parse_duration(
                 taskcluster.get("max-task-deadline", format_duration(DEFAULT_MAX_DEADLINE))
             ),
+            retention=retention,
+            ledger_wait=parse_duration(
+                self.data.get("ledger-wait", format_duration(DEFAULT_LEDGER_WAIT))
+            ),
         )
 
     def ledger_url(self) -> str:
         """The ledger's URL alone (no other setting resolved, none of them checked)."""
         return self._ledger_url(self._state_dir())
+
+    def ledger_settings(self) -> LedgerSettings:
+        """The ledger's URL and retention (no other setting checked); ConfigError if the
+        retention is not usable."""
+        retention = self._retention()
+        if self.problems.diagnostics:
+            raise ConfigError(self.problems.diagnostics)
+        return LedgerSettings(self.ledger_url(), retention)
+
+    def _retention(self) -> Retention:
+        data = self.data.get("retention", {})
+        default = Retention()
+        kept = {}
+        for key in ("fires", "letters", "audit"):
+            duration = parse_duration(data[key]) if key in data else getattr(default, key)
+            if duration < MIN_RETENTION:
+                self.problems.error(
+                    self.document.position_of(("retention", key)),
+                    f"retention.{key}: {data[key]} is too short; the ledger keeps everything "
+                    f"at least {format_duration(MIN_RETENTION)} (the engine reads recent "
+                    f"fires), so write {format_duration(MIN_RETENTION)} or more, like "
+                    f"{format_duration(getattr(default, key))}",
+                )
+                duration = getattr(default, key)
+            kept[key] = duration
+        return Retention(**kept)
 
     def _state_dir(self) -> Path:
         return self._path(self.data.get("state-dir", ".tc-scheduler"))

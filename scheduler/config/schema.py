@@ -131,6 +131,16 @@ SCHEMA: dict[str, Any] = {
             },
         },
         "ledger": {"type": "string", "minLength": 1, "x-expected": "a database URL"},
+        "ledger-wait": DURATION_SCHEMA,
+        "retention": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "fires": DURATION_SCHEMA,
+                "letters": DURATION_SCHEMA,
+                "audit": DURATION_SCHEMA,
+            },
+        },
         "state-dir": {"type": "string", "minLength": 1},
         "concurrency": {
             "type": "integer",

@@ -38,6 +38,7 @@ PURE_MODULES = frozenset(
         "test_clock.py",
         "test_config.py",
         "test_config_notify.py",
+        "test_config_retention.py",
         "test_cron_corpus.py",
         "test_cron_language.py",
         "test_cron_properties.py",
