@@ -41,6 +41,7 @@ from scheduler.notify.outbox import Postman
 from scheduler.notify.routing import Router
 from scheduler.notify.slack import SlackSender
 from scheduler.operations.acts import Operations
+from scheduler.operations.ledgered import LedgerOperations
 from scheduler.outcomes import SlotResult
 from scheduler.preflight import preflight
 from scheduler.reports.reporter import Reporter
@@ -59,6 +60,9 @@ DELIVERY_EVERY = timedelta(seconds=10)
 # How often fires nobody holds are looked for between ticks: a dead replica's claims once their
 # lease runs out, and retries that are due.
 RECOVER_EVERY = timedelta(seconds=20)
+# The ledger is pruned once a day, in this hour (UTC), at a random time within PRUNE_SPREAD.
+PRUNE_HOUR = 4
+PRUNE_SPREAD = timedelta(hours=1)
 # The service's own Sentry Crons monitor: one check-in per tick.
 TICK_MONITOR = "tc-scheduler-tick"
 TICK_SCHEDULE = "*/15 * * * *"
@@ -152,14 +156,21 @@ class Service(NamedTuple):
 
 
 @asynccontextmanager
-async def open_service(config: Config, *, clock: Clock = utc_now) -> AsyncIterator[Service]:
+async def open_service(
+    config: Config,
+    *,
+    clock: Clock = utc_now,
+    ledger_wait: timedelta = timedelta(0),
+    stop: asyncio.Event | None = None,
+) -> AsyncIterator[Service]:
     """The engine and the notifier that reports what it does, on one ledger, with Sentry set
-    up if configured."""
+    up if configured. A ledger that does not answer is waited for up to `ledger_wait` (or
+    until `stop` is set)."""
     if config.notify.sentry is not None:
         sentry.configure(config.notify.sentry.dsn, environment=config.notify.sentry.environment)
     try:
         async with (
-            open_async_ledger(config.ledger_url) as ledger,
+            open_async_ledger(config.ledger_url, wait=ledger_wait, stop=stop) as ledger,
             _engine_on(config, ledger, clock) as engine,
         ):
             yield Service(engine, open_notifier(config, engine, ledger), ledger)
@@ -304,6 +315,16 @@ async def scan_and_report(engine: Engine, notifier: Notifier, project: Project) 
     await notifier.round()
 
 
+async def prune_ledger(operations: LedgerOperations, config: Config) -> None:
+    """The daily prune: what is past retention goes. Failures are logged; tomorrow tries again."""
+    try:
+        pruned = await operations.prune(f"tc-scheduler ({config.replica})", config.retention)
+    except Exception:
+        log.exception("pruning the ledger failed; trying again tomorrow")
+        return
+    log.info("ledger pruned", **pruned.model_dump(exclude={"dry_run"}, mode="json"))
+
+
 def _every(interval: timedelta) -> IntervalTrigger:
     return IntervalTrigger(seconds=max(1, int(interval.total_seconds())), timezone=UTC)
 
@@ -359,7 +380,9 @@ async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | N
         dry_run=config.dry_run,
         root_url=config.root_url,
     )
-    async with open_service(config, clock=clock) as service:
+    async with open_service(
+        config, clock=clock, ledger_wait=config.ledger_wait, stop=stop
+    ) as service:
         engine, notifier = service.engine, service.notifier
         # A process starting under a name takes over at once what a dead one of that name held.
         now = engine.clock()
@@ -393,6 +416,13 @@ async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | N
         ticker.add_job(supervised(notifier.postman.deliver), _every(DELIVERY_EVERY), **repeat)
         ticker.add_job(
             supervised(recover_and_report, engine, notifier), _every(RECOVER_EVERY), **repeat
+        )
+        # Replicas prune at random times within the hour: the first removes, the others find
+        # little left (each removes only what is still there, so two at once do no harm).
+        ticker.add_job(
+            supervised(prune_ledger, service.operations().ledger, config),
+            CronTrigger(hour=PRUNE_HOUR, timezone=UTC, jitter=int(PRUNE_SPREAD.total_seconds())),
+            **repeat,
         )
         for project in config.projects:
             if project.expiry_watched:

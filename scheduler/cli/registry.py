@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("operator", "history"),
     "hooks": ("hooks", "hooks_group"),
     "jobs": ("operator", "jobs"),
+    "ledger": ("ledger", "ledger_group"),
     "notify": ("service", "notify_group"),
     "pause": ("operator", "pause"),
     "plan": ("cron_files", "plan"),

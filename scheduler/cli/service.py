@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import sys
 from collections.abc import Sequence
@@ -92,7 +91,7 @@ def _preflight(config: Config, projects: Sequence[Project]) -> list[Finding]:
         async with service.open_engine(config, clock=clock()) as engine:
             return findings_of(await preflight(engine, projects))
 
-    return asyncio.run(check())
+    return carry_out(check())
 
 
 def _preflight_summary(projects: Sequence[Project], findings: list[Finding]) -> str:
@@ -108,7 +107,8 @@ def run(config_path: Path | None) -> None:
     """Run the service: tick every 15 minutes (UTC), catching up after gaps, until SIGTERM."""
     config = load(config_path)
     logs.configure()
-    asyncio.run(service.run(config, clock=clock()))
+    # A ledger that never answered, or one a newer release upgraded, is one line, exit 1.
+    carry_out(service.run(config, clock=clock()))
 
 
 @click.command()
@@ -138,7 +138,7 @@ def tick(config_path: Path | None, at: datetime, as_json: bool) -> None:
         async with service.open_service(config, clock=now) as running:
             return await service.tick_and_report(running.engine, running.notifier, at)
 
-    results = asyncio.run(evaluate())
+    results = carry_out(evaluate())
     slots = [SlotOut.model_validate(result) for result in results]
     if as_json:
         echo_model(slots)

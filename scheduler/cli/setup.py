@@ -25,11 +25,13 @@ from scheduler.config.loading import (
     DEFAULT_PUBLIC_URL,
     embedded_default,
     load_config,
+    load_ledger_settings,
     load_ledger_url,
     read_config,
+    read_ledger_settings,
     read_ledger_url,
 )
-from scheduler.config.model import Config, Project
+from scheduler.config.model import Config, LedgerSettings, Project
 from scheduler.errors import Category, SchedulerError
 from scheduler.operations.acts import Operations
 from scheduler.scopes import repository_path
@@ -71,6 +73,11 @@ def ledger_url(config_path: Path | None) -> str:
     """Only the ledger of the configuration, for the commands that read it and nothing else:
     no Taskcluster, Slack or Sentry settings are needed (exit 1 on a broken configuration)."""
     return _loaded(config_path, read_ledger_url, load_ledger_url)
+
+
+def ledger_settings(config_path: Path | None) -> LedgerSettings:
+    """`ledger_url`, with the retention (exit 1 on a broken configuration or retention)."""
+    return _loaded(config_path, read_ledger_settings, load_ledger_settings)
 
 
 class _FromText(Protocol[T_co]):

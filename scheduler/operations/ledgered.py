@@ -1,26 +1,39 @@
 """The operations that need the ledger and nothing else: history, one fire, the audit log, the
-projects with their pauses, pausing and resuming. No Taskcluster, Slack or Sentry settings.
+projects with their pauses, pausing and resuming, pruning and upgrading. No Taskcluster, Slack or
+Sentry settings.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 from scheduler.clock import Clock
-from scheduler.config.model import Config
+from scheduler.config.model import Config, Retention
 from scheduler.errors import Category, SchedulerError
-from scheduler.ledger import Act, AsyncLedger, OperationsLedger, open_async_ledger
-from scheduler.operations.audit import target_of
+from scheduler.ledger import (
+    PRUNE_BATCH,
+    Act,
+    AsyncLedger,
+    Cutoffs,
+    Ledger,
+    OperationsLedger,
+    Pruned,
+    open_async_ledger,
+)
+from scheduler.operations.audit import audited, record, target_of
 from scheduler.operations.models import (
     AuditOut,
     FireDetail,
     FireOut,
     FireQuery,
+    LedgerUpgradedOut,
     PauseOut,
     ProjectOut,
+    PrunedOut,
     ResumedOut,
 )
 
@@ -125,6 +138,37 @@ class LedgerOperations:
             ],
         )
 
+    async def prune(self, actor: str, retention: Retention, *, dry_run: bool = False) -> PrunedOut:
+        """Remove what is past `retention` and needed by nothing, a batch at a time (with
+        `dry_run`, count it). Several replicas may prune at once: each removes what is left."""
+        now = self.clock()
+        cutoffs = Cutoffs(
+            fires=now - retention.fires,
+            letters=now - retention.letters,
+            audit=now - retention.audit,
+        )
+        act = Act(actor, "ledger-prune", "ledger", {"dry_run": dry_run, **retention.shown()})
+
+        async def prune() -> PrunedOut:
+            if dry_run:
+                total = await self.ledger.run(lambda ledger: ledger.prunable(cutoffs))
+            else:
+                total = Pruned()
+                while True:  # a batch per call: a shutdown waits for one batch, not all
+                    batch = await self.ledger.run(lambda ledger: ledger.prune(cutoffs))
+                    total += batch
+                    if batch.largest() < PRUNE_BATCH:
+                        break
+            return PrunedOut(
+                dry_run=dry_run,
+                **dict(total.counts()),
+                fires_before=cutoffs.fires,
+                letters_before=cutoffs.letters,
+                audit_before=cutoffs.audit,
+            )
+
+        return await audited(self.ledger, self.clock, act, prune, _pruned_outcome)
+
     def _require(self, project: str, job: str | None) -> None:
         """Raise UnknownProjectError or InvalidPauseError for what no pause can name (jobs
         are not checked: the `.cron.yml` may change before the pause matters)."""
@@ -142,3 +186,21 @@ async def open_ledger_operations(
     """The operations on the ledger at `ledger_url`, opened (and migrated) for them."""
     async with open_async_ledger(ledger_url) as ledger:
         yield LedgerOperations(ledger, clock, config)
+
+
+async def upgrade_ledger(ledger_url: str, clock: Clock, actor: str) -> LedgerUpgradedOut:
+    """Bring the ledger's schema up to the newest this release knows (what opening it does
+    too), and audit it. Raises LedgerTooNewError if a newer release has upgraded it."""
+    before, after = await asyncio.to_thread(Ledger.upgrade, ledger_url)
+    upgraded = LedgerUpgradedOut(from_revision=before, to_revision=after, upgraded=before != after)
+    act = Act(actor, "ledger-upgrade", "ledger", None)
+    said = f"from {before or 'a new ledger'} to {after}" if upgraded.upgraded else "up to date"
+    async with open_async_ledger(ledger_url) as ledger:
+        await record(ledger, clock, act, ok=True, result=f"schema {said}")
+    return upgraded
+
+
+def _pruned_outcome(pruned: PrunedOut) -> tuple[bool, str]:
+    kinds = ("fires", "watches", "slots", "incidents", "letters", "audit")
+    listed = ", ".join(f"{kind} {getattr(pruned, kind)}" for kind in kinds)
+    return True, f"{'would remove' if pruned.dry_run else 'removed'} {listed}"

@@ -158,10 +158,12 @@ class AuditOut(BaseModel):
     at: datetime
     actor: str = Field(description="Who: an API token's name, or the user and host of a command.")
     action: str = Field(
-        description="What: fire, action, hook-fire, hooks-apply, pause, resume or expiry-remediate."
+        description="What: fire, action, hook-fire, hooks-apply, pause, resume, "
+        "expiry-remediate, ledger-prune or ledger-upgrade."
     )
     target: str = Field(
-        description="On what: a project, `project/job`, a hook (`group/id`) or a hooks folder."
+        description="On what: a project, `project/job`, a hook (`group/id`), a hooks folder "
+        "or the ledger."
     )
     input: dict[str, Any] | None = Field(description="What was given, secrets masked.")
     ok: bool = Field(description="Whether the act did what was asked.")
@@ -219,3 +221,30 @@ class HookPlanOut(BaseModel):
 class HookAppliedOut(HookPlanOut):
     outcome: str = Field(description="created, updated, removed, unchanged, kept or failed.")
     error: str | None
+
+
+class PrunedOut(BaseModel):
+    """What pruning the ledger removed (or, in a dry run, would remove): the rows past their
+    retention that nothing still needs."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    dry_run: bool = Field(description="True: counted only, nothing removed.")
+    fires: int
+    watches: int = Field(description="Finished watches of the fires removed.")
+    slots: int = Field(description="Slot evaluations (each project keeps its latest).")
+    incidents: int = Field(description="Closed incidents.")
+    letters: int = Field(description="Notifications sent or given up on.")
+    audit: int = Field(description="Acts of the audit log.")
+    fires_before: datetime = Field(
+        description="Fires and slots before this, and incidents closed before it, are past "
+        "retention."
+    )
+    letters_before: datetime = Field(description="Letters queued before this are past it.")
+    audit_before: datetime = Field(description="Acts before this are past it.")
+
+
+class LedgerUpgradedOut(BaseModel):
+    from_revision: str | None = Field(description="Null: the ledger was new.")
+    to_revision: str = Field(description="The newest schema this release knows.")
+    upgraded: bool = Field(description="False: it was up to date already.")

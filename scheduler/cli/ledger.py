@@ -1,0 +1,74 @@
+"""The ledger's upkeep: `ledger prune` removes what is past retention, `ledger upgrade` brings
+its schema up to date. Both need the ledger setting alone (and prune the retention).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from scheduler.cli.output import echo, echo_model
+from scheduler.cli.setup import actor, carry_out, clock, config_option, ledger_settings, ledger_url
+from scheduler.durations import format_duration
+from scheduler.operations.ledgered import open_ledger_operations, upgrade_ledger
+from scheduler.operations.models import LedgerUpgradedOut, PrunedOut
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+
+
+@click.group("ledger")
+def ledger_group() -> None:
+    """Keep the ledger: prune its history, upgrade its schema."""
+
+
+@ledger_group.command("prune")
+@config_option
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
+@json_option
+def prune(config_path: Path | None, dry_run: bool, as_json: bool) -> None:
+    """Remove what is past the configured retention (fires and slots 90d, delivered letters
+    30d, audit 365d by default), keeping what is still needed: open or watched fires, each
+    project's latest slot, open incidents, pending letters and what they reply to. The
+    service does this once a day."""
+    settings = ledger_settings(config_path)
+
+    async def remove() -> PrunedOut:
+        async with open_ledger_operations(settings.url, clock()) as ops:
+            return await ops.prune(actor(), settings.retention, dry_run=dry_run)
+
+    pruned = carry_out(remove())
+    if as_json:
+        echo_model(pruned)
+        return
+    retention = settings.retention
+    kept = {
+        "fires": retention.fires,
+        "watches": retention.fires,
+        "slots": retention.fires,
+        "incidents": retention.fires,
+        "letters": retention.letters,
+        "audit": retention.audit,
+    }
+    verb = "would remove" if dry_run else "removed"
+    for kind, kept_for in kept.items():
+        echo(f"{kind}: {verb} {getattr(pruned, kind)} (kept {format_duration(kept_for)})")
+
+
+@ledger_group.command("upgrade")
+@config_option
+@json_option
+def upgrade(config_path: Path | None, as_json: bool) -> None:
+    """Bring the ledger's schema up to the newest this release knows (run before the new
+    release's replicas; they upgrade it too when they start). Refused on a ledger a newer
+    release has upgraded."""
+    url = ledger_url(config_path)
+    upgraded: LedgerUpgradedOut = carry_out(upgrade_ledger(url, clock(), actor()))
+    if as_json:
+        echo_model(upgraded)
+    elif upgraded.upgraded:
+        echo(
+            f"ledger upgraded from {upgraded.from_revision or 'nothing'} to {upgraded.to_revision}"
+        )
+    else:
+        echo(f"ledger up to date (revision {upgraded.to_revision})")
