@@ -411,3 +411,35 @@ def test_an_expiry_scan_that_taskcluster_fails_is_a_502(emulator: Emulator, tmp_
     with Ledger.open(config.ledger_url) as ledger:
         [act] = ledger.audit_log()
     assert (act.action, act.ok) == ("expiry-remediate", False)
+
+
+def test_a_body_over_64_kib_is_a_413_whether_announced_or_streamed(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.clock.set(T + timedelta(minutes=7), frozen=True)
+    fire = "/api/v1/projects/alpha/jobs/hourly/fire"
+    big = json.dumps({"input": {"blob": "x" * (64 * 1024)}}).encode()
+    op = {**bearer(OPERATOR), "Content-Type": "application/json"}
+
+    async def streamed() -> Any:  # no Content-Length: the body is counted as it arrives
+        for start in range(0, len(big), 8192):
+            yield big[start : start + 8192]
+
+    async def scenario(engine: Engine, client: httpx.AsyncClient) -> None:
+        announced = await client.post(fire, content=big, headers=op)
+        chunked = await client.post(fire, content=streamed(), headers=op)
+        assert "content-length" not in chunked.request.headers
+        for answer in (announced, chunked):
+            message = assert_error(answer, 413, "too-large")["message"]
+            assert "larger than 64 KiB" in message
+        # Under the limit, a body is read and judged as usual.
+        reason = {"reason": "r" * (60 * 1024)}
+        judged = await client.post("/api/v1/projects/alpha/pause", json=reason, headers=op)
+        assert_error(judged, 422, "invalid-request")
+        assert emulator.tasks() == []
+
+    config = api_config(emulator, tmp_path)
+    serve(config, emulator, scenario)
+    with Ledger.open(config.ledger_url) as ledger:
+        assert ledger.fires() == []
+        assert ledger.audit_log() == []

@@ -40,6 +40,7 @@ from scheduler.operations.models import (
     ResumedOut,
 )
 from scheduler.web.auth import Principal, authenticate, require
+from scheduler.web.limits import TOO_LARGE, BodyLimit
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 # Ids are the ledger's 64-bit keys.
@@ -105,7 +106,7 @@ class RemediateBody(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (400, 401, 403, 404, 422, 429, 502, 503)
+    status: {"model": ErrorBody} for status in (400, 401, 403, 404, 413, 422, 429, 502, 503)
 }
 # Taskcluster's own patterns for hook names.
 HookGroupId = Annotated[str, PathParameter(pattern=r"^[a-zA-Z0-9-_]{1,1000}$")]
@@ -126,6 +127,7 @@ def create_app(operations: Operations, settings: ApiSettings) -> FastAPI:
     app.state.operations = operations
     app.state.settings = settings
     _handle_errors(app)
+    app.add_middleware(BodyLimit, too_large=lambda: _error(413, "too-large", TOO_LARGE))
     app.include_router(health)
     app.include_router(api)
     return app
@@ -154,7 +156,8 @@ def _handle_errors(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        code = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "error")
+        codes = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}
+        code = codes.get(error.status_code, "error")
         return _error(error.status_code, code, str(error.detail))
 
     @app.exception_handler(Exception)
