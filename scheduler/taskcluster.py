@@ -1,9 +1,11 @@
-"""Taskcluster for the service: the one client factory, per-project scopes, the retry policy
-and the mapping of failures to messages a person can act on.
+"""Taskcluster for the service: the one client factory, per-project scopes, the retry policy,
+bounded waits and the mapping of failures to messages a person can act on.
 
 The retry policy is the client library's own (5xx and connection errors, exponential backoff),
 except for `hooks.triggerHook` (`hooks_once`): a trigger is not idempotent, so
-actions/triggering.py decides when to send one again.
+actions/triggering.py decides when to send one again. Every call is bounded (`CallBounds`): an
+attempt that receives nothing for the call timeout is abandoned and retried, and a call still
+going on at its deadline is abandoned, its outcome unknown (`TaskclusterError.timed_out`).
 """
 
 from __future__ import annotations
@@ -30,14 +32,14 @@ from taskcluster.exceptions import (
 )
 from yarl import URL
 
-from scheduler.config.model import Config, Project
+from scheduler.common.deadlines import Bounded, DeadlineExceededError, within
+from scheduler.config.model import CallBounds, Config, Project
+from scheduler.durations import format_duration
 from scheduler.errors import Category, SchedulerError
 from scheduler.scopes import where_to_grant
 
 # The client library's retries for 5xx and connection errors: attempts after the first one.
 MAX_RETRIES = 5
-# A stalled connection is given up and retried after this long without a byte.
-READ_TIMEOUT_SECONDS = 60.0
 # How many missing scopes an error names (a template can lack dozens of routes at once).
 MISSING_SHOWN = 5
 SERVICES = {
@@ -48,6 +50,9 @@ SERVICES = {
 }
 # Calls that must not be repeated by the client library: a trigger makes a new task each time.
 ONCE_SERVICES = {"hooks_once": taskcluster.aio.Hooks}
+
+# The bounds of a client made without the service's configuration (tests, one-off tools).
+DEFAULT_BOUNDS = CallBounds()
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class Clients:
     auth: Any
     hooks_once: Any  # hooks without the client library's retries: for triggerHook
     restriction: Restriction | None = None
+    bounds: CallBounds = DEFAULT_BOUNDS
     _options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _session: aiohttp.ClientSession | None = field(default=None, repr=False, compare=False)
     _restricted: dict[Restriction, Clients] = field(default_factory=dict, repr=False, compare=False)
@@ -82,19 +88,27 @@ class Clients:
         cls,
         options: dict[str, Any],
         session: aiohttp.ClientSession,
+        bounds: CallBounds,
         restriction: Restriction | None = None,
     ) -> Clients:
         if restriction is not None:
             options = {**options, "authorizedScopes": list(restriction.scopes)}
-        services = {name: make(dict(options), session=session) for name, make in SERVICES.items()}
+        services: dict[str, Any] = {
+            name: Bounded(name, make(dict(options), session=session), bounds.deadline)
+            for name, make in SERVICES.items()
+        }
+        # One attempt, so the call's deadline is the attempt's: a trigger is on its way no
+        # longer than the call timeout (which actions/triggering.py's SETTLE outlasts).
         once = {**options, "maxRetries": 0}
         services |= {
-            name: make(dict(once), session=session) for name, make in ONCE_SERVICES.items()
+            name: Bounded("hooks", make(dict(once), session=session), bounds.timeout)
+            for name, make in ONCE_SERVICES.items()
         }
         return cls(
             options["rootUrl"],
             **services,
             restriction=restriction,
+            bounds=bounds,
             _options=options,
             _session=session,
         )
@@ -105,7 +119,9 @@ class Clients:
         restriction = Restriction(acting_for, tuple(scopes))
         if restriction not in self._restricted:
             base = {k: v for k, v in self._options.items() if k != "authorizedScopes"}
-            self._restricted[restriction] = Clients.create(base, self._session, restriction)
+            self._restricted[restriction] = Clients.create(
+                base, self._session, self.bounds, restriction
+            )
         return self._restricted[restriction]
 
     def for_project(self, project: Project, job: str | None = None) -> Clients:
@@ -121,9 +137,14 @@ class Clients:
         return explain(error, doing, self.restriction, retries=retries)
 
     async def download_json(self, task_id: str, name: str) -> Any:
-        """A task's latest artifact, parsed as JSON (any storage type the queue uses)."""
-        content, _ = await taskcluster.aio.download.downloadArtifactToBuf(
-            taskId=task_id, name=name, queueService=self.queue, maxRetries=MAX_RETRIES
+        """A task's latest artifact, parsed as JSON (any storage type the queue uses); the
+        download is bounded as a call is (the library downloads in a session of its own)."""
+        content, _ = await within(
+            self.bounds.deadline,
+            f"fetching {name} of {task_id}",
+            taskcluster.aio.download.downloadArtifactToBuf(
+                taskId=task_id, name=name, queueService=self.queue, maxRetries=MAX_RETRIES
+            ),
         )
         try:
             return json.loads(bytes(content))
@@ -133,10 +154,18 @@ class Clients:
 
 @asynccontextmanager
 async def connect(
-    root_url: str, credentials: dict[str, str] | None, *, connections: int = 100
+    root_url: str,
+    credentials: dict[str, str] | None,
+    *,
+    connections: int = 100,
+    bounds: CallBounds = DEFAULT_BOUNDS,
 ) -> AsyncIterator[Clients]:
-    """The service's clients for one run: one session, the library's retry policy."""
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=READ_TIMEOUT_SECONDS)
+    """The service's clients for one run: one session, the library's retry policy, every
+    call within `bounds`."""
+    # Connecting, or waiting for the next bytes of an answer, longer than the call timeout
+    # fails the attempt with an aiohttp.ClientError, which the library retries.
+    per_attempt = bounds.timeout.total_seconds()
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=per_attempt, sock_read=per_attempt)
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(
         timeout=timeout, connector=connector, trace_configs=[_answers_trace()]
@@ -144,14 +173,16 @@ async def connect(
         options: dict[str, Any] = {"rootUrl": root_url, "maxRetries": MAX_RETRIES}
         if credentials:
             options["credentials"] = dict(credentials)
-        yield Clients.create(options, session)
+        yield Clients.create(options, session, bounds)
 
 
 def connect_service(config: Config) -> AbstractAsyncContextManager[Clients]:
     """The clients of the service `config` describes: its root URL, its credentials (none: the
-    anonymous role's), as many connections as its fires and expiry scans need."""
+    anonymous role's), as many connections as its fires and expiry scans need, its bounds."""
     credentials = config.credentials.as_options() if config.credentials else None
-    return connect(config.root_url, credentials, connections=config.connections)
+    return connect(
+        config.root_url, credentials, connections=config.connections, bounds=config.calls
+    )
 
 
 class TaskclusterError(SchedulerError):
@@ -160,6 +191,8 @@ class TaskclusterError(SchedulerError):
     `missing_scopes`: for a 403 InsufficientScopes, the scopes the caller lacked.
     `transient`: the failure may pass (no answer, a 5xx, 429): trying again later may work.
     `uncertain`: the call may have taken effect all the same (no answer, or a 5xx).
+    `timed_out`: no answer came in time (an attempt's timeout, or the call's deadline): asking
+    the same service again at once would most likely wait as long.
     """
 
     def __init__(
@@ -170,9 +203,11 @@ class TaskclusterError(SchedulerError):
         code: str | None = None,
         missing_scopes: tuple[str, ...] = (),
         answered: bool = True,
+        timed_out: bool = False,
     ):
         super().__init__(message)
         self.answered = answered
+        self.timed_out = timed_out
         self.message = message
         self.status = status
         self.code = code
@@ -213,6 +248,16 @@ def explain(
     """
     if isinstance(error, TaskclusterError):
         return error
+    if isinstance(error, DeadlineExceededError):
+        answered = _forget_answer()
+        what = "" if error.call in doing else f" {error.call}"
+        last = f"; its last answer was {answered.status} {answered.reason}" if answered else ""
+        return TaskclusterError(
+            f"{doing} failed: timed out after {format_duration(error.after)}: Taskcluster did "
+            f"not answer{what}{last}",
+            answered=False,
+            timed_out=True,
+        )
     if isinstance(error, TaskclusterRestFailure | TaskclusterAuthFailure):
         body = error.body if isinstance(error.body, dict) else {}
         code = body.get("code") if isinstance(body.get("code"), str) else None
@@ -250,6 +295,14 @@ def explain(
                 f"{answered.reason}, still after {retries} retries (the last one: "
                 f"{_connection_failure(error)})",
                 status=answered.status,
+            )
+        if _timed_out(error):
+            return TaskclusterError(
+                f"{doing} failed: timed out: Taskcluster did not answer within "
+                "taskcluster.call-timeout"
+                + (f", at any of {retries + 1} attempts" if retries else ""),
+                answered=False,
+                timed_out=True,
             )
         return TaskclusterError(
             f"{doing} failed: could not reach Taskcluster"
@@ -328,11 +381,16 @@ def _forget_answer() -> _Answer | None:
     return answer
 
 
+def _timed_out(error: BaseException) -> bool:
+    """Whether what went wrong on the wire was waiting too long (to connect, or for bytes)."""
+    return isinstance(getattr(error, "superExc", None) or error, TimeoutError)
+
+
 def _connection_failure(error: BaseException) -> str:
     """What went wrong on the wire, as far as the library kept it."""
-    cause = getattr(error, "superExc", None) or error
-    if isinstance(cause, asyncio.TimeoutError):
+    if _timed_out(error):
         return "timed out"
+    cause = getattr(error, "superExc", None) or error
     if isinstance(cause, aiohttp.ServerDisconnectedError | ConnectionResetError):
         return "the connection was reset"
     if isinstance(cause, aiohttp.ClientPayloadError):

@@ -341,3 +341,42 @@ def test_scopes_must_be_a_list_of_scopes() -> None:
     assert load(MINIMAL).max_task_deadline == timedelta(days=5)
     longer = load(MINIMAL.replace("  root-url:", "  max-task-deadline: 10d\n  root-url:"))
     assert longer.max_task_deadline == timedelta(days=10)
+
+
+def with_calls(*lines: str) -> str:
+    """MINIMAL with these lines (`call-timeout: 5s`...) in its taskcluster section."""
+    return MINIMAL.replace("  root-url:", "".join(f"  {line}\n" for line in lines) + "  root-url:")
+
+
+def test_taskcluster_calls_are_bounded_by_default_well_inside_a_tick() -> None:
+    bounds = load(MINIMAL).calls
+    assert (bounds.timeout, bounds.deadline) == (timedelta(seconds=30), timedelta(minutes=2))
+    set_both = load(with_calls("call-timeout: 10s", "call-deadline: 1m")).calls
+    assert (set_both.timeout, set_both.deadline) == (timedelta(seconds=10), timedelta(minutes=1))
+    # A deadline shorter than the default timeout shortens the timeout with it.
+    short = load(with_calls("call-deadline: 5s")).calls
+    assert (short.timeout, short.deadline) == (timedelta(seconds=5), timedelta(seconds=5))
+
+
+@pytest.mark.parametrize(
+    ("lines", "says"),
+    [
+        (
+            ["call-timeout: 0s"],
+            "service.yml:2:17: error: taskcluster.call-timeout must be from 1s to 1m (got 0s)",
+        ),
+        (["call-timeout: 5m"], "taskcluster.call-timeout must be from 1s to 1m (got 5m)"),
+        (["call-deadline: 20m"], "taskcluster.call-deadline must be from 1s to 10m (got 20m)"),
+        (
+            ["call-timeout: 40s", "call-deadline: 20s"],
+            "service.yml:2:17: error: taskcluster.call-timeout 40s is longer than call-deadline 20s: an "
+            "attempt cannot outlast its call; make the timeout at most the deadline",
+        ),
+        (["call-deadline: soon"], "call-deadline must be a duration like 6h, 90m, 1d or 30s"),
+    ],
+)
+def test_bad_taskcluster_call_bounds_are_refused_with_their_place(
+    lines: list[str], says: str
+) -> None:
+    [message] = errors(with_calls(*lines))
+    assert says in message

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from tests.emulator.faults import Faults
 from tests.emulator.server import MAX_BODY_BYTES
 from tests.support.corpus import REPOSITORY_ROOT
 from tests.support.emulated import task_definition
-from tests.support.waiting import HANG_GUARD
+from tests.support.waiting import HANG_GUARD, wait_until
 
 
 def signed_post(emulator: Emulator, path: str, content: bytes) -> requests.Response:
@@ -206,6 +207,41 @@ def test_stall_past_the_client_timeout_is_retried(emulator: Emulator) -> None:
 
     assert asyncio.run(status()) == "pending"
     assert emulator.faults.injected == [("queue.status", "stall")]
+
+
+def test_a_held_call_is_unanswered_until_released_then_takes_effect(emulator: Emulator) -> None:
+    """Through the control surface, as another process holds and releases calls."""
+    control = f"{emulator.root_url}/_emulator/faults"
+    task_id = slugid.nice()
+    rule = {"pattern": "queue.createTask", "script": ["hold"], "params": {"taskId": task_id}}
+    assert requests.post(control, json=rule, timeout=10).status_code == 200
+    queue = taskcluster.Queue(emulator.options(maxRetries=0))
+    definition = task_definition(emulator.clock.now())
+    answered: list[str] = []
+    creating = threading.Thread(
+        target=lambda: answered.append(queue.createTask(task_id, definition)["status"]["taskId"])
+    )
+    creating.start()
+    try:
+        assert wait_until(lambda: emulator.faults.holding == 1)
+        assert answered == []
+        assert emulator.tasks() == [], "a held call has not taken effect"
+    finally:
+        released = requests.post(f"{control}/release", timeout=10)
+    assert released.status_code == 200
+    creating.join(HANG_GUARD)
+    assert answered == [task_id]
+    assert [task.task_id for task in emulator.tasks()] == [task_id]
+    assert emulator.faults.holding == 0
+    assert emulator.faults.injected == [("queue.createTask", "hold")]
+
+
+def test_a_fault_with_params_applies_to_those_calls_only() -> None:
+    faults = Faults()
+    faults.add("queue.task", error_rate=1.0, errors=["503"], params={"taskId": "a"})
+    assert faults.decide("queue.task", {"taskId": "a"}).outcome == "503"
+    assert faults.decide("queue.task", {"taskId": "b"}).outcome == "ok"
+    assert faults.decide("queue.task").outcome == "ok"
 
 
 def test_connection_resets_exhaust_the_clients_retries(emulator: Emulator) -> None:

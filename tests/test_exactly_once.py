@@ -19,34 +19,21 @@ from scheduler.ledger import FireKind, FireState, Ledger
 from scheduler.outcomes import FireResult, FireTooSoonError
 from scheduler.retrying import FIRST_WAIT
 from tests.emulator import Emulator
-from tests.support.engine import created_task_ids, fires, run, seed_decision_with_actions, tick
+from tests.support.engine import (
+    HOOK,
+    action_world,
+    created_task_ids,
+    fires,
+    hook_fires,
+    run,
+    tick,
+)
 from tests.support.projects import DAY, HOURLY, make_config, own_project, project
 from tests.support.repos import Repository
-
-HOOK = ("project-mobile", "in-tree-action-3-generic/93267a5f84")
-ACTION_CRON = """\
-jobs:
-  - name: add-jobs
-    job:
-      type: trigger-action
-      action-name: add-new-jobs
-      extra-input: {tasks: [build-linux64], times: 1}
-    when: [{minute: 0}]
-"""
 
 
 def recover(config: Any, emulator: Emulator) -> list[FireResult]:
     return run(config, emulator, lambda engine: engine.recover())
-
-
-def hook_fires(emulator: Emulator) -> list[dict[str, Any]]:
-    hooks = taskcluster.Hooks(emulator.options())
-    try:
-        return list(hooks.listLastFires(*HOOK)["lastFires"])
-    except taskcluster.TaskclusterRestFailure as error:
-        if error.status_code == 404:  # the hook has not fired
-            return []
-        raise
 
 
 def the_fire(config: Any) -> Any:
@@ -209,15 +196,6 @@ def test_a_process_restarting_under_its_name_takes_over_at_once(
 
 
 # -- trigger actions ---------------------------------------------------------------------------
-
-
-def action_world(emulator: Emulator, tmp_path: Path) -> Any:
-    repository = Repository(tmp_path / "repos" / "fenix", {".cron.yml": ACTION_CRON})
-    config = make_config(emulator, tmp_path, project("fenix", repository, trust_domain="mobile"))
-    emulator.clock.set(DAY - timedelta(minutes=10), frozen=True)
-    route = f"index.mobile.v2.fenix.revision.{repository.head}.taskgraph.decision"
-    seed_decision_with_actions(emulator, route)
-    return config
 
 
 def someone_else_triggers(emulator: Emulator, action_input: dict[str, Any]) -> str:

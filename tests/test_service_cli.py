@@ -76,6 +76,8 @@ def test_config_check_prints_the_resolved_configuration_without_secrets(
         "client-id": "project/demo",
         "access-token": "<set>",
         "max-task-deadline": "5d",
+        "call-timeout": "30s",
+        "call-deadline": "2m",
     }
     assert shown["dry-run"] is False
     assert "very-secret-token" not in result.output

@@ -25,6 +25,7 @@ from scheduler.actions.spec import (
     render_trigger,
 )
 from scheduler.clock import utc_now
+from scheduler.config.model import LONGEST_CALL_TIMEOUT
 from scheduler.cron.model import TriggerAction
 from scheduler.errors import Category, SchedulerError
 from scheduler.scopes import satisfies
@@ -33,8 +34,9 @@ from scheduler.taskcluster import Clients
 # How far the hooks service's clock may be behind ours when it stamps a fire's taskCreateTime.
 CLOCK_SKEW = timedelta(minutes=1)
 # Until this long after it was sent, a trigger may still be in the hooks service's hands (the
-# client gives up on a silent connection after 60 s): not finding its task proves nothing yet.
-SETTLE = timedelta(seconds=90)
+# client gives it up after taskcluster.call-timeout, at most a minute): not finding its task
+# proves nothing yet.
+SETTLE = LONGEST_CALL_TIMEOUT + timedelta(seconds=30)
 # How many pages of a hook's last fires are read looking for a trigger's task.
 LAST_FIRES_PAGES = 10
 
@@ -197,6 +199,18 @@ async def send(clients: Clients, prepared: Triggered, *, sent_at: datetime) -> T
             raise TriggerError(
                 explained.message, upstream=True, transient=explained.transient
             ) from None
+        settled = sent_at + SETTLE
+        if explained.timed_out:
+            # The hooks service let the trigger time out: asking it at once what the trigger
+            # made would wait as long again, and could not settle it before SETTLE anyway.
+            raise TriggerError(
+                f"{explained.message}; whether it made a task is not known, so it is not "
+                f"triggered again before {settled:%H:%M:%S} UTC, when the hook's last fires "
+                "are looked at",
+                upstream=True,
+                transient=True,
+                not_before=settled,
+            ) from None
         try:
             task_id = await find_sent(clients, prepared, since=sent_at)
         except TriggerError as unknown:
@@ -209,7 +223,6 @@ async def send(clients: Clients, prepared: Triggered, *, sent_at: datetime) -> T
         if task_id is None:
             # The hooks service records a fire only once its task is made, and may still be
             # making it: not finding it proves nothing until SETTLE has passed.
-            settled = sent_at + SETTLE
             raise TriggerError(
                 f"{explained.message}; the hook's last fires show no task for it yet, and it "
                 f"may still be made: it is not triggered again before {settled:%H:%M:%S} UTC, "

@@ -19,6 +19,12 @@ from scheduler.scopes import default_project_scopes
 
 CatchUpPolicy = Literal["latest", "all", "none"]
 DEFAULT_CONCURRENCY = 20
+# The most `taskcluster.call-timeout` may be: a trigger whose answer did not come is looked
+# for a while after it was sent (actions/triggering.py's SETTLE), which must outlast it.
+LONGEST_CALL_TIMEOUT = timedelta(minutes=1)
+# The most `taskcluster.call-deadline` may be: a tick stalled on Taskcluster must still end
+# well before the next slot's, 15 minutes after its own.
+LONGEST_CALL_DEADLINE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,15 @@ class Credentials:
 
 
 @dataclass(frozen=True)
+class CallBounds:
+    """How long a Taskcluster call may take: `timeout`, an attempt receiving nothing (it is
+    then tried again); `deadline`, the call with all its attempts (it is then given up)."""
+
+    timeout: timedelta = timedelta(seconds=30)
+    deadline: timedelta = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
 class Config:
     root_url: str
     credentials: Credentials | None
@@ -199,6 +214,8 @@ class Config:
     # How long the ledger keeps history, and how long `run` waits for it at start.
     retention: Retention = Retention()
     ledger_wait: timedelta = DEFAULT_LEDGER_WAIT
+    # How long each Taskcluster call may take (`taskcluster.call-timeout`, `call-deadline`).
+    calls: CallBounds = CallBounds()
 
     @property
     def connections(self) -> int:
@@ -231,6 +248,8 @@ class Config:
                 "client-id": self.credentials.client_id if self.credentials else None,
                 "access-token": "<set>" if self.credentials else None,
                 "max-task-deadline": format_duration(self.max_task_deadline),
+                "call-timeout": format_duration(self.calls.timeout),
+                "call-deadline": format_duration(self.calls.deadline),
             },
             "ledger": redact(self.ledger_url),
             "ledger-wait": format_duration(self.ledger_wait),

@@ -20,9 +20,12 @@ from scheduler.config.errors import ConfigError, Problems
 from scheduler.config.model import (
     DEFAULT_CONCURRENCY,
     DEFAULT_LEDGER_WAIT,
+    LONGEST_CALL_DEADLINE,
+    LONGEST_CALL_TIMEOUT,
     MIN_RETENTION,
     ApiSettings,
     ApiToken,
+    CallBounds,
     CatchUp,
     Config,
     Credentials,
@@ -63,6 +66,7 @@ class Resolver:
                 "no Taskcluster root URL: set taskcluster.root-url, or TASKCLUSTER_ROOT_URL",
             )
         credentials = self._credentials(taskcluster)
+        calls = self._calls(taskcluster)
         dry_run_setting = self.data.get("dry-run", "auto")
         if dry_run_setting is False and credentials is None:
             self.problems.error(
@@ -104,6 +108,7 @@ class Resolver:
             ledger_wait=parse_duration(
                 self.data.get("ledger-wait", format_duration(DEFAULT_LEDGER_WAIT))
             ),
+            calls=calls,
         )
 
     def ledger_url(self) -> str:
@@ -188,6 +193,51 @@ class Resolver:
         if isinstance(certificate, dict):
             certificate = json.dumps(certificate)
         return Credentials(loaded["clientId"], loaded["accessToken"], certificate)
+
+    def _calls(self, taskcluster: Mapping[str, Any]) -> CallBounds:
+        """`call-timeout` and `call-deadline`, checked against their limits and each other; an
+        unset timeout is the default's, or the deadline if that is shorter."""
+        default = CallBounds()
+        deadline = self._call_bound(
+            taskcluster,
+            "call-deadline",
+            LONGEST_CALL_DEADLINE,
+            "a tick stalled on Taskcluster must end well before the next slot's, 15 minutes later",
+        )
+        timeout = self._call_bound(
+            taskcluster,
+            "call-timeout",
+            LONGEST_CALL_TIMEOUT,
+            "a trigger whose answer did not come is looked for soon after it was sent, and must "
+            "no longer be on its way by then",
+        )
+        deadline = deadline or default.deadline
+        if timeout is None:
+            return CallBounds(min(default.timeout, deadline), deadline)
+        if timeout > deadline:
+            self.problems.error(
+                self.document.position_of(("taskcluster", "call-timeout")),
+                f"taskcluster.call-timeout {format_duration(timeout)} is longer than "
+                f"call-deadline {format_duration(deadline)}: an attempt cannot outlast its "
+                "call; make the timeout at most the deadline",
+            )
+        return CallBounds(timeout, deadline)
+
+    def _call_bound(
+        self, taskcluster: Mapping[str, Any], key: str, longest: timedelta, why: str
+    ) -> timedelta | None:
+        """The duration `taskcluster.<key>` sets, if any and within its limits (`why` them)."""
+        if key not in taskcluster:
+            return None
+        value = parse_duration(taskcluster[key])
+        if not value or value > longest:
+            self.problems.error(
+                self.document.position_of(("taskcluster", key)),
+                f"taskcluster.{key} must be from 1s to {format_duration(longest)} (got "
+                f"{format_duration(value)}): {why}",
+            )
+            return None
+        return value
 
     def _api(self, data: Mapping[str, Any]) -> ApiSettings:
         listen = data.get("listen", f"{ApiSettings.host}:{ApiSettings.port}")

@@ -128,6 +128,8 @@ SCHEMA: dict[str, Any] = {
                 "root-url": {"type": "string", "pattern": "^https?://", "x-expected": "a URL"},
                 "credentials-file": {"type": "string", "minLength": 1},
                 "max-task-deadline": DURATION_SCHEMA,
+                "call-timeout": DURATION_SCHEMA,
+                "call-deadline": DURATION_SCHEMA,
             },
         },
         "ledger": {"type": "string", "minLength": 1, "x-expected": "a database URL"},

@@ -1,7 +1,7 @@
 """The `decision-task` job type: render `.taskcluster.yml` for cron and create the task, once.
 
 A 409 means the slot's task id is taken (this fire made it before, or a replica did); a
-createTask whose reply was lost is resolved by reading the task back.
+createTask whose reply was lost is resolved by reading the task back (or, timed out, by a retry).
 """
 
 from __future__ import annotations
@@ -90,10 +90,20 @@ async def _resolve_create(
 ) -> Dispatched:
     """createTask failed. If it may have taken effect all the same (no answer, a 5xx), the
     queue says whether the task exists: then it was created (its reply was lost). Raises
-    FireError otherwise, `transient` when trying again may work."""
+    FireError otherwise, `transient` when trying again may work.
+
+    A queue that let the call time out is not asked at once (that would wait as long again):
+    the outcome stays unknown, as when asking fails, until a retry of a scheduled fire sends
+    the same task id, which the queue takes as the task it may already have.
+    """
     explained = clients.explain(error, "queue.createTask")
     if not explained.uncertain:
         raise FireError(explained.message, transient=explained.transient)
+    if explained.timed_out:
+        raise FireError(
+            f"{explained.message}; whether task {task_id} was created is not known",
+            transient=True,
+        )
     try:
         await clients.queue.task(task_id)
     except Exception as lookup:

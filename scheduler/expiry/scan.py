@@ -231,9 +231,9 @@ async def _cancel(tasks: Iterable[asyncio.Future[Any]]) -> None:
 
 def call_name(method: Callable[..., Awaitable[Any]], args: Iterable[Any]) -> str:
     """`index.listNamespaces(gecko.cache.level-3)`: a call as its failure names it."""
-    service = type(getattr(method, "__self__", None)).__name__.lower()
-    name = getattr(method, "__name__", "a call")
-    return f"{service}.{name}({', '.join(map(str, args))})"
+    # `Index.listNamespaces`, whether the client's method or the same bounded (taskcluster.py).
+    service, _, name = getattr(method, "__qualname__", "a call").rpartition(".")
+    return f"{service.lower()}.{name}({', '.join(map(str, args))})"
 
 
 def _apply_statuses(found: dict[str, CachedTask], known: dict[str, datetime | None]) -> None:

@@ -5,7 +5,8 @@ In-process tests call the Emulator's methods; a benchmark or a manual session th
 
 - `GET  artifacts/<taskId>/<runId>/<name>`: an artifact's content (where artifact URLs point)
 - `POST clock` `{"set": ISO, "advanceSeconds": N, "frozen": bool}`: move the emulator's time
-- `POST faults` `{"pattern", "latencyMs", "jitterMs", "errorRate", "errors", "script"}`; `DELETE faults`
+- `POST faults` `{"pattern", "latencyMs", "jitterMs", "errorRate", "errors", "script", "params"}`;
+  `DELETE faults`; `POST faults/release` lets the calls held (outcome `hold`) go on
 - `POST tasks/<taskId>/run`, `POST tasks/<taskId>/resolve` `{"state", "reason"}`
 - `POST tasks/<taskId>/artifacts` `{"name", "content", "contentType", "expires"}`
 - `POST tasks` `{"tasks": [{"taskId", "expires"}]}`: seed completed tasks in bulk
@@ -74,7 +75,11 @@ def _dispatch(emulator: Emulator, method: str, segments: list[str], payload: Any
                 error_rate=float(payload.get("errorRate", 0)),
                 errors=tuple(payload.get("errors", ("500", "502", "503", "reset"))),
                 script=payload.get("script", ()),
+                params=payload.get("params"),
             )
+            return Reply(200, {}, {})
+        case "POST", ["faults", "release"]:
+            emulator.faults.release()
             return Reply(200, {}, {})
         case "DELETE", ["faults"]:
             emulator.faults.clear(payload.get("seed"))

@@ -23,7 +23,7 @@ import jsonschema.validators
 from tests.emulator import auth, control, hawk, serving
 from tests.emulator.api import ApiError, Call, Handler, Identity, Reply, Route, known
 from tests.emulator.clock import Clock, format_time, parse_time
-from tests.emulator.faults import Faults
+from tests.emulator.faults import HOLD, Faults
 from tests.emulator.hooks import Hooks
 from tests.emulator.index import Index
 from tests.emulator.queue import Queue, Task
@@ -113,6 +113,7 @@ class Emulator:
         return self
 
     def stop(self) -> None:
+        self.faults.release()  # nothing held outlives the emulator
         if self._served is not None:
             self._served.stop()
             self._served = None
@@ -310,7 +311,7 @@ class Emulator:
             await _respond(send, _error_reply(ApiError("ResourceNotFound", message), info))
             return
         route, handler, params = found
-        decision = self.faults.decide(f"{service}.{route.name}")
+        decision = self.faults.decide(f"{service}.{route.name}", params)
         if decision.delay_seconds:
             await asyncio.sleep(decision.delay_seconds)
         if decision.outcome == "stall":
@@ -329,6 +330,8 @@ class Emulator:
         except ApiError as error:
             await _respond(send, _error_reply(error, {"method": route.name, "params": params}))
             return
+        if decision.outcome == HOLD:
+            await self.faults.hold()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         url = f"http://{headers.get('host', 'localhost')}{scope.get('raw_path', b'').decode('latin-1')}"
         if scope.get("query_string"):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import slugid
@@ -20,11 +21,24 @@ from scheduler.service import open_engine
 from tests.emulator import Emulator
 from tests.support.corpus import CORPUS
 from tests.support.emulated import task_definition
+from tests.support.projects import DAY, make_config, project
+from tests.support.repos import Repository
 
 T = TypeVar("T")
 ACTIONS_JSON = json.loads(
     (CORPUS / "taskcluster-schemas/examples/fxci-config-build-decision-actions.json").read_text()
 )
+# The hook of the corpus actions.json's `add-new-jobs` action, and a job triggering it hourly.
+HOOK = ("project-mobile", "in-tree-action-3-generic/93267a5f84")
+ACTION_CRON = """\
+jobs:
+  - name: add-jobs
+    job:
+      type: trigger-action
+      action-name: add-new-jobs
+      extra-input: {tasks: [build-linux64], times: 1}
+    when: [{minute: 0}]
+"""
 
 
 def run(config: Config, emulator: Emulator, work: Callable[[Engine], Awaitable[T]]) -> T:
@@ -90,3 +104,26 @@ def seed_decision_with_actions(
         ["queue:create-task:*", "queue:scheduler-id:*"],
     )
     return decision
+
+
+def action_world(emulator: Emulator, tmp_path: Path, **changes: Any) -> Config:
+    """A project `fenix` whose hourly job triggers HOOK's action of its revision's decision
+    task, seeded in the emulator before DAY; `changes` to its configuration."""
+    repository = Repository(tmp_path / "repos" / "fenix", {".cron.yml": ACTION_CRON})
+    fenix = project("fenix", repository, trust_domain="mobile")
+    config = make_config(emulator, tmp_path, fenix, **changes)
+    emulator.clock.set(DAY - timedelta(minutes=10), frozen=True)
+    route = f"index.mobile.v2.fenix.revision.{repository.head}.taskgraph.decision"
+    seed_decision_with_actions(emulator, route)
+    return config
+
+
+def hook_fires(emulator: Emulator) -> list[dict[str, Any]]:
+    """HOOK's last fires, newest first (none if it never fired)."""
+    hooks = taskcluster.Hooks(emulator.options())
+    try:
+        return list(hooks.listLastFires(*HOOK)["lastFires"])
+    except taskcluster.TaskclusterRestFailure as error:
+        if error.status_code == 404:
+            return []
+        raise

@@ -112,14 +112,16 @@ def write_service_config(
     project: str = "demo",
     ledger: str | None = None,
     extra: str = "",
+    settings: str = "",
 ) -> Path:
     """A service configuration of one project, whose tasks name
     https://github.com/example/<project> and whose git reads `repository`; `extra` is more of
-    the project's entry (indented as it is). The ledger is SQLite in `tmp_path` by default."""
+    the project's entry (indented as it is), `settings` more of the top level. The ledger is
+    SQLite in `tmp_path` by default."""
     ledger = ledger or f"sqlite:///{tmp_path / 'ledger.db'}"
     path = tmp_path / "service.yml"
     path.write_text(
-        f"ledger: {ledger}\n"
+        settings + f"ledger: {ledger}\n"
         "projects:\n"
         f"  - name: {project}\n"
         f"    repository: https://github.com/example/{project}\n"

@@ -44,6 +44,7 @@ PURE_MODULES = frozenset(
         "test_cron_properties.py",
         "test_cron_words.py",
         "test_crontab.py",
+        "test_deadlines.py",
         "test_emulator_cron_parser.py",
         "test_emulator_scopes.py",
         "test_engine.py",
