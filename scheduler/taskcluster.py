@@ -3,7 +3,8 @@ and the mapping of failures to messages a person can act on.
 
 The retry policy is the client library's own (5xx and connection errors, exponential backoff),
 except for `hooks.triggerHook` (`hooks_once`): a trigger is not idempotent, so
-actions/triggering.py decides when to send one again.
+actions/triggering.py decides when to send one again. Every request can be observed
+(`taskcluster_calls`), for the service's metrics.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from yarl import URL
 from scheduler.config.model import Config, Project
 from scheduler.errors import Category, SchedulerError
 from scheduler.scopes import where_to_grant
+from scheduler.taskcluster_calls import CallObserver, calls_trace
 
 # The client library's retries for 5xx and connection errors: attempts after the first one.
 MAX_RETRIES = 5
@@ -133,13 +135,19 @@ class Clients:
 
 @asynccontextmanager
 async def connect(
-    root_url: str, credentials: dict[str, str] | None, *, connections: int = 100
+    root_url: str,
+    credentials: dict[str, str] | None,
+    *,
+    connections: int = 100,
+    observe: CallObserver | None = None,
 ) -> AsyncIterator[Clients]:
-    """The service's clients for one run: one session, the library's retry policy."""
+    """The service's clients for one run: one session, the library's retry policy; every
+    request it sends, each retry included, is told to `observe` if given."""
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=READ_TIMEOUT_SECONDS)
     connector = aiohttp.TCPConnector(limit=connections)
+    traces = [_answers_trace(), *([calls_trace(observe)] if observe else [])]
     async with aiohttp.ClientSession(
-        timeout=timeout, connector=connector, trace_configs=[_answers_trace()]
+        timeout=timeout, connector=connector, trace_configs=traces
     ) as session:
         options: dict[str, Any] = {"rootUrl": root_url, "maxRetries": MAX_RETRIES}
         if credentials:
@@ -147,11 +155,13 @@ async def connect(
         yield Clients.create(options, session)
 
 
-def connect_service(config: Config) -> AbstractAsyncContextManager[Clients]:
+def connect_service(
+    config: Config, *, observe: CallObserver | None = None
+) -> AbstractAsyncContextManager[Clients]:
     """The clients of the service `config` describes: its root URL, its credentials (none: the
     anonymous role's), as many connections as its fires and expiry scans need."""
     credentials = config.credentials.as_options() if config.credentials else None
-    return connect(config.root_url, credentials, connections=config.connections)
+    return connect(config.root_url, credentials, connections=config.connections, observe=observe)
 
 
 class TaskclusterError(SchedulerError):
