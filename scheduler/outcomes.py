@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from scheduler.cron.slots import SkipReason
 from scheduler.errors import Category, SchedulerError
 from scheduler.ledger import FireKind, FireState
 
 # The note of an already-fired fire whose task could not be read back.
 UNCONFIRMED = "unconfirmed"
+# How a fire whose claim another replica holds (state None) is shown and counted.
+CLAIMED_ELSEWHERE = "claimed-elsewhere"
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,9 @@ class FireResult:
     error: str | None = None
     details: dict[str, Any] | None = None  # the rendered task, or the hook and its payload
     project_broken: bool = False  # it failed for the project's files (its template)
+    at: datetime | None = None  # when it ended: its task made, or its failure known
+    taken_over: bool = False  # claimed from a replica that stopped (its lease ran out)
+    skip_reason: SkipReason | None = None  # why a skipped fire was skipped
 
 
 @dataclass(frozen=True)

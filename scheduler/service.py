@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
@@ -36,6 +37,7 @@ from scheduler.ledger import (
     NotifierLedger,
     open_async_ledger,
 )
+from scheduler.monitoring import Metrics, Monitor
 from scheduler.notify import sentry
 from scheduler.notify.outbox import Postman
 from scheduler.notify.routing import Router
@@ -46,6 +48,7 @@ from scheduler.outcomes import SlotResult
 from scheduler.preflight import preflight
 from scheduler.reports.reporter import Reporter
 from scheduler.taskcluster import connect_service
+from scheduler.taskcluster_calls import CallObserver
 from scheduler.watcher import Watcher
 from scheduler.web.server import ApiServer
 
@@ -80,9 +83,13 @@ async def open_engine(config: Config, *, clock: Clock = utc_now) -> AsyncIterato
 
 @asynccontextmanager
 async def _engine_on(
-    config: Config, ledger: AsyncLedger[EngineLedger], clock: Clock
+    config: Config,
+    ledger: AsyncLedger[EngineLedger],
+    clock: Clock,
+    observe: CallObserver | None = None,
 ) -> AsyncIterator[Engine]:
-    """An engine on `ledger`, with its git cache, Taskcluster session and render workers."""
+    """An engine on `ledger`, with its git cache, Taskcluster session (its requests told to
+    `observe`) and render workers."""
     render_pool = (
         ProcessPoolExecutor(config.render_workers, mp_context=multiprocessing.get_context("spawn"))
         if config.render_workers
@@ -90,7 +97,7 @@ async def _engine_on(
     )
     try:
         source = GitSource(config.state_dir / "git")
-        async with connect_service(config) as clients:
+        async with connect_service(config, observe=observe) as clients:
             yield Engine(config, ledger, source, clients, clock=clock, render_pool=render_pool)
     finally:
         if render_pool is not None:
@@ -162,16 +169,17 @@ async def open_service(
     clock: Clock = utc_now,
     ledger_wait: timedelta = timedelta(0),
     stop: asyncio.Event | None = None,
+    observe: CallObserver | None = None,
 ) -> AsyncIterator[Service]:
     """The engine and the notifier that reports what it does, on one ledger, with Sentry set
     up if configured. A ledger that does not answer is waited for up to `ledger_wait` (or
-    until `stop` is set)."""
+    until `stop` is set); requests to Taskcluster are told to `observe` if given."""
     if config.notify.sentry is not None:
         sentry.configure(config.notify.sentry.dsn, environment=config.notify.sentry.environment)
     try:
         async with (
             open_async_ledger(config.ledger_url, wait=ledger_wait, stop=stop) as ledger,
-            _engine_on(config, ledger, clock) as engine,
+            _engine_on(config, ledger, clock, observe) as engine,
         ):
             yield Service(engine, open_notifier(config, engine, ledger), ledger)
     finally:
@@ -222,9 +230,12 @@ async def tick_once(engine: Engine, moment: datetime) -> list[SlotResult]:
     return results
 
 
-async def tick_and_report(engine: Engine, notifier: Notifier, moment: datetime) -> list[SlotResult]:
-    """A tick, reported: its slots' notices queued, what it started followed at once, and the
-    service's own Sentry monitor checked in (so that Sentry alerts when ticks stop)."""
+async def tick_and_report(
+    engine: Engine, notifier: Notifier, moment: datetime, monitor: Monitor | None = None
+) -> list[SlotResult]:
+    """A tick, reported: its slots' notices queued, what it started followed at once, the
+    service's own Sentry monitor checked in (so that Sentry alerts when ticks stop), and the
+    tick told to `monitor`."""
     settings = engine.config.notify.sentry
     monitored = settings is not None and settings.monitors
     check_in_id = sentry.check_in_id_for(f"tick/{engine.config.replica}/{slot_of(moment)}")
@@ -234,6 +245,7 @@ async def tick_and_report(engine: Engine, notifier: Notifier, moment: datetime) 
             sentry.check_in(TICK_MONITOR, status, check_in_id=check_in_id, schedule=TICK_SCHEDULE)
 
     check_in("in_progress")
+    started = time.perf_counter()
     try:
         results = await tick_once(engine, moment)
     except Exception:
@@ -241,6 +253,8 @@ async def tick_and_report(engine: Engine, notifier: Notifier, moment: datetime) 
         log.exception("tick failed")
         return []
     check_in("ok")
+    if monitor is not None:
+        monitor.ticked(results, seconds=time.perf_counter() - started)
     try:
         await notifier.slots_evaluated(results)
     except Exception:
@@ -297,7 +311,9 @@ class Preflights:
             log.exception("preflight failed; the next new revision tries again")
 
 
-async def recover_and_report(engine: Engine, notifier: Notifier) -> None:
+async def recover_and_report(
+    engine: Engine, notifier: Notifier, monitor: Monitor | None = None
+) -> None:
     """Between ticks: finish the fires nobody holds, and report what that started."""
     try:
         recovered = await engine.recover()
@@ -306,11 +322,18 @@ async def recover_and_report(engine: Engine, notifier: Notifier) -> None:
         return
     if recovered:
         log.info("recovered fires", fires=len(recovered))
+        if monitor is not None:
+            monitor.recovered(recovered)
         await notifier.round()
 
 
-async def scan_and_report(engine: Engine, notifier: Notifier, project: Project) -> None:
+async def scan_and_report(
+    engine: Engine, notifier: Notifier, project: Project, monitor: Monitor | None = None
+) -> None:
+    started = time.perf_counter()
     events = await engine.check_expiry(project)
+    if monitor is not None:
+        monitor.expiry_scanned(project.name, events, seconds=time.perf_counter() - started)
     await notifier.expiry_scanned(project.name, events)
     await notifier.round()
 
@@ -380,10 +403,16 @@ async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | N
         dry_run=config.dry_run,
         root_url=config.root_url,
     )
+    metrics = Metrics()
     async with open_service(
-        config, clock=clock, ledger_wait=config.ledger_wait, stop=stop
+        config,
+        clock=clock,
+        ledger_wait=config.ledger_wait,
+        stop=stop,
+        observe=metrics.taskcluster_call,
     ) as service:
         engine, notifier = service.engine, service.notifier
+        monitor = Monitor(service.ledger, engine.clock, metrics)
         # A process starting under a name takes over at once what a dead one of that name held.
         now = engine.clock()
         fires, letters = await service.ledger.run(
@@ -398,7 +427,7 @@ async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | N
         preflights = Preflights(engine, notifier)
 
         async def tick_then_preflight(moment: datetime) -> None:
-            results = await tick_and_report(engine, notifier, moment)
+            results = await tick_and_report(engine, notifier, moment, monitor)
             await preflights.after_tick(results)
 
         async def scheduled_tick() -> None:
@@ -415,7 +444,9 @@ async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | N
         ticker.add_job(supervised(notifier.round), _every(config.watch_every), **repeat)
         ticker.add_job(supervised(notifier.postman.deliver), _every(DELIVERY_EVERY), **repeat)
         ticker.add_job(
-            supervised(recover_and_report, engine, notifier), _every(RECOVER_EVERY), **repeat
+            supervised(recover_and_report, engine, notifier, monitor),
+            _every(RECOVER_EVERY),
+            **repeat,
         )
         # Replicas prune at random times within the hour: the first removes, the others find
         # little left (each removes only what is still there, so two at once do no harm).
@@ -427,13 +458,13 @@ async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | N
         for project in config.projects:
             if project.expiry_watched:
                 ticker.add_job(
-                    supervised(scan_and_report, engine, notifier, project),
+                    supervised(scan_and_report, engine, notifier, project, monitor),
                     _every(project.expiry.every),
                     next_run_time=datetime.now(UTC),
                     **repeat,
                 )
         ticker.start()
-        api = ApiServer(service.operations(), config.api)
+        api = ApiServer(service.operations(), config.api, monitor)
         api.start()
         # What Taskcluster would refuse, found before anything fires; then the start-up tick:
         # the current slot, and catch-up since the last one.

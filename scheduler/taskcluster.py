@@ -6,6 +6,7 @@ except for `hooks.triggerHook` (`hooks_once`): a trigger is not idempotent, so
 actions/triggering.py decides when to send one again. Every call is bounded (`CallBounds`): an
 attempt that receives nothing for the call timeout is abandoned and retried, and a call still
 going on at its deadline is abandoned, its outcome unknown (`TaskclusterError.timed_out`).
+Every request can be observed (`taskcluster_calls`), for the service's metrics.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from scheduler.config.model import CallBounds, Config, Project
 from scheduler.durations import format_duration
 from scheduler.errors import Category, SchedulerError
 from scheduler.scopes import where_to_grant
+from scheduler.taskcluster_calls import CallObserver, calls_trace
 
 # The client library's retries for 5xx and connection errors: attempts after the first one.
 MAX_RETRIES = 5
@@ -159,16 +161,19 @@ async def connect(
     *,
     connections: int = 100,
     bounds: CallBounds = DEFAULT_BOUNDS,
+    observe: CallObserver | None = None,
 ) -> AsyncIterator[Clients]:
     """The service's clients for one run: one session, the library's retry policy, every
-    call within `bounds`."""
+    call within `bounds`; every request it sends, each retry included, is told to `observe`
+    if given."""
     # Connecting, or waiting for the next bytes of an answer, longer than the call timeout
     # fails the attempt with an aiohttp.ClientError, which the library retries.
     per_attempt = bounds.timeout.total_seconds()
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=per_attempt, sock_read=per_attempt)
     connector = aiohttp.TCPConnector(limit=connections)
+    traces = [_answers_trace(), *([calls_trace(observe)] if observe else [])]
     async with aiohttp.ClientSession(
-        timeout=timeout, connector=connector, trace_configs=[_answers_trace()]
+        timeout=timeout, connector=connector, trace_configs=traces
     ) as session:
         options: dict[str, Any] = {"rootUrl": root_url, "maxRetries": MAX_RETRIES}
         if credentials:
@@ -176,12 +181,18 @@ async def connect(
         yield Clients.create(options, session, bounds)
 
 
-def connect_service(config: Config) -> AbstractAsyncContextManager[Clients]:
+def connect_service(
+    config: Config, *, observe: CallObserver | None = None
+) -> AbstractAsyncContextManager[Clients]:
     """The clients of the service `config` describes: its root URL, its credentials (none: the
     anonymous role's), as many connections as its fires and expiry scans need, its bounds."""
     credentials = config.credentials.as_options() if config.credentials else None
     return connect(
-        config.root_url, credentials, connections=config.connections, bounds=config.calls
+        config.root_url,
+        credentials,
+        connections=config.connections,
+        bounds=config.calls,
+        observe=observe,
     )
 
 

@@ -22,6 +22,7 @@ from scheduler.config.loading import load_config, read_config
 from scheduler.config.model import ApiSettings, ApiToken, Config
 from scheduler.engine import Engine
 from scheduler.ledger import Act, FireState, Ledger
+from scheduler.monitoring import Monitor
 from scheduler.operations.acts import Operations
 from scheduler.service import open_service
 from scheduler.web.auth import hash_token
@@ -59,7 +60,8 @@ Scenario = Callable[[Engine, httpx.AsyncClient], Awaitable[None]]
 def serve(config: Config, emulator: Emulator, scenario: Scenario) -> None:
     async def main() -> None:
         async with open_service(config, clock=emulator.clock.now) as (engine, _, ledger):
-            server = ApiServer(Operations(engine, ledger), engine.config.api)
+            monitor = Monitor(ledger, engine.clock)
+            server = ApiServer(Operations(engine, ledger), engine.config.api, monitor)
             server.start()
             assert server.url is not None
             try:

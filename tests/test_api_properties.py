@@ -24,6 +24,7 @@ from schemathesis.checks import (
 )
 
 from scheduler.config.model import ApiSettings, ApiToken, Config
+from scheduler.monitoring import Monitor
 from scheduler.operations.acts import Operations
 from scheduler.service import open_service
 from scheduler.web.auth import hash_token
@@ -69,7 +70,8 @@ class Background:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         async with open_service(self.config, clock=self.emulator.clock.now) as (engine, _, ledger):
-            server = ApiServer(Operations(engine, ledger), engine.config.api)
+            monitor = Monitor(ledger, engine.clock)
+            server = ApiServer(Operations(engine, ledger), engine.config.api, monitor)
             server.start()
             assert server.url is not None
             self.url = server.url

@@ -23,6 +23,7 @@ from scheduler.ledger import (
     FireKind,
     FireState,
     Ledger,
+    MonitorLedger,
     NotifierLedger,
     OperationsLedger,
     OutboxLedger,
@@ -36,7 +37,15 @@ from scheduler.ledger.models import FireRow, PauseRow, WatchRow
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
-PORTS = (EngineLedger, WatcherLedger, NotifierLedger, OutboxLedger, ExpiryLedger, OperationsLedger)
+PORTS = (
+    EngineLedger,
+    WatcherLedger,
+    NotifierLedger,
+    OutboxLedger,
+    ExpiryLedger,
+    OperationsLedger,
+    MonitorLedger,
+)
 
 
 def port_methods(port: type) -> set[str]:

@@ -22,6 +22,7 @@ from scheduler.config.loading import read_config
 from scheduler.config.model import ApiSettings, ApiToken
 from scheduler.errors import Category
 from scheduler.ledger import Act, Ledger
+from scheduler.monitoring import Monitor
 from scheduler.operations.acts import FireFailedError
 from scheduler.operations.ledgered import InvalidPauseError
 from scheduler.operations.models import FireQuery
@@ -115,7 +116,8 @@ def test_jobs_answer_the_same_json_from_the_command_line_and_the_api(
 
     async def ask() -> httpx.Response:
         async with open_service(config, clock=emulator.clock.now) as service:
-            server = ApiServer(service.operations(), config.api)
+            monitor = Monitor(service.ledger, service.engine.clock)
+            server = ApiServer(service.operations(), config.api, monitor)
             server.start()
             assert server.url is not None
             try:
@@ -208,7 +210,8 @@ def test_a_fire_taskcluster_refuses_is_a_502(deployment: Emulator, tmp_path: Pat
 
     async def fire() -> httpx.Response:
         async with open_service(config, clock=deployment.clock.now) as service:
-            server = ApiServer(service.operations(), config.api)
+            monitor = Monitor(service.ledger, service.engine.clock)
+            server = ApiServer(service.operations(), config.api, monitor)
             server.start()
             assert server.url is not None
             try:

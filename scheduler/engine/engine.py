@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -128,8 +128,11 @@ class Engine:
         skipped = await asyncio.gather(
             *(self._skip(project, skip, open_fires) for skip in (*plan.skipped, *plan.paused))
         )
-        fired = await self._runner.claim_and_fire(
-            project, snapshot, [(d.fire, _kind(d, open_fires)) for d in plan.fires]
+        fired = _taken_over(
+            plan.fires,
+            await self._runner.claim_and_fire(
+                project, snapshot, [(d.fire, _kind(d, open_fires)) for d in plan.fires]
+            ),
         )
         problems = [str(d) for d in plan.left_out]
         left_out = "\n".join(problems) or None
@@ -187,7 +190,9 @@ class Engine:
         if reopen.given_up:
             await self._give_up(project, reopen.given_up, open_fires)
         again = [(d.fire, _kind(d, open_fires)) for d in reopen.retries]
-        return await self._runner.claim_and_fire(project, snapshot, again)
+        return _taken_over(
+            reopen.retries, await self._runner.claim_and_fire(project, snapshot, again)
+        )
 
     async def _give_up(
         self, project: Project, given_up: Sequence[GiveUp], open_fires: Mapping[OpenFire, Fire]
@@ -286,7 +291,14 @@ class Engine:
             reason=reason,
         )
         return FireResult(
-            project.name, fire.job_name, fire.slot, kind, FireState.SKIPPED, None, reason
+            project.name,
+            fire.job_name,
+            fire.slot,
+            kind,
+            FireState.SKIPPED,
+            None,
+            reason,
+            skip_reason=skip.why,
         )
 
     # -- operator acts and reads ----------------------------------------------------------
@@ -399,3 +411,16 @@ def _kind(decision: Decision | Skip, open_fires: Mapping[OpenFire, Fire]) -> Fir
     if decision.retried is not None:
         return open_fires[decision.retried].kind
     return FireKind(decision.occasion.value)
+
+
+def _taken_over(decisions: Sequence[Decision], fired: Sequence[FireResult]) -> list[FireResult]:
+    """The fires made for `decisions`, each marked if it took over the claim of a replica that
+    stopped (not a retry that was due: that claim was nobody's)."""
+    return [
+        replace(result, taken_over=True)
+        if decision.retried is not None
+        and not decision.retried.retrying
+        and result.state is not None
+        else result
+        for decision, result in zip(decisions, fired, strict=True)
+    ]

@@ -156,6 +156,7 @@ class FireRunner:
             error,
             details,
             project_broken=dispatched.project_broken,
+            at=self.setting.clock(),
         )
 
     def _means(self, request: FireRequest) -> FireMeans:

@@ -18,6 +18,7 @@ from scheduler.ledger.migrating import upgrade
 from scheduler.ledger.outbox import release_letters_of
 from scheduler.ledger.ports import (
     EngineLedger,
+    MonitorLedger,
     NotifierLedger,
     OperationsLedger,
     OutboxLedger,
@@ -26,7 +27,9 @@ from scheduler.ledger.ports import (
 from scheduler.ledger.store import aware
 
 
-class Ledger(EngineLedger, WatcherLedger, NotifierLedger, OutboxLedger, OperationsLedger):
+class Ledger(
+    EngineLedger, WatcherLedger, NotifierLedger, OutboxLedger, OperationsLedger, MonitorLedger
+):
     """The service's record of claims, fires, slots, watches, notices, remediations, pauses
     and acts: each store's methods, on one engine.
 

@@ -1,21 +1,25 @@
-"""Bringing a ledger database to the current schema with Alembic, safely from several processes.
+"""Bringing a ledger database to the current schema with Alembic, safely from several processes,
+and saying which migrations it still lacks.
 
 There is no alembic.ini: the configuration is built here and the scripts live in `migrations/`.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, text
 
 from scheduler.errors import Category, SchedulerError
 from scheduler.ledger.connecting import WRITING
+from scheduler.ledger.store import Store
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # PostgreSQL advisory lock held while migrating, so that replicas starting together migrate one
@@ -31,8 +35,14 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """The migration scripts, read once: they change only with the code."""
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = _scripts().get_current_head()
     if head is None:
         raise RuntimeError(f"no ledger migrations found in {MIGRATIONS}")
     return head
@@ -81,3 +91,17 @@ def _check_known(config: Config, revision: str | None) -> None:
             f"know (it knows up to {head_revision()}): a newer release has upgraded it; run "
             "that release (or newer), never an older one, on this ledger"
         ) from None
+
+
+class SchemaStore(Store):
+    """The schema's state: the migrations this code has that the database lacks."""
+
+    def pending_migrations(self) -> list[str]:
+        """The revisions not applied yet, newest first; none when the database is at this
+        code's head, or past it (a newer version migrated it: not this one's to apply)."""
+        with self._engine.connect() as connection:
+            current = current_revision(connection)
+        try:
+            return [script.revision for script in _scripts().iterate_revisions("heads", current)]
+        except ResolutionError:
+            return []

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from scheduler.common.redaction import scrub
 from scheduler.ledger.mapping import to_record
 from scheduler.ledger.models import LetterRow
-from scheduler.ledger.records import Letter, LetterState
+from scheduler.ledger.records import Backlog, Letter, LetterState
 from scheduler.ledger.store import Store, aware, given, positive
 
 
@@ -37,6 +37,18 @@ class OutboxStore(Store):
             .order_by(LetterRow.id)
         )
         return self._records(Letter, query.limit(limit))
+
+    def backlog(self) -> list[Backlog]:
+        """Each destination's letters waiting to be delivered (taken or not), and when the
+        oldest was queued: one grouped read of the pending letters."""
+        query = (
+            select(LetterRow.destination, func.count(), func.min(LetterRow.created_at))
+            .where(LetterRow.state == LetterState.PENDING.value)
+            .group_by(LetterRow.destination)
+            .order_by(LetterRow.destination)
+        )
+        with self._transaction(writing=False) as session:
+            return [Backlog(*row) for row in session.execute(query)]
 
     def take_letters(
         self, *, replica: str, now: datetime, lease: timedelta, limit: int = 100

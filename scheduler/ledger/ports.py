@@ -9,6 +9,7 @@ from __future__ import annotations
 from scheduler.ledger.audit import AuditStore
 from scheduler.ledger.claims import ClaimStore
 from scheduler.ledger.history import HistoryStore
+from scheduler.ledger.migrating import SchemaStore
 from scheduler.ledger.notices import NoticeStore
 from scheduler.ledger.outbox import OutboxStore
 from scheduler.ledger.pauses import PauseStore
@@ -43,3 +44,8 @@ class OperationsLedger(
 ):
     """The operations': history, pauses, the audit log, notices, the outbox's letters, and
     pruning what is past retention."""
+
+
+class MonitorLedger(OutboxStore, SchemaStore):
+    """The service monitor's: the outbox's backlog, and the migrations the schema lacks (the
+    probe that says whether the ledger answers)."""

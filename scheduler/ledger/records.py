@@ -282,6 +282,15 @@ class Letter:
 
 
 @dataclass(frozen=True)
+class Backlog:
+    """The letters of one destination not delivered yet, and when the oldest was queued."""
+
+    destination: str
+    letters: int
+    oldest: datetime
+
+
+@dataclass(frozen=True)
 class Pause:
     """A job (or, with `job` None, a whole project) that does not fire until resumed.
 

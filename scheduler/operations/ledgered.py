@@ -46,10 +46,6 @@ class InvalidPauseError(SchedulerError, category=Category.INVALID, code="invalid
     """A pause that cannot be made as asked (an `until` already past, no reason)."""
 
 
-class LedgerUnavailableError(SchedulerError, category=Category.UNAVAILABLE, code="not-ready"):
-    """The ledger does not answer (yet): the service is not ready."""
-
-
 @dataclass(frozen=True)
 class LedgerOperations:
     """The reads of the ledger, and the acts that only write to it. `config`: the service's,
@@ -77,13 +73,6 @@ class LedgerOperations:
         """Who did what, newest first."""
         entries = await self.ledger.run(lambda ledger: ledger.audit_log(since=since, limit=limit))
         return [AuditOut.model_validate(entry) for entry in entries]
-
-    async def ready(self) -> None:
-        """Raise LedgerUnavailableError unless the ledger answers."""
-        try:
-            await self.ledger.run(lambda ledger: ledger.audit_log(limit=1))
-        except Exception:
-            raise LedgerUnavailableError("the ledger does not answer") from None
 
     async def project_list(self) -> list[ProjectOut]:
         """The configured projects, with the pauses in force."""

@@ -10,9 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from scheduler.ledger import FireState
-
-# The state of a fire whose claim another replica holds: it did not run here.
-CLAIMED_ELSEWHERE = "claimed-elsewhere"
+from scheduler.outcomes import CLAIMED_ELSEWHERE
 
 
 class FireQuery(BaseModel):

@@ -1,6 +1,7 @@
 """The API's routes: read projects, their jobs, fires and the audit log; fire a job, trigger an
 action, fire a hook, start an expiry remediation, pause and resume. Each parses, calls one
-operation and answers with its model.
+operation and answers with its model. Beside them, the service's health and `/metrics`, as the
+monitor the composition root hands in says.
 
 Every error is JSON `{error, message}` with the status its category maps to, never a stack
 trace. Every body, answers and errors alike, is one `MaskedJSONResponse`, which masks secrets as
@@ -9,13 +10,14 @@ the log does.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
@@ -59,6 +61,30 @@ STATUS: dict[Category, int] = {
     Category.UNAUTHORIZED: 401,
     Category.FORBIDDEN: 403,
 }
+
+
+class Monitoring(Protocol):
+    """What the running service says of itself: whether it is ready, and its metrics."""
+
+    async def readiness(self) -> Mapping[str, str | None]:
+        """Each check, and what is wrong with it (None: nothing)."""
+        ...
+
+    async def exposition(self) -> tuple[bytes, str]:
+        """The metrics in Prometheus' text format, and its content type."""
+        ...
+
+
+class NotReadyError(SchedulerError, category=Category.UNAVAILABLE, code="not-ready"):
+    """A check of readiness failed; `checks` says how each went."""
+
+    def __init__(self, checks: Mapping[str, str | None]) -> None:
+        failed = [f"{name}: {problem}" for name, problem in checks.items() if problem]
+        super().__init__(f"not ready: {'; '.join(failed)}")
+        self.checks = {name: problem or "ok" for name, problem in checks.items()}
+
+    def context(self) -> dict[str, Any]:
+        return {"checks": self.checks}
 
 
 class MaskedJSONResponse(JSONResponse):
@@ -114,8 +140,9 @@ HookId = Annotated[str, PathParameter(pattern=r"^[a-zA-Z0-9-_/]{1,1000}$")]
 Upcoming = Annotated[int, Query(ge=0, le=100, description="How many next fires per job.")]
 
 
-def create_app(operations: Operations, settings: ApiSettings) -> FastAPI:
-    """The API of a service whose acts and reads are `operations`, served as `settings` say."""
+def create_app(operations: Operations, settings: ApiSettings, monitor: Monitoring) -> FastAPI:
+    """The API of a service whose acts and reads are `operations`, served as `settings` say,
+    whose health and metrics `monitor` tells."""
     app = FastAPI(
         title="tc-scheduler",
         version=__version__,
@@ -126,6 +153,7 @@ def create_app(operations: Operations, settings: ApiSettings) -> FastAPI:
     )
     app.state.operations = operations
     app.state.settings = settings
+    app.state.monitor = monitor
     _handle_errors(app)
     app.add_middleware(BodyLimit, too_large=lambda: _error(413, "too-large", TOO_LARGE))
     app.include_router(health)
@@ -178,8 +206,14 @@ def _settings(request: Request) -> ApiSettings:
     return settings
 
 
+def _monitor(request: Request) -> Monitoring:
+    monitor: Monitoring = request.app.state.monitor
+    return monitor
+
+
 Ops = Annotated[Operations, Depends(_operations)]
 Settings = Annotated[ApiSettings, Depends(_settings)]
+Monitor = Annotated[Monitoring, Depends(_monitor)]
 
 
 def _principal(
@@ -213,9 +247,20 @@ async def livez() -> dict[str, str]:
 
 
 @health.get("/readyz")
-async def readyz(ops: Ops) -> dict[str, str]:
-    await ops.ledger.ready()
+async def readyz(monitor: Monitor) -> dict[str, str]:
+    """Ready when the ledger answers, its schema is migrated and the ticker ticks; a 503 names
+    what is not (`checks`)."""
+    checks = await monitor.readiness()
+    if any(checks.values()):
+        raise NotReadyError(checks)
     return {"status": "ok"}
+
+
+@health.get("/metrics")
+async def metrics(monitor: Monitor) -> Response:
+    """The service's metrics, in Prometheus' text format (no secrets, no task ids)."""
+    body, content_type = await monitor.exposition()
+    return Response(body, media_type=content_type)
 
 
 @api.get("/projects")

@@ -13,15 +13,16 @@ import uvicorn
 
 from scheduler.config.model import ApiSettings
 from scheduler.operations.acts import Operations
-from scheduler.web.app import create_app
+from scheduler.web.app import Monitoring, create_app
 
 log = structlog.get_logger("tc_scheduler.web")
 
 
 class ApiServer:
-    def __init__(self, operations: Operations, settings: ApiSettings) -> None:
+    def __init__(self, operations: Operations, settings: ApiSettings, monitor: Monitoring) -> None:
         self._operations = operations
         self._settings = settings
+        self._monitor = monitor
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.url: str | None = None  # once serving: the port is known only then (0 picks one)
@@ -42,7 +43,7 @@ class ApiServer:
         host, port = sock.getsockname()[:2]
         self.url = f"http://{host}:{port}"
         config = uvicorn.Config(
-            create_app(self._operations, settings),
+            create_app(self._operations, settings, self._monitor),
             log_config=None,
             access_log=False,
             lifespan="off",

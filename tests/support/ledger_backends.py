@@ -1,4 +1,5 @@
-"""The ledger's backends for tests: a fresh SQLite file or a fresh PostgreSQL schema per test.
+"""The ledger's backends for tests: a fresh SQLite file or a fresh PostgreSQL schema per test (or
+a PostgreSQL database of its own, for a test that takes the ledger away).
 
 Also what child processes run in the ledger's multi-process tests (they must be importable).
 """
@@ -13,13 +14,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -73,6 +75,66 @@ def postgresql_schema_url() -> Iterator[str]:
         finally:
             with admin.connect() as connection:
                 connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
+
+
+@dataclass
+class PostgresDatabase:
+    """A database of its own on the test server, which a test can take away and bring back."""
+
+    name: str
+    url: str
+    admin: Engine
+
+    @contextmanager
+    def unreachable(self) -> Iterator[None]:
+        """While inside: the database refuses connections, and those it had are ended."""
+        with self.admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false'))
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": self.name},
+            )
+        try:
+            yield
+        finally:
+            with self.admin.connect() as connection:
+                connection.execute(text(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS true'))
+
+    def execute(self, statement: str, **parameters: object) -> None:
+        """Run `statement` in the database itself, committed."""
+        engine = create_engine(self.url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.execute(text(statement), parameters)
+        finally:
+            engine.dispose()
+
+
+@contextmanager
+def postgresql_database() -> Iterator[PostgresDatabase]:
+    """A new, empty PostgreSQL database, dropped afterwards (its connections ended)."""
+    name = f"ledger_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+        except OperationalError as error:
+            pytest.fail(
+                f"PostgreSQL does not answer at {make_url(POSTGRES_URL)!r} "
+                f"(run `make postgres`, or set TC_SCHEDULER_TEST_POSTGRES): {error.orig}"
+            )
+        url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        try:
+            yield PostgresDatabase(name, url, admin)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
 

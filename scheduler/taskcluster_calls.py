@@ -1,0 +1,111 @@
+"""Each request to Taskcluster, named and timed: the service and API method it calls (by the
+client library's own route table), its status and how long it took. Does no I/O itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import taskcluster.aio
+from yarl import URL
+
+NO_ANSWER = "no-answer"
+UNKNOWN = "unknown"
+# Requests outside `/api/`: an artifact's content, where the queue stores it.
+ARTIFACTS = "artifacts"
+
+Route = tuple[str, re.Pattern[str], str]  # HTTP method, path pattern, API method
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request to Taskcluster (each retry is one) and how it ended: names, never ids."""
+
+    service: str  # queue, index, hooks, auth, ...; `artifacts` for where artifacts are stored
+    method: str  # the API method (createTask); `unknown` for a route the client lacks
+    status: str  # the HTTP status, or `no-answer`
+    seconds: float
+
+
+CallObserver = Callable[[Call], None]
+
+
+def calls_trace(observe: CallObserver) -> aiohttp.TraceConfig:
+    """Tells `observe` of every request a session sends, once it is answered or lost."""
+
+    async def started(
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        context.started = asyncio.get_running_loop().time()
+
+    def tell(context: SimpleNamespace, method: str, url: URL, status: str) -> None:
+        seconds = asyncio.get_running_loop().time() - context.started
+        observe(Call(*call_name(method, url), status, seconds))
+
+    async def ended(
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestEndParams,
+    ) -> None:
+        tell(context, params.method, params.url, str(params.response.status))
+
+    async def lost(
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestExceptionParams,
+    ) -> None:
+        tell(context, params.method, params.url, NO_ANSWER)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(started)
+    trace.on_request_end.append(ended)
+    trace.on_request_exception.append(lost)
+    return trace
+
+
+def call_name(method: str, url: URL) -> tuple[str, str]:
+    """The service and API method of a request (`queue`, `createTask`): its path,
+    `/api/<service>/<version>/<route>`, matched against the client library's routes."""
+    parts = url.raw_path.split("/")
+    if "api" not in parts[:-2]:
+        return ARTIFACTS, method.lower()
+    at = parts.index("api")
+    routes = _routes().get(parts[at + 1])
+    if routes is None:
+        return "other", UNKNOWN
+    route = "/" + "/".join(parts[at + 3 :]).rstrip("/")
+    named = (name for verb, pattern, name in routes if verb == method and pattern.match(route))
+    return parts[at + 1], next(named, UNKNOWN)
+
+
+@functools.cache
+def _routes() -> dict[str, list[Route]]:
+    """Every service the client library knows, with its routes, the most literal one first
+    (`/task/<taskId>/status` is not `/task/<taskId>`, as the patterns match whole paths)."""
+    entries: dict[str, list[Mapping[str, Any]]] = {}
+    clients: list[Any] = [c for c in vars(taskcluster.aio).values() if isinstance(c, type)]
+    for client in clients:
+        # Each service's API methods (its events' clients, like QueueEvents, have none).
+        if getattr(client, "funcinfo", None):
+            entries.setdefault(client.serviceName, []).extend(client.funcinfo.values())
+    return {service: _routes_of(listed) for service, listed in entries.items()}
+
+
+def _routes_of(entries: Iterable[Mapping[str, Any]]) -> list[Route]:
+    routes = []
+    for entry in entries:
+        pieces = re.split(r"(<[^>]+>)", entry["route"])
+        pattern = "".join("[^/]+" if p.startswith("<") else re.escape(p) for p in pieces)
+        literal = sum(len(p) for p in pieces if not p.startswith("<"))
+        routes.append((literal, entry["method"].upper(), re.compile(pattern + "$"), entry["name"]))
+    routes.sort(key=lambda route: -route[0])
+    return [(verb, pattern, name) for _, verb, pattern, name in routes]
