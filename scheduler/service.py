@@ -9,8 +9,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import signal
-import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,33 +22,28 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from scheduler.clock import Clock, utc_now
-from scheduler.config.model import Config, Project
-from scheduler.cron.timing import format_slot, slot_of
+from scheduler.config.model import Config
 from scheduler.engine import Engine
-from scheduler.expiry.model import ExpiryEvent
-from scheduler.findings import Checked
 from scheduler.git.source import GitSource
 from scheduler.ledger import (
     AsyncLedger,
     EngineLedger,
     Ledger,
-    Notice,
-    NotifierLedger,
     open_async_ledger,
 )
 from scheduler.monitoring import Metrics, Monitor
+from scheduler.notifier import Notifier, open_notifier
 from scheduler.notify import sentry
-from scheduler.notify.outbox import Postman
-from scheduler.notify.routing import Router
-from scheduler.notify.slack import SlackSender
 from scheduler.operations.acts import Operations
-from scheduler.operations.ledgered import LedgerOperations
-from scheduler.outcomes import SlotResult
-from scheduler.preflight import preflight
-from scheduler.reports.reporter import Reporter
+from scheduler.rounds import (
+    Preflights,
+    prune_ledger,
+    recover_and_report,
+    scan_and_report,
+    tick_and_report,
+)
 from scheduler.taskcluster import connect_service
 from scheduler.taskcluster_calls import CallObserver
-from scheduler.watcher import Watcher
 from scheduler.web.server import ApiServer
 
 log = structlog.get_logger("tc_scheduler.service")
@@ -66,9 +60,6 @@ RECOVER_EVERY = timedelta(seconds=20)
 # The ledger is pruned once a day, in this hour (UTC), at a random time within PRUNE_SPREAD.
 PRUNE_HOUR = 4
 PRUNE_SPREAD = timedelta(hours=1)
-# The service's own Sentry Crons monitor: one check-in per tick.
-TICK_MONITOR = "tc-scheduler-tick"
-TICK_SCHEDULE = "*/15 * * * *"
 
 
 @asynccontextmanager
@@ -102,51 +93,6 @@ async def _engine_on(
     finally:
         if render_pool is not None:
             render_pool.shutdown(cancel_futures=True)
-
-
-@dataclass
-class Notifier:
-    """Reports what the engine and the expiry watch did, follows what they started, and
-    delivers the outbox: the service's half of notifications."""
-
-    ledger: AsyncLedger[NotifierLedger]
-    reporter: Reporter
-    watcher: Watcher
-    postman: Postman
-    clock: Callable[[], datetime]
-    # Ticks, scans and the interval job all ask for rounds; one at a time is enough.
-    _round: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
-
-    async def slots_evaluated(self, results: Sequence[SlotResult]) -> None:
-        now = self.clock()
-        notices = [n for result in results for n in self.reporter.slot_evaluated(result, now)]
-        await self._queue(notices, now)
-
-    async def preflight_checked(self, checked: Checked) -> None:
-        """A project's preflight: what Taskcluster would refuse, once per revision."""
-        now = self.clock()
-        await self._queue(self.reporter.preflight_checked(checked, now), now)
-
-    async def expiry_scanned(self, project: str, events: Sequence[ExpiryEvent]) -> None:
-        """The events of one expiry scan of `project` (one says so if the scan failed)."""
-        now = self.clock()
-        await self._queue(self.reporter.expiry_scanned(project, events, now), now)
-
-    async def _queue(self, notices: Sequence[Notice], now: datetime) -> None:
-        """Queue `notices` in the outbox (incidents kept), to be delivered by the postman."""
-        await self.ledger.run(lambda ledger: ledger.report(notices, now=now))
-
-    async def round(self) -> None:
-        """Follow what was started one step, then send what is due. Failures are logged."""
-        async with self._round:
-            try:
-                await self.watcher.step()
-            except Exception:
-                log.exception("watching failed; trying again next round")
-            try:
-                await self.postman.deliver()
-            except Exception:
-                log.exception("delivering notifications failed; trying again next round")
 
 
 class Service(NamedTuple):
@@ -185,167 +131,6 @@ async def open_service(
     finally:
         if config.notify.sentry is not None:
             sentry.close()
-
-
-def open_notifier(config: Config, engine: Engine, ledger: AsyncLedger[Ledger]) -> Notifier:
-    """The notifier of a service whose engine is `engine`, on its `ledger`."""
-    router = Router(config.notify)
-    reporter = Reporter(
-        router,
-        canceled=config.notify.canceled,
-        deadline_exceeded=config.notify.deadline_exceeded,
-    )
-    slack = config.notify.slack
-    sender = (
-        SlackSender(token=slack.token, webhook_url=slack.webhook_url, base_url=slack.api_url)
-        if slack is not None
-        else None
-    )
-    postman = Postman(
-        ledger,
-        router,
-        config.root_url,
-        config.replica,
-        engine.clock,
-        slack=sender,
-        give_up_after=config.notify.give_up_after,
-    )
-    watcher = Watcher(engine.clients_of, ledger, reporter, engine.clock)
-    return Notifier(ledger, reporter, watcher, postman, engine.clock)
-
-
-async def tick_once(engine: Engine, moment: datetime) -> list[SlotResult]:
-    log.info("tick", slot=format_slot(slot_of(moment)))
-    results = await engine.tick(moment)
-    for result in results:
-        log.info(
-            "slot evaluated",
-            project=result.project,
-            slot=format_slot(result.slot),
-            revision=result.revision,
-            fires=len(result.fires),
-            skipped=len(result.skipped),
-            ok=result.ok,
-        )
-    return results
-
-
-async def tick_and_report(
-    engine: Engine, notifier: Notifier, moment: datetime, monitor: Monitor | None = None
-) -> list[SlotResult]:
-    """A tick, reported: its slots' notices queued, what it started followed at once, the
-    service's own Sentry monitor checked in (so that Sentry alerts when ticks stop), and the
-    tick told to `monitor`."""
-    settings = engine.config.notify.sentry
-    monitored = settings is not None and settings.monitors
-    check_in_id = sentry.check_in_id_for(f"tick/{engine.config.replica}/{slot_of(moment)}")
-
-    def check_in(status: sentry.CheckInStatus) -> None:
-        if monitored:
-            sentry.check_in(TICK_MONITOR, status, check_in_id=check_in_id, schedule=TICK_SCHEDULE)
-
-    check_in("in_progress")
-    started = time.perf_counter()
-    try:
-        results = await tick_once(engine, moment)
-    except Exception:
-        check_in("error")
-        log.exception("tick failed")
-        return []
-    check_in("ok")
-    if monitor is not None:
-        monitor.ticked(results, seconds=time.perf_counter() - started)
-    try:
-        await notifier.slots_evaluated(results)
-    except Exception:
-        log.exception("reporting the tick failed; the next tick reports again")
-    await notifier.round()
-    return results
-
-
-@dataclass
-class Preflights:
-    """Preflight for the running service: at start, then whenever a tick sees a project at a
-    revision not checked yet (each revision once); findings go to the log and the notifier."""
-
-    engine: Engine
-    notifier: Notifier
-    _checked: dict[str, str] = field(default_factory=dict)  # project -> revision
-    # One preflight at a time, so a tick waits for the start-up one to know what it checked.
-    _running: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
-
-    async def check(self, projects: Sequence[Project]) -> None:
-        """Preflight `projects`; failures are logged, never raised (they stop nothing)."""
-        async with self._running:
-            await self._check(projects)
-
-    async def after_tick(self, results: Sequence[SlotResult]) -> None:
-        """Preflight the projects a tick found at a revision not checked yet."""
-        async with self._running:
-            new = [
-                project
-                for result in results
-                if result.revision is not None
-                and self._checked.get(result.project) != result.revision
-                and (project := self.engine.config.project(result.project)) is not None
-            ]
-            if new:
-                await self._check(new)
-
-    async def _check(self, projects: Sequence[Project]) -> None:
-        try:
-            for checked in await preflight(self.engine, projects):
-                if checked.revision is not None:
-                    self._checked[checked.project] = checked.revision
-                for finding in checked.findings:
-                    say = log.error if finding.is_error else log.warning
-                    say(
-                        "preflight",
-                        project=finding.project,
-                        job=finding.job,
-                        revision=checked.revision,
-                        message=finding.message,
-                    )
-                await self.notifier.preflight_checked(checked)
-        except Exception:
-            log.exception("preflight failed; the next new revision tries again")
-
-
-async def recover_and_report(
-    engine: Engine, notifier: Notifier, monitor: Monitor | None = None
-) -> None:
-    """Between ticks: finish the fires nobody holds, and report what that started."""
-    try:
-        recovered = await engine.recover()
-    except Exception:
-        log.exception("recovering fires failed; the next round tries again")
-        return
-    if recovered:
-        log.info("recovered fires", fires=len(recovered))
-        if monitor is not None:
-            monitor.recovered(recovered)
-        await notifier.round()
-
-
-async def scan_and_report(
-    engine: Engine, notifier: Notifier, project: Project, monitor: Monitor | None = None
-) -> None:
-    started = time.perf_counter()
-    events = await engine.check_expiry(project)
-    if monitor is not None:
-        monitor.expiry_scanned(project.name, events, seconds=time.perf_counter() - started)
-    await notifier.expiry_scanned(project.name, events)
-    await notifier.round()
-
-
-async def prune_ledger(operations: LedgerOperations, config: Config) -> None:
-    """The daily prune: what is past retention goes. Failures are logged; tomorrow tries again."""
-    try:
-        pruned = await operations.prune(f"tc-scheduler ({config.replica})", config.retention)
-    except Exception:
-        log.exception("pruning the ledger failed; trying again tomorrow")
-        return
-    log.info("ledger pruned", **pruned.model_dump(exclude={"dry_run"}, mode="json"))
 
 
 def _every(interval: timedelta) -> IntervalTrigger:

@@ -36,7 +36,7 @@ from scheduler.ledger import (
     WatchSpec,
 )
 from scheduler.operations.ledgered import LedgerOperations
-from scheduler.service import prune_ledger
+from scheduler.rounds import prune_ledger
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=100)  # past every retention but the audit log's

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from scheduler import service
+from scheduler import rounds, service
 from scheduler.cli.output import echo, echo_json, echo_model, echo_yaml, instant
 from scheduler.cli.setup import carry_out, clock, config_option, fail, known_project, load
 from scheduler.cli.tables import print_fires
@@ -136,7 +136,7 @@ def tick(config_path: Path | None, at: datetime, as_json: bool) -> None:
 
     async def evaluate() -> list[SlotResult]:
         async with service.open_service(config, clock=now) as running:
-            return await service.tick_and_report(running.engine, running.notifier, at)
+            return await rounds.tick_and_report(running.engine, running.notifier, at)
 
     results = carry_out(evaluate())
     slots = [SlotOut.model_validate(result) for result in results]
