@@ -17,7 +17,6 @@ import httpx
 import pytest
 import taskcluster.exceptions
 from alembic.script import ScriptDirectory
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from scheduler import service as composition
@@ -27,7 +26,8 @@ from scheduler.cron import slot_of
 from scheduler.ledger import Act, Backlog, FireKind, Ledger, LetterState, Notice, SlotOutcome
 from scheduler.ledger.migrating import alembic_config, head_revision
 from scheduler.monitoring import Metrics, Monitor
-from scheduler.service import open_service, tick_and_report
+from scheduler.rounds import tick_and_report
+from scheduler.service import open_service
 from scheduler.taskcluster import connect
 from scheduler.taskcluster_calls import Call
 from scheduler.web.server import ApiServer
@@ -37,6 +37,7 @@ from tests.support.expiry import CACHED, seed, seed_rebuild_action
 from tests.support.ledger_backends import PostgresDatabase, postgresql_database
 from tests.support.projects import GREEDY_TEMPLATE, HOURLY, OWN_TEMPLATE, make_config, project
 from tests.support.repos import Repository
+from tests.support.scrape import Samples, parse, value
 from tests.support.service import Service
 from tests.support.waiting import wait_until
 
@@ -49,20 +50,6 @@ jobs:
 """
 SLACK = "slack:#releng"
 SLUG = re.compile(r"[A-Za-z0-9_-]{22}")
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def parse(text: str) -> Samples:
-    """Every sample, by name and labels, as prometheus-client's parser reads the exposition."""
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(found: Samples, name: str, **labels: str) -> float | None:
-    return found.get((name, tuple(sorted(labels.items()))))
 
 
 def one_before_head() -> str:

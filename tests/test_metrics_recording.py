@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from yarl import URL
 
 from scheduler.cron.slots import SkipReason
@@ -16,24 +15,15 @@ from scheduler.ledger import Backlog, FireKind, FireState
 from scheduler.monitoring import Metrics
 from scheduler.outcomes import FireResult, SlotResult
 from scheduler.taskcluster_calls import Call, call_name
+from tests.support.scrape import Samples, parse, value
 
 T = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 ROOT = "https://tc.example.com"
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def samples(metrics: Metrics) -> Samples:
     """Every sample of the exposition, by name and labels, as Prometheus would read them."""
-    text = metrics.exposition().decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(found: Samples, name: str, **labels: str) -> float | None:
-    return found.get((name, tuple(sorted(labels.items()))))
+    return parse(metrics.exposition().decode())
 
 
 def fire(project: str, job: str, slot: datetime, **changes: object) -> FireResult:

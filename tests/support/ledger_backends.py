@@ -52,6 +52,29 @@ def fresh_ledger_url(backend: str, directory: Path) -> Iterator[str]:
 
 
 @contextmanager
+def _created(create: str, drop: str) -> Iterator[Engine]:
+    """The test server's admin engine, with `create` run on it first and `drop` at the end
+    (a schema or database of the test's own); a server that does not answer fails the test."""
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(create))
+        except OperationalError as error:
+            pytest.fail(
+                f"PostgreSQL does not answer at {make_url(POSTGRES_URL)!r} "
+                f"(run `make postgres`, or set TC_SCHEDULER_TEST_POSTGRES): {error.orig}"
+            )
+        try:
+            yield admin
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(drop))
+    finally:
+        admin.dispose()
+
+
+@contextmanager
 def postgresql_schema_url() -> Iterator[str]:
     """A URL whose connections work in a new, empty schema, which is dropped afterwards.
 
@@ -59,24 +82,9 @@ def postgresql_schema_url() -> Iterator[str]:
     Alembic's version table included, needs no knowledge of it.
     """
     schema = f"ledger_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        try:
-            with admin.connect() as connection:
-                connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        except OperationalError as error:
-            pytest.fail(
-                f"PostgreSQL does not answer at {make_url(POSTGRES_URL)!r} "
-                f"(run `make postgres`, or set TC_SCHEDULER_TEST_POSTGRES): {error.orig}"
-            )
+    with _created(f'CREATE SCHEMA "{schema}"', f'DROP SCHEMA "{schema}" CASCADE'):
         url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        try:
-            yield url.render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
+        yield url.render_as_string(hide_password=False)
 
 
 @dataclass
@@ -119,24 +127,9 @@ class PostgresDatabase:
 def postgresql_database() -> Iterator[PostgresDatabase]:
     """A new, empty PostgreSQL database, dropped afterwards (its connections ended)."""
     name = f"ledger_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        try:
-            with admin.connect() as connection:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-        except OperationalError as error:
-            pytest.fail(
-                f"PostgreSQL does not answer at {make_url(POSTGRES_URL)!r} "
-                f"(run `make postgres`, or set TC_SCHEDULER_TEST_POSTGRES): {error.orig}"
-            )
+    with _created(f'CREATE DATABASE "{name}"', f'DROP DATABASE "{name}" WITH (FORCE)') as admin:
         url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-        try:
-            yield PostgresDatabase(name, url, admin)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+        yield PostgresDatabase(name, url, admin)
 
 
 def run_in_processes(
