@@ -1,10 +1,19 @@
 # Two entry points: `make run` and `make test` (and `make test-fast`, the pure core's unit tests
-# in seconds; `make test-faults`, the fault trials at full size). All build .venv from nothing.
+# in seconds; `make test-faults`, the fault trials at full size; `make image` and
+# `make test-image`, the container image of deploy/). All build .venv from nothing.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-fast test-faults lint typecheck unit postgres bench clean
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+# The image `make image` builds, on which base, for the base's Python (the wheels must fit it).
+IMAGE        ?= tc-scheduler:$(VERSION)
+IMAGE_BASE   ?= docker.io/library/python:3.12-slim
+IMAGE_PYTHON ?= 3.12
+IMAGE_BUILD_FLAGS ?=
+
+.PHONY: run test test-fast test-faults lint typecheck unit postgres bench clean \
+	image-wheels image image-tools test-image
 
 # The service on embedded defaults: this repository as its own project, SQLite under
 # .tc-scheduler/, dry-run unless TASKCLUSTER_* credentials are set. Stop it with Ctrl-C.
@@ -36,6 +45,24 @@ test-fast: $(VENV)/.installed-test
 test-faults: $(VENV)/.installed-test postgres
 	TC_SCHEDULER_FAULTS=full $(BIN)/pytest -q tests/faults
 
+# The container image (deploy/container/Containerfile): this repository's wheel and its
+# dependencies' in build/wheels first, so that the build itself downloads nothing.
+image-wheels: $(VENV)/bin/python
+	PYTHON=$(BIN)/python deploy/container/wheels build/wheels $(IMAGE_PYTHON)
+
+image: image-wheels
+	podman build $(IMAGE_BUILD_FLAGS) --format docker -f deploy/container/Containerfile \
+		--build-arg BASE=$(IMAGE_BASE) --build-arg VERSION=$(VERSION) \
+		--build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) -t $(IMAGE) .
+
+# tests/test_image.py: builds the image on a base made from Debian's packages, with no image
+# registry, and runs its commands as its user (`make test` runs it too when podman is there).
+test-image: $(VENV)/.installed-test image-tools
+	$(BIN)/pytest -q tests/test_image.py
+
+image-tools:
+	@scripts/ensure-image-tools
+
 # The ledger's tests run on SQLite and on the PostgreSQL server at 127.0.0.1:5432.
 postgres:
 	@scripts/ensure-postgres
@@ -59,4 +86,4 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/bin/python
 	touch $@ $(VENV)/.installed-run
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis *.egg-info build
