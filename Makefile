@@ -11,6 +11,7 @@ IMAGE        ?= tc-scheduler:$(VERSION)
 IMAGE_BASE   ?= docker.io/library/python:3.12-slim
 IMAGE_PYTHON ?= 3.12
 IMAGE_BUILD_FLAGS ?=
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
 .PHONY: run test test-fast test-faults lint typecheck unit postgres bench clean \
 	image-wheels image image-tools test-image
@@ -53,7 +54,7 @@ image-wheels: $(VENV)/bin/python
 image: image-wheels
 	podman build $(IMAGE_BUILD_FLAGS) --format docker -f deploy/container/Containerfile \
 		--build-arg BASE=$(IMAGE_BASE) --build-arg VERSION=$(VERSION) \
-		--build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) -t $(IMAGE) .
+		--build-arg REVISION=$(REVISION) -t $(IMAGE) .
 
 # tests/test_image.py: builds the image on a base made from Debian's packages, with no image
 # registry, and runs its commands as its user (`make test` runs it too when podman is there).
