@@ -44,8 +44,6 @@ KUBERNETES_VERSIONS = ("1.29", kubernetes_validate.latest_version())
 # What a replica needs between SIGTERM and SIGKILL beyond the drain: stopping the API and
 # releasing the claims left.
 STOP_MARGIN = 15
-# `run` waits this long at start for a ledger that does not answer (ledger-wait's default).
-LEDGER_WAIT_DEFAULT = "10m"
 UNIT = DEPLOY / "systemd" / "tc-scheduler.service"
 CONTAINERFILE = DEPLOY / "container" / "Containerfile"
 
@@ -190,8 +188,7 @@ def test_the_service_monitor_scrapes_metrics(
     for objects in rendered.values():
         [endpoint] = one(objects, "ServiceMonitor")["spec"]["endpoints"]
         assert endpoint["path"] == "/metrics"
-    if "/metrics" not in routes():
-        pytest.skip("the API has no /metrics yet (it lands with the metrics work of issue 16)")
+        assert endpoint["path"] in routes()
 
 
 @pytest.mark.process
@@ -202,11 +199,11 @@ def test_a_replica_stops_and_starts_within_what_kubernetes_allows(
         spec = pod_spec(objects)
         grace = spec["terminationGracePeriodSeconds"]
         assert grace >= SHUTDOWN_GRACE.total_seconds() + STOP_MARGIN
-        config = yaml.safe_load(service_config(objects))
-        waits = parse_duration(str(config.get("ledger-wait", LEDGER_WAIT_DEFAULT)))
-        startup = spec["containers"][0]["startupProbe"]
+        [service] = spec["containers"]
+        config = load_config(service_config(objects), "config.yml", container_environment(service))
+        startup = service["startupProbe"]
         allowed = startup["periodSeconds"] * startup["failureThreshold"]
-        assert allowed > waits.total_seconds(), (
+        assert allowed > config.ledger_wait.total_seconds(), (
             "liveness would kill a replica waiting for its ledger"
         )
 
@@ -306,9 +303,7 @@ def test_the_containers_run_commands_the_cli_has(
         for container in all_containers(pod_spec(objects))
     }
     assert commands == {"run", "ledger"}
-    assert "run" in COMMANDS
-    if "ledger" not in COMMANDS:
-        pytest.skip("`tc-scheduler ledger upgrade` lands with the retention work of issue 16")
+    assert commands <= set(COMMANDS)
 
 
 # -- systemd -------------------------------------------------------------------------------------
@@ -378,10 +373,7 @@ def test_systemd_analyze_finds_nothing_wrong_in_the_unit(tmp_path: Path) -> None
 def test_the_unit_runs_commands_the_cli_has() -> None:
     service = unit_settings(UNIT)["Service"]
     for key in ("ExecStartPre", "ExecStart"):
-        command = service[key].split()[1]
-        if command == "ledger" and "ledger" not in COMMANDS:
-            continue  # `ledger upgrade` lands with the retention work of issue 16
-        assert command in COMMANDS, key
+        assert service[key].split()[1] in COMMANDS, key
 
 
 # -- the image -----------------------------------------------------------------------------------
@@ -424,8 +416,6 @@ def test_the_deploy_readme_names_only_what_exists() -> None:
         assert re.search(rf"^{target}:", makefile, re.M), f"make {target}"
     # A command as written: in code, at a line's start, or run from the virtual environment.
     for command in set(re.findall(r"(?:^|`|bin/)tc-scheduler ([a-z]+)", readme, re.M)):
-        if command == "ledger" and "ledger" not in COMMANDS:
-            continue  # lands with the retention work of issue 16
         assert command in COMMANDS, command
     for path in set(re.findall(r"\b((?:deploy|scripts|tests)/[\w./-]*\w)", readme)):
         assert (REPOSITORY_ROOT / path).exists(), path

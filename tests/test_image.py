@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.cli.registry import COMMANDS
 from tests.support.corpus import REPOSITORY_ROOT
 from tests.support.image import (
     STATE_DIR,
@@ -196,11 +195,14 @@ def test_a_dry_run_tick_in_the_image_fires_the_slot_and_records_it(
         {"TC_SCHEDULER_NOW": NOW},
     )
     assert [f["state"] for f in json.loads(history.stdout)] == ["dry-run"]
-    if "ledger" in COMMANDS:
-        upgraded = image.run(
-            ["tc-scheduler", "ledger", "upgrade", "--config", config], state_dir, scratch
-        )
-        assert upgraded.returncode == 0, upgraded.stderr
+    upgraded = image.run(
+        ["tc-scheduler", "ledger", "upgrade", "--json", "--config", config],
+        state_dir,
+        scratch,
+        {"TC_SCHEDULER_NOW": NOW},
+    )
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert json.loads(upgraded.stdout)["upgraded"] is False  # the tick made it current
 
 
 def test_the_service_runs_in_the_image_and_answers_its_health_check(
