@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pwd
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -43,6 +47,7 @@ from tests.support.projects import (
     write_service_config,
 )
 from tests.support.repos import Repository
+from tests.support.waiting import HANG_GUARD
 
 NOW = datetime(2026, 11, 24, 10, 5, tzinfo=UTC)
 OPERATOR = "op-token-for-the-operations-tests"
@@ -274,3 +279,27 @@ def test_a_fire_its_own_template_breaks_is_refused_and_shown(
         Category.REFUSED,
         400,
     )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can take a uid that has no name")
+def test_an_actor_whose_uid_has_no_name_is_its_uid() -> None:
+    """In a container run as an arbitrary uid there is no passwd entry: acts still have an
+    actor, and the command does not fail."""
+    nameless = 54_321
+    assert not any(entry.pw_uid == nameless for entry in pwd.getpwall())
+    # Imported first: after setuid, this uid may not read the interpreter's own files.
+    program = (
+        "import os; from scheduler.cli.setup import actor; "
+        f"os.setgid({nameless}); os.setuid({nameless}); print(actor())"
+    )
+    environment = {"PATH": os.environ["PATH"], "PYTHONPATH": str(Path.cwd())}
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"uid {nameless}@")

@@ -174,7 +174,12 @@ async def operations(config: Config, *, follow: bool = False) -> AsyncIterator[O
 
 def actor() -> str:
     """Who acts from the command line: the user, on this host."""
-    return f"{getpass.getuser()}@{socket.gethostname()} (cli)"
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        # A uid with no name (a container's arbitrary runAsUser): the uid is who it is.
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()} (cli)"
 
 
 def known_project(config: Config, name: str) -> Project:
