@@ -69,11 +69,13 @@ class _Check:
     revision: str | None = None
 
     async def run(self) -> Checked:
-        try:
-            await self._project()
-        except Exception:
-            log.exception("internal error in preflight", project=self.project.name)
-            self._error(None, "internal error in tc-scheduler's preflight; see its log")
+        # Every line logged meanwhile names the project, git's and Taskcluster's too.
+        with structlog.contextvars.bound_contextvars(project=self.project.name):
+            try:
+                await self._project()
+            except Exception:
+                log.exception("internal error in preflight")
+                self._error(None, "internal error in tc-scheduler's preflight; see its log")
         return Checked(self.project.name, self.revision, tuple(self.findings))
 
     def _add(self, job: str | None, severity: Severity, message: str) -> None:

@@ -20,9 +20,9 @@ from scheduler.cli.setup import (
     fail,
     load,
     operations,
+    start_logging,
 )
 from scheduler.cli.tables import table
-from scheduler.common import logs
 from scheduler.config.errors import UnknownProjectError
 from scheduler.config.model import Project
 from scheduler.operations.expiry_report import expiry_report
@@ -54,7 +54,7 @@ def expiry_report_command(
     if unknown:
         error = UnknownProjectError(f"no such project: {', '.join(sorted(unknown))}")
         fail(str(error), EXIT_STATUS[error.category])
-    logs.configure(level="warning")
+    start_logging("warning")
     errors = console(stderr=True)
 
     with Progress(console=errors, transient=True, disable=not errors.is_terminal) as bar:
@@ -110,7 +110,7 @@ def expiry_remediate(
 ) -> None:
     """Scan PROJECT now and rebuild what is expiring (or follow the rebuild that runs)."""
     config = load(config_path)
-    logs.configure(level="warning")
+    start_logging("warning")
 
     async def remediate() -> RemediationOut:
         async with operations(config, follow=True) as ops:

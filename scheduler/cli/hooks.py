@@ -16,8 +16,16 @@ from rich import box
 from rich.table import Table
 
 from scheduler.cli.output import console, echo, echo_json, echo_model, json_object
-from scheduler.cli.setup import actor, carry_out, clock, config_option, fail, load, operations
-from scheduler.common import logs
+from scheduler.cli.setup import (
+    actor,
+    carry_out,
+    clock,
+    config_option,
+    fail,
+    load,
+    operations,
+    start_logging,
+)
 from scheduler.common.wording import counted
 from scheduler.config.model import Config
 from scheduler.hooks.changes import Change, HookPlan
@@ -141,7 +149,7 @@ def hooks_apply(
     if config.dry_run and not dry_run:
         echo("dry run: the configuration is dry-run, so nothing is changed", err=True)
     dry_run = dry_run or config.dry_run
-    logs.configure(level="warning")
+    start_logging("warning")
     results = carry_out(
         apply_hooks(
             config,
@@ -197,7 +205,7 @@ def hooks_fire(
     """
     config = load(config_path)
     payload = {} if payload is None else payload
-    logs.configure(level="warning")
+    start_logging("warning")
 
     async def fire() -> HookFiredOut:
         async with operations(config, follow=True) as ops:
@@ -236,7 +244,7 @@ def _load_folder(directory: Path) -> HookFolder:
 
 
 def _plan(config: Config, folder: HookFolder) -> list[HookPlan]:
-    logs.configure(level="warning")
+    start_logging("warning")
     return carry_out(hook_plans(config, folder))
 
 

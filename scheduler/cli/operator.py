@@ -23,9 +23,9 @@ from scheduler.cli.setup import (
     ledger_url,
     load,
     operations,
+    start_logging,
 )
 from scheduler.cli.tables import print_fires, table
-from scheduler.common import logs
 from scheduler.cron import format_slot
 from scheduler.operations.acts import FireFailedError
 from scheduler.operations.audit import target_of
@@ -67,7 +67,7 @@ def fire(
 ) -> None:
     """Run a job now, whatever its schedule says (recorded as a manual fire)."""
     config = load(config_path)
-    logs.configure()
+    start_logging()
 
     async def fire_now() -> FiredOut | FireFailedError:
         async with operations(config, follow=True) as ops:
@@ -117,7 +117,7 @@ def action(
     the rendered payload. Each call triggers it once more: an action has no slot to dedupe on.
     """
     config = load(config_path)
-    logs.configure(level="warning")
+    start_logging("warning")
 
     async def trigger() -> ActionOut:
         async with operations(config, follow=True) as ops:
@@ -154,7 +154,7 @@ def jobs(config_path: Path | None, project_name: str, upcoming: int, as_json: bo
     """PROJECT's jobs at its branch head: when each fires, the next fires, the last fire, and
     the pause holding it (the same as the API's /projects/PROJECT/jobs)."""
     config = load(config_path)
-    logs.configure(level="warning")
+    start_logging("warning")
 
     async def read() -> ProjectJobsOut:
         async with operations(config) as ops:

@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tick": ("service", "tick"),
 }
 
+# What `--log-level` takes, case aside; a command started without it logs at its own level
+# (`setup.start_logging` reads it when the command starts logging).
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
 
 class _Commands(click.Group):
     """The commands of `COMMANDS`, each imported when asked for."""
@@ -57,7 +61,15 @@ class _Commands(click.Group):
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tc-scheduler")
-def main() -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    envvar="TC_SCHEDULER_LOG_LEVEL",
+    show_envvar=True,
+    help="Log lines of this level and above (default: info for `run`, `tick` and `fire`, "
+    "warning or error for the commands that print their own answer).",
+)
+def main(log_level: str | None) -> None:
     """Run Taskcluster projects' .cron.yml jobs: check, plan and render them; run the service."""
     # What every command prints is masked; a secret the environment holds is known to be one
     # even by the commands that read no configuration.

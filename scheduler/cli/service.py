@@ -14,9 +14,16 @@ import click
 
 from scheduler import rounds, service
 from scheduler.cli.output import echo, echo_json, echo_model, echo_yaml, instant
-from scheduler.cli.setup import carry_out, clock, config_option, fail, known_project, load
+from scheduler.cli.setup import (
+    carry_out,
+    clock,
+    config_option,
+    fail,
+    known_project,
+    load,
+    start_logging,
+)
 from scheduler.cli.tables import print_fires
-from scheduler.common import logs
 from scheduler.common.wording import counted
 from scheduler.config.model import Config, Project
 from scheduler.cron import format_slot
@@ -85,7 +92,7 @@ def preflight_command(
 
 
 def _preflight(config: Config, projects: Sequence[Project]) -> list[Finding]:
-    logs.configure(level="error")
+    start_logging("error")
 
     async def check() -> list[Finding]:
         async with service.open_engine(config, clock=clock()) as engine:
@@ -106,7 +113,7 @@ def _preflight_summary(projects: Sequence[Project], findings: list[Finding]) -> 
 def run(config_path: Path | None) -> None:
     """Run the service: tick every 15 minutes (UTC), catching up after gaps, until SIGTERM."""
     config = load(config_path)
-    logs.configure()
+    start_logging()
     # A ledger that never answered, or one a newer release upgraded, is one line, exit 1.
     carry_out(service.run(config, clock=clock()))
 
@@ -132,7 +139,7 @@ def tick(config_path: Path | None, at: datetime, as_json: bool) -> None:
             "job now, use `tc-scheduler fire PROJECT JOB`",
             2,
         )
-    logs.configure()
+    start_logging()
 
     async def evaluate() -> list[SlotResult]:
         async with service.open_service(config, clock=now) as running:
@@ -172,7 +179,7 @@ def notify_test(config_path: Path | None, channel: str | None, as_json: bool) ->
         fail("nothing to test: configure notify.slack or notify.sentry", 2)
     if channel is not None and (slack is None or slack.webhook_url is not None):
         fail("--channel needs a Slack bot token: an incoming webhook posts to one channel", 2)
-    logs.configure(level="warning")
+    start_logging("warning")
 
     async def send() -> NotifyTestOut:
         async with service.open_service(config, clock=clock()) as running:

@@ -20,6 +20,7 @@ import click
 from scheduler import service
 from scheduler.cli.output import echo
 from scheduler.clock import Clock, ClockSettingError, clock_from
+from scheduler.common import logs
 from scheduler.config.errors import ConfigError, UnknownProjectError
 from scheduler.config.loading import (
     DEFAULT_PUBLIC_URL,
@@ -110,6 +111,14 @@ def _embedded_root() -> Path:
         if (directory / ".git").exists():
             return directory
     fail("no --config given and the current directory is not in a git repository", 2)
+
+
+def start_logging(level: str = "info") -> None:
+    """Log from here on at `level`, the command's own, unless `--log-level` (or
+    TC_SCHEDULER_LOG_LEVEL) asked for another."""
+    context = click.get_current_context(silent=True)
+    chosen = None if context is None else context.find_root().params.get("log_level")
+    logs.configure(level=chosen or level)
 
 
 def clock() -> Clock:

@@ -95,11 +95,15 @@ class Engine:
         return list(results)
 
     async def _evaluate(self, project: Project, slot: datetime) -> SlotResult:
-        bound = log.bind(project=project.name, slot=format_slot(slot))
+        # Every line logged meanwhile names the project and slot, git's retries too.
+        with structlog.contextvars.bound_contextvars(project=project.name, slot=format_slot(slot)):
+            return await self._evaluate_bound(project, slot)
+
+    async def _evaluate_bound(self, project: Project, slot: datetime) -> SlotResult:
         try:
             snapshot = await self.source.snapshot(project.git_url, project.branch)
         except SourceError as error:
-            bound.error("project slot failed", error=str(error))
+            log.error("project slot failed", error=str(error))
             await self._record_slot(project, slot, None, SlotOutcome.FAILED, str(error))
             return SlotResult(project.name, slot, None, error=str(error))
         cron = self._cron(project, snapshot)
@@ -137,7 +141,7 @@ class Engine:
         problems = [str(d) for d in plan.left_out]
         left_out = "\n".join(problems) or None
         if left_out:
-            bound.warning("jobs left out", problems=problems)
+            log.warning("jobs left out", problems=problems)
         await self._record_slot(project, slot, snapshot.revision, SlotOutcome.EVALUATED, left_out)
         return SlotResult(
             project.name,
@@ -168,13 +172,15 @@ class Engine:
         return [fire for fires in results for fire in fires]
 
     async def _recover(self, project: Project, found: list[Fire]) -> list[FireResult]:
+        with structlog.contextvars.bound_contextvars(project=project.name):
+            return await self._recover_bound(project, found)
+
+    async def _recover_bound(self, project: Project, found: list[Fire]) -> list[FireResult]:
         now = self.clock()
         try:
             snapshot = await self.source.snapshot(project.git_url, project.branch)
         except SourceError as error:
-            log.warning(
-                "fires to recover wait for the repository", project=project.name, error=str(error)
-            )
+            log.warning("fires to recover wait for the repository", error=str(error))
             return []
         cron = self._cron(project, snapshot)
         pauses = await self.ledger.run(lambda ledger: ledger.pauses(project=project.name, at=now))

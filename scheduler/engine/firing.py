@@ -14,6 +14,7 @@ from typing import Protocol
 import structlog
 
 from scheduler.clock import Clock
+from scheduler.common import logs
 from scheduler.common.wording import counted
 from scheduler.config.model import Config, Project
 from scheduler.cron import DecisionTask, Job, PlannedFire
@@ -105,10 +106,19 @@ class FireRunner:
     async def fire(self, request: FireRequest, claim: Claim | None) -> FireResult:
         """Fire what `claim` holds (None: another replica has it); the outcome waits in
         `_unrecorded` until `record` writes it with the others of its project."""
+        # Every line logged meanwhile names the fire, the client libraries' too (a retry).
+        with structlog.contextvars.bound_contextvars(
+            project=request.project.name,
+            job=request.job.name,
+            slot=format_slot(request.slot),
+            kind=request.kind,
+        ):
+            return await self._fire(request, claim)
+
+    async def _fire(self, request: FireRequest, claim: Claim | None) -> FireResult:
         project, job, slot, kind = request.project, request.job, request.slot, request.kind
-        bound = log.bind(project=project.name, job=job.name, slot=format_slot(slot), kind=kind)
         if claim is None:
-            bound.info("claimed by another replica")
+            log.info("claimed by another replica")
             return FireResult(project.name, job.name, slot, kind, None)
         # Until the outcome is known the claim is in flight: its lease is renewed, and a
         # shutdown releases it.
@@ -139,13 +149,13 @@ class FireRunner:
             claim, state, task_id, request.snapshot.revision, error, details, watch, retry_at
         )
         if state is FireState.FAILED:
-            bound.error("fire failed", task_id=task_id, error=error)
+            log.error("fire failed", task_id=task_id, error=error)
         elif state is FireState.RETRYING:
-            bound.warning("fire failed, will be retried", error=error)
+            log.warning("fire failed, will be retried", error=error)
         elif error:
-            bound.warning("fired", task_id=task_id, state=state, note=error)
+            log.warning("fired", task_id=task_id, state=state, note=error)
         else:
-            bound.info("fired", task_id=task_id, state=state)
+            log.info("fired", task_id=task_id, state=state)
         return FireResult(
             project.name,
             job.name,
@@ -181,7 +191,8 @@ class FireRunner:
 
     def _keep_leases(self) -> None:
         if self._renewer is None or self._renewer.done():
-            self._renewer = asyncio.create_task(self._renew_leases())
+            # It renews every fire's lease, not only the one whose start it follows.
+            self._renewer = asyncio.create_task(self._renew_leases(), context=logs.unbound())
 
     async def _renew_leases(self) -> None:
         """While fires are in flight or unrecorded, renew their claims' leases every third of

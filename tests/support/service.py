@@ -19,6 +19,7 @@ class Service:
             command, cwd=REPOSITORY_ROOT, env=env, stderr=subprocess.PIPE, text=True
         )
         self.lines: list[dict[str, object]] = []
+        self.raw: list[str] = []  # every line as written, JSON or not
         self.evaluated = threading.Event()
         self.ticked = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -27,10 +28,13 @@ class Service:
     def _read(self) -> None:
         assert self.process.stderr is not None
         for line in self.process.stderr:
+            self.raw.append(line)
             try:
-                self.lines.append(json.loads(line))
-            except ValueError:  # not the JSON log: a traceback, say; kept for the asserts
-                self.lines.append({"event": None, "raw": line})
+                parsed = json.loads(line)
+            except ValueError:
+                parsed = None
+            # Not the JSON log (a traceback, say): kept for the asserts.
+            self.lines.append(parsed if isinstance(parsed, dict) else {"event": None, "raw": line})
             event = self.lines[-1].get("event")
             if event == "tick":
                 self.ticked.set()

@@ -51,6 +51,7 @@ PURE_MODULES = frozenset(
         "test_engine.py",
         "test_expiry.py",
         "test_hooks.py",
+        "test_logs.py",
         "test_metrics_recording.py",
         "test_notify_sentry.py",
         "test_notify_slack.py",
