@@ -138,7 +138,7 @@ async def recover_and_report(
     if recovered:
         log.info("recovered fires", fires=len(recovered))
         if monitor is not None:
-            monitor.recovered(recovered)
+            monitor.fired(recovered)
         await notifier.round()
 
 

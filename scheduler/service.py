@@ -103,9 +103,10 @@ class Service(NamedTuple):
     notifier: Notifier
     ledger: AsyncLedger[Ledger]
 
-    def operations(self) -> Operations:
-        """The operator's acts and reads of this service, reported as its own work is."""
-        return Operations(self.engine, self.ledger, self.notifier)
+    def operations(self, monitor: Monitor | None = None) -> Operations:
+        """The operator's acts and reads of this service, reported as its own work is (and
+        the fires they make counted by `monitor`, if given)."""
+        return Operations(self.engine, self.ledger, self.notifier, monitor)
 
 
 @asynccontextmanager
@@ -249,7 +250,7 @@ async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | N
                     **repeat,
                 )
         ticker.start()
-        api = ApiServer(service.operations(), config.api, monitor)
+        api = ApiServer(service.operations(monitor), config.api, monitor)
         api.start()
         # What Taskcluster would refuse, found before anything fires; then the start-up tick:
         # the current slot, and catch-up since the last one.

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 
 from scheduler import service as composition
 from scheduler.clock import clock_from
-from scheduler.config.model import ApiSettings
+from scheduler.config.model import ApiSettings, ApiToken
 from scheduler.cron import slot_of
 from scheduler.ledger import Act, Backlog, FireKind, Ledger, LetterState, Notice, SlotOutcome
 from scheduler.ledger.migrating import alembic_config, head_revision
@@ -30,6 +30,7 @@ from scheduler.rounds import tick_and_report
 from scheduler.service import open_service
 from scheduler.taskcluster import connect
 from scheduler.taskcluster_calls import Call
+from scheduler.web.auth import hash_token
 from scheduler.web.server import ApiServer
 from tests.emulator import Emulator
 from tests.support.emulated import task_definition, taskcluster_environment
@@ -417,3 +418,43 @@ def test_the_ledger_tells_its_backlog_and_the_migrations_it_lacks(
         assert ledger.pending_migrations() == []
     finally:
         versions.dispose()
+
+
+def test_fires_made_by_hand_through_the_api_are_counted_as_manual(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.clock.set(T, frozen=True)
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    token = "operator-token-for-metrics"
+    config = make_config(
+        emulator,
+        tmp_path,
+        project("alpha", repository),
+        api=ApiSettings(
+            host="127.0.0.1", port=0, tokens=(ApiToken("ops", "operator", hash_token(token)),)
+        ),
+    )
+
+    async def scenario() -> Samples:
+        metrics = Metrics()
+        async with open_service(config, clock=emulator.clock.now) as service:
+            monitor = Monitor(service.ledger, service.engine.clock, metrics)
+            server = ApiServer(service.operations(monitor), config.api, monitor)
+            server.start()
+            assert server.url is not None
+            try:
+                headers = {"Authorization": f"Bearer {token}"}
+                async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+                    fired = await client.post(
+                        "/api/v1/projects/alpha/jobs/hourly/fire", headers=headers, json={}
+                    )
+                    assert fired.status_code == 200, fired.text
+                    return parse((await client.get("/metrics")).text)
+            finally:
+                await server.stop()
+
+    found = asyncio.run(scenario())
+    labels = {"project": "alpha", "job": "hourly", "kind": "manual", "state": "created"}
+    assert value(found, "tc_scheduler_fires_total", **labels) == 1

@@ -52,8 +52,8 @@ class Monitor:
         self.metrics.tick_took(seconds)
         self.last_tick = now
 
-    def recovered(self, fires: Sequence[FireResult]) -> None:
-        """A recovery round made (or found claimed) `fires`."""
+    def fired(self, fires: Sequence[FireResult]) -> None:
+        """Fires made outside a tick: by a recovery round (or found claimed), or by hand."""
         self.metrics.fires_made(fires)
 
     def expiry_scanned(

@@ -36,6 +36,12 @@ class Reporting(Protocol):
     async def expiry_scanned(self, project: str, events: Sequence[ExpiryEvent]) -> None: ...
 
 
+class FireCounting(Protocol):
+    """What counts the fires made by hand as the service's own (the service's monitor)."""
+
+    def fired(self, fires: Sequence[FireResult]) -> None: ...
+
+
 class FireFailedError(SchedulerError, code="fire-failed"):
     """A manual fire was made and recorded, but Taskcluster or the repository (upstream), or
     the project's own template (not upstream), refused it; `fired` is what the ledger has."""
@@ -52,12 +58,13 @@ class FireFailedError(SchedulerError, code="fire-failed"):
 @dataclass(frozen=True)
 class Operations:
     """The operator's acts and reads of a running service: its engine, its ledger (the acts
-    are audited there), and what reports what is started by hand (None: nothing is reported,
-    as with a bare engine)."""
+    are audited there), what reports what is started by hand and what counts the fires made
+    (None: nothing is reported or counted, as with a bare engine)."""
 
     engine: Engine
     async_ledger: AsyncLedger[OperationsLedger]
     reporting: Reporting | None = None
+    counting: FireCounting | None = None
 
     @property
     def ledger(self) -> LedgerOperations:
@@ -85,6 +92,8 @@ class Operations:
             return await self.engine.fire_now(project, job, cron_input, dry_run=dry_run)
 
         result = await audited(self.async_ledger, self.engine.clock, act, fire, _fire_outcome)
+        if self.counting is not None:
+            self.counting.fired([result])
         fired = FiredOut.model_validate(result)
         if result.state is FireState.FAILED:
             message = f"{project}/{job}: the fire failed: {result.error}"
