@@ -83,3 +83,18 @@ def test_pruning_needs_the_ledger_and_retention_and_nothing_else() -> None:
 
     assert settings.retention.letters == timedelta(days=7)
     assert settings.url.endswith("ledger.db")
+
+
+def test_fires_are_kept_longer_than_any_slot_may_still_be_fired() -> None:
+    text = MINIMAL.replace(
+        "    trust-domain: gecko\n",
+        "    trust-domain: gecko\n    catch-up: {max-lateness: 10d}\n",
+    )
+    assert problems(load_config, text + "retention: {fires: 5d}\n") == [
+        "service.yml:9:20: error: retention.fires: 5d would forget fires whose slots may still "
+        "be fired (project mozilla-central has a max-lateness of 10d); keep fires at least 11d, "
+        "or shorten that max-lateness"
+    ]
+    assert load_config(text + "retention: {fires: 11d}\n", "service.yml", {}).retention.fires == (
+        timedelta(days=11)
+    )

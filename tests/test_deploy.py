@@ -21,6 +21,7 @@ from scheduler.common.redaction import is_secret_key, redact
 from scheduler.config.errors import ConfigError
 from scheduler.config.loading import load_config, load_ledger_url
 from scheduler.durations import parse_duration
+from scheduler.monitoring.monitor import LEDGER_PATIENCE
 from scheduler.service import SHUTDOWN_GRACE
 from scheduler.web.app import health
 from tests.support.corpus import REPOSITORY_ROOT
@@ -173,6 +174,10 @@ def test_probes_and_metrics_point_at_the_services_real_paths(
         }
         assert probes["livenessProbe"] == "/livez"
         assert probes["readinessProbe"] == "/readyz"
+        # /readyz gives the ledger LEDGER_PATIENCE to answer: a probe that gives up sooner
+        # would never see the answer that says which check failed.
+        patience = LEDGER_PATIENCE.total_seconds()
+        assert container["readinessProbe"]["timeoutSeconds"] > patience
         assert set(probes.values()) <= paths
         [port] = container["ports"]
         api = yaml.safe_load(service_config(objects))["api"]["listen"]
@@ -189,6 +194,8 @@ def test_the_service_monitor_scrapes_metrics(
         [endpoint] = one(objects, "ServiceMonitor")["spec"]["endpoints"]
         assert endpoint["path"] == "/metrics"
         assert endpoint["path"] in routes()
+        # A scrape reads the outbox's backlog from the ledger, within LEDGER_PATIENCE.
+        assert parse_duration(endpoint["scrapeTimeout"]) > LEDGER_PATIENCE
 
 
 @pytest.mark.process

@@ -221,6 +221,13 @@ def test_redact_and_without_userinfo_are_unchanged() -> None:
     assert without_userinfo(url) == "https://github.com/mozilla/gecko"
 
 
+def test_redact_masks_a_password_given_as_a_query_parameter() -> None:
+    url = "postgresql+psycopg://scheduler@db:5432/ledger?password=s3cretvalue&sslmode=require"
+    assert redact(url) == (
+        "postgresql+psycopg://scheduler@db:5432/ledger?password=***&sslmode=require"
+    )
+
+
 def test_redact_keeps_a_login_name_and_without_userinfo_drops_it() -> None:
     url = "ssh://git@github.com/mozilla/gecko"
     assert redact(url) == url

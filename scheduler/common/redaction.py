@@ -234,9 +234,11 @@ def _says_nothing(value: Any) -> bool:
 
 
 def redact(text: str) -> str:
-    """`text` with the credentials of every URL in it (a token, or user and password) as
-    `***`; a login name alone (`ssh://git@host`, `git@host:org/repo`) stays."""
-    return _BARE_USERINFO.sub(f"{MASK}@", _URL_USERINFO.sub(_mask_userinfo, text))
+    """`text` with the credentials of every URL in it (a token, or user and password, and a
+    query parameter that names a secret, `?password=...`) as `***`; a login name alone
+    (`ssh://git@host`, `git@host:org/repo`) stays."""
+    text = _BARE_USERINFO.sub(f"{MASK}@", _URL_USERINFO.sub(_mask_userinfo, text))
+    return _PAIR.sub(_keep_key, text)
 
 
 def without_userinfo(url: str) -> str:

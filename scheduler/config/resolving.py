@@ -16,23 +16,23 @@ from typing import Any
 from scheduler.common.redaction import redact, without_userinfo
 from scheduler.common.schema_messages import shown
 from scheduler.common.yamldoc import Document
+from scheduler.config.bounds import (
+    check_fires_outlive_lateness,
+    resolve_call_bounds,
+    resolve_retention,
+)
 from scheduler.config.errors import ConfigError, Problems
 from scheduler.config.model import (
     DEFAULT_CONCURRENCY,
     DEFAULT_LEDGER_WAIT,
-    LONGEST_CALL_DEADLINE,
-    LONGEST_CALL_TIMEOUT,
-    MIN_RETENTION,
     ApiSettings,
     ApiToken,
-    CallBounds,
     CatchUp,
     Config,
     Credentials,
     ExpiryWatch,
     LedgerSettings,
     Project,
-    Retention,
     TaskGroupWatch,
 )
 from scheduler.config.schema import SET_CREDENTIALS
@@ -66,7 +66,7 @@ class Resolver:
                 "no Taskcluster root URL: set taskcluster.root-url, or TASKCLUSTER_ROOT_URL",
             )
         credentials = self._credentials(taskcluster)
-        calls = self._calls(taskcluster)
+        calls = resolve_call_bounds(taskcluster, self.document, self.problems)
         dry_run_setting = self.data.get("dry-run", "auto")
         if dry_run_setting is False and credentials is None:
             self.problems.error(
@@ -81,7 +81,8 @@ class Resolver:
         )
         self._check_unique(projects)
         notify = self._notify(self.data.get("notify", {}))
-        retention = self._retention()
+        retention = resolve_retention(self.data.get("retention", {}), self.document, self.problems)
+        check_fires_outlive_lateness(retention, projects, self.document, self.problems)
         if self.problems.diagnostics:
             raise ConfigError(self.problems.diagnostics)
         assert root_url is not None
@@ -118,28 +119,10 @@ class Resolver:
     def ledger_settings(self) -> LedgerSettings:
         """The ledger's URL and retention (no other setting checked); ConfigError if the
         retention is not usable."""
-        retention = self._retention()
+        retention = resolve_retention(self.data.get("retention", {}), self.document, self.problems)
         if self.problems.diagnostics:
             raise ConfigError(self.problems.diagnostics)
         return LedgerSettings(self.ledger_url(), retention)
-
-    def _retention(self) -> Retention:
-        data = self.data.get("retention", {})
-        default = Retention()
-        kept = {}
-        for key in ("fires", "letters", "audit"):
-            duration = parse_duration(data[key]) if key in data else getattr(default, key)
-            if duration < MIN_RETENTION:
-                self.problems.error(
-                    self.document.position_of(("retention", key)),
-                    f"retention.{key}: {data[key]} is too short; the ledger keeps everything "
-                    f"at least {format_duration(MIN_RETENTION)} (the engine reads recent "
-                    f"fires), so write {format_duration(MIN_RETENTION)} or more, like "
-                    f"{format_duration(getattr(default, key))}",
-                )
-                duration = getattr(default, key)
-            kept[key] = duration
-        return Retention(**kept)
 
     def _state_dir(self) -> Path:
         return self._path(self.data.get("state-dir", ".tc-scheduler"))
@@ -193,51 +176,6 @@ class Resolver:
         if isinstance(certificate, dict):
             certificate = json.dumps(certificate)
         return Credentials(loaded["clientId"], loaded["accessToken"], certificate)
-
-    def _calls(self, taskcluster: Mapping[str, Any]) -> CallBounds:
-        """`call-timeout` and `call-deadline`, checked against their limits and each other; an
-        unset timeout is the default's, or the deadline if that is shorter."""
-        default = CallBounds()
-        deadline = self._call_bound(
-            taskcluster,
-            "call-deadline",
-            LONGEST_CALL_DEADLINE,
-            "a tick stalled on Taskcluster must end well before the next slot's, 15 minutes later",
-        )
-        timeout = self._call_bound(
-            taskcluster,
-            "call-timeout",
-            LONGEST_CALL_TIMEOUT,
-            "a trigger whose answer did not come is looked for soon after it was sent, and must "
-            "no longer be on its way by then",
-        )
-        deadline = deadline or default.deadline
-        if timeout is None:
-            return CallBounds(min(default.timeout, deadline), deadline)
-        if timeout > deadline:
-            self.problems.error(
-                self.document.position_of(("taskcluster", "call-timeout")),
-                f"taskcluster.call-timeout {format_duration(timeout)} is longer than "
-                f"call-deadline {format_duration(deadline)}: an attempt cannot outlast its "
-                "call; make the timeout at most the deadline",
-            )
-        return CallBounds(timeout, deadline)
-
-    def _call_bound(
-        self, taskcluster: Mapping[str, Any], key: str, longest: timedelta, why: str
-    ) -> timedelta | None:
-        """The duration `taskcluster.<key>` sets, if any and within its limits (`why` them)."""
-        if key not in taskcluster:
-            return None
-        value = parse_duration(taskcluster[key])
-        if not value or value > longest:
-            self.problems.error(
-                self.document.position_of(("taskcluster", key)),
-                f"taskcluster.{key} must be from 1s to {format_duration(longest)} (got "
-                f"{format_duration(value)}): {why}",
-            )
-            return None
-        return value
 
     def _api(self, data: Mapping[str, Any]) -> ApiSettings:
         listen = data.get("listen", f"{ApiSettings.host}:{ApiSettings.port}")

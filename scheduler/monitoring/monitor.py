@@ -24,7 +24,7 @@ from scheduler.outcomes import FireResult, SlotResult
 # Ticks come every slot: two without one means the ticker has stopped (or hangs).
 STALE_AFTER = 2 * SLOT_LENGTH
 # A ledger that takes longer than this to answer a probe does not answer.
-LEDGER_PATIENCE = timedelta(seconds=10)
+LEDGER_PATIENCE = timedelta(seconds=3)
 
 Result = TypeVar("Result")
 
