@@ -44,12 +44,20 @@ from scheduler.rounds import (
 )
 from scheduler.taskcluster import connect_service
 from scheduler.taskcluster_calls import CallObserver
-from scheduler.web.server import ApiServer
+from scheduler.web.server import STOP_BEYOND_GRACE, ApiServer
 
 log = structlog.get_logger("tc_scheduler.service")
 
-# In-flight fires get this long to finish after SIGTERM; then their claims are released.
+# After SIGTERM, what is in flight (ticks, rounds, scans, acts asked through the API) gets this
+# long in all to finish; then it is cut off and the claims of its fires are released.
 SHUTDOWN_GRACE = timedelta(seconds=30)
+# Once the work is done or cut off: recording what ended and releasing the claims left (ledger
+# writes of milliseconds; connecting to PostgreSQL gives up after 10 s), closing the ledger,
+# the Taskcluster session and Sentry (which sends what it holds for up to 2 s).
+WIND_DOWN = timedelta(seconds=10)
+# The longest a stop takes from SIGTERM: the grace, the API closing, the wind-down. Kubernetes'
+# terminationGracePeriodSeconds and systemd's TimeoutStopSec (deploy/) are longer.
+SHUTDOWN_BUDGET = SHUTDOWN_GRACE + STOP_BEYOND_GRACE + WIND_DOWN
 # A tick delayed by a busy event loop still runs; only the engine's catch-up judges lateness.
 MISFIRE_GRACE = timedelta(minutes=14)
 # How often the outbox is looked at for letters due (new ones, or retries whose time came).
@@ -176,8 +184,19 @@ class _Running:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | None = None) -> None:
-    """Serve until SIGTERM/SIGINT (or `stop`): a tick at start, then one per 15-minute slot."""
+async def run(
+    config: Config,
+    *,
+    clock: Clock = utc_now,
+    stop: asyncio.Event | None = None,
+    grace: timedelta = SHUTDOWN_GRACE,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or `stop`): a tick at start, then one per 15-minute slot.
+
+    On stop: acts through the API are refused and it says it is not ready at once; what is in
+    flight gets `grace` to finish (the API answering reads meanwhile), then is cut off; then
+    the API closes and the claims left are released (SHUTDOWN_BUDGET in all).
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -257,10 +276,14 @@ async def run(config: Config, *, clock: Clock = utc_now, stop: asyncio.Event | N
         start(preflights.check(config.projects))
         start(tick_then_preflight(engine.clock()))
         await stop.wait()
+        # First, before anything stops: no new act, and the load balancer told not to send any.
+        api.stop_taking_acts()
         log.info("stopping", in_flight=len(running.tasks))
         ticker.shutdown(wait=False)
-        await running.drain(SHUTDOWN_GRACE)
-        await api.stop()
+        # One grace for everything in flight: the acts through the API, then the rest.
+        ends = loop.time() + grace.total_seconds()
+        await api.stop(grace)
+        await running.drain(timedelta(seconds=max(0.0, ends - loop.time())))
         await engine.release_all()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(signum)

@@ -19,14 +19,15 @@ from sqlalchemy.engine import make_url
 from scheduler.cli.registry import COMMANDS
 from scheduler.common.redaction import is_secret_key, redact
 from scheduler.config.errors import ConfigError
-from scheduler.config.loading import load_config, load_ledger_url
+from scheduler.config.loading import load_config, load_ledger_settings
 from scheduler.durations import parse_duration
 from scheduler.monitoring.monitor import LEDGER_PATIENCE
-from scheduler.service import SHUTDOWN_GRACE
+from scheduler.service import SHUTDOWN_BUDGET
 from scheduler.web.app import health
 from tests.support.corpus import REPOSITORY_ROOT
 from tests.support.deploy import (
     DEPLOY,
+    KUBERNETES,
     KUSTOMIZATIONS,
     all_containers,
     container_environment,
@@ -42,10 +43,12 @@ from tests.support.deploy import (
 
 # The oldest Kubernetes the manifests are for, and the newest the schemas bundled know.
 KUBERNETES_VERSIONS = ("1.29", kubernetes_validate.latest_version())
-# What a replica needs between SIGTERM and SIGKILL beyond the drain: stopping the API and
-# releasing the claims left.
-STOP_MARGIN = 15
+# Beyond the longest stop (SHUTDOWN_BUDGET: the grace, the API closing, the claims released),
+# what a replica needs before SIGKILL: the interpreter's own exit once `run` has returned.
+EXIT_MARGIN = 5
 UNIT = DEPLOY / "systemd" / "tc-scheduler.service"
+# How the manifests' comments state the longest stop, so that they say what the code does.
+STATED_BUDGET = f"{int(SHUTDOWN_BUDGET.total_seconds())} s at most"
 CONTAINERFILE = DEPLOY / "container" / "Containerfile"
 
 
@@ -205,7 +208,8 @@ def test_a_replica_stops_and_starts_within_what_kubernetes_allows(
     for objects in rendered.values():
         spec = pod_spec(objects)
         grace = spec["terminationGracePeriodSeconds"]
-        assert grace >= SHUTDOWN_GRACE.total_seconds() + STOP_MARGIN
+        assert grace >= SHUTDOWN_BUDGET.total_seconds() + EXIT_MARGIN
+        assert STATED_BUDGET in (KUBERNETES / "base" / "deployment.yaml").read_text()
         [service] = spec["containers"]
         config = load_config(service_config(objects), "config.yml", container_environment(service))
         startup = service["startupProbe"]
@@ -293,11 +297,13 @@ def test_each_configmap_is_a_valid_configuration_for_its_containers(
         ledger = make_url(config.ledger_url)
         assert ledger.get_backend_name() == "postgresql"
         assert ledger.password is None, "the password comes from PGPASSWORD"
-        # `ledger upgrade` reads the ledger setting alone, with the ledger's password.
+        # `ledger upgrade` reads the ledger's settings alone, with the ledger's password, and
+        # waits for the ledger as long as the service would.
         for container in spec["initContainers"]:
             given = container_environment(container, secret=f"test-{kustomization}")
             assert set(given) == {"PGPASSWORD"}
-            assert load_ledger_url(text, path, given) == config.ledger_url
+            settings = load_ledger_settings(text, path, given)
+            assert (settings.url, settings.wait) == (config.ledger_url, config.ledger_wait)
 
 
 @pytest.mark.process
@@ -327,9 +333,14 @@ def test_the_unit_is_hardened_and_keeps_its_state_and_secrets_apart() -> None:
     assert service["Restart"] in {"on-failure", "always"}
     assert service["ExecStart"].endswith("tc-scheduler run")
     stop = parse_duration(service["TimeoutStopSec"])
-    assert stop.total_seconds() >= SHUTDOWN_GRACE.total_seconds() + STOP_MARGIN
-    config = yaml.safe_load((DEPLOY / "systemd" / "config.yml").read_text())
+    assert stop.total_seconds() >= SHUTDOWN_BUDGET.total_seconds() + EXIT_MARGIN
+    assert STATED_BUDGET in UNIT.read_text()
+    example = DEPLOY / "systemd" / "config.yml"
+    config = yaml.safe_load(example.read_text())
     assert config["state-dir"] == f"/var/lib/{service['StateDirectory']}"
+    # ExecStartPre's `ledger upgrade` waits up to ledger-wait for the ledger: the start allows it.
+    settings = load_ledger_settings(example.read_text(), str(example), {})
+    assert parse_duration(service["TimeoutStartSec"]) > settings.wait
 
 
 def test_the_units_example_configuration_loads_with_its_secrets_file() -> None:

@@ -702,10 +702,13 @@ def test_remediate_command_says_what_failed_without_a_traceback(
         env=taskcluster_environment(deployment),
     )
     assert result.exit_code == 1, result.output
-    assert result.stderr.splitlines()[-1] == (
-        "error: demo: the expiry scan failed: index.listNamespaces(tcs.cache.level-1) failed: "
+    # Not a terminal: the error is the last line of the command's log.
+    last = json.loads(result.stderr.splitlines()[-1])
+    assert (last["level"], last["error"]) == ("error", "taskcluster-error"), result.stderr
+    assert last["event"] == (
+        "demo: the expiry scan failed: index.listNamespaces(tcs.cache.level-1) failed: "
         "Taskcluster answered 503 Service Unavailable, still after 5 retries"
-    ), result.stderr
+    )
     assert "Traceback" not in result.output
     with Ledger.open(f"sqlite:///{tmp_path / '.tc-scheduler' / 'ledger.db'}") as opened:
         [act] = opened.audit_log()

@@ -908,15 +908,20 @@ def test_a_payload_that_breaks_the_trigger_schema_is_refused_before_the_trigger_
         env=environment,
     )
     assert result.exit_code == 1
-    assert result.stderr.splitlines() == [
-        f"error: the payload does not match the triggerSchema of {undeclared_hook}, so it was "
-        "not triggered (4 problems)",
-        "  payload.flavor: is required; add it",
-        "  payload.flavour: is not a field of this hook's payload (allowed: revision, flavor, "
+    # Not a terminal: the error is the last line of the command's log, its problems listed.
+    [said] = [json.loads(line) for line in result.stderr.splitlines()]
+    assert (said["level"], said["error"]) == ("error", "payload-rejected")
+    assert said["event"] == (
+        f"the payload does not match the triggerSchema of {undeclared_hook}, so it was "
+        "not triggered (4 problems)"
+    )
+    assert said["details"] == [
+        "payload.flavor: is required; add it",
+        "payload.flavour: is not a field of this hook's payload (allowed: revision, flavor, "
         "options)",
-        '  payload.options.build_number: must be an integer (got the string "2"; write the '
+        'payload.options.build_number: must be an integer (got the string "2"; write the '
         "number without quotes or leading zeros)",
-        '  payload.revision: must match the pattern ^[0-9a-f]{40}$ (got "abc")',
+        'payload.revision: must match the pattern ^[0-9a-f]{40}$ (got "abc")',
     ]
     assert emulator.faults.injected == [], "hooks.triggerHook was called"
     assert emulator.tasks() == []

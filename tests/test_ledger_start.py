@@ -1,12 +1,15 @@
-"""Opening the ledger: a database that does not answer is waited for by `run` (one clean line per
-attempt) and is one line of error for every other command; a schema newer than this release
-knows is refused; `tc-scheduler ledger upgrade` migrates, audited."""
+"""Opening the ledger: a database that does not answer is waited for by `run` and `ledger upgrade`
+(one clean line per attempt) and is one line of error for every other command; `run`'s last
+word is a JSON line of its log off a terminal, a readable one on it; a schema newer than this
+release knows is refused; `tc-scheduler ledger upgrade` migrates, audited when it did."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
+import pty
 import secrets
 import socket
 import subprocess
@@ -31,6 +34,7 @@ from scheduler.ledger import (
 from scheduler.ledger.connecting import create_ledger_engine
 from scheduler.ledger.migrating import alembic_config, current_revision, head_revision
 from tests.support.corpus import REPOSITORY_ROOT
+from tests.support.ledger_backends import postgresql_database
 from tests.support.waiting import HANG_GUARD
 
 PASSWORD = "pw-" + secrets.token_urlsafe(16)
@@ -47,6 +51,22 @@ def unreachable_url() -> str:
 
 def invoke(*arguments: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(main, list(arguments), env=env, catch_exceptions=False)
+
+
+def read_terminal(terminal: int) -> str:
+    """What was written to the terminal whose other end `terminal` is, once every writer
+    closed it (Linux answers EIO then)."""
+    written = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError as error:
+            if error.errno != errno.EIO:
+                raise
+            chunk = b""
+        if not chunk:
+            return written.decode()
+        written += chunk
 
 
 def ledger_config(tmp_path: Path, url: str, *lines: str) -> Path:
@@ -116,13 +136,91 @@ def test_commands_reading_an_unreachable_ledger_fail_with_one_line(
 ) -> None:
     config = ledger_config(tmp_path, unreachable_url)
 
-    for command_line in (("history",), ("audit",), ("ledger", "prune"), ("ledger", "upgrade")):
+    for command_line in (("history",), ("audit",), ("ledger", "prune")):
         result = invoke(*command_line, "--config", str(config))
 
         assert result.exit_code == 1, (command_line, result.output)
         [line] = result.stderr.splitlines()
         assert line.startswith("error: the ledger at postgresql+psycopg://***@127.0.0.1:")
         assert PASSWORD not in result.output
+
+
+def test_ledger_upgrade_waits_for_the_ledger_then_says_so_in_one_json_line(
+    unreachable_url: str, tmp_path: Path
+) -> None:
+    config = ledger_config(tmp_path, unreachable_url, "ledger-wait: 1h")
+
+    # Not a terminal here: every line is one of the log, the last one the error.
+    result = invoke("ledger", "upgrade", "--wait", "1s", "--config", str(config))
+
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    *attempts, last = [json.loads(line) for line in result.stderr.splitlines()]
+    assert attempts, result.stderr
+    assert all(line["event"] == "the ledger does not answer; trying again" for line in attempts)
+    assert (last["level"], last["error"]) == ("error", "ledger-unavailable")
+    assert last["event"].startswith("the ledger at postgresql+psycopg://***@127.0.0.1:")
+    assert "gave up after waiting 1s" in last["event"]
+    assert "exception" not in last
+    assert PASSWORD not in result.output
+
+
+def test_ledger_upgrade_with_no_wait_tries_once(unreachable_url: str, tmp_path: Path) -> None:
+    config = ledger_config(tmp_path, unreachable_url)
+
+    result = invoke("ledger", "upgrade", "--wait", "0s", "--config", str(config))
+    refused = invoke("ledger", "upgrade", "--wait", "soon", "--config", str(config))
+
+    assert result.exit_code == 1, result.output
+    [line] = [json.loads(line) for line in result.stderr.splitlines()]
+    assert line["error"] == "ledger-unavailable"
+    assert "gave up" not in line["event"]
+    assert refused.exit_code == 2
+    assert "'soon' is not a duration like 30s, 5m or 1h" in refused.stderr
+
+
+@pytest.mark.process
+def test_ledger_upgrade_waits_for_a_ledger_that_comes_back_and_upgrades_it(
+    tmp_path: Path,
+) -> None:
+    # At the level it logs by (warning): each attempt is a line.
+    env = {k: v for k, v in os.environ.items() if k != "TC_SCHEDULER_LOG_LEVEL"}
+    with postgresql_database() as database:
+        config = ledger_config(tmp_path, database.url)  # ledger-wait: the default 10 minutes
+        upgrading: subprocess.Popen[str] | None = None
+        try:
+            with database.unreachable():
+                upgrading = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "scheduler",
+                        "ledger",
+                        "upgrade",
+                        "--config",
+                        str(config),
+                    ],
+                    cwd=REPOSITORY_ROOT,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                assert upgrading.stderr is not None
+                first = json.loads(upgrading.stderr.readline())  # blocks until it tried once
+                assert first["event"] == "the ledger does not answer; trying again", first
+            # The database answers again: the next attempt (30 s after the first) upgrades it.
+            out, err = upgrading.communicate(timeout=HANG_GUARD)
+        finally:
+            if upgrading is not None:
+                upgrading.kill()
+
+        assert upgrading.returncode == 0, err
+        assert out == f"ledger upgraded from nothing to {head_revision()}\n"
+        with Ledger.open(database.url) as ledger:
+            [act] = ledger.audit_log()
+        assert (act.action, act.ok) == ("ledger-upgrade", True)
+        assert act.result == f"schema from a new ledger to {head_revision()}"
 
 
 @pytest.mark.process
@@ -145,17 +243,69 @@ def test_run_waits_for_the_ledger_logging_each_attempt_then_exits_cleanly(
     assert ran.returncode == 1, ran.stderr
     assert "Traceback" not in ran.stderr
     assert PASSWORD not in ran.stderr + ran.stdout
-    *logged, last = ran.stderr.splitlines()
-    lines = [json.loads(line) for line in logged]  # the log: one JSON object a line
+    # The log, its last word included: one JSON object a line.
+    *lines, last = [json.loads(line) for line in ran.stderr.splitlines()]
     retries = [
         line for line in lines if line["event"] == "the ledger does not answer; trying again"
     ]
     assert retries, ran.stderr
     assert all(line["level"] == "warning" and "exception" not in line for line in retries)
-    assert last.startswith("error: the ledger at postgresql+psycopg://***@127.0.0.1:")
-    assert last.endswith(
+    assert (last["level"], last["error"], last["logger"]) == (
+        "error",
+        "ledger-unavailable",
+        "tc_scheduler.cli",
+    )
+    assert "exception" not in last
+    assert last["event"].startswith("the ledger at postgresql+psycopg://***@127.0.0.1:")
+    assert last["event"].endswith(
         "gave up after waiting 2s (ledger-wait in the configuration says how long)"
     )
+
+
+@pytest.mark.process
+def test_run_on_a_terminal_ends_with_a_readable_error(unreachable_url: str, tmp_path: Path) -> None:
+    config = ledger_config(tmp_path, unreachable_url, "ledger-wait: 0s")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKCLUSTER_")}
+    terminal, stderr = pty.openpty()
+    try:
+        ran = subprocess.Popen(
+            [sys.executable, "-m", "scheduler", "run", "--config", str(config)],
+            cwd=REPOSITORY_ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        os.close(stderr)  # the process holds the terminal now: read until it closes it
+        written = read_terminal(terminal)
+        ran.wait(timeout=HANG_GUARD)
+    finally:
+        os.close(terminal)
+
+    assert ran.returncode == 1, written
+    last = written.splitlines()[-1]
+    assert last.startswith("error: the ledger at postgresql+psycopg://***@127.0.0.1:"), written
+    assert PASSWORD not in written
+
+
+@pytest.mark.process
+def test_run_with_a_configuration_it_cannot_use_says_so_in_one_json_line(tmp_path: Path) -> None:
+    config = tmp_path / "service.yml"
+    config.write_text("projects:\n  - name: demo\n    level: 7\n")
+
+    ran = subprocess.run(
+        [sys.executable, "-m", "scheduler", "run", "--config", str(config)],
+        cwd=REPOSITORY_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+
+    assert ran.returncode == 1, ran.stderr
+    [line] = [json.loads(line) for line in ran.stderr.splitlines()]
+    assert (line["level"], line["error"]) == ("error", "invalid-config")
+    assert line["event"].startswith(f"{config} cannot be used (")
+    assert any("level must be 1, 2 or 3 (got 7)" in problem for problem in line["details"])
 
 
 # Schema versions
@@ -200,9 +350,10 @@ def test_ledger_upgrade_migrates_an_older_ledger_then_finds_it_up_to_date(
         "to_revision": head_revision(),
         "upgraded": False,
     }
+    # Audited once: finding the schema up to date (as every replica's start does) is no act.
     with Ledger.open(ledger_url) as ledger:
         results = [e.result for e in ledger.audit_log() if e.action == "ledger-upgrade"]
-    assert sorted(results) == [f"schema from 0005 to {head_revision()}", "schema up to date"]
+    assert results == [f"schema from 0005 to {head_revision()}"]
 
 
 def test_ledger_upgrade_refuses_a_ledger_a_newer_release_upgraded(
@@ -219,5 +370,6 @@ def test_ledger_upgrade_refuses_a_ledger_a_newer_release_upgraded(
     result = invoke("ledger", "upgrade", "--config", str(ledger_config(tmp_path, ledger_url)))
 
     assert result.exit_code == 1
-    [line] = result.stderr.splitlines()
-    assert line.startswith("error: the ledger's schema is at revision 9999")
+    [line] = [json.loads(line) for line in result.stderr.splitlines()]  # not a terminal: the log's
+    assert line["error"] == "ledger-too-new"
+    assert line["event"].startswith("the ledger's schema is at revision 9999")

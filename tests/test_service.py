@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -244,3 +246,53 @@ def test_run_serves_the_api_beside_the_scheduler(
     finally:
         assert service.stop() == 0
     assert token not in json.dumps(service.lines)
+
+
+def test_sigterm_refuses_acts_through_the_api_and_lets_the_running_one_finish(
+    emulator: Emulator, env: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGTERM is the service's to handle, not uvicorn's (which would close the API at once):
+    the API says it is stopping while the act it runs finishes."""
+    token = "op-" + "k4" * 20
+    headers = {"Authorization": f"Bearer {token}"}
+    config = write_config(
+        tmp_path,
+        "api:",
+        "  listen: 127.0.0.1:0",
+        f"  tokens: [{{name: sheriffs, role: operator, sha256: {hash_token(token)}}}]",
+    )
+    service = run_service(config, env)
+    try:
+        assert service.evaluated.wait(timeout=HANG_GUARD), service.lines
+        [serving] = [line for line in service.lines if line["event"] == "serving the API"]
+        url = str(serving["url"])
+        # The start-up tick made its task; the next createTask, a fire by hand, is held.
+        emulator.faults.add("queue.createTask", error_rate=1.0, errors=["hold"])
+        with ThreadPoolExecutor(1) as pool:
+            firing = pool.submit(
+                httpx.post,
+                f"{url}/api/v1/projects/demo/jobs/often/fire",
+                json={},
+                headers=headers,
+                timeout=HANG_GUARD,
+            )
+            try:
+                assert wait_until(lambda: emulator.faults.holding == 1)
+                service.process.send_signal(signal.SIGTERM)
+                assert wait_until(
+                    lambda: any(line["event"] == "stopping" for line in service.lines)
+                )
+                ready = httpx.get(f"{url}/readyz", timeout=HANG_GUARD)
+                paused = httpx.post(
+                    f"{url}/api/v1/projects/demo/pause", json={"reason": "x"}, headers=headers
+                )
+            finally:
+                emulator.faults.clear()  # the fire goes on, and finishes
+            fired = firing.result(timeout=HANG_GUARD)
+        assert service.process.wait(timeout=HANG_GUARD) == 0
+    finally:
+        assert service.stop() == 0
+    assert (ready.status_code, ready.json()["error"]) == (503, "shutting-down")
+    assert (paused.status_code, paused.json()["error"]) == (503, "shutting-down")
+    assert fired.status_code == 200, fired.text
+    assert fired.json()["state"] == "created"

@@ -1,15 +1,23 @@
 """The ledger's upkeep: `ledger prune` removes what is past retention, `ledger upgrade` brings
-its schema up to date. Both need the ledger setting alone (and prune the retention).
+its schema up to date. Both need the ledger settings alone (no Taskcluster, Slack or Sentry).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import click
 
-from scheduler.cli.output import echo, echo_model
-from scheduler.cli.setup import actor, carry_out, clock, config_option, ledger_settings, ledger_url
+from scheduler.cli.output import duration, echo, echo_model
+from scheduler.cli.setup import (
+    actor,
+    carry_out,
+    clock,
+    config_option,
+    ledger_settings,
+    start_logging,
+)
 from scheduler.durations import format_duration
 from scheduler.operations.ledgered import open_ledger_operations, upgrade_ledger
 from scheduler.operations.models import LedgerUpgradedOut, PrunedOut
@@ -57,13 +65,25 @@ def prune(config_path: Path | None, dry_run: bool, as_json: bool) -> None:
 
 @ledger_group.command("upgrade")
 @config_option
+@click.option(
+    "--wait",
+    metavar="DURATION",
+    callback=duration,
+    help="Wait this long for a ledger that does not answer (default: ledger-wait, 10m unless "
+    "configured; 0s: do not wait).",
+)
 @json_option
-def upgrade(config_path: Path | None, as_json: bool) -> None:
+def upgrade(config_path: Path | None, wait: timedelta | None, as_json: bool) -> None:
     """Bring the ledger's schema up to the newest this release knows (run before the new
-    release's replicas; they upgrade it too when they start). Refused on a ledger a newer
-    release has upgraded."""
-    url = ledger_url(config_path)
-    upgraded: LedgerUpgradedOut = carry_out(upgrade_ledger(url, clock(), actor()))
+    release's replicas; they upgrade it too when they start), waiting for a ledger that does not
+    answer yet as `run` does. Refused on a ledger a newer release has upgraded. Audited when it
+    applied migrations."""
+    start_logging("warning")  # each attempt at a ledger that does not answer
+    settings = ledger_settings(config_path)
+    patience = settings.wait if wait is None else wait
+    upgraded: LedgerUpgradedOut = carry_out(
+        upgrade_ledger(settings.url, clock(), actor(), wait=patience)
+    )
     if as_json:
         echo_model(upgraded)
     elif upgraded.upgraded:

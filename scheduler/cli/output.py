@@ -1,4 +1,4 @@
-"""How every `tc-scheduler` command parses times and JSON options and prints: `echo`,
+"""How every `tc-scheduler` command parses times, durations and JSON options and prints: `echo`,
 `echo_json`, `echo_model`, `echo_yaml` and `console`, which mask secrets as the log does (ruff
 bans `click.echo` and `rich.console.Console` everywhere else).
 """
@@ -6,7 +6,7 @@ bans `click.echo` and `rich.console.Console` everywhere else).
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -17,6 +17,7 @@ from rich.text import Text
 
 from scheduler.common.redaction import scrub, scrub_data
 from scheduler.cron import parse_instant
+from scheduler.durations import parse_duration
 
 
 def instant(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -27,6 +28,16 @@ def instant(ctx: click.Context, param: click.Parameter, value: str | None) -> da
         return parse_instant(value)
     except ValueError as error:
         raise click.BadParameter(str(error), ctx, param) from None
+
+
+def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    """Option callback: a duration as the configuration writes one (`30s`, `5m`, `1h`)."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration like 30s, 5m or 1h") from None
 
 
 def json_object(

@@ -112,9 +112,10 @@ def _preflight_summary(projects: Sequence[Project], findings: list[Finding]) -> 
 @config_option
 def run(config_path: Path | None) -> None:
     """Run the service: tick every 15 minutes (UTC), catching up after gaps, until SIGTERM."""
-    config = load(config_path)
+    # Logging first: a configuration that cannot be used, a ledger that never answered or one a
+    # newer release upgraded is one more line of the log (JSON off a terminal), exit 1.
     start_logging()
-    # A ledger that never answered, or one a newer release upgraded, is one line, exit 1.
+    config = load(config_path)
     carry_out(service.run(config, clock=clock()))
 
 

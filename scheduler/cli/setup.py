@@ -10,17 +10,19 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NoReturn, Protocol, TypeVar
 
 import click
+import structlog
 
 from scheduler import service
 from scheduler.cli.output import echo
 from scheduler.clock import Clock, ClockSettingError, clock_from
 from scheduler.common import logs
+from scheduler.common.wording import counted
 from scheduler.config.errors import ConfigError, UnknownProjectError
 from scheduler.config.loading import (
     DEFAULT_PUBLIC_URL,
@@ -39,6 +41,12 @@ from scheduler.scopes import repository_path
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
+
+log = structlog.get_logger("tc_scheduler.cli")
+
+# Set in the command's context once it logs, to whether its lines are JSON: its last word, an
+# error, is then one more line of the log.
+_LOGGING_JSON = "tc_scheduler.logging_json"
 
 # The exit status of each category of error: 2 when the command line is wrong (as given, or
 # for the configuration), 1 when the act failed or what it works on has errors.
@@ -101,8 +109,14 @@ def _loaded(config_path: Path | None, from_file: Callable[[Path], T], from_text:
 
 
 def _fail_config(error: ConfigError) -> NoReturn:
-    for diagnostic in error.diagnostics:
-        echo(str(diagnostic), err=True)
+    problems = [str(diagnostic) for diagnostic in error.diagnostics]
+    if _logging_json():
+        where = error.diagnostics[0].path if error.diagnostics else "the configuration"
+        found = counted(len(problems), "problem")
+        _log_error(f"{where} cannot be used ({found})", error.error_code, problems)
+    else:
+        for problem in problems:
+            echo(problem, err=True)
     sys.exit(1)
 
 
@@ -118,7 +132,9 @@ def start_logging(level: str = "info") -> None:
     TC_SCHEDULER_LOG_LEVEL) asked for another."""
     context = click.get_current_context(silent=True)
     chosen = None if context is None else context.find_root().params.get("log_level")
-    logs.configure(level=chosen or level)
+    as_json = logs.configure(level=chosen or level)
+    if context is not None:
+        context.meta[_LOGGING_JSON] = as_json
 
 
 def clock() -> Clock:
@@ -145,17 +161,39 @@ def _public_url(root: Path) -> str:
     return f"https://{path}" if path else DEFAULT_PUBLIC_URL
 
 
-def fail(message: str, status: int = 1) -> NoReturn:
-    echo(f"error: {message}", err=True)
+def fail(message: str, status: int = 1, *, code: str | None = None) -> NoReturn:
+    """Exit with `status`, saying `message` as `_say_error` does (its code, unless given:
+    `invalid` for status 2, the command line's mistake, else `failed`)."""
+    _say_error(message, code or ("invalid" if status == 2 else "failed"))
     sys.exit(status)
 
 
 def fail_with(error: SchedulerError) -> NoReturn:
-    """Exit with the status of the error's category: its message, then its details a line each."""
-    echo(f"error: {error}", err=True)
-    for detail in error.details():
-        echo(f"  {detail}", err=True)
+    """Exit with the status of the error's category, saying it as `_say_error` does."""
+    _say_error(str(error), error.error_code, error.details())
     sys.exit(EXIT_STATUS[error.category])
+
+
+def _say_error(message: str, code: str, details: Sequence[str] = ()) -> None:
+    """A command's last word on what failed. Once the command logs in JSON (its standard error
+    is not a terminal), one more line of the log: level error, `message` as its event, `code`
+    as its `error`, the details listed, no traceback. Otherwise, for a person: `error:
+    message`, then the details a line each. Secrets are masked either way."""
+    if _logging_json():
+        _log_error(message, code, details)
+        return
+    echo(f"error: {message}", err=True)
+    for detail in details:
+        echo(f"  {detail}", err=True)
+
+
+def _logging_json() -> bool:
+    context = click.get_current_context(silent=True)
+    return context is not None and bool(context.meta.get(_LOGGING_JSON))
+
+
+def _log_error(message: str, code: str, details: Sequence[str]) -> None:
+    log.error(message, error=code, **({"details": list(details)} if details else {}))
 
 
 def carry_out(work: Coroutine[Any, Any, T]) -> T:
@@ -196,4 +234,4 @@ def known_project(config: Config, name: str) -> Project:
     try:
         return config.require_project(name)
     except UnknownProjectError as error:
-        fail(str(error), EXIT_STATUS[error.category])
+        fail_with(error)

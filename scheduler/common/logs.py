@@ -111,9 +111,10 @@ def unbound() -> contextvars.Context:
 
 def configure(
     *, json: bool | None = None, level: str = "info", stream: TextIO | None = None
-) -> None:
+) -> bool:
     """Log through one handler on the root logger from now on, at `level` for the service's
-    own loggers and from warning up for the libraries' (everything, at debug).
+    own loggers and from warning up for the libraries' (everything, at debug). Whether the
+    lines are JSON.
 
     structlog's lines and the standard library's records (Taskcluster's retries, git's, uvicorn's,
     APScheduler's, warnings) pass the same processors: time, level, logger name, the values the
@@ -168,6 +169,7 @@ def configure(
         logger_factory=_standard_logger,
         cache_logger_on_first_use=False,
     )
+    return as_json
 
 
 def _install(handler: logging.Handler) -> None:

@@ -90,8 +90,9 @@ def load_ledger_url(
 def load_ledger_settings(
     text: str | bytes, path: str, environ: Mapping[str, str], *, base_dir: Path | None = None
 ) -> LedgerSettings:
-    """`load_ledger_url`, with the retention: what pruning the ledger needs. Raises ConfigError
-    if the configuration is not valid or its retention not usable."""
+    """`load_ledger_url`, with the retention and the ledger-wait: what pruning and upgrading the
+    ledger need. Raises ConfigError if the configuration is not valid or its retention not
+    usable."""
     return _ledger_resolver(text, path, environ, base_dir).ledger_settings()
 
 

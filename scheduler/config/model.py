@@ -163,6 +163,8 @@ class LedgerSettings:
 
     url: str
     retention: Retention = Retention()
+    # How long a ledger that does not answer is waited for (`ledger-wait`).
+    wait: timedelta = DEFAULT_LEDGER_WAIT
 
 
 @dataclass(frozen=True)

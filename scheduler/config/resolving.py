@@ -106,9 +106,7 @@ class Resolver:
                 taskcluster.get("max-task-deadline", format_duration(DEFAULT_MAX_DEADLINE))
             ),
             retention=retention,
-            ledger_wait=parse_duration(
-                self.data.get("ledger-wait", format_duration(DEFAULT_LEDGER_WAIT))
-            ),
+            ledger_wait=self._ledger_wait(),
             calls=calls,
         )
 
@@ -117,12 +115,15 @@ class Resolver:
         return self._ledger_url(self._state_dir())
 
     def ledger_settings(self) -> LedgerSettings:
-        """The ledger's URL and retention (no other setting checked); ConfigError if the
+        """The ledger's URL, retention and wait (no other setting checked); ConfigError if the
         retention is not usable."""
         retention = resolve_retention(self.data.get("retention", {}), self.document, self.problems)
         if self.problems.diagnostics:
             raise ConfigError(self.problems.diagnostics)
-        return LedgerSettings(self.ledger_url(), retention)
+        return LedgerSettings(self.ledger_url(), retention, self._ledger_wait())
+
+    def _ledger_wait(self) -> timedelta:
+        return parse_duration(self.data.get("ledger-wait", format_duration(DEFAULT_LEDGER_WAIT)))
 
     def _state_dir(self) -> Path:
         return self._path(self.data.get("state-dir", ".tc-scheduler"))

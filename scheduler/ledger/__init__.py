@@ -3,7 +3,7 @@
 The one place that knows its schema (SQLAlchemy models, Alembic migrations); nothing of Taskcluster.
 """
 
-from scheduler.ledger.async_ledger import AsyncLedger, open_async_ledger
+from scheduler.ledger.async_ledger import AsyncLedger, open_async_ledger, upgrade_async_ledger
 from scheduler.ledger.connecting import LedgerUnreachableError, LedgerURLError
 from scheduler.ledger.ledger import Ledger
 from scheduler.ledger.migrating import LedgerTooNewError
@@ -83,4 +83,5 @@ __all__ = [
     "WatchSpec",
     "WatcherLedger",
     "open_async_ledger",
+    "upgrade_async_ledger",
 ]

@@ -62,7 +62,7 @@ async def open_async_ledger(
     a failed fire does, `retrying.retry_wait`), each failed attempt logged as one line, unless
     `stop` is set meanwhile; then the last LedgerUnreachableError is raised, saying so.
     """
-    ledger = await _open_patiently(url, wait, stop or asyncio.Event())
+    ledger = await _patiently(lambda: Ledger.open(url), wait, stop or asyncio.Event())
     boundary = AsyncLedger(ledger)
     try:
         yield boundary
@@ -70,7 +70,18 @@ async def open_async_ledger(
         await boundary.run(lambda opened: opened.close())
 
 
-async def _open_patiently(url: str, wait: timedelta, stop: asyncio.Event) -> Ledger:
+async def upgrade_async_ledger(
+    url: str, *, wait: timedelta = timedelta(0)
+) -> tuple[str | None, str]:
+    """`Ledger.upgrade` of the ledger at `url`, off the loop: (the revision it was at, None if
+    new; the revision it is at now). A database that does not answer is waited for as
+    `open_async_ledger` waits."""
+    return await _patiently(lambda: Ledger.upgrade(url), wait, asyncio.Event())
+
+
+async def _patiently(attempt: Callable[[], Result], wait: timedelta, stop: asyncio.Event) -> Result:
+    """`attempt()` in a thread, tried again while the ledger's database does not answer, for
+    up to `wait` or until `stop` is set."""
     patience = wait.total_seconds()
     waited_long_enough = stop_after_delay(patience)
 
@@ -92,7 +103,7 @@ async def _open_patiently(url: str, wait: timedelta, stop: asyncio.Event) -> Led
         reraise=True,
     )
     try:
-        return await attempts(asyncio.to_thread, Ledger.open, url)
+        return await attempts(asyncio.to_thread, attempt)
     except LedgerUnreachableError as error:
         if stop.is_set():
             raise LedgerUnreachableError(f"{error}; stopped while waiting for it") from None

@@ -4,6 +4,8 @@ written once, whether it worked or failed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -12,6 +14,8 @@ from scheduler.errors import SchedulerError
 from scheduler.ledger import Act, AsyncLedger, OperationsLedger
 
 T = TypeVar("T")
+
+CUT_OFF = "cut off before it finished (the service was stopping, or the command interrupted)"
 
 
 def target_of(project: str, job: str | None) -> str:
@@ -27,11 +31,17 @@ async def audited(
     outcome: Callable[[T], tuple[bool, str]],
 ) -> T:
     """Carry out `act` by awaiting `run`, then write it to the audit log: with `outcome` of its
-    result (whether it worked, and what came of it), or with the error it raised (raised on)."""
+    result (whether it worked, and what came of it), or with the error it raised (raised on),
+    or as cut off when it is cancelled (cancelled on)."""
     try:
         result = await run()
     except SchedulerError as error:
         await record(ledger, clock, act, ok=False, result=error.describe())
+        raise
+    except asyncio.CancelledError:
+        # Written if the ledger lets it: nothing may hold the cancellation up.
+        with contextlib.suppress(Exception):
+            await record(ledger, clock, act, ok=False, result=CUT_OFF)
         raise
     ok, said = outcome(result)
     await record(ledger, clock, act, ok=ok, result=said)

@@ -5,11 +5,10 @@ Sentry settings.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from scheduler.clock import Clock
 from scheduler.config.model import Config, Retention
@@ -19,10 +18,10 @@ from scheduler.ledger import (
     Act,
     AsyncLedger,
     Cutoffs,
-    Ledger,
     OperationsLedger,
     Pruned,
     open_async_ledger,
+    upgrade_async_ledger,
 )
 from scheduler.operations.audit import audited, record, target_of
 from scheduler.operations.models import (
@@ -177,15 +176,27 @@ async def open_ledger_operations(
         yield LedgerOperations(ledger, clock, config)
 
 
-async def upgrade_ledger(ledger_url: str, clock: Clock, actor: str) -> LedgerUpgradedOut:
+async def upgrade_ledger(
+    ledger_url: str,
+    clock: Clock,
+    actor: str,
+    *,
+    wait: timedelta = timedelta(0),
+) -> LedgerUpgradedOut:
     """Bring the ledger's schema up to the newest this release knows (what opening it does
-    too), and audit it. Raises LedgerTooNewError if a newer release has upgraded it."""
-    before, after = await asyncio.to_thread(Ledger.upgrade, ledger_url)
+    too), waiting up to `wait` for a ledger that does not answer yet.
+
+    Audited when it applied migrations: finding the schema up to date (every replica's start
+    asks) changes nothing. Raises LedgerUnreachableError when the wait is over, and
+    LedgerTooNewError if a newer release has upgraded the ledger.
+    """
+    before, after = await upgrade_async_ledger(ledger_url, wait=wait)
     upgraded = LedgerUpgradedOut(from_revision=before, to_revision=after, upgraded=before != after)
-    act = Act(actor, "ledger-upgrade", "ledger", None)
-    said = f"from {before or 'a new ledger'} to {after}" if upgraded.upgraded else "up to date"
-    async with open_async_ledger(ledger_url) as ledger:
-        await record(ledger, clock, act, ok=True, result=f"schema {said}")
+    if upgraded.upgraded:
+        act = Act(actor, "ledger-upgrade", "ledger", None)
+        async with open_async_ledger(ledger_url) as ledger:
+            said = f"schema from {before or 'a new ledger'} to {after}"
+            await record(ledger, clock, act, ok=True, result=said)
     return upgraded
 
 

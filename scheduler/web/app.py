@@ -10,7 +10,7 @@ the log does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Protocol
 
@@ -42,6 +42,7 @@ from scheduler.operations.models import (
     ResumedOut,
 )
 from scheduler.web.auth import Principal, authenticate, require
+from scheduler.web.draining import NOT_READY, Draining, ShuttingDownError
 from scheduler.web.limits import TOO_LARGE, BodyLimit
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -140,9 +141,14 @@ HookId = Annotated[str, PathParameter(pattern=r"^[a-zA-Z0-9-_/]{1,1000}$")]
 Upcoming = Annotated[int, Query(ge=0, le=100, description="How many next fires per job.")]
 
 
-def create_app(operations: Operations, settings: ApiSettings, monitor: Monitoring) -> FastAPI:
+def create_app(
+    operations: Operations,
+    settings: ApiSettings,
+    monitor: Monitoring,
+    draining: Draining | None = None,
+) -> FastAPI:
     """The API of a service whose acts and reads are `operations`, served as `settings` say,
-    whose health and metrics `monitor` tells."""
+    whose health and metrics `monitor` tells; `draining` says when it stops taking acts."""
     app = FastAPI(
         title="tc-scheduler",
         version=__version__,
@@ -154,6 +160,7 @@ def create_app(operations: Operations, settings: ApiSettings, monitor: Monitorin
     app.state.operations = operations
     app.state.settings = settings
     app.state.monitor = monitor
+    app.state.draining = draining or Draining()
     _handle_errors(app)
     app.add_middleware(BodyLimit, too_large=lambda: _error(413, "too-large", TOO_LARGE))
     app.include_router(health)
@@ -211,9 +218,15 @@ def _monitor(request: Request) -> Monitoring:
     return monitor
 
 
+def _draining(request: Request) -> Draining:
+    draining: Draining = request.app.state.draining
+    return draining
+
+
 Ops = Annotated[Operations, Depends(_operations)]
 Settings = Annotated[ApiSettings, Depends(_settings)]
 Monitor = Annotated[Monitoring, Depends(_monitor)]
+Drain = Annotated[Draining, Depends(_draining)]
 
 
 def _principal(
@@ -227,9 +240,13 @@ def _reader(settings: Settings, who: Annotated[Principal, Depends(_principal)]) 
     return who
 
 
-def _operator(settings: Settings, who: Annotated[Principal, Depends(_principal)]) -> Principal:
+async def _operator(
+    settings: Settings, draining: Drain, who: Annotated[Principal, Depends(_principal)]
+) -> AsyncIterator[Principal]:
+    """Who acts; the act runs counted until it is answered (refused once the service stops)."""
     require(settings, who, acting=True)
-    return who
+    async with draining.act():
+        yield who
 
 
 Reader = Annotated[Principal, Depends(_reader)]
@@ -247,9 +264,11 @@ async def livez() -> dict[str, str]:
 
 
 @health.get("/readyz")
-async def readyz(monitor: Monitor) -> dict[str, str]:
+async def readyz(monitor: Monitor, draining: Drain) -> dict[str, str]:
     """Ready when the ledger answers, its schema is migrated and the ticker ticks; a 503 names
-    what is not (`checks`)."""
+    what is not (`checks`), or says that the service is stopping (`shutting-down`)."""
+    if draining.stopping:
+        raise ShuttingDownError(NOT_READY)
     checks = await monitor.readiness()
     if any(checks.values()):
         raise NotReadyError(checks)
