@@ -58,11 +58,12 @@ class Notifier:
         """Queue `notices` in the outbox (incidents kept), to be delivered by the postman."""
         await self.ledger.run(lambda ledger: ledger.report(notices, now=now))
 
-    async def round(self) -> None:
-        """Follow what was started one step, then send what is due. Failures are logged."""
+    async def round(self, *, reads: bool = True) -> None:
+        """Follow what was started one step, then send what is due. Failures are logged.
+        Without `reads`, the step makes no Taskcluster call (see Watcher.step)."""
         async with self._round:
             try:
-                await self.watcher.step()
+                await self.watcher.step(reads=reads)
             except Exception:
                 log.exception("watching failed; trying again next round")
             try:

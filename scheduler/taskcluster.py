@@ -65,6 +65,13 @@ class Restriction:
     scopes: tuple[str, ...]
 
 
+@dataclass
+class _Waits:
+    """What one set of clients (and their restricted forms) met: whether a call timed out."""
+
+    timed_out: bool = False
+
+
 @dataclass(frozen=True)
 class Clients:
     """The Taskcluster services the scheduler calls, sharing one HTTP session.
@@ -84,6 +91,7 @@ class Clients:
     _options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _session: aiohttp.ClientSession | None = field(default=None, repr=False, compare=False)
     _restricted: dict[Restriction, Clients] = field(default_factory=dict, repr=False, compare=False)
+    _waits: _Waits = field(default_factory=_Waits, repr=False, compare=False)
 
     @classmethod
     def create(
@@ -92,6 +100,7 @@ class Clients:
         session: aiohttp.ClientSession,
         bounds: CallBounds,
         restriction: Restriction | None = None,
+        waits: _Waits | None = None,
     ) -> Clients:
         if restriction is not None:
             options = {**options, "authorizedScopes": list(restriction.scopes)}
@@ -113,6 +122,7 @@ class Clients:
             bounds=bounds,
             _options=options,
             _session=session,
+            _waits=waits or _Waits(),
         )
 
     def restricted(self, acting_for: str, scopes: Sequence[str]) -> Clients:
@@ -122,7 +132,7 @@ class Clients:
         if restriction not in self._restricted:
             base = {k: v for k, v in self._options.items() if k != "authorizedScopes"}
             self._restricted[restriction] = Clients.create(
-                base, self._session, self.bounds, restriction
+                base, self._session, self.bounds, restriction, self._waits
             )
         return self._restricted[restriction]
 
@@ -132,11 +142,20 @@ class Clients:
         acting_for = f"project {project.name}" if job is None else f"{project.name}/{job}"
         return self.restricted(acting_for, project.authorized_scopes)
 
+    @property
+    def timed_out(self) -> bool:
+        """Whether a call of these clients, or of their restricted forms, was explained as
+        timed out: Taskcluster may be stalled, and another call would most likely wait as long."""
+        return self._waits.timed_out
+
     def explain(
         self, error: BaseException, doing: str, *, retries: int = MAX_RETRIES
     ) -> TaskclusterError:
         """`explain`, with where to grant a scope these clients' calls lacked."""
-        return explain(error, doing, self.restriction, retries=retries)
+        explained = explain(error, doing, self.restriction, retries=retries)
+        if explained.timed_out:
+            self._waits.timed_out = True
+        return explained
 
     async def download_json(self, task_id: str, name: str) -> Any:
         """A task's latest artifact, parsed as JSON (any storage type the queue uses); the

@@ -53,12 +53,15 @@ class Watcher:
     def __post_init__(self) -> None:
         self._limit = asyncio.Semaphore(self.concurrency)
 
-    async def step(self) -> int:
-        """Look at every fire being followed once; the number of watches that moved on."""
+    async def step(self, *, reads: bool = True) -> int:
+        """Look at every fire being followed once; the number of watches that moved on.
+        Without `reads`, only what needs no Taskcluster call: failed fires are reported."""
         watches = await self.ledger.run(lambda ledger: ledger.watches())
         by_phase: dict[WatchPhase, list[Watch]] = {phase: [] for phase in WatchPhase}
         for watch in watches:
             by_phase[watch.phase].append(watch)
+        if not reads:
+            by_phase[WatchPhase.TASK], by_phase[WatchPhase.GROUP] = [], []
         moved = await asyncio.gather(
             *(self._isolated(w, self._report(w)) for w in by_phase[WatchPhase.REPORT]),
             self._tasks(by_phase[WatchPhase.TASK]),

@@ -210,13 +210,15 @@ async def operations(config: Config, *, follow: bool = False) -> AsyncIterator[O
     and the notifier that reports what is started by hand. With `follow` (a command that
     starts something), before the command exits what it started is followed one step and what
     is due is sent, as the service would (even when the act failed: a failed fire is reported);
-    a command that only reads sends nothing."""
+    a command that only reads sends nothing. If Taskcluster let one of the command's calls time
+    out, that step reads nothing from it: it would wait as long again, past the deadline the
+    command is held to, and the service follows what is left."""
     async with service.open_service(config, clock=clock()) as running:
         try:
             yield running.operations()
         finally:
             if follow:
-                await running.notifier.round()
+                await running.notifier.round(reads=not running.engine.clients.timed_out)
 
 
 def actor() -> str:
