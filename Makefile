@@ -13,7 +13,7 @@ IMAGE_PYTHON ?= 3.12
 IMAGE_BUILD_FLAGS ?=
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: run test test-fast test-faults lint typecheck unit postgres bench clean \
+.PHONY: run test test-fast test-faults lint typecheck unit postgres chromium bench clean \
 	image-wheels image image-tools test-image
 
 # The service on embedded defaults: this repository as its own project, SQLite under
@@ -32,7 +32,7 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-unit: $(VENV)/.installed-test postgres
+unit: $(VENV)/.installed-test postgres chromium
 	$(BIN)/pytest -q
 
 # The unit tier without its Hypothesis properties (tests/support/tiers.py): no PostgreSQL,
@@ -68,9 +68,14 @@ image-tools:
 postgres:
 	@scripts/ensure-postgres
 
+# The dashboard's browser test drives Debian's Chromium (never a downloaded browser).
+chromium:
+	@scripts/ensure-chromium
+
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/plan_year.py
 	$(BIN)/python benchmarks/tick_fanout.py
+	$(BIN)/python benchmarks/dashboard.py
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \

@@ -384,6 +384,11 @@ class Engine:
         _, snapshot, cron = await self._read(project_name)
         return snapshot, cron
 
+    def last_read(self, project_name: str) -> tuple[str, CronFile] | None:
+        """The revision and `.cron.yml` the engine last read for the project, without any I/O
+        (None: not read since the service started)."""
+        return self._crons.get(project_name)
+
     async def _read(self, project_name: str) -> tuple[Project, Snapshot, CronFile]:
         """The project, its branch head and its `.cron.yml` there."""
         project = self.config.require_project(project_name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from scheduler.actions.triggering import Triggered
@@ -15,6 +16,7 @@ from scheduler.expiry.model import ExpiryEvent, ExpiryEventKind
 from scheduler.hooks.definitions import HookKey
 from scheduler.hooks.service import Fired, fire_hook, hook_fire_scopes
 from scheduler.ledger import Act, AsyncLedger, FireState, OperationsLedger
+from scheduler.operations import dashboard
 from scheduler.operations.audit import audited, target_of
 from scheduler.operations.ledgered import LedgerOperations
 from scheduler.operations.models import (
@@ -22,6 +24,8 @@ from scheduler.operations.models import (
     ExpiryEventOut,
     FiredOut,
     HookFiredOut,
+    OverviewOut,
+    ProjectDetailOut,
     ProjectJobsOut,
     RemediationOut,
 )
@@ -73,6 +77,23 @@ class Operations:
 
     async def jobs(self, project: str, *, upcoming: int = 3) -> ProjectJobsOut:
         return await jobs_overview(self.engine, self.async_ledger, project, upcoming=upcoming)
+
+    async def overview(self) -> OverviewOut:
+        """The dashboard's front page: every project's health, the next fires, the last day."""
+        return await dashboard.overview(self.engine, self.async_ledger)
+
+    async def project_detail(self, project: str) -> ProjectDetailOut:
+        """A project's page: jobs, fire history grid, pauses."""
+        return await dashboard.project_detail(self.engine, self.async_ledger, project)
+
+    def now(self) -> datetime:
+        """The service's time (its clock, injected in tests)."""
+        return self.engine.clock()
+
+    @property
+    def root_url(self) -> str:
+        """The Taskcluster deployment whose UI shows the tasks fired."""
+        return self.engine.config.root_url
 
     async def fire_job(
         self,

@@ -246,3 +246,69 @@ class LedgerUpgradedOut(BaseModel):
     from_revision: str | None = Field(description="Null: the ledger was new.")
     to_revision: str = Field(description="The newest schema this release knows.")
     upgraded: bool = Field(description="False: it was up to date already.")
+
+
+class IncidentOut(BaseModel):
+    """A run of failures of one thing (a job, a project's repository, its expiry watch)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    subject: str = Field(description="job:PROJECT/JOB, project:PROJECT:ASPECT or expiry:PROJECT.")
+    opened_at: datetime
+    failures: int
+
+
+class ProjectHealthOut(BaseModel):
+    """A project as the dashboard's overview shows it: where its branch is, how its last
+    slot went, what holds it and what is failing."""
+
+    name: str
+    repository: str
+    branch: str
+    revision: str | None = Field(description="The branch head last read; null: never read.")
+    last_slot: datetime | None = Field(description="The latest slot evaluated.")
+    last_outcome: str | None = Field(description="evaluated, failed or skipped.")
+    last_error: str | None
+    evaluated_at: datetime | None = Field(description="When that slot was evaluated.")
+    paused: list[PauseOut]
+    incidents: list[IncidentOut] = Field(description="Open incidents, newest first.")
+    problem: str | None = Field(description="Why its .cron.yml could not be read now.")
+
+
+class UpcomingFireOut(BaseModel):
+    slot: datetime
+    project: str
+    job: str
+    schedule: str = Field(description="When the job fires, in words (UTC).")
+
+
+class RecentFireOut(FireOut):
+    task_group_id: str | None = Field(description="The task group of the task sent, if known.")
+
+
+class OverviewOut(BaseModel):
+    """Every project's health, the next fires across them, and the fires of the last day."""
+
+    now: datetime
+    root_url: str = Field(description="The Taskcluster deployment tasks are linked to.")
+    projects: list[ProjectHealthOut]
+    next_fires: list[UpcomingFireOut] = Field(description="Soonest first.")
+    recent_fires: list[RecentFireOut] = Field(description="Newest slot first.")
+
+
+class GridRowOut(BaseModel):
+    job: str
+    cells: list[FireOut | None] = Field(description="The job's fire at each slot, or null.")
+
+
+class ProjectDetailOut(BaseModel):
+    """A project's page: its jobs, its fire history as a grid (jobs by slots), its pauses."""
+
+    now: datetime
+    root_url: str
+    health: ProjectHealthOut
+    jobs: ProjectJobsOut | None = Field(description="Null: its .cron.yml could not be read.")
+    catch_up: dict[str, str] = Field(description="Each job's catch-up policy, in words.")
+    slots: list[datetime] = Field(description="The grid's columns, newest first.")
+    grid: list[GridRowOut]
+    pauses: list[PauseOut]

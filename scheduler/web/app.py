@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
@@ -44,24 +45,12 @@ from scheduler.operations.models import (
 from scheduler.web.auth import Principal, authenticate, require
 from scheduler.web.draining import NOT_READY, Draining, ShuttingDownError
 from scheduler.web.limits import TOO_LARGE, BodyLimit
+from scheduler.web.pages import STATIC, pages
+from scheduler.web.statuses import STATUS
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 # Ids are the ledger's 64-bit keys.
 FireId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
-
-# The status of each category of error: the one table the API answers errors by.
-STATUS: dict[Category, int] = {
-    Category.INVALID: 400,
-    Category.NOT_CONFIGURED: 404,
-    Category.NOT_FOUND: 404,
-    Category.REFUSED: 400,
-    Category.REJECTED: 422,
-    Category.TOO_SOON: 429,
-    Category.REFUSED_UPSTREAM: 502,
-    Category.UNAVAILABLE: 503,
-    Category.UNAUTHORIZED: 401,
-    Category.FORBIDDEN: 403,
-}
 
 
 class Monitoring(Protocol):
@@ -165,6 +154,8 @@ def create_app(
     app.add_middleware(BodyLimit, too_large=lambda: _error(413, "too-large", TOO_LARGE))
     app.include_router(health)
     app.include_router(api)
+    app.include_router(pages)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
 

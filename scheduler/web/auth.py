@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from dataclasses import dataclass
 
 from scheduler.config.model import ApiRole, ApiSettings
@@ -64,3 +65,19 @@ def require(settings: ApiSettings, principal: Principal, *, acting: bool) -> Non
         raise ForbiddenError(
             f"token {principal.name!r} is a viewer; acting needs an operator token"
         )
+
+
+def pages_public(settings: ApiSettings) -> bool:
+    """Whether the dashboard's pages are shown without a token: with `public-reads`, or when
+    no token is configured and the API listens on a loopback address only (`make run`'s
+    embedded default: only this machine reaches it, and nobody could sign in anyway)."""
+    return settings.public_reads or (not settings.tokens and _loopback(settings.host))
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False

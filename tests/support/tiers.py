@@ -22,7 +22,9 @@ TESTS = Path(__file__).resolve().parents[1]
 FAST_OPTION = "--fast"
 
 # Modules whose tests start processes: tc-scheduler services and commands, their children.
-PROCESS_MODULES = frozenset({"test_api_service.py", "test_service.py", "test_service_cli.py"})
+PROCESS_MODULES = frozenset(
+    {"test_api_service.py", "test_dashboard_browser.py", "test_service.py", "test_service_cli.py"}
+)
 
 # Fixtures that bring up a server (the emulator, the fake Slack or Sentry) or a ledger database.
 SERVICE_FIXTURES = frozenset(

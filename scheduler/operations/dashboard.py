@@ -1,0 +1,241 @@
+"""The dashboard's reads: every project's health with the next fires across projects and the
+last day's fires (`overview`), and one project's jobs, fire grid and pauses (`project_detail`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from scheduler.config.model import CatchUp, Project
+from scheduler.cron import CronFile, in_words, next_fires
+from scheduler.cron.model import ScheduleError
+from scheduler.durations import format_duration
+from scheduler.engine import Engine
+from scheduler.errors import SchedulerError
+from scheduler.ledger import AsyncLedger, Fire, Incident, OperationsLedger, Pause, SlotRecord
+from scheduler.operations.models import (
+    FireOut,
+    GridRowOut,
+    IncidentOut,
+    OverviewOut,
+    PauseOut,
+    ProjectDetailOut,
+    ProjectHealthOut,
+    ProjectJobsOut,
+    RecentFireOut,
+    UpcomingFireOut,
+)
+from scheduler.operations.overview import jobs_overview
+
+RECENT = timedelta(hours=24)
+# Enough for a day of a busy deployment; the page says when there were more.
+RECENT_LIMIT = 500
+NEXT_FIRES = 20
+GRID_SLOTS = 24
+GRID_FIRES = 1000
+
+
+async def overview(engine: Engine, ledger: AsyncLedger[OperationsLedger]) -> OverviewOut:
+    """Every configured project's health, the next fires across them, the last day's fires.
+
+    A project's `.cron.yml` is the one the engine last read (no I/O); a project not read since
+    the service started is read now, and one whose repository cannot be read says why.
+    """
+    now = engine.clock()
+    projects = engine.config.projects
+    names = [project.name for project in projects]
+    slots, pauses, incidents, recent = await ledger.run(
+        lambda port: _overview_rows(port, names, now)
+    )
+    crons = await asyncio.gather(*(_cron_of(engine, p.name) for p in projects))
+    upcoming: list[UpcomingFireOut] = []
+    healths = []
+    for project, (cron, problem) in zip(projects, crons, strict=True):
+        revision = engine.last_read(project.name)
+        healths.append(
+            _health(
+                project,
+                revision[0] if revision else None,
+                slots.get(project.name),
+                pauses,
+                incidents,
+                problem,
+            )
+        )
+        if cron is not None:
+            upcoming.extend(_upcoming(cron, project.name, now))
+    return OverviewOut(
+        now=now,
+        root_url=engine.config.root_url,
+        projects=healths,
+        next_fires=heapq.nsmallest(NEXT_FIRES, upcoming, key=lambda f: (f.slot, f.project, f.job)),
+        recent_fires=[_recent(fire) for fire in recent],
+    )
+
+
+async def project_detail(
+    engine: Engine, ledger: AsyncLedger[OperationsLedger], name: str
+) -> ProjectDetailOut:
+    """The project's jobs (its `.cron.yml` at the branch head), its fires as a grid of jobs by
+    recent slots, and the pauses in force. Raises UnknownProjectError."""
+    project = engine.config.require_project(name)
+    now = engine.clock()
+    jobs: ProjectJobsOut | None
+    try:
+        jobs, problem = await jobs_overview(engine, ledger, name), None
+    except SchedulerError as error:  # the repository cannot be read: the history still can
+        jobs, problem = None, error.describe()
+    slots, pauses, incidents, fires = await ledger.run(
+        lambda port: (
+            _latest_slots(port, [name]),
+            port.pauses(project=name, at=now),
+            port.incidents(open_only=True),
+            port.fires(project=name, limit=GRID_FIRES),
+        )
+    )
+    revision = engine.last_read(name)
+    columns = sorted({fire.slot for fire in fires}, reverse=True)[:GRID_SLOTS]
+    job_names = [job.name for job in jobs.jobs] if jobs else []
+    job_names += sorted({fire.job for fire in fires} - set(job_names))
+    return ProjectDetailOut(
+        now=now,
+        root_url=engine.config.root_url,
+        health=_health(
+            project, revision[0] if revision else None, slots.get(name), pauses, incidents, problem
+        ),
+        jobs=jobs,
+        catch_up={job: catch_up_in_words(project.catch_up_for(job)) for job in job_names},
+        slots=columns,
+        grid=_grid(job_names, columns, fires),
+        pauses=[PauseOut.model_validate(pause) for pause in pauses],
+    )
+
+
+def catch_up_in_words(catch_up: CatchUp) -> str:
+    """A catch-up policy as the configuration would say it."""
+    lateness = format_duration(catch_up.max_lateness)
+    if catch_up.policy == "none":
+        return "none: missed slots are skipped"
+    if catch_up.policy == "all":
+        return f"all: every missed slot within {lateness}, at most {catch_up.max_slots}"
+    return f"latest: the last missed slot, within {lateness}"
+
+
+def _overview_rows(
+    port: OperationsLedger, names: Sequence[str], now: datetime
+) -> tuple[dict[str, SlotRecord], list[Pause], list[Incident], list[Fire]]:
+    return (
+        _latest_slots(port, names),
+        port.pauses(at=now),
+        port.incidents(open_only=True),
+        port.fires(since=now - RECENT, limit=RECENT_LIMIT),
+    )
+
+
+def _latest_slots(port: OperationsLedger, names: Sequence[str]) -> dict[str, SlotRecord]:
+    latest = {}
+    for name in names:
+        found = port.slots(project=name, limit=1)
+        if found:
+            latest[name] = found[0]
+    return latest
+
+
+async def _cron_of(engine: Engine, name: str) -> tuple[CronFile | None, str | None]:
+    """The project's `.cron.yml` as last read, or read now; or why it cannot be."""
+    known = engine.last_read(name)
+    if known is not None:
+        return known[1], None
+    try:
+        _, cron = await engine.head(name)
+    except SchedulerError as error:
+        return None, error.describe()
+    return cron, None
+
+
+def _upcoming(cron: CronFile, project: str, now: datetime) -> list[UpcomingFireOut]:
+    words: dict[str, str] = {}
+    found = []
+    for fire in next_fires(cron, project, now, NEXT_FIRES).fires:
+        if fire.job_name not in words:
+            try:
+                words[fire.job_name] = in_words(fire.job.schedules_for(project))
+            except ScheduleError as error:  # next_fires leaves such jobs out: kept for safety
+                words[fire.job_name] = error.message
+        found.append(
+            UpcomingFireOut(
+                slot=fire.slot, project=project, job=fire.job_name, schedule=words[fire.job_name]
+            )
+        )
+    return found
+
+
+def _health(
+    project: Project,
+    revision: str | None,
+    slot: SlotRecord | None,
+    pauses: Sequence[Pause],
+    incidents: Sequence[Incident],
+    problem: str | None,
+) -> ProjectHealthOut:
+    return ProjectHealthOut(
+        name=project.name,
+        repository=project.repository,
+        branch=project.branch,
+        revision=revision or (slot.revision if slot else None),
+        last_slot=slot.slot if slot else None,
+        last_outcome=str(slot.outcome) if slot else None,
+        last_error=slot.error if slot else None,
+        evaluated_at=slot.evaluated_at if slot else None,
+        paused=[PauseOut.model_validate(p) for p in pauses if p.project == project.name],
+        incidents=[
+            IncidentOut.model_validate(incident)
+            for incident in incidents
+            if _concerns(incident.subject, project.name)
+        ],
+        problem=problem,
+    )
+
+
+def _concerns(subject: str, project: str) -> bool:
+    """Whether an incident's subject (`job:P/J`, `project:P:aspect`, `expiry:P`) is about
+    `project`."""
+    return subject.startswith((f"job:{project}/", f"project:{project}:")) or (
+        subject == f"expiry:{project}"
+    )
+
+
+def task_group_of(details: dict[str, Any] | None) -> str | None:
+    """The task group of the task a fire sent (its rendered task's), if it says."""
+    task = (details or {}).get("task")
+    group = task.get("taskGroupId") if isinstance(task, dict) else None
+    return group if isinstance(group, str) else None
+
+
+def _recent(fire: Fire) -> RecentFireOut:
+    shown = FireOut.model_validate(fire).model_dump()
+    return RecentFireOut(**shown, task_group_id=task_group_of(fire.details))
+
+
+def _grid(
+    jobs: Sequence[str], slots: Sequence[datetime], fires: Sequence[Fire]
+) -> list[GridRowOut]:
+    # Several fires of one job in one slot (a manual fire beside the scheduled one): the
+    # newest shows, as the history lists it first.
+    cells: dict[tuple[str, datetime], Fire] = {}
+    for fire in fires:
+        cells.setdefault((fire.job, fire.slot), fire)
+    return [
+        GridRowOut(
+            job=job,
+            cells=[
+                FireOut.model_validate(cells[job, slot]) if (job, slot) in cells else None
+                for slot in slots
+            ],
+        )
+        for job in jobs
+    ]

@@ -1,0 +1,176 @@
+"""The dashboard: server-rendered pages (overview, a project, a fire, the audit log) over the
+operations' models, with their stylesheet served from the package; every page masked in `_page`.
+
+Who may read follows the API's tokens (`auth.pages_public` says when no token is needed); the
+operator's forms and a session sign-in are yet to come, and will take the same `_page` path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from pydantic import BaseModel
+
+from scheduler.common.redaction import scrub, scrub_data
+from scheduler.config.model import ApiSettings
+from scheduler.errors import Category, SchedulerError
+from scheduler.operations.acts import Operations
+from scheduler.operations.dashboard import task_group_of
+from scheduler.web.auth import UnauthorizedError, authenticate, pages_public
+from scheduler.web.statuses import STATUS
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+AUDIT_ENTRIES = 200
+
+pages = APIRouter(include_in_schema=False)
+
+
+class NoSuchPageError(SchedulerError, category=Category.NOT_FOUND, code="not-found"):
+    """A page of something that does not exist (a fire id that is not a number, say)."""
+
+
+def utc(moment: datetime | None) -> str:
+    """A time as the pages show it: UTC, to the minute."""
+    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def age(moment: datetime | None, now: datetime) -> str:
+    """How long ago (or from now) `moment` is, roughly: "5 min ago", "in 2 h"."""
+    if moment is None:
+        return ""
+    seconds = (moment - now).total_seconds()
+    late, seconds = seconds < 0, abs(seconds)
+    if seconds < 60:
+        said = f"{int(seconds)} s"
+    elif seconds < 3600:
+        said = f"{int(seconds // 60)} min"
+    elif seconds < 2 * 86400:
+        said = f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+    else:
+        said = f"{int(seconds // 86400)} days"
+    return f"{said} ago" if late else f"in {said}"
+
+
+def _environment() -> Environment:
+    environment = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["utc"] = utc
+    environment.globals["age"] = age
+    return environment
+
+
+TEMPLATES = _environment()
+
+
+def _shown(value: Any) -> Any:
+    """A model (or models) as the templates read it: plain data, every secret masked."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    elif isinstance(value, list):
+        value = [item.model_dump() if isinstance(item, BaseModel) else item for item in value]
+    return scrub_data(value)
+
+
+def _html(template: str, status: int = 200, /, **context: Any) -> HTMLResponse:
+    # The data is masked before HTML escaping could hide a secret from the patterns, and the
+    # whole page again after, for whatever a template adds.
+    body = TEMPLATES.get_template(template).render(**{k: _shown(v) for k, v in context.items()})
+    return HTMLResponse(scrub(body), status_code=status)
+
+
+async def _page(
+    request: Request, template: str, build: Callable[[Operations], Awaitable[dict[str, Any]]]
+) -> HTMLResponse:
+    """The page `template` of what `build` reads, for a reader the API's rules let in; an
+    error an operator can act on is a page of its own, with the status the API would give."""
+    settings: ApiSettings = request.app.state.settings
+    operations: Operations = request.app.state.operations
+    try:
+        who = authenticate(settings, request.headers.get("authorization"))
+        if who.role is None and not pages_public(settings):
+            raise UnauthorizedError(
+                "this deployment's pages need a token: sign in (coming), or send "
+                "Authorization: Bearer <token>, or set api.public-reads"
+            )
+        return _html(template, **await build(operations))
+    except SchedulerError as error:
+        status = STATUS[error.category]
+        return _html(
+            "error.html",
+            status,
+            status=status,
+            now=operations.now(),
+            title=f"Error {status}",
+            message=error.describe(),
+            sign_in=error.category is Category.UNAUTHORIZED,
+        )
+
+
+@pages.get("/", response_class=HTMLResponse)
+async def overview_page(request: Request) -> HTMLResponse:
+    async def build(operations: Operations) -> dict[str, Any]:
+        found = await operations.overview()
+        return {"page": found, "now": found.now, "title": "Overview"}
+
+    return await _page(request, "overview.html", build)
+
+
+@pages.get("/projects/{name}", response_class=HTMLResponse)
+async def project_page(request: Request, name: str) -> HTMLResponse:
+    async def build(operations: Operations) -> dict[str, Any]:
+        found = await operations.project_detail(name)
+        return {"page": found, "now": found.now, "title": name}
+
+    return await _page(request, "project.html", build)
+
+
+@pages.get("/fires/{fire_id}", response_class=HTMLResponse)
+async def fire_page(request: Request, fire_id: str) -> HTMLResponse:
+    async def build(operations: Operations) -> dict[str, Any]:
+        if not fire_id.isdigit() or not 0 < int(fire_id) < 2**63:
+            raise NoSuchPageError(f"no fire {fire_id!r}: fire ids are numbers")
+        fire = await operations.ledger.fire(int(fire_id))
+        sent = json.dumps(scrub_data(fire.details), indent=2, sort_keys=True, default=str)
+        return {
+            "fire": fire,
+            "sent": sent if fire.details is not None else None,
+            "root_url": operations.root_url,
+            "group": task_group_of(fire.details),
+            "now": operations.now(),
+            "title": f"Fire {fire.id}",
+        }
+
+    return await _page(request, "fire.html", build)
+
+
+@pages.get("/audit", response_class=HTMLResponse)
+async def audit_page(request: Request) -> HTMLResponse:
+    async def build(operations: Operations) -> dict[str, Any]:
+        entries = await operations.ledger.audit(limit=AUDIT_ENTRIES)
+        for entry in entries:
+            entry.input = scrub_data(entry.input)
+        shown = [
+            {**entry.model_dump(), "given": json.dumps(entry.input, sort_keys=True, default=str)}
+            for entry in entries
+        ]
+        return {
+            "entries": shown,
+            "limit": AUDIT_ENTRIES,
+            "now": operations.now(),
+            "title": "Audit log",
+        }
+
+    return await _page(request, "audit.html", build)
