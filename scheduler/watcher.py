@@ -19,7 +19,8 @@ import structlog
 from scheduler.ledger import AsyncLedger, Notice, Watch, WatcherLedger, WatchPhase
 from scheduler.notify.events import FailedTask
 from scheduler.reports.reporter import Reporter
-from scheduler.taskcluster import Clients, TaskclusterError
+from scheduler.taskcluster import Clients
+from scheduler.taskcluster_failures import TaskclusterError
 
 log = structlog.get_logger("tc_scheduler.watcher")
 

@@ -18,7 +18,8 @@ from scheduler.config.model import CallBounds
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireKind, FireState, Ledger
 from scheduler.retrying import FIRST_WAIT
-from scheduler.taskcluster import explain
+from scheduler.taskcluster import MAX_RETRIES
+from scheduler.taskcluster_failures import explain
 from tests.emulator import Emulator
 from tests.support.corpus import REPOSITORY_ROOT
 from tests.support.emulated import taskcluster_environment
@@ -43,12 +44,12 @@ RETURNS_WITHIN = BOUNDS.deadline.total_seconds() + 60
 
 def test_a_call_past_its_deadline_is_said_to_have_timed_out() -> None:
     late = DeadlineExceededError("queue.createTask", timedelta(minutes=2))
-    explained = explain(late, "queue.createTask")
+    explained = explain(late, "queue.createTask", retries=MAX_RETRIES)
     assert explained.message == (
         "queue.createTask failed: timed out after 2m: Taskcluster did not answer"
     )
     assert (explained.timed_out, explained.uncertain, explained.transient) == (True, True, True)
-    within = explain(late, "fetching public/actions.json of X")
+    within = explain(late, "fetching public/actions.json of X", retries=MAX_RETRIES)
     assert "Taskcluster did not answer queue.createTask" in within.message
 
 

@@ -11,7 +11,8 @@ import slugid
 from click.testing import CliRunner, Result
 
 from scheduler.cli import main
-from scheduler.taskcluster import Restriction, TaskclusterError, connect, missing_scopes
+from scheduler.taskcluster import connect
+from scheduler.taskcluster_failures import Restriction, TaskclusterError, missing_scopes
 from tests.emulator import Emulator
 from tests.support.emulated import taskcluster_environment
 from tests.support.projects import DAY, NIGHTLY, OWN_TEMPLATE, write_service_config

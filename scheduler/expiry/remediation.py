@@ -18,7 +18,8 @@ from scheduler.durations import format_duration
 from scheduler.expiry.model import ExpiryEvent, ExpiryEventKind, ExpiryReport, findings
 from scheduler.expiry.scan import Scanner, call_name
 from scheduler.ledger import AsyncLedger, ExpiryLedger, Remediation, RemediationState
-from scheduler.taskcluster import Clients, TaskclusterError
+from scheduler.taskcluster import Clients
+from scheduler.taskcluster_failures import TaskclusterError
 
 log = structlog.get_logger("tc_scheduler.expiry")
 

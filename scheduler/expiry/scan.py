@@ -18,7 +18,8 @@ from scheduler.expiry.model import (
     default_namespaces,
     kind_of_namespace,
 )
-from scheduler.taskcluster import Clients, TaskclusterError
+from scheduler.taskcluster import Clients
+from scheduler.taskcluster_failures import TaskclusterError
 
 STATUS_BATCH = 1000
 

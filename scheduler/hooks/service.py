@@ -19,7 +19,8 @@ from scheduler.hooks.payloads import (
     payload_problems,
     trigger_schema_problem,
 )
-from scheduler.taskcluster import Clients, TaskclusterError
+from scheduler.taskcluster import Clients
+from scheduler.taskcluster_failures import TaskclusterError
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from scheduler.operations.models import (
 )
 from scheduler.operations.overview import jobs_overview
 from scheduler.outcomes import FireResult
-from scheduler.taskcluster import TaskclusterError
+from scheduler.taskcluster_failures import TaskclusterError
 
 
 class Reporting(Protocol):
