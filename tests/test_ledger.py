@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, func, select, table
 
 from scheduler.ledger import (
     Claim,
+    Fire,
     FireKind,
     FireState,
     Ledger,
@@ -107,6 +108,40 @@ def test_what_was_sent_stays_through_a_failed_attempt(ledger: Ledger) -> None:
     taken = must_claim(ledger, replica="replica-b", now=T + MINUTE)
     assert not ledger.mark_sent(held, now=T + MINUTE, details={}), "no longer ours"
     assert ledger.mark_sent(taken, now=T + MINUTE, details={"hookId": "h2"})
+
+
+def test_a_failed_manual_fire_whose_task_may_exist_holds_off_the_next_until_unsure_for(
+    ledger: Ledger,
+) -> None:
+    def claim_manual(now: datetime) -> Claim | Fire:
+        return ledger.claim_manual(
+            "alpha",
+            "nightly",
+            replica="r",
+            now=now,
+            lease=MINUTE,
+            min_interval=MINUTE,
+            unsure_for=3 * MINUTE,
+        )
+
+    unsure = claim_manual(T)
+    assert isinstance(unsure, Claim)
+    assert ledger.mark_sent(unsure, now=T, details={"task": {}}, task_id="t1")
+    assert ledger.fires()[0].task_id == "t1", "named from when it is sent"
+    in_flight = claim_manual(T + 2 * MINUTE)
+    assert isinstance(in_flight, Fire), "still unanswered past min_interval: held off"
+    assert (in_flight.state, in_flight.task_id) == (FireState.CLAIMED, "t1")
+    ledger.finish(unsure, state=FireState.FAILED, now=T, task_id="t1", error="not known")
+    held_off = claim_manual(T + 2 * MINUTE)
+    assert isinstance(held_off, Fire)
+    assert (held_off.id, held_off.task_id, held_off.sent_at) == (unsure.fire_id, "t1", T)
+    refused = claim_manual(T + 3 * MINUTE)
+    assert isinstance(refused, Claim), "unsure_for has passed"
+    # A request refused made nothing: once forgotten, it holds nothing off.
+    assert ledger.mark_sent(refused, now=T + 3 * MINUTE, details={}, task_id="t2")
+    assert ledger.unmark_sent(refused)
+    ledger.finish(refused, state=FireState.FAILED, now=T + 3 * MINUTE, error="403")
+    assert isinstance(claim_manual(T + 3 * MINUTE), Claim)
 
 
 def test_renewing_keeps_a_claim_and_fails_once_it_was_taken_over(ledger: Ledger) -> None:

@@ -96,9 +96,9 @@ class ClaimStore(Store):
         unsure_for: timedelta = timedelta(0),
     ) -> Claim | Fire:
         """A claim on a new manual fire of `job`, or, if one that made a task (or is making one)
-        was claimed less than `min_interval` before `now`, that fire; so is a failed one whose
-        request was sent less than `unsure_for` before `now` (it may have made its task all
-        the same). Atomic: of concurrent callers, one gets the claim."""
+        was claimed less than `min_interval` before `now`, that fire; so is a failed or
+        unfinished one whose request was sent less than `unsure_for` before `now` (it may have
+        made its task all the same). Atomic: of concurrent callers, one gets the claim."""
         now = aware("now", now)
         lease_until = now + positive("lease", lease)
         slot = slot_of(now)
@@ -127,7 +127,8 @@ class ClaimStore(Store):
                             ),
                         ),
                         and_(
-                            FireRow.state == FireState.FAILED.value,
+                            # Failed, or still going on, while what it sent may yet make a task.
+                            FireRow.state.in_([FireState.FAILED.value, FireState.CLAIMED.value]),
                             FireRow.sent_at > now - unsure_for,
                         ),
                     ),
@@ -157,11 +158,26 @@ class ClaimStore(Store):
         with self._transaction(writing=True) as session:
             return [_update_claimed(session, claim, lease_until=lease_until) for claim in claims]
 
-    def mark_sent(self, claim: Claim, *, now: datetime, details: dict[str, Any]) -> bool:
-        """Record, before a fire's request goes out, when and what: whoever finishes the fire
-        after an unknown outcome (a lost reply, a crash) looks for what it may have made.
-        False (and nothing recorded) if the claim is no longer ours: then send nothing."""
-        return self._update_own(claim, sent_at=aware("now", now), details=details)
+    def mark_sent(
+        self,
+        claim: Claim,
+        *,
+        now: datetime,
+        details: dict[str, Any],
+        task_id: str | None = None,
+    ) -> bool:
+        """Record, before a fire's request goes out, when and what (and the task it makes, when
+        that is known beforehand): whoever finishes the fire after an unknown outcome (a lost
+        reply, a crash) looks for what it may have made, and a failed manual fire holds off the
+        next one meanwhile (`claim_manual`). False (and nothing recorded) if the claim is no
+        longer ours: then send nothing."""
+        made = {} if task_id is None else {"task_id": task_id}
+        return self._update_own(claim, sent_at=aware("now", now), details=details, **made)
+
+    def unmark_sent(self, claim: Claim) -> bool:
+        """Forget that the claimed fire's request was sent: it was refused, or shown to have
+        made nothing, so there is nothing to look for and no manual fire need wait for it."""
+        return self._update_own(claim, sent_at=None)
 
     def open_fires(self, *, due_at: datetime, project: str | None = None) -> list[Fire]:
         """Unfinished scheduled and catch-up fires nobody holds at `due_at`: claims whose lease
