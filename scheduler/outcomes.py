@@ -64,6 +64,7 @@ class FireError(SchedulerError, code="cannot-fire"):
     `.taskcluster.yml`), so it is reported once for the project, not once per job.
     `transient`: the cause may pass (Taskcluster down, an outcome not known yet), and trying
     again is safe: a scheduled fire is retried, not before `not_before` if that is set.
+    `task_id`: the task the fire may have made all the same (whether it exists is not known).
     """
 
     def __init__(
@@ -73,11 +74,13 @@ class FireError(SchedulerError, code="cannot-fire"):
         project_broken: bool = False,
         transient: bool = False,
         not_before: datetime | None = None,
+        task_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.project_broken = project_broken
         self.transient = transient
         self.not_before = not_before
+        self.task_id = task_id
 
 
 class UnknownTargetError(FireError, category=Category.NOT_FOUND, code="not-found"):

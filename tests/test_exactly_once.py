@@ -327,6 +327,24 @@ def test_a_manual_trigger_with_an_unknown_outcome_is_not_fired_again_by_hand_at_
     assert (second.state, second.task_id) == (FireState.CREATED, made["taskId"])
 
 
+def test_a_manual_fire_the_queue_refused_does_not_hold_off_the_next_one(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """Only a manual fire whose task may exist holds off the next (see test_bounded_waits): one
+    the queue answered with a refusal made nothing, so the next may come at once."""
+    config = make_config(emulator, tmp_path, own_project(tmp_path, HOURLY))
+    emulator.clock.set(DAY, frozen=True)
+    emulator.faults.add("queue.createTask", script=["429"])
+
+    first = run(config, emulator, lambda engine: engine.fire_now("tc-scheduler", "hourly"))
+    assert (first.state, first.task_id) == (FireState.FAILED, None)
+    assert "429" in (first.error or "")
+    assert the_fire(config).sent_at is None
+    second = run(config, emulator, lambda engine: engine.fire_now("tc-scheduler", "hourly"))
+    assert second.state is FireState.CREATED, second.error
+    assert created_task_ids(emulator) == [second.task_id]
+
+
 def test_a_fire_of_the_hook_that_made_no_task_is_looked_past(
     emulator: Emulator, tmp_path: Path
 ) -> None:

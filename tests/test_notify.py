@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, select
 
 from scheduler.common import logs
 from scheduler.config.loading import load_config
-from scheduler.config.model import Config
+from scheduler.config.model import CallBounds, CatchUp, Config
 from scheduler.engine import Engine
 from scheduler.expiry.model import CachedTask, ExpiryEvent, ExpiryEventKind
 from scheduler.ids import decision_task_id
@@ -37,6 +37,7 @@ from scheduler.notify.events import EventKind
 from scheduler.notify.settings import NotifySettings, SentrySettings, SlackRoute, SlackSettings
 from scheduler.notify.slack import SlackSender
 from scheduler.outcomes import SlotResult
+from scheduler.retrying import FIRST_WAIT, ROUND_GRACE
 from scheduler.service import Notifier, open_service, scan_and_report, tick_and_report
 from tests.emulator import Emulator
 from tests.emulator.sentry import FakeSentry
@@ -233,6 +234,43 @@ def test_canceled_tasks_are_not_failures_unless_configured(
     canceled_at(loud, DAY + HOUR)
     [message] = slack.messages
     assert "decision task exception (canceled)" in text_of(message)
+
+
+def test_a_fire_given_up_whose_task_may_exist_is_reported_as_not_known(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack
+) -> None:
+    """Its createTask timed out at every attempt and the queue does not say whether the task
+    exists: the notice says so, names the task, and does not advise firing it again blindly."""
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    bounds = CallBounds(timeout=timedelta(seconds=1), deadline=timedelta(seconds=2))
+    config = make_config(
+        emulator,
+        tmp_path,
+        project("alpha", repository),
+        notify=notify_settings(slack),
+        calls=bounds,
+    )
+    task_id = task_of(emulator, "alpha", "hourly", DAY)
+    emulator.faults.add("queue.createTask", error_rate=1.0, errors=["hold"])
+    emulator.faults.add("queue.task", error_rate=1.0, errors=["hold"])
+
+    async def scenario(engine: Engine, notifier: Notifier) -> None:
+        await tick(engine, notifier, emulator, DAY)  # retrying: nothing to report yet
+        emulator.clock.set(DAY + CatchUp().max_lateness + ROUND_GRACE + FIRST_WAIT, frozen=True)
+        await engine.recover()
+        await notifier.round()
+
+    try:
+        serve(config, emulator, scenario)
+    finally:
+        emulator.faults.clear()
+    [message] = slack.messages
+    text = text_of(message)
+    assert "alpha hourly: could not start the decision task" in text
+    assert f"so whether task {task_id} exists is still not known" in text
+    assert f"once task {task_id} is seen not to exist." in text
 
 
 def test_a_fire_that_cannot_start_is_reported_with_its_error(

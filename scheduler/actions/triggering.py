@@ -33,10 +33,12 @@ from scheduler.taskcluster import Clients
 
 # How far the hooks service's clock may be behind ours when it stamps a fire's taskCreateTime.
 CLOCK_SKEW = timedelta(minutes=1)
+# How long a service is given, after the client gave a call up, to finish what it received.
+SETTLE_MARGIN = timedelta(seconds=30)
 # Until this long after it was sent, a trigger may still be in the hooks service's hands (the
 # client gives it up after taskcluster.call-timeout, at most a minute): not finding its task
 # proves nothing yet.
-SETTLE = LONGEST_CALL_TIMEOUT + timedelta(seconds=30)
+SETTLE = LONGEST_CALL_TIMEOUT + SETTLE_MARGIN
 # How many pages of a hook's last fires are read looking for a trigger's task.
 LAST_FIRES_PAGES = 10
 

@@ -1,7 +1,8 @@
 """The `decision-task` job type: render `.taskcluster.yml` for cron and create the task, once.
 
 A 409 means the slot's task id is taken (this fire made it before, or a replica did); a
-createTask whose reply was lost is resolved by reading the task back (or, timed out, by a retry).
+createTask whose reply was lost is resolved by reading the task back (timed out: by a retry, or a
+lookup before the fire is given up; by hand: the next manual fire waits until it has settled).
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import asyncio
 import functools
 from collections.abc import Mapping
 from concurrent.futures import Executor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from taskcluster.exceptions import TaskclusterRestFailure
 
-from scheduler.config.model import Project
+from scheduler.actions.triggering import SETTLE_MARGIN
+from scheduler.config.model import CallBounds, Project
 from scheduler.cron import Job
 from scheduler.engine.fires import Dispatched, FireMeans, FireRequest
 from scheduler.git.source import Snapshot
@@ -73,7 +75,65 @@ async def fire_decision_task(fire: FireRequest, claim: Claim, means: FireMeans) 
     if means.dry_run:
         log.info("dry run: task not created", task_id=rendered.task_id, task=rendered.definition)
         return Dispatched(FireState.DRY_RUN, rendered.task_id, details, None)
-    clients = means.clients
+    if not manual:
+        return await _create(means.clients, rendered, details)
+    # A manual fire's task id is its own, so another fire would make another task: the intent
+    # goes to the ledger first, and no manual fire of the job follows while whether this one
+    # made its task is not known (`claim_manual`, for `create_unsure_for`).
+    sent_at = means.clock()
+    task_id = rendered.task_id
+    if not await means.ledger.run(
+        lambda ledger: ledger.mark_sent(claim, now=sent_at, details=details, task_id=task_id)
+    ):
+        raise FireError("not created: this replica no longer holds the fire")
+    try:
+        return await _create(means.clients, rendered, details)
+    except FireError as error:
+        if error.task_id is None:  # refused, or shown not made: nothing to wait for
+            await means.ledger.run(lambda ledger: ledger.unmark_sent(claim))
+        raise
+
+
+def create_unsure_for(bounds: CallBounds) -> timedelta:
+    """How long after a createTask was sent (under `bounds`) whether it made its task may not be
+    known: the client gives the call up at its deadline, and the queue is given SETTLE_MARGIN
+    more to finish what it received; after that, its task exists or never will."""
+    return bounds.deadline + SETTLE_MARGIN
+
+
+def task_link(root_url: str, task_id: str) -> str:
+    """Where people look a task up: its page in the Taskcluster UI."""
+    return f"{root_url.rstrip('/')}/tasks/{task_id}"
+
+
+async def settle_given_up(
+    clients: Clients, task_id: str, error: str
+) -> tuple[FireState, str | None, str | None]:
+    """How a fire that is given up ended, when whether it made task `task_id` is not known
+    (`error` says why): (state, task, error) once the queue was asked, so that what is reported
+    is so. CREATED if the task exists (a reply was lost); FAILED, not created, if the queue does
+    not know it; FAILED naming the task if asking fails too, as it may exist."""
+    try:
+        await clients.queue.task(task_id)
+    except Exception as lookup:
+        if isinstance(lookup, TaskclusterRestFailure) and lookup.status_code == 404:
+            return (
+                FireState.FAILED,
+                None,
+                f"{error}; looked up then, task {task_id} does not exist: it was not created",
+            )
+        unknown = clients.explain(lookup, "queue.task").message
+        return (
+            FireState.FAILED,
+            task_id,
+            f"{error}; looking it up failed too ({unknown}), so whether task {task_id} exists "
+            f"is still not known: see {task_link(clients.root_url, task_id)}",
+        )
+    log.info("the task of a fire given up exists: a reply was lost", task_id=task_id)
+    return FireState.CREATED, task_id, None
+
+
+async def _create(clients: Clients, rendered: RenderedTask, details: dict[str, Any]) -> Dispatched:
     try:
         await clients.queue.createTask(rendered.task_id, rendered.definition)
     except TaskclusterRestFailure as error:
@@ -90,11 +150,13 @@ async def _resolve_create(
 ) -> Dispatched:
     """createTask failed. If it may have taken effect all the same (no answer, a 5xx), the
     queue says whether the task exists: then it was created (its reply was lost). Raises
-    FireError otherwise, `transient` when trying again may work.
+    FireError otherwise, `transient` when trying again may work, naming the task (`task_id`)
+    when whether it exists is not known.
 
     A queue that let the call time out is not asked at once (that would wait as long again):
     the outcome stays unknown, as when asking fails, until a retry of a scheduled fire sends
-    the same task id, which the queue takes as the task it may already have.
+    the same task id, which the queue takes as the task it may already have (or, at the last
+    attempt, `settle_given_up` asks).
     """
     explained = clients.explain(error, "queue.createTask")
     if not explained.uncertain:
@@ -103,6 +165,7 @@ async def _resolve_create(
         raise FireError(
             f"{explained.message}; whether task {task_id} was created is not known",
             transient=True,
+            task_id=task_id,
         )
     try:
         await clients.queue.task(task_id)
@@ -116,6 +179,7 @@ async def _resolve_create(
         raise FireError(
             f"{explained.message}; whether task {task_id} was created is not known ({unknown})",
             transient=True,
+            task_id=task_id,
         ) from None
     log.info("createTask's reply was lost; the task exists", task_id=task_id)
     return Dispatched(FireState.CREATED, task_id, details, None)

@@ -31,7 +31,7 @@ from scheduler.cron.slots import (
 )
 from scheduler.cron.timing import SLOT_LENGTH, format_slot, slot_of
 from scheduler.engine import manual
-from scheduler.engine.decision_task import render_scheduled
+from scheduler.engine.decision_task import render_scheduled, settle_given_up
 from scheduler.engine.firing import FireRunner, watch_spec
 from scheduler.expiry.model import ExpiryEvent
 from scheduler.expiry.remediation import scan_and_remediate
@@ -39,6 +39,7 @@ from scheduler.git.process import SourceError
 from scheduler.git.source import GitSource, Snapshot
 from scheduler.ledger import (
     AsyncLedger,
+    Claim,
     EngineLedger,
     Fire,
     FireKind,
@@ -204,30 +205,36 @@ class Engine:
         self, project: Project, given_up: Sequence[GiveUp], open_fires: Mapping[OpenFire, Fire]
     ) -> None:
         """Finish unfinished fires past their job's max-lateness: failed (and reported), or
-        skipped when their job is paused or gone from `.cron.yml`."""
+        skipped when their job is paused or gone from `.cron.yml`. One that may have made its
+        task is created if the queue has it, and failed as not created if it does not."""
         fires = [open_fires[give_up.open_fire] for give_up in given_up]
         claims = await self._runner.claim(
             project.name, [(fire.job, fire.slot, fire.kind) for fire in fires]
         )
-        outcomes = []
-        for give_up, fire, claim in zip(given_up, fires, claims, strict=True):
-            if claim is None:
-                continue  # another replica got there first
-            if not give_up.failed:
-                outcomes.append(Outcome(claim, FireState.SKIPPED, error=give_up.reason))
-                continue
-            assert give_up.job is not None
-            outcomes.append(
-                Outcome(
-                    claim,
-                    FireState.FAILED,
-                    task_id=fire.task_id,
-                    revision=fire.revision,
-                    error=give_up.reason,
-                    details=fire.details,
-                    watch=watch_spec(project, give_up.job),
+        async with self._runner.holding(claim for claim in claims if claim is not None):
+            outcomes = await asyncio.gather(
+                *(
+                    self._given_up(project, give_up, fire, claim)
+                    for give_up, fire, claim in zip(given_up, fires, claims, strict=True)
+                    if claim is not None  # else another replica got there first
                 )
             )
+        if outcomes:
+            now = self.clock()
+            await self.ledger.run(lambda ledger: ledger.finish_many(outcomes, now=now))
+
+    async def _given_up(
+        self, project: Project, give_up: GiveUp, fire: Fire, claim: Claim
+    ) -> Outcome:
+        if not give_up.failed:
+            return Outcome(claim, FireState.SKIPPED, error=give_up.reason)
+        assert give_up.job is not None
+        state, task_id = FireState.FAILED, fire.task_id
+        error: str | None = give_up.reason
+        if task_id is not None:  # whether it made its task is not known: ask once
+            clients = self.clients_for(project, fire.job)
+            state, task_id, error = await settle_given_up(clients, task_id, give_up.reason)
+        if state is FireState.FAILED:
             log.error(
                 "fire given up",
                 project=project.name,
@@ -236,9 +243,8 @@ class Engine:
                 attempts=fire.attempt,
                 error=fire.error,
             )
-        if outcomes:
-            now = self.clock()
-            await self.ledger.run(lambda ledger: ledger.finish_many(outcomes, now=now))
+        watch = watch_spec(project, give_up.job)
+        return Outcome(claim, state, task_id, fire.revision, error, fire.details, watch)
 
     def _cron(self, project: Project, snapshot: Snapshot) -> CronFile:
         cached = self._crons.get(project.name)

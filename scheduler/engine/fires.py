@@ -45,7 +45,8 @@ class FireMeans:
 
 
 class Dispatched(NamedTuple):
-    """How a fire ended: its state, the task it made (if any), what was sent, what failed."""
+    """How a fire ended: its state, the task it made (if any; failed, the task it may have
+    made, whether that exists not being known), what was sent, what failed."""
 
     state: FireState
     task_id: str | None

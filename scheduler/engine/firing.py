@@ -5,8 +5,9 @@ leases renewed while they run, and their outcomes (retries included) recorded a 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from concurrent.futures import Executor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -22,6 +23,7 @@ from scheduler.cron.crontab import crontab
 from scheduler.cron.model import ScheduleError
 from scheduler.cron.timing import format_slot
 from scheduler.durations import format_duration
+from scheduler.engine.decision_task import settle_given_up
 from scheduler.engine.fires import FireMeans, FireRequest
 from scheduler.engine.job_types import dispatch
 from scheduler.git.source import Snapshot
@@ -124,9 +126,9 @@ class FireRunner:
         # shutdown releases it.
         self._in_flight.add(claim)
         self._keep_leases()
+        means = self._means(request)
         async with self._limit:
-            dispatched = await dispatch(request, claim, self._means(request))
-        self._in_flight.discard(claim)
+            dispatched = await dispatch(request, claim, means)
         state, task_id, details, error = dispatched[:4]
         retry_at = None
         if state is FireState.FAILED and dispatched.transient and kind is not FireKind.MANUAL:
@@ -137,11 +139,17 @@ class FireRunner:
                     f"{error} (given up after {counted(claim.attempt, 'attempt')}: the job's "
                     f"max-lateness {format_duration(lateness)} has passed)"
                 )
+                if task_id is not None:  # whether it made its task is not known: ask once
+                    async with self._limit:
+                        state, task_id, error = await settle_given_up(
+                            means.clients, task_id, str(error)
+                        )
             else:
                 retry_at = max(retry_at, dispatched.not_before or retry_at)
                 state = FireState.RETRYING
                 again = f"{retry_at:%H:%M:%S} UTC"
                 error = f"attempt {claim.attempt} failed: {error}; tried again from {again}"
+        self._in_flight.discard(claim)
         watch = None
         if state in (FireState.CREATED, FireState.ALREADY_FIRED, FireState.FAILED):
             watch = watch_spec(project, job, project_broken=dispatched.project_broken)
@@ -179,6 +187,18 @@ class FireRunner:
             dry_run=setting.config.dry_run or request.dry_run,
             render_pool=setting.render_pool,
         )
+
+    @asynccontextmanager
+    async def holding(self, claims: Iterable[Claim]) -> AsyncIterator[None]:
+        """Keep renewing the leases of `claims` (which were claimed without firing) meanwhile,
+        and release them on shutdown, as those of the fires in flight."""
+        held = set(claims)
+        self._in_flight |= held
+        self._keep_leases()
+        try:
+            yield
+        finally:
+            self._in_flight -= held
 
     async def record(self, claims: Iterable[Claim | None]) -> None:
         """Write the outcomes of these claims' fires to the ledger, in one transaction."""

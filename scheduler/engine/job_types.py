@@ -28,7 +28,7 @@ async def dispatch(fire: FireRequest, claim: Claim, means: FireMeans) -> Dispatc
     except FireError as error:
         return Dispatched(
             FireState.FAILED,
-            None,
+            error.task_id,
             None,
             str(error),
             error.project_broken,

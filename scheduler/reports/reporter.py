@@ -49,7 +49,8 @@ class Reporter:
     # -- fires and their tasks --------------------------------------------------------------
 
     def fire_failed(self, watch: Watch, now: datetime) -> list[Notice]:
-        """A fire that made no task: a job failure, or its project's broken template."""
+        """A fire that made no task (or, naming one, may have): a job failure, or its project's
+        broken template."""
         if watch.project_broken:
             return [self._template_broken(watch, now)]
         event = _about(
@@ -60,7 +61,8 @@ class Reporter:
             error=watch.error,
             advice=(
                 "Fix what the error names; the next slot fires again, or run it now with "
-                f"`tc-scheduler fire {watch.project} {watch.job}`."
+                f"`tc-scheduler fire {watch.project} {watch.job}`"
+                + (f", once task {watch.task_id} is seen not to exist." if watch.task_id else ".")
             ),
         )
         return [self._job_failing(watch, event), *self._check_in(watch, "error")]
