@@ -127,6 +127,7 @@ def test_a_stalled_manual_fire_returns_at_its_deadline_and_holds_off_the_next_on
         refused = fire_by_hand("nightly", first.sent_at.isoformat())
         sent = [route for route, _ in emulator.faults.injected[len(held) :]]
         assert "queue.createTask" not in sent, "the refused fire created nothing"
+        assert "queue.statuses" not in sent, "a refused fire has nothing to follow"
         assert len(recorded_fires(tmp_path, job="nightly")) == 1
     finally:
         emulator.faults.release()

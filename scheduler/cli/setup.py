@@ -63,6 +63,20 @@ EXIT_STATUS: dict[Category, int] = {
     Category.FORBIDDEN: 1,
 }
 
+# The errors of an act refused before it started anything: a command that fails so has
+# nothing to follow, and must not wait on Taskcluster to follow what the service follows.
+NOTHING_STARTED = frozenset(
+    {
+        Category.INVALID,
+        Category.NOT_CONFIGURED,
+        Category.NOT_FOUND,
+        Category.REJECTED,
+        Category.TOO_SOON,
+        Category.UNAUTHORIZED,
+        Category.FORBIDDEN,
+    }
+)
+
 config_option = click.option(
     "--config",
     "config_path",
@@ -214,10 +228,15 @@ async def operations(config: Config, *, follow: bool = False) -> AsyncIterator[O
     out, that step reads nothing from it: it would wait as long again, past the deadline the
     command is held to, and the service follows what is left."""
     async with service.open_service(config, clock=clock()) as running:
+        started = follow
         try:
             yield running.operations()
+        except SchedulerError as error:
+            # Refused before anything was started (too soon, no such job): nothing to follow.
+            started = follow and error.category not in NOTHING_STARTED
+            raise
         finally:
-            if follow:
+            if started:
                 await running.notifier.round(reads=not running.engine.clients.timed_out)
 
 
