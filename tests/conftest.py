@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from hypothesis import HealthCheck, settings
 from jsonschema import Draft7Validator
 from referencing import Registry
@@ -45,6 +46,16 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     mark_tiers(config, items)
+
+
+@pytest.fixture(autouse=True)
+def structlog_defaults() -> Iterator[None]:
+    """Each test starts from structlog's defaults. A command run in this process (CliRunner)
+    configures logging for the whole process, and the level it chose (warning, for most
+    commands) would keep a later test's info lines from `structlog.testing.capture_logs`."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")
