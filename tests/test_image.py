@@ -63,7 +63,6 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MountedImage]:
     (clone / ".tc-scheduler").mkdir(exist_ok=True)
     (clone / ".tc-scheduler" / "credentials.json").write_text(json.dumps({"accessToken": CANARY}))
     name = f"localhost/tc-scheduler-test:{uuid.uuid4().hex[:12]}"
-    before = set(podman("images", "--quiet", "--no-trunc", "--all").split())
     # The wheels must be for the base's Python: its python3 names the version.
     mount = Path(podman("image", "mount", base))
     base_python = (mount / "usr/bin/python3").readlink().name.removeprefix("python")
@@ -76,7 +75,9 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MountedImage]:
             f"IMAGE={name}",
             f"IMAGE_BASE={base}",
             f"IMAGE_PYTHON={base_python}",
-            "IMAGE_BUILD_FLAGS=--isolation=chroot",
+            # No intermediate images are kept (--layers=false): the test removes only what
+            # it named, never what another run on this machine is building or using.
+            "IMAGE_BUILD_FLAGS=--isolation=chroot --layers=false",
             f"VENV={Path(sys.executable).parent.parent}",
             f"REVISION={REVISION}",
         ],
@@ -92,8 +93,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MountedImage]:
         yield MountedImage(name, root, inspect(name))
     finally:
         podman("image", "unmount", name, check=False)
-        made = set(podman("images", "--quiet", "--no-trunc", "--all").split()) - before
-        podman("rmi", "--force", name, *made, check=False)
+        podman("rmi", "--force", name, check=False)
 
 
 @pytest.fixture
