@@ -45,7 +45,6 @@ PURE_MODULES = frozenset(
         "test_cron_language.py",
         "test_cron_properties.py",
         "test_cron_words.py",
-        "test_deploy.py",
         "test_crontab.py",
         "test_deadlines.py",
         "test_emulator_cron_parser.py",
