@@ -69,6 +69,19 @@ def read_terminal(terminal: int) -> str:
         written += chunk
 
 
+def run_piped(config: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`tc-scheduler run --config CONFIG` as a process whose output is piped (not a terminal)."""
+    return subprocess.run(
+        [sys.executable, "-m", "scheduler", "run", "--config", str(config)],
+        cwd=REPOSITORY_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+
+
 def ledger_config(tmp_path: Path, url: str, *lines: str) -> Path:
     config = tmp_path / "service.yml"
     config.write_text(
@@ -230,15 +243,7 @@ def test_run_waits_for_the_ledger_logging_each_attempt_then_exits_cleanly(
     config = ledger_config(tmp_path, unreachable_url, "ledger-wait: 2s")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKCLUSTER_")}
 
-    ran = subprocess.run(
-        [sys.executable, "-m", "scheduler", "run", "--config", str(config)],
-        cwd=REPOSITORY_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD,
-        check=False,
-    )
+    ran = run_piped(config, env)
 
     assert ran.returncode == 1, ran.stderr
     assert "Traceback" not in ran.stderr
@@ -292,14 +297,7 @@ def test_run_with_a_configuration_it_cannot_use_says_so_in_one_json_line(tmp_pat
     config = tmp_path / "service.yml"
     config.write_text("projects:\n  - name: demo\n    level: 7\n")
 
-    ran = subprocess.run(
-        [sys.executable, "-m", "scheduler", "run", "--config", str(config)],
-        cwd=REPOSITORY_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD,
-        check=False,
-    )
+    ran = run_piped(config)
 
     assert ran.returncode == 1, ran.stderr
     [line] = [json.loads(line) for line in ran.stderr.splitlines()]
