@@ -183,6 +183,50 @@ def test_embedded_default_is_valid(tmp_path: Path) -> None:
     assert project.authorized_scopes == ("assume:repo:github.com/example/tc-scheduler:cron:*",)
     assert config.dry_run is True
     assert config.ledger_url == f"sqlite:///{tmp_path / '.tc-scheduler' / 'ledger.db'}"
+    # A clone without a hooks folder manages none.
+    assert config.hooks_dir is None
+
+
+def test_embedded_default_shows_the_repositorys_hooks_folder(tmp_path: Path) -> None:
+    (tmp_path / "hooks").mkdir()
+    config = load(embedded_default(tmp_path, "https://github.com/example/tc-scheduler"))
+    assert config.hooks_dir == tmp_path / "hooks"
+
+
+# -- hooks-dir -----------------------------------------------------------------------------
+
+
+def test_hooks_dir_is_unset_by_default_and_relative_to_the_configuration(tmp_path: Path) -> None:
+    assert load(MINIMAL, base_dir=tmp_path).hooks_dir is None
+    (tmp_path / "etc" / "hooks").mkdir(parents=True)
+    config_file = tmp_path / "etc" / "service.yml"
+    config_file.write_text(MINIMAL + "hooks-dir: hooks\n")
+    config = read_config(config_file, {})
+    assert config.hooks_dir == tmp_path / "etc" / "hooks"
+    assert config.masked()["hooks-dir"] == str(tmp_path / "etc" / "hooks")
+    absolute = load(MINIMAL + f"hooks-dir: {tmp_path / 'etc' / 'hooks'}\n", base_dir=tmp_path)
+    assert absolute.hooks_dir == tmp_path / "etc" / "hooks"
+
+
+def test_a_hooks_dir_that_is_not_a_folder_names_the_setting_and_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    for written, reason in (("nope", "there is no such folder"), ("a-file", "it is not a folder")):
+        with pytest.raises(ConfigError) as raised:
+            load(MINIMAL + f"hooks-dir: {written}\n", base_dir=tmp_path)
+        [problem] = [str(d) for d in raised.value.diagnostics]
+        assert problem == (
+            f"service.yml:7:12: error: hooks-dir {tmp_path / written}: {reason}; create it, "
+            f"correct the path (a relative one is read from {tmp_path}), or remove hooks-dir if "
+            "this deployment manages no hooks"
+        )
+
+
+def test_a_hooks_dir_that_is_not_a_path_says_what_to_write(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load(MINIMAL + "hooks-dir: [hooks]\n", base_dir=tmp_path)
+    [problem] = [str(d) for d in raised.value.diagnostics]
+    assert problem.startswith("service.yml:7:12: error: hooks-dir")
+    assert "the hooks folder's path, like hooks" in problem
 
 
 @pytest.mark.parametrize(

@@ -43,11 +43,12 @@ from scheduler.operations.models import HookFiredOut
 _hooks_dir_option = click.option(
     "--hooks-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("hooks"),
-    show_default=True,
     envvar="TC_SCHEDULER_HOOKS_DIR",
-    help="The folder of hook definitions, one <hookGroupId>/<hookId>.yml file per hook.",
+    help="The folder of hook definitions, one <hookGroupId>/<hookId>.yml file per hook "
+    "(default: the configuration's hooks-dir, else ./hooks).",
 )
+# Where the folder is when neither --hooks-dir nor the configuration's hooks-dir says.
+DEFAULT_HOOKS_DIR = Path("hooks")
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
@@ -83,8 +84,14 @@ def hooks_group() -> None:
 
 @hooks_group.command("check")
 @_hooks_dir_option
-def hooks_check(hooks_dir: Path) -> None:
-    """Validate every hook file against the create-hook schema. Calls no service."""
+@config_option
+def hooks_check(hooks_dir: Path | None, config_path: Path | None) -> None:
+    """Validate every hook file against the create-hook schema. Calls no service.
+
+    The configuration is read only for its hooks-dir, when --config (or
+    $TC_SCHEDULER_CONFIG) names one and --hooks-dir is not given."""
+    if hooks_dir is None:
+        hooks_dir = _hooks_dir(None, load(config_path) if config_path else None)
     folder = _load_folder(hooks_dir)
     echo(f"{hooks_dir}: OK ({counted(len(folder.hooks), 'hook')})", err=True)
 
@@ -93,11 +100,11 @@ def hooks_check(hooks_dir: Path) -> None:
 @_hooks_dir_option
 @config_option
 @_json_option
-def hooks_list(hooks_dir: Path, config_path: Path | None, as_json: bool) -> None:
+def hooks_list(hooks_dir: Path | None, config_path: Path | None, as_json: bool) -> None:
     """The declared hooks and whether each is deployed, differs or is unchanged, and the
     deployed hooks of the same groups that no file declares."""
-    folder = _load_folder(hooks_dir)
-    plans = _plan(load(config_path), folder)
+    hooks_dir, folder, config = _folder_and_config(hooks_dir, config_path)
+    plans = _plan(config, folder)
     if as_json:
         echo_model([plan_out(p) for p in plans])
         return
@@ -114,10 +121,10 @@ def hooks_list(hooks_dir: Path, config_path: Path | None, as_json: bool) -> None
 @_hooks_dir_option
 @config_option
 @_json_option
-def hooks_diff(hooks_dir: Path, config_path: Path | None, as_json: bool) -> None:
+def hooks_diff(hooks_dir: Path | None, config_path: Path | None, as_json: bool) -> None:
     """What `apply` would change, field by field (old → new)."""
-    folder = _load_folder(hooks_dir)
-    plans = _plan(load(config_path), folder)
+    _, folder, config = _folder_and_config(hooks_dir, config_path)
+    plans = _plan(config, folder)
     if as_json:
         echo_model([plan_out(p) for p in plans])
         return
@@ -137,15 +144,14 @@ def hooks_diff(hooks_dir: Path, config_path: Path | None, as_json: bool) -> None
 @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
 @_json_option
 def hooks_apply(
-    hooks_dir: Path, config_path: Path | None, prune: bool, dry_run: bool, as_json: bool
+    hooks_dir: Path | None, config_path: Path | None, prune: bool, dry_run: bool, as_json: bool
 ) -> None:
     """Create and update hooks until the Hooks service matches the folder.
 
     Every file is validated first: if any is invalid, nothing is sent. Hooks no file declares
     are kept unless --prune is given.
     """
-    folder = _load_folder(hooks_dir)
-    config = load(config_path)
+    hooks_dir, folder, config = _folder_and_config(hooks_dir, config_path)
     if config.dry_run and not dry_run:
         echo("dry run: the configuration is dry-run, so nothing is changed", err=True)
     dry_run = dry_run or config.dry_run
@@ -227,11 +233,35 @@ def hooks_fire(
 # -- helpers -------------------------------------------------------------------------------
 
 
+def _hooks_dir(given: Path | None, config: Config | None) -> Path:
+    """The folder: --hooks-dir (or $TC_SCHEDULER_HOOKS_DIR), else the configuration's
+    hooks-dir, else ./hooks."""
+    if given is not None:
+        return given
+    if config is not None and config.hooks_dir is not None:
+        return config.hooks_dir
+    return DEFAULT_HOOKS_DIR
+
+
+def _folder_and_config(
+    given: Path | None, config_path: Path | None
+) -> tuple[Path, HookFolder, Config]:
+    """The folder (where, and its hooks) and the configuration; a folder named on the command
+    line is read first, so that its problems are told before any of the configuration's."""
+    if given is not None:
+        folder = _load_folder(given)
+        return given, folder, load(config_path)
+    config = load(config_path)
+    directory = _hooks_dir(None, config)
+    return directory, _load_folder(directory), config
+
+
 def _load_folder(directory: Path) -> HookFolder:
     """The folder's hooks, or exit 1 after printing every problem (before any call)."""
     if not directory.is_dir():
         fail(
-            f"no hooks folder at {directory}; run from the repository root or pass --hooks-dir",
+            f"no hooks folder at {directory}; pass --hooks-dir, set hooks-dir in the "
+            "configuration, or run from the repository root",
             2,
         )
     folder = load_folder(directory)

@@ -163,16 +163,19 @@ DEFAULT_PUBLIC_URL = "https://github.com/taskcluster/tc-scheduler"
 
 
 def embedded_default(repository_root: Path, public_url: str = DEFAULT_PUBLIC_URL) -> str:
-    """The configuration `make run` uses: this repository as its own project, SQLite, dry-run.
+    """The configuration `make run` uses: this repository as its own project, SQLite, dry-run,
+    and its `hooks/` folder, when it has one.
 
     Tasks name `public_url` (the clone's origin); git reads the clone itself.
     """
+    hooks = repository_root / "hooks"
+    hooks_dir = f"hooks-dir: {hooks}\n" if hooks.is_dir() else ""
     return f"""\
 # tc-scheduler's embedded default: schedule this repository's own .cron.yml.
 taskcluster:
   root-url: https://taskcluster.example.com
 state-dir: {repository_root / ".tc-scheduler"}
-projects:
+{hooks_dir}projects:
   - name: tc-scheduler
     repository: {public_url}
     fetch-from: {repository_root.resolve().as_uri()}

@@ -218,6 +218,8 @@ class Config:
     ledger_wait: timedelta = DEFAULT_LEDGER_WAIT
     # How long each Taskcluster call may take (`taskcluster.call-timeout`, `call-deadline`).
     calls: CallBounds = CallBounds()
+    # The folder of hook definitions this deployment manages (`hooks-dir`); None: no folder.
+    hooks_dir: Path | None = None
 
     @property
     def connections(self) -> int:
@@ -257,6 +259,7 @@ class Config:
             "ledger-wait": format_duration(self.ledger_wait),
             "retention": self.retention.shown(),
             "state-dir": str(self.state_dir),
+            "hooks-dir": None if self.hooks_dir is None else str(self.hooks_dir),
             "concurrency": self.concurrency,
             "dry-run": self.dry_run,
             "replica": self.replica,

@@ -74,6 +74,7 @@ class Resolver:
                 f"dry-run is false but no Taskcluster credentials are set; {SET_CREDENTIALS}",
             )
         state_dir = self._state_dir()
+        hooks_dir = self._hooks_dir()
         default_catch_up = self._catch_up(self.data.get("catch-up", {}), CatchUp())
         projects = tuple(
             self._project(index, entry, default_catch_up)
@@ -108,6 +109,7 @@ class Resolver:
             retention=retention,
             ledger_wait=self._ledger_wait(),
             calls=calls,
+            hooks_dir=hooks_dir,
         )
 
     def ledger_url(self) -> str:
@@ -127,6 +129,23 @@ class Resolver:
 
     def _state_dir(self) -> Path:
         return self._path(self.data.get("state-dir", ".tc-scheduler"))
+
+    def _hooks_dir(self) -> Path | None:
+        """The hooks folder `hooks-dir` names, which must be a folder (None: not set)."""
+        written = self.data.get("hooks-dir")
+        if written is None:
+            return None
+        path = self._path(written)
+        if not path.is_dir():
+            reason = "it is not a folder" if path.exists() else "there is no such folder"
+            self.problems.error(
+                self.document.position_of(("hooks-dir",)),
+                f"hooks-dir {path}: {reason}; create it, correct the path (a relative one is "
+                f"read from {self.base_dir}), or remove hooks-dir if this deployment manages "
+                "no hooks",
+            )
+            return None
+        return path
 
     def _path(self, text: str) -> Path:
         path = Path(text).expanduser()

@@ -144,6 +144,11 @@ SCHEMA: dict[str, Any] = {
             },
         },
         "state-dir": {"type": "string", "minLength": 1},
+        "hooks-dir": {
+            "type": "string",
+            "minLength": 1,
+            "x-expected": "the hooks folder's path, like hooks (relative to this file's folder)",
+        },
         "concurrency": {
             "type": "integer",
             "minimum": 1,

@@ -1,5 +1,5 @@
-"""The Hooks service's side of `hooks/`: what the deployment has, applying a plan to it, and
-firing a hook with a payload checked against its triggerSchema first.
+"""The Hooks service's side of `hooks/`: what the deployment has and last fired, applying a
+plan to it, and firing a hook with a payload checked against its triggerSchema first.
 """
 
 from __future__ import annotations
@@ -68,6 +68,33 @@ async def deployed_hooks(clients: Clients, groups: frozenset[str]) -> dict[HookK
         for hook in listed.get("hooks", []):
             deployed[HookKey(hook["hookGroupId"], hook["hookId"])] = hook
     return deployed
+
+
+def hook_read_scopes(groups: frozenset[str]) -> tuple[str, ...]:
+    """All reading the hooks of `groups` and their last fires may do: nothing that changes or
+    triggers a hook."""
+    return tuple(
+        scope
+        for group in sorted(groups)
+        for scope in (f"hooks:list-hooks:{group}", f"hooks:list-last-fires:{group}/*")
+    )
+
+
+async def last_fires(clients: Clients, key: HookKey, limit: int) -> list[dict[str, Any]]:
+    """The hook's latest `limit` fires, newest first, as `hooks.listLastFires` lists them
+    (none for a hook never fired: the service answers 404)."""
+    try:
+        page = await clients.hooks.listLastFires(
+            key.group_id, key.hook_id, query={"limit": str(limit)}
+        )
+    except TaskclusterRestFailure as error:
+        if error.status_code == 404:
+            return []
+        raise clients.explain(error, f"hooks.listLastFires({key})") from None
+    except Exception as error:
+        raise clients.explain(error, f"hooks.listLastFires({key})") from None
+    fires = page.get("lastFires", []) if isinstance(page, dict) else []
+    return [fire for fire in fires if isinstance(fire, dict)][:limit]
 
 
 async def apply_plan(clients: Clients, plans: list[HookPlan], *, prune: bool) -> list[Applied]:

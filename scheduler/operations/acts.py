@@ -18,12 +18,14 @@ from scheduler.hooks.service import Fired, fire_hook, hook_fire_scopes
 from scheduler.ledger import Act, AsyncLedger, FireState, OperationsLedger
 from scheduler.operations import dashboard
 from scheduler.operations.audit import audited, target_of
+from scheduler.operations.hook_overview import hooks_overview
 from scheduler.operations.ledgered import LedgerOperations
 from scheduler.operations.models import (
     ActionOut,
     ExpiryEventOut,
     FiredOut,
     HookFiredOut,
+    HooksOverviewOut,
     OverviewOut,
     ProjectDetailOut,
     ProjectJobsOut,
@@ -85,6 +87,11 @@ class Operations:
     async def project_detail(self, project: str) -> ProjectDetailOut:
         """A project's page: jobs, fire history grid, pauses."""
         return await dashboard.project_detail(self.engine, self.async_ledger, project)
+
+    async def hooks_overview(self) -> HooksOverviewOut:
+        """The hooks page: the hooks folder against the deployment, with each hook's last
+        fires; what cannot be read is a problem on the page."""
+        return await hooks_overview(self.engine)
 
     def now(self) -> datetime:
         """The service's time (its clock, injected in tests)."""

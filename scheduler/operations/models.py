@@ -221,6 +221,59 @@ class HookAppliedOut(HookPlanOut):
     error: str | None
 
 
+class HookDriftOut(BaseModel):
+    """One field a deployed hook has otherwise than its file, each side as one line of JSON
+    (`(absent)`: that side has no such field), secrets masked."""
+
+    path: str
+    declared: str
+    deployed: str
+
+
+class HookLastFireOut(BaseModel):
+    task_id: str | None
+    fired_at: datetime | None
+    fired_by: str
+    result: str = Field(description="success or error, as the Hooks service says.")
+    error: str | None
+    task_state: str | None
+
+
+class HookOut(BaseModel):
+    """One hook of the folder, or of a group it manages, and how it stands in the deployment."""
+
+    hook: str = Field(description="GROUP/ID.")
+    hook_group_id: str
+    hook_id: str
+    state: str = Field(
+        description="in-sync, drift, missing (declared, not deployed), undeclared (deployed in "
+        "a managed group, no file) or unknown (the deployment could not be read)."
+    )
+    file: str | None = Field(description="The file declaring it; null: not declared.")
+    name: str | None
+    description: str | None
+    schedule: str | None = Field(description="When the Hooks service fires it, in words.")
+    trigger_schema: str = Field(description="The payload its triggerSchema asks for, in short.")
+    trigger_schema_json: str = Field(description="The triggerSchema, as indented JSON.")
+    example_payload: str = Field(description="A payload to start from, as indented JSON.")
+    drift: list[HookDriftOut]
+    last_fires: list[HookLastFireOut]
+    last_fires_problem: str | None = Field(description="Why its last fires are not shown.")
+    deployed: bool
+
+
+class HooksOverviewOut(BaseModel):
+    """The hooks page: the folder's hooks against the deployment's, and what stands in the way
+    of reading either (each bad file with its line; a deployment that does not answer)."""
+
+    now: datetime
+    root_url: str
+    folder: str | None = Field(description="The hooks folder (hooks-dir); null: none set.")
+    hooks: list[HookOut]
+    folder_problems: list[str]
+    deployment_problem: str | None
+
+
 class PrunedOut(BaseModel):
     """What pruning the ledger removed (or, in a dry run, would remove): the rows past their
     retention that nothing still needs."""

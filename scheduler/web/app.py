@@ -44,6 +44,7 @@ from scheduler.operations.models import (
 )
 from scheduler.web.auth import Principal, authenticate, require
 from scheduler.web.draining import NOT_READY, Draining, ShuttingDownError
+from scheduler.web.hook_pages import hook_pages
 from scheduler.web.limits import TOO_LARGE, BodyLimit
 from scheduler.web.pages import STATIC, pages
 from scheduler.web.statuses import STATUS
@@ -155,6 +156,7 @@ def create_app(
     app.include_router(health)
     app.include_router(api)
     app.include_router(pages)
+    app.include_router(hook_pages)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

@@ -1,0 +1,478 @@
+"""The hooks page through the real app and a real HTTP client, over a service against the
+emulator: the folder against the deployment (in sync, drift, missing, undeclared, a bad file,
+Taskcluster down), last fires, the fire form's checks and who may fire, and no secret shown."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import html
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+import taskcluster
+import yaml
+
+from scheduler.config.model import ApiSettings, ApiToken, Config
+from scheduler.hooks.summary import example_payload, schedule_words, schema_summary
+from scheduler.ledger import Ledger
+from scheduler.monitoring import Monitor
+from scheduler.operations.acts import Operations
+from scheduler.service import open_service
+from scheduler.web.auth import hash_token
+from scheduler.web.server import ApiServer
+from tests.emulator import Emulator
+from tests.support.projects import HOURLY, OWN_TEMPLATE, make_config, project
+from tests.support.repos import Repository
+
+T = datetime(2026, 12, 1, 9, 50, tzinfo=UTC)
+OPERATOR = "op-" + secrets.token_urlsafe(24)
+VIEWER = "view-" + secrets.token_urlsafe(24)
+REVISION = "0123456789abcdef0123456789abcdef01234567"
+TRIGGER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["revision", "flavor"],
+    "properties": {
+        "revision": {"type": "string", "pattern": "^[0-9a-f]{40}$"},
+        "flavor": {"enum": ["ship", "promote"]},
+        "build_number": {"type": "integer"},
+    },
+}
+Scenario = Callable[[httpx.AsyncClient, Operations], Awaitable[None]]
+
+
+def hook_file(
+    hook_id: str,
+    *,
+    group: str = "g",
+    description: str = "A nightly task.",
+    schedule: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A hook definition whose task the repository's role may create."""
+    return {
+        "hookGroupId": group,
+        "hookId": hook_id,
+        "metadata": {"name": f"Hook {hook_id}", "description": description, "owner": "r@e.com"},
+        "schedule": ["0 0 3 * * *"] if schedule is None else schedule,
+        "triggerSchema": TRIGGER_SCHEMA,
+        "task": {
+            "taskQueueId": "proj-test/worker",
+            "created": {"$fromNow": "0 seconds"},
+            "deadline": {"$fromNow": "1 hour"},
+            "payload": {"env": env or {"FLAVOR": "${payload.flavor}"}},
+            "metadata": {
+                "name": "promote ${payload.revision}",
+                "description": "d",
+                "owner": "releng@example.com",
+                "source": "https://example.com/hooks",
+            },
+        },
+    }
+
+
+def write_hook(folder: Path, definition: dict[str, Any]) -> Path:
+    path = folder / definition["hookGroupId"] / f"{definition['hookId']}.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(definition, sort_keys=False))
+    return path
+
+
+def deploy(emulator: Emulator, definition: dict[str, Any]) -> None:
+    body = {k: v for k, v in definition.items() if k not in ("hookGroupId", "hookId")}
+    group, hook_id = definition["hookGroupId"], definition["hookId"]
+    taskcluster.Hooks(emulator.options(maxRetries=0)).createHook(group, hook_id, body)
+    emulator.set_role(f"hook-id:{group}/{hook_id}", ["queue:create-task:*", "queue:scheduler-id:-"])
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    directory = tmp_path / "hooks"
+    directory.mkdir()
+    return directory
+
+
+def config_for(emulator: Emulator, tmp_path: Path, folder: Path | None) -> Config:
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    config = make_config(emulator, tmp_path, project("alpha", repository), hooks_dir=folder)
+    tokens = (
+        ApiToken("sheriffs", "operator", hash_token(OPERATOR)),
+        ApiToken("dashboard", "viewer", hash_token(VIEWER)),
+    )
+    return replace(config, api=ApiSettings(host="127.0.0.1", port=0, tokens=tokens))
+
+
+def serve(config: Config, emulator: Emulator, scenario: Scenario) -> None:
+    async def main() -> None:
+        async with open_service(config, clock=emulator.clock.now) as (engine, _, ledger):
+            operations = Operations(engine, ledger)
+            server = ApiServer(operations, engine.config.api, Monitor(ledger, engine.clock))
+            server.start()
+            assert server.url is not None
+            try:
+                async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+                    await scenario(client, operations)
+            finally:
+                await server.stop()
+
+    asyncio.run(main())
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def hooks_page(client: httpx.AsyncClient, query: str = "") -> str:
+    response = await client.get(f"/hooks{query}", headers=bearer(VIEWER))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    return html.unescape(response.text)
+
+
+async def fire(
+    client: httpx.AsyncClient,
+    hook: str,
+    payload: str,
+    *,
+    token: str | None = OPERATOR,
+    dry_run: bool = False,
+) -> httpx.Response:
+    form = {"payload": payload, **({"dry_run": "1"} if dry_run else {})}
+    headers = bearer(token) if token else {}
+    return await client.post(f"/hooks/{hook}/fire", data=form, headers=headers)
+
+
+def section(page: str, hook: str) -> str:
+    """The page's section of one hook."""
+    start = page.index(f'<section class="hook" id="hook-{hook}"')
+    return page[start : page.index("</section>", start)]
+
+
+def tripwire(emulator: Emulator) -> None:
+    """Any triggerHook call from now on is listed in `emulator.faults.injected` (its first
+    attempt fails once; the client would retry past it)."""
+    emulator.faults.add("hooks.triggerHook", script=["503"])
+
+
+def audit_log(config: Config) -> list[Any]:
+    with Ledger.open(config.ledger_url) as ledger:
+        return ledger.audit_log()
+
+
+# -- what the page shows -----------------------------------------------------------------------
+
+
+def test_the_page_shows_each_hook_declared_against_deployed(
+    emulator: Emulator, tmp_path: Path, folder: Path
+) -> None:
+    emulator.clock.set(T, frozen=True)
+    same = hook_file("same")
+    write_hook(folder, same)
+    deploy(emulator, same)
+    changed = hook_file("changed")
+    write_hook(folder, changed)
+    deploy(
+        emulator,
+        {
+            **changed,
+            "schedule": ["0 0 4 * * *"],
+            "metadata": {**changed["metadata"], "description": "An old description."},
+        },
+    )
+    write_hook(folder, hook_file("new", schedule=[]))
+    deploy(emulator, hook_file("undeclared"))
+    deploy(emulator, hook_file("untouched", group="other"))
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        page = await hooks_page(client)
+        assert '<a href="/hooks">Hooks</a>' in page  # in the nav
+        assert f"<code>{folder}</code>" in page
+        in_sync = section(page, "g/same")
+        assert "state-in-sync" in in_sync
+        assert "deployed as declared" in in_sync
+        assert "daily at 03:00 UTC" in in_sync
+        assert "revision (a string matching ^[0-9a-f]{40}$, required)" in in_sync
+        assert "A nightly task." in in_sync
+        assert f"{folder}/g/same.yml" in in_sync
+        drift = section(page, "g/changed")
+        assert "state-drift" in drift
+        # Each differing field, the folder's value then the deployment's.
+        assert (
+            '<th scope="row"><code>metadata.description</code></th>'
+            '<td><code>"A nightly task."</code></td><td><code>"An old description."</code></td>'
+        ) in drift
+        assert '<td><code>"0 0 3 * * *"</code></td><td><code>"0 0 4 * * *"</code></td>' in drift
+        missing = section(page, "g/new")
+        assert "state-missing" in missing
+        assert "tc-scheduler hooks apply</code> creates it" in missing
+        assert "on demand" in page
+        # Not deployed, so it cannot be fired or have fires.
+        assert "<form" not in missing
+        undeclared = section(page, "g/undeclared")
+        assert "state-undeclared" in undeclared
+        assert "declared by no file" in undeclared
+        assert "<form" in undeclared
+        # Hooks of groups the folder does not manage are not its business.
+        assert "other/untouched" not in page
+        assert "Problems" not in page
+
+    serve(config_for(emulator, tmp_path, folder), emulator, scenario)
+
+
+def test_last_fires_link_their_tasks(emulator: Emulator, tmp_path: Path, folder: Path) -> None:
+    emulator.clock.set(T, frozen=True)
+    same = hook_file("same")
+    write_hook(folder, same)
+    deploy(emulator, same)
+    hooks = taskcluster.Hooks(emulator.options(maxRetries=0))
+    first = hooks.triggerHook("g", "same", {"revision": REVISION, "flavor": "ship"})
+    second = hooks.triggerHook("g", "same", {"revision": REVISION, "flavor": "promote"})
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        overview = await operations.hooks_overview()
+        [hook] = overview.hooks
+        assert [f.task_id for f in hook.last_fires] == [second["taskId"], first["taskId"]]
+        assert hook.last_fires[0].result == "success"
+        page = section(await hooks_page(client), "g/same")
+        for task_id in (first["taskId"], second["taskId"]):
+            assert f'<a href="{emulator.root_url}/tasks/{task_id}">task {task_id}</a>' in page
+        assert "2026-12-01 09:50 UTC" in page
+
+    serve(config_for(emulator, tmp_path, folder), emulator, scenario)
+
+
+def test_a_bad_file_is_named_with_its_line_and_the_other_hooks_still_shown(
+    emulator: Emulator, tmp_path: Path, folder: Path
+) -> None:
+    emulator.clock.set(T, frozen=True)
+    good = hook_file("good")
+    write_hook(folder, good)
+    deploy(emulator, good)
+    broken = hook_file("broken")
+    deploy(emulator, broken)
+    (folder / "g" / "broken.yml").write_text("hookGroupId: g\nhookId: broken\nmetadata: [1\n")
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        page = await hooks_page(client)
+        assert "Problems" in page
+        [problem] = (await operations.hooks_overview()).folder_problems
+        assert problem.startswith(f"{folder}/g/broken.yml:4:1: error:")
+        assert problem in page
+        assert "state-in-sync" in section(page, "g/good")
+        # Deployed, with a file that cannot be read: neither in sync nor undeclared.
+        assert "state-invalid-file" in section(page, "g/broken")
+
+    serve(config_for(emulator, tmp_path, folder), emulator, scenario)
+
+
+def test_taskcluster_down_still_shows_the_declared_hooks(
+    emulator: Emulator, tmp_path: Path, folder: Path
+) -> None:
+    emulator.clock.set(T, frozen=True)
+    write_hook(folder, hook_file("declared"))
+    # Every attempt of the client (the first and its retries) fails.
+    emulator.faults.add("hooks.listHooks", script=["503"] * 10)
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        page = await hooks_page(client)
+        assert "the deployed hooks cannot be read" in page
+        assert "hooks.listHooks(g)" in page
+        declared = section(page, "g/declared")
+        assert "state-unknown" in declared
+        assert "daily at 03:00 UTC" in declared
+
+    serve(config_for(emulator, tmp_path, folder), emulator, scenario)
+
+
+def test_without_a_hooks_folder_the_page_says_how_to_set_one(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.clock.set(T, frozen=True)
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        page = await hooks_page(client)
+        assert "No hooks folder is configured: set <code>hooks-dir</code>" in page
+
+    serve(config_for(emulator, tmp_path, None), emulator, scenario)
+
+
+def test_a_secret_in_a_deployed_hooks_task_is_masked(
+    emulator: Emulator, tmp_path: Path, folder: Path
+) -> None:
+    emulator.clock.set(T, frozen=True)
+    canary = "canary" + secrets.token_hex(16)
+    slack = f"xoxb-1234-{secrets.token_hex(12)}"
+    declared = hook_file("leaky", env={"FLAVOR": "ship"})
+    write_hook(folder, declared)
+    # Deployed by hand with secrets in its env: a key that names one, and a value shaped as one.
+    deploy(emulator, hook_file("leaky", env={"DEPLOY_TOKEN": canary, "NOTE": slack}))
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        response = await client.get("/hooks", headers=bearer(VIEWER))
+        assert response.status_code == 200
+        leaky = section(html.unescape(response.text), "g/leaky")
+        assert "task.payload.env.DEPLOY_TOKEN" in leaky
+        assert "task.payload.env.NOTE" in leaky
+        assert canary not in response.text
+        assert slack not in response.text
+        assert "***" in leaky
+
+    serve(config_for(emulator, tmp_path, folder), emulator, scenario)
+
+
+# -- the fire form -------------------------------------------------------------------------------
+
+
+def test_a_good_payload_fires_the_hook_and_the_page_says_its_task(
+    emulator: Emulator, tmp_path: Path, folder: Path
+) -> None:
+    emulator.clock.set(T, frozen=True)
+    same = hook_file("same")
+    write_hook(folder, same)
+    deploy(emulator, same)
+    config = config_for(emulator, tmp_path, folder)
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        page = section(await hooks_page(client), "g/same")
+        # The form starts from an example of the schema, with the schema beside it.
+        assert 'action="/hooks/g/same/fire"' in page
+        assert '"flavor": "ship"' in page
+        assert "<details>" in page
+        assert '"pattern": "^[0-9a-f]{40}$"' in page
+        response = await fire(client, "g/same", f'{{"revision": "{REVISION}", "flavor": "ship"}}')
+        assert response.status_code == 303, response.text
+        [task] = emulator.tasks()
+        location = urlsplit(response.headers["location"])
+        assert location.path == "/hooks"
+        assert parse_qs(location.query) == {"fired": ["g/same"], "task": [task.task_id]}
+        notice = await hooks_page(client, f"?{location.query}")
+        assert f'role="status" class="notice">g/same: triggered: <a href="{emulator.root_url}/' in (
+            notice
+        )
+        assert f"task {task.task_id}</a>" in notice
+        assert task.definition["payload"]["env"] == {"FLAVOR": "ship"}
+
+    serve(config, emulator, scenario)
+    [entry] = audit_log(config)
+    assert (entry.actor, entry.action, entry.target, entry.ok) == (
+        "sheriffs (dashboard)",
+        "hook-fire",
+        "g/same",
+        True,
+    )
+    assert entry.input == {"payload": {"revision": REVISION, "flavor": "ship"}, "dry_run": False}
+
+
+def test_a_payload_that_breaks_the_schema_is_refused_before_any_trigger(
+    emulator: Emulator, tmp_path: Path, folder: Path
+) -> None:
+    emulator.clock.set(T, frozen=True)
+    same = hook_file("same")
+    write_hook(folder, same)
+    deploy(emulator, same)
+    tripwire(emulator)
+    config = config_for(emulator, tmp_path, folder)
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        response = await fire(client, "g/same", '{"revision": "abc", "build_number": "2"}')
+        assert response.status_code == 422
+        page = html.unescape(response.text)
+        assert "the payload does not match the triggerSchema of g/same" in page
+        assert "<li>payload.flavor: is required; add it</li>" in page
+        assert '<li>payload.revision: must match the pattern ^[0-9a-f]{40}$ (got "abc")</li>' in (
+            page
+        )
+        assert "<li>payload.build_number: must be an integer" in page
+        # The form again, with what was sent, to correct.
+        assert '{"revision": "abc", "build_number": "2"}</textarea>' in page
+        not_json = await fire(client, "g/same", "{revision: abc")
+        assert not_json.status_code == 400
+        assert "the payload is not JSON" in not_json.text
+        a_list = await fire(client, "g/same", "[1]")
+        assert a_list.status_code == 400
+        assert "the payload must be a JSON object" in a_list.text
+
+    serve(config, emulator, scenario)
+    assert emulator.faults.injected == [], "hooks.triggerHook was called"
+    assert emulator.tasks() == []
+    with emulator.lock:
+        assert emulator.hooks.hooks[("g", "same")].fires == []
+    [entry] = audit_log(config)
+    assert (entry.actor, entry.ok) == ("sheriffs (dashboard)", False)
+
+
+def test_only_operators_fire_and_a_dry_run_triggers_nothing(
+    emulator: Emulator, tmp_path: Path, folder: Path
+) -> None:
+    emulator.clock.set(T, frozen=True)
+    same = hook_file("same")
+    write_hook(folder, same)
+    deploy(emulator, same)
+    tripwire(emulator)
+    good = f'{{"revision": "{REVISION}", "flavor": "ship"}}'
+    config = config_for(emulator, tmp_path, folder)
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        anonymous = await fire(client, "g/same", good, token=None)
+        assert anonymous.status_code == 401
+        assert "this needs a token" in anonymous.text
+        assert "needs an operator token, sent in the request" in html.unescape(anonymous.text)
+        viewer = await fire(client, "g/same", good, token=VIEWER)
+        assert viewer.status_code == 403
+        assert "acting needs an operator token" in html.unescape(viewer.text)
+        dry = await fire(client, "g/same", good, dry_run=True)
+        assert dry.status_code == 303
+        notice = await hooks_page(client, "?" + urlsplit(dry.headers["location"]).query)
+        assert "g/same: dry run: the payload matches its schema" in notice
+        unknown = await fire(client, "g/nope", good)
+        assert unknown.status_code == 404
+        assert "has no hook g/nope" in html.unescape(unknown.text)
+
+    serve(config, emulator, scenario)
+    assert emulator.faults.injected == [], "hooks.triggerHook was called"
+    assert emulator.tasks() == []
+    entries = audit_log(config)
+    assert [(e.actor, e.input["dry_run"], e.ok) for e in reversed(entries)] == [
+        ("sheriffs (dashboard)", True, True),
+        ("sheriffs (dashboard)", False, False),
+    ]
+
+
+# -- the hook in words ---------------------------------------------------------------------------
+
+
+def test_schedules_schemas_and_example_payloads_in_short() -> None:
+    assert schedule_words([]) is None
+    assert schedule_words(["0 0 3 * * *"]) == "daily at 03:00 UTC"
+    assert schedule_words(["0 15 * * * *"]) == "hourly at :15"
+    assert schedule_words(["0 30 6 * * 1"]) == "every Monday at 06:30 UTC"
+    assert schedule_words(["0 0 0 1 * *", "0 0,30 * * * *"]) == (
+        "monthly on day 1 at 00:00 UTC; cron 0 0,30 * * * * (UTC)"
+    )
+    assert schema_summary({"type": "object", "additionalProperties": False}) == (
+        "an empty object: {}"
+    )
+    assert schema_summary({"type": "object"}) == "any object"
+    assert schema_summary(TRIGGER_SCHEMA) == (
+        'revision (a string matching ^[0-9a-f]{40}$, required), flavor (one of "ship" | '
+        '"promote", required), build_number (an integer)'
+    )
+    assert example_payload(TRIGGER_SCHEMA) == {"revision": "", "flavor": "ship"}
+    nested = copy.deepcopy(TRIGGER_SCHEMA)
+    nested["properties"]["options"] = {
+        "type": "object",
+        "required": ["n"],
+        "properties": {"n": {"type": "integer", "default": 2}},
+    }
+    nested["required"].append("options")
+    assert example_payload(nested)["options"] == {"n": 2}
