@@ -20,7 +20,7 @@ import pytest
 import taskcluster
 import yaml
 
-from scheduler.config.model import ApiSettings, ApiToken, Config
+from scheduler.config.model import ApiSettings, ApiToken, Config, Credentials
 from scheduler.hooks.summary import example_payload, schedule_words, schema_summary
 from scheduler.ledger import Ledger
 from scheduler.monitoring import Monitor
@@ -249,6 +249,33 @@ def test_last_fires_link_their_tasks(emulator: Emulator, tmp_path: Path, folder:
         assert "2026-12-01 09:50 UTC" in page
 
     serve(config_for(emulator, tmp_path, folder), emulator, scenario)
+
+
+def test_reading_needs_only_the_read_scopes_of_the_managed_groups(
+    emulator: Emulator, tmp_path: Path, folder: Path
+) -> None:
+    emulator.clock.set(T, frozen=True)
+    same = hook_file("same")
+    write_hook(folder, same)
+    deploy(emulator, same)
+    fired = taskcluster.Hooks(emulator.options(maxRetries=0)).triggerHook(
+        "g", "same", {"revision": REVISION, "flavor": "ship"}
+    )
+    reader = emulator.add_client(
+        "hooks-reader", ["hooks:list-hooks:g", "hooks:list-last-fires:g/*"]
+    )
+    config = config_for(emulator, tmp_path, folder)
+    config = replace(config, credentials=Credentials(reader["clientId"], reader["accessToken"]))
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        overview = await operations.hooks_overview()
+        assert overview.deployment_problem is None
+        [hook] = overview.hooks
+        assert hook.state == "in-sync"
+        assert hook.last_fires_problem is None
+        assert [f.task_id for f in hook.last_fires] == [fired["taskId"]]
+
+    serve(config, emulator, scenario)
 
 
 def test_a_bad_file_is_named_with_its_line_and_the_other_hooks_still_shown(

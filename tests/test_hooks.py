@@ -782,6 +782,33 @@ def test_a_missing_folder_is_a_usage_error(config: Path, tmp_path: Path) -> None
     assert "no hooks folder at" in result.stderr
 
 
+def test_the_folder_defaults_to_the_configurations_hooks_dir(
+    environment: dict[str, str], config: Path, folder: Path, tmp_path: Path
+) -> None:
+    # The fixture's configuration is in tmp_path, beside the folder: a relative hooks-dir.
+    config.write_text(config.read_text() + "hooks-dir: hooks\n")
+    listed = invoke("list", "--json", config=config, env=environment)
+    assert listed.exit_code == 0, listed.output
+    assert [h["hook"] for h in json.loads(listed.stdout)] == [
+        "g/changed",
+        "g/new",
+        "g/same",
+        "g/undeclared",
+    ]
+    checked = invoke("check", config=config, env=environment)
+    assert checked.exit_code == 0, checked.output
+    assert f"{folder}: OK (3 hooks)" in checked.stderr
+    # --hooks-dir (or $TC_SCHEDULER_HOOKS_DIR) still wins.
+    other = tmp_path / "other-hooks"
+    write(other, "g/nightly.yml", valid_hook())
+    given = invoke("check", "--hooks-dir", str(other), config=config, env=environment)
+    assert f"{other}: OK (1 hook)" in given.stderr
+    from_env = invoke(
+        "check", config=config, env={**environment, "TC_SCHEDULER_HOOKS_DIR": str(other)}
+    )
+    assert f"{other}: OK (1 hook)" in from_env.stderr
+
+
 def test_check_validates_without_calling_anything(tmp_path: Path) -> None:
     write(tmp_path, "g/nightly.yml", valid_hook())
     ok = CliRunner().invoke(hooks_group, ["check", "--hooks-dir", str(tmp_path)])
