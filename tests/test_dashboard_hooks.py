@@ -5,7 +5,6 @@ Taskcluster down), last fires, the fire form's checks and who may fire, and no s
 from __future__ import annotations
 
 import asyncio
-import copy
 import html
 import secrets
 from collections.abc import Awaitable, Callable
@@ -21,7 +20,6 @@ import taskcluster
 import yaml
 
 from scheduler.config.model import ApiSettings, ApiToken, Config, Credentials
-from scheduler.hooks.summary import example_payload, schedule_words, schema_summary
 from scheduler.ledger import Ledger
 from scheduler.monitoring import Monitor
 from scheduler.operations.acts import Operations
@@ -473,33 +471,3 @@ def test_only_operators_fire_and_a_dry_run_triggers_nothing(
         ("sheriffs (dashboard)", True, True),
         ("sheriffs (dashboard)", False, False),
     ]
-
-
-# -- the hook in words ---------------------------------------------------------------------------
-
-
-def test_schedules_schemas_and_example_payloads_in_short() -> None:
-    assert schedule_words([]) is None
-    assert schedule_words(["0 0 3 * * *"]) == "daily at 03:00 UTC"
-    assert schedule_words(["0 15 * * * *"]) == "hourly at :15"
-    assert schedule_words(["0 30 6 * * 1"]) == "every Monday at 06:30 UTC"
-    assert schedule_words(["0 0 0 1 * *", "0 0,30 * * * *"]) == (
-        "monthly on day 1 at 00:00 UTC; cron 0 0,30 * * * * (UTC)"
-    )
-    assert schema_summary({"type": "object", "additionalProperties": False}) == (
-        "an empty object: {}"
-    )
-    assert schema_summary({"type": "object"}) == "any object"
-    assert schema_summary(TRIGGER_SCHEMA) == (
-        'revision (a string matching ^[0-9a-f]{40}$, required), flavor (one of "ship" | '
-        '"promote", required), build_number (an integer)'
-    )
-    assert example_payload(TRIGGER_SCHEMA) == {"revision": "", "flavor": "ship"}
-    nested = copy.deepcopy(TRIGGER_SCHEMA)
-    nested["properties"]["options"] = {
-        "type": "object",
-        "required": ["n"],
-        "properties": {"n": {"type": "integer", "default": 2}},
-    }
-    nested["required"].append("options")
-    assert example_payload(nested)["options"] == {"n": 2}

@@ -13,16 +13,18 @@ from pathlib import Path
 from playwright.sync_api import expect, sync_playwright
 
 from scheduler.web.auth import hash_token
+from tests import test_dashboard_browser as chromium_pages
 from tests.emulator import Emulator
 from tests.support.emulated import REPOSITORY_ROLES, taskcluster_environment
 from tests.support.projects import OWN_CRON, OWN_TEMPLATE
 from tests.support.repos import Repository
 from tests.support.service import Service
 from tests.support.waiting import wait_until
-from tests.test_dashboard_browser import ARGS, CHROMIUM, _shoot, _url, pytestmark
+from tests.test_dashboard_browser import ARGS, CHROMIUM, _shoot, _url
 from tests.test_dashboard_hooks import REVISION, deploy, hook_file, write_hook
 
-__all__ = ["pytestmark"]
+# Skipped, as the other browser test, where Debian's chromium is not installed.
+pytestmark = chromium_pages.pytestmark
 OPERATOR = "op-" + secrets.token_urlsafe(24)
 
 

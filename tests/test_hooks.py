@@ -34,6 +34,7 @@ from scheduler.hooks.definitions import (
 )
 from scheduler.hooks.folder import load_folder
 from scheduler.hooks.payloads import payload_problems
+from scheduler.hooks.summary import example_payload, schedule_words, schema_summary
 from scheduler.ledger import Ledger
 from tests.emulator import Emulator
 from tests.support.corpus import CORPUS, REPOSITORY_ROOT, SCHEMA_BASE
@@ -1021,3 +1022,44 @@ def test_the_hooks_commands_load_without_the_service_commands() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+# -- a hook in words (the hooks page) ----------------------------------------------------------
+
+PAGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["revision", "flavor"],
+    "properties": {
+        "revision": {"type": "string", "pattern": "^[0-9a-f]{40}$"},
+        "flavor": {"enum": ["ship", "promote"]},
+        "build_number": {"type": "integer"},
+    },
+}
+
+
+def test_schedules_schemas_and_example_payloads_in_short() -> None:
+    assert schedule_words([]) is None
+    assert schedule_words(["0 0 3 * * *"]) == "daily at 03:00 UTC"
+    assert schedule_words(["0 15 * * * *"]) == "hourly at :15"
+    assert schedule_words(["0 30 6 * * 1"]) == "every Monday at 06:30 UTC"
+    assert schedule_words(["0 0 0 1 * *", "0 0,30 * * * *"]) == (
+        "monthly on day 1 at 00:00 UTC; cron 0 0,30 * * * * (UTC)"
+    )
+    assert schema_summary({"type": "object", "additionalProperties": False}) == (
+        "an empty object: {}"
+    )
+    assert schema_summary({"type": "object"}) == "any object"
+    assert schema_summary(PAGE_SCHEMA) == (
+        'revision (a string matching ^[0-9a-f]{40}$, required), flavor (one of "ship" | '
+        '"promote", required), build_number (an integer)'
+    )
+    assert example_payload(PAGE_SCHEMA) == {"revision": "", "flavor": "ship"}
+    nested = copy.deepcopy(PAGE_SCHEMA)
+    nested["properties"]["options"] = {
+        "type": "object",
+        "required": ["n"],
+        "properties": {"n": {"type": "integer", "default": 2}},
+    }
+    nested["required"].append("options")
+    assert example_payload(nested)["options"] == {"n": 2}

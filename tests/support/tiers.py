@@ -23,7 +23,13 @@ FAST_OPTION = "--fast"
 
 # Modules whose tests start processes: tc-scheduler services and commands, their children.
 PROCESS_MODULES = frozenset(
-    {"test_api_service.py", "test_dashboard_browser.py", "test_service.py", "test_service_cli.py"}
+    {
+        "test_api_service.py",
+        "test_dashboard_browser.py",
+        "test_dashboard_hooks_browser.py",
+        "test_service.py",
+        "test_service_cli.py",
+    }
 )
 
 # Fixtures that bring up a server (the emulator, the fake Slack or Sentry) or a ledger database.
