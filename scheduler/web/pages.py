@@ -2,7 +2,7 @@
 operations' models, with their stylesheet served from the package; every page masked in `_page`.
 
 Who may read follows the API's tokens (`auth.pages_public` says when no token is needed); the
-operator's forms and a session sign-in are yet to come, and will take the same `_page` path.
+hooks page and its fire form are in hook_pages.py; a session sign-in is yet to come.
 """
 
 from __future__ import annotations
