@@ -16,13 +16,14 @@ from scheduler.expiry.model import ExpiryEvent, ExpiryEventKind
 from scheduler.hooks.definitions import HookKey
 from scheduler.hooks.service import Fired, fire_hook, hook_fire_scopes
 from scheduler.ledger import Act, AsyncLedger, FireState, OperationsLedger
-from scheduler.operations import dashboard
+from scheduler.operations import dashboard, followed
 from scheduler.operations.audit import audited, target_of
 from scheduler.operations.ledgered import LedgerOperations
 from scheduler.operations.models import (
     ActionOut,
     ExpiryEventOut,
     FiredOut,
+    FirePageOut,
     HookFiredOut,
     OverviewOut,
     ProjectDetailOut,
@@ -85,6 +86,10 @@ class Operations:
     async def project_detail(self, project: str) -> ProjectDetailOut:
         """A project's page: jobs, fire history grid, pauses."""
         return await dashboard.project_detail(self.engine, self.async_ledger, project)
+
+    async def fire_page(self, fire_id: int) -> FirePageOut:
+        """A fire's page: its record, how its task went, the notices about it."""
+        return await followed.fire_page(self.async_ledger, fire_id)
 
     def now(self) -> datetime:
         """The service's time (its clock, injected in tests)."""
