@@ -47,6 +47,8 @@ def age(moment: datetime | None, now: datetime) -> str:
         return ""
     seconds = (moment - now).total_seconds()
     late, seconds = seconds < 0, abs(seconds)
+    if seconds < 1:
+        return "just now"
     if seconds < 60:
         said = f"{int(seconds)} s"
     elif seconds < 3600:

@@ -13,6 +13,15 @@
     return found;
   }
 
+  // A table wider than the screen scrolls in its box: keyboard users can reach it too.
+  function focusable(root) {
+    root.querySelectorAll(".scroll").forEach(function (box) {
+      if (box.scrollWidth > box.clientWidth && !box.hasAttribute("tabindex")) {
+        box.setAttribute("tabindex", "0");
+      }
+    });
+  }
+
   function stamp() {
     var now = new Date();
     function two(n) { return (n < 10 ? "0" : "") + n; }
@@ -36,6 +45,7 @@
       });
     });
     window.scrollTo(x, y);
+    focusable(document);
   }
 
   function refresh(status) {
@@ -76,7 +86,9 @@
     bar.appendChild(document.createTextNode(" "));
     bar.appendChild(toggle);
     var main = document.getElementById("main");
-    main.insertBefore(bar, main.firstChild);
+    var heading = main.querySelector("h1");
+    main.insertBefore(bar, heading ? heading.nextSibling : main.firstChild);
+    focusable(document);
     window.setInterval(function () { refresh(status); }, EVERY);
     document.addEventListener("visibilitychange", function () {
       if (document.visibilityState === "visible") refresh(status);
