@@ -70,7 +70,6 @@
     var bar = document.createElement("p");
     bar.className = "refresh";
     var status = document.createElement("span");
-    status.setAttribute("role", "status");
     status.textContent = "Loaded " + stamp() + " UTC; updates every 30 s";
     var toggle = document.createElement("button");
     toggle.type = "button";
