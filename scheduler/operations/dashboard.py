@@ -25,7 +25,13 @@ from scheduler.ledger import (
     SlotRecord,
     Watch,
 )
-from scheduler.operations.followed import NOTICES, notice_out, outcome_of, task_group_of
+from scheduler.operations.followed import (
+    NOTICES,
+    is_check_in,
+    notice_out,
+    outcome_of,
+    task_group_of,
+)
 from scheduler.operations.health import assess, expiry_watch
 from scheduler.operations.models import (
     GridRowOut,
@@ -116,7 +122,8 @@ async def project_detail(
         lambda port: (
             port.watches_of(shown),
             port.remediations(project=name, limit=1) if project.expiry_watched else [],
-            port.letters_about(project=name, limit=NOTICES),
+            # Twice as many: the check-ins among them are left out.
+            port.letters_about(project=name, limit=2 * NOTICES),
         )
     )
     job_names = [job.name for job in jobs.jobs] if jobs else []
@@ -151,7 +158,7 @@ async def project_detail(
         )
         if project.expiry_watched
         else None,
-        notices=[notice_out(letter) for letter in letters],
+        notices=[notice_out(letter) for letter in letters if not is_check_in(letter)][:NOTICES],
     )
 
 

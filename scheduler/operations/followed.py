@@ -47,11 +47,20 @@ def outcome_of(watch: Watch | None) -> TaskOutcomeOut | None:
     )
 
 
+def is_check_in(letter: Letter) -> bool:
+    """A Sentry Crons check-in (two per scheduled fire), not a message to people."""
+    return "kind" not in letter.event and "status" in letter.event
+
+
 def notice_out(letter: Letter) -> NoticeOut:
     event = letter.event
+    if is_check_in(letter):
+        kind, title = "check-in", f"{event.get('job')}: {event.get('status')}"
+    else:
+        kind, title = str(event.get("kind")), str(event.get("title") or "")
     return NoticeOut(
-        kind=str(event.get("kind") or "check-in"),
-        title=str(event.get("title") or f"{event.get('job', '')}: {event.get('status', '')}"),
+        kind=kind,
+        title=title,
         destination=letter.destination,
         state=str(letter.state),
         queued_at=letter.created_at,
