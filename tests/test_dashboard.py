@@ -17,10 +17,12 @@ import httpx
 
 from scheduler.common.redaction import remember_secret_variables
 from scheduler.config.model import ApiSettings, ApiToken, Config, Project
-from scheduler.expiry.model import ExpiryEventKind
+from scheduler.engine.checks import LastChecks
+from scheduler.expiry.model import CachedTask, ExpiryEvent, ExpiryEventKind
 from scheduler.monitoring import Monitor
 from scheduler.notify.settings import NotifySettings, SlackSettings
 from scheduler.operations.acts import Operations
+from scheduler.operations.health import staleness
 from scheduler.operations.models import FireQuery
 from scheduler.preflight import preflight
 from scheduler.service import Notifier, open_service
@@ -385,6 +387,10 @@ def test_task_outcomes_incidents_and_notices(
         assert f'href="{emulator.root_url}/tasks/groups/' in overview
 
         page = await _page(client, "/projects/alpha")
+        jobs = page[page.index('id="jobs"') : page.index('id="grid"')]
+        assert "task failed" in jobs  # each job's last fire, with its task's outcome
+        assert "task completed" in jobs
+        assert f'href="{emulator.root_url}/tasks/{failing.task_id}"' in jobs
         assert 'data-outcome="failed"' in page
         assert 'data-outcome="completed"' in page
         incidents = page[page.index('id="incidents"') :]
@@ -461,3 +467,26 @@ def test_the_refresh_script_is_served_and_the_sections_it_swaps_are_marked(
             assert f'data-refresh="{section}"' in page
 
     _serve(_config(emulator, tmp_path), emulator, scenario)
+
+
+def test_stale_means_older_than_two_ticks() -> None:
+    assert staleness(T - timedelta(minutes=30), T) is None
+    said = staleness(T - timedelta(minutes=31, seconds=20), T)
+    assert said is not None
+    assert said.startswith("not evaluated for 31m (it ticks every 15 min)")
+    assert staleness(None, T) == "never evaluated: no tick has reached it yet"
+
+
+def test_a_failed_scan_keeps_what_the_last_one_found() -> None:
+    task = CachedTask("t1", "tcs.cache.level-1.toolchains.v3.clang", "toolchain", T, "task")
+    found = ExpiryEvent(ExpiryEventKind.EXPIRING, "alpha", "1 expires", (task,))
+    failed = ExpiryEvent(ExpiryEventKind.SCAN_FAILED, "alpha", "the index said 500")
+    checks = LastChecks()
+    checks.scanned("alpha", (found,), at=T)
+    checks.scanned("alpha", (failed,), at=T + timedelta(hours=1))
+    scan = checks.scans["alpha"]
+    assert (scan.at, scan.seen_at, scan.at_risk) == (T + timedelta(hours=1), T, (task,))
+    assert scan.failure == "the index said 500"
+    checks.scanned("alpha", (), at=T + timedelta(hours=2))  # nothing at risk any more
+    assert checks.scans["alpha"].at_risk == ()
+    assert checks.scans["alpha"].failure is None
