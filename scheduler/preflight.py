@@ -35,9 +35,14 @@ ANONYMOUS = f"{ASSUME}anonymous"
 
 
 async def preflight(engine: Engine, projects: Sequence[Project]) -> list[Checked]:
-    """Check every job of `projects` at their branch heads, concurrently; never raises."""
+    """Check every job of `projects` at their branch heads, concurrently; never raises. The
+    engine keeps each project's findings for the pages."""
     held = await _service_scopes(engine)
-    return list(await asyncio.gather(*(_Check(engine, p, held).run() for p in projects)))
+    checked = list(await asyncio.gather(*(_Check(engine, p, held).run() for p in projects)))
+    now = engine.clock()
+    for one in checked:
+        engine.checks.preflighted(one, at=now)
+    return checked
 
 
 @dataclass(frozen=True)

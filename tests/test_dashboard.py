@@ -11,18 +11,27 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from scheduler.common.redaction import remember_secret_variables
-from scheduler.config.model import ApiSettings, ApiToken, Config
+from scheduler.config.model import ApiSettings, ApiToken, Config, Project
+from scheduler.engine.checks import LastChecks
+from scheduler.expiry.model import CachedTask, ExpiryEvent, ExpiryEventKind
 from scheduler.monitoring import Monitor
+from scheduler.notify.settings import NotifySettings, SlackSettings
 from scheduler.operations.acts import Operations
+from scheduler.operations.health import staleness
 from scheduler.operations.models import FireQuery
-from scheduler.service import open_service
+from scheduler.preflight import preflight
+from scheduler.service import Notifier, open_service
 from scheduler.web.auth import hash_token, pages_public
 from scheduler.web.server import ApiServer
 from tests.emulator import Emulator
+from tests.emulator.slack import FakeSlack
+from tests.support.expiry import CACHED, seed, seed_rebuild_action
+from tests.support.fakes import SLACK_TOKEN
 from tests.support.projects import HOURLY, OWN_TEMPLATE, make_config, project
 from tests.support.repos import Repository
 
@@ -38,15 +47,25 @@ NIGHTLY_AND_HOURLY = (
 """
 )
 Client = Callable[[httpx.AsyncClient, Operations], Awaitable[None]]
+Notifying = Callable[[httpx.AsyncClient, Operations, Notifier], Awaitable[None]]
 
 
 def _config(
-    emulator: Emulator, tmp_path: Path, template: str = OWN_TEMPLATE, **api: object
+    emulator: Emulator,
+    tmp_path: Path,
+    template: str = OWN_TEMPLATE,
+    *,
+    more: tuple[Project, ...] = (),
+    notify: NotifySettings | None = None,
+    alpha: dict[str, Any] | None = None,
+    **api: object,
 ) -> Config:
     repository = Repository(
         tmp_path / "alpha", {".cron.yml": NIGHTLY_AND_HOURLY, ".taskcluster.yml": template}
     )
-    config = make_config(emulator, tmp_path, project("alpha", repository))
+    config = make_config(emulator, tmp_path, project("alpha", repository, **(alpha or {})), *more)
+    if notify is not None:
+        config = replace(config, notify=notify)
     tokens = (
         ApiToken("sheriffs", "operator", hash_token(OPERATOR)),
         ApiToken("dashboard", "viewer", hash_token(VIEWER)),
@@ -56,15 +75,25 @@ def _config(
 
 
 def _serve(config: Config, emulator: Emulator, scenario: Client) -> None:
+    async def served(client: httpx.AsyncClient, operations: Operations, _: Notifier) -> None:
+        await scenario(client, operations)
+
+    _serve_notifying(config, emulator, served)
+
+
+def _serve_notifying(config: Config, emulator: Emulator, scenario: Notifying) -> None:
+    """`scenario` with the pages served, the operations and the service's notifier (whose
+    round moves the watches on and delivers the notices)."""
+
     async def main() -> None:
-        async with open_service(config, clock=emulator.clock.now) as (engine, _, ledger):
+        async with open_service(config, clock=emulator.clock.now) as (engine, notifier, ledger):
             operations = Operations(engine, ledger)
             server = ApiServer(operations, engine.config.api, Monitor(ledger, engine.clock))
             server.start()
             assert server.url is not None
             try:
                 async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-                    await scenario(client, operations)
+                    await scenario(client, operations, notifier)
             finally:
                 await server.stop()
 
@@ -195,13 +224,14 @@ def _random(length: int) -> str:
     return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
 
 
-def test_no_secret_reaches_any_page(emulator: Emulator, tmp_path: Path) -> None:
+def test_no_secret_reaches_any_page(emulator: Emulator, tmp_path: Path, slack: FakeSlack) -> None:
     emulator.clock.set(T, frozen=True)
     taskcluster_token = _random(44)
     slack_token = f"xoxb-{_random(12)}-{_random(24)}"
     environment_secret = _random(28)
     repository_password = _random(20)
     canaries = [taskcluster_token, slack_token, environment_secret, repository_password]
+    canaries.append(SLACK_TOKEN)  # the notifier's own, configured
     # Secrets in the environment, remembered as loading the configuration does.
     remember_secret_variables(
         {"TASKCLUSTER_ACCESS_TOKEN": taskcluster_token, "MY_API_TOKEN": environment_secret}
@@ -220,9 +250,16 @@ def test_no_secret_reaches_any_page(emulator: Emulator, tmp_path: Path) -> None:
     )
     assert template != OWN_TEMPLATE
 
-    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+    async def scenario(
+        client: httpx.AsyncClient, operations: Operations, notifier: Notifier
+    ) -> None:
         fired = await operations.fire_job("sheriffs (api)", "alpha", "hourly")
         assert fired.details is not None
+        assert fired.task_id is not None
+        # The new sections filled: the task's outcome, the notices about it, preflight.
+        emulator.resolve_task(fired.task_id, "failed")
+        await notifier.round()
+        await preflight(operations.engine, operations.engine.config.projects)
         since = FireQuery(since=T - timedelta(days=1))
         fires = [fire.id for fire in await operations.ledger.history(since)]
         assert fires
@@ -234,5 +271,222 @@ def test_no_secret_reaches_any_page(emulator: Emulator, tmp_path: Path) -> None:
         fire = await _page(client, f"/fires/{fires[0]}")
         assert "SLACK_TOKEN" in fire  # the field is shown, its value masked
         assert "***" in fire
+        assert "task failed" in fire
+        assert "decision task failed" in fire  # the notice
+        project_page = await _page(client, "/projects/alpha")
+        assert "Preflight findings" in project_page
+        assert "decision task failed" in project_page
 
-    _serve(_config(emulator, tmp_path, template), emulator, scenario)
+    config = _config(emulator, tmp_path, template, notify=_slack(slack))
+    _serve_notifying(config, emulator, scenario)
+
+
+def _slack(slack: FakeSlack) -> NotifySettings:
+    return NotifySettings(
+        slack=SlackSettings(token=SLACK_TOKEN, api_url=slack.api_url, channel="#releng")
+    )
+
+
+# -- what needs a look first -----------------------------------------------------------------
+
+
+def test_a_stale_project_comes_first_with_its_warning(emulator: Emulator, tmp_path: Path) -> None:
+    zeta = project("zeta", Repository(tmp_path / "zeta", {".cron.yml": HOURLY}))
+    config = _config(emulator, tmp_path, more=(zeta,))
+    emulator.clock.set(T - timedelta(hours=1), frozen=True)
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        await operations.engine.tick(T - timedelta(hours=1))  # both projects, an hour ago
+        emulator.clock.set(T, frozen=True)
+        # Then only alpha is ticked (a replica configured with alpha alone): zeta stalls.
+        alone = replace(config, projects=config.projects[:1])
+        async with open_service(alone, clock=emulator.clock.now) as (engine, _, _):
+            await engine.tick(T)
+
+        overview = await _page(client, "/")
+        assert "1 project needs attention:" in overview
+        assert "zeta</a> (not ticking)" in overview
+        assert "not evaluated for 1h" in overview
+        table = overview[overview.index('<h2 id="projects">') : overview.index('id="next"')]
+        assert table.index('href="/projects/zeta"') < table.index('href="/projects/alpha"')
+        alpha_row = table[table.index('href="/projects/alpha"') :].split("</tr>")[0]
+        assert "stale" not in alpha_row
+        assert ">OK<" in alpha_row
+        page = await _page(client, "/projects/zeta")
+        assert "not evaluated for 1h" in page
+        assert 'state-failed">stale' in page
+
+    _serve(config, emulator, scenario)
+
+
+def test_every_project_healthy_is_said_in_one_line(emulator: Emulator, tmp_path: Path) -> None:
+    emulator.clock.set(T, frozen=True)
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        assert "1 project needs attention" in await _page(client, "/")  # never evaluated
+        await operations.engine.tick(T)
+        overview = await _page(client, "/")
+        assert "All 1 project healthy." in overview
+        assert "needs attention" not in overview
+
+    _serve(_config(emulator, tmp_path), emulator, scenario)
+
+
+def test_preflight_findings_show_on_the_overview_and_the_project(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.clock.set(T, frozen=True)
+    broken = "version: 1\ntasks:\n  - $eval: no_such_variable\n"
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        page = await _page(client, "/projects/alpha")
+        assert "Not checked on this replica yet" in page
+        checked = await preflight(operations.engine, operations.engine.config.projects)
+        errors = [f for f in checked[0].findings if f.is_error]
+        assert errors, checked
+        await operations.engine.tick(T)
+
+        overview = await _page(client, "/")
+        assert f"{len(errors)} preflight error" in overview
+        assert "1 project needs attention" in overview
+        page = await _page(client, "/projects/alpha")
+        section = page[page.index('id="preflight"') :]
+        assert "no_such_variable" in section
+        assert 'state-failed">error' in section
+        assert "<strong>hourly</strong>" in section
+
+    _serve(_config(emulator, tmp_path, broken), emulator, scenario)
+
+
+# -- how the tasks went, and what people were told ---------------------------------------------
+
+
+def test_task_outcomes_incidents_and_notices(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack
+) -> None:
+    emulator.clock.set(T, frozen=True)
+
+    async def scenario(
+        client: httpx.AsyncClient, operations: Operations, notifier: Notifier
+    ) -> None:
+        failing = await operations.fire_job("sheriffs (api)", "alpha", "hourly")
+        passing = await operations.fire_job("sheriffs (api)", "alpha", "nightly")
+        assert failing.task_id is not None
+        assert passing.task_id is not None
+        overview = await _page(client, "/")
+        assert "task not looked at yet" in overview  # created, not followed yet
+        emulator.resolve_task(failing.task_id, "failed")
+        emulator.resolve_task(passing.task_id, "completed")
+        await notifier.round()
+
+        overview = await _page(client, "/")
+        assert 'class="outcome outcome-failed">task failed' in overview
+        assert 'class="outcome outcome-completed">task completed' in overview
+        assert "Failing: job:alpha/hourly" in overview
+        assert "1 open incident" in overview
+        assert f'href="{emulator.root_url}/tasks/groups/' in overview
+
+        page = await _page(client, "/projects/alpha")
+        jobs = page[page.index('id="jobs"') : page.index('id="grid"')]
+        assert "task failed" in jobs  # each job's last fire, with its task's outcome
+        assert "task completed" in jobs
+        assert f'href="{emulator.root_url}/tasks/{failing.task_id}"' in jobs
+        assert 'data-outcome="failed"' in page
+        assert 'data-outcome="completed"' in page
+        incidents = page[page.index('id="incidents"') :]
+        assert "<td>job:alpha/hourly</td>" in incidents
+        notices = page[page.index('id="notices"') :]
+        assert "alpha hourly: decision task failed" in notices
+        assert "slack:" in notices
+
+        fire_id = re.search(r'data-outcome="failed" href="/fires/(\d+)"', page)
+        assert fire_id is not None, "the grid cell of the failed task links its fire"
+        fire = await _page(client, f"/fires/{fire_id.group(1)}")
+        assert "task failed" in fire
+        assert "Notices sent" in fire
+        assert "alpha hourly: decision task failed" in fire
+        assert "<dt>Attempts</dt><dd>1" in fire
+
+    config = _config(emulator, tmp_path, notify=_slack(slack))
+    _serve_notifying(config, emulator, scenario)
+
+
+# -- the expiry watch ----------------------------------------------------------------------------
+
+
+def test_the_expiry_watch_shows_what_is_at_risk_and_the_running_rebuild(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.clock.set(T, frozen=True)
+    seed_rebuild_action(emulator, "alpha")
+    later, sooner = CACHED
+    seed(emulator, f"{later}.latest", timedelta(days=20))
+    seed(emulator, f"{sooner}.latest", timedelta(days=5))
+    config = _config(emulator, tmp_path, alpha={"expiry_watched": True})
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        page = await _page(client, "/projects/alpha")
+        assert "Not scanned on this replica yet." in page
+        [project_] = operations.engine.config.projects
+        events = await operations.engine.check_expiry(project_)
+        [started] = [e for e in events if e.kind is ExpiryEventKind.STARTED]
+        assert started.task_group_id is not None
+
+        page = await _page(client, "/projects/alpha")
+        watch = page[page.index('id="expiry"') :]
+        assert "Last scan <time" in watch
+        assert "Rebuild running" in watch
+        assert f'href="{emulator.root_url}/tasks/groups/{started.task_group_id}"' in watch
+        assert watch.index(f"{sooner}.latest") < watch.index(f"{later}.latest")
+        assert "<td>5.0</td>" in watch
+        assert "<td>20.0</td>" in watch
+
+    _serve(config, emulator, scenario)
+
+
+# -- partial refresh -----------------------------------------------------------------------------
+
+
+def test_the_refresh_script_is_served_and_the_sections_it_swaps_are_marked(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.clock.set(T, frozen=True)
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        script = await client.get("/static/refresh.js")
+        assert script.status_code == 200
+        assert "javascript" in script.headers["content-type"]
+        assert "data-refresh" in script.text
+        assert "visibilityState" in script.text
+        overview = await _page(client, "/")
+        assert '<script src="/static/refresh.js" defer></script>' in overview
+        for section in ("health", "next", "recent"):
+            assert f'data-refresh="{section}"' in overview
+        page = await _page(client, "/projects/alpha")
+        for section in ("grid", "notices"):
+            assert f'data-refresh="{section}"' in page
+
+    _serve(_config(emulator, tmp_path), emulator, scenario)
+
+
+def test_stale_means_older_than_two_ticks() -> None:
+    assert staleness(T - timedelta(minutes=30), T) is None
+    said = staleness(T - timedelta(minutes=31, seconds=20), T)
+    assert said is not None
+    assert said.startswith("not evaluated for 31m (it ticks every 15 min)")
+    assert staleness(None, T) == "never evaluated: no tick has reached it yet"
+
+
+def test_a_failed_scan_keeps_what_the_last_one_found() -> None:
+    task = CachedTask("t1", "tcs.cache.level-1.toolchains.v3.clang", "toolchain", T, "task")
+    found = ExpiryEvent(ExpiryEventKind.EXPIRING, "alpha", "1 expires", (task,))
+    failed = ExpiryEvent(ExpiryEventKind.SCAN_FAILED, "alpha", "the index said 500")
+    checks = LastChecks()
+    checks.scanned("alpha", (found,), at=T)
+    checks.scanned("alpha", (failed,), at=T + timedelta(hours=1))
+    scan = checks.scans["alpha"]
+    assert (scan.at, scan.seen_at, scan.at_risk) == (T + timedelta(hours=1), T, (task,))
+    assert scan.failure == "the index said 500"
+    checks.scanned("alpha", (), at=T + timedelta(hours=2))  # nothing at risk any more
+    assert checks.scans["alpha"].at_risk == ()
+    assert checks.scans["alpha"].failure is None

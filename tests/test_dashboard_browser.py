@@ -84,6 +84,7 @@ def test_overview_project_and_fire_pages_in_chromium(tmp_path: Path) -> None:
                     assert next_fires.locator("tbody tr").count() > 0
                     assert "tc-scheduler" in next_fires.inner_text()
                     _shoot(page, "overview")
+                    _refreshes_in_place(page, config, env)
                     page.get_by_role("link", name="tc-scheduler", exact=True).last.click()
                     page.wait_for_url("**/projects/tc-scheduler")
                     assert page.locator("h1").inner_text() == "Project tc-scheduler"
@@ -101,6 +102,40 @@ def test_overview_project_and_fire_pages_in_chromium(tmp_path: Path) -> None:
         finally:
             assert service.stop() == 0
         emulator.assert_conforming()
+
+
+def _refreshes_in_place(page: Page, config: Path, env: dict[str, str]) -> None:
+    """A fire made meanwhile (a dry run, by the command line) shows once the script refreshes
+    the page's sections: no reload (the window keeps what was set on it), the time updated."""
+    recent = page.locator("section", has=page.locator("#recent"))
+    assert "dry-run" not in recent.inner_text()
+    page.evaluate("window.stillThisPage = true")
+    fired = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scheduler",
+            "fire",
+            "--config",
+            str(config),
+            "--dry-run",
+            "tc-scheduler",
+            "integration",
+        ],
+        cwd=REPOSITORY_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert fired.returncode == 0, fired.stderr
+    page.evaluate("window.tcSchedulerRefresh()")  # what the 30 s timer does
+    assert wait_until(lambda: "dry-run" in recent.inner_text())
+    assert page.evaluate("window.stillThisPage") is True
+    assert "Updated" in page.locator("p.refresh").inner_text()
+    page.get_by_role("button", name="Pause updates").click()
+    assert page.get_by_role("button", name="Resume updates").get_attribute("aria-pressed") == "true"
 
 
 def _url(service: Service) -> str | None:

@@ -261,6 +261,39 @@ def test_advance_watch_moves_on_and_queues_its_notices_in_one_step(ledger: Ledge
     assert {letter.created_at for letter in ledger.letters()} == {T + HOUR}
 
 
+def test_the_pages_read_watches_by_fire_and_letters_by_fire_or_project(ledger: Ledger) -> None:
+    followed = fire_and_finish(ledger, FireState.CREATED, watch=WatchSpec())
+    unwatched = fire_and_finish(ledger, FireState.CREATED, job="hourly")
+    assert ledger.watches_of([]) == {}
+    [read] = ledger.watches()
+    about_it = notice("task-failed:1", RELENG)
+    assert ledger.advance_watch(
+        read, WatchPhase.DONE, now=T + HOUR, notices=[about_it], task_state="failed"
+    )
+    ledger.report(
+        [
+            Notice("other", {"kind": "x", "project": "elsewhere"}, (RELENG,)),
+            Notice("expiry", {"kind": "expiring-found", "project": PROJECT}, (RELENG,)),
+        ],
+        now=T + 2 * HOUR,
+    )
+
+    found = ledger.watches_of([followed.fire_id, unwatched.fire_id])
+    assert list(found) == [followed.fire_id]
+    assert (found[followed.fire_id].task_state, found[followed.fire_id].phase) == (
+        "failed",
+        WatchPhase.DONE,
+    )
+    assert [letter.key for letter in ledger.letters_about(fire_id=followed.fire_id)] == [
+        "task-failed:1"
+    ]
+    assert ledger.letters_about(fire_id=unwatched.fire_id) == []
+    # A project's letters: those whose event names it, newest first.
+    assert [letter.key for letter in ledger.letters_about(project=PROJECT)] == ["expiry"]
+    assert [letter.key for letter in ledger.letters_about(project="elsewhere")] == ["other"]
+    assert ledger.letters_about(project="nobody") == []
+
+
 def test_a_watch_read_by_two_replicas_is_advanced_once(ledger: Ledger, ledger_url: str) -> None:
     fire_and_finish(ledger, FireState.CREATED, watch=WatchSpec())
     with Ledger.open(ledger_url) as other:

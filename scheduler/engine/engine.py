@@ -31,6 +31,7 @@ from scheduler.cron.slots import (
 )
 from scheduler.cron.timing import SLOT_LENGTH, format_slot, slot_of
 from scheduler.engine import manual
+from scheduler.engine.checks import LastChecks
 from scheduler.engine.decision_task import render_scheduled, settle_given_up
 from scheduler.engine.firing import FireRunner, watch_spec
 from scheduler.expiry.model import ExpiryEvent
@@ -73,6 +74,8 @@ class Engine:
     clients: Clients
     clock: Clock = utc_now
     render_pool: Executor | None = None
+    # The latest preflight and expiry scan of each project, for the pages.
+    checks: LastChecks = field(default_factory=LastChecks)
     _runner: FireRunner = field(init=False)
     # Each project's .cron.yml, loaded once per revision (parsing is the costly part).
     _crons: dict[str, tuple[str, CronFile]] = field(init=False, default_factory=dict)
@@ -355,7 +358,7 @@ class Engine:
 
     async def check_expiry(self, project: Project, *, dry_run: bool = False) -> list[ExpiryEvent]:
         """Scan the project's cached tasks and take the remediation step it calls for."""
-        return await scan_and_remediate(
+        events = await scan_and_remediate(
             self.clients_for(project),
             self.ledger,
             project,
@@ -363,6 +366,8 @@ class Engine:
             clock=self.clock,
             dry_run=dry_run or self.config.dry_run,
         )
+        self.checks.scanned(project.name, tuple(events), at=self.clock())
+        return events
 
     def render_for(
         self, project: Project, snapshot: Snapshot, job: Job, slot: datetime, *, now: datetime

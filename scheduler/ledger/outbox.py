@@ -38,6 +38,18 @@ class OutboxStore(Store):
         )
         return self._records(Letter, query.limit(limit))
 
+    def letters_about(
+        self, *, fire_id: int | None = None, project: str | None = None, limit: int = 50
+    ) -> list[Letter]:
+        """The letters about the fire `fire_id` (queued by its watch), or about `project` (its
+        events name it), newest first: what people were told."""
+        query = select(LetterRow).order_by(LetterRow.id.desc()).limit(limit)
+        if fire_id is not None:
+            query = query.where(LetterRow.fire_id == fire_id)
+        if project is not None:
+            query = query.where(LetterRow.event["project"].as_string() == project)
+        return self._records(Letter, query)
+
     def backlog(self) -> list[Backlog]:
         """Each destination's letters waiting to be delivered (taken or not), and when the
         oldest was queued: one grouped read of the pending letters."""

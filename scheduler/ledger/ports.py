@@ -40,10 +40,18 @@ class OutboxLedger(OutboxStore):
 
 
 class OperationsLedger(
-    HistoryStore, PauseStore, AuditStore, NoticeStore, OutboxStore, RetentionStore
+    HistoryStore,
+    PauseStore,
+    AuditStore,
+    NoticeStore,
+    OutboxStore,
+    RetentionStore,
+    WatchStore,
+    RemediationStore,
 ):
-    """The operations': history, pauses, the audit log, notices, the outbox's letters, and
-    pruning what is past retention."""
+    """The operations': history, pauses, the audit log, notices, the outbox's letters,
+    pruning what is past retention; and, for the pages, how each fire's task went (its watch)
+    and the expiry watch's rebuilds."""
 
 
 class MonitorLedger(OutboxStore, SchemaStore):

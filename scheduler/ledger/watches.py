@@ -5,7 +5,7 @@ A finished fire starts its watch in the claim's transaction; a step queues its n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +44,19 @@ class WatchStore(Store):
         with self._transaction(writing=False) as session:
             found = session.execute(query).one_or_none()
             return _watch(*found) if found is not None else None
+
+    def watches_of(self, fire_ids: Collection[int]) -> dict[int, Watch]:
+        """The watches (followed or done) of the fires `fire_ids`, by fire: one read, for
+        pages that show how each fire's task went."""
+        if not fire_ids:
+            return {}
+        query = (
+            select(WatchRow, FireRow)
+            .join(FireRow, FireRow.id == WatchRow.fire_id)
+            .where(WatchRow.fire_id.in_(set(fire_ids)))
+        )
+        with self._transaction(writing=False) as session:
+            return {watch.fire_id: _watch(watch, fire) for watch, fire in session.execute(query)}
 
     def advance_watch(
         self,

@@ -16,7 +16,7 @@ from scheduler.expiry.model import ExpiryEvent, ExpiryEventKind
 from scheduler.hooks.definitions import HookKey
 from scheduler.hooks.service import Fired, fire_hook, hook_fire_scopes
 from scheduler.ledger import Act, AsyncLedger, FireState, OperationsLedger
-from scheduler.operations import dashboard
+from scheduler.operations import dashboard, followed
 from scheduler.operations.audit import audited, target_of
 from scheduler.operations.hook_overview import hooks_overview
 from scheduler.operations.ledgered import LedgerOperations
@@ -24,6 +24,7 @@ from scheduler.operations.models import (
     ActionOut,
     ExpiryEventOut,
     FiredOut,
+    FirePageOut,
     HookFiredOut,
     HooksOverviewOut,
     OverviewOut,
@@ -92,6 +93,10 @@ class Operations:
         """The hooks page: the hooks folder against the deployment, with each hook's last
         fires; what cannot be read is a problem on the page."""
         return await hooks_overview(self.engine)
+
+    async def fire_page(self, fire_id: int) -> FirePageOut:
+        """A fire's page: its record, how its task went, the notices about it."""
+        return await followed.fire_page(self.async_ledger, fire_id)
 
     def now(self) -> datetime:
         """The service's time (its clock, injected in tests)."""

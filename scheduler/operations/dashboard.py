@@ -1,14 +1,14 @@
 """The dashboard's reads: every project's health with the next fires across projects and the
-last day's fires (`overview`), and one project's jobs, fire grid and pauses (`project_detail`).
+last day's fires (`overview`), and one project's jobs, fire grid, pauses, expiry watch and
+notices (`project_detail`); each fire with how its task went.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from scheduler.config.model import CatchUp, Project
 from scheduler.cron import CronFile, in_words, next_fires
@@ -16,9 +16,24 @@ from scheduler.cron.model import ScheduleError
 from scheduler.durations import format_duration
 from scheduler.engine import Engine
 from scheduler.errors import SchedulerError
-from scheduler.ledger import AsyncLedger, Fire, Incident, OperationsLedger, Pause, SlotRecord
+from scheduler.ledger import (
+    AsyncLedger,
+    Fire,
+    Incident,
+    OperationsLedger,
+    Pause,
+    SlotRecord,
+    Watch,
+)
+from scheduler.operations.followed import (
+    NOTICES,
+    is_check_in,
+    notice_out,
+    outcome_of,
+    task_group_of,
+)
+from scheduler.operations.health import assess, expiry_watch
 from scheduler.operations.models import (
-    FireOut,
     GridRowOut,
     IncidentOut,
     OverviewOut,
@@ -52,28 +67,30 @@ async def overview(engine: Engine, ledger: AsyncLedger[OperationsLedger]) -> Ove
         lambda port: _overview_rows(port, names, now)
     )
     crons = await asyncio.gather(*(_cron_of(engine, p.name) for p in projects))
+    recent_ids = [fire.id for fire in recent]
+    watches = await ledger.run(lambda port: port.watches_of(recent_ids))
     upcoming: list[UpcomingFireOut] = []
     healths = []
     for project, (cron, problem) in zip(projects, crons, strict=True):
         revision = engine.last_read(project.name)
-        healths.append(
-            _health(
-                project,
-                revision[0] if revision else None,
-                slots.get(project.name),
-                pauses,
-                incidents,
-                problem,
-            )
+        health = _health(
+            project,
+            revision[0] if revision else None,
+            slots.get(project.name),
+            pauses,
+            incidents,
+            problem,
         )
+        healths.append(assess(health, engine.checks, now))
         if cron is not None:
             upcoming.extend(_upcoming(cron, project.name, now))
     return OverviewOut(
         now=now,
         root_url=engine.config.root_url,
-        projects=healths,
+        # The projects that need a look first, then by name.
+        projects=sorted(healths, key=lambda h: (not h.attention, h.name)),
         next_fires=heapq.nsmallest(NEXT_FIRES, upcoming, key=lambda f: (f.slot, f.project, f.job)),
-        recent_fires=[_recent(fire) for fire in recent],
+        recent_fires=[_recent(fire, watches) for fire in recent],
     )
 
 
@@ -99,19 +116,49 @@ async def project_detail(
     )
     revision = engine.last_read(name)
     columns = sorted({fire.slot for fire in fires}, reverse=True)[:GRID_SLOTS]
+    shown = {fire.id for fire in fires if fire.slot >= columns[-1]} if columns else set()
+    shown |= {job.last_fire.id for job in jobs.jobs if job.last_fire} if jobs else set()
+    watches, rebuilds, letters = await ledger.run(
+        lambda port: (
+            port.watches_of(shown),
+            port.remediations(project=name, limit=1) if project.expiry_watched else [],
+            # Twice as many: the check-ins among them are left out.
+            port.letters_about(project=name, limit=2 * NOTICES),
+        )
+    )
     job_names = [job.name for job in jobs.jobs] if jobs else []
     job_names += sorted({fire.job for fire in fires} - set(job_names))
     return ProjectDetailOut(
         now=now,
         root_url=engine.config.root_url,
-        health=_health(
-            project, revision[0] if revision else None, slots.get(name), pauses, incidents, problem
+        health=assess(
+            _health(
+                project,
+                revision[0] if revision else None,
+                slots.get(name),
+                pauses,
+                incidents,
+                problem,
+            ),
+            engine.checks,
+            now,
         ),
         jobs=jobs,
         catch_up={job: catch_up_in_words(project.catch_up_for(job)) for job in job_names},
         slots=columns,
-        grid=_grid(job_names, columns, fires),
+        grid=_grid(job_names, columns, fires, watches),
         pauses=[PauseOut.model_validate(pause) for pause in pauses],
+        outcomes={
+            fire_id: outcome
+            for fire_id, watch in watches.items()
+            if (outcome := outcome_of(watch)) is not None
+        },
+        expiry=expiry_watch(
+            project, engine.checks.scans.get(name), rebuilds[0] if rebuilds else None, now
+        )
+        if project.expiry_watched
+        else None,
+        notices=[notice_out(letter) for letter in letters if not is_check_in(letter)][:NOTICES],
     )
 
 
@@ -209,20 +256,19 @@ def _concerns(subject: str, project: str) -> bool:
     )
 
 
-def task_group_of(details: dict[str, Any] | None) -> str | None:
-    """The task group of the task a fire sent (its rendered task's), if it says."""
-    task = (details or {}).get("task")
-    group = task.get("taskGroupId") if isinstance(task, dict) else None
-    return group if isinstance(group, str) else None
-
-
-def _recent(fire: Fire) -> RecentFireOut:
-    shown = FireOut.model_validate(fire).model_dump()
-    return RecentFireOut(**shown, task_group_id=task_group_of(fire.details))
+def _recent(fire: Fire, watches: Mapping[int, Watch]) -> RecentFireOut:
+    outcome = outcome_of(watches.get(fire.id))
+    group = (outcome.task_group_id if outcome else None) or task_group_of(fire.details)
+    return RecentFireOut.model_validate(fire).model_copy(
+        update={"task_group_id": group, "outcome": outcome}
+    )
 
 
 def _grid(
-    jobs: Sequence[str], slots: Sequence[datetime], fires: Sequence[Fire]
+    jobs: Sequence[str],
+    slots: Sequence[datetime],
+    fires: Sequence[Fire],
+    watches: Mapping[int, Watch],
 ) -> list[GridRowOut]:
     # Several fires of one job in one slot (a manual fire beside the scheduled one): the
     # newest shows, as the history lists it first.
@@ -233,7 +279,7 @@ def _grid(
         GridRowOut(
             job=job,
             cells=[
-                FireOut.model_validate(cells[job, slot]) if (job, slot) in cells else None
+                _recent(cells[job, slot], watches) if (job, slot) in cells else None
                 for slot in slots
             ],
         )

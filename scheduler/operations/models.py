@@ -311,6 +311,18 @@ class IncidentOut(BaseModel):
     failures: int
 
 
+class FindingOut(BaseModel):
+    job: str | None = Field(description="Null: the project's, not one job's.")
+    severity: str = Field(description="error (Taskcluster would refuse it) or warning.")
+    message: str
+
+
+class PreflightOut(BaseModel):
+    checked_at: datetime
+    revision: str | None = Field(description="Null: the repository could not be read.")
+    findings: list[FindingOut]
+
+
 class ProjectHealthOut(BaseModel):
     """A project as the dashboard's overview shows it: where its branch is, how its last
     slot went, what holds it and what is failing."""
@@ -326,6 +338,15 @@ class ProjectHealthOut(BaseModel):
     paused: list[PauseOut]
     incidents: list[IncidentOut] = Field(description="Open incidents, newest first.")
     problem: str | None = Field(description="Why its .cron.yml could not be read now.")
+    stale: str | None = Field(
+        default=None, description="Why its ticks look stalled: not evaluated for two ticks."
+    )
+    preflight: PreflightOut | None = Field(
+        default=None, description="Its latest preflight on this replica; null: not run yet."
+    )
+    attention: list[str] = Field(
+        default_factory=list, description="What needs a look, in words; empty: healthy."
+    )
 
 
 class UpcomingFireOut(BaseModel):
@@ -335,8 +356,65 @@ class UpcomingFireOut(BaseModel):
     schedule: str = Field(description="When the job fires, in words (UTC).")
 
 
+class TaskOutcomeOut(BaseModel):
+    """How the task a fire made went, as the watcher last saw it."""
+
+    state: str = Field(
+        description="waiting (not looked at yet), unscheduled, pending, running, completed, "
+        "failed, exception or gone (the queue no longer knows it)."
+    )
+    label: str = Field(description="The state in words, with the reason it resolved.")
+    task_group_id: str | None
+    resolved_at: datetime | None
+    group_running: bool = Field(description="Completed; the tasks of its group still run.")
+
+
 class RecentFireOut(FireOut):
-    task_group_id: str | None = Field(description="The task group of the task sent, if known.")
+    task_group_id: str | None = Field(
+        default=None, description="The task group of the task sent, if known."
+    )
+    outcome: TaskOutcomeOut | None = Field(
+        default=None, description="How its task went; null: it made no task, or nobody follows it."
+    )
+
+
+class RebuildOut(BaseModel):
+    """A rebuild of expiring cached tasks, as the ledger records it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    state: str = Field(description="running, succeeded, failed or dry-run.")
+    action: str
+    started_at: datetime
+    finished_at: datetime | None
+    task_id: str | None = Field(description="The action task.")
+    task_group_id: str | None = Field(description="The group the rebuilt tasks are made in.")
+    error: str | None
+    expiring: int = Field(description="How many cached tasks it was started for.")
+
+
+class ExpiryWatchOut(BaseModel):
+    """A project's expiry watch: its latest scan on this replica and its latest rebuild."""
+
+    scanned_at: datetime | None = Field(description="Null: not scanned since the start.")
+    failure: str | None = Field(description="Why the latest scan failed, if it did.")
+    seen_at: datetime | None = Field(description="When the at-risk tasks shown were found.")
+    messages: list[str] = Field(description="What the latest scan said.")
+    at_risk: list[CachedTaskOut] = Field(description="Fewest days left first.")
+    rebuild: RebuildOut | None = Field(description="The latest rebuild, running or not.")
+
+
+class NoticeOut(BaseModel):
+    """A notice queued for a destination (Slack, Sentry), and whether it went out."""
+
+    kind: str
+    title: str
+    destination: str
+    state: str = Field(description="pending, sent or failed (given up).")
+    queued_at: datetime
+    sent_at: datetime | None
+    error: str | None = Field(description="Why it was not delivered (yet).")
+    fire_id: int | None = Field(description="The fire it is about, if one.")
 
 
 class OverviewOut(BaseModel):
@@ -351,7 +429,7 @@ class OverviewOut(BaseModel):
 
 class GridRowOut(BaseModel):
     job: str
-    cells: list[FireOut | None] = Field(description="The job's fire at each slot, or null.")
+    cells: list[RecentFireOut | None] = Field(description="The job's fire at each slot, or null.")
 
 
 class ProjectDetailOut(BaseModel):
@@ -365,3 +443,24 @@ class ProjectDetailOut(BaseModel):
     slots: list[datetime] = Field(description="The grid's columns, newest first.")
     grid: list[GridRowOut]
     pauses: list[PauseOut]
+    outcomes: dict[int, TaskOutcomeOut] = Field(
+        default_factory=dict, description="How the task of each job's last fire went, by fire."
+    )
+    expiry: ExpiryWatchOut | None = Field(
+        default=None, description="Null: the project's expiry is not watched."
+    )
+    notices: list[NoticeOut] = Field(
+        default_factory=list, description="The latest notices about it, newest first."
+    )
+
+
+class FirePageOut(BaseModel):
+    """A fire's page: its record, how its task went, its retries and the notices about it."""
+
+    fire: FireDetail
+    task_group_id: str | None
+    outcome: TaskOutcomeOut | None
+    attempt: int = Field(description="How many times it was claimed (a take-over adds one).")
+    lease_until: datetime | None = Field(description="Set while open: held, or retried from.")
+    sent_at: datetime | None = Field(description="When its request was last sent.")
+    notices: list[NoticeOut] = Field(description="Newest first.")

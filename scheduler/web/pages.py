@@ -22,7 +22,6 @@ from scheduler.common.redaction import scrub, scrub_data
 from scheduler.config.model import ApiSettings
 from scheduler.errors import Category, SchedulerError
 from scheduler.operations.acts import Operations
-from scheduler.operations.dashboard import task_group_of
 from scheduler.web.auth import UnauthorizedError, authenticate, pages_public
 from scheduler.web.statuses import STATUS
 
@@ -48,6 +47,8 @@ def age(moment: datetime | None, now: datetime) -> str:
         return ""
     seconds = (moment - now).total_seconds()
     late, seconds = seconds < 0, abs(seconds)
+    if seconds < 1:
+        return "just now"
     if seconds < 60:
         said = f"{int(seconds)} s"
     elif seconds < 3600:
@@ -142,13 +143,15 @@ async def fire_page(request: Request, fire_id: str) -> HTMLResponse:
     async def build(operations: Operations) -> dict[str, Any]:
         if not fire_id.isdigit() or not 0 < int(fire_id) < 2**63:
             raise NoSuchPageError(f"no fire {fire_id!r}: fire ids are numbers")
-        fire = await operations.ledger.fire(int(fire_id))
+        found = await operations.fire_page(int(fire_id))
+        fire = found.fire
         sent = json.dumps(scrub_data(fire.details), indent=2, sort_keys=True, default=str)
         return {
             "fire": fire,
+            "page": found,
             "sent": sent if fire.details is not None else None,
             "root_url": operations.root_url,
-            "group": task_group_of(fire.details),
+            "group": found.task_group_id,
             "now": operations.now(),
             "title": f"Fire {fire.id}",
         }

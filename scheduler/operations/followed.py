@@ -1,0 +1,104 @@
+"""How what a fire started went, as the watcher recorded it, and the notices people were sent:
+the task outcome of fires, the notices of a fire or a project, and a fire's page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scheduler.ledger import AsyncLedger, Fire, Letter, OperationsLedger, Watch, WatchPhase
+from scheduler.operations.ledgered import NoSuchFireError
+from scheduler.operations.models import FireDetail, FirePageOut, NoticeOut, TaskOutcomeOut
+
+NOTICES = 50
+WORDS = {
+    "waiting": "not looked at yet",
+    "unscheduled": "unscheduled",
+    "pending": "pending",
+    "running": "running",
+    "completed": "completed",
+    "failed": "failed",
+    "exception": "exception",
+    "gone": "gone: the queue no longer knows it",
+}
+
+
+def outcome_of(watch: Watch | None) -> TaskOutcomeOut | None:
+    """How the fire's task went, as its watch last saw it; None when nothing is followed (no
+    task was made, or the fire's failure was only reported)."""
+    if watch is None or watch.task_id is None:
+        return None
+    if watch.task_state is None:
+        state = "gone" if watch.phase is WatchPhase.DONE else "waiting"
+    else:
+        state = watch.task_state
+    label = WORDS.get(state, state)
+    group_running = watch.phase is WatchPhase.GROUP
+    if watch.reason and watch.reason != state:
+        label += f" ({watch.reason})"
+    if group_running:
+        label += "; its task group still runs"
+    return TaskOutcomeOut(
+        state=state,
+        label=label,
+        task_group_id=watch.task_group_id,
+        resolved_at=watch.resolved_at,
+        group_running=group_running,
+    )
+
+
+def is_check_in(letter: Letter) -> bool:
+    """A Sentry Crons check-in (two per scheduled fire), not a message to people."""
+    return "kind" not in letter.event and "status" in letter.event
+
+
+def notice_out(letter: Letter) -> NoticeOut:
+    event = letter.event
+    if is_check_in(letter):
+        kind, title = "check-in", f"{event.get('job')}: {event.get('status')}"
+    else:
+        kind, title = str(event.get("kind")), str(event.get("title") or "")
+    return NoticeOut(
+        kind=kind,
+        title=title,
+        destination=letter.destination,
+        state=str(letter.state),
+        queued_at=letter.created_at,
+        sent_at=letter.sent_at,
+        error=letter.last_error,
+        fire_id=letter.fire_id,
+    )
+
+
+async def fire_page(ledger: AsyncLedger[OperationsLedger], fire_id: int) -> FirePageOut:
+    """A fire, how its task went, and the notices its watch queued. Raises NoSuchFireError."""
+
+    def read(port: OperationsLedger) -> tuple[Fire | None, Watch | None, list[Letter]]:
+        fire = port.fire_by_id(fire_id)
+        if fire is None:
+            return None, None, []
+        watches = port.watches_of([fire_id])
+        return fire, watches.get(fire_id), port.letters_about(fire_id=fire_id, limit=NOTICES)
+
+    fire, watch, letters = await ledger.run(read)
+    if fire is None:
+        raise NoSuchFireError(f"no fire {fire_id}")
+    detail = FireDetail.model_validate(fire)
+    group = task_group_of(detail.details)
+    outcome = outcome_of(watch)
+    return FirePageOut(
+        fire=detail,
+        task_group_id=(outcome.task_group_id if outcome else None) or group,
+        outcome=outcome,
+        attempt=fire.attempt,
+        lease_until=fire.lease_until,
+        sent_at=fire.sent_at,
+        notices=[notice_out(letter) for letter in letters],
+    )
+
+
+def task_group_of(details: dict[str, Any] | None) -> str | None:
+    """The task group of the task a fire sent (its rendered task's), if it says."""
+    task = (details or {}).get("task")
+    group = task.get("taskGroupId") if isinstance(task, dict) else None
+    return group if isinstance(group, str) else None
