@@ -15,6 +15,7 @@ from scheduler.ledger.outbox import OutboxStore
 from scheduler.ledger.pauses import PauseStore
 from scheduler.ledger.remediations import RemediationStore
 from scheduler.ledger.retention import RetentionStore
+from scheduler.ledger.sessions import SessionStore
 from scheduler.ledger.watches import WatchStore
 
 
@@ -40,10 +41,10 @@ class OutboxLedger(OutboxStore):
 
 
 class OperationsLedger(
-    HistoryStore, PauseStore, AuditStore, NoticeStore, OutboxStore, RetentionStore
+    HistoryStore, PauseStore, AuditStore, NoticeStore, OutboxStore, RetentionStore, SessionStore
 ):
-    """The operations': history, pauses, the audit log, notices, the outbox's letters, and
-    pruning what is past retention."""
+    """The operations': history, pauses, the audit log, notices, the outbox's letters,
+    pruning what is past retention, and the dashboard's sessions."""
 
 
 class MonitorLedger(OutboxStore, SchemaStore):

@@ -30,6 +30,7 @@ from scheduler.operations.models import (
     RemediationOut,
 )
 from scheduler.operations.overview import jobs_overview
+from scheduler.operations.sessions import SessionOperations
 from scheduler.outcomes import FireResult
 from scheduler.taskcluster_failures import TaskclusterError
 
@@ -74,6 +75,11 @@ class Operations:
     def ledger(self) -> LedgerOperations:
         """The operations that need only the ledger."""
         return LedgerOperations(self.async_ledger, self.engine.clock, self.engine.config)
+
+    @property
+    def sessions(self) -> SessionOperations:
+        """The dashboard's sign-ins."""
+        return SessionOperations(self.async_ledger, self.engine.clock)
 
     async def jobs(self, project: str, *, upcoming: int = 3) -> ProjectJobsOut:
         return await jobs_overview(self.engine, self.async_ledger, project, upcoming=upcoming)

@@ -234,6 +234,7 @@ class PrunedOut(BaseModel):
     incidents: int = Field(description="Closed incidents.")
     letters: int = Field(description="Notifications sent or given up on.")
     audit: int = Field(description="Acts of the audit log.")
+    sessions: int = Field(default=0, description="Dashboard sessions that have expired.")
     fires_before: datetime = Field(
         description="Fires and slots before this, and incidents closed before it, are past "
         "retention."
