@@ -60,6 +60,9 @@ class FiredOut(BaseModel):
     task_id: str | None
     error: str | None
     details: dict[str, Any] | None = Field(description="The rendered task, or hook payload.")
+    fire_id: int | None = Field(
+        default=None, description="Its id in the history (/api/v1/fires/<id>); null: not found."
+    )
 
     @field_validator("state", mode="before")
     @classmethod
