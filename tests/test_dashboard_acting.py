@@ -18,6 +18,7 @@ import httpx
 from sqlalchemy import create_engine, select
 from structlog.testing import capture_logs
 
+from scheduler.common.redaction import scrub
 from scheduler.config.model import ApiSettings, ApiToken, Config
 from scheduler.ledger import Ledger
 from scheduler.ledger.models import Base
@@ -433,3 +434,9 @@ def test_no_token_or_session_id_in_pages_logs_or_ledger(emulator: Emulator, tmp_
                     assert not [c for c in canaries if c[:16] in text], table.name
     finally:
         engine.dispose()
+
+
+def test_the_cookie_value_is_masked_in_any_text_the_log_shows() -> None:
+    session_id = secrets.token_urlsafe(32)
+    for text in (f"Cookie: {COOKIE}={session_id}", f"set-cookie: {COOKIE}={session_id}; Path=/"):
+        assert session_id not in scrub(text)
