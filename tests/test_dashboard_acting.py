@@ -440,3 +440,19 @@ def test_the_cookie_value_is_masked_in_any_text_the_log_shows() -> None:
     session_id = secrets.token_urlsafe(32)
     for text in (f"Cookie: {COOKIE}={session_id}", f"set-cookie: {COOKIE}={session_id}; Path=/"):
         assert session_id not in scrub(text)
+
+
+def test_a_public_reader_sees_the_forms_disabled(emulator: Emulator, tmp_path: Path) -> None:
+    emulator.clock.set(T, frozen=True)
+    config = _config(emulator, tmp_path)
+    config = replace(config, api=replace(config.api, public_reads=True))
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        page = (await client.get("/projects/alpha")).text
+        assert re.search(r"<button type=\"submit\"[^>]* disabled[^>]*>Fire now</button>", page)
+        assert "sign in to act" in page
+        assert 'name="csrf"' not in page  # no session, no token
+        assert (await client.post("/projects/alpha/resume")).status_code == 401
+
+    _serve(config, emulator, scenario)
+    assert _audit(config) == []

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from scheduler.config.model import ApiSettings
 from scheduler.errors import Category, SchedulerError
 from scheduler.operations.acts import FireFailedError, Operations
-from scheduler.web.auth import token_of
+from scheduler.web.auth import ForbiddenError, token_of
 from scheduler.web.bodies import ActionBody, FireBody, PauseBody
 from scheduler.web.forms import (
     Act,
@@ -127,7 +127,8 @@ async def sign_in(request: Request) -> Response:
 
 @acts.post("/sign-out")
 async def sign_out(request: Request) -> Response:
-    """End the session (its CSRF token in the form); the cookie goes either way."""
+    """End the session (the form carries its CSRF token) and forget the cookie; a cookie of no
+    live session is simply forgotten."""
     operations: Operations = request.app.state.operations
     reader = None
     try:
@@ -136,14 +137,12 @@ async def sign_out(request: Request) -> Response:
         session_id = request.cookies.get(COOKIE)
         if reader.signed_in and session_id:
             if not same_csrf(reader, form.get(CSRF_FIELD)):
-                raise FormError(
+                raise ForbiddenError(
                     "the form's CSRF token is missing or not this session's: reload the page "
                     "and sign out again"
                 )
             await operations.sessions.sign_out(session_id)
     except SchedulerError as error:
-        if error.category is Category.INVALID:
-            error.category = Category.FORBIDDEN
         return error_page(request, reader, error)
     response = RedirectResponse(noticed("/", "signed-out"), status_code=303)
     clear_session_cookie(response, request)
