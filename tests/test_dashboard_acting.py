@@ -28,6 +28,7 @@ from scheduler.operations.sessions import SESSION_LIFETIME
 from scheduler.service import open_service
 from scheduler.web.app import create_app
 from scheduler.web.auth import hash_token
+from scheduler.web.draining import Draining
 from scheduler.web.server import ApiServer
 from scheduler.web.sessions import COOKIE, SIGN_IN_FAILURES
 from tests.emulator import Emulator
@@ -455,4 +456,30 @@ def test_a_public_reader_sees_the_forms_disabled(emulator: Emulator, tmp_path: P
         assert (await client.post("/projects/alpha/resume")).status_code == 401
 
     _serve(config, emulator, scenario)
+    assert _audit(config) == []
+
+
+def test_a_stopping_service_takes_no_act_from_the_forms(emulator: Emulator, tmp_path: Path) -> None:
+    emulator.clock.set(T, frozen=True)
+    config = _config(emulator, tmp_path)
+
+    async def main() -> None:
+        async with open_service(config, clock=emulator.clock.now) as (engine, _, ledger):
+            draining = Draining()
+            app = create_app(
+                Operations(engine, ledger), config.api, Monitor(ledger, engine.clock), draining
+            )
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://dash") as client:
+                await _sign_in(client, OPERATOR)
+                csrf = await _csrf(client)
+                draining.stop_taking_acts()
+                refused = await _post(client, "/projects/alpha/jobs/hourly/fire", csrf=csrf)
+                assert refused.status_code == 503
+                assert "stopping" in refused.text
+                # Reads go on.
+                assert (await client.get("/projects/alpha")).status_code == 200
+
+    asyncio.run(main())
+    assert emulator.tasks() == []
     assert _audit(config) == []
