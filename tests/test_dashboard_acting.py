@@ -149,6 +149,12 @@ def test_sign_in_with_a_token_and_out_again(emulator: Emulator, tmp_path: Path) 
         anonymous = await client.get("/")
         assert anonymous.status_code == 401
         assert 'href="/sign-in"' in anonymous.text
+        assert "http-equiv" not in anonymous.text
+        # Come from another site's link, a page is asked again from here, which brings the
+        # SameSite=Strict cookie (the second ask is same-origin: no loop).
+        linked = await client.get("/", headers={"Sec-Fetch-Site": "cross-site"})
+        assert linked.status_code == 401
+        assert '<meta http-equiv="refresh" content="0">' in linked.text
 
     _serve(_config(emulator, tmp_path), emulator, scenario)
 

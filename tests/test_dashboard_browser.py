@@ -172,6 +172,19 @@ def test_an_operator_acts_from_the_forms_and_a_viewer_cannot_in_chromium(tmp_pat
             next_fires = page.locator("section", has=page.locator("#next"))
             assert next_fires.locator("tbody tr").count() > 0
 
+            # A link from another site (localhost is not 127.0.0.1's site) brings no
+            # SameSite=Strict cookie: the page asks again from itself, and is shown.
+            elsewhere = page.context.new_page()
+            elsewhere.goto(url.replace("127.0.0.1", "localhost") + "/sign-in")
+            elsewhere.evaluate(
+                "href => { const a = document.createElement('a'); a.href = href;"
+                " a.textContent = 'the project'; document.body.append(a); }",
+                url + PROJECT,
+            )
+            elsewhere.get_by_role("link", name="the project").click()
+            elsewhere.locator("h1", has_text="Project tc-scheduler").wait_for()
+            elsewhere.close()
+
             # Fire with an input: the fire's page, and its task in the queue.
             forms = _job_forms(page, url)
             forms.get_by_label("Cron input (JSON, optional)").fill('{"why": "by hand"}')

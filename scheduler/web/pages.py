@@ -122,6 +122,11 @@ def error_page(
         message=error.describe(),
         sign_in=error.category is Category.UNAUTHORIZED,
         link=link,
+        # A link from another site (a chat message) brings no SameSite=Strict cookie: asked
+        # again from this page, the browser sends it, so a signed-in reader gets the page.
+        reload=error.category is Category.UNAUTHORIZED
+        and request.method == "GET"
+        and request.headers.get("sec-fetch-site") == "cross-site",
     )
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(int(error.retry_after.total_seconds()) + 1)
