@@ -32,7 +32,7 @@ from scheduler.web.draining import Draining
 from scheduler.web.server import ApiServer
 from scheduler.web.sessions import COOKIE, SIGN_IN_FAILURES
 from tests.emulator import Emulator
-from tests.support.projects import HOURLY, OWN_TEMPLATE, make_config, project
+from tests.support.projects import GREEDY_TEMPLATE, HOURLY, OWN_TEMPLATE, make_config, project
 from tests.support.repos import Repository
 
 T = datetime(2026, 12, 1, 9, 50, tzinfo=UTC)
@@ -49,10 +49,10 @@ def _tokens(operator_role: str = "operator") -> tuple[ApiToken, ...]:
     )
 
 
-def _config(emulator: Emulator, tmp_path: Path, **changes: Any) -> Config:
-    repository = Repository(
-        tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": OWN_TEMPLATE}
-    )
+def _config(
+    emulator: Emulator, tmp_path: Path, template: str = OWN_TEMPLATE, **changes: Any
+) -> Config:
+    repository = Repository(tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": template})
     config = make_config(emulator, tmp_path, project("alpha", repository), **changes)
     settings = ApiSettings(host="127.0.0.1", port=0, tokens=_tokens())
     return replace(config, api=settings)
@@ -489,3 +489,24 @@ def test_a_stopping_service_takes_no_act_from_the_forms(emulator: Emulator, tmp_
     asyncio.run(main())
     assert emulator.tasks() == []
     assert _audit(config) == []
+
+
+def test_a_fire_taskcluster_refuses_is_a_502_page_linking_its_fire(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.clock.set(T, frozen=True)
+    config = _config(emulator, tmp_path, GREEDY_TEMPLATE)
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        await _sign_in(client, OPERATOR)
+        refused = await _post(client, "/projects/alpha/jobs/hourly/fire", csrf=await _csrf(client))
+        assert refused.status_code == 502, refused.text
+        assert "InsufficientScopes" in refused.text
+        link = re.search(r'<a href="(/fires/\d+)">See the fire it recorded</a>', refused.text)
+        assert link is not None
+        fire = await client.get(link.group(1))
+        assert "state-failed" in fire.text
+
+    _serve(config, emulator, scenario)
+    assert emulator.tasks() == []
+    assert _audit(config) == [("sheriffs (dashboard)", "fire", "alpha/hourly", False)]

@@ -1,5 +1,5 @@
 """The dashboard: server-rendered pages (overview, a project, a fire, the audit log) over the
-operations' models, with their stylesheet served from the package; every page masked in `_page`.
+operations' models, with their stylesheet served from the package; every page masked in `html`.
 
 Who may read follows the API's tokens (`auth.pages_public` says when no token is needed): a
 session signed in with one (`web/sessions.py`), or the Authorization header. The operator's
