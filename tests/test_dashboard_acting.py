@@ -32,6 +32,7 @@ from scheduler.web.draining import Draining
 from scheduler.web.server import ApiServer
 from scheduler.web.sessions import COOKIE, SIGN_IN_FAILURES
 from tests.emulator import Emulator
+from tests.support.expiry import seed_rebuild_action
 from tests.support.projects import GREEDY_TEMPLATE, HOURLY, OWN_TEMPLATE, make_config, project
 from tests.support.repos import Repository
 
@@ -510,3 +511,47 @@ def test_a_fire_taskcluster_refuses_is_a_502_page_linking_its_fire(
     _serve(config, emulator, scenario)
     assert emulator.tasks() == []
     assert _audit(config) == [("sheriffs (dashboard)", "fire", "alpha/hourly", False)]
+
+
+def test_trigger_an_action_and_remediate_from_the_forms(emulator: Emulator, tmp_path: Path) -> None:
+    emulator.clock.set(T, frozen=True)
+    seed_rebuild_action(emulator, "alpha")
+    config = _config(emulator, tmp_path)
+    action = "/projects/alpha/action"
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        await _sign_in(client, OPERATOR)
+        csrf = await _csrf(client)
+        dry = await _post(client, action, csrf=csrf, action="rebuild-cached-tasks", dry_run="on")
+        assert dry.headers["location"] == "/audit?notice=action-dry-run", dry.text
+        before = len(emulator.tasks())
+        given = json.dumps({"kinds": ["toolchain"]})
+        done = await _post(client, action, csrf=csrf, action="rebuild-cached-tasks", input=given)
+        assert done.headers["location"] == "/audit?notice=action", done.text
+        assert len(emulator.tasks()) == before + 1
+        audit = (await client.get(done.headers["location"])).text
+        assert "Action triggered" in audit
+        assert "triggered project-tcs/" in audit
+        unknown = await _post(client, action, csrf=csrf, action="no-such-action")
+        assert unknown.status_code == 400, unknown.text
+        assert "no task-group action named &#39;no-such-action&#39;" in unknown.text
+        assert (await _post(client, action, csrf=csrf, action=" ")).status_code == 400
+
+        scanned = await _post(client, "/projects/alpha/expiry/remediate", csrf=csrf, dry_run="on")
+        assert scanned.headers["location"] == "/audit?notice=remediated", scanned.text
+
+    _serve(config, emulator, scenario)
+    assert [(actor, act, ok) for actor, act, _, ok in _audit(config)] == [
+        ("sheriffs (dashboard)", "expiry-remediate", True),
+        ("sheriffs (dashboard)", "action", False),
+        ("sheriffs (dashboard)", "action", True),
+        ("sheriffs (dashboard)", "action", True),
+    ]
+    with Ledger.open(config.ledger_url) as ledger:
+        triggered = ledger.audit_log()[2:4]
+    assert triggered[0].input == {
+        "input": {"kinds": ["toolchain"]},
+        "revision": None,
+        "dry_run": False,
+    }
+    assert triggered[1].input == {"input": None, "revision": None, "dry_run": True}
