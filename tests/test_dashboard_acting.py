@@ -134,9 +134,11 @@ def test_sign_in_with_a_token_and_out_again(emulator: Emulator, tmp_path: Path) 
         assert page.status_code == 200
         assert "Signed in as <strong>sheriffs</strong> (operator)" in page.text
         assert "Signed in." in page.text
-        # A link elsewhere is not followed after sign-in.
+        # A link elsewhere is not followed after sign-in; signing in again ends the old session.
+        first = client.cookies[COOKIE]
         away = await client.post("/sign-in", data={"token": OPERATOR, "next": "//evil.example/"})
         assert away.headers["location"] == "/?notice=signed-in"
+        assert await operations.sessions.find(first, _tokens()) is None
 
         session_id = client.cookies[COOKIE]
         csrf = await _csrf(client, "/")

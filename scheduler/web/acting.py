@@ -116,6 +116,9 @@ async def sign_in(request: Request) -> Response:
                 next=_next(form.get("next")),
                 problem=NOT_SIGNED_IN if token else "paste your API token to sign in",
             )
+        replaced = request.cookies.get(COOKIE)
+        if replaced:  # signing in again ends the session the browser had
+            await operations.sessions.sign_out(replaced)
         session_id, who = await operations.sessions.sign_in(found)
     except SchedulerError as error:
         return error_page(request, None, error)
