@@ -61,6 +61,7 @@ def prune(config_path: Path | None, dry_run: bool, as_json: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     for kind, kept_for in kept.items():
         echo(f"{kind}: {verb} {getattr(pruned, kind)} (kept {format_duration(kept_for)})")
+    echo(f"sessions: {verb} {pruned.sessions} (kept until they expire)")
 
 
 @ledger_group.command("upgrade")

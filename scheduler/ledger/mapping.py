@@ -18,12 +18,13 @@ from scheduler.ledger.records import (
     Letter,
     Pause,
     Remediation,
+    SignIn,
     SlotRecord,
     Watch,
 )
 
 Record = TypeVar(
-    "Record", AuditEntry, Fire, Incident, Letter, Pause, Remediation, SlotRecord, Watch
+    "Record", AuditEntry, Fire, Incident, Letter, Pause, Remediation, SignIn, SlotRecord, Watch
 )
 
 
@@ -71,5 +72,15 @@ def _enumeration(hint: Any) -> type[Enum] | None:
 # Worked out once: records are mapped in every read.
 _FIELDS = {
     record: _fields_of(record)
-    for record in (AuditEntry, Fire, Incident, Letter, Pause, Remediation, SlotRecord, Watch)
+    for record in (
+        AuditEntry,
+        Fire,
+        Incident,
+        Letter,
+        Pause,
+        Remediation,
+        SignIn,
+        SlotRecord,
+        Watch,
+    )
 }

@@ -308,3 +308,24 @@ class AuditRow(Base):
     result: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (Index("ix_audit_at", "at"),)
+
+
+class SessionRow(Base):
+    """A dashboard sign-in: known by the SHA-256 of its id (the cookie's value, never kept),
+    with the name, role and token hash it was made from, until it expires."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
+    id_sha256: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
+    token_sha256: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("role IN ('viewer', 'operator')", name="role"),
+        UniqueConstraint("id_sha256"),
+        Index("ix_sessions_expires_at", "expires_at"),
+    )

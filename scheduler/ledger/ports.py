@@ -15,6 +15,7 @@ from scheduler.ledger.outbox import OutboxStore
 from scheduler.ledger.pauses import PauseStore
 from scheduler.ledger.remediations import RemediationStore
 from scheduler.ledger.retention import RetentionStore
+from scheduler.ledger.sessions import SessionStore
 from scheduler.ledger.watches import WatchStore
 
 
@@ -48,10 +49,11 @@ class OperationsLedger(
     RetentionStore,
     WatchStore,
     RemediationStore,
+    SessionStore,
 ):
     """The operations': history, pauses, the audit log, notices, the outbox's letters,
-    pruning what is past retention; and, for the pages, how each fire's task went (its watch)
-    and the expiry watch's rebuilds."""
+    pruning what is past retention, the dashboard's sessions; and, for the pages, how each
+    fire's task went (its watch) and the expiry watch's rebuilds."""
 
 
 class MonitorLedger(OutboxStore, SchemaStore):

@@ -340,6 +340,18 @@ class AuditEntry(Act):
 
 
 @dataclass(frozen=True)
+class SignIn:
+    """A dashboard session as the ledger keeps it: who signed in (the token's name and role,
+    and the hash of the token it was made from), when, and until when. Its id is never kept."""
+
+    name: str
+    role: str
+    token_sha256: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class Cutoffs:
     """Where retention ends for each kind of row: what is older goes, unless still needed.
 
@@ -350,6 +362,8 @@ class Cutoffs:
     fires: datetime
     letters: datetime
     audit: datetime
+    # Dashboard sessions that expired before it (None: keep them all).
+    sessions: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -362,6 +376,7 @@ class Pruned:
     incidents: int = 0
     letters: int = 0
     audit: int = 0
+    sessions: int = 0
 
     def __add__(self, other: Pruned) -> Pruned:
         return Pruned(**{kind: count + getattr(other, kind) for kind, count in self.counts()})

@@ -8,10 +8,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, exists, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, delete, exists, false, func, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
-from scheduler.ledger.models import AuditRow, FireRow, IncidentRow, LetterRow, SlotRow, WatchRow
+from scheduler.ledger.models import (
+    AuditRow,
+    FireRow,
+    IncidentRow,
+    LetterRow,
+    SessionRow,
+    SlotRow,
+    WatchRow,
+)
 from scheduler.ledger.records import (
     OPEN_STATES,
     Cutoffs,
@@ -37,7 +45,8 @@ Conditions = tuple[ColumnElement[bool], ...]
 
 class RetentionStore(Store):
     """Prunes what is past retention: fires and their finished watches, slots, closed
-    incidents, delivered letters and acts, each kept while something still needs it."""
+    incidents, delivered letters and acts, each kept while something still needs it; and the
+    dashboard sessions that expired."""
 
     def prune(self, cutoffs: Cutoffs, *, limit: int = PRUNE_BATCH) -> Pruned:
         """Remove at most `limit` rows of each kind that are past `cutoffs` and needed by
@@ -58,6 +67,7 @@ class RetentionStore(Store):
             incidents=self._prune_by_id(IncidentRow, closed_incidents(cutoffs.fires), limit),
             letters=self._prune_by_id(LetterRow, delivered_letters(cutoffs.letters), limit),
             audit=self._prune_by_id(AuditRow, (AuditRow.at < cutoffs.audit,), limit),
+            sessions=self._prune_by_id(SessionRow, expired_sessions(cutoffs.sessions), limit),
         )
 
     def prunable(self, cutoffs: Cutoffs) -> Pruned:
@@ -72,6 +82,7 @@ class RetentionStore(Store):
                 incidents=_count(session, IncidentRow, closed_incidents(cutoffs.fires)),
                 letters=_count(session, LetterRow, delivered_letters(cutoffs.letters)),
                 audit=_count(session, AuditRow, (AuditRow.at < cutoffs.audit,)),
+                sessions=_count(session, SessionRow, expired_sessions(cutoffs.sessions)),
             )
 
     def _prune_fires(self, before: datetime, limit: int) -> tuple[int, int]:
@@ -102,7 +113,10 @@ class RetentionStore(Store):
             return len(_removed(session, SlotRow, (key.in_(keys), *conditions), SlotRow.project))
 
     def _prune_by_id(
-        self, model: type[IncidentRow | LetterRow | AuditRow], conditions: Conditions, limit: int
+        self,
+        model: type[IncidentRow | LetterRow | AuditRow | SessionRow],
+        conditions: Conditions,
+        limit: int,
     ) -> int:
         with self._transaction(writing=True) as session:
             ids = _first(session, select(model.id).where(*conditions), model.id, limit)
@@ -154,11 +168,17 @@ def delivered_letters(before: datetime) -> Conditions:
     )
 
 
+def expired_sessions(before: datetime | None) -> Conditions:
+    """Dashboard sessions expired before `before` (None: none): signed out by time already."""
+    return (false(),) if before is None else (SessionRow.expires_at <= before,)
+
+
 def _checked(cutoffs: Cutoffs) -> Cutoffs:
     return Cutoffs(
         fires=aware("cutoffs.fires", cutoffs.fires),
         letters=aware("cutoffs.letters", cutoffs.letters),
         audit=aware("cutoffs.audit", cutoffs.audit),
+        sessions=None if cutoffs.sessions is None else aware("cutoffs.sessions", cutoffs.sessions),
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from scheduler.actions.triggering import Triggered
@@ -33,6 +33,7 @@ from scheduler.operations.models import (
     RemediationOut,
 )
 from scheduler.operations.overview import jobs_overview
+from scheduler.operations.sessions import SessionOperations
 from scheduler.outcomes import FireResult
 from scheduler.taskcluster_failures import TaskclusterError
 
@@ -77,6 +78,11 @@ class Operations:
     def ledger(self) -> LedgerOperations:
         """The operations that need only the ledger."""
         return LedgerOperations(self.async_ledger, self.engine.clock, self.engine.config)
+
+    @property
+    def sessions(self) -> SessionOperations:
+        """The dashboard's sign-ins."""
+        return SessionOperations(self.async_ledger, self.engine.clock)
 
     async def jobs(self, project: str, *, upcoming: int = 3) -> ProjectJobsOut:
         return await jobs_overview(self.engine, self.async_ledger, project, upcoming=upcoming)
@@ -128,10 +134,23 @@ class Operations:
         if self.counting is not None:
             self.counting.fired([result])
         fired = FiredOut.model_validate(result)
+        fired.fire_id = await self._recorded_as(result)
         if result.state is FireState.FAILED:
             message = f"{project}/{job}: the fire failed: {result.error}"
             raise FireFailedError(message, fired, upstream=not result.project_broken)
         return fired
+
+    async def _recorded_as(self, result: FireResult) -> int | None:
+        """The id of the manual fire `result` in the history: the newest at its slot."""
+        if result.state is None:  # claimed by another replica: not this fire's record
+            return None
+        until = result.slot + timedelta(microseconds=1)
+        found = await self.async_ledger.run(
+            lambda ledger: ledger.fires(
+                project=result.project, job=result.job, since=result.slot, until=until, limit=1
+            )
+        )
+        return found[0].id if found else None
 
     async def run_action(
         self,

@@ -134,6 +134,7 @@ class LedgerOperations:
             fires=now - retention.fires,
             letters=now - retention.letters,
             audit=now - retention.audit,
+            sessions=now,
         )
         act = Act(actor, "ledger-prune", "ledger", {"dry_run": dry_run, **retention.shown()})
 
@@ -201,6 +202,6 @@ async def upgrade_ledger(
 
 
 def _pruned_outcome(pruned: PrunedOut) -> tuple[bool, str]:
-    kinds = ("fires", "watches", "slots", "incidents", "letters", "audit")
+    kinds = ("fires", "watches", "slots", "incidents", "letters", "audit", "sessions")
     listed = ", ".join(f"{kind} {getattr(pruned, kind)}" for kind in kinds)
     return True, f"{'would remove' if pruned.dry_run else 'removed'} {listed}"

@@ -60,6 +60,9 @@ class FiredOut(BaseModel):
     task_id: str | None
     error: str | None
     details: dict[str, Any] | None = Field(description="The rendered task, or hook payload.")
+    fire_id: int | None = Field(
+        default=None, description="Its id in the history (/api/v1/fires/<id>); null: not found."
+    )
 
     @field_validator("state", mode="before")
     @classmethod
@@ -287,6 +290,7 @@ class PrunedOut(BaseModel):
     incidents: int = Field(description="Closed incidents.")
     letters: int = Field(description="Notifications sent or given up on.")
     audit: int = Field(description="Acts of the audit log.")
+    sessions: int = Field(default=0, description="Dashboard sessions that have expired.")
     fires_before: datetime = Field(
         description="Fires and slots before this, and incidents closed before it, are past "
         "retention."

@@ -42,11 +42,14 @@ from scheduler.operations.models import (
     RemediationOut,
     ResumedOut,
 )
+from scheduler.web.acting import acts
 from scheduler.web.auth import Principal, authenticate, require
+from scheduler.web.bodies import ActionBody, FireBody, HookFireBody, PauseBody, RemediateBody
 from scheduler.web.draining import NOT_READY, Draining, ShuttingDownError
 from scheduler.web.hook_pages import hook_pages
 from scheduler.web.limits import TOO_LARGE, BodyLimit
 from scheduler.web.pages import STATIC, pages
+from scheduler.web.sessions import SignInLimiter
 from scheduler.web.statuses import STATUS
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -91,37 +94,6 @@ class ErrorBody(BaseModel):
     message: str = Field(description="What went wrong and what to do about it.")
 
 
-class PauseBody(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
-    until: datetime | None = Field(default=None, description="Lift the pause at this time.")
-
-
-class FireBody(BaseModel):
-    input: dict[str, Any] | None = Field(default=None, description="The cron input.")
-    dry_run: bool = Field(default=False, description="Render and record; create nothing.")
-
-
-class ActionBody(BaseModel):
-    input: dict[str, Any] | None = Field(default=None, description="The action's input.")
-    revision: str | None = Field(
-        default=None,
-        pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$",
-        description="Use the decision task of this full revision (default: the latest).",
-    )
-    dry_run: bool = Field(default=False, description="Render the hook payload; trigger nothing.")
-
-
-class HookFireBody(BaseModel):
-    payload: dict[str, Any] = Field(
-        default_factory=dict, description="Checked against the hook's triggerSchema first."
-    )
-    dry_run: bool = Field(default=False, description="Check the payload; trigger nothing.")
-
-
-class RemediateBody(BaseModel):
-    dry_run: bool = Field(default=False, description="Say what would be rebuilt; trigger nothing.")
-
-
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (400, 401, 403, 404, 413, 422, 429, 502, 503)
 }
@@ -151,12 +123,14 @@ def create_app(
     app.state.settings = settings
     app.state.monitor = monitor
     app.state.draining = draining or Draining()
+    app.state.sign_ins = SignInLimiter()
     _handle_errors(app)
     app.add_middleware(BodyLimit, too_large=lambda: _error(413, "too-large", TOO_LARGE))
     app.include_router(health)
     app.include_router(api)
     app.include_router(pages)
     app.include_router(hook_pages)
+    app.include_router(acts)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

@@ -1,6 +1,7 @@
 """Who is asking: bearer tokens known by their SHA-256, compared in constant time, and roles.
 
-Pure: the API's routes ask `authenticate` for the principal and `require` for the role.
+Pure: the API's routes ask `authenticate` for the principal and `require` for the role; the
+dashboard's sign-in asks `token_of`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import hmac
 import ipaddress
 from dataclasses import dataclass
 
-from scheduler.config.model import ApiRole, ApiSettings
+from scheduler.config.model import ApiRole, ApiSettings, ApiToken
 from scheduler.errors import Category, SchedulerError
 
 # Who reads without a token, when the configuration makes reads public.
@@ -44,15 +45,21 @@ def authenticate(settings: ApiSettings, authorization: str | None) -> Principal:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise UnauthorizedError("use Authorization: Bearer <token>")
+    found = token_of(settings, token)
+    if found is None:
+        raise UnauthorizedError("the token is not known to this deployment")
+    return Principal(found.name, found.role)
+
+
+def token_of(settings: ApiSettings, token: str) -> ApiToken | None:
+    """The configured token `token` is (None: none), found by its SHA-256."""
     presented = hash_token(token).encode()
     found = None
     # Every configured token is compared, so the time taken says nothing about which matched.
     for known in settings.tokens:
         if hmac.compare_digest(presented, known.sha256.encode()):
             found = known
-    if found is None:
-        raise UnauthorizedError("the token is not known to this deployment")
-    return Principal(found.name, found.role)
+    return found
 
 
 def require(settings: ApiSettings, principal: Principal, *, acting: bool) -> None:

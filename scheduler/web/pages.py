@@ -1,8 +1,10 @@
 """The dashboard: server-rendered pages (overview, a project, a fire, the audit log) over the
-operations' models, with their stylesheet served from the package; every page masked in `_page`.
+operations' models, with their stylesheet served from the package; every page masked in `html`.
 
-Who may read follows the API's tokens (`auth.pages_public` says when no token is needed); the
-hooks page and its fire form are in hook_pages.py; a session sign-in is yet to come.
+Who may read follows the API's tokens (`auth.pages_public` says when no token is needed): a
+session signed in with one (`web/sessions.py`), or the Authorization header. The operator's
+forms (`web/forms.py`, `web/acting.py`) and the hooks page (`web/hook_pages.py`) answer with
+these pages too (`html`, `error_page`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from scheduler.common.redaction import scrub, scrub_data
 from scheduler.config.model import ApiSettings
 from scheduler.errors import Category, SchedulerError
 from scheduler.operations.acts import Operations
-from scheduler.web.auth import UnauthorizedError, authenticate, pages_public
+from scheduler.web.auth import ANONYMOUS, Principal, UnauthorizedError, pages_public
+from scheduler.web.notices import NOTICES
+from scheduler.web.sessions import Reader, reader_of
 from scheduler.web.statuses import STATUS
 
 HERE = Path(__file__).resolve().parent
@@ -85,11 +89,50 @@ def _shown(value: Any) -> Any:
     return scrub_data(value)
 
 
-def _html(template: str, status: int = 200, /, **context: Any) -> HTMLResponse:
+def html(
+    request: Request, reader: Reader | None, template: str, status: int = 200, /, **context: Any
+) -> HTMLResponse:
+    """The page `template` for `reader` (None: not known) with `context`, every secret masked,
+    saying the notice the query names (`web/notices.py`)."""
+    me = (reader or Reader(Principal(ANONYMOUS, None))).shown()
+    notice = NOTICES.get(request.query_params.get("notice", ""))
     # The data is masked before HTML escaping could hide a secret from the patterns, and the
     # whole page again after, for whatever a template adds.
-    body = TEMPLATES.get_template(template).render(**{k: _shown(v) for k, v in context.items()})
+    shown = {k: _shown(v) for k, v in context.items()}
+    body = TEMPLATES.get_template(template).render(me=me, notice=notice, **shown)
     return HTMLResponse(scrub(body), status_code=status)
+
+
+def error_page(
+    request: Request,
+    reader: Reader | None,
+    error: SchedulerError,
+    link: tuple[str, str] | None = None,
+) -> HTMLResponse:
+    """An error an operator can act on, as a page with the status the API would give; `link`:
+    (path, text) of what to look at next."""
+    operations: Operations = request.app.state.operations
+    status = STATUS[error.category]
+    response = html(
+        request,
+        reader,
+        "error.html",
+        status,
+        status=status,
+        now=operations.now(),
+        title=f"Error {status}",
+        message=error.describe(),
+        sign_in=error.category is Category.UNAUTHORIZED,
+        link=link,
+        # A link from another site (a chat message) brings no SameSite=Strict cookie: asked
+        # again from this page, the browser sends it, so a signed-in reader gets the page.
+        reload=error.category is Category.UNAUTHORIZED
+        and request.method == "GET"
+        and request.headers.get("sec-fetch-site") == "cross-site",
+    )
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(int(error.retry_after.total_seconds()) + 1)
+    return response
 
 
 async def _page(
@@ -99,25 +142,17 @@ async def _page(
     error an operator can act on is a page of its own, with the status the API would give."""
     settings: ApiSettings = request.app.state.settings
     operations: Operations = request.app.state.operations
+    reader = None
     try:
-        who = authenticate(settings, request.headers.get("authorization"))
-        if who.role is None and not pages_public(settings):
+        reader = await reader_of(request)
+        if reader.principal.role is None and not pages_public(settings):
             raise UnauthorizedError(
-                "this deployment's pages need a token: sign in (coming), or send "
-                "Authorization: Bearer <token>, or set api.public-reads"
+                "this deployment's pages need an API token: sign in with one, send it as "
+                "a bearer token in the Authorization header, or set api.public-reads"
             )
-        return _html(template, **await build(operations))
+        return html(request, reader, template, **await build(operations))
     except SchedulerError as error:
-        status = STATUS[error.category]
-        return _html(
-            "error.html",
-            status,
-            status=status,
-            now=operations.now(),
-            title=f"Error {status}",
-            message=error.describe(),
-            sign_in=error.category is Category.UNAUTHORIZED,
-        )
+        return error_page(request, reader, error)
 
 
 @pages.get("/", response_class=HTMLResponse)
