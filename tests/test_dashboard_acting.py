@@ -32,6 +32,7 @@ from scheduler.web.draining import Draining
 from scheduler.web.server import ApiServer
 from scheduler.web.sessions import COOKIE, SIGN_IN_FAILURES
 from tests.emulator import Emulator
+from tests.support.dashboard import csrf_token, sign_in
 from tests.support.expiry import seed_rebuild_action
 from tests.support.projects import GREEDY_TEMPLATE, HOURLY, OWN_TEMPLATE, make_config, project
 from tests.support.repos import Repository
@@ -41,6 +42,7 @@ OPERATOR = "op-" + secrets.token_urlsafe(24)
 VIEWER = "view-" + secrets.token_urlsafe(24)
 Scenario = Callable[[httpx.AsyncClient, Operations], Awaitable[None]]
 FORM = "application/x-www-form-urlencoded"
+PROJECT_PAGE = "/projects/alpha"  # a page with forms, so with the CSRF token
 
 
 def _tokens(operator_role: str = "operator") -> tuple[ApiToken, ...]:
@@ -73,23 +75,6 @@ def _serve(config: Config, emulator: Emulator, scenario: Scenario) -> None:
                 await server.stop()
 
     asyncio.run(main())
-
-
-async def _sign_in(client: httpx.AsyncClient, token: str) -> str:
-    """Sign in; the session id the cookie carries."""
-    response = await client.post("/sign-in", data={"token": token})
-    assert response.status_code == 303, response.text
-    session_id = client.cookies.get(COOKIE)
-    assert session_id
-    return session_id
-
-
-async def _csrf(client: httpx.AsyncClient, path: str = "/projects/alpha") -> str:
-    page = await client.get(path)
-    assert page.status_code == 200, page.text
-    found = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text)
-    assert found, "a signed-in page carries its session's CSRF token"
-    return found.group(1)
 
 
 async def _post(client: httpx.AsyncClient, path: str, **fields: str) -> httpx.Response:
@@ -141,7 +126,7 @@ def test_sign_in_with_a_token_and_out_again(emulator: Emulator, tmp_path: Path) 
         assert await operations.sessions.find(first, _tokens()) is None
 
         session_id = client.cookies[COOKIE]
-        csrf = await _csrf(client, "/")
+        csrf = await csrf_token(client, "/")
         refused = await client.post("/sign-out", data={"csrf": "0" * 64})
         assert refused.status_code == 403
         out = await client.post("/sign-out", data={"csrf": csrf})
@@ -186,8 +171,8 @@ def test_a_session_ends_with_its_token_or_its_time(emulator: Emulator, tmp_path:
     config = _config(emulator, tmp_path)
     session: dict[str, str] = {}
 
-    async def sign_in(client: httpx.AsyncClient, operations: Operations) -> None:
-        session["id"] = await _sign_in(client, OPERATOR)
+    async def signing_in(client: httpx.AsyncClient, operations: Operations) -> None:
+        session["id"] = await sign_in(client, OPERATOR)
         assert (await client.get("/")).status_code == 200
 
     async def still_signed_in(client: httpx.AsyncClient, operations: Operations) -> None:
@@ -208,7 +193,7 @@ def test_a_session_ends_with_its_token_or_its_time(emulator: Emulator, tmp_path:
         client.cookies.set(COOKIE, session["id"])
         assert (await client.get("/")).status_code == 401
 
-    _serve(config, emulator, sign_in)
+    _serve(config, emulator, signing_in)
     _serve(config, emulator, still_signed_in)
     removed = replace(config.api, tokens=_tokens()[1:])
     _serve(replace(config, api=removed), emulator, gone)
@@ -247,20 +232,20 @@ def test_forms_need_an_operator_session_and_its_csrf_token(
         header = await client.post(fire, headers={"Authorization": f"Bearer {OPERATOR}"})
         assert header.status_code == 401
 
-        await _sign_in(client, VIEWER)
+        await sign_in(client, VIEWER)
         viewer_page = (await client.get("/projects/alpha")).text
         assert re.search(
             r"<button type=\"submit\"[^>]* disabled[^>]*>Fire now</button>", viewer_page
         )
         assert "operators only" in viewer_page
-        viewer_csrf = await _csrf(client)
+        viewer_csrf = await csrf_token(client, PROJECT_PAGE)
         forged = await _post(client, fire, csrf=viewer_csrf)
         assert forged.status_code == 403
         assert "viewer" in forged.text
         forged = await _post(client, pause, csrf=viewer_csrf, reason="forged")
         assert forged.status_code == 403
 
-        await _sign_in(client, OPERATOR)
+        await sign_in(client, OPERATOR)
         operator_page = (await client.get("/projects/alpha")).text
         assert not re.search(r"disabled[^>]*>Fire now<", operator_page)
         assert (await _post(client, fire)).status_code == 403
@@ -278,8 +263,8 @@ def test_fire_pause_and_resume_from_the_forms(emulator: Emulator, tmp_path: Path
     until = (T + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M")
 
     async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
-        await _sign_in(client, OPERATOR)
-        csrf = await _csrf(client)
+        await sign_in(client, OPERATOR)
+        csrf = await csrf_token(client, PROJECT_PAGE)
         given = {"nightly": True, "note": "by hand"}
         fired = await _post(
             client, "/projects/alpha/jobs/hourly/fire", csrf=csrf, input=json.dumps(given)
@@ -350,8 +335,8 @@ def test_bad_input_is_a_page_that_says_what_to_fix_and_does_nothing(
     config = _config(emulator, tmp_path)
 
     async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
-        await _sign_in(client, OPERATOR)
-        csrf = await _csrf(client)
+        await sign_in(client, OPERATOR)
+        csrf = await csrf_token(client, PROJECT_PAGE)
         fire = "/projects/alpha/jobs/hourly/fire"
         broken = await _post(client, fire, csrf=csrf, input='{"nightly": tru')
         assert broken.status_code == 400
@@ -388,8 +373,8 @@ def test_dry_runs_create_nothing(emulator: Emulator, tmp_path: Path) -> None:
     emulator.clock.set(T, frozen=True)
 
     async def checked_box(client: httpx.AsyncClient, operations: Operations) -> None:
-        await _sign_in(client, OPERATOR)
-        csrf = await _csrf(client)
+        await sign_in(client, OPERATOR)
+        csrf = await csrf_token(client, PROJECT_PAGE)
         fired = await _post(client, "/projects/alpha/jobs/hourly/fire", csrf=csrf, dry_run="on")
         assert fired.status_code == 303, fired.text
         assert fired.headers["location"].endswith("?notice=fired-dry-run")
@@ -397,8 +382,8 @@ def test_dry_runs_create_nothing(emulator: Emulator, tmp_path: Path) -> None:
         assert "dry-run" in page
 
     async def deployment_dry_run(client: httpx.AsyncClient, operations: Operations) -> None:
-        await _sign_in(client, OPERATOR)
-        csrf = await _csrf(client)
+        await sign_in(client, OPERATOR)
+        csrf = await csrf_token(client, PROJECT_PAGE)
         fired = await _post(client, "/projects/alpha/jobs/hourly/fire", csrf=csrf)
         assert fired.status_code == 303, fired.text
         assert fired.headers["location"].endswith("?notice=fired-dry-run")
@@ -416,8 +401,8 @@ def test_no_token_or_session_id_in_pages_logs_or_ledger(emulator: Emulator, tmp_
 
     async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
         for token in (VIEWER, OPERATOR):
-            sessions.append(await _sign_in(client, token))
-            csrf = await _csrf(client)
+            sessions.append(await sign_in(client, token))
+            csrf = await csrf_token(client, PROJECT_PAGE)
             for path in ("/", "/projects/alpha", "/audit", "/sign-in"):
                 seen.append((await client.get(path)).text)
             answer = await _post(client, "/projects/alpha/jobs/hourly/fire", csrf=csrf)
@@ -480,8 +465,8 @@ def test_a_stopping_service_takes_no_act_from_the_forms(emulator: Emulator, tmp_
             )
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://dash") as client:
-                await _sign_in(client, OPERATOR)
-                csrf = await _csrf(client)
+                await sign_in(client, OPERATOR)
+                csrf = await csrf_token(client, PROJECT_PAGE)
                 draining.stop_taking_acts()
                 refused = await _post(client, "/projects/alpha/jobs/hourly/fire", csrf=csrf)
                 assert refused.status_code == 503
@@ -501,8 +486,10 @@ def test_a_fire_taskcluster_refuses_is_a_502_page_linking_its_fire(
     config = _config(emulator, tmp_path, GREEDY_TEMPLATE)
 
     async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
-        await _sign_in(client, OPERATOR)
-        refused = await _post(client, "/projects/alpha/jobs/hourly/fire", csrf=await _csrf(client))
+        await sign_in(client, OPERATOR)
+        refused = await _post(
+            client, "/projects/alpha/jobs/hourly/fire", csrf=await csrf_token(client, PROJECT_PAGE)
+        )
         assert refused.status_code == 502, refused.text
         assert "InsufficientScopes" in refused.text
         link = re.search(r'<a href="(/fires/\d+)">See the fire it recorded</a>', refused.text)
@@ -522,8 +509,8 @@ def test_trigger_an_action_and_remediate_from_the_forms(emulator: Emulator, tmp_
     action = "/projects/alpha/action"
 
     async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
-        await _sign_in(client, OPERATOR)
-        csrf = await _csrf(client)
+        await sign_in(client, OPERATOR)
+        csrf = await csrf_token(client, PROJECT_PAGE)
         dry = await _post(client, action, csrf=csrf, action="rebuild-cached-tasks", dry_run="on")
         assert dry.headers["location"] == "/audit?notice=action-dry-run", dry.text
         before = len(emulator.tasks())

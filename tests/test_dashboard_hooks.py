@@ -1,11 +1,13 @@
 """The hooks page through the real app and a real HTTP client, over a service against the
 emulator: the folder against the deployment (in sync, drift, missing, undeclared, a bad file,
-Taskcluster down), last fires, the fire form's checks and who may fire, and no secret shown."""
+Taskcluster down), last fires, the fire form's checks and who may fire (an operator signed in,
+with the session's CSRF token), and no secret shown."""
 
 from __future__ import annotations
 
 import asyncio
 import html
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -17,7 +19,6 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import taskcluster
-import yaml
 
 from scheduler.config.model import ApiSettings, ApiToken, Config, Credentials
 from scheduler.ledger import Ledger
@@ -27,68 +28,15 @@ from scheduler.service import open_service
 from scheduler.web.auth import hash_token
 from scheduler.web.server import ApiServer
 from tests.emulator import Emulator
+from tests.support.dashboard import csrf_token, sign_in
+from tests.support.hooks import REVISION, deploy, hook_file, write_hook
 from tests.support.projects import HOURLY, OWN_TEMPLATE, make_config, project
 from tests.support.repos import Repository
 
 T = datetime(2026, 12, 1, 9, 50, tzinfo=UTC)
 OPERATOR = "op-" + secrets.token_urlsafe(24)
 VIEWER = "view-" + secrets.token_urlsafe(24)
-REVISION = "0123456789abcdef0123456789abcdef01234567"
-TRIGGER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["revision", "flavor"],
-    "properties": {
-        "revision": {"type": "string", "pattern": "^[0-9a-f]{40}$"},
-        "flavor": {"enum": ["ship", "promote"]},
-        "build_number": {"type": "integer"},
-    },
-}
 Scenario = Callable[[httpx.AsyncClient, Operations], Awaitable[None]]
-
-
-def hook_file(
-    hook_id: str,
-    *,
-    group: str = "g",
-    description: str = "A nightly task.",
-    schedule: list[str] | None = None,
-    env: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """A hook definition whose task the repository's role may create."""
-    return {
-        "hookGroupId": group,
-        "hookId": hook_id,
-        "metadata": {"name": f"Hook {hook_id}", "description": description, "owner": "r@e.com"},
-        "schedule": ["0 0 3 * * *"] if schedule is None else schedule,
-        "triggerSchema": TRIGGER_SCHEMA,
-        "task": {
-            "taskQueueId": "proj-test/worker",
-            "created": {"$fromNow": "0 seconds"},
-            "deadline": {"$fromNow": "1 hour"},
-            "payload": {"env": env or {"FLAVOR": "${payload.flavor}"}},
-            "metadata": {
-                "name": "promote ${payload.revision}",
-                "description": "d",
-                "owner": "releng@example.com",
-                "source": "https://example.com/hooks",
-            },
-        },
-    }
-
-
-def write_hook(folder: Path, definition: dict[str, Any]) -> Path:
-    path = folder / definition["hookGroupId"] / f"{definition['hookId']}.yml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(definition, sort_keys=False))
-    return path
-
-
-def deploy(emulator: Emulator, definition: dict[str, Any]) -> None:
-    body = {k: v for k, v in definition.items() if k not in ("hookGroupId", "hookId")}
-    group, hook_id = definition["hookGroupId"], definition["hookId"]
-    taskcluster.Hooks(emulator.options(maxRetries=0)).createHook(group, hook_id, body)
-    emulator.set_role(f"hook-id:{group}/{hook_id}", ["queue:create-task:*", "queue:scheduler-id:-"])
 
 
 @pytest.fixture
@@ -137,17 +85,27 @@ async def hooks_page(client: httpx.AsyncClient, query: str = "") -> str:
     return html.unescape(response.text)
 
 
-async def fire(
-    client: httpx.AsyncClient,
-    hook: str,
-    payload: str,
-    *,
-    token: str | None = OPERATOR,
-    dry_run: bool = False,
+async def signed_in(client: httpx.AsyncClient, token: str = OPERATOR) -> str:
+    """Sign the client in with `token`; the CSRF token of its session, from the /hooks page."""
+    await sign_in(client, token)
+    return await csrf_token(client, "/hooks")
+
+
+async def post_fire(
+    client: httpx.AsyncClient, hook: str, payload: str, csrf: str | None, *, dry_run: bool = False
 ) -> httpx.Response:
+    """The fire form of `hook` posted as a browser posts it, with `csrf` (None: no field)."""
     form = {"payload": payload, **({"dry_run": "1"} if dry_run else {})}
-    headers = bearer(token) if token else {}
-    return await client.post(f"/hooks/{hook}/fire", data=form, headers=headers)
+    if csrf is not None:
+        form["csrf"] = csrf
+    return await client.post(f"/hooks/{hook}/fire", data=form)
+
+
+async def fire(
+    client: httpx.AsyncClient, hook: str, payload: str, *, dry_run: bool = False
+) -> httpx.Response:
+    """The fire form posted by the operator, signed in, with the session's CSRF token."""
+    return await post_fire(client, hook, payload, await signed_in(client), dry_run=dry_run)
 
 
 def section(page: str, hook: str) -> str:
@@ -422,10 +380,12 @@ def test_a_payload_that_breaks_the_schema_is_refused_before_any_trigger(
         assert '{"revision": "abc", "build_number": "2"}</textarea>' in page
         not_json = await fire(client, "g/same", "{revision: abc")
         assert not_json.status_code == 400
-        assert "the payload is not JSON" in not_json.text
+        refused = html.unescape(not_json.text)
+        assert "the payload: not JSON (Expecting property name" in refused
+        assert "{revision: abc</textarea>" in refused
         a_list = await fire(client, "g/same", "[1]")
         assert a_list.status_code == 400
-        assert "the payload must be a JSON object" in a_list.text
+        assert "the payload: a JSON object is needed, not list" in html.unescape(a_list.text)
 
     serve(config, emulator, scenario)
     assert emulator.faults.injected == [], "hooks.triggerHook was called"
@@ -436,7 +396,7 @@ def test_a_payload_that_breaks_the_schema_is_refused_before_any_trigger(
     assert (entry.actor, entry.ok) == ("sheriffs (dashboard)", False)
 
 
-def test_only_operators_fire_and_a_dry_run_triggers_nothing(
+def test_only_an_operator_signed_in_fires_and_a_dry_run_triggers_nothing(
     emulator: Emulator, tmp_path: Path, folder: Path
 ) -> None:
     emulator.clock.set(T, frozen=True)
@@ -448,13 +408,42 @@ def test_only_operators_fire_and_a_dry_run_triggers_nothing(
     config = config_for(emulator, tmp_path, folder)
 
     async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
-        anonymous = await fire(client, "g/same", good, token=None)
+        # Not signed in: an operator's bearer token does not act from a form either.
+        anonymous = await client.post(
+            "/hooks/g/same/fire", data={"payload": good}, headers=bearer(OPERATOR)
+        )
         assert anonymous.status_code == 401
-        assert "this needs a token" in anonymous.text
-        assert "needs an operator token, sent in the request" in html.unescape(anonymous.text)
-        viewer = await fire(client, "g/same", good, token=VIEWER)
+        page = html.unescape(anonymous.text)
+        assert "acting from the dashboard needs you signed in" in page
+        assert '<a href="/sign-in?next=/hooks">Sign in</a>' in page
+        assert "<form" not in page.split("<main")[1]
+        # The link signs in and comes back to the hooks.
+        back = await client.get("/sign-in?next=/hooks")
+        assert '<input type="hidden" name="next" value="/hooks">' in back.text
+
+        # A viewer sees the form disabled, saying why; its own session's post is refused.
+        viewer_csrf = await signed_in(client, VIEWER)
+        form = section(html.unescape((await client.get("/hooks")).text), "g/same")
+        assert re.search(r"<button [^>]*disabled[^>]*>Fire g/same</button>", form)
+        assert "operators only" in form
+        viewer = await post_fire(client, "g/same", good, viewer_csrf)
         assert viewer.status_code == 403
-        assert "acting needs an operator token" in html.unescape(viewer.text)
+        assert "'dashboard' is a viewer; acting needs an operator's token" in html.unescape(
+            viewer.text
+        )
+
+        # The operator's session, without its CSRF token or with another one: refused.
+        await signed_in(client, OPERATOR)
+        form = section(html.unescape((await client.get("/hooks")).text), "g/same")
+        assert not re.search(r"disabled[^>]*>Fire g/same<", form)
+        assert "operators only" not in form
+        for csrf in (None, "0" * 64, viewer_csrf):
+            forged = await post_fire(client, "g/same", good, csrf)
+            assert forged.status_code == 403, csrf
+            assert "the form's CSRF token is missing or not this session's" in html.unescape(
+                forged.text
+            )
+
         dry = await fire(client, "g/same", good, dry_run=True)
         assert dry.status_code == 303
         notice = await hooks_page(client, "?" + urlsplit(dry.headers["location"]).query)

@@ -1,0 +1,29 @@
+"""Signing an HTTP client in to the dashboard and reading the CSRF token its pages carry, as
+a browser would, for the tests that act from the dashboard's forms."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from scheduler.web.sessions import COOKIE
+
+
+async def sign_in(client: httpx.AsyncClient, token: str) -> str:
+    """Sign in with `token` (ending the session the client had); the session id the cookie
+    carries."""
+    response = await client.post("/sign-in", data={"token": token})
+    assert response.status_code == 303, response.text
+    session_id = client.cookies.get(COOKIE)
+    assert session_id
+    return session_id
+
+
+async def csrf_token(client: httpx.AsyncClient, path: str) -> str:
+    """The CSRF token of the client's session, as the page at `path` carries it in its forms."""
+    page = await client.get(path)
+    assert page.status_code == 200, page.text
+    found = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text)
+    assert found, "a signed-in page carries its session's CSRF token"
+    return found.group(1)
