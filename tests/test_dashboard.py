@@ -211,13 +211,18 @@ def test_public_reads_and_a_loopback_without_tokens_show_the_pages(
 
 def test_which_listen_addresses_make_pages_public() -> None:
     token = (ApiToken("dashboard", "viewer", hash_token(VIEWER)),)
-    assert pages_public(ApiSettings(host="127.0.0.1"))
-    assert pages_public(ApiSettings(host="::1"))
-    assert pages_public(ApiSettings(host="localhost"))
-    assert not pages_public(ApiSettings(host="0.0.0.0"))
-    assert not pages_public(ApiSettings(host="scheduler.example.com"))
-    assert not pages_public(ApiSettings(host="127.0.0.1", tokens=token))
-    assert pages_public(ApiSettings(host="0.0.0.0", tokens=token, public_reads=True))
+    assert pages_public(ApiSettings(host="127.0.0.1"), "127.0.0.1:8080")
+    assert pages_public(ApiSettings(host="::1"), "[::1]:8080")
+    assert pages_public(ApiSettings(host="localhost"), "localhost:8080")
+    assert not pages_public(ApiSettings(host="0.0.0.0"), "127.0.0.1:8080")
+    assert not pages_public(ApiSettings(host="scheduler.example.com"), "127.0.0.1")
+    assert not pages_public(ApiSettings(host="127.0.0.1", tokens=token), "127.0.0.1")
+    assert pages_public(ApiSettings(host="0.0.0.0", tokens=token, public_reads=True), None)
+    # A name of another site made to resolve to this machine (DNS rebinding) reads nothing,
+    # nor does a request that names no host, or one no browser would send.
+    assert not pages_public(ApiSettings(host="127.0.0.1"), "attacker.example:8080")
+    assert not pages_public(ApiSettings(host="127.0.0.1"), None)
+    assert not pages_public(ApiSettings(host="127.0.0.1"), "[bad")
 
 
 def _random(length: int) -> str:

@@ -201,17 +201,21 @@ def test_a_session_ends_with_its_token_or_its_time(emulator: Emulator, tmp_path:
     _serve(replace(config, api=viewer_now), emulator, demoted)
 
 
-def test_too_many_failed_sign_ins_wait(emulator: Emulator, tmp_path: Path) -> None:
+def test_too_many_failed_sign_ins_wait_but_a_known_token_still_signs_in(
+    emulator: Emulator, tmp_path: Path
+) -> None:
     emulator.clock.set(T, frozen=True)
 
     async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
         for _ in range(SIGN_IN_FAILURES):
             assert (await client.post("/sign-in", data={"token": "wrong"})).status_code == 401
-        refused = await client.post("/sign-in", data={"token": OPERATOR})
+        refused = await client.post("/sign-in", data={"token": "wrong again"})
         assert refused.status_code == 429
         assert "Retry-After" in refused.headers
-        emulator.clock.set(T + timedelta(minutes=16), frozen=True)
+        # Someone else's guesses from the same address (a proxy's) lock nobody out.
         assert (await client.post("/sign-in", data={"token": OPERATOR})).status_code == 303
+        emulator.clock.set(T + timedelta(minutes=16), frozen=True)
+        assert (await client.post("/sign-in", data={"token": "wrong"})).status_code == 401
 
     _serve(_config(emulator, tmp_path), emulator, scenario)
 
@@ -353,6 +357,20 @@ def test_bad_input_is_a_page_that_says_what_to_fix_and_does_nothing(
         )
         assert bad_until.status_code == 400
         assert "Until: &#39;tomorrow&#39; is not a time" in bad_until.text
+        # At the calendar's edge, an offset leaves UTC's range: said, never a crash.
+        for edge in ("0001-01-01T00:00+05:00", "9999-12-31T23:59-05:00"):
+            out_of_range = await _post(
+                client, "/projects/alpha/jobs/hourly/pause", csrf=csrf, reason="x", until=edge
+            )
+            assert out_of_range.status_code == 400, edge
+            assert "is not a time in UTC&#39;s range" in out_of_range.text
+            api = await client.post(
+                "/api/v1/projects/alpha/jobs/hourly/pause",
+                json={"reason": "x", "until": edge},
+                headers={"Authorization": f"Bearer {OPERATOR}"},
+            )
+            assert api.status_code == 422, edge
+            assert "out of range once in UTC" in api.text
         bad_revision = await _post(
             client, "/projects/alpha/action", csrf=csrf, action="retrigger", revision="abc"
         )
@@ -544,3 +562,90 @@ def test_trigger_an_action_and_remediate_from_the_forms(emulator: Emulator, tmp_
         "dry_run": False,
     }
     assert triggered[1].input == {"input": None, "revision": None, "dry_run": True}
+
+
+def test_another_sites_page_cannot_sign_in_out_or_act(emulator: Emulator, tmp_path: Path) -> None:
+    """A page of another site that submits a form here (login CSRF, a forced sign-out, an act):
+    refused before anything is read, whatever cookie the browser brought."""
+    emulator.clock.set(T, frozen=True)
+    config = _config(emulator, tmp_path)
+    elsewhere = [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},  # a sibling sub-domain is another site's page too
+        {"Origin": "https://attacker.example"},
+        {"Origin": "null"},
+    ]
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        session_id = await sign_in(client, OPERATOR)
+        csrf = await csrf_token(client, PROJECT_PAGE)
+        for headers in elsewhere:
+            signed = await client.post("/sign-in", data={"token": VIEWER}, headers=headers)
+            assert signed.status_code == 403, headers
+            assert "another site" in signed.text
+            assert client.cookies[COOKIE] == session_id, "the session was not replaced"
+            out = await client.post("/sign-out", data={"csrf": csrf}, headers=headers)
+            assert out.status_code == 403, headers
+            assert "set-cookie" not in out.headers
+            fired = await client.post(
+                "/projects/alpha/jobs/hourly/fire", data={"csrf": csrf}, headers=headers
+            )
+            assert fired.status_code == 403, headers
+        assert await operations.sessions.find(session_id, _tokens()) is not None
+        # This site's own pages (and clients that are not browsers) still act.
+        own = {"Sec-Fetch-Site": "same-origin", "Origin": str(client.base_url).rstrip("/")}
+        paused = await client.post(
+            "/projects/alpha/jobs/hourly/pause", data={"csrf": csrf, "reason": "x"}, headers=own
+        )
+        assert paused.status_code == 303
+        # A sign-out that brings no cookie sets none either (nothing to forget).
+        client.cookies.clear()
+        assert "set-cookie" not in (await client.post("/sign-out", data={})).headers
+
+    _serve(config, emulator, scenario)
+    assert emulator.tasks() == []
+    assert [(a, ok) for _, a, _, ok in _audit(config)] == [("pause", True)]
+
+
+def test_pages_are_not_framed_and_load_only_their_own_assets(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.clock.set(T, frozen=True)
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        await sign_in(client, OPERATOR)
+        for path in ("/", PROJECT_PAGE, "/audit", "/sign-in", "/projects/nope"):
+            page = await client.get(path)
+            policy = page.headers["content-security-policy"]
+            assert "frame-ancestors 'none'" in policy, path
+            assert "default-src 'self'" in policy, path
+            assert page.headers["x-frame-options"] == "DENY", path
+            assert page.headers["x-content-type-options"] == "nosniff", path
+
+    _serve(_config(emulator, tmp_path), emulator, scenario)
+
+
+def test_a_job_whose_name_has_a_slash_is_acted_on_by_its_whole_name(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """build-decision allows any job name: a slash in it is part of the name, on the forms'
+    routes and the API's alike."""
+    emulator.clock.set(T, frozen=True)
+    config = _config(emulator, tmp_path)
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        await sign_in(client, OPERATOR)
+        csrf = await csrf_token(client, PROJECT_PAGE)
+        form = await _post(client, "/projects/alpha/jobs/l10n/ship/pause", csrf=csrf, reason="x")
+        assert form.status_code == 303, form.text
+        api = await client.delete(
+            "/api/v1/projects/alpha/jobs/l10n/ship/pause",
+            headers={"Authorization": f"Bearer {OPERATOR}"},
+        )
+        assert api.status_code == 200, api.text
+
+    _serve(config, emulator, scenario)
+    assert [(a, t) for _, a, t, _ in _audit(config)] == [  # newest first
+        ("resume", "alpha/l10n/ship"),
+        ("pause", "alpha/l10n/ship"),
+    ]

@@ -67,13 +67,16 @@ def test_the_hooks_page_refuses_a_bad_payload_and_fires_a_good_one(tmp_path: Pat
             good = f'{{"revision": "{REVISION}", "flavor": "ship"}}'
             page.get_by_label("Payload for g/nightly (JSON)").fill(good)
             page.get_by_role("button", name="Fire g/nightly").click()
-            page.wait_for_url("**/hooks?fired=*")
+            page.wait_for_url("**/audit?notice=hook-fired")
             [task] = emulator.tasks()
-            notice = page.get_by_role("status")
-            expect(notice).to_contain_text(f"g/nightly: triggered: task {task.task_id}")
-            link = notice.get_by_role("link", name=f"task {task.task_id}")
-            assert link.get_attribute("href") == f"{emulator.root_url}/tasks/{task.task_id}"
-            # Its fire is the hook's last one now.
+            expect(page.get_by_role("status")).to_contain_text("Hook fired")
+            expect(page.locator("main")).to_contain_text("sheriffs (dashboard)")
+            expect(page.locator("main")).to_contain_text(
+                f"triggered g/nightly: task {task.task_id}"
+            )
+            # Its fire is the hook's last one now, linked to its task.
+            page.get_by_role("link", name="Hooks", exact=True).click()
+            page.wait_for_url("**/hooks")
             expect(hook.locator("table").last).to_contain_text(task.task_id)
             shoot(page, "hooks")
         assert OPERATOR not in repr(service.lines)

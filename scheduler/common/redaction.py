@@ -193,6 +193,12 @@ def is_secret_key(name: str) -> bool:
     return _SECRET_KEY.fullmatch(name) is not None
 
 
+def scrub_remembered(text: str) -> str:
+    """`text` with every remembered secret as `***`: exact values only, so markup around them
+    (a page's HTML, say) keeps its shape."""
+    return _REMEMBERED.sub(text)
+
+
 def scrub(text: str) -> str:
     """`text` with every remembered secret and everything that looks like a secret as `***`."""
     text = _REMEMBERED.sub(text)

@@ -19,6 +19,7 @@ from scheduler.operations.acts import FireFailedError, Operations
 from scheduler.web.auth import ForbiddenError, token_of
 from scheduler.web.bodies import ActionBody, FireBody, PauseBody
 from scheduler.web.forms import (
+    OTHER_SITE,
     Act,
     Form,
     FormError,
@@ -37,6 +38,7 @@ from scheduler.web.sessions import (
     CSRF_FIELD,
     SignInLimiter,
     clear_session_cookie,
+    from_this_site,
     reader_of,
     same_csrf,
     set_session_cookie,
@@ -85,25 +87,28 @@ async def sign_in_page(request: Request, next: str | None = None) -> HTMLRespons
 @acts.post("/sign-in", response_class=HTMLResponse)
 async def sign_in(request: Request) -> Response:
     """Exchange a token the configuration has for a session (a cookie); a token nobody knows
-    is a 401 page that says no more than that."""
+    is a 401 page that says no more than that, and an address that keeps failing waits (a
+    known token always signs in: nobody is locked out by someone else's guesses)."""
     settings: ApiSettings = request.app.state.settings
     operations: Operations = request.app.state.operations
     limiter: SignInLimiter = request.app.state.sign_ins
     client = request.client.host if request.client else "unknown"
     now = operations.now()
     try:
+        if not from_this_site(request):
+            raise ForbiddenError(OTHER_SITE)
         form = await form_of(request)
-        wait = limiter.wait(client, now)
-        if wait is not None:
-            error = TooManySignInsError(
-                "too many failed sign-ins from this address lately: wait a few minutes, then "
-                "try again with the whole token"
-            )
-            error.retry_after = wait
-            raise error
         token = form.get("token", "").strip()
         found = token_of(settings, token) if token else None
         if found is None:
+            wait = limiter.wait(client, now)
+            if wait is not None:
+                error = TooManySignInsError(
+                    "too many failed sign-ins from this address lately: wait a few minutes, "
+                    "then try again with the whole token"
+                )
+                error.retry_after = wait
+                raise error
             limiter.failed(client, now)
             log.warning("a sign-in to the dashboard failed", client=client)
             return html(
@@ -131,10 +136,12 @@ async def sign_in(request: Request) -> Response:
 @acts.post("/sign-out")
 async def sign_out(request: Request) -> Response:
     """End the session (the form carries its CSRF token) and forget the cookie; a cookie of no
-    live session is simply forgotten."""
+    live session is simply forgotten. Another site's page cannot sign anyone out."""
     operations: Operations = request.app.state.operations
     reader = None
     try:
+        if not from_this_site(request):
+            raise ForbiddenError(OTHER_SITE)
         reader = await reader_of(request)
         form = await form_of(request)
         session_id = request.cookies.get(COOKIE)
@@ -148,7 +155,8 @@ async def sign_out(request: Request) -> Response:
     except SchedulerError as error:
         return error_page(request, reader, error)
     response = RedirectResponse(noticed("/", "signed-out"), status_code=303)
-    clear_session_cookie(response, request)
+    if COOKIE in request.cookies:
+        clear_session_cookie(response, request)
     return response
 
 
@@ -161,7 +169,7 @@ def _failed_fire(error: SchedulerError) -> tuple[str, str] | None:
     return None
 
 
-@acts.post("/projects/{project}/jobs/{job}/fire")
+@acts.post("/projects/{project}/jobs/{job:path}/fire")
 async def fire_job(request: Request, project: str, job: str) -> Response:
     async def act(operations: Operations, actor: str, form: Form) -> str:
         body = checked(
@@ -202,12 +210,12 @@ def _resume(project: str, job: str | None) -> Act:
     return act
 
 
-@acts.post("/projects/{project}/jobs/{job}/pause")
+@acts.post("/projects/{project}/jobs/{job:path}/pause")
 async def pause_job(request: Request, project: str, job: str) -> Response:
     return await acting(request, _pause(project, job))
 
 
-@acts.post("/projects/{project}/jobs/{job}/resume")
+@acts.post("/projects/{project}/jobs/{job:path}/resume")
 async def resume_job(request: Request, project: str, job: str) -> Response:
     return await acting(request, _resume(project, job))
 

@@ -279,7 +279,7 @@ async def jobs(ops: Ops, who: Reader, project: str, upcoming: Upcoming = 3) -> P
     return await ops.jobs(project, upcoming=upcoming)
 
 
-@api.post("/projects/{project}/jobs/{job}/fire")
+@api.post("/projects/{project}/jobs/{job:path}/fire")
 async def fire_now(ops: Ops, who: Operator, project: str, job: str, body: FireBody) -> FiredOut:
     """Fire a job now, whatever its schedule says: the same path as `tc-scheduler fire`. A
     fire Taskcluster refuses is a 502 (it is in the fires, with its error)."""
@@ -325,13 +325,13 @@ async def resume_project(ops: Ops, who: Operator, project: str) -> ResumedOut:
     return await ops.ledger.resume(_actor(who), project, None)
 
 
-@api.post("/projects/{project}/jobs/{job}/pause")
+@api.post("/projects/{project}/jobs/{job:path}/pause")
 async def pause_job(ops: Ops, who: Operator, project: str, job: str, body: PauseBody) -> PauseOut:
     """Hold the job from firing until resumed (or `until`)."""
     return await ops.ledger.pause(_actor(who), project, job, reason=body.reason, until=body.until)
 
 
-@api.delete("/projects/{project}/jobs/{job}/pause")
+@api.delete("/projects/{project}/jobs/{job:path}/pause")
 async def resume_job(ops: Ops, who: Operator, project: str, job: str) -> ResumedOut:
     return await ops.ledger.resume(_actor(who), project, job)
 

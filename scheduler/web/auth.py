@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import ipaddress
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from scheduler.config.model import ApiRole, ApiSettings, ApiToken
 from scheduler.errors import Category, SchedulerError
@@ -74,11 +75,21 @@ def require(settings: ApiSettings, principal: Principal, *, acting: bool) -> Non
         )
 
 
-def pages_public(settings: ApiSettings) -> bool:
+def pages_public(settings: ApiSettings, host: str | None) -> bool:
     """Whether the dashboard's pages are shown without a token: with `public-reads`, or when
     no token is configured and the API listens on a loopback address only (`make run`'s
-    embedded default: only this machine reaches it, and nobody could sign in anyway)."""
-    return settings.public_reads or (not settings.tokens and _loopback(settings.host))
+    embedded default: only this machine reaches it, and nobody could sign in anyway) and the
+    request names a loopback host (`host`: its Host header), so that a page of another site
+    whose name was made to resolve here (DNS rebinding) reads nothing."""
+    if settings.public_reads:
+        return True
+    if settings.tokens or not _loopback(settings.host) or not host:
+        return False
+    try:
+        named = urlsplit(f"//{host}").hostname
+    except ValueError:  # a Host header no browser sends
+        return False
+    return named is not None and _loopback(named)
 
 
 def _loopback(host: str) -> bool:

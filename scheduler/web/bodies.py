@@ -4,15 +4,28 @@ dashboard's forms once parsed (`web/forms.py`).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class PauseBody(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
     until: datetime | None = Field(default=None, description="Lift the pause at this time.")
+
+    @field_validator("until")
+    @classmethod
+    def _in_utc_range(cls, until: datetime | None) -> datetime | None:
+        # A time at the calendar's edge with an offset has no UTC equivalent.
+        if until is not None and until.tzinfo is not None:
+            try:
+                until.astimezone(UTC)
+            except OverflowError:
+                raise ValueError(
+                    "is out of range once in UTC; give a time in years 1 to 9999"
+                ) from None
+        return until
 
 
 class FireBody(BaseModel):

@@ -23,7 +23,7 @@ from scheduler.operations.acts import Operations
 from scheduler.web.auth import ForbiddenError, UnauthorizedError
 from scheduler.web.draining import Draining
 from scheduler.web.pages import error_page
-from scheduler.web.sessions import CSRF_FIELD, Reader, reader_of, same_csrf
+from scheduler.web.sessions import CSRF_FIELD, Reader, from_this_site, reader_of, same_csrf
 
 Form = Mapping[str, str]
 # An act of a form: (operations, the actor to audit, the form's fields) -> the page to go to.
@@ -34,6 +34,9 @@ Body = TypeVar("Body", bound=BaseModel)
 # Fields a form of the dashboard has at most: a body with more is not one of its forms.
 MAX_FIELDS = 50
 FORM_TYPE = "application/x-www-form-urlencoded"
+OTHER_SITE = (
+    "this form was posted from another site's page: nothing was done; use the dashboard's own pages"
+)
 
 
 class FormError(SchedulerError, category=Category.INVALID, code="invalid-form"):
@@ -54,6 +57,8 @@ async def acting(
     reader: Reader | None = None
     form: Form = {}
     try:
+        if not from_this_site(request):
+            raise ForbiddenError(OTHER_SITE)
         reader = await reader_of(request)
         if not reader.signed_in:
             raise UnauthorizedError("acting from the dashboard needs you signed in: sign in first")
@@ -135,12 +140,12 @@ def utc_field(form: Form, name: str, label: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise FormError(
-            f"{label}: {text!r} is not a time; write it as 2026-12-01T10:30 (UTC), or leave it "
-            "empty. Nothing was done."
+            f"{label}: {text!r} is not a time in UTC's range; write it as 2026-12-01T10:30 "
+            "(UTC), or leave it empty. Nothing was done."
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def checked(body: type[Body], **fields: Any) -> Body:

@@ -7,9 +7,7 @@ operator signed in, the session's CSRF token, then the one operation.
 
 from __future__ import annotations
 
-import re
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -18,48 +16,34 @@ from scheduler.errors import Category, SchedulerError
 from scheduler.hooks.definitions import HookKey
 from scheduler.operations.acts import Operations
 from scheduler.web.forms import Form, FormError, acting, checkbox, json_field
-from scheduler.web.pages import _page, html
+from scheduler.web.notices import noticed
+from scheduler.web.pages import html, read_page
 from scheduler.web.sessions import Reader
 from scheduler.web.statuses import STATUS
 
 hook_pages = APIRouter(include_in_schema=False)
 
-# A task id as the notice may show one (a slugid); anything else in the query is not shown.
-TASK_ID = re.compile(r"[A-Za-z0-9_-]{22}")
-
 
 @hook_pages.get("/hooks", response_class=HTMLResponse)
-async def hooks_page(
-    request: Request, fired: str | None = None, task: str | None = None, dry_run: str | None = None
-) -> HTMLResponse:
+async def hooks_page(request: Request) -> HTMLResponse:
     async def build(operations: Operations) -> dict[str, Any]:
         found = await operations.hooks_overview()
-        return {
-            "page": found,
-            "now": found.now,
-            "title": "Hooks",
-            "fired": _notice(fired, task, dry_run == "1"),
-        }
+        return {"page": found, "now": found.now, "title": "Hooks"}
 
-    return await _page(request, "hooks.html", build)
+    return await read_page(request, "hooks.html", build)
 
 
 @hook_pages.post("/hooks/{hook_group_id}/{hook_id:path}/fire", response_model=None)
 async def fire_hook_form(request: Request, hook_group_id: str, hook_id: str) -> Response:
-    """Fire the hook with the form's payload, as the operator signed in: a 303 back to `/hooks`
-    with a notice, or a page saying why nothing was triggered (the payload's problems named),
-    with the form again."""
+    """Fire the hook with the form's payload, as the operator signed in: a 303 to the audit log,
+    whose newest entry names the task; or a page saying why nothing was triggered (the
+    payload's problems named), with the form again."""
 
     async def fire(operations: Operations, actor: str, form: Form) -> str:
         key = _key(hook_group_id, hook_id)
         payload = json_field(form, "payload", "the payload") or {}
         fired = await operations.fire_hook(actor, key, payload, dry_run=checkbox(form, "dry_run"))
-        query: dict[str, str] = {"fired": str(key)}
-        if fired.dry_run:
-            query["dry_run"] = "1"
-        elif fired.task_id is not None:
-            query["task"] = fired.task_id
-        return f"/hooks?{urlencode(query)}"
+        return noticed("/audit", "hook-dry-run" if fired.dry_run else "hook-fired")
 
     def refused(
         request: Request, reader: Reader | None, error: SchedulerError, form: Form
@@ -102,18 +86,3 @@ def _form_again(group_id: str, hook_id: str, payload_text: str, dry_run: bool) -
         "payload": payload_text,
         "dry_run": dry_run,
     }
-
-
-def _notice(fired: str | None, task: str | None, dry_run: bool) -> dict[str, str] | None:
-    """What the page says after a fire form redirected to it: which hook, and its task."""
-    if fired is None:
-        return None
-    try:
-        key = HookKey.parse(fired)
-    except ValueError:
-        return None
-    if dry_run:
-        return {"hook": str(key), "task": "", "said": "dry run: the payload matches its schema"}
-    if task is not None and TASK_ID.fullmatch(task):
-        return {"hook": str(key), "task": task, "said": "triggered"}
-    return {"hook": str(key), "task": "", "said": "triggered; its task template made no task"}

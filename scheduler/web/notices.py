@@ -18,6 +18,8 @@ NOTICES = {
     "action": "Action triggered: its task is in the newest entry below.",
     "action-dry-run": "Dry run: the action's hook payload was rendered, nothing triggered.",
     "remediated": "Expiry scan done: what it found and did is in the newest entry below.",
+    "hook-fired": "Hook fired: its task is in the newest entry below.",
+    "hook-dry-run": "Dry run: the payload matches the hook's triggerSchema; nothing triggered.",
 }
 
 

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from pydantic import BaseModel
 
-from scheduler.common.redaction import scrub, scrub_data
+from scheduler.common.redaction import scrub_data, scrub_remembered
 from scheduler.config.model import ApiSettings
 from scheduler.errors import Category, SchedulerError
 from scheduler.operations.acts import Operations
@@ -32,6 +32,17 @@ from scheduler.web.statuses import STATUS
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 AUDIT_ENTRIES = 200
+# Every page: its own scripts and styles only, framed by no other page (clickjacking), posting
+# its forms only here, and telling other sites nothing of where a link was followed from.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; "
+        "object-src 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 pages = APIRouter(include_in_schema=False)
 
@@ -96,11 +107,12 @@ def html(
     saying the notice the query names (`web/notices.py`)."""
     me = (reader or Reader(Principal(ANONYMOUS, None))).shown()
     notice = NOTICES.get(request.query_params.get("notice", ""))
-    # The data is masked before HTML escaping could hide a secret from the patterns, and the
-    # whole page again after, for whatever a template adds.
+    # The data is masked before HTML escaping could hide a secret from the patterns. The page
+    # is masked again of the secrets the service knows by value, wherever a template put them;
+    # the patterns are not applied to HTML, where they would take the markup for a secret.
     shown = {k: _shown(v) for k, v in context.items()}
     body = TEMPLATES.get_template(template).render(me=me, notice=notice, **shown)
-    return HTMLResponse(scrub(body), status_code=status)
+    return HTMLResponse(scrub_remembered(body), status_code=status, headers=PAGE_HEADERS)
 
 
 def error_page(
@@ -135,7 +147,7 @@ def error_page(
     return response
 
 
-async def _page(
+async def read_page(
     request: Request, template: str, build: Callable[[Operations], Awaitable[dict[str, Any]]]
 ) -> HTMLResponse:
     """The page `template` of what `build` reads, for a reader the API's rules let in; an
@@ -145,7 +157,9 @@ async def _page(
     reader = None
     try:
         reader = await reader_of(request)
-        if reader.principal.role is None and not pages_public(settings):
+        if reader.principal.role is None and not pages_public(
+            settings, request.headers.get("host")
+        ):
             raise UnauthorizedError(
                 "this deployment's pages need an API token: sign in with one, send it as "
                 "a bearer token in the Authorization header, or set api.public-reads"
@@ -161,7 +175,7 @@ async def overview_page(request: Request) -> HTMLResponse:
         found = await operations.overview()
         return {"page": found, "now": found.now, "title": "Overview"}
 
-    return await _page(request, "overview.html", build)
+    return await read_page(request, "overview.html", build)
 
 
 @pages.get("/projects/{name}", response_class=HTMLResponse)
@@ -170,7 +184,7 @@ async def project_page(request: Request, name: str) -> HTMLResponse:
         found = await operations.project_detail(name)
         return {"page": found, "now": found.now, "title": name}
 
-    return await _page(request, "project.html", build)
+    return await read_page(request, "project.html", build)
 
 
 @pages.get("/fires/{fire_id}", response_class=HTMLResponse)
@@ -191,7 +205,7 @@ async def fire_page(request: Request, fire_id: str) -> HTMLResponse:
             "title": f"Fire {fire.id}",
         }
 
-    return await _page(request, "fire.html", build)
+    return await read_page(request, "fire.html", build)
 
 
 @pages.get("/audit", response_class=HTMLResponse)
@@ -211,4 +225,4 @@ async def audit_page(request: Request) -> HTMLResponse:
             "title": "Audit log",
         }
 
-    return await _page(request, "audit.html", build)
+    return await read_page(request, "audit.html", build)

@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import Request, Response
 
@@ -87,6 +88,20 @@ async def reader_of(request: Request) -> Reader:
         if signed is not None:
             return Reader(Principal(signed.name, signed.role), csrf_of(session_id))
     return Reader(authenticate(settings, request.headers.get("authorization")))
+
+
+def from_this_site(request: Request) -> bool:
+    """Whether a form's post came from this site's own pages. Browsers say where a request
+    comes from (`Sec-Fetch-Site`; older ones at least its `Origin`): a page of another site
+    that submits a form here (to sign someone in as another, or out) is refused before
+    anything else. A client that says neither (curl, say) is not a browser led astray."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return origin != "null" and urlsplit(origin).netloc == request.headers.get("host")
 
 
 def set_session_cookie(
