@@ -32,6 +32,7 @@ class FireResult:
     at: datetime | None = None  # when it ended: its task made, or its failure known
     taken_over: bool = False  # claimed from a replica that stopped (its lease ran out)
     skip_reason: SkipReason | None = None  # why a skipped fire was skipped
+    fire_id: int | None = None  # its record in the ledger, where the caller needs it (by hand)
 
 
 @dataclass(frozen=True)

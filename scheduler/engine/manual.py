@@ -5,6 +5,7 @@ manual, kept `manual-fire-interval` apart), and a decision task's action by name
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -82,7 +83,7 @@ async def fire_job_now(
     )
     result = await runner.fire(manual, claim)
     await runner.record([claim])
-    return result
+    return replace(result, fire_id=claim.fire_id)
 
 
 async def run_action(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from scheduler.actions.triggering import Triggered
@@ -134,23 +134,10 @@ class Operations:
         if self.counting is not None:
             self.counting.fired([result])
         fired = FiredOut.model_validate(result)
-        fired.fire_id = await self._recorded_as(result)
         if result.state is FireState.FAILED:
             message = f"{project}/{job}: the fire failed: {result.error}"
             raise FireFailedError(message, fired, upstream=not result.project_broken)
         return fired
-
-    async def _recorded_as(self, result: FireResult) -> int | None:
-        """The id of the manual fire `result` in the history: the newest at its slot."""
-        if result.state is None:  # claimed by another replica: not this fire's record
-            return None
-        until = result.slot + timedelta(microseconds=1)
-        found = await self.async_ledger.run(
-            lambda ledger: ledger.fires(
-                project=result.project, job=result.job, since=result.slot, until=until, limit=1
-            )
-        )
-        return found[0].id if found else None
 
     async def run_action(
         self,
