@@ -273,6 +273,10 @@ def test_no_secret_reaches_any_page(emulator: Emulator, tmp_path: Path, slack: F
             page = await _page(client, path)
             leaked = [c for c in canaries if c[:16] in page]
             assert not leaked, (path, leaked)
+        # And the pages that are not about a fire: sign-in, and errors.
+        for path, status in (("/sign-in", 200), ("/projects/nope", 404), ("/fires/9999", 404)):
+            page = await _page(client, path, status)
+            assert not [c for c in canaries if c[:16] in page], path
         fire = await _page(client, f"/fires/{fires[0]}")
         assert "SLACK_TOKEN" in fire  # the field is shown, its value masked
         assert "***" in fire

@@ -22,7 +22,7 @@ import taskcluster
 from scheduler.config.model import ApiSettings, ApiToken, Config, Credentials
 from scheduler.ledger import Ledger
 from scheduler.monitoring import Monitor
-from scheduler.operations.acts import Operations
+from scheduler.operations.acts import HOOKS_FRESH_FOR, Operations
 from scheduler.service import open_service
 from scheduler.web.auth import hash_token
 from scheduler.web.server import ApiServer
@@ -459,3 +459,38 @@ def test_only_an_operator_signed_in_fires_and_a_dry_run_triggers_nothing(
         ("sheriffs (dashboard)", True, True),
         ("sheriffs (dashboard)", False, False),
     ]
+
+
+def test_the_deployment_is_read_once_per_refresh_and_anew_after_a_fire(
+    emulator: Emulator, tmp_path: Path, folder: Path
+) -> None:
+    """However many read the page (public reads let anyone), the Hooks service is asked at most
+    once per HOOKS_FRESH_FOR; a fire from here makes the next read fresh."""
+    emulator.clock.set(T, frozen=True)
+    same = hook_file("same")
+    write_hook(folder, same)
+    deploy(emulator, same)
+    config = config_for(emulator, tmp_path, folder)
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        assert "state-in-sync" in section(await hooks_page(client), "g/same")
+        _update(emulator, hook_file("same", description="changed behind our back"))
+        assert "state-in-sync" in section(await hooks_page(client), "g/same")
+        emulator.clock.set(T + HOOKS_FRESH_FOR, frozen=True)
+        assert "state-drift" in section(await hooks_page(client), "g/same")
+        _update(emulator, same)
+        fired = await fire(client, "g/same", f'{{"revision": "{REVISION}", "flavor": "ship"}}')
+        assert fired.status_code == 303, fired.text
+        [task] = emulator.tasks()
+        shown = section(await hooks_page(client), "g/same")
+        assert "state-in-sync" in shown
+        assert task.task_id in shown
+
+    serve(config, emulator, scenario)
+
+
+def _update(emulator: Emulator, definition: dict[str, Any]) -> None:
+    """Change a deployed hook, as someone else's `hooks apply` would."""
+    body = {k: v for k, v in definition.items() if k not in ("hookGroupId", "hookId")}
+    hooks = taskcluster.Hooks(emulator.options(maxRetries=0))
+    hooks.updateHook(definition["hookGroupId"], definition["hookId"], body)

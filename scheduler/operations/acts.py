@@ -5,11 +5,12 @@ any hook, remediate expiry; and the jobs overview. Each act is audited, and answ
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from scheduler.actions.triggering import Triggered
+from scheduler.common.recent import RecentRead
 from scheduler.engine import Engine
 from scheduler.errors import Category, SchedulerError
 from scheduler.expiry.model import ExpiryEvent, ExpiryEventKind
@@ -36,6 +37,9 @@ from scheduler.operations.overview import jobs_overview
 from scheduler.operations.sessions import SessionOperations
 from scheduler.outcomes import FireResult
 from scheduler.taskcluster_failures import TaskclusterError
+
+# As long as the pages wait between refreshes.
+HOOKS_FRESH_FOR = timedelta(seconds=30)
 
 
 class Reporting(Protocol):
@@ -73,6 +77,11 @@ class Operations:
     async_ledger: AsyncLedger[OperationsLedger]
     reporting: Reporting | None = None
     counting: FireCounting | None = None
+    # The hooks page costs a call per hook group and per hook: read at most once per refresh
+    # of the page however many read it (public reads let anyone ask).
+    hook_reads: RecentRead[HooksOverviewOut] = field(
+        default_factory=lambda: RecentRead(HOOKS_FRESH_FOR), compare=False
+    )
 
     @property
     def ledger(self) -> LedgerOperations:
@@ -98,7 +107,7 @@ class Operations:
     async def hooks_overview(self) -> HooksOverviewOut:
         """The hooks page: the hooks folder against the deployment, with each hook's last
         fires; what cannot be read is a problem on the page."""
-        return await hooks_overview(self.engine)
+        return await self.hook_reads.get(self.now(), lambda: hooks_overview(self.engine))
 
     async def fire_page(self, fire_id: int) -> FirePageOut:
         """A fire's page: its record, how its task went, the notices about it."""
@@ -189,6 +198,7 @@ class Operations:
             )
 
         fired = await audited(self.async_ledger, engine.clock, act, fire, _hook_outcome)
+        self.hook_reads.forget()  # its last fires have changed
         return HookFiredOut(
             hook_group_id=key.group_id,
             hook_id=key.hook_id,
