@@ -25,15 +25,17 @@ from scheduler.operations.models import (
     ActionOut,
     ExpiryEventOut,
     FiredOut,
-    FirePageOut,
     HookFiredOut,
-    HooksOverviewOut,
-    OverviewOut,
-    ProjectDetailOut,
     ProjectJobsOut,
     RemediationOut,
 )
 from scheduler.operations.overview import jobs_overview
+from scheduler.operations.page_models import (
+    FirePageOut,
+    HooksOverviewOut,
+    OverviewOut,
+    ProjectDetailOut,
+)
 from scheduler.operations.sessions import SessionOperations
 from scheduler.outcomes import FireResult
 from scheduler.taskcluster_failures import TaskclusterError

@@ -33,18 +33,17 @@ from scheduler.operations.followed import (
     task_group_of,
 )
 from scheduler.operations.health import assess, expiry_watch
-from scheduler.operations.models import (
+from scheduler.operations.models import PauseOut, ProjectJobsOut
+from scheduler.operations.overview import jobs_overview
+from scheduler.operations.page_models import (
     GridRowOut,
     IncidentOut,
     OverviewOut,
-    PauseOut,
     ProjectDetailOut,
     ProjectHealthOut,
-    ProjectJobsOut,
     RecentFireOut,
     UpcomingFireOut,
 )
-from scheduler.operations.overview import jobs_overview
 
 RECENT = timedelta(hours=24)
 # Enough for a day of a busy deployment; the page says when there were more.

@@ -8,7 +8,8 @@ from typing import Any
 
 from scheduler.ledger import AsyncLedger, Fire, Letter, OperationsLedger, Watch, WatchPhase
 from scheduler.operations.ledgered import NoSuchFireError
-from scheduler.operations.models import FireDetail, FirePageOut, NoticeOut, TaskOutcomeOut
+from scheduler.operations.models import FireDetail
+from scheduler.operations.page_models import FirePageOut, NoticeOut, TaskOutcomeOut
 
 NOTICES = 50
 WORDS = {

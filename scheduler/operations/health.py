@@ -11,8 +11,8 @@ from scheduler.cron.timing import SLOT_LENGTH
 from scheduler.durations import format_duration
 from scheduler.engine.checks import ExpiryScanned, LastChecks, Preflighted
 from scheduler.ledger import Remediation
-from scheduler.operations.models import (
-    CachedTaskOut,
+from scheduler.operations.models import CachedTaskOut
+from scheduler.operations.page_models import (
     ExpiryWatchOut,
     FindingOut,
     PreflightOut,

@@ -18,7 +18,7 @@ from scheduler.hooks.definitions import DEFAULT_TRIGGER_SCHEMA, HookFolder, Hook
 from scheduler.hooks.folder import load_folder
 from scheduler.hooks.service import deployed_hooks, hook_read_scopes, last_fires
 from scheduler.hooks.summary import example_payload, schedule_words, schema_summary
-from scheduler.operations.models import (
+from scheduler.operations.page_models import (
     HookDriftOut,
     HookLastFireOut,
     HookOut,
