@@ -216,8 +216,8 @@ async def _operator(
         yield who
 
 
-Reader = Annotated[Principal, Depends(_reader)]
-Operator = Annotated[Principal, Depends(_operator)]
+ApiReader = Annotated[Principal, Depends(_reader)]
+ApiOperator = Annotated[Principal, Depends(_operator)]
 
 # -- routes -------------------------------------------------------------------------------------
 
@@ -250,37 +250,37 @@ async def metrics(monitor: Monitor) -> Response:
 
 
 @api.get("/projects")
-async def projects(ops: Ops, who: Reader) -> list[ProjectOut]:
+async def projects(ops: Ops, who: ApiReader) -> list[ProjectOut]:
     return await ops.ledger.project_list()
 
 
 @api.get("/fires")
-async def fires(ops: Ops, who: Reader, query: Annotated[FireQuery, Query()]) -> list[FireOut]:
+async def fires(ops: Ops, who: ApiReader, query: Annotated[FireQuery, Query()]) -> list[FireOut]:
     """Fires, newest slot first; page with `offset` and `limit`."""
     return await ops.ledger.history(query)
 
 
 @api.get("/fires/{fire_id}")
-async def fire(ops: Ops, who: Reader, fire_id: FireId) -> FireDetail:
+async def fire(ops: Ops, who: ApiReader, fire_id: FireId) -> FireDetail:
     return await ops.ledger.fire(fire_id)
 
 
 @api.get("/audit")
 async def audit(
-    ops: Ops, who: Reader, since: datetime | None = None, limit: Limit = 100
+    ops: Ops, who: ApiReader, since: datetime | None = None, limit: Limit = 100
 ) -> list[AuditOut]:
     return await ops.ledger.audit(since=since, limit=limit)
 
 
 @api.get("/projects/{project}/jobs")
-async def jobs(ops: Ops, who: Reader, project: str, upcoming: Upcoming = 3) -> ProjectJobsOut:
+async def jobs(ops: Ops, who: ApiReader, project: str, upcoming: Upcoming = 3) -> ProjectJobsOut:
     """The project's jobs as its `.cron.yml` has them now: when each fires here, what it did
     last, and what pause holds it (the same as `tc-scheduler jobs --json`)."""
     return await ops.jobs(project, upcoming=upcoming)
 
 
 @api.post("/projects/{project}/jobs/{job:path}/fire")
-async def fire_now(ops: Ops, who: Operator, project: str, job: str, body: FireBody) -> FiredOut:
+async def fire_now(ops: Ops, who: ApiOperator, project: str, job: str, body: FireBody) -> FiredOut:
     """Fire a job now, whatever its schedule says: the same path as `tc-scheduler fire`. A
     fire Taskcluster refuses is a 502 (it is in the fires, with its error)."""
     return await ops.fire_job(_actor(who), project, job, body.input, dry_run=body.dry_run)
@@ -288,7 +288,7 @@ async def fire_now(ops: Ops, who: Operator, project: str, job: str, body: FireBo
 
 @api.post("/projects/{project}/actions/{action}")
 async def run_action(
-    ops: Ops, who: Operator, project: str, action: str, body: ActionBody
+    ops: Ops, who: ApiOperator, project: str, action: str, body: ActionBody
 ) -> ActionOut:
     """Trigger an action of the project's decision task by name, as Treeherder's menu does:
     the same path as `tc-scheduler action`. Every call triggers it once more."""
@@ -299,7 +299,7 @@ async def run_action(
 
 @api.post("/hooks/{hook_group_id}/{hook_id:path}/fire")
 async def fire_hook(
-    ops: Ops, who: Operator, hook_group_id: HookGroupId, hook_id: HookId, body: HookFireBody
+    ops: Ops, who: ApiOperator, hook_group_id: HookGroupId, hook_id: HookId, body: HookFireBody
 ) -> HookFiredOut:
     """Fire any hook of the deployment, managed here or not; the payload is checked against
     the hook's triggerSchema before anything is triggered."""
@@ -308,31 +308,35 @@ async def fire_hook(
 
 
 @api.post("/projects/{project}/expiry/remediate")
-async def remediate(ops: Ops, who: Operator, project: str, body: RemediateBody) -> RemediationOut:
+async def remediate(
+    ops: Ops, who: ApiOperator, project: str, body: RemediateBody
+) -> RemediationOut:
     """Scan the project's cached tasks now and rebuild what is expiring (or follow the rebuild
     that runs); answers when the scan is done."""
     return await ops.remediate(_actor(who), project, dry_run=body.dry_run)
 
 
 @api.post("/projects/{project}/pause")
-async def pause_project(ops: Ops, who: Operator, project: str, body: PauseBody) -> PauseOut:
+async def pause_project(ops: Ops, who: ApiOperator, project: str, body: PauseBody) -> PauseOut:
     """Hold every job of the project from firing until resumed (or `until`)."""
     return await ops.ledger.pause(_actor(who), project, None, reason=body.reason, until=body.until)
 
 
 @api.delete("/projects/{project}/pause")
-async def resume_project(ops: Ops, who: Operator, project: str) -> ResumedOut:
+async def resume_project(ops: Ops, who: ApiOperator, project: str) -> ResumedOut:
     return await ops.ledger.resume(_actor(who), project, None)
 
 
 @api.post("/projects/{project}/jobs/{job:path}/pause")
-async def pause_job(ops: Ops, who: Operator, project: str, job: str, body: PauseBody) -> PauseOut:
+async def pause_job(
+    ops: Ops, who: ApiOperator, project: str, job: str, body: PauseBody
+) -> PauseOut:
     """Hold the job from firing until resumed (or `until`)."""
     return await ops.ledger.pause(_actor(who), project, job, reason=body.reason, until=body.until)
 
 
 @api.delete("/projects/{project}/jobs/{job:path}/pause")
-async def resume_job(ops: Ops, who: Operator, project: str, job: str) -> ResumedOut:
+async def resume_job(ops: Ops, who: ApiOperator, project: str, job: str) -> ResumedOut:
     return await ops.ledger.resume(_actor(who), project, job)
 
 
