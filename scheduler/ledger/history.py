@@ -5,9 +5,12 @@ What the engine, the CLI and the web read back; claims and skips write the fires
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, bindparam, func, select, union_all
+from sqlalchemy.orm import FromStatement
 
 from scheduler.ledger.claims import same_fire
 from scheduler.ledger.mapping import to_record
@@ -53,6 +56,22 @@ class HistoryStore(Store):
         """The latest slot recorded for `project`, whatever its outcome."""
         with self._transaction(writing=False) as session:
             return session.scalar(select(func.max(SlotRow.slot)).where(SlotRow.project == project))
+
+    def latest_slots(self, projects: Sequence[str]) -> dict[str, SlotRecord]:
+        """The latest slot evaluation of each of `projects` that has one, by project.
+
+        One index look-up per project (not a scan of every slot kept), in one statement per
+        `LATEST_SLOTS_BATCH` projects (SQLite's limit on a compound SELECT is 500).
+        """
+        names = list(dict.fromkeys(projects))
+        found: dict[str, SlotRecord] = {}
+        with self._transaction(writing=False) as session:
+            for start in range(0, len(names), LATEST_SLOTS_BATCH):
+                batch = names[start : start + LATEST_SLOTS_BATCH]
+                given = {f"project_{n}": name for n, name in enumerate(batch)}
+                for row in session.scalars(_latest_slots(len(batch)), given):
+                    found[row.project] = to_record(SlotRecord, row)
+        return found
 
     def slots(
         self, *, project: str | None = None, since: datetime | None = None, limit: int | None = None
@@ -107,3 +126,22 @@ class HistoryStore(Store):
         with self._transaction(writing=False) as session:
             row = session.scalars(query).one_or_none()
             return to_record(Fire, row) if row is not None else None
+
+
+LATEST_SLOTS_BATCH = 400
+
+
+@functools.lru_cache(maxsize=8)  # built once for each size of batch: building it costs more
+def _latest_slots(count: int) -> FromStatement[tuple[SlotRow]]:
+    """The rows of the latest slots of the projects bound as `project_0` ... `project_<count-1>`:
+    for each, the primary key's largest slot of the project."""
+    members = []
+    for n in range(count):
+        project = bindparam(f"project_{n}", type_=Text)
+        latest = select(func.max(SlotRow.slot)).where(SlotRow.project == project)
+        members.append(
+            select(SlotRow).where(
+                SlotRow.project == project, SlotRow.slot == latest.scalar_subquery()
+            )
+        )
+    return select(SlotRow).from_statement(union_all(*members))
