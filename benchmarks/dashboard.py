@@ -34,6 +34,7 @@ from scheduler.monitoring import Monitor
 from scheduler.operations.acts import Operations
 from scheduler.service import open_service
 from scheduler.web.app import create_app
+from tests.support.ledger_backends import postgresql_schema_url
 from tests.support.repos import Repository
 
 # The pages timed: a path, with {project} (the busiest project) and {fire} (a fire with a
@@ -219,8 +220,6 @@ def ledger_url(postgres: bool, root: Path) -> Iterator[str]:
     if not postgres:
         yield f"sqlite:///{root / 'ledger.db'}"
         return
-    from tests.support.ledger_backends import postgresql_schema_url
-
     with postgresql_schema_url() as url:
         yield url
 

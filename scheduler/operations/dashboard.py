@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 
 from scheduler.config.model import CatchUp, Project
-from scheduler.cron import CronFile, in_words, next_fires
+from scheduler.cron import CronFile, Job, fires_from, in_words
 from scheduler.cron.model import ScheduleError
 from scheduler.durations import format_duration
 from scheduler.engine import Engine
@@ -52,7 +53,7 @@ async def overview(engine: Engine, ledger: AsyncLedger[OperationsLedger]) -> Ove
         lambda port: _overview_rows(port, names, now)
     )
     crons = await asyncio.gather(*(_cron_of(engine, p.name) for p in projects))
-    upcoming: list[UpcomingFireOut] = []
+    upcoming: list[Iterator[tuple[datetime, str, str, Job]]] = []
     healths = []
     for project, (cron, problem) in zip(projects, crons, strict=True):
         revision = engine.last_read(project.name)
@@ -67,12 +68,14 @@ async def overview(engine: Engine, ledger: AsyncLedger[OperationsLedger]) -> Ove
             )
         )
         if cron is not None:
-            upcoming.extend(_upcoming(cron, project.name, now))
+            upcoming.append(_fires_of(cron, project.name, now))
+    # Each project's fires are worked out only as far as the soonest across projects need.
+    soonest = islice(heapq.merge(*upcoming, key=lambda fire: fire[:3]), NEXT_FIRES)
     return OverviewOut(
         now=now,
         root_url=engine.config.root_url,
         projects=healths,
-        next_fires=heapq.nsmallest(NEXT_FIRES, upcoming, key=lambda f: (f.slot, f.project, f.job)),
+        next_fires=_upcoming(soonest),
         recent_fires=[_recent(fire) for fire in recent],
     )
 
@@ -91,7 +94,7 @@ async def project_detail(
         jobs, problem = None, error.describe()
     slots, pauses, incidents, fires = await ledger.run(
         lambda port: (
-            _latest_slots(port, [name]),
+            port.latest_slots([name]),
             port.pauses(project=name, at=now),
             port.incidents(open_only=True),
             port.fires(project=name, limit=GRID_FIRES),
@@ -129,20 +132,11 @@ def _overview_rows(
     port: OperationsLedger, names: Sequence[str], now: datetime
 ) -> tuple[dict[str, SlotRecord], list[Pause], list[Incident], list[Fire]]:
     return (
-        _latest_slots(port, names),
+        port.latest_slots(names),
         port.pauses(at=now),
         port.incidents(open_only=True),
         port.fires(since=now - RECENT, limit=RECENT_LIMIT),
     )
-
-
-def _latest_slots(port: OperationsLedger, names: Sequence[str]) -> dict[str, SlotRecord]:
-    latest = {}
-    for name in names:
-        found = port.slots(project=name, limit=1)
-        if found:
-            latest[name] = found[0]
-    return latest
 
 
 async def _cron_of(engine: Engine, name: str) -> tuple[CronFile | None, str | None]:
@@ -157,20 +151,22 @@ async def _cron_of(engine: Engine, name: str) -> tuple[CronFile | None, str | No
     return cron, None
 
 
-def _upcoming(cron: CronFile, project: str, now: datetime) -> list[UpcomingFireOut]:
-    words: dict[str, str] = {}
+def _fires_of(
+    cron: CronFile, project: str, now: datetime
+) -> Iterator[tuple[datetime, str, str, Job]]:
+    """The project's fires from `now` on, in the order the overview lists fires across projects."""
+    for fire in fires_from(cron, project, now):
+        yield fire.slot, project, fire.job_name, fire.job
+
+
+def _upcoming(fires: Iterable[tuple[datetime, str, str, Job]]) -> list[UpcomingFireOut]:
     found = []
-    for fire in next_fires(cron, project, now, NEXT_FIRES).fires:
-        if fire.job_name not in words:
-            try:
-                words[fire.job_name] = in_words(fire.job.schedules_for(project))
-            except ScheduleError as error:  # next_fires leaves such jobs out: kept for safety
-                words[fire.job_name] = error.message
-        found.append(
-            UpcomingFireOut(
-                slot=fire.slot, project=project, job=fire.job_name, schedule=words[fire.job_name]
-            )
-        )
+    for slot, project, name, job in fires:
+        try:
+            schedule = in_words(job.schedules_for(project))
+        except ScheduleError as error:  # fires_from leaves such jobs out: kept for safety
+            schedule = error.message
+        found.append(UpcomingFireOut(slot=slot, project=project, job=name, schedule=schedule))
     return found
 
 
