@@ -31,6 +31,7 @@ from scheduler.ledger import (
     RemediationState,
     SlotOutcome,
 )
+from scheduler.ledger.history import LATEST_SLOTS_BATCH
 from scheduler.ledger.migrating import current_revision, head_revision
 from scheduler.ledger.models import Base
 from tests.support.ledger_backends import open_at_once, race_for_claims, run_in_processes
@@ -561,6 +562,35 @@ def test_slots_history_filters_and_order(ledger: Ledger) -> None:
     ]
     assert [r.slot for r in ledger.slots(project="a", since=T + SLOT)] == [T + 2 * SLOT, T + SLOT]
     assert [r.slot for r in ledger.slots(project="a", limit=1)] == [T + 2 * SLOT]
+
+
+def test_latest_slots_is_each_projects_newest_evaluation(ledger: Ledger) -> None:
+    # Out of order, an evaluation replaced, and projects beyond one statement's batch.
+    names = [f"p{n}" for n in range(LATEST_SLOTS_BATCH + 1)]
+    evaluations = [("a", 0, "evaluated"), ("a", 2, "evaluated"), ("a", 1, "evaluated")]
+    evaluations += [("b", 1, "evaluated"), ("b", 1, "failed"), ("p0", 3, "evaluated")]
+    evaluations += [(names[-1], 4, "skipped")]
+    for project, offset, outcome in evaluations:
+        ledger.record_slot(
+            project,
+            T + offset * SLOT,
+            revision=f"rev-{offset}",
+            outcome=SlotOutcome(outcome),
+            error="unreadable" if outcome == "failed" else None,
+            replica="r",
+            now=T + offset * MINUTE,
+        )
+
+    latest = ledger.latest_slots(["a", "b", "never", "a", *names])
+
+    assert {name: (r.slot, r.outcome, r.error) for name, r in latest.items()} == {
+        "a": (T + 2 * SLOT, SlotOutcome.EVALUATED, None),
+        "b": (T + SLOT, SlotOutcome.FAILED, "unreadable"),
+        "p0": (T + 3 * SLOT, SlotOutcome.EVALUATED, None),
+        names[-1]: (T + 4 * SLOT, SlotOutcome.SKIPPED, None),
+    }
+    assert latest["a"] == ledger.slots(project="a", limit=1)[0]
+    assert ledger.latest_slots([]) == {}
 
 
 # History
