@@ -36,14 +36,20 @@ def to_record(record: type[Record], *rows: Base, **given: Any) -> Record:
         if name in given:
             value = given[name]
         else:
-            found = [getattr(row, name) for row in rows if hasattr(row, name)]
-            if not found:
+            # Every read maps its rows here: one look-up a row, no list, no hasattr.
+            for row in rows:
+                value = getattr(row, name, _ABSENT)
+                if value is not _ABSENT:
+                    break
+            else:
                 if has_default:
                     continue
                 raise TypeError(f"no row has {record.__name__}.{name}, and it is not given")
-            value = found[0]
         values[name] = enumeration(value) if enumeration and value is not None else value
     return record(**values)
+
+
+_ABSENT = object()
 
 
 def _fields_of(record: type[Any]) -> tuple[tuple[str, type[Enum] | None, bool], ...]:
