@@ -31,7 +31,7 @@ from scheduler.ledger import (
     RemediationState,
     SlotOutcome,
 )
-from scheduler.ledger.history import LATEST_SLOTS_BATCH
+from scheduler.ledger.history import LATEST_BATCH
 from scheduler.ledger.migrating import current_revision, head_revision
 from scheduler.ledger.models import Base
 from tests.support.ledger_backends import open_at_once, race_for_claims, run_in_processes
@@ -566,7 +566,7 @@ def test_slots_history_filters_and_order(ledger: Ledger) -> None:
 
 def test_latest_slots_is_each_projects_newest_evaluation(ledger: Ledger) -> None:
     # Out of order, an evaluation replaced, and projects beyond one statement's batch.
-    names = [f"p{n}" for n in range(LATEST_SLOTS_BATCH + 1)]
+    names = [f"p{n}" for n in range(LATEST_BATCH + 1)]
     evaluations = [("a", 0, "evaluated"), ("a", 2, "evaluated"), ("a", 1, "evaluated")]
     evaluations += [("b", 1, "evaluated"), ("b", 1, "failed"), ("p0", 3, "evaluated")]
     evaluations += [(names[-1], 4, "skipped")]
@@ -616,6 +616,21 @@ def test_fires_history_filters_and_newest_first(ledger: Ledger) -> None:
     assert ids(state=FireState.CLAIMED, limit=2) == [w2.fire_id, m1.fire_id]
     assert ids(project="nobody") == []
     assert ledger.fire("a", "nightly", T + 3 * SLOT) is None
+
+    # Each job's newest fire, as the history orders them: a manual fire beside the scheduled one
+    # in its slot is the later.
+    latest = ledger.latest_fires("a", ["nightly", "weekly", "never", "nightly"])
+    assert {job: fire.id for job, fire in latest.items()} == {
+        "nightly": m1.fire_id,
+        "weekly": w2.fire_id,
+    }
+    assert latest["nightly"] == ledger.fires(project="a", job="nightly", limit=1)[0]
+    assert ledger.latest_fires("b", ["weekly"]) == {}
+    assert ledger.latest_fires("a", []) == {}
+    many = [f"job-{n}" for n in range(LATEST_BATCH)] + ["weekly"]  # past one statement's batch
+    assert {job: fire.id for job, fire in ledger.latest_fires("a", many).items()} == {
+        "weekly": w2.fire_id
+    }
 
 
 # Times

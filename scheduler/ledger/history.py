@@ -60,17 +60,30 @@ class HistoryStore(Store):
     def latest_slots(self, projects: Sequence[str]) -> dict[str, SlotRecord]:
         """The latest slot evaluation of each of `projects` that has one, by project.
 
-        One index look-up per project (not a scan of every slot kept), in one statement per
-        `LATEST_SLOTS_BATCH` projects (SQLite's limit on a compound SELECT is 500).
+        One index look-up a project (not a scan of every slot kept), in one statement per
+        `LATEST_BATCH` projects.
         """
         names = list(dict.fromkeys(projects))
         found: dict[str, SlotRecord] = {}
         with self._transaction(writing=False) as session:
-            for start in range(0, len(names), LATEST_SLOTS_BATCH):
-                batch = names[start : start + LATEST_SLOTS_BATCH]
+            for start in range(0, len(names), LATEST_BATCH):
+                batch = names[start : start + LATEST_BATCH]
                 given = {f"project_{n}": name for n, name in enumerate(batch)}
                 for row in session.scalars(_latest_slots(len(batch)), given):
                     found[row.project] = to_record(SlotRecord, row)
+        return found
+
+    def latest_fires(self, project: str, jobs: Sequence[str]) -> dict[str, Fire]:
+        """The newest fire (as `fires` orders them) of each of the project's `jobs` that has one,
+        by job: one index look-up a job, in one statement per `LATEST_BATCH` jobs."""
+        names = list(dict.fromkeys(jobs))
+        found: dict[str, Fire] = {}
+        with self._transaction(writing=False) as session:
+            for start in range(0, len(names), LATEST_BATCH):
+                batch = names[start : start + LATEST_BATCH]
+                given = {"project": project} | {f"job_{n}": job for n, job in enumerate(batch)}
+                for row in session.scalars(_latest_fires(len(batch)), given):
+                    found[row.job] = to_record(Fire, row)
         return found
 
     def slots(
@@ -128,10 +141,11 @@ class HistoryStore(Store):
             return to_record(Fire, row) if row is not None else None
 
 
-LATEST_SLOTS_BATCH = 400
+# SQLite allows 500 SELECTs in one compound statement.
+LATEST_BATCH = 400
 
 
-@functools.lru_cache(maxsize=8)  # built once for each size of batch: building it costs more
+@functools.lru_cache(maxsize=64)  # built once for each size of batch: building it costs more
 def _latest_slots(count: int) -> FromStatement[tuple[SlotRow]]:
     """The rows of the latest slots of the projects bound as `project_0` ... `project_<count-1>`:
     for each, the primary key's largest slot of the project."""
@@ -145,3 +159,21 @@ def _latest_slots(count: int) -> FromStatement[tuple[SlotRow]]:
             )
         )
     return select(SlotRow).from_statement(union_all(*members))
+
+
+@functools.lru_cache(maxsize=64)
+def _latest_fires(count: int) -> FromStatement[tuple[FireRow]]:
+    """The newest fire of each job bound as `job_0` ... `job_<count-1>` of the project bound as
+    `project`, in the order of `HistoryStore.fires`."""
+    project = bindparam("project", type_=Text)
+    members = []
+    for n in range(count):
+        newest = (
+            select(FireRow.id)
+            .where(FireRow.project == project, FireRow.job == bindparam(f"job_{n}", type_=Text))
+            .order_by(FireRow.slot.desc(), FireRow.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        members.append(select(FireRow).where(FireRow.id == newest))
+    return select(FireRow).from_statement(union_all(*members))
