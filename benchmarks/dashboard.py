@@ -26,7 +26,7 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scheduler.config.model import ApiSettings, Config, Project
+from scheduler.config.model import ApiSettings, Config, Project, Retention
 from scheduler.ledger import Act, Claim, FireKind, FireState, Health, Ledger, Notice, Outcome
 from scheduler.ledger.connecting import create_ledger_engine
 from scheduler.ledger.models import SlotRow
@@ -105,8 +105,9 @@ def rendered_task(project: str, job: str, task_id: str) -> dict[str, object]:
 
 def seed(ledger: Ledger, url: str, projects: int, fires: int) -> None:
     """`fires` fires over the projects' job slots before NOW (mostly created; failed, dry-run,
-    manual and still-open ones among them), every quarter hour of those days evaluated, some
-    pauses, open and closed incidents, and a thousand audited acts."""
+    manual and still-open ones among them), every quarter hour of the retention period
+    evaluated (as the engine records it), some pauses, open and closed incidents, and a thousand
+    audited acts."""
     wanted = past_slots(fires // projects)
     lease = timedelta(minutes=10)
     for p in range(projects):
@@ -140,7 +141,7 @@ def seed(ledger: Ledger, url: str, projects: int, fires: int) -> None:
             )
             if isinstance(manual, Claim):
                 ledger.finish_many([Outcome(manual, FireState.DRY_RUN)], now=NOW)
-    _slots(url, projects, days=-(-len(wanted) // (2 * JOBS)))
+    _slots(url, projects, days=Retention().fires.days)
     for p in range(0, projects, 7):
         act = Act("alice", "pause", f"p{p}", {"reason": "maintenance"})
         job = None if p % 3 == 0 else "job-2"
@@ -168,8 +169,8 @@ def seed(ledger: Ledger, url: str, projects: int, fires: int) -> None:
 
 
 def _slots(url: str, projects: int, days: int) -> None:
-    """Every quarter hour of the last `days` days evaluated, for every project (the engine's
-    record of a busy deployment); written in bulk, as a million single upserts would take long."""
+    """Every quarter hour of the last `days` days evaluated, for every project (what the ledger
+    keeps of a busy deployment); written in bulk, as a million single upserts would take long."""
     engine = create_ledger_engine(url)
     first = NOW - timedelta(days=days)
     quarters = int((NOW - first) / timedelta(minutes=15))
