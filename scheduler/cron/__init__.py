@@ -15,14 +15,7 @@ from scheduler.cron.model import (
     ScheduleError,
     TriggerAction,
 )
-from scheduler.cron.plan import (
-    Plan,
-    PlannedFire,
-    due_jobs,
-    fires_between,
-    fires_from,
-    next_fires,
-)
+from scheduler.cron.plan import Plan, PlannedFire, due_jobs, fires_between, next_fires
 from scheduler.cron.timing import format_slot, parse_instant, slot_of, slots_between
 from scheduler.cron.words import in_words
 
@@ -42,7 +35,6 @@ __all__ = [
     "TriggerAction",
     "due_jobs",
     "fires_between",
-    "fires_from",
     "format_slot",
     "in_words",
     "load_cron",

@@ -68,13 +68,8 @@ def next_fires(cron: CronFile, project: str, start: datetime, count: int) -> Pla
     return Plan(tuple(islice(_fires_from(schedules, start), count)), problems)
 
 
-def fires_from(cron: CronFile, project: str, start: datetime) -> Iterator[PlannedFire]:
-    """The fires on `project` at or after `start`, in order, worked out a day at a time as they
-    are taken (the jobs that have errors left out): for the soonest fires of many projects."""
-    return _fires_from(_schedules_for(cron, project)[0], start)
-
-
 def _fires_from(schedules: JobSchedules, start: datetime) -> Iterator[PlannedFire]:
+    """The fires at or after `start`, in order, worked out a day at a time as they are taken."""
     first = first_slot_at_or_after(start)
     last_found = first
     for midnight, day_fires in _fires_by_day(schedules, first.date()):

@@ -12,8 +12,9 @@ from itertools import islice
 from typing import Any
 
 from scheduler.config.model import CatchUp, Project
-from scheduler.cron import CronFile, Job, fires_from, in_words
+from scheduler.cron import CronFile, Job, PlannedFire, in_words, next_fires
 from scheduler.cron.model import ScheduleError
+from scheduler.cron.timing import first_slot_at_or_after
 from scheduler.durations import format_duration
 from scheduler.engine import Engine
 from scheduler.errors import SchedulerError
@@ -69,7 +70,6 @@ async def overview(engine: Engine, ledger: AsyncLedger[OperationsLedger]) -> Ove
         )
         if cron is not None:
             upcoming.append(_fires_of(cron, project.name, now))
-    # Each project's fires are worked out only as far as the soonest across projects need.
     soonest = islice(heapq.merge(*upcoming, key=lambda fire: fire[:3]), NEXT_FIRES)
     return OverviewOut(
         now=now,
@@ -154,9 +154,31 @@ async def _cron_of(engine: Engine, name: str) -> tuple[CronFile | None, str | No
 def _fires_of(
     cron: CronFile, project: str, now: datetime
 ) -> Iterator[tuple[datetime, str, str, Job]]:
-    """The project's fires from `now` on, in the order the overview lists fires across projects."""
-    for fire in fires_from(cron, project, now):
+    """The project's next fires from `now` on, in the order the overview lists them across
+    projects."""
+    for fire in NEXT_FIRES_KNOWN.next_fires(cron, project, now):
         yield fire.slot, project, fire.job_name, fire.job
+
+
+class NextFiresKnown:
+    """Each project's next `NEXT_FIRES` fires, kept with what they were worked out from: the
+    `.cron.yml` (the very object the engine read: a new revision is a new one) and the slot they
+    start at. Either changing works them out anew; within a slot every view reads them back."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[CronFile, datetime, tuple[PlannedFire, ...]]] = {}
+
+    def next_fires(self, cron: CronFile, project: str, now: datetime) -> tuple[PlannedFire, ...]:
+        start = first_slot_at_or_after(now)
+        known = self._known.get(project)
+        if known is not None and known[0] is cron and known[1] == start:
+            return known[2]
+        fires = next_fires(cron, project, start, NEXT_FIRES).fires
+        self._known[project] = (cron, start, fires)
+        return fires
+
+
+NEXT_FIRES_KNOWN = NextFiresKnown()
 
 
 def _upcoming(fires: Iterable[tuple[datetime, str, str, Job]]) -> list[UpcomingFireOut]:
@@ -164,7 +186,7 @@ def _upcoming(fires: Iterable[tuple[datetime, str, str, Job]]) -> list[UpcomingF
     for slot, project, name, job in fires:
         try:
             schedule = in_words(job.schedules_for(project))
-        except ScheduleError as error:  # fires_from leaves such jobs out: kept for safety
+        except ScheduleError as error:  # next_fires leaves such jobs out: kept for safety
             schedule = error.message
         found.append(UpcomingFireOut(slot=slot, project=project, job=name, schedule=schedule))
     return found
