@@ -602,7 +602,7 @@ def test_fires_history_filters_and_newest_first(ledger: Ledger) -> None:
     b1 = must_claim(ledger, project="b", job="nightly", slot=T + SLOT)
     w2 = must_claim(ledger, project="a", job="weekly", slot=T + 2 * SLOT)
     m1 = must_claim(ledger, project="a", job="nightly", slot=T + SLOT, kind=FireKind.MANUAL)
-    ledger.finish(a0, state=FireState.CREATED, now=T)
+    ledger.finish(a0, state=FireState.CREATED, now=T, details={"task": {"taskGroupId": "g"}})
 
     def ids(**filters: Any) -> list[int]:
         return [fire.id for fire in ledger.fires(**filters)]
@@ -616,6 +616,9 @@ def test_fires_history_filters_and_newest_first(ledger: Ledger) -> None:
     assert ids(state=FireState.CLAIMED, limit=2) == [w2.fire_id, m1.fire_id]
     assert ids(project="nobody") == []
     assert ledger.fire("a", "nightly", T + 3 * SLOT) is None
+    # Without the rendered tasks: the same fires, their details left out.
+    assert ledger.fires(details=False) == [replace(f, details=None) for f in ledger.fires()]
+    assert ledger.fires(project="a", job="nightly")[-1].details == {"task": {"taskGroupId": "g"}}
 
     # Each job's newest fire, as the history orders them: a manual fire beside the scheduled one
     # in its slot is the later.

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Text, bindparam, func, select, union_all
-from sqlalchemy.orm import FromStatement
+from sqlalchemy.orm import FromStatement, defer
 
 from scheduler.ledger.claims import same_fire
 from scheduler.ledger.mapping import to_record
@@ -109,11 +109,13 @@ class HistoryStore(Store):
         until: datetime | None = None,
         limit: int | None = None,
         offset: int = 0,
+        details: bool = True,
     ) -> list[Fire]:
         """Fires matching every filter given, newest slot first (then newest fire first).
 
         `since` keeps fires whose slot is at or after it, `until` those before it; `offset`
-        skips that many of the matches (a page is `offset`, `limit`).
+        skips that many of the matches (a page is `offset`, `limit`). Without `details`, the
+        rendered tasks (kilobytes each) are not read: each fire's `details` is None.
         """
         query = (
             select(FireRow)
@@ -124,7 +126,10 @@ class HistoryStore(Store):
             query = query.where(FireRow.slot >= aware("since", since))
         if until is not None:
             query = query.where(FireRow.slot < aware("until", until))
-        return self._records(Fire, query.offset(offset).limit(limit))
+        query = query.offset(offset).limit(limit)
+        if details:
+            return self._records(Fire, query)
+        return self._records(Fire, query.options(defer(FireRow.details)), details=None)
 
     def fire_by_id(self, fire_id: int) -> Fire | None:
         with self._transaction(writing=False) as session:

@@ -51,10 +51,11 @@ class Store:
             session.connection(execution_options={WRITING: writing})
             yield session
 
-    def _records(self, record: type[Record], query: Select[Any]) -> list[Record]:
-        """The rows `query` selects, as `record`s, read in a transaction of their own."""
+    def _records(self, record: type[Record], query: Select[Any], **given: Any) -> list[Record]:
+        """The rows `query` selects, as `record`s (with the fields `given`), read in a
+        transaction of their own."""
         with self._transaction(writing=False) as session:
-            return [to_record(record, row) for row in session.scalars(query)]
+            return [to_record(record, row, **given) for row in session.scalars(query)]
 
 
 def given(**filters: object) -> dict[str, object]:

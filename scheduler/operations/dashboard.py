@@ -97,7 +97,7 @@ async def project_detail(
             port.latest_slots([name]),
             port.pauses(project=name, at=now),
             port.incidents(open_only=True),
-            port.fires(project=name, limit=GRID_FIRES),
+            port.fires(project=name, limit=GRID_FIRES, details=False),
         )
     )
     revision = engine.last_read(name)
@@ -235,8 +235,8 @@ def task_group_of(details: dict[str, Any] | None) -> str | None:
 
 
 def _recent(fire: Fire) -> RecentFireOut:
-    shown = FireOut.model_validate(fire).model_dump()
-    return RecentFireOut(**shown, task_group_id=task_group_of(fire.details))
+    shown = FireOut.model_validate(fire)  # validated once: constructing adds only the group
+    return RecentFireOut.model_construct(**dict(shown), task_group_id=task_group_of(fire.details))
 
 
 def _grid(
