@@ -636,6 +636,24 @@ def test_fires_history_filters_and_newest_first(ledger: Ledger) -> None:
     }
 
 
+def test_task_groups_are_read_from_the_rendered_tasks(ledger: Ledger) -> None:
+    documents: list[dict[str, Any] | None] = [
+        {"task": {"taskGroupId": "fQGd7OhXSMSfVWdATUzmtw", "payload": {"env": {"A": "b"}}}},
+        {"task": {"taskGroupId": 7}},  # not a task group: shown as none
+        {"task": "rendered elsewhere"},
+        {"hookPayload": {"taskGroupId": "not-a-task"}},
+        None,
+    ]
+    ids = []
+    for n, details in enumerate(documents):
+        held = must_claim(ledger, job=f"job-{n}")
+        ledger.finish(held, state=FireState.CREATED, now=T, details=details)
+        ids.append(held.fire_id)
+
+    assert ledger.task_groups([*ids, ids[0], 10**9]) == {ids[0]: "fQGd7OhXSMSfVWdATUzmtw"}
+    assert ledger.task_groups([]) == {}
+
+
 # Times
 
 

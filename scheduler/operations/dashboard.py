@@ -18,7 +18,15 @@ from scheduler.cron.timing import first_slot_at_or_after
 from scheduler.durations import format_duration
 from scheduler.engine import Engine
 from scheduler.errors import SchedulerError
-from scheduler.ledger import AsyncLedger, Fire, Incident, OperationsLedger, Pause, SlotRecord
+from scheduler.ledger import (
+    TASK_GROUP_PATH,
+    AsyncLedger,
+    Fire,
+    Incident,
+    OperationsLedger,
+    Pause,
+    SlotRecord,
+)
 from scheduler.operations.models import (
     FireOut,
     GridRowOut,
@@ -76,7 +84,7 @@ async def overview(engine: Engine, ledger: AsyncLedger[OperationsLedger]) -> Ove
         root_url=engine.config.root_url,
         projects=healths,
         next_fires=_upcoming(soonest),
-        recent_fires=[_recent(fire) for fire in recent],
+        recent_fires=recent,
     )
 
 
@@ -130,12 +138,15 @@ def catch_up_in_words(catch_up: CatchUp) -> str:
 
 def _overview_rows(
     port: OperationsLedger, names: Sequence[str], now: datetime
-) -> tuple[dict[str, SlotRecord], list[Pause], list[Incident], list[Fire]]:
+) -> tuple[dict[str, SlotRecord], list[Pause], list[Incident], list[RecentFireOut]]:
+    # The recent fires' rendered tasks stay in the ledger: only their task groups are shown.
+    recent = port.fires(since=now - RECENT, limit=RECENT_LIMIT, details=False)
+    groups = port.task_groups([fire.id for fire in recent])
     return (
         port.latest_slots(names),
         port.pauses(at=now),
         port.incidents(open_only=True),
-        port.fires(since=now - RECENT, limit=RECENT_LIMIT),
+        [_recent(fire, groups.get(fire.id)) for fire in recent],
     )
 
 
@@ -229,14 +240,15 @@ def _concerns(subject: str, project: str) -> bool:
 
 def task_group_of(details: dict[str, Any] | None) -> str | None:
     """The task group of the task a fire sent (its rendered task's), if it says."""
-    task = (details or {}).get("task")
-    group = task.get("taskGroupId") if isinstance(task, dict) else None
-    return group if isinstance(group, str) else None
+    value: Any = details
+    for key in TASK_GROUP_PATH:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, str) else None
 
 
-def _recent(fire: Fire) -> RecentFireOut:
+def _recent(fire: Fire, group: str | None) -> RecentFireOut:
     shown = FireOut.model_validate(fire)  # validated once: constructing adds only the group
-    return RecentFireOut.model_construct(**dict(shown), task_group_id=task_group_of(fire.details))
+    return RecentFireOut.model_construct(**dict(shown), task_group_id=group)
 
 
 def _grid(
