@@ -247,8 +247,9 @@ def task_group_of(details: dict[str, Any] | None) -> str | None:
 
 
 def _recent(fire: Fire, group: str | None) -> RecentFireOut:
-    shown = FireOut.model_validate(fire)  # validated once: constructing adds only the group
-    return RecentFireOut.model_construct(**dict(shown), task_group_id=group)
+    # From the record's fields as a dict: pydantic reads one several times faster than it reads
+    # the attributes of an object, which counts over hundreds of fires.
+    return RecentFireOut.model_validate({**vars(fire), "task_group_id": group})
 
 
 def _grid(
@@ -263,7 +264,7 @@ def _grid(
         GridRowOut(
             job=job,
             cells=[
-                FireOut.model_validate(cells[job, slot]) if (job, slot) in cells else None
+                FireOut.model_validate(vars(cells[job, slot])) if (job, slot) in cells else None
                 for slot in slots
             ],
         )
