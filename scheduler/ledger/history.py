@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Text, bindparam, func, select, union_all
-from sqlalchemy.orm import FromStatement
+from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from scheduler.ledger.claims import same_fire
 from scheduler.ledger.mapping import to_record
@@ -169,7 +169,7 @@ LATEST_BATCH = 400
 
 
 @functools.lru_cache(maxsize=64)  # built once for each size of batch: building it costs more
-def _latest_slots(count: int) -> FromStatement[tuple[SlotRow]]:
+def _latest_slots(count: int) -> ExecutableReturnsRows:
     """The rows of the latest slots of the projects bound as `project_0` ... `project_<count-1>`:
     for each, the primary key's largest slot of the project."""
     members = []
@@ -185,7 +185,7 @@ def _latest_slots(count: int) -> FromStatement[tuple[SlotRow]]:
 
 
 @functools.lru_cache(maxsize=64)
-def _latest_fires(count: int) -> FromStatement[tuple[FireRow]]:
+def _latest_fires(count: int) -> ExecutableReturnsRows:
     """The newest fire of each job bound as `job_0` ... `job_<count-1>` of the project bound as
     `project`, in the order of `HistoryStore.fires`."""
     project = bindparam("project", type_=Text)

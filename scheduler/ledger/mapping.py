@@ -10,6 +10,8 @@ from enum import Enum
 from types import UnionType
 from typing import Any, TypeVar, get_args, get_type_hints
 
+from sqlalchemy import Row
+
 from scheduler.ledger.models import Base
 from scheduler.ledger.records import (
     AuditEntry,
@@ -27,7 +29,7 @@ Record = TypeVar(
 )
 
 
-def to_record(record: type[Record], *rows: Base, **given: Any) -> Record:
+def to_record(record: type[Record], *rows: Base | Row[Any], **given: Any) -> Record:
     """A `record` whose fields are taken from `given`, else from the first of `rows` that has
     a column of the field's name; a field none has keeps its default. Values of enumerated
     fields (kinds, states, phases) become the enumeration's members."""
