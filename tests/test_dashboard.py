@@ -17,11 +17,13 @@ import httpx
 
 from scheduler.common.redaction import remember_secret_variables
 from scheduler.config.model import ApiSettings, ApiToken, Config, Project
+from scheduler.cron import load_cron, next_fires
 from scheduler.engine.checks import LastChecks
 from scheduler.expiry.model import CachedTask, ExpiryEvent, ExpiryEventKind
 from scheduler.monitoring import Monitor
 from scheduler.notify.settings import NotifySettings, SlackSettings
 from scheduler.operations.acts import Operations
+from scheduler.operations.dashboard import NEXT_FIRES, NextFiresKnown
 from scheduler.operations.health import staleness
 from scheduler.operations.models import FireQuery
 from scheduler.preflight import preflight
@@ -499,3 +501,40 @@ def test_a_failed_scan_keeps_what_the_last_one_found() -> None:
     checks.scanned("alpha", (), at=T + timedelta(hours=2))  # nothing at risk any more
     assert checks.scans["alpha"].at_risk == ()
     assert checks.scans["alpha"].failure is None
+
+
+def test_the_next_fires_kept_are_worked_out_anew_for_a_new_cron_file_or_slot() -> None:
+    known = NextFiresKnown()
+    hourly = load_cron(HOURLY)
+    first = known.next_fires(hourly, "alpha", T)
+    assert first == next_fires(hourly, "alpha", T, NEXT_FIRES).fires
+    assert first[0].slot == datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    # Later in the same slot: the same fires, not worked out again.
+    assert known.next_fires(hourly, "alpha", T + timedelta(minutes=9)) is first
+
+    # The next slot: from there on (at 10:05, 10:00 is past).
+    later = T + timedelta(minutes=15)
+    assert (
+        known.next_fires(hourly, "alpha", later)
+        == next_fires(hourly, "alpha", later, NEXT_FIRES).fires
+    )
+    assert known.next_fires(hourly, "alpha", later)[0].slot == datetime(
+        2026, 12, 1, 11, 0, tzinfo=UTC
+    )
+
+    # Another revision's .cron.yml (another object, even for the same text), in the same slot.
+    nightly = load_cron(NIGHTLY_AND_HOURLY)
+    assert (
+        known.next_fires(nightly, "alpha", later)
+        == next_fires(nightly, "alpha", later, NEXT_FIRES).fires
+    )
+    assert "nightly" in {fire.job_name for fire in known.next_fires(nightly, "alpha", later)}
+    again = load_cron(HOURLY)
+    assert known.next_fires(again, "alpha", later) is not known.next_fires(hourly, "alpha", later)
+    # Each project its own.
+    beta = known.next_fires(hourly, "beta", later)
+    assert beta == next_fires(hourly, "beta", later, NEXT_FIRES).fires
+    assert (
+        known.next_fires(nightly, "alpha", later)
+        == next_fires(nightly, "alpha", later, NEXT_FIRES).fires
+    )

@@ -31,6 +31,7 @@ from scheduler.ledger import (
     RemediationState,
     SlotOutcome,
 )
+from scheduler.ledger.history import LATEST_BATCH
 from scheduler.ledger.migrating import current_revision, head_revision
 from scheduler.ledger.models import Base
 from tests.support.ledger_backends import open_at_once, race_for_claims, run_in_processes
@@ -563,6 +564,35 @@ def test_slots_history_filters_and_order(ledger: Ledger) -> None:
     assert [r.slot for r in ledger.slots(project="a", limit=1)] == [T + 2 * SLOT]
 
 
+def test_latest_slots_is_each_projects_newest_evaluation(ledger: Ledger) -> None:
+    # Out of order, an evaluation replaced, and projects beyond one statement's batch.
+    names = [f"p{n}" for n in range(LATEST_BATCH + 1)]
+    evaluations = [("a", 0, "evaluated"), ("a", 2, "evaluated"), ("a", 1, "evaluated")]
+    evaluations += [("b", 1, "evaluated"), ("b", 1, "failed"), ("p0", 3, "evaluated")]
+    evaluations += [(names[-1], 4, "skipped")]
+    for project, offset, outcome in evaluations:
+        ledger.record_slot(
+            project,
+            T + offset * SLOT,
+            revision=f"rev-{offset}",
+            outcome=SlotOutcome(outcome),
+            error="unreadable" if outcome == "failed" else None,
+            replica="r",
+            now=T + offset * MINUTE,
+        )
+
+    latest = ledger.latest_slots(["a", "b", "never", "a", *names])
+
+    assert {name: (r.slot, r.outcome, r.error) for name, r in latest.items()} == {
+        "a": (T + 2 * SLOT, SlotOutcome.EVALUATED, None),
+        "b": (T + SLOT, SlotOutcome.FAILED, "unreadable"),
+        "p0": (T + 3 * SLOT, SlotOutcome.EVALUATED, None),
+        names[-1]: (T + 4 * SLOT, SlotOutcome.SKIPPED, None),
+    }
+    assert latest["a"] == ledger.slots(project="a", limit=1)[0]
+    assert ledger.latest_slots([]) == {}
+
+
 # History
 
 
@@ -572,7 +602,7 @@ def test_fires_history_filters_and_newest_first(ledger: Ledger) -> None:
     b1 = must_claim(ledger, project="b", job="nightly", slot=T + SLOT)
     w2 = must_claim(ledger, project="a", job="weekly", slot=T + 2 * SLOT)
     m1 = must_claim(ledger, project="a", job="nightly", slot=T + SLOT, kind=FireKind.MANUAL)
-    ledger.finish(a0, state=FireState.CREATED, now=T)
+    ledger.finish(a0, state=FireState.CREATED, now=T, details={"task": {"taskGroupId": "g"}})
 
     def ids(**filters: Any) -> list[int]:
         return [fire.id for fire in ledger.fires(**filters)]
@@ -586,6 +616,42 @@ def test_fires_history_filters_and_newest_first(ledger: Ledger) -> None:
     assert ids(state=FireState.CLAIMED, limit=2) == [w2.fire_id, m1.fire_id]
     assert ids(project="nobody") == []
     assert ledger.fire("a", "nightly", T + 3 * SLOT) is None
+    # Without the rendered tasks: the same fires, their details left out.
+    assert ledger.fires(details=False) == [replace(f, details=None) for f in ledger.fires()]
+    assert ledger.fires(project="a", job="nightly")[-1].details == {"task": {"taskGroupId": "g"}}
+
+    # Each job's newest fire, as the history orders them: a manual fire beside the scheduled one
+    # in its slot is the later.
+    latest = ledger.latest_fires("a", ["nightly", "weekly", "never", "nightly"])
+    assert {job: fire.id for job, fire in latest.items()} == {
+        "nightly": m1.fire_id,
+        "weekly": w2.fire_id,
+    }
+    assert latest["nightly"] == ledger.fires(project="a", job="nightly", limit=1)[0]
+    assert ledger.latest_fires("b", ["weekly"]) == {}
+    assert ledger.latest_fires("a", []) == {}
+    many = [f"job-{n}" for n in range(LATEST_BATCH)] + ["weekly"]  # past one statement's batch
+    assert {job: fire.id for job, fire in ledger.latest_fires("a", many).items()} == {
+        "weekly": w2.fire_id
+    }
+
+
+def test_task_groups_are_read_from_the_rendered_tasks(ledger: Ledger) -> None:
+    documents: list[dict[str, Any] | None] = [
+        {"task": {"taskGroupId": "fQGd7OhXSMSfVWdATUzmtw", "payload": {"env": {"A": "b"}}}},
+        {"task": {"taskGroupId": 7}},  # not a task group: shown as none
+        {"task": "rendered elsewhere"},
+        {"hookPayload": {"taskGroupId": "not-a-task"}},
+        None,
+    ]
+    ids = []
+    for n, details in enumerate(documents):
+        held = must_claim(ledger, job=f"job-{n}")
+        ledger.finish(held, state=FireState.CREATED, now=T, details=details)
+        ids.append(held.fire_id)
+
+    assert ledger.task_groups([*ids, ids[0], 10**9]) == {ids[0]: "fQGd7OhXSMSfVWdATUzmtw"}
+    assert ledger.task_groups([]) == {}
 
 
 # Times

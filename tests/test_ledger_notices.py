@@ -292,6 +292,23 @@ def test_the_pages_read_watches_by_fire_and_letters_by_fire_or_project(ledger: L
     assert [letter.key for letter in ledger.letters_about(project=PROJECT)] == ["expiry"]
     assert [letter.key for letter in ledger.letters_about(project="elsewhere")] == ["other"]
     assert ledger.letters_about(project="nobody") == []
+    # Leaving out a kind by its keys' start, before the limit (check-ins outnumber the rest).
+    ledger.report(
+        [
+            Notice(f"check-in:{n}:end", {"project": PROJECT, "status": "ok"}, (RELENG,))
+            for n in (1, 2)
+        ],
+        now=T + 3 * HOUR,
+    )
+    assert [letter.key for letter in ledger.letters_about(project=PROJECT, limit=1)] == [
+        "check-in:2:end"
+    ]
+    assert [
+        letter.key
+        for letter in ledger.letters_about(project=PROJECT, except_keys="check-in:", limit=1)
+    ] == ["expiry"]
+    # The start is taken as text, not as a LIKE pattern.
+    assert len(ledger.letters_about(project=PROJECT, except_keys="check_in%")) == 3
 
 
 def test_a_watch_read_by_two_replicas_is_advanced_once(ledger: Ledger, ledger_url: str) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import secrets
 import string
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +20,7 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler.common import logs
+from scheduler.common import logs, redaction
 from scheduler.common.redaction import (
     MASK,
     is_secret_key,
@@ -233,6 +235,46 @@ def test_redact_keeps_a_login_name_and_without_userinfo_drops_it() -> None:
     assert redact(url) == url
     assert redact("bot:hunter22@github.com:org/private") == "***@github.com:org/private"
     assert without_userinfo(url) == "ssh://github.com/mozilla/gecko"
+
+
+# -- the hints: what each rule needs before its pattern runs ---------------------------------
+
+# Pieces of what the patterns look for, and of what they must not take for it.
+PIECES = [
+    *"aAbBtTkKoOeEnNsSpPwWdDrRcCiI_-.:=@/\"' \n&;,)]}x019·é",
+    *("token", "Token", "TOKEN", "password", "secret", "api_key", "Authorization", "Bearer "),
+    *("https://", "git+ssh://", "user:pw@", "host.example.com", "xoxb-", "xapp-", "dsn", ": "),
+    *("hooks.slack.com/services/", "\u0130", "\u0131", "\u017f", "\u212a", "\ud800", TC_TOKEN),
+]
+
+
+def _every_rule(text: str) -> str:
+    """What scrub did before it had hints: every pattern, in order, over the whole text."""
+    for pattern, replacement, _ in redaction._RULES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+@given(st.lists(st.sampled_from(PIECES), max_size=40), st.integers(0, 300))
+def test_the_hints_change_nothing_that_is_masked(pieces: list[str], padding: int) -> None:
+    text = "".join(pieces)
+    assert scrub(text) == _every_rule(text)
+    # A page's length (no short text remembered), the same.
+    page = f"{'<p>row</p>' * padding}{text}"
+    assert scrub(page) == _every_rule(page)
+
+
+def test_the_ascii_twins_are_every_character_a_pattern_takes_for_an_ascii_letter() -> None:
+    letters = re.compile("[a-z]", re.IGNORECASE)
+    twins = {
+        chr(code): letter
+        for code in range(0x80, sys.maxunicode + 1)
+        if letters.fullmatch(chr(code))
+        for letter in string.ascii_lowercase
+        if re.fullmatch(letter, chr(code), re.IGNORECASE)
+    }
+    assert twins == dict(redaction._ASCII_TWINS)
+    assert "".join(twins).lower() != "".join(twins.values())  # why str.lower() alone is not enough
 
 
 # -- the registry ---------------------------------------------------------------------------

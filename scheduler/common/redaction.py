@@ -6,11 +6,12 @@ Logs, the ledger, Slack, Sentry and error messages show text through `scrub` (or
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 MASK = "***"
 
@@ -131,18 +132,76 @@ def _keep_quoted_key(match: re.Match[str]) -> str:
     return f"{quote}{match['key']}{quote}{match['sep']}{value_quote}{MASK}{match['vq']}"
 
 
+# What a rule needs in the text before its pattern can match, looked for first because that is
+# far cheaper than the pattern on a long text (a page): where it is absent the pattern cannot
+# match, so skipping the rule masks the same.
+_KEYED = re.compile(rf"{_KEYWORD}[\"']?\s*[:=]")
+_SCHEMED_USERINFO = re.compile(r"://[^/\s]*@")
+_COLON_USERINFO = re.compile(r":[^\s/\"'<>`]+@")
+# The characters other than A-Z that a case-insensitive pattern takes for an ASCII letter
+# (tests/test_redaction.py checks the list against every code point).
+_ASCII_TWINS = (("\u0130", "i"), ("\u0131", "i"), ("\u017f", "s"), ("\u212a", "k"))
+# The bytes a Taskcluster token is made of as "a", every other byte (UTF-8's too) as " ".
+_TOKEN_BYTES = bytes(
+    ord("a") if chr(byte).isascii() and (chr(byte).isalnum() or chr(byte) in "_-") else ord(" ")
+    for byte in range(256)
+)
+
+
+@functools.lru_cache(maxsize=2)
+def _folded(text: str) -> str:
+    """`text` with every character a case-insensitive pattern matches to an ASCII letter as
+    that letter in lowercase (other characters may change too: a hint then only runs a rule)."""
+    if not text.isascii():
+        for twin, letter in _ASCII_TWINS:
+            text = text.replace(twin, letter)
+    return text.lower()
+
+
+def _keyed(text: str) -> bool:
+    """Whether a secret's key word is followed by `:` or `=` (maybe after a quote)."""
+    return _KEYED.search(_folded(text)) is not None
+
+
+def _schemed_userinfo(text: str) -> bool:
+    return _SCHEMED_USERINFO.search(text) is not None
+
+
+def _colon_userinfo(text: str) -> bool:
+    return _COLON_USERINFO.search(text) is not None
+
+
+def _bearer(text: str) -> bool:
+    return "bearer" in _folded(text)
+
+
+def _slack_prefix(text: str) -> bool:
+    return "xox" in text or "xapp-" in text
+
+
+def _token_run(text: str) -> bool:
+    """Whether 44 characters in a row are letters, digits, `_` or `-`, as a token's are."""
+    return b"a" * 44 in text.encode("utf-8", "surrogatepass").translate(_TOKEN_BYTES)
+
+
+class _Rule(NamedTuple):
+    pattern: re.Pattern[str]
+    replacement: str | Callable[[re.Match[str]], str]
+    hint: Callable[[str], bool] | None  # None: always run the pattern
+
+
 # Most specific first: a quoted pair or a header keeps its key and structure, and what is masked
 # once is `***`, which none of the later patterns matches again.
-_RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
-    (_QUOTED_PAIR, _keep_quoted_key),
-    (_AUTHORIZATION_HEADER, _keep_header),
-    (_SLACK_WEBHOOK, rf"\g<prefix>{MASK}"),
-    (_URL_USERINFO, _mask_userinfo),
-    (_BARE_USERINFO, f"{MASK}@"),
-    (_BEARER, rf"\g<scheme> {MASK}"),
-    (_PAIR, _keep_key),
-    (_SLACK_TOKEN, rf"\g<prefix>{MASK}"),
-    (_TASKCLUSTER_TOKEN, MASK),
+_RULES = (
+    _Rule(_QUOTED_PAIR, _keep_quoted_key, _keyed),
+    _Rule(_AUTHORIZATION_HEADER, _keep_header, _keyed),
+    _Rule(_SLACK_WEBHOOK, rf"\g<prefix>{MASK}", None),
+    _Rule(_URL_USERINFO, _mask_userinfo, _schemed_userinfo),
+    _Rule(_BARE_USERINFO, f"{MASK}@", _colon_userinfo),
+    _Rule(_BEARER, rf"\g<scheme> {MASK}", _bearer),
+    _Rule(_PAIR, _keep_key, _keyed),
+    _Rule(_SLACK_TOKEN, rf"\g<prefix>{MASK}", _slack_prefix),
+    _Rule(_TASKCLUSTER_TOKEN, MASK, _token_run),
 )
 
 
@@ -163,9 +222,10 @@ class _Registry:
                 ordered = sorted(self._values, key=lambda value: (-len(value), value))
                 self._pattern = re.compile("|".join(map(re.escape, ordered)))
 
-    def sub(self, text: str) -> str:
-        pattern = self._pattern  # One read: a concurrent `add` swaps in a whole new pattern.
-        return text if pattern is None else pattern.sub(MASK, text)
+    @property
+    def pattern(self) -> re.Pattern[str] | None:
+        """The values as one pattern: a new one each time a value is added."""
+        return self._pattern
 
 
 _REMEMBERED = _Registry()
@@ -188,6 +248,7 @@ def remember_secret_variables(environ: Mapping[str, str]) -> None:
             remember_secret(value)
 
 
+@functools.lru_cache(maxsize=1024)  # pages and payloads ask about the same few names
 def is_secret_key(name: str) -> bool:
     """Whether a field called `name` holds a secret whatever its value looks like."""
     return _SECRET_KEY.fullmatch(name) is not None
@@ -196,14 +257,42 @@ def is_secret_key(name: str) -> bool:
 def scrub_remembered(text: str) -> str:
     """`text` with every remembered secret as `***`: exact values only, so markup around them
     (a page's HTML, say) keeps its shape."""
-    return _REMEMBERED.sub(text)
+    remembered = _REMEMBERED.pattern
+    return text if remembered is None else remembered.sub(MASK, text)
 
 
 def scrub(text: str) -> str:
     """`text` with every remembered secret and everything that looks like a secret as `***`."""
-    text = _REMEMBERED.sub(text)
-    for pattern, replacement in _RULES:
-        text = pattern.sub(replacement, text)
+    remembered = _REMEMBERED.pattern  # One read: a concurrent `add` swaps in a new pattern.
+    if len(text) <= _SHORT:
+        return _scrub_short(text, remembered)
+    return _scrub(text, remembered)
+
+
+# A page masks thousands of short strings, most of them many times (names, states, ids): those
+# are remembered with the secrets' pattern they were masked with, so a new secret masks anew.
+_SHORT = 256
+
+
+@functools.lru_cache(maxsize=4096)
+def _scrub_short(text: str, remembered: re.Pattern[str] | None) -> str:
+    return _scrub(text, remembered)
+
+
+def _scrub(text: str, remembered: re.Pattern[str] | None) -> str:
+    if remembered is not None:
+        text = remembered.sub(MASK, text)
+    found: dict[Callable[[str], bool], bool] = {}  # the hints looked for in the text as it is
+    for pattern, replacement, hint in _RULES:
+        if hint is not None:
+            if hint not in found:
+                found[hint] = hint(text)
+            if not found[hint]:
+                continue
+        masked = pattern.sub(replacement, text)
+        if masked is not text:  # a new text: what was found in the old one no longer holds
+            text = masked
+            found.clear()
     return text
 
 

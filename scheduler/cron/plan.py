@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import islice
 
 from scheduler.common.diagnostics import Diagnostic, Severity
 from scheduler.cron.model import CronFile, Job, Schedule, ScheduleError, fires_at
@@ -63,15 +64,21 @@ def fires_between(cron: CronFile, project: str, start: datetime, end: datetime) 
 
 def next_fires(cron: CronFile, project: str, start: datetime, count: int) -> Plan:
     """The first `count` fires on `project` at or after `start` (fewer if the jobs stop firing)."""
-    first = first_slot_at_or_after(start)
     schedules, problems = _schedules_for(cron, project)
-    fires: list[PlannedFire] = []
+    return Plan(tuple(islice(_fires_from(schedules, start), count)), problems)
+
+
+def _fires_from(schedules: JobSchedules, start: datetime) -> Iterator[PlannedFire]:
+    """The fires at or after `start`, in order, worked out a day at a time as they are taken."""
+    first = first_slot_at_or_after(start)
+    last_found = first
     for midnight, day_fires in _fires_by_day(schedules, first.date()):
-        last_found = fires[-1].slot if fires else first
-        if len(fires) >= count or midnight - last_found >= LOOKAHEAD:
-            break
-        fires.extend(fire for fire in day_fires if fire.slot >= first)
-    return Plan(tuple(fires[:count]), problems)
+        if midnight - last_found >= LOOKAHEAD:
+            return
+        for fire in day_fires:
+            if fire.slot >= first:
+                last_found = fire.slot
+                yield fire
 
 
 def _schedules_for(cron: CronFile, project: str) -> tuple[JobSchedules, tuple[Diagnostic, ...]]:

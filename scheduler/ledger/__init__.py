@@ -5,6 +5,7 @@ The one place that knows its schema (SQLAlchemy models, Alembic migrations); not
 
 from scheduler.ledger.async_ledger import AsyncLedger, open_async_ledger, upgrade_async_ledger
 from scheduler.ledger.connecting import LedgerUnreachableError, LedgerURLError
+from scheduler.ledger.history import TASK_GROUP_PATH
 from scheduler.ledger.ledger import Ledger
 from scheduler.ledger.migrating import LedgerTooNewError
 from scheduler.ledger.ports import (
@@ -48,6 +49,7 @@ from scheduler.ledger.retention import PRUNE_BATCH
 __all__ = [
     "OPEN_STATES",
     "PRUNE_BATCH",
+    "TASK_GROUP_PATH",
     "Act",
     "AsyncLedger",
     "AuditEntry",

@@ -5,9 +5,14 @@ What the engine, the CLI and the web read back; claims and skips write the fires
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, bindparam, func, select, true, union_all
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from scheduler.ledger.claims import same_fire
 from scheduler.ledger.mapping import to_record
@@ -54,6 +59,40 @@ class HistoryStore(Store):
         with self._transaction(writing=False) as session:
             return session.scalar(select(func.max(SlotRow.slot)).where(SlotRow.project == project))
 
+    def latest_slots(self, projects: Sequence[str]) -> dict[str, SlotRecord]:
+        """The latest slot evaluation of each of `projects` that has one, by project.
+
+        One index look-up a project (not a scan of every slot kept), in one statement per
+        `LATEST_BATCH` projects.
+        """
+        names = list(dict.fromkeys(projects))
+        found: dict[str, SlotRecord] = {}
+        with self._transaction(writing=False) as session:
+            if session.get_bind().dialect.name == "postgresql" and names:
+                # PostgreSQL plans a long UNION slowly: the same look-ups as one lateral join.
+                for row in session.scalars(_LATEST_SLOTS_LATERAL, {"projects": names}):
+                    found[row.project] = to_record(SlotRecord, row)
+                return found
+            for start in range(0, len(names), LATEST_BATCH):
+                batch = names[start : start + LATEST_BATCH]
+                given = {f"project_{n}": name for n, name in enumerate(batch)}
+                for row in session.scalars(_latest_slots(len(batch)), given):
+                    found[row.project] = to_record(SlotRecord, row)
+        return found
+
+    def latest_fires(self, project: str, jobs: Sequence[str]) -> dict[str, Fire]:
+        """The newest fire (as `fires` orders them) of each of the project's `jobs` that has one,
+        by job: one index look-up a job, in one statement per `LATEST_BATCH` jobs."""
+        names = list(dict.fromkeys(jobs))
+        found: dict[str, Fire] = {}
+        with self._transaction(writing=False) as session:
+            for start in range(0, len(names), LATEST_BATCH):
+                batch = names[start : start + LATEST_BATCH]
+                given = {"project": project} | {f"job_{n}": job for n, job in enumerate(batch)}
+                for row in session.scalars(_latest_fires(len(batch)), given):
+                    found[row.job] = to_record(Fire, row)
+        return found
+
     def slots(
         self, *, project: str | None = None, since: datetime | None = None, limit: int | None = None
     ) -> list[SlotRecord]:
@@ -77,11 +116,13 @@ class HistoryStore(Store):
         until: datetime | None = None,
         limit: int | None = None,
         offset: int = 0,
+        details: bool = True,
     ) -> list[Fire]:
         """Fires matching every filter given, newest slot first (then newest fire first).
 
         `since` keeps fires whose slot is at or after it, `until` those before it; `offset`
-        skips that many of the matches (a page is `offset`, `limit`).
+        skips that many of the matches (a page is `offset`, `limit`). Without `details`, the
+        rendered tasks (kilobytes each) are not read: each fire's `details` is None.
         """
         query = (
             select(FireRow)
@@ -92,7 +133,25 @@ class HistoryStore(Store):
             query = query.where(FireRow.slot >= aware("since", since))
         if until is not None:
             query = query.where(FireRow.slot < aware("until", until))
-        return self._records(Fire, query.offset(offset).limit(limit))
+        query = query.offset(offset).limit(limit)
+        if details:
+            return self._records(Fire, query)
+        return self._records(Fire, query, details=None)
+
+    def task_groups(self, fire_ids: Sequence[int]) -> dict[int, str]:
+        """The task group of the task each of these fires sent, by fire, where its rendered
+        task (`details`) names one: read from the document in the database, the rest of it
+        (kilobytes a fire) left there."""
+        group = FireRow.details[TASK_GROUP_PATH]
+        found: dict[int, str] = {}
+        with self._transaction(writing=False) as session:
+            for start in range(0, len(fire_ids), TASK_GROUPS_BATCH):
+                batch = fire_ids[start : start + TASK_GROUPS_BATCH]
+                query = select(FireRow.id, group).where(FireRow.id.in_(batch))
+                for fire_id, value in session.execute(query):
+                    if isinstance(value, str):
+                        found[fire_id] = value
+        return found
 
     def fire_by_id(self, fire_id: int) -> Fire | None:
         with self._transaction(writing=False) as session:
@@ -107,3 +166,65 @@ class HistoryStore(Store):
         with self._transaction(writing=False) as session:
             row = session.scalars(query).one_or_none()
             return to_record(Fire, row) if row is not None else None
+
+
+# Where a fire's rendered task (its `details`) names its task group.
+TASK_GROUP_PATH = ("task", "taskGroupId")
+TASK_GROUPS_BATCH = 1000
+# SQLite allows 500 SELECTs in one compound statement.
+LATEST_BATCH = 400
+
+
+@functools.lru_cache(maxsize=64)  # built once for each size of batch: building it costs more
+def _latest_slots(count: int) -> ExecutableReturnsRows:
+    """The rows of the latest slots of the projects bound as `project_0` ... `project_<count-1>`:
+    for each, the primary key's largest slot of the project."""
+    members = []
+    for n in range(count):
+        project = bindparam(f"project_{n}", type_=Text)
+        latest = select(func.max(SlotRow.slot)).where(SlotRow.project == project)
+        members.append(
+            select(SlotRow).where(
+                SlotRow.project == project, SlotRow.slot == latest.scalar_subquery()
+            )
+        )
+    return select(SlotRow).from_statement(union_all(*members))
+
+
+def _latest_slots_lateral() -> ExecutableReturnsRows:
+    """PostgreSQL's form of `_latest_slots`: for each project of the array bound as
+    `projects`, its newest slot row."""
+    names = (
+        func.unnest(bindparam("projects", type_=postgresql.ARRAY(Text)))
+        .table_valued("project")
+        .render_derived(name="names")
+    )
+    newest = (
+        select(SlotRow)
+        .where(SlotRow.project == names.c.project)
+        .order_by(SlotRow.slot.desc())
+        .limit(1)
+        .lateral("newest")
+    )
+    return select(aliased(SlotRow, newest)).select_from(names).join(newest, true())
+
+
+_LATEST_SLOTS_LATERAL = _latest_slots_lateral()
+
+
+@functools.lru_cache(maxsize=64)
+def _latest_fires(count: int) -> ExecutableReturnsRows:
+    """The newest fire of each job bound as `job_0` ... `job_<count-1>` of the project bound as
+    `project`, in the order of `HistoryStore.fires`."""
+    project = bindparam("project", type_=Text)
+    members = []
+    for n in range(count):
+        newest = (
+            select(FireRow.id)
+            .where(FireRow.project == project, FireRow.job == bindparam(f"job_{n}", type_=Text))
+            .order_by(FireRow.slot.desc(), FireRow.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        members.append(select(FireRow).where(FireRow.id == newest))
+    return select(FireRow).from_statement(union_all(*members))

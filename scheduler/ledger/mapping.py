@@ -10,6 +10,8 @@ from enum import Enum
 from types import UnionType
 from typing import Any, TypeVar, get_args, get_type_hints
 
+from sqlalchemy import Row
+
 from scheduler.ledger.models import Base
 from scheduler.ledger.records import (
     AuditEntry,
@@ -28,7 +30,7 @@ Record = TypeVar(
 )
 
 
-def to_record(record: type[Record], *rows: Base, **given: Any) -> Record:
+def to_record(record: type[Record], *rows: Base | Row[Any], **given: Any) -> Record:
     """A `record` whose fields are taken from `given`, else from the first of `rows` that has
     a column of the field's name; a field none has keeps its default. Values of enumerated
     fields (kinds, states, phases) become the enumeration's members."""
@@ -37,14 +39,20 @@ def to_record(record: type[Record], *rows: Base, **given: Any) -> Record:
         if name in given:
             value = given[name]
         else:
-            found = [getattr(row, name) for row in rows if hasattr(row, name)]
-            if not found:
+            # Every read maps its rows here: one look-up a row, no list, no hasattr.
+            for row in rows:
+                value = getattr(row, name, _ABSENT)
+                if value is not _ABSENT:
+                    break
+            else:
                 if has_default:
                     continue
                 raise TypeError(f"no row has {record.__name__}.{name}, and it is not given")
-            value = found[0]
         values[name] = enumeration(value) if enumeration and value is not None else value
     return record(**values)
+
+
+_ABSENT = object()
 
 
 def _fields_of(record: type[Any]) -> tuple[tuple[str, type[Enum] | None, bool], ...]:

@@ -39,15 +39,23 @@ class OutboxStore(Store):
         return self._records(Letter, query.limit(limit))
 
     def letters_about(
-        self, *, fire_id: int | None = None, project: str | None = None, limit: int = 50
+        self,
+        *,
+        fire_id: int | None = None,
+        project: str | None = None,
+        except_keys: str | None = None,
+        limit: int = 50,
     ) -> list[Letter]:
         """The letters about the fire `fire_id` (queued by its watch), or about `project` (its
-        events name it), newest first: what people were told."""
+        events name it), newest first: what people were told; without those whose key starts
+        with `except_keys` (the many check-ins, say)."""
         query = select(LetterRow).order_by(LetterRow.id.desc()).limit(limit)
         if fire_id is not None:
             query = query.where(LetterRow.fire_id == fire_id)
         if project is not None:
             query = query.where(LetterRow.event["project"].as_string() == project)
+        if except_keys is not None:
+            query = query.where(~LetterRow.key.startswith(except_keys, autoescape=True))
         return self._records(Letter, query)
 
     def backlog(self) -> list[Backlog]:

@@ -51,10 +51,15 @@ class Store:
             session.connection(execution_options={WRITING: writing})
             yield session
 
-    def _records(self, record: type[Record], query: Select[Any]) -> list[Record]:
-        """The rows `query` selects, as `record`s, read in a transaction of their own."""
+    def _records(self, record: type[Record], query: Select[Any], **given: Any) -> list[Record]:
+        """The rows `query` selects (of one model), as `record`s, read in a transaction of their
+        own. The fields `given` are not read. Rows are read as plain tuples of the columns: a
+        page of the history builds no ORM objects it would throw away."""
+        model = query.column_descriptions[0]["entity"]
+        columns = [column for column in model.__table__.columns if column.name not in given]
         with self._transaction(writing=False) as session:
-            return [to_record(record, row) for row in session.scalars(query)]
+            rows = session.execute(query.with_only_columns(*columns))
+            return [to_record(record, row, **given) for row in rows]
 
 
 def given(**filters: object) -> dict[str, object]:

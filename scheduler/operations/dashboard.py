@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from itertools import islice
 
 from scheduler.config.model import CatchUp, Project
-from scheduler.cron import CronFile, in_words, next_fires
+from scheduler.cron import CronFile, Job, PlannedFire, in_words, next_fires
 from scheduler.cron.model import ScheduleError
+from scheduler.cron.timing import first_slot_at_or_after
 from scheduler.durations import format_duration
 from scheduler.engine import Engine
 from scheduler.errors import SchedulerError
@@ -25,13 +27,7 @@ from scheduler.ledger import (
     SlotRecord,
     Watch,
 )
-from scheduler.operations.followed import (
-    NOTICES,
-    is_check_in,
-    notice_out,
-    outcome_of,
-    task_group_of,
-)
+from scheduler.operations.followed import NOTICES, notice_out, outcome_of
 from scheduler.operations.health import assess, expiry_watch
 from scheduler.operations.models import PauseOut, ProjectJobsOut
 from scheduler.operations.overview import jobs_overview
@@ -44,6 +40,7 @@ from scheduler.operations.page_models import (
     RecentFireOut,
     UpcomingFireOut,
 )
+from scheduler.reports.reporter import CHECK_IN_KEYS
 
 RECENT = timedelta(hours=24)
 # Enough for a day of a busy deployment; the page says when there were more.
@@ -66,9 +63,7 @@ async def overview(engine: Engine, ledger: AsyncLedger[OperationsLedger]) -> Ove
         lambda port: _overview_rows(port, names, now)
     )
     crons = await asyncio.gather(*(_cron_of(engine, p.name) for p in projects))
-    recent_ids = [fire.id for fire in recent]
-    watches = await ledger.run(lambda port: port.watches_of(recent_ids))
-    upcoming: list[UpcomingFireOut] = []
+    upcoming: list[Iterator[tuple[datetime, str, str, Job]]] = []
     healths = []
     for project, (cron, problem) in zip(projects, crons, strict=True):
         revision = engine.last_read(project.name)
@@ -82,14 +77,15 @@ async def overview(engine: Engine, ledger: AsyncLedger[OperationsLedger]) -> Ove
         )
         healths.append(assess(health, engine.checks, now))
         if cron is not None:
-            upcoming.extend(_upcoming(cron, project.name, now))
+            upcoming.append(_fires_of(cron, project.name, now))
+    soonest = islice(heapq.merge(*upcoming, key=lambda fire: fire[:3]), NEXT_FIRES)
     return OverviewOut(
         now=now,
         root_url=engine.config.root_url,
         # The projects that need a look first, then by name.
         projects=sorted(healths, key=lambda h: (not h.attention, h.name)),
-        next_fires=heapq.nsmallest(NEXT_FIRES, upcoming, key=lambda f: (f.slot, f.project, f.job)),
-        recent_fires=[_recent(fire, watches) for fire in recent],
+        next_fires=_upcoming(soonest),
+        recent_fires=recent,
     )
 
 
@@ -107,10 +103,10 @@ async def project_detail(
         jobs, problem = None, error.describe()
     slots, pauses, incidents, fires = await ledger.run(
         lambda port: (
-            _latest_slots(port, [name]),
+            port.latest_slots([name]),
             port.pauses(project=name, at=now),
             port.incidents(open_only=True),
-            port.fires(project=name, limit=GRID_FIRES),
+            port.fires(project=name, limit=GRID_FIRES, details=False),
         )
     )
     revision = engine.last_read(name)
@@ -121,8 +117,7 @@ async def project_detail(
         lambda port: (
             port.watches_of(shown),
             port.remediations(project=name, limit=1) if project.expiry_watched else [],
-            # Twice as many: the check-ins among them are left out.
-            port.letters_about(project=name, limit=2 * NOTICES),
+            port.letters_about(project=name, except_keys=CHECK_IN_KEYS, limit=NOTICES),
         )
     )
     job_names = [job.name for job in jobs.jobs] if jobs else []
@@ -157,7 +152,7 @@ async def project_detail(
         )
         if project.expiry_watched
         else None,
-        notices=[notice_out(letter) for letter in letters if not is_check_in(letter)][:NOTICES],
+        notices=[notice_out(letter) for letter in letters],
     )
 
 
@@ -173,22 +168,17 @@ def catch_up_in_words(catch_up: CatchUp) -> str:
 
 def _overview_rows(
     port: OperationsLedger, names: Sequence[str], now: datetime
-) -> tuple[dict[str, SlotRecord], list[Pause], list[Incident], list[Fire]]:
+) -> tuple[dict[str, SlotRecord], list[Pause], list[Incident], list[RecentFireOut]]:
+    # The recent fires' rendered tasks stay in the ledger: only their task groups are shown.
+    recent = port.fires(since=now - RECENT, limit=RECENT_LIMIT, details=False)
+    ids = [fire.id for fire in recent]
+    groups, watches = port.task_groups(ids), port.watches_of(ids)
     return (
-        _latest_slots(port, names),
+        port.latest_slots(names),
         port.pauses(at=now),
         port.incidents(open_only=True),
-        port.fires(since=now - RECENT, limit=RECENT_LIMIT),
+        [_recent(fire, watches, groups.get(fire.id)) for fire in recent],
     )
-
-
-def _latest_slots(port: OperationsLedger, names: Sequence[str]) -> dict[str, SlotRecord]:
-    latest = {}
-    for name in names:
-        found = port.slots(project=name, limit=1)
-        if found:
-            latest[name] = found[0]
-    return latest
 
 
 async def _cron_of(engine: Engine, name: str) -> tuple[CronFile | None, str | None]:
@@ -203,20 +193,44 @@ async def _cron_of(engine: Engine, name: str) -> tuple[CronFile | None, str | No
     return cron, None
 
 
-def _upcoming(cron: CronFile, project: str, now: datetime) -> list[UpcomingFireOut]:
-    words: dict[str, str] = {}
+def _fires_of(
+    cron: CronFile, project: str, now: datetime
+) -> Iterator[tuple[datetime, str, str, Job]]:
+    """The project's next fires from `now` on, in the order the overview lists them across
+    projects."""
+    for fire in NEXT_FIRES_KNOWN.next_fires(cron, project, now):
+        yield fire.slot, project, fire.job_name, fire.job
+
+
+class NextFiresKnown:
+    """Each project's next `NEXT_FIRES` fires, kept with what they were worked out from: the
+    `.cron.yml` (the very object the engine read: a new revision is a new one) and the slot they
+    start at. Either changing works them out anew; within a slot every view reads them back."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[CronFile, datetime, tuple[PlannedFire, ...]]] = {}
+
+    def next_fires(self, cron: CronFile, project: str, now: datetime) -> tuple[PlannedFire, ...]:
+        start = first_slot_at_or_after(now)
+        known = self._known.get(project)
+        if known is not None and known[0] is cron and known[1] == start:
+            return known[2]
+        fires = next_fires(cron, project, start, NEXT_FIRES).fires
+        self._known[project] = (cron, start, fires)
+        return fires
+
+
+NEXT_FIRES_KNOWN = NextFiresKnown()
+
+
+def _upcoming(fires: Iterable[tuple[datetime, str, str, Job]]) -> list[UpcomingFireOut]:
     found = []
-    for fire in next_fires(cron, project, now, NEXT_FIRES).fires:
-        if fire.job_name not in words:
-            try:
-                words[fire.job_name] = in_words(fire.job.schedules_for(project))
-            except ScheduleError as error:  # next_fires leaves such jobs out: kept for safety
-                words[fire.job_name] = error.message
-        found.append(
-            UpcomingFireOut(
-                slot=fire.slot, project=project, job=fire.job_name, schedule=words[fire.job_name]
-            )
-        )
+    for slot, project, name, job in fires:
+        try:
+            schedule = in_words(job.schedules_for(project))
+        except ScheduleError as error:  # next_fires leaves such jobs out: kept for safety
+            schedule = error.message
+        found.append(UpcomingFireOut(slot=slot, project=project, job=name, schedule=schedule))
     return found
 
 
@@ -255,12 +269,13 @@ def _concerns(subject: str, project: str) -> bool:
     )
 
 
-def _recent(fire: Fire, watches: Mapping[int, Watch]) -> RecentFireOut:
+def _recent(fire: Fire, watches: Mapping[int, Watch], group: str | None = None) -> RecentFireOut:
+    """The fire as the pages list it, with its task's outcome and group (the watch's, else
+    `group`, read from its rendered task). From the record's fields as a dict: pydantic reads
+    one several times faster than an object's attributes, which counts over hundreds."""
     outcome = outcome_of(watches.get(fire.id))
-    group = (outcome.task_group_id if outcome else None) or task_group_of(fire.details)
-    return RecentFireOut.model_validate(fire).model_copy(
-        update={"task_group_id": group, "outcome": outcome}
-    )
+    group = (outcome.task_group_id if outcome else None) or group
+    return RecentFireOut.model_validate({**vars(fire), "task_group_id": group, "outcome": outcome})
 
 
 def _grid(

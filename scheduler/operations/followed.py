@@ -6,10 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from scheduler.ledger import AsyncLedger, Fire, Letter, OperationsLedger, Watch, WatchPhase
+from scheduler.ledger import (
+    TASK_GROUP_PATH,
+    AsyncLedger,
+    Fire,
+    Letter,
+    OperationsLedger,
+    Watch,
+    WatchPhase,
+)
 from scheduler.operations.ledgered import NoSuchFireError
 from scheduler.operations.models import FireDetail
 from scheduler.operations.page_models import FirePageOut, NoticeOut, TaskOutcomeOut
+from scheduler.reports.reporter import CHECK_IN_KEYS
 
 NOTICES = 50
 WORDS = {
@@ -48,14 +57,9 @@ def outcome_of(watch: Watch | None) -> TaskOutcomeOut | None:
     )
 
 
-def is_check_in(letter: Letter) -> bool:
-    """A Sentry Crons check-in (two per scheduled fire), not a message to people."""
-    return "kind" not in letter.event and "status" in letter.event
-
-
 def notice_out(letter: Letter) -> NoticeOut:
     event = letter.event
-    if is_check_in(letter):
+    if letter.key.startswith(CHECK_IN_KEYS):
         kind, title = "check-in", f"{event.get('job')}: {event.get('status')}"
     else:
         kind, title = str(event.get("kind")), str(event.get("title") or "")
@@ -99,7 +103,9 @@ async def fire_page(ledger: AsyncLedger[OperationsLedger], fire_id: int) -> Fire
 
 
 def task_group_of(details: dict[str, Any] | None) -> str | None:
-    """The task group of the task a fire sent (its rendered task's), if it says."""
-    task = (details or {}).get("task")
-    group = task.get("taskGroupId") if isinstance(task, dict) else None
-    return group if isinstance(group, str) else None
+    """The task group of the task a fire sent (its rendered task's), if it says; as the
+    ledger's `task_groups` reads it."""
+    value: Any = details
+    for key in TASK_GROUP_PATH:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, str) else None

@@ -93,11 +93,7 @@ def _job_out(
 def _history_of(
     ledger: OperationsLedger, project: str, cron: CronFile, now: datetime
 ) -> tuple[dict[str, Fire], list[Pause]]:
-    last = {}
-    for job in cron.jobs:
-        found = ledger.fires(project=project, job=job.name, limit=1)
-        if found:
-            last[job.name] = found[0]
+    last = ledger.latest_fires(project, [job.name for job in cron.jobs])
     return last, ledger.pauses(project=project, at=now)
 
 

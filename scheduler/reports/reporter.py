@@ -36,6 +36,9 @@ from scheduler.reports.wording import (
     TEMPLATE,
 )
 
+# What the keys of Sentry Crons check-ins start with: two a scheduled fire, for no person.
+CHECK_IN_KEYS = "check-in:"
+
 
 @dataclass(frozen=True)
 class Reporter:
@@ -366,7 +369,7 @@ class Reporter:
         phase = "start" if status == "in_progress" else "end"
         return [
             Notice(
-                key=f"check-in:{watch.fire_id}:{phase}",
+                key=f"{CHECK_IN_KEYS}{watch.fire_id}:{phase}",
                 event={
                     "project": watch.project,
                     "job": watch.job,
