@@ -42,7 +42,7 @@ def test_the_hooks_page_refuses_a_bad_payload_and_fires_a_good_one(tmp_path: Pat
             f"  tokens: [{{name: sheriffs, role: operator, sha256: {hash_token(OPERATOR)}}}]\n",
         )
         with serving(config, emulator) as (url, service), chromium() as browser:
-            page = sign_in(browser, url, OPERATOR, start="/hooks", viewport=DESKTOP)
+            page = sign_in(browser, url, OPERATOR, start="/hooks", viewport=DESKTOP, shot="sign-in")
             page.get_by_role("link", name="Hooks", exact=True).click()
             page.wait_for_url("**/hooks")
             assert page.locator("h1").inner_text() == "Hooks"

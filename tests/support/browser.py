@@ -91,14 +91,25 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
-def sign_in(browser: Browser, url: str, token: str, *, start: str, viewport: ViewportSize) -> Page:
+def sign_in(
+    browser: Browser,
+    url: str,
+    token: str,
+    *,
+    start: str,
+    viewport: ViewportSize,
+    shot: str | None = None,
+) -> Page:
     """A page of a new browser context, signed in with `token` by keyboard from the link of the
-    page `start` shows before that (a page that needs signing in)."""
+    page `start` shows before that (a page that needs signing in); `shot`: the name to save the
+    sign-in page under (`shoot`), before the token is typed."""
     page = browser.new_context(viewport=viewport).new_page()
     page.goto(url + start)
     assert page.locator("h1").inner_text() == "Sign in needed"
     page.get_by_role("link", name="Sign in").first.click()
     page.wait_for_url("**/sign-in")
+    if shot is not None:
+        shoot(page, shot)
     field = page.get_by_label("API token")
     field.fill(token)
     field.press("Enter")
