@@ -20,7 +20,6 @@ from scheduler.config.model import ApiSettings, ApiToken, Config, Project
 from scheduler.cron import load_cron, next_fires
 from scheduler.engine.checks import LastChecks
 from scheduler.expiry.model import CachedTask, ExpiryEvent, ExpiryEventKind
-from scheduler.monitoring import Monitor
 from scheduler.notify.settings import NotifySettings, SlackSettings
 from scheduler.operations.acts import Operations
 from scheduler.operations.dashboard import NEXT_FIRES, NextFiresKnown
@@ -29,9 +28,9 @@ from scheduler.operations.models import FireQuery
 from scheduler.preflight import preflight
 from scheduler.service import Notifier, open_service
 from scheduler.web.auth import hash_token, pages_public
-from scheduler.web.server import ApiServer
 from tests.emulator import Emulator
 from tests.emulator.slack import FakeSlack
+from tests.support.dashboard import serving_pages
 from tests.support.expiry import CACHED, seed, seed_rebuild_action
 from tests.support.fakes import SLACK_TOKEN
 from tests.support.projects import HOURLY, OWN_TEMPLATE, make_config, project
@@ -88,16 +87,8 @@ def _serve_notifying(config: Config, emulator: Emulator, scenario: Notifying) ->
     round moves the watches on and delivers the notices)."""
 
     async def main() -> None:
-        async with open_service(config, clock=emulator.clock.now) as (engine, notifier, ledger):
-            operations = Operations(engine, ledger)
-            server = ApiServer(operations, engine.config.api, Monitor(ledger, engine.clock))
-            server.start()
-            assert server.url is not None
-            try:
-                async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-                    await scenario(client, operations, notifier)
-            finally:
-                await server.stop()
+        async with serving_pages(config, emulator.clock.now) as served:
+            await scenario(*served)
 
     asyncio.run(main())
 

@@ -29,10 +29,9 @@ from scheduler.service import open_service
 from scheduler.web.app import create_app
 from scheduler.web.auth import hash_token
 from scheduler.web.draining import Draining
-from scheduler.web.server import ApiServer
 from scheduler.web.sessions import COOKIE, SIGN_IN_FAILURES
 from tests.emulator import Emulator
-from tests.support.dashboard import csrf_token, sign_in
+from tests.support.dashboard import csrf_token, serving_pages, sign_in
 from tests.support.expiry import seed_rebuild_action
 from tests.support.projects import GREEDY_TEMPLATE, HOURLY, OWN_TEMPLATE, make_config, project
 from tests.support.repos import Repository
@@ -63,16 +62,8 @@ def _config(
 
 def _serve(config: Config, emulator: Emulator, scenario: Scenario) -> None:
     async def main() -> None:
-        async with open_service(config, clock=emulator.clock.now) as (engine, _, ledger):
-            operations = Operations(engine, ledger)
-            server = ApiServer(operations, engine.config.api, Monitor(ledger, engine.clock))
-            server.start()
-            assert server.url is not None
-            try:
-                async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-                    await scenario(client, operations)
-            finally:
-                await server.stop()
+        async with serving_pages(config, emulator.clock.now) as (client, operations, _):
+            await scenario(client, operations)
 
     asyncio.run(main())
 

@@ -21,13 +21,10 @@ import taskcluster
 
 from scheduler.config.model import ApiSettings, ApiToken, Config, Credentials
 from scheduler.ledger import Ledger
-from scheduler.monitoring import Monitor
 from scheduler.operations.acts import HOOKS_FRESH_FOR, Operations
-from scheduler.service import open_service
 from scheduler.web.auth import hash_token
-from scheduler.web.server import ApiServer
 from tests.emulator import Emulator
-from tests.support.dashboard import csrf_token, sign_in
+from tests.support.dashboard import csrf_token, serving_pages, sign_in
 from tests.support.hooks import REVISION, deploy, hook_file, write_hook
 from tests.support.projects import HOURLY, OWN_TEMPLATE, make_config, project
 from tests.support.repos import Repository
@@ -59,16 +56,8 @@ def config_for(emulator: Emulator, tmp_path: Path, folder: Path | None) -> Confi
 
 def serve(config: Config, emulator: Emulator, scenario: Scenario) -> None:
     async def main() -> None:
-        async with open_service(config, clock=emulator.clock.now) as (engine, _, ledger):
-            operations = Operations(engine, ledger)
-            server = ApiServer(operations, engine.config.api, Monitor(ledger, engine.clock))
-            server.start()
-            assert server.url is not None
-            try:
-                async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-                    await scenario(client, operations)
-            finally:
-                await server.stop()
+        async with serving_pages(config, emulator.clock.now) as (client, operations, _):
+            await scenario(client, operations)
 
     asyncio.run(main())
 

@@ -4,9 +4,17 @@ a browser would, for the tests that act from the dashboard's forms."""
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 
+from scheduler.clock import Clock
+from scheduler.config.model import Config
+from scheduler.monitoring import Monitor
+from scheduler.operations.acts import Operations
+from scheduler.service import Notifier, open_service
+from scheduler.web.server import ApiServer
 from scheduler.web.sessions import COOKIE
 
 
@@ -27,3 +35,22 @@ async def csrf_token(client: httpx.AsyncClient, path: str) -> str:
     found = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text)
     assert found, "a signed-in page carries its session's CSRF token"
     return found.group(1)
+
+
+@asynccontextmanager
+async def serving_pages(
+    config: Config, clock: Clock
+) -> AsyncIterator[tuple[httpx.AsyncClient, Operations, Notifier]]:
+    """The service of `config` on `clock`, its API and pages served on a free port: an HTTP
+    client of them, the operations, and the service's notifier (whose round moves the watches
+    on and delivers the notices)."""
+    async with open_service(config, clock=clock) as (engine, notifier, ledger):
+        operations = Operations(engine, ledger)
+        server = ApiServer(operations, engine.config.api, Monitor(ledger, engine.clock))
+        server.start()
+        assert server.url is not None
+        try:
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+                yield client, operations, notifier
+        finally:
+            await server.stop()
