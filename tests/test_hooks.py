@@ -39,6 +39,7 @@ from scheduler.ledger import Ledger
 from tests.emulator import Emulator
 from tests.support.corpus import CORPUS, REPOSITORY_ROOT, SCHEMA_BASE
 from tests.support.emulated import taskcluster_environment
+from tests.support.hooks import TRIGGER_SCHEMA as PAGE_SCHEMA
 
 EXAMPLES_DIR = REPOSITORY_ROOT / "hooks"
 EXAMPLE_KEYS = [
@@ -1025,17 +1026,6 @@ def test_the_hooks_commands_load_without_the_service_commands() -> None:
 
 
 # -- a hook in words (the hooks page) ----------------------------------------------------------
-
-PAGE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["revision", "flavor"],
-    "properties": {
-        "revision": {"type": "string", "pattern": "^[0-9a-f]{40}$"},
-        "flavor": {"enum": ["ship", "promote"]},
-        "build_number": {"type": "integer"},
-    },
-}
 
 
 def test_schedules_schemas_and_example_payloads_in_short() -> None:

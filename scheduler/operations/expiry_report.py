@@ -43,16 +43,7 @@ async def expiry_report(
             report = await scanner.report(project, watch, now)
             scanned += report.scanned
             at_risk.extend(
-                CachedTaskOut(
-                    project=report.project,
-                    where=task.where,
-                    task_id=task.task_id,
-                    kind=task.kind,
-                    expires=task.expires,
-                    days_left=round(task.days_left(report.now), 2),
-                    health=str(report.health(task)),
-                    because=task.because,
-                )
+                CachedTaskOut.of(report.project, task, report.now, report.threshold)
                 for task in report.at_risk
             )
     return ExpiryReportOut(at_risk=at_risk, scanned=scanned)

@@ -94,19 +94,7 @@ def expiry_watch(
         failure=scan.failure if scan else None,
         seen_at=scan.seen_at if scan else None,
         messages=[event.message for event in scan.events] if scan else [],
-        at_risk=[
-            CachedTaskOut(
-                project=project.name,
-                where=task.where,
-                task_id=task.task_id,
-                kind=task.kind,
-                expires=task.expires,
-                days_left=round(task.days_left(now), 1),
-                health=str(task.health(now, threshold)),
-                because=task.because,
-            )
-            for task in at_risk
-        ],
+        at_risk=[CachedTaskOut.of(project.name, task, now, threshold) for task in at_risk],
         rebuild=None
         if rebuild is None
         else RebuildOut(

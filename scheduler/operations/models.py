@@ -5,11 +5,12 @@ What only the dashboard's pages read is in `page_models.py`.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from scheduler.expiry.model import CachedTask
 from scheduler.ledger import FireState
 from scheduler.outcomes import CLAIMED_ELSEWHERE
 
@@ -193,6 +194,22 @@ class CachedTaskOut(BaseModel):
     days_left: float
     health: str
     because: str = Field(description="What expires first: the index entry, the task, ...")
+
+    @classmethod
+    def of(
+        cls, project: str, task: CachedTask, now: datetime, threshold: timedelta
+    ) -> CachedTaskOut:
+        """`task` of `project` as it stands at `now`, at risk within `threshold`."""
+        return cls(
+            project=project,
+            where=task.where,
+            task_id=task.task_id,
+            kind=task.kind,
+            expires=task.expires,
+            days_left=round(task.days_left(now), 2),
+            health=str(task.health(now, threshold)),
+            because=task.because,
+        )
 
 
 class ExpiryReportOut(BaseModel):
