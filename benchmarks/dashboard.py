@@ -1,7 +1,7 @@
 """The dashboard's server time per page with 100 projects x 10 jobs and 10,000 fires in the ledger.
 
 Seeds a ledger (SQLite, or with --postgres a fresh PostgreSQL schema) as a busy deployment has it,
-and a hooks folder of 5 groups x 20 hooks all deployed (some drifted, each fired a few times) to
+and a hooks folder of 5 groups x 20 hooks all deployed (some drifted, each fired nightly) to
 the Taskcluster emulator; opens the service over both, signs in once as an operator and times
 each page of PAGES with that session through the real app in process (ASGI). A page whose read
 the service caches (CACHED) is timed both with its cache emptied before each run and cached.
