@@ -1,7 +1,10 @@
 """The dashboard's server time per page with 100 projects x 10 jobs and 10,000 fires in the ledger.
 
 Seeds a ledger (SQLite, or with --postgres a fresh PostgreSQL schema) as a busy deployment has it,
-opens the service over it and times each page of PAGES through the real app in process (ASGI).
+and a hooks folder of 5 groups x 20 hooks all deployed (some drifted, each fired nightly) to
+the Taskcluster emulator; opens the service over both, signs in once as an operator and times
+each page of PAGES with that session through the real app in process (ASGI). A page whose read
+the service caches (CACHED) is timed both with its cache emptied before each run and cached.
 Prints min / median / max per page and whether the median is within issue 17's 200 ms; asserts
 nothing. Usage: `python benchmarks/dashboard.py [--projects 100] [--fires 10000] [--runs 7]
 [--postgres]`.
@@ -11,22 +14,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import httpx
+import taskcluster
 from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scheduler.config.model import ApiSettings, Config, Project, Retention
+from scheduler.common import logs
+from scheduler.config.model import ApiSettings, ApiToken, Config, Credentials, Project, Retention
 from scheduler.ledger import Act, Claim, FireKind, FireState, Health, Ledger, Notice, Outcome
 from scheduler.ledger.connecting import create_ledger_engine
 from scheduler.ledger.models import SlotRow
@@ -34,14 +41,28 @@ from scheduler.monitoring import Monitor
 from scheduler.operations.acts import Operations
 from scheduler.service import open_service
 from scheduler.web.app import create_app
+from scheduler.web.auth import hash_token
+from tests.emulator import Emulator
+from tests.support.dashboard import sign_in
+from tests.support.hooks import REVISION, deploy, hook_file, write_hook
 from tests.support.ledger_backends import postgresql_schema_url
 from tests.support.repos import Repository
 
 # The pages timed: a path, with {project} (the busiest project) and {fire} (a fire with a
 # rendered task) filled in. A new page is one more line.
-PAGES = ("/", "/projects/{project}", "/fires/{fire}", "/audit")
+PAGES = ("/", "/projects/{project}", "/fires/{fire}", "/audit", "/hooks", "/sign-in")
+# The pages whose read the service keeps for a while, and how to empty that cache: each is timed
+# uncached (what the first reader after the cache lapses waits) and cached (what the others do).
+CACHED: dict[str, Callable[[Operations], None]] = {
+    "/hooks": lambda operations: operations.hook_reads.forget(),
+}
 TARGET_MS = 200
 JOBS = 10
+HOOK_GROUPS = 5
+HOOKS_PER_GROUP = 20
+HOOK_FIRES = 5  # each hook's fires in the deployment, as many as the page shows
+# The operator whose session reads every page.
+TOKEN = "bench-" + secrets.token_urlsafe(24)
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 TEMPLATE = (Path(__file__).resolve().parents[1] / ".taskcluster.yml").read_text()
 WARM_UP = 2
@@ -194,26 +215,73 @@ def _slots(url: str, projects: int, days: int) -> None:
         engine.dispose()
 
 
+def seed_hooks(emulator: Emulator, folder: Path) -> None:
+    """HOOK_GROUPS x HOOKS_PER_GROUP hooks in `folder`, all deployed to the emulator, every
+    fifth with another description there (drift), each fired on each of the HOOK_FIRES nights
+    before NOW; the emulator's clock is left at NOW, as the service's."""
+    hooks = taskcluster.Hooks(emulator.options(maxRetries=0))
+    midnight = NOW.replace(hour=0, minute=0)
+    for g in range(HOOK_GROUPS):
+        for h in range(HOOKS_PER_GROUP):
+            definition = hook_file(
+                f"nightly-{h}",
+                group=f"project-{g}",
+                description=f"Promotes the nightly build {h} of project {g}.",
+                schedule=[f"0 0 {h % 24} * * *"],
+            )
+            write_hook(folder, definition)
+            if h % 5 == 0:
+                metadata = definition["metadata"] | {"description": "Changed by hand."}
+                definition = definition | {"metadata": metadata}
+            deploy(emulator, definition)
+            for night in range(HOOK_FIRES, 0, -1):
+                emulator.clock.set(midnight - timedelta(days=night, hours=-(h % 24)))
+                payload = {"revision": REVISION, "flavor": "ship"}
+                hooks.triggerHook(f"project-{g}", f"nightly-{h}", payload)
+    emulator.clock.set(NOW)
+
+
 async def measure(config: Config, runs: int) -> dict[str, list[float]]:
     async with open_service(config, clock=lambda: NOW) as (engine, _, ledger):
-        app = create_app(Operations(engine, ledger), config.api, Monitor(ledger, engine.clock))
+        operations = Operations(engine, ledger)
+        app = create_app(operations, config.api, Monitor(ledger, engine.clock))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            await sign_in(client, TOKEN)
             fire = (await ledger.run(lambda port: port.fires(project="p1", limit=1)))[0]
             names = {"project": "p1", "fire": fire.id}
             times: dict[str, list[float]] = {}
             for page in PAGES:
                 path = page.format(**names)
-                taken = []
-                for run in range(WARM_UP + runs):
-                    started = time.perf_counter()
-                    response = await client.get(path)
-                    if run >= WARM_UP:
-                        taken.append((time.perf_counter() - started) * 1000)
-                    if response.status_code != 200:
-                        raise SystemExit(f"{path} answered {response.status_code}")
-                times[path] = taken
+                forget = CACHED.get(page)
+                if forget is not None:
+                    times[f"{path} (uncached)"] = await timed(
+                        client, path, runs, partial(forget, operations)
+                    )
+                    times[f"{path} (cached)"] = await timed(client, path, runs)
+                else:
+                    times[path] = await timed(client, path, runs)
             return times
+
+
+async def timed(
+    client: httpx.AsyncClient, path: str, runs: int, before: Callable[[], None] | None = None
+) -> list[float]:
+    """The server time of `runs` reads of `path` after WARM_UP, in ms, each after `before()`; a
+    page that does not answer 200 signed in as the operator stops the benchmark."""
+    taken = []
+    for run in range(WARM_UP + runs):
+        if before is not None:
+            before()
+        started = time.perf_counter()
+        response = await client.get(path)
+        if run >= WARM_UP:
+            taken.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise SystemExit(f"{path} answered {response.status_code}")
+        if 'name="csrf"' not in response.text:
+            raise SystemExit(f"{path} was not read signed in (no CSRF token in its forms)")
+    return taken
 
 
 @contextmanager
@@ -236,7 +304,12 @@ def main() -> None:
         help="a fresh schema on the test server (TC_SCHEDULER_TEST_POSTGRES) instead of SQLite",
     )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, ledger_url(args.postgres, Path(tmp)) as url:
+    logs.configure(level="warning")  # the operator's sign-in is not a figure
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ledger_url(args.postgres, Path(tmp)) as url,
+        Emulator() as emulator,
+    ):
         root = Path(tmp)
         repository = Repository(
             root / "repo", {".cron.yml": cron_file(), ".taskcluster.yml": TEMPLATE}
@@ -253,10 +326,14 @@ def main() -> None:
         started = time.perf_counter()
         with Ledger.open(url) as ledger:
             seed(ledger, url, args.projects, args.fires)
+        seed_hooks(emulator, root / "hooks")
         seeded = time.perf_counter() - started
         config = Config(
-            root_url="https://tc.example.com",
-            credentials=None,
+            root_url=emulator.root_url,
+            credentials=Credentials(
+                client_id=emulator.root_credentials["clientId"],
+                access_token=emulator.root_credentials["accessToken"],
+            ),
             ledger_url=url,
             state_dir=root / "state",
             concurrency=8,
@@ -265,13 +342,16 @@ def main() -> None:
             claim_lease=timedelta(minutes=10),
             projects=projects,
             source="benchmark",
+            hooks_dir=root / "hooks",
         )
-        config = replace(config, api=ApiSettings(public_reads=True))
+        operator = ApiToken("bench", "operator", hash_token(TOKEN))
+        config = replace(config, api=ApiSettings(tokens=(operator,)))
         times = asyncio.run(measure(config, args.runs))
     backend = "PostgreSQL" if args.postgres else "SQLite"
     print(
-        f"{args.projects} projects x {JOBS} jobs, {args.fires} fires on {backend} "
-        f"(seeded in {seeded:.0f} s); {args.runs} runs per page after {WARM_UP} warm-up, ms:"
+        f"{args.projects} projects x {JOBS} jobs, {args.fires} fires on {backend}, "
+        f"{HOOK_GROUPS * HOOKS_PER_GROUP} hooks (seeded in {seeded:.0f} s); signed in as an "
+        f"operator, {args.runs} runs per page after {WARM_UP} warm-up, ms:"
     )
     print(f"  {'page':<24} {'min':>8} {'median':>8} {'max':>8}")
     for path, taken in times.items():
