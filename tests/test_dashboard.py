@@ -20,9 +20,10 @@ from scheduler.config.model import ApiSettings, ApiToken, Config, Project
 from scheduler.cron import load_cron, next_fires
 from scheduler.engine.checks import LastChecks
 from scheduler.expiry.model import CachedTask, ExpiryEvent, ExpiryEventKind
+from scheduler.ledger import FireKind, FireState, Ledger, Outcome
 from scheduler.notify.settings import NotifySettings, SlackSettings
 from scheduler.operations.acts import Operations
-from scheduler.operations.dashboard import NEXT_FIRES, NextFiresKnown
+from scheduler.operations.dashboard import NEXT_FIRES, RECENT_SHOWN, NextFiresKnown
 from scheduler.operations.health import staleness
 from scheduler.operations.models import FireQuery
 from scheduler.preflight import preflight
@@ -529,3 +530,36 @@ def test_the_next_fires_kept_are_worked_out_anew_for_a_new_cron_file_or_slot() -
         known.next_fires(nightly, "alpha", later)
         == next_fires(nightly, "alpha", later, NEXT_FIRES).fires
     )
+
+
+def test_the_overview_lists_the_latest_fires_of_the_day_and_says_there_were_more(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.clock.set(T, frozen=True)
+    config = _config(emulator, tmp_path)
+    # A busy day: more fires than the overview lists, two a quarter hour.
+    slots = [T.replace(minute=0) - timedelta(minutes=15 * n) for n in range(RECENT_SHOWN // 2 + 5)]
+    with Ledger.open(config.ledger_url) as ledger:
+        for slot in slots:
+            wanted = [(job, slot, FireKind.SCHEDULED) for job in ("hourly", "nightly")]
+            claims = ledger.claim_many(
+                "alpha", wanted, replica="elsewhere", now=slot, lease=timedelta(minutes=5)
+            )
+            outcomes = [
+                Outcome(claim, FireState.CREATED, f"t{claim.fire_id}", None, None, None, None)
+                for claim in claims
+                if claim is not None
+            ]
+            assert len(outcomes) == 2
+            ledger.finish_many(outcomes, now=slot)
+
+    async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
+        page = await _page(client, "/")
+        recent = page[page.index('id="recent-fires"') :]
+        assert recent.count('href="/fires/') == RECENT_SHOWN
+        assert f"the latest {RECENT_SHOWN} of more" in recent
+        assert "More fires were made in the last 24 hours" in recent
+        newest = (await operations.ledger.history(FireQuery(limit=1)))[0]
+        assert f'href="/fires/{newest.id}"' in recent
+
+    _serve(config, emulator, scenario)

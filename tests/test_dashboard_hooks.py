@@ -454,7 +454,8 @@ def test_the_deployment_is_read_once_per_refresh_and_anew_after_a_fire(
     emulator: Emulator, tmp_path: Path, folder: Path
 ) -> None:
     """However many read the page (public reads let anyone), the Hooks service is asked at most
-    once per HOOKS_FRESH_FOR; a fire from here makes the next read fresh."""
+    once per HOOKS_FRESH_FOR, behind the readers, who never wait for it but the first; a fire
+    from here makes the next read fresh."""
     emulator.clock.set(T, frozen=True)
     same = hook_file("same")
     write_hook(folder, same)
@@ -466,6 +467,12 @@ def test_the_deployment_is_read_once_per_refresh_and_anew_after_a_fire(
         _update(emulator, hook_file("same", description="changed behind our back"))
         assert "state-in-sync" in section(await hooks_page(client), "g/same")
         emulator.clock.set(T + HOOKS_FRESH_FOR, frozen=True)
+        # Read again behind this reader, who is shown what was read, and when.
+        stale = await hooks_page(client)
+        assert "state-in-sync" in section(stale, "g/same")
+        assert "The deployment was read" in stale
+        assert "30 s ago" in stale
+        await operations.hook_reads.settled()
         assert "state-drift" in section(await hooks_page(client), "g/same")
         _update(emulator, same)
         fired = await fire(client, "g/same", f'{{"revision": "{REVISION}", "flavor": "ship"}}')

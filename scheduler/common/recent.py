@@ -1,5 +1,6 @@
 """A read that costs calls to another service, kept for a while: every asker within `fresh_for`
-of the last read gets its answer, and askers at the same time share one read.
+of the last read gets its answer; a later asker gets it too while it is read anew behind them
+(stale while revalidating), and only the first asker ever waits for a read.
 """
 
 from __future__ import annotations
@@ -9,7 +10,11 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
+import structlog
+
 T = TypeVar("T")
+
+log = structlog.get_logger("tc_scheduler.recent")
 
 
 class RecentRead(Generic[T]):
@@ -18,17 +23,35 @@ class RecentRead(Generic[T]):
     def __init__(self, fresh_for: timedelta) -> None:
         self.fresh_for = fresh_for
         self._answer: tuple[datetime, T] | None = None
-        self._reading = asyncio.Lock()
+        self._first = asyncio.Lock()
+        self._renewing: asyncio.Task[None] | None = None
 
     async def get(self, now: datetime, read: Callable[[], Awaitable[T]]) -> T:
-        """The answer read at most `fresh_for` before `now`, or `read()`'s, kept for the next."""
-        async with self._reading:  # whoever waited here gets the answer just read
-            if self._answer is not None and now - self._answer[0] < self.fresh_for:
+        """The latest answer, renewed behind the asker once older than `fresh_for`; with no
+        answer yet, `read()`'s (askers at the same time share that one read)."""
+        if self._answer is None:
+            async with self._first:
+                if self._answer is None:
+                    self._answer = (now, await read())
                 return self._answer[1]
-            answer = await read()
-            self._answer = (now, answer)
-            return answer
+        at, answer = self._answer
+        if now - at >= self.fresh_for and self._renewing is None:
+            self._renewing = asyncio.create_task(self._renew(now, read))
+        return answer
+
+    async def settled(self) -> None:
+        """Once the renewal under way, if any, has ended."""
+        if self._renewing is not None:
+            await asyncio.shield(self._renewing)
 
     def forget(self) -> None:
-        """The next asker reads anew (what was read has just changed)."""
+        """The next asker reads anew, and waits for it (what was read has just changed)."""
         self._answer = None
+
+    async def _renew(self, now: datetime, read: Callable[[], Awaitable[T]]) -> None:
+        try:
+            self._answer = (now, await read())
+        except Exception:  # the last answer stands; the next asker tries again
+            log.exception("a read behind the pages failed")
+        finally:
+            self._renewing = None

@@ -80,7 +80,7 @@ class Operations:
     reporting: Reporting | None = None
     counting: FireCounting | None = None
     # The hooks page costs a call per hook group and per hook: read at most once per refresh
-    # of the page however many read it (public reads let anyone ask).
+    # of the page however many read it (public reads let anyone ask), behind the readers.
     hook_reads: RecentRead[HooksOverviewOut] = field(
         default_factory=lambda: RecentRead(HOOKS_FRESH_FOR), compare=False
     )

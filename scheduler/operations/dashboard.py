@@ -43,8 +43,9 @@ from scheduler.operations.page_models import (
 from scheduler.reports.reporter import CHECK_IN_KEYS
 
 RECENT = timedelta(hours=24)
-# Enough for a day of a busy deployment; the page says when there were more.
-RECENT_LIMIT = 500
+# The newest of the last day's fires the overview lists (a busy deployment makes thousands):
+# failures also show as each project's incidents, and a project's page has its whole history.
+RECENT_SHOWN = 100
 NEXT_FIRES = 20
 GRID_SLOTS = 24
 GRID_FIRES = 1000
@@ -85,7 +86,8 @@ async def overview(engine: Engine, ledger: AsyncLedger[OperationsLedger]) -> Ove
         # The projects that need a look first, then by name.
         projects=sorted(healths, key=lambda h: (not h.attention, h.name)),
         next_fires=_upcoming(soonest),
-        recent_fires=recent,
+        recent_fires=recent[:RECENT_SHOWN],
+        recent_more=len(recent) > RECENT_SHOWN,
     )
 
 
@@ -170,13 +172,14 @@ def _overview_rows(
     port: OperationsLedger, names: Sequence[str], now: datetime
 ) -> tuple[dict[str, SlotRecord], list[Pause], list[Incident], list[RecentFireOut]]:
     # The recent fires' rendered tasks stay in the ledger: only their task groups are shown.
-    recent = port.fires(since=now - RECENT, limit=RECENT_LIMIT, details=False)
-    ids = [fire.id for fire in recent]
+    recent = port.fires(since=now - RECENT, limit=RECENT_SHOWN + 1, details=False)
+    ids = [fire.id for fire in recent[:RECENT_SHOWN]]
     groups, watches = port.task_groups(ids), port.watches_of(ids)
     return (
         port.latest_slots(names),
         port.pauses(at=now),
         port.incidents(open_only=True),
+        # One more than shown read: whether there were more.
         [_recent(fire, watches, groups.get(fire.id)) for fire in recent],
     )
 

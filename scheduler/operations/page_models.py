@@ -194,6 +194,9 @@ class OverviewOut(BaseModel):
     projects: list[ProjectHealthOut]
     next_fires: list[UpcomingFireOut] = Field(description="Soonest first.")
     recent_fires: list[RecentFireOut] = Field(description="Newest slot first.")
+    recent_more: bool = Field(
+        default=False, description="True: the last day had more fires than are listed."
+    )
 
 
 class GridRowOut(BaseModel):

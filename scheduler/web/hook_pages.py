@@ -28,7 +28,7 @@ hook_pages = APIRouter(include_in_schema=False)
 async def hooks_page(request: Request) -> HTMLResponse:
     async def build(operations: Operations) -> dict[str, Any]:
         found = await operations.hooks_overview()
-        return {"page": found, "now": found.now, "title": "Hooks"}
+        return {"page": found, "now": operations.now(), "title": "Hooks"}
 
     return await read_page(request, "hooks.html", build)
 

@@ -63,6 +63,7 @@ PURE_MODULES = frozenset(
         "test_notify_sentry.py",
         "test_notify_slack.py",
         "test_queue_rules.py",
+        "test_recent.py",
         "test_redaction.py",
         "test_render.py",
         "test_retrying.py",
