@@ -269,12 +269,15 @@ async def run(
                     **repeat,
                 )
         ticker.start()
-        api = ApiServer(service.operations(monitor), config.api, monitor)
+        operations = service.operations(monitor)
+        api = ApiServer(operations, config.api, monitor)
         api.start()
         # What Taskcluster would refuse, found before anything fires; then the start-up tick:
         # the current slot, and catch-up since the last one.
         start(preflights.check(config.projects))
         start(tick_then_preflight(engine.clock()))
+        if config.hooks_dir is not None:  # read once now: the hooks page's readers never wait
+            start(operations.hooks_overview())
         await stop.wait()
         # First, before anything stops: no new act, and the load balancer told not to send any.
         api.stop_taking_acts()
