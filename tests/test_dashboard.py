@@ -329,7 +329,7 @@ def test_every_project_healthy_is_said_in_one_line(emulator: Emulator, tmp_path:
         assert "1 project needs attention" in await _page(client, "/")  # never evaluated
         await operations.engine.tick(T)
         overview = await _page(client, "/")
-        assert "All 1 project healthy." in overview
+        assert "The project is healthy." in overview
         assert "needs attention" not in overview
 
     _serve(_config(emulator, tmp_path), emulator, scenario)

@@ -21,6 +21,7 @@ from tests.emulator import Emulator
 from tests.support.browser import (
     DESKTOP,
     PHONE,
+    QUIET,
     chromium,
     needs_chromium,
     serving,
@@ -94,6 +95,7 @@ def _job_forms(page: Page, url: str) -> Locator:
 
 def test_an_operator_acts_from_the_forms_and_a_viewer_cannot_in_chromium(tmp_path: Path) -> None:
     with Emulator(roles=REPOSITORY_ROLES) as emulator:
+        emulator.clock.set(QUIET, frozen=True)
         api = (
             "api:\n"
             "  listen: 127.0.0.1:0\n"

@@ -14,6 +14,7 @@ from scheduler.web.auth import hash_token
 from tests.emulator import Emulator
 from tests.support.browser import (
     DESKTOP,
+    QUIET,
     chromium,
     needs_chromium,
     serving,
@@ -30,6 +31,7 @@ OPERATOR = "op-" + secrets.token_urlsafe(24)
 
 def test_the_hooks_page_refuses_a_bad_payload_and_fires_a_good_one(tmp_path: Path) -> None:
     with Emulator(roles=REPOSITORY_ROLES) as emulator:
+        emulator.clock.set(QUIET, frozen=True)
         nightly = hook_file("nightly")
         write_hook(tmp_path / "hooks", nightly)
         deploy(emulator, nightly)

@@ -22,14 +22,14 @@
     });
   }
 
-  function stamp() {
-    var now = new Date();
-    function two(n) { return (n < 10 ? "0" : "") + n; }
-    return two(now.getUTCHours()) + ":" + two(now.getUTCMinutes()) + ":" + two(now.getUTCSeconds());
+  // The service's time, as the page says it (its clock, which may not be the browser's).
+  function stamp(root) {
+    var now = root.querySelector("[data-refresh=now] time");
+    return now ? now.textContent : "";
   }
 
-  function swap(html) {
-    var fresh = sections(new DOMParser().parseFromString(html, "text/html"));
+  function swap(page) {
+    var fresh = sections(page);
     var current = sections(document);
     var x = window.scrollX, y = window.scrollY;
     Object.keys(current).forEach(function (key) {
@@ -56,8 +56,9 @@
         return response.text();
       })
       .then(function (html) {
-        swap(html);
-        status.textContent = "Updated " + stamp() + " UTC";
+        var page = new DOMParser().parseFromString(html, "text/html");
+        swap(page);
+        status.textContent = "Updated for " + stamp(page) + "; updates every 30 s";
         document.body.setAttribute("data-refreshed", String(Date.now()));
       })
       .catch(function (error) {
@@ -66,11 +67,11 @@
   }
 
   function start() {
-    if (!document.querySelector("[data-refresh]")) return;
+    if (!document.querySelector("main [data-refresh]")) return;
     var bar = document.createElement("p");
     bar.className = "refresh";
     var status = document.createElement("span");
-    status.textContent = "Loaded " + stamp() + " UTC; updates every 30 s";
+    status.textContent = "Loaded for " + stamp(document) + "; updates every 30 s";
     var toggle = document.createElement("button");
     toggle.type = "button";
     toggle.textContent = "Pause updates";
