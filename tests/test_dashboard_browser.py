@@ -199,6 +199,9 @@ def _refreshes_in_place(page: Page, config: Path, env: dict[str, str]) -> None:
     page.evaluate("window.tcSchedulerRefresh()")  # what the 30 s timer does
     assert wait_until(lambda: "dry-run" in recent.inner_text())
     assert page.evaluate("window.stillThisPage") is True
-    assert "Updated" in page.locator("p.refresh").inner_text()
+    # The service's time (its clock starts at DAY), not the browser's, in the bar and header.
+    said = page.locator("p.refresh").inner_text()
+    assert re.search(r"Updated for 2026-12-01 02:\d\d UTC", said), said
+    assert page.locator("header .now").inner_text().startswith("Now: 2026-12-01 02:")
     page.get_by_role("button", name="Pause updates").click()
     assert page.get_by_role("button", name="Resume updates").get_attribute("aria-pressed") == "true"

@@ -85,3 +85,49 @@ def test_forgetting_makes_the_next_asker_wait_for_a_new_read() -> None:
         assert await kept.get(T, reads) == 2
 
     asyncio.run(main())
+
+
+def test_a_renewal_begun_before_forget_does_not_overwrite_the_fresher_answer() -> None:
+    async def main() -> None:
+        kept, gate = RecentRead[str](FRESH), asyncio.Event()
+        deployed = ["before the fire"]
+
+        async def read() -> str:
+            seen = deployed[0]  # what the deployment says as the read starts
+            await gate.wait()  # its calls take a while
+            return seen
+
+        gate.set()
+        assert await kept.get(T, read) == "before the fire"
+        gate.clear()
+        assert await kept.get(T + FRESH, read) == "before the fire"  # renewal under way
+        await asyncio.sleep(0)  # the renewal has begun its read
+        deployed[0] = "after the fire"
+        kept.forget()  # a hook fired from the page
+        gate.set()
+        assert await kept.get(T + FRESH, read) == "after the fire"
+        await kept.settled()
+        assert await kept.get(T + FRESH, read) == "after the fire"
+
+    asyncio.run(main())
+
+
+def test_a_first_read_begun_before_forget_is_not_kept_as_fresh() -> None:
+    async def main() -> None:
+        kept, gate = RecentRead[str](FRESH), asyncio.Event()
+        deployed = ["before the fire"]
+
+        async def read() -> str:
+            seen = deployed[0]
+            await gate.wait()
+            return seen
+
+        warm = asyncio.create_task(kept.get(T, read))  # the service's read at start
+        await asyncio.sleep(0)
+        deployed[0] = "after the fire"
+        kept.forget()  # a hook fired from the page meanwhile
+        gate.set()
+        assert await warm == "before the fire"
+        assert await kept.get(T, read) == "after the fire"  # within FRESH of the first read
+
+    asyncio.run(main())

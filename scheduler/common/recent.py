@@ -25,19 +25,28 @@ class RecentRead(Generic[T]):
         self._answer: tuple[datetime, T] | None = None
         self._first = asyncio.Lock()
         self._renewing: asyncio.Task[None] | None = None
+        self._generation = 0  # forget() starts a new one: older reads are not kept
 
     async def get(self, now: datetime, read: Callable[[], Awaitable[T]]) -> T:
         """The latest answer, renewed behind the asker once older than `fresh_for`; with no
         answer yet, `read()`'s (askers at the same time share that one read)."""
         if self._answer is None:
             async with self._first:
-                if self._answer is None:
-                    self._answer = (now, await read())
-                return self._answer[1]
+                read_meanwhile = self._latest()  # by another asker, while this one waited
+                if read_meanwhile is not None:
+                    return read_meanwhile[1]
+                generation = self._generation
+                answer = await read()
+                if generation == self._generation:  # not forgotten while it was read
+                    self._answer = (now, answer)
+                return answer
         at, answer = self._answer
         if now - at >= self.fresh_for and self._renewing is None:
             self._renewing = asyncio.create_task(self._renew(now, read))
         return answer
+
+    def _latest(self) -> tuple[datetime, T] | None:
+        return self._answer
 
     async def settled(self) -> None:
         """Once the renewal under way, if any, has ended."""
@@ -47,10 +56,14 @@ class RecentRead(Generic[T]):
     def forget(self) -> None:
         """The next asker reads anew, and waits for it (what was read has just changed)."""
         self._answer = None
+        self._generation += 1
 
     async def _renew(self, now: datetime, read: Callable[[], Awaitable[T]]) -> None:
+        generation = self._generation
         try:
-            self._answer = (now, await read())
+            answer = await read()
+            if generation == self._generation:
+                self._answer = (now, answer)
         except Exception:  # the last answer stands; the next asker tries again
             log.exception("a read behind the pages failed")
         finally:

@@ -137,7 +137,9 @@ def _keep_quoted_key(match: re.Match[str]) -> str:
 # match, so skipping the rule masks the same.
 _KEYED = re.compile(rf"{_KEYWORD}[\"']?\s*[:=]")
 _SCHEMED_USERINFO = re.compile(r"://[^/\s]*@")
-_COLON_USERINFO = re.compile(r":[^\s/\"'<>`]+@")
+# The runs `_BARE_USERINFO`'s password part cannot leave (split in linear time; a search for
+# `:[^...]+@` backtracks quadratically over a long run of colons).
+_USERINFO_BREAKS = re.compile(r"[\s/\"'<>`]+")
 # The characters other than A-Z that a case-insensitive pattern takes for an ASCII letter
 # (tests/test_redaction.py checks the list against every code point).
 _ASCII_TWINS = (("\u0130", "i"), ("\u0131", "i"), ("\u017f", "s"), ("\u212a", "k"))
@@ -168,7 +170,10 @@ def _schemed_userinfo(text: str) -> bool:
 
 
 def _colon_userinfo(text: str) -> bool:
-    return _COLON_USERINFO.search(text) is not None
+    """Whether a run without a break has a `:`, then at least one character, then `@`."""
+    if ":" not in text or "@" not in text:
+        return False
+    return any(-1 < run.find(":") < run.rfind("@") - 1 for run in _USERINFO_BREAKS.split(text))
 
 
 def _bearer(text: str) -> bool:

@@ -101,7 +101,11 @@ def from_this_site(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    return origin != "null" and urlsplit(origin).netloc == request.headers.get("host")
+    # Over plain HTTP, browsers say only the Origin: it must name this host, as the request
+    # came (Host) or as a proxy that rewrote Host says it came (X-Forwarded-Host; no page of
+    # another site can make a browser send that header).
+    hosts = {request.headers.get("host"), request.headers.get("x-forwarded-host")} - {None}
+    return origin != "null" and urlsplit(origin).netloc in hosts
 
 
 def set_session_cookie(

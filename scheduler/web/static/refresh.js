@@ -57,8 +57,9 @@
       })
       .then(function (html) {
         var page = new DOMParser().parseFromString(html, "text/html");
+        var time = stamp(page);  // before the swap moves its sections into this page
         swap(page);
-        status.textContent = "Updated for " + stamp(page) + "; updates every 30 s";
+        status.textContent = "Updated for " + time + "; updates every 30 s";
         document.body.setAttribute("data-refreshed", String(Date.now()));
       })
       .catch(function (error) {
