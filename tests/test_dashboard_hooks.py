@@ -25,7 +25,7 @@ from scheduler.operations.acts import HOOKS_FRESH_FOR, Operations
 from scheduler.web.auth import hash_token
 from tests.emulator import Emulator
 from tests.support.dashboard import csrf_token, serving_pages, sign_in
-from tests.support.hooks import REVISION, deploy, hook_file, write_hook
+from tests.support.hooks import REVISION, declared_and_deployed, deploy, hook_file, write_hook
 from tests.support.projects import HOURLY, OWN_TEMPLATE, make_config, project
 from tests.support.repos import Repository
 
@@ -120,9 +120,7 @@ def test_the_page_shows_each_hook_declared_against_deployed(
     emulator: Emulator, tmp_path: Path, folder: Path
 ) -> None:
     emulator.clock.set(T, frozen=True)
-    same = hook_file("same")
-    write_hook(folder, same)
-    deploy(emulator, same)
+    declared_and_deployed(emulator, folder)
     changed = hook_file("changed")
     write_hook(folder, changed)
     deploy(
@@ -175,9 +173,7 @@ def test_the_page_shows_each_hook_declared_against_deployed(
 
 def test_last_fires_link_their_tasks(emulator: Emulator, tmp_path: Path, folder: Path) -> None:
     emulator.clock.set(T, frozen=True)
-    same = hook_file("same")
-    write_hook(folder, same)
-    deploy(emulator, same)
+    declared_and_deployed(emulator, folder)
     hooks = taskcluster.Hooks(emulator.options(maxRetries=0))
     first = hooks.triggerHook("g", "same", {"revision": REVISION, "flavor": "ship"})
     second = hooks.triggerHook("g", "same", {"revision": REVISION, "flavor": "promote"})
@@ -199,9 +195,7 @@ def test_reading_needs_only_the_read_scopes_of_the_managed_groups(
     emulator: Emulator, tmp_path: Path, folder: Path
 ) -> None:
     emulator.clock.set(T, frozen=True)
-    same = hook_file("same")
-    write_hook(folder, same)
-    deploy(emulator, same)
+    declared_and_deployed(emulator, folder)
     fired = taskcluster.Hooks(emulator.options(maxRetries=0)).triggerHook(
         "g", "same", {"revision": REVISION, "flavor": "ship"}
     )
@@ -308,9 +302,7 @@ def test_a_good_payload_fires_the_hook_and_the_page_says_its_task(
     emulator: Emulator, tmp_path: Path, folder: Path
 ) -> None:
     emulator.clock.set(T, frozen=True)
-    same = hook_file("same")
-    write_hook(folder, same)
-    deploy(emulator, same)
+    declared_and_deployed(emulator, folder)
     config = config_for(emulator, tmp_path, folder)
 
     async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
@@ -347,9 +339,7 @@ def test_a_payload_that_breaks_the_schema_is_refused_before_any_trigger(
     emulator: Emulator, tmp_path: Path, folder: Path
 ) -> None:
     emulator.clock.set(T, frozen=True)
-    same = hook_file("same")
-    write_hook(folder, same)
-    deploy(emulator, same)
+    declared_and_deployed(emulator, folder)
     tripwire(emulator)
     config = config_for(emulator, tmp_path, folder)
 
@@ -387,9 +377,7 @@ def test_only_an_operator_signed_in_fires_and_a_dry_run_triggers_nothing(
     emulator: Emulator, tmp_path: Path, folder: Path
 ) -> None:
     emulator.clock.set(T, frozen=True)
-    same = hook_file("same")
-    write_hook(folder, same)
-    deploy(emulator, same)
+    declared_and_deployed(emulator, folder)
     tripwire(emulator)
     good = f'{{"revision": "{REVISION}", "flavor": "ship"}}'
     config = config_for(emulator, tmp_path, folder)
@@ -457,9 +445,7 @@ def test_the_deployment_is_read_once_per_refresh_and_anew_after_a_fire(
     once per HOOKS_FRESH_FOR, behind the readers, who never wait for it but the first; a fire
     from here makes the next read fresh."""
     emulator.clock.set(T, frozen=True)
-    same = hook_file("same")
-    write_hook(folder, same)
-    deploy(emulator, same)
+    same = declared_and_deployed(emulator, folder)
     config = config_for(emulator, tmp_path, folder)
 
     async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:

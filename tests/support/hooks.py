@@ -68,3 +68,14 @@ def deploy(emulator: Emulator, definition: dict[str, Any]) -> None:
     group, hook_id = definition["hookGroupId"], definition["hookId"]
     taskcluster.Hooks(emulator.options(maxRetries=0)).createHook(group, hook_id, body)
     emulator.set_role(f"hook-id:{group}/{hook_id}", ["queue:create-task:*", "queue:scheduler-id:-"])
+
+
+def declared_and_deployed(
+    emulator: Emulator, folder: Path, hook_id: str = "same"
+) -> dict[str, Any]:
+    """A hook of group `g` written in `folder` and deployed as written (in sync): its
+    definition."""
+    definition = hook_file(hook_id)
+    write_hook(folder, definition)
+    deploy(emulator, definition)
+    return definition
