@@ -23,6 +23,7 @@ from taskcluster.exceptions import (
 from yarl import URL
 
 from scheduler.common.deadlines import DeadlineExceededError
+from scheduler.common.wording import plural
 from scheduler.durations import format_duration
 from scheduler.errors import Category, SchedulerError
 from scheduler.scopes import where_to_grant
@@ -285,7 +286,7 @@ def _missing_advice(missing: tuple[str, ...], restriction: Restriction | None) -
     shown = ", ".join(missing[:MISSING_SHOWN])
     if len(missing) > MISSING_SHOWN:
         shown += f" and {len(missing) - MISSING_SHOWN} more"
-    named = f"missing scope{'s' if len(missing) > 1 else ''} {shown}"
+    named = f"missing {plural(len(missing), 'scope')} {shown}"
     them = "them" if len(missing) > 1 else "it"
     if restriction is None:
         return f"{named}; grant {them} to the service's client"

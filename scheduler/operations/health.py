@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from scheduler.common.wording import counted
 from scheduler.config.model import Project
 from scheduler.cron.timing import SLOT_LENGTH
 from scheduler.durations import format_duration
@@ -67,17 +68,16 @@ def assess(health: ProjectHealthOut, checks: LastChecks, now: datetime) -> Proje
     if preflight is not None:
         errors = sum(1 for f in preflight.findings if f.severity == "error")
         if errors:
-            attention.append(f"{errors} preflight error{'s' if errors != 1 else ''}")
+            attention.append(counted(errors, "preflight error"))
     if health.incidents:
-        count = len(health.incidents)
-        attention.append(f"{count} open incident{'s' if count != 1 else ''}")
+        attention.append(counted(len(health.incidents), "open incident"))
     scan = checks.scans.get(health.name)
     if scan is not None and scan.failure:
         attention.append("expiry scan failed")
     elif scan is not None:
         expired = sum(1 for t in scan.at_risk if t.gone or t.expires <= now)
         if expired:
-            attention.append(f"{expired} cached task{'s' if expired != 1 else ''} expired")
+            attention.append(f"{counted(expired, 'cached task')} expired")
     found = {"stale": stale, "preflight": preflight, "attention": attention}
     return health.model_copy(update=found)
 
