@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from click.testing import CliRunner
 
 from scheduler.cli import main
+from scheduler.config.errors import ConfigError
 from scheduler.config.loading import load_config, read_config
 from scheduler.config.model import ApiSettings, ApiToken, Config
 from scheduler.engine import Engine
@@ -264,6 +266,29 @@ def test_new_token_prints_the_token_once_and_a_config_entry_with_its_hash(tmp_pa
         {},
     )
     assert config.api.tokens[0].role == "operator"
+
+
+def test_new_token_wants_a_name_and_a_bad_hash_names_the_command_that_makes_one() -> None:
+    for blank in ("", "  "):
+        refused = CliRunner().invoke(main, ["api", "new-token", blank])
+        assert refused.exit_code == 2, refused.output
+        assert "Invalid value for NAME: give the token a name" in refused.stderr
+        assert "token (give it to" not in refused.stderr  # no token was made
+    with pytest.raises(ConfigError) as raised:
+        load_config(
+            yaml.safe_dump(
+                {
+                    "taskcluster": {"root-url": "https://tc.example.com"},
+                    "projects": [],
+                    "api": {"tokens": [{"name": "s", "role": "viewer", "sha256": "abc"}]},
+                }
+            ),
+            "service.yml",
+            {},
+        )
+    said = raised.value.describe()
+    assert "`tc-scheduler api new-token NAME` makes a token" in said
+    assert "hash-token" not in said
 
 
 def test_a_double_click_fires_once_and_says_when_to_retry(

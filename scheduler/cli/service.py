@@ -222,6 +222,11 @@ def api_group() -> None:
 def api_new_token(name: str, role: str) -> None:
     """Make a token for NAME: print it once, and the entry for api.tokens (which keeps only its
     SHA-256, so the configuration holds no secret)."""
+    if not name.strip():
+        raise click.BadParameter(
+            "give the token a name (the audit log says it for every act), like sheriffs",
+            param_hint="NAME",
+        )
     token = secrets.token_urlsafe(32)
     entry = {"name": name, "role": role, "sha256": hash_token(token)}
     # The one secret a command shows on purpose, once: the token it has just made.

@@ -185,8 +185,8 @@ SCHEMA: dict[str, Any] = {
                             "sha256": {
                                 "type": "string",
                                 "pattern": "^[0-9a-f]{64}$",
-                                "x-expected": "the token's SHA-256 in hex: tc-scheduler api "
-                                "hash-token prints it",
+                                "x-expected": "the token's SHA-256 in hex: `tc-scheduler api "
+                                "new-token NAME` makes a token and prints this entry",
                             },
                         },
                     },
