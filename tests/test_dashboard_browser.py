@@ -34,7 +34,6 @@ from tests.support.emulated import REPOSITORY_ROLES, taskcluster_environment
 from tests.support.waiting import wait_until
 
 DAY = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # the nightly job's slot
-TICK = [sys.executable, "-m", "scheduler", "tick"]
 
 pytestmark = needs_chromium
 
@@ -45,16 +44,7 @@ def test_overview_project_and_fire_pages_in_chromium(tmp_path: Path) -> None:
         config = write_config(tmp_path, emulator, "api: {listen: '127.0.0.1:0'}\n")
         env = {**os.environ, **taskcluster_environment(emulator)}
         # A slot evaluated before the service starts: fires for the history.
-        ticked = subprocess.run(
-            [*TICK, "--config", str(config), "--at", DAY.isoformat()],
-            cwd=REPOSITORY_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-        assert ticked.returncode == 0, ticked.stderr
+        _command(env, "tick", "--config", str(config), "--at", DAY.isoformat())
         with serving(config, emulator) as (url, _), chromium() as browser:
             page = browser.new_page(viewport=DESKTOP)
             page.goto(url + "/")
@@ -176,26 +166,7 @@ def _refreshes_in_place(page: Page, config: Path, env: dict[str, str]) -> None:
     recent = page.locator("section", has=page.locator("#recent"))
     assert "dry-run" not in recent.inner_text()
     page.evaluate("window.stillThisPage = true")
-    fired = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "scheduler",
-            "fire",
-            "--config",
-            str(config),
-            "--dry-run",
-            "tc-scheduler",
-            "integration",
-        ],
-        cwd=REPOSITORY_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert fired.returncode == 0, fired.stderr
+    _command(env, "fire", "--config", str(config), "--dry-run", "tc-scheduler", "integration")
     page.evaluate("window.tcSchedulerRefresh()")  # what the 30 s timer does
     assert wait_until(lambda: "dry-run" in recent.inner_text())
     assert page.evaluate("window.stillThisPage") is True
@@ -205,3 +176,17 @@ def _refreshes_in_place(page: Page, config: Path, env: dict[str, str]) -> None:
     assert page.locator("header .now").inner_text().startswith("Now: 2026-12-01 02:")
     page.get_by_role("button", name="Pause updates").click()
     assert page.get_by_role("button", name="Resume updates").get_attribute("aria-pressed") == "true"
+
+
+def _command(env: dict[str, str], *args: str) -> None:
+    """`tc-scheduler ARGS` run to success, as an operator would in a shell beside the service."""
+    done = subprocess.run(
+        [sys.executable, "-m", "scheduler", *args],
+        cwd=REPOSITORY_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr

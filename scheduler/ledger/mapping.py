@@ -77,18 +77,5 @@ def _enumeration(hint: Any) -> type[Enum] | None:
     )
 
 
-# Worked out once: records are mapped in every read.
-_FIELDS = {
-    record: _fields_of(record)
-    for record in (
-        AuditEntry,
-        Fire,
-        Incident,
-        Letter,
-        Pause,
-        Remediation,
-        SignIn,
-        SlotRecord,
-        Watch,
-    )
-}
+# Worked out once, for each record `Record` names: records are mapped in every read.
+_FIELDS = {record: _fields_of(record) for record in Record.__constraints__}
