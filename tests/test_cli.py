@@ -79,6 +79,22 @@ def test_check_json() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    "command", [["check"], ["plan", "--project", "p", "--from", "2026-11-24", "--cron"]]
+)
+def test_output_json_is_the_json_flag_and_conflicting_outputs_are_refused(
+    command: list[str],
+) -> None:
+    as_flag = run(*command, TRANSLATIONS_CRON, "--json")
+    as_output = run(*command, TRANSLATIONS_CRON, "-o", "json")
+    assert as_output.exit_code == as_flag.exit_code == 0
+    assert json.loads(as_output.stdout) == json.loads(as_flag.stdout)
+    assert not run(*command, TRANSLATIONS_CRON, "--output", "table").stdout.startswith(("{", "["))
+    conflicting = run(*command, TRANSLATIONS_CRON, "--json", "-o", "wide")
+    assert conflicting.exit_code == 2
+    assert "--json and -o wide ask for different outputs" in conflicting.stderr
+
+
 def test_check_with_projects_checks_run_on_projects(tmp_path: Path) -> None:
     path = tmp_path / "c.yml"
     path.write_text(

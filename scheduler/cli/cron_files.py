@@ -14,7 +14,7 @@ import click
 from rich import box
 from rich.table import Table
 
-from scheduler.cli.output import console, echo, echo_json, instant, json_object
+from scheduler.cli.output import console, echo, echo_json, instant, json_object, json_option
 from scheduler.clock import ClockSettingError, clock_from
 from scheduler.common.wording import counted, plural
 from scheduler.common.yamldoc import MAX_BYTES
@@ -44,7 +44,7 @@ DEFAULT_PLAN_SPAN = timedelta(hours=24)
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@json_option("Print the results as JSON.")
 @click.option(
     "--project",
     "projects",
@@ -101,7 +101,7 @@ def check(paths: tuple[Path, ...], as_json: bool, projects: tuple[str, ...]) -> 
     "--until", "until", metavar="ISO8601", callback=instant, help="End (default: 24 h later)."
 )
 @click.option("--next", "count", type=click.IntRange(min=1), help="Show the next N fires instead.")
-@click.option("--json", "as_json", is_flag=True, help="Print [{slot, job}] as JSON.")
+@json_option("Print [{slot, job}] as JSON.")
 def plan(
     cron_path: Path,
     project: str,

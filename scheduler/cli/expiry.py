@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from rich.progress import Progress
 
-from scheduler.cli.output import console, echo, echo_model
+from scheduler.cli.output import console, echo, echo_model, json_option
 from scheduler.cli.setup import (
     EXIT_STATUS,
     actor,
@@ -43,7 +43,7 @@ def expiry_group() -> None:
     metavar="DAYS",
     help="Report what expires within DAYS (default: each project's threshold).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def expiry_report_command(
     config_path: Path | None, project_names: tuple[str, ...], within: float | None, as_json: bool
 ) -> None:
@@ -104,7 +104,7 @@ def expiry_report_command(
 @config_option
 @click.argument("project_name", metavar="PROJECT")
 @click.option("--dry-run", is_flag=True, help="Say what would be triggered; trigger nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@json_option("Print the answer as JSON.")
 def expiry_remediate(
     config_path: Path | None, project_name: str, dry_run: bool, as_json: bool
 ) -> None:

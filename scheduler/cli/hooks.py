@@ -15,7 +15,7 @@ import click
 from rich import box
 from rich.table import Table
 
-from scheduler.cli.output import console, echo, echo_json, echo_model, json_object
+from scheduler.cli.output import console, echo, echo_json, echo_model, json_object, json_option
 from scheduler.cli.setup import (
     actor,
     carry_out,
@@ -49,7 +49,6 @@ _hooks_dir_option = click.option(
 )
 # Where the folder is when neither --hooks-dir nor the configuration's hooks-dir says.
 DEFAULT_HOOKS_DIR = Path("hooks")
-_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 def _hook_argument(ctx: click.Context, param: click.Parameter, value: str) -> HookKey:
@@ -99,7 +98,7 @@ def hooks_check(hooks_dir: Path | None, config_path: Path | None) -> None:
 @hooks_group.command("list")
 @_hooks_dir_option
 @config_option
-@_json_option
+@json_option()
 def hooks_list(hooks_dir: Path | None, config_path: Path | None, as_json: bool) -> None:
     """The declared hooks and whether each is deployed, differs or is unchanged, and the
     deployed hooks of the same groups that no file declares."""
@@ -120,7 +119,7 @@ def hooks_list(hooks_dir: Path | None, config_path: Path | None, as_json: bool) 
 @hooks_group.command("diff")
 @_hooks_dir_option
 @config_option
-@_json_option
+@json_option()
 def hooks_diff(hooks_dir: Path | None, config_path: Path | None, as_json: bool) -> None:
     """What `apply` would change, field by field (old → new)."""
     _, folder, config = _folder_and_config(hooks_dir, config_path)
@@ -142,7 +141,7 @@ def hooks_diff(hooks_dir: Path | None, config_path: Path | None, as_json: bool) 
     help="Also remove the hooks of the managed groups that no file declares.",
 )
 @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
-@_json_option
+@json_option()
 def hooks_apply(
     hooks_dir: Path | None, config_path: Path | None, prune: bool, dry_run: bool, as_json: bool
 ) -> None:
@@ -196,7 +195,7 @@ def hooks_apply(
 @click.option(
     "--dry-run", is_flag=True, help="Check the payload against the hook's schema; fire nothing."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@json_option("Print the answer as JSON.")
 def hooks_fire(
     config_path: Path | None,
     hook: HookKey,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from scheduler.cli.output import duration, echo, echo_model
+from scheduler.cli.output import duration, echo, echo_model, json_option
 from scheduler.cli.setup import (
     actor,
     carry_out,
@@ -22,8 +22,6 @@ from scheduler.durations import format_duration
 from scheduler.operations.ledgered import open_ledger_operations, upgrade_ledger
 from scheduler.operations.models import LedgerUpgradedOut, PrunedOut
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
-
 
 @click.group("ledger")
 def ledger_group() -> None:
@@ -33,7 +31,7 @@ def ledger_group() -> None:
 @ledger_group.command("prune")
 @config_option
 @click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
-@json_option
+@json_option()
 def prune(config_path: Path | None, dry_run: bool, as_json: bool) -> None:
     """Remove what is past the configured retention (fires and slots 90d, delivered letters
     30d, audit 365d by default), keeping what is still needed: open or watched fires, each
@@ -73,7 +71,7 @@ def prune(config_path: Path | None, dry_run: bool, as_json: bool) -> None:
     help="Wait this long for a ledger that does not answer (default: ledger-wait, 10m unless "
     "configured; 0s: do not wait).",
 )
-@json_option
+@json_option()
 def upgrade(config_path: Path | None, wait: timedelta | None, as_json: bool) -> None:
     """Bring the ledger's schema up to the newest this release knows (run before the new
     release's replicas; they upgrade it too when they start), waiting for a ledger that does not

@@ -13,7 +13,15 @@ from typing import Any
 
 import click
 
-from scheduler.cli.output import console, echo, echo_json, echo_model, instant, json_object
+from scheduler.cli.output import (
+    console,
+    echo,
+    echo_json,
+    echo_model,
+    instant,
+    json_object,
+    json_option,
+)
 from scheduler.cli.setup import (
     actor,
     carry_out,
@@ -41,8 +49,6 @@ from scheduler.operations.models import (
     ResumedOut,
 )
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
-
 
 @click.command()
 @config_option
@@ -56,7 +62,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print the an
     help="The cron input, a JSON object.",
 )
 @click.option("--dry-run", is_flag=True, help="Render and record, but create nothing.")
-@json_option
+@json_option()
 def fire(
     config_path: Path | None,
     project: str,
@@ -101,7 +107,7 @@ def fire(
 @click.option(
     "--dry-run", is_flag=True, help="Render the hook payload and print it; trigger nothing."
 )
-@json_option
+@json_option()
 def action(
     config_path: Path | None,
     project_name: str,
@@ -149,7 +155,7 @@ def action(
     show_default=True,
     help="How many next fires to show per job.",
 )
-@json_option
+@json_option()
 def jobs(config_path: Path | None, project_name: str, upcoming: int, as_json: bool) -> None:
     """PROJECT's jobs at its branch head: when each fires, the next fires, the last fire, and
     the pause holding it (the same as the API's /projects/PROJECT/jobs)."""
@@ -193,7 +199,7 @@ def jobs(config_path: Path | None, project_name: str, upcoming: int, as_json: bo
     callback=instant,
     help="Lift the pause by itself at this time (default: until resumed).",
 )
-@json_option
+@json_option()
 def pause(
     config_path: Path | None,
     project: str,
@@ -224,7 +230,7 @@ def pause(
 @config_option
 @click.argument("project")
 @click.argument("job", required=False)
-@json_option
+@json_option()
 def resume(config_path: Path | None, project: str, job: str | None, as_json: bool) -> None:
     """Let JOB of PROJECT (or the whole project) fire again from its next slot (exit 1 if it
     was not paused)."""
@@ -260,7 +266,7 @@ def resume(config_path: Path | None, project: str, job: str | None, as_json: boo
     help="Only fires of slots at or after this time.",
 )
 @click.option("--limit", type=click.IntRange(min=1, max=1000), default=200, show_default=True)
-@json_option
+@json_option()
 def history(
     config_path: Path | None,
     project: str | None,
@@ -286,7 +292,7 @@ def history(
 @config_option
 @click.option("--since", metavar="ISO8601", callback=instant, help="Only acts at or after this.")
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
-@json_option
+@json_option()
 def audit(config_path: Path | None, since: datetime | None, limit: int, as_json: bool) -> None:
     """Who did what, newest first: pauses, resumes, manual fires, actions and hook fires."""
 

@@ -5,9 +5,11 @@ bans `click.echo` and `rich.console.Console` everywhere else).
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import click
 import yaml
@@ -53,6 +55,44 @@ def json_object(
     if not isinstance(parsed, dict):
         raise click.BadParameter("must be a JSON object, like '{\"key\": 1}'", ctx, param)
     return parsed
+
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+# The layouts `-o` names; `json` is the same as `--json`.
+OUTPUTS = ("table", "wide", "json")
+_WIDE = "tc_scheduler.output.wide"
+
+
+def json_option(help: str = "Print the answer as JSON.") -> Callable[[Command], Command]:
+    """`--json` and its alias `-o json|table|wide`, as one `as_json` argument of the command;
+    `wide` is asked of `wide_output()` by the tables."""
+
+    def decorate(command: Command) -> Command:
+        @functools.wraps(command)
+        def run(*args: Any, as_json: bool, output: str | None, **kwargs: Any) -> Any:
+            if as_json and output not in (None, "json"):
+                raise click.UsageError(f"--json and -o {output} ask for different outputs")
+            click.get_current_context().meta[_WIDE] = output == "wide"
+            return command(*args, as_json=as_json or output == "json", **kwargs)
+
+        with_output = click.option(
+            "-o",
+            "--output",
+            type=click.Choice(OUTPUTS),
+            help="table (the default), wide (every column, cells whole) or json (as --json).",
+        )(run)
+        return cast(
+            Command, click.option("--json", "as_json", is_flag=True, help=help)(with_output)
+        )
+
+    return decorate
+
+
+def wide_output() -> bool:
+    """Whether the command runs with `-o wide`."""
+    context = click.get_current_context(silent=True)
+    return bool(context is not None and context.meta.get(_WIDE))
 
 
 def echo(message: str, *, err: bool = False) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from scheduler import rounds, service
-from scheduler.cli.output import echo, echo_json, echo_model, echo_yaml, instant
+from scheduler.cli.output import echo, echo_json, echo_model, echo_yaml, instant, json_option
 from scheduler.cli.setup import (
     carry_out,
     clock,
@@ -43,7 +43,7 @@ def config_group() -> None:
 
 @config_group.command("check")
 @config_option
-@click.option("--json", "as_json", is_flag=True, help="Print the resolved configuration as JSON.")
+@json_option("Print the resolved configuration as JSON.")
 @click.option(
     "--no-preflight",
     is_flag=True,
@@ -72,7 +72,7 @@ def config_check(config_path: Path | None, as_json: bool, no_preflight: bool) ->
 @click.command("preflight")
 @config_option
 @click.option("--project", "project_names", multiple=True, help="Only these projects.")
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list.")
+@json_option("Print the findings as a JSON list.")
 def preflight_command(
     config_path: Path | None, project_names: tuple[str, ...], as_json: bool
 ) -> None:
@@ -128,7 +128,7 @@ def run(config_path: Path | None) -> None:
     callback=instant,
     help="A time in the slot (not later than now).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@json_option("Print the results as JSON.")
 def tick(config_path: Path | None, at: datetime, as_json: bool) -> None:
     """Evaluate one slot now, exactly as the ticker would, then exit (1 if anything failed)."""
     config = load(config_path)
@@ -171,7 +171,7 @@ def notify_group() -> None:
     metavar="CHANNEL",
     help="Post to this Slack channel (like '#releng' or C0123) instead of the routed one.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print where each message went as JSON.")
+@json_option("Print where each message went as JSON.")
 def notify_test(config_path: Path | None, channel: str | None, as_json: bool) -> None:
     """Send a test message through the real path (outbox, then Slack), and a Sentry event."""
     config = load(config_path)
