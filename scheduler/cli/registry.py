@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "action": ("operator", "action"),
     "api": ("service", "api_group"),
     "audit": ("operator", "audit"),
+    "backfill": ("backfill", "backfill"),
     "check": ("cron_files", "check"),
     "config": ("service", "config_group"),
     "expiry": ("expiry", "expiry_group"),

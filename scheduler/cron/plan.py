@@ -50,16 +50,19 @@ def due_jobs(cron: CronFile, project: str, moment: datetime) -> Plan:
     return Plan(tuple(sorted(fires)), problems)
 
 
-def fires_between(cron: CronFile, project: str, start: datetime, end: datetime) -> Plan:
-    """Every fire on `project` with a slot in [start, end)."""
+def fires_between(
+    cron: CronFile, project: str, start: datetime, end: datetime, *, limit: int | None = None
+) -> Plan:
+    """Every fire on `project` with a slot in [start, end), or only the first `limit` of them:
+    a caller that refuses more than n asks for n + 1, and a long span is not walked past them."""
     first, end = first_slot_at_or_after(start), as_utc(end)
     schedules, problems = _schedules_for(cron, project)
     fires: list[PlannedFire] = []
     for midnight, day_fires in _fires_by_day(schedules, first.date()):
-        if midnight >= end:
+        if midnight >= end or (limit is not None and len(fires) >= limit):
             break
         fires.extend(fire for fire in day_fires if first <= fire.slot < end)
-    return Plan(tuple(fires), problems)
+    return Plan(tuple(fires[:limit]), problems)
 
 
 def next_fires(cron: CronFile, project: str, start: datetime, count: int) -> Plan:

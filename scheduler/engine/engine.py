@@ -83,6 +83,11 @@ class Engine:
     def __post_init__(self) -> None:
         self._runner = FireRunner(self)
 
+    @property
+    def runner(self) -> FireRunner:
+        """What makes every fire of this engine, under its one concurrency limit (a backfill's)."""
+        return self._runner
+
     # -- scheduled fires ------------------------------------------------------------------
 
     async def tick(self, moment: datetime) -> list[SlotResult]:

@@ -5,7 +5,7 @@ leases renewed while they run, and their outcomes (retries included) recorded a 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -77,29 +77,54 @@ class FireRunner:
         self._limit = asyncio.Semaphore(self.setting.config.concurrency)
 
     async def claim(
-        self, project: str, fires: Sequence[tuple[str, datetime, FireKind]]
+        self,
+        project: str,
+        fires: Sequence[tuple[str, datetime, FireKind]],
+        *,
+        retake_skipped: bool = False,
     ) -> list[Claim | None]:
         """Claim these (job, slot, kind) fires of `project` in one write; None where another
-        replica holds one."""
+        replica holds one (or, unless `retake_skipped`, it was skipped)."""
         config, now = self.setting.config, self.setting.clock()
         return await self.setting.ledger.run(
             lambda ledger: ledger.claim_many(
-                project, list(fires), replica=config.replica, now=now, lease=config.claim_lease
+                project,
+                list(fires),
+                replica=config.replica,
+                now=now,
+                lease=config.claim_lease,
+                retake_skipped=retake_skipped,
             )
         )
 
     async def claim_and_fire(
-        self, project: Project, snapshot: Snapshot, wanted: Sequence[tuple[PlannedFire, FireKind]]
+        self,
+        project: Project,
+        snapshot: Snapshot,
+        wanted: Sequence[tuple[PlannedFire, FireKind]],
+        *,
+        retake_skipped: bool = False,
+        on_fired: Callable[[FireResult], None] | None = None,
     ) -> list[FireResult]:
         """Claim the `wanted` fires of one project in one write, fire what was claimed, and
-        record the outcomes in one write."""
+        record the outcomes in one write. `retake_skipped`: a backfill's, see `claim`;
+        `on_fired` is told of each fire as it ends (a backfill's progress)."""
         claims = await self.claim(
-            project.name, [(fire.job_name, fire.slot, kind) for fire, kind in wanted]
+            project.name,
+            [(fire.job_name, fire.slot, kind) for fire, kind in wanted],
+            retake_skipped=retake_skipped,
         )
+
+        async def fire(request: FireRequest, claim: Claim | None) -> FireResult:
+            result = await self.fire(request, claim)
+            if on_fired is not None:
+                on_fired(result)
+            return result
+
         fired = await asyncio.gather(
             *(
-                self.fire(FireRequest(project, snapshot, fire.job, fire.slot, kind), claim)
-                for (fire, kind), claim in zip(wanted, claims, strict=True)
+                fire(FireRequest(project, snapshot, planned.job, planned.slot, kind), claim)
+                for (planned, kind), claim in zip(wanted, claims, strict=True)
             )
         )
         await self.record(claims)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, case, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from scheduler.cron.timing import slot_of
@@ -58,10 +58,14 @@ class ClaimStore(Store):
         replica: str,
         now: datetime,
         lease: timedelta,
+        retake_skipped: bool = False,
     ) -> list[Claim | None]:
         """`claim` for several (job, slot, kind) of one project, in one transaction.
 
         A tick claims all of a project's due fires at once: one write instead of one per job.
+        With `retake_skipped` (a backfill), a skipped fire is claimed too, with the next attempt
+        number: it made nothing (a catch-up policy or a pause held it), and the operator asks
+        for its slot now.
         """
         now = aware("now", now)
         lease_until = now + positive("lease", lease)
@@ -76,7 +80,9 @@ class ClaimStore(Store):
                 if kind is FireKind.MANUAL:
                     taken = (_claim_new(session, key, kind_holder), 1)
                 else:
-                    taken = _claim_unique(session, key, kind_holder, now=now)
+                    taken = _claim_unique(
+                        session, key, kind_holder, now=now, retake_skipped=retake_skipped
+                    )
                 claims.append(
                     None
                     if taken is None
@@ -337,7 +343,12 @@ def _claim_new(session: Session, key: dict[str, Any], holder: dict[str, Any]) ->
 
 
 def _claim_unique(
-    session: Session, key: dict[str, Any], holder: dict[str, Any], *, now: datetime
+    session: Session,
+    key: dict[str, Any],
+    holder: dict[str, Any],
+    *,
+    now: datetime,
+    retake_skipped: bool = False,
 ) -> tuple[int, int] | None:
     """(fire id, attempt) of the claim taken on the slot's one fire, or None."""
     first = upsert(session, FireRow).values(
@@ -354,14 +365,23 @@ def _claim_unique(
     # update the row moves the lease into the future, and the others then find no row that
     # matches (PostgreSQL re-checks the WHERE clause on the updated row; SQLite writers
     # run one at a time). A retrying fire is taken the same way once its retry is due.
+    takeable = and_(
+        FireRow.state.in_([state.value for state in OPEN_STATES]), FireRow.lease_until <= now
+    )
+    cleared: dict[str, Any] = {}
+    if retake_skipped:
+        skipped = FireRow.state == FireState.SKIPPED.value
+        takeable = or_(takeable, skipped)
+        # A skip's reason and end no longer hold once its fire is being made (SET reads the
+        # row as it was); an open fire keeps its last error until it ends.
+        cleared = {
+            "error": case((skipped, None), else_=FireRow.error),
+            "finished_at": case((skipped, None), else_=FireRow.finished_at),
+        }
     taken = session.execute(
         update(FireRow)
-        .where(
-            *same_fire(**key),
-            FireRow.state.in_([state.value for state in OPEN_STATES]),
-            FireRow.lease_until <= now,
-        )
-        .values(**holder, state=FireState.CLAIMED.value, attempt=FireRow.attempt + 1)
+        .where(*same_fire(**key), takeable)
+        .values(**holder, **cleared, state=FireState.CLAIMED.value, attempt=FireRow.attempt + 1)
         .returning(FireRow.id, FireRow.attempt)
     ).one_or_none()
     return (taken.id, taken.attempt) if taken is not None else None

@@ -5,13 +5,15 @@ any hook, remediate expiry; and the jobs overview. Each act is audited, and answ
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from scheduler.actions.triggering import Triggered
 from scheduler.common.recent import RecentRead
+from scheduler.cron import format_slot
 from scheduler.engine import Engine
+from scheduler.engine.backfill import Backfill, BackfillProgress, backfill
 from scheduler.errors import Category, SchedulerError
 from scheduler.expiry.model import ExpiryEvent, ExpiryEventKind
 from scheduler.hooks.definitions import HookKey
@@ -22,7 +24,9 @@ from scheduler.operations.audit import audited, target_of
 from scheduler.operations.hook_overview import hooks_overview
 from scheduler.operations.ledgered import LedgerOperations
 from scheduler.operations.models import (
+    MAX_FIRES,
     ActionOut,
+    BackfillOut,
     ExpiryEventOut,
     FiredOut,
     HookFiredOut,
@@ -150,6 +154,64 @@ class Operations:
             raise FireFailedError(message, fired, upstream=not result.project_broken)
         return fired
 
+    async def backfill(
+        self,
+        actor: str,
+        project: str,
+        jobs: Sequence[str] = (),
+        *,
+        start: datetime,
+        until: datetime,
+        max_fires: int = MAX_FIRES,
+        dry_run: bool = False,
+        progress: BackfillProgress | None = None,
+    ) -> BackfillOut:
+        """Fire every begun slot of [start, until) that `jobs` (none: every job that runs on
+        the project) name, as catch-up fires from the branch head: audited once, with its range
+        and jobs. Raises UnknownProjectError, UnknownJobError or InvalidRangeError."""
+        engine = self.engine
+        given = {
+            "jobs": list(jobs) or None,
+            "from": start.isoformat(),
+            "until": until.isoformat(),
+            "max_fires": max_fires,
+            "dry_run": dry_run,
+        }
+        act = Act(actor, "backfill", target_of(project, jobs[0] if len(jobs) == 1 else None), given)
+
+        async def fire() -> Backfill:
+            found = engine.config.require_project(project)
+            snapshot, cron = await engine.head(project)
+            return await backfill(
+                engine.runner,
+                found,
+                snapshot,
+                cron,
+                jobs,
+                start,
+                until,
+                max_fires=max_fires,
+                dry_run=dry_run,
+                progress=progress,
+            )
+
+        done = await audited(self.async_ledger, engine.clock, act, fire, _backfill_outcome)
+        if self.counting is not None and done.made:
+            self.counting.fired(done.made)
+        return BackfillOut(
+            project=done.project,
+            revision=done.revision,
+            jobs=list(done.jobs),
+            start=done.start,
+            until=done.until,
+            clamped=done.clamped,
+            dry_run=done.dry_run,
+            counts=done.counts(),
+            # A rendered task is kilobytes, and a backfill may make a thousand fires.
+            fires=[FiredOut.model_validate(replace(fire, details=None)) for fire in done.fires],
+            notes=list(done.notes),
+        )
+
     async def run_action(
         self,
         actor: str,
@@ -252,6 +314,14 @@ def _fire_outcome(result: FireResult) -> tuple[bool, str]:
     if result.state is FireState.FAILED:
         return False, str(result.error)
     return True, f"{result.state}: task {result.task_id}"
+
+
+def _backfill_outcome(done: Backfill) -> tuple[bool, str]:
+    span = f"{format_slot(done.start)} to {format_slot(done.until)}"
+    if done.clamped:
+        span += " (until clamped to now)"
+    counts = ", ".join(f"{count} {state}" for state, count in done.counts().items())
+    return not done.failed, f"{span}: {counts or 'no slot named'}"
 
 
 def _action_outcome(triggered: Triggered) -> tuple[bool, str]:

@@ -161,7 +161,7 @@ class AuditOut(BaseModel):
     at: datetime
     actor: str = Field(description="Who: an API token's name, or the user and host of a command.")
     action: str = Field(
-        description="What: fire, action, hook-fire, hooks-apply, pause, resume, "
+        description="What: fire, backfill, action, hook-fire, hooks-apply, pause, resume, "
         "expiry-remediate, ledger-prune or ledger-upgrade."
     )
     target: str = Field(
@@ -183,6 +183,30 @@ class SlotOut(BaseModel):
     fires: list[FiredOut]
     skipped: list[FiredOut]
     paused: list[FiredOut] = Field(description="Due fires held by a pause (recorded as skipped).")
+
+
+# The most fires one backfill makes unless asked for more, and the most it may be asked for.
+MAX_FIRES = 1000
+MAX_FIRES_LIMIT = 100_000
+
+
+class BackfillOut(BaseModel):
+    """What a backfill did (dry run: would do), a fire per slot and job of its range."""
+
+    project: str
+    revision: str = Field(description="The branch head the fires are made from, as catch-up's.")
+    jobs: list[str] = Field(description="The jobs backfilled.")
+    start: datetime = Field(description="The range's first slot (from, rounded up to a slot).")
+    until: datetime = Field(description="The range's end, not in it: until, or now if earlier.")
+    clamped: bool = Field(description="True: until was later than now, so the range ends now.")
+    dry_run: bool = Field(description="True: nothing was claimed, created or recorded.")
+    counts: dict[str, int] = Field(description="How many of the fires are in each state.")
+    fires: list[FiredOut] = Field(
+        description="In slot order, details left out (see /api/v1/fires/<fire_id>): created, "
+        "already-fired (the slot's task exists), failed, skipped (paused now), dry-run, or as "
+        "the ledger has it."
+    )
+    notes: list[str] = Field(description="The clamped range, jobs whose schedule is broken.")
 
 
 class CachedTaskOut(BaseModel):

@@ -1,7 +1,7 @@
-"""The API's routes: read projects, their jobs, fires and the audit log; fire a job, trigger an
-action, fire a hook, start an expiry remediation, pause and resume. Each parses, calls one
-operation and answers with its model. Beside them, the service's health and `/metrics`, as the
-monitor the composition root hands in says.
+"""The API's routes: read projects, their jobs, fires and the audit log; fire a job, backfill a
+range, trigger an action, fire a hook, start an expiry remediation, pause and resume. Each
+parses, calls one operation and answers with its model. Beside them, the service's health and
+`/metrics`, as the monitor the composition root hands in says.
 
 Every error is JSON `{error, message}` with the status its category maps to, never a stack
 trace. Every body, answers and errors alike, is one `MaskedJSONResponse`, which masks secrets as
@@ -31,6 +31,7 @@ from scheduler.operations.acts import Operations
 from scheduler.operations.models import (
     ActionOut,
     AuditOut,
+    BackfillOut,
     FireDetail,
     FiredOut,
     FireOut,
@@ -44,7 +45,14 @@ from scheduler.operations.models import (
 )
 from scheduler.web.acting import acts
 from scheduler.web.auth import Principal, authenticate, require
-from scheduler.web.bodies import ActionBody, FireBody, HookFireBody, PauseBody, RemediateBody
+from scheduler.web.bodies import (
+    ActionBody,
+    BackfillBody,
+    FireBody,
+    HookFireBody,
+    PauseBody,
+    RemediateBody,
+)
 from scheduler.web.draining import NOT_READY, Draining, ShuttingDownError
 from scheduler.web.hook_pages import hook_pages
 from scheduler.web.limits import TOO_LARGE, BodyLimit
@@ -284,6 +292,22 @@ async def fire_now(ops: Ops, who: ApiOperator, project: str, job: str, body: Fir
     """Fire a job now, whatever its schedule says: the same path as `tc-scheduler fire`. A
     fire Taskcluster refuses is a 502 (it is in the fires, with its error)."""
     return await ops.fire_job(_actor(who), project, job, body.input, dry_run=body.dry_run)
+
+
+@api.post("/projects/{project}/backfill")
+async def backfill(ops: Ops, who: ApiOperator, project: str, body: BackfillBody) -> BackfillOut:
+    """Fire every past slot of [start, until) that the jobs' schedules name, as the scheduler
+    would have: the same path as `tc-scheduler backfill`. A slot already fired is
+    `already-fired`, never fired twice; answers when every fire has ended."""
+    return await ops.backfill(
+        _actor(who),
+        project,
+        body.jobs,
+        start=body.start,
+        until=body.until,
+        max_fires=body.max_fires,
+        dry_run=body.dry_run,
+    )
 
 
 @api.post("/projects/{project}/actions/{action}")

@@ -9,23 +9,46 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from scheduler.operations.models import MAX_FIRES, MAX_FIRES_LIMIT
+
+
+def _in_utc_range(moment: datetime | None) -> datetime | None:
+    """`moment`, if it has a UTC equivalent (a time at the calendar's edge with an offset
+    has none)."""
+    if moment is not None and moment.tzinfo is not None:
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(
+                "is out of range once in UTC; give a time in years 1 to 9999"
+            ) from None
+    return moment
+
 
 class PauseBody(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
     until: datetime | None = Field(default=None, description="Lift the pause at this time.")
 
-    @field_validator("until")
-    @classmethod
-    def _in_utc_range(cls, until: datetime | None) -> datetime | None:
-        # A time at the calendar's edge with an offset has no UTC equivalent.
-        if until is not None and until.tzinfo is not None:
-            try:
-                until.astimezone(UTC)
-            except OverflowError:
-                raise ValueError(
-                    "is out of range once in UTC; give a time in years 1 to 9999"
-                ) from None
-        return until
+    _until_in_utc_range = field_validator("until")(_in_utc_range)
+
+
+class BackfillBody(BaseModel):
+    jobs: list[str] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="The jobs to backfill (default: every job that runs on the project).",
+    )
+    start: datetime = Field(description="The range's start (the command line's --from).")
+    until: datetime = Field(description="The range's end, not in it; later than now: now.")
+    max_fires: int = Field(
+        default=MAX_FIRES,
+        ge=1,
+        le=MAX_FIRES_LIMIT,
+        description="Refuse a range that names more fires than this.",
+    )
+    dry_run: bool = Field(default=False, description="Say what would fire; claim nothing.")
+
+    _range_in_utc_range = field_validator("start", "until")(_in_utc_range)
 
 
 class FireBody(BaseModel):
