@@ -71,9 +71,9 @@ def backfill(
     concurrency limit, recorded as a catch-up fire. So a slot already fired shows
     `already-fired` and is never fired twice, and running a backfill again fires nothing new.
     A slot the ledger skipped (a catch-up policy, a pause at the time) is fired; one whose
-    fire failed is shown as recorded (fire it again with `tc-scheduler fire`); one that has
-    not begun never is. A job paused now is skipped as the scheduler skips it, and nothing is
-    recorded for it: backfill again once it is resumed.
+    fire failed is shown failed, as recorded; one that has not begun never is (an --until
+    later than now is taken as now). A job paused now is skipped as the scheduler skips it,
+    and nothing is recorded for it: backfill again once it is resumed.
 
     \b
     Every fire is made from the branch head as it is now, whose .cron.yml and

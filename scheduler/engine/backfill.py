@@ -110,7 +110,10 @@ async def backfill(
             f"{counted(max_fires, 'fire')} of {project.name}: backfill a shorter range or fewer "
             "jobs, or allow more with --max-fires (max_fires in the API)"
         )
-    notes = [str(problem) for problem in plan.problems]
+    # The jobs the backfill leaves out: broken in `.cron.yml` (when it takes every job), or
+    # with no schedule on this project.
+    left_out = () if jobs else cron.errors
+    notes = [str(problem) for problem in (*left_out, *plan.problems)]
     if clamped:
         notes.insert(
             0,
@@ -181,7 +184,9 @@ def _span(start: datetime, until: datetime, now: datetime) -> tuple[datetime, da
             f"the range is empty: until {format_slot(until)} is not after from {format_slot(start)}"
         )
     if start < EARLIEST:
-        raise InvalidRangeError(f"from {start:%Y-%m-%d} is before {EARLIEST.year}: no slot is")
+        raise InvalidRangeError(
+            f"from {start:%Y-%m-%d} is before {EARLIEST.year}, the first year with slots"
+        )
     end = min(until, now)
     first = first_slot_at_or_after(start)
     if first >= end:
