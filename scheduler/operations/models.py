@@ -183,6 +183,11 @@ class SlotOut(BaseModel):
     fires: list[FiredOut]
     skipped: list[FiredOut]
     paused: list[FiredOut] = Field(description="Due fires held by a pause (recorded as skipped).")
+    overlapping: list[FiredOut] = Field(
+        default_factory=list,
+        description="Due fires their job's overlap policy held, an earlier fire of the job not "
+        "resolved (recorded as skipped, the reason naming it).",
+    )
 
 
 class CachedTaskOut(BaseModel):

@@ -1,0 +1,293 @@
+"""Overlap policies per job (`allow`, `skip`, `replace`): the ledger's read of the fires that may
+still run (both backends), the pure plan, and the engine against the emulator, its clock and the
+service's injected, with the watcher following the earlier fire's task as the service does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+import slugid
+import taskcluster
+
+from scheduler.config.model import Config, Project
+from scheduler.cron import load_cron
+from scheduler.cron.overlap import RunningFire, plan_overlap
+from scheduler.cron.plan import PlannedFire
+from scheduler.cron.slots import Decision, Occasion, OpenFire, SkipReason
+from scheduler.engine import Engine
+from scheduler.ids import decision_task_id
+from scheduler.ledger import FireKind, FireState, Ledger, Outcome, WatchPhase, WatchSpec
+from scheduler.notifier import Notifier
+from scheduler.outcomes import SlotResult
+from scheduler.service import open_service
+from tests.emulator import Emulator
+from tests.emulator.clock import format_time
+from tests.support.emulated import REPOSITORY_ROLES, task_definition
+from tests.support.engine import fires
+from tests.support.projects import DAY, HOURLY, make_config, own_project
+
+T = TypeVar("T")
+HOUR = timedelta(hours=1)
+T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+DAY_LONG = timedelta(days=1)
+CANCEL_SCOPES = ["queue:seal-task-group:*", "queue:cancel-task-group:*"]
+
+
+# -- the ledger: which fires may still run -----------------------------------------------------
+
+
+def _finished(
+    ledger: Ledger, job: str, slot: datetime, state: FireState, *, watch: WatchSpec | None
+) -> int:
+    claim = ledger.claim("p", job, slot, kind=FireKind.SCHEDULED, replica="r", now=slot, lease=HOUR)
+    assert claim is not None
+    task = slugid.nice()
+    details = {"task": {"taskGroupId": f"group-of-{job}"}}
+    ledger.finish_many([Outcome(claim, state, task, None, None, details, watch)], now=slot)
+    return claim.fire_id
+
+
+def test_unresolved_fires_are_those_being_made_followed_or_recent_without_a_watch(
+    ledger: Ledger,
+) -> None:
+    watch = WatchSpec()
+    followed = _finished(ledger, "followed", T0, FireState.CREATED, watch=watch)
+    resolved = _finished(ledger, "resolved", T0, FireState.CREATED, watch=watch)
+    [done] = [w for w in ledger.watches() if w.fire_id == resolved]
+    assert ledger.advance_watch(done, WatchPhase.DONE, now=T0, task_state="completed")
+    _finished(ledger, "failed", T0, FireState.FAILED, watch=watch)  # no task: nothing runs
+    old_unwatched = _finished(ledger, "old", T0 - timedelta(days=6), FireState.CREATED, watch=None)
+    unwatched = _finished(ledger, "unwatched", T0, FireState.ALREADY_FIRED, watch=None)
+    being_made = ledger.claim(
+        "p", "claimed", T0, kind=FireKind.SCHEDULED, replica="r", now=T0, lease=HOUR
+    )
+    assert being_made is not None
+    ledger.claim("other", "x", T0, kind=FireKind.SCHEDULED, replica="r", now=T0, lease=HOUR)
+
+    found = ledger.unresolved_fires("p", unwatched_since=T0 - timedelta(days=5))
+    by_job = {fire.job: fire for fire in found}
+    assert set(by_job) == {"followed", "unwatched", "claimed"}
+    assert by_job["followed"].fire_id == followed
+    assert (by_job["followed"].phase, by_job["followed"].task_group_id) == (
+        WatchPhase.TASK,
+        "group-of-followed",
+    )
+    assert by_job["unwatched"].phase is None and not by_job["unwatched"].being_made
+    assert by_job["claimed"].being_made and by_job["claimed"].task_id is None
+    assert old_unwatched not in {fire.fire_id for fire in found}
+
+
+# -- the plan ----------------------------------------------------------------------------------
+
+CRON = load_cron(HOURLY)
+[JOB] = CRON.jobs
+
+
+def _decision(slot: datetime, occasion: Occasion = Occasion.SCHEDULED) -> Decision:
+    return Decision(PlannedFire(slot, JOB.name, JOB), occasion)
+
+
+def _running(slot: datetime, **changes: object) -> RunningFire:
+    fire = RunningFire(JOB.name, slot, False, "TaskA", "GroupA", "running")
+    return replace(fire, **changes)  # type: ignore[arg-type]
+
+
+def test_allow_fires_everything_and_replaces_nothing() -> None:
+    plan = plan_overlap([_decision(T0)], [_running(T0 - HOUR)], lambda job: "allow")
+    assert (plan.fires, plan.skipped, plan.replacing) == ((_decision(T0),), (), {})
+
+
+def test_skip_holds_every_new_fire_while_another_runs_and_names_it() -> None:
+    caught_up, due = _decision(T0 - HOUR, Occasion.CATCH_UP), _decision(T0)
+    plan = plan_overlap([caught_up, due], [_running(T0 - 2 * HOUR)], lambda job: "skip")
+    assert plan.fires == ()
+    assert [s.why for s in plan.skipped] == [SkipReason.OVERLAP] * 2
+    assert "task TaskA, running" in plan.skipped[0].reason
+    # Nothing runs: the first fires, the next of the same tick would overlap it.
+    plan = plan_overlap([caught_up, due], [], lambda job: "skip")
+    assert plan.fires == (caught_up,)
+    [held] = plan.skipped
+    assert held.fire == due.fire and "made at the same tick" in held.reason
+
+
+def test_a_slots_own_fire_is_not_its_previous_one() -> None:
+    """Ticking a slot again finds its own fire unresolved: that is no overlap."""
+    plan = plan_overlap([_decision(T0)], [_running(T0)], lambda job: "skip")
+    assert plan.fires == (_decision(T0),)
+
+
+def test_a_retry_is_never_held_back() -> None:
+    retry = Decision(
+        PlannedFire(T0 - HOUR, JOB.name, JOB),
+        Occasion.RETRY,
+        retried=OpenFire(T0 - HOUR, JOB.name, retrying=True),
+    )
+    running = [_running(T0 - HOUR, being_made=True, state="retrying", task_id=None)]
+    plan = plan_overlap([retry, _decision(T0)], running, lambda job: "replace")
+    assert plan.fires == (retry,)
+    [held] = plan.skipped
+    assert "its task not made yet" in held.reason and "not fired" in held.reason
+
+
+def test_replace_makes_the_newest_after_cancelling_what_runs() -> None:
+    older, newest = _decision(T0 - HOUR, Occasion.CATCH_UP), _decision(T0)
+    running = _running(T0 - 2 * HOUR)
+    plan = plan_overlap([older, newest], [running], lambda job: "replace")
+    assert plan.fires == (newest,)
+    assert plan.replacing == {newest.fire: (running,)}
+    [superseded] = plan.skipped
+    assert superseded.fire == older.fire and "replaces it" in superseded.reason
+
+
+def test_replace_never_cancels_an_actions_group_nor_an_unknown_one() -> None:
+    for running, words in (
+        (_running(T0 - HOUR, action=True), "push's"),
+        (_running(T0 - HOUR, task_group_id=None), "not known"),
+    ):
+        plan = plan_overlap([_decision(T0)], [running], lambda job: "replace")
+        assert plan.fires == ()
+        [held] = plan.skipped
+        assert held.why is SkipReason.OVERLAP and words in held.reason
+
+
+# -- the engine against the emulator ----------------------------------------------------------
+
+
+def _serve(
+    config: Config, emulator: Emulator, work: Callable[[Engine, Notifier], Awaitable[T]]
+) -> T:
+    async def main() -> T:
+        async with open_service(config, clock=emulator.clock.now) as (engine, notifier, _):
+            return await work(engine, notifier)
+
+    return asyncio.run(main())
+
+
+async def _tick(engine: Engine, emulator: Emulator, slot: datetime) -> SlotResult:
+    emulator.clock.set(slot, frozen=True)
+    [result] = await engine.tick(slot)
+    return result
+
+
+def _hourly(emulator: Emulator, tmp_path: Path, **changes: object) -> tuple[Config, Project]:
+    project = replace(own_project(tmp_path, HOURLY), **changes)  # type: ignore[arg-type]
+    return make_config(emulator, tmp_path, project), project
+
+
+def _task(emulator: Emulator, slot: datetime) -> str:
+    return decision_task_id(emulator.root_url, "tc-scheduler", "hourly", slot)
+
+
+def _state(emulator: Emulator, task_id: str) -> tuple[str, str | None]:
+    status = taskcluster.Queue(emulator.options()).status(task_id)["status"]
+    return status["state"], status["runs"][-1].get("reasonResolved")
+
+
+async def _first_fire_running(engine: Engine, notifier: Notifier, emulator: Emulator) -> str:
+    """The 00:00 fire made, its task running and seen so by the watcher; its task id."""
+    first = await _tick(engine, emulator, DAY)
+    assert [f.state for f in first.fires] == [FireState.CREATED]
+    task = _task(emulator, DAY)
+    emulator.run_task(task)
+    await notifier.round()
+    return task
+
+
+def test_allow_fires_while_the_previous_fire_runs(emulator: Emulator, tmp_path: Path) -> None:
+    config, _ = _hourly(emulator, tmp_path)
+
+    async def scenario(engine: Engine, notifier: Notifier) -> SlotResult:
+        await _first_fire_running(engine, notifier, emulator)
+        return await _tick(engine, emulator, DAY + HOUR)
+
+    second = _serve(config, emulator, scenario)
+    assert [f.state for f in second.fires] == [FireState.CREATED]
+    assert _state(emulator, _task(emulator, DAY)) == ("running", None)
+    assert _state(emulator, _task(emulator, DAY + HOUR))[0] == "pending"
+
+
+def test_skip_records_the_fire_skipped_naming_the_running_one_then_fires_once_it_resolved(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    config, _ = _hourly(emulator, tmp_path, overlap="skip")
+
+    async def scenario(engine: Engine, notifier: Notifier) -> tuple[SlotResult, SlotResult]:
+        first = await _first_fire_running(engine, notifier, emulator)
+        held = await _tick(engine, emulator, DAY + HOUR)
+        emulator.resolve_task(first, "completed")
+        await notifier.round()
+        return held, await _tick(engine, emulator, DAY + 2 * HOUR)
+
+    held, later = _serve(config, emulator, scenario)
+    assert held.fires == ()
+    [skipped] = held.overlapping
+    assert (skipped.state, skipped.skip_reason) == (FireState.SKIPPED, SkipReason.OVERLAP)
+    first = _task(emulator, DAY)
+    assert f"task {first}, running" in (skipped.error or "")
+    recorded = {f.slot: f for f in fires(config)}
+    assert recorded[DAY + HOUR].state is FireState.SKIPPED
+    assert "overlap policy skip" in (recorded[DAY + HOUR].error or "")
+    assert {task.task_id for task in emulator.tasks()} == {first, _task(emulator, DAY + 2 * HOUR)}
+    assert [f.state for f in later.fires] == [FireState.CREATED]
+
+
+def test_skip_waits_for_a_watched_group(emulator: Emulator, tmp_path: Path) -> None:
+    config, _ = _hourly(emulator, tmp_path, overlap="skip", watch_task_groups=True)
+
+    async def scenario(engine: Engine, notifier: Notifier) -> SlotResult:
+        first = await _first_fire_running(engine, notifier, emulator)
+        child = task_definition(emulator.clock.now(), taskGroupId=first, schedulerId="tcs-level-1")
+        taskcluster.Queue(emulator.options()).createTask(slugid.nice(), child)
+        emulator.resolve_task(first, "completed")
+        await notifier.round()  # the decision task completed; its group has not
+        return await _tick(engine, emulator, DAY + HOUR)
+
+    held = _serve(config, emulator, scenario)
+    [skipped] = held.overlapping
+    assert "task group" in (skipped.error or "") and "has not resolved" in (skipped.error or "")
+
+
+def test_replace_cancels_the_previous_fires_group_then_fires(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.set_role("repo:*", [*REPOSITORY_ROLES["repo:*"], *CANCEL_SCOPES])
+    config, _ = _hourly(emulator, tmp_path, job_overlap={"hourly": "replace"})
+
+    async def scenario(engine: Engine, notifier: Notifier) -> tuple[str, SlotResult]:
+        first = await _first_fire_running(engine, notifier, emulator)
+        child, now = slugid.nice(), emulator.clock.now()
+        definition = task_definition(
+            now, taskGroupId=first, schedulerId="tcs-level-1", deadline=format_time(now + DAY_LONG)
+        )
+        taskcluster.Queue(emulator.options()).createTask(child, definition)
+        return child, await _tick(engine, emulator, DAY + HOUR)
+
+    child, second = _serve(config, emulator, scenario)
+    assert [f.state for f in second.fires] == [FireState.CREATED]
+    assert _state(emulator, _task(emulator, DAY)) == ("exception", "canceled")
+    assert _state(emulator, child) == ("exception", "canceled")
+    assert _state(emulator, _task(emulator, DAY + HOUR))[0] == "pending"
+
+
+def test_replace_without_the_cancel_scope_fails_the_fire_and_leaves_one_running(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    config, _ = _hourly(emulator, tmp_path, overlap="replace")
+
+    async def scenario(engine: Engine, notifier: Notifier) -> SlotResult:
+        await _first_fire_running(engine, notifier, emulator)
+        return await _tick(engine, emulator, DAY + HOUR)
+
+    second = _serve(config, emulator, scenario)
+    [failed] = second.fires
+    assert failed.state is FireState.FAILED and failed.task_id is None
+    error = failed.error or ""
+    assert "could not cancel task group" in error and "queue:seal-task-group:" in error
+    assert "Firing anyway would leave both running" in error
+    assert _state(emulator, _task(emulator, DAY)) == ("running", None)
+    assert {task.task_id for task in emulator.tasks()} == {_task(emulator, DAY)}
