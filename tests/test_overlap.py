@@ -13,20 +13,26 @@ from typing import TypeVar
 
 import slugid
 import taskcluster
+from click.testing import CliRunner
 
-from scheduler.config.model import Config, Project
+from scheduler.cli import main
+from scheduler.config.loading import load_config
+from scheduler.config.model import ApiSettings, Config, Project
 from scheduler.cron import load_cron
 from scheduler.cron.overlap import RunningFire, plan_overlap
 from scheduler.cron.plan import PlannedFire
 from scheduler.cron.slots import Decision, Occasion, OpenFire, SkipReason
 from scheduler.engine import Engine
+from scheduler.findings import findings_of
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireKind, FireState, Ledger, Outcome, WatchPhase, WatchSpec
 from scheduler.notifier import Notifier
 from scheduler.outcomes import SlotResult
+from scheduler.preflight import preflight
 from scheduler.service import open_service
 from tests.emulator import Emulator
 from tests.emulator.clock import format_time
+from tests.support.dashboard import serving_pages
 from tests.support.emulated import REPOSITORY_ROLES, task_definition
 from tests.support.engine import fires
 from tests.support.projects import DAY, HOURLY, make_config, own_project
@@ -62,7 +68,7 @@ def test_unresolved_fires_are_those_being_made_followed_or_recent_without_a_watc
     assert ledger.advance_watch(done, WatchPhase.DONE, now=T0, task_state="completed")
     _finished(ledger, "failed", T0, FireState.FAILED, watch=watch)  # no task: nothing runs
     old_unwatched = _finished(ledger, "old", T0 - timedelta(days=6), FireState.CREATED, watch=None)
-    unwatched = _finished(ledger, "unwatched", T0, FireState.ALREADY_FIRED, watch=None)
+    _finished(ledger, "unwatched", T0, FireState.ALREADY_FIRED, watch=None)
     being_made = ledger.claim(
         "p", "claimed", T0, kind=FireKind.SCHEDULED, replica="r", now=T0, lease=HOUR
     )
@@ -77,8 +83,10 @@ def test_unresolved_fires_are_those_being_made_followed_or_recent_without_a_watc
         WatchPhase.TASK,
         "group-of-followed",
     )
-    assert by_job["unwatched"].phase is None and not by_job["unwatched"].being_made
-    assert by_job["claimed"].being_made and by_job["claimed"].task_id is None
+    assert by_job["unwatched"].phase is None
+    assert not by_job["unwatched"].being_made
+    assert by_job["claimed"].being_made
+    assert by_job["claimed"].task_id is None
     assert old_unwatched not in {fire.fire_id for fire in found}
 
 
@@ -112,7 +120,8 @@ def test_skip_holds_every_new_fire_while_another_runs_and_names_it() -> None:
     plan = plan_overlap([caught_up, due], [], lambda job: "skip")
     assert plan.fires == (caught_up,)
     [held] = plan.skipped
-    assert held.fire == due.fire and "made at the same tick" in held.reason
+    assert held.fire == due.fire
+    assert "made at the same tick" in held.reason
 
 
 def test_a_slots_own_fire_is_not_its_previous_one() -> None:
@@ -131,7 +140,8 @@ def test_a_retry_is_never_held_back() -> None:
     plan = plan_overlap([retry, _decision(T0)], running, lambda job: "replace")
     assert plan.fires == (retry,)
     [held] = plan.skipped
-    assert "its task not made yet" in held.reason and "not fired" in held.reason
+    assert "its task not made yet" in held.reason
+    assert "not fired" in held.reason
 
 
 def test_replace_makes_the_newest_after_cancelling_what_runs() -> None:
@@ -141,18 +151,21 @@ def test_replace_makes_the_newest_after_cancelling_what_runs() -> None:
     assert plan.fires == (newest,)
     assert plan.replacing == {newest.fire: (running,)}
     [superseded] = plan.skipped
-    assert superseded.fire == older.fire and "replaces it" in superseded.reason
+    assert superseded.fire == older.fire
+    assert "replaces it" in superseded.reason
 
 
-def test_replace_never_cancels_an_actions_group_nor_an_unknown_one() -> None:
+def test_replace_never_cancels_an_actions_group_an_unknown_one_nor_a_newer_fire() -> None:
     for running, words in (
         (_running(T0 - HOUR, action=True), "push's"),
         (_running(T0 - HOUR, task_group_id=None), "not known"),
+        (_running(T0 + HOUR, manual=True), "newer fire"),
     ):
         plan = plan_overlap([_decision(T0)], [running], lambda job: "replace")
         assert plan.fires == ()
         [held] = plan.skipped
-        assert held.why is SkipReason.OVERLAP and words in held.reason
+        assert held.why is SkipReason.OVERLAP
+        assert words in held.reason
 
 
 # -- the engine against the emulator ----------------------------------------------------------
@@ -249,7 +262,8 @@ def test_skip_waits_for_a_watched_group(emulator: Emulator, tmp_path: Path) -> N
 
     held = _serve(config, emulator, scenario)
     [skipped] = held.overlapping
-    assert "task group" in (skipped.error or "") and "has not resolved" in (skipped.error or "")
+    assert "task group" in (skipped.error or "")
+    assert "has not resolved" in (skipped.error or "")
 
 
 def test_replace_cancels_the_previous_fires_group_then_fires(
@@ -285,9 +299,123 @@ def test_replace_without_the_cancel_scope_fails_the_fire_and_leaves_one_running(
 
     second = _serve(config, emulator, scenario)
     [failed] = second.fires
-    assert failed.state is FireState.FAILED and failed.task_id is None
+    assert failed.state is FireState.FAILED
+    assert failed.task_id is None
     error = failed.error or ""
-    assert "could not cancel task group" in error and "queue:seal-task-group:" in error
+    assert "could not cancel task group" in error
+    assert "queue:seal-task-group:" in error
     assert "Firing anyway would leave both running" in error
     assert _state(emulator, _task(emulator, DAY)) == ("running", None)
     assert {task.task_id for task in emulator.tasks()} == {_task(emulator, DAY)}
+
+
+# -- preflight: replace needs the project to hold the cancel scopes ------------------------------
+
+
+def _preflight(config: Config, emulator: Emulator) -> list[str]:
+    async def run() -> list[str]:
+        async with open_service(config, clock=emulator.clock.now) as (engine, _, _):
+            return [str(f) for f in findings_of(await preflight(engine, config.projects))]
+
+    return asyncio.run(run())
+
+
+def test_preflight_names_the_cancel_scopes_a_replacing_job_lacks(tmp_path: Path) -> None:
+    role = "repo:github.com/example/tc-scheduler:cron:*"
+    cron_role = ["queue:create-task:*", "queue:route:*", "queue:scheduler-id:*"]
+    hourly = own_project(tmp_path, HOURLY)
+    for granted, overlap in (([], "allow"), ([], "replace"), (CANCEL_SCOPES, "replace")):
+        with Emulator(roles={role: [*cron_role, *granted]}) as emulator:
+            emulator.clock.set(DAY, frozen=True)
+            config = make_config(emulator, tmp_path, replace(hourly, overlap=overlap))
+            found = _preflight(config, emulator)
+        if granted or overlap == "allow":
+            assert found == []
+            continue
+        assert len(found) == 2
+        for message, verb in zip(found, ("seal", "cancel"), strict=True):
+            assert f"tc-scheduler/hourly: error: missing scope queue:{verb}-task-group:" in message
+            assert (
+                "(for cancelling the task group of a fire still running (overlap: replace)); "
+                f"grant queue:{verb}-task-group:tcs-level-1/* to role {role} (the scope changes "
+                "with every push)"
+            ) in message
+
+
+# -- what operators see: jobs (CLI and API) and the project page --------------------------------
+
+
+def test_each_jobs_policy_shows_in_the_jobs_overview_the_api_and_the_project_page(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    two_jobs = HOURLY + (
+        "  - name: nightly\n"
+        "    job: {type: decision-task, treeherder-symbol: N, target-tasks-method: nightly}\n"
+        "    when: [{hour: 3, minute: 0}]\n"
+    )
+    project = replace(own_project(tmp_path, two_jobs), job_overlap={"nightly": "replace"})
+    public = ApiSettings(host="127.0.0.1", port=0, public_reads=True)
+    config = replace(make_config(emulator, tmp_path, project), api=public)
+    emulator.clock.set(DAY, frozen=True)
+
+    async def main() -> tuple[dict[str, str], str, str]:
+        async with serving_pages(config, emulator.clock.now) as (client, operations, _):
+            overview = await operations.jobs("tc-scheduler")
+            listed = await client.get("/api/v1/projects/tc-scheduler/jobs")
+            assert listed.status_code == 200, listed.text
+            assert {job["name"]: job["overlap"] for job in listed.json()["jobs"]} == {
+                job.name: job.overlap for job in overview.jobs
+            }
+            page = await client.get("/projects/tc-scheduler")
+            assert page.status_code == 200, page.text
+            return {job.name: job.overlap for job in overview.jobs}, page.text, listed.text
+
+    policies, page, _ = asyncio.run(main())
+    assert policies == {"hourly": "allow", "nightly": "replace"}
+    assert '<th scope="col">Overlap</th>' in page
+    assert "allow: fires while its previous fire runs" in page
+    assert "replace: cancels the previous fire&#39;s task group, then fires" in page
+
+
+# -- the configuration ----------------------------------------------------------------------------
+
+SERVICE = """\
+taskcluster: {root-url: https://tc.example.com}
+overlap: {policy: skip}
+projects:
+  - name: a
+    repository: https://example.com/a
+    trust-domain: x
+    overlap:
+      policy: replace
+      jobs:
+        hourly: {policy: allow}
+  - name: b
+    repository: https://example.com/b
+    trust-domain: x
+"""
+
+
+def test_the_policy_is_the_jobs_else_the_projects_else_the_default_else_allow() -> None:
+    config = load_config(SERVICE, "service.yml", {})
+    a, b = config.projects
+    assert (a.overlap_for("hourly"), a.overlap_for("nightly"), b.overlap_for("x")) == (
+        "allow",
+        "replace",
+        "skip",
+    )
+    assert config.masked()["projects"][0]["job-overlap"] == {"hourly": "allow"}
+    without = load_config(SERVICE.replace("overlap: {policy: skip}\n", ""), "service.yml", {})
+    assert without.projects[1].overlap_for("x") == "allow"
+
+
+def test_config_check_names_a_bad_policy_and_what_to_write(tmp_path: Path) -> None:
+    path = tmp_path / "service.yml"
+    path.write_text(SERVICE.replace("{policy: allow}", "{policy: sometimes}"))
+    result = CliRunner().invoke(main, ["config", "check", "--config", str(path)])
+    assert result.exit_code != 0
+    assert (
+        f"{path}:10:26: error: policy must be allow (fire while the previous fire runs), skip "
+        "(not while it runs) or replace (cancel the previous fire's task group, then fire) "
+        '(got "sometimes")'
+    ) in result.output

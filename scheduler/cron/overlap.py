@@ -4,8 +4,9 @@ fire of the job may still run — fire all the same, skip, or replace it. Pure: 
 `allow` (the default) fires as before. `skip` makes no new fire while another fire of the job
 is unresolved. `replace` makes only the newest new fire of the job, after cancelling the task
 groups of the unresolved ones; when one cannot be cancelled (it is still being made, its group
-is not known, or it is an action's, whose group is its push's) the new fire is skipped instead,
-so that two never run. A retry finishes a fire already decided, so no policy holds it back.
+is not known, it is an action's, whose group is its push's, or it is newer) the new fire is
+skipped instead, so that two never run. A retry finishes a fire already decided: no policy
+holds it back.
 """
 
 from __future__ import annotations
@@ -96,9 +97,10 @@ def plan_overlap(
         )
         skipped.extend(d.skipped(SkipReason.OVERLAP, superseded) for d in older)
         previous = tuple(r for r in running_of.get(job, []) if not r.is_fire_of(newest.fire))
-        blocking = next((r for r in previous if _cannot_cancel(r) is not None), None)
+        slot = newest.fire.slot
+        blocking = next((r for r in previous if _cannot_cancel(r, slot) is not None), None)
         if blocking is not None:
-            reason = f"overlap policy replace: {blocking.named}: {_cannot_cancel(blocking)}"
+            reason = f"overlap policy replace: {blocking.named}: {_cannot_cancel(blocking, slot)}"
             skipped.append(newest.skipped(SkipReason.OVERLAP, reason))
             continue
         fires.append(newest)
@@ -133,8 +135,11 @@ def _skip(
     return made, held
 
 
-def _cannot_cancel(fire: RunningFire) -> str | None:
-    """Why `replace` cannot cancel what `fire` runs (None: it can), so the new fire waits."""
+def _cannot_cancel(fire: RunningFire, slot: datetime) -> str | None:
+    """Why `replace` cannot cancel what `fire` runs for a fire of `slot` (None: it can), so
+    that fire is not made."""
+    if fire.slot > slot:
+        return "a newer fire is not replaced by an older one; not fired"
     if fire.being_made:
         return "its task group cannot be cancelled before its task is made; not fired"
     if fire.action:

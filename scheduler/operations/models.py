@@ -142,6 +142,11 @@ class JobOut(BaseModel):
     next_fires: list[datetime]
     last_fire: FireOut | None
     paused: PauseOut | None = Field(description="The pause holding it (its own or the project's).")
+    overlap: str = Field(
+        default="allow",
+        description="Its overlap policy: allow (fire while its previous fire runs), skip (not "
+        "while it runs) or replace (cancel the previous fire's task group, then fire).",
+    )
 
 
 class ProjectJobsOut(BaseModel):
