@@ -263,7 +263,7 @@ def test_skip_waits_for_a_watched_group(emulator: Emulator, tmp_path: Path) -> N
     held = _serve(config, emulator, scenario)
     [skipped] = held.overlapping
     assert "task group" in (skipped.error or "")
-    assert "has not resolved" in (skipped.error or "")
+    assert "still running) has not resolved" in (skipped.error or "")
 
 
 def test_replace_cancels_the_previous_fires_group_then_fires(

@@ -48,8 +48,8 @@ class RunningFire:
             return f"the {what} of {format_slot(self.slot)} ({self.state}, its task not made yet)"
         if self.waiting_for_group:
             return (
-                f"the {what} of {format_slot(self.slot)} (task {self.task_id}; its task group "
-                f"{self.task_group_id} has not resolved)"
+                f"the {what} of {format_slot(self.slot)} (task {self.task_id} completed, its "
+                f"task group {self.task_group_id} still running)"
             )
         return f"the {what} of {format_slot(self.slot)} (task {self.task_id}, {self.state})"
 
