@@ -34,7 +34,7 @@ from tests.emulator import Emulator
 from tests.emulator.clock import format_time
 from tests.support.dashboard import serving_pages
 from tests.support.emulated import REPOSITORY_ROLES, task_definition
-from tests.support.engine import fires
+from tests.support.engine import action_world, fires
 from tests.support.projects import DAY, HOURLY, make_config, own_project
 
 T = TypeVar("T")
@@ -419,3 +419,17 @@ def test_config_check_names_a_bad_policy_and_what_to_write(tmp_path: Path) -> No
         "(not while it runs) or replace (cancel the previous fire's task group, then fire) "
         '(got "sometimes")'
     ) in result.output
+
+
+def test_preflight_warns_that_replace_does_not_cancel_an_actions_group(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    config = action_world(emulator, tmp_path)
+    [fenix] = config.projects
+    config = replace(config, projects=(replace(fenix, overlap="replace"),))
+    found = _preflight(config, emulator)
+    assert any(
+        "fenix/add-jobs: warning: overlap policy replace does not cancel an action's task group"
+        in message
+        for message in found
+    ), found
