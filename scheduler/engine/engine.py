@@ -115,13 +115,12 @@ class Engine:
         cron = self._cron(project, snapshot)
         now = self.clock()
         # Paused now (by any replica, the command line or the API): recorded, not fired.
-        deadline = self.config.max_task_deadline
         last, pauses, found, running = await self.ledger.run(
             lambda ledger: (
                 ledger.last_evaluated_slot(project.name),
                 ledger.pauses(project=project.name, at=now),
                 ledger.open_fires(due_at=now, project=project.name),
-                running_fires(ledger, project, now=now, max_task_deadline=deadline),
+                running_fires(ledger, project, now=now, horizon=self.config.max_task_deadline),
             )
         )
         open_fires = {_open_fire(fire): fire for fire in found}

@@ -26,14 +26,14 @@ def overlap_matters(project: Project) -> bool:
 
 
 def running_fires(
-    ledger: EngineLedger, project: Project, *, now: datetime, max_task_deadline: timedelta
+    ledger: EngineLedger, project: Project, *, now: datetime, horizon: timedelta
 ) -> list[RunningFire]:
     """The project's fires that may still run, as the overlap plan takes them; none is read
     when every job allows overlaps. A fire made without a watch runs at most until its task's
-    deadline, at most `max_task_deadline` after it was made."""
+    deadline: at most `horizon` (the queue's longest deadline) after it was made."""
     if not overlap_matters(project):
         return []
-    found = ledger.unresolved_fires(project.name, unwatched_since=now - max_task_deadline)
+    found = ledger.unresolved_fires(project.name, unwatched_since=now - horizon)
     return [_running(fire) for fire in found]
 
 
@@ -87,15 +87,13 @@ async def cancel_replaced(request: FireRequest, means: FireMeans) -> Dispatched 
 
 async def _seal_and_cancel(clients: Clients, group: str) -> int:
     """How many tasks of `group` were cancelled (0: the group is gone, nothing runs)."""
-    try:
-        await clients.queue.sealTaskGroup(group)
-    except Exception as error:
-        explained = clients.explain(error, "queue.sealTaskGroup")
-        if explained.status == 404:
-            return 0
-        raise explained from None
-    try:
-        reply = await clients.queue.cancelTaskGroup(group)
-    except Exception as error:
-        raise clients.explain(error, "queue.cancelTaskGroup") from None
+    reply: dict[str, int] = {}
+    for method in ("sealTaskGroup", "cancelTaskGroup"):
+        try:
+            reply = await getattr(clients.queue, method)(group)
+        except Exception as error:
+            explained = clients.explain(error, f"queue.{method}")
+            if explained.status == 404:
+                return 0
+            raise explained from None
     return int(reply["cancelledCount"])
