@@ -21,7 +21,7 @@ from scheduler.config.model import ApiSettings, Config, Project
 from scheduler.cron import load_cron
 from scheduler.cron.overlap import RunningFire, plan_overlap
 from scheduler.cron.plan import PlannedFire
-from scheduler.cron.slots import Decision, Occasion, OpenFire, SkipReason
+from scheduler.cron.slots import Decision, GiveUp, Occasion, OpenFire, SkipReason
 from scheduler.engine import Engine
 from scheduler.findings import findings_of
 from scheduler.ids import decision_task_id
@@ -142,6 +142,18 @@ def test_a_retry_is_never_held_back() -> None:
     [held] = plan.skipped
     assert "its task not made yet" in held.reason
     assert "not fired" in held.reason
+
+
+def test_a_fire_given_up_at_this_tick_that_sent_no_task_holds_nothing_back() -> None:
+    stuck = OpenFire(T0 - 8 * HOUR, JOB.name, retrying=True, error="503")
+    given_up = GiveUp(stuck, JOB, None, "given up")
+    running = [_running(stuck.slot, being_made=True, state="retrying", task_id=None)]
+    plan = plan_overlap([_decision(T0)], running, lambda job: "skip", given_up=[given_up])
+    assert plan.fires == (_decision(T0),)
+    # One that may have made its task may still run: held back, as it is settled first.
+    sent = GiveUp(replace(stuck, task_id="TaskA"), JOB, None, "given up")
+    plan = plan_overlap([_decision(T0)], running, lambda job: "skip", given_up=[sent])
+    assert plan.fires == ()
 
 
 def test_replace_makes_the_newest_after_cancelling_what_runs() -> None:

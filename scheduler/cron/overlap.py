@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from scheduler.cron.plan import PlannedFire
-from scheduler.cron.slots import Decision, Skip, SkipReason
+from scheduler.cron.slots import Decision, GiveUp, Skip, SkipReason
 from scheduler.cron.timing import format_slot
 
 ALLOW, SKIP, REPLACE = "allow", "skip", "replace"
@@ -68,12 +68,17 @@ def plan_overlap(
     decisions: Sequence[Decision],
     running: Iterable[RunningFire],
     overlap_of: Callable[[str], str],
+    *,
+    given_up: Iterable[GiveUp] = (),
 ) -> OverlapPlan:
     """Apply each job's overlap policy (`overlap_of`) to the slot plan's `decisions` (in their
-    order), given the fires of the project that may still run."""
+    order), given the fires of the project that may still run. Of those, the unfinished fires
+    the slot plan gives up (`given_up`) and that never sent a task run nothing."""
+    ended = {(g.open_fire.job, g.open_fire.slot) for g in given_up if g.open_fire.task_id is None}
     running_of: dict[str, list[RunningFire]] = {}
     for fire in running:
-        running_of.setdefault(fire.job, []).append(fire)
+        if not (fire.being_made and not fire.manual and (fire.job, fire.slot) in ended):
+            running_of.setdefault(fire.job, []).append(fire)
     by_job: dict[str, list[Decision]] = {}
     for decision in decisions:
         by_job.setdefault(decision.fire.job_name, []).append(decision)

@@ -136,7 +136,7 @@ class Engine:
         )
         if plan.given_up:
             await self._give_up(project, plan.given_up, open_fires)
-        overlap = plan_overlap(plan.fires, running, project.overlap_for)
+        overlap = plan_overlap(plan.fires, running, project.overlap_for, given_up=plan.given_up)
         held = (*plan.skipped, *plan.paused, *overlap.skipped)
         skipped = await asyncio.gather(*(self._skip(project, s, open_fires) for s in held))
         wanted = [(d.fire, _kind(d, open_fires)) for d in overlap.fires]
