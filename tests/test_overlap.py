@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import slugid
 import taskcluster
@@ -100,9 +100,9 @@ def _decision(slot: datetime, occasion: Occasion = Occasion.SCHEDULED) -> Decisi
     return Decision(PlannedFire(slot, JOB.name, JOB), occasion)
 
 
-def _running(slot: datetime, **changes: object) -> RunningFire:
+def _running(slot: datetime, **changes: Any) -> RunningFire:
     fire = RunningFire(JOB.name, slot, False, "TaskA", "GroupA", "running")
-    return replace(fire, **changes)  # type: ignore[arg-type]
+    return replace(fire, **changes)
 
 
 def test_allow_fires_everything_and_replaces_nothing() -> None:
@@ -199,8 +199,8 @@ async def _tick(engine: Engine, emulator: Emulator, slot: datetime) -> SlotResul
     return result
 
 
-def _hourly(emulator: Emulator, tmp_path: Path, **changes: object) -> tuple[Config, Project]:
-    project = replace(own_project(tmp_path, HOURLY), **changes)  # type: ignore[arg-type]
+def _hourly(emulator: Emulator, tmp_path: Path, **changes: Any) -> tuple[Config, Project]:
+    project = replace(own_project(tmp_path, HOURLY), **changes)
     return make_config(emulator, tmp_path, project), project
 
 
