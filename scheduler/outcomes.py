@@ -47,6 +47,9 @@ class SlotResult:
     problems: tuple[str, ...] = ()
     # Due fires not fired because their job or project is paused (recorded as skipped).
     paused: tuple[FireResult, ...] = ()
+    # Due fires not fired because an earlier fire of their job has not resolved, per the
+    # job's overlap policy (recorded as skipped, the reason naming that fire).
+    overlapping: tuple[FireResult, ...] = ()
 
     @property
     def unreachable(self) -> bool:

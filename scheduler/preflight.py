@@ -20,6 +20,7 @@ from scheduler.common.diagnostics import Severity
 from scheduler.config.model import Project
 from scheduler.cron import CronFile, DecisionTask, Job, TriggerAction, next_fires, slot_of
 from scheduler.cron.model import ScheduleError
+from scheduler.cron.overlap import REPLACE
 from scheduler.engine import Engine
 from scheduler.engine.decision_task import TASKCLUSTER_YML
 from scheduler.expiry.model import default_namespaces
@@ -162,8 +163,18 @@ class _Check:
         ]
         if self.project.watches_group_of(job.name):
             requirements.append(Requirement(("queue:list-task-group:*",), "following its group"))
-        # The revision and the task id differ from one fire to the next.
-        self._scopes(job.name, requirements, granted, (snapshot.revision, rendered.task_id))
+        group = str(task.get("taskGroupId") or rendered.task_id)
+        if self.project.overlap_for(job.name) == REPLACE:
+            requirements += [
+                Requirement(
+                    (f"queue:{verb}-task-group:{task.get('schedulerId', '-')}/{group}",),
+                    "cancelling the task group of a fire still running (overlap: replace)",
+                )
+                for verb in ("seal", "cancel")
+            ]
+        # The revision, the task id and its group differ from one fire to the next.
+        changing = (snapshot.revision, rendered.task_id, group)
+        self._scopes(job.name, requirements, granted, changing)
 
     async def _trigger_action(
         self, snapshot: Snapshot, job: Job, granted: list[str] | None
@@ -172,6 +183,12 @@ class _Check:
         guard), as a dry run, then the scopes it and the trigger need."""
         assert isinstance(job.kind, TriggerAction)
         project = self.project
+        if project.overlap_for(job.name) == REPLACE:
+            self._warning(
+                job.name,
+                "overlap policy replace does not cancel an action's task group (it is its "
+                "push's): while the previous fire's task runs, a fire is skipped, as with skip",
+            )
         requirements = [
             Requirement(
                 (f"index:find-task:{project.trust_domain}.v2.{project.name}.*",),

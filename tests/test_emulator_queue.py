@@ -219,6 +219,53 @@ def test_task_group_is_tied_to_its_scheduler(emulator: Emulator, queue) -> None:
     assert error.status_code == 409
 
 
+def test_cancel_task_group_cancels_its_unresolved_tasks_once_sealed(
+    emulator: Emulator, queue
+) -> None:
+    group = slugid.nice()
+    now = emulator.clock.now()
+    done, running, pending = (slugid.nice() for _ in range(3))
+    for task_id in (done, running, pending):
+        queue.createTask(task_id, task_definition(now, taskGroupId=group, schedulerId="sched"))
+    waiting = slugid.nice()
+    queue.createTask(
+        waiting,
+        task_definition(now, taskGroupId=group, schedulerId="sched", dependencies=[running]),
+    )
+    emulator.resolve_task(done, "completed")
+    emulator.run_task(running)
+    unsealed = rejected(queue.cancelTaskGroup, group)
+    assert (unsealed.status_code, unsealed.body["code"]) == (409, "RequestConflict")
+    assert "unsealed" in unsealed.body["message"]
+    assert queue.status(pending)["status"]["state"] == "pending"
+
+    queue.sealTaskGroup(group)
+    other = emulator.add_client("other", ["queue:cancel-task-group:other/*"])
+    refused = rejected(taskcluster.Queue(emulator.options(other)).cancelTaskGroup, group)
+    assert refused.status_code == 403
+    assert f"queue:cancel-task-group:sched/{group}" in refused.body["message"]
+    assert queue.status(pending)["status"]["state"] == "pending"
+
+    allowed = emulator.add_client("allowed", [f"queue:cancel-task-group:sched/{group}"])
+    reply = taskcluster.Queue(emulator.options(allowed)).cancelTaskGroup(group)
+    assert (reply["taskGroupId"], reply["taskGroupSize"]) == (group, 4)
+    assert (reply["cancelledCount"], sorted(reply["taskIds"])) == (
+        3,
+        sorted([running, pending, waiting]),
+    )
+    for task_id in (running, pending, waiting):
+        status = queue.status(task_id)["status"]
+        assert (status["state"], status["runs"][-1]["reasonResolved"]) == ("exception", "canceled")
+    assert queue.status(done)["status"]["state"] == "completed"
+    again = queue.cancelTaskGroup(group)
+    assert (again["cancelledCount"], again["taskIds"], again["taskGroupSize"]) == (0, [], 4)
+
+
+def test_cancel_task_group_of_an_unknown_group_is_404(emulator: Emulator, queue) -> None:
+    error = rejected(queue.cancelTaskGroup, slugid.nice())
+    assert (error.status_code, error.body["code"]) == (404, "ResourceNotFound")
+
+
 def test_artifacts_redirect_and_expire(emulator: Emulator, queue) -> None:
     task_id = slugid.nice()
     queue.createTask(task_id, task_definition(emulator.clock.now()))

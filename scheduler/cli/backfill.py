@@ -73,7 +73,8 @@ def backfill(
     A slot the ledger skipped (a catch-up policy, a pause at the time) is fired; one whose
     fire failed is shown failed, as recorded; one that has not begun never is (an --until
     later than now is taken as now). A job paused now is skipped as the scheduler skips it,
-    and nothing is recorded for it: backfill again once it is resumed.
+    and nothing is recorded for it: backfill again once it is resumed. The job's overlap
+    policy does not hold a backfill back, nor cancel anything.
 
     \b
     Every fire is made from the branch head as it is now, whose .cron.yml and

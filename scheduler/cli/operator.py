@@ -173,7 +173,7 @@ def jobs(config_path: Path | None, project_name: str, upcoming: int, as_json: bo
     title = f"{overview.project} at {overview.revision[:12]}"
     if overview.paused is not None:
         title += f" (project {overview.paused.summary})"
-    shown = table(title, "job", "schedule (UTC)", "next", "last fire", "paused")
+    shown = table(title, "job", "schedule (UTC)", "next", "last fire", "paused", "overlap")
     for job in overview.jobs:
         last = job.last_fire
         shown.add_row(
@@ -182,6 +182,7 @@ def jobs(config_path: Path | None, project_name: str, upcoming: int, as_json: bo
             "\n".join(format_slot(slot) for slot in job.next_fires),
             f"{format_slot(last.slot)} {last.kind} {last.state}" if last else "",
             job.paused.reason if job.paused else "",
+            job.overlap,
         )
     console().print(shown)
     for problem in overview.problems:

@@ -154,7 +154,11 @@ def tick(config_path: Path | None, at: datetime, as_json: bool) -> None:
         for slot in slots:
             if slot.error:
                 echo(f"{slot.project} {format_slot(slot.slot)}: {slot.error}", err=True)
-        fires = [f for slot in slots for f in (*slot.fires, *slot.skipped, *slot.paused)]
+        fires = [
+            f
+            for slot in slots
+            for f in (*slot.fires, *slot.skipped, *slot.paused, *slot.overlapping)
+        ]
         print_fires(fires, f"Slot {format_slot(results[0].slot) if results else at}")
     sys.exit(0 if all(result.ok for result in results) else 1)
 

@@ -1,4 +1,4 @@
-"""The resolved service configuration: projects, their catch-up and expiry watch, the API,
+"""The resolved service configuration: projects, their catch-up, overlap and expiry watch, the API,
 Taskcluster credentials, and the form shown to people (no secret in it). Pure data.
 """
 
@@ -18,6 +18,9 @@ from scheduler.queue_rules import DEFAULT_MAX_DEADLINE
 from scheduler.scopes import default_project_scopes
 
 CatchUpPolicy = Literal["latest", "all", "none"]
+# What a job's fire does while the job's previous fire has not resolved: fire all the same,
+# skip, or cancel the previous fire's task group and fire.
+OverlapPolicy = Literal["allow", "skip", "replace"]
 DEFAULT_CONCURRENCY = 20
 # The most `taskcluster.call-timeout` may be: a trigger whose answer did not come is looked
 # for a while after it was sent (actions/triggering.py's SETTLE), which must outlast it.
@@ -73,6 +76,8 @@ class Project:
     repository_type: Literal["git", "hg"] = "git"
     catch_up: CatchUp = CatchUp()
     job_catch_up: Mapping[str, CatchUp] = field(default_factory=dict)
+    overlap: OverlapPolicy = "allow"
+    job_overlap: Mapping[str, OverlapPolicy] = field(default_factory=dict)
     # Where git reads from, when not `repository` itself (a mirror); tasks name `repository`.
     fetch_from: str | None = None
     expiry: ExpiryWatch = ExpiryWatch()
@@ -98,6 +103,9 @@ class Project:
 
     def catch_up_for(self, job: str) -> CatchUp:
         return self.job_catch_up.get(job, self.catch_up)
+
+    def overlap_for(self, job: str) -> OverlapPolicy:
+        return self.job_overlap.get(job, self.overlap)
 
     def watches_group_of(self, job: str) -> bool:
         if isinstance(self.watch_task_groups, bool):
@@ -285,6 +293,8 @@ class Config:
                     "scopes": list(p.authorized_scopes),
                     "catch-up": _catch_up_json(p.catch_up),
                     "job-catch-up": {job: _catch_up_json(c) for job, c in p.job_catch_up.items()},
+                    "overlap": p.overlap,
+                    "job-overlap": dict(p.job_overlap),
                     "watch-task-groups": (
                         p.watch_task_groups
                         if isinstance(p.watch_task_groups, bool)

@@ -32,6 +32,7 @@ from scheduler.config.model import (
     Credentials,
     ExpiryWatch,
     LedgerSettings,
+    OverlapPolicy,
     Project,
     TaskGroupWatch,
 )
@@ -76,8 +77,9 @@ class Resolver:
         state_dir = self._state_dir()
         hooks_dir = self._hooks_dir()
         default_catch_up = self._catch_up(self.data.get("catch-up", {}), CatchUp())
+        default_overlap = self.data.get("overlap", {}).get("policy", "allow")
         projects = tuple(
-            self._project(index, entry, default_catch_up)
+            self._project(index, entry, default_catch_up, default_overlap)
             for index, entry in enumerate(self.data["projects"])
         )
         self._check_unique(projects)
@@ -332,9 +334,13 @@ class Resolver:
             max_slots=data.get("max-slots", inherited.max_slots),
         )
 
-    def _project(self, index: int, entry: Mapping[str, Any], default: CatchUp) -> Project:
+    def _project(
+        self, index: int, entry: Mapping[str, Any], default: CatchUp, default_overlap: OverlapPolicy
+    ) -> Project:
         catch_up_data = entry.get("catch-up", {})
         catch_up = self._catch_up(catch_up_data, default)
+        overlap_data = entry.get("overlap", {})
+        overlap: OverlapPolicy = overlap_data.get("policy", default_overlap)
         scopes = entry.get("scopes")
         repository = entry["repository"]
         if redact(repository) != repository:
@@ -375,6 +381,11 @@ class Resolver:
             job_catch_up={
                 job: self._catch_up(overrides, catch_up)
                 for job, overrides in catch_up_data.get("jobs", {}).items()
+            },
+            overlap=overlap,
+            job_overlap={
+                job: overrides.get("policy", overlap)
+                for job, overrides in overlap_data.get("jobs", {}).items()
             },
         )
 

@@ -34,6 +34,14 @@ _CATCH_UP_FIELDS = {
     "max-slots": {"type": "integer", "minimum": 1, "x-expected": "a whole number of at least 1"},
 }
 _CATCH_UP = {"type": "object", "additionalProperties": False, "properties": _CATCH_UP_FIELDS}
+_OVERLAP_FIELDS = {
+    "policy": {
+        "enum": ["allow", "skip", "replace"],
+        "x-expected": "allow (fire while the previous fire runs), skip (not while it runs) or "
+        "replace (cancel the previous fire's task group, then fire)",
+    },
+}
+_OVERLAP = {"type": "object", "additionalProperties": False, "properties": _OVERLAP_FIELDS}
 _EXPIRY = {
     "type": "object",
     "additionalProperties": False,
@@ -107,6 +115,13 @@ _PROJECT = {
             "properties": {
                 **_CATCH_UP_FIELDS,
                 "jobs": {"type": "object", "additionalProperties": _CATCH_UP},
+            },
+        },
+        "overlap": {
+            **_OVERLAP,
+            "properties": {
+                **_OVERLAP_FIELDS,
+                "jobs": {"type": "object", "additionalProperties": _OVERLAP},
             },
         },
         "expiry": _EXPIRY,
@@ -196,6 +211,7 @@ SCHEMA: dict[str, Any] = {
         "claim-lease": DURATION_SCHEMA,
         "manual-fire-interval": DURATION_SCHEMA,
         "catch-up": _CATCH_UP,
+        "overlap": _OVERLAP,
         "watch-every": DURATION_SCHEMA,
         "notify": NOTIFY_SCHEMA,
         "projects": {"type": "array", "items": _PROJECT},

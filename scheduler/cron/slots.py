@@ -90,6 +90,9 @@ class SkipReason(StrEnum):
     """A pause of the job or the project holds it."""
     JOB_GONE = "job-gone"
     """An unfinished fire whose job is no longer in `.cron.yml`."""
+    OVERLAP = "overlap"
+    """The job's overlap policy (`skip`, or `replace` unable to cancel) holds it: an earlier
+    fire of the job has not resolved (`cron/overlap.py`)."""
 
 
 @dataclass(frozen=True, order=True)

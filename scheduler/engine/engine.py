@@ -20,6 +20,7 @@ from scheduler.actions.triggering import Triggered
 from scheduler.clock import Clock, utc_now
 from scheduler.config.model import Config, Project
 from scheduler.cron import CronFile, Job, load_cron
+from scheduler.cron.overlap import plan_overlap
 from scheduler.cron.slots import (
     Decision,
     GiveUp,
@@ -34,6 +35,7 @@ from scheduler.engine import manual
 from scheduler.engine.checks import LastChecks
 from scheduler.engine.decision_task import render_scheduled, settle_given_up
 from scheduler.engine.firing import FireRunner, watch_spec
+from scheduler.engine.overlap import running_fires
 from scheduler.expiry.model import ExpiryEvent
 from scheduler.expiry.remediation import scan_and_remediate
 from scheduler.git.process import SourceError
@@ -118,11 +120,12 @@ class Engine:
         cron = self._cron(project, snapshot)
         now = self.clock()
         # Paused now (by any replica, the command line or the API): recorded, not fired.
-        last, pauses, found = await self.ledger.run(
+        last, pauses, found, running = await self.ledger.run(
             lambda ledger: (
                 ledger.last_evaluated_slot(project.name),
                 ledger.pauses(project=project.name, at=now),
                 ledger.open_fires(due_at=now, project=project.name),
+                running_fires(ledger, project, now=now, horizon=self.config.max_task_deadline),
             )
         )
         open_fires = {_open_fire(fire): fire for fire in found}
@@ -138,14 +141,13 @@ class Engine:
         )
         if plan.given_up:
             await self._give_up(project, plan.given_up, open_fires)
-        skipped = await asyncio.gather(
-            *(self._skip(project, skip, open_fires) for skip in (*plan.skipped, *plan.paused))
-        )
+        overlap = plan_overlap(plan.fires, running, project.overlap_for, given_up=plan.given_up)
+        held = (*plan.skipped, *plan.paused, *overlap.skipped)
+        skipped = await asyncio.gather(*(self._skip(project, s, open_fires) for s in held))
+        wanted = [(d.fire, _kind(d, open_fires)) for d in overlap.fires]
         fired = _taken_over(
-            plan.fires,
-            await self._runner.claim_and_fire(
-                project, snapshot, [(d.fire, _kind(d, open_fires)) for d in plan.fires]
-            ),
+            overlap.fires,
+            await self._runner.claim_and_fire(project, snapshot, wanted, overlap.replacing),
         )
         problems = [str(d) for d in plan.left_out]
         left_out = "\n".join(problems) or None
@@ -160,7 +162,8 @@ class Engine:
             tuple(skipped[: len(plan.skipped)]),
             left_out,
             tuple(problems),
-            tuple(skipped[len(plan.skipped) :]),
+            tuple(skipped[len(plan.skipped) : len(plan.skipped) + len(plan.paused)]),
+            tuple(skipped[len(plan.skipped) + len(plan.paused) :]),
         )
 
     async def recover(self) -> list[FireResult]:

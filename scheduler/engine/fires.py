@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from scheduler.clock import Clock
 from scheduler.config.model import Project
 from scheduler.cron import Job
+from scheduler.cron.overlap import RunningFire
 from scheduler.git.source import Snapshot
 from scheduler.ledger import AsyncLedger, Claim, EngineLedger, FireKind, FireState
 from scheduler.taskcluster import Clients
@@ -30,6 +31,8 @@ class FireRequest:
     cron_input: Mapping[str, Any] = field(default_factory=dict)
     at: datetime | None = None  # when a manual fire was asked for
     dry_run: bool = False  # this fire only; the configuration can make every fire one
+    # The fires whose task groups are cancelled before this one is made (overlap: replace).
+    replaces: tuple[RunningFire, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ leases renewed while they run, and their outcomes (retries included) recorded a 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,11 +21,13 @@ from scheduler.config.model import Config, Project
 from scheduler.cron import DecisionTask, Job, PlannedFire
 from scheduler.cron.crontab import crontab
 from scheduler.cron.model import ScheduleError
+from scheduler.cron.overlap import RunningFire
 from scheduler.cron.timing import format_slot
 from scheduler.durations import format_duration
 from scheduler.engine.decision_task import settle_given_up
 from scheduler.engine.fires import FireMeans, FireRequest
 from scheduler.engine.job_types import dispatch
+from scheduler.engine.overlap import cancel_replaced
 from scheduler.git.source import Snapshot
 from scheduler.ledger import (
     AsyncLedger,
@@ -102,13 +104,17 @@ class FireRunner:
         project: Project,
         snapshot: Snapshot,
         wanted: Sequence[tuple[PlannedFire, FireKind]],
+        replacing: Mapping[PlannedFire, tuple[RunningFire, ...]] | None = None,
         *,
         retake_skipped: bool = False,
         on_fired: Callable[[FireResult], None] | None = None,
     ) -> list[FireResult]:
         """Claim the `wanted` fires of one project in one write, fire what was claimed, and
-        record the outcomes in one write. `retake_skipped`: a backfill's, see `claim`;
-        `on_fired` is told of each fire as it ends (a backfill's progress)."""
+        record the outcomes in one write. A fire in `replacing` first cancels the task groups
+        of those fires (only once claimed: of several replicas, one cancels).
+        `retake_skipped`: a backfill's, see `claim`; `on_fired` is told of each fire as it
+        ends (a backfill's progress)."""
+        replacing = replacing or {}
         claims = await self.claim(
             project.name,
             [(fire.job_name, fire.slot, kind) for fire, kind in wanted],
@@ -123,7 +129,17 @@ class FireRunner:
 
         fired = await asyncio.gather(
             *(
-                fire(FireRequest(project, snapshot, planned.job, planned.slot, kind), claim)
+                fire(
+                    FireRequest(
+                        project,
+                        snapshot,
+                        planned.job,
+                        planned.slot,
+                        kind,
+                        replaces=replacing.get(planned, ()),
+                    ),
+                    claim,
+                )
                 for (planned, kind), claim in zip(wanted, claims, strict=True)
             )
         )
@@ -153,7 +169,8 @@ class FireRunner:
         self._keep_leases()
         means = self._means(request)
         async with self._limit:
-            dispatched = await dispatch(request, claim, means)
+            refused = await cancel_replaced(request, means) if request.replaces else None
+            dispatched = refused or await dispatch(request, claim, means)
         state, task_id, details, error = dispatched[:4]
         retry_at = None
         if state is FireState.FAILED and dispatched.transient and kind is not FireKind.MANUAL:

@@ -9,15 +9,24 @@ import functools
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Text, bindparam, func, select, true, union_all
+from sqlalchemy import Text, and_, bindparam, func, select, true, union_all
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from scheduler.ledger.claims import same_fire
 from scheduler.ledger.mapping import to_record
-from scheduler.ledger.models import FireRow, SlotRow
-from scheduler.ledger.records import Fire, FireKind, FireState, SlotOutcome, SlotRecord
+from scheduler.ledger.models import FireRow, SlotRow, WatchRow
+from scheduler.ledger.records import (
+    OPEN_STATES,
+    Fire,
+    FireKind,
+    FireState,
+    SlotOutcome,
+    SlotRecord,
+    UnresolvedFire,
+    WatchPhase,
+)
 from scheduler.ledger.store import Store, aware, checked_slot, given, scrubbed, upsert
 
 
@@ -152,6 +161,59 @@ class HistoryStore(Store):
                     if isinstance(value, str):
                         found[fire_id] = value
         return found
+
+    def unresolved_fires(self, project: str, *, unwatched_since: datetime) -> list[UnresolvedFire]:
+        """The project's fires that may still be running, for the overlap policies, in one
+        read a tick: those being made (claimed or retrying), those whose watch waits for their
+        task or its group, and those that made a task and have no watch (none is started
+        without one today; a ledger may hold older ones) finished since `unwatched_since`
+        (the queue resolves every task by its deadline, so older ones have). Oldest slot first.
+        """
+        since = aware("unwatched_since", unwatched_since)
+        query = (
+            select(
+                FireRow,
+                WatchRow.phase,
+                WatchRow.task_state,
+                WatchRow.task_group_id,
+                WatchRow.task_kind,
+                FireRow.details[TASK_GROUP_PATH],
+            )
+            .outerjoin(WatchRow, WatchRow.fire_id == FireRow.id)
+            .where(FireRow.project == project)
+        )
+        made = [FireState.CREATED.value, FireState.ALREADY_FIRED.value]
+        wanted = (
+            FireRow.state.in_([state.value for state in OPEN_STATES]),
+            WatchRow.phase.in_([WatchPhase.TASK.value, WatchPhase.GROUP.value]),
+            and_(FireRow.state.in_(made), WatchRow.fire_id.is_(None), FireRow.finished_at >= since),
+        )
+        found: dict[int, UnresolvedFire] = {}
+        with self._transaction(writing=False) as session:
+            for condition in wanted:
+                for (
+                    fire,
+                    phase,
+                    task_state,
+                    watched_group,
+                    task_kind,
+                    rendered_group,
+                ) in session.execute(query.where(condition)):
+                    found[fire.id] = UnresolvedFire(
+                        fire.id,
+                        fire.project,
+                        fire.job,
+                        fire.slot,
+                        FireKind(fire.kind),
+                        FireState(fire.state),
+                        fire.task_id,
+                        watched_group
+                        or (rendered_group if isinstance(rendered_group, str) else None),
+                        WatchPhase(phase) if phase is not None else None,
+                        task_state,
+                        task_kind,
+                    )
+        return sorted(found.values(), key=lambda fire: (fire.slot, fire.fire_id))
 
     def fire_by_id(self, fire_id: int) -> Fire | None:
         with self._transaction(writing=False) as session:

@@ -179,6 +179,29 @@ class WatchSpec:
 
 
 @dataclass(frozen=True)
+class UnresolvedFire:
+    """A fire whose work may still be going on, as far as the ledger knows: being made
+    (claimed or retrying: its task may not exist yet), or made and its task, or the task group
+    its watch follows, not seen resolved by the watcher yet."""
+
+    fire_id: int
+    project: str
+    job: str
+    slot: datetime
+    kind: FireKind
+    state: FireState
+    task_id: str | None
+    task_group_id: str | None  # as the watcher saw it, else as the rendered task names it
+    phase: WatchPhase | None  # None: no watch (being made, or recorded without one)
+    task_state: str | None  # the task's state when the watcher last looked (None: not yet)
+    task_kind: str | None  # "decision" or "action", as the watch says
+
+    @property
+    def being_made(self) -> bool:
+        return self.state in OPEN_STATES
+
+
+@dataclass(frozen=True)
 class Watch:
     """A fire the watcher follows until its task (and maybe its task group) resolves."""
 

@@ -47,8 +47,8 @@ class Metrics:
         )
         self.skipped = Counter(
             "tc_scheduler_skipped_fires",
-            "Fires due and not made: a pause, or the catch-up policy (policy-none, not-newest, "
-            "over-cap, too-late).",
+            "Fires due and not made: a pause, the catch-up policy (policy-none, not-newest, "
+            "over-cap, too-late), or the overlap policy (overlap).",
             ["project", "job", "reason"],
             registry=registry,
         )
@@ -129,7 +129,7 @@ class Metrics:
         for result in results:
             if result.error is None:
                 self.last_tick.labels(result.project).set(now.timestamp())
-            self.fires_made([*result.fires, *result.skipped, *result.paused])
+            self.fires_made([*result.fires, *result.skipped, *result.paused, *result.overlapping])
 
     def fires_made(self, fires: Iterable[FireResult]) -> None:
         """Fires made, skipped or found claimed, by a tick or a recovery round."""

@@ -141,6 +141,7 @@ async def project_detail(
         ),
         jobs=jobs,
         catch_up={job: catch_up_in_words(project.catch_up_for(job)) for job in job_names},
+        overlap={job: OVERLAP_IN_WORDS[project.overlap_for(job)] for job in job_names},
         slots=columns,
         grid=_grid(job_names, columns, fires, watches),
         pauses=[PauseOut.model_validate(pause) for pause in pauses],
@@ -156,6 +157,14 @@ async def project_detail(
         else None,
         notices=[notice_out(letter) for letter in letters],
     )
+
+
+# An overlap policy as the configuration would say it.
+OVERLAP_IN_WORDS = {
+    "allow": "allow: fires while its previous fire runs",
+    "skip": "skip: not while its previous fire (or watched group) runs",
+    "replace": "replace: cancels the previous fire's task group, then fires",
+}
 
 
 def catch_up_in_words(catch_up: CatchUp) -> str:

@@ -142,6 +142,11 @@ class JobOut(BaseModel):
     next_fires: list[datetime]
     last_fire: FireOut | None
     paused: PauseOut | None = Field(description="The pause holding it (its own or the project's).")
+    overlap: str = Field(
+        default="allow",
+        description="Its overlap policy: allow (fire while its previous fire runs), skip (not "
+        "while it runs) or replace (cancel the previous fire's task group, then fire).",
+    )
 
 
 class ProjectJobsOut(BaseModel):
@@ -183,6 +188,11 @@ class SlotOut(BaseModel):
     fires: list[FiredOut]
     skipped: list[FiredOut]
     paused: list[FiredOut] = Field(description="Due fires held by a pause (recorded as skipped).")
+    overlapping: list[FiredOut] = Field(
+        default_factory=list,
+        description="Due fires their job's overlap policy held, an earlier fire of the job not "
+        "resolved (recorded as skipped, the reason naming it).",
+    )
 
 
 # The most fires one backfill makes unless asked for more, and the most it may be asked for.

@@ -1,5 +1,5 @@
 """The jobs overview: a project's `.cron.yml` at its branch head as an operator reads it, each
-job's schedule, next fires, last fire and the pause holding it.
+job's schedule, next fires, last fire, the pause holding it and its overlap policy.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ async def jobs_overview(
             upcoming,
             last_fires.get(job.name),
             next((p for p in pauses if p.covers(job.name)), None),
+            project.overlap_for(job.name),
         )
         for job in cron.jobs
     ]
@@ -58,6 +59,7 @@ def _job_out(
     upcoming: int,
     last_fire: Fire | None,
     pause: Pause | None,
+    overlap: str,
 ) -> JobOut:
     try:
         schedules: tuple[Schedule, ...] | None = job.schedules_for(project)
@@ -87,6 +89,7 @@ def _job_out(
         next_fires=[fire.slot for fire in planned],
         last_fire=None if last_fire is None else FireOut.model_validate(last_fire),
         paused=_pause_out(pause),
+        overlap=overlap,
     )
 
 

@@ -212,6 +212,9 @@ class ProjectDetailOut(BaseModel):
     health: ProjectHealthOut
     jobs: ProjectJobsOut | None = Field(description="Null: its .cron.yml could not be read.")
     catch_up: dict[str, str] = Field(description="Each job's catch-up policy, in words.")
+    overlap: dict[str, str] = Field(
+        default_factory=dict, description="Each job's overlap policy, in words."
+    )
     slots: list[datetime] = Field(description="The grid's columns, newest first.")
     grid: list[GridRowOut]
     pauses: list[PauseOut]

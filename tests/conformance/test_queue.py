@@ -275,6 +275,37 @@ def test_completing_a_dependency_schedules_its_dependents(api: Clients, target: 
     assert status["runs"][0]["reasonCreated"] == "scheduled"
 
 
+def test_cancel_task_group_once_sealed_cancels_its_unresolved_tasks(
+    api: Clients, target: Target
+) -> None:
+    """cancelTaskGroup: 404 for an unknown group, 409 until the group is sealed, then (given
+    `queue:cancel-task-group:<schedulerId>/<taskGroupId>`) every unscheduled, pending or
+    running task resolves exception/canceled; the reply lists only those, and the group's size."""
+    expect_error(404, "ResourceNotFound", api.queue().cancelTaskGroup, slugid.nice())
+    group = slugid.nice()
+    done, running, pending = (target.create_task(taskGroupId=group) for _ in range(3))
+    waiting = target.create_task(taskGroupId=group, dependencies=[running])
+    target.resolve_task(done, "completed")
+    target.run_task(running)
+    expect_error(409, "RequestConflict", api.queue().cancelTaskGroup, group)
+    api.queue().sealTaskGroup(group)
+    credentials = target.make_client([f"queue:status:{pending}"])
+    body = expect_error(403, "InsufficientScopes", api.queue(credentials).cancelTaskGroup, group)
+    assert f"queue:cancel-task-group:{SCHEDULER_ID}/{group}" in body["message"]
+    assert api.queue().status(pending)["status"]["state"] == "pending"
+
+    reply = api.queue().cancelTaskGroup(group)
+    assert (reply["taskGroupId"], reply["taskGroupSize"]) == (group, 4)
+    assert reply["cancelledCount"] == 3
+    assert sorted(reply["taskIds"]) == sorted([running, pending, waiting])
+    for task_id in (running, pending, waiting):
+        status = api.queue().status(task_id)["status"]
+        assert (status["state"], status["runs"][-1]["reasonResolved"]) == ("exception", "canceled")
+    assert api.queue().status(done)["status"]["state"] == "completed"
+    again = api.queue().cancelTaskGroup(group)
+    assert (again["cancelledCount"], again["taskIds"]) == (0, [])
+
+
 def test_artifacts_of_the_latest_run(api: Clients, target: Target) -> None:
     """listLatestArtifacts, getLatestArtifact (303 body) and latestArtifact agree on content."""
     task_id = target.create_task()

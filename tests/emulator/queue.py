@@ -333,6 +333,7 @@ class Queue:
             "listTaskGroup": self.list_task_group,
             "getTaskGroup": self.get_task_group,
             "sealTaskGroup": self.seal_task_group,
+            "cancelTaskGroup": self.cancel_task_group,
             "listDependentTasks": self.list_dependent_tasks,
             "listLatestArtifacts": self.list_latest_artifacts,
             "listArtifacts": self.list_artifacts,
@@ -427,6 +428,27 @@ class Queue:
         call.authorize(schedulerId=group.scheduler_id)
         group.sealed = group.sealed or call.now
         return self._group_json(group_id, group)
+
+    def cancel_task_group(self, call: Call) -> Any:
+        """As Taskcluster 106 does it: the group must exist (404) and be sealed (409), checked
+        before the scopes (403); then every unresolved task before its deadline is resolved
+        exception/canceled, and only those are listed."""
+        group_id, group = self._group(call)
+        if group.sealed is None:
+            raise ApiError("RequestConflict", f"Cannot cancel unsealed task group: `{group_id}`")
+        call.authorize(schedulerId=group.scheduler_id)
+        cancelled = []
+        for task_id in group.task_ids:
+            task = self.get(task_id, call.now)
+            if task is not None and task.state in UNRESOLVED:
+                self._resolve(task, "exception", call.now, reason="canceled")
+                cancelled.append(task_id)
+        return {
+            "taskGroupId": group_id,
+            "taskGroupSize": len(group.task_ids),
+            "cancelledCount": len(cancelled),
+            "taskIds": cancelled,
+        }
 
     def list_dependent_tasks(self, call: Call) -> Any:
         task = self.need(call.params["taskId"], call.now)
