@@ -2,6 +2,7 @@
 
 Fetched revisions live in one shallow bare repository per URL (`repository.py`), shared by every
 process given the same cache directory; file contents are also kept in memory by revision.
+`Snapshot` (with its `Pushed`) and that memory serve Mercurial's source (`hg.py`) as well.
 """
 
 from __future__ import annotations
