@@ -25,11 +25,10 @@ from tests.emulator import Emulator
 from tests.support.corpus import CORPUS
 from tests.support.engine import created_task_ids, fires, tick
 from tests.support.hg import HgRepository, HgServer, served
-from tests.support.projects import DAY, make_config
+from tests.support.projects import DAY, HOURLY, make_config
 
 T = TypeVar("T")
 
-CRON = "jobs:\n  - name: hourly\n    job: {type: decision-task, treeherder-symbol: H, target-tasks-method: hourly}\n    when: [{minute: 0}]\n"
 TEMPLATE_V1 = "version: 1\ntasks: []\n"
 # When the pushes were made: seconds since the epoch, as the pushlog records them.
 PUSHED_AT = int((DAY - timedelta(days=2)).timestamp())
@@ -93,7 +92,7 @@ def hg_run(work: Callable[[HgSource], Awaitable[T]], *, attempts: int = 3) -> T:
 @pytest.fixture
 def repository(tmp_path: Path) -> HgRepository:
     repository = HgRepository(
-        tmp_path / "comm", {".cron.yml": CRON, ".taskcluster.yml": TEMPLATE_V1}
+        tmp_path / "comm", {".cron.yml": HOURLY, ".taskcluster.yml": TEMPLATE_V1}
     )
     repository.push(date=PUSHED_AT, user="ffxbld")
     return repository
@@ -112,7 +111,7 @@ def test_the_head_and_its_push_come_from_json_pushes(
     repository: HgRepository, server: HgServer
 ) -> None:
     repository.commit({"a": "1\n"}, "first of the push")
-    tip = repository.commit({".cron.yml": CRON + "# changed\n"}, "second of the push")
+    tip = repository.commit({".cron.yml": HOURLY + "# changed\n"}, "second of the push")
     repository.push(date=PUSHED_AT + 3600, user="someone@example.com")
 
     snapshot = hg_run(lambda hg: hg.snapshot(server.url, "default"))
@@ -121,7 +120,7 @@ def test_the_head_and_its_push_come_from_json_pushes(
     assert snapshot.push == Pushed(
         pushlog_id="2", pushdate=PUSHED_AT + 3600, user="someone@example.com"
     )
-    assert snapshot.files[".cron.yml"] == CRON + "# changed\n"
+    assert snapshot.files[".cron.yml"] == HOURLY + "# changed\n"
     assert any(seen.startswith("/json-pushes?") for seen in server.faults.seen)
 
 
@@ -164,7 +163,7 @@ def test_files_are_read_by_raw_file_at_the_revision_asked_for(
 
     files = hg_run(lambda hg: hg.read(server.url, old))
 
-    assert files == {".cron.yml": CRON, ".taskcluster.yml": TEMPLATE_V1}
+    assert files == {".cron.yml": HOURLY, ".taskcluster.yml": TEMPLATE_V1}
     assert sorted(s for s in server.faults.seen if "/raw-file/" in s) == [
         f"/raw-file/{old}/.cron.yml",
         f"/raw-file/{old}/.taskcluster.yml",

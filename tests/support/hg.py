@@ -137,6 +137,7 @@ def served(repository: HgRepository) -> Iterator[HgServer]:
             "--print-url",
             "--accesslog",
             os.devnull,
+            # hgweb's tracebacks (behind its HTTP 500s), beside the repository.
             "--errorlog",
             str(repository.path.parent / "hg-errors.log"),
         ],
