@@ -9,13 +9,13 @@ import textwrap
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
 from scheduler.config.errors import ConfigError
 from scheduler.config.loading import load_config
-from scheduler.config.model import Project
+from scheduler.config.model import Config, Project
 from scheduler.git.hg import HgSource, latest_push
 from scheduler.git.process import SourceError
 from scheduler.git.source import Pushed
@@ -23,7 +23,7 @@ from scheduler.ids import decision_task_id
 from scheduler.ledger import FireState
 from tests.emulator import Emulator
 from tests.support.corpus import CORPUS
-from tests.support.engine import created_task_ids, fires, tick
+from tests.support.engine import created_task_ids, fires, run, tick
 from tests.support.hg import HgRepository, HgServer, served
 from tests.support.projects import DAY, HOURLY, make_config
 
@@ -331,9 +331,11 @@ def test_an_hg_url_read_without_https_is_refused_naming_the_place(
 # -- the corpus's comm-central, fired with a real push -----------------------------------------
 
 
-def test_comm_central_corpus_jobs_fire_with_the_real_push(
-    emulator: Emulator, tmp_path: Path
-) -> None:
+@pytest.fixture
+def comm_central(emulator: Emulator, tmp_path: Path) -> Iterator[tuple[Config, str]]:
+    """The corpus's comm-central .cron.yml in a Mercurial repository whose second push (by
+    someone, at PUSHED_AT) is its head, served; the configuration of its project, and that
+    head."""
     repository = HgRepository(
         tmp_path / "comm-central",
         {
@@ -343,7 +345,7 @@ def test_comm_central_corpus_jobs_fire_with_the_real_push(
     )
     repository.push(date=PUSHED_AT - 86400, user="ffxbld")
     repository.commit({"mail/config/version.txt": "150.0a1\n"}, "Bug 1 - bump")
-    pushed = repository.push(date=PUSHED_AT, user="thunderbird@example.com")
+    [tip] = repository.push(date=PUSHED_AT, user="thunderbird@example.com").changesets[-1:]
     with served(repository) as server:
         comm = Project(
             name="comm-central",
@@ -354,9 +356,25 @@ def test_comm_central_corpus_jobs_fire_with_the_real_push(
             trust_domain="comm",
             level=3,
         )
-        config = make_config(emulator, tmp_path, comm)
-        slot = DAY.replace(hour=11)
-        [result] = tick(config, emulator, slot)
+        yield make_config(emulator, tmp_path, comm), tip
+
+
+def assert_fired_with_the_push(definition: dict[str, Any], tip: str) -> None:
+    assert definition["routes"][0] == f"tc-treeherder.v2.comm-central.{tip}.2"
+    command = definition["payload"]["command"][2]
+    assert f"--pushlog-id='2' --pushdate='{PUSHED_AT}'" in command
+    assert "--repository-type='hg'" in command
+    assert definition["payload"]["env"]["COMM_HEAD_REV"] == tip
+    # build-decision's cron context: the owner is cron, whoever pushed.
+    assert definition["metadata"]["owner"] == "cron@noreply.mozilla.org"
+
+
+def test_comm_central_corpus_jobs_fire_with_the_real_push(
+    emulator: Emulator, comm_central: tuple[Config, str]
+) -> None:
+    config, tip = comm_central
+    slot = DAY.replace(hour=11)
+    [result] = tick(config, emulator, slot)
 
     assert result.error is None
     fired = {f.job: f.state for f in result.fires}
@@ -364,14 +382,18 @@ def test_comm_central_corpus_jobs_fire_with_the_real_push(
     assert created_task_ids(emulator) == sorted(
         decision_task_id(emulator.root_url, "comm-central", job, slot) for job in fired
     )
-    [tip] = pushed.changesets[-1:]
     for task in emulator.tasks():
-        definition = task.definition
-        assert definition["routes"][0] == f"tc-treeherder.v2.comm-central.{tip}.2"
-        command = definition["payload"]["command"][2]
-        assert f"--pushlog-id='2' --pushdate='{PUSHED_AT}'" in command
-        assert "--repository-type='hg'" in command
-        assert definition["payload"]["env"]["COMM_HEAD_REV"] == tip
-        # build-decision's cron context: the owner is cron, whoever pushed.
-        assert definition["metadata"]["owner"] == "cron@noreply.mozilla.org"
+        assert_fired_with_the_push(task.definition, tip)
     assert {record.revision for record in fires(config)} == {tip}
+
+
+def test_a_hook_only_comm_central_job_fired_by_hand_has_the_real_push(
+    emulator: Emulator, comm_central: tuple[Config, str]
+) -> None:
+    config, tip = comm_central
+    emulator.clock.set(DAY.replace(hour=9, minute=7), frozen=True)
+    fired = run(config, emulator, lambda engine: engine.fire_now("comm-central", "nightly-linux"))
+    assert (fired.state, fired.error) == (FireState.CREATED, None)
+    [task] = emulator.tasks()
+    assert task.task_id == fired.task_id
+    assert_fired_with_the_push(task.definition, tip)

@@ -8,6 +8,7 @@ https://mozilla-version-control-tools.readthedocs.io/en/latest/hgmo/pushlog.html
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -191,7 +192,9 @@ class HgServer:
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                # A reader that gave up (its other file failed) has hung up: nothing to say.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
