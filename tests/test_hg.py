@@ -397,3 +397,35 @@ def test_a_hook_only_comm_central_job_fired_by_hand_has_the_real_push(
     [task] = emulator.tasks()
     assert task.task_id == fired.task_id
     assert_fired_with_the_push(task.definition, tip)
+
+
+def test_missing_files_at_the_head_are_reported_as_for_git(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    repository = HgRepository(tmp_path / "bare", {".cron.yml": HOURLY})
+    repository.push(date=PUSHED_AT)
+    empty = HgRepository(tmp_path / "empty", {"README": "no cron here\n"})
+    empty.push(date=PUSHED_AT)
+    with served(repository) as server, served(empty) as empty_server:
+        projects = [
+            Project(
+                name=name,
+                repository=f"https://hg.example.com/{name}",
+                fetch_from=url,
+                repository_type="hg",
+                branch="default",
+                trust_domain="tcs",
+            )
+            for name, url in (("bare", server.url), ("empty", empty_server.url))
+        ]
+        config = make_config(emulator, tmp_path, *projects)
+        bare, nothing = tick(config, emulator, DAY.replace(hour=10))
+
+    # No .taskcluster.yml: the decision task cannot be made, and the fire says why.
+    [fire] = bare.fires
+    assert fire.state is FireState.FAILED
+    assert fire.error is not None
+    assert fire.error.startswith(f"bare has no .taskcluster.yml at {bare.revision}")
+    # No .cron.yml: no jobs, as build-decision reads it; the slot is evaluated all the same.
+    assert (nothing.error, nothing.fires) == (None, ())
+    assert nothing.revision == empty.hg("log", "--rev", "tip", "--template", "{node}")
