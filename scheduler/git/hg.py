@@ -127,8 +127,14 @@ class HgSource:
         wanted = check_paths(paths)
         files = self._files.recall(url, revision, wanted)
         if files is None:
-            texts = await asyncio.gather(*(self._read_file(url, revision, p) for p in wanted))
-            files = dict(zip(wanted, texts, strict=True))
+            # The files at once; the first that fails stops the others (their answers would
+            # be thrown away) and is what the caller hears.
+            try:
+                async with asyncio.TaskGroup() as group:
+                    reads = [group.create_task(self._read_file(url, revision, p)) for p in wanted]
+            except ExceptionGroup as failed:
+                raise failed.exceptions[0] from None
+            files = {path: read.result() for path, read in zip(wanted, reads, strict=True)}
             self._files.remember(url, revision, files)
         return files
 
