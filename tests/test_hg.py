@@ -121,7 +121,7 @@ def test_the_head_and_its_push_come_from_json_pushes(
         pushlog_id="2", pushdate=PUSHED_AT + 3600, user="someone@example.com"
     )
     assert snapshot.files[".cron.yml"] == HOURLY + "# changed\n"
-    assert any(seen.startswith("/json-pushes?") for seen in server.faults.seen)
+    assert any(path.startswith("/json-pushes?") for path in server.requests)
 
 
 def test_each_named_branch_has_its_own_head_and_push(
@@ -148,7 +148,7 @@ def test_a_branch_the_repository_lacks_fails_at_once_naming_it(server: HgServer)
     assert "has no branch 'nosuch'" in str(raised.value)
     assert "json-pushes answered 404" in str(raised.value)
     # A 404 is an answer, not a passing failure: asked once.
-    assert sum(seen.startswith("/json-pushes") for seen in server.faults.seen) == 1
+    assert sum(path.startswith("/json-pushes") for path in server.requests) == 1
 
 
 # -- files from raw-file -----------------------------------------------------------------------
@@ -164,7 +164,7 @@ def test_files_are_read_by_raw_file_at_the_revision_asked_for(
     files = hg_run(lambda hg: hg.read(server.url, old))
 
     assert files == {".cron.yml": HOURLY, ".taskcluster.yml": TEMPLATE_V1}
-    assert sorted(s for s in server.faults.seen if "/raw-file/" in s) == [
+    assert sorted(path for path in server.requests if "/raw-file/" in path) == [
         f"/raw-file/{old}/.cron.yml",
         f"/raw-file/{old}/.taskcluster.yml",
     ]
@@ -209,7 +209,7 @@ def test_a_transient_5xx_is_retried(repository: HgRepository, server: HgServer) 
     snapshot = hg_run(lambda hg: hg.snapshot(server.url, "default"), attempts=3)
     assert snapshot.push == Pushed("1", PUSHED_AT, "ffxbld")
     # Two 503s, then the pushlog's answer, then the two files.
-    assert len(server.faults.seen) == 5
+    assert len(server.requests) == 5
 
 
 def test_a_lasting_5xx_fails_after_every_attempt_without_credentials(
@@ -224,7 +224,7 @@ def test_a_lasting_5xx_fails_after_every_attempt_without_credentials(
     assert "could not read the pushlog of" in message
     assert "(3 attempts): json-pushes answered HTTP 502" in message
     assert token not in message
-    assert len(server.faults.seen) == 3
+    assert len(server.requests) == 3
 
 
 def test_an_unchanged_head_costs_one_request(server: HgServer) -> None:

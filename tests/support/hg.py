@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -115,7 +115,6 @@ class Faults:
 
     count: int = 0
     status: int = 503
-    seen: list[str] = field(default_factory=list)
 
     def take(self) -> int | None:
         if self.count <= 0:
@@ -168,6 +167,8 @@ class HgServer:
         self.repository = repository
         self.upstream = upstream
         self.faults = Faults()
+        # The path (and query) of every request the front was sent, in order.
+        self.requests: list[str] = []
         self.url = ""
 
     @contextmanager
@@ -176,7 +177,7 @@ class HgServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                front.faults.seen.append(self.path)
+                front.requests.append(self.path)
                 status = front.faults.take()
                 if status is not None:
                     self._answer(status, b"the front is down for a moment", "text/plain")
