@@ -24,7 +24,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from scheduler.clock import Clock, utc_now
 from scheduler.config.model import Config
 from scheduler.engine import Engine
+from scheduler.git.hg import HgSource
 from scheduler.git.source import GitSource
+from scheduler.git.sources import Sources
 from scheduler.ledger import (
     AsyncLedger,
     EngineLedger,
@@ -87,16 +89,16 @@ async def _engine_on(
     clock: Clock,
     observe: CallObserver | None = None,
 ) -> AsyncIterator[Engine]:
-    """An engine on `ledger`, with its git cache, Taskcluster session (its requests told to
-    `observe`) and render workers."""
+    """An engine on `ledger`, with its git cache, Mercurial session, Taskcluster session (its
+    requests told to `observe`) and render workers."""
     render_pool = (
         ProcessPoolExecutor(config.render_workers, mp_context=multiprocessing.get_context("spawn"))
         if config.render_workers
         else None
     )
     try:
-        source = GitSource(config.state_dir / "git")
-        async with connect_service(config, observe=observe) as clients:
+        async with HgSource() as hg, connect_service(config, observe=observe) as clients:
+            source = Sources(GitSource(config.state_dir / "git"), hg)
             yield Engine(config, ledger, source, clients, clock=clock, render_pool=render_pool)
     finally:
         if render_pool is not None:

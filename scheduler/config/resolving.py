@@ -22,6 +22,7 @@ from scheduler.config.bounds import (
     resolve_retention,
 )
 from scheduler.config.errors import ConfigError, Problems
+from scheduler.config.hg_urls import hg_url_problem
 from scheduler.config.model import (
     DEFAULT_CONCURRENCY,
     DEFAULT_LEDGER_WAIT,
@@ -361,13 +362,17 @@ class Resolver:
                 "scopes cannot be assume:repo:<host>/<path>:cron:*; give the URL tasks should "
                 "name (https://...) and read a local clone with fetch-from, or set scopes",
             )
+        repository_type = entry.get("repository-type", "git")
+        if repository_type == "hg":
+            self._check_hg_url(index, entry)
         return Project(
             name=entry["name"],
             repository=entry["repository"],
             trust_domain=entry["trust-domain"],
-            branch=entry.get("branch", "main"),
+            # Mercurial's main branch is `default`, as build-decision reads it.
+            branch=entry.get("branch", "default" if repository_type == "hg" else "main"),
             level=entry.get("level", 1),
-            repository_type=entry.get("repository-type", "git"),
+            repository_type=repository_type,
             fetch_from=entry.get("fetch-from"),
             expiry=self._expiry(entry.get("expiry", {})),
             expiry_watched="expiry" in entry,
@@ -411,6 +416,18 @@ class Resolver:
             concurrency=data.get("concurrency", default.concurrency),
             decision_index=data.get("decision-index"),
         )
+
+    def _check_hg_url(self, index: int, entry: Mapping[str, Any]) -> None:
+        """A Mercurial repository is read over HTTPS (json-pushes, raw-file); plain HTTP only
+        from this machine (a local `hg serve`), where nothing travels the network."""
+        key = "fetch-from" if "fetch-from" in entry else "repository"
+        url = entry[key]
+        problem = hg_url_problem(url)
+        if problem is not None:
+            self.problems.error(
+                self.document.position_of(("projects", index, key)),
+                f"project {shown(entry['name'])}: {key} {shown(redact(url))} {problem}",
+            )
 
     def _check_unique(self, projects: tuple[Project, ...]) -> None:
         seen: dict[str, int] = {}

@@ -231,7 +231,13 @@ def render_arguments(
             level=str(project.level),
             type=project.repository_type,
         ),
-        "push": Push(revision=snapshot.revision, branch=project.branch),
+        "push": Push(
+            revision=snapshot.revision,
+            branch=project.branch,
+            # Mercurial's pushlog: the push that brought the revision (None for git).
+            pushlog_id=snapshot.push.pushlog_id if snapshot.push else None,
+            pushdate=snapshot.push.pushdate if snapshot.push else None,
+        ),
         "job": job,
         "slot": slot,
         "now": now,

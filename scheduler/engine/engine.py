@@ -39,7 +39,8 @@ from scheduler.engine.overlap import running_fires
 from scheduler.expiry.model import ExpiryEvent
 from scheduler.expiry.remediation import scan_and_remediate
 from scheduler.git.process import SourceError
-from scheduler.git.source import GitSource, Snapshot
+from scheduler.git.source import Snapshot
+from scheduler.git.sources import Sources
 from scheduler.ledger import (
     AsyncLedger,
     Claim,
@@ -72,7 +73,7 @@ class Engine:
 
     config: Config
     ledger: AsyncLedger[EngineLedger]
-    source: GitSource
+    source: Sources
     clients: Clients
     clock: Clock = utc_now
     render_pool: Executor | None = None
@@ -112,7 +113,9 @@ class Engine:
 
     async def _evaluate_bound(self, project: Project, slot: datetime) -> SlotResult:
         try:
-            snapshot = await self.source.snapshot(project.git_url, project.branch)
+            snapshot = await self.source.snapshot(
+                project.git_url, project.branch, project.repository_type
+            )
         except SourceError as error:
             log.error("project slot failed", error=str(error))
             await self._record_slot(project, slot, None, SlotOutcome.FAILED, str(error))
@@ -190,7 +193,9 @@ class Engine:
     async def _recover_bound(self, project: Project, found: list[Fire]) -> list[FireResult]:
         now = self.clock()
         try:
-            snapshot = await self.source.snapshot(project.git_url, project.branch)
+            snapshot = await self.source.snapshot(
+                project.git_url, project.branch, project.repository_type
+            )
         except SourceError as error:
             log.warning("fires to recover wait for the repository", error=str(error))
             return []
@@ -412,7 +417,9 @@ class Engine:
         """The project, its branch head and its `.cron.yml` there."""
         project = self.config.require_project(project_name)
         try:
-            snapshot = await self.source.snapshot(project.git_url, project.branch)
+            snapshot = await self.source.snapshot(
+                project.git_url, project.branch, project.repository_type
+            )
         except SourceError as error:
             raise RepositoryUnreachableError(str(error)) from None
         return project, snapshot, self._cron(project, snapshot)

@@ -1,2 +1,2 @@
-"""Git repositories read with real git: running git (`process`), what goes in and out
-(`parsing`), cache repositories on disk (`repository`), branch heads and files (`source`)."""
+"""Repositories: git's read with real git (`process`, `parsing`, `repository`, `source`),
+Mercurial's over HTTP with its pushlog (`hg`), both behind one call (`sources`)."""

@@ -1,5 +1,6 @@
 """Running git: the environment and options every command gets, one command within its timeout
-(killed with the helpers it started after), retries with backoff, and what git said, scrubbed.
+(killed with the helpers it started after), and what git said, scrubbed; the retries with
+backoff of every read from a remote, git's and Mercurial's over HTTP (`hg.py`) alike.
 
 Nothing here knows of cache repositories or files; `source.py` builds on it.
 """
@@ -61,8 +62,9 @@ class SourceError(Exception):
     """
 
 
-class RetryableGitError(Exception):
-    """A git command that talks to a remote failed; worth another attempt."""
+class RetryableSourceError(Exception):
+    """A read from a remote failed in a way that may pass (a git command that talks to it, an
+    HTTP 5xx or a lost connection); worth another attempt."""
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,7 @@ class GitRunner:
                         returncode = await process.wait()
                 except TimeoutError:
                     await _stop(process)
-                    raise RetryableGitError(
+                    raise RetryableSourceError(
                         f"git {command} did not finish within {self.timeout:g} s and was stopped"
                     ) from None
                 except BaseException:
@@ -229,19 +231,19 @@ async def retrying(
 ) -> T:
     """`operation` with up to `attempts` tries, waiting exponentially longer with jitter.
 
-    Only RetryableGitError is tried again; after the last attempt it becomes a SourceError
+    Only RetryableSourceError is tried again; after the last attempt it becomes a SourceError
     that says what failed (`failure`), how often, and what to check (`advice`).
     """
     attempt = AsyncRetrying(
         stop=stop_after_attempt(attempts),
         wait=wait_random_exponential(multiplier=1, max=max_wait),
-        retry=retry_if_exception_type(RetryableGitError),
+        retry=retry_if_exception_type(RetryableSourceError),
         before_sleep=_log_retry(failure, attempts),
         reraise=True,
     )
     try:
         return await attempt(operation)
-    except RetryableGitError as error:
+    except RetryableSourceError as error:
         tries = counted(attempts, "attempt")
         raise SourceError(f"{failure} ({tries}): {error}; {advice}") from None
 

@@ -26,7 +26,7 @@ from scheduler.git.parsing import (
     parse_blobs,
     parse_tree,
 )
-from scheduler.git.process import Completed, GitRunner, RetryableGitError, SourceError, trimmed
+from scheduler.git.process import Completed, GitRunner, RetryableSourceError, SourceError, trimmed
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class CacheRepository:
                 "--quiet",
                 config=("gc.autoDetach=false", "maintenance.autoDetach=false"),
             )
-        except RetryableGitError as error:
+        except RetryableSourceError as error:
             logger.warning("git gc in %s: %s", self.path, error)
             return
         if result.returncode != 0:

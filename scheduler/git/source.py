@@ -2,6 +2,7 @@
 
 Fetched revisions live in one shallow bare repository per URL (`repository.py`), shared by every
 process given the same cache directory; file contents are also kept in memory by revision.
+`Snapshot` (with its `Pushed`) and that memory serve Mercurial's source (`hg.py`) as well.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TypeVar
 
 from scheduler.common.redaction import redact
 from scheduler.git.parsing import check_branch, check_paths, check_revision, check_url, find_ref
-from scheduler.git.process import GitRunner, RetryableGitError, SourceError, retrying
+from scheduler.git.process import GitRunner, RetryableSourceError, SourceError, retrying
 from scheduler.git.repository import CacheRepository, UnreadableError, cache_name, keep_ref
 
 logger = logging.getLogger(__name__)
@@ -33,19 +34,55 @@ MEMORY_REVISIONS = 1024
 
 
 @dataclass(frozen=True)
+class Pushed:
+    """The push that brought a revision, as a Mercurial pushlog records it: its id, when (seconds
+    since the epoch), and who pushed."""
+
+    pushlog_id: str
+    pushdate: int
+    user: str
+
+
+@dataclass(frozen=True)
 class Snapshot:
-    """A branch's head revision and some of its files; a file missing at the revision is None."""
+    """A branch's head revision and some of its files; a file missing at the revision is None.
+
+    `push`: the push of the revision, for repositories that keep a pushlog (Mercurial's).
+    """
 
     url: str
     branch: str
     revision: str
     files: Mapping[str, str | None] = field(hash=False)
+    push: Pushed | None = None
 
     def __repr__(self) -> str:
         return (
             f"Snapshot(url={redact(self.url)!r}, branch={self.branch!r}, "
-            f"revision={self.revision!r}, files={sorted(self.files)!r})"
+            f"revision={self.revision!r}, files={sorted(self.files)!r}, push={self.push!r})"
         )
+
+
+class FileMemory:
+    """Files already read, by repository URL and revision: a revision's files never change."""
+
+    def __init__(self, revisions: int = MEMORY_REVISIONS) -> None:
+        self._revisions = revisions
+        self._files: OrderedDict[tuple[str, str], dict[str, str | None]] = OrderedDict()
+
+    def recall(self, url: str, revision: str, paths: Sequence[str]) -> dict[str, str | None] | None:
+        """`paths` at `revision` if all were read before, else None."""
+        known = self._files.get((url, revision))
+        if known is None or any(path not in known for path in paths):
+            return None
+        self._files.move_to_end((url, revision))
+        return {path: known[path] for path in paths}
+
+    def remember(self, url: str, revision: str, files: Mapping[str, str | None]) -> None:
+        self._files.setdefault((url, revision), {}).update(files)
+        self._files.move_to_end((url, revision))
+        while len(self._files) > self._revisions:
+            self._files.popitem(last=False)
 
 
 class GitSource:
@@ -89,7 +126,7 @@ class GitSource:
         self._locks: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, asyncio.Lock]
         ] = weakref.WeakKeyDictionary()
-        self._files: OrderedDict[tuple[str, str], dict[str, str | None]] = OrderedDict()
+        self._files = FileMemory()
         # Cache repositories whose remote refused a commit id but served the branch.
         self._fetch_branch_only: set[Path] = set()
 
@@ -102,7 +139,7 @@ class GitSource:
         async def list_branch() -> str | None:
             result = await self._runner.run("ls-remote", "--", url, ref)
             if result.returncode != 0:
-                raise RetryableGitError(result.said("ls-remote", url))
+                raise RetryableSourceError(result.said("ls-remote", url))
             return find_ref(result.stdout, ref)
 
         revision = await self._retrying(
@@ -156,38 +193,23 @@ class GitSource:
         if branch is not None:
             check_branch(branch)
         wanted = check_paths(paths)
-        files = self._recall(url, revision, wanted)
+        files = self._files.recall(url, revision, wanted)
         if files is not None:
             return revision, files
         repository = CacheRepository(self.cache_dir / cache_name(url), self._runner)
         try:
             revision = await self._ensure(url, repository, revision, branch)
-            files = self._recall(url, revision, wanted)
+            files = self._files.recall(url, revision, wanted)
             if files is None:
                 revision, files = await self._read_whole(url, repository, revision, wanted, branch)
-                self._remember(url, revision, files)
-        except RetryableGitError as error:
+                self._files.remember(url, revision, files)
+        except RetryableSourceError as error:
             # A local command that timed out: the disk or the machine is in trouble.
             raise SourceError(
                 f"could not read revision {revision} of {redact(url)} from the cache "
                 f"{repository.path}: {error}"
             ) from None
         return revision, files
-
-    def _recall(
-        self, url: str, revision: str, paths: Sequence[str]
-    ) -> dict[str, str | None] | None:
-        known = self._files.get((url, revision))
-        if known is None or any(path not in known for path in paths):
-            return None
-        self._files.move_to_end((url, revision))
-        return {path: known[path] for path in paths}
-
-    def _remember(self, url: str, revision: str, files: Mapping[str, str | None]) -> None:
-        self._files.setdefault((url, revision), {}).update(files)
-        self._files.move_to_end((url, revision))
-        while len(self._files) > MEMORY_REVISIONS:
-            self._files.popitem(last=False)
 
     async def _read_whole(
         self,
@@ -284,7 +306,7 @@ class GitSource:
                     await repository.collect_garbage()
                     return revision
                 if branch is None:
-                    raise RetryableGitError(result.said("fetch", url))
+                    raise RetryableSourceError(result.said("fetch", url))
                 logger.info(
                     "%s did not serve commit %s by id (%s); fetching branch %r instead",
                     redact(url),
@@ -294,7 +316,7 @@ class GitSource:
                 )
             result = await repository.fetch_refspec(url, f"+refs/heads/{branch}:{keep}")
             if result.returncode != 0:
-                raise RetryableGitError(result.said("fetch", url))
+                raise RetryableSourceError(result.said("fetch", url))
             self._fetch_branch_only.add(repository.path)
             fetched = await repository.resolve(keep, url)
             await repository.collect_garbage()

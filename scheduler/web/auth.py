@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from scheduler.common.hosts import is_loopback
 from scheduler.config.model import ApiRole, ApiSettings, ApiToken
 from scheduler.errors import Category, SchedulerError
 
@@ -83,19 +83,10 @@ def pages_public(settings: ApiSettings, host: str | None) -> bool:
     whose name was made to resolve here (DNS rebinding) reads nothing."""
     if settings.public_reads:
         return True
-    if settings.tokens or not _loopback(settings.host) or not host:
+    if settings.tokens or not is_loopback(settings.host) or not host:
         return False
     try:
         named = urlsplit(f"//{host}").hostname
     except ValueError:  # a Host header no browser sends
         return False
-    return named is not None and _loopback(named)
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: it may resolve to anything
-        return False
+    return named is not None and is_loopback(named)
