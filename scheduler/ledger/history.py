@@ -9,16 +9,26 @@ import functools
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Text, bindparam, func, select, true, union_all
+from sqlalchemy import Text, bindparam, func, or_, select, true, union_all
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from scheduler.ledger.claims import same_fire
 from scheduler.ledger.mapping import to_record
-from scheduler.ledger.models import FireRow, SlotRow
-from scheduler.ledger.records import Fire, FireKind, FireState, SlotOutcome, SlotRecord
+from scheduler.ledger.models import FireRow, SlotRow, WatchRow
+from scheduler.ledger.records import (
+    Fire,
+    FireKind,
+    FireState,
+    RunState,
+    SlotOutcome,
+    SlotRecord,
+    Watch,
+    WatchPhase,
+)
 from scheduler.ledger.store import Store, aware, checked_slot, given, scrubbed, upsert
+from scheduler.ledger.watches import watch_of
 
 
 class HistoryStore(Store):
@@ -111,7 +121,7 @@ class HistoryStore(Store):
         *,
         project: str | None = None,
         job: str | None = None,
-        state: FireState | None = None,
+        state: FireState | RunState | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int | None = None,
@@ -120,15 +130,21 @@ class HistoryStore(Store):
     ) -> list[Fire]:
         """Fires matching every filter given, newest slot first (then newest fire first).
 
+        `state` keeps the fires in that state or whose run is in it (its watch's run state):
+        `failed` both those that failed to fire and those whose task or task group failed.
         `since` keeps fires whose slot is at or after it, `until` those before it; `offset`
         skips that many of the matches (a page is `offset`, `limit`). Without `details`, the
         rendered tasks (kilobytes each) are not read: each fire's `details` is None.
         """
         query = (
             select(FireRow)
-            .filter_by(**given(project=project, job=job, state=state))
+            .filter_by(**given(project=project, job=job))
             .order_by(FireRow.slot.desc(), FireRow.id.desc())
         )
+        if state is not None:
+            query = query.outerjoin(WatchRow, WatchRow.fire_id == FireRow.id).where(
+                or_(FireRow.state == state.value, WatchRow.run_state == state.value)
+            )
         if since is not None:
             query = query.where(FireRow.slot >= aware("since", since))
         if until is not None:
@@ -152,6 +168,23 @@ class HistoryStore(Store):
                     if isinstance(value, str):
                         found[fire_id] = value
         return found
+
+    def unresolved_fires(self, project: str, job: str) -> list[Watch]:
+        """The fires of `job` whose run has not resolved yet, oldest first: their task not
+        resolved (phase TASK, maybe not looked at yet), or completed with its watched task
+        group still running (phase GROUP). A fire that made no task is not among them."""
+        query = (
+            select(WatchRow, FireRow)
+            .join(FireRow, FireRow.id == WatchRow.fire_id)
+            .where(
+                WatchRow.phase.in_([WatchPhase.TASK.value, WatchPhase.GROUP.value]),
+                WatchRow.project == project,
+                WatchRow.job == job,
+            )
+            .order_by(WatchRow.fire_id)
+        )
+        with self._transaction(writing=False) as session:
+            return [watch_of(watch, fire) for watch, fire in session.execute(query)]
 
     def fire_by_id(self, fire_id: int) -> Fire | None:
         with self._transaction(writing=False) as session:
