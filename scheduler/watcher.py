@@ -66,8 +66,10 @@ class Watcher:
         self._limit = asyncio.Semaphore(self.concurrency)
 
     async def step(self, *, reads: bool = True) -> int:
-        """Look at every fire being followed once; the number of watches that moved on.
-        Without `reads`, only what needs no Taskcluster call: failed fires are reported."""
+        """Look at every fire being followed once; the number of watches written: moved on,
+        or with a new task state or new group counts (a watch where nothing changed is not
+        written). Without `reads`, only what needs no Taskcluster call: failed fires are
+        reported."""
         watches = await self.ledger.run(lambda ledger: ledger.watches())
         by_phase: dict[WatchPhase, list[Watch]] = {phase: [] for phase in WatchPhase}
         for watch in watches:

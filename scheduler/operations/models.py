@@ -42,8 +42,6 @@ class TaskGroupOut(BaseModel):
     """A watched task group's tasks by how they stand: each counted in `total` and in one of
     the others."""
 
-    model_config = ConfigDict(from_attributes=True)
-
     total: int
     completed: int
     failed: int
