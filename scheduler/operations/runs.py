@@ -87,11 +87,11 @@ def summary(counts: GroupCounts) -> str:
     return counted(counts.total, "task") + (f": {shown}" if shown else "")
 
 
-def fire_out(fire: Fire, watch: Watch | None, **more: Any) -> dict[str, Any]:
-    """The fields of `fire` as the answers show it, with its run's outcome (and `more`): a
-    dict, which pydantic reads several times faster than an object, and which any of the
-    fire models (`FireOut` and those built on it) validates."""
-    return {**vars(fire), "outcome": outcome_of(watch), **more}
+def fire_out(fire: Fire, watch: Watch | None) -> dict[str, Any]:
+    """The fields of `fire` as the answers show it, with its run's outcome: a dict, which
+    pydantic reads several times faster than an object, and which any of the fire models
+    (`FireOut` and those built on it) validates."""
+    return {**vars(fire), "outcome": outcome_of(watch)}
 
 
 def fires_out(port: OperationsLedger, fires: Iterable[Fire]) -> list[FireOut]:
