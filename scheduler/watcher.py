@@ -16,7 +16,15 @@ from typing import Any
 
 import structlog
 
-from scheduler.ledger import AsyncLedger, Notice, Watch, WatcherLedger, WatchPhase
+from scheduler.ledger import (
+    AsyncLedger,
+    GroupCounts,
+    Notice,
+    RunState,
+    Watch,
+    WatcherLedger,
+    WatchPhase,
+)
 from scheduler.notify.events import FailedTask
 from scheduler.reports.reporter import Reporter
 from scheduler.taskcluster import Clients
@@ -27,16 +35,19 @@ log = structlog.get_logger("tc_scheduler.watcher")
 # queue.statuses takes up to this many task ids a call.
 STATUS_BATCH = 1000
 UNRESOLVED = ("unscheduled", "pending", "running")
+# A resolved task's state as its run's.
+RESOLVED = {
+    str(state): state for state in (RunState.COMPLETED, RunState.FAILED, RunState.EXCEPTION)
+}
 
 
 @dataclass(frozen=True)
 class GroupState:
-    """A task group as one listing saw it."""
+    """A task group as one listing saw it: its counts, and the failures to report (the
+    resolutions the reporter counts as failures, the decision task's own aside)."""
 
-    total: int
-    unresolved: int
+    counts: GroupCounts
     failed: tuple[FailedTask, ...]
-    blocked: int  # unscheduled behind a dependency that did not complete: will never run
 
 
 @dataclass
@@ -55,8 +66,10 @@ class Watcher:
         self._limit = asyncio.Semaphore(self.concurrency)
 
     async def step(self, *, reads: bool = True) -> int:
-        """Look at every fire being followed once; the number of watches that moved on.
-        Without `reads`, only what needs no Taskcluster call: failed fires are reported."""
+        """Look at every fire being followed once; the number of watches written: moved on,
+        or with a new task state or new group counts (a watch where nothing changed is not
+        written). Without `reads`, only what needs no Taskcluster call: failed fires are
+        reported."""
         watches = await self.ledger.run(lambda ledger: ledger.watches())
         by_phase: dict[WatchPhase, list[Watch]] = {phase: [] for phase in WatchPhase}
         for watch in watches:
@@ -110,23 +123,41 @@ class Watcher:
         return sum(moved)
 
     async def _task(self, watch: Watch, status: dict[str, Any] | None) -> int:
+        """Record the task's state when it changed (nothing written while it does not), with
+        the notices of its first sight and of its resolution."""
         now = self.clock()
         if status is None:
-            return await self._advance(watch, WatchPhase.DONE, self.reporter.task_gone(watch, now))
+            notices = self.reporter.task_gone(watch, now)
+            return await self._advance(
+                watch, WatchPhase.DONE, notices, run_state=RunState.EXCEPTION
+            )
         state = str(status["state"])
+        if state == watch.task_state:
+            return 0
         runs = status.get("runs") or []
         reason = runs[-1].get("reasonResolved") if runs else None
         seen = dataclasses.replace(watch, task_group_id=status.get("taskGroupId"))
         first_sight = watch.task_state is None
         notices = self.reporter.started(seen, now) if first_sight else []
         if state in UNRESOLVED:
-            if not first_sight:
-                return 0
-            return await self._advance(seen, WatchPhase.TASK, notices, task_state=state)
+            # A task that ran and waits for its next run (a worker lost) is still running.
+            running = RunState.RUNNING if state == "running" else watch.run_state
+            return await self._advance(
+                seen, WatchPhase.TASK, notices, task_state=state, run_state=running
+            )
         if state == "completed" and watch.follow_group:
-            return await self._advance(seen, WatchPhase.GROUP, notices, task_state=state)
+            return await self._advance(
+                seen, WatchPhase.GROUP, notices, task_state=state, run_state=RunState.RUNNING
+            )
         notices += self.reporter.task_resolved(seen, state, reason, now)
-        return await self._advance(seen, WatchPhase.DONE, notices, task_state=state, reason=reason)
+        return await self._advance(
+            seen,
+            WatchPhase.DONE,
+            notices,
+            task_state=state,
+            reason=reason,
+            run_state=RESOLVED.get(state, RunState.EXCEPTION),
+        )
 
     async def _group(self, watch: Watch) -> int:
         assert watch.task_group_id is not None
@@ -144,12 +175,16 @@ class Watcher:
                 error=error.message,
             )
             return 0
-        if group.unresolved:
-            return 0
+        counts = group.counts
+        if counts.unresolved:
+            if counts == watch.group:
+                return 0
+            return await self._advance(watch, WatchPhase.GROUP, [], group=counts)
         notices = self.reporter.group_resolved(
-            watch, group.total, group.failed, self.clock(), blocked=group.blocked
+            watch, counts.total, group.failed, self.clock(), blocked=counts.blocked
         )
-        return await self._advance(watch, WatchPhase.DONE, notices)
+        verdict = RunState.FAILED if group.failed else RunState.COMPLETED
+        return await self._advance(watch, WatchPhase.DONE, notices, run_state=verdict, group=counts)
 
     async def _advance(
         self,
@@ -159,6 +194,8 @@ class Watcher:
         *,
         task_state: str | None = None,
         reason: str | None = None,
+        run_state: RunState | None = None,
+        group: GroupCounts | None = None,
     ) -> int:
         now = self.clock()
         moved = await self.ledger.run(
@@ -170,6 +207,8 @@ class Watcher:
                 task_state=task_state,
                 reason=reason,
                 task_group_id=watch.task_group_id,
+                run_state=run_state,
+                group=group,
             )
         )
         if moved and phase is WatchPhase.DONE:
@@ -178,7 +217,7 @@ class Watcher:
                 project=watch.project,
                 job=watch.job,
                 task_id=watch.task_id,
-                state=task_state or watch.task_state or watch.fire_state,
+                state=run_state or task_state or watch.task_state or watch.fire_state,
             )
         return int(moved)
 
@@ -244,7 +283,15 @@ class Watcher:
                 name = (definition.get("metadata") or {}).get("name") or task_id
                 failed.append(FailedTask(task_id, str(name), state, reason))
         failed.sort(key=lambda t: t.name)
-        return GroupState(len(tasks), unresolved, tuple(failed), blocked)
+        resolved = list(states.values())
+        counts = GroupCounts(
+            total=len(tasks),
+            failed=resolved.count("failed"),
+            exception=resolved.count("exception"),
+            blocked=blocked,
+            unresolved=unresolved,
+        )
+        return GroupState(counts, tuple(failed))
 
 
 def _blocked(definition: dict[str, Any], states: dict[str, str]) -> bool:

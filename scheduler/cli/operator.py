@@ -33,8 +33,9 @@ from scheduler.cli.setup import (
     operations,
     start_logging,
 )
-from scheduler.cli.tables import print_fires, table
+from scheduler.cli.tables import last_fire_text, print_fires, table
 from scheduler.cron import format_slot
+from scheduler.ledger import FireState, RunState
 from scheduler.operations.acts import FireFailedError
 from scheduler.operations.audit import target_of
 from scheduler.operations.ledgered import open_ledger_operations
@@ -48,6 +49,9 @@ from scheduler.operations.models import (
     ProjectJobsOut,
     ResumedOut,
 )
+
+# What `history --state` takes: a fire's states, then its run's.
+HISTORY_STATES = tuple(dict.fromkeys(str(state) for state in (*FireState, *RunState)))
 
 
 @click.command()
@@ -180,7 +184,7 @@ def jobs(config_path: Path | None, project_name: str, upcoming: int, as_json: bo
             job.name,
             job.schedule if job.problem is None else f"{job.schedule}: {job.problem}",
             "\n".join(format_slot(slot) for slot in job.next_fires),
-            f"{format_slot(last.slot)} {last.kind} {last.state}" if last else "",
+            last_fire_text(last) if last else "",
             job.paused.reason if job.paused else "",
             job.overlap,
         )
@@ -266,6 +270,11 @@ def resume(config_path: Path | None, project: str, job: str | None, as_json: boo
     callback=instant,
     help="Only fires of slots at or after this time.",
 )
+@click.option(
+    "--state",
+    type=click.Choice(HISTORY_STATES),
+    help="Only fires in this state, or whose run is in it (see above).",
+)
 @click.option("--limit", type=click.IntRange(min=1, max=1000), default=200, show_default=True)
 @json_option()
 def history(
@@ -273,14 +282,35 @@ def history(
     project: str | None,
     job: str | None,
     since: datetime | None,
+    state: str | None,
     limit: int,
     as_json: bool,
 ) -> None:
-    """What the service fired, newest first (reads the ledger only: needs no credentials)."""
+    """What the service fired, newest first, and how each run went (reads the ledger only:
+    needs no credentials).
+
+    \b
+    A fire's state says how firing went: created (already-fired: an earlier
+    attempt made the task), failed (no task was made), skipped, dry-run;
+    claimed or retrying while under way. Its outcome says how the task it
+    made went, as the service follows it: created -> running -> completed,
+    failed or exception. For a job whose task group is watched, the run is
+    running until every task of the group resolved, then failed if any
+    did, with the group's counts.
+
+    \b
+    --state matches either. --state failed lists the fires that could not
+    make their task AND those whose task or task group failed; running,
+    completed and exception match the outcome; the others, the fire's
+    state (--state created: every fire that made its task, however it went).
+    """
+    query = FireQuery.model_validate(
+        {"project": project, "job": job, "since": since, "state": state, "limit": limit}
+    )
 
     async def read() -> list[FireOut]:
         async with open_ledger_operations(ledger_url(config_path), clock()) as ops:
-            return await ops.history(FireQuery(project=project, job=job, since=since, limit=limit))
+            return await ops.history(query)
 
     fires = carry_out(read())
     if as_json:

@@ -1,5 +1,5 @@
 """How the commands lay out what operations answer for people: tables of fires, and a fire's
-state in words.
+state and its run's outcome in words.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from rich.table import Table
 from scheduler.cli.output import console
 from scheduler.cron import format_slot
 from scheduler.ledger import FireState
-from scheduler.operations.models import FiredOut, FireOut
+from scheduler.operations.models import FiredOut, FireOut, TaskOutcomeOut
 from scheduler.outcomes import UNCONFIRMED
 
 
@@ -27,20 +27,46 @@ def table(title: str, *columns: str) -> Table:
 def print_fires(
     fires: Iterable[FiredOut | FireOut], heading: str, *, first_error_line: bool = False
 ) -> None:
-    """One row per fire: project, job, slot, kind, state, task and its error (only the first
-    line with `first_error_line`, for long listings)."""
-    shown = table(heading, "project", "job", "slot", "kind", "state", "task", "error")
-    for fire in fires:
+    """One row per fire: project, job, slot, kind, state, how its run went (for fires of the
+    history: those just fired have no run yet), task and its error (only the first line with
+    `first_error_line`, for long listings)."""
+    listed = list(fires)
+    recorded = any(isinstance(fire, FireOut) for fire in listed)
+    columns = ("project", "job", "slot", "kind", "state", *(("outcome",) if recorded else ()))
+    shown = table(heading, *columns, "task", "error")
+    for fire in listed:
+        outcome = (outcome_text(fire.outcome),) if isinstance(fire, FireOut) else ()
         shown.add_row(
             fire.project,
             fire.job,
             format_slot(fire.slot),
             fire.kind,
             state_text(fire.state, fire.error),
+            *outcome,
             fire.task_id or "",
             _error(fire.error, first_line=first_error_line),
         )
     console().print(shown)
+
+
+def outcome_text(outcome: TaskOutcomeOut | None) -> str:
+    """How a fire's run went, in a cell: its state, then the watched task group's counts."""
+    if outcome is None:
+        return ""
+    said = outcome.state
+    if outcome.task_state == "gone":
+        said += " (task gone from the queue)"
+    elif outcome.reason and outcome.reason not in (outcome.state, outcome.task_state):
+        said += f" ({outcome.reason})"
+    return said if outcome.group is None else f"{said}\ngroup: {outcome.group.summary}"
+
+
+def last_fire_text(fire: FireOut) -> str:
+    """A job's last fire in a cell: its slot, kind and state, and how its run went."""
+    said = f"{format_slot(fire.slot)} {fire.kind} {state_text(fire.state, fire.error)}"
+    if fire.outcome is not None and fire.outcome.state != fire.state:
+        said += f" -> {outcome_text(fire.outcome)}"
+    return said
 
 
 def _error(error: str | None, *, first_line: bool) -> str:

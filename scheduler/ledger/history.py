@@ -9,7 +9,7 @@ import functools
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Text, and_, bindparam, func, select, true, union_all
+from sqlalchemy import Text, and_, bindparam, func, or_, select, true, union_all
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
@@ -22,6 +22,7 @@ from scheduler.ledger.records import (
     Fire,
     FireKind,
     FireState,
+    RunState,
     SlotOutcome,
     SlotRecord,
     UnresolvedFire,
@@ -120,7 +121,7 @@ class HistoryStore(Store):
         *,
         project: str | None = None,
         job: str | None = None,
-        state: FireState | None = None,
+        state: FireState | RunState | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int | None = None,
@@ -129,15 +130,21 @@ class HistoryStore(Store):
     ) -> list[Fire]:
         """Fires matching every filter given, newest slot first (then newest fire first).
 
+        `state` keeps the fires in that state or whose run is in it (its watch's run state):
+        `failed` both those that failed to fire and those whose task or task group failed.
         `since` keeps fires whose slot is at or after it, `until` those before it; `offset`
         skips that many of the matches (a page is `offset`, `limit`). Without `details`, the
         rendered tasks (kilobytes each) are not read: each fire's `details` is None.
         """
         query = (
             select(FireRow)
-            .filter_by(**given(project=project, job=job, state=state))
+            .filter_by(**given(project=project, job=job))
             .order_by(FireRow.slot.desc(), FireRow.id.desc())
         )
+        if state is not None:
+            query = query.outerjoin(WatchRow, WatchRow.fire_id == FireRow.id).where(
+                or_(FireRow.state == state.value, WatchRow.run_state == state.value)
+            )
         if since is not None:
             query = query.where(FireRow.slot >= aware("since", since))
         if until is not None:

@@ -206,6 +206,14 @@ class WatchRow(Base):
     task_state: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # How the run stands once its task started (RunState); NULL before.
+    run_state: Mapped[str | None] = mapped_column(Text)
+    # The watched task group's counts as last listed (GroupCounts); NULL before.
+    group_total: Mapped[int | None] = mapped_column(Integer)
+    group_failed: Mapped[int | None] = mapped_column(Integer)
+    group_exception: Mapped[int | None] = mapped_column(Integer)
+    group_blocked: Mapped[int | None] = mapped_column(Integer)
+    group_unresolved: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         CheckConstraint(allowed_values("phase", WatchPhase), name="phase"),

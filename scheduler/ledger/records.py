@@ -167,6 +167,38 @@ class WatchPhase(StrEnum):
     """Resolved and reported."""
 
 
+class RunState(StrEnum):
+    """How the run a fire started stands once its task has started, as the watcher last saw
+    it: its task's state or, for a job whose task group is watched, the group's verdict.
+    Before (a task not running yet) the fire's own state says it: `created`."""
+
+    RUNNING = "running"
+    """The task runs (or ran and is retried), or it completed and its watched group runs."""
+    COMPLETED = "completed"
+    """The task completed and, if its group is watched, no task of the group failed."""
+    FAILED = "failed"
+    """The task failed, or a task of its watched group did."""
+    EXCEPTION = "exception"
+    """The task resolved as exception (canceled, deadline exceeded, ...), or the queue no
+    longer knows it."""
+
+
+@dataclass(frozen=True)
+class GroupCounts:
+    """A task group's tasks by how they stand: every task is counted once, in `total` and in
+    one of completed, failed, exception, blocked or unresolved."""
+
+    total: int
+    failed: int
+    exception: int
+    blocked: int  # unscheduled behind a dependency that did not complete: will never run
+    unresolved: int  # unscheduled (not blocked), pending or running
+
+    @property
+    def completed(self) -> int:
+        return self.total - self.failed - self.exception - self.blocked - self.unresolved
+
+
 @dataclass(frozen=True)
 class WatchSpec:
     """What to follow after a fire, given with its outcome to `Ledger.finish_many`."""
@@ -224,6 +256,8 @@ class Watch:
     task_state: str | None = None
     reason: str | None = None
     resolved_at: datetime | None = None
+    run_state: RunState | None = None  # None: no task has started (or none was made)
+    group: GroupCounts | None = None  # the watched task group's counts, once listed
 
 
 class Health(StrEnum):

@@ -15,7 +15,15 @@ from sqlalchemy.orm import Session
 from scheduler.ledger.mapping import to_record
 from scheduler.ledger.models import FireRow, WatchRow
 from scheduler.ledger.notices import queue_notices
-from scheduler.ledger.records import FireState, Notice, Outcome, Watch, WatchPhase
+from scheduler.ledger.records import (
+    FireState,
+    GroupCounts,
+    Notice,
+    Outcome,
+    RunState,
+    Watch,
+    WatchPhase,
+)
 from scheduler.ledger.store import Store, aware
 
 
@@ -33,7 +41,7 @@ class WatchStore(Store):
         if limit is not None:
             query = query.limit(limit)
         with self._transaction(writing=False) as session:
-            return [_watch(watch, fire) for watch, fire in session.execute(query)]
+            return [watch_of(watch, fire) for watch, fire in session.execute(query)]
 
     def watch(self, fire_id: int) -> Watch | None:
         query = (
@@ -43,7 +51,7 @@ class WatchStore(Store):
         )
         with self._transaction(writing=False) as session:
             found = session.execute(query).one_or_none()
-            return _watch(*found) if found is not None else None
+            return watch_of(*found) if found is not None else None
 
     def watches_of(self, fire_ids: Collection[int]) -> dict[int, Watch]:
         """The watches (followed or done) of the fires `fire_ids`, by fire: one read, for
@@ -56,7 +64,7 @@ class WatchStore(Store):
             .where(WatchRow.fire_id.in_(set(fire_ids)))
         )
         with self._transaction(writing=False) as session:
-            return {watch.fire_id: _watch(watch, fire) for watch, fire in session.execute(query)}
+            return {watch.fire_id: watch_of(watch, fire) for watch, fire in session.execute(query)}
 
     def advance_watch(
         self,
@@ -68,8 +76,12 @@ class WatchStore(Store):
         task_state: str | None = None,
         reason: str | None = None,
         task_group_id: str | None = None,
+        run_state: RunState | None = None,
+        group: GroupCounts | None = None,
     ) -> bool:
-        """Move `watch` on from the phase it was read in, and queue `notices`, atomically.
+        """Move `watch` on from the phase and task state it was read in (to `phase`, maybe
+        the same: a task pending then running), recording what is given, and queue `notices`,
+        atomically.
 
         False, and nothing done, if another replica moved it first: the notices of each step
         are queued once.
@@ -80,12 +92,20 @@ class WatchStore(Store):
             values.update(task_state=task_state, reason=reason)
         if task_group_id is not None:
             values["task_group_id"] = task_group_id
+        if run_state is not None:
+            values["run_state"] = run_state.value
+        if group is not None:
+            values.update({column: getattr(group, name) for name, column in GROUP_COLUMNS})
         if phase is WatchPhase.DONE:
             values["resolved_at"] = now
         with self._transaction(writing=True) as session:
             moved = session.execute(
                 update(WatchRow)
-                .where(WatchRow.fire_id == watch.fire_id, WatchRow.phase == watch.phase.value)
+                .where(
+                    WatchRow.fire_id == watch.fire_id,
+                    WatchRow.phase == watch.phase.value,
+                    WatchRow.task_state.is_not_distinct_from(watch.task_state),
+                )
                 .values(values)
                 .returning(WatchRow.fire_id)
             ).scalar_one_or_none()
@@ -128,6 +148,17 @@ def _watch_row(outcome: Outcome, now: datetime) -> dict[str, Any] | None:
     }
 
 
-def _watch(watch: WatchRow, fire: FireRow) -> Watch:
+# Each count of `GroupCounts` and the column that keeps it.
+GROUP_COLUMNS = tuple(
+    (name, f"group_{name}") for name in ("total", "failed", "exception", "blocked", "unresolved")
+)
+
+
+def watch_of(watch: WatchRow, fire: FireRow) -> Watch:
     """A watch with what it follows: the fire's own columns win over the watch's copies."""
-    return to_record(Watch, fire, watch, fire_state=fire.state)
+    return to_record(Watch, fire, watch, fire_state=fire.state, group=_group(watch))
+
+
+def _group(watch: WatchRow) -> GroupCounts | None:
+    counts = [getattr(watch, column) for _, column in GROUP_COLUMNS]
+    return None if None in counts else GroupCounts(*counts)

@@ -27,7 +27,7 @@ from scheduler.ledger import (
     SlotRecord,
     Watch,
 )
-from scheduler.operations.followed import NOTICES, notice_out, outcome_of
+from scheduler.operations.followed import NOTICES, notice_out
 from scheduler.operations.health import assess, expiry_watch
 from scheduler.operations.models import PauseOut, ProjectJobsOut
 from scheduler.operations.overview import jobs_overview
@@ -40,6 +40,7 @@ from scheduler.operations.page_models import (
     RecentFireOut,
     UpcomingFireOut,
 )
+from scheduler.operations.runs import fire_out, outcome_of
 from scheduler.reports.reporter import CHECK_IN_KEYS
 
 RECENT = timedelta(hours=24)
@@ -282,12 +283,12 @@ def _concerns(subject: str, project: str) -> bool:
 
 
 def _recent(fire: Fire, watches: Mapping[int, Watch], group: str | None = None) -> RecentFireOut:
-    """The fire as the pages list it, with its task's outcome and group (the watch's, else
-    `group`, read from its rendered task). From the record's fields as a dict: pydantic reads
-    one several times faster than an object's attributes, which counts over hundreds."""
-    outcome = outcome_of(watches.get(fire.id))
+    """The fire as the pages list it, with its run's outcome and its task group (the watch's,
+    else `group`, read from its rendered task)."""
+    shown = fire_out(fire, watches.get(fire.id))
+    outcome = shown["outcome"]
     group = (outcome.task_group_id if outcome else None) or group
-    return RecentFireOut.model_validate({**vars(fire), "task_group_id": group, "outcome": outcome})
+    return RecentFireOut.model_validate({**shown, "task_group_id": group})
 
 
 def _grid(

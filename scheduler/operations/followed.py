@@ -1,60 +1,19 @@
-"""How what a fire started went, as the watcher recorded it, and the notices people were sent:
-the task outcome of fires, the notices of a fire or a project, and a fire's page.
+"""The notices people were sent about a fire or a project, and a fire's page: its record, how
+its run went (as the watcher recorded it) and those notices.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from scheduler.ledger import (
-    TASK_GROUP_PATH,
-    AsyncLedger,
-    Fire,
-    Letter,
-    OperationsLedger,
-    Watch,
-    WatchPhase,
-)
+from scheduler.ledger import TASK_GROUP_PATH, AsyncLedger, Fire, Letter, OperationsLedger, Watch
 from scheduler.operations.ledgered import NoSuchFireError
 from scheduler.operations.models import FireDetail
-from scheduler.operations.page_models import FirePageOut, NoticeOut, TaskOutcomeOut
+from scheduler.operations.page_models import FirePageOut, NoticeOut
+from scheduler.operations.runs import fire_out
 from scheduler.reports.reporter import CHECK_IN_KEYS
 
 NOTICES = 50
-WORDS = {
-    "waiting": "not looked at yet",
-    "unscheduled": "unscheduled",
-    "pending": "pending",
-    "running": "running",
-    "completed": "completed",
-    "failed": "failed",
-    "exception": "exception",
-    "gone": "gone: the queue no longer knows it",
-}
-
-
-def outcome_of(watch: Watch | None) -> TaskOutcomeOut | None:
-    """How the fire's task went, as its watch last saw it; None when nothing is followed (no
-    task was made, or the fire's failure was only reported)."""
-    if watch is None or watch.task_id is None:
-        return None
-    if watch.task_state is None:
-        state = "gone" if watch.phase is WatchPhase.DONE else "waiting"
-    else:
-        state = watch.task_state
-    label = WORDS.get(state, state)
-    group_running = watch.phase is WatchPhase.GROUP
-    if watch.reason and watch.reason != state:
-        label += f" ({watch.reason})"
-    if group_running:
-        label += "; its task group still runs"
-    return TaskOutcomeOut(
-        state=state,
-        label=label,
-        task_group_id=watch.task_group_id,
-        resolved_at=watch.resolved_at,
-        group_running=group_running,
-    )
 
 
 def notice_out(letter: Letter) -> NoticeOut:
@@ -88,9 +47,9 @@ async def fire_page(ledger: AsyncLedger[OperationsLedger], fire_id: int) -> Fire
     fire, watch, letters = await ledger.run(read)
     if fire is None:
         raise NoSuchFireError(f"no fire {fire_id}")
-    detail = FireDetail.model_validate(fire)
+    detail = FireDetail.model_validate(fire_out(fire, watch))
     group = task_group_of(detail.details)
-    outcome = outcome_of(watch)
+    outcome = detail.outcome
     return FirePageOut(
         fire=detail,
         task_group_id=(outcome.task_group_id if outcome else None) or group,

@@ -18,8 +18,10 @@ from scheduler.ledger import (
     Act,
     AsyncLedger,
     Cutoffs,
+    Fire,
     OperationsLedger,
     Pruned,
+    Watch,
     open_async_ledger,
     upgrade_async_ledger,
 )
@@ -35,6 +37,7 @@ from scheduler.operations.models import (
     PrunedOut,
     ResumedOut,
 )
+from scheduler.operations.runs import fire_out, fires_out
 
 
 class NoSuchFireError(SchedulerError, category=Category.NOT_FOUND, code="not-found"):
@@ -55,16 +58,21 @@ class LedgerOperations:
     config: Config | None = None
 
     async def history(self, query: FireQuery) -> list[FireOut]:
-        """The fires `query` asks for, newest slot first."""
-        found = await self.ledger.run(lambda ledger: ledger.fires(**query.model_dump()))
-        return [FireOut.model_validate(fire) for fire in found]
+        """The fires `query` asks for, newest slot first, each with how its run went."""
+        return await self.ledger.run(
+            lambda ledger: fires_out(ledger, ledger.fires(**query.model_dump(), details=False))
+        )
 
     async def fire(self, fire_id: int) -> FireDetail:
-        """One fire, with its rendered task (or hook payload)."""
-        found = await self.ledger.run(lambda ledger: ledger.fire_by_id(fire_id))
+        """One fire, with its rendered task (or hook payload) and how its run went."""
+
+        def read(ledger: OperationsLedger) -> tuple[Fire | None, Watch | None]:
+            return ledger.fire_by_id(fire_id), ledger.watches_of([fire_id]).get(fire_id)
+
+        found, watch = await self.ledger.run(read)
         if found is None:
             raise NoSuchFireError(f"no fire {fire_id}")
-        return FireDetail.model_validate(found)
+        return FireDetail.model_validate(fire_out(found, watch))
 
     async def audit(
         self, *, since: datetime | None = None, limit: int | None = None

@@ -11,8 +11,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from scheduler.expiry.model import CachedTask
-from scheduler.ledger import FireState
+from scheduler.ledger import FireState, RunState
 from scheduler.outcomes import CLAIMED_ELSEWHERE
+
+STATE_FILTER = (
+    "Fires in this state or whose run is in it. A fire's state says how firing went "
+    "(claimed, retrying, created, already-fired, dry-run, failed, skipped); its run's, how "
+    "the task it made went, and the task group for a job whose group is watched (running, "
+    "completed, failed, exception). `failed` is both: fires that could not make their task, "
+    "and fires whose task or watched group failed."
+)
 
 
 class FireQuery(BaseModel):
@@ -23,11 +31,47 @@ class FireQuery(BaseModel):
 
     project: str | None = None
     job: str | None = None
-    state: FireState | None = None
+    state: FireState | RunState | None = Field(default=None, description=STATE_FILTER)
     since: datetime | None = Field(default=None, description="Slots at or after this.")
     until: datetime | None = Field(default=None, description="Slots before this.")
     limit: int = Field(default=100, ge=1, le=1000)
     offset: int = Field(default=0, ge=0, le=1_000_000)
+
+
+class TaskGroupOut(BaseModel):
+    """A watched task group's tasks by how they stand: each counted in `total` and in one of
+    the others."""
+
+    total: int
+    completed: int
+    failed: int
+    exception: int
+    blocked: int = Field(description="Unscheduled behind a failed dependency: will never run.")
+    unresolved: int = Field(description="Not resolved yet: unscheduled, pending or running.")
+    summary: str = Field(description="The counts in words: `50 tasks: 47 completed, 3 failed`.")
+
+
+class TaskOutcomeOut(BaseModel):
+    """How the run a fire started went, as the watcher last saw it: its task and, for a job
+    whose task group is watched, the group."""
+
+    state: str = Field(
+        description="The run: created (its task has not started, or was not looked at yet), "
+        "running, completed, failed or exception (also: the queue no longer knows the task). "
+        "For a watched group: running until every task resolved, then failed if any did."
+    )
+    label: str = Field(description="The run in words: its task's state, reason and group.")
+    task_state: str = Field(
+        description="The task's: waiting (not looked at yet), unscheduled, pending, running, "
+        "completed, failed, exception or gone (the queue no longer knows it)."
+    )
+    reason: str | None = Field(default=None, description="Why the task resolved as it did.")
+    task_group_id: str | None
+    group: TaskGroupOut | None = Field(
+        default=None, description="The watched task group's counts; null: not (yet) listed."
+    )
+    resolved_at: datetime | None
+    group_running: bool = Field(description="Completed; the tasks of its group still run.")
 
 
 class FireOut(BaseModel):
@@ -45,6 +89,11 @@ class FireOut(BaseModel):
     replica: str | None = Field(description="The replica that holds or held the claim.")
     claimed_at: datetime | None
     finished_at: datetime | None
+    outcome: TaskOutcomeOut | None = Field(
+        default=None,
+        description="How its run went: created → running → completed, failed or exception, "
+        "with its watched task group's counts; null: it made no task, or nobody follows it.",
+    )
 
 
 class FireDetail(FireOut):

@@ -1,17 +1,20 @@
 """The jobs overview: a project's `.cron.yml` at its branch head as an operator reads it, each
-job's schedule, next fires, last fire, the pause holding it and its overlap policy.
+job's schedule, next fires, last fire (with how its run went), the pause holding it and its
+overlap policy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from scheduler.cron import CronFile, Job, Schedule, in_words, next_fires
 from scheduler.cron.crontab import crontab
 from scheduler.cron.model import ScheduleError
 from scheduler.engine import Engine
-from scheduler.ledger import AsyncLedger, Fire, OperationsLedger, Pause
+from scheduler.ledger import AsyncLedger, Fire, OperationsLedger, Pause, Watch
 from scheduler.operations.models import FireOut, JobOut, PauseOut, ProjectJobsOut
+from scheduler.operations.runs import fire_out
 
 
 async def jobs_overview(
@@ -27,7 +30,9 @@ async def jobs_overview(
     project = engine.config.require_project(project_name)
     snapshot, cron = await engine.head(project.name)
     now = engine.clock()
-    last_fires, pauses = await ledger.run(lambda port: _history_of(port, project.name, cron, now))
+    last_fires, watches, pauses = await ledger.run(
+        lambda port: _history_of(port, project.name, cron, now)
+    )
     project_pause = next((p for p in pauses if p.job is None), None)
     jobs = [
         _job_out(
@@ -37,6 +42,7 @@ async def jobs_overview(
             now,
             upcoming,
             last_fires.get(job.name),
+            watches,
             next((p for p in pauses if p.covers(job.name)), None),
             project.overlap_for(job.name),
         )
@@ -58,6 +64,7 @@ def _job_out(
     now: datetime,
     upcoming: int,
     last_fire: Fire | None,
+    watches: Mapping[int, Watch],
     pause: Pause | None,
     overlap: str,
 ) -> JobOut:
@@ -87,7 +94,9 @@ def _job_out(
         runs_on_project=runs_here,
         problem=problem,
         next_fires=[fire.slot for fire in planned],
-        last_fire=None if last_fire is None else FireOut.model_validate(last_fire),
+        last_fire=None
+        if last_fire is None
+        else FireOut.model_validate(fire_out(last_fire, watches.get(last_fire.id))),
         paused=_pause_out(pause),
         overlap=overlap,
     )
@@ -95,9 +104,11 @@ def _job_out(
 
 def _history_of(
     ledger: OperationsLedger, project: str, cron: CronFile, now: datetime
-) -> tuple[dict[str, Fire], list[Pause]]:
+) -> tuple[dict[str, Fire], dict[int, Watch], list[Pause]]:
+    """Each job's last fire, the watches of those (how their runs went), the pauses."""
     last = ledger.latest_fires(project, [job.name for job in cron.jobs])
-    return last, ledger.pauses(project=project, at=now)
+    watches = ledger.watches_of([fire.id for fire in last.values()])
+    return last, watches, ledger.pauses(project=project, at=now)
 
 
 def _pause_out(pause: Pause | None) -> PauseOut | None:

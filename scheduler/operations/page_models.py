@@ -14,6 +14,7 @@ from scheduler.operations.models import (
     FireOut,
     PauseOut,
     ProjectJobsOut,
+    TaskOutcomeOut,
 )
 
 
@@ -125,25 +126,9 @@ class UpcomingFireOut(BaseModel):
     schedule: str = Field(description="When the job fires, in words (UTC).")
 
 
-class TaskOutcomeOut(BaseModel):
-    """How the task a fire made went, as the watcher last saw it."""
-
-    state: str = Field(
-        description="waiting (not looked at yet), unscheduled, pending, running, completed, "
-        "failed, exception or gone (the queue no longer knows it)."
-    )
-    label: str = Field(description="The state in words, with the reason it resolved.")
-    task_group_id: str | None
-    resolved_at: datetime | None
-    group_running: bool = Field(description="Completed; the tasks of its group still run.")
-
-
 class RecentFireOut(FireOut):
     task_group_id: str | None = Field(
         default=None, description="The task group of the task sent, if known."
-    )
-    outcome: TaskOutcomeOut | None = Field(
-        default=None, description="How its task went; null: it made no task, or nobody follows it."
     )
 
 
