@@ -216,8 +216,8 @@ def pause(
     config = load(config_path)
 
     async def hold() -> PauseOut:
-        async with open_ledger_operations(config.ledger_url, clock(), config) as ops:
-            return await ops.pause(actor(), project, job, reason=reason, until=until)
+        async with operations(config) as ops:  # a job named is checked against its .cron.yml
+            return await ops.ledger.pause(actor(), project, job, reason=reason, until=until)
 
     paused = carry_out(hold())
     if as_json:
@@ -237,8 +237,8 @@ def resume(config_path: Path | None, project: str, job: str | None, as_json: boo
     config = load(config_path)
 
     async def release() -> ResumedOut:
-        async with open_ledger_operations(config.ledger_url, clock(), config) as ops:
-            return await ops.resume(actor(), project, job)
+        async with operations(config) as ops:
+            return await ops.ledger.resume(actor(), project, job)
 
     resumed = carry_out(release())
     if as_json:
