@@ -645,7 +645,7 @@ def test_diff_shows_each_change_field_by_field_and_changes_nothing(
 ) -> None:
     before = deployed(emulator)
     result = invoke("diff", "--hooks-dir", str(folder), config=config, env=environment)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # drifted: CI can gate on it
     assert result.stdout.splitlines() == [
         f"~ g/changed: would update 2 fields ({folder}/g/changed.yml)",
         '    metadata.description: "An old description." → "A nightly task."',
@@ -658,6 +658,7 @@ def test_diff_shows_each_change_field_by_field_and_changes_nothing(
     assert deployed(emulator) == before
 
     as_json = invoke("diff", "--json", "--hooks-dir", str(folder), config=config, env=environment)
+    assert as_json.exit_code == 1
     changed = next(h for h in json.loads(as_json.stdout) if h["hook"] == "g/changed")
     assert changed["change"] == "update"
     assert changed["fields"] == [
@@ -719,11 +720,14 @@ def test_apply_creates_and_updates_keeps_undeclared_hooks_and_prunes_only_when_a
 
     again = invoke("diff", "--hooks-dir", str(folder), config=config, env=environment)
     assert [line[0] for line in again.stdout.splitlines()] == ["=", "=", "=", "-"]
+    assert again.exit_code == 1, "a hook of a managed group that no file declares is drift"
 
     pruned = invoke("apply", "--prune", "--hooks-dir", str(folder), config=config, env=environment)
     assert pruned.exit_code == 0, pruned.output
     assert "- g/undeclared: removed" in pruned.stdout
     assert sorted(deployed(emulator)) == ["g/changed", "g/new", "g/same", "other/untouched"]
+    in_sync = invoke("diff", "--hooks-dir", str(folder), config=config, env=environment)
+    assert in_sync.exit_code == 0, in_sync.output
 
     acts = [(e.action, e.target, e.ok, e.input) for e in reversed(audit_log(config, environment))]
     assert acts == [
@@ -782,6 +786,19 @@ def test_a_missing_folder_is_a_usage_error(config: Path, tmp_path: Path) -> None
     result = invoke("list", "--hooks-dir", str(tmp_path / "nope"), config=config, env={})
     assert result.exit_code == 2
     assert "no hooks folder at" in result.stderr
+
+
+def test_diff_exits_2_on_trouble_never_1_which_means_drift(
+    emulator: Emulator, environment: dict[str, str], config: Path, folder: Path
+) -> None:
+    write(folder, "g/broken.yml", valid_hook(hook="other"))
+    broken = invoke("diff", "--hooks-dir", str(folder), config=config, env=environment)
+    assert broken.exit_code == 2, broken.output
+    assert "nothing was sent to Taskcluster" in broken.stderr
+    (folder / "g" / "broken.yml").unlink()
+    stranger = {**environment, "TASKCLUSTER_CLIENT_ID": "nobody", "TASKCLUSTER_ACCESS_TOKEN": "x"}
+    refused = invoke("diff", "--hooks-dir", str(folder), config=config, env=stranger)
+    assert refused.exit_code == 2, refused.output
 
 
 def test_the_folder_defaults_to_the_configurations_hooks_dir(
