@@ -52,7 +52,7 @@ _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 Value = int | str  # a number, or a day field's text with `L` such as "5L"
 
 
-class _Refused(ValueError):
+class _RefusedError(ValueError):
     """cron-parser threw; the message is its own."""
 
 
@@ -81,7 +81,7 @@ def schedule_problem(entry: str) -> str | None:
     six = f"6 fields, seconds first ({', '.join(FIELDS)})"
     try:
         _parse(entry)
-    except _Refused as error:
+    except _RefusedError as error:
         # cron-parser fills in missing fields, so its complaint may be about one not written.
         hint = f"; a pattern has {six}, like '0 0 3 * * *'" if count < 6 else ""
         return f"the Hooks service refuses {entry!r}: {error} (cron-parser){hint}"
@@ -101,7 +101,7 @@ def _parse(entry: str) -> None:
     expression = entry if entry not in ALIASES else "0 0 0 * * *"
     atoms = _SPACES.split(_TRIM.sub("", expression or "0 * * * * *"))
     if len(atoms) > 6:
-        raise _Refused("Invalid cron expression, too many fields")
+        raise _RefusedError("Invalid cron expression, too many fields")
     atoms = ["*", "*", "*", "*", "*", "0"][len(atoms) :] + atoms
     raw_second, raw_minute, raw_hour, raw_day, raw_month, raw_weekday = atoms
     second = _parse_field(_SECOND, raw_second)
@@ -127,7 +127,7 @@ def _parse_field(unit: _Unit, text: str) -> tuple[Value, ...]:
     if unit in (_MONTH, _DAY_OF_WEEK):
         text = _NAME.sub(_name_number, text)
     if re.fullmatch(f"[{unit.allowed}]+{_HASH_ANYWHERE}", text) is None:
-        raise _Refused(f"Invalid characters, got value: {text}")
+        raise _RefusedError(f"Invalid characters, got value: {text}")
     text = re.sub(r"[*?]", f"{unit.minimum}-{unit.maximum}", text)
     text = _unhash(unit, text)
     return tuple(sorted(_sequence(unit, text), key=_sort_key))
@@ -136,7 +136,7 @@ def _parse_field(unit: _Unit, text: str) -> tuple[Value, ...]:
 def _name_number(match: re.Match[str]) -> str:
     name = match.group().lower()
     if name not in _NAMES:
-        raise _Refused(f'Validation error, cannot resolve alias "{name}"')
+        raise _RefusedError(f'Validation error, cannot resolve alias "{name}"')
     return str(_NAMES[name])
 
 
@@ -146,7 +146,7 @@ def _unhash(unit: _Unit, text: str) -> str:
 
     def steps(first: int, last: int, step: int) -> str:
         if step <= 0:
-            raise _Refused(f"Invalid step: {step}, must be positive")
+            raise _RefusedError(f"Invalid step: {step}, must be positive")
         start = first // step * step
         return ",".join(str(value) for value in range(start, last + 1, step) if value >= first)
 
@@ -155,7 +155,7 @@ def _unhash(unit: _Unit, text: str) -> str:
         if low is not None and high is not None:
             first, last = int(low), int(high)
             if first > last:
-                raise _Refused(f"Invalid range: {first}-{last}, min > max")
+                raise _RefusedError(f"Invalid range: {first}-{last}, min > max")
             if step is not None:
                 return steps(max(first, unit.minimum), last, int(step))
             return str(first)
@@ -170,7 +170,7 @@ def _sequence(unit: _Unit, text: str) -> list[Value]:
     values: list[Value] = []
     for atom in text.split(","):
         if not atom:
-            raise _Refused("Invalid list value format")
+            raise _RefusedError("Invalid list value format")
         result = _repeat(unit, atom)
         if isinstance(result, list):
             values.extend(result)
@@ -179,7 +179,7 @@ def _sequence(unit: _Unit, text: str) -> list[Value]:
         else:
             number = _parse_int(str(result))
             if number is None or not unit.minimum <= number <= unit.maximum:
-                raise _Refused(
+                raise _RefusedError(
                     f"Constraint error, got value {result} expected range "
                     f"{unit.minimum}-{unit.maximum}"
                 )
@@ -190,7 +190,7 @@ def _sequence(unit: _Unit, text: str) -> list[Value]:
 def _repeat(unit: _Unit, atom: str) -> list[Value] | Value:
     parts = atom.split("/")
     if len(parts) > 2:
-        raise _Refused(f"Invalid repeat: {atom}")
+        raise _RefusedError(f"Invalid repeat: {atom}")
     if len(parts) == 2:
         start, step = parts
         if "-" not in start:
@@ -205,14 +205,14 @@ def _range(unit: _Unit, text: str, step: int | None) -> list[Value] | Value:
         return int(text) if _DIGITS.fullmatch(text) else text
     low, high = _parse_int(parts[0]), _parse_int(parts[1])  # `1-2-3` is the range 1-2
     if low is None or high is None or low < unit.minimum or high > unit.maximum:
-        raise _Refused(
+        raise _RefusedError(
             f"Constraint error, got range {_js(low)}-{_js(high)} expected range "
             f"{unit.minimum}-{unit.maximum}"
         )
     if low > high:
-        raise _Refused(f"Invalid range: {low}-{high}, min({low}) > max({high})")
+        raise _RefusedError(f"Invalid range: {low}-{high}, min({low}) > max({high})")
     if step is None or step <= 0:
-        raise _Refused(f"Constraint error, cannot repeat at every {_js(step)} time.")
+        raise _RefusedError(f"Constraint error, cannot repeat at every {_js(step)} time.")
     values: list[Value] = [0] if unit is _DAY_OF_WEEK and high % 7 == 0 else []
     values += [value for value in range(low, high + 1, step) if value not in values]
     return values
@@ -226,13 +226,13 @@ def _without_nth(text: str) -> str:
     # cron-parser's /[,-/]/ is the character range from "," to "/": ",", "-", "." and "/".
     clash = re.search(r"[,-/]", text)
     if clash:
-        raise _Refused(
+        raise _RefusedError(
             f"Constraint error, invalid dayOfWeek `#` and `{clash.group()}` special characters "
             "are incompatible"
         )
     nth = _parse_int(parts[-1]) if _DIGITS.fullmatch(parts[-1]) else None
     if len(parts) > 2 or nth is None or not 1 <= nth <= 5:
-        raise _Refused("Constraint error, invalid dayOfWeek occurrence number (#)")
+        raise _RefusedError("Constraint error, invalid dayOfWeek occurrence number (#)")
     return parts[0]
 
 
@@ -245,14 +245,14 @@ def _validate(unit: _Unit, values: Sequence[Value]) -> None:
             valid = any(re.fullmatch(f"[0-9]{{0,2}}{char}", value) for char in unit.chars)
         if not valid:
             chars = f" or chars {unit.chars}" if unit.chars else ""
-            raise _Refused(
+            raise _RefusedError(
                 f"{unit.name} Validation error, got value {value} expected range "
                 f"{unit.minimum}-{unit.maximum}{chars}"
             )
     duplicate = next((v for i, v in enumerate(values) if values.index(v) != i), None)
     # cron-parser tests the duplicate's truthiness in JavaScript, so a repeated 0 passes.
     if duplicate not in (None, 0, ""):
-        raise _Refused(f"{unit.name} Validation error, duplicate values found: {duplicate}")
+        raise _RefusedError(f"{unit.name} Validation error, duplicate values found: {duplicate}")
 
 
 def _check_explicit_day(
@@ -264,7 +264,7 @@ def _check_explicit_day(
         return
     month, first_day = months[0], _parse_int(str(days[0]))
     if not isinstance(month, int) or first_day is None or first_day > _DAYS_IN_MONTH[month - 1]:
-        raise _Refused("Invalid explicit day of month definition")
+        raise _RefusedError("Invalid explicit day of month definition")
 
 
 def _parse_int(text: str) -> int | None:
