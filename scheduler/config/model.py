@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from scheduler.common.redaction import redact
 from scheduler.config.errors import UnknownProjectError
@@ -239,9 +240,12 @@ class Config:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """The secrets the configuration holds: the Taskcluster access token and notify's."""
+        """The secrets the configuration holds: the Taskcluster access token, the ledger's
+        password and notify's."""
         token = (self.credentials.access_token,) if self.credentials else ()
-        return (*token, *self.notify.secrets)
+        password = urlsplit(self.ledger_url).password  # from ledger-password-file
+        ledger = (unquote(password),) if password else ()
+        return (*token, *ledger, *self.notify.secrets)
 
     def masked(self) -> dict[str, Any]:
         """The resolved configuration as shown to people: no secret in it."""

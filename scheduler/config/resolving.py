@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from scheduler.common.redaction import redact, without_userinfo
+from scheduler.common.redaction import redact
 from scheduler.common.schema_messages import shown
 from scheduler.common.yamldoc import Document
 from scheduler.config.bounds import (
@@ -36,11 +36,15 @@ from scheduler.config.model import (
     TaskGroupWatch,
 )
 from scheduler.config.schema import SET_CREDENTIALS
+from scheduler.config.urls import (
+    project_repository_problem,
+    root_url_problem,
+    with_password,
+)
 from scheduler.durations import format_duration, parse_duration
 from scheduler.notify.events import EventKind
 from scheduler.notify.settings import NotifySettings, SentrySettings, SlackRoute, SlackSettings
 from scheduler.queue_rules import DEFAULT_MAX_DEADLINE
-from scheduler.scopes import default_project_scopes
 
 
 @dataclass
@@ -59,12 +63,7 @@ class Resolver:
 
     def resolve(self) -> Config:
         taskcluster = self.data.get("taskcluster", {})
-        root_url = self.environ.get("TASKCLUSTER_ROOT_URL") or taskcluster.get("root-url")
-        if not root_url:
-            self.problems.error(
-                self.document.position_of(()),
-                "no Taskcluster root URL: set taskcluster.root-url, or TASKCLUSTER_ROOT_URL",
-            )
+        root_url = self._root_url(taskcluster)
         credentials = self._credentials(taskcluster)
         calls = resolve_call_bounds(taskcluster, self.document, self.problems)
         dry_run_setting = self.data.get("dry-run", "auto")
@@ -84,13 +83,14 @@ class Resolver:
         notify = self._notify(self.data.get("notify", {}))
         retention = resolve_retention(self.data.get("retention", {}), self.document, self.problems)
         check_fires_outlive_lateness(retention, projects, self.document, self.problems)
+        ledger_url = self._ledger_url(state_dir)
         if self.problems.diagnostics:
             raise ConfigError(self.problems.diagnostics)
         assert root_url is not None
         return Config(
             root_url=str(root_url).rstrip("/"),
             credentials=credentials,
-            ledger_url=self._ledger_url(state_dir),
+            ledger_url=ledger_url,
             state_dir=state_dir,
             concurrency=self.data.get("concurrency", DEFAULT_CONCURRENCY),
             dry_run=credentials is None if dry_run_setting == "auto" else bool(dry_run_setting),
@@ -113,8 +113,29 @@ class Resolver:
         )
 
     def ledger_url(self) -> str:
-        """The ledger's URL alone (no other setting resolved, none of them checked)."""
-        return self._ledger_url(self._state_dir())
+        """The ledger's URL alone, with its password (no other setting resolved, none of them
+        checked); ConfigError if the password cannot be read."""
+        url = self._ledger_url(self._state_dir())
+        if self.problems.diagnostics:
+            raise ConfigError(self.problems.diagnostics)
+        return url
+
+    def _root_url(self, taskcluster: Mapping[str, Any]) -> str | None:
+        """TASKCLUSTER_ROOT_URL, else taskcluster.root-url (the schema checked that one)."""
+        from_environment = self.environ.get("TASKCLUSTER_ROOT_URL")
+        root_url = from_environment or taskcluster.get("root-url")
+        where = self.document.position_of(("taskcluster", "root-url") if root_url else ())
+        if not root_url:
+            self.problems.error(
+                where, "no Taskcluster root URL: set taskcluster.root-url, or TASKCLUSTER_ROOT_URL"
+            )
+            return None
+        problem = root_url_problem(root_url)
+        if problem:
+            named = "TASKCLUSTER_ROOT_URL" if from_environment else "taskcluster.root-url"
+            self.problems.error(where, f"{named} {shown(root_url)} {problem}")
+            return None
+        return str(root_url)
 
     def ledger_settings(self) -> LedgerSettings:
         """The ledger's URL, retention and wait (no other setting checked); ConfigError if the
@@ -154,11 +175,27 @@ class Resolver:
     def _ledger_url(self, state_dir: Path) -> str:
         url = self.data.get("ledger")
         if url is None:
-            return f"sqlite:///{state_dir / 'ledger.db'}"
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            url = f"sqlite:///{state_dir / 'ledger.db'}"
+        elif url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             relative = url.removeprefix("sqlite:///")
-            return f"sqlite:///{self._path(relative)}" if relative else url
-        return str(url)
+            url = f"sqlite:///{self._path(relative)}" if relative else url
+        # The password from its file, given to the driver in the URL (PGPASSWORD needs nothing
+        # here: libpq reads it); one written in the URL is refused with the secrets (loading).
+        if "ledger-password-file" not in self.data:
+            return str(url)
+        password = self._secret(self.data, (), "ledger-password-file", "PGPASSWORD")
+        if password is None:
+            return str(url)
+        with_it = with_password(str(url), password)
+        if with_it is None:
+            self.problems.error(
+                self.document.position_of(("ledger",) if "ledger" in self.data else ()),
+                "ledger-password-file is set but the ledger URL "
+                f"{shown(redact(str(url)))} names no database server and user to give it for; "
+                "write ledger: postgresql+psycopg://USER@HOST/DATABASE, or remove the setting",
+            )
+            return str(url)
+        return with_it
 
     def _credentials(self, taskcluster: Mapping[str, Any]) -> Credentials | None:
         client_id = self.environ.get("TASKCLUSTER_CLIENT_ID")
@@ -337,23 +374,10 @@ class Resolver:
         catch_up = self._catch_up(catch_up_data, default)
         scopes = entry.get("scopes")
         repository = entry["repository"]
-        if redact(repository) != repository:
-            # Tasks name this URL (task definitions are public), and the ledger, the API and
-            # logs show it; credentials go where only git reads them.
-            plain = without_userinfo(repository)
+        problem = project_repository_problem(entry["name"], repository, scopes is not None)
+        if problem:
             self.problems.error(
-                self.document.position_of(("projects", index, "repository")),
-                f"project {shown(entry['name'])}: repository {shown(redact(repository))} holds "
-                "credentials, and tasks name this URL in public; give it without them"
-                + (f" ({shown(plain)})" if redact(plain) == plain else "")
-                + " and put the URL with credentials in fetch-from, which only git reads",
-            )
-        elif scopes is None and default_project_scopes(repository) is None:
-            self.problems.error(
-                self.document.position_of(("projects", index, "repository")),
-                f"repository {shown(repository)} names no host, so the project's "
-                "scopes cannot be assume:repo:<host>/<path>:cron:*; give the URL tasks should "
-                "name (https://...) and read a local clone with fetch-from, or set scopes",
+                self.document.position_of(("projects", index, "repository")), problem
             )
         return Project(
             name=entry["name"],
