@@ -73,6 +73,7 @@ def test_config_check_prints_the_resolved_configuration_without_secrets(
     shown = json.loads(result.stdout)
     assert shown["taskcluster"] == {
         "root-url": "https://tc.example.com",
+        "proxy-url": None,
         "client-id": "project/demo",
         "access-token": "<set>",
         "max-task-deadline": "5d",

@@ -22,6 +22,7 @@ from scheduler.config.bounds import (
     resolve_retention,
 )
 from scheduler.config.errors import ConfigError, Problems
+from scheduler.config.expiry import expiry_watch
 from scheduler.config.model import (
     DEFAULT_CONCURRENCY,
     DEFAULT_LEDGER_WAIT,
@@ -30,10 +31,8 @@ from scheduler.config.model import (
     CatchUp,
     Config,
     Credentials,
-    ExpiryWatch,
     LedgerSettings,
     Project,
-    TaskGroupWatch,
 )
 from scheduler.config.schema import SET_CREDENTIALS
 from scheduler.config.urls import (
@@ -65,12 +64,15 @@ class Resolver:
         taskcluster = self.data.get("taskcluster", {})
         root_url = self._root_url(taskcluster)
         credentials = self._credentials(taskcluster)
+        proxy_url = self._proxy_url(credentials is not None)
         calls = resolve_call_bounds(taskcluster, self.document, self.problems)
         dry_run_setting = self.data.get("dry-run", "auto")
-        if dry_run_setting is False and credentials is None:
+        signs = credentials is not None or proxy_url is not None
+        if dry_run_setting is False and not signs:
             self.problems.error(
                 self.document.position_of(("dry-run",)),
-                f"dry-run is false but no Taskcluster credentials are set; {SET_CREDENTIALS}",
+                f"dry-run is false but no Taskcluster credentials are set; {SET_CREDENTIALS} "
+                "(or run in a task with TASKCLUSTER_PROXY_URL)",
             )
         state_dir = self._state_dir()
         hooks_dir = self._hooks_dir()
@@ -93,7 +95,7 @@ class Resolver:
             ledger_url=ledger_url,
             state_dir=state_dir,
             concurrency=self.data.get("concurrency", DEFAULT_CONCURRENCY),
-            dry_run=credentials is None if dry_run_setting == "auto" else bool(dry_run_setting),
+            dry_run=not signs if dry_run_setting == "auto" else bool(dry_run_setting),
             replica=self.data.get("replica") or f"{socket.gethostname()}-{os.getpid()}",
             claim_lease=parse_duration(self.data.get("claim-lease", "1m")),
             manual_fire_interval=parse_duration(self.data.get("manual-fire-interval", "1m")),
@@ -110,6 +112,7 @@ class Resolver:
             ledger_wait=self._ledger_wait(),
             calls=calls,
             hooks_dir=hooks_dir,
+            proxy_url=proxy_url,
         )
 
     def ledger_url(self) -> str:
@@ -119,6 +122,23 @@ class Resolver:
         if self.problems.diagnostics:
             raise ConfigError(self.problems.diagnostics)
         return url
+
+    def _proxy_url(self, has_credentials: bool) -> str | None:
+        """TASKCLUSTER_PROXY_URL, which a task with the proxy feature has (None: not in one)."""
+        proxy_url = self.environ.get("TASKCLUSTER_PROXY_URL")
+        if not proxy_url:
+            return None
+        where = self.document.position_of(("taskcluster",) if "taskcluster" in self.data else ())
+        problem = root_url_problem(proxy_url)
+        if problem:
+            self.problems.error(where, f"TASKCLUSTER_PROXY_URL {shown(proxy_url)} {problem}")
+        elif has_credentials:
+            self.problems.error(
+                where,
+                "both TASKCLUSTER_PROXY_URL and Taskcluster credentials are set: through the "
+                "proxy, calls carry the task's scopes and credentials are not used; unset one",
+            )
+        return None if problem else proxy_url.rstrip("/")
 
     def _root_url(self, taskcluster: Mapping[str, Any]) -> str | None:
         """TASKCLUSTER_ROOT_URL, else taskcluster.root-url (the schema checked that one)."""
@@ -387,7 +407,7 @@ class Resolver:
             level=entry.get("level", 1),
             repository_type=entry.get("repository-type", "git"),
             fetch_from=entry.get("fetch-from"),
-            expiry=self._expiry(entry.get("expiry", {})),
+            expiry=expiry_watch(entry.get("expiry", {})),
             expiry_watched="expiry" in entry,
             watch_task_groups=(
                 groups
@@ -400,29 +420,6 @@ class Resolver:
                 job: self._catch_up(overrides, catch_up)
                 for job, overrides in catch_up_data.get("jobs", {}).items()
             },
-        )
-
-    @staticmethod
-    def _expiry(data: Mapping[str, Any]) -> ExpiryWatch:
-        default = ExpiryWatch()
-
-        def duration(key: str, fallback: timedelta) -> timedelta:
-            return parse_duration(data[key]) if key in data else fallback
-
-        return ExpiryWatch(
-            namespaces=tuple(data.get("namespaces", ())),
-            task_groups=tuple(
-                TaskGroupWatch(g["id"], tuple(g.get("kinds", ())), g.get("label-prefix"))
-                for g in data.get("task-groups", ())
-            ),
-            threshold=duration("threshold", default.threshold),
-            action=data.get("action", default.action),
-            action_input=data.get("input", {}),
-            every=duration("every", default.every),
-            cooldown=duration("cooldown", default.cooldown),
-            artifacts=data.get("artifacts", False),
-            concurrency=data.get("concurrency", default.concurrency),
-            decision_index=data.get("decision-index"),
         )
 
     def _check_unique(self, projects: tuple[Project, ...]) -> None:
