@@ -211,7 +211,8 @@ def pause(
     """Stop JOB of PROJECT (or the whole project) from firing, without a commit.
 
     The service sees the pause at its next slot, whichever replica runs it; the paused slots
-    are recorded as skipped, with the reason.
+    are recorded as skipped, with the reason. JOB must be one of the project's .cron.yml at
+    its branch head (exit 2 otherwise, naming its jobs).
     """
     config = load(config_path)
 
