@@ -349,6 +349,18 @@ def test_an_unknown_job_is_refused_naming_the_jobs_and_a_paused_one_gone_can_be_
     assert resumed.exit_code == 0, resumed.output
     assert "alpha/other: resumed" in resumed.stdout
 
+    # A repository that cannot be read: a job cannot be checked, the whole project can pause.
+    held = invoke("pause", "alpha", "hourly", "--reason", "x", "--config", config, env=env)
+    assert held.exit_code == 0, held.output
+    repository.git("branch", "-m", "main", "renamed")  # the project's branch is gone
+    unchecked = invoke("pause", "alpha", "other", "--reason", "x", "--config", config, env=env)
+    assert unchecked.exit_code == 1
+    assert "cannot check that 'other' is a job of alpha" in unchecked.stderr
+    assert "pause the whole project (name no job)" in unchecked.stderr
+    assert invoke("resume", "alpha", "hourly", "--config", config, env=env).exit_code == 0
+    whole = invoke("pause", "alpha", "--reason", "repository down", "--config", config, env=env)
+    assert whole.exit_code == 0, whole.output
+
 
 def test_pause_refuses_unknown_projects_and_past_untils(tmp_path: Path) -> None:
     repository = Repository(tmp_path / "alpha", {".cron.yml": TWO_JOBS})

@@ -36,6 +36,7 @@ from scheduler.operations.models import (
     ResumedOut,
 )
 from scheduler.operations.named_jobs import CronReading, require_job
+from scheduler.outcomes import RepositoryUnreachableError
 
 
 class NoSuchFireError(SchedulerError, category=Category.NOT_FOUND, code="not-found"):
@@ -179,7 +180,13 @@ class LedgerOperations:
             raise InvalidPauseError("the job name is empty")
         if self.crons is None:
             raise InvalidPauseError("pausing a job needs its project's .cron.yml read")
-        snapshot, cron = await self.crons.head(project)
+        try:
+            snapshot, cron = await self.crons.head(project)
+        except RepositoryUnreachableError as error:
+            raise RepositoryUnreachableError(
+                f"cannot check that {job!r} is a job of {project}: {error}; to hold it now, "
+                "pause the whole project (name no job)"
+            ) from None
         require_job(project, job, snapshot, cron, also=held)
 
 
