@@ -539,3 +539,14 @@ def test_config_check_reports_every_problem_in_one_pass_by_line(tmp_path: Path) 
     assert "repository `ftp://x` is not a repository URL" in lines[2]
     assert "the ledger URL" in lines[3]
     assert "hunter22" not in result.output
+
+
+def test_a_missing_dsn_says_where_to_set_it_unmasked(tmp_path: Path) -> None:
+    """Output is scrubbed of `key: value` secrets: the fix must not read as one."""
+    config = tmp_path / "service.yml"
+    config.write_text(MINIMAL + "notify: {sentry: {environment: ci}}\n")
+    result = CliRunner().invoke(
+        main, ["config", "check", "--config", str(config)], env={}, catch_exceptions=False
+    )
+    assert result.exit_code == 1
+    assert "notify.sentry needs a DSN; set SENTRY_DSN, or notify.sentry.dsn-file" in result.stderr

@@ -828,6 +828,23 @@ def test_the_folder_defaults_to_the_configurations_hooks_dir(
     assert f"{other}: OK (1 hook)" in from_env.stderr
 
 
+def test_check_reads_only_the_configurations_hooks_dir_so_ci_needs_no_secrets(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / "hooks", "g/nightly.yml", valid_hook())
+    config = tmp_path / "service.yml"
+    config.write_text(
+        "hooks-dir: hooks\nnotify: {sentry: {environment: ci}}\nprojects: []\n"
+    )  # no root URL, no DSN: what `run` needs, not what checking the folder does
+    checked = CliRunner().invoke(hooks_group, ["check", "--config", str(config)], env={})
+    assert checked.exit_code == 0, checked.output
+    assert f"{tmp_path / 'hooks'}: OK (1 hook)" in checked.stderr
+    config.write_text("hooks-dir: nowhere\nprojects: []\n")
+    missing = CliRunner().invoke(hooks_group, ["check", "--config", str(config)], env={})
+    assert missing.exit_code == 1
+    assert "hooks-dir" in missing.stderr and "there is no such folder" in missing.stderr
+
+
 def test_check_validates_without_calling_anything(tmp_path: Path) -> None:
     write(tmp_path, "g/nightly.yml", valid_hook())
     ok = CliRunner().invoke(hooks_group, ["check", "--hooks-dir", str(tmp_path)])

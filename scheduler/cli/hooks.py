@@ -24,6 +24,7 @@ from scheduler.cli.setup import (
     clock,
     config_option,
     fail,
+    hooks_dir_setting,
     load,
     operations,
     start_logging,
@@ -90,9 +91,11 @@ def hooks_check(hooks_dir: Path | None, config_path: Path | None) -> None:
     """Validate every hook file against the create-hook schema. Calls no service.
 
     The configuration is read only for its hooks-dir, when --config (or
-    $TC_SCHEDULER_CONFIG) names one and --hooks-dir is not given."""
+    $TC_SCHEDULER_CONFIG) names one and --hooks-dir is not given: no credentials or other
+    secrets are needed, as in CI."""
     if hooks_dir is None:
-        hooks_dir = _hooks_dir(None, load(config_path) if config_path else None)
+        configured = hooks_dir_setting(config_path) if config_path else None
+        hooks_dir = configured or DEFAULT_HOOKS_DIR
     folder = _load_folder(hooks_dir)
     echo(f"{hooks_dir}: OK ({counted(len(folder.hooks), 'hook')})", err=True)
 

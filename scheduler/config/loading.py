@@ -88,6 +88,25 @@ def load_ledger_url(
     return _ledger_resolver(text, path, environ, base_dir).ledger_url()
 
 
+def load_hooks_dir(
+    text: str | bytes, path: str, environ: Mapping[str, str], *, base_dir: Path | None = None
+) -> Path | None:
+    """Only the hooks folder a configuration names (None: none): what checking the folder
+    needs, with no other setting required (no credentials, no Slack token). Raises
+    ConfigError if the configuration is not valid or the folder not one."""
+    data, document, problems = _valid(text, path)
+    if problems.diagnostics:  # a secret written in the file: refused for any use
+        raise ConfigError(problems.diagnostics)
+    base_dir = base_dir or Path(path).parent
+    return Resolver(data, document, problems, environ, base_dir).hooks_dir()
+
+
+def read_hooks_dir(path: Path, environ: Mapping[str, str] | None = None) -> Path | None:
+    """`load_hooks_dir` of the configuration file at `path`."""
+    environ = os.environ if environ is None else environ
+    return load_hooks_dir(_read(path), str(path), environ, base_dir=path.parent)
+
+
 def load_ledger_settings(
     text: str | bytes, path: str, environ: Mapping[str, str], *, base_dir: Path | None = None
 ) -> LedgerSettings:

@@ -123,6 +123,13 @@ class Resolver:
             raise ConfigError(self.problems.diagnostics)
         return url
 
+    def hooks_dir(self) -> Path | None:
+        """The hooks folder alone (no other setting resolved); ConfigError if it is no folder."""
+        hooks_dir = self._hooks_dir()
+        if self.problems.diagnostics:
+            raise ConfigError(self.problems.diagnostics)
+        return hooks_dir
+
     def _proxy_url(self, has_credentials: bool) -> str | None:
         """TASKCLUSTER_PROXY_URL, which a task with the proxy feature has (None: not in one)."""
         proxy_url = self.environ.get("TASKCLUSTER_PROXY_URL")
@@ -344,7 +351,7 @@ class Resolver:
         if not dsn:
             self.problems.error(
                 self.document.position_of(("notify", "sentry")),
-                "notify.sentry needs a DSN: set SENTRY_DSN, or notify.sentry.dsn-file",
+                "notify.sentry needs a DSN; set SENTRY_DSN, or notify.sentry.dsn-file",
             )
             return None
         return SentrySettings(
