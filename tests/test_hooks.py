@@ -842,7 +842,8 @@ def test_check_reads_only_the_configurations_hooks_dir_so_ci_needs_no_secrets(
     config.write_text("hooks-dir: nowhere\nprojects: []\n")
     missing = CliRunner().invoke(hooks_group, ["check", "--config", str(config)], env={})
     assert missing.exit_code == 1
-    assert "hooks-dir" in missing.stderr and "there is no such folder" in missing.stderr
+    assert "hooks-dir" in missing.stderr
+    assert "there is no such folder" in missing.stderr
 
 
 def test_check_validates_without_calling_anything(tmp_path: Path) -> None:
