@@ -328,12 +328,10 @@ class Engine:
         head: tuple[Snapshot, CronFile] | None = None,
     ) -> FireResult:
         """Run a job now, whatever its `when` and `run-on-projects` say (build-decision's
-        `--force-run`). The fire gets its own task id and is recorded as manual. `head`: the
-        project's branch head and `.cron.yml` as just read (None: read them now)."""
-        if head is None:
-            project, snapshot, cron = await self._read(project_name)
-        else:
-            project, (snapshot, cron) = self.config.require_project(project_name), head
+        `--force-run`), as a manual fire with its own task id; `head`: the branch head and
+        `.cron.yml` just read (None: read them now)."""
+        project = self.config.require_project(project_name)
+        snapshot, cron = head or await self.head(project_name)
         return await manual.fire_job_now(
             self._runner, project, snapshot, cron, job_name, cron_input, dry_run=dry_run
         )
