@@ -92,6 +92,14 @@ class UnknownTargetError(FireError, category=Category.NOT_FOUND, code="not-found
     UnknownProjectError)."""
 
 
+class UnknownJobError(
+    SchedulerError, LookupError, category=Category.NOT_CONFIGURED, code="not-found"
+):
+    """An act named a job the project's `.cron.yml` does not have (or, for a backfill, does
+    not run on the project): refused, naming the jobs there are, since a typo would otherwise
+    leave the real job firing (or paused) as it was."""
+
+
 class RepositoryUnreachableError(
     FireError, category=Category.REFUSED_UPSTREAM, code="repository-unreachable"
 ):

@@ -55,7 +55,7 @@ class _Held:
 
 
 async def _service_scopes(engine: Engine) -> _Held:
-    if engine.config.credentials is None:
+    if not engine.config.signs_calls:
         return _Held(None)  # a dry run: the service acts for nobody
     try:
         current = await engine.clients.auth.currentScopes()
@@ -104,7 +104,10 @@ class _Check:
                 "whether the service's client holds the project's scopes was not checked: "
                 f"{self.held.unknown_because}",
             )
-        for scope in project.authorized_scopes:
+        proxy_note = self.engine.config.proxy_note
+        if proxy_note is not None:
+            self._warning(None, proxy_note)
+        for scope in () if proxy_note else project.authorized_scopes:
             if self.held.scopes is not None and not satisfies(self.held.scopes, scope):
                 self._error(
                     None,
@@ -135,7 +138,10 @@ class _Check:
 
     async def _granted(self) -> list[str] | None:
         """What a call made for the project may do: its scopes and the anonymous role's, as
-        the deployment expands them (None when the deployment would not say)."""
+        the deployment expands them (None when the deployment would not say); through the
+        proxy, the task's own."""
+        if self.engine.config.proxy_url is not None:
+            return self.held.scopes
         scopes = [*self.project.authorized_scopes, ANONYMOUS]
         try:
             expanded = await self.engine.clients.auth.expandScopes({"scopes": scopes})

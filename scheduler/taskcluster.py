@@ -77,8 +77,14 @@ class Clients:
         bounds: CallBounds,
         restriction: Restriction | None = None,
         waits: _Waits | None = None,
+        *,
+        root_url: str | None = None,
     ) -> Clients:
-        if restriction is not None:
+        """The services at `options["rootUrl"]`; `root_url`: the deployment's, when that is
+        the proxy's (links name the deployment)."""
+        # authorizedScopes travel in the signature: a call the proxy signs carries the task's
+        # scopes, whatever it asks (the library would drop them unsigned).
+        if restriction is not None and "credentials" in options:
             options = {**options, "authorizedScopes": list(restriction.scopes)}
         services: dict[str, Any] = {
             name: Bounded(name, make(dict(options), session=session), bounds.deadline)
@@ -92,7 +98,7 @@ class Clients:
             for name, make in ONCE_SERVICES.items()
         }
         return cls(
-            options["rootUrl"],
+            root_url or options["rootUrl"],
             **services,
             restriction=restriction,
             bounds=bounds,
@@ -108,7 +114,7 @@ class Clients:
         if restriction not in self._restricted:
             base = {k: v for k, v in self._options.items() if k != "authorizedScopes"}
             self._restricted[restriction] = Clients.create(
-                base, self._session, self.bounds, restriction, self._waits
+                base, self._session, self.bounds, restriction, self._waits, root_url=self.root_url
             )
         return self._restricted[restriction]
 
@@ -157,10 +163,13 @@ async def connect(
     connections: int = 100,
     bounds: CallBounds = DEFAULT_BOUNDS,
     observe: CallObserver | None = None,
+    proxy_url: str | None = None,
 ) -> AsyncIterator[Clients]:
     """The service's clients for one run: one session, the library's retry policy, every
     call within `bounds`; every request it sends, each retry included, is told to `observe`
-    if given."""
+    if given. With `proxy_url` (a task's taskcluster-proxy), every call goes to the proxy
+    unsigned, as the client library supports (its rootUrl, no credentials), and the proxy
+    signs it with the task's credentials; `root_url` still names the deployment in links."""
     # Connecting, or waiting for the next bytes of an answer, longer than the call timeout
     # fails the attempt with an aiohttp.ClientError, which the library retries.
     per_attempt = bounds.timeout.total_seconds()
@@ -170,17 +179,18 @@ async def connect(
     async with aiohttp.ClientSession(
         timeout=timeout, connector=connector, trace_configs=traces
     ) as session:
-        options: dict[str, Any] = {"rootUrl": root_url, "maxRetries": MAX_RETRIES}
-        if credentials:
+        options: dict[str, Any] = {"rootUrl": proxy_url or root_url, "maxRetries": MAX_RETRIES}
+        if credentials and proxy_url is None:
             options["credentials"] = dict(credentials)
-        yield Clients.create(options, session, bounds)
+        yield Clients.create(options, session, bounds, root_url=root_url)
 
 
 def connect_service(
     config: Config, *, observe: CallObserver | None = None
 ) -> AbstractAsyncContextManager[Clients]:
     """The clients of the service `config` describes: its root URL, its credentials (none: the
-    anonymous role's), as many connections as its fires and expiry scans need, its bounds."""
+    anonymous role's) or the task's proxy, as many connections as its fires and expiry scans
+    need, its bounds."""
     credentials = config.credentials.as_options() if config.credentials else None
     return connect(
         config.root_url,
@@ -188,4 +198,5 @@ def connect_service(
         connections=config.connections,
         bounds=config.calls,
         observe=observe,
+        proxy_url=config.proxy_url,
     )

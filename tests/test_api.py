@@ -229,7 +229,19 @@ def test_bad_input_gets_a_json_error_never_a_500(emulator: Emulator, tmp_path: P
         unknown = await client.post("/api/v1/projects/beta/pause", json={"reason": "x"}, headers=op)
         assert "configured: alpha" in assert_error(unknown, 404, "not-found")["message"]
         no_job = await client.post("/api/v1/projects/alpha/jobs/nope/fire", json={}, headers=op)
-        assert "no usable job 'nope'" in assert_error(no_job, 404, "not-found")["message"]
+        assert (
+            "has no job 'nope'; its jobs: hourly"
+            in assert_error(no_job, 404, "not-found")["message"]
+        )
+        for method in ("POST", "DELETE"):  # a typo would leave the real job firing
+            typo = await client.request(
+                method,
+                "/api/v1/projects/alpha/jobs/hourlly/pause",
+                json={"reason": "x"},
+                headers=op,
+            )
+            said = assert_error(typo, 404, "not-found")["message"]
+            assert "has no job 'hourlly' (did you mean 'hourly'?); its jobs: hourly" in said
         garbled = await client.post(
             "/api/v1/projects/alpha/pause",
             content=b"{not json",

@@ -424,3 +424,129 @@ def test_bad_taskcluster_call_bounds_are_refused_with_their_place(
 ) -> None:
     [message] = errors(with_calls(*lines))
     assert says in message
+
+
+# -- URLs, the ledger's password, and every problem in one pass --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "where"),
+    [
+        ({"TASKCLUSTER_ROOT_URL": "notaurl"}, "TASKCLUSTER_ROOT_URL `notaurl` is not a URL"),
+        ({"TASKCLUSTER_ROOT_URL": "https://"}, "TASKCLUSTER_ROOT_URL `https://` is not a URL"),
+        ({"TASKCLUSTER_ROOT_URL": "https://tc.example.com/?x=1"}, "is not a root URL"),
+    ],
+)
+def test_a_root_url_that_is_no_url_is_refused(given: dict[str, str], where: str) -> None:
+    [message] = errors(MINIMAL, given)
+    assert message.startswith("service.yml:2:13: error:")
+    assert where in message
+    assert "like https://firefox-ci-tc.services.mozilla.com" in message
+
+
+@pytest.mark.parametrize(
+    ("repository", "said"),
+    [
+        ("ftp://x", "is not a repository URL git reads here"),
+        ("x", "is not a repository URL git reads here"),
+        ("http://github.com/org/repo", "is plain http"),
+        ("https://", "is not a repository URL git reads here"),
+    ],
+)
+def test_a_repository_git_would_not_read_is_refused(repository: str, said: str) -> None:
+    text = MINIMAL.replace("https://hg.mozilla.org/mozilla-central", repository)
+    [message] = errors(text + "    scopes: [assume:repo:x:cron:*]\n")
+    assert message.startswith("service.yml:5:17: error: project `mozilla-central`: repository")
+    assert said in message
+    assert "https://host/path, ssh://[user@]host/path, user@host:path or file:///path" in message
+
+
+@pytest.mark.parametrize(
+    "repository",
+    ["https://github.com/o/r", "ssh://git@github.com/o/r", "git@github.com:o/r.git", "file:///r"],
+)
+def test_the_repositories_git_reads_are_taken(repository: str) -> None:
+    text = MINIMAL.replace("https://hg.mozilla.org/mozilla-central", repository)
+    [project] = load(text + "    scopes: [assume:repo:x:cron:*]\n").projects
+    assert project.repository == repository
+
+
+def test_a_password_in_the_ledger_url_is_refused_naming_where_it_goes() -> None:
+    password = "pw" + secrets.token_hex(8)
+    text = MINIMAL + f"ledger: postgresql+psycopg://tcs:{password}@db.example.com/tcs\n"
+    [message] = errors(text)
+    assert message.startswith("service.yml:7:9: error: the ledger URL")
+    assert "holds a password" in message
+    assert "set PGPASSWORD (libpq reads it), or ledger-password-file" in message
+    assert password not in message
+
+
+def test_the_ledger_password_comes_from_its_file_and_is_a_secret(tmp_path: Path) -> None:
+    password = "p@ss/" + secrets.token_hex(8)
+    (tmp_path / "ledger-password").write_text(password + "\n")
+    text = MINIMAL + (
+        "ledger: postgresql+psycopg://tcs@db.example.com:5432/tcs?sslmode=require\n"
+        "ledger-password-file: ledger-password\n"
+    )
+    config = load(text, base_dir=tmp_path)
+    assert config.ledger_url.startswith("postgresql+psycopg://tcs:p%40ss%2F")
+    assert config.ledger_url.endswith("@db.example.com:5432/tcs?sslmode=require")
+    assert password in config.secrets
+    assert password not in json.dumps(config.masked())
+    assert (
+        redact(config.ledger_url)
+        == "postgresql+psycopg://***@db.example.com:5432/tcs?sslmode=require"
+    )
+
+    sqlite = MINIMAL + "ledger-password-file: ledger-password\n"
+    with pytest.raises(ConfigError) as raised:
+        load(sqlite, base_dir=tmp_path)
+    [diagnostic] = raised.value.diagnostics
+    assert "ledger-password-file is set but the ledger URL" in diagnostic.message
+    assert "names no database server and user" in diagnostic.message
+    missing = MINIMAL + "ledger: postgresql+psycopg://tcs@db/tcs\nledger-password-file: nope\n"
+    with pytest.raises(ConfigError) as raised:
+        load(missing, base_dir=tmp_path)
+    assert "cannot read ledger-password-file" in raised.value.diagnostics[0].message
+
+
+def test_config_check_reports_every_problem_in_one_pass_by_line(tmp_path: Path) -> None:
+    """Secrets first, then the rest on the next run, was a run per kind of problem: one run
+    says all of them, in the file's order."""
+    config = tmp_path / "service.yml"
+    config.write_text(
+        MINIMAL.replace("https://hg.mozilla.org/mozilla-central", "ftp://x").replace(
+            "  root-url", "  access-token: abc\n  root-url"
+        )
+        + "ledger: postgresql://tcs:hunter22@db/tcs\n"
+    )
+    result = CliRunner().invoke(
+        main,
+        ["config", "check", "--config", str(config)],
+        env={"TASKCLUSTER_ROOT_URL": "notaurl"},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert [line.split(": error: ")[0] for line in lines] == [
+        f"{config}:2:3",
+        f"{config}:3:13",
+        f"{config}:6:17",
+        f"{config}:8:9",
+    ]
+    assert "`access-token`: secrets never go in the configuration file" in lines[0]
+    assert "TASKCLUSTER_ROOT_URL `notaurl` is not a URL" in lines[1]
+    assert "repository `ftp://x` is not a repository URL" in lines[2]
+    assert "the ledger URL" in lines[3]
+    assert "hunter22" not in result.output
+
+
+def test_a_missing_dsn_says_where_to_set_it_unmasked(tmp_path: Path) -> None:
+    """Output is scrubbed of `key: value` secrets: the fix must not read as one."""
+    config = tmp_path / "service.yml"
+    config.write_text(MINIMAL + "notify: {sentry: {environment: ci}}\n")
+    result = CliRunner().invoke(
+        main, ["config", "check", "--config", str(config)], env={}, catch_exceptions=False
+    )
+    assert result.exit_code == 1
+    assert "notify.sentry needs a DSN; set SENTRY_DSN, or notify.sentry.dsn-file" in result.stderr

@@ -51,10 +51,22 @@ def _tokens(operator_role: str = "operator") -> tuple[ApiToken, ...]:
     )
 
 
+SLASHED_JOB = """\
+  - name: l10n/ship
+    job: {type: decision-task, treeherder-symbol: L, target-tasks-method: l10n}
+    when: [{hour: 3, minute: 0}]
+"""
+
+
 def _config(
-    emulator: Emulator, tmp_path: Path, template: str = OWN_TEMPLATE, **changes: Any
+    emulator: Emulator,
+    tmp_path: Path,
+    template: str = OWN_TEMPLATE,
+    *,
+    cron: str = HOURLY,
+    **changes: Any,
 ) -> Config:
-    repository = Repository(tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": template})
+    repository = Repository(tmp_path / "alpha", {".cron.yml": cron, ".taskcluster.yml": template})
     config = make_config(emulator, tmp_path, project("alpha", repository), **changes)
     settings = ApiSettings(host="127.0.0.1", port=0, tokens=_tokens())
     return replace(config, api=settings)
@@ -631,11 +643,16 @@ def test_a_job_whose_name_has_a_slash_is_acted_on_by_its_whole_name(
     """build-decision allows any job name: a slash in it is part of the name, on the forms'
     routes and the API's alike."""
     emulator.clock.set(T, frozen=True)
-    config = _config(emulator, tmp_path)
+    config = _config(emulator, tmp_path, cron=HOURLY + SLASHED_JOB)
 
     async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
         await sign_in(client, OPERATOR)
         csrf = await csrf_token(client, PROJECT_PAGE)
+        # Its last part alone is no job: the form says so, naming the jobs there are.
+        part = await _post(client, "/projects/alpha/jobs/ship/pause", csrf=csrf, reason="x")
+        assert part.status_code == 404, part.text
+        assert "has no job &#39;ship&#39;" in part.text
+        assert "its jobs: hourly, l10n/ship" in part.text
         form = await _post(client, "/projects/alpha/jobs/l10n/ship/pause", csrf=csrf, reason="x")
         assert form.status_code == 303, form.text
         api = await client.delete(

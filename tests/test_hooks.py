@@ -645,7 +645,7 @@ def test_diff_shows_each_change_field_by_field_and_changes_nothing(
 ) -> None:
     before = deployed(emulator)
     result = invoke("diff", "--hooks-dir", str(folder), config=config, env=environment)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # drifted: CI can gate on it
     assert result.stdout.splitlines() == [
         f"~ g/changed: would update 2 fields ({folder}/g/changed.yml)",
         '    metadata.description: "An old description." → "A nightly task."',
@@ -658,6 +658,7 @@ def test_diff_shows_each_change_field_by_field_and_changes_nothing(
     assert deployed(emulator) == before
 
     as_json = invoke("diff", "--json", "--hooks-dir", str(folder), config=config, env=environment)
+    assert as_json.exit_code == 1
     changed = next(h for h in json.loads(as_json.stdout) if h["hook"] == "g/changed")
     assert changed["change"] == "update"
     assert changed["fields"] == [
@@ -719,11 +720,14 @@ def test_apply_creates_and_updates_keeps_undeclared_hooks_and_prunes_only_when_a
 
     again = invoke("diff", "--hooks-dir", str(folder), config=config, env=environment)
     assert [line[0] for line in again.stdout.splitlines()] == ["=", "=", "=", "-"]
+    assert again.exit_code == 1, "a hook of a managed group that no file declares is drift"
 
     pruned = invoke("apply", "--prune", "--hooks-dir", str(folder), config=config, env=environment)
     assert pruned.exit_code == 0, pruned.output
     assert "- g/undeclared: removed" in pruned.stdout
     assert sorted(deployed(emulator)) == ["g/changed", "g/new", "g/same", "other/untouched"]
+    in_sync = invoke("diff", "--hooks-dir", str(folder), config=config, env=environment)
+    assert in_sync.exit_code == 0, in_sync.output
 
     acts = [(e.action, e.target, e.ok, e.input) for e in reversed(audit_log(config, environment))]
     assert acts == [
@@ -784,6 +788,19 @@ def test_a_missing_folder_is_a_usage_error(config: Path, tmp_path: Path) -> None
     assert "no hooks folder at" in result.stderr
 
 
+def test_diff_exits_2_on_trouble_never_1_which_means_drift(
+    emulator: Emulator, environment: dict[str, str], config: Path, folder: Path
+) -> None:
+    write(folder, "g/broken.yml", valid_hook(hook="other"))
+    broken = invoke("diff", "--hooks-dir", str(folder), config=config, env=environment)
+    assert broken.exit_code == 2, broken.output
+    assert "nothing was sent to Taskcluster" in broken.stderr
+    (folder / "g" / "broken.yml").unlink()
+    stranger = {**environment, "TASKCLUSTER_CLIENT_ID": "nobody", "TASKCLUSTER_ACCESS_TOKEN": "x"}
+    refused = invoke("diff", "--hooks-dir", str(folder), config=config, env=stranger)
+    assert refused.exit_code == 2, refused.output
+
+
 def test_the_folder_defaults_to_the_configurations_hooks_dir(
     environment: dict[str, str], config: Path, folder: Path, tmp_path: Path
 ) -> None:
@@ -809,6 +826,24 @@ def test_the_folder_defaults_to_the_configurations_hooks_dir(
         "check", config=config, env={**environment, "TC_SCHEDULER_HOOKS_DIR": str(other)}
     )
     assert f"{other}: OK (1 hook)" in from_env.stderr
+
+
+def test_check_reads_only_the_configurations_hooks_dir_so_ci_needs_no_secrets(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / "hooks", "g/nightly.yml", valid_hook())
+    config = tmp_path / "service.yml"
+    config.write_text(
+        "hooks-dir: hooks\nnotify: {sentry: {environment: ci}}\nprojects: []\n"
+    )  # no root URL, no DSN: what `run` needs, not what checking the folder does
+    checked = CliRunner().invoke(hooks_group, ["check", "--config", str(config)], env={})
+    assert checked.exit_code == 0, checked.output
+    assert f"{tmp_path / 'hooks'}: OK (1 hook)" in checked.stderr
+    config.write_text("hooks-dir: nowhere\nprojects: []\n")
+    missing = CliRunner().invoke(hooks_group, ["check", "--config", str(config)], env={})
+    assert missing.exit_code == 1
+    assert "hooks-dir" in missing.stderr
+    assert "there is no such folder" in missing.stderr
 
 
 def test_check_validates_without_calling_anything(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import structlog
@@ -83,6 +84,13 @@ def run_piped(config: Path, env: dict[str, str] | None = None) -> subprocess.Com
 
 
 def ledger_config(tmp_path: Path, url: str, *lines: str) -> Path:
+    """A configuration of the ledger at `url`, whose password (never written in the file) is
+    in the file ledger-password-file names."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        (tmp_path / "ledger-password").write_text(unquote(parts.password))
+        url = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", "@")).geturl()
+        lines = ("ledger-password-file: ledger-password", *lines)
     config = tmp_path / "service.yml"
     config.write_text(
         f"taskcluster: {{root-url: https://tc.example.com}}\nledger: '{url}'\n"

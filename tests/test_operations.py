@@ -30,7 +30,7 @@ from scheduler.monitoring import Monitor
 from scheduler.operations.acts import FireFailedError
 from scheduler.operations.ledgered import InvalidPauseError
 from scheduler.operations.models import FireQuery
-from scheduler.outcomes import FireTooSoonError, UnknownTargetError
+from scheduler.outcomes import FireTooSoonError, UnknownJobError
 from scheduler.service import open_service
 from scheduler.web.app import STATUS
 from scheduler.web.auth import hash_token
@@ -79,7 +79,7 @@ def test_every_act_is_audited_once_with_its_actor(emulator: Emulator, tmp_path: 
             await ops.fire_job("ann", "alpha", "hourly")
             with pytest.raises(FireTooSoonError):
                 await ops.fire_job("bob", "alpha", "hourly")
-            with pytest.raises(UnknownTargetError):
+            with pytest.raises(UnknownJobError):
                 await ops.fire_job("cy", "alpha", "nope")
             await ops.ledger.pause("dee", "alpha", None, reason="tree closed", until=None)
             with pytest.raises(InvalidPauseError):

@@ -298,7 +298,7 @@ def test_a_manual_fire_is_audited(emulator: Emulator, tmp_path: Path) -> None:
     )
     assert fired.exit_code == 0, fired.output
     missing = invoke("fire", "alpha", "nope", "--config", config, env=env)
-    assert missing.exit_code == 1
+    assert missing.exit_code == 2
 
     entries = json.loads(invoke("audit", "--json", "--config", config, env=env).stdout)
     assert [(e["action"], e["target"], e["ok"]) for e in entries] == [
@@ -308,7 +308,58 @@ def test_a_manual_fire_is_audited(emulator: Emulator, tmp_path: Path) -> None:
     [task] = emulator.tasks()
     assert task.task_id in entries[1]["result"]
     assert entries[1]["input"] == {"input": {"why": "retry"}, "dry_run": False}
-    assert "no usable job 'nope'" in entries[0]["result"]
+    assert "has no job 'nope'" in entries[0]["result"]
+
+
+def test_an_unknown_job_is_refused_naming_the_jobs_and_a_paused_one_gone_can_be_resumed(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """A typo must not leave the real job firing: pause, resume and fire refuse a job the
+    `.cron.yml` does not have (exit 2), naming its jobs, and change nothing; a job paused and
+    since removed from the file can still be resumed."""
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": TWO_JOBS, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    config = str(write_service_config(tmp_path, repository, project="alpha"))
+    env = taskcluster_environment(emulator)
+
+    for command in (
+        ("pause", "alpha", "hourlly", "--reason", "flaky"),
+        ("resume", "alpha", "hourlly"),
+        ("fire", "alpha", "hourlly"),
+    ):
+        refused = invoke(*command, "--config", config, env=env)
+        assert refused.exit_code == 2, (command, refused.output)
+        assert "alpha's .cron.yml at" in refused.stderr
+        assert "has no job 'hourlly' (did you mean 'hourly'?); its jobs: hourly, other" in (
+            refused.stderr
+        )
+    assert emulator.tasks() == []
+    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        assert ledger.pauses(project="alpha") == []
+
+    held = invoke("pause", "alpha", "other", "--reason", "flaky", "--config", config, env=env)
+    assert held.exit_code == 0, held.output
+    repository.commit({".cron.yml": HOURLY}, "drop the other job")
+    assert (
+        invoke("pause", "alpha", "other", "--reason", "x", "--config", config, env=env).exit_code
+        == 2
+    )
+    resumed = invoke("resume", "alpha", "other", "--config", config, env=env)
+    assert resumed.exit_code == 0, resumed.output
+    assert "alpha/other: resumed" in resumed.stdout
+
+    # A repository that cannot be read: a job cannot be checked, the whole project can pause.
+    held = invoke("pause", "alpha", "hourly", "--reason", "x", "--config", config, env=env)
+    assert held.exit_code == 0, held.output
+    repository.git("branch", "-m", "main", "renamed")  # the project's branch is gone
+    unchecked = invoke("pause", "alpha", "other", "--reason", "x", "--config", config, env=env)
+    assert unchecked.exit_code == 1
+    assert "cannot check that 'other' is a job of alpha" in unchecked.stderr
+    assert "pause the whole project (name no job)" in unchecked.stderr
+    assert invoke("resume", "alpha", "hourly", "--config", config, env=env).exit_code == 0
+    whole = invoke("pause", "alpha", "--reason", "repository down", "--config", config, env=env)
+    assert whole.exit_code == 0, whole.output
 
 
 def test_pause_refuses_unknown_projects_and_past_untils(tmp_path: Path) -> None:

@@ -73,6 +73,7 @@ def test_config_check_prints_the_resolved_configuration_without_secrets(
     shown = json.loads(result.stdout)
     assert shown["taskcluster"] == {
         "root-url": "https://tc.example.com",
+        "proxy-url": None,
         "client-id": "project/demo",
         "access-token": "<set>",
         "max-task-deadline": "5d",
@@ -151,8 +152,8 @@ def test_fire_runs_a_job_now_and_history_shows_it(
     ]
     assert records[0]["task_id"] == task.task_id
     missing = invoke("fire", "demo", "nope", "--config", str(config), env=environment)
-    assert missing.exit_code == 1
-    assert "no usable job 'nope'" in missing.stderr
+    assert missing.exit_code == 2
+    assert "has no job 'nope'; its jobs: nightly, hourly" in missing.stderr
 
 
 def test_jobs_shows_schedules_next_and_last_fires_and_pauses(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from scheduler.cli.setup import (
     clock,
     config_option,
     fail,
+    hooks_dir_setting,
     load,
     operations,
     start_logging,
@@ -88,9 +91,11 @@ def hooks_check(hooks_dir: Path | None, config_path: Path | None) -> None:
     """Validate every hook file against the create-hook schema. Calls no service.
 
     The configuration is read only for its hooks-dir, when --config (or
-    $TC_SCHEDULER_CONFIG) names one and --hooks-dir is not given."""
+    $TC_SCHEDULER_CONFIG) names one and --hooks-dir is not given: no credentials or other
+    secrets are needed, as in CI."""
     if hooks_dir is None:
-        hooks_dir = _hooks_dir(None, load(config_path) if config_path else None)
+        configured = hooks_dir_setting(config_path) if config_path else None
+        hooks_dir = configured or DEFAULT_HOOKS_DIR
     folder = _load_folder(hooks_dir)
     echo(f"{hooks_dir}: OK ({counted(len(folder.hooks), 'hook')})", err=True)
 
@@ -121,15 +126,23 @@ def hooks_list(hooks_dir: Path | None, config_path: Path | None, as_json: bool) 
 @config_option
 @json_option()
 def hooks_diff(hooks_dir: Path | None, config_path: Path | None, as_json: bool) -> None:
-    """What `apply` would change, field by field (old → new)."""
-    _, folder, config = _folder_and_config(hooks_dir, config_path)
-    plans = _plan(config, folder)
+    """What `apply` would change, field by field (old → new).
+
+    Exit status, as diff(1) and `terraform plan -detailed-exitcode` give it, for CI to gate
+    on: 0 when the deployment matches the folder, 1 when it drifted (a hook to create or
+    update, or one of a managed group that no file declares), 2 on trouble (the folder, the
+    configuration or the Hooks service could not be read).
+    """
+    with _trouble_exits_2():
+        _, folder, config = _folder_and_config(hooks_dir, config_path)
+        plans = _plan(config, folder)
     if as_json:
         echo_model([plan_out(p) for p in plans])
-        return
-    for planned in plans:
-        _echo_plan(planned, _would(planned, prune=None))
-    _summary(plans)
+    else:
+        for planned in plans:
+            _echo_plan(planned, _would(planned, prune=None))
+        _summary(plans)
+    sys.exit(1 if any(p.change is not Change.UNCHANGED for p in plans) else 0)
 
 
 @hooks_group.command("apply")
@@ -270,6 +283,17 @@ def _load_folder(directory: Path) -> HookFolder:
         errors = sum(d.is_error for d in folder.diagnostics)
         fail(f"{counted(errors, 'problem')} in {directory}; nothing was sent to Taskcluster")
     return folder
+
+
+@contextmanager
+def _trouble_exits_2() -> Iterator[None]:
+    """Any failure inside exits 2, whatever its own status: `diff`'s 1 means a difference."""
+    try:
+        yield
+    except SystemExit as stopped:
+        if stopped.code not in (0, None):
+            sys.exit(2)
+        raise
 
 
 def _plan(config: Config, folder: HookFolder) -> list[HookPlan]:

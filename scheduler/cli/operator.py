@@ -216,13 +216,14 @@ def pause(
     """Stop JOB of PROJECT (or the whole project) from firing, without a commit.
 
     The service sees the pause at its next slot, whichever replica runs it; the paused slots
-    are recorded as skipped, with the reason.
+    are recorded as skipped, with the reason. JOB must be one of the project's .cron.yml at
+    its branch head (exit 2 otherwise, naming its jobs).
     """
     config = load(config_path)
 
     async def hold() -> PauseOut:
-        async with open_ledger_operations(config.ledger_url, clock(), config) as ops:
-            return await ops.pause(actor(), project, job, reason=reason, until=until)
+        async with operations(config) as ops:  # a job named is checked against its .cron.yml
+            return await ops.ledger.pause(actor(), project, job, reason=reason, until=until)
 
     paused = carry_out(hold())
     if as_json:
@@ -242,8 +243,8 @@ def resume(config_path: Path | None, project: str, job: str | None, as_json: boo
     config = load(config_path)
 
     async def release() -> ResumedOut:
-        async with open_ledger_operations(config.ledger_url, clock(), config) as ops:
-            return await ops.resume(actor(), project, job)
+        async with operations(config) as ops:
+            return await ops.ledger.resume(actor(), project, job)
 
     resumed = carry_out(release())
     if as_json:

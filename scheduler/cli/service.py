@@ -51,7 +51,8 @@ def config_group() -> None:
 )
 def config_check(config_path: Path | None, as_json: bool, no_preflight: bool) -> None:
     """Validate the configuration and print it resolved, with secrets masked; with
-    Taskcluster credentials, also preflight every project (exit 1 on what it would refuse)."""
+    Taskcluster credentials (or in a task, through its proxy), also preflight every project
+    (exit 1 on what it would refuse)."""
     config = load(config_path)
     masked = config.masked()
     if as_json:
@@ -60,7 +61,9 @@ def config_check(config_path: Path | None, as_json: bool, no_preflight: bool) ->
         echo_yaml(masked)
     count = len(config.projects)
     echo(f"{config.source}: OK ({counted(count, 'project')})", err=True)
-    if config.credentials is None or no_preflight:
+    if config.proxy_note is not None:
+        echo(f"note: {config.proxy_note}", err=True)
+    if not config.signs_calls or no_preflight:
         return
     findings = _preflight(config, config.projects)
     for line in summary_lines(findings):

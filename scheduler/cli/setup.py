@@ -28,9 +28,11 @@ from scheduler.config.loading import (
     DEFAULT_PUBLIC_URL,
     embedded_default,
     load_config,
+    load_hooks_dir,
     load_ledger_settings,
     load_ledger_url,
     read_config,
+    read_hooks_dir,
     read_ledger_settings,
     read_ledger_url,
 )
@@ -96,6 +98,12 @@ def ledger_url(config_path: Path | None) -> str:
     """Only the ledger of the configuration, for the commands that read it and nothing else:
     no Taskcluster, Slack or Sentry settings are needed (exit 1 on a broken configuration)."""
     return _loaded(config_path, read_ledger_url, load_ledger_url)
+
+
+def hooks_dir_setting(config_path: Path) -> Path | None:
+    """Only the hooks-dir of the configuration at `config_path` (None: it names none), for
+    checking the folder: no Taskcluster, Slack or Sentry settings are needed."""
+    return _loaded(config_path, read_hooks_dir, load_hooks_dir)
 
 
 def ledger_settings(config_path: Path | None) -> LedgerSettings:

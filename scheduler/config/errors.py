@@ -20,6 +20,8 @@ class ConfigError(SchedulerError, category=Category.INVALID, code="invalid-confi
     """The configuration cannot be used; `diagnostics` say where and what to write."""
 
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        # In the file's order, however they were found (a secret, the schema, a setting).
+        diagnostics = sorted(diagnostics, key=lambda d: d.line)
         super().__init__("\n".join(map(str, diagnostics)))
         self.diagnostics = tuple(diagnostics)
 

@@ -24,6 +24,7 @@ from scheduler.config.schema import (
     SET_CREDENTIALS,
     VALIDATOR,
 )
+from scheduler.config.urls import ledger_password_problem
 
 
 def read_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -87,6 +88,25 @@ def load_ledger_url(
     return _ledger_resolver(text, path, environ, base_dir).ledger_url()
 
 
+def load_hooks_dir(
+    text: str | bytes, path: str, environ: Mapping[str, str], *, base_dir: Path | None = None
+) -> Path | None:
+    """Only the hooks folder a configuration names (None: none): what checking the folder
+    needs, with no other setting required (no credentials, no Slack token). Raises
+    ConfigError if the configuration is not valid or the folder not one."""
+    data, document, problems = _valid(text, path)
+    if problems.diagnostics:  # a secret written in the file: refused for any use
+        raise ConfigError(problems.diagnostics)
+    base_dir = base_dir or Path(path).parent
+    return Resolver(data, document, problems, environ, base_dir).hooks_dir()
+
+
+def read_hooks_dir(path: Path, environ: Mapping[str, str] | None = None) -> Path | None:
+    """`load_hooks_dir` of the configuration file at `path`."""
+    environ = os.environ if environ is None else environ
+    return load_hooks_dir(_read(path), str(path), environ, base_dir=path.parent)
+
+
 def load_ledger_settings(
     text: str | bytes, path: str, environ: Mapping[str, str], *, base_dir: Path | None = None
 ) -> LedgerSettings:
@@ -108,6 +128,8 @@ def _ledger_resolver(
     """A resolver of the ledger's settings, once the secrets the configuration names are
     remembered (as far as they can be read)."""
     data, document, problems = _valid(text, path)
+    if problems.diagnostics:  # a secret written in the file: refused for any use
+        raise ConfigError(problems.diagnostics)
     base_dir = base_dir or Path(path).parent
     resolver = Resolver(data, document, problems, environ, base_dir)
     # Resolved only for the secrets it reads: a setting missing here does not stop a read.
@@ -130,6 +152,24 @@ def _valid(text: str | bytes, path: str) -> tuple[dict[str, Any], Document, Prob
     data = document.data
     if data is None:
         data = {}
+    secrets_at = _secret_problems(data, document, problems)
+    # One pass: the schema's problems too, but not again for a secret's key (which the schema
+    # knows no more than the secret's place). With no other, the resolver's are added.
+    schema_broken = False
+    for invalid in sorted(VALIDATOR.iter_errors(data), key=lambda e: list(map(str, e.path))):
+        for position, message in EXPLAINER.explain(invalid, document):
+            if position not in secrets_at:
+                problems.error(position, message)
+                schema_broken = True
+    if schema_broken:
+        raise ConfigError(problems.diagnostics)
+    return data, document, problems
+
+
+def _secret_problems(data: Any, document: Document, problems: Problems) -> set[Position]:
+    """Every secret written in the file (a key that holds one, a password in the ledger URL),
+    recorded in `problems`; the places of the keys."""
+    at: set[Position] = set()
     for key_path, position in document.keys.items():
         if key_path and key_path[-1] in SECRET_KEYS:
             hint = next(
@@ -140,14 +180,12 @@ def _valid(text: str | bytes, path: str) -> tuple[dict[str, Any], Document, Prob
                 position,
                 f"{shown(key_path[-1])}: secrets never go in the configuration file; {hint}",
             )
-    if problems.diagnostics:
-        raise ConfigError(problems.diagnostics)
-    for invalid in sorted(VALIDATOR.iter_errors(data), key=lambda e: list(map(str, e.path))):
-        for position, message in EXPLAINER.explain(invalid, document):
-            problems.error(position, message)
-    if problems.diagnostics:
-        raise ConfigError(problems.diagnostics)
-    return data, document, problems
+            at.add(position)
+    ledger = data.get("ledger") if isinstance(data, dict) else None
+    problem = ledger_password_problem(ledger) if isinstance(ledger, str) else None
+    if problem:
+        problems.error(document.position_of(("ledger",)), problem)
+    return at
 
 
 def _within(key_path: tuple[Any, ...], at: tuple[str, ...]) -> bool:

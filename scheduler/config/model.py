@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from scheduler.common.redaction import redact
 from scheduler.config.errors import UnknownProjectError
@@ -228,6 +229,29 @@ class Config:
     calls: CallBounds = CallBounds()
     # The folder of hook definitions this deployment manages (`hooks-dir`); None: no folder.
     hooks_dir: Path | None = None
+    # Inside a Taskcluster task with the proxy feature (TASKCLUSTER_PROXY_URL): calls go to
+    # the proxy unsigned, and it signs them with the task's credentials, so they carry the
+    # task's scopes (no project's authorizedScopes: those need credentials of our own).
+    proxy_url: str | None = None
+
+    @property
+    def proxy_note(self) -> str | None:
+        """What calling through the proxy means for the projects' scopes (None: no proxy)."""
+        if self.proxy_url is None:
+            return None
+        return (
+            f"calls go through the task's Taskcluster proxy ({self.proxy_url}), which signs "
+            "them for the task, so Taskcluster bounds them by the task's scopes, not by each "
+            "project's (authorizedScopes need credentials of the service's own), "
+            "so what one project here may do, every project may; give the task only the scopes "
+            "its projects need, or run with credentials to keep projects apart"
+        )
+
+    @property
+    def signs_calls(self) -> bool:
+        """Whether calls to Taskcluster carry scopes: with credentials, or through the proxy
+        (without either, the anonymous role's)."""
+        return self.credentials is not None or self.proxy_url is not None
 
     @property
     def connections(self) -> int:
@@ -247,9 +271,12 @@ class Config:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """The secrets the configuration holds: the Taskcluster access token and notify's."""
+        """The secrets the configuration holds: the Taskcluster access token, the ledger's
+        password and notify's."""
         token = (self.credentials.access_token,) if self.credentials else ()
-        return (*token, *self.notify.secrets)
+        password = urlsplit(self.ledger_url).password  # from ledger-password-file
+        ledger = (unquote(password),) if password else ()
+        return (*token, *ledger, *self.notify.secrets)
 
     def masked(self) -> dict[str, Any]:
         """The resolved configuration as shown to people: no secret in it."""
@@ -257,6 +284,7 @@ class Config:
             "source": self.source,
             "taskcluster": {
                 "root-url": self.root_url,
+                "proxy-url": self.proxy_url,
                 "client-id": self.credentials.client_id if self.credentials else None,
                 "access-token": "<set>" if self.credentials else None,
                 "max-task-deadline": format_duration(self.max_task_deadline),

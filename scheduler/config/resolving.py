@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from scheduler.common.redaction import redact, without_userinfo
+from scheduler.common.redaction import redact
 from scheduler.common.schema_messages import shown
 from scheduler.common.yamldoc import Document
 from scheduler.config.bounds import (
@@ -22,7 +22,7 @@ from scheduler.config.bounds import (
     resolve_retention,
 )
 from scheduler.config.errors import ConfigError, Problems
-from scheduler.config.hg_urls import hg_url_problem
+from scheduler.config.expiry import expiry_watch
 from scheduler.config.model import (
     DEFAULT_CONCURRENCY,
     DEFAULT_LEDGER_WAIT,
@@ -31,18 +31,21 @@ from scheduler.config.model import (
     CatchUp,
     Config,
     Credentials,
-    ExpiryWatch,
     LedgerSettings,
     OverlapPolicy,
     Project,
-    TaskGroupWatch,
 )
 from scheduler.config.schema import SET_CREDENTIALS
+from scheduler.config.urls import (
+    project_repository_problem,
+    repository_problem,
+    root_url_problem,
+    with_password,
+)
 from scheduler.durations import format_duration, parse_duration
 from scheduler.notify.events import EventKind
 from scheduler.notify.settings import NotifySettings, SentrySettings, SlackRoute, SlackSettings
 from scheduler.queue_rules import DEFAULT_MAX_DEADLINE
-from scheduler.scopes import default_project_scopes
 
 
 @dataclass
@@ -61,19 +64,17 @@ class Resolver:
 
     def resolve(self) -> Config:
         taskcluster = self.data.get("taskcluster", {})
-        root_url = self.environ.get("TASKCLUSTER_ROOT_URL") or taskcluster.get("root-url")
-        if not root_url:
-            self.problems.error(
-                self.document.position_of(()),
-                "no Taskcluster root URL: set taskcluster.root-url, or TASKCLUSTER_ROOT_URL",
-            )
+        root_url = self._root_url(taskcluster)
         credentials = self._credentials(taskcluster)
+        proxy_url = self._proxy_url(credentials is not None)
         calls = resolve_call_bounds(taskcluster, self.document, self.problems)
         dry_run_setting = self.data.get("dry-run", "auto")
-        if dry_run_setting is False and credentials is None:
+        signs = credentials is not None or proxy_url is not None
+        if dry_run_setting is False and not signs:
             self.problems.error(
                 self.document.position_of(("dry-run",)),
-                f"dry-run is false but no Taskcluster credentials are set; {SET_CREDENTIALS}",
+                f"dry-run is false but no Taskcluster credentials are set; {SET_CREDENTIALS} "
+                "(or run in a task with TASKCLUSTER_PROXY_URL)",
             )
         state_dir = self._state_dir()
         hooks_dir = self._hooks_dir()
@@ -87,16 +88,17 @@ class Resolver:
         notify = self._notify(self.data.get("notify", {}))
         retention = resolve_retention(self.data.get("retention", {}), self.document, self.problems)
         check_fires_outlive_lateness(retention, projects, self.document, self.problems)
+        ledger_url = self._ledger_url(state_dir)
         if self.problems.diagnostics:
             raise ConfigError(self.problems.diagnostics)
         assert root_url is not None
         return Config(
             root_url=str(root_url).rstrip("/"),
             credentials=credentials,
-            ledger_url=self._ledger_url(state_dir),
+            ledger_url=ledger_url,
             state_dir=state_dir,
             concurrency=self.data.get("concurrency", DEFAULT_CONCURRENCY),
-            dry_run=credentials is None if dry_run_setting == "auto" else bool(dry_run_setting),
+            dry_run=not signs if dry_run_setting == "auto" else bool(dry_run_setting),
             replica=self.data.get("replica") or f"{socket.gethostname()}-{os.getpid()}",
             claim_lease=parse_duration(self.data.get("claim-lease", "1m")),
             manual_fire_interval=parse_duration(self.data.get("manual-fire-interval", "1m")),
@@ -113,11 +115,57 @@ class Resolver:
             ledger_wait=self._ledger_wait(),
             calls=calls,
             hooks_dir=hooks_dir,
+            proxy_url=proxy_url,
         )
 
     def ledger_url(self) -> str:
-        """The ledger's URL alone (no other setting resolved, none of them checked)."""
-        return self._ledger_url(self._state_dir())
+        """The ledger's URL alone, with its password (no other setting resolved, none of them
+        checked); ConfigError if the password cannot be read."""
+        url = self._ledger_url(self._state_dir())
+        if self.problems.diagnostics:
+            raise ConfigError(self.problems.diagnostics)
+        return url
+
+    def hooks_dir(self) -> Path | None:
+        """The hooks folder alone (no other setting resolved); ConfigError if it is no folder."""
+        hooks_dir = self._hooks_dir()
+        if self.problems.diagnostics:
+            raise ConfigError(self.problems.diagnostics)
+        return hooks_dir
+
+    def _proxy_url(self, has_credentials: bool) -> str | None:
+        """TASKCLUSTER_PROXY_URL, which a task with the proxy feature has (None: not in one)."""
+        proxy_url = self.environ.get("TASKCLUSTER_PROXY_URL")
+        if not proxy_url:
+            return None
+        where = self.document.position_of(("taskcluster",) if "taskcluster" in self.data else ())
+        problem = root_url_problem(proxy_url)
+        if problem:
+            self.problems.error(where, f"TASKCLUSTER_PROXY_URL {shown(proxy_url)} {problem}")
+        elif has_credentials:
+            self.problems.error(
+                where,
+                "both TASKCLUSTER_PROXY_URL and Taskcluster credentials are set: through the "
+                "proxy, calls carry the task's scopes and credentials are not used; unset one",
+            )
+        return None if problem else proxy_url.rstrip("/")
+
+    def _root_url(self, taskcluster: Mapping[str, Any]) -> str | None:
+        """TASKCLUSTER_ROOT_URL, else taskcluster.root-url (the schema checked that one)."""
+        from_environment = self.environ.get("TASKCLUSTER_ROOT_URL")
+        root_url = from_environment or taskcluster.get("root-url")
+        where = self.document.position_of(("taskcluster", "root-url") if root_url else ())
+        if not root_url:
+            self.problems.error(
+                where, "no Taskcluster root URL: set taskcluster.root-url, or TASKCLUSTER_ROOT_URL"
+            )
+            return None
+        problem = root_url_problem(root_url)
+        if problem:
+            named = "TASKCLUSTER_ROOT_URL" if from_environment else "taskcluster.root-url"
+            self.problems.error(where, f"{named} {shown(root_url)} {problem}")
+            return None
+        return str(root_url)
 
     def ledger_settings(self) -> LedgerSettings:
         """The ledger's URL, retention and wait (no other setting checked); ConfigError if the
@@ -157,11 +205,27 @@ class Resolver:
     def _ledger_url(self, state_dir: Path) -> str:
         url = self.data.get("ledger")
         if url is None:
-            return f"sqlite:///{state_dir / 'ledger.db'}"
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            url = f"sqlite:///{state_dir / 'ledger.db'}"
+        elif url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             relative = url.removeprefix("sqlite:///")
-            return f"sqlite:///{self._path(relative)}" if relative else url
-        return str(url)
+            url = f"sqlite:///{self._path(relative)}" if relative else url
+        # The password from its file, given to the driver in the URL (PGPASSWORD needs nothing
+        # here: libpq reads it); one written in the URL is refused with the secrets (loading).
+        if "ledger-password-file" not in self.data:
+            return str(url)
+        password = self._secret(self.data, (), "ledger-password-file", "PGPASSWORD")
+        if password is None:
+            return str(url)
+        with_it = with_password(str(url), password)
+        if with_it is None:
+            self.problems.error(
+                self.document.position_of(("ledger",) if "ledger" in self.data else ()),
+                "ledger-password-file is set but the ledger URL "
+                f"{shown(redact(str(url)))} names no database server and user to give it for; "
+                "write ledger: postgresql+psycopg://USER@HOST/DATABASE, or remove the setting",
+            )
+            return str(url)
+        return with_it
 
     def _credentials(self, taskcluster: Mapping[str, Any]) -> Credentials | None:
         client_id = self.environ.get("TASKCLUSTER_CLIENT_ID")
@@ -290,7 +354,7 @@ class Resolver:
         if not dsn:
             self.problems.error(
                 self.document.position_of(("notify", "sentry")),
-                "notify.sentry needs a DSN: set SENTRY_DSN, or notify.sentry.dsn-file",
+                "notify.sentry needs a DSN; set SENTRY_DSN, or notify.sentry.dsn-file",
             )
             return None
         return SentrySettings(
@@ -344,27 +408,15 @@ class Resolver:
         overlap: OverlapPolicy = overlap_data.get("policy", default_overlap)
         scopes = entry.get("scopes")
         repository = entry["repository"]
-        if redact(repository) != repository:
-            # Tasks name this URL (task definitions are public), and the ledger, the API and
-            # logs show it; credentials go where only git reads them.
-            plain = without_userinfo(repository)
-            self.problems.error(
-                self.document.position_of(("projects", index, "repository")),
-                f"project {shown(entry['name'])}: repository {shown(redact(repository))} holds "
-                "credentials, and tasks name this URL in public; give it without them"
-                + (f" ({shown(plain)})" if redact(plain) == plain else "")
-                + " and put the URL with credentials in fetch-from, which only git reads",
-            )
-        elif scopes is None and default_project_scopes(repository) is None:
-            self.problems.error(
-                self.document.position_of(("projects", index, "repository")),
-                f"repository {shown(repository)} names no host, so the project's "
-                "scopes cannot be assume:repo:<host>/<path>:cron:*; give the URL tasks should "
-                "name (https://...) and read a local clone with fetch-from, or set scopes",
-            )
         repository_type = entry.get("repository-type", "git")
-        if repository_type == "hg":
-            self._check_hg_url(index, entry)
+        problem = project_repository_problem(
+            entry["name"], repository, scopes is not None, repository_type
+        )
+        if problem:
+            self.problems.error(
+                self.document.position_of(("projects", index, "repository")), problem
+            )
+        self._check_fetch_from(index, entry, repository_type)
         return Project(
             name=entry["name"],
             repository=entry["repository"],
@@ -374,7 +426,7 @@ class Resolver:
             level=entry.get("level", 1),
             repository_type=repository_type,
             fetch_from=entry.get("fetch-from"),
-            expiry=self._expiry(entry.get("expiry", {})),
+            expiry=expiry_watch(entry.get("expiry", {})),
             expiry_watched="expiry" in entry,
             watch_task_groups=(
                 groups
@@ -394,39 +446,17 @@ class Resolver:
             },
         )
 
-    @staticmethod
-    def _expiry(data: Mapping[str, Any]) -> ExpiryWatch:
-        default = ExpiryWatch()
-
-        def duration(key: str, fallback: timedelta) -> timedelta:
-            return parse_duration(data[key]) if key in data else fallback
-
-        return ExpiryWatch(
-            namespaces=tuple(data.get("namespaces", ())),
-            task_groups=tuple(
-                TaskGroupWatch(g["id"], tuple(g.get("kinds", ())), g.get("label-prefix"))
-                for g in data.get("task-groups", ())
-            ),
-            threshold=duration("threshold", default.threshold),
-            action=data.get("action", default.action),
-            action_input=data.get("input", {}),
-            every=duration("every", default.every),
-            cooldown=duration("cooldown", default.cooldown),
-            artifacts=data.get("artifacts", False),
-            concurrency=data.get("concurrency", default.concurrency),
-            decision_index=data.get("decision-index"),
-        )
-
-    def _check_hg_url(self, index: int, entry: Mapping[str, Any]) -> None:
-        """A Mercurial repository is read over HTTPS (json-pushes, raw-file); plain HTTP only
-        from this machine (a local `hg serve`), where nothing travels the network."""
-        key = "fetch-from" if "fetch-from" in entry else "repository"
-        url = entry[key]
-        problem = hg_url_problem(url)
+    def _check_fetch_from(self, index: int, entry: Mapping[str, Any], repository_type: str) -> None:
+        """A Mercurial project's `fetch-from` is read over HTTP(S) as its repository is (git
+        reads whatever git takes: a path, a file:// or an ssh URL)."""
+        url = entry.get("fetch-from")
+        if url is None or repository_type != "hg":
+            return
+        problem = repository_problem(url, "hg")
         if problem is not None:
             self.problems.error(
-                self.document.position_of(("projects", index, key)),
-                f"project {shown(entry['name'])}: {key} {shown(redact(url))} {problem}",
+                self.document.position_of(("projects", index, "fetch-from")),
+                f"project {shown(entry['name'])}: fetch-from {shown(redact(url))} {problem}",
             )
 
     def _check_unique(self, projects: tuple[Project, ...]) -> None:

@@ -148,6 +148,11 @@ SCHEMA: dict[str, Any] = {
             },
         },
         "ledger": {"type": "string", "minLength": 1, "x-expected": "a database URL"},
+        "ledger-password-file": {
+            "type": "string",
+            "minLength": 1,
+            "x-expected": "the path of a file holding the ledger's password",
+        },
         "ledger-wait": DURATION_SCHEMA,
         "retention": {
             "type": "object",

@@ -19,17 +19,13 @@ from scheduler.errors import Category, SchedulerError
 from scheduler.git.source import Snapshot
 from scheduler.ids import decision_task_id
 from scheduler.ledger import Fire, FireKind, FireState, Pause
-from scheduler.outcomes import FireResult
+from scheduler.outcomes import FireResult, UnknownJobError
 
 # Fires claimed, made and recorded together: what is done is in the ledger as the backfill
 # goes, not only at its end.
 BATCH = 50
 # How a backfill's fires are recorded: a past slot fired late, as catch-up fires are.
 KIND = FireKind.CATCH_UP
-
-
-class UnknownJobError(SchedulerError, category=Category.NOT_CONFIGURED, code="not-found"):
-    """A backfill named a job that the project's `.cron.yml` does not run on the project."""
 
 
 class InvalidRangeError(SchedulerError, category=Category.INVALID, code="invalid-range"):

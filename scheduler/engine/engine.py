@@ -338,10 +338,13 @@ class Engine:
         cron_input: Mapping[str, Any] | None = None,
         *,
         dry_run: bool = False,
+        head: tuple[Snapshot, CronFile] | None = None,
     ) -> FireResult:
         """Run a job now, whatever its `when` and `run-on-projects` say (build-decision's
-        `--force-run`). The fire gets its own task id and is recorded as manual."""
-        project, snapshot, cron = await self._read(project_name)
+        `--force-run`), as a manual fire with its own task id; `head`: the branch head and
+        `.cron.yml` just read (None: read them now)."""
+        project = self.config.require_project(project_name)
+        snapshot, cron = head or await self.head(project_name)
         return await manual.fire_job_now(
             self._runner, project, snapshot, cron, job_name, cron_input, dry_run=dry_run
         )

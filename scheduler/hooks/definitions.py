@@ -15,6 +15,7 @@ from scheduler.common.diagnostics import START, Diagnostic, Position, Severity
 from scheduler.common.schema_messages import Explainer, describe, json_path, shown
 from scheduler.common.yamldoc import Document, YamlError, non_json_values, parse
 from scheduler.hooks.payloads import trigger_schema_problem
+from scheduler.hooks.schedules import schedule_problem
 
 # One file per hook: <folder>/<hookGroupId>/<hookId>.yml. A hookId may contain `/`, so the
 # folders below the group's spell it out; a flat `<group>--<id>.yml` name could not say where
@@ -265,7 +266,8 @@ def key_of(relative: PurePosixPath) -> HookKey | str:
 def _semantic_problems(
     data: dict[str, Any], document: Document, display: str, expected: HookKey | str
 ) -> Iterator[Diagnostic]:
-    """What the schema cannot say: the ids match the file's place, triggerSchema is a schema."""
+    """What the schema cannot say: the ids match the file's place, each schedule entry is one
+    the Hooks service takes (six fields), triggerSchema is a schema."""
     if isinstance(expected, HookKey):
         for field_name, wanted in (
             ("hookGroupId", expected.group_id),
@@ -280,6 +282,11 @@ def _semantic_problems(
                     f"a hook's file is <hookGroupId>/<hookId>{SUFFIX}, so change {field_name} "
                     f"or move the file",
                 )
+    schedule = data.get("schedule")
+    for index, entry in enumerate(schedule if isinstance(schedule, list) else ()):
+        problem = schedule_problem(entry) if isinstance(entry, str) else None
+        if problem:
+            yield error_at(display, document.position_of(("schedule", index)), problem)
     trigger_schema = data.get("triggerSchema")
     if isinstance(trigger_schema, dict):
         problem = trigger_schema_problem(trigger_schema)

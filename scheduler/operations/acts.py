@@ -33,6 +33,7 @@ from scheduler.operations.models import (
     ProjectJobsOut,
     RemediationOut,
 )
+from scheduler.operations.named_jobs import require_job
 from scheduler.operations.overview import jobs_overview
 from scheduler.operations.page_models import (
     FirePageOut,
@@ -92,7 +93,8 @@ class Operations:
     @property
     def ledger(self) -> LedgerOperations:
         """The operations that need only the ledger."""
-        return LedgerOperations(self.async_ledger, self.engine.clock, self.engine.config)
+        engine = self.engine
+        return LedgerOperations(self.async_ledger, engine.clock, engine.config, crons=engine)
 
     @property
     def sessions(self) -> SessionOperations:
@@ -137,13 +139,17 @@ class Operations:
         *,
         dry_run: bool = False,
     ) -> FiredOut:
-        """Fire `job` now (a manual fire). Raises FireError when it cannot even start,
-        FireFailedError when it was made and failed (it is recorded, and followed as any)."""
+        """Fire `job` now (a manual fire). Raises UnknownJobError or FireError when it cannot
+        even start, FireFailedError when it was made and failed (it is recorded, and followed
+        as any)."""
         act = Act(actor, "fire", target_of(project, job), {"input": cron_input, "dry_run": dry_run})
 
         async def fire() -> FireResult:
-            self.engine.config.require_project(project)
-            return await self.engine.fire_now(project, job, cron_input, dry_run=dry_run)
+            snapshot, cron = await self.engine.head(project)
+            require_job(project, job, snapshot, cron)
+            return await self.engine.fire_now(
+                project, job, cron_input, dry_run=dry_run, head=(snapshot, cron)
+            )
 
         result = await audited(self.async_ledger, self.engine.clock, act, fire, _fire_outcome)
         if self.counting is not None:

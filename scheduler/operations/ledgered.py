@@ -5,7 +5,7 @@ Sentry settings.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,7 +37,9 @@ from scheduler.operations.models import (
     PrunedOut,
     ResumedOut,
 )
+from scheduler.operations.named_jobs import CronReading, require_job
 from scheduler.operations.runs import fire_out, fires_out
+from scheduler.outcomes import RepositoryUnreachableError
 
 
 class NoSuchFireError(SchedulerError, category=Category.NOT_FOUND, code="not-found"):
@@ -51,11 +53,15 @@ class InvalidPauseError(SchedulerError, category=Category.INVALID, code="invalid
 @dataclass(frozen=True)
 class LedgerOperations:
     """The reads of the ledger, and the acts that only write to it. `config`: the service's,
-    whose projects pauses may name and `project_list` lists (None: reads of the ledger only)."""
+    whose projects pauses may name and `project_list` lists (None: reads of the ledger only);
+    `crons`: what reads the jobs a pause may name."""
 
     ledger: AsyncLedger[OperationsLedger]
     clock: Clock
     config: Config | None = None
+    # What reads a project's `.cron.yml`, for the jobs a pause or resume may name (None: a
+    # job is not named, only whole projects).
+    crons: CronReading | None = None
 
     async def history(self, query: FireQuery) -> list[FireOut]:
         """The fires `query` asks for, newest slot first, each with how its run went."""
@@ -98,8 +104,9 @@ class LedgerOperations:
     async def pause(
         self, actor: str, project: str, job: str | None, *, reason: str, until: datetime | None
     ) -> PauseOut:
-        """Hold `job` of `project` (None: every job) from firing until resumed or `until`."""
-        self._require(project, job)
+        """Hold `job` of `project` (None: every job) from firing until resumed or `until`.
+        Raises UnknownProjectError, UnknownJobError or InvalidPauseError."""
+        await self._require(project, job)
         if not reason.strip():
             raise InvalidPauseError("a pause must say why: give a reason")
         given = {"reason": reason, "until": until.isoformat() if until else None}
@@ -116,9 +123,11 @@ class LedgerOperations:
 
     async def resume(self, actor: str, project: str, job: str | None) -> ResumedOut:
         """Let `job` of `project` (None: the project) fire again; says which pauses still
-        hold it."""
-        self._require(project, job)
+        hold it. A job a pause holds may be named though it has left the `.cron.yml`, else
+        that pause could never be lifted."""
         now = self.clock()
+        held = await self.ledger.run(lambda ledger: ledger.pauses(project=project, at=now))
+        await self._require(project, job, held=[p.job for p in held if p.job is not None])
         act = Act(actor, "resume", target_of(project, job), None)
         resumed, pauses = await self.ledger.run(
             lambda ledger: (
@@ -166,14 +175,27 @@ class LedgerOperations:
 
         return await audited(self.ledger, self.clock, act, prune, _pruned_outcome)
 
-    def _require(self, project: str, job: str | None) -> None:
-        """Raise UnknownProjectError or InvalidPauseError for what no pause can name (jobs
-        are not checked: the `.cron.yml` may change before the pause matters)."""
+    async def _require(self, project: str, job: str | None, *, held: Sequence[str] = ()) -> None:
+        """Raise UnknownProjectError, UnknownJobError or InvalidPauseError for what no pause
+        can name: a job must be one of the project's `.cron.yml` at its head, or in `held`
+        (a job a pause holds is known without reading the repository)."""
         if self.config is None:
             raise InvalidPauseError("pausing needs the service's configuration")
         self.config.require_project(project)
-        if job is not None and not job.strip():
+        if job is None or job in held:
+            return
+        if not job.strip():
             raise InvalidPauseError("the job name is empty")
+        if self.crons is None:
+            raise InvalidPauseError("pausing a job needs its project's .cron.yml read")
+        try:
+            snapshot, cron = await self.crons.head(project)
+        except RepositoryUnreachableError as error:
+            raise RepositoryUnreachableError(
+                f"cannot check that {job!r} is a job of {project}: {error}; to hold it now, "
+                "pause the whole project (name no job)"
+            ) from None
+        require_job(project, job, snapshot, cron, also=held)
 
 
 @asynccontextmanager
