@@ -244,6 +244,22 @@ def test_history_since_filters_by_slot(
     assert {r["slot"] for r in json.loads(result.stdout)} == {AT}
 
 
+def test_tick_at_and_history_since_take_how_long_ago(
+    environment: dict[str, str], tmp_path: Path, repository: Repository
+) -> None:
+    config = write_service_config(tmp_path, repository)
+    earlier = format_slot(SLOT - timedelta(minutes=15))
+    # 20 minutes before 10:05 is in the 09:45 slot; 10 minutes before is after it.
+    ticked = invoke("tick", "--at", "20m", "--json", "--config", str(config), env=environment)
+    assert ticked.exit_code == 0, ticked.output
+    assert json.loads(ticked.stdout)[0]["slot"] == earlier
+    invoke("tick", "--at", "0m", "--config", str(config), env=environment)
+    recent = invoke("history", "--since", "10m", "--json", "--config", str(config), env=environment)
+    assert {r["slot"] for r in json.loads(recent.stdout)} == {AT}
+    both = invoke("history", "--since", "1h", "--json", "--config", str(config), env=environment)
+    assert {r["slot"] for r in json.loads(both.stdout)} == {earlier, AT}
+
+
 def test_the_service_commands_load_only_when_asked_for() -> None:
     for name in registry.COMMANDS:
         command = registry.main.get_command(click.Context(registry.main), name)

@@ -14,11 +14,14 @@ from typing import Any
 import click
 
 from scheduler.cli.output import (
+    TIME_AHEAD_FORMS,
+    TIME_FORMS,
     console,
     echo,
     echo_json,
     echo_model,
     instant,
+    instant_ahead,
     json_object,
     json_option,
 )
@@ -195,9 +198,9 @@ def jobs(config_path: Path | None, project_name: str, upcoming: int, as_json: bo
 @click.option("--reason", required=True, help="Why: shown in history, and to whoever resumes it.")
 @click.option(
     "--until",
-    metavar="ISO8601",
-    callback=instant,
-    help="Lift the pause by itself at this time (default: until resumed).",
+    metavar="TIME",
+    callback=instant_ahead,
+    help=f"Lift the pause by itself at this time (default: until resumed; {TIME_AHEAD_FORMS}).",
 )
 @json_option()
 def pause(
@@ -261,9 +264,9 @@ def resume(config_path: Path | None, project: str, job: str | None, as_json: boo
 @click.option("--job")
 @click.option(
     "--since",
-    metavar="ISO8601",
+    metavar="TIME",
     callback=instant,
-    help="Only fires of slots at or after this time.",
+    help=f"Only fires of slots at or after this time ({TIME_FORMS}).",
 )
 @click.option("--limit", type=click.IntRange(min=1, max=1000), default=200, show_default=True)
 @json_option()
@@ -290,7 +293,9 @@ def history(
 
 @click.command()
 @config_option
-@click.option("--since", metavar="ISO8601", callback=instant, help="Only acts at or after this.")
+@click.option(
+    "--since", metavar="TIME", callback=instant, help=f"Only acts at or after this ({TIME_FORMS})."
+)
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
 @json_option()
 def audit(config_path: Path | None, since: datetime | None, limit: int, as_json: bool) -> None:

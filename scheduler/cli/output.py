@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -17,19 +18,45 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.text import Text
 
+from scheduler.clock import ClockSettingError, clock_from
 from scheduler.common.redaction import scrub, scrub_data
-from scheduler.cron import parse_instant
+from scheduler.cron import parse_time
 from scheduler.durations import parse_duration
+
+# What the help of a time option says it takes (`instant` or `instant_ahead`).
+TIME_FORMS = "ISO 8601, or how long ago: 2h, 3d, 1d12h"
+TIME_AHEAD_FORMS = "ISO 8601, or how long from now: 2h, 3d (-2h: ago)"
 
 
 def instant(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    """Option callback: an ISO 8601 time, as an aware UTC datetime."""
+    """Option callback: a time at or before now (`--since`, `--at`), as an aware UTC datetime:
+    ISO 8601, or how long ago (`2h`, `3d`; `+2h` is that long from now)."""
+    return _time(ctx, param, value, ahead=False)
+
+
+def instant_ahead(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """Option callback: a time mostly given ahead of now (`pause --until`, `plan --from`):
+    ISO 8601, or how long from now (`2h`, `3d`; `-2h` is that long ago)."""
+    return _time(ctx, param, value, ahead=True)
+
+
+def _time(
+    ctx: click.Context, param: click.Parameter, value: str | None, *, ahead: bool
+) -> datetime | None:
     if value is None:
         return None
     try:
-        return parse_instant(value)
+        return parse_time(value, now(), ahead=ahead)
     except ValueError as error:
         raise click.BadParameter(str(error), ctx, param) from None
+
+
+def now() -> datetime:
+    """Now, as the commands see it: `TC_SCHEDULER_NOW` moves it (exit 2 if it cannot be read)."""
+    try:
+        return clock_from(os.environ)()
+    except ClockSettingError as error:
+        raise click.UsageError(str(error)) from None
 
 
 def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
