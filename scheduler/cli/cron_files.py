@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any, NoReturn, cast
 
 import click
-from rich import box
-from rich.table import Table
 
 from scheduler.cli.output import (
     TIME_AHEAD_FORMS,
@@ -24,6 +22,7 @@ from scheduler.cli.output import (
     json_object,
     json_option,
     now,
+    table,
 )
 from scheduler.common.wording import counted, plural
 from scheduler.common.yamldoc import MAX_BYTES
@@ -292,18 +291,14 @@ def _echo_diagnostic(diagnostic: Diagnostic, *, err: bool = False) -> None:
 
 
 def _print_plan_table(result: Plan, heading: str) -> None:
-    out = console()
     if not result.fires:
-        out.print(f"No {heading}.")
+        console().print(f"No {heading}.")
         return
-    out.print(heading[0].upper() + heading[1:] + ":")
-    table = Table(box=box.SIMPLE)
-    for column in ("Slot (UTC)", "Job", "Type", "Target"):
-        table.add_column(column, no_wrap=True)
+    shown = table(heading[0].upper() + heading[1:], "Slot (UTC)", "Job", "Type", "Target")
     for fire in result.fires:
         kind = fire.job.kind
-        table.add_row(format_slot(fire.slot), fire.job_name, kind.type, kind.target)
-    out.print(table)
+        shown.add_row(format_slot(fire.slot), fire.job_name, kind.type, kind.target)
+    console().print(shown)
 
 
 def _fail(message: str) -> NoReturn:

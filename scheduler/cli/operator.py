@@ -309,7 +309,16 @@ def audit(config_path: Path | None, since: datetime | None, limit: int, as_json:
     if as_json:
         echo_model(entries)
         return
-    shown = table("Audit log, newest first", "at", "actor", "action", "target", "ok", "result")
+    shown = table(
+        "Audit log, newest first",
+        "at",
+        "actor",
+        "action",
+        "target",
+        "ok",
+        "result",
+        extra=["result"],
+    )
     for entry in entries:
         shown.add_row(
             entry.at.strftime("%Y-%m-%dT%H:%M:%SZ"),

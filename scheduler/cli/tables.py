@@ -6,30 +6,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rich import box
-from rich.table import Table
-
-from scheduler.cli.output import console
+from scheduler.cli.output import console, table, wide_output
 from scheduler.cron import format_slot
 from scheduler.ledger import FireState
 from scheduler.operations.models import FiredOut, FireOut
 from scheduler.outcomes import UNCONFIRMED
 
-
-def table(title: str, *columns: str) -> Table:
-    """An empty table with these columns, long cells folded."""
-    laid_out = Table(title=title, box=box.SIMPLE, title_justify="left")
-    for column in columns:
-        laid_out.add_column(column, overflow="fold")
-    return laid_out
+# `table` is the one way to lay a table out; the commands that print fires find it here too.
+__all__ = ["print_fires", "state_text", "table"]
 
 
 def print_fires(
     fires: Iterable[FiredOut | FireOut], heading: str, *, first_error_line: bool = False
 ) -> None:
     """One row per fire: project, job, slot, kind, state, task and its error (only the first
-    line with `first_error_line`, for long listings)."""
-    shown = table(heading, "project", "job", "slot", "kind", "state", "task", "error")
+    line with `first_error_line`, for long listings, unless `-o wide` asks for it whole; left
+    out where the width is too narrow for it)."""
+    shown = table(
+        heading, "project", "job", "slot", "kind", "state", "task", "error", extra=["error"]
+    )
+    first_error_line = first_error_line and not wide_output()
     for fire in fires:
         shown.add_row(
             fire.project,

@@ -190,7 +190,9 @@ class CachedTaskOut(BaseModel):
     where: str = Field(description="The index namespace or task group it was found in.")
     task_id: str
     kind: str | None = Field(description="toolchain, docker-image, fetch, ... when known.")
-    expires: datetime = Field(description="When what expires first expires.")
+    expires: datetime | None = Field(
+        description="When what expires first expires; null: the task is gone already."
+    )
     days_left: float
     health: str
     because: str = Field(description="What expires first: the index entry, the task, ...")
@@ -205,7 +207,8 @@ class CachedTaskOut(BaseModel):
             where=task.where,
             task_id=task.task_id,
             kind=task.kind,
-            expires=task.expires,
+            # A gone task's index entry may live on for months: no date to wait for.
+            expires=None if task.gone else task.expires,
             days_left=round(task.days_left(now), 2),
             health=str(task.health(now, threshold)),
             because=task.because,
