@@ -32,7 +32,7 @@ def print_fires(
             fire.job,
             format_slot(fire.slot),
             fire.kind,
-            state_text(fire.state, fire.error),
+            state_text(fire.state, fire.error, decided_before=_decided_before(fire)),
             fire.task_id or "",
             _error(fire.error, first_line=first_error_line),
         )
@@ -45,8 +45,13 @@ def _error(error: str | None, *, first_line: bool) -> str:
     return error.splitlines()[0] if first_line else error
 
 
-def state_text(state: str, error: str | None) -> str:
-    """A fire's state as people read it: an already-fired fire not read back says so."""
+def _decided_before(fire: FiredOut | FireOut) -> bool:
+    return isinstance(fire, FiredOut) and fire.decided_before
+
+
+def state_text(state: str, error: str | None, *, decided_before: bool = False) -> str:
+    """A fire's state as people read it: an already-fired fire not read back says so, and one
+    decided before (a slot ticked again) that it is the ledger's record of it."""
     if state == FireState.ALREADY_FIRED and error and error.startswith(UNCONFIRMED):
-        return f"{state} ({UNCONFIRMED})"
-    return state
+        state = f"{state} ({UNCONFIRMED})"
+    return f"{state} (decided before)" if decided_before else state

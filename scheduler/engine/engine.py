@@ -142,6 +142,7 @@ class Engine:
                 project, snapshot, [(d.fire, _kind(d, open_fires)) for d in plan.fires]
             ),
         )
+        fired = await self._runner.with_decisions_before(project.name, fired)
         problems = [str(d) for d in plan.left_out]
         left_out = "\n".join(problems) or None
         if left_out:

@@ -65,6 +65,11 @@ class FiredOut(BaseModel):
     fire_id: int | None = Field(
         default=None, description="Its id in the history (/api/v1/fires/<id>); null: not found."
     )
+    decided_before: bool = Field(
+        default=False,
+        description="Decided before, by an earlier tick of the slot or another replica: state, "
+        "task_id and error are what the ledger records; nothing was done now.",
+    )
 
     @field_validator("state", mode="before")
     @classmethod
