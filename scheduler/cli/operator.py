@@ -39,7 +39,7 @@ from scheduler.cli.setup import (
 from scheduler.cli.tables import print_fires, table
 from scheduler.cron import format_slot
 from scheduler.operations.acts import FireFailedError
-from scheduler.operations.audit import target_of
+from scheduler.operations.audit import ActKind, target_of
 from scheduler.operations.ledgered import open_ledger_operations
 from scheduler.operations.models import (
     ActionOut,
@@ -291,7 +291,10 @@ def history(
         print_fires(fires, "Fires, newest first", first_error_line=True)
 
 
-@click.command()
+@click.command(
+    help=f"Who did what, newest first: every act the audit log keeps ({', '.join(ActKind)}), "
+    "with who did it, its target and input, whether it worked, and what came of it."
+)
 @config_option
 @click.option(
     "--since", metavar="TIME", callback=instant, help=f"Only acts at or after this ({TIME_FORMS})."
@@ -299,8 +302,6 @@ def history(
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
 @json_option()
 def audit(config_path: Path | None, since: datetime | None, limit: int, as_json: bool) -> None:
-    """Who did what, newest first: pauses, resumes, manual fires, actions and hook fires."""
-
     async def read() -> list[AuditOut]:
         async with open_ledger_operations(ledger_url(config_path), clock()) as ops:
             return await ops.audit(since=since, limit=limit)

@@ -15,7 +15,6 @@ from scheduler.config.model import Config, Retention
 from scheduler.errors import Category, SchedulerError
 from scheduler.ledger import (
     PRUNE_BATCH,
-    Act,
     AsyncLedger,
     Cutoffs,
     OperationsLedger,
@@ -23,7 +22,7 @@ from scheduler.ledger import (
     open_async_ledger,
     upgrade_async_ledger,
 )
-from scheduler.operations.audit import audited, record, target_of
+from scheduler.operations.audit import ActKind, audited, make_act, record, target_of
 from scheduler.operations.models import (
     AuditOut,
     FireDetail,
@@ -95,7 +94,8 @@ class LedgerOperations:
         if not reason.strip():
             raise InvalidPauseError("a pause must say why: give a reason")
         given = {"reason": reason, "until": until.isoformat() if until else None}
-        act, now = Act(actor, "pause", target_of(project, job), given), self.clock()
+        act = make_act(actor, ActKind.PAUSE, target_of(project, job), given)
+        now = self.clock()
         try:
             paused = await self.ledger.run(
                 lambda ledger: ledger.pause(
@@ -111,7 +111,7 @@ class LedgerOperations:
         hold it."""
         self._require(project, job)
         now = self.clock()
-        act = Act(actor, "resume", target_of(project, job), None)
+        act = make_act(actor, ActKind.RESUME, target_of(project, job), None)
         resumed, pauses = await self.ledger.run(
             lambda ledger: (
                 ledger.resume(project, job, act=act, now=now),
@@ -136,7 +136,8 @@ class LedgerOperations:
             audit=now - retention.audit,
             sessions=now,
         )
-        act = Act(actor, "ledger-prune", "ledger", {"dry_run": dry_run, **retention.shown()})
+        given = {"dry_run": dry_run, **retention.shown()}
+        act = make_act(actor, ActKind.LEDGER_PRUNE, "ledger", given)
 
         async def prune() -> PrunedOut:
             if dry_run:
@@ -194,7 +195,7 @@ async def upgrade_ledger(
     before, after = await upgrade_async_ledger(ledger_url, wait=wait)
     upgraded = LedgerUpgradedOut(from_revision=before, to_revision=after, upgraded=before != after)
     if upgraded.upgraded:
-        act = Act(actor, "ledger-upgrade", "ledger", None)
+        act = make_act(actor, ActKind.LEDGER_UPGRADE, "ledger", None)
         async with open_async_ledger(ledger_url) as ledger:
             said = f"schema from {before or 'a new ledger'} to {after}"
             await record(ledger, clock, act, ok=True, result=said)
