@@ -5,6 +5,7 @@ bans `click.echo` and `rich.console.Console` everywhere else).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -234,11 +235,18 @@ class _FittingTable(Table):
     ) -> Table:
         """A plain table of these of its columns, ids (every cell with `wide`) on one line;
         with `extra_room`, the extra columns as narrow as that (to measure with)."""
-        shown = Table(**self._settings)
-        for column in columns:
-            narrowed = extra_room if column.header in self._extra else None
-            whole = wide or _holds_ids(column)
-            shown.add_column(column.header, overflow="fold", no_wrap=whole, max_width=narrowed)
+        shown = Table(
+            *(
+                dataclasses.replace(
+                    column,
+                    _cells=[],
+                    no_wrap=wide or _holds_ids(column),
+                    max_width=extra_room if column.header in self._extra else column.max_width,
+                )
+                for column in columns
+            ),
+            **{**self._settings, "title": self.title, "caption": self.caption},
+        )
         for cells in zip(*(list(column.cells) for column in columns), strict=True):
             shown.add_row(*cells)
         return shown
