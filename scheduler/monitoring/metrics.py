@@ -41,7 +41,7 @@ class Metrics:
         self.fires = Counter(
             "tc_scheduler_fires",
             "Fires the ticks and recovery rounds made or skipped, by how they ended "
-            f"({CLAIMED_ELSEWHERE}: another replica holds the claim).",
+            f"({CLAIMED_ELSEWHERE}: another process holds the claim, or decided the fire).",
             ["project", "job", "kind", "state"],
             registry=registry,
         )
