@@ -33,6 +33,9 @@ class FireResult:
     taken_over: bool = False  # claimed from a replica that stopped (its lease ran out)
     skip_reason: SkipReason | None = None  # why a skipped fire was skipped
     fire_id: int | None = None  # its record in the ledger, where the caller needs it (by hand)
+    # Decided before by another process (an earlier tick of the slot, another replica): the
+    # state, task id and error are what the ledger records; this process did nothing.
+    decided_before: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,14 @@ class SlotResult:
 
     @property
     def ok(self) -> bool:
+        """Nothing failed: the slot's evaluation, nor any of its fires (those decided before
+        included, as the ledger records them)."""
         return self.error is None and all(f.state is not FireState.FAILED for f in self.fires)
+
+    @property
+    def fired_here(self) -> tuple[FireResult, ...]:
+        """The fires this process made (not those another holds, or decided before)."""
+        return tuple(f for f in self.fires if f.state is not None and not f.decided_before)
 
 
 class FireError(SchedulerError, code="cannot-fire"):

@@ -38,7 +38,8 @@ async def tick_once(engine: Engine, moment: datetime) -> list[SlotResult]:
             project=result.project,
             slot=format_slot(result.slot),
             revision=result.revision,
-            fires=len(result.fires),
+            fires=len(result.fired_here),
+            decided_before=sum(fire.decided_before for fire in result.fires),
             skipped=len(result.skipped),
             ok=result.ok,
         )

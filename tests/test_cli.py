@@ -140,7 +140,10 @@ def test_usage_errors_exit_two(args: list[str]) -> None:
 
 def test_a_bad_time_says_how_to_write_it() -> None:
     result = run("plan", "--cron", GECKO, "--project", "p", "--from", "tomorrow")
-    assert "'tomorrow' is not an ISO 8601 time; write it like 2026-11-24T10:00:00Z" in result.stderr
+    assert (
+        "'tomorrow' is neither an ISO 8601 time (like 2026-11-24T10:00:00Z) nor how long from "
+        "now (like 2h, 3d or 1d12h; -2h: that long ago)"
+    ) in " ".join(result.stderr.split())
 
 
 def test_check_reports_an_unreadable_path_as_an_error(tmp_path: Path) -> None:

@@ -425,6 +425,12 @@ def test_the_expiry_watch_shows_what_is_at_risk_and_the_running_rebuild(
     later, sooner = CACHED
     seed(emulator, f"{later}.latest", timedelta(days=20))
     seed(emulator, f"{sooner}.latest", timedelta(days=5))
+    # Gone from the queue, while its index entry lives on for months.
+    gone = "tcs.cache.level-1.toolchains.v3.gone.latest"
+    gone_task = seed(emulator, gone, timedelta(days=200))
+    emulator.expire_task(gone_task)
+    with emulator.lock:
+        emulator.index.insert(gone, gone_task, rank=1, expires=T + timedelta(days=100))
     config = _config(emulator, tmp_path, alpha={"expiry_watched": True})
 
     async def scenario(client: httpx.AsyncClient, operations: Operations) -> None:
@@ -443,6 +449,9 @@ def test_the_expiry_watch_shows_what_is_at_risk_and_the_running_rebuild(
         assert watch.index(f"{sooner}.latest") < watch.index(f"{later}.latest")
         assert "<td>5.0</td>" in watch
         assert "<td>20.0</td>" in watch
+        [gone_row] = [row for row in watch.split("<tr>") if gone_task in row]
+        assert "<td>task is gone</td>" in gone_row  # and no date the entry's expiry would give
+        assert "<time" not in gone_row
 
     _serve(config, emulator, scenario)
 

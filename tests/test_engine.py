@@ -99,7 +99,12 @@ def test_ticking_a_slot_twice_fires_once(emulator: Emulator, tmp_path: Path) -> 
     [first] = tick(config, emulator, slot)
     assert [(f.job, f.state) for f in first.fires] == [("nightly", FireState.CREATED)]
     [again] = tick(config, emulator, slot)
-    assert [(f.job, f.state) for f in again.fires] == [("nightly", None)]
+    # Nothing done again: the fire as the ledger records it.
+    [nightly] = first.fires
+    assert [(f.job, f.state, f.task_id, f.decided_before) for f in again.fires] == [
+        ("nightly", FireState.CREATED, nightly.task_id, True)
+    ]
+    assert again.fired_here == ()
     assert created_task_ids(emulator) == [
         decision_task_id(emulator.root_url, "tc-scheduler", "nightly", slot)
     ]

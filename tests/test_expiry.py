@@ -331,9 +331,13 @@ def test_remediation_triggers_once_then_succeeds(deployment: Emulator, ledger: L
     assert started.task_group_id == fire["taskId"]
     action = taskcluster.Queue(deployment.options()).task(fire["taskId"])
     assert action["payload"]["action"]["user"]["input"] == {}
-    # Repeated scans, and a second replica, do not trigger again while it runs.
-    assert step(deployment, ledger, project) is None
-    assert step(deployment, ledger, project, replica="replica-2") is None
+    # Repeated scans, and a second replica, follow it and do not trigger again while it runs.
+    for replica in ("replica-1", "replica-2"):
+        following = step(deployment, ledger, project, replica=replica)
+        assert following is not None
+        assert following.kind is ExpiryEventKind.RUNNING
+        assert following.task_group_id == started.task_group_id
+        assert f"its action task {started.task_group_id} is pending" in following.message
     assert len(fires_of_hook(deployment)) == 1
 
     rebuild(deployment, started.task_group_id)
@@ -368,11 +372,11 @@ def test_two_replicas_scanning_at_once_trigger_once(deployment: Emulator, tmp_pa
 
     events = asyncio.run(both())
     started = [e for e in events if e is not None and e.kind is ExpiryEventKind.STARTED]
-    # The other replica finds the remediation running (nothing to say) or loses the race to
+    # The other replica finds the remediation running (and follows it) or loses the race to
     # start it (waiting); either way it triggers nothing.
-    others = [e.kind if e is not None else None for e in events if e not in started]
+    others = [e.kind for e in events if e is not None and e not in started]
     assert len(started) == 1
-    assert others in ([None], [ExpiryEventKind.WAITING])
+    assert others in ([ExpiryEventKind.RUNNING], [ExpiryEventKind.WAITING])
     assert len(fires_of_hook(deployment)) == 1
 
 
@@ -544,7 +548,10 @@ def test_an_action_that_completes_without_creating_tasks_is_done_and_said(
     project = demo(cooldown=timedelta(hours=6))
     task_id = action_task(step(deployment, ledger, project))
     deployment.run_task(task_id)
-    assert step(deployment, ledger, project) is None  # the action is still running
+    running = step(deployment, ledger, project)
+    assert running is not None
+    assert running.kind is ExpiryEventKind.RUNNING
+    assert f"its action task {task_id} is running" in running.message
 
     deployment.resolve_task(task_id, "completed")
     done = step(deployment, ledger, project)
@@ -612,7 +619,10 @@ def test_a_completed_action_whose_rebuild_runs_on_is_still_running(
     deployment.add_task(rebuilt, task_definition(NOW, taskGroupId=task_id))
     deployment.resolve_task(task_id, "completed")
 
-    assert step(deployment, ledger, project) is None
+    following = step(deployment, ledger, project)
+    assert following is not None
+    assert following.kind is ExpiryEventKind.RUNNING
+    assert f"0 of the 1 tasks of its group {task_id} have resolved" in following.message
     [record] = ledger.remediations(project="demo")
     assert record.state is RemediationState.RUNNING
 

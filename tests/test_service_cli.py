@@ -107,10 +107,51 @@ def test_tick_creates_the_due_tasks_once(
     ]
     again = invoke("tick", "--at", AT, "--config", str(config), "--json", env=environment)
     assert again.exit_code == 0
-    assert {f["state"] for f in json.loads(again.stdout)[0]["fires"]} == {"claimed-elsewhere"}
+    # The slot was decided: its fires as the ledger records them, by nobody now.
+    assert sorted(
+        (f["job"], f["state"], f["task_id"], f["decided_before"])
+        for f in json.loads(again.stdout)[0]["fires"]
+    ) == [
+        ("hourly", "created", decision_task_id(emulator.root_url, "demo", "hourly", SLOT), True),
+        ("nightly", "created", decision_task_id(emulator.root_url, "demo", "nightly", SLOT), True),
+    ]
     assert sorted(t.task_id for t in emulator.tasks()) == sorted(
         decision_task_id(emulator.root_url, "demo", job, SLOT) for job in ("nightly", "hourly")
     )
+
+
+def slot_evaluated(result: Result) -> dict[str, object]:
+    """The tick's "slot evaluated" line of its log (JSON off a terminal)."""
+    [line] = [
+        entry
+        for entry in map(json.loads, filter(None, result.stderr.splitlines()))
+        if entry.get("event") == "slot evaluated"
+    ]
+    return line
+
+
+def test_ticking_a_decided_slot_again_shows_how_its_fires_went_and_exits_so(
+    emulator: Emulator, environment: dict[str, str], tmp_path: Path
+) -> None:
+    broken = "version: 1\ntasks:\n  - $eval: no_such_variable\n"
+    repository = Repository(tmp_path / "repo", {".cron.yml": CRON, ".taskcluster.yml": broken})
+    config = write_service_config(tmp_path, repository)
+    first = invoke("tick", "--at", AT, "--config", str(config), env=environment)
+    assert first.exit_code == 1
+    assert slot_evaluated(first)["fires"] == 2
+
+    wide = {**environment, "COLUMNS": "200"}
+    again = invoke("tick", "--at", AT, "--config", str(config), env=wide)
+    assert again.exit_code == 1, "the slot's fires failed, whoever fired them"
+    assert "claimed-elsewhere" not in again.stdout
+    assert again.stdout.count("failed (decided before)") == 2
+    logged = slot_evaluated(again)
+    assert (logged["fires"], logged["decided_before"], logged["ok"]) == (0, 2, False)
+    shown = invoke("tick", "--at", AT, "--json", "--config", str(config), env=environment)
+    for fire in json.loads(shown.stdout)[0]["fires"]:
+        assert (fire["state"], fire["decided_before"]) == ("failed", True)
+        assert "no_such_variable" in fire["error"]
+    assert emulator.tasks() == []
 
 
 def test_tick_exits_1_when_a_project_fails(
@@ -225,9 +266,14 @@ def test_concurrent_ticks_from_two_processes_create_each_task_once(
         ]
         outputs = [process.communicate(timeout=HANG_GUARD) for process in processes]
         assert [p.returncode for p in processes] == [0, 0], outputs
-        states = sorted(f["state"] for out, _ in outputs for f in json.loads(out)[0]["fires"])
-        # Each job: one process created it, the other found it claimed (or, having lost the
-        # ledger race after the create, confirmed it in the queue).
+        states = sorted(
+            f["state"]
+            for out, _ in outputs
+            for f in json.loads(out)[0]["fires"]
+            if not f["decided_before"]
+        )
+        # Each job: one process created it, the other found it claimed or decided (or, having
+        # lost the ledger race after the create, confirmed it in the queue).
         assert states.count("created") == 2
         assert len(emulator.tasks()) == 2
 
@@ -243,6 +289,22 @@ def test_history_since_filters_by_slot(
     assert {r["slot"] for r in json.loads(everything.stdout)} == {earlier, AT}
     result = invoke("history", "--since", AT, "--json", "--config", str(config), env=environment)
     assert {r["slot"] for r in json.loads(result.stdout)} == {AT}
+
+
+def test_tick_at_and_history_since_take_how_long_ago(
+    environment: dict[str, str], tmp_path: Path, repository: Repository
+) -> None:
+    config = write_service_config(tmp_path, repository)
+    earlier = format_slot(SLOT - timedelta(minutes=15))
+    # 20 minutes before 10:05 is in the 09:45 slot; 10 minutes before is after it.
+    ticked = invoke("tick", "--at", "20m", "--json", "--config", str(config), env=environment)
+    assert ticked.exit_code == 0, ticked.output
+    assert json.loads(ticked.stdout)[0]["slot"] == earlier
+    invoke("tick", "--at", "0m", "--config", str(config), env=environment)
+    recent = invoke("history", "--since", "10m", "--json", "--config", str(config), env=environment)
+    assert {r["slot"] for r in json.loads(recent.stdout)} == {AT}
+    both = invoke("history", "--since", "1h", "--json", "--config", str(config), env=environment)
+    assert {r["slot"] for r in json.loads(both.stdout)} == {earlier, AT}
 
 
 def test_the_service_commands_load_only_when_asked_for() -> None:
@@ -347,7 +409,7 @@ def test_a_secret_quoted_by_a_broken_cron_file_is_masked_in_every_output(
         "tick --json": ("tick", "--at", AT, "--json"),
         "jobs": ("jobs", "demo"),
         "jobs --json": ("jobs", "demo", "--json"),
-        "history": ("history",),
+        "history": ("history", "-o", "wide"),
         "history --json": ("history", "--json"),
         "audit": ("audit",),
     }

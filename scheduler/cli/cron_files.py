@@ -4,18 +4,26 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
 import click
-from rich import box
-from rich.table import Table
 
-from scheduler.cli.output import console, echo, echo_json, instant, json_object, json_option
-from scheduler.clock import ClockSettingError, clock_from
+from scheduler.cli.output import (
+    TIME_AHEAD_FORMS,
+    TIME_FORMS,
+    console,
+    echo,
+    echo_json,
+    instant,
+    instant_ahead,
+    json_object,
+    json_option,
+    now,
+    table,
+)
 from scheduler.common.wording import counted, plural
 from scheduler.common.yamldoc import MAX_BYTES
 from scheduler.cron import (
@@ -96,9 +104,19 @@ def check(paths: tuple[Path, ...], as_json: bool, projects: tuple[str, ...]) -> 
     help="The .cron.yml to plan (or a directory holding one).",
 )
 @click.option("--project", required=True, help="The project to plan for.")
-@click.option("--from", "start", metavar="ISO8601", callback=instant, help="Start (default: now).")
 @click.option(
-    "--until", "until", metavar="ISO8601", callback=instant, help="End (default: 24 h later)."
+    "--from",
+    "start",
+    metavar="TIME",
+    callback=instant_ahead,
+    help=f"Start (default: now; {TIME_AHEAD_FORMS}).",
+)
+@click.option(
+    "--until",
+    "until",
+    metavar="TIME",
+    callback=instant_ahead,
+    help=f"End (default: 24 h after the start; {TIME_AHEAD_FORMS}).",
 )
 @click.option("--next", "count", type=click.IntRange(min=1), help="Show the next N fires instead.")
 @json_option("Print [{slot, job}] as JSON.")
@@ -116,7 +134,7 @@ def plan(
     """
     if until is not None and count is not None:
         raise click.UsageError("give --until or --next, not both")
-    start = start or _now()
+    start = start or now()
     cron = _load(cron_path, None)
     if count is not None:
         result = next_fires(cron, project, start, count)
@@ -156,7 +174,11 @@ def plan(
 @click.option("--branch", default="main", show_default=True, help="Branch of a git project.")
 @click.option("--repo-type", type=click.Choice(["git", "hg"]), default="git", show_default=True)
 @click.option(
-    "--slot", required=True, metavar="ISO8601", callback=instant, help="The slot (JSON-e `now`)."
+    "--slot",
+    required=True,
+    metavar="TIME",
+    callback=instant,
+    help=f"The slot (JSON-e `now`; {TIME_FORMS}).",
 )
 @click.option(
     "--root-url",
@@ -269,28 +291,16 @@ def _echo_diagnostic(diagnostic: Diagnostic, *, err: bool = False) -> None:
 
 
 def _print_plan_table(result: Plan, heading: str) -> None:
-    out = console()
     if not result.fires:
-        out.print(f"No {heading}.")
+        console().print(f"No {heading}.")
         return
-    out.print(heading[0].upper() + heading[1:] + ":")
-    table = Table(box=box.SIMPLE)
-    for column in ("Slot (UTC)", "Job", "Type", "Target"):
-        table.add_column(column, no_wrap=True)
+    shown = table(heading[0].upper() + heading[1:], "Slot (UTC)", "Job", "Type", "Target")
     for fire in result.fires:
         kind = fire.job.kind
-        table.add_row(format_slot(fire.slot), fire.job_name, kind.type, kind.target)
-    out.print(table)
+        shown.add_row(format_slot(fire.slot), fire.job_name, kind.type, kind.target)
+    console().print(shown)
 
 
 def _fail(message: str) -> NoReturn:
     echo(f"error: {message}", err=True)
     sys.exit(1)
-
-
-def _now() -> datetime:
-    """Now, as the service's commands see it (`TC_SCHEDULER_NOW` moves it)."""
-    try:
-        return clock_from(os.environ)()
-    except ClockSettingError as error:
-        raise click.UsageError(str(error)) from None

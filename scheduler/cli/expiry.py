@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import click
-from rich.progress import Progress
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from scheduler.cli.output import console, echo, echo_model, json_option
 from scheduler.cli.setup import (
@@ -56,11 +56,20 @@ def expiry_report_command(
         fail(str(error), EXIT_STATUS[error.category])
     start_logging("warning")
     errors = console(stderr=True)
-
-    with Progress(console=errors, transient=True, disable=not errors.is_terminal) as bar:
+    # A bar on a terminal only: a pipe, a log or JSON's reader wants the answer alone.
+    with_bar = errors.is_terminal and not as_json
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:.0f} index entries read"),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+        disable=not with_bar,
+    ) as bar:
 
         def progress(project: Project) -> Callable[[int], None]:
-            step = bar.add_task(f"{project.name}: index entries", total=None)
+            step = bar.add_task(f"{project.name}: scanning its cached tasks", total=None)
             return lambda seen: bar.update(step, completed=seen)
 
         report: ExpiryReportOut = carry_out(
@@ -84,6 +93,7 @@ def expiry_report_command(
             "expires",
             "days left",
             "why",
+            extra=["why"],
         )
         for task in report.at_risk:
             shown.add_row(
@@ -91,7 +101,7 @@ def expiry_report_command(
                 task.where,
                 task.task_id,
                 task.kind or "",
-                task.expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "gone" if task.expires is None else task.expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 f"{task.days_left:.1f}",
                 task.because,
             )

@@ -14,10 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich import box
-from rich.table import Table
 
-from scheduler.cli.output import console, echo, echo_json, echo_model, json_object, json_option
+from scheduler.cli.output import (
+    console,
+    echo,
+    echo_json,
+    echo_model,
+    json_object,
+    json_option,
+    table,
+)
 from scheduler.cli.setup import (
     actor,
     carry_out,
@@ -112,12 +118,10 @@ def hooks_list(hooks_dir: Path | None, config_path: Path | None, as_json: bool) 
     if as_json:
         echo_model([plan_out(p) for p in plans])
         return
-    table = Table(title=f"Hooks of {hooks_dir}", box=box.SIMPLE, title_justify="left")
-    for column in ("hook", "state", "file"):
-        table.add_column(column, overflow="fold")
+    shown = table(f"Hooks of {hooks_dir}", "hook", "state", "file")
     for planned in plans:
-        table.add_row(str(planned.key), _state(planned), _file(planned))
-    console().print(table)
+        shown.add_row(str(planned.key), _state(planned), _file(planned))
+    console().print(shown)
     _summary(plans)
 
 

@@ -14,11 +14,14 @@ from typing import Any
 import click
 
 from scheduler.cli.output import (
+    TIME_AHEAD_FORMS,
+    TIME_FORMS,
     console,
     echo,
     echo_json,
     echo_model,
     instant,
+    instant_ahead,
     json_object,
     json_option,
 )
@@ -37,7 +40,7 @@ from scheduler.cli.tables import last_fire_text, print_fires, table
 from scheduler.cron import format_slot
 from scheduler.ledger import FireState, RunState
 from scheduler.operations.acts import FireFailedError
-from scheduler.operations.audit import target_of
+from scheduler.operations.audit import ActKind, target_of
 from scheduler.operations.ledgered import open_ledger_operations
 from scheduler.operations.models import (
     ActionOut,
@@ -200,9 +203,9 @@ def jobs(config_path: Path | None, project_name: str, upcoming: int, as_json: bo
 @click.option("--reason", required=True, help="Why: shown in history, and to whoever resumes it.")
 @click.option(
     "--until",
-    metavar="ISO8601",
-    callback=instant,
-    help="Lift the pause by itself at this time (default: until resumed).",
+    metavar="TIME",
+    callback=instant_ahead,
+    help=f"Lift the pause by itself at this time (default: until resumed; {TIME_AHEAD_FORMS}).",
 )
 @json_option()
 def pause(
@@ -267,9 +270,15 @@ def resume(config_path: Path | None, project: str, job: str | None, as_json: boo
 @click.option("--job")
 @click.option(
     "--since",
-    metavar="ISO8601",
+    metavar="TIME",
     callback=instant,
-    help="Only fires of slots at or after this time.",
+    help=f"Only fires of slots at or after this time ({TIME_FORMS}).",
+)
+@click.option(
+    "--until",
+    metavar="TIME",
+    callback=instant,
+    help=f"Only fires of slots before this time ({TIME_FORMS}).",
 )
 @click.option(
     "--state",
@@ -283,6 +292,7 @@ def history(
     project: str | None,
     job: str | None,
     since: datetime | None,
+    until: datetime | None,
     state: str | None,
     limit: int,
     as_json: bool,
@@ -306,7 +316,14 @@ def history(
     state (--state created: every fire that made its task, however it went).
     """
     query = FireQuery.model_validate(
-        {"project": project, "job": job, "since": since, "state": state, "limit": limit}
+        {
+            "project": project,
+            "job": job,
+            "since": since,
+            "until": until,
+            "state": state,
+            "limit": limit,
+        }
     )
 
     async def read() -> list[FireOut]:
@@ -320,14 +337,17 @@ def history(
         print_fires(fires, "Fires, newest first", first_error_line=True)
 
 
-@click.command()
+@click.command(
+    help=f"Who did what, newest first: every act the audit log keeps ({', '.join(ActKind)}), "
+    "with who did it, its target and input, whether it worked, and what came of it."
+)
 @config_option
-@click.option("--since", metavar="ISO8601", callback=instant, help="Only acts at or after this.")
+@click.option(
+    "--since", metavar="TIME", callback=instant, help=f"Only acts at or after this ({TIME_FORMS})."
+)
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
 @json_option()
 def audit(config_path: Path | None, since: datetime | None, limit: int, as_json: bool) -> None:
-    """Who did what, newest first: pauses, resumes, manual fires, actions and hook fires."""
-
     async def read() -> list[AuditOut]:
         async with open_ledger_operations(ledger_url(config_path), clock()) as ops:
             return await ops.audit(since=since, limit=limit)
@@ -336,7 +356,16 @@ def audit(config_path: Path | None, since: datetime | None, limit: int, as_json:
     if as_json:
         echo_model(entries)
         return
-    shown = table("Audit log, newest first", "at", "actor", "action", "target", "ok", "result")
+    shown = table(
+        "Audit log, newest first",
+        "at",
+        "actor",
+        "action",
+        "target",
+        "ok",
+        "result",
+        extra=["result"],
+    )
     for entry in entries:
         shown.add_row(
             entry.at.strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -5,31 +5,63 @@ bans `click.echo` and `rich.console.Console` everywhere else).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
-from collections.abc import Callable
+import os
+import re
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 import click
 import yaml
 from pydantic import BaseModel
-from rich.console import Console
+from rich import box
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
+from rich.table import Column, Table
 from rich.text import Text
 
+from scheduler.clock import ClockSettingError, clock_from
 from scheduler.common.redaction import scrub, scrub_data
-from scheduler.cron import parse_instant
+from scheduler.cron import parse_time
 from scheduler.durations import parse_duration
+
+# What the help of a time option says it takes (`instant` or `instant_ahead`).
+TIME_FORMS = "ISO 8601, or how long ago: 2h, 3d, 1d12h"
+TIME_AHEAD_FORMS = "ISO 8601, or how long from now: 2h, 3d (-2h: ago)"
 
 
 def instant(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    """Option callback: an ISO 8601 time, as an aware UTC datetime."""
+    """Option callback: a time at or before now (`--since`, `--at`), as an aware UTC datetime:
+    ISO 8601, or how long ago (`2h`, `3d`; `+2h` is that long from now)."""
+    return _time(ctx, param, value, ahead=False)
+
+
+def instant_ahead(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """Option callback: a time mostly given ahead of now (`pause --until`, `plan --from`):
+    ISO 8601, or how long from now (`2h`, `3d`; `-2h` is that long ago)."""
+    return _time(ctx, param, value, ahead=True)
+
+
+def _time(
+    ctx: click.Context, param: click.Parameter, value: str | None, *, ahead: bool
+) -> datetime | None:
     if value is None:
         return None
     try:
-        return parse_instant(value)
+        return parse_time(value, now(), ahead=ahead)
     except ValueError as error:
         raise click.BadParameter(str(error), ctx, param) from None
+
+
+def now() -> datetime:
+    """Now, as the commands see it: `TC_SCHEDULER_NOW` moves it (exit 2 if it cannot be read)."""
+    try:
+        return clock_from(os.environ)()
+    except ClockSettingError as error:
+        raise click.UsageError(str(error)) from None
 
 
 def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
@@ -128,8 +160,107 @@ class _MaskingConsole(Console):
 
 
 def console(*, stderr: bool = False) -> Console:
-    """Output for tables (standard error with `stderr`), secrets masked: a terminal's width,
-    or wide enough to keep names whole."""
-    if _MaskingConsole(highlight=False, stderr=stderr).is_terminal:
-        return _MaskingConsole(highlight=False, stderr=stderr)
-    return _MaskingConsole(highlight=False, stderr=stderr, width=200)
+    """Output for tables (standard error with `stderr`), secrets masked: a terminal's width;
+    off one, `COLUMNS` or `PIPED_WIDTH`; with `-o wide`, as wide as the lines are."""
+    if wide_output():
+        return _MaskingConsole(highlight=False, stderr=stderr, width=WIDE_WIDTH)
+    terminal = _MaskingConsole(highlight=False, stderr=stderr)
+    if terminal.is_terminal:
+        return terminal
+    return _MaskingConsole(highlight=False, stderr=stderr, width=_piped_width())
+
+
+# The width of what is printed off a terminal when `COLUMNS` does not say one: a pager's or a
+# CI log's, not the widest line (`-o wide` asks for that).
+PIPED_WIDTH = 100
+# The width `-o wide` lays lines out in: past any line a table makes, so none is cut.
+WIDE_WIDTH = 100_000
+
+
+def _piped_width() -> int:
+    columns = os.environ.get("COLUMNS", "").strip()
+    return int(columns) if columns.isdigit() and int(columns) > 0 else PIPED_WIDTH
+
+
+# A cell no table breaks across lines: a task id (slug), a revision, a time as format_slot
+# writes it; one a reader copies, or reads at a glance, whole.
+_WHOLE_CELL = re.compile(
+    r"[A-Za-z0-9_-]{22}|[0-9a-f]{7,40}|\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?Z?"
+)
+
+
+def table(title: str, *columns: str, extra: Sequence[str] = ()) -> Table:
+    """An empty table with these columns, laid out in the width it is printed in: a column of
+    ids (task ids, revisions, times) is never broken across lines; the other columns wrap,
+    and the `extra` ones (an error, a reason) are left out, the last first, while they would
+    get fewer than `EXTRA_ROOM` characters (the caption says so). With `-o wide`, every
+    column, cells whole."""
+    laid_out = _FittingTable(extra, title=title, box=box.SIMPLE, title_justify="left")
+    for column in columns:
+        laid_out.add_column(column, overflow="fold")
+    return laid_out
+
+
+# The fewest characters an extra column is shown in: fewer, and a sentence is a word a line.
+EXTRA_ROOM = 20
+
+
+class _FittingTable(Table):
+    """A table that lays itself out again for the width it is given (see `table`)."""
+
+    def __init__(self, extra: Sequence[str], **settings: Any) -> None:
+        super().__init__(**settings)
+        self._extra = tuple(extra)
+        self._settings = settings
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        wide = wide_output()
+        kept = list(self.columns)
+        left_out: list[str] = []
+        unbounded = options.update_width(WIDE_WIDTH)  # a measure is cut to the width given
+        for name in reversed(self._extra if not wide else ()):
+            probe = self._with(kept, wide=False, extra_room=EXTRA_ROOM)
+            if Measurement.get(console, unbounded, probe).minimum <= options.max_width:
+                break
+            kept = [column for column in kept if column.header != name]
+            left_out.insert(0, name)
+        shown = self._with(kept, wide=wide)
+        if left_out:
+            shown.caption = f"({', '.join(left_out)} left out to fit; -o wide shows every column)"
+            shown.caption_justify = "left"
+        yield shown
+
+    def _with(
+        self, columns: Sequence[Column], *, wide: bool, extra_room: int | None = None
+    ) -> Table:
+        """A plain table of these of its columns, ids (every cell with `wide`) on one line;
+        with `extra_room`, the extra columns as narrow as that (to measure with)."""
+        shown = Table(
+            *(
+                dataclasses.replace(
+                    column,
+                    _cells=[],
+                    no_wrap=wide or _holds_ids(column),
+                    max_width=extra_room if column.header in self._extra else column.max_width,
+                )
+                for column in columns
+            ),
+            **{**self._settings, "title": self.title, "caption": self.caption},
+        )
+        for cells in zip(*(list(column.cells) for column in columns), strict=True):
+            shown.add_row(*cells)
+        return shown
+
+
+def _holds_ids(column: Column) -> bool:
+    """Whether `column` holds ids, revisions or times: each line of its cells one word, some
+    of them ids (the rest a word like `gone`). Such a column is kept on one line."""
+    words: list[str] = []
+    for cell in column.cells:
+        if not isinstance(cell, str | Text):
+            return False
+        lines = [line.split() for line in str(cell).splitlines() if line.strip()]
+        if any(len(line) > 1 for line in lines):
+            return False
+        words += [word for [word] in lines]
+    return any(_WHOLE_CELL.fullmatch(word) for word in words)

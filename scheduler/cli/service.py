@@ -13,7 +13,15 @@ from pathlib import Path
 import click
 
 from scheduler import rounds, service
-from scheduler.cli.output import echo, echo_json, echo_model, echo_yaml, instant, json_option
+from scheduler.cli.output import (
+    TIME_FORMS,
+    echo,
+    echo_json,
+    echo_model,
+    echo_yaml,
+    instant,
+    json_option,
+)
 from scheduler.cli.setup import (
     carry_out,
     clock,
@@ -127,9 +135,9 @@ def run(config_path: Path | None) -> None:
 @click.option(
     "--at",
     required=True,
-    metavar="ISO8601",
+    metavar="TIME",
     callback=instant,
-    help="A time in the slot (not later than now).",
+    help=f"A time in the slot, not later than now ({TIME_FORMS}).",
 )
 @json_option("Print the results as JSON.")
 def tick(config_path: Path | None, at: datetime, as_json: bool) -> None:

@@ -6,22 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rich import box
-from rich.table import Table
-
-from scheduler.cli.output import console
+from scheduler.cli.output import console, table, wide_output
 from scheduler.cron import format_slot
 from scheduler.ledger import FireState
 from scheduler.operations.models import FiredOut, FireOut, TaskOutcomeOut
 from scheduler.outcomes import UNCONFIRMED
 
-
-def table(title: str, *columns: str) -> Table:
-    """An empty table with these columns, long cells folded."""
-    laid_out = Table(title=title, box=box.SIMPLE, title_justify="left")
-    for column in columns:
-        laid_out.add_column(column, overflow="fold")
-    return laid_out
+# `table` is the one way to lay a table out; the commands that print fires find it here too.
+__all__ = ["print_fires", "state_text", "table"]
 
 
 def print_fires(
@@ -29,11 +21,13 @@ def print_fires(
 ) -> None:
     """One row per fire: project, job, slot, kind, state, how its run went (for fires of the
     history: those just fired have no run yet), task and its error (only the first line with
-    `first_error_line`, for long listings)."""
+    `first_error_line`, for long listings, unless `-o wide` asks for it whole; left out where
+    the width is too narrow for it)."""
     listed = list(fires)
     recorded = any(isinstance(fire, FireOut) for fire in listed)
     columns = ("project", "job", "slot", "kind", "state", *(("outcome",) if recorded else ()))
-    shown = table(heading, *columns, "task", "error")
+    shown = table(heading, *columns, "task", "error", extra=["error"])
+    first_error_line = first_error_line and not wide_output()
     for fire in listed:
         outcome = (outcome_text(fire.outcome),) if isinstance(fire, FireOut) else ()
         shown.add_row(
@@ -41,7 +35,7 @@ def print_fires(
             fire.job,
             format_slot(fire.slot),
             fire.kind,
-            state_text(fire.state, fire.error),
+            state_text(fire.state, fire.error, decided_before=_decided_before(fire)),
             *outcome,
             fire.task_id or "",
             _error(fire.error, first_line=first_error_line),
@@ -75,8 +69,13 @@ def _error(error: str | None, *, first_line: bool) -> str:
     return error.splitlines()[0] if first_line else error
 
 
-def state_text(state: str, error: str | None) -> str:
-    """A fire's state as people read it: an already-fired fire not read back says so."""
+def _decided_before(fire: FiredOut | FireOut) -> bool:
+    return isinstance(fire, FiredOut) and fire.decided_before
+
+
+def state_text(state: str, error: str | None, *, decided_before: bool = False) -> str:
+    """A fire's state as people read it: an already-fired fire not read back says so, and one
+    decided before (a slot ticked again) that it is the ledger's record of it."""
     if state == FireState.ALREADY_FIRED and error and error.startswith(UNCONFIRMED):
-        return f"{state} ({UNCONFIRMED})"
-    return state
+        state = f"{state} ({UNCONFIRMED})"
+    return f"{state} (decided before)" if decided_before else state

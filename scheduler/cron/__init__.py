@@ -16,7 +16,7 @@ from scheduler.cron.model import (
     TriggerAction,
 )
 from scheduler.cron.plan import Plan, PlannedFire, due_jobs, fires_between, next_fires
-from scheduler.cron.timing import format_slot, parse_instant, slot_of, slots_between
+from scheduler.cron.timing import format_slot, parse_instant, parse_time, slot_of, slots_between
 from scheduler.cron.words import in_words
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "load_cron",
     "next_fires",
     "parse_instant",
+    "parse_time",
     "slot_of",
     "slots_between",
 ]

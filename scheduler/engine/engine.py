@@ -152,6 +152,7 @@ class Engine:
             overlap.fires,
             await self._runner.claim_and_fire(project, snapshot, wanted, overlap.replacing),
         )
+        fired = await self._runner.with_decisions_before(project.name, fired)
         problems = [str(d) for d in plan.left_out]
         left_out = "\n".join(problems) or None
         if left_out:

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -145,6 +145,36 @@ class FireRunner:
         )
         await self.record(claims)
         return list(fired)
+
+    async def with_decisions_before(
+        self, project: str, fired: Sequence[FireResult]
+    ) -> list[FireResult]:
+        """`fired`, each fire another process held shown as the ledger records it once that
+        process decided it (an earlier tick of the slot, another replica): a second tick of a
+        slot says how its fires went, not only that they were taken."""
+        held = [fire for fire in fired if fire.state is None]
+        if not held:
+            return list(fired)
+        records = await self.setting.ledger.run(
+            lambda ledger: [ledger.fire(project, fire.job, fire.slot) for fire in held]
+        )
+        decided = {
+            (record.job, record.slot): record
+            for record in records
+            if record is not None and record.state is not FireState.CLAIMED
+        }
+        return [
+            replace(
+                fire,
+                state=record.state,
+                task_id=record.task_id,
+                error=record.error,
+                decided_before=True,
+            )
+            if fire.state is None and (record := decided.get((fire.job, fire.slot))) is not None
+            else fire
+            for fire in fired
+        ]
 
     async def fire(self, request: FireRequest, claim: Claim | None) -> FireResult:
         """Fire what `claim` holds (None: another replica has it); the outcome waits in

@@ -98,6 +98,7 @@ class ExpiryEventKind(enum.StrEnum):
     FAILED = "remediation-failed"
     DRY_RUN = "remediation-dry-run"
     WAITING = "remediation-waiting"  # at risk, but one is running or the cooldown holds
+    RUNNING = "remediation-running"  # the rebuild started earlier runs on: followed, no verdict
     EXPIRING = "expiring-found"
     EXPIRED = "already-expired"
     SCAN_FAILED = "expiry-scan-failed"  # Taskcluster failed a call of the scan or the step

@@ -150,13 +150,15 @@ class Remediator:
 
     async def _follow(
         self, project: Project, running: Remediation, report: ExpiryReport
-    ) -> ExpiryEvent | None:
+    ) -> ExpiryEvent:
         """The running rebuild's verdict, if it has one: first from its action task, which
-        may end without making any task, then from the tasks of its group."""
+        may end without making any task, then from the tasks of its group; else how far it
+        has got (a RUNNING event)."""
         action_task = running.task_id or running.task_group_id
         if action_task is None:
             if self.clock() - running.started_at < TRIGGER_GRACE:
-                return None  # another replica is triggering it right now
+                # Another replica is triggering it right now.
+                return _still_running(running, report, "its action is being triggered")
             return await self._finish(
                 project,
                 running.id,
@@ -190,14 +192,17 @@ class Remediator:
                 report,
             )
         if action_state != "completed":
-            return None  # the action task has not run to its end yet
+            said = f"its action task {action_task} is {action_state}"
+            return _still_running(running, report, said)
         group = running.task_group_id or action_task
         states = await self._group_states(group)
         states.pop(action_task, None)  # an action whose group is its own lists itself
         if not states:
             return await self._nothing_rebuilt(project, running, action_task, report)
-        if any(state not in RESOLVED for state in states.values()):
-            return None  # still rebuilding
+        resolved = sum(state in RESOLVED for state in states.values())
+        if resolved < len(states):
+            said = f"{resolved} of the {len(states)} tasks of its group {group} have resolved"
+            return _still_running(running, report, said)
         failed = sorted(task for task, state in states.items() if state != "completed")
         if failed:
             return await self._finish(
@@ -317,6 +322,20 @@ class Remediator:
         return ExpiryEvent(kind, project.name, message, report.at_risk, remediation_id)
 
 
+def _still_running(running: Remediation, report: ExpiryReport, progress: str) -> ExpiryEvent:
+    """What following a rebuild that runs on says: which one, and how far it has got (not
+    notified: nothing has changed for the people told when it started)."""
+    return ExpiryEvent(
+        ExpiryEventKind.RUNNING,
+        running.project,
+        f"following the rebuild started {running.started_at:%Y-%m-%d %H:%M} UTC with "
+        f"{running.action}: {progress}",
+        report.at_risk,
+        running.id,
+        running.task_group_id,
+    )
+
+
 async def scan_and_remediate(
     clients: Clients,
     ledger: AsyncLedger[ExpiryLedger],
@@ -350,6 +369,8 @@ async def scan_and_remediate(
     for found in events:
         if found.kind is not ExpiryEventKind.SCAN_FAILED:  # logged already
             log_event = bound.error if found.failed else bound.warning
+            if found.kind is ExpiryEventKind.RUNNING:  # news when it started, and when it ends
+                log_event = bound.info
             log_event(str(found.kind), message=found.message, task_group_id=found.task_group_id)
     return events
 

@@ -41,7 +41,7 @@ class Metrics:
         self.fires = Counter(
             "tc_scheduler_fires",
             "Fires the ticks and recovery rounds made or skipped, by how they ended "
-            f"({CLAIMED_ELSEWHERE}: another replica holds the claim).",
+            f"({CLAIMED_ELSEWHERE}: another process holds the claim, or decided the fire).",
             ["project", "job", "kind", "state"],
             registry=registry,
         )
@@ -134,7 +134,10 @@ class Metrics:
     def fires_made(self, fires: Iterable[FireResult]) -> None:
         """Fires made, skipped or found claimed, by a tick or a recovery round."""
         for fire in fires:
-            state = CLAIMED_ELSEWHERE if fire.state is None else fire.state.value
+            # A fire decided before was counted by whoever decided it.
+            state = (
+                CLAIMED_ELSEWHERE if fire.state is None or fire.decided_before else fire.state.value
+            )
             self.fires.labels(fire.project, fire.job, fire.kind.value, state).inc()
             if fire.skip_reason is not None:
                 self.skipped.labels(fire.project, fire.job, fire.skip_reason.value).inc()

@@ -18,9 +18,9 @@ from scheduler.errors import Category, SchedulerError
 from scheduler.expiry.model import ExpiryEvent, ExpiryEventKind
 from scheduler.hooks.definitions import HookKey
 from scheduler.hooks.service import Fired, fire_hook, hook_fire_scopes
-from scheduler.ledger import Act, AsyncLedger, FireState, OperationsLedger
+from scheduler.ledger import AsyncLedger, FireState, OperationsLedger
 from scheduler.operations import dashboard, followed
-from scheduler.operations.audit import audited, target_of
+from scheduler.operations.audit import ActKind, audited, make_act, target_of
 from scheduler.operations.hook_overview import hooks_overview
 from scheduler.operations.ledgered import LedgerOperations
 from scheduler.operations.models import (
@@ -142,7 +142,8 @@ class Operations:
         """Fire `job` now (a manual fire). Raises UnknownJobError or FireError when it cannot
         even start, FireFailedError when it was made and failed (it is recorded, and followed
         as any)."""
-        act = Act(actor, "fire", target_of(project, job), {"input": cron_input, "dry_run": dry_run})
+        given = {"input": cron_input, "dry_run": dry_run}
+        act = make_act(actor, ActKind.FIRE, target_of(project, job), given)
 
         async def fire() -> FireResult:
             snapshot, cron = await self.engine.head(project)
@@ -183,7 +184,8 @@ class Operations:
             "max_fires": max_fires,
             "dry_run": dry_run,
         }
-        act = Act(actor, "backfill", target_of(project, jobs[0] if len(jobs) == 1 else None), given)
+        target = target_of(project, jobs[0] if len(jobs) == 1 else None)
+        act = make_act(actor, ActKind.BACKFILL, target, given)
 
         async def fire() -> Backfill:
             found = engine.config.require_project(project)
@@ -230,7 +232,7 @@ class Operations:
     ) -> ActionOut:
         """Trigger the project's action `action`; raises UnknownProjectError or TriggerError."""
         given = {"input": action_input, "revision": revision, "dry_run": dry_run}
-        act = Act(actor, "action", target_of(project, action), given)
+        act = make_act(actor, ActKind.ACTION, target_of(project, action), given)
 
         async def trigger() -> Triggered:
             self.engine.config.require_project(project)
@@ -257,7 +259,8 @@ class Operations:
         Raises PayloadRejectedError, UncheckablePayloadError or TaskclusterError.
         """
         engine = self.engine
-        act = Act(actor, "hook-fire", str(key), {"payload": dict(payload), "dry_run": dry_run})
+        given = {"payload": dict(payload), "dry_run": dry_run}
+        act = make_act(actor, ActKind.HOOK_FIRE, str(key), given)
 
         async def fire() -> Fired:
             return await fire_hook(
@@ -286,7 +289,7 @@ class Operations:
         TaskclusterError: the act could not be carried out.
         """
         engine = self.engine
-        act = Act(actor, "expiry-remediate", project_name, {"dry_run": dry_run})
+        act = make_act(actor, ActKind.EXPIRY_REMEDIATE, project_name, {"dry_run": dry_run})
 
         async def scan() -> list[ExpiryEvent]:
             project = engine.config.require_project(project_name)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from scheduler.clock import Clock
 from scheduler.errors import SchedulerError
@@ -16,6 +17,28 @@ from scheduler.ledger import Act, AsyncLedger, OperationsLedger
 T = TypeVar("T")
 
 CUT_OFF = "cut off before it finished (the service was stopping, or the command interrupted)"
+
+
+class ActKind(enum.StrEnum):
+    """Every kind of act the audit log keeps, as its `action` names it: the one list the
+    operations record acts by and `tc-scheduler audit --help` names."""
+
+    FIRE = "fire"
+    BACKFILL = "backfill"
+    ACTION = "action"
+    HOOK_FIRE = "hook-fire"
+    HOOKS_APPLY = "hooks-apply"
+    PAUSE = "pause"
+    RESUME = "resume"
+    EXPIRY_REMEDIATE = "expiry-remediate"
+    LEDGER_PRUNE = "ledger-prune"
+    LEDGER_UPGRADE = "ledger-upgrade"
+
+
+def make_act(actor: str, kind: ActKind, target: str, given: dict[str, Any] | None) -> Act:
+    """The act `actor` does of `kind` on `target` with the input `given`, to audit. Its
+    action is the kind's plain text: a database driver writes an enum by its member's name."""
+    return Act(actor, kind.value, target, given)
 
 
 def target_of(project: str, job: str | None) -> str:

@@ -14,8 +14,8 @@ from scheduler.config.model import Config
 from scheduler.hooks.changes import ABSENT, FieldChange, HookPlan, plan
 from scheduler.hooks.definitions import HookFolder, HookKey
 from scheduler.hooks.service import Applied, apply_plan, deployed_hooks
-from scheduler.ledger import Act, open_async_ledger
-from scheduler.operations.audit import audited
+from scheduler.ledger import open_async_ledger
+from scheduler.operations.audit import ActKind, audited, make_act
 from scheduler.operations.models import HookAppliedOut, HookPlanOut
 from scheduler.taskcluster import connect_service
 
@@ -41,7 +41,7 @@ async def apply_hooks(
     """Create and update hooks until the Hooks service matches `folder` (found at `where`),
     removing undeclared ones with `prune`; in a dry run, `would` says what each would be.
     Audited; raises TaskclusterError when reading the deployed hooks fails."""
-    act = Act(actor, "hooks-apply", where, {"prune": prune, "dry_run": dry_run})
+    act = make_act(actor, ActKind.HOOKS_APPLY, where, {"prune": prune, "dry_run": dry_run})
 
     async def apply() -> list[Applied]:
         async with connect_service(config) as clients:

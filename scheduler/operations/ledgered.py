@@ -15,7 +15,6 @@ from scheduler.config.model import Config, Retention
 from scheduler.errors import Category, SchedulerError
 from scheduler.ledger import (
     PRUNE_BATCH,
-    Act,
     AsyncLedger,
     Cutoffs,
     Fire,
@@ -25,7 +24,7 @@ from scheduler.ledger import (
     open_async_ledger,
     upgrade_async_ledger,
 )
-from scheduler.operations.audit import audited, record, target_of
+from scheduler.operations.audit import ActKind, audited, make_act, record, target_of
 from scheduler.operations.models import (
     AuditOut,
     FireDetail,
@@ -110,7 +109,8 @@ class LedgerOperations:
         if not reason.strip():
             raise InvalidPauseError("a pause must say why: give a reason")
         given = {"reason": reason, "until": until.isoformat() if until else None}
-        act, now = Act(actor, "pause", target_of(project, job), given), self.clock()
+        act = make_act(actor, ActKind.PAUSE, target_of(project, job), given)
+        now = self.clock()
         try:
             paused = await self.ledger.run(
                 lambda ledger: ledger.pause(
@@ -128,7 +128,7 @@ class LedgerOperations:
         now = self.clock()
         held = await self.ledger.run(lambda ledger: ledger.pauses(project=project, at=now))
         await self._require(project, job, held=[p.job for p in held if p.job is not None])
-        act = Act(actor, "resume", target_of(project, job), None)
+        act = make_act(actor, ActKind.RESUME, target_of(project, job), None)
         resumed, pauses = await self.ledger.run(
             lambda ledger: (
                 ledger.resume(project, job, act=act, now=now),
@@ -153,7 +153,8 @@ class LedgerOperations:
             audit=now - retention.audit,
             sessions=now,
         )
-        act = Act(actor, "ledger-prune", "ledger", {"dry_run": dry_run, **retention.shown()})
+        given = {"dry_run": dry_run, **retention.shown()}
+        act = make_act(actor, ActKind.LEDGER_PRUNE, "ledger", given)
 
         async def prune() -> PrunedOut:
             if dry_run:
@@ -224,7 +225,7 @@ async def upgrade_ledger(
     before, after = await upgrade_async_ledger(ledger_url, wait=wait)
     upgraded = LedgerUpgradedOut(from_revision=before, to_revision=after, upgraded=before != after)
     if upgraded.upgraded:
-        act = Act(actor, "ledger-upgrade", "ledger", None)
+        act = make_act(actor, ActKind.LEDGER_UPGRADE, "ledger", None)
         async with open_async_ledger(ledger_url) as ledger:
             said = f"schema from {before or 'a new ledger'} to {after}"
             await record(ledger, clock, act, ok=True, result=said)

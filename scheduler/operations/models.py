@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from scheduler.expiry.model import CachedTask
 from scheduler.ledger import FireState, RunState
+from scheduler.operations.audit import ActKind
 from scheduler.outcomes import CLAIMED_ELSEWHERE
 
 STATE_FILTER = (
@@ -114,6 +115,11 @@ class FiredOut(BaseModel):
     fire_id: int | None = Field(
         default=None, description="Its id in the history (/api/v1/fires/<id>); null: not found."
     )
+    decided_before: bool = Field(
+        default=False,
+        description="Decided before, by an earlier tick of the slot or another replica: state, "
+        "task_id and error are what the ledger records; nothing was done now.",
+    )
 
     @field_validator("state", mode="before")
     @classmethod
@@ -214,10 +220,7 @@ class AuditOut(BaseModel):
     id: int
     at: datetime
     actor: str = Field(description="Who: an API token's name, or the user and host of a command.")
-    action: str = Field(
-        description="What: fire, backfill, action, hook-fire, hooks-apply, pause, resume, "
-        "expiry-remediate, ledger-prune or ledger-upgrade."
-    )
+    action: str = Field(description=f"What: {', '.join(ActKind)}.")
     target: str = Field(
         description="On what: a project, `project/job`, a hook (`group/id`), a hooks folder "
         "or the ledger."
@@ -273,7 +276,9 @@ class CachedTaskOut(BaseModel):
     where: str = Field(description="The index namespace or task group it was found in.")
     task_id: str
     kind: str | None = Field(description="toolchain, docker-image, fetch, ... when known.")
-    expires: datetime = Field(description="When what expires first expires.")
+    expires: datetime | None = Field(
+        description="When what expires first expires; null: the task is gone already."
+    )
     days_left: float
     health: str
     because: str = Field(description="What expires first: the index entry, the task, ...")
@@ -288,7 +293,8 @@ class CachedTaskOut(BaseModel):
             where=task.where,
             task_id=task.task_id,
             kind=task.kind,
-            expires=task.expires,
+            # A gone task's index entry may live on for months: no date to wait for.
+            expires=None if task.gone else task.expires,
             days_left=round(task.days_left(now), 2),
             health=str(task.health(now, threshold)),
             because=task.because,
