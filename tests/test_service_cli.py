@@ -305,6 +305,8 @@ def test_tick_at_and_history_since_take_how_long_ago(
     assert {r["slot"] for r in json.loads(recent.stdout)} == {AT}
     both = invoke("history", "--since", "1h", "--json", "--config", str(config), env=environment)
     assert {r["slot"] for r in json.loads(both.stdout)} == {earlier, AT}
+    older = invoke("history", "--until", "10m", "--json", "--config", str(config), env=environment)
+    assert {r["slot"] for r in json.loads(older.stdout)} == {earlier}
 
 
 def test_the_service_commands_load_only_when_asked_for() -> None:
