@@ -180,7 +180,9 @@ def jobs(config_path: Path | None, project_name: str, upcoming: int, as_json: bo
     title = f"{overview.project} at {overview.revision[:12]}"
     if overview.paused is not None:
         title += f" (project {overview.paused.summary})"
-    shown = table(title, "job", "schedule (UTC)", "next", "last fire", "paused", "overlap")
+    shown = table(
+        title, "job", "schedule (UTC)", "next", "last fire", "overlap", "paused", extra=["paused"]
+    )
     for job in overview.jobs:
         last = job.last_fire
         shown.add_row(
@@ -188,8 +190,8 @@ def jobs(config_path: Path | None, project_name: str, upcoming: int, as_json: bo
             job.schedule if job.problem is None else f"{job.schedule}: {job.problem}",
             "\n".join(format_slot(slot) for slot in job.next_fires),
             last_fire_text(last) if last else "",
-            job.paused.reason if job.paused else "",
             job.overlap,
+            job.paused.reason if job.paused else "",
         )
     console().print(shown)
     for problem in overview.problems:
