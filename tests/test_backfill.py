@@ -43,7 +43,7 @@ jobs:
     when: [{minute: 0}]
   - name: nightly
     job: {type: decision-task, treeherder-symbol: N, target-tasks-method: nightly}
-    when: [{hour: 2, minute: 0}]
+    when: {by-project: {demo: [{hour: 2, minute: 0}], default: []}}
 """
 OPERATOR = "op-token-for-the-backfill-tests"
 VIEWER = "view-token-for-the-backfill-tests"
@@ -205,8 +205,20 @@ def test_a_dry_run_lists_what_would_fire_and_creates_nothing(
 
     table = backfill(config, environment, "--dry-run")
     assert table.exit_code == 0, table.output
-    assert "dry run: nothing fired" in table.stdout
+    assert "dry run: nothing fired" in " ".join(table.stdout.split())
     assert task_ids(emulator, "hourly", HOURS[:1])[0] in table.stdout
+
+
+def test_named_jobs_are_the_ones_fired_once_each_and_until_defaults_to_now(
+    emulator: Emulator, environment: dict[str, str], config: Path
+) -> None:
+    named = backfilled(backfill(config, environment, "nightly", "hourly", "nightly", "--json"))
+    assert states(named) == [("hourly", format_slot(slot), "created") for slot in HOURS]
+    since_six = ("--from", format_slot(SIX), "--config", str(config), "--json")
+    to_now = backfilled(invoke("backfill", "demo", "hourly", *since_six, env=environment))
+    assert datetime.fromisoformat(to_now["until"]) >= NOW  # the commands' clock runs from NOW
+    assert to_now["clamped"] is False
+    assert states(to_now)[-1] == ("hourly", format_slot(TEN), "created")
 
 
 def test_an_unknown_job_is_an_error_naming_the_known_jobs(

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from scheduler.cli.output import console, echo, echo_model, instant, json_option
+from scheduler.cli.output import TIME_FORMS, console, echo, echo_model, instant, json_option, now
 from scheduler.cli.setup import actor, carry_out, config_option, load, operations, start_logging
 from scheduler.cli.tables import print_fires
 from scheduler.cron import format_slot
@@ -31,14 +31,13 @@ from scheduler.outcomes import FireResult
     required=True,
     metavar="TIME",
     callback=instant,
-    help="The range's start: its first slot is the first at or after this time.",
+    help=f"The range's start: its first slot is the first at or after this time ({TIME_FORMS}).",
 )
 @click.option(
     "--until",
-    required=True,
     metavar="TIME",
     callback=instant,
-    help="The range's end, not in it; a time later than now is taken as now.",
+    help=f"The range's end, not in it (default: now; a later time is taken as now; {TIME_FORMS}).",
 )
 @click.option(
     "--max-fires",
@@ -58,7 +57,7 @@ def backfill(
     project: str,
     jobs: tuple[str, ...],
     start: datetime,
-    until: datetime,
+    until: datetime | None,
     max_fires: int,
     dry_run: bool,
     as_json: bool,
@@ -92,7 +91,7 @@ def backfill(
                     project,
                     jobs,
                     start=start,
-                    until=until,
+                    until=until if until is not None else now(),
                     max_fires=max_fires,
                     dry_run=dry_run,
                     progress=progress,
@@ -106,7 +105,10 @@ def backfill(
             echo(f"note: {note}", err=True)
         span = f"{format_slot(done.start)} to {format_slot(done.until)}"
         heading = f"Backfill of {done.project}, {span}, at {done.revision[:12]}"
-        print_fires(done.fires, heading + (" (dry run: nothing fired)" if done.dry_run else ""))
+        if done.fires:
+            print_fires(done.fires, heading + (" (dry run: nothing fired)" if done.dry_run else ""))
+        else:
+            echo(heading)
         counts = ", ".join(f"{count} {state}" for state, count in done.counts.items())
         echo(counts or "no slot of the range is named by the jobs' schedules")
     sys.exit(1 if done.counts.get("failed") else 0)

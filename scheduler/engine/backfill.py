@@ -169,7 +169,7 @@ def _chosen(project: Project, cron: CronFile, names: Sequence[str]) -> tuple[Job
             f"{project.name}'s .cron.yml has no job {', '.join(map(repr, unknown))} that runs on "
             f"{project.name}{broken}; its jobs: {there}"
         )
-    return tuple(dict.fromkeys(known[name] for name in names))
+    return tuple(known[name] for name in dict.fromkeys(names))
 
 
 def _span(start: datetime, until: datetime, now: datetime) -> tuple[datetime, datetime, bool]:
