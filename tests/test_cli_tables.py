@@ -14,6 +14,7 @@ import slugid
 from click.testing import CliRunner, Result
 
 from scheduler.cli import main
+from scheduler.cli.output import console, table
 from scheduler.cron import format_slot
 from scheduler.ledger import FireKind, FireState, Ledger, Outcome
 
@@ -147,3 +148,20 @@ def test_o_json_is_json_and_conflicts_with_another_o(config: Path) -> None:
     both = history(config, "--json", "-o", "wide")
     assert both.exit_code == 2
     assert "--json and -o wide ask for different outputs" in both.stderr
+
+
+def test_an_empty_extra_column_is_left_out_without_a_word(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "40")
+    laid_out = table("fires", "task", "state", "error", extra=["error"])
+    for _ in range(3):
+        laid_out.add_row(slugid.nice(), "a state said in several words here", "")
+    console().print(laid_out)
+    text = capsys.readouterr().out
+    assert "error" not in text
+    assert "left out" not in text
+    with_error = table("fires", "task", "state", "error", extra=["error"])
+    with_error.add_row(slugid.nice(), "a state said in several words here", "it broke")
+    console().print(with_error)
+    assert "(error left out to fit" in capsys.readouterr().out

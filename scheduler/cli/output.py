@@ -222,8 +222,10 @@ class _FittingTable(Table):
             probe = self._with(kept, wide=False, extra_room=EXTRA_ROOM)
             if Measurement.get(console, unbounded, probe).minimum <= options.max_width:
                 break
+            dropped = [column for column in kept if column.header == name]
             kept = [column for column in kept if column.header != name]
-            left_out.insert(0, name)
+            if any(str(cell).strip() for column in dropped for cell in column.cells):
+                left_out.insert(0, name)  # an empty column goes without a word
         shown = self._with(kept, wide=wide)
         if left_out:
             shown.caption = f"({', '.join(left_out)} left out to fit; -o wide shows every column)"
