@@ -183,8 +183,9 @@ class Watcher:
         notices = self.reporter.group_resolved(
             watch, counts.total, group.failed, self.clock(), blocked=counts.blocked
         )
-        verdict = RunState.FAILED if group.failed else RunState.COMPLETED
-        return await self._advance(watch, WatchPhase.DONE, notices, run_state=verdict, group=counts)
+        return await self._advance(
+            watch, WatchPhase.DONE, notices, run_state=verdict_of(counts), group=counts
+        )
 
     async def _advance(
         self,
@@ -292,6 +293,17 @@ class Watcher:
             unresolved=unresolved,
         )
         return GroupState(counts, tuple(failed))
+
+
+def verdict_of(counts: GroupCounts) -> RunState:
+    """A resolved group's run state, from how its tasks resolved alone: which resolutions are
+    told as failures (canceled, deadline-exceeded) is the notifications' choice, and a group
+    that `replace` cancelled did not complete."""
+    if counts.failed:
+        return RunState.FAILED
+    if counts.exception or counts.blocked:
+        return RunState.EXCEPTION
+    return RunState.COMPLETED
 
 
 def _blocked(definition: dict[str, Any], states: dict[str, str]) -> bool:

@@ -25,7 +25,15 @@ from scheduler.cron.slots import Decision, GiveUp, Occasion, OpenFire, SkipReaso
 from scheduler.engine import Engine
 from scheduler.findings import findings_of
 from scheduler.ids import decision_task_id
-from scheduler.ledger import FireKind, FireState, Ledger, Outcome, WatchPhase, WatchSpec
+from scheduler.ledger import (
+    FireKind,
+    FireState,
+    Ledger,
+    Outcome,
+    RunState,
+    WatchPhase,
+    WatchSpec,
+)
 from scheduler.notifier import Notifier
 from scheduler.outcomes import SlotResult
 from scheduler.preflight import preflight
@@ -445,3 +453,37 @@ def test_preflight_warns_that_replace_does_not_cancel_an_actions_group(
         in message
         for message in found
     ), found
+
+
+def test_a_replaced_runs_cancelled_group_is_not_shown_completed(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """The run whose watched group `replace` cancelled ends as exception (the group's tasks
+    were canceled), whatever the notifications count as a failure: never `completed`."""
+    emulator.set_role("repo:*", [*REPOSITORY_ROLES["repo:*"], *CANCEL_SCOPES])
+    config, _ = _hourly(emulator, tmp_path, overlap="replace", watch_task_groups=True)
+
+    async def scenario(engine: Engine, notifier: Notifier) -> None:
+        first = await _first_fire_running(engine, notifier, emulator)
+        now = emulator.clock.now()
+        definition = task_definition(
+            now, taskGroupId=first, schedulerId="tcs-level-1", deadline=format_time(now + DAY_LONG)
+        )
+        taskcluster.Queue(emulator.options()).createTask(slugid.nice(), definition)
+        emulator.resolve_task(first, "completed")
+        await notifier.round()  # the decision task completed; its group runs
+        await _tick(engine, emulator, DAY + HOUR)  # replaces it: the group is cancelled
+        await notifier.round()
+        await notifier.round()
+
+    _serve(config, emulator, scenario)
+    ledger = Ledger.open(config.ledger_url)
+    try:
+        [replaced] = [f for f in ledger.fires() if f.slot == DAY]
+        watch = ledger.watch(replaced.id)
+    finally:
+        ledger.close()
+    assert watch is not None
+    assert watch.phase is WatchPhase.DONE
+    assert watch.group is not None and watch.group.exception == 1
+    assert watch.run_state is RunState.EXCEPTION
