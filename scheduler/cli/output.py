@@ -62,6 +62,8 @@ Command = TypeVar("Command", bound=Callable[..., Any])
 # The layouts `-o` names; `json` is the same as `--json`.
 OUTPUTS = ("table", "wide", "json")
 _WIDE = "tc_scheduler.output.wide"
+# The width of `-o wide`: more than any row needs, so that no cell is cut or folded.
+_WIDE_COLUMNS = 10_000
 
 
 def json_option(help: str = "Print the answer as JSON.") -> Callable[[Command], Command]:
@@ -129,7 +131,9 @@ class _MaskingConsole(Console):
 
 def console(*, stderr: bool = False) -> Console:
     """Output for tables (standard error with `stderr`), secrets masked: a terminal's width,
-    or wide enough to keep names whole."""
+    or wide enough to keep names whole; with `-o wide`, as wide as the cells are."""
+    if not stderr and wide_output():
+        return _MaskingConsole(highlight=False, width=_WIDE_COLUMNS)
     if _MaskingConsole(highlight=False, stderr=stderr).is_terminal:
         return _MaskingConsole(highlight=False, stderr=stderr)
     return _MaskingConsole(highlight=False, stderr=stderr, width=200)
