@@ -19,6 +19,7 @@ from scheduler.cli import main
 from scheduler.config.loading import read_config
 from scheduler.config.model import ApiSettings, ApiToken
 from scheduler.cron import format_slot
+from scheduler.engine.backfill import InvalidRangeError
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireKind, FireState, Ledger
 from scheduler.monitoring import Monitor
@@ -384,3 +385,21 @@ def test_a_claim_retakes_a_skipped_fire_only_when_asked(ledger: Ledger) -> None:
     assert ledger.claim_many(
         "demo", wanted, replica="r3", now=NOW + lease, lease=lease, retake_skipped=True
     ) == [None], "a fire that made its task is never claimed again"
+
+
+def test_a_range_at_the_calendars_end_is_refused_with_the_reason(
+    emulator: Emulator, environment: dict[str, str], config: Path
+) -> None:
+    """The API takes any time to 9999 (the command line stops at 8999): a range that starts
+    there names no begun slot, said as for any future range, never an internal error."""
+    settings = read_config(config, environment)
+    start = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
+
+    async def run() -> None:
+        async with open_service(settings, clock=emulator.clock.now) as service:
+            ops = service.operations()
+            until = start + timedelta(seconds=30)
+            await ops.backfill("ann", "demo", (), start=start, until=until)
+
+    with pytest.raises(InvalidRangeError, match="has begun"):
+        asyncio.run(run())

@@ -188,7 +188,9 @@ def _span(start: datetime, until: datetime, now: datetime) -> tuple[datetime, da
             f"from {start:%Y-%m-%d} is before {EARLIEST.year}, the first year with slots"
         )
     end = min(until, now)
-    first = first_slot_at_or_after(start)
+    # A start at or after now has no begun slot (and the first slot after the calendar's last
+    # minute would not be a time at all).
+    first = first_slot_at_or_after(start) if start < end else end
     if first >= end:
         raise InvalidRangeError(
             f"no slot of {format_slot(start)} to {format_slot(until)} has begun (it is "
