@@ -370,7 +370,7 @@ def test_a_claim_retakes_a_skipped_fire_only_when_asked(ledger: Ledger) -> None:
     wanted = [("hourly", SIX, FireKind.CATCH_UP)]
     assert ledger.claim_many("demo", wanted, replica="r2", now=NOW, lease=lease) == [None]
     [claim] = ledger.claim_many(
-        "demo", wanted, replica="r2", now=NOW, lease=lease, retake_skipped=True
+        "demo", wanted, replica="r2", now=NOW, lease=lease, retake_unmade=True
     )
     assert claim is not None
     assert claim.attempt == 1
@@ -378,12 +378,12 @@ def test_a_claim_retakes_a_skipped_fire_only_when_asked(ledger: Ledger) -> None:
     assert taken is not None
     assert (taken.state, taken.error, taken.finished_at) == (FireState.CLAIMED, None, None)
     again = ledger.claim_many(
-        "demo", wanted, replica="r3", now=NOW, lease=lease, retake_skipped=True
+        "demo", wanted, replica="r3", now=NOW, lease=lease, retake_unmade=True
     )
     assert again == [None], "a claimed fire is not taken while its lease runs"
     assert ledger.finish(claim, state=FireState.CREATED, now=NOW, task_id="t")
     assert ledger.claim_many(
-        "demo", wanted, replica="r3", now=NOW + lease, lease=lease, retake_skipped=True
+        "demo", wanted, replica="r3", now=NOW + lease, lease=lease, retake_unmade=True
     ) == [None], "a fire that made its task is never claimed again"
 
 
@@ -403,3 +403,52 @@ def test_a_range_at_the_calendars_end_is_refused_with_the_reason(
 
     with pytest.raises(InvalidRangeError, match="has begun"):
         asyncio.run(run())
+
+
+def test_slots_a_dry_run_service_recorded_are_fired_once_it_runs_for_real(
+    emulator: Emulator, environment: dict[str, str], config: Path, tmp_path: Path
+) -> None:
+    """A service without credentials runs dry (`dry-run: auto`) and records each fire as a dry
+    run; nothing was made, so a backfill once it runs for real fires those slots (its preview
+    says it would), as it fires skipped ones."""
+    dry = tmp_path / "dry.yml"
+    dry.write_text("dry-run: true\n" + config.read_text())
+    rehearsed = backfilled(backfill(dry, environment, "hourly", "--json"))
+    assert {fire["state"] for fire in rehearsed["fires"]} == {"dry-run"}
+    assert emulator.tasks() == []
+
+    preview = backfilled(backfill(config, environment, "hourly", "--dry-run", "--json"))
+    assert [fire["task_id"] for fire in preview["fires"]] == task_ids(emulator, "hourly", HOURS)
+    assert {fire["state"] for fire in preview["fires"]} == {"dry-run"}
+    answer = backfilled(backfill(config, environment, "hourly", "--json"))
+    assert states(answer) == [("hourly", format_slot(s), "created") for s in HOURS]
+    assert sorted(t.task_id for t in emulator.tasks()) == sorted(
+        task_ids(emulator, "hourly", HOURS)
+    )
+    again = backfilled(backfill(config, environment, "hourly", "--json"))
+    assert states(again) == [("hourly", format_slot(s), "already-fired") for s in HOURS]
+
+
+def test_a_claim_retakes_a_dry_run_only_when_asked_and_forgets_what_it_rendered(
+    ledger: Ledger,
+) -> None:
+    lease = timedelta(minutes=10)
+    wanted = [("hourly", SIX, FireKind.SCHEDULED)]
+    [held] = ledger.claim_many("demo", wanted, replica="r1", now=NOW, lease=lease)
+    assert held is not None
+    rendered = {"task": {"taskGroupId": "would-be"}}
+    assert ledger.finish(held, state=FireState.DRY_RUN, now=NOW, task_id="t", details=rendered)
+    assert ledger.claim_many("demo", wanted, replica="r2", now=NOW, lease=lease) == [None]
+    [claim] = ledger.claim_many(
+        "demo", wanted, replica="r2", now=NOW, lease=lease, retake_unmade=True
+    )
+    assert claim is not None
+    assert claim.attempt == 2
+    taken = ledger.fire("demo", "hourly", SIX)
+    assert taken is not None
+    assert (taken.state, taken.task_id, taken.details, taken.finished_at) == (
+        FireState.CLAIMED,
+        None,
+        None,
+        None,
+    )

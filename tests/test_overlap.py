@@ -485,5 +485,6 @@ def test_a_replaced_runs_cancelled_group_is_not_shown_completed(
         ledger.close()
     assert watch is not None
     assert watch.phase is WatchPhase.DONE
-    assert watch.group is not None and watch.group.exception == 1
+    assert watch.group is not None
+    assert watch.group.exception == 1
     assert watch.run_state is RunState.EXCEPTION
