@@ -27,14 +27,13 @@ from scheduler.ledger import (
 )
 from scheduler.notify.events import FailedTask
 from scheduler.reports.reporter import Reporter
-from scheduler.taskcluster import Clients
+from scheduler.taskcluster import UNRESOLVED_TASK_STATES, Clients
 from scheduler.taskcluster_failures import TaskclusterError
 
 log = structlog.get_logger("tc_scheduler.watcher")
 
 # queue.statuses takes up to this many task ids a call.
 STATUS_BATCH = 1000
-UNRESOLVED = ("unscheduled", "pending", "running")
 # A resolved task's state as its run's.
 RESOLVED = {
     str(state): state for state in (RunState.COMPLETED, RunState.FAILED, RunState.EXCEPTION)
@@ -139,7 +138,7 @@ class Watcher:
         seen = dataclasses.replace(watch, task_group_id=status.get("taskGroupId"))
         first_sight = watch.task_state is None
         notices = self.reporter.started(seen, now) if first_sight else []
-        if state in UNRESOLVED:
+        if state in UNRESOLVED_TASK_STATES:
             # A task that ran and waits for its next run (a worker lost) is still running.
             running = RunState.RUNNING if state == "running" else watch.run_state
             return await self._advance(
@@ -272,7 +271,7 @@ class Watcher:
         for task_id, item in tasks.items():
             status, definition = item["status"], item["task"]
             state = states[task_id]
-            if state in UNRESOLVED:
+            if state in UNRESOLVED_TASK_STATES:
                 if state == "unscheduled" and _blocked(definition, states):
                     blocked += 1
                 else:

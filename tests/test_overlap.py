@@ -488,3 +488,28 @@ def test_a_replaced_runs_cancelled_group_is_not_shown_completed(
     assert watch.group is not None
     assert watch.group.exception == 1
     assert watch.run_state is RunState.EXCEPTION
+
+
+def test_replace_leaves_the_group_of_a_decision_task_that_resolved_unseen(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """The previous fire's decision task completed since the watcher last looked: for a job
+    whose group is not watched the run is over, so its group (the builds it made) is not
+    cancelled, and the new fire is made."""
+    emulator.set_role("repo:*", [*REPOSITORY_ROLES["repo:*"], *CANCEL_SCOPES])
+    config, _ = _hourly(emulator, tmp_path, overlap="replace")
+
+    async def scenario(engine: Engine, notifier: Notifier) -> tuple[str, SlotResult]:
+        first = await _first_fire_running(engine, notifier, emulator)
+        child, now = slugid.nice(), emulator.clock.now()
+        definition = task_definition(
+            now, taskGroupId=first, schedulerId="tcs-level-1", deadline=format_time(now + DAY_LONG)
+        )
+        taskcluster.Queue(emulator.options()).createTask(child, definition)
+        emulator.resolve_task(first, "completed")  # no watcher round since
+        return child, await _tick(engine, emulator, DAY + HOUR)
+
+    child, second = _serve(config, emulator, scenario)
+    assert [f.state for f in second.fires] == [FireState.CREATED]
+    assert _state(emulator, _task(emulator, DAY))[0] == "completed"
+    assert _state(emulator, child)[0] == "pending"

@@ -14,7 +14,7 @@ from scheduler.config.model import Project
 from scheduler.cron.overlap import ALLOW, RunningFire
 from scheduler.engine.fires import Dispatched, FireMeans, FireRequest
 from scheduler.ledger import EngineLedger, FireKind, FireState, UnresolvedFire, WatchPhase
-from scheduler.taskcluster import Clients
+from scheduler.taskcluster import UNRESOLVED_TASK_STATES, Clients
 from scheduler.taskcluster_failures import TaskclusterError
 
 log = structlog.get_logger("tc_scheduler.engine")
@@ -50,6 +50,7 @@ def _running(fire: UnresolvedFire) -> RunningFire:
         being_made=fire.being_made,
         waiting_for_group=fire.phase is WatchPhase.GROUP,
         action=fire.task_kind == "action",
+        group_watched=fire.follow_group,
     )
 
 
@@ -65,6 +66,11 @@ async def cancel_replaced(request: FireRequest, means: FireMeans) -> Dispatched 
             log.info("would cancel the task group of the fire replaced", task_group_id=group)
             continue
         try:
+            if not await _still_runs(means.clients, replaced):
+                log.info(
+                    "the fire to replace has resolved since; nothing cancelled", task_group_id=group
+                )
+                continue
             cancelled = await _seal_and_cancel(means.clients, group)
         except TaskclusterError as error:
             return Dispatched(
@@ -83,6 +89,23 @@ async def cancel_replaced(request: FireRequest, means: FireMeans) -> Dispatched 
             cancelled=cancelled,
         )
     return None
+
+
+async def _still_runs(clients: Clients, fire: RunningFire) -> bool:
+    """Whether `fire` still runs as the queue has it now: the watcher's last look may be older.
+    A fire whose group is watched runs until the group resolves, which the watcher's read
+    stands for; any other, until its task resolves: once it has, the tasks of its group are
+    the run it made, and not cancelled."""
+    if fire.group_watched or fire.task_id is None:
+        return True
+    try:
+        answer = await clients.queue.status(fire.task_id)
+    except Exception as error:
+        explained = clients.explain(error, "queue.status")
+        if explained.status == 404:
+            return False
+        raise explained from None
+    return str(answer["status"]["state"]) in UNRESOLVED_TASK_STATES
 
 
 async def _seal_and_cancel(clients: Clients, group: str) -> int:

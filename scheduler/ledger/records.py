@@ -227,6 +227,7 @@ class UnresolvedFire:
     phase: WatchPhase | None  # None: no watch (being made, or recorded without one)
     task_state: str | None  # the task's state when the watcher last looked (None: not yet)
     task_kind: str | None  # "decision" or "action", as the watch says
+    follow_group: bool = False  # its watch follows the task group, not only the task
 
     @property
     def being_made(self) -> bool:
