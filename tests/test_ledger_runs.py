@@ -224,3 +224,19 @@ def test_a_failed_fire_naming_a_task_has_no_run_once_its_failure_is_reported(
 
     assert outcome_of(watch_of(ledger, held)) is None
     assert ledger.fires(state=RunState.EXCEPTION) == []
+
+
+def test_counts_listed_earlier_by_another_replica_never_replace_newer_ones(
+    ledger: Ledger, ledger_url: str
+) -> None:
+    """Two replicas list the same running group; the one whose listing is older writes last:
+    the watch moved on since it was read (its counts changed), so nothing is written."""
+    fire = fired(ledger, "nightly", follow_group=True)
+    step(ledger, fire, WatchPhase.GROUP, task_state="completed", run_state=RunState.RUNNING)
+    older = GroupCounts(total=50, failed=0, exception=0, blocked=0, unresolved=40)
+    newer = GroupCounts(total=50, failed=1, exception=0, blocked=0, unresolved=10)
+    with Ledger.open(ledger_url) as other:
+        [seen_by_a], [seen_by_b] = ledger.watches(), other.watches()
+        assert other.advance_watch(seen_by_b, WatchPhase.GROUP, now=T + HOUR, group=newer)
+        assert not ledger.advance_watch(seen_by_a, WatchPhase.GROUP, now=T + HOUR, group=older)
+    assert watch_of(ledger, fire).group == newer
