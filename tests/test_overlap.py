@@ -513,3 +513,20 @@ def test_replace_leaves_the_group_of_a_decision_task_that_resolved_unseen(
     assert [f.state for f in second.fires] == [FireState.CREATED]
     assert _state(emulator, _task(emulator, DAY))[0] == "completed"
     assert _state(emulator, child)[0] == "pending"
+
+
+def test_skip_fires_when_the_previous_task_resolved_since_the_watcher_looked(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """The watcher last saw the previous fire's task running; it has completed since (a
+    watcher round comes after the tick): the queue is asked, and the slot fires."""
+    config, _ = _hourly(emulator, tmp_path, overlap="skip")
+
+    async def scenario(engine: Engine, notifier: Notifier) -> SlotResult:
+        first = await _first_fire_running(engine, notifier, emulator)
+        emulator.resolve_task(first, "completed")  # no watcher round since
+        return await _tick(engine, emulator, DAY + HOUR)
+
+    second = _serve(config, emulator, scenario)
+    assert second.overlapping == ()
+    assert [f.state for f in second.fires] == [FireState.CREATED]

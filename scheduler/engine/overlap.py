@@ -6,6 +6,8 @@ What each policy decides is `cron/overlap.py`'s; this reads the ledger for it an
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import structlog
@@ -37,6 +39,43 @@ def running_fires(
     return [_running(fire) for fire in found]
 
 
+async def still_running(clients: Clients, fires: Sequence[RunningFire]) -> list[RunningFire]:
+    """`fires` less those whose run the queue says is over: the watcher's last look may be a
+    round old, and a decision task that resolved since neither holds a `skip` back nor has
+    its group (the tasks it made) cancelled by `replace`. Only a run that ends with its task
+    is asked after (not one whose group is watched, nor one being made); if asking fails, the
+    watcher's look stands."""
+    asked = [fire for fire in fires if _ends_with_its_task(fire)]
+    if not asked:
+        return list(fires)
+    try:
+        states = await asyncio.gather(*(_task_state(clients, fire) for fire in asked))
+    except TaskclusterError as error:
+        log.warning("cannot tell whether earlier fires still run", error=error.message)
+        return list(fires)
+    over = {id(fire) for fire, state in zip(asked, states, strict=True) if state is None}
+    return [fire for fire in fires if id(fire) not in over]
+
+
+def _ends_with_its_task(fire: RunningFire) -> bool:
+    return not (fire.group_watched or fire.waiting_for_group or fire.being_made) and bool(
+        fire.task_id
+    )
+
+
+async def _task_state(clients: Clients, fire: RunningFire) -> str | None:
+    """The state of `fire`'s task while it has not resolved; None once it has (or is gone)."""
+    try:
+        answer = await clients.queue.status(fire.task_id)
+    except Exception as error:
+        explained = clients.explain(error, "queue.status")
+        if explained.status == 404:
+            return None
+        raise explained from None
+    state = str(answer["status"]["state"])
+    return state if state in UNRESOLVED_TASK_STATES else None
+
+
 def _running(fire: UnresolvedFire) -> RunningFire:
     # While being made, the fire's own state (claimed, retrying); then its task's.
     state = fire.state.value if fire.being_made else (fire.task_state or "not read yet")
@@ -66,11 +105,6 @@ async def cancel_replaced(request: FireRequest, means: FireMeans) -> Dispatched 
             log.info("would cancel the task group of the fire replaced", task_group_id=group)
             continue
         try:
-            if not await _still_runs(means.clients, replaced):
-                log.info(
-                    "the fire to replace has resolved since; nothing cancelled", task_group_id=group
-                )
-                continue
             cancelled = await _seal_and_cancel(means.clients, group)
         except TaskclusterError as error:
             return Dispatched(
@@ -89,23 +123,6 @@ async def cancel_replaced(request: FireRequest, means: FireMeans) -> Dispatched 
             cancelled=cancelled,
         )
     return None
-
-
-async def _still_runs(clients: Clients, fire: RunningFire) -> bool:
-    """Whether `fire` still runs as the queue has it now: the watcher's last look may be older.
-    A fire whose group is watched runs until the group resolves, which the watcher's read
-    stands for; any other, until its task resolves: once it has, the tasks of its group are
-    the run it made, and not cancelled."""
-    if fire.group_watched or fire.task_id is None:
-        return True
-    try:
-        answer = await clients.queue.status(fire.task_id)
-    except Exception as error:
-        explained = clients.explain(error, "queue.status")
-        if explained.status == 404:
-            return False
-        raise explained from None
-    return str(answer["status"]["state"]) in UNRESOLVED_TASK_STATES
 
 
 async def _seal_and_cancel(clients: Clients, group: str) -> int:
