@@ -28,6 +28,8 @@ from scheduler.taskcluster_failures import Restriction, TaskclusterError, answer
 
 # The client library's retries for 5xx and connection errors: attempts after the first one.
 MAX_RETRIES = 5
+# The states of a task the queue has not resolved yet.
+UNRESOLVED_TASK_STATES = ("unscheduled", "pending", "running")
 SERVICES = {
     "queue": taskcluster.aio.Queue,
     "index": taskcluster.aio.Index,

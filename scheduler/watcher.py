@@ -27,14 +27,13 @@ from scheduler.ledger import (
 )
 from scheduler.notify.events import FailedTask
 from scheduler.reports.reporter import Reporter
-from scheduler.taskcluster import Clients
+from scheduler.taskcluster import UNRESOLVED_TASK_STATES, Clients
 from scheduler.taskcluster_failures import TaskclusterError
 
 log = structlog.get_logger("tc_scheduler.watcher")
 
 # queue.statuses takes up to this many task ids a call.
 STATUS_BATCH = 1000
-UNRESOLVED = ("unscheduled", "pending", "running")
 # A resolved task's state as its run's.
 RESOLVED = {
     str(state): state for state in (RunState.COMPLETED, RunState.FAILED, RunState.EXCEPTION)
@@ -139,7 +138,7 @@ class Watcher:
         seen = dataclasses.replace(watch, task_group_id=status.get("taskGroupId"))
         first_sight = watch.task_state is None
         notices = self.reporter.started(seen, now) if first_sight else []
-        if state in UNRESOLVED:
+        if state in UNRESOLVED_TASK_STATES:
             # A task that ran and waits for its next run (a worker lost) is still running.
             running = RunState.RUNNING if state == "running" else watch.run_state
             return await self._advance(
@@ -183,8 +182,9 @@ class Watcher:
         notices = self.reporter.group_resolved(
             watch, counts.total, group.failed, self.clock(), blocked=counts.blocked
         )
-        verdict = RunState.FAILED if group.failed else RunState.COMPLETED
-        return await self._advance(watch, WatchPhase.DONE, notices, run_state=verdict, group=counts)
+        return await self._advance(
+            watch, WatchPhase.DONE, notices, run_state=verdict_of(counts), group=counts
+        )
 
     async def _advance(
         self,
@@ -271,7 +271,7 @@ class Watcher:
         for task_id, item in tasks.items():
             status, definition = item["status"], item["task"]
             state = states[task_id]
-            if state in UNRESOLVED:
+            if state in UNRESOLVED_TASK_STATES:
                 if state == "unscheduled" and _blocked(definition, states):
                     blocked += 1
                 else:
@@ -292,6 +292,17 @@ class Watcher:
             unresolved=unresolved,
         )
         return GroupState(counts, tuple(failed))
+
+
+def verdict_of(counts: GroupCounts) -> RunState:
+    """A resolved group's run state, from how its tasks resolved alone: which resolutions are
+    told as failures (canceled, deadline-exceeded) is the notifications' choice, and a group
+    that `replace` cancelled did not complete."""
+    if counts.failed:
+        return RunState.FAILED
+    if counts.exception or counts.blocked:
+        return RunState.EXCEPTION
+    return RunState.COMPLETED
 
 
 def _blocked(definition: dict[str, Any], states: dict[str, str]) -> bool:

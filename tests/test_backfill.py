@@ -19,6 +19,7 @@ from scheduler.cli import main
 from scheduler.config.loading import read_config
 from scheduler.config.model import ApiSettings, ApiToken
 from scheduler.cron import format_slot
+from scheduler.engine.backfill import InvalidRangeError
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireKind, FireState, Ledger
 from scheduler.monitoring import Monitor
@@ -381,7 +382,7 @@ def test_a_claim_retakes_a_skipped_fire_only_when_asked(ledger: Ledger) -> None:
     wanted = [("hourly", SIX, FireKind.CATCH_UP)]
     assert ledger.claim_many("demo", wanted, replica="r2", now=NOW, lease=lease) == [None]
     [claim] = ledger.claim_many(
-        "demo", wanted, replica="r2", now=NOW, lease=lease, retake_skipped=True
+        "demo", wanted, replica="r2", now=NOW, lease=lease, retake_unmade=True
     )
     assert claim is not None
     assert claim.attempt == 1
@@ -389,10 +390,77 @@ def test_a_claim_retakes_a_skipped_fire_only_when_asked(ledger: Ledger) -> None:
     assert taken is not None
     assert (taken.state, taken.error, taken.finished_at) == (FireState.CLAIMED, None, None)
     again = ledger.claim_many(
-        "demo", wanted, replica="r3", now=NOW, lease=lease, retake_skipped=True
+        "demo", wanted, replica="r3", now=NOW, lease=lease, retake_unmade=True
     )
     assert again == [None], "a claimed fire is not taken while its lease runs"
     assert ledger.finish(claim, state=FireState.CREATED, now=NOW, task_id="t")
     assert ledger.claim_many(
-        "demo", wanted, replica="r3", now=NOW + lease, lease=lease, retake_skipped=True
+        "demo", wanted, replica="r3", now=NOW + lease, lease=lease, retake_unmade=True
     ) == [None], "a fire that made its task is never claimed again"
+
+
+def test_a_range_at_the_calendars_end_is_refused_with_the_reason(
+    emulator: Emulator, environment: dict[str, str], config: Path
+) -> None:
+    """The API takes any time to 9999 (the command line stops at 8999): a range that starts
+    there names no begun slot, said as for any future range, never an internal error."""
+    settings = read_config(config, environment)
+    start = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
+
+    async def run() -> None:
+        async with open_service(settings, clock=emulator.clock.now) as service:
+            ops = service.operations()
+            until = start + timedelta(seconds=30)
+            await ops.backfill("ann", "demo", (), start=start, until=until)
+
+    with pytest.raises(InvalidRangeError, match="has begun"):
+        asyncio.run(run())
+
+
+def test_slots_a_dry_run_service_recorded_are_fired_once_it_runs_for_real(
+    emulator: Emulator, environment: dict[str, str], config: Path, tmp_path: Path
+) -> None:
+    """A service without credentials runs dry (`dry-run: auto`) and records each fire as a dry
+    run; nothing was made, so a backfill once it runs for real fires those slots (its preview
+    says it would), as it fires skipped ones."""
+    dry = tmp_path / "dry.yml"
+    dry.write_text("dry-run: true\n" + config.read_text())
+    rehearsed = backfilled(backfill(dry, environment, "hourly", "--json"))
+    assert {fire["state"] for fire in rehearsed["fires"]} == {"dry-run"}
+    assert emulator.tasks() == []
+
+    preview = backfilled(backfill(config, environment, "hourly", "--dry-run", "--json"))
+    assert [fire["task_id"] for fire in preview["fires"]] == task_ids(emulator, "hourly", HOURS)
+    assert {fire["state"] for fire in preview["fires"]} == {"dry-run"}
+    answer = backfilled(backfill(config, environment, "hourly", "--json"))
+    assert states(answer) == [("hourly", format_slot(s), "created") for s in HOURS]
+    assert sorted(t.task_id for t in emulator.tasks()) == sorted(
+        task_ids(emulator, "hourly", HOURS)
+    )
+    again = backfilled(backfill(config, environment, "hourly", "--json"))
+    assert states(again) == [("hourly", format_slot(s), "already-fired") for s in HOURS]
+
+
+def test_a_claim_retakes_a_dry_run_only_when_asked_and_forgets_what_it_rendered(
+    ledger: Ledger,
+) -> None:
+    lease = timedelta(minutes=10)
+    wanted = [("hourly", SIX, FireKind.SCHEDULED)]
+    [held] = ledger.claim_many("demo", wanted, replica="r1", now=NOW, lease=lease)
+    assert held is not None
+    rendered = {"task": {"taskGroupId": "would-be"}}
+    assert ledger.finish(held, state=FireState.DRY_RUN, now=NOW, task_id="t", details=rendered)
+    assert ledger.claim_many("demo", wanted, replica="r2", now=NOW, lease=lease) == [None]
+    [claim] = ledger.claim_many(
+        "demo", wanted, replica="r2", now=NOW, lease=lease, retake_unmade=True
+    )
+    assert claim is not None
+    assert claim.attempt == 2
+    taken = ledger.fire("demo", "hourly", SIX)
+    assert taken is not None
+    assert (taken.state, taken.task_id, taken.details, taken.finished_at) == (
+        FireState.CLAIMED,
+        None,
+        None,
+        None,
+    )

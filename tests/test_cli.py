@@ -469,3 +469,19 @@ def test_the_console_masks_before_a_table_folds_a_secret(
     pieces = [secret[i : i + 8] for i in range(len(secret) - 7)]
     assert [piece for piece in pieces if piece in out] == []
     assert out.count("***") == 3
+
+
+def test_output_wide_keeps_every_cell_whole(tmp_path: Path) -> None:
+    name = "nightly-" + "-".join(["and-on"] * 40)
+    path = tmp_path / ".cron.yml"
+    path.write_text(
+        f"jobs:\n  - name: {name}\n"
+        "    job: {type: decision-task, treeherder-symbol: N, target-tasks-method: nightly}\n"
+        "    when: [{hour: 1, minute: 0}]\n"
+    )
+    command = ("plan", "--cron", str(path), "--project", "p", "--from", "2026-11-24T00:00:00Z")
+    table, wide = run(*command), run(*command, "-o", "wide")
+    assert table.exit_code == wide.exit_code == 0
+    assert name not in table.stdout  # cut to the default width
+    [row] = [line for line in wide.stdout.splitlines() if name in line]
+    assert "2026-11-24T01:00:00Z" in row

@@ -25,6 +25,7 @@ from scheduler.ledger import (
 )
 from scheduler.ledger.connecting import create_ledger_engine
 from scheduler.ledger.migrating import alembic_config
+from scheduler.operations.runs import outcome_of
 
 PROJECT = "mozilla-central"
 T = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -205,3 +206,37 @@ def test_the_migration_works_out_the_run_state_of_older_watches(
     assert after == before | {"grouped": RunState.COMPLETED}
     assert watch_of(ledger, gone).run_state is RunState.EXCEPTION
     assert watch_of(ledger, made["grouped"]).group is None
+
+
+def test_a_failed_fire_naming_a_task_has_no_run_once_its_failure_is_reported(
+    ledger: Ledger,
+) -> None:
+    """A fire given up without knowing whether its task exists names that task; its watch only
+    reports the failure, so its run is nothing the watcher saw: not `exception`, `gone`."""
+    held = ledger.claim(
+        PROJECT, "nightly", T, kind=FireKind.SCHEDULED, replica="replica-a", now=T, lease=LEASE
+    )
+    assert held is not None
+    error = "given up; whether task task-nightly exists is still not known"
+    outcome = Outcome(held, FireState.FAILED, "task-nightly", None, error, None, WatchSpec())
+    assert ledger.finish_many([outcome], now=T + MINUTE) == [True]
+    step(ledger, held, WatchPhase.DONE)  # the watcher reported the failure
+
+    assert outcome_of(watch_of(ledger, held)) is None
+    assert ledger.fires(state=RunState.EXCEPTION) == []
+
+
+def test_counts_listed_earlier_by_another_replica_never_replace_newer_ones(
+    ledger: Ledger, ledger_url: str
+) -> None:
+    """Two replicas list the same running group; the one whose listing is older writes last:
+    the watch moved on since it was read (its counts changed), so nothing is written."""
+    fire = fired(ledger, "nightly", follow_group=True)
+    step(ledger, fire, WatchPhase.GROUP, task_state="completed", run_state=RunState.RUNNING)
+    older = GroupCounts(total=50, failed=0, exception=0, blocked=0, unresolved=40)
+    newer = GroupCounts(total=50, failed=1, exception=0, blocked=0, unresolved=10)
+    with Ledger.open(ledger_url) as other:
+        [seen_by_a], [seen_by_b] = ledger.watches(), other.watches()
+        assert other.advance_watch(seen_by_b, WatchPhase.GROUP, now=T + HOUR, group=newer)
+        assert not ledger.advance_watch(seen_by_a, WatchPhase.GROUP, now=T + HOUR, group=older)
+    assert watch_of(ledger, fire).group == newer

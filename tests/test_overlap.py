@@ -25,7 +25,15 @@ from scheduler.cron.slots import Decision, GiveUp, Occasion, OpenFire, SkipReaso
 from scheduler.engine import Engine
 from scheduler.findings import findings_of
 from scheduler.ids import decision_task_id
-from scheduler.ledger import FireKind, FireState, Ledger, Outcome, WatchPhase, WatchSpec
+from scheduler.ledger import (
+    FireKind,
+    FireState,
+    Ledger,
+    Outcome,
+    RunState,
+    WatchPhase,
+    WatchSpec,
+)
 from scheduler.notifier import Notifier
 from scheduler.outcomes import SlotResult
 from scheduler.preflight import preflight
@@ -445,3 +453,80 @@ def test_preflight_warns_that_replace_does_not_cancel_an_actions_group(
         in message
         for message in found
     ), found
+
+
+def test_a_replaced_runs_cancelled_group_is_not_shown_completed(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """The run whose watched group `replace` cancelled ends as exception (the group's tasks
+    were canceled), whatever the notifications count as a failure: never `completed`."""
+    emulator.set_role("repo:*", [*REPOSITORY_ROLES["repo:*"], *CANCEL_SCOPES])
+    config, _ = _hourly(emulator, tmp_path, overlap="replace", watch_task_groups=True)
+
+    async def scenario(engine: Engine, notifier: Notifier) -> None:
+        first = await _first_fire_running(engine, notifier, emulator)
+        now = emulator.clock.now()
+        definition = task_definition(
+            now, taskGroupId=first, schedulerId="tcs-level-1", deadline=format_time(now + DAY_LONG)
+        )
+        taskcluster.Queue(emulator.options()).createTask(slugid.nice(), definition)
+        emulator.resolve_task(first, "completed")
+        await notifier.round()  # the decision task completed; its group runs
+        await _tick(engine, emulator, DAY + HOUR)  # replaces it: the group is cancelled
+        await notifier.round()
+        await notifier.round()
+
+    _serve(config, emulator, scenario)
+    ledger = Ledger.open(config.ledger_url)
+    try:
+        [replaced] = [f for f in ledger.fires() if f.slot == DAY]
+        watch = ledger.watch(replaced.id)
+    finally:
+        ledger.close()
+    assert watch is not None
+    assert watch.phase is WatchPhase.DONE
+    assert watch.group is not None
+    assert watch.group.exception == 1
+    assert watch.run_state is RunState.EXCEPTION
+
+
+def test_replace_leaves_the_group_of_a_decision_task_that_resolved_unseen(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """The previous fire's decision task completed since the watcher last looked: for a job
+    whose group is not watched the run is over, so its group (the builds it made) is not
+    cancelled, and the new fire is made."""
+    emulator.set_role("repo:*", [*REPOSITORY_ROLES["repo:*"], *CANCEL_SCOPES])
+    config, _ = _hourly(emulator, tmp_path, overlap="replace")
+
+    async def scenario(engine: Engine, notifier: Notifier) -> tuple[str, SlotResult]:
+        first = await _first_fire_running(engine, notifier, emulator)
+        child, now = slugid.nice(), emulator.clock.now()
+        definition = task_definition(
+            now, taskGroupId=first, schedulerId="tcs-level-1", deadline=format_time(now + DAY_LONG)
+        )
+        taskcluster.Queue(emulator.options()).createTask(child, definition)
+        emulator.resolve_task(first, "completed")  # no watcher round since
+        return child, await _tick(engine, emulator, DAY + HOUR)
+
+    child, second = _serve(config, emulator, scenario)
+    assert [f.state for f in second.fires] == [FireState.CREATED]
+    assert _state(emulator, _task(emulator, DAY))[0] == "completed"
+    assert _state(emulator, child)[0] == "pending"
+
+
+def test_skip_fires_when_the_previous_task_resolved_since_the_watcher_looked(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """The watcher last saw the previous fire's task running; it has completed since (a
+    watcher round comes after the tick): the queue is asked, and the slot fires."""
+    config, _ = _hourly(emulator, tmp_path, overlap="skip")
+
+    async def scenario(engine: Engine, notifier: Notifier) -> SlotResult:
+        first = await _first_fire_running(engine, notifier, emulator)
+        emulator.resolve_task(first, "completed")  # no watcher round since
+        return await _tick(engine, emulator, DAY + HOUR)
+
+    second = _serve(config, emulator, scenario)
+    assert second.overlapping == ()
+    assert [f.state for f in second.fires] == [FireState.CREATED]

@@ -69,11 +69,11 @@ def backfill(
     Each slot is fired as the scheduler would have: with the slot's own task id, under the
     concurrency limit, recorded as a catch-up fire. So a slot already fired shows
     `already-fired` and is never fired twice, and running a backfill again fires nothing new.
-    A slot the ledger skipped (a catch-up policy, a pause at the time) is fired; one whose
-    fire failed is shown failed, as recorded; one that has not begun never is (an --until
-    later than now is taken as now). A job paused now is skipped as the scheduler skips it,
-    and nothing is recorded for it: backfill again once it is resumed. The job's overlap
-    policy does not hold a backfill back, nor cancel anything.
+    A slot whose fire made nothing (skipped by a catch-up or overlap policy or a pause at the
+    time, or a dry run) is fired; one whose fire failed is shown failed, as recorded; one that
+    has not begun never is (an --until later than now is taken as now). A job paused now is
+    skipped as the scheduler skips it, and nothing is recorded for it: backfill again once it
+    is resumed. The job's overlap policy does not hold a backfill back, nor cancel anything.
 
     \b
     Every fire is made from the branch head as it is now, whose .cron.yml and

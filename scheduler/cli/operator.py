@@ -309,7 +309,8 @@ def history(
     made went, as the service follows it: created -> running -> completed,
     failed or exception. For a job whose task group is watched, the run is
     running until every task of the group resolved, then failed if any
-    did, with the group's counts.
+    failed, else exception if any ended in exception (or is blocked),
+    else completed, with the group's counts.
 
     \b
     --state matches either. --state failed lists the fires that could not

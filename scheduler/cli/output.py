@@ -161,8 +161,9 @@ class _MaskingConsole(Console):
 
 def console(*, stderr: bool = False) -> Console:
     """Output for tables (standard error with `stderr`), secrets masked: a terminal's width;
-    off one, `COLUMNS` or `PIPED_WIDTH`; with `-o wide`, as wide as the lines are."""
-    if wide_output():
+    off one, `COLUMNS` or `PIPED_WIDTH`; with `-o wide`, as wide as the lines are (standard
+    output only: a progress bar keeps to its terminal)."""
+    if not stderr and wide_output():
         return _MaskingConsole(highlight=False, stderr=stderr, width=WIDE_WIDTH)
     terminal = _MaskingConsole(highlight=False, stderr=stderr)
     if terminal.is_terminal:

@@ -35,6 +35,7 @@ class RunningFire:
     being_made: bool = False  # claimed or retrying: its task may not exist yet
     waiting_for_group: bool = False  # its task completed; its watched group has not resolved
     action: bool = False  # an action's task: its group is the push's decision group
+    group_watched: bool = False  # it runs until its task group resolves, not only its task
 
     def is_fire_of(self, fire: PlannedFire) -> bool:
         """Whether this is `fire` itself (a slot has one scheduled or catch-up fire)."""

@@ -88,9 +88,10 @@ async def backfill(
     catch-up fires are made. Never a slot that has not begun: `until` is brought back to now.
 
     A slot already fired is shown `already-fired` (its recorded task) and not fired again; one
-    the ledger has skipped (a catch-up policy, a pause then) is fired; one failed, or claimed
-    by a replica, is shown as recorded. A job paused now is shown skipped, and nothing is
-    recorded for it. With `dry_run`, nothing is claimed, created or recorded.
+    whose fire made nothing (skipped by a catch-up or overlap policy or a pause then, or a dry
+    run) is fired; one failed, or claimed by a replica, is shown as recorded. A job paused now
+    is shown skipped, and nothing is recorded for it. With `dry_run`, nothing is claimed,
+    created or recorded.
 
     Raises UnknownJobError, or InvalidRangeError for a range without a begun slot or with
     more than `max_fires` fires.
@@ -184,7 +185,9 @@ def _span(start: datetime, until: datetime, now: datetime) -> tuple[datetime, da
             f"from {start:%Y-%m-%d} is before {EARLIEST.year}, the first year with slots"
         )
     end = min(until, now)
-    first = first_slot_at_or_after(start)
+    # A start at or after now has no begun slot (and the first slot after the calendar's last
+    # minute would not be a time at all).
+    first = first_slot_at_or_after(start) if start < end else end
     if first >= end:
         raise InvalidRangeError(
             f"no slot of {format_slot(start)} to {format_slot(until)} has begun (it is "
@@ -202,7 +205,7 @@ async def _fire(
     progress: BackfillProgress | None,
 ) -> dict[PlannedFire, FireResult]:
     """Claim, make and record `wanted`, a batch at a time, oldest slot first, as catch-up
-    fires are; a skipped slot is claimed too."""
+    fires are; a slot whose fire made nothing (skipped, a dry run) is claimed too."""
     if progress is not None:
         progress.planned(len(wanted))
     done: dict[PlannedFire, FireResult] = {}
@@ -212,7 +215,7 @@ async def _fire(
             project,
             snapshot,
             [(fire, KIND) for fire in batch],
-            retake_skipped=True,
+            retake_unmade=True,
             on_fired=None if progress is None else progress.fired,
         )
         done.update(zip(batch, results, strict=True))
@@ -246,8 +249,9 @@ def _would_fire(
     root_url: str, project: str, fire: PlannedFire, recorded: Fire | None
 ) -> FireResult:
     """What a backfill would do with `fire`'s slot: fire it (with the slot's task id, for a
-    decision task) if the ledger has no fire of it or only a skip, else show it as recorded."""
-    if recorded is not None and recorded.state is not FireState.SKIPPED:
+    decision task) if the ledger has no fire of it or one that made nothing (a skip, a dry
+    run), else show it as recorded."""
+    if recorded is not None and recorded.state not in (FireState.SKIPPED, FireState.DRY_RUN):
         return _as_recorded(project, fire, recorded)
     task_id = None
     if isinstance(fire.job.kind, DecisionTask):

@@ -35,7 +35,7 @@ from scheduler.engine import manual
 from scheduler.engine.checks import LastChecks
 from scheduler.engine.decision_task import render_scheduled, settle_given_up
 from scheduler.engine.firing import FireRunner, watch_spec
-from scheduler.engine.overlap import running_fires
+from scheduler.engine.overlap import running_fires, still_running
 from scheduler.expiry.model import ExpiryEvent
 from scheduler.expiry.remediation import scan_and_remediate
 from scheduler.git.process import SourceError
@@ -132,6 +132,7 @@ class Engine:
             )
         )
         open_fires = {_open_fire(fire): fire for fire in found}
+        running = await still_running(self.clients.for_project(project), running)
         plan = plan_slot(
             cron,
             project.name,

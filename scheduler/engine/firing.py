@@ -83,10 +83,10 @@ class FireRunner:
         project: str,
         fires: Sequence[tuple[str, datetime, FireKind]],
         *,
-        retake_skipped: bool = False,
+        retake_unmade: bool = False,
     ) -> list[Claim | None]:
         """Claim these (job, slot, kind) fires of `project` in one write; None where another
-        replica holds one (or, unless `retake_skipped`, it was skipped)."""
+        replica holds one (or, unless `retake_unmade`, it made nothing: skipped, a dry run)."""
         config, now = self.setting.config, self.setting.clock()
         return await self.setting.ledger.run(
             lambda ledger: ledger.claim_many(
@@ -95,7 +95,7 @@ class FireRunner:
                 replica=config.replica,
                 now=now,
                 lease=config.claim_lease,
-                retake_skipped=retake_skipped,
+                retake_unmade=retake_unmade,
             )
         )
 
@@ -106,19 +106,19 @@ class FireRunner:
         wanted: Sequence[tuple[PlannedFire, FireKind]],
         replacing: Mapping[PlannedFire, tuple[RunningFire, ...]] | None = None,
         *,
-        retake_skipped: bool = False,
+        retake_unmade: bool = False,
         on_fired: Callable[[FireResult], None] | None = None,
     ) -> list[FireResult]:
         """Claim the `wanted` fires of one project in one write, fire what was claimed, and
         record the outcomes in one write. A fire in `replacing` first cancels the task groups
         of those fires (only once claimed: of several replicas, one cancels).
-        `retake_skipped`: a backfill's, see `claim`; `on_fired` is told of each fire as it
+        `retake_unmade`: a backfill's, see `claim`; `on_fired` is told of each fire as it
         ends (a backfill's progress)."""
         replacing = replacing or {}
         claims = await self.claim(
             project.name,
             [(fire.job_name, fire.slot, kind) for fire, kind in wanted],
-            retake_skipped=retake_skipped,
+            retake_unmade=retake_unmade,
         )
 
         async def fire(request: FireRequest, claim: Claim | None) -> FireResult:

@@ -6,6 +6,8 @@ What each policy decides is `cron/overlap.py`'s; this reads the ledger for it an
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import structlog
@@ -14,7 +16,7 @@ from scheduler.config.model import Project
 from scheduler.cron.overlap import ALLOW, RunningFire
 from scheduler.engine.fires import Dispatched, FireMeans, FireRequest
 from scheduler.ledger import EngineLedger, FireKind, FireState, UnresolvedFire, WatchPhase
-from scheduler.taskcluster import Clients
+from scheduler.taskcluster import UNRESOLVED_TASK_STATES, Clients
 from scheduler.taskcluster_failures import TaskclusterError
 
 log = structlog.get_logger("tc_scheduler.engine")
@@ -37,6 +39,43 @@ def running_fires(
     return [_running(fire) for fire in found]
 
 
+async def still_running(clients: Clients, fires: Sequence[RunningFire]) -> list[RunningFire]:
+    """`fires` less those whose run the queue says is over: the watcher's last look may be a
+    round old, and a decision task that resolved since neither holds a `skip` back nor has
+    its group (the tasks it made) cancelled by `replace`. Only a run that ends with its task
+    is asked after (not one whose group is watched, nor one being made); if asking fails, the
+    watcher's look stands."""
+    asked = [fire for fire in fires if _ends_with_its_task(fire)]
+    if not asked:
+        return list(fires)
+    try:
+        states = await asyncio.gather(*(_task_state(clients, fire) for fire in asked))
+    except TaskclusterError as error:
+        log.warning("cannot tell whether earlier fires still run", error=error.message)
+        return list(fires)
+    over = {id(fire) for fire, state in zip(asked, states, strict=True) if state is None}
+    return [fire for fire in fires if id(fire) not in over]
+
+
+def _ends_with_its_task(fire: RunningFire) -> bool:
+    return not (fire.group_watched or fire.waiting_for_group or fire.being_made) and bool(
+        fire.task_id
+    )
+
+
+async def _task_state(clients: Clients, fire: RunningFire) -> str | None:
+    """The state of `fire`'s task while it has not resolved; None once it has (or is gone)."""
+    try:
+        answer = await clients.queue.status(fire.task_id)
+    except Exception as error:
+        explained = clients.explain(error, "queue.status")
+        if explained.status == 404:
+            return None
+        raise explained from None
+    state = str(answer["status"]["state"])
+    return state if state in UNRESOLVED_TASK_STATES else None
+
+
 def _running(fire: UnresolvedFire) -> RunningFire:
     # While being made, the fire's own state (claimed, retrying); then its task's.
     state = fire.state.value if fire.being_made else (fire.task_state or "not read yet")
@@ -50,6 +89,7 @@ def _running(fire: UnresolvedFire) -> RunningFire:
         being_made=fire.being_made,
         waiting_for_group=fire.phase is WatchPhase.GROUP,
         action=fire.task_kind == "action",
+        group_watched=fire.follow_group,
     )
 
 

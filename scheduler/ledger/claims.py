@@ -58,14 +58,14 @@ class ClaimStore(Store):
         replica: str,
         now: datetime,
         lease: timedelta,
-        retake_skipped: bool = False,
+        retake_unmade: bool = False,
     ) -> list[Claim | None]:
         """`claim` for several (job, slot, kind) of one project, in one transaction.
 
         A tick claims all of a project's due fires at once: one write instead of one per job.
-        With `retake_skipped` (a backfill), a skipped fire is claimed too, with the next attempt
-        number: it made nothing (a catch-up policy or a pause held it), and the operator asks
-        for its slot now.
+        With `retake_unmade` (a backfill), a fire that made nothing is claimed too, with the next
+        attempt number: one skipped (a catch-up or overlap policy, a pause held it) or a dry run
+        (a service without credentials), and the operator asks for its slot now.
         """
         now = aware("now", now)
         lease_until = now + positive("lease", lease)
@@ -81,7 +81,7 @@ class ClaimStore(Store):
                     taken = (_claim_new(session, key, kind_holder), 1)
                 else:
                     taken = _claim_unique(
-                        session, key, kind_holder, now=now, retake_skipped=retake_skipped
+                        session, key, kind_holder, now=now, retake_unmade=retake_unmade
                     )
                 claims.append(
                     None
@@ -342,13 +342,17 @@ def _claim_new(session: Session, key: dict[str, Any], holder: dict[str, Any]) ->
     ).scalar_one()
 
 
+# The states of a scheduled or catch-up fire that made nothing, which a backfill takes again.
+UNMADE_STATES = (FireState.SKIPPED.value, FireState.DRY_RUN.value)
+
+
 def _claim_unique(
     session: Session,
     key: dict[str, Any],
     holder: dict[str, Any],
     *,
     now: datetime,
-    retake_skipped: bool = False,
+    retake_unmade: bool = False,
 ) -> tuple[int, int] | None:
     """(fire id, attempt) of the claim taken on the slot's one fire, or None."""
     first = upsert(session, FireRow).values(
@@ -369,14 +373,14 @@ def _claim_unique(
         FireRow.state.in_([state.value for state in OPEN_STATES]), FireRow.lease_until <= now
     )
     cleared: dict[str, Any] = {}
-    if retake_skipped:
-        skipped = FireRow.state == FireState.SKIPPED.value
-        takeable = or_(takeable, skipped)
-        # A skip's reason and end no longer hold once its fire is being made (SET reads the
-        # row as it was); an open fire keeps its last error until it ends.
+    if retake_unmade:
+        unmade = FireRow.state.in_(UNMADE_STATES)
+        takeable = or_(takeable, unmade)
+        # A skip's reason, a dry run's rendered task and their end no longer hold once the
+        # fire is being made (SET reads the row as it was); an open fire keeps what it has.
         cleared = {
-            "error": case((skipped, None), else_=FireRow.error),
-            "finished_at": case((skipped, None), else_=FireRow.finished_at),
+            column: case((unmade, None), else_=getattr(FireRow, column))
+            for column in ("error", "finished_at", "task_id", "details")
         }
     taken = session.execute(
         update(FireRow)

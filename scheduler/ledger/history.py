@@ -184,6 +184,7 @@ class HistoryStore(Store):
                 WatchRow.task_state,
                 WatchRow.task_group_id,
                 WatchRow.task_kind,
+                WatchRow.follow_group,
                 FireRow.details[TASK_GROUP_PATH],
             )
             .outerjoin(WatchRow, WatchRow.fire_id == FireRow.id)
@@ -204,6 +205,7 @@ class HistoryStore(Store):
                     task_state,
                     watched_group,
                     task_kind,
+                    follow_group,
                     rendered_group,
                 ) in session.execute(query.where(condition)):
                     found[fire.id] = UnresolvedFire(
@@ -219,6 +221,7 @@ class HistoryStore(Store):
                         WatchPhase(phase) if phase is not None else None,
                         task_state,
                         task_kind,
+                        bool(follow_group),
                     )
         return sorted(found.values(), key=lambda fire: (fire.slot, fire.fire_id))
 

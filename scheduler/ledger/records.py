@@ -175,12 +175,12 @@ class RunState(StrEnum):
     RUNNING = "running"
     """The task runs (or ran and is retried), or it completed and its watched group runs."""
     COMPLETED = "completed"
-    """The task completed and, if its group is watched, no task of the group failed."""
+    """The task completed and, if its group is watched, so did every task of the group."""
     FAILED = "failed"
     """The task failed, or a task of its watched group did."""
     EXCEPTION = "exception"
     """The task resolved as exception (canceled, deadline exceeded, ...), or the queue no
-    longer knows it."""
+    longer knows it; or a task of its watched group did (none failed), or is blocked."""
 
 
 @dataclass(frozen=True)
@@ -227,6 +227,7 @@ class UnresolvedFire:
     phase: WatchPhase | None  # None: no watch (being made, or recorded without one)
     task_state: str | None  # the task's state when the watcher last looked (None: not yet)
     task_kind: str | None  # "decision" or "action", as the watch says
+    follow_group: bool = False  # its watch follows the task group, not only the task
 
     @property
     def being_made(self) -> bool:

@@ -79,9 +79,9 @@ class WatchStore(Store):
         run_state: RunState | None = None,
         group: GroupCounts | None = None,
     ) -> bool:
-        """Move `watch` on from the phase and task state it was read in (to `phase`, maybe
-        the same: a task pending then running), recording what is given, and queue `notices`,
-        atomically.
+        """Move `watch` on from the phase, task state and group counts it was read in (to
+        `phase`, maybe the same: a task pending then running, a group's counts changing),
+        recording what is given, and queue `notices`, atomically.
 
         False, and nothing done, if another replica moved it first: the notices of each step
         are queued once.
@@ -105,6 +105,14 @@ class WatchStore(Store):
                     WatchRow.fire_id == watch.fire_id,
                     WatchRow.phase == watch.phase.value,
                     WatchRow.task_state.is_not_distinct_from(watch.task_state),
+                    # Counts another replica listed since are newer than those about to be
+                    # written, which were listed from the watch as read.
+                    *(
+                        getattr(WatchRow, column).is_not_distinct_from(
+                            None if watch.group is None else getattr(watch.group, name)
+                        )
+                        for name, column in GROUP_COLUMNS
+                    ),
                 )
                 .values(values)
                 .returning(WatchRow.fire_id)

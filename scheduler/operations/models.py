@@ -59,7 +59,8 @@ class TaskOutcomeOut(BaseModel):
     state: str = Field(
         description="The run: created (its task has not started, or was not looked at yet), "
         "running, completed, failed or exception (also: the queue no longer knows the task). "
-        "For a watched group: running until every task resolved, then failed if any did."
+        "For a watched group: running until every task resolved, then failed if any failed, "
+        "else exception if any ended in exception (or is blocked), else completed."
     )
     label: str = Field(description="The run in words: its task's state, reason and group.")
     task_state: str = Field(

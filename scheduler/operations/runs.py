@@ -34,7 +34,8 @@ WORDS = {
 def outcome_of(watch: Watch | None) -> TaskOutcomeOut | None:
     """How the fire's run went, as its watch last saw it; None when nothing is followed (no
     task was made, or the fire's failure was only reported)."""
-    if watch is None or watch.task_id is None:
+    # A failed fire may name the task it could not tell was made: its watch only reports.
+    if watch is None or watch.task_id is None or watch.fire_state is FireState.FAILED:
         return None
     if watch.task_state is None:
         task_state = "gone" if watch.phase is WatchPhase.DONE else "waiting"
