@@ -223,6 +223,11 @@ ACTS: list[tuple[str, str, dict[str, Any] | None]] = [
         },
     ),
     ("POST", "/api/v1/projects/alpha/expiry/remediate", {"dry_run": True}),
+    (
+        "POST",
+        "/api/v1/projects/alpha/backfill",
+        {"start": "2026-01-01T00:00:00Z", "until": "2026-01-03T00:00:00Z", "dry_run": True},
+    ),
     ("POST", "/api/v1/projects/alpha/jobs/beta-only/pause", {"reason": "role check"}),
     ("DELETE", "/api/v1/projects/alpha/jobs/beta-only/pause", None),
     ("POST", "/api/v1/projects/alpha/pause", {"reason": "role check"}),

@@ -67,7 +67,8 @@ def test_the_completion_script_is_made(shell: str, says: str) -> None:
     [
         ("tc-scheduler hi", {"history"}),
         ("tc-scheduler expiry re", {"report", "remediate"}),
-        ("tc-scheduler history --s", {"--since"}),
+        ("tc-scheduler history --si", {"--since"}),
+        ("tc-scheduler history --s", {"--since", "--state"}),
     ],
 )
 def test_commands_subcommands_and_options_complete(words: str, expected: set[str]) -> None:
@@ -89,4 +90,5 @@ def test_the_readme_says_how_to_complete_and_what_a_project_needs() -> None:
     readme = (REPOSITORY_ROOT / "README.md").read_text()
     for shell in ("bash_source", "zsh_source", "fish_source"):
         assert f"_TC_SCHEDULER_COMPLETE={shell} tc-scheduler" in readme
-    assert "Each project needs\nits `name`, `repository` and `trust-domain`" in readme
+    words = " ".join(readme.split())
+    assert "Each project needs its `name`, `repository` and `trust-domain`" in words

@@ -307,11 +307,13 @@ def lose_the_ledger(
     log tracebacks, which go to Sentry. Returns how many exception events Sentry got."""
     before = _exception_events(sentry)
     with postgresql_schema_url() as url:
-        ledger = make_url(url).set(password=canaries.ledger_password)
-        ledger_url = ledger.render_as_string(hide_password=False)
+        # The password in its file, as the configuration must have it (never in the URL).
+        password_file = tmp_path / "ledger-password"
+        password_file.write_text(canaries.ledger_password + "\n")
         config = write_config(
             tmp_path / "lost-ledger.yml",
-            settings(tmp_path / "lost", ledger_url, canaries, slack, api="off"),
+            settings(tmp_path / "lost", url, canaries, slack, api="off")
+            + f"ledger-password-file: {password_file}\n",
             *projects(tmp_path / "lost", canaries)[:1],
         )
         service = Cli(["run", "--config", str(config)], env)
