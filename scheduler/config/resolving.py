@@ -1,5 +1,5 @@
-"""Resolving a valid configuration: defaults, the environment, files it names (credentials,
-secrets), and the checks no schema can make (unique names, which secrets go together).
+"""Resolving a valid configuration (its projects are `projects`'): defaults, the environment,
+files it names (credentials, secrets), the checks no schema can make (which secrets go together).
 """
 
 from __future__ import annotations
@@ -22,26 +22,18 @@ from scheduler.config.bounds import (
     resolve_retention,
 )
 from scheduler.config.errors import ConfigError, Problems
-from scheduler.config.expiry import expiry_watch
 from scheduler.config.model import (
     DEFAULT_CONCURRENCY,
     DEFAULT_LEDGER_WAIT,
     ApiSettings,
     ApiToken,
-    CatchUp,
     Config,
     Credentials,
     LedgerSettings,
-    OverlapPolicy,
-    Project,
 )
+from scheduler.config.projects import resolve_projects
 from scheduler.config.schema import SET_CREDENTIALS
-from scheduler.config.urls import (
-    project_repository_problem,
-    repository_problem,
-    root_url_problem,
-    with_password,
-)
+from scheduler.config.urls import root_url_problem, with_password
 from scheduler.durations import format_duration, parse_duration
 from scheduler.notify.events import EventKind
 from scheduler.notify.settings import NotifySettings, SentrySettings, SlackRoute, SlackSettings
@@ -78,13 +70,7 @@ class Resolver:
             )
         state_dir = self._state_dir()
         hooks_dir = self._hooks_dir()
-        default_catch_up = self._catch_up(self.data.get("catch-up", {}), CatchUp())
-        default_overlap = self.data.get("overlap", {}).get("policy", "allow")
-        projects = tuple(
-            self._project(index, entry, default_catch_up, default_overlap)
-            for index, entry in enumerate(self.data["projects"])
-        )
-        self._check_unique(projects)
+        projects = resolve_projects(self.data, self.document, self.problems)
         notify = self._notify(self.data.get("notify", {}))
         retention = resolve_retention(self.data.get("retention", {}), self.document, self.problems)
         check_fires_outlive_lateness(retention, projects, self.document, self.problems)
@@ -390,83 +376,3 @@ class Resolver:
             return None
         self.secrets_read.append(value)
         return value
-
-    def _catch_up(self, data: Mapping[str, Any], inherited: CatchUp) -> CatchUp:
-        lateness = data.get("max-lateness")
-        return CatchUp(
-            policy=data.get("policy", inherited.policy),
-            max_lateness=parse_duration(lateness) if lateness else inherited.max_lateness,
-            max_slots=data.get("max-slots", inherited.max_slots),
-        )
-
-    def _project(
-        self, index: int, entry: Mapping[str, Any], default: CatchUp, default_overlap: OverlapPolicy
-    ) -> Project:
-        catch_up_data = entry.get("catch-up", {})
-        catch_up = self._catch_up(catch_up_data, default)
-        overlap_data = entry.get("overlap", {})
-        overlap: OverlapPolicy = overlap_data.get("policy", default_overlap)
-        scopes = entry.get("scopes")
-        repository = entry["repository"]
-        repository_type = entry.get("repository-type", "git")
-        problem = project_repository_problem(
-            entry["name"], repository, scopes is not None, repository_type
-        )
-        if problem:
-            self.problems.error(
-                self.document.position_of(("projects", index, "repository")), problem
-            )
-        self._check_fetch_from(index, entry, repository_type)
-        return Project(
-            name=entry["name"],
-            repository=entry["repository"],
-            trust_domain=entry["trust-domain"],
-            # Mercurial's main branch is `default`, as build-decision reads it.
-            branch=entry.get("branch", "default" if repository_type == "hg" else "main"),
-            level=entry.get("level", 1),
-            repository_type=repository_type,
-            fetch_from=entry.get("fetch-from"),
-            expiry=expiry_watch(entry.get("expiry", {})),
-            expiry_watched="expiry" in entry,
-            watch_task_groups=(
-                groups
-                if isinstance(groups := entry.get("watch-task-groups", False), bool)
-                else tuple(groups)
-            ),
-            scopes=tuple(scopes) if scopes is not None else None,
-            catch_up=catch_up,
-            job_catch_up={
-                job: self._catch_up(overrides, catch_up)
-                for job, overrides in catch_up_data.get("jobs", {}).items()
-            },
-            overlap=overlap,
-            job_overlap={
-                job: overrides.get("policy", overlap)
-                for job, overrides in overlap_data.get("jobs", {}).items()
-            },
-        )
-
-    def _check_fetch_from(self, index: int, entry: Mapping[str, Any], repository_type: str) -> None:
-        """A Mercurial project's `fetch-from` is read over HTTP(S) as its repository is (git
-        reads whatever git takes: a path, a file:// or an ssh URL)."""
-        url = entry.get("fetch-from")
-        if url is None or repository_type != "hg":
-            return
-        problem = repository_problem(url, "hg")
-        if problem is not None:
-            self.problems.error(
-                self.document.position_of(("projects", index, "fetch-from")),
-                f"project {shown(entry['name'])}: fetch-from {shown(redact(url))} {problem}",
-            )
-
-    def _check_unique(self, projects: tuple[Project, ...]) -> None:
-        seen: dict[str, int] = {}
-        for index, project in enumerate(projects):
-            if project.name in seen:
-                first = self.document.position_of(("projects", seen[project.name], "name"))
-                self.problems.error(
-                    self.document.position_of(("projects", index, "name")),
-                    f"project {shown(project.name)} is configured twice (first at line "
-                    f"{first.line}); give each project one entry",
-                )
-            seen.setdefault(project.name, index)
