@@ -8,9 +8,9 @@ job's failure is recorded with its reason and never stops another job or project
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,20 +21,13 @@ from scheduler.clock import Clock, utc_now
 from scheduler.config.model import Config, Project
 from scheduler.cron import CronFile, Job, load_cron
 from scheduler.cron.overlap import plan_overlap
-from scheduler.cron.slots import (
-    Decision,
-    GiveUp,
-    OpenFire,
-    Skip,
-    ensure_begun,
-    plan_open_fires,
-    plan_slot,
-)
+from scheduler.cron.slots import OpenFire, Skip, ensure_begun, plan_open_fires, plan_slot
 from scheduler.cron.timing import SLOT_LENGTH, format_slot, slot_of
 from scheduler.engine import manual
 from scheduler.engine.checks import LastChecks
-from scheduler.engine.decision_task import render_scheduled, settle_given_up
-from scheduler.engine.firing import FireRunner, watch_spec
+from scheduler.engine.decision_task import render_scheduled
+from scheduler.engine.firing import FireRunner
+from scheduler.engine.open_fires import give_up, kind_of, open_fire, taken_over
 from scheduler.engine.overlap import running_fires, still_running
 from scheduler.expiry.model import ExpiryEvent
 from scheduler.expiry.remediation import scan_and_remediate
@@ -43,12 +36,9 @@ from scheduler.git.source import Snapshot
 from scheduler.git.sources import Sources
 from scheduler.ledger import (
     AsyncLedger,
-    Claim,
     EngineLedger,
     Fire,
-    FireKind,
     FireState,
-    Outcome,
     SlotOutcome,
 )
 from scheduler.outcomes import (
@@ -131,7 +121,7 @@ class Engine:
                 running_fires(ledger, project, now=now, horizon=self.config.max_task_deadline),
             )
         )
-        open_fires = {_open_fire(fire): fire for fire in found}
+        open_fires = {open_fire(fire): fire for fire in found}
         running = await still_running(self.clients.for_project(project), running)
         plan = plan_slot(
             cron,
@@ -144,12 +134,12 @@ class Engine:
             now=now,
         )
         if plan.given_up:
-            await self._give_up(project, plan.given_up, open_fires)
+            await give_up(self._runner, project, plan.given_up, open_fires)
         overlap = plan_overlap(plan.fires, running, project.overlap_for, given_up=plan.given_up)
         held = (*plan.skipped, *plan.paused, *overlap.skipped)
         skipped = await asyncio.gather(*(self._skip(project, s, open_fires) for s in held))
-        wanted = [(d.fire, _kind(d, open_fires)) for d in overlap.fires]
-        fired = _taken_over(
+        wanted = [(d.fire, kind_of(d, open_fires)) for d in overlap.fires]
+        fired = taken_over(
             overlap.fires,
             await self._runner.claim_and_fire(project, snapshot, wanted, overlap.replacing),
         )
@@ -203,7 +193,7 @@ class Engine:
             return []
         cron = self._cron(project, snapshot)
         pauses = await self.ledger.run(lambda ledger: ledger.pauses(project=project.name, at=now))
-        open_fires = {_open_fire(fire): fire for fire in found}
+        open_fires = {open_fire(fire): fire for fire in found}
         reopen = plan_open_fires(
             cron,
             open_fires,
@@ -213,56 +203,11 @@ class Engine:
             before=slot_of(now) + SLOT_LENGTH,
         )
         if reopen.given_up:
-            await self._give_up(project, reopen.given_up, open_fires)
-        again = [(d.fire, _kind(d, open_fires)) for d in reopen.retries]
-        return _taken_over(
+            await give_up(self._runner, project, reopen.given_up, open_fires)
+        again = [(d.fire, kind_of(d, open_fires)) for d in reopen.retries]
+        return taken_over(
             reopen.retries, await self._runner.claim_and_fire(project, snapshot, again)
         )
-
-    async def _give_up(
-        self, project: Project, given_up: Sequence[GiveUp], open_fires: Mapping[OpenFire, Fire]
-    ) -> None:
-        """Finish unfinished fires past their job's max-lateness: failed (and reported), or
-        skipped when their job is paused or gone from `.cron.yml`. One that may have made its
-        task is created if the queue has it, and failed as not created if it does not."""
-        fires = [open_fires[give_up.open_fire] for give_up in given_up]
-        claims = await self._runner.claim(
-            project.name, [(fire.job, fire.slot, fire.kind) for fire in fires]
-        )
-        async with self._runner.holding(claim for claim in claims if claim is not None):
-            outcomes = await asyncio.gather(
-                *(
-                    self._given_up(project, give_up, fire, claim)
-                    for give_up, fire, claim in zip(given_up, fires, claims, strict=True)
-                    if claim is not None  # else another replica got there first
-                )
-            )
-        if outcomes:
-            now = self.clock()
-            await self.ledger.run(lambda ledger: ledger.finish_many(outcomes, now=now))
-
-    async def _given_up(
-        self, project: Project, give_up: GiveUp, fire: Fire, claim: Claim
-    ) -> Outcome:
-        if not give_up.failed:
-            return Outcome(claim, FireState.SKIPPED, error=give_up.reason)
-        assert give_up.job is not None
-        state, task_id = FireState.FAILED, fire.task_id
-        error: str | None = give_up.reason
-        if task_id is not None:  # whether it made its task is not known: ask once
-            clients = self.clients_for(project, fire.job)
-            state, task_id, error = await settle_given_up(clients, task_id, give_up.reason)
-        if state is FireState.FAILED:
-            log.error(
-                "fire given up",
-                project=project.name,
-                job=fire.job,
-                slot=format_slot(fire.slot),
-                attempts=fire.attempt,
-                error=fire.error,
-            )
-        watch = watch_spec(project, give_up.job)
-        return Outcome(claim, state, task_id, fire.revision, error, fire.details, watch)
 
     def _cron(self, project: Project, snapshot: Snapshot) -> CronFile:
         cached = self._crons.get(project.name)
@@ -300,7 +245,7 @@ class Engine:
     async def _skip(
         self, project: Project, skip: Skip, open_fires: Mapping[OpenFire, Fire]
     ) -> FireResult:
-        fire, kind, reason = skip.fire, _kind(skip, open_fires), skip.reason
+        fire, kind, reason = skip.fire, kind_of(skip, open_fires), skip.reason
         now = self.clock()
         await self.ledger.run(
             lambda ledger: ledger.record_skip(
@@ -433,36 +378,3 @@ class Engine:
         """On shutdown: record the fires that ended, and give up the claims of those that did
         not, so that another replica can take them over at once."""
         await self._runner.release_all()
-
-
-def _open_fire(fire: Fire) -> OpenFire:
-    """An open fire of the ledger, as the slot plan takes it."""
-    return OpenFire(
-        fire.slot,
-        fire.job,
-        retrying=fire.state is FireState.RETRYING,
-        attempts=fire.attempt,
-        replica=fire.replica,
-        error=fire.error,
-        task_id=fire.task_id,
-    )
-
-
-def _kind(decision: Decision | Skip, open_fires: Mapping[OpenFire, Fire]) -> FireKind:
-    """The kind a planned fire is recorded with: a retry keeps its own."""
-    if decision.retried is not None:
-        return open_fires[decision.retried].kind
-    return FireKind(decision.occasion.value)
-
-
-def _taken_over(decisions: Sequence[Decision], fired: Sequence[FireResult]) -> list[FireResult]:
-    """The fires made for `decisions`, each marked if it took over the claim of a replica that
-    stopped (not a retry that was due: that claim was nobody's)."""
-    return [
-        replace(result, taken_over=True)
-        if decision.retried is not None
-        and not decision.retried.retrying
-        and result.state is not None
-        else result
-        for decision, result in zip(decisions, fired, strict=True)
-    ]
