@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from scheduler.config.loading import read_config
-from scheduler.config.model import Config
+from scheduler.config.model import ApiSettings, ApiToken, Config
 from scheduler.cron import format_slot, load_cron
 from scheduler.cron.slots import OpenFire, plan_open_fires
 from scheduler.cron.timing import SLOT_LENGTH
@@ -26,8 +28,11 @@ from scheduler.ledger import (
     WatchPhase,
     WatchSpec,
 )
+from scheduler.monitoring import Monitor
 from scheduler.outcomes import FireResult
-from scheduler.service import open_engine
+from scheduler.service import open_engine, open_service
+from scheduler.web.auth import hash_token
+from scheduler.web.server import ApiServer
 from tests.emulator import Emulator
 from tests.support.emulated import task_definition, taskcluster_environment
 from tests.support.projects import OWN_TEMPLATE, write_service_config
@@ -36,6 +41,7 @@ from tests.test_backfill import (
     CRON,
     HOUR,
     NOW,
+    OPERATOR,
     SIX,
     backfill,
     backfilled,
@@ -326,3 +332,53 @@ def test_rerun_failed_fires_each_failed_slot_again_once(
         (True, True),
         (True, True),
     ]
+
+
+def test_the_api_reruns_failed_slots_when_asked_and_says_how_in_its_schema(
+    emulator: Emulator, environment: dict[str, str], tmp_path: Path
+) -> None:
+    repository = Repository(
+        tmp_path / "repo", {".cron.yml": CRON, ".taskcluster.yml": BROKEN_TEMPLATE}
+    )
+    config = write_service_config(tmp_path, repository)
+    failed = backfill(config, environment, "hourly", "--json", until=SIX + HOUR)
+    assert backfilled(failed, exit_code=1)["counts"] == {"failed": 1}
+    repository.commit({".taskcluster.yml": OWN_TEMPLATE}, "fix the template")
+    settings = read_config(config, environment)
+    api = ApiSettings(
+        host="127.0.0.1", port=0, tokens=(ApiToken("sheriffs", "operator", hash_token(OPERATOR)),)
+    )
+    settings = replace(settings, api=api)
+    body = {"jobs": ["hourly"], "start": format_slot(SIX), "until": format_slot(SIX + HOUR)}
+
+    async def ask() -> tuple[list[httpx.Response], dict[str, Any]]:
+        async with open_service(settings, clock=emulator.clock.now) as service:
+            server = ApiServer(
+                service.operations(), api, Monitor(service.ledger, emulator.clock.now)
+            )
+            server.start()
+            assert server.url is not None
+            try:
+                async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+                    headers = {"Authorization": f"Bearer {OPERATOR}"}
+                    path = "/api/v1/projects/demo/backfill"
+                    answers = [
+                        await client.post(path, json=sent, headers=headers)
+                        for sent in (body, {**body, "rerun_failed": True})
+                    ]
+                    schema = (await client.get("/openapi.json")).json()
+                    return answers, schema
+            finally:
+                await server.stop()
+
+    (as_recorded, rerun), schema = asyncio.run(ask())
+    assert as_recorded.status_code == 200, as_recorded.text
+    assert states(as_recorded.json()) == [("hourly", format_slot(SIX), "failed")]
+    assert rerun.status_code == 200, rerun.text
+    assert states(rerun.json()) == [("hourly", format_slot(SIX), "created")]
+    assert [t.task_id for t in emulator.tasks()] == task_ids(emulator, "hourly", [SIX])
+    field = schema["components"]["schemas"]["BackfillBody"]["properties"]["rerun_failed"]
+    assert "failed" in field["description"]
+    helped = invoke("backfill", "--help", env=environment)
+    assert "--rerun-failed" in helped.stdout
+    assert "retrying" in helped.stdout
