@@ -382,3 +382,28 @@ def test_the_api_reruns_failed_slots_when_asked_and_says_how_in_its_schema(
     helped = invoke("backfill", "--help", env=environment)
     assert "--rerun-failed" in helped.stdout
     assert "retrying" in helped.stdout
+
+
+def test_a_backfill_again_before_the_retry_shows_the_fire_retrying(
+    emulator: Emulator, environment: dict[str, str], tmp_path: Path
+) -> None:
+    """Not `claimed-elsewhere`: nobody holds it, it waits for its next attempt."""
+    repository = Repository(
+        tmp_path / "repo", {".cron.yml": CRON, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    settings = read_config(write_service_config(tmp_path, repository), environment)
+    emulator.faults.add("queue.createTask", script=ONE_ATTEMPT)
+    emulator.clock.set(NOW, frozen=True)
+
+    async def twice() -> list[Any]:
+        async with open_service(settings, clock=emulator.clock.now) as service:
+            ops = service.operations()
+            span = {"start": OLD, "until": OLD + HOUR}
+            return [await ops.backfill("ann", "demo", ["hourly"], **span) for _ in range(2)]
+
+    first, second = asyncio.run(twice())
+    assert first.counts == second.counts == {"retrying": 1}
+    [fire] = second.fires
+    assert fire.error is not None
+    assert "attempt 1 failed" in fire.error
+    assert emulator.tasks() == []
