@@ -27,17 +27,21 @@ def retry_wait(attempt: int) -> timedelta:
 
 
 def next_attempt_at(
-    slot: datetime, attempt: int, now: datetime, max_lateness: timedelta
+    due: datetime, attempt: int, now: datetime, max_lateness: timedelta
 ) -> datetime | None:
-    """When to try a fire of `slot` again after failed attempt `attempt` at `now`, or None: its
-    max-lateness has passed, so it is given up. The last attempt comes at the limit at latest."""
-    limit = slot + max_lateness
+    """When to try a fire due at `due` again after failed attempt `attempt` at `now`, or None:
+    its max-lateness has passed, so it is given up. The last attempt comes at the limit at latest.
+
+    `due` is the fire's slot, or when an operator's act asked for it (a backfill of a past
+    slot): either way a fire gets the same retries from when it was meant to be made."""
+    limit = due + max_lateness
     if now >= limit:
         return None
     return min(now + retry_wait(attempt), limit)
 
 
-def overdue(slot: datetime, now: datetime, max_lateness: timedelta, *, retrying: bool) -> bool:
-    """Whether an unfinished fire of `slot` is past being fired at `now`: past max-lateness,
-    or, for a retry (whose time `next_attempt_at` kept within it), past that and a round."""
-    return now - slot > max_lateness + (ROUND_GRACE if retrying else timedelta(0))
+def overdue(due: datetime, now: datetime, max_lateness: timedelta, *, retrying: bool) -> bool:
+    """Whether an unfinished fire due at `due` (as `next_attempt_at` has it) is past being
+    fired at `now`: past max-lateness, or, for a retry (whose time `next_attempt_at` kept
+    within it), past that and a round."""
+    return now - due > max_lateness + (ROUND_GRACE if retrying else timedelta(0))

@@ -127,6 +127,7 @@ def test_a_range_fires_each_slot_once_with_the_scheduled_task_ids(
         "until": TEN.isoformat(),
         "max_fires": 1000,
         "dry_run": False,
+        "rerun_failed": False,
     }
     assert act.result == f"{format_slot(SIX)} to {format_slot(TEN)}: 4 created"
     assert second.result.endswith(": 4 already-fired")

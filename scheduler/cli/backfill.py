@@ -51,6 +51,11 @@ from scheduler.outcomes import FireResult
     is_flag=True,
     help="List what would fire (slot, job, task id); claim, create and record nothing.",
 )
+@click.option(
+    "--rerun-failed",
+    is_flag=True,
+    help="Fire again the slots whose recorded fire failed (as Airflow's --rerun-failed-tasks).",
+)
 @json_option()
 def backfill(
     config_path: Path | None,
@@ -60,6 +65,7 @@ def backfill(
     until: datetime | None,
     max_fires: int,
     dry_run: bool,
+    rerun_failed: bool,
     as_json: bool,
 ) -> None:
     """Fire every past slot in [--from, --until) that the schedules of PROJECT's JOBs (default:
@@ -70,8 +76,10 @@ def backfill(
     concurrency limit, recorded as a catch-up fire. So a slot already fired shows
     `already-fired` and is never fired twice, and running a backfill again fires nothing new.
     A slot whose fire made nothing (skipped by a catch-up or overlap policy or a pause at the
-    time, or a dry run) is fired; one whose fire failed is shown failed, as recorded; one that
-    has not begun never is (an --until later than now is taken as now). A job paused now is
+    time, or a dry run) is fired; one whose fire failed is shown failed, as recorded, unless
+    --rerun-failed fires it again (its next attempt, with the slot's task id: a task the
+    failed attempt made after all is shown already-fired, never doubled); one that has not
+    begun never is (an --until later than now is taken as now). A job paused now is
     skipped as the scheduler skips it, and nothing is recorded for it: backfill again once it
     is resumed. The job's overlap policy does not hold a backfill back, nor cancel anything.
 
@@ -79,6 +87,11 @@ def backfill(
     Every fire is made from the branch head as it is now, whose .cron.yml and
     .taskcluster.yml decide, as a catch-up fire after an outage is (and as build-decision's
     cron task reads the head when it runs); the task's `created` is the time it is made.
+
+    \b
+    A fire that fails for a passing reason (Taskcluster answering 5xx, a timeout) is left
+    `retrying`, as a scheduled fire is, not failed: the service's recovery rounds try it
+    again until the job's max-lateness has passed since the backfill asked for it.
     """
     config = load(config_path)
     start_logging("warning")
@@ -94,6 +107,7 @@ def backfill(
                     until=until if until is not None else now(),
                     max_fires=max_fires,
                     dry_run=dry_run,
+                    rerun_failed=rerun_failed,
                     progress=progress,
                 )
 

@@ -62,6 +62,13 @@ class OpenFire:
     replica: str = ""
     error: str | None = None  # the last attempt's
     task_id: str | None = None  # the task it may have made
+    # When an operator's act (a backfill) asked for it: its max-lateness counts from then.
+    asked_at: datetime | None = None
+
+    @property
+    def due(self) -> datetime:
+        """What its max-lateness counts from: when it was asked for, else its slot."""
+        return self.asked_at or self.slot
 
 
 class Occasion(StrEnum):
@@ -276,7 +283,7 @@ def plan_open_fires(
         job = cron.job(open_fire.job)
         rule = catch_up_of(open_fire.job)
         pause = _pause_of(open_fire.job, pauses)
-        late = overdue(open_fire.slot, now, rule.max_lateness, retrying=open_fire.retrying)
+        late = overdue(open_fire.due, now, rule.max_lateness, retrying=open_fire.retrying)
         if job is None or late:
             given_up.append(_give_up(open_fire, job, pause, rule))
         elif pause is None:
@@ -301,6 +308,8 @@ def _give_up(
 def _given_up(open_fire: OpenFire, max_lateness: timedelta) -> str:
     """Why an unfinished fire past its max-lateness ended failed."""
     limit = f"its max-lateness {format_duration(max_lateness)} has passed"
+    if open_fire.asked_at is not None:
+        limit += f" since a backfill asked for it at {open_fire.asked_at:%Y-%m-%dT%H:%M:%SZ}"
     if open_fire.retrying:
         return (
             f"given up after {counted(open_fire.attempts, 'attempt')}: {limit}; the last one: "

@@ -26,6 +26,9 @@ from scheduler.outcomes import FireResult, UnknownJobError
 BATCH = 50
 # How a backfill's fires are recorded: a past slot fired late, as catch-up fires are.
 KIND = FireKind.CATCH_UP
+# The states of a recorded fire that made nothing, whose slot a backfill fires (the ledger's
+# claims take them again).
+UNMADE = (FireState.SKIPPED, FireState.DRY_RUN)
 
 
 class InvalidRangeError(SchedulerError, category=Category.INVALID, code="invalid-range"):
@@ -81,6 +84,7 @@ async def backfill(
     *,
     max_fires: int,
     dry_run: bool = False,
+    rerun_failed: bool = False,
     progress: BackfillProgress | None = None,
 ) -> Backfill:
     """Fire every slot in [start, until) that the schedules of `jobs` (none: every job that
@@ -89,9 +93,12 @@ async def backfill(
 
     A slot already fired is shown `already-fired` (its recorded task) and not fired again; one
     whose fire made nothing (skipped by a catch-up or overlap policy or a pause then, or a dry
-    run) is fired; one failed, or claimed by a replica, is shown as recorded. A job paused now
-    is shown skipped, and nothing is recorded for it. With `dry_run`, nothing is claimed,
-    created or recorded.
+    run) is fired; one failed is shown as recorded, or, with `rerun_failed`, fired again (its
+    next attempt, with the slot's task id: a task the failed attempt made after all is shown
+    already fired); one claimed by a replica is shown as recorded. A fire that fails for a
+    passing reason is left retrying, as a scheduled one is, its max-lateness counted from now:
+    the service's recovery rounds try it again. A job paused now is shown skipped, and nothing
+    is recorded for it. With `dry_run`, nothing is claimed, created or recorded.
 
     Raises UnknownJobError, or InvalidRangeError for a range without a begun slot or with
     more than `max_fires` fires.
@@ -124,12 +131,13 @@ async def backfill(
     if dry_run:
         recorded = await _recorded(runner, project.name, start, end)
         root_url = setting.config.root_url
+        retaken = (*UNMADE, FireState.FAILED) if rerun_failed else UNMADE
         done = {
-            fire: _would_fire(root_url, project.name, fire, recorded.get(_key(fire)))
+            fire: _would_fire(root_url, project.name, fire, recorded.get(_key(fire)), retaken)
             for fire in wanted
         }
     else:
-        fired = await _fire(runner, project, snapshot, wanted, progress)
+        fired = await _fire(runner, project, snapshot, wanted, progress, rerun_failed)
         made = tuple(result for result in fired.values() if result.state is not None)
         recorded = await _recorded(runner, project.name, start, end)
         done = {
@@ -140,6 +148,14 @@ async def backfill(
         done[fire] if fire in done else _paused(project.name, fire, held[fire])
         for fire in plan.fires
     ]
+    retrying = sum(row.state is FireState.RETRYING for row in rows)
+    if retrying:
+        notes.append(
+            f"{counted(retrying, 'fire')} failed for a passing reason and will be tried again "
+            "by the service's recovery rounds, as a scheduled fire is, until the job's "
+            "max-lateness has passed since it was asked for; `tc-scheduler history --state "
+            "retrying` follows them"
+        )
     return Backfill(
         project.name,
         snapshot.revision,
@@ -203,9 +219,11 @@ async def _fire(
     snapshot: Snapshot,
     wanted: Sequence[PlannedFire],
     progress: BackfillProgress | None,
+    rerun_failed: bool,
 ) -> dict[PlannedFire, FireResult]:
     """Claim, make and record `wanted`, a batch at a time, oldest slot first, as catch-up
-    fires are; a slot whose fire made nothing (skipped, a dry run) is claimed too."""
+    fires are; a slot whose fire made nothing (skipped, a dry run) is claimed too, and, with
+    `rerun_failed`, one whose fire failed."""
     if progress is not None:
         progress.planned(len(wanted))
     done: dict[PlannedFire, FireResult] = {}
@@ -216,6 +234,7 @@ async def _fire(
             snapshot,
             [(fire, KIND) for fire in batch],
             retake_unmade=True,
+            rerun_failed=rerun_failed,
             on_fired=None if progress is None else progress.fired,
         )
         done.update(zip(batch, results, strict=True))
@@ -246,12 +265,17 @@ def _shown(
 
 
 def _would_fire(
-    root_url: str, project: str, fire: PlannedFire, recorded: Fire | None
+    root_url: str,
+    project: str,
+    fire: PlannedFire,
+    recorded: Fire | None,
+    retaken: Sequence[FireState],
 ) -> FireResult:
     """What a backfill would do with `fire`'s slot: fire it (with the slot's task id, for a
-    decision task) if the ledger has no fire of it or one that made nothing (a skip, a dry
-    run), else show it as recorded."""
-    if recorded is not None and recorded.state not in (FireState.SKIPPED, FireState.DRY_RUN):
+    decision task) if the ledger has no fire of it or one in a state it takes again
+    (`retaken`: one that made nothing, a skip or a dry run; maybe a failed one), else show it
+    as recorded."""
+    if recorded is not None and recorded.state not in retaken:
         return _as_recorded(project, fire, recorded)
     task_id = None
     if isinstance(fire.job.kind, DecisionTask):
@@ -261,12 +285,12 @@ def _would_fire(
 
 def _as_recorded(project: str, fire: PlannedFire, recorded: Fire | None) -> FireResult:
     """A slot the ledger has a fire of, as recorded: one that made its task is already fired.
-    State None: it is open (claimed by a replica, or waiting for its next attempt)."""
+    State None: a replica holds it; retrying: it waits for its next attempt."""
     if recorded is None:  # claimed by a replica that has not written it yet
         return FireResult(project, fire.job_name, fire.slot, KIND, None)
     made = recorded.state in (FireState.CREATED, FireState.ALREADY_FIRED)
     state: FireState | None = FireState.ALREADY_FIRED if made else recorded.state
-    if recorded.state in (FireState.CLAIMED, FireState.RETRYING):
+    if recorded.state is FireState.CLAIMED:
         state = None
     return FireResult(
         project,

@@ -84,9 +84,11 @@ class FireRunner:
         fires: Sequence[tuple[str, datetime, FireKind]],
         *,
         retake_unmade: bool = False,
+        rerun_failed: bool = False,
     ) -> list[Claim | None]:
         """Claim these (job, slot, kind) fires of `project` in one write; None where another
-        replica holds one (or, unless `retake_unmade`, it made nothing: skipped, a dry run)."""
+        replica holds one (or, unless `retake_unmade`, it made nothing: skipped, a dry run;
+        or, unless `rerun_failed`, it failed)."""
         config, now = self.setting.config, self.setting.clock()
         return await self.setting.ledger.run(
             lambda ledger: ledger.claim_many(
@@ -96,6 +98,7 @@ class FireRunner:
                 now=now,
                 lease=config.claim_lease,
                 retake_unmade=retake_unmade,
+                rerun_failed=rerun_failed,
             )
         )
 
@@ -107,18 +110,20 @@ class FireRunner:
         replacing: Mapping[PlannedFire, tuple[RunningFire, ...]] | None = None,
         *,
         retake_unmade: bool = False,
+        rerun_failed: bool = False,
         on_fired: Callable[[FireResult], None] | None = None,
     ) -> list[FireResult]:
         """Claim the `wanted` fires of one project in one write, fire what was claimed, and
         record the outcomes in one write. A fire in `replacing` first cancels the task groups
         of those fires (only once claimed: of several replicas, one cancels).
-        `retake_unmade`: a backfill's, see `claim`; `on_fired` is told of each fire as it
-        ends (a backfill's progress)."""
+        `retake_unmade`, `rerun_failed`: a backfill's, see `claim`; `on_fired` is told of
+        each fire as it ends (a backfill's progress)."""
         replacing = replacing or {}
         claims = await self.claim(
             project.name,
             [(fire.job_name, fire.slot, kind) for fire, kind in wanted],
             retake_unmade=retake_unmade,
+            rerun_failed=rerun_failed,
         )
 
         async def fire(request: FireRequest, claim: Claim | None) -> FireResult:
@@ -205,11 +210,15 @@ class FireRunner:
         retry_at = None
         if state is FireState.FAILED and dispatched.transient and kind is not FireKind.MANUAL:
             lateness = project.catch_up_for(job.name).max_lateness
-            retry_at = next_attempt_at(slot, claim.attempt, self.setting.clock(), lateness)
+            due = claim.asked_at or slot  # a backfill's fire: from when it was asked for
+            retry_at = next_attempt_at(due, claim.attempt, self.setting.clock(), lateness)
             if retry_at is None:
+                since = (
+                    "" if claim.asked_at is None else f" since it was asked for, {due:%H:%M:%S} UTC"
+                )
                 error = (
                     f"{error} (given up after {counted(claim.attempt, 'attempt')}: the job's "
-                    f"max-lateness {format_duration(lateness)} has passed)"
+                    f"max-lateness {format_duration(lateness)} has passed{since})"
                 )
                 if task_id is not None:  # whether it made its task is not known: ask once
                     async with self._limit:

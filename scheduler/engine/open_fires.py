@@ -33,6 +33,7 @@ def open_fire(fire: Fire) -> OpenFire:
         replica=fire.replica,
         error=fire.error,
         task_id=fire.task_id,
+        asked_at=fire.asked_at,
     )
 
 

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, case, delete, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from scheduler.cron.timing import slot_of
 from scheduler.ledger.mapping import to_record
-from scheduler.ledger.models import FireRow
+from scheduler.ledger.models import FireRow, WatchRow
 from scheduler.ledger.records import OPEN_STATES, Claim, Fire, FireKind, FireState, Outcome
 from scheduler.ledger.store import Store, aware, checked_slot, given, positive, scrubbed, upsert
 from scheduler.ledger.watches import start_watches
@@ -59,34 +59,46 @@ class ClaimStore(Store):
         now: datetime,
         lease: timedelta,
         retake_unmade: bool = False,
+        rerun_failed: bool = False,
     ) -> list[Claim | None]:
         """`claim` for several (job, slot, kind) of one project, in one transaction.
 
         A tick claims all of a project's due fires at once: one write instead of one per job.
-        With `retake_unmade` (a backfill), a fire that made nothing is claimed too, with the next
-        attempt number: one skipped (a catch-up or overlap policy, a pause held it) or a dry run
-        (a service without credentials), and the operator asks for its slot now.
+        With `retake_unmade` (a backfill: an operator asks for these slots now), a fire that
+        made nothing is claimed too, with the next attempt number: one skipped (a catch-up or
+        overlap policy, a pause held it) or a dry run (a service without credentials); each
+        fire claimed is asked for at `now` (`Fire.asked_at`: its retries' max-lateness counts
+        from then). With `rerun_failed` as well, so is a failed fire: its watch is forgotten
+        (the notices it queued stay), so that the rerun starts its own.
         """
+        if rerun_failed and not retake_unmade:
+            raise ValueError("rerun_failed is a backfill's: it needs retake_unmade")
         now = aware("now", now)
         lease_until = now + positive("lease", lease)
         holder = {"replica": replica, "claimed_at": now, "lease_until": lease_until}
+        if retake_unmade:
+            holder["asked_at"] = now
         keys = [(job, checked_slot(slot, kind), kind) for job, slot, kind in wanted]
         claims: list[Claim | None] = []
         with self._transaction(writing=True) as session:
             for job, slot, kind in keys:
                 key = {"project": project, "job": job, "slot": slot}
                 kind_holder = {**holder, "kind": kind.value}
-                taken: tuple[int, int] | None
+                taken: tuple[int, int, datetime | None] | None
                 if kind is FireKind.MANUAL:
-                    taken = (_claim_new(session, key, kind_holder), 1)
+                    taken = (_claim_new(session, key, kind_holder), 1, None)
                 else:
                     taken = _claim_unique(
-                        session, key, kind_holder, now=now, retake_unmade=retake_unmade
+                        session,
+                        key,
+                        kind_holder,
+                        now=now,
+                        retake=_retaken(retake_unmade=retake_unmade, rerun_failed=rerun_failed),
                     )
                 claims.append(
                     None
                     if taken is None
-                    else Claim(taken[0], project, job, slot, kind, replica, lease_until, taken[1])
+                    else Claim(taken[0], project, job, slot, kind, replica, lease_until, *taken[1:])
                 )
         return claims
 
@@ -344,6 +356,15 @@ def _claim_new(session: Session, key: dict[str, Any], holder: dict[str, Any]) ->
 
 # The states of a scheduled or catch-up fire that made nothing, which a backfill takes again.
 UNMADE_STATES = (FireState.SKIPPED.value, FireState.DRY_RUN.value)
+# And those a backfill asked to rerun failed fires takes again too.
+RERUN_STATES = (*UNMADE_STATES, FireState.FAILED.value)
+
+
+def _retaken(*, retake_unmade: bool, rerun_failed: bool) -> tuple[str, ...]:
+    """The states of a finished fire that a claim takes again."""
+    if rerun_failed:
+        return RERUN_STATES
+    return UNMADE_STATES if retake_unmade else ()
 
 
 def _claim_unique(
@@ -352,9 +373,10 @@ def _claim_unique(
     holder: dict[str, Any],
     *,
     now: datetime,
-    retake_unmade: bool = False,
-) -> tuple[int, int] | None:
-    """(fire id, attempt) of the claim taken on the slot's one fire, or None."""
+    retake: tuple[str, ...] = (),
+) -> tuple[int, int, datetime | None] | None:
+    """(fire id, attempt, asked at) of the claim taken on the slot's one fire, or None.
+    `retake`: the states of a finished fire taken again (a backfill's)."""
     first = upsert(session, FireRow).values(
         **key, **holder, state=FireState.CLAIMED.value, attempt=1
     )
@@ -364,7 +386,7 @@ def _claim_unique(
         first.on_conflict_do_nothing().returning(FireRow.id)
     ).scalar_one_or_none()
     if fire_id is not None:
-        return fire_id, 1
+        return fire_id, 1, holder.get("asked_at")
     # One statement both checks and takes: of several concurrent take-overs, the first to
     # update the row moves the lease into the future, and the others then find no row that
     # matches (PostgreSQL re-checks the WHERE clause on the updated row; SQLite writers
@@ -373,22 +395,34 @@ def _claim_unique(
         FireRow.state.in_([state.value for state in OPEN_STATES]), FireRow.lease_until <= now
     )
     cleared: dict[str, Any] = {}
-    if retake_unmade:
-        unmade = FireRow.state.in_(UNMADE_STATES)
-        takeable = or_(takeable, unmade)
-        # A skip's reason, a dry run's rendered task and their end no longer hold once the
-        # fire is being made (SET reads the row as it was); an open fire keeps what it has.
+    if retake:
+        finished, unmade = FireRow.state.in_(retake), FireRow.state.in_(UNMADE_STATES)
+        takeable = or_(takeable, finished)
+        # A finished fire's error and end no longer hold once it is being made again, nor a
+        # dry run's rendered task (SET reads the row as it was); an open fire keeps what it
+        # has, and so does a failed one what it sent: its next attempt, as a retry, looks for
+        # what that may have made.
         cleared = {
-            column: case((unmade, None), else_=getattr(FireRow, column))
-            for column in ("error", "finished_at", "task_id", "details")
+            column: case((when, None), else_=getattr(FireRow, column))
+            for when, columns in (
+                (finished, ("error", "finished_at")),
+                (unmade, ("task_id", "details")),
+            )
+            for column in columns
         }
     taken = session.execute(
         update(FireRow)
         .where(*same_fire(**key), takeable)
         .values(**holder, **cleared, state=FireState.CLAIMED.value, attempt=FireRow.attempt + 1)
-        .returning(FireRow.id, FireRow.attempt)
+        .returning(FireRow.id, FireRow.attempt, FireRow.asked_at)
     ).one_or_none()
-    return (taken.id, taken.attempt) if taken is not None else None
+    if taken is None:
+        return None
+    if FireState.FAILED.value in retake:
+        # A failed fire was watched (its failure reported): the rerun, once finished, starts a
+        # watch of its own under the same fire id. The notices already queued stay as they are.
+        session.execute(delete(WatchRow).where(WatchRow.fire_id == taken.id))
+    return taken.id, taken.attempt, taken.asked_at
 
 
 def _update_claimed(session: Session, claim: Claim, **values: Any) -> bool:

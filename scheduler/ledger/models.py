@@ -126,6 +126,8 @@ class FireRow(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When an operator's act (a backfill) asked for the slot: max-lateness counts from then.
+    asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         CheckConstraint(allowed_values("kind", FireKind), name="kind"),

@@ -89,6 +89,7 @@ class Claim:
     replica: str
     lease_until: datetime
     attempt: int
+    asked_at: datetime | None = None  # see `Fire.asked_at`
 
 
 # The states of a fire not finished yet: held by a claim, or waiting for its next attempt.
@@ -135,6 +136,7 @@ class Fire:
     lease_until: datetime | None
     finished_at: datetime | None
     sent_at: datetime | None = None
+    asked_at: datetime | None = None
 
     @property
     def open(self) -> bool:

@@ -171,11 +171,13 @@ class Operations:
         until: datetime,
         max_fires: int = MAX_FIRES,
         dry_run: bool = False,
+        rerun_failed: bool = False,
         progress: BackfillProgress | None = None,
     ) -> BackfillOut:
         """Fire every begun slot of [start, until) that `jobs` (none: every job that runs on
-        the project) name, as catch-up fires from the branch head: audited once, with its range
-        and jobs. Raises UnknownProjectError, UnknownJobError or InvalidRangeError."""
+        the project) name, as catch-up fires from the branch head (with `rerun_failed`, those
+        whose fire failed too): audited once, with its range and jobs. Raises
+        UnknownProjectError, UnknownJobError or InvalidRangeError."""
         engine = self.engine
         given = {
             "jobs": list(jobs) or None,
@@ -183,6 +185,7 @@ class Operations:
             "until": until.isoformat(),
             "max_fires": max_fires,
             "dry_run": dry_run,
+            "rerun_failed": rerun_failed,
         }
         target = target_of(project, jobs[0] if len(jobs) == 1 else None)
         act = make_act(actor, ActKind.BACKFILL, target, given)
@@ -200,6 +203,7 @@ class Operations:
                 until,
                 max_fires=max_fires,
                 dry_run=dry_run,
+                rerun_failed=rerun_failed,
                 progress=progress,
             )
 

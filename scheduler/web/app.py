@@ -298,7 +298,8 @@ async def fire_now(ops: Ops, who: ApiOperator, project: str, job: str, body: Fir
 async def backfill(ops: Ops, who: ApiOperator, project: str, body: BackfillBody) -> BackfillOut:
     """Fire every past slot of [start, until) that the jobs' schedules name, as the scheduler
     would have: the same path as `tc-scheduler backfill`. A slot already fired is
-    `already-fired`, never fired twice; answers when every fire has ended."""
+    `already-fired`, never fired twice; one that failed is fired again with `rerun_failed`;
+    answers when every fire has ended or is left retrying."""
     return await ops.backfill(
         _actor(who),
         project,
@@ -307,6 +308,7 @@ async def backfill(ops: Ops, who: ApiOperator, project: str, body: BackfillBody)
         until=body.until,
         max_fires=body.max_fires,
         dry_run=body.dry_run,
+        rerun_failed=body.rerun_failed,
     )
 
 

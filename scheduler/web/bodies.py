@@ -47,6 +47,12 @@ class BackfillBody(BaseModel):
         description="Refuse a range that names more fires than this.",
     )
     dry_run: bool = Field(default=False, description="Say what would fire; claim nothing.")
+    rerun_failed: bool = Field(
+        default=False,
+        description="Fire again the slots whose recorded fire failed, as its next attempt with "
+        "the slot's task id (a task it made after all is already-fired); without it they are "
+        "shown failed, as recorded.",
+    )
 
     _range_in_utc_range = field_validator("start", "until")(_in_utc_range)
 
