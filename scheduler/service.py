@@ -25,6 +25,7 @@ from scheduler.clock import Clock, utc_now
 from scheduler.config.model import Config
 from scheduler.engine import Engine
 from scheduler.git.hg import HgSource
+from scheduler.git.remote_http import RemoteHttp
 from scheduler.git.source import GitSource
 from scheduler.git.sources import Sources
 from scheduler.ledger import (
@@ -97,8 +98,9 @@ async def _engine_on(
         else None
     )
     try:
-        async with HgSource() as hg, connect_service(config, observe=observe) as clients:
-            source = Sources(GitSource(config.state_dir / "git"), hg)
+        async with RemoteHttp() as http, connect_service(config, observe=observe) as clients:
+            # One HTTP session for every remote read: Mercurial's, and git's branch heads.
+            source = Sources(GitSource(config.state_dir / "git", http=http), HgSource(http))
             yield Engine(config, ledger, source, clients, clock=clock, render_pool=render_pool)
     finally:
         if render_pool is not None:

@@ -18,6 +18,7 @@ from scheduler.config.loading import load_config
 from scheduler.config.model import Config, Project
 from scheduler.git.hg import HgSource, latest_push
 from scheduler.git.process import SourceError
+from scheduler.git.remote_http import RemoteHttp
 from scheduler.git.source import Pushed
 from scheduler.ids import decision_task_id
 from scheduler.ledger import FireState
@@ -83,8 +84,8 @@ tasks:
 def hg_run(work: Callable[[HgSource], Awaitable[T]], *, attempts: int = 3) -> T:
     async def main() -> T:
         # No waiting between attempts: the retries are counted, not timed.
-        async with HgSource(attempts=attempts, max_wait=0.0) as source:
-            return await work(source)
+        async with RemoteHttp(attempts=attempts, max_wait=0.0) as http:
+            return await work(HgSource(http))
 
     return asyncio.run(main())
 
@@ -231,7 +232,7 @@ def test_an_unchanged_head_costs_one_request(server: HgServer) -> None:
     async def twice(hg: HgSource) -> dict[str, int]:
         await hg.snapshot(server.url, "default")
         await hg.snapshot(server.url, "default")
-        return dict(hg.requests)
+        return dict(hg.http.requests)
 
     assert hg_run(twice) == {"json-pushes": 2, "raw-file": 2}
 

@@ -45,9 +45,14 @@ def repository_problem(url: str, repository_type: str = "git") -> str | None:
     scheme = urlsplit(url).scheme.lower()
     if scheme in REPOSITORY_SCHEMES and (scheme == "file" or urlsplit(url).hostname):
         return None
+    if _is_local_http(url):
+        return None
     allowed = "https://host/path, ssh://[user@]host/path, user@host:path or file:///path"
     if scheme == "http":
-        return f"is plain http, which anyone on the way can change; use https ({allowed})"
+        return (
+            f"is plain http, which anyone on the way can change; use https ({allowed}), or "
+            "http:// from this machine only (127.0.0.1, localhost)"
+        )
     return f"is not a repository URL git reads here; give {allowed}"
 
 
@@ -55,14 +60,19 @@ def _hg_problem(url: str) -> str | None:
     """A Mercurial repository is read over HTTPS (json-pushes, raw-file), or over plain HTTP
     from this machine only (a local `hg serve`), where nothing travels the network."""
     parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return None
-    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
+    if (parts.scheme == "https" and parts.hostname) or _is_local_http(url):
         return None
     return (
         "is not an https:// URL; a Mercurial repository is read over HTTPS (its json-pushes "
         "and raw-file), or over http:// from this machine only (127.0.0.1, localhost)"
     )
+
+
+def _is_local_http(url: str) -> bool:
+    """Plain HTTP to this machine (a local `hg serve` or `git http-backend`): nothing on the
+    way to change what it answers."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and bool(parts.hostname) and is_loopback(parts.hostname or "")
 
 
 def project_repository_problem(

@@ -10,77 +10,36 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from types import MappingProxyType, TracebackType
-from typing import Any, Self, TypeVar
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 from yarl import URL
 
 from scheduler.common.redaction import redact
 from scheduler.git.parsing import check_paths, check_url, decode_text
-from scheduler.git.process import RetryableSourceError, SourceError, retrying, scrub
+from scheduler.git.process import SourceError
+from scheduler.git.remote_http import RemoteHttp, said_by
 from scheduler.git.source import DEFAULT_PATHS, MAX_FILE_SIZE, FileMemory, Pushed, Snapshot
-
-T = TypeVar("T")
 
 _NODE = re.compile(r"[0-9a-f]{40}")
 # hgweb's answer to raw-file of a path the revision's manifest lacks (a revision it does not
 # know is a 404 too, which must not pass for a missing file).
 _NOT_IN_MANIFEST = b"not found in manifest"
-# Statuses that say the server, or a proxy before it, may answer the next attempt.
-_PASSING_STATUSES = frozenset({408, 425, 429})
-# What a server said, in the few words a message has room for.
-_SAID_LIMIT = 200
 
 
 class HgSource:
     """Branch heads, their pushes and files of Mercurial repositories served by hgweb.
 
-    Its HTTP session lives as long as `async with HgSource() as hg:`, in one event loop. Each
-    request is retried on a lost connection, a timeout or a 5xx, as git's reads are
-    (`process.retrying`); any other answer is final.
+    Its requests go through `http`, the engine's one session for remote reads, and are retried
+    as every remote read is (`RemoteHttp.request`); any other answer is final.
     """
 
-    def __init__(
-        self,
-        *,
-        attempts: int = 4,
-        max_wait: float = 10.0,
-        timeout: float = 60.0,
-        connections: int = 32,
-        max_file_size: int = MAX_FILE_SIZE,
-    ) -> None:
-        if attempts < 1:
-            raise ValueError("attempts must be at least 1")
-        self.attempts = attempts
-        self.max_wait = max_wait
-        self.timeout = timeout
-        self.connections = connections
+    def __init__(self, http: RemoteHttp, *, max_file_size: int = MAX_FILE_SIZE) -> None:
+        self.http = http
         self.max_file_size = max_file_size
-        # How many requests of each kind this instance sent, retries included.
-        self.requests: dict[str, int] = {"json-pushes": 0, "raw-file": 0}
-        self._session: aiohttp.ClientSession | None = None
         self._files = FileMemory()
-
-    async def __aenter__(self) -> Self:
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
-            connector=aiohttp.TCPConnector(limit=self.connections),
-            headers={"User-Agent": "tc-scheduler"},
-        )
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     async def head(self, url: str, branch: str) -> tuple[str, Pushed]:
         """The revision `branch` points at and its push: one `json-pushes` request.
@@ -101,13 +60,13 @@ class HgSource:
         if status == 404:
             raise SourceError(
                 f"{redact(url)} has no branch {branch!r}, or keeps no pushlog (json-pushes "
-                f"answered 404: {_said(body, url)}); check the project's repository and branch "
+                f"answered 404: {said_by(body, url)}); check the project's repository and branch "
                 "(Mercurial's main branch is `default`)"
             )
         if status != 200:
             raise SourceError(
                 f"the pushlog of {redact(url)} could not be read (json-pushes answered HTTP "
-                f"{status}: {_said(body, url)}); check the URL and its credentials"
+                f"{status}: {said_by(body, url)}); check the URL and its credentials"
             )
         try:
             return latest_push(body)
@@ -157,7 +116,7 @@ class HgSource:
             return None
         if status != 200:
             raise SourceError(
-                f"could not read {where}: raw-file answered HTTP {status}: {_said(body, url)}; "
+                f"could not read {where}: raw-file answered HTTP {status}: {said_by(body, url)}; "
                 "check that the revision exists there and the URL's credentials"
             )
         if len(body) > self.max_file_size:
@@ -173,34 +132,10 @@ class HgSource:
     async def _get(self, kind: str, address: URL, *, failure: str) -> tuple[int, bytes]:
         """GET `address`, retried while it fails in a way that may pass: its status and body
         (at most one byte more than the largest file read)."""
-        session = self._session
-        if session is None:
-            raise RuntimeError("HgSource is used outside `async with`")
-        url = str(address)
-
-        async def attempt() -> tuple[int, bytes]:
-            self.requests[kind] += 1
-            try:
-                async with session.get(address, allow_redirects=True) as response:
-                    status = response.status
-                    body = await response.content.read(self.max_file_size + 1)
-            except (aiohttp.ClientError, TimeoutError) as error:
-                said = scrub(str(error) or type(error).__name__, url)
-                raise RetryableSourceError(f"{kind}: {said}") from None
-            if status >= 500 or status in _PASSING_STATUSES:
-                raise RetryableSourceError(f"{kind} answered HTTP {status}: {_said(body, url)}")
-            return status, body
-
-        return await self._retrying(attempt, failure=failure)
-
-    async def _retrying(self, operation: Callable[[], Awaitable[T]], *, failure: str) -> T:
-        return await retrying(
-            operation,
-            attempts=self.attempts,
-            max_wait=self.max_wait,
-            failure=failure,
-            advice="check that its host is reachable from here and answers",
+        answer = await self.http.request(
+            kind, str(address), address, failure=failure, limit=self.max_file_size + 1
         )
+        return answer.status, answer.body
 
 
 def latest_push(body: bytes) -> tuple[str, Pushed]:
@@ -245,10 +180,3 @@ def _pushed(pushlog_id: str, push: Mapping[str, Any]) -> Pushed:
 
 def _base(url: str) -> str:
     return url.rstrip("/")
-
-
-def _said(body: bytes, url: str) -> str:
-    """What a server answered, in a line, without the credentials of `url`."""
-    text = " ".join(body[: _SAID_LIMIT * 2].decode("utf-8", "replace").split())
-    text = text if len(text) <= _SAID_LIMIT else text[: _SAID_LIMIT - 1] + "…"
-    return scrub(text, url) or "nothing"

@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from scheduler.common.redaction import redact
 from scheduler.git.parsing import check_branch, check_paths, check_revision, check_url, find_ref
 from scheduler.git.process import GitRunner, RetryableSourceError, SourceError, retrying
+from scheduler.git.remote_http import RemoteHttp
 from scheduler.git.repository import CacheRepository, UnreadableError, cache_name, keep_ref
+from scheduler.git.smart_http import NotSmartError, SmartHttpHeads
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +34,8 @@ DEFAULT_PATHS = (".cron.yml", ".taskcluster.yml")
 MAX_FILE_SIZE = 1024 * 1024
 # Revisions whose files are kept in memory, across all repositories: a few per project.
 MEMORY_REVISIONS = 1024
+# Schemes whose heads are read over the engine's HTTP session rather than by a git process.
+_HTTP_SCHEMES = ("https", "http")
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,7 @@ class GitSource:
         timeout: float = 60.0,
         max_processes: int = 32,
         max_file_size: int = MAX_FILE_SIZE,
+        http: RemoteHttp | None = None,
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
@@ -129,30 +135,47 @@ class GitSource:
         self._files = FileMemory()
         # Cache repositories whose remote refused a commit id but served the branch.
         self._fetch_branch_only: set[Path] = set()
+        # With the engine's HTTP session, heads of http(s) repositories are read without git.
+        self._smart_http = SmartHttpHeads(http) if http is not None else None
 
     async def head(self, url: str, branch: str) -> str:
-        """The revision `branch` points at now: one `git ls-remote`, retried if it fails."""
+        """The revision `branch` points at now, retried if reading it fails: over HTTP(S) with
+        the engine's session, git's `ls-refs` (protocol v2) or the refs a v0/v1 server
+        advertises; elsewhere (`file://`, ssh, a dumb HTTP server) one `git ls-remote`."""
         check_url(url)
         check_branch(branch)
         ref = f"refs/heads/{branch}"
+        failure = f"could not list branch {branch!r} of {redact(url)}"
+        revision: str | None = None
+        listed_by = "git ls-remote"
+        if self._smart_http is not None and urlsplit(url).scheme in _HTTP_SCHEMES:
+            try:
+                revision = await self._smart_http.head(url, ref, failure=failure)
+                listed_by = "the server"
+            except NotSmartError as error:
+                logger.info("%s is no smart HTTP server (%s); asking git", redact(url), error)
+                revision = await self._ls_remote(url, ref, failure=failure)
+        else:
+            revision = await self._ls_remote(url, ref, failure=failure)
+        if revision is None:
+            raise SourceError(
+                f"{redact(url)} has no branch {branch!r} ({listed_by} listed no {ref}); "
+                "check the project's branch, or whether it was renamed or deleted"
+            )
+        return revision
 
+    async def _ls_remote(self, url: str, ref: str, *, failure: str) -> str | None:
         async def list_branch() -> str | None:
             result = await self._runner.run("ls-remote", "--", url, ref)
             if result.returncode != 0:
                 raise RetryableSourceError(result.said("ls-remote", url))
             return find_ref(result.stdout, ref)
 
-        revision = await self._retrying(
+        return await self._retrying(
             list_branch,
-            failure=f"could not list branch {branch!r} of {redact(url)}",
+            failure=failure,
             advice="check the URL, that its host is reachable from here and the credentials",
         )
-        if revision is None:
-            raise SourceError(
-                f"{redact(url)} has no branch {branch!r} (git ls-remote found no {ref}); "
-                "check the project's branch, or whether it was renamed or deleted"
-            )
-        return revision
 
     async def read(
         self,
@@ -178,7 +201,8 @@ class GitSource:
     async def snapshot(
         self, url: str, branch: str, paths: Sequence[str] = DEFAULT_PATHS
     ) -> Snapshot:
-        """The head of `branch` and `paths` at it. An unchanged head costs one `git ls-remote`."""
+        """The head of `branch` and `paths` at it. An unchanged head costs one `ls-refs` request
+        over HTTP(S), one `git ls-remote` elsewhere: the files of a revision are read once."""
         revision = await self.head(url, branch)
         # A branch that moves between listing and fetching gives the files of its new head, and
         # the snapshot says so: files and revision always agree.

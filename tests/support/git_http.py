@@ -1,0 +1,142 @@
+"""A real smart-HTTP git server for tests and benchmarks: `git http-backend` (the CGI program of
+the git installation) behind a threaded HTTP server on a free loopback port.
+
+It serves every repository under `root` at `<url>/<path below root>`; it can require basic
+auth, answer a status instead for the next few requests, and speak only protocol v0/v1 (by not
+passing the client's `Git-Protocol` header on to git, as an old server would not).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from tests.support.hg import Faults
+
+_EXEC_PATH = subprocess.run(
+    ["git", "--exec-path"], check=True, capture_output=True, text=True
+).stdout.strip()
+HTTP_BACKEND = str(Path(_EXEC_PATH) / "git-http-backend")
+
+
+@dataclass
+class GitHttpServer:
+    """What the server does and was asked: `requests` holds (method, path with query) of each,
+    `protocols` the `Git-Protocol` header each came with."""
+
+    root: Path
+    url: str = ""
+    protocol_v2: bool = True
+    credentials: tuple[str, str] | None = None
+    faults: Faults = field(default_factory=Faults)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    protocols: list[str | None] = field(default_factory=list)
+    authorizations: list[str | None] = field(default_factory=list)
+
+    def repository_url(self, name: str, *, user: str | None = None) -> str:
+        """The URL of the repository at `root/name`, with `user` (`name:password`) in it."""
+        host = urlsplit(self.url).netloc
+        return f"http://{user + '@' if user else ''}{host}/{name}"
+
+
+@contextmanager
+def serving(root: Path, **settings: Any) -> Iterator[GitHttpServer]:
+    """`git http-backend` serving the repositories under `root` until the block ends."""
+    front = GitHttpServer(root.resolve(), **settings)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self._serve(b"")
+
+        def do_POST(self) -> None:
+            self._serve(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+        def _serve(self, body: bytes) -> None:
+            front.requests.append((self.command, self.path))
+            front.protocols.append(self.headers.get("Git-Protocol"))
+            front.authorizations.append(self.headers.get("Authorization"))
+            status = front.faults.take()
+            if status is not None:
+                self._answer(status, {"Content-Type": "text/plain"}, b"down for a moment")
+                return
+            if front.credentials is not None and not self._authorized():
+                self._answer(
+                    401,
+                    {"Content-Type": "text/plain", "WWW-Authenticate": 'Basic realm="git"'},
+                    b"who are you?",
+                )
+                return
+            self._answer(*self._backend(body))
+
+        def _authorized(self) -> bool:
+            assert front.credentials is not None
+            expected = base64.b64encode(":".join(front.credentials).encode()).decode()
+            return self.headers.get("Authorization") == f"Basic {expected}"
+
+        def _backend(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+            parts = urlsplit(self.path)
+            environment = {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "GIT_PROJECT_ROOT": str(front.root),
+                "GIT_HTTP_EXPORT_ALL": "1",
+                "GIT_CONFIG_NOSYSTEM": "1",
+                "HOME": str(front.root),
+                "REQUEST_METHOD": self.command,
+                "PATH_INFO": parts.path,
+                "QUERY_STRING": parts.query,
+                "CONTENT_TYPE": self.headers.get("Content-Type") or "",
+                "CONTENT_LENGTH": str(len(body)),
+                "REMOTE_ADDR": self.client_address[0],
+                "SERVER_PROTOCOL": "HTTP/1.1",
+            }
+            if front.protocol_v2 and self.headers.get("Git-Protocol"):
+                environment["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
+            if front.credentials is not None:
+                environment["REMOTE_USER"] = front.credentials[0]
+            result = subprocess.run(
+                [HTTP_BACKEND], input=body, env=environment, capture_output=True, check=False
+            )
+            head, _, content = result.stdout.partition(b"\r\n\r\n")
+            status, headers = 200, {}
+            for line in head.decode("latin-1").split("\r\n"):
+                name, _, value = line.partition(":")
+                if name.lower() == "status":
+                    status = int(value.split()[0])
+                elif name:
+                    headers[name] = value.strip()
+            return status, headers, content
+
+        def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    front.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield front
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=30)
