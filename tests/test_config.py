@@ -450,6 +450,7 @@ def test_a_root_url_that_is_no_url_is_refused(given: dict[str, str], where: str)
         ("ftp://x", "is not a repository URL git reads here"),
         ("x", "is not a repository URL git reads here"),
         ("http://github.com/org/repo", "is plain http"),
+        ("http://10.0.0.1/org/repo", "from this machine only (127.0.0.1, localhost)"),
         ("https://", "is not a repository URL git reads here"),
     ],
 )
@@ -463,7 +464,15 @@ def test_a_repository_git_would_not_read_is_refused(repository: str, said: str) 
 
 @pytest.mark.parametrize(
     "repository",
-    ["https://github.com/o/r", "ssh://git@github.com/o/r", "git@github.com:o/r.git", "file:///r"],
+    [
+        "https://github.com/o/r",
+        "ssh://git@github.com/o/r",
+        "git@github.com:o/r.git",
+        "file:///r",
+        # A local `git http-backend`: plain HTTP that never leaves this machine.
+        "http://127.0.0.1:8000/r",
+        "http://localhost/r.git",
+    ],
 )
 def test_the_repositories_git_reads_are_taken(repository: str) -> None:
     text = MINIMAL.replace("https://hg.mozilla.org/mozilla-central", repository)

@@ -7,6 +7,7 @@ as git's process reads are (`process.retrying`); any other answer is the caller'
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -135,7 +136,7 @@ def _basic_auth(address: URL) -> str | None:
     if address.raw_user is None:
         return None
     login, password = unquote(address.raw_user), unquote(address.raw_password or "")
-    return aiohttp.BasicAuth(login, password).encode()
+    return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
 
 
 def said_by(body: bytes, url: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from yarl import URL
 
-from scheduler.common.redaction import redact
 from scheduler.git.pkt_line import (
     Advertisement,
     ls_refs_request,
@@ -105,7 +104,7 @@ class SmartHttpHeads:
         if answer.status != 200:
             raise SourceError(
                 f"{failure}: {kind} answered HTTP {answer.status}: {said_by(answer.body, url)}; "
-                f"check the URL {redact(url)} and its credentials"
+                "check the repository's URL and its credentials"
             )
 
 

@@ -32,16 +32,19 @@ HTTP_BACKEND = str(Path(_EXEC_PATH) / "git-http-backend")
 @dataclass
 class GitHttpServer:
     """What the server does and was asked: `requests` holds (method, path with query) of each,
-    `protocols` the `Git-Protocol` header each came with."""
+    `protocols`, `authorizations` and `agents` the headers each came with."""
 
     root: Path
     url: str = ""
     protocol_v2: bool = True
+    # False: a dumb server, answering files under `root` as they are (after update-server-info).
+    smart: bool = True
     credentials: tuple[str, str] | None = None
     faults: Faults = field(default_factory=Faults)
     requests: list[tuple[str, str]] = field(default_factory=list)
     protocols: list[str | None] = field(default_factory=list)
     authorizations: list[str | None] = field(default_factory=list)
+    agents: list[str | None] = field(default_factory=list)
 
     def repository_url(self, name: str, *, user: str | None = None) -> str:
         """The URL of the repository at `root/name`, with `user` (`name:password`) in it."""
@@ -67,6 +70,7 @@ def serving(root: Path, **settings: Any) -> Iterator[GitHttpServer]:
             front.requests.append((self.command, self.path))
             front.protocols.append(self.headers.get("Git-Protocol"))
             front.authorizations.append(self.headers.get("Authorization"))
+            front.agents.append(self.headers.get("User-Agent"))
             status = front.faults.take()
             if status is not None:
                 self._answer(status, {"Content-Type": "text/plain"}, b"down for a moment")
@@ -78,7 +82,13 @@ def serving(root: Path, **settings: Any) -> Iterator[GitHttpServer]:
                     b"who are you?",
                 )
                 return
-            self._answer(*self._backend(body))
+            self._answer(*(self._backend(body) if front.smart else self._file()))
+
+        def _file(self) -> tuple[int, dict[str, str], bytes]:
+            path = (front.root / urlsplit(self.path).path.lstrip("/")).resolve()
+            if not path.is_file() or not path.is_relative_to(front.root):
+                return 404, {"Content-Type": "text/plain"}, b"no such file"
+            return 200, {"Content-Type": "text/plain"}, path.read_bytes()
 
         def _authorized(self) -> bool:
             assert front.credentials is not None

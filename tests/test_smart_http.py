@@ -1,0 +1,255 @@
+"""Branch heads read over git's smart HTTP without a process (protocol v2 `ls-refs`, or a v0/v1
+advertisement), against a real `git http-backend`; and the whole engine on such a repository."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from scheduler.git.pkt_line import ls_refs_request, parse_advertisement, parse_ls_refs
+from scheduler.git.process import SourceError
+from scheduler.git.remote_http import RemoteHttp
+from scheduler.git.source import GitSource
+from scheduler.ledger import FireState
+from tests.emulator import Emulator
+from tests.support.engine import fires, tick
+from tests.support.git_http import GitHttpServer, serving
+from tests.support.projects import DAY, HOURLY, OWN_TEMPLATE, make_config, project
+from tests.support.repos import Repository
+
+T = TypeVar("T")
+CRON = "jobs:\n  - name: nightly\n    job: {type: decision-task, treeherder-symbol: N}\n"
+UPLOAD_PACK = ("POST", "/proj/git-upload-pack")
+INFO_REFS = ("GET", "/proj/info/refs?service=git-upload-pack")
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Repository:
+    return Repository(tmp_path / "served" / "proj", {".cron.yml": CRON})
+
+
+@pytest.fixture
+def server(repository: Repository) -> Iterator[GitHttpServer]:
+    with serving(repository.path.parent) as server:
+        yield server
+
+
+def with_source(
+    tmp_path: Path, work: Callable[[GitSource, RemoteHttp], Awaitable[T]], *, attempts: int = 2
+) -> T:
+    async def main() -> T:
+        # No waiting between attempts: the retries are counted, not timed.
+        async with RemoteHttp(attempts=attempts, max_wait=0.0) as http:
+            source = GitSource(tmp_path / "cache", attempts=attempts, max_wait=0.0, http=http)
+            return await work(source, http)
+
+    return asyncio.run(main())
+
+
+def ls_remote(url: str, ref: str) -> str:
+    listed = subprocess.run(
+        ["git", "ls-remote", "--", url, ref], check=True, capture_output=True, text=True
+    ).stdout
+    [line] = listed.splitlines()
+    return line.split("\t")[0]
+
+
+def test_the_head_read_over_protocol_v2_is_what_git_ls_remote_reads(
+    tmp_path: Path, repository: Repository, server: GitHttpServer
+) -> None:
+    repository.git("branch", "releases/v1")
+    moved = repository.commit({".cron.yml": CRON + "# moved\n"})
+    url = server.repository_url("proj")
+
+    async def heads(source: GitSource, http: RemoteHttp) -> list[str]:
+        return [await source.head(url, "main"), await source.head(url, "releases/v1")]
+
+    main, release = with_source(tmp_path, heads)
+
+    assert main == moved == ls_remote(url, "refs/heads/main")
+    assert release == ls_remote(url, "refs/heads/releases/v1") != main
+    # The capabilities once, then one ls-refs per head; all in protocol v2, and no git ran.
+    assert server.requests[:3] == [INFO_REFS, UPLOAD_PACK, UPLOAD_PACK]
+    assert server.protocols[:3] == ["version=2"] * 3
+    assert set(server.agents[:3]) == {"tc-scheduler"}
+
+
+def test_an_unchanged_head_over_http_reads_no_files(
+    tmp_path: Path, repository: Repository, server: GitHttpServer
+) -> None:
+    url = server.repository_url("proj")
+
+    async def snapshots(source: GitSource, http: RemoteHttp) -> list[Any]:
+        first = await source.snapshot(url, "main")
+        fetched = source.commands["fetch"]
+        source.commands.clear()
+        second = await source.snapshot(url, "main")
+        unchanged = Counter(source.commands)
+        repository.commit({".cron.yml": "jobs: []\n"})
+        third = await source.snapshot(url, "main")
+        return [first, fetched, second, unchanged, third, source.commands["fetch"]]
+
+    first, fetched, second, unchanged, third, fetched_again = with_source(tmp_path, snapshots)
+
+    assert first == second
+    assert fetched == 1
+    assert first.files[".cron.yml"] == CRON
+    assert unchanged == Counter()  # no git process at all: one request only
+    assert third.revision == repository.head
+    assert third.files[".cron.yml"] == "jobs: []\n"
+    assert fetched_again == 1
+
+
+def test_a_missing_branch_is_reported_as_git_reports_it(
+    tmp_path: Path, repository: Repository, server: GitHttpServer
+) -> None:
+    # `ref-prefix refs/heads/main` also lists this branch; it is not `main`.
+    repository.git("branch", "--quiet", "-m", "main", "main-old")
+    url = server.repository_url("proj")
+
+    for branch in ("releases/v9", "main"):
+        with pytest.raises(SourceError, match=f"no branch '{branch}'") as raised:
+            with_source(tmp_path, lambda source, http, b=branch: source.head(url, b))
+        assert f"refs/heads/{branch}" in str(raised.value)
+        assert url in str(raised.value)
+    # The server answered: a missing branch is not worth another attempt.
+    assert server.requests == [INFO_REFS, UPLOAD_PACK] * 2
+    assert set(server.agents) == {"tc-scheduler"}
+
+
+def test_a_server_speaking_only_protocol_v1_is_read_from_its_advertisement(
+    tmp_path: Path, repository: Repository
+) -> None:
+    with serving(repository.path.parent, protocol_v2=False) as server:
+        url = server.repository_url("proj")
+        head = with_source(tmp_path, lambda source, http: source.head(url, "main"))
+        with pytest.raises(SourceError, match="no branch 'other'"):
+            with_source(tmp_path, lambda source, http: source.head(url, "other"))
+
+    assert head == repository.head == ls_remote(repository.url, "refs/heads/main")
+    assert server.requests == [INFO_REFS, INFO_REFS]
+    assert set(server.agents) == {"tc-scheduler"}
+
+
+def test_a_dumb_http_server_is_left_to_git(tmp_path: Path, repository: Repository) -> None:
+    repository.git("update-server-info")
+    with serving(repository.path.parent, smart=False) as server:
+        url = server.repository_url("proj/.git")
+
+        async def read(source: GitSource, http: RemoteHttp) -> tuple[str, Counter[str]]:
+            return await source.head(url, "main"), source.commands
+
+        head, commands = with_source(tmp_path, read)
+
+    assert head == repository.head
+    assert commands == Counter({"ls-remote": 1})
+
+
+def test_a_server_error_once_is_retried(
+    tmp_path: Path, repository: Repository, server: GitHttpServer
+) -> None:
+    server.faults.count = 1
+    url = server.repository_url("proj")
+
+    head = with_source(tmp_path, lambda source, http: source.head(url, "main"))
+
+    assert head == repository.head
+    assert server.requests == [INFO_REFS, INFO_REFS, UPLOAD_PACK]
+    assert set(server.agents) == {"tc-scheduler"}
+
+
+def test_a_server_error_that_lasts_fails_after_every_attempt(
+    tmp_path: Path, server: GitHttpServer
+) -> None:
+    server.faults.count = 10
+    url = server.repository_url("proj")
+
+    with pytest.raises(SourceError) as raised:
+        with_source(tmp_path, lambda source, http: source.head(url, "main"), attempts=3)
+
+    message = str(raised.value)
+    assert f"could not list branch 'main' of {url} (3 attempts)" in message
+    assert "info/refs answered HTTP 503" in message
+    assert len(server.requests) == 3
+
+
+def test_basic_auth_credentials_work_and_never_reach_messages_or_logs(
+    tmp_path: Path, repository: Repository, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "s3cret-password"
+    caplog.set_level(logging.DEBUG)
+    with serving(repository.path.parent, credentials=("robot", secret)) as server:
+        good = server.repository_url("proj", user=f"robot:{secret}")
+        bad = server.repository_url("proj", user="robot:wrong-s3cret")
+        snapshot = with_source(tmp_path, lambda source, http: source.snapshot(good, "main"))
+        with pytest.raises(SourceError) as raised:
+            with_source(tmp_path / "other", lambda source, http: source.head(bad, "main"))
+
+    assert snapshot.revision == repository.head
+    assert snapshot.files[".cron.yml"] == CRON
+    message = str(raised.value)
+    assert "info/refs answered HTTP 401" in message
+    assert server.repository_url("proj", user="***") in message
+    assert "wrong-s3cret" not in message
+    # A refusal is final: one request, not one per attempt.
+    assert server.requests[-1:] == [INFO_REFS]
+    assert server.authorizations[-1]
+    assert secret not in caplog.text
+    assert "wrong-s3cret" not in caplog.text
+    assert secret not in repr(snapshot)
+
+
+def test_the_engine_ticks_a_project_served_over_http(
+    tmp_path: Path, emulator: Emulator, repository: Repository, server: GitHttpServer
+) -> None:
+    repository.commit({".cron.yml": HOURLY, ".taskcluster.yml": OWN_TEMPLATE})
+    served = project("proj", repository, fetch_from=server.repository_url("proj"))
+    config = make_config(emulator, tmp_path, served)
+
+    [result] = tick(config, emulator, DAY.replace(hour=10))
+    [again] = tick(config, emulator, DAY.replace(hour=11))
+
+    assert result.error is None
+    assert again.error is None
+    assert [f.state for f in result.fires + again.fires] == [FireState.CREATED] * 2
+    assert {record.revision for record in fires(config)} == {repository.head}
+    # Heads by ls-refs from the service; files fetched by git itself from the same server.
+    assert server.agents.count("tc-scheduler") == 4
+    assert any(agent and agent.startswith("git/") for agent in server.agents)
+
+
+# -- pkt-lines, as gitprotocol-common and gitprotocol-v2 write them -----------------------------
+
+
+def test_an_ls_refs_request_is_framed_as_git_frames_it() -> None:
+    sha1 = frozenset({"ls-refs=unborn", "object-format=sha1"})
+    assert ls_refs_request(["refs/heads/main"], sha1) == (
+        b"0014command=ls-refs\n0001001fref-prefix refs/heads/main\n0000"
+    )
+    sha256 = ls_refs_request(["refs/heads/a"], frozenset({"object-format=sha256"}))
+    assert b"0019object-format=sha256\n0001" in sha256
+
+
+def test_answers_that_are_not_git_say_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match="the server said: access denied"):
+        parse_ls_refs(b"0016ERR access denied\n")
+    with pytest.raises(ValueError, match="past the end"):
+        parse_ls_refs(b"0040" + b"0" * 40)
+    with pytest.raises(ValueError, match="no pkt-line length"):
+        parse_advertisement(b"<html>")
+    with pytest.raises(ValueError, match="without a flush"):
+        parse_ls_refs(f"003a{'a' * 40} refs/heads/x\n".encode())
+    empty_v1 = parse_advertisement(
+        b"001e# service=git-upload-pack\n0000"
+        + f"0047{'0' * 40} capabilities^{{}}\0ofs-delta\n".encode()
+        + b"0000"
+    )
+    assert empty_v1.version == 0
+    assert empty_v1.refs == {}
