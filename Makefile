@@ -76,6 +76,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/plan_year.py
 	$(BIN)/python benchmarks/tick_fanout.py
 	$(BIN)/python benchmarks/dashboard.py
+	$(BIN)/python benchmarks/head_reads.py
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \

@@ -115,8 +115,12 @@ def test_a_missing_branch_is_reported_as_git_reports_it(
     url = server.repository_url("proj")
 
     for branch in ("releases/v9", "main"):
+
+        async def read(source: GitSource, http: RemoteHttp, branch: str = branch) -> str:
+            return await source.head(url, branch)
+
         with pytest.raises(SourceError, match=f"no branch '{branch}'") as raised:
-            with_source(tmp_path, lambda source, http, b=branch: source.head(url, b))
+            with_source(tmp_path, read)
         assert f"refs/heads/{branch}" in str(raised.value)
         assert url in str(raised.value)
     # The server answered: a missing branch is not worth another attempt.
