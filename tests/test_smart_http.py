@@ -229,6 +229,11 @@ def test_the_engine_ticks_a_project_served_over_http(
     assert any(agent and agent.startswith("git/") for agent in server.agents)
 
 
+def test_a_url_that_is_none_says_so(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"is not a URL \(Port out of range"):
+        with_source(tmp_path, lambda source, http: source.head("https://h:99999/r", "main"))
+
+
 # -- pkt-lines, as gitprotocol-common and gitprotocol-v2 write them -----------------------------
 
 

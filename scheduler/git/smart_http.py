@@ -59,7 +59,10 @@ class SmartHttpHeads:
     async def _advertisement(self, url: str, *, failure: str) -> tuple[URL, Advertisement]:
         """`GET info/refs?service=git-upload-pack` asking for v2, and the base URL it came from
         (a server may redirect a repository it renamed)."""
-        address = URL(url.rstrip("/") + _INFO_REFS).with_query(service="git-upload-pack")
+        try:
+            address = URL(url.rstrip("/") + _INFO_REFS).with_query(service="git-upload-pack")
+        except ValueError as error:  # a port out of range, a broken IPv6 address
+            raise SourceError(f"{failure}: it is not a URL ({error}); check it") from None
         answer = await self.http.request(
             "info/refs", url, address, failure=failure, limit=_LIMIT, headers=_V2
         )
