@@ -90,8 +90,8 @@ async def _engine_on(
     clock: Clock,
     observe: CallObserver | None = None,
 ) -> AsyncIterator[Engine]:
-    """An engine on `ledger`, with its git cache, Mercurial session, Taskcluster session (its
-    requests told to `observe`) and render workers."""
+    """An engine on `ledger`, with its git cache, HTTP session of remote reads (git's heads and
+    Mercurial's), Taskcluster session (its requests told to `observe`) and render workers."""
     render_pool = (
         ProcessPoolExecutor(config.render_workers, mp_context=multiprocessing.get_context("spawn"))
         if config.render_workers

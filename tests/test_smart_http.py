@@ -229,6 +229,19 @@ def test_the_engine_ticks_a_project_served_over_http(
     assert any(agent and agent.startswith("git/") for agent in server.agents)
 
 
+def test_a_sha256_repository_is_asked_in_its_object_format(tmp_path: Path) -> None:
+    served = tmp_path / "served"
+    repository = Repository(served / "proj", {".cron.yml": CRON}, object_format="sha256")
+    head = repository.head
+    with serving(served) as server:
+        url = server.repository_url("proj")
+        read = with_source(tmp_path, lambda source, http: source.head(url, "main"))
+
+    assert len(head) == 64
+    assert read == head
+    assert server.agents == ["tc-scheduler", "tc-scheduler"]
+
+
 def test_a_url_that_is_none_says_so(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"is not a URL \(Port out of range"):
         with_source(tmp_path, lambda source, http: source.head("https://h:99999/r", "main"))

@@ -1,6 +1,6 @@
 """Running git: the environment and options every command gets, one command within its timeout
 (killed with the helpers it started after), and what git said, scrubbed; the retries with
-backoff of every read from a remote, git's and Mercurial's over HTTP (`hg.py`) alike.
+backoff of every read from a remote, git's processes and HTTP requests (`remote_http.py`) alike.
 
 Nothing here knows of cache repositories or files; `source.py` builds on it.
 """

@@ -1,4 +1,5 @@
-"""Repositories: the head revision of a branch and the files at a revision, read with real git.
+"""Repositories: the head revision of a branch and the files at a revision, read with real git
+(heads of http(s) repositories over the engine's HTTP session instead, `smart_http.py`).
 
 Fetched revisions live in one shallow bare repository per URL (`repository.py`), shared by every
 process given the same cache directory; file contents are also kept in memory by revision.

@@ -21,10 +21,16 @@ _ENVIRONMENT = {
 class Repository:
     """A git repository on disk with a `main` branch."""
 
-    def __init__(self, path: Path, files: Mapping[str, str | bytes] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        files: Mapping[str, str | bytes] | None = None,
+        *,
+        object_format: str = "sha1",
+    ) -> None:
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
-        self.git("init", "--quiet", "--initial-branch=main")
+        self.git("init", "--quiet", "--initial-branch=main", f"--object-format={object_format}")
         self.commit(files or {"README": "test repository\n"}, "initial")
 
     @property
