@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, cast
@@ -29,7 +30,7 @@ from scheduler.common.yamldoc import MAX_BYTES
 from scheduler.cron import (
     CronFile,
     Diagnostic,
-    Plan,
+    PlannedFire,
     Position,
     Severity,
     fires_between,
@@ -98,12 +99,20 @@ def check(paths: tuple[Path, ...], as_json: bool, projects: tuple[str, ...]) -> 
 @click.command()
 @click.option(
     "--cron",
-    "cron_path",
+    "cron_paths",
     required=True,
+    multiple=True,
     type=click.Path(exists=True, path_type=Path),
-    help="The .cron.yml to plan (or a directory holding one).",
+    help="A .cron.yml to plan (or a directory holding one); repeatable.",
 )
-@click.option("--project", required=True, help="The project to plan for.")
+@click.option(
+    "--project",
+    "projects",
+    required=True,
+    multiple=True,
+    metavar="NAME",
+    help="A project to plan for; repeatable: every file is planned on every project.",
+)
 @click.option(
     "--from",
     "start",
@@ -118,44 +127,96 @@ def check(paths: tuple[Path, ...], as_json: bool, projects: tuple[str, ...]) -> 
     callback=instant_ahead,
     help=f"End (default: 24 h after the start; {TIME_AHEAD_FORMS}).",
 )
-@click.option("--next", "count", type=click.IntRange(min=1), help="Show the next N fires instead.")
-@json_option("Print [{slot, job}] as JSON.")
+@click.option(
+    "--next",
+    "count",
+    type=click.IntRange(min=1),
+    help="Show the next N fires (of each file on each project) instead.",
+)
+@json_option("Print [{slot, job}] as JSON ([{slot, file, project, job}] for several).")
 def plan(
-    cron_path: Path,
-    project: str,
+    cron_paths: tuple[Path, ...],
+    projects: tuple[str, ...],
     start: datetime | None,
     until: datetime | None,
     count: int | None,
     as_json: bool,
 ) -> None:
-    """List the fires of a .cron.yml on a project, in slot order.
+    """List the fires of .cron.yml files on projects, in slot order: every --cron file on
+    every --project, in one table (or JSON list) that names the file and project of each fire.
 
-    Jobs with errors are left out and reported on standard error, and the exit status is 1.
+    Jobs with errors are left out and reported on standard error, and the exit status is 1;
+    the other jobs and files are planned all the same.
     """
     if until is not None and count is not None:
         raise click.UsageError("give --until or --next, not both")
     start = start or now()
-    cron = _load(cron_path, None)
-    if count is not None:
-        result = next_fires(cron, project, start, count)
-        heading = f"next {counted(count, 'fire')} of {project} from {format_slot(start)}"
-    else:
+    end = None
+    if count is None:
         end = until or start + DEFAULT_PLAN_SPAN
         if end <= start:
             raise click.UsageError("--until must be later than --from")
-        result = fires_between(cron, project, start, end)
-        heading = f"fires of {project} from {format_slot(start)} until {format_slot(end)}"
-    # A job's by-project error for this project can be both in the file's errors and the plan's.
-    errors = dict.fromkeys((*cron.errors, *result.problems))
+    # Each file is read and parsed once, whatever the number of projects.
+    crons = [_load(path, None) for path in dict.fromkeys(cron_paths)]
+    names = tuple(dict.fromkeys(projects))
+    rows: list[_PlanRow] = []
+    # A job's by-project error for a project can be both in the file's errors and the plan's.
+    errors: dict[Diagnostic, None] = {}
+    for cron in crons:
+        errors.update(dict.fromkeys(cron.errors))
+        for project in names:
+            if end is None:
+                assert count is not None
+                result = next_fires(cron, project, start, count)
+            else:
+                result = fires_between(cron, project, start, end)
+            errors.update(dict.fromkeys(result.problems))
+            rows.extend(_PlanRow(cron.path, project, fire) for fire in result.fires)
+    # Stable: by slot, then in the order the files and projects were given, then by job.
+    rows.sort(key=lambda row: row.fire.slot)
     for diagnostic in errors:
         _echo_diagnostic(diagnostic, err=True)
+    several = len(crons) > 1 or len(names) > 1
     if as_json:
-        fires = [{"slot": format_slot(f.slot), "job": f.job_name} for f in result.fires]
-        echo_json(fires)
+        echo_json([row.as_json(several) for row in rows])
     else:
-        _print_plan_table(result, heading)
+        _print_plan_table(rows, _plan_heading(crons, names, start, end, count), several)
     if errors:
         sys.exit(1)
+
+
+@dataclass(frozen=True)
+class _PlanRow:
+    """One fire of `plan`: the file and project it was planned from."""
+
+    file: str
+    project: str
+    fire: PlannedFire
+
+    def as_json(self, several: bool) -> dict[str, str]:
+        slot, job = format_slot(self.fire.slot), self.fire.job_name
+        if several:
+            return {"slot": slot, "file": self.file, "project": self.project, "job": job}
+        return {"slot": slot, "job": job}
+
+
+def _plan_heading(
+    crons: list[CronFile],
+    projects: tuple[str, ...],
+    start: datetime,
+    end: datetime | None,
+    count: int | None,
+) -> str:
+    files, on = counted(len(crons), "file"), counted(len(projects), "project")
+    if len(crons) == 1 and len(projects) == 1:
+        of = projects[0]
+    elif count is not None:
+        of = f"each of {files} on each of {on}"
+    else:
+        of = f"{files} on {on}"
+    if end is None:
+        return f"next {counted(count or 0, 'fire')} of {of} from {format_slot(start)}"
+    return f"fires of {of} from {format_slot(start)} until {format_slot(end)}"
 
 
 @click.command()
@@ -290,14 +351,17 @@ def _echo_diagnostic(diagnostic: Diagnostic, *, err: bool = False) -> None:
     echo(f"{location} {severity} {diagnostic.message}", err=err)
 
 
-def _print_plan_table(result: Plan, heading: str) -> None:
-    if not result.fires:
+def _print_plan_table(rows: list[_PlanRow], heading: str, several: bool) -> None:
+    if not rows:
         console().print(f"No {heading}.")
         return
-    shown = table(heading[0].upper() + heading[1:], "Slot (UTC)", "Job", "Type", "Target")
-    for fire in result.fires:
-        kind = fire.job.kind
-        shown.add_row(format_slot(fire.slot), fire.job_name, kind.type, kind.target)
+    where = ("File", "Project") if several else ()
+    title = heading[0].upper() + heading[1:]
+    shown = table(title, "Slot (UTC)", *where, "Job", "Type", "Target")
+    for row in rows:
+        kind = row.fire.job.kind
+        at = (row.file, row.project) if several else ()
+        shown.add_row(format_slot(row.fire.slot), *at, row.fire.job_name, kind.type, kind.target)
     console().print(shown)
 
 
