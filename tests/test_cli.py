@@ -306,6 +306,31 @@ def test_plan_with_one_file_on_several_projects_names_the_project() -> None:
     ]
 
 
+def test_plan_plans_a_file_named_with_its_projects_on_those_alone(tmp_path: Path) -> None:
+    """A fleet: each repository's file on its own projects, the rest on --project."""
+    first = _write_cron(tmp_path / "first.yml", ("two", "[{hour: 2, minute: 0}]"))
+    second = _write_cron(tmp_path / "second.yml", ("half", "[{hour: 1, minute: 30}]"))
+    third = _write_cron(tmp_path / "x=y.yml", ("three", "[{hour: 3, minute: 0}]"))
+    result = run(
+        "plan", "--cron", f"{first}=a, b", "--cron", second, "--cron", third,
+        "--project", "c", "--from", "2026-11-24", "--until", "2026-11-24T04:00Z", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert [(fire["file"], fire["project"]) for fire in json.loads(result.stdout)] == [
+        (second, "c"),
+        (first, "a"),
+        (first, "b"),
+        (third, "c"),  # a path that exists as written is a path, `=` and all
+    ]
+    no_project = run("plan", "--cron", first, "--cron", f"{second}=a", "--from", "2026-11-24")
+    assert no_project.exit_code == 2
+    assert f"--cron {first}=NAME,NAME" in " ".join(no_project.stderr.split())
+    for wrong in (f"{first}=", f"{first}= ,", str(tmp_path / "nothing.yml=a")):
+        refused = run("plan", "--cron", wrong, "--project", "p")
+        assert refused.exit_code == 2, wrong
+        assert "Traceback" not in refused.output
+
+
 def test_plan_next_counts_the_fires_of_each_file_on_each_project(tmp_path: Path) -> None:
     hourly = _write_cron(tmp_path / "hourly.yml", ("hourly", "[{minute: 0}]"))
     daily = _write_cron(tmp_path / "daily.yml", ("daily", "[{hour: 5, minute: 0}]"))

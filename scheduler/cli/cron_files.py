@@ -51,6 +51,27 @@ CRON_FILE_NAME = ".cron.yml"
 DEFAULT_PLAN_SPAN = timedelta(hours=24)
 
 
+def _cron_targets(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[tuple[Path, tuple[str, ...]], ...]:
+    """Option callback of `--cron PATH` or `--cron PATH=NAME,NAME`: each file, and the projects
+    it is planned on (none: those of --project). A path that exists as written is a path."""
+    targets = []
+    for text in values:
+        path, names = text, ""
+        if not Path(text).exists() and "=" in text:
+            path, names = text.rsplit("=", 1)
+        if not Path(path).exists():
+            raise click.BadParameter(f"{path!r} does not exist", ctx, param)
+        projects = tuple(name.strip() for name in names.split(",") if name.strip())
+        if path != text and not projects:
+            raise click.BadParameter(
+                f"{text!r} names no project after '=': write PATH=NAME,NAME", ctx, param
+            )
+        targets.append((Path(path), projects))
+    return tuple(targets)
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @json_option("Print the results as JSON.")
@@ -99,19 +120,20 @@ def check(paths: tuple[Path, ...], as_json: bool, projects: tuple[str, ...]) -> 
 @click.command()
 @click.option(
     "--cron",
-    "cron_paths",
+    "targets",
     required=True,
     multiple=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="A .cron.yml to plan (or a directory holding one); repeatable.",
+    callback=_cron_targets,
+    metavar="PATH[=NAME,...]",
+    help="A .cron.yml to plan (or a directory holding one), on the projects named after it "
+    "or else on every --project; repeatable.",
 )
 @click.option(
     "--project",
     "projects",
-    required=True,
     multiple=True,
     metavar="NAME",
-    help="A project to plan for; repeatable: every file is planned on every project.",
+    help="A project to plan every --cron on that names none of its own; repeatable.",
 )
 @click.option(
     "--from",
@@ -135,15 +157,16 @@ def check(paths: tuple[Path, ...], as_json: bool, projects: tuple[str, ...]) -> 
 )
 @json_option("Print [{slot, job}] as JSON ([{slot, file, project, job}] for several).")
 def plan(
-    cron_paths: tuple[Path, ...],
+    targets: tuple[tuple[Path, tuple[str, ...]], ...],
     projects: tuple[str, ...],
     start: datetime | None,
     until: datetime | None,
     count: int | None,
     as_json: bool,
 ) -> None:
-    """List the fires of .cron.yml files on projects, in slot order: every --cron file on
-    every --project, in one table (or JSON list) that names the file and project of each fire.
+    """List the fires of .cron.yml files on projects, in slot order: each --cron file on the
+    projects named after it (PATH=NAME,NAME), or else on every --project, in one table (or
+    JSON list) that names the file and project of each fire.
 
     Jobs with errors are left out and reported on standard error, and the exit status is 1;
     the other jobs and files are planned all the same.
@@ -156,13 +179,12 @@ def plan(
         end = until or start + DEFAULT_PLAN_SPAN
         if end <= start:
             raise click.UsageError("--until must be later than --from")
-    # Each file is read and parsed once, whatever the number of projects.
-    crons = [_load(path, None) for path in dict.fromkeys(cron_paths)]
-    names = tuple(dict.fromkeys(projects))
+    pairs = _plan_pairs(targets, projects)
     rows: list[_PlanRow] = []
     # A job's by-project error for a project can be both in the file's errors and the plan's.
     errors: dict[Diagnostic, None] = {}
-    for cron in crons:
+    for path, names in pairs.items():
+        cron = _load(path, None)  # each file read and parsed once, whatever its projects
         errors.update(dict.fromkeys(cron.errors))
         for project in names:
             if end is None:
@@ -176,13 +198,28 @@ def plan(
     rows.sort(key=lambda row: row.fire.slot)
     for diagnostic in errors:
         _echo_diagnostic(diagnostic, err=True)
-    several = len(crons) > 1 or len(names) > 1
+    several = len(pairs) > 1 or any(len(names) > 1 for names in pairs.values())
     if as_json:
         echo_json([row.as_json(several) for row in rows])
     else:
-        _print_plan_table(rows, _plan_heading(crons, names, start, end, count), several)
+        _print_plan_table(rows, _plan_heading(pairs, start, end, count), several)
     if errors:
         sys.exit(1)
+
+
+def _plan_pairs(
+    targets: tuple[tuple[Path, tuple[str, ...]], ...], projects: tuple[str, ...]
+) -> dict[Path, tuple[str, ...]]:
+    """Each file given, once, with the projects it is planned on, in the order given."""
+    pairs: dict[Path, dict[str, None]] = {}
+    for path, own in targets:
+        if not own and not projects:
+            raise click.UsageError(
+                f"no project to plan {path} on: give --project NAME, or name the file's own "
+                f"after it: --cron {path}=NAME,NAME"
+            )
+        pairs.setdefault(path, {}).update(dict.fromkeys(own or projects))
+    return {path: tuple(names) for path, names in pairs.items()}
 
 
 @dataclass(frozen=True)
@@ -201,17 +238,14 @@ class _PlanRow:
 
 
 def _plan_heading(
-    crons: list[CronFile],
-    projects: tuple[str, ...],
-    start: datetime,
-    end: datetime | None,
-    count: int | None,
+    pairs: dict[Path, tuple[str, ...]], start: datetime, end: datetime | None, count: int | None
 ) -> str:
-    files, on = counted(len(crons), "file"), counted(len(projects), "project")
-    if len(crons) == 1 and len(projects) == 1:
-        of = projects[0]
+    names = {name for names in pairs.values() for name in names}
+    files, on = counted(len(pairs), "file"), counted(len(names), "project")
+    if len(pairs) == 1 and len(names) == 1:
+        of = next(iter(names))
     elif count is not None:
-        of = f"each of {files} on each of {on}"
+        of = f"each of {files} on each of its projects ({on})"
     else:
         of = f"{files} on {on}"
     if end is None:
