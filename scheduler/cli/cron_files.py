@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -200,7 +201,9 @@ def plan(
         _echo_diagnostic(diagnostic, err=True)
     several = len(pairs) > 1 or any(len(names) > 1 for names in pairs.values())
     if as_json:
-        echo_json([row.as_json(several) for row in rows])
+        # A year of a fleet's fires shares some 35,000 slots: each is written out once.
+        slot_text = functools.cache(format_slot)
+        echo_json([row.as_json(several, slot_text(row.fire.slot)) for row in rows])
     else:
         _print_plan_table(rows, _plan_heading(pairs, start, end, count), several)
     if errors:
@@ -230,8 +233,9 @@ class _PlanRow:
     project: str
     fire: PlannedFire
 
-    def as_json(self, several: bool) -> dict[str, str]:
-        slot, job = format_slot(self.fire.slot), self.fire.job_name
+    def as_json(self, several: bool, slot: str) -> dict[str, str]:
+        """As `--json` shows it, with `slot` written out."""
+        job = self.fire.job_name
         if several:
             return {"slot": slot, "file": self.file, "project": self.project, "job": job}
         return {"slot": slot, "job": job}
