@@ -154,7 +154,7 @@ def check(paths: tuple[Path, ...], as_json: bool, projects: tuple[str, ...]) -> 
     "--next",
     "count",
     type=click.IntRange(min=1),
-    help="Show the next N fires (of each file on each project) instead.",
+    help="Show the next N fires (of each file on each of its projects) instead.",
 )
 @json_option("Print [{slot, job}] as JSON ([{slot, file, project, job}] for several).")
 def plan(
