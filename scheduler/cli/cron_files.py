@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import functools
 import sys
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import Any, NamedTuple, NoReturn, cast
 
 import click
 
@@ -225,9 +224,9 @@ def _plan_pairs(
     return {path: tuple(names) for path, names in pairs.items()}
 
 
-@dataclass(frozen=True)
-class _PlanRow:
-    """One fire of `plan`: the file and project it was planned from."""
+class _PlanRow(NamedTuple):
+    """One fire of `plan`: the file and project it was planned from (a tuple: a fleet's year
+    is tens of thousands of them)."""
 
     file: str
     project: str
