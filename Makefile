@@ -74,6 +74,7 @@ chromium:
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/plan_year.py
+	$(BIN)/python benchmarks/plan_corpus.py
 	$(BIN)/python benchmarks/tick_fanout.py
 	$(BIN)/python benchmarks/dashboard.py
 	$(BIN)/python benchmarks/head_reads.py

@@ -47,7 +47,7 @@ from scheduler.rounds import (
 )
 from scheduler.taskcluster import connect_service
 from scheduler.taskcluster_calls import CallObserver
-from scheduler.web.server import STOP_BEYOND_GRACE, ApiServer
+from scheduler.web.draining import STOP_BEYOND_GRACE
 
 log = structlog.get_logger("tc_scheduler.service")
 
@@ -274,6 +274,10 @@ async def run(
                 )
         ticker.start()
         operations = service.operations(monitor)
+        # The web app is imported here, by `run` alone: `tick` and the other commands that open
+        # the service do without FastAPI, Starlette, uvicorn and Jinja (a third of their start-up).
+        from scheduler.web.server import ApiServer  # noqa: PLC0415
+
         api = ApiServer(operations, config.api, monitor)
         api.start()
         # What Taskcluster would refuse, found before anything fires; then the start-up tick:

@@ -231,6 +231,145 @@ def test_plan_leaves_out_jobs_with_errors_and_reports_them(tmp_path: Path) -> No
     assert f"{path}:6:11: error: job `elsewhere`" in result.stderr
 
 
+def _write_cron(path: Path, *jobs: tuple[str, str]) -> str:
+    """A .cron.yml of trigger-action jobs, each (name, its `when`)."""
+    path.write_text(
+        "jobs:\n"
+        + "".join(
+            f"  - {{name: {name}, job: {{type: trigger-action, action-name: a}}, when: {when}}}\n"
+            for name, when in jobs
+        )
+    )
+    return str(path)
+
+
+def test_plan_plans_every_file_on_every_project_in_one_list_by_slot(tmp_path: Path) -> None:
+    first = _write_cron(
+        tmp_path / "first.yml",
+        ("two", "[{hour: 2, minute: 0}]"),
+        ("one", "{by-project: {b: [{hour: 1, minute: 0}], default: []}}"),
+    )
+    second = _write_cron(tmp_path / "second.yml", ("half", "[{hour: 1, minute: 30}]"))
+    result = run(
+        "plan", "--cron", first, "--cron", second, "--project", "a", "--project", "b",
+        "--from", "2026-11-24", "--until", "2026-11-24T03:00Z", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    # By slot, then in the order the files and projects were given.
+    assert json.loads(result.stdout) == [
+        {"slot": "2026-11-24T01:00:00Z", "file": first, "project": "b", "job": "one"},
+        {"slot": "2026-11-24T01:30:00Z", "file": second, "project": "a", "job": "half"},
+        {"slot": "2026-11-24T01:30:00Z", "file": second, "project": "b", "job": "half"},
+        {"slot": "2026-11-24T02:00:00Z", "file": first, "project": "a", "job": "two"},
+        {"slot": "2026-11-24T02:00:00Z", "file": first, "project": "b", "job": "two"},
+    ]
+    table = run(
+        "plan", "--cron", first, "--cron", second, "--project", "a", "--project", "b",
+        "--from", "2026-11-24", "--until", "2026-11-24T03:00Z", "-o", "wide",
+    )  # fmt: skip
+    assert table.stdout.split("\n", 1)[0].startswith(
+        "Fires of 2 files on 2 projects from 2026-11-24T00:00:00Z until 2026-11-24T03:00:00Z"
+    )
+    assert ["Slot", "(UTC)", "File", "Project", "Job", "Type", "Target"] in [
+        line.split() for line in table.stdout.splitlines()
+    ]
+    assert ["2026-11-24T01:30:00Z", second, "b", "half", "trigger-action", "a"] in [
+        line.split() for line in table.stdout.splitlines()
+    ]
+
+
+def test_plan_with_one_file_on_several_projects_names_the_project() -> None:
+    result = run(
+        "plan", "--cron", GECKO, "--project", "mozilla-central", "--project", "mozilla-beta",
+        "--from", "2026-11-24T09:00:00Z", "--until", "2026-11-24T10:15:00Z", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == [
+        {
+            "slot": "2026-11-24T09:00:00Z",
+            "file": GECKO,
+            "project": "mozilla-beta",
+            "job": "l10n-bumper",
+        },
+        {
+            "slot": "2026-11-24T10:00:00Z",
+            "file": GECKO,
+            "project": "mozilla-central",
+            "job": "nightly-all",
+        },
+        {
+            "slot": "2026-11-24T10:00:00Z",
+            "file": GECKO,
+            "project": "mozilla-beta",
+            "job": "searchfox-index",
+        },
+    ]
+
+
+def test_plan_plans_a_file_named_with_its_projects_on_those_alone(tmp_path: Path) -> None:
+    """A fleet: each repository's file on its own projects, the rest on --project."""
+    first = _write_cron(tmp_path / "first.yml", ("two", "[{hour: 2, minute: 0}]"))
+    second = _write_cron(tmp_path / "second.yml", ("half", "[{hour: 1, minute: 30}]"))
+    third = _write_cron(tmp_path / "x=y.yml", ("three", "[{hour: 3, minute: 0}]"))
+    result = run(
+        "plan", "--cron", f"{first}=a, b", "--cron", second, "--cron", third,
+        "--project", "c", "--from", "2026-11-24", "--until", "2026-11-24T04:00Z", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert [(fire["file"], fire["project"]) for fire in json.loads(result.stdout)] == [
+        (second, "c"),
+        (first, "a"),
+        (first, "b"),
+        (third, "c"),  # a path that exists as written is a path, `=` and all
+    ]
+    no_project = run("plan", "--cron", first, "--cron", f"{second}=a", "--from", "2026-11-24")
+    assert no_project.exit_code == 2
+    assert f"--cron {first}=NAME,NAME" in " ".join(no_project.stderr.split())
+    for wrong in (f"{first}=", f"{first}= ,", str(tmp_path / "nothing.yml=a")):
+        refused = run("plan", "--cron", wrong, "--project", "p")
+        assert refused.exit_code == 2, wrong
+        assert "Traceback" not in refused.output
+
+
+def test_plan_next_counts_the_fires_of_each_file_on_each_project(tmp_path: Path) -> None:
+    hourly = _write_cron(tmp_path / "hourly.yml", ("hourly", "[{minute: 0}]"))
+    daily = _write_cron(tmp_path / "daily.yml", ("daily", "[{hour: 5, minute: 0}]"))
+    result = run(
+        "plan", "--cron", hourly, "--cron", daily, "--project", "p",
+        "--from", "2026-11-24T00:00Z", "--next", "2", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0
+    assert [(fire["slot"], fire["job"]) for fire in json.loads(result.stdout)] == [
+        ("2026-11-24T00:00:00Z", "hourly"),
+        ("2026-11-24T01:00:00Z", "hourly"),
+        ("2026-11-24T05:00:00Z", "daily"),
+        ("2026-11-25T05:00:00Z", "daily"),
+    ]
+
+
+def test_a_broken_file_does_not_stop_the_others_from_being_planned(tmp_path: Path) -> None:
+    bad_job = _write_cron(
+        tmp_path / "bad-job.yml",
+        ("good", "[{hour: 1, minute: 0}]"),
+        ("bad", "[{hour: 1, minute: 5}]"),
+    )
+    empty = tmp_path / "empty"  # a directory without a .cron.yml
+    empty.mkdir()
+    result = run(
+        "plan", "--cron", ANDROID_L10N, "--cron", bad_job, "--cron", str(empty),
+        "--project", "p", "--project", "q", "--from", "2026-11-24", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == [
+        {"slot": "2026-11-24T01:00:00Z", "file": bad_job, "project": project, "job": "good"}
+        for project in ("p", "q")
+    ]
+    # Each file's errors once, whatever the number of projects.
+    assert result.stderr.count(f"{ANDROID_L10N}:6:7: error: jobs must be a list") == 1
+    assert result.stderr.count(f"{bad_job}:3:") == 1
+    assert f"{empty / '.cron.yml'}:1:1: error: cannot read" in result.stderr
+
+
 RENDER_ARGS = [
     "render",
     "--cron", TRANSLATIONS_CRON,

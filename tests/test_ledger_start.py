@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import structlog
 from alembic import command
+from alembic.script import ScriptDirectory
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 
@@ -379,3 +380,16 @@ def test_ledger_upgrade_refuses_a_ledger_a_newer_release_upgraded(
     [line] = [json.loads(line) for line in result.stderr.splitlines()]  # not a terminal: the log's
     assert line["error"] == "ledger-too-new"
     assert line["event"].startswith("the ledger's schema is at revision 9999")
+
+
+def test_the_head_read_from_the_file_names_is_alembics() -> None:
+    """A ledger at the head starts without Alembic, which is told by the scripts' file names:
+    each `vNNNN_*.py` is revision NNNN, revising the one before, and the last is the head."""
+    scripts = ScriptDirectory.from_config(alembic_config())
+    assert head_revision() == scripts.get_current_head()
+    for script in scripts.walk_revisions():
+        assert script.path is not None
+        number = Path(script.path).name[1:5]
+        assert script.revision == number
+        previous = f"{int(number) - 1:04d}" if int(number) > 1 else None
+        assert script.down_revision == previous

@@ -20,7 +20,7 @@ from scheduler.cron import format_slot, slot_of
 from scheduler.ids import decision_task_id
 from scheduler.ledger import Act, Ledger
 from tests.emulator import Emulator
-from tests.support.corpus import REPOSITORY_ROOT
+from tests.support.corpus import CORPUS, REPOSITORY_ROOT
 from tests.support.emulated import taskcluster_environment
 from tests.support.ledger_backends import BACKENDS, fresh_ledger_url
 from tests.support.projects import write_service_config
@@ -324,6 +324,70 @@ def test_the_service_commands_load_only_when_asked_for() -> None:
         "assert 'sqlalchemy' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", script], cwd=REPOSITORY_ROOT, check=True)
+
+
+# What only `run`, a configured notifier or a ledger to upgrade needs: `tick` and `plan`, run by
+# cron jobs, CI and editors, start without them.
+WEB_APP = ("fastapi", "starlette", "uvicorn", "jinja2", "scheduler.web.app")
+UNLESS_CONFIGURED = ("sentry_sdk", "slack_sdk")
+UNLESS_UPGRADING = ("alembic",)
+
+
+def loaded_by(arguments: list[str], modules: tuple[str, ...], env: dict[str, str]) -> list[str]:
+    """Which of `modules` a fresh process has imported once it ran `tc-scheduler ARGUMENTS`."""
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from scheduler.cli import main\n"
+        f"result = CliRunner().invoke(main, {arguments!r})\n"
+        "assert result.exit_code in (0, 1), result.output\n"
+        f"print(' '.join(m for m in {modules!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPOSITORY_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.split()
+
+
+def test_plan_loads_no_service_module() -> None:
+    gecko = str(CORPUS / "cron" / "mozilla__gecko-dev.cron.yml")
+    arguments = [
+        "plan",
+        "--cron",
+        ".cron.yml",
+        "--cron",
+        f"{gecko}=mozilla-central",
+        "--project",
+        "p",
+    ]
+    service = (
+        "sqlalchemy",
+        "taskcluster",
+        "aiohttp",
+        "scheduler.ledger",
+        "scheduler.web",
+        *WEB_APP,
+        "pydantic",  # the operations' models: no answer of `plan` is one
+    )
+    assert loaded_by([*arguments, "--json"], service, {}) == []
+    assert loaded_by(arguments, service, {}) == []
+
+
+def test_tick_loads_no_web_app_notifier_sdk_or_migrations_it_does_not_use(
+    emulator: Emulator, environment: dict[str, str], tmp_path: Path, repository: Repository
+) -> None:
+    config = str(write_service_config(tmp_path, repository))
+    arguments = ["tick", "--at", AT, "--config", config]
+    unused = (*WEB_APP, *UNLESS_CONFIGURED, *UNLESS_UPGRADING)
+    # A new ledger is migrated, and only then is Alembic needed.
+    assert loaded_by(arguments, unused, environment) == ["alembic"]
+    assert loaded_by(arguments, unused, environment) == []
+    assert len(emulator.tasks()) == 2
 
 
 # -- no slot later than now ------------------------------------------------------------------

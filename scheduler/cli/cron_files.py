@@ -4,10 +4,11 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import Any, NamedTuple, NoReturn, cast
 
 import click
 
@@ -29,7 +30,7 @@ from scheduler.common.yamldoc import MAX_BYTES
 from scheduler.cron import (
     CronFile,
     Diagnostic,
-    Plan,
+    PlannedFire,
     Position,
     Severity,
     fires_between,
@@ -48,6 +49,27 @@ from scheduler.render import (
 
 CRON_FILE_NAME = ".cron.yml"
 DEFAULT_PLAN_SPAN = timedelta(hours=24)
+
+
+def _cron_targets(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[tuple[Path, tuple[str, ...]], ...]:
+    """Option callback of `--cron PATH` or `--cron PATH=NAME,NAME`: each file, and the projects
+    it is planned on (none: those of --project). A path that exists as written is a path."""
+    targets = []
+    for text in values:
+        path, names = text, ""
+        if not Path(text).exists() and "=" in text:
+            path, names = text.rsplit("=", 1)
+        if not Path(path).exists():
+            raise click.BadParameter(f"{path!r} does not exist", ctx, param)
+        projects = tuple(name.strip() for name in names.split(",") if name.strip())
+        if path != text and not projects:
+            raise click.BadParameter(
+                f"{text!r} names no project after '=': write PATH=NAME,NAME", ctx, param
+            )
+        targets.append((Path(path), projects))
+    return tuple(targets)
 
 
 @click.command()
@@ -98,12 +120,21 @@ def check(paths: tuple[Path, ...], as_json: bool, projects: tuple[str, ...]) -> 
 @click.command()
 @click.option(
     "--cron",
-    "cron_path",
+    "targets",
     required=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="The .cron.yml to plan (or a directory holding one).",
+    multiple=True,
+    callback=_cron_targets,
+    metavar="PATH[=NAME,...]",
+    help="A .cron.yml to plan (or a directory holding one), on the projects named after it "
+    "or else on every --project; repeatable.",
 )
-@click.option("--project", required=True, help="The project to plan for.")
+@click.option(
+    "--project",
+    "projects",
+    multiple=True,
+    metavar="NAME",
+    help="A project to plan every --cron on that names none of its own; repeatable.",
+)
 @click.option(
     "--from",
     "start",
@@ -118,44 +149,111 @@ def check(paths: tuple[Path, ...], as_json: bool, projects: tuple[str, ...]) -> 
     callback=instant_ahead,
     help=f"End (default: 24 h after the start; {TIME_AHEAD_FORMS}).",
 )
-@click.option("--next", "count", type=click.IntRange(min=1), help="Show the next N fires instead.")
-@json_option("Print [{slot, job}] as JSON.")
+@click.option(
+    "--next",
+    "count",
+    type=click.IntRange(min=1),
+    help="Show the next N fires (of each file on each of its projects) instead.",
+)
+@json_option("Print [{slot, job}] as JSON ([{slot, file, project, job}] for several).")
 def plan(
-    cron_path: Path,
-    project: str,
+    targets: tuple[tuple[Path, tuple[str, ...]], ...],
+    projects: tuple[str, ...],
     start: datetime | None,
     until: datetime | None,
     count: int | None,
     as_json: bool,
 ) -> None:
-    """List the fires of a .cron.yml on a project, in slot order.
+    """List the fires of .cron.yml files on projects, in slot order: each --cron file on the
+    projects named after it (PATH=NAME,NAME), or else on every --project, in one table (or
+    JSON list) that names the file and project of each fire.
 
-    Jobs with errors are left out and reported on standard error, and the exit status is 1.
+    Jobs with errors are left out and reported on standard error, and the exit status is 1;
+    the other jobs and files are planned all the same.
     """
     if until is not None and count is not None:
         raise click.UsageError("give --until or --next, not both")
     start = start or now()
-    cron = _load(cron_path, None)
-    if count is not None:
-        result = next_fires(cron, project, start, count)
-        heading = f"next {counted(count, 'fire')} of {project} from {format_slot(start)}"
-    else:
+    end = None
+    if count is None:
         end = until or start + DEFAULT_PLAN_SPAN
         if end <= start:
             raise click.UsageError("--until must be later than --from")
-        result = fires_between(cron, project, start, end)
-        heading = f"fires of {project} from {format_slot(start)} until {format_slot(end)}"
-    # A job's by-project error for this project can be both in the file's errors and the plan's.
-    errors = dict.fromkeys((*cron.errors, *result.problems))
+    pairs = _plan_pairs(targets, projects)
+    rows: list[_PlanRow] = []
+    # A job's by-project error for a project can be both in the file's errors and the plan's.
+    errors: dict[Diagnostic, None] = {}
+    for path, names in pairs.items():
+        cron = _load(path, None)  # each file read and parsed once, whatever its projects
+        errors.update(dict.fromkeys(cron.errors))
+        for project in names:
+            if end is None:
+                assert count is not None
+                result = next_fires(cron, project, start, count)
+            else:
+                result = fires_between(cron, project, start, end)
+            errors.update(dict.fromkeys(result.problems))
+            rows.extend(_PlanRow(cron.path, project, fire) for fire in result.fires)
+    # Stable: by slot, then in the order the files and projects were given, then by job.
+    rows.sort(key=lambda row: row.fire.slot)
     for diagnostic in errors:
         _echo_diagnostic(diagnostic, err=True)
+    several = len(pairs) > 1 or any(len(names) > 1 for names in pairs.values())
     if as_json:
-        fires = [{"slot": format_slot(f.slot), "job": f.job_name} for f in result.fires]
-        echo_json(fires)
+        # A year of a fleet's fires shares some 35,000 slots: each is written out once.
+        slot_text = functools.cache(format_slot)
+        echo_json([row.as_json(several, slot_text(row.fire.slot)) for row in rows])
     else:
-        _print_plan_table(result, heading)
+        _print_plan_table(rows, _plan_heading(pairs, start, end, count), several)
     if errors:
         sys.exit(1)
+
+
+def _plan_pairs(
+    targets: tuple[tuple[Path, tuple[str, ...]], ...], projects: tuple[str, ...]
+) -> dict[Path, tuple[str, ...]]:
+    """Each file given, once, with the projects it is planned on, in the order given."""
+    pairs: dict[Path, dict[str, None]] = {}
+    for path, own in targets:
+        if not own and not projects:
+            raise click.UsageError(
+                f"no project to plan {path} on: give --project NAME, or name the file's own "
+                f"after it: --cron {path}=NAME,NAME"
+            )
+        pairs.setdefault(path, {}).update(dict.fromkeys(own or projects))
+    return {path: tuple(names) for path, names in pairs.items()}
+
+
+class _PlanRow(NamedTuple):
+    """One fire of `plan`: the file and project it was planned from (a tuple: a fleet's year
+    is tens of thousands of them)."""
+
+    file: str
+    project: str
+    fire: PlannedFire
+
+    def as_json(self, several: bool, slot: str) -> dict[str, str]:
+        """As `--json` shows it, with `slot` written out."""
+        job = self.fire.job_name
+        if several:
+            return {"slot": slot, "file": self.file, "project": self.project, "job": job}
+        return {"slot": slot, "job": job}
+
+
+def _plan_heading(
+    pairs: dict[Path, tuple[str, ...]], start: datetime, end: datetime | None, count: int | None
+) -> str:
+    names = {name for names in pairs.values() for name in names}
+    files, on = counted(len(pairs), "file"), counted(len(names), "project")
+    if len(pairs) == 1 and len(names) == 1:
+        of = next(iter(names))
+    elif count is not None:
+        of = f"each of {files} on each of its projects ({on})"
+    else:
+        of = f"{files} on {on}"
+    if end is None:
+        return f"next {counted(count or 0, 'fire')} of {of} from {format_slot(start)}"
+    return f"fires of {of} from {format_slot(start)} until {format_slot(end)}"
 
 
 @click.command()
@@ -290,14 +388,17 @@ def _echo_diagnostic(diagnostic: Diagnostic, *, err: bool = False) -> None:
     echo(f"{location} {severity} {diagnostic.message}", err=err)
 
 
-def _print_plan_table(result: Plan, heading: str) -> None:
-    if not result.fires:
+def _print_plan_table(rows: list[_PlanRow], heading: str, several: bool) -> None:
+    if not rows:
         console().print(f"No {heading}.")
         return
-    shown = table(heading[0].upper() + heading[1:], "Slot (UTC)", "Job", "Type", "Target")
-    for fire in result.fires:
-        kind = fire.job.kind
-        shown.add_row(format_slot(fire.slot), fire.job_name, kind.type, kind.target)
+    where = ("File", "Project") if several else ()
+    title = heading[0].upper() + heading[1:]
+    shown = table(title, "Slot (UTC)", *where, "Job", "Type", "Target")
+    for row in rows:
+        kind = row.fire.job.kind
+        at = (row.file, row.project) if several else ()
+        shown.add_row(format_slot(row.fire.slot), *at, row.fire.job_name, kind.type, kind.target)
     console().print(shown)
 
 

@@ -12,11 +12,10 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 import yaml
-from pydantic import BaseModel
 from rich import box
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
@@ -27,6 +26,9 @@ from scheduler.clock import ClockSettingError, clock_from
 from scheduler.common.redaction import scrub, scrub_data
 from scheduler.cron import parse_time
 from scheduler.durations import parse_duration
+
+if TYPE_CHECKING:  # pydantic is not loaded by the commands without models (check, plan, render)
+    from pydantic import BaseModel
 
 # What the help of a time option says it takes (`instant` or `instant_ahead`).
 TIME_FORMS = "ISO 8601, or how long ago: 2h, 3d, 1d12h"
@@ -140,10 +142,10 @@ def echo_json(value: Any, *, sort_keys: bool = False) -> None:
 
 def echo_model(value: BaseModel | list[Any]) -> None:
     """Print an operation's answer (a model, or a list of them) as the API's JSON shows it."""
-    if isinstance(value, BaseModel):
-        echo_json(value.model_dump(mode="json"))
-    else:
+    if isinstance(value, list):
         echo_json([item.model_dump(mode="json") for item in value])
+    else:
+        echo_json(value.model_dump(mode="json"))
 
 
 def echo_yaml(value: Any) -> None:

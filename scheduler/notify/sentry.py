@@ -3,8 +3,12 @@
 Owns what leaves the process for Sentry: what is masked, the monitor slugs and check-in ids.
 """
 
+# sentry_sdk is imported by the functions that talk to it, not here: a process without Sentry
+# configured (`tick`, most `run`s) never loads it (tens of milliseconds and threads of start-up).
+
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import urllib.parse
@@ -12,19 +16,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-import sentry_sdk
-from sentry_sdk.crons import capture_checkin
-from sentry_sdk.integrations import Integration
-from sentry_sdk.integrations.atexit import AtexitIntegration
-from sentry_sdk.integrations.dedupe import DedupeIntegration
-from sentry_sdk.integrations.excepthook import ExcepthookIntegration
-from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
-
 from scheduler.common import logs
 from scheduler.common.redaction import SECRET_KEY_NAMES, remember_secret, scrub_data
 
 if TYPE_CHECKING:
     from sentry_sdk._types import Breadcrumb, BreadcrumbHint, Event, Hint, MonitorConfig
+    from sentry_sdk.integrations import Integration
+    from sentry_sdk.scrubber import EventScrubber
 
 CheckInStatus = Literal["in_progress", "ok", "error"]
 
@@ -42,31 +40,40 @@ _CHECK_IN_ID = re.compile(r"[0-9a-f]{32}")
 # Check-in ids derive from names in this namespace, so every replica derives the same one.
 _CHECK_IN_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:tc-scheduler:sentry-check-in")
 
-DENYLIST = list(
-    dict.fromkeys(
-        [
-            *DEFAULT_DENYLIST,
-            *(name.lower() for name in SECRET_KEY_NAMES),
-            "access-token",
-            "sentry_dsn",
-            "slack_token",
-            "slack_webhook_url",
-        ]
-    )
+# Keys whose values Sentry's scrubber masks, besides the SDK's own DEFAULT_DENYLIST.
+OUR_DENYLIST = (
+    *(name.lower() for name in SECRET_KEY_NAMES),
+    "access-token",
+    "sentry_dsn",
+    "slack_token",
+    "slack_webhook_url",
 )
 
 
-class _Scrubber(EventScrubber):
-    """`scrub_data` over the event as captured, then Sentry's key denylist.
+def denylist() -> list[str]:
+    """The keys Sentry's scrubber masks: the SDK's and ours, each once."""
+    from sentry_sdk.scrubber import DEFAULT_DENYLIST  # noqa: PLC0415 - see the top
 
-    This pass runs before the SDK's last serialization, which cuts strings longer than
-    `max_value_length`: a token cut in half is one that no pattern recognises any more.
-    """
+    return list(dict.fromkeys([*DEFAULT_DENYLIST, *OUR_DENYLIST]))
 
-    def scrub_event(self, event: Event) -> None:
-        fields = cast(dict[str, Any], event)
-        fields.update(_scrubbed(fields))
-        super().scrub_event(event)
+
+@functools.cache
+def _scrubber_type() -> type[EventScrubber]:
+    from sentry_sdk.scrubber import EventScrubber  # noqa: PLC0415 - see the top
+
+    class Scrubber(EventScrubber):
+        """`scrub_data` over the event as captured, then Sentry's key denylist.
+
+        This pass runs before the SDK's last serialization, which cuts strings longer than
+        `max_value_length`: a token cut in half is one that no pattern recognises any more.
+        """
+
+        def scrub_event(self, event: Event) -> None:
+            fields = cast(dict[str, Any], event)
+            fields.update(_scrubbed(fields))
+            super().scrub_event(event)
+
+    return Scrubber
 
 
 def _scrubbed(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,6 +114,8 @@ def configure(
     recent releases (2.75) deprecate passing it, and its replacement, `data_collection`, would
     switch the event scrubber off.
     """
+    import sentry_sdk  # noqa: PLC0415 - see the top
+
     _remember_dsn(dsn)
     # Passed only when set: the default (no limit, or 1024 in older 2.x) is the SDK's own.
     limits: dict[str, Any] = (
@@ -122,7 +131,7 @@ def configure(
         integrations=list(_QUIET_INTEGRATIONS() if integrations is None else integrations),
         **limits,
         include_local_variables=True,
-        event_scrubber=_Scrubber(denylist=list(DENYLIST), recursive=True),
+        event_scrubber=_scrubber_type()(denylist=denylist(), recursive=True),
         before_send=_before_send,
         before_send_transaction=_before_send,
         before_breadcrumb=_before_breadcrumb,
@@ -131,6 +140,10 @@ def configure(
 
 
 def _QUIET_INTEGRATIONS() -> list[Integration]:  # noqa: N802 - a constant, made fresh
+    from sentry_sdk.integrations.atexit import AtexitIntegration  # noqa: PLC0415 - see the top
+    from sentry_sdk.integrations.dedupe import DedupeIntegration  # noqa: PLC0415
+    from sentry_sdk.integrations.excepthook import ExcepthookIntegration  # noqa: PLC0415
+
     return [AtexitIntegration(), DedupeIntegration(), ExcepthookIntegration()]
 
 
@@ -145,6 +158,8 @@ def _remember_dsn(dsn: str) -> None:
 
 def close(timeout: float = 2.0) -> None:
     """Send what is queued (waiting at most `timeout` seconds) and drop the client."""
+    import sentry_sdk  # noqa: PLC0415 - see the top
+
     logs.report_exceptions_to(None)
     sentry_sdk.get_client().close(timeout=timeout)
     sentry_sdk.get_global_scope().set_client(None)
@@ -152,6 +167,8 @@ def close(timeout: float = 2.0) -> None:
 
 def capture_exception(error: BaseException, *, tags: Mapping[str, str]) -> None:
     """Report `error` with `tags` (project, job, slot) on this event only."""
+    import sentry_sdk  # noqa: PLC0415 - see the top
+
     with sentry_sdk.new_scope() as scope:
         for key, value in tags.items():
             scope.set_tag(key, value)
@@ -169,6 +186,8 @@ def test(timeout: float = 5.0) -> str | None:  # noqa: PT028
 
     Returns its event id, or None when no client is configured.
     """
+    import sentry_sdk  # noqa: PLC0415 - see the top
+
     event_id = sentry_sdk.capture_message("tc-scheduler notify test: Sentry is set up", "info")
     sentry_sdk.flush(timeout=timeout)
     return event_id
@@ -215,6 +234,8 @@ def check_in(
     duration: float | None = None,
 ) -> None:
     """Send a cron check-in; with `schedule` (a crontab, UTC) it also upserts the monitor."""
+    from sentry_sdk.crons import capture_checkin  # noqa: PLC0415 - see the top
+
     if not _CHECK_IN_ID.fullmatch(check_in_id):
         raise ValueError(f"a check-in id is 32 lowercase hex digits, not {check_in_id!r}")
     config: MonitorConfig | None = None

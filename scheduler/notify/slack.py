@@ -2,6 +2,9 @@
 errors mapped to retryable or not and to what to do, secrets kept out of both.
 """
 
+# slack_sdk is imported when a sender is made or fails, not here: a process without Slack
+# configured (`tick`, `run` with Sentry or nothing) never loads it.
+
 from __future__ import annotations
 
 import http.client
@@ -10,22 +13,18 @@ import re
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.error import URLError
 from urllib.parse import urlsplit
 
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
-from slack_sdk.http_retry.handler import RetryHandler
-from slack_sdk.webhook import WebhookClient
-
 from scheduler.common.redaction import remember_secret, scrub
 from scheduler.notify.slack_message import SlackMessage
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.http_retry.handler import RetryHandler
+    from slack_sdk.webhook import WebhookClient
 
 # Retries within one `post`: seconds at most. The outbox retries across minutes. The three
 # handlers share one attempt counter per request, so a request is tried at most 1 + 2 times.
@@ -138,6 +137,9 @@ class SlackSender:
         timeout: int = DEFAULT_TIMEOUT,
         retries: int = RETRIES,
     ) -> None:
+        from slack_sdk import WebClient  # noqa: PLC0415 - see the top
+        from slack_sdk.webhook import WebhookClient  # noqa: PLC0415
+
         if bool(token) == bool(webhook_url):
             raise ValueError("give a SlackSender exactly one of a bot token and a webhook URL")
         secrets = [token or "", (token or "").strip()]
@@ -216,6 +218,8 @@ class SlackSender:
     # -- errors ----------------------------------------------------------------------------
 
     def _call(self, call: Callable[[], _T], channel: str | None) -> _T:
+        from slack_sdk.errors import SlackApiError  # noqa: PLC0415 - see the top
+
         try:
             return call()
         except SlackApiError as failure:
@@ -272,6 +276,8 @@ class SlackSender:
         return self._error(f"Slack is rate limiting us (temporary){after}", True, wait)
 
     def _transport_error(self, failure: Exception) -> DeliveryError:
+        from slack_sdk.errors import SlackClientError  # noqa: PLC0415 - see the top
+
         if isinstance(failure, TimeoutError) or (
             isinstance(failure, URLError) and isinstance(failure.reason, TimeoutError)
         ):
@@ -291,6 +297,12 @@ class SlackSender:
 
 
 def _retry_handlers(retries: int) -> list[RetryHandler]:
+    from slack_sdk.http_retry.builtin_handlers import (  # noqa: PLC0415 - see the top
+        ConnectionErrorRetryHandler,
+        RateLimitErrorRetryHandler,
+        ServerErrorRetryHandler,
+    )
+
     return [
         RateLimitErrorRetryHandler(max_retry_count=retries),
         ServerErrorRetryHandler(max_retry_count=retries),

@@ -12,6 +12,13 @@ from typing import Any
 
 from scheduler.errors import Category, SchedulerError
 
+# After the grace: acts cut off get this long to wind up (their audit written), then requests
+# still running when the server closes (reads come in meanwhile) as long, before uvicorn
+# cancels them.
+WIND_UP = timedelta(seconds=5)
+# The most that stopping the API takes beyond the grace it gives the acts running.
+STOP_BEYOND_GRACE = 2 * WIND_UP
+
 REFUSED = (
     "tc-scheduler is stopping and takes no new act; ask again in a moment (another replica, or "
     "this one once restarted, will answer)"

@@ -18,16 +18,9 @@ from scheduler.config.model import ApiSettings
 from scheduler.durations import format_duration
 from scheduler.operations.acts import Operations
 from scheduler.web.app import Monitoring, create_app
-from scheduler.web.draining import Draining
+from scheduler.web.draining import WIND_UP, Draining
 
 log = structlog.get_logger("tc_scheduler.web")
-
-# After the grace: acts cut off get this long to wind up (their audit written), then requests
-# still running when the server closes (reads come in meanwhile) as long, before uvicorn
-# cancels them.
-WIND_UP = timedelta(seconds=5)
-# The most that stopping the API takes beyond the grace it gives the acts running.
-STOP_BEYOND_GRACE = 2 * WIND_UP
 
 
 class _Server(uvicorn.Server):
