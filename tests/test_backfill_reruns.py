@@ -29,13 +29,22 @@ from scheduler.ledger import (
     WatchSpec,
 )
 from scheduler.monitoring import Monitor
+from scheduler.notify.settings import NotifySettings, SlackSettings
 from scheduler.outcomes import FireResult
-from scheduler.service import open_engine, open_service
+from scheduler.service import open_engine, open_service, tick_and_report
 from scheduler.web.auth import hash_token
 from scheduler.web.server import ApiServer
 from tests.emulator import Emulator
+from tests.emulator.slack import FakeSlack
 from tests.support.emulated import task_definition, taskcluster_environment
-from tests.support.projects import OWN_TEMPLATE, write_service_config
+from tests.support.fakes import SLACK_TOKEN
+from tests.support.projects import (
+    HOURLY,
+    OWN_TEMPLATE,
+    make_config,
+    project,
+    write_service_config,
+)
 from tests.support.repos import Repository
 from tests.test_backfill import (
     CRON,
@@ -407,3 +416,45 @@ def test_a_backfill_again_before_the_retry_shows_the_fire_retrying(
     assert fire.error is not None
     assert "attempt 1 failed" in fire.error
     assert emulator.tasks() == []
+
+
+def test_a_rerun_that_fails_again_after_a_recovery_is_reported_not_silenced(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack
+) -> None:
+    """The rerun is the same fire (same id) as the failure already reported: its own failure,
+    once a success closed the first incident, opens a new one that must be announced; else the
+    incident is open and unsaid, and the job's next failures are only counted in it."""
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": BROKEN_TEMPLATE}
+    )
+    settings = NotifySettings(
+        slack=SlackSettings(token=SLACK_TOKEN, api_url=slack.api_url, channel="#releng")
+    )
+    config = make_config(emulator, tmp_path, project("alpha", repository), notify=settings)
+    day = datetime(2026, 12, 1, tzinfo=UTC)
+
+    async def scenario() -> None:
+        async with open_service(config, clock=emulator.clock.now) as service:
+            engine, notifier = service.engine, service.notifier
+            emulator.clock.set(day, frozen=True)
+            await tick_and_report(engine, notifier, day)
+            await notifier.round()
+            repository.commit({".taskcluster.yml": OWN_TEMPLATE}, "fix the template")
+            emulator.clock.set(day + HOUR, frozen=True)
+            await tick_and_report(engine, notifier, day + HOUR)
+            await notifier.round()
+            repository.commit({".taskcluster.yml": BROKEN_TEMPLATE + " "}, "break it again")
+            emulator.clock.set(day + 2 * HOUR + timedelta(minutes=5), frozen=True)
+            rerun = await service.operations().backfill(
+                "ann", "alpha", ["hourly"], start=day, until=day + HOUR, rerun_failed=True
+            )
+            assert [fire.state for fire in rerun.fires] == [FireState.FAILED]
+            await notifier.round()
+
+    asyncio.run(scenario())
+
+    broken, recovered, broken_again = (message.text or "" for message in slack.messages)
+    assert "broken" in broken
+    assert "renders again" in recovered
+    assert "broken" in broken_again, "the rerun's failure opened an incident: it is said"
+    assert repository.head[:12] in broken_again

@@ -383,9 +383,11 @@ class Reporter:
 
 
 def _about(watch: Watch, kind: EventKind, title: str, now: datetime, **details: Any) -> Event:
-    """An event about a watched fire, keyed by the kind and the fire."""
+    """An event about a watched fire, keyed by the kind and the fire; a fire's rerun (a later
+    attempt, watched anew) by its attempt too: its failure is not the one reported before."""
+    attempt = f":{watch.attempt}" if watch.attempt > 1 else ""
     return Event(
-        key=f"{kind}:{watch.fire_id}",
+        key=f"{kind}:{watch.fire_id}{attempt}",
         kind=kind,
         project=watch.project,
         job=watch.job,
