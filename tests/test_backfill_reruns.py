@@ -12,12 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
+import taskcluster
 
 from scheduler.config.loading import read_config
 from scheduler.config.model import ApiSettings, ApiToken, Config
 from scheduler.cron import format_slot, load_cron
 from scheduler.cron.slots import OpenFire, plan_open_fires
 from scheduler.cron.timing import SLOT_LENGTH
+from scheduler.engine.backfill import InvalidRangeError
 from scheduler.ledger import (
     Claim,
     FireKind,
@@ -37,6 +39,7 @@ from scheduler.web.server import ApiServer
 from tests.emulator import Emulator
 from tests.emulator.slack import FakeSlack
 from tests.support.emulated import task_definition, taskcluster_environment
+from tests.support.engine import seed_decision_with_actions
 from tests.support.fakes import SLACK_TOKEN
 from tests.support.projects import (
     HOURLY,
@@ -458,3 +461,47 @@ def test_a_rerun_that_fails_again_after_a_recovery_is_reported_not_silenced(
     assert "renders again" in recovered
     assert "broken" in broken_again, "the rerun's failure opened an incident: it is said"
     assert repository.head[:12] in broken_again
+
+
+# -- the ledger's memory -----------------------------------------------------------------------
+
+
+def test_a_backfill_older_than_the_ledger_keeps_fires_is_refused_not_fired_twice(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """Past `retention.fires` the ledger has forgotten a slot's fire: a backfill would take the
+    slot for unfired and trigger its hook again (triggerHook is not idempotent)."""
+    cron = """\
+jobs:
+  - name: add-jobs
+    job: {type: trigger-action, action-name: add-new-jobs}
+    when: [{hour: 3, minute: 0}]
+"""
+    repository = Repository(tmp_path / "fenix", {".cron.yml": cron})
+    config = make_config(emulator, tmp_path, project("fenix", repository, trust_domain="mobile"))
+    day = datetime(2026, 8, 1, tzinfo=UTC)
+    emulator.clock.set(day + 3 * HOUR, frozen=True)
+    route = f"index.mobile.v2.fenix.revision.{repository.head}.taskgraph.decision"
+    seed_decision_with_actions(emulator, route)
+    hook = ("project-mobile", "in-tree-action-3-generic/93267a5f84")
+    later = day + config.retention.fires + timedelta(days=10)
+
+    async def scenario() -> Any:
+        async with open_service(config, clock=emulator.clock.now) as service:
+            [ticked] = await service.engine.tick(day + 3 * HOUR)
+            [fire] = ticked.fires
+            assert (fire.state, fire.task_id is not None) == (FireState.CREATED, True), fire
+            emulator.resolve_task(str(fire.task_id), "completed")
+            await service.notifier.round()  # its task followed to its end
+            emulator.clock.set(later, frozen=True)
+            pruned = await service.operations().ledger.prune("ann", config.retention)
+            assert pruned.fires == 1
+            span = {"start": day, "until": day + timedelta(days=1)}
+            return await service.operations().backfill("ann", "fenix", **span)
+
+    with pytest.raises(InvalidRangeError, match=r"retention\.fires") as refused:
+        asyncio.run(scenario())
+
+    assert "backfill from 2026-" in str(refused.value)
+    fired = taskcluster.Hooks(emulator.options()).listLastFires(*hook)["lastFires"]
+    assert len(fired) == 1, "the hook is triggered once"
