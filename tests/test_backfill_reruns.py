@@ -15,7 +15,7 @@ import pytest
 import taskcluster
 
 from scheduler.config.loading import read_config
-from scheduler.config.model import ApiSettings, ApiToken, Config
+from scheduler.config.model import ApiSettings, ApiToken, CatchUp, Config
 from scheduler.cron import format_slot, load_cron
 from scheduler.cron.slots import OpenFire, plan_open_fires
 from scheduler.cron.timing import SLOT_LENGTH
@@ -31,12 +31,15 @@ from scheduler.ledger import (
     WatchSpec,
 )
 from scheduler.monitoring import Monitor
-from scheduler.notify.settings import NotifySettings, SlackSettings
+from scheduler.notify import sentry
+from scheduler.notify.settings import NotifySettings, SentrySettings, SlackSettings
 from scheduler.outcomes import FireResult
+from scheduler.retrying import ROUND_GRACE
 from scheduler.service import open_engine, open_service, tick_and_report
 from scheduler.web.auth import hash_token
 from scheduler.web.server import ApiServer
 from tests.emulator import Emulator
+from tests.emulator.sentry import FakeSentry
 from tests.emulator.slack import FakeSlack
 from tests.support.emulated import task_definition, taskcluster_environment
 from tests.support.engine import seed_decision_with_actions
@@ -505,3 +508,49 @@ jobs:
     assert "backfill from 2026-" in str(refused.value)
     fired = taskcluster.Hooks(emulator.options()).listLastFires(*hook)["lastFires"]
     assert len(fired) == 1, "the hook is triggered once"
+
+
+def test_a_rerun_checks_in_to_sentry_as_a_run_of_its_own(
+    emulator: Emulator, tmp_path: Path, fake_sentry: FakeSentry
+) -> None:
+    """The failed fire's check-in ended `error`; the rerun's start and end are another run's:
+    not dropped as the failure's (same fire id), nor left `in_progress` for Sentry to time out."""
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    lateness = timedelta(minutes=1)
+    config = make_config(
+        emulator,
+        tmp_path,
+        project("alpha", repository, catch_up=CatchUp(max_lateness=lateness)),
+        notify=NotifySettings(sentry=SentrySettings(dsn=fake_sentry.dsn, environment="test")),
+    )
+    day = datetime(2026, 12, 1, tzinfo=UTC)
+    emulator.faults.add("queue.createTask", script=ONE_ATTEMPT)
+
+    async def scenario() -> None:
+        async with open_service(config, clock=emulator.clock.now) as service:
+            engine, notifier = service.engine, service.notifier
+            emulator.clock.set(day, frozen=True)
+            await tick_and_report(engine, notifier, day)
+            emulator.clock.set(day + lateness + ROUND_GRACE + timedelta(seconds=1), frozen=True)
+            await engine.recover()  # given up: failed, reported
+            await notifier.round()
+            emulator.clock.set(day + 2 * HOUR, frozen=True)
+            rerun = await service.operations().backfill(
+                "ann", "alpha", ["hourly"], start=day, until=day + HOUR, rerun_failed=True
+            )
+            [fire] = rerun.fires
+            assert fire.state == "created", fire.error
+            await notifier.round()
+            emulator.resolve_task(str(fire.task_id), "completed")
+            await notifier.round()
+
+    asyncio.run(scenario())
+
+    fake_sentry.wait_for("check_in", count=3)
+    slug = sentry.monitor_slug("alpha", "hourly")
+    check_ins = [c for c in fake_sentry.check_ins if c["monitor_slug"] == slug]
+    assert [c["status"] for c in check_ins] == ["error", "in_progress", "ok"]
+    failed, started, ended = (c["check_in_id"] for c in check_ins)
+    assert started == ended != failed

@@ -367,15 +367,18 @@ class Reporter:
         if not destinations or watch.crontab is None or watch.kind is FireKind.MANUAL:
             return []
         phase = "start" if status == "in_progress" else "end"
+        # A rerun of a failed fire (a later attempt, watched anew) is a run of its own.
+        run = f"{watch.fire_id}:{watch.attempt}" if watch.attempt > 1 else str(watch.fire_id)
         return [
             Notice(
-                key=f"{CHECK_IN_KEYS}{watch.fire_id}:{phase}",
+                key=f"{CHECK_IN_KEYS}{run}:{phase}",
                 event={
                     "project": watch.project,
                     "job": watch.job,
                     "status": status,
                     "schedule": watch.crontab,
                     "fire": watch.fire_id,
+                    "run": run,
                 },
                 destinations=destinations,
             )
