@@ -12,12 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
+import taskcluster
 
 from scheduler.config.loading import read_config
-from scheduler.config.model import ApiSettings, ApiToken, Config
+from scheduler.config.model import ApiSettings, ApiToken, CatchUp, Config
 from scheduler.cron import format_slot, load_cron
 from scheduler.cron.slots import OpenFire, plan_open_fires
 from scheduler.cron.timing import SLOT_LENGTH
+from scheduler.engine.backfill import InvalidRangeError
 from scheduler.ledger import (
     Claim,
     FireKind,
@@ -29,13 +31,26 @@ from scheduler.ledger import (
     WatchSpec,
 )
 from scheduler.monitoring import Monitor
+from scheduler.notify import sentry
+from scheduler.notify.settings import NotifySettings, SentrySettings, SlackSettings
 from scheduler.outcomes import FireResult
-from scheduler.service import open_engine, open_service
+from scheduler.retrying import ROUND_GRACE
+from scheduler.service import open_engine, open_service, tick_and_report
 from scheduler.web.auth import hash_token
 from scheduler.web.server import ApiServer
 from tests.emulator import Emulator
+from tests.emulator.sentry import FakeSentry
+from tests.emulator.slack import FakeSlack
 from tests.support.emulated import task_definition, taskcluster_environment
-from tests.support.projects import OWN_TEMPLATE, write_service_config
+from tests.support.engine import seed_decision_with_actions
+from tests.support.fakes import SLACK_TOKEN
+from tests.support.projects import (
+    HOURLY,
+    OWN_TEMPLATE,
+    make_config,
+    project,
+    write_service_config,
+)
 from tests.support.repos import Repository
 from tests.test_backfill import (
     CRON,
@@ -407,3 +422,135 @@ def test_a_backfill_again_before_the_retry_shows_the_fire_retrying(
     assert fire.error is not None
     assert "attempt 1 failed" in fire.error
     assert emulator.tasks() == []
+
+
+def test_a_rerun_that_fails_again_after_a_recovery_is_reported_not_silenced(
+    emulator: Emulator, tmp_path: Path, slack: FakeSlack
+) -> None:
+    """The rerun is the same fire (same id) as the failure already reported: its own failure,
+    once a success closed the first incident, opens a new one that must be announced; else the
+    incident is open and unsaid, and the job's next failures are only counted in it."""
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": BROKEN_TEMPLATE}
+    )
+    settings = NotifySettings(
+        slack=SlackSettings(token=SLACK_TOKEN, api_url=slack.api_url, channel="#releng")
+    )
+    config = make_config(emulator, tmp_path, project("alpha", repository), notify=settings)
+    day = datetime(2026, 12, 1, tzinfo=UTC)
+
+    async def scenario() -> None:
+        async with open_service(config, clock=emulator.clock.now) as service:
+            engine, notifier = service.engine, service.notifier
+            emulator.clock.set(day, frozen=True)
+            await tick_and_report(engine, notifier, day)
+            await notifier.round()
+            repository.commit({".taskcluster.yml": OWN_TEMPLATE}, "fix the template")
+            emulator.clock.set(day + HOUR, frozen=True)
+            await tick_and_report(engine, notifier, day + HOUR)
+            await notifier.round()
+            repository.commit({".taskcluster.yml": BROKEN_TEMPLATE + " "}, "break it again")
+            emulator.clock.set(day + 2 * HOUR + timedelta(minutes=5), frozen=True)
+            rerun = await service.operations().backfill(
+                "ann", "alpha", ["hourly"], start=day, until=day + HOUR, rerun_failed=True
+            )
+            assert [fire.state for fire in rerun.fires] == [FireState.FAILED]
+            await notifier.round()
+
+    asyncio.run(scenario())
+
+    broken, recovered, broken_again = (message.text or "" for message in slack.messages)
+    assert "broken" in broken
+    assert "renders again" in recovered
+    assert "broken" in broken_again, "the rerun's failure opened an incident: it is said"
+    assert repository.head[:12] in broken_again
+
+
+# -- the ledger's memory -----------------------------------------------------------------------
+
+
+def test_a_backfill_older_than_the_ledger_keeps_fires_is_refused_not_fired_twice(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """Past `retention.fires` the ledger has forgotten a slot's fire: a backfill would take the
+    slot for unfired and trigger its hook again (triggerHook is not idempotent)."""
+    cron = """\
+jobs:
+  - name: add-jobs
+    job: {type: trigger-action, action-name: add-new-jobs}
+    when: [{hour: 3, minute: 0}]
+"""
+    repository = Repository(tmp_path / "fenix", {".cron.yml": cron})
+    config = make_config(emulator, tmp_path, project("fenix", repository, trust_domain="mobile"))
+    day = datetime(2026, 8, 1, tzinfo=UTC)
+    emulator.clock.set(day + 3 * HOUR, frozen=True)
+    route = f"index.mobile.v2.fenix.revision.{repository.head}.taskgraph.decision"
+    seed_decision_with_actions(emulator, route)
+    hook = ("project-mobile", "in-tree-action-3-generic/93267a5f84")
+    later = day + config.retention.fires + timedelta(days=10)
+
+    async def scenario() -> Any:
+        async with open_service(config, clock=emulator.clock.now) as service:
+            [ticked] = await service.engine.tick(day + 3 * HOUR)
+            [fire] = ticked.fires
+            assert (fire.state, fire.task_id is not None) == (FireState.CREATED, True), fire
+            emulator.resolve_task(str(fire.task_id), "completed")
+            await service.notifier.round()  # its task followed to its end
+            emulator.clock.set(later, frozen=True)
+            pruned = await service.operations().ledger.prune("ann", config.retention)
+            assert pruned.fires == 1
+            span = {"start": day, "until": day + timedelta(days=1)}
+            return await service.operations().backfill("ann", "fenix", **span)
+
+    with pytest.raises(InvalidRangeError, match=r"retention\.fires") as refused:
+        asyncio.run(scenario())
+
+    assert "backfill from 2026-" in str(refused.value)
+    fired = taskcluster.Hooks(emulator.options()).listLastFires(*hook)["lastFires"]
+    assert len(fired) == 1, "the hook is triggered once"
+
+
+def test_a_rerun_checks_in_to_sentry_as_a_run_of_its_own(
+    emulator: Emulator, tmp_path: Path, fake_sentry: FakeSentry
+) -> None:
+    """The failed fire's check-in ended `error`; the rerun's start and end are another run's:
+    not dropped as the failure's (same fire id), nor left `in_progress` for Sentry to time out."""
+    repository = Repository(
+        tmp_path / "alpha", {".cron.yml": HOURLY, ".taskcluster.yml": OWN_TEMPLATE}
+    )
+    lateness = timedelta(minutes=1)
+    config = make_config(
+        emulator,
+        tmp_path,
+        project("alpha", repository, catch_up=CatchUp(max_lateness=lateness)),
+        notify=NotifySettings(sentry=SentrySettings(dsn=fake_sentry.dsn, environment="test")),
+    )
+    day = datetime(2026, 12, 1, tzinfo=UTC)
+    emulator.faults.add("queue.createTask", script=ONE_ATTEMPT)
+
+    async def scenario() -> None:
+        async with open_service(config, clock=emulator.clock.now) as service:
+            engine, notifier = service.engine, service.notifier
+            emulator.clock.set(day, frozen=True)
+            await tick_and_report(engine, notifier, day)
+            emulator.clock.set(day + lateness + ROUND_GRACE + timedelta(seconds=1), frozen=True)
+            await engine.recover()  # given up: failed, reported
+            await notifier.round()
+            emulator.clock.set(day + 2 * HOUR, frozen=True)
+            rerun = await service.operations().backfill(
+                "ann", "alpha", ["hourly"], start=day, until=day + HOUR, rerun_failed=True
+            )
+            [fire] = rerun.fires
+            assert fire.state == "created", fire.error
+            await notifier.round()
+            emulator.resolve_task(str(fire.task_id), "completed")
+            await notifier.round()
+
+    asyncio.run(scenario())
+
+    fake_sentry.wait_for("check_in", count=3)
+    slug = sentry.monitor_slug("alpha", "hourly")
+    check_ins = [c for c in fake_sentry.check_ins if c["monitor_slug"] == slug]
+    assert [c["status"] for c in check_ins] == ["error", "in_progress", "ok"]
+    failed, started, ended = (c["check_in_id"] for c in check_ins)
+    assert started == ended != failed

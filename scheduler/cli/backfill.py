@@ -54,7 +54,8 @@ from scheduler.outcomes import FireResult
 @click.option(
     "--rerun-failed",
     is_flag=True,
-    help="Fire again the slots whose recorded fire failed (as Airflow's --rerun-failed-tasks).",
+    help="Fire again the slots whose recorded fire failed to make its task (one whose task ran "
+    "and failed is already fired: rerun it from its task group).",
 )
 @json_option()
 def backfill(

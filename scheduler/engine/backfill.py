@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from scheduler.common.wording import counted
@@ -14,6 +14,7 @@ from scheduler.config.model import Project
 from scheduler.cron import CronFile, DecisionTask, Job, PlannedFire, fires_between, format_slot
 from scheduler.cron.slots import SkipReason
 from scheduler.cron.timing import EARLIEST, as_utc, first_slot_at_or_after
+from scheduler.durations import format_duration
 from scheduler.engine.firing import FireRunner
 from scheduler.errors import Category, SchedulerError
 from scheduler.git.source import Snapshot
@@ -32,7 +33,8 @@ UNMADE = (FireState.SKIPPED, FireState.DRY_RUN)
 
 
 class InvalidRangeError(SchedulerError, category=Category.INVALID, code="invalid-range"):
-    """A backfill's range names no begun slot, or more fires than it may make."""
+    """A backfill's range names no begun slot, more fires than it may make, or slots whose
+    fires the ledger may have forgotten."""
 
 
 class BackfillProgress(Protocol):
@@ -100,13 +102,14 @@ async def backfill(
     the service's recovery rounds try it again. A job paused now is shown skipped, and nothing
     is recorded for it. With `dry_run`, nothing is claimed, created or recorded.
 
-    Raises UnknownJobError, or InvalidRangeError for a range without a begun slot or with
-    more than `max_fires` fires.
+    Raises UnknownJobError, or InvalidRangeError for a range without a begun slot, with more
+    than `max_fires` fires, or from before the ledger's retention of fires.
     """
     setting = runner.setting
     now = setting.clock()
     chosen = _chosen(project, cron, jobs)
     start, end, clamped = _span(as_utc(start), as_utc(until), now)
+    _check_remembered(start, now, setting.config.retention.fires)
     plan = fires_between(replace(cron, jobs=chosen), project.name, start, end, limit=max_fires + 1)
     if len(plan.fires) > max_fires:
         raise InvalidRangeError(
@@ -211,6 +214,24 @@ def _span(start: datetime, until: datetime, now: datetime) -> tuple[datetime, da
             "fires the others as they come"
         )
     return first, end, until > now
+
+
+def _check_remembered(start: datetime, now: datetime, kept: timedelta) -> None:
+    """Raise InvalidRangeError if the range reaches slots whose fires the ledger may have
+    pruned (`retention.fires`): there, a slot that fired looks unfired, and a hook triggered
+    then would be triggered again (a decision task's id only guards while the queue has it)."""
+    horizon = now - kept
+    if start < horizon:
+        # The next day's start: still within what is kept when the operator runs it again.
+        remembered = (horizon + timedelta(days=1)).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        raise InvalidRangeError(
+            f"from {format_slot(start)} is more than {format_duration(kept)} ago, before what "
+            "the ledger remembers of fires (retention.fires), so whether those slots fired is "
+            f"not known and they could be fired twice: backfill from {remembered:%Y-%m-%d} or "
+            "later, or keep fires longer with retention.fires"
+        )
 
 
 async def _fire(

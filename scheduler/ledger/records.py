@@ -261,6 +261,8 @@ class Watch:
     resolved_at: datetime | None = None
     run_state: RunState | None = None  # None: no task has started (or none was made)
     group: GroupCounts | None = None  # the watched task group's counts, once listed
+    attempt: int = 1  # the fire's; with asked_at, a backfill's rerun is told apart
+    asked_at: datetime | None = None
 
 
 class Health(StrEnum):

@@ -217,6 +217,7 @@ def _check_in(payload: dict[str, Any]) -> None:
     sentry.check_in(
         slug,
         payload["status"],
-        check_in_id=sentry.check_in_id_for(f"fire-{payload['fire']}"),
+        # Its run: the fire, or its rerun (letters queued before runs were named: the fire).
+        check_in_id=sentry.check_in_id_for(f"fire-{payload.get('run', payload['fire'])}"),
         schedule=payload.get("schedule"),
     )

@@ -367,15 +367,17 @@ class Reporter:
         if not destinations or watch.crontab is None or watch.kind is FireKind.MANUAL:
             return []
         phase = "start" if status == "in_progress" else "end"
+        run = _run(watch)
         return [
             Notice(
-                key=f"{CHECK_IN_KEYS}{watch.fire_id}:{phase}",
+                key=f"{CHECK_IN_KEYS}{run}:{phase}",
                 event={
                     "project": watch.project,
                     "job": watch.job,
                     "status": status,
                     "schedule": watch.crontab,
                     "fire": watch.fire_id,
+                    "run": run,
                 },
                 destinations=destinations,
             )
@@ -383,9 +385,9 @@ class Reporter:
 
 
 def _about(watch: Watch, kind: EventKind, title: str, now: datetime, **details: Any) -> Event:
-    """An event about a watched fire, keyed by the kind and the fire."""
+    """An event about a watched fire, keyed by the kind and the fire's run (`_run`)."""
     return Event(
-        key=f"{kind}:{watch.fire_id}",
+        key=f"{kind}:{_run(watch)}",
         kind=kind,
         project=watch.project,
         job=watch.job,
@@ -398,6 +400,15 @@ def _about(watch: Watch, kind: EventKind, title: str, now: datetime, **details: 
         task_group_id=watch.task_group_id,
         **details,
     )
+
+
+def _run(watch: Watch) -> str:
+    """The watched run of a fire: its id, and for a backfill's rerun of it after a failure (a
+    later attempt, watched anew) that attempt too, so that the rerun's notices and check-ins
+    are its own, not taken for those of the failure already reported."""
+    if watch.asked_at is not None and watch.attempt > 1:
+        return f"{watch.fire_id}:{watch.attempt}"
+    return str(watch.fire_id)
 
 
 def _job_subject(watch: Watch) -> str:
