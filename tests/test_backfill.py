@@ -220,6 +220,10 @@ def test_named_jobs_are_the_ones_fired_once_each_and_until_defaults_to_now(
     to_now = backfilled(invoke("backfill", "demo", "hourly", *since_six, env=environment))
     assert datetime.fromisoformat(to_now["until"]) >= NOW  # the commands' clock runs from NOW
     assert to_now["clamped"] is False
+    again = backfilled(backfill(config, environment, "hourly", "hourly", "--json"))
+    assert {state for _, _, state in states(again)} == {"already-fired"}
+    with Ledger.open(read_config(config, environment).ledger_url) as ledger:
+        assert ledger.audit_log()[0].target == "demo/hourly"  # one job, however often named
     assert states(to_now)[-1] == ("hourly", format_slot(TEN), "created")
 
 

@@ -187,7 +187,8 @@ class Operations:
             "dry_run": dry_run,
             "rerun_failed": rerun_failed,
         }
-        target = target_of(project, jobs[0] if len(jobs) == 1 else None)
+        named = list(dict.fromkeys(jobs))
+        target = target_of(project, named[0] if len(named) == 1 else None)
         act = make_act(actor, ActKind.BACKFILL, target, given)
 
         async def fire() -> Backfill:
