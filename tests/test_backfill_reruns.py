@@ -289,6 +289,29 @@ def test_a_failed_fire_is_claimed_again_only_to_rerun_it_and_starts_a_watch_of_i
     ) == [None], "a fire that made its task is never claimed again"
 
 
+def test_a_watch_read_before_a_rerun_never_moves_the_reruns_own(ledger: Ledger) -> None:
+    [claim] = ledger.claim_many(
+        "demo", [("hourly", SIX, FireKind.CATCH_UP)], replica="r1", now=NOW, lease=LEASE
+    )
+    assert claim is not None
+    failed = Outcome(claim, FireState.FAILED, None, "abc", "broken template", None, WatchSpec())
+    assert ledger.finish_many([failed], now=NOW) == [True]
+    [stale] = ledger.watches()  # a watcher read the failure's watch, and is slow to report it
+    later = NOW + HOUR
+    [rerun] = ledger.claim_many(
+        "demo", [("hourly", SIX, FireKind.CATCH_UP)], replica="r2", now=later, lease=LEASE,
+        retake_unmade=True, rerun_failed=True,
+    )  # fmt: skip
+    assert rerun is not None
+    again = Outcome(rerun, FireState.FAILED, None, "abc", "still broken", None, WatchSpec())
+    assert ledger.finish_many([again], now=later) == [True]
+    [fresh] = ledger.watches()
+    assert (fresh.phase, fresh.phase) == (stale.phase, WatchPhase.REPORT)
+
+    assert not ledger.advance_watch(stale, WatchPhase.DONE, now=later, notices=[])
+    assert ledger.advance_watch(fresh, WatchPhase.DONE, now=later, notices=[])
+
+
 # -- --rerun-failed, end to end ----------------------------------------------------------------
 
 

@@ -103,6 +103,9 @@ class WatchStore(Store):
                 update(WatchRow)
                 .where(
                     WatchRow.fire_id == watch.fire_id,
+                    # A rerun of the fire starts a watch of its own under the same id: a step
+                    # read from the watch before moves nothing of the new one.
+                    WatchRow.created_at == watch.created_at,
                     WatchRow.phase == watch.phase.value,
                     WatchRow.task_state.is_not_distinct_from(watch.task_state),
                     # Counts another replica listed since are newer than those about to be
