@@ -75,6 +75,7 @@ chromium:
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/plan_year.py
 	$(BIN)/python benchmarks/tick_fanout.py
+	$(BIN)/python benchmarks/expiry_scan.py
 	$(BIN)/python benchmarks/dashboard.py
 
 $(VENV)/bin/python:

@@ -446,6 +446,7 @@ class Emulator:
 
 # -- helpers ------------------------------------------------------------------------------
 
+
 def _routes(service: str) -> list[Route]:
     entries = auth.REFERENCE if service == "auth" else corpus.api_reference(service)["entries"]
     return [
