@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import base64
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -25,7 +26,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,7 +77,7 @@ def deep_tree(entries: int, now: datetime) -> Tree:
         parts = namespace.split(".")
         namespaces.update(".".join(parts[:depth]) for depth in range(1, len(parts)))
 
-    for number in _names():
+    for number in itertools.count():
         kind = KINDS[number % len(KINDS)]
         base = f"{TRUST_DOMAIN}.cache.level-3.{kind}.v2.name-{number:04d}"
         task = ""
@@ -99,14 +99,7 @@ def deep_tree(entries: int, now: datetime) -> Tree:
             add(f"{base}.latest", task)
         if len(rows) >= entries:
             return Tree(rows, tasks, len(namespaces))
-    raise AssertionError("unreachable: _names never ends")
-
-
-def _names() -> Iterator[int]:
-    number = 0
-    while True:
-        yield number
-        number += 1
+    raise AssertionError("unreachable: itertools.count never ends")
 
 
 def _formatted(moment: datetime) -> str:
