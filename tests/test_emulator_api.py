@@ -138,6 +138,24 @@ def test_a_reply_that_breaks_its_schema_fails_loudly(emulator: Emulator) -> None
     emulator.schema_violations.clear()
 
 
+@pytest.mark.parametrize("broken", [0, 500, 999])
+def test_every_item_of_a_listing_is_checked_against_its_schema(
+    emulator: Emulator, broken: int
+) -> None:
+    # Checking only the first and last items let a broken one in the middle of a page through.
+    index = taskcluster.Index(emulator.options(maxRetries=0))
+    expires = emulator.clock.now() + timedelta(days=30)
+    with emulator.lock:
+        for number in range(1000):
+            task_id = "not a task id" if number == broken else slugid.nice()
+            emulator.index.insert(f"listed.{number:04d}", task_id, expires=expires)
+    with pytest.raises(TaskclusterRestFailure) as raised:
+        index.listTasks("listed")
+    assert raised.value.status_code == 500
+    assert f"tasks/{broken}/taskId" in emulator.schema_violations[0]
+    emulator.schema_violations.clear()
+
+
 # -- faults --------------------------------------------------------------------------------
 
 

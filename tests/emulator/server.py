@@ -19,6 +19,7 @@ from typing import Any
 
 import jsonschema
 import jsonschema.validators
+import jsonschema_rs
 
 from tests.emulator import auth, control, hawk, serving
 from tests.emulator.api import ApiError, Call, Handler, Identity, Reply, Route, known
@@ -429,7 +430,10 @@ class Emulator:
 
     def _check_output(self, route: Route, result: Any) -> str | None:
         assert route.output_schema is not None
-        errors = list(_validator(route.output_schema).iter_errors(_sampled(result)))
+        if _reply_conforms(route.output_schema, result):
+            return None
+        # Only a broken reply pays for jsonschema, whose errors say where the reply broke.
+        errors = list(_validator(route.output_schema).iter_errors(result))
         if not errors:
             return None
         violation = (
@@ -441,21 +445,6 @@ class Emulator:
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-# Pages of 1,000 entries are built by one loop; checking their first and last entries
-# keeps a listing's validation from costing more than the call's latency in benchmarks.
-SAMPLED_ITEMS = 10
-
-
-def _sampled(result: Any) -> Any:
-    if not isinstance(result, dict):
-        return result
-    return {
-        key: value[:SAMPLED_ITEMS] + value[-SAMPLED_ITEMS:]
-        if isinstance(value, list) and len(value) > 2 * SAMPLED_ITEMS
-        else value
-        for key, value in result.items()
-    }
 
 
 def _routes(service: str) -> list[Route]:
@@ -497,8 +486,24 @@ _InputValidator = jsonschema.validators.extend(
 
 @functools.cache
 def _validator(schema_path: str) -> Any:
-    """Checks replies against their schema."""
+    """Checks replies against their schema, saying where one breaks it."""
     return _Validator(_inlined(schema_path))
+
+
+@functools.cache
+def _compiled(schema_path: str) -> jsonschema_rs.Validator:
+    """The reply schema compiled once: every item of a 1,000-entry listing is checked in well
+    under a millisecond, where jsonschema takes tens (more than the benchmarks' call latency).
+    Formats are not checked, as `_validator` does not check them either."""
+    return jsonschema_rs.Draft7Validator(_inlined(schema_path), validate_formats=False)
+
+
+def _reply_conforms(schema_path: str, result: Any) -> bool:
+    """Whether every item of the reply, not a sample, matches its schema."""
+    try:
+        return _compiled(schema_path).is_valid(result)
+    except ValueError:  # not JSON (bytes, say): jsonschema judges it
+        return False
 
 
 @functools.cache
