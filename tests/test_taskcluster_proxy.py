@@ -7,10 +7,9 @@ it to the deployment (the emulator)."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from scheduler.clock import NOW_VARIABLE, offset_setting
 from scheduler.config.errors import ConfigError
 from scheduler.config.loading import load_config
 from tests.emulator import Emulator
+from tests.support.http_serving import on_loopback
 from tests.support.projects import HOURLY, OWN_TEMPLATE, write_service_config
 from tests.support.repos import Repository
 
@@ -91,15 +91,8 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
 def proxy(emulator: Emulator) -> Iterator[Proxy]:
     held = emulator.add_client("task/cron-task", TASK_SCOPES)
     running = Proxy(emulator.root_url, held)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(running))
-    running.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with on_loopback(_handler(running)) as running.url:
         yield running
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _in_the_task(emulator: Emulator, proxy: Proxy) -> dict[str, str]:

@@ -12,16 +12,16 @@ import base64
 import contextlib
 import os
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from tests.support.hg import Faults
+from tests.support.http_serving import on_loopback
 
 _EXEC_PATH = subprocess.run(
     ["git", "--exec-path"], check=True, capture_output=True, text=True
@@ -140,13 +140,5 @@ def serving(root: Path, **settings: Any) -> Iterator[GitHttpServer]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    front.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with on_loopback(Handler) as front.url:
         yield front
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=30)

@@ -14,16 +14,17 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
+
+from tests.support.http_serving import on_loopback
 
 # The hg that pip installed beside this Python (`mercurial` in the test dependencies).
 _BESIDE_PYTHON = Path(sys.executable).with_name("hg")
@@ -200,16 +201,8 @@ class HgServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        try:
+        with on_loopback(Handler) as self.url:
             yield
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=30)
 
     def from_hgweb(self, path: str) -> tuple[int, bytes]:
         try:
