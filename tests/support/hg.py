@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from tests.support.http_serving import on_loopback
+from tests.support.repos import write_files
 
 # The hg that pip installed beside this Python (`mercurial` in the test dependencies).
 _BESIDE_PYTHON = Path(sys.executable).with_name("hg")
@@ -82,16 +83,7 @@ class HgRepository:
     ) -> str:
         """Write (or, for None, delete) files and commit (on `branch`, a new named branch, if
         given); returns the new changeset."""
-        for name, content in files.items():
-            target = self.path / name
-            if content is None:
-                target.unlink(missing_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                target.write_bytes(content)
-            else:
-                target.write_text(content)
+        write_files(self.path, files)
         if branch is not None:
             self.hg("branch", "--force", branch)
         self.hg("commit", "--addremove", "--quiet", "--message", message)

@@ -18,6 +18,20 @@ _ENVIRONMENT = {
 }
 
 
+def write_files(root: Path, files: Mapping[str, str | bytes | None]) -> None:
+    """Write each of `files` under `root` (its folders made), or delete it for None."""
+    for name, content in files.items():
+        target = root / name
+        if content is None:
+            target.unlink(missing_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content)
+
+
 class Repository:
     """A git repository on disk with a `main` branch."""
 
@@ -49,16 +63,7 @@ class Repository:
 
     def commit(self, files: Mapping[str, str | bytes | None], message: str = "change") -> str:
         """Write (or, for None, delete) files and commit; returns the new head revision."""
-        for name, content in files.items():
-            target = self.path / name
-            if content is None:
-                target.unlink(missing_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                target.write_bytes(content)
-            else:
-                target.write_text(content)
+        write_files(self.path, files)
         self.git("add", "--all")
         self.git("commit", "--quiet", "--allow-empty", "-m", message)
         return self.head
