@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import subprocess
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -12,10 +13,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from aiohttp.base_protocol import BaseProtocol
+from aiohttp.streams import StreamReader
 
-from scheduler.git.pkt_line import ls_refs_request, parse_advertisement, parse_ls_refs
+from scheduler.git.pkt_line import (
+    ls_refs_request,
+    packet,
+    parse_advertisement,
+    parse_ls_refs,
+)
 from scheduler.git.process import SourceError
-from scheduler.git.remote_http import RemoteHttp
+from scheduler.git.remote_http import RemoteHttp, read_body
 from scheduler.git.source import GitSource
 from scheduler.ledger import FireState
 from tests.emulator import Emulator
@@ -275,3 +283,58 @@ def test_answers_that_are_not_git_say_what_is_wrong() -> None:
     )
     assert empty_v1.version == 0
     assert empty_v1.refs == {}
+
+
+def test_a_v1_advertisement_longer_than_one_read_is_read_whole(
+    tmp_path: Path, repository: Repository
+) -> None:
+    # Thousands of refs (a big repository's tags and branches): the advertisement arrives in
+    # many TCP segments, and a branch listed late in it must still be found.
+    packed = "".join(f"{repository.head} refs/tags/t{n:05}\n" for n in range(6000))
+    (repository.path / ".git" / "packed-refs").write_text(packed)
+    repository.git("branch", "zz-late")
+    with serving(repository.path.parent, protocol_v2=False) as server:
+        url = server.repository_url("proj")
+        head = with_source(tmp_path, lambda source, http: source.head(url, "zz-late"))
+
+    assert head == repository.head
+
+
+def test_a_body_arriving_in_pieces_is_read_to_its_end_or_the_limit() -> None:
+    async def main() -> tuple[bytes, bytes]:
+        loop = asyncio.get_running_loop()
+        protocol = BaseProtocol(loop)
+        # A connected socket under the reader (a reader without one takes its end as lost).
+        ours, theirs = socket.socketpair()
+        transport, _ = await loop.connect_accepted_socket(lambda: protocol, ours)
+        pieces = [b"first ", b"second ", b"third"]
+
+        async def arriving(stream: StreamReader) -> None:
+            for piece in pieces:
+                # Each piece reaches the reader only once it waits for more.
+                await asyncio.sleep(0)
+                stream.feed_data(piece)
+            stream.feed_eof()
+
+        whole = StreamReader(protocol, 2**16, loop=loop)
+        feeding = asyncio.create_task(arriving(whole))
+        read = await read_body(whole, 1024)
+        await feeding
+        capped = StreamReader(protocol, 2**16, loop=loop)
+        feeding = asyncio.create_task(arriving(capped))
+        limited = await read_body(capped, 10)
+        await feeding
+        transport.close()
+        theirs.close()
+        return read, limited
+
+    whole, limited = asyncio.run(main())
+    assert whole == b"first second third"
+    assert limited == b"first seco"
+
+
+def test_an_advertisement_cut_short_is_not_taken_for_the_list_of_refs() -> None:
+    line = packet(f"{'a' * 40} refs/heads/main\0ofs-delta")
+    assert parse_advertisement(line + b"0000").refs == {"refs/heads/main": "a" * 40}
+    with pytest.raises(ValueError, match="without a flush"):
+        parse_advertisement(line)
