@@ -7,8 +7,11 @@ import asyncio
 import logging
 import socket
 import subprocess
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -338,3 +341,43 @@ def test_an_advertisement_cut_short_is_not_taken_for_the_list_of_refs() -> None:
     assert parse_advertisement(line + b"0000").refs == {"refs/heads/main": "a" * 40}
     with pytest.raises(ValueError, match="without a flush"):
         parse_advertisement(line)
+
+
+@contextmanager
+def moved_to(target: str) -> Iterator[str]:
+    """A server answering every request with a 301 to the same path under `target` (a
+    repository moved to another host): its own base URL while the block runs."""
+
+    class Moved(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(301)
+            self.send_header("Location", target + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_POST(self) -> None:
+            self.do_GET()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Moved) as moved:
+        thread = threading.Thread(target=moved.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{moved.server_address[1]}"
+        finally:
+            moved.shutdown()
+            thread.join()
+
+
+def test_a_repository_redirected_to_another_host_is_read_as_git_reads_it(
+    tmp_path: Path, repository: Repository, server: GitHttpServer
+) -> None:
+    # The same server under another host name: another origin, as a repository moved to
+    # another host is. Its head is what git reads there, credentials or not.
+    elsewhere = server.url.replace("127.0.0.1", "localhost")
+    with moved_to(elsewhere) as old_host:
+        url = f"{old_host}/proj"
+        head = with_source(tmp_path, lambda source, http: source.head(url, "main"))
+        assert head == repository.head == ls_remote(url, "refs/heads/main")

@@ -27,7 +27,8 @@ _INFO_REFS = "/info/refs"
 
 
 class NotSmartError(Exception):
-    """The server answered `info/refs` as a dumb HTTP server does: only git itself reads it."""
+    """The server answered `info/refs` as only git itself reads it: as a dumb HTTP server
+    does, or from another host it redirected to."""
 
 
 class SmartHttpHeads:
@@ -67,6 +68,11 @@ class SmartHttpHeads:
             "info/refs", url, address, failure=failure, limit=_LIMIT, headers=_V2
         )
         self._check(answer, url, "info/refs", failure)
+        if answer.url.origin() != address.origin():
+            # Git follows the redirect and asks the new host the rest, without the URL's
+            # credentials; the requests after this one would ask the old host, which moves
+            # a POST as a GET (or carry the credentials along). Git reads it as it always did.
+            raise NotSmartError(f"info/refs was redirected to {answer.url.origin()}")
         if answer.content_type != ADVERTISEMENT_TYPE:
             raise NotSmartError(f"info/refs answered {answer.content_type or 'no content type'}")
         try:
