@@ -27,6 +27,7 @@ from scheduler.git.pkt_line import (
 )
 from scheduler.git.process import SourceError
 from scheduler.git.remote_http import RemoteHttp, read_body
+from scheduler.git.smart_http import ADVERTISEMENT_TYPE, RESULT_TYPE
 from scheduler.git.source import GitSource
 from scheduler.ledger import FireState
 from tests.emulator import Emulator
@@ -381,3 +382,46 @@ def test_a_repository_redirected_to_another_host_is_read_as_git_reads_it(
         url = f"{old_host}/proj"
         head = with_source(tmp_path, lambda source, http: source.head(url, "main"))
         assert head == repository.head == ls_remote(url, "refs/heads/main")
+
+
+def test_what_a_server_says_in_an_err_packet_is_told_without_the_credentials(
+    tmp_path: Path,
+) -> None:
+    secret = "s3cret-token"
+
+    class Echoing(BaseHTTPRequestHandler):
+        # A v2 server whose ls-refs answer is an ERR quoting the credentials it was sent.
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self._answer(ADVERTISEMENT_TYPE, packet("version 2") + packet("ls-refs") + b"0000")
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            said = f"ERR no access for robot:{secret}"
+            self._answer(RESULT_TYPE, packet(said))
+
+        def _answer(self, content_type: str, body: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Echoing) as echoing:
+        thread = threading.Thread(target=echoing.serve_forever, daemon=True)
+        thread.start()
+        url = f"http://robot:{secret}@127.0.0.1:{echoing.server_address[1]}/proj"
+        try:
+            with pytest.raises(SourceError) as raised:
+                with_source(tmp_path, lambda source, http: source.head(url, "main"))
+        finally:
+            echoing.shutdown()
+            thread.join()
+
+    message = str(raised.value)
+    assert "the server said: no access for robot:***" in message
+    assert secret not in message

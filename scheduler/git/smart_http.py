@@ -14,7 +14,7 @@ from scheduler.git.pkt_line import (
     parse_advertisement,
     parse_ls_refs,
 )
-from scheduler.git.process import SourceError
+from scheduler.git.process import SourceError, scrub
 from scheduler.git.remote_http import Answer, RemoteHttp, said_by
 
 ADVERTISEMENT_TYPE = "application/x-git-upload-pack-advertisement"
@@ -78,7 +78,8 @@ class SmartHttpHeads:
         try:
             advertisement = parse_advertisement(answer.body)
         except ValueError as error:
-            raise SourceError(f"{failure}: its info/refs answer is not git's: {error}") from None
+            said = scrub(str(error), url)
+            raise SourceError(f"{failure}: its info/refs answer is not git's: {said}") from None
         return _base(address, answer.url), advertisement
 
     async def _ls_refs(
@@ -106,7 +107,9 @@ class SmartHttpHeads:
         try:
             return parse_ls_refs(answer.body).get(ref)
         except ValueError as error:
-            raise SourceError(f"{failure}: its ls-refs answer is not git's: {error}") from None
+            # What the server said (an ERR packet, a line quoted) may quote the credentials.
+            said = scrub(str(error), url)
+            raise SourceError(f"{failure}: its ls-refs answer is not git's: {said}") from None
 
     @staticmethod
     def _check(answer: Answer, url: str, kind: str, failure: str) -> None:
