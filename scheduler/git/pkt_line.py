@@ -87,12 +87,12 @@ def parse_advertisement(body: bytes) -> Advertisement:
     version = 1 if lines[0] == b"version 1" else 0
     refs: dict[str, str] = {}
     capabilities: set[str] = set()
-    listed = lines[1:] if version == 1 else lines
+    advertised = lines[1:] if version == 1 else lines
     # Only a flush ends the list: without one the answer was cut short, and a branch it would
     # have listed later would pass for missing.
-    if "flush" not in listed:
+    if "flush" not in advertised:
         raise ValueError("the advertised refs end without a flush packet")
-    for line in listed:
+    for line in advertised:
         if line == "flush":
             break
         if not isinstance(line, bytes):
