@@ -342,6 +342,10 @@ def test_an_advertisement_cut_short_is_not_taken_for_the_list_of_refs() -> None:
     assert parse_advertisement(line + b"0000").refs == {"refs/heads/main": "a" * 40}
     with pytest.raises(ValueError, match="without a flush"):
         parse_advertisement(line)
+    capabilities = packet("version 2") + packet("agent=git/2") + packet("ls-refs=unborn")
+    assert "ls-refs=unborn" in parse_advertisement(capabilities + b"0000").capabilities
+    with pytest.raises(ValueError, match="without a flush"):
+        parse_advertisement(capabilities)
 
 
 @contextmanager

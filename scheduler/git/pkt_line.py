@@ -82,6 +82,9 @@ def parse_advertisement(body: bytes) -> Advertisement:
     for line in lines:
         _refused(line)
     if lines[0] == b"version 2":
+        if "flush" not in lines:
+            # Cut short, it may lack the capability (`ls-refs`) it would have listed later.
+            raise ValueError("the capabilities end without a flush packet")
         listed = frozenset(_text(line) for line in lines[1:] if isinstance(line, bytes))
         return Advertisement(version=2, capabilities=listed, refs={})
     version = 1 if lines[0] == b"version 1" else 0

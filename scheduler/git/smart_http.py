@@ -67,12 +67,12 @@ class SmartHttpHeads:
         answer = await self.http.request(
             "info/refs", url, address, failure=failure, limit=_LIMIT, headers=_V2
         )
-        self._check(answer, url, "info/refs", failure)
         if answer.url.origin() != address.origin():
             # Git follows the redirect and asks the new host the rest, without the URL's
             # credentials; the requests after this one would ask the old host, which moves
             # a POST as a GET (or carry the credentials along). Git reads it as it always did.
             raise NotSmartError(f"info/refs was redirected to {answer.url.origin()}")
+        self._check(answer, url, "info/refs", failure)
         if answer.content_type != ADVERTISEMENT_TYPE:
             raise NotSmartError(f"info/refs answered {answer.content_type or 'no content type'}")
         try:
