@@ -5,17 +5,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import subprocess
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from aiohttp.base_protocol import BaseProtocol
+from aiohttp.streams import StreamReader
 
-from scheduler.git.pkt_line import ls_refs_request, parse_advertisement, parse_ls_refs
+from scheduler.git.pkt_line import (
+    ls_refs_request,
+    packet,
+    parse_advertisement,
+    parse_ls_refs,
+)
 from scheduler.git.process import SourceError
-from scheduler.git.remote_http import RemoteHttp
+from scheduler.git.remote_http import RemoteHttp, read_body
+from scheduler.git.smart_http import ADVERTISEMENT_TYPE, RESULT_TYPE
 from scheduler.git.source import GitSource
 from scheduler.ledger import FireState
 from tests.emulator import Emulator
@@ -275,3 +287,145 @@ def test_answers_that_are_not_git_say_what_is_wrong() -> None:
     )
     assert empty_v1.version == 0
     assert empty_v1.refs == {}
+
+
+def test_a_v1_advertisement_longer_than_one_read_is_read_whole(
+    tmp_path: Path, repository: Repository
+) -> None:
+    # Thousands of refs (a big repository's tags and branches): the advertisement arrives in
+    # many TCP segments, and a branch listed late in it must still be found.
+    packed = "".join(f"{repository.head} refs/tags/t{n:05}\n" for n in range(6000))
+    (repository.path / ".git" / "packed-refs").write_text(packed)
+    repository.git("branch", "zz-late")
+    with serving(repository.path.parent, protocol_v2=False) as server:
+        url = server.repository_url("proj")
+        head = with_source(tmp_path, lambda source, http: source.head(url, "zz-late"))
+
+    assert head == repository.head
+
+
+def test_a_body_arriving_in_pieces_is_read_to_its_end_or_the_limit() -> None:
+    async def main() -> tuple[bytes, bytes]:
+        loop = asyncio.get_running_loop()
+        protocol = BaseProtocol(loop)
+        # A connected socket under the reader (a reader without one takes its end as lost).
+        ours, theirs = socket.socketpair()
+        transport, _ = await loop.connect_accepted_socket(lambda: protocol, ours)
+        pieces = [b"first ", b"second ", b"third"]
+
+        async def arriving(stream: StreamReader) -> None:
+            for piece in pieces:
+                # Each piece reaches the reader only once it waits for more.
+                await asyncio.sleep(0)
+                stream.feed_data(piece)
+            stream.feed_eof()
+
+        whole = StreamReader(protocol, 2**16, loop=loop)
+        feeding = asyncio.create_task(arriving(whole))
+        read = await read_body(whole, 1024)
+        await feeding
+        capped = StreamReader(protocol, 2**16, loop=loop)
+        feeding = asyncio.create_task(arriving(capped))
+        limited = await read_body(capped, 10)
+        await feeding
+        transport.close()
+        theirs.close()
+        return read, limited
+
+    whole, limited = asyncio.run(main())
+    assert whole == b"first second third"
+    assert limited == b"first seco"
+
+
+def test_an_advertisement_cut_short_is_not_taken_for_the_list_of_refs() -> None:
+    line = packet(f"{'a' * 40} refs/heads/main\0ofs-delta")
+    assert parse_advertisement(line + b"0000").refs == {"refs/heads/main": "a" * 40}
+    with pytest.raises(ValueError, match="without a flush"):
+        parse_advertisement(line)
+    capabilities = packet("version 2") + packet("agent=git/2") + packet("ls-refs=unborn")
+    assert "ls-refs=unborn" in parse_advertisement(capabilities + b"0000").capabilities
+    with pytest.raises(ValueError, match="without a flush"):
+        parse_advertisement(capabilities)
+
+
+@contextmanager
+def moved_to(target: str) -> Iterator[str]:
+    """A server answering every request with a 301 to the same path under `target` (a
+    repository moved to another host): its own base URL while the block runs."""
+
+    class Moved(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(301)
+            self.send_header("Location", target + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_POST(self) -> None:
+            self.do_GET()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Moved) as moved:
+        thread = threading.Thread(target=moved.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{moved.server_address[1]}"
+        finally:
+            moved.shutdown()
+            thread.join()
+
+
+def test_a_repository_redirected_to_another_host_is_read_as_git_reads_it(
+    tmp_path: Path, repository: Repository, server: GitHttpServer
+) -> None:
+    # The same server under another host name: another origin, as a repository moved to
+    # another host is. Its head is what git reads there, credentials or not.
+    elsewhere = server.url.replace("127.0.0.1", "localhost")
+    with moved_to(elsewhere) as old_host:
+        url = f"{old_host}/proj"
+        head = with_source(tmp_path, lambda source, http: source.head(url, "main"))
+        assert head == repository.head == ls_remote(url, "refs/heads/main")
+
+
+def test_what_a_server_says_in_an_err_packet_is_told_without_the_credentials(
+    tmp_path: Path,
+) -> None:
+    secret = "s3cret-token"
+
+    class Echoing(BaseHTTPRequestHandler):
+        # A v2 server whose ls-refs answer is an ERR quoting the credentials it was sent.
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self._answer(ADVERTISEMENT_TYPE, packet("version 2") + packet("ls-refs") + b"0000")
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            said = f"ERR no access for robot:{secret}"
+            self._answer(RESULT_TYPE, packet(said))
+
+        def _answer(self, content_type: str, body: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Echoing) as echoing:
+        thread = threading.Thread(target=echoing.serve_forever, daemon=True)
+        thread.start()
+        url = f"http://robot:{secret}@127.0.0.1:{echoing.server_address[1]}/proj"
+        try:
+            with pytest.raises(SourceError) as raised:
+                with_source(tmp_path, lambda source, http: source.head(url, "main"))
+        finally:
+            echoing.shutdown()
+            thread.join()
+
+    message = str(raised.value)
+    assert "the server said: no access for robot:***" in message
+    assert secret not in message

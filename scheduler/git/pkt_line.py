@@ -82,12 +82,20 @@ def parse_advertisement(body: bytes) -> Advertisement:
     for line in lines:
         _refused(line)
     if lines[0] == b"version 2":
+        if "flush" not in lines:
+            # Cut short, it may lack the capability (`ls-refs`) it would have listed later.
+            raise ValueError("the capabilities end without a flush packet")
         listed = frozenset(_text(line) for line in lines[1:] if isinstance(line, bytes))
         return Advertisement(version=2, capabilities=listed, refs={})
     version = 1 if lines[0] == b"version 1" else 0
     refs: dict[str, str] = {}
     capabilities: set[str] = set()
-    for line in lines[1:] if version == 1 else lines:
+    advertised = lines[1:] if version == 1 else lines
+    # Only a flush ends the list: without one the answer was cut short, and a branch it would
+    # have listed later would pass for missing.
+    if "flush" not in advertised:
+        raise ValueError("the advertised refs end without a flush packet")
+    for line in advertised:
         if line == "flush":
             break
         if not isinstance(line, bytes):

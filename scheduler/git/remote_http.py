@@ -109,7 +109,7 @@ class RemoteHttp:
                     answer = Answer(
                         status=response.status,
                         content_type=response.content_type,
-                        body=await response.content.read(limit),
+                        body=await read_body(response.content, limit),
                         url=response.url,
                     )
             except (aiohttp.ClientError, TimeoutError) as error:
@@ -128,6 +128,20 @@ class RemoteHttp:
             failure=failure,
             advice="check that its host is reachable from here and answers",
         )
+
+
+async def read_body(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """The body up to its end or `limit` bytes, whichever comes first. One `read(limit)` is
+    not that: it answers what has arrived so far, the first TCP segments of a long answer."""
+    pieces: list[bytes] = []
+    left = limit
+    while left > 0:
+        piece = await content.read(left)
+        if not piece:
+            break
+        pieces.append(piece)
+        left -= len(piece)
+    return b"".join(pieces)
 
 
 def _basic_auth(address: URL) -> str | None:

@@ -14,7 +14,7 @@ from scheduler.git.pkt_line import (
     parse_advertisement,
     parse_ls_refs,
 )
-from scheduler.git.process import SourceError
+from scheduler.git.process import SourceError, scrub
 from scheduler.git.remote_http import Answer, RemoteHttp, said_by
 
 ADVERTISEMENT_TYPE = "application/x-git-upload-pack-advertisement"
@@ -27,7 +27,8 @@ _INFO_REFS = "/info/refs"
 
 
 class NotSmartError(Exception):
-    """The server answered `info/refs` as a dumb HTTP server does: only git itself reads it."""
+    """The server answered `info/refs` as only git itself reads it: as a dumb HTTP server
+    does, or from another host it redirected to."""
 
 
 class SmartHttpHeads:
@@ -66,13 +67,19 @@ class SmartHttpHeads:
         answer = await self.http.request(
             "info/refs", url, address, failure=failure, limit=_LIMIT, headers=_V2
         )
+        if answer.url.origin() != address.origin():
+            # Git follows the redirect and asks the new host the rest, without the URL's
+            # credentials; the requests after this one would ask the old host, which moves
+            # a POST as a GET (or carry the credentials along). Git reads it as it always did.
+            raise NotSmartError(f"info/refs was redirected to {answer.url.origin()}")
         self._check(answer, url, "info/refs", failure)
         if answer.content_type != ADVERTISEMENT_TYPE:
             raise NotSmartError(f"info/refs answered {answer.content_type or 'no content type'}")
         try:
             advertisement = parse_advertisement(answer.body)
         except ValueError as error:
-            raise SourceError(f"{failure}: its info/refs answer is not git's: {error}") from None
+            said = scrub(str(error), url)
+            raise SourceError(f"{failure}: its info/refs answer is not git's: {said}") from None
         return _base(address, answer.url), advertisement
 
     async def _ls_refs(
@@ -100,7 +107,9 @@ class SmartHttpHeads:
         try:
             return parse_ls_refs(answer.body).get(ref)
         except ValueError as error:
-            raise SourceError(f"{failure}: its ls-refs answer is not git's: {error}") from None
+            # What the server said (an ERR packet, a line quoted) may quote the credentials.
+            said = scrub(str(error), url)
+            raise SourceError(f"{failure}: its ls-refs answer is not git's: {said}") from None
 
     @staticmethod
     def _check(answer: Answer, url: str, kind: str, failure: str) -> None:

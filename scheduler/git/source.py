@@ -154,7 +154,9 @@ class GitSource:
                 revision = await self._smart_http.head(url, ref, failure=failure)
                 listed_by = "the server"
             except NotSmartError as error:
-                logger.info("%s is no smart HTTP server (%s); asking git", redact(url), error)
+                logger.info(
+                    "%s is not read over smart HTTP here (%s); asking git", redact(url), error
+                )
                 revision = await self._ls_remote(url, ref, failure=failure)
         else:
             revision = await self._ls_remote(url, ref, failure=failure)
