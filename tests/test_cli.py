@@ -325,10 +325,26 @@ def test_plan_plans_a_file_named_with_its_projects_on_those_alone(tmp_path: Path
     no_project = run("plan", "--cron", first, "--cron", f"{second}=a", "--from", "2026-11-24")
     assert no_project.exit_code == 2
     assert f"--cron {first}=NAME,NAME" in " ".join(no_project.stderr.split())
-    for wrong in (f"{first}=", f"{first}= ,", str(tmp_path / "nothing.yml=a")):
+    for wrong in (f"{first}=", f"{first}= ,", str(tmp_path / "nothing.yml=a"), "=a"):
         refused = run("plan", "--cron", wrong, "--project", "p")
         assert refused.exit_code == 2, wrong
         assert "Traceback" not in refused.output
+
+
+def test_plan_plans_a_file_named_twice_once(tmp_path: Path) -> None:
+    _write_cron(tmp_path / ".cron.yml", ("two", "[{hour: 2, minute: 0}]"))
+    span = ("--from", "2026-11-24", "--until", "2026-11-25", "--json")
+    once = run("plan", "--cron", str(tmp_path), "--project", "p", *span)
+    twice = run(
+        "plan", "--cron", str(tmp_path), "--cron", str(tmp_path / ".cron.yml"),
+        "--project", "p", *span,
+    )  # fmt: skip
+    assert once.exit_code == twice.exit_code == 0, twice.output
+    assert (
+        json.loads(twice.stdout)
+        == json.loads(once.stdout)
+        == [{"slot": "2026-11-24T02:00:00Z", "job": "two"}]
+    )
 
 
 def test_plan_next_counts_the_fires_of_each_file_on_each_project(tmp_path: Path) -> None:

@@ -61,6 +61,8 @@ def _cron_targets(
         path, names = text, ""
         if not Path(text).exists() and "=" in text:
             path, names = text.rsplit("=", 1)
+        if not path:
+            raise click.BadParameter(f"{text!r} names no file: write PATH=NAME,NAME", ctx, param)
         if not Path(path).exists():
             raise click.BadParameter(f"{path!r} does not exist", ctx, param)
         projects = tuple(name.strip() for name in names.split(",") if name.strip())
@@ -212,7 +214,9 @@ def plan(
 def _plan_pairs(
     targets: tuple[tuple[Path, tuple[str, ...]], ...], projects: tuple[str, ...]
 ) -> dict[Path, tuple[str, ...]]:
-    """Each file given, once, with the projects it is planned on, in the order given."""
+    """Each file given, once (however it was named: a folder, the file in it), with the
+    projects it is planned on, in the order given."""
+    given: dict[Path, Path] = {}  # the file itself -> the path it was first given as
     pairs: dict[Path, dict[str, None]] = {}
     for path, own in targets:
         if not own and not projects:
@@ -220,7 +224,9 @@ def _plan_pairs(
                 f"no project to plan {path} on: give --project NAME, or name the file's own "
                 f"after it: --cron {path}=NAME,NAME"
             )
-        pairs.setdefault(path, {}).update(dict.fromkeys(own or projects))
+        file = (path / CRON_FILE_NAME if path.is_dir() else path).resolve()
+        shown = given.setdefault(file, path)
+        pairs.setdefault(shown, {}).update(dict.fromkeys(own or projects))
     return {path: tuple(names) for path, names in pairs.items()}
 
 
