@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from scheduler.cli.output import TIME_FORMS, console, echo, echo_model, instant, json_option, now
+from scheduler.cli.output import console, echo, echo_model, json_option, now, time_option
 from scheduler.cli.setup import actor, carry_out, config_option, load, operations, start_logging
 from scheduler.cli.tables import print_fires
 from scheduler.cron import format_slot
@@ -25,19 +25,15 @@ from scheduler.outcomes import FireResult
 @config_option
 @click.argument("project")
 @click.argument("jobs", nargs=-1, metavar="[JOB]...")
-@click.option(
+@time_option(
     "--from",
     "start",
     required=True,
-    metavar="TIME",
-    callback=instant,
-    help=f"The range's start: its first slot is the first at or after this time ({TIME_FORMS}).",
+    help="The range's start: its first slot is the first at or after this time",
 )
-@click.option(
+@time_option(
     "--until",
-    metavar="TIME",
-    callback=instant,
-    help=f"The range's end, not in it (default: now; a later time is taken as now; {TIME_FORMS}).",
+    help="The range's end, not in it; by default, and when later, now",
 )
 @click.option(
     "--max-fires",

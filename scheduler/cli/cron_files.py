@@ -13,17 +13,14 @@ from typing import Any, NamedTuple, NoReturn, cast
 import click
 
 from scheduler.cli.output import (
-    TIME_AHEAD_FORMS,
-    TIME_FORMS,
     console,
     echo,
     echo_json,
-    instant,
-    instant_ahead,
     json_object,
     json_option,
     now,
     table,
+    time_option,
 )
 from scheduler.common.wording import counted, plural
 from scheduler.common.yamldoc import MAX_BYTES
@@ -137,20 +134,8 @@ def check(paths: tuple[Path, ...], as_json: bool, projects: tuple[str, ...]) -> 
     metavar="NAME",
     help="A project to plan every --cron on that names none of its own; repeatable.",
 )
-@click.option(
-    "--from",
-    "start",
-    metavar="TIME",
-    callback=instant_ahead,
-    help=f"Start (default: now; {TIME_AHEAD_FORMS}).",
-)
-@click.option(
-    "--until",
-    "until",
-    metavar="TIME",
-    callback=instant_ahead,
-    help=f"End (default: 24 h after the start; {TIME_AHEAD_FORMS}).",
-)
+@time_option("--from", "start", ahead=True, help="Start (default: now)")
+@time_option("--until", ahead=True, help="End (default: 24 h after the start)")
 @click.option(
     "--next",
     "count",
@@ -277,13 +262,7 @@ def _plan_heading(
 @click.option("--revision", required=True)
 @click.option("--branch", default="main", show_default=True, help="Branch of a git project.")
 @click.option("--repo-type", type=click.Choice(["git", "hg"]), default="git", show_default=True)
-@click.option(
-    "--slot",
-    required=True,
-    metavar="TIME",
-    callback=instant,
-    help=f"The slot (JSON-e `now`; {TIME_FORMS}).",
-)
+@time_option("--slot", required=True, help="The slot, JSON-e's `now`")
 @click.option(
     "--root-url",
     envvar="TASKCLUSTER_ROOT_URL",

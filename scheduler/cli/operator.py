@@ -14,16 +14,13 @@ from typing import Any
 import click
 
 from scheduler.cli.output import (
-    TIME_AHEAD_FORMS,
-    TIME_FORMS,
     console,
     echo,
     echo_json,
     echo_model,
-    instant,
-    instant_ahead,
     json_object,
     json_option,
+    time_option,
 )
 from scheduler.cli.setup import (
     actor,
@@ -203,11 +200,8 @@ def jobs(config_path: Path | None, project_name: str, upcoming: int, as_json: bo
 @click.argument("project")
 @click.argument("job", required=False)
 @click.option("--reason", required=True, help="Why: shown in history, and to whoever resumes it.")
-@click.option(
-    "--until",
-    metavar="TIME",
-    callback=instant_ahead,
-    help=f"Lift the pause by itself at this time (default: until resumed; {TIME_AHEAD_FORMS}).",
+@time_option(
+    "--until", ahead=True, help="Lift the pause by itself at this time (default: when resumed)"
 )
 @json_option()
 def pause(
@@ -270,18 +264,8 @@ def resume(config_path: Path | None, project: str, job: str | None, as_json: boo
 @config_option
 @click.option("--project")
 @click.option("--job")
-@click.option(
-    "--since",
-    metavar="TIME",
-    callback=instant,
-    help=f"Only fires of slots at or after this time ({TIME_FORMS}).",
-)
-@click.option(
-    "--until",
-    metavar="TIME",
-    callback=instant,
-    help=f"Only fires of slots before this time ({TIME_FORMS}).",
-)
+@time_option("--since", help="Only fires of slots at or after this time")
+@time_option("--until", help="Only fires of slots before this time")
 @click.option(
     "--state",
     type=click.Choice(HISTORY_STATES),
@@ -345,9 +329,7 @@ def history(
     "with who did it, its target and input, whether it worked, and what came of it."
 )
 @config_option
-@click.option(
-    "--since", metavar="TIME", callback=instant, help=f"Only acts at or after this ({TIME_FORMS})."
-)
+@time_option("--since", help="Only acts at or after this time")
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
 @json_option()
 def audit(config_path: Path | None, since: datetime | None, limit: int, as_json: bool) -> None:

@@ -47,6 +47,21 @@ def instant_ahead(ctx: click.Context, param: click.Parameter, value: str | None)
     return _time(ctx, param, value, ahead=True)
 
 
+def time_option(
+    *names: str, help: str, ahead: bool = False, required: bool = False
+) -> Callable[[Command], Command]:
+    """A time option: ISO 8601 or a duration, counted back from now (forward with `ahead`),
+    its help ending with the forms it takes."""
+    forms = TIME_AHEAD_FORMS if ahead else TIME_FORMS
+    return click.option(
+        *names,
+        required=required,
+        metavar="TIME",
+        callback=instant_ahead if ahead else instant,
+        help=f"{help} ({forms}).",
+    )
+
+
 def _time(
     ctx: click.Context, param: click.Parameter, value: str | None, *, ahead: bool
 ) -> datetime | None:

@@ -13,15 +13,7 @@ from pathlib import Path
 import click
 
 from scheduler import rounds, service
-from scheduler.cli.output import (
-    TIME_FORMS,
-    echo,
-    echo_json,
-    echo_model,
-    echo_yaml,
-    instant,
-    json_option,
-)
+from scheduler.cli.output import echo, echo_json, echo_model, echo_yaml, json_option, time_option
 from scheduler.cli.setup import (
     carry_out,
     clock,
@@ -132,13 +124,7 @@ def run(config_path: Path | None) -> None:
 
 @click.command()
 @config_option
-@click.option(
-    "--at",
-    required=True,
-    metavar="TIME",
-    callback=instant,
-    help=f"A time in the slot, not later than now ({TIME_FORMS}).",
-)
+@time_option("--at", required=True, help="A time in the slot, not later than now")
 @json_option("Print the results as JSON.")
 def tick(config_path: Path | None, at: datetime, as_json: bool) -> None:
     """Evaluate one slot now, exactly as the ticker would, then exit (1 if anything failed)."""
