@@ -7,11 +7,9 @@ import asyncio
 import logging
 import socket
 import subprocess
-import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +31,7 @@ from scheduler.ledger import FireState
 from tests.emulator import Emulator
 from tests.support.engine import fires, tick
 from tests.support.git_http import GitHttpServer, serving
+from tests.support.http_serving import QuietHandler, on_loopback
 from tests.support.projects import DAY, HOURLY, OWN_TEMPLATE, make_config, project
 from tests.support.repos import Repository
 
@@ -353,27 +352,15 @@ def moved_to(target: str) -> Iterator[str]:
     """A server answering every request with a 301 to the same path under `target` (a
     repository moved to another host): its own base URL while the block runs."""
 
-    class Moved(BaseHTTPRequestHandler):
+    class Moved(QuietHandler):
         def do_GET(self) -> None:
-            self.send_response(301)
-            self.send_header("Location", target + self.path)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.answer(301, b"", {"Location": target + self.path})
 
         def do_POST(self) -> None:
             self.do_GET()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    with ThreadingHTTPServer(("127.0.0.1", 0), Moved) as moved:
-        thread = threading.Thread(target=moved.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{moved.server_address[1]}"
-        finally:
-            moved.shutdown()
-            thread.join()
+    with on_loopback(Moved) as moved:
+        yield moved
 
 
 def test_a_repository_redirected_to_another_host_is_read_as_git_reads_it(
@@ -393,38 +380,23 @@ def test_what_a_server_says_in_an_err_packet_is_told_without_the_credentials(
 ) -> None:
     secret = "s3cret-token"
 
-    class Echoing(BaseHTTPRequestHandler):
+    class Echoing(QuietHandler):
         # A v2 server whose ls-refs answer is an ERR quoting the credentials it was sent.
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            self._answer(ADVERTISEMENT_TYPE, packet("version 2") + packet("ls-refs") + b"0000")
+            advertised = packet("version 2") + packet("ls-refs") + b"0000"
+            self.answer(200, advertised, {"Content-Type": ADVERTISEMENT_TYPE})
 
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
             said = f"ERR no access for robot:{secret}"
-            self._answer(RESULT_TYPE, packet(said))
+            self.answer(200, packet(said), {"Content-Type": RESULT_TYPE})
 
-        def _answer(self, content_type: str, body: bytes) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    with ThreadingHTTPServer(("127.0.0.1", 0), Echoing) as echoing:
-        thread = threading.Thread(target=echoing.serve_forever, daemon=True)
-        thread.start()
-        url = f"http://robot:{secret}@127.0.0.1:{echoing.server_address[1]}/proj"
-        try:
-            with pytest.raises(SourceError) as raised:
-                with_source(tmp_path, lambda source, http: source.head(url, "main"))
-        finally:
-            echoing.shutdown()
-            thread.join()
+    with on_loopback(Echoing) as echoing:
+        url = echoing.replace("http://", f"http://robot:{secret}@") + "/proj"
+        with pytest.raises(SourceError) as raised:
+            with_source(tmp_path, lambda source, http: source.head(url, "main"))
 
     message = str(raised.value)
     assert "the server said: no access for robot:***" in message

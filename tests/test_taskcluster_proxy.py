@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
 import httpx
 import mohawk
@@ -23,7 +22,7 @@ from scheduler.clock import NOW_VARIABLE, offset_setting
 from scheduler.config.errors import ConfigError
 from scheduler.config.loading import load_config
 from tests.emulator import Emulator
-from tests.support.http_serving import on_loopback
+from tests.support.http_serving import QuietHandler, on_loopback
 from tests.support.projects import HOURLY, OWN_TEMPLATE, write_service_config
 from tests.support.repos import Repository
 
@@ -61,7 +60,7 @@ class Proxy:
 
 
 def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
@@ -72,17 +71,11 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             answer = proxy.forward(
                 self.command, self.path, body, self.headers.get("Content-Type", "")
             )
-            self.send_response(answer.status_code)
-            self.send_header("Content-Type", answer.headers.get("Content-Type", "text/plain"))
-            self.send_header("Content-Length", str(len(answer.content)))
-            self.end_headers()
-            self.wfile.write(answer.content)
+            kind = answer.headers.get("Content-Type", "text/plain")
+            self.answer(answer.status_code, answer.content, {"Content-Type": kind})
 
         # http.server calls do_<METHOD>: the names are its own.
         do_GET = do_PUT = do_POST = do_DELETE = _serve  # noqa: N815
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
 
     return Handler
 

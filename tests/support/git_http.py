@@ -9,19 +9,17 @@ passing the client's `Git-Protocol` header on to git, as an old server would not
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from tests.support.hg import Faults
-from tests.support.http_serving import on_loopback
+from tests.support.http_serving import QuietHandler, on_loopback
 
 _EXEC_PATH = subprocess.run(
     ["git", "--exec-path"], check=True, capture_output=True, text=True
@@ -57,7 +55,7 @@ def serving(root: Path, **settings: Any) -> Iterator[GitHttpServer]:
     """`git http-backend` serving the repositories under `root` until the block ends."""
     front = GitHttpServer(root.resolve(), **settings)
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
@@ -73,16 +71,13 @@ def serving(root: Path, **settings: Any) -> Iterator[GitHttpServer]:
             front.agents.append(self.headers.get("User-Agent"))
             status = front.faults.take()
             if status is not None:
-                self._answer(status, {"Content-Type": "text/plain"}, b"down for a moment")
+                self.answer(status, b"down for a moment")
                 return
             if front.credentials is not None and not self._authorized():
-                self._answer(
-                    401,
-                    {"Content-Type": "text/plain", "WWW-Authenticate": 'Basic realm="git"'},
-                    b"who are you?",
-                )
+                self.answer(401, b"who are you?", {"WWW-Authenticate": 'Basic realm="git"'})
                 return
-            self._answer(*(self._backend(body) if front.smart else self._file()))
+            status, headers, content = self._backend(body) if front.smart else self._file()
+            self.answer(status, content, headers)
 
         def _file(self) -> tuple[int, dict[str, str], bytes]:
             path = (front.root / urlsplit(self.path).path.lstrip("/")).resolve()
@@ -127,18 +122,6 @@ def serving(root: Path, **settings: Any) -> Iterator[GitHttpServer]:
                 elif name:
                     headers[name] = value.strip()
             return status, headers, content
-
-        def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
 
     with on_loopback(Handler) as front.url:
         yield front

@@ -8,7 +8,6 @@ https://mozilla-version-control-tools.readthedocs.io/en/latest/hgmo/pushlog.html
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -19,12 +18,10 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from tests.support.http_serving import on_loopback
+from tests.support.http_serving import QuietHandler, on_loopback
 from tests.support.repos import write_files
 
 # The hg that pip installed beside this Python (`mercurial` in the test dependencies).
@@ -168,30 +165,19 @@ class HgServer:
     def running(self) -> Iterator[None]:
         front = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 front.requests.append(self.path)
                 status = front.faults.take()
                 if status is not None:
-                    self._answer(status, b"the front is down for a moment", "text/plain")
+                    self.answer(status, b"the front is down for a moment")
                     return
                 parts = urlsplit(self.path)
                 if parts.path.rstrip("/") == "/json-pushes":
-                    self._answer(*front.json_pushes(parse_qs(parts.query)), "application/json")
+                    status, body = front.json_pushes(parse_qs(parts.query))
+                    self.answer(status, body, {"Content-Type": "application/json"})
                     return
-                self._answer(*front.from_hgweb(self.path))
-
-            def _answer(self, status: int, body: bytes, kind: str = "text/plain") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                # A reader that gave up (its other file failed) has hung up: nothing to say.
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+                self.answer(*front.from_hgweb(self.path))
 
         with on_loopback(Handler) as self.url:
             yield

@@ -3,10 +3,31 @@ servers the tests write (an hgweb front, git's http-backend, a task's proxy)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that answers in one call and logs nothing (a test reads what it
+    records instead)."""
+
+    def answer(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+        """Send `body` with `status` and `headers` (text/plain unless they say otherwise)."""
+        self.send_response(status)
+        for name, value in {"Content-Type": "text/plain", **(headers or {})}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        # A reader that gave up (its other read failed) has hung up: nothing to say.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 @contextmanager
