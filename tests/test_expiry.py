@@ -35,7 +35,7 @@ from scheduler.taskcluster import connect
 from tests.emulator import Emulator
 from tests.emulator.clock import format_time
 from tests.support.emulated import task_definition, taskcluster_environment
-from tests.support.expiry import CACHED, HOOK, seed, seed_rebuild_action
+from tests.support.expiry import CACHED, HOOK, demo_config, seed, seed_rebuild_action
 
 # The emulator's clock is frozen here; the commands under test run on it too
 # (taskcluster_environment passes it as TC_SCHEDULER_NOW).
@@ -121,19 +121,6 @@ def index_of_10000(emulator: Emulator) -> dict[str, timedelta | None]:
         risky[task_id] = None
     assert 10_000 <= len(emulator.index.entries) < 10_010
     return risky
-
-
-def demo_config(tmp_path: Path, setting: str) -> Path:
-    """A service configuration with one project, `demo` (trust domain tcs), plus `setting`."""
-    config = tmp_path / "service.yml"
-    config.write_text(
-        "projects:\n"
-        "  - name: demo\n"
-        "    repository: https://github.com/example/demo\n"
-        "    trust-domain: tcs\n"
-        f"    {setting}\n"
-    )
-    return config
 
 
 def test_report_lists_exactly_what_is_at_risk_through_pagination(

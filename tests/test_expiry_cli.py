@@ -13,25 +13,13 @@ from click.testing import CliRunner, Result
 from scheduler.cli import main
 from tests.emulator import Emulator
 from tests.support.emulated import taskcluster_environment
-from tests.support.expiry import CACHED, seed, seed_rebuild_action
+from tests.support.expiry import CACHED, demo_config, seed, seed_rebuild_action
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 GONE = "tcs.cache.level-3.docker-images.v3.gone.latest"
 SOON = "tcs.cache.level-3.toolchains.v3.soon.latest"
 # The gone task's index entry lives on: a date that says nothing about the task.
 ENTRY_EXPIRES = NOW + timedelta(days=100)
-
-
-def config_of(tmp_path: Path, setting: str = "level: 3") -> Path:
-    config = tmp_path / "service.yml"
-    config.write_text(
-        "projects:\n"
-        "  - name: demo\n"
-        "    repository: https://github.com/example/demo\n"
-        "    trust-domain: tcs\n"
-        f"    {setting}\n"
-    )
-    return config
 
 
 @pytest.fixture
@@ -58,7 +46,7 @@ def report(emulator: Emulator, config: Path, *options: str, **env: str) -> Resul
 def test_a_gone_task_shows_no_date_to_wait_for(
     emulator: Emulator, cached: dict[str, str], tmp_path: Path
 ) -> None:
-    config = config_of(tmp_path)
+    config = demo_config(tmp_path)
     shown = report(emulator, config, COLUMNS="100")
     assert shown.exit_code == 1
     [gone_row] = [line for line in shown.stdout.splitlines() if cached["gone"] in line]
@@ -93,7 +81,7 @@ def test_the_progress_bar_shows_on_a_terminal_only(
 ) -> None:
     # rich takes TTY_COMPATIBLE=1 for a terminal: the runner's streams are not one.
     env = {"TTY_COMPATIBLE": "1"} if terminal else {}
-    result = report(emulator, config_of(tmp_path), *options, **env)
+    result = report(emulator, demo_config(tmp_path), *options, **env)
     assert result.exit_code == 1
     shown = "index entries" in result.stderr
     assert shown is bar, result.stderr
@@ -109,7 +97,7 @@ def test_remediate_says_it_follows_the_running_rebuild(emulator: Emulator, tmp_p
     seed_rebuild_action(emulator, "demo")
     for namespace in CACHED:
         seed(emulator, f"{namespace}.latest", timedelta(days=10))
-    config = config_of(tmp_path, "expiry: {threshold: 30d}")
+    config = demo_config(tmp_path, "expiry: {threshold: 30d}")
     env = taskcluster_environment(emulator)
 
     def remediate(*options: str) -> Result:

@@ -4,6 +4,7 @@ project's decision task with the rebuild-cached-tasks action and the hook behind
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import slugid
 import taskcluster
@@ -82,3 +83,16 @@ def seed_rebuild_action(emulator: Emulator, project: str) -> None:
         },
     )
     emulator.set_role(f"hook-id:{HOOK[0]}/*", ["queue:create-task:*", "queue:scheduler-id:*"])
+
+
+def demo_config(tmp_path: Path, setting: str = "level: 3") -> Path:
+    """A service configuration with one project, `demo` (trust domain tcs), plus `setting`."""
+    config = tmp_path / "service.yml"
+    config.write_text(
+        "projects:\n"
+        "  - name: demo\n"
+        "    repository: https://github.com/example/demo\n"
+        "    trust-domain: tcs\n"
+        f"    {setting}\n"
+    )
+    return config
