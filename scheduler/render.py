@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import jsone
-
+from scheduler.common import jsone_cache
 from scheduler.common.yamldoc import YamlError, non_json_values, parse
 from scheduler.cron.model import DecisionTask, Job
 from scheduler.cron.timing import as_utc, slot_of
@@ -181,7 +180,7 @@ def render_task(
     """Render a `.taskcluster.yml` (version 1) and return its one task."""
     document = _parsed_template(template)
     try:
-        rendered = jsone.render(document, context)
+        rendered = jsone_cache.render(document, context)
     except RecursionError:
         raise RenderError(".taskcluster.yml nests too deeply to render") from None
     except Exception as error:

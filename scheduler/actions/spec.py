@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jsone
 from jsonschema import Draft7Validator, SchemaError
 
+from scheduler.common import jsone_cache
 from scheduler.cron.model import TriggerAction
 
 # The input property a fire's trigger carries its marker in, where the action's schema allows:
@@ -110,7 +110,7 @@ def render_trigger(
     variables = actions_json.get("variables") or {}
     context = {**variables, "taskGroupId": decision_task_id, "taskId": None, "input": given}
     try:
-        payload = jsone.render(action.get("hookPayload", {}), context)
+        payload = jsone_cache.render(action.get("hookPayload", {}), context)
     except Exception as error:
         # JSON-e's own errors and Python's alike are mistakes in the action's template.
         raise ActionError(
