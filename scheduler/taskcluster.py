@@ -25,6 +25,7 @@ from scheduler.common.deadlines import Bounded, within
 from scheduler.config.model import CallBounds, Config, Project
 from scheduler.taskcluster_calls import CallObserver, calls_trace
 from scheduler.taskcluster_failures import Restriction, TaskclusterError, answers_trace, explain
+from scheduler.taskcluster_signing import for_the_library
 
 # The client library's retries for 5xx and connection errors: attempts after the first one.
 MAX_RETRIES = 5
@@ -88,15 +89,17 @@ class Clients:
         # scopes, whatever it asks (the library would drop them unsigned).
         if restriction is not None and "credentials" in options:
             options = {**options, "authorizedScopes": list(restriction.scopes)}
+        # The clients send unsigned, and their session signs (taskcluster_signing says why).
+        signing, unsigned = for_the_library(session, options)
         services: dict[str, Any] = {
-            name: Bounded(name, make(dict(options), session=session), bounds.deadline)
+            name: Bounded(name, make(dict(unsigned), session=signing), bounds.deadline)
             for name, make in SERVICES.items()
         }
         # One attempt, so the call's deadline is the attempt's: a trigger is on its way no
         # longer than the call timeout (which actions/triggering.py's SETTLE outlasts).
-        once = {**options, "maxRetries": 0}
+        once = {**unsigned, "maxRetries": 0}
         services |= {
-            name: Bounded("hooks", make(dict(once), session=session), bounds.timeout)
+            name: Bounded("hooks", make(once, session=signing), bounds.timeout)
             for name, make in ONCE_SERVICES.items()
         }
         return cls(

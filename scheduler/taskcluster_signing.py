@@ -1,0 +1,84 @@
+"""Hawk signing of the service's requests to Taskcluster, done by the HTTP session the client
+library is given instead of by the library: an in-process taskcluster-proxy.
+
+Why not the library's own signing: mohawk, which it signs with, pretty-prints every request body
+(`pprint.pformat`) into a debug message before the logger is asked whether debug is on, three
+quarters of what signing a createTask costs (benchmarks/per_fire.py). The signature here is
+mohawk's too, given the body as a stream (which mohawk reads and hashes, and prints as a name);
+the ext (authorizedScopes, a temporary credential's certificate) is the library's encoding.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aiohttp
+import mohawk
+from taskcluster import utils
+
+
+def hawk_ext(credentials: Mapping[str, str], authorized_scopes: Sequence[str] | None) -> str:
+    """The `ext` of each signature, as the client library's `makeHawkExt` writes it."""
+    ext: dict[str, Any] = {}
+    if certificate := credentials.get("certificate"):
+        ext["certificate"] = json.loads(certificate)
+    if authorized_scopes is not None:
+        ext["authorizedScopes"] = list(authorized_scopes)
+    encoded: bytes = utils.makeB64UrlSafe(utils.encodeStringForB64Header(utils.dumpJson(ext)))
+    return encoded.decode()
+
+
+class SigningSession:
+    """The one aiohttp session as a client of the library sees it: each request it sends (each
+    attempt of a call) signed with `credentials`, carrying `authorized_scopes` if given. The
+    client is given no credentials, so it sends the request unsigned, as through the proxy."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        credentials: Mapping[str, str],
+        authorized_scopes: Sequence[str] | None = None,
+    ) -> None:
+        self._session = session
+        self._id = credentials["clientId"]
+        self._key = credentials["accessToken"]
+        self._ext = hawk_ext(credentials, authorized_scopes)
+
+    def request(
+        self,
+        method: str,
+        url: Any,
+        *,
+        data: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> Any:
+        """`aiohttp.ClientSession.request`, signed (the library sends JSON as text, or nothing)."""
+        body = data.encode() if isinstance(data, str) else data
+        content_type = (headers or {}).get("Content-Type", "") if body else ""
+        signature = mohawk.Sender(
+            credentials={"id": self._id, "key": self._key, "algorithm": "sha256"},
+            ext=self._ext,
+            url=str(url),
+            method=method,
+            content=io.BytesIO(body) if body else "",
+            content_type=content_type,
+        )
+        signed = {**(headers or {}), "Authorization": signature.request_header}
+        return self._session.request(method, url, data=data, headers=signed, **options)
+
+
+def for_the_library(
+    session: aiohttp.ClientSession, options: Mapping[str, Any]
+) -> tuple[aiohttp.ClientSession | SigningSession, dict[str, Any]]:
+    """The session and options to make a client of the library with, from the options it would
+    be given (`credentials`, `authorizedScopes`): without credentials, as they are; with them,
+    a session that signs and options without them."""
+    if "credentials" not in options:
+        return session, dict(options)
+    signing = SigningSession(session, options["credentials"], options.get("authorizedScopes"))
+    unsigned = {k: v for k, v in options.items() if k not in ("credentials", "authorizedScopes")}
+    return signing, unsigned
