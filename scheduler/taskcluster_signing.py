@@ -1,11 +1,5 @@
-"""Hawk signing of the service's requests to Taskcluster, done by the HTTP session the client
-library is given instead of by the library: an in-process taskcluster-proxy.
-
-Why not the library's own signing: mohawk, which it signs with, pretty-prints every request body
-(`pprint.pformat`) into a debug message before the logger is asked whether debug is on, three
-quarters of what signing a createTask costs (benchmarks/per_fire.py). The signature here is
-mohawk's too, given the body as a stream (which mohawk reads and hashes, and prints as a name);
-the ext (authorizedScopes, a temporary credential's certificate) is the library's encoding.
+"""Hawk signatures of the service's requests to Taskcluster, made by the session the client
+library is given (an in-process taskcluster-proxy), with the library's own `ext`.
 """
 
 from __future__ import annotations
@@ -31,6 +25,10 @@ def hawk_ext(credentials: Mapping[str, str], authorized_scopes: Sequence[str] | 
     return encoded.decode()
 
 
+# Why not the library's own signing: mohawk, which it signs with, pretty-prints every request
+# body (`pprint.pformat`) into a debug message before the logger is asked whether debug is on:
+# three quarters of what signing a createTask cost (benchmarks/per_fire.py). The signature here
+# is mohawk's too, given the body as a stream, which it reads and hashes and prints as a name.
 class SigningSession:
     """The one aiohttp session as a client of the library sees it: each request it sends (each
     attempt of a call) signed with `credentials`, carrying `authorized_scopes` if given. The

@@ -1,12 +1,5 @@
-"""JSON-e rendering that parses each expression once: json-e's own `render`, its output and
-errors unchanged, with the parse trees of `${...}`, `$eval`, `$if`, ... kept in a bounded LRU.
-
-json-e (4.x) tokenises and parses every expression on every render, and has no hook for it:
-its operators call the module-level `jsone.render.parse` and `parse_until_terminator` by name.
-json-e itself is left untouched. `render` here runs json-e's own functions (their code objects,
-not a copy) bound to a private namespace in which those two names reuse cached trees; the trees
-are built by json-e's Parser and evaluated by its Interpreter, as json-e does. Proposed upstream
-in docs/upstream/json-e-expression-cache.md.
+"""JSON-e rendering that parses each expression once: json-e's own `render`, output and errors
+unchanged, with the parse trees of `${...}`, `$eval`, `$if`, ... kept in a bounded LRU.
 """
 
 from __future__ import annotations
@@ -79,6 +72,12 @@ def _rebound(function: Callable[..., Any], namespace: dict[str, Any]) -> Callabl
     return bound
 
 
+# json-e (4.x) tokenises and parses every expression on every render and has no hook for it:
+# its operators call the module-level `jsone.render.parse` and `parse_until_terminator` by name.
+# Rather than replace those in json-e for everyone (or copy its code), `render` runs json-e's own
+# functions, their code objects as they are, bound to a private copy of the module's namespace in
+# which those two names reuse cached trees.
+# Proposed upstream: docs/upstream/json-e-expression-cache.md.
 def _cached_render() -> Callable[[Any, dict[str, Any]], Any]:
     """json-e's `render`, with every function of `jsone.render` (the operators, `renderValue`,
     `interpolate`) bound to a copy of that module's namespace in which parsing is cached."""
@@ -104,8 +103,12 @@ def _cached_render() -> Callable[[Any, dict[str, Any]], Any]:
     return _rebound(jsone.render, top)
 
 
-render: Callable[[Any, dict[str, Any]], Any] = _cached_render()
-render.__doc__ = "`jsone.render(template, context)`, each expression parsed once per process."
+_render = _cached_render()
+
+
+def render(template: Any, context: dict[str, Any]) -> Any:
+    """`jsone.render(template, context)`, each expression parsed once per process."""
+    return _render(template, context)
 
 
 def cache_info() -> dict[str, Any]:
