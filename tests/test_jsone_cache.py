@@ -15,6 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from scheduler.common import jsone_cache
+from scheduler.common.jsone_cache import jsone_render
 from scheduler.render import _parsed_template
 from tests.support.corpus import corpus_templates
 from tests.support.rendering import REVISION, ROOT_URL
@@ -154,7 +155,6 @@ def test_the_cache_is_used_and_bounded() -> None:
 
 
 def test_json_e_itself_is_left_as_it_is() -> None:
-    jsone_render = __import__("sys").modules["jsone.render"]
     assert jsone_render.parse is not jsone_cache._parse
     assert jsone_render.parse_until_terminator is not jsone_cache._parse_until_terminator
     before = jsone_cache.cache_info()
