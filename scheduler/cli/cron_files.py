@@ -16,6 +16,7 @@ from scheduler.cli.output import (
     console,
     echo,
     echo_json,
+    echo_json_records,
     json_object,
     json_option,
     now,
@@ -189,7 +190,8 @@ def plan(
     if as_json:
         # A year of a fleet's fires shares some 35,000 slots: each is written out once.
         slot_text = functools.cache(format_slot)
-        echo_json([row.as_json(several, slot_text(row.fire.slot)) for row in rows])
+        keys = ("slot", "file", "project", "job") if several else ("slot", "job")
+        echo_json_records(keys, [row.as_record(several, slot_text(row.fire.slot)) for row in rows])
     else:
         _print_plan_table(rows, _plan_heading(pairs, start, end, count), several)
     if errors:
@@ -223,12 +225,13 @@ class _PlanRow(NamedTuple):
     project: str
     fire: PlannedFire
 
-    def as_json(self, several: bool, slot: str) -> dict[str, str]:
-        """As `--json` shows it, with `slot` written out."""
+    def as_record(self, several: bool, slot: str) -> tuple[str, ...]:
+        """As `--json` shows it, with `slot` written out: slot, file, project and job (slot
+        and job when only one file is planned on one project)."""
         job = self.fire.job_name
         if several:
-            return {"slot": slot, "file": self.file, "project": self.project, "job": job}
-        return {"slot": slot, "job": job}
+            return (slot, self.file, self.project, job)
+        return (slot, job)
 
 
 def _plan_heading(
