@@ -8,7 +8,7 @@ import functools
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, cast
 
 import click
 
@@ -37,13 +37,9 @@ from scheduler.cron import (
     next_fires,
     slot_of,
 )
-from scheduler.render import (
-    Push,
-    RenderError,
-    Repository,
-    RepositoryType,
-    render_decision_task,
-)
+
+if TYPE_CHECKING:  # JSON-e is imported by `render` alone (`check` and `plan` do without it)
+    from scheduler.render import RepositoryType
 
 CRON_FILE_NAME = ".cron.yml"
 DEFAULT_PLAN_SPAN = timedelta(hours=24)
@@ -309,6 +305,8 @@ def render(
 
     The same arguments always print the same bytes.
     """
+    from scheduler.render import Push, RenderError, Repository, render_decision_task  # noqa: PLC0415
+
     del trust_domain  # part of build-decision's interface, not of the cron context
     cron = _load(cron_path, None)
     job = cron.job(job_name)
@@ -326,7 +324,7 @@ def render(
     except OSError as error:
         _fail(f"{template_path}: cannot read: {error.strerror or error}")
     repository = Repository(
-        url=repo_url, project=project, level=str(level), type=cast(RepositoryType, repo_type)
+        url=repo_url, project=project, level=str(level), type=cast("RepositoryType", repo_type)
     )
     push = Push(
         revision=revision,
