@@ -18,6 +18,7 @@ from scheduler.cron.timing import as_utc, first_slot_at_or_after, slot_of
 # any schedule is 609 days (`day: 31` with a weekday), so after four years without a fire
 # there is none to come.
 LOOKAHEAD = timedelta(days=4 * 366)
+DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True, order=True)
@@ -61,7 +62,10 @@ def fires_between(
     for midnight, day_fires in _fires_by_day(schedules, first.date()):
         if midnight >= end or (limit is not None and len(fires) >= limit):
             break
-        fires.extend(fire for fire in day_fires if first <= fire.slot < end)
+        if first <= midnight and end - midnight >= DAY:
+            fires.extend(day_fires)
+        else:  # the span's first or last day
+            fires.extend(fire for fire in day_fires if first <= fire.slot < end)
     return Plan(tuple(fires[:limit]), problems)
 
 
