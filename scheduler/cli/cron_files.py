@@ -187,7 +187,7 @@ def plan(
         # A year of a fleet's fires shares some 35,000 slots: each is written out once.
         slot_text = functools.cache(format_slot)
         keys = ("slot", "file", "project", "job") if several else ("slot", "job")
-        echo_json_records(keys, [row.as_record(several, slot_text(row.fire.slot)) for row in rows])
+        echo_json_records(keys, (row.as_record(several, slot_text(row.fire.slot)) for row in rows))
     else:
         _print_plan_table(rows, _plan_heading(pairs, start, end, count), several)
     if errors:
