@@ -1,6 +1,7 @@
 """Planning: which jobs of a `.cron.yml` fire on a project, at one slot or over a span of time.
 
-Spans are enumerated day by day from each schedule, not slot by slot, so a year is cheap.
+Spans are enumerated day by day from each schedule, not slot by slot, and the fires of each
+kind of day the schedules tell apart are worked out once, so a year is cheap.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def _fires_by_day(
         yield midnight, [PlannedFire(midnight + time, name, job) for time, name, _, job in times]
         if day == date.max:
             return
-        day += timedelta(days=1)
+        day += DAY
 
 
 def _day_times(day: date, schedules: JobSchedules) -> list[tuple[timedelta, str, int, Job]]:
