@@ -3,6 +3,8 @@ one way out every command prints through, which masks secrets."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import secrets
 import subprocess
@@ -12,11 +14,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.table import Table
 
 from scheduler.cli import main
-from scheduler.cli.output import console, echo, echo_json, echo_yaml
-from scheduler.common.redaction import remember_secret
+from scheduler.cli.output import console, echo, echo_json, echo_json_records, echo_yaml
+from scheduler.common.redaction import remember_secret, scrub
 from scheduler.ids import decision_task_id
 from tests.support.corpus import CORPUS, REPOSITORY_ROOT, corpus_cron_files
 
@@ -576,6 +580,28 @@ def test_a_cron_file_quoting_a_secret_variable_shows_it_masked(tmp_path: Path) -
         assert '(got "***")' in result.output.replace('\\"', '"'), result.output
 
 
+def test_plan_json_masks_a_secret_in_a_job_name_or_a_slot(tmp_path: Path) -> None:
+    name = canary()
+    cron = tmp_path / ".cron.yml"
+    cron.write_text(
+        f"jobs:\n  - name: {name}\n"
+        "    job: {type: decision-task, treeherder-symbol: H, target-tasks-method: hourly}\n"
+        "    when: [{minute: 0}]\n"
+    )
+    # A date far from any other test's: the secret is remembered for the rest of the process.
+    env = {"MY_API_TOKEN": name, "MY_SECRET": "8123-05-06"}
+    span = ["--from", "8123-05-05T23:00Z", "--until", "8123-05-06T01:00Z"]
+    result = CliRunner().invoke(
+        main, ["plan", "--cron", str(cron), "--project", "p", *span, "--json"], env=env
+    )
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [
+        {"slot": "8123-05-05T23:00:00Z", "job": "***"},
+        {"slot": "***T00:00:00Z", "job": "***"},
+    ]
+
+
 def test_echo_masks_remembered_and_secret_looking_text(capsys: pytest.CaptureFixture[str]) -> None:
     secret = canary()
     remember_secret(secret)
@@ -605,6 +631,52 @@ def test_json_and_yaml_are_masked_before_escaping_and_folding(
     assert shown == {"note": "with ***", "access_token": "***", "dsn": None}
     assert folded.count("***") == 1
     assert secret[-12:] not in folded
+
+
+# What a record's strings can be: anything, and what masking changes (a remembered secret
+# among them: `test_echo_json_records_is_echo_json_of_their_dicts` remembers it).
+REMEMBERED_IN_RECORDS = canary()
+RECORD_TEXT = st.text() | st.sampled_from(
+    [
+        "",
+        "<set>",
+        "token=abc123",
+        "https://bot:hunter22@example.com/x",
+        f"job-{REMEMBERED_IN_RECORDS}",
+        "2026-11-24T10:15:00Z",
+        'caf\u00e9 "quoted"\n',
+    ]
+)
+
+
+@st.composite
+def json_records(draw: st.DrawFn) -> tuple[list[str], list[list[str]]]:
+    """Keys (as masking leaves them: a dict keeps one of two keys masked alike) and records."""
+    keys = draw(
+        st.lists(
+            st.sampled_from(["slot", "job", "access_token", "dsn"]) | st.text(min_size=1),
+            min_size=1,
+            max_size=4,
+            unique_by=scrub,
+        )
+    )
+    width = len(keys)
+    records = draw(st.lists(st.lists(RECORD_TEXT, min_size=width, max_size=width), max_size=6))
+    return keys, records
+
+
+@given(json_records())
+def test_echo_json_records_is_echo_json_of_their_dicts(
+    keys_and_records: tuple[list[str], list[list[str]]],
+) -> None:
+    remember_secret(REMEMBERED_IN_RECORDS)
+    keys, records = keys_and_records
+    with contextlib.redirect_stdout(io.StringIO()) as fast:
+        echo_json_records(keys, records)
+    with contextlib.redirect_stdout(io.StringIO()) as full:
+        echo_json([dict(zip(keys, record, strict=True)) for record in records])
+    assert fast.getvalue() == full.getvalue()
+    assert REMEMBERED_IN_RECORDS not in fast.getvalue()
 
 
 def test_the_console_masks_before_a_table_folds_a_secret(

@@ -264,6 +264,26 @@ def test_the_hints_change_nothing_that_is_masked(pieces: list[str], padding: int
     assert scrub(page) == _every_rule(page)
 
 
+# Digits and the punctuation of times: scrub runs no rule over text made only of these.
+INERT = "0123456789:.+TZ-"
+
+
+@given(st.text(INERT) | st.lists(st.sampled_from(["2026-11-24T10:15:00Z", *INERT])).map("".join))
+def test_no_rule_matches_digits_and_the_punctuation_of_times(text: str) -> None:
+    """What lets scrub leave a slot, a date or a count as it is without running the rules."""
+    assert redaction._INERT.fullmatch(text)
+    assert [rule.pattern.pattern for rule in redaction._RULES if rule.pattern.search(text)] == []
+    assert scrub(text) == _every_rule(text) == text
+
+
+def test_a_remembered_secret_of_digits_is_masked_in_a_time() -> None:
+    digits = "".join(secrets.choice(string.digits) for _ in range(16))
+    remember_secret(digits)
+
+    assert scrub(f"{digits}-11-24T10:15:00Z") == "***-11-24T10:15:00Z"
+    assert scrub_data({"slot": f"2026-{digits}"}) == {"slot": "2026-***"}
+
+
 def test_the_ascii_twins_are_every_character_a_pattern_takes_for_an_ascii_letter() -> None:
     letters = re.compile("[a-z]", re.IGNORECASE)
     twins = {

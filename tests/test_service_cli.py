@@ -373,6 +373,8 @@ def test_plan_loads_no_service_module() -> None:
         "scheduler.web",
         *WEB_APP,
         "pydantic",  # the operations' models: no answer of `plan` is one
+        "jsone",  # `render` renders; `plan` does not
+        "scheduler.render",
     )
     assert loaded_by([*arguments, "--json"], service, {}) == []
     assert loaded_by(arguments, service, {}) == []

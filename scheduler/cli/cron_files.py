@@ -8,7 +8,7 @@ import functools
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, cast
 
 import click
 
@@ -16,6 +16,7 @@ from scheduler.cli.output import (
     console,
     echo,
     echo_json,
+    echo_json_records,
     json_object,
     json_option,
     now,
@@ -36,13 +37,9 @@ from scheduler.cron import (
     next_fires,
     slot_of,
 )
-from scheduler.render import (
-    Push,
-    RenderError,
-    Repository,
-    RepositoryType,
-    render_decision_task,
-)
+
+if TYPE_CHECKING:  # JSON-e is imported by `render` alone (`check` and `plan` do without it)
+    from scheduler.render import RepositoryType
 
 CRON_FILE_NAME = ".cron.yml"
 DEFAULT_PLAN_SPAN = timedelta(hours=24)
@@ -189,7 +186,8 @@ def plan(
     if as_json:
         # A year of a fleet's fires shares some 35,000 slots: each is written out once.
         slot_text = functools.cache(format_slot)
-        echo_json([row.as_json(several, slot_text(row.fire.slot)) for row in rows])
+        keys = ("slot", "file", "project", "job") if several else ("slot", "job")
+        echo_json_records(keys, (row.as_record(several, slot_text(row.fire.slot)) for row in rows))
     else:
         _print_plan_table(rows, _plan_heading(pairs, start, end, count), several)
     if errors:
@@ -223,12 +221,13 @@ class _PlanRow(NamedTuple):
     project: str
     fire: PlannedFire
 
-    def as_json(self, several: bool, slot: str) -> dict[str, str]:
-        """As `--json` shows it, with `slot` written out."""
+    def as_record(self, several: bool, slot: str) -> tuple[str, ...]:
+        """As `--json` shows it, with `slot` written out: slot, file, project and job (slot
+        and job when only one file is planned on one project)."""
         job = self.fire.job_name
         if several:
-            return {"slot": slot, "file": self.file, "project": self.project, "job": job}
-        return {"slot": slot, "job": job}
+            return (slot, self.file, self.project, job)
+        return (slot, job)
 
 
 def _plan_heading(
@@ -306,6 +305,8 @@ def render(
 
     The same arguments always print the same bytes.
     """
+    from scheduler.render import Push, RenderError, Repository, render_decision_task  # noqa: PLC0415
+
     del trust_domain  # part of build-decision's interface, not of the cron context
     cron = _load(cron_path, None)
     job = cron.job(job_name)
@@ -323,7 +324,7 @@ def render(
     except OSError as error:
         _fail(f"{template_path}: cannot read: {error.strerror or error}")
     repository = Repository(
-        url=repo_url, project=project, level=str(level), type=cast(RepositoryType, repo_type)
+        url=repo_url, project=project, level=str(level), type=cast("RepositoryType", repo_type)
     )
     push = Push(
         revision=revision,

@@ -10,7 +10,7 @@ import functools
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -23,7 +23,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from scheduler.clock import ClockSettingError, clock_from
-from scheduler.common.redaction import scrub, scrub_data
+from scheduler.common.redaction import scrub, scrub_data, scrub_field
 from scheduler.cron import parse_time
 from scheduler.durations import parse_duration
 
@@ -153,6 +153,32 @@ def echo_json(value: Any, *, sort_keys: bool = False) -> None:
     """Print `value` as indented JSON, masked before it is serialized: escaping would hide a
     secret with quotes or non-ASCII characters from a scrub of the text."""
     click.echo(json.dumps(scrub_data(value), indent=2, sort_keys=sort_keys))
+
+
+def echo_json_records(keys: Sequence[str], records: Iterable[Sequence[str]]) -> None:
+    """Print records of strings, one for each of `keys` (distinct, at least one), exactly as
+    `echo_json` prints the list of their dicts, masking each distinct value once: a year's
+    plan is tens of thousands of records made of a few thousand strings."""
+    columns = [_JsonCells(key) for key in keys]
+    rows = [
+        "  {\n    " + ",\n    ".join(map(_JsonCells.__getitem__, columns, record)) + "\n  }"
+        for record in records
+    ]
+    click.echo("[\n" + ",\n".join(rows) + "\n]" if rows else "[]")
+
+
+class _JsonCells(dict[str, str]):
+    """`"key": value` as `echo_json` writes it in a dict, for each value of one key: masked
+    and encoded when first asked for."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self._key = key
+        self._head = f"{json.dumps(scrub(key))}: "
+
+    def __missing__(self, value: str) -> str:
+        cell = self[value] = self._head + json.dumps(scrub_field(self._key, value))
+        return cell
 
 
 def echo_model(value: BaseModel | list[Any]) -> None:

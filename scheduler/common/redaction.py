@@ -284,9 +284,17 @@ def _scrub_short(text: str, remembered: re.Pattern[str] | None) -> str:
     return _scrub(text, remembered)
 
 
+# Digits and the punctuation of ISO 8601 times (a slot, a date, a count): every rule needs some
+# other character (a letter of a key word or a token, `@`, `/`, a quote), so none is run over
+# text made only of these (tests/test_redaction.py holds them to it); remembered secrets are.
+_INERT = re.compile(r"[0-9:.+TZ-]*")
+
+
 def _scrub(text: str, remembered: re.Pattern[str] | None) -> str:
     if remembered is not None:
         text = remembered.sub(MASK, text)
+    if _INERT.fullmatch(text):
+        return text
     found: dict[Callable[[str], bool], bool] = {}  # the hints looked for in the text as it is
     for pattern, replacement, hint in _RULES:
         if hint is not None:
@@ -311,11 +319,7 @@ def scrub_data(value: Any) -> Any:
         return scrub(value)
     if isinstance(value, dict):
         return {
-            scrub_data(key): (
-                MASK
-                if isinstance(key, str) and is_secret_key(key) and not _says_nothing(item)
-                else scrub_data(item)
-            )
+            scrub_data(key): scrub_field(key, item) if isinstance(key, str) else scrub_data(item)
             for key, item in value.items()
         }
     if isinstance(value, list):
@@ -323,6 +327,14 @@ def scrub_data(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(scrub_data(item) for item in value)
     return value
+
+
+def scrub_field(key: str, value: Any) -> Any:
+    """The value of a dict's `key` as `scrub_data` masks it: whole if the key names a secret
+    (see `scrub_data`), else as `scrub_data` masks any value."""
+    if is_secret_key(key) and not _says_nothing(value):
+        return MASK
+    return scrub_data(value)
 
 
 # What a masked view (the resolved configuration) shows for a secret that is set.

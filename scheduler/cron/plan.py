@@ -1,6 +1,7 @@
 """Planning: which jobs of a `.cron.yml` fire on a project, at one slot or over a span of time.
 
-Spans are enumerated day by day from each schedule, not slot by slot, so a year is cheap.
+Spans are enumerated day by day from each schedule, not slot by slot, and the fires of each
+kind of day the schedules tell apart are worked out once, so a year is cheap.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from scheduler.cron.timing import as_utc, first_slot_at_or_after, slot_of
 # any schedule is 609 days (`day: 31` with a weekday), so after four years without a fire
 # there is none to come.
 LOOKAHEAD = timedelta(days=4 * 366)
+DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True, order=True)
@@ -61,7 +63,10 @@ def fires_between(
     for midnight, day_fires in _fires_by_day(schedules, first.date()):
         if midnight >= end or (limit is not None and len(fires) >= limit):
             break
-        fires.extend(fire for fire in day_fires if first <= fire.slot < end)
+        if first <= midnight and end - midnight >= DAY:
+            fires.extend(day_fires)
+        else:  # the span's first or last day
+            fires.extend(fire for fire in day_fires if first <= fire.slot < end)
     return Plan(tuple(fires[:limit]), problems)
 
 
@@ -103,18 +108,32 @@ def _fires_by_day(
     schedules: JobSchedules, day: date
 ) -> Iterator[tuple[datetime, list[PlannedFire]]]:
     """Each day's midnight and fires in order, from `day` on, to the end of the calendar."""
+    # A day's fires depend only on its day of the month and weekday, and only on those that
+    # some entry names: each kind of day (one, when no entry names either) is worked out once.
+    entries = [schedule for _, job_schedules in schedules for schedule in job_schedules]
+    by_day = any(schedule.day is not None for schedule in entries)
+    by_weekday = any(schedule.weekday is not None for schedule in entries)
+    by_kind: dict[tuple[int, int], list[tuple[timedelta, str, int, Job]]] = {}
     while True:
         midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        fires = [
-            PlannedFire(midnight + timedelta(hours=hour, minutes=minute), job.name, job)
-            for job, job_schedules in schedules
-            for hour, minute in _times_on(day, job_schedules)
-        ]
-        fires.sort()
-        yield midnight, fires
+        kind = (day.day if by_day else 0, day.weekday() if by_weekday else 0)
+        times = by_kind.get(kind)
+        if times is None:
+            times = by_kind[kind] = _day_times(day, schedules)
+        yield midnight, [PlannedFire(midnight + time, name, job) for time, name, _, job in times]
         if day == date.max:
             return
-        day += timedelta(days=1)
+        day += DAY
+
+
+def _day_times(day: date, schedules: JobSchedules) -> list[tuple[timedelta, str, int, Job]]:
+    """When after midnight each job fires on `day`, in slot then job-name order (the job's
+    index breaks a tie, so jobs are never compared)."""
+    return sorted(
+        (timedelta(hours=hour, minutes=minute), job.name, index, job)
+        for index, (job, job_schedules) in enumerate(schedules)
+        for hour, minute in _times_on(day, job_schedules)
+    )
 
 
 def _times_on(day: date, schedules: tuple[Schedule, ...]) -> set[tuple[int, int]]:
