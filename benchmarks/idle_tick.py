@@ -123,6 +123,10 @@ def main() -> None:
                     wall = time.perf_counter() - started
                 report(backend, figures, args.projects, wall)
                 if profile is not None:
+                    print(
+                        "  cProfile follows the event loop's thread: the CPU of the ledger's "
+                        "threads shows as time in `poll`"
+                    )
                     stats = pstats.Stats(profile)
                     stats.sort_stats("cumulative").print_stats(15)
                     stats.sort_stats("tottime").print_stats(15)
