@@ -10,13 +10,16 @@ per fire of each process (this one, the render workers, the git server, the emul
 Targets (issue 19): speed-up >= 10x, tick / bound <= 1.5, CPU <= 2 ms per fire with the round.
 
 Usage: python benchmarks/tick_fanout.py [--projects 100] [--runs 3] [--git-latency-ms 50]
+[--render-workers N] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import math
+import pstats
 import resource
 import sys
 import tempfile
@@ -58,11 +61,17 @@ class Tick:
     created: int
 
 
-async def one_tick(config: Config, slot: datetime, servers: dict[str, int]) -> Tick:
+async def one_tick(
+    config: Config, slot: datetime, servers: dict[str, int], profile: cProfile.Profile | None
+) -> Tick:
     async with service_with_monitor(config) as (service, monitor):
         await warm_up(service, slot - timedelta(minutes=15))
         before, started = CpuMark.now(servers), time.perf_counter()
+        if profile is not None:
+            profile.enable()
         results = await tick_and_report(service.engine, service.notifier, slot, monitor)
+        if profile is not None:
+            profile.disable()
         total = time.perf_counter() - started
         cpu = CpuMark.now(servers).since(before)
     created = sum(
@@ -92,11 +101,16 @@ def main() -> None:
     )
     parser.add_argument("--latency-ms", type=float, default=50.0, help="per Taskcluster call")
     parser.add_argument("--git-latency-ms", type=float, default=50.0, help="per git request")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the first run's tick at --concurrency"
+    )
     args = parser.parse_args()
     logs.configure(level="warning")
 
     calls = args.projects * JOBS
     runs: dict[int, list[Tick]] = {args.concurrency: [], 1: []}
+    # CPU time, not wall: the tick waits on Taskcluster meanwhile.
+    profile = cProfile.Profile(time.process_time) if args.profile else None
     with tempfile.TemporaryDirectory(prefix="tick-fanout-") as directory:
         scratch = Path(directory)
         names = make_repositories(scratch / "served", args.projects, cron_file(JOBS, EVERY_SLOT))
@@ -118,7 +132,8 @@ def main() -> None:
                         render_workers=args.render_workers,
                         replica=f"bench-{run}-{concurrency}",
                     )
-                    tick = asyncio.run(one_tick(config, slot, servers))
+                    profiled = profile if run == 0 and concurrency == args.concurrency else None
+                    tick = asyncio.run(one_tick(config, slot, servers, profiled))
                     if tick.created != calls:
                         raise SystemExit(f"expected {calls} tasks created, got {tick.created}")
                     ticks.append(tick)
@@ -128,6 +143,14 @@ def main() -> None:
                         flush=True,
                     )
     report(args, runs, calls)
+    if profile is not None:
+        print(
+            "  cProfile of the first tick (the event loop's thread: the CPU of the ledger's "
+            "threads shows as time in `poll`; the profiler's overhead is in the figures above)"
+        )
+        stats = pstats.Stats(profile)
+        stats.sort_stats("cumulative").print_stats(15)
+        stats.sort_stats("tottime").print_stats(15)
 
 
 def report(args: argparse.Namespace, runs: dict[int, list[Tick]], calls: int) -> None:
