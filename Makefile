@@ -72,10 +72,14 @@ postgres:
 chromium:
 	@scripts/ensure-chromium
 
-bench: $(VENV)/.installed-test
+# Each prints its figures (min / median / max); idle_tick and replicas need PostgreSQL, and the
+# tick benchmarks the corpus's translations template in ../shared/corpus.
+bench: $(VENV)/.installed-test postgres
 	$(BIN)/python benchmarks/plan_year.py
 	$(BIN)/python benchmarks/plan_corpus.py
 	$(BIN)/python benchmarks/tick_fanout.py
+	$(BIN)/python benchmarks/idle_tick.py
+	$(BIN)/python benchmarks/replicas.py
 	$(BIN)/python benchmarks/expiry_scan.py
 	$(BIN)/python benchmarks/dashboard.py
 	$(BIN)/python benchmarks/head_reads.py

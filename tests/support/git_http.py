@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ class GitHttpServer:
     # False: a dumb server, answering files under `root` as they are (after update-server-info).
     smart: bool = True
     credentials: tuple[str, str] | None = None
+    # Seconds every answer is held back, as a distant server's round trip would (benchmarks).
+    latency: float = 0.0
     faults: Faults = field(default_factory=Faults)
     requests: list[tuple[str, str]] = field(default_factory=list)
     protocols: list[str | None] = field(default_factory=list)
@@ -69,6 +72,8 @@ def serving(root: Path, **settings: Any) -> Iterator[GitHttpServer]:
             front.protocols.append(self.headers.get("Git-Protocol"))
             front.authorizations.append(self.headers.get("Authorization"))
             front.agents.append(self.headers.get("User-Agent"))
+            if front.latency:
+                time.sleep(front.latency)
             status = front.faults.take()
             if status is not None:
                 self.answer(status, b"down for a moment")

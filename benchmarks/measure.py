@@ -1,0 +1,260 @@
+"""What the tick benchmarks share: the processes they run beside the service (the emulator, a
+smart-HTTP git server with latency), the CPU of each process read from /proc, the projects
+they fire (the translations template from the corpus), and min / median / max.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import resource
+import statistics
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from scheduler.clock import Clock, utc_now
+from scheduler.config.model import DEFAULT_CONCURRENCY, Config, Credentials, Project
+from scheduler.monitoring import Metrics, Monitor
+from scheduler.outcomes import SlotResult
+from scheduler.service import Service, open_service
+from tests.emulator.standalone import start_standalone
+from tests.support.corpus import CORPUS
+from tests.support.emulated import REPOSITORY_ROLES
+from tests.support.git_http import serving
+from tests.support.repos import Repository
+
+# A real corpus template (19 kB of JSON-e), read where the corpus is, never copied here.
+TEMPLATE_PATH = CORPUS / "taskcluster-yml" / "mozilla__translations.taskcluster.yml"
+EVERY_SLOT = "[{minute: 0}, {minute: 15}, {minute: 30}, {minute: 45}]"
+ONCE_A_DAY = "[{hour: 0, minute: 0}]"
+_TICKS = os.sysconf("SC_CLK_TCK")
+# The service's default: renders in-process.
+DEFAULT_RENDER_WORKERS = next(
+    field.default for field in dataclasses.fields(Config) if field.name == "render_workers"
+)
+
+
+def template() -> str:
+    if not TEMPLATE_PATH.is_file():
+        raise SystemExit(
+            f"{TEMPLATE_PATH}: the corpus's translations template is not there; the benchmarks "
+            "render it (the corpus beside this repository, or set TC_SCHEDULER_CORPUS)"
+        )
+    return TEMPLATE_PATH.read_text()
+
+
+def cron_file(jobs: int, when: str) -> str:
+    """A .cron.yml of `jobs` decision-task jobs, each fired `when`."""
+    lines = "\n".join(
+        f"  - name: job-{n}\n"
+        f"    job: {{type: decision-task, treeherder-symbol: J{n}, target-tasks-method: j{n}}}\n"
+        f"    when: {when}"
+        for n in range(jobs)
+    )
+    return f"jobs:\n{lines}\n"
+
+
+def make_repositories(root: Path, count: int, cron: str) -> list[str]:
+    """`count` repositories under `root` (project-NNN), with `cron` and the template."""
+    files = {".cron.yml": cron, ".taskcluster.yml": template()}
+    for number in range(count):
+        Repository(root / f"project-{number:03d}", files)
+    return [f"project-{number:03d}" for number in range(count)]
+
+
+# -- CPU ----------------------------------------------------------------------------------
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds of process `pid` and of its children it has waited for (user and system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    # After the name: state is field 3, so utime..cstime (fields 14-17) are at 11..14 here.
+    return sum(int(value) for value in fields[11:15]) / _TICKS
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process and of its children that ended (git processes)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime
+
+
+def live_children(exclude: Sequence[int]) -> dict[int, float]:
+    """The CPU seconds of each live child of this process not in `exclude` (render workers)."""
+    me, found = os.getpid(), {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in exclude:
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        if int(stat.rpartition(")")[2].split()[1]) == me:
+            found[int(entry.name)] = process_cpu(int(entry.name))
+    return found
+
+
+@dataclass(frozen=True)
+class CpuMark:
+    """The CPU seconds of every process at one moment: here, render workers, servers."""
+
+    here: float
+    workers: dict[int, float]
+    servers: dict[str, float]
+
+    @classmethod
+    def now(cls, servers: dict[str, int]) -> CpuMark:
+        return cls(
+            own_cpu(),
+            live_children(tuple(servers.values())),
+            {name: process_cpu(pid) for name, pid in servers.items()},
+        )
+
+    def since(self, before: CpuMark) -> dict[str, float]:
+        """CPU seconds used between `before` and this mark, by each kind of process."""
+        workers = sum(cpu - before.workers.get(pid, 0.0) for pid, cpu in self.workers.items())
+        return {
+            "here": self.here - before.here,
+            "workers": workers,
+            **{name: cpu - before.servers[name] for name, cpu in self.servers.items()},
+        }
+
+
+# -- processes beside the service ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Running:
+    url: str
+    pid: int
+
+
+@contextmanager
+def emulator(latency_ms: float, scratch: Path) -> Iterator[tuple[Running, dict[str, str]]]:
+    """The emulator in its own process with the deployment's repository roles, its calls
+    answered after `latency_ms`; and its root credentials."""
+    roles = scratch / "roles.json"
+    roles.write_text(json.dumps({"roles": REPOSITORY_ROLES}))
+    process, credentials = start_standalone(
+        "--latency-ms", str(latency_ms), "--clients", str(roles)
+    )
+    try:
+        yield Running(credentials["rootUrl"], process.pid), credentials
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def _serve_git(root: Path, latency: float, replies: Connection) -> None:
+    with serving(root, latency=latency) as server:
+        replies.send(server.url)
+        replies.recv()  # until told to stop
+
+
+@contextmanager
+def git_server(root: Path, latency_ms: float) -> Iterator[Running]:
+    """`git http-backend` serving the repositories under `root` in a process of its own, each
+    answer held back `latency_ms`."""
+    context = multiprocessing.get_context("fork")
+    ours, theirs = context.Pipe()
+    server = context.Process(target=_serve_git, args=(root, latency_ms / 1000, theirs))
+    server.start()
+    try:
+        assert server.pid is not None
+        yield Running(ours.recv(), server.pid)
+    finally:
+        ours.send("stop")
+        server.join(timeout=60)
+        if server.is_alive():
+            server.kill()
+
+
+# -- figures --------------------------------------------------------------------------------
+
+
+def spread(values: Sequence[float], form: str = "7.2f") -> str:
+    """min / median / max of `values`."""
+    return " / ".join(
+        format(value, form) for value in (min(values), statistics.median(values), max(values))
+    )
+
+
+# -- the service --------------------------------------------------------------------------
+
+
+def projects(names: Sequence[str], git_url: str, *, suffix: str = "") -> tuple[Project, ...]:
+    """A project per repository served at `git_url`, its tasks naming a GitHub repository."""
+    return tuple(
+        Project(
+            name=f"{name}{suffix}",
+            repository=f"https://github.com/example/{name}",
+            fetch_from=f"{git_url}/{name}",
+            trust_domain="translations",
+        )
+        for name in names
+    )
+
+
+def service_config(
+    credentials: dict[str, str],
+    ledger_url: str,
+    state_dir: Path,
+    projects: tuple[Project, ...],
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    render_workers: int = DEFAULT_RENDER_WORKERS,
+    replica: str = "bench",
+) -> Config:
+    """The service's configuration at its defaults, but for what a benchmark varies."""
+    return Config(
+        root_url=credentials["rootUrl"],
+        credentials=Credentials(credentials["clientId"], credentials["accessToken"]),
+        ledger_url=ledger_url,
+        state_dir=state_dir,
+        concurrency=concurrency,
+        dry_run=False,
+        replica=replica,
+        claim_lease=timedelta(minutes=10),
+        projects=projects,
+        source="benchmark",
+        render_workers=render_workers,
+    )
+
+
+class TimedMonitor(Monitor):
+    """The service's monitor, which also keeps how long the last tick took (without the
+    watcher round that follows it)."""
+
+    tick_seconds: float = 0.0
+
+    def ticked(self, results: Sequence[SlotResult], *, seconds: float) -> None:
+        self.tick_seconds = seconds
+        super().ticked(results, seconds=seconds)
+
+
+@asynccontextmanager
+async def service_with_monitor(
+    config: Config, *, clock: Clock = utc_now
+) -> AsyncIterator[tuple[Service, TimedMonitor]]:
+    """The service as `run` opens it: its Taskcluster calls counted, a monitor of its ticks."""
+    metrics = Metrics()
+    async with open_service(config, clock=clock, observe=metrics.taskcluster_call) as service:
+        yield service, TimedMonitor(service.ledger, service.engine.clock, metrics)
+
+
+async def warm_up(service: Service, moment: datetime) -> None:
+    """The start-up tick, dry-run (nothing created or claimed): every repository cloned, its
+    files parsed, the render workers started, the connections opened."""
+    engine = service.engine
+    config = engine.config
+    engine.config = replace(config, dry_run=True)
+    try:
+        await engine.tick(moment)
+    finally:
+        engine.config = config
