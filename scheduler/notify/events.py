@@ -6,7 +6,7 @@ Pure: the watcher builds events, the ledger's outbox stores them, the senders re
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -109,7 +109,10 @@ class Event:
         return SEVERITY[self.kind]
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Field by field: `asdict` deep-copies every value, and a tick makes a notice for each
+        # project's health (most of an idle tick's notices' cost); every value is a scalar but
+        # those converted below.
+        data = {name: getattr(self, name) for name in _EVENT_FIELDS}
         data["kind"] = self.kind.value
         data["at"] = self.at.isoformat()
         data["slot"] = self.slot.isoformat() if self.slot else None
@@ -129,3 +132,6 @@ class Event:
                 "facts": tuple((str(k), str(v)) for k, v in data.get("facts", ())),
             }
         )
+
+
+_EVENT_FIELDS = tuple(field.name for field in fields(Event))
