@@ -52,6 +52,8 @@ class _Held:
 
     scopes: list[str] | None
     unknown_because: str | None = None
+    # Taskcluster refused the credentials themselves (401): no call made for any project works.
+    refused: bool = False
 
 
 async def _service_scopes(engine: Engine) -> _Held:
@@ -60,7 +62,8 @@ async def _service_scopes(engine: Engine) -> _Held:
     try:
         current = await engine.clients.auth.currentScopes()
     except Exception as error:
-        return _Held(None, engine.clients.explain(error, "auth.currentScopes").message)
+        explained = engine.clients.explain(error, "auth.currentScopes")
+        return _Held(None, explained.message, refused=explained.status == 401)
     return _Held(list(current.get("scopes") or []))
 
 
@@ -98,7 +101,13 @@ class _Check:
         client_id = (
             self.engine.config.credentials.client_id if self.engine.config.credentials else ""
         )
-        if self.held.unknown_because is not None:
+        if self.held.refused:
+            self._error(
+                None,
+                "Taskcluster refuses the service's credentials, so every call made for the "
+                f"project fails: {self.held.unknown_because}",
+            )
+        elif self.held.unknown_because is not None:
             self._warning(
                 None,
                 "whether the service's client holds the project's scopes was not checked: "

@@ -216,6 +216,24 @@ def test_a_service_client_that_may_not_read_its_own_scopes_is_warned_about(
     )
 
 
+def test_credentials_taskcluster_refuses_are_an_error(tmp_path: Path) -> None:
+    with deployment() as emulator:
+        client = emulator.add_client("project/tc-scheduler/service", [f"assume:{ROLE}"])
+        config = make_config(
+            emulator,
+            tmp_path,
+            demo(tmp_path),
+            credentials=Credentials(client["clientId"], "not-" + client["accessToken"]),
+        )
+        found = check(config, emulator)
+    refused = [
+        f for f in found if f.job is None and "refuses the service's credentials" in f.message
+    ]
+    assert [f.severity for f in refused] == [Severity.ERROR]
+    assert "401" in refused[0].message
+    assert client["accessToken"] not in refused[0].message
+
+
 def test_templates_and_cron_files_that_break_are_findings(tmp_path: Path) -> None:
     broken_template = OWN_TEMPLATE.replace("tasks:", "tasks: {$eval: 'nope('}\nunused:", 1)
     broken_cron = NIGHTLY + "  - name: bad\n    job: {type: decision-task}\n    when: []\n"
