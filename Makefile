@@ -76,6 +76,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/plan_year.py
 	$(BIN)/python benchmarks/plan_corpus.py
 	$(BIN)/python benchmarks/tick_fanout.py
+	$(BIN)/python benchmarks/slot_latency.py
 	$(BIN)/python benchmarks/expiry_scan.py
 	$(BIN)/python benchmarks/dashboard.py
 	$(BIN)/python benchmarks/head_reads.py
