@@ -171,11 +171,18 @@ class Boundary:
 
 
 async def drive(
-    config: Config, clock: DrivenClock, watch: LogWatch, emulator_pid: int, boundaries: int
+    config: Config,
+    clock: DrivenClock,
+    watch: LogWatch,
+    emulator_pid: int,
+    boundaries: int,
+    *,
+    prepared: bool,
 ) -> list[Boundary]:
+    """Run the service across `boundaries` boundaries, each prepared ahead if `prepared`."""
     projects = [p.name for p in config.projects]
     stop = asyncio.Event()
-    service = asyncio.create_task(run(config, clock=clock, stop=stop))
+    service = asyncio.create_task(run(config, clock=clock, stop=stop, prepare_ahead=prepared))
     start = slot_of(clock())
     await until(lambda: watch.count("slot evaluated", start) == len(projects), service, "start-up")
     measured = []
@@ -183,8 +190,9 @@ async def drive(
         boundary = slot_of(clock()) + SLOT_LENGTH
         cpu, emulator = cpu_seconds(), process_cpu(emulator_pid)
         clock.jump_to(boundary - PREPARE_LEAD - timedelta(seconds=1))
-        await until(lambda b=boundary: watch.count("slot prepared", b) == 1, service, "prepare")
-        prepared = cpu_seconds()
+        if prepared:
+            await until(lambda b=boundary: watch.count("slot prepared", b) == 1, service, "prepare")
+        ready = cpu_seconds()
         clock.jump_to(boundary - BEFORE_BOUNDARY)
         await until(
             lambda b=boundary: watch.count("slot evaluated", b) == len(projects), service, "tick"
@@ -202,8 +210,8 @@ async def drive(
             Boundary(
                 boundary,
                 [(received[task_id] - boundary).total_seconds() for task_id in ids],
-                prepared - cpu,
-                cpu_seconds() - prepared,
+                ready - cpu,
+                cpu_seconds() - ready,
                 process_cpu(emulator_pid) - emulator,
             )
         )
@@ -213,12 +221,13 @@ async def drive(
 
 
 def configure(
-    root: Path, urls: list[str], credentials: dict[str, str], args: argparse.Namespace
+    root: Path, name: str, urls: list[str], credentials: dict[str, str], args: argparse.Namespace
 ) -> Config:
-    """The service's configuration: its defaults, but for these projects and options."""
+    """The service's configuration: its defaults, but for these projects and options, on a
+    ledger of its own called `name`."""
     lines = [
         "replica: bench",
-        f"ledger: sqlite:///{root / 'ledger.db'}",
+        f"ledger: sqlite:///{root / f'{name}.db'}",
         f"state-dir: {root / 'state'}",
         "api: {listen: 'off'}",
     ]
@@ -233,7 +242,7 @@ def configure(
             "    trust-domain: translations",
             "    level: 3",
         ]
-    path = root / "service.yml"
+    path = root / f"{name}.yml"
     path.write_text("\n".join(lines) + "\n")
     environ = {
         "TASKCLUSTER_ROOT_URL": credentials["rootUrl"],
@@ -243,38 +252,49 @@ def configure(
     return read_config(path, environ)
 
 
-def report(measured: list[Boundary], config: Config, args: argparse.Namespace, git: float) -> None:
+def report(
+    runs: dict[str, list[Boundary]], config: Config, args: argparse.Namespace, git: float
+) -> None:
     def spread(values: list[float], unit: str = "s") -> str:
         return f"{min(values):6.3f} / {statistics.median(values):6.3f} / {max(values):6.3f} {unit}"
 
-    fires = len(measured[0].latencies)
     print(
         f"slot latency: {len(config.projects)} projects x {JOBS_DUE} jobs, {args.latency_ms:g} ms "
         f"per call, concurrency {config.concurrency}, {config.render_workers} render workers, "
-        f"git over {args.git}, {len(measured)} boundaries"
+        f"git over {args.git}; boundary -> createTask received by the emulator"
     )
-    for boundary in measured:
-        print(
-            f"  {format_slot(boundary.slot)}: first {min(boundary.latencies):.3f} s, "
-            f"p50 {boundary.quantile(0.5):.3f} s, "
-            f"p90 {boundary.quantile(0.9):.3f} s, max {max(boundary.latencies):.3f} s; "
-            f"CPU service {boundary.prepare_cpu:.2f} s preparing + {boundary.tick_cpu:.2f} s "
-            f"ticking, emulator {boundary.emulator:.2f} s"
-        )
-    print("  over the boundaries (min / median / max):")
-    print(f"    p50 {spread([b.quantile(0.5) for b in measured])}  (target <= 0.5 s)")
-    print(f"    p90 {spread([b.quantile(0.9) for b in measured])}  (target <= 1 s)")
-    print(f"    max {spread([max(b.latencies) for b in measured])}")
-    print(f"    CPU of the service preparing     {spread([b.prepare_cpu for b in measured])}")
-    print(f"    CPU of the service ticking       {spread([b.tick_cpu for b in measured])}")
-    print(f"    CPU of the emulator per boundary {spread([b.emulator for b in measured])}")
+    for name, measured in runs.items():
+        print(f"{name}, {len(measured)} boundaries:")
+        for boundary in measured:
+            print(
+                f"  {format_slot(boundary.slot)}: first {min(boundary.latencies):.3f} s, "
+                f"p50 {boundary.quantile(0.5):.3f} s, "
+                f"p90 {boundary.quantile(0.9):.3f} s, max {max(boundary.latencies):.3f} s; "
+                f"CPU service {boundary.prepare_cpu:.2f} s preparing + {boundary.tick_cpu:.2f} s "
+                f"ticking, emulator {boundary.emulator:.2f} s"
+            )
+        print("  over the boundaries (min / median / max):")
+        print(f"    p50 {spread([b.quantile(0.5) for b in measured])}  (target <= 0.5 s)")
+        print(f"    p90 {spread([b.quantile(0.9) for b in measured])}  (target <= 1 s)")
+        print(f"    max {spread([max(b.latencies) for b in measured])}")
+        print(f"    CPU of the service preparing     {spread([b.prepare_cpu for b in measured])}")
+        print(f"    CPU of the service ticking       {spread([b.tick_cpu for b in measured])}")
+        print(f"    CPU of the emulator per boundary {spread([b.emulator for b in measured])}")
+    if len(runs) == 2:
+        prepared, unprepared = runs.values()
+        for share in (0.5, 0.9):
+            ratio = statistics.median(b.quantile(share) for b in unprepared) / statistics.median(
+                b.quantile(share) for b in prepared
+            )
+            print(f"unprepared / prepared, median p{share * 100:.0f}: {ratio:.2f}")
     if args.git == "http":
-        print(f"    CPU of the git server, whole run: {git:.2f} s")
+        print(f"CPU of the git server, both runs: {git:.2f} s")
+    fires = len(next(iter(runs.values()))[0].latencies)
     latency, concurrency = args.latency_ms / 1000, config.concurrency
     for share, name in ((0.5, "median"), (0.9, "p90")):
         batches = math.ceil(fires * share / concurrency)
         print(
-            f"  floor of the {name}: ceil({fires} x {share:g} / {concurrency}) x "
+            f"floor of the {name}: ceil({fires} x {share:g} / {concurrency}) x "
             f"{args.latency_ms:g} ms = {batches * latency:.2f} s created "
             f"({(batches - 1) * latency:.2f} s received)"
         )
@@ -289,6 +309,11 @@ def main() -> None:
         "--concurrency", type=int, help=f"default: the service's ({DEFAULT_CONCURRENCY})"
     )
     parser.add_argument("--git", choices=("http", "file"), default="http")
+    parser.add_argument(
+        "--prepared-only",
+        action="store_true",
+        help="skip the second run, whose slots are not prepared ahead",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="slot-latency-") as directory:
@@ -316,11 +341,22 @@ def main() -> None:
                 urls = [f"{base}/project-{n:03d}" for n in range(args.projects)]
             else:
                 urls = [(served / f"project-{n:03d}").as_uri() for n in range(args.projects)]
-            config = configure(root, urls, credentials, args)
-            watch = LogWatch(root / "service.log")
-            logs.configure(json=True, level="info", stream=watch)
             clock = DrivenClock(f"{credentials['rootUrl']}/_emulator")
-            measured = asyncio.run(drive(config, clock, watch, emulator.pid, args.boundaries))
+            runs = {}
+            for name in ("prepared", "unprepared")[: 1 if args.prepared_only else 2]:
+                config = configure(root, name, urls, credentials, args)
+                watch = LogWatch(root / f"{name}.log")
+                logs.configure(json=True, level="info", stream=watch)
+                runs[name] = asyncio.run(
+                    drive(
+                        config,
+                        clock,
+                        watch,
+                        emulator.pid,
+                        args.boundaries,
+                        prepared=name == "prepared",
+                    )
+                )
             git = 0.0
             if git_server is not None:
                 ours.send("cpu")
@@ -331,7 +367,7 @@ def main() -> None:
                 git_server.join(timeout=30)
             emulator.terminate()
             emulator.wait()
-    report(measured, config, args, git)
+    report(runs, config, args, git)
 
 
 if __name__ == "__main__":

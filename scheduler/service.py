@@ -233,8 +233,10 @@ async def run(
     clock: Clock = utc_now,
     stop: asyncio.Event | None = None,
     grace: timedelta = SHUTDOWN_GRACE,
+    prepare_ahead: bool = True,
 ) -> None:
-    """Serve until SIGTERM/SIGINT (or `stop`): a tick at start, then one per 15-minute slot.
+    """Serve until SIGTERM/SIGINT (or `stop`): a tick at start, then one per 15-minute slot,
+    each slot prepared ahead unless not `prepare_ahead` (a benchmark's comparison).
 
     On stop: acts through the API are refused and it says it is not ready at once; what is in
     flight gets `grace` to finish (the API answering reads meanwhile), then is cut off; then
@@ -282,7 +284,7 @@ async def run(
         # next one back) once it has begun. The other rounds keep to real time.
         slots = SlotLoop(
             engine.clock,
-            prepare=lambda slot: prepare_and_report(engine, slot),
+            prepare=(lambda slot: prepare_and_report(engine, slot)) if prepare_ahead else None,
             tick=lambda moment: start(tick_then_preflight(moment)),
         )
         slot_loop = asyncio.create_task(slots.run())

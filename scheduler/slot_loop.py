@@ -35,14 +35,15 @@ async def wait_until(
 class SlotLoop:
     """Prepares each slot `lead` before it begins and starts its tick once it has.
 
-    `prepare(slot)` is awaited in a task of its own, cancelled at the boundary if still running
-    (the tick needs the machine then, and uses whatever was prepared). `tick(moment)` starts the
-    boundary's tick and must not wait for it: a slow tick does not hold the next one back.
+    `prepare(slot)`, if given, is awaited in a task of its own, cancelled at the boundary if
+    still running (the tick needs the machine then, and uses whatever was prepared).
+    `tick(moment)` starts the boundary's tick and must not wait for it: a slow tick does not
+    hold the next one back.
     A clock moved past several boundaries at once gets one tick, which catches up.
     """
 
     clock: Clock
-    prepare: Callable[[datetime], Awaitable[object]]
+    prepare: Callable[[datetime], Awaitable[object]] | None
     tick: Callable[[datetime], object]
     lead: timedelta = PREPARE_LEAD
     look_every: timedelta = LOOK_EVERY
@@ -53,10 +54,12 @@ class SlotLoop:
         try:
             while True:
                 boundary = slot_of(self.clock()) + SLOT_LENGTH
-                await wait_until(self.clock, boundary - self.lead, look_every=self.look_every)
-                preparing = asyncio.create_task(self._prepare(boundary))
+                if self.prepare is not None:
+                    await wait_until(self.clock, boundary - self.lead, look_every=self.look_every)
+                    preparing = asyncio.create_task(self._prepare(self.prepare, boundary))
                 await wait_until(self.clock, boundary, look_every=self.look_every)
-                preparing.cancel()
+                if preparing is not None:
+                    preparing.cancel()
                 self.tick(self.clock())
         finally:
             if preparing is not None:
@@ -64,5 +67,6 @@ class SlotLoop:
                 with contextlib.suppress(asyncio.CancelledError):
                     await preparing
 
-    async def _prepare(self, slot: datetime) -> object:
-        return await self.prepare(slot)
+    @staticmethod
+    async def _prepare(prepare: Callable[[datetime], Awaitable[object]], slot: datetime) -> object:
+        return await prepare(slot)
