@@ -80,6 +80,7 @@ bench: $(VENV)/.installed-test postgres
 	$(BIN)/python benchmarks/tick_fanout.py
 	$(BIN)/python benchmarks/idle_tick.py
 	$(BIN)/python benchmarks/replicas.py
+	$(BIN)/python benchmarks/slot_latency.py
 	$(BIN)/python benchmarks/expiry_scan.py
 	$(BIN)/python benchmarks/dashboard.py
 	$(BIN)/python benchmarks/head_reads.py

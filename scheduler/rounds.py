@@ -1,5 +1,6 @@
-"""The running service's rounds: a tick, a recovery round, an expiry scan, the daily prune
-and preflight of new revisions; each reported, told to the monitor, and never raising.
+"""The running service's rounds: a slot prepared ahead, a tick, a recovery round, an expiry
+scan, the daily prune and preflight of new revisions; each reported, told to the monitor, and
+never raising.
 """
 
 from __future__ import annotations
@@ -27,6 +28,24 @@ log = structlog.get_logger("tc_scheduler.service")
 # The service's own Sentry Crons monitor: one check-in per tick.
 TICK_MONITOR = "tc-scheduler-tick"
 TICK_SCHEDULE = "*/15 * * * *"
+
+
+async def prepare_and_report(engine: Engine, slot: datetime) -> None:
+    """Before `slot` begins: its heads read and decision tasks rendered (`Engine.prepare`).
+    Failures are logged, never raised: the boundary's tick does without what is missing."""
+    try:
+        done = await engine.prepare(slot)
+    except Exception:
+        log.exception("preparing the slot failed; its tick renders what it fires")
+        return
+    log.info(
+        "slot prepared",
+        slot=format_slot(slot),
+        projects=done.projects,
+        rendered=done.rendered,
+        unreachable=list(done.unreachable),
+        seconds=round(done.seconds, 3),
+    )
 
 
 async def tick_once(engine: Engine, moment: datetime) -> list[SlotResult]:

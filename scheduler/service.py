@@ -1,4 +1,5 @@
-"""The long-running service: ticks every 15 minutes, expiry scans, start-up tick, graceful stop.
+"""The long-running service: a tick every 15 minutes (each slot prepared ahead), the rounds
+between them, expiry scans, a start-up tick and a graceful stop.
 
 The engine decides what a slot means (catch-up included); this module only decides when to ask.
 """
@@ -40,11 +41,13 @@ from scheduler.notify import sentry
 from scheduler.operations.acts import Operations
 from scheduler.rounds import (
     Preflights,
+    prepare_and_report,
     prune_ledger,
     recover_and_report,
     scan_and_report,
     tick_and_report,
 )
+from scheduler.slot_loop import SlotLoop
 from scheduler.taskcluster import connect_service
 from scheduler.taskcluster_calls import CallObserver
 from scheduler.web.draining import STOP_BEYOND_GRACE
@@ -188,14 +191,52 @@ class _Running:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
+def _rounds(service: Service, running: _Running, monitor: Monitor) -> AsyncIOScheduler:
+    """The rounds between ticks, on real time: watching, delivering, recovering, pruning and
+    the expiry scans; not started yet."""
+    engine, notifier, config = service.engine, service.notifier, service.engine.config
+    supervised = running.supervised
+    ticker = AsyncIOScheduler(timezone=UTC)
+    repeat = {
+        "coalesce": True,
+        "max_instances": 1,
+        "misfire_grace_time": int(MISFIRE_GRACE.total_seconds()),
+    }
+    ticker.add_job(supervised(notifier.round), _every(config.watch_every), **repeat)
+    ticker.add_job(supervised(notifier.postman.deliver), _every(DELIVERY_EVERY), **repeat)
+    ticker.add_job(
+        supervised(recover_and_report, engine, notifier, monitor),
+        _every(RECOVER_EVERY),
+        **repeat,
+    )
+    # Replicas prune at random times within the hour: the first removes, the others find
+    # little left (each removes only what is still there, so two at once do no harm).
+    ticker.add_job(
+        supervised(prune_ledger, service.operations().ledger, config),
+        CronTrigger(hour=PRUNE_HOUR, timezone=UTC, jitter=int(PRUNE_SPREAD.total_seconds())),
+        **repeat,
+    )
+    for project in config.projects:
+        if project.expiry_watched:
+            ticker.add_job(
+                supervised(scan_and_report, engine, notifier, project, monitor),
+                _every(project.expiry.every),
+                next_run_time=datetime.now(UTC),
+                **repeat,
+            )
+    return ticker
+
+
 async def run(
     config: Config,
     *,
     clock: Clock = utc_now,
     stop: asyncio.Event | None = None,
     grace: timedelta = SHUTDOWN_GRACE,
+    prepare_ahead: bool = True,
 ) -> None:
-    """Serve until SIGTERM/SIGINT (or `stop`): a tick at start, then one per 15-minute slot.
+    """Serve until SIGTERM/SIGINT (or `stop`): a tick at start, then one per 15-minute slot,
+    each slot prepared ahead unless not `prepare_ahead` (a benchmark's comparison).
 
     On stop: acts through the API are refused and it says it is not ready at once; what is in
     flight gets `grace` to finish (the API answering reads meanwhile), then is cut off; then
@@ -231,7 +272,6 @@ async def run(
             log.warning("took over what this replica held before", fires=fires, letters=letters)
         running = _Running()
         start = running.start
-        supervised = running.supervised
 
         preflights = Preflights(engine, notifier)
 
@@ -239,39 +279,16 @@ async def run(
             results = await tick_and_report(engine, notifier, moment, monitor)
             await preflights.after_tick(results)
 
-        async def scheduled_tick() -> None:
-            # Not awaited: a slow tick must not hold the next one back (max_instances).
-            start(tick_then_preflight(engine.clock()))
-
-        ticker = AsyncIOScheduler(timezone=UTC)
-        repeat = {
-            "coalesce": True,
-            "max_instances": 1,
-            "misfire_grace_time": int(MISFIRE_GRACE.total_seconds()),
-        }
-        ticker.add_job(scheduled_tick, CronTrigger(minute="0,15,30,45", timezone=UTC), **repeat)
-        ticker.add_job(supervised(notifier.round), _every(config.watch_every), **repeat)
-        ticker.add_job(supervised(notifier.postman.deliver), _every(DELIVERY_EVERY), **repeat)
-        ticker.add_job(
-            supervised(recover_and_report, engine, notifier, monitor),
-            _every(RECOVER_EVERY),
-            **repeat,
+        # The slots' timing is the engine's clock's, which tests and benchmarks move: each slot
+        # prepared ahead, and its tick started (never awaited: a slow tick must not hold the
+        # next one back) once it has begun. The other rounds keep to real time.
+        slots = SlotLoop(
+            engine.clock,
+            prepare=(lambda slot: prepare_and_report(engine, slot)) if prepare_ahead else None,
+            tick=lambda moment: start(tick_then_preflight(moment)),
         )
-        # Replicas prune at random times within the hour: the first removes, the others find
-        # little left (each removes only what is still there, so two at once do no harm).
-        ticker.add_job(
-            supervised(prune_ledger, service.operations().ledger, config),
-            CronTrigger(hour=PRUNE_HOUR, timezone=UTC, jitter=int(PRUNE_SPREAD.total_seconds())),
-            **repeat,
-        )
-        for project in config.projects:
-            if project.expiry_watched:
-                ticker.add_job(
-                    supervised(scan_and_report, engine, notifier, project, monitor),
-                    _every(project.expiry.every),
-                    next_run_time=datetime.now(UTC),
-                    **repeat,
-                )
+        slot_loop = asyncio.create_task(slots.run())
+        ticker = _rounds(service, running, monitor)
         ticker.start()
         operations = service.operations(monitor)
         # The web app is imported here, by `run` alone: `tick` and the other commands that open
@@ -291,6 +308,9 @@ async def run(
         api.stop_taking_acts()
         log.info("stopping", in_flight=len(running.tasks))
         ticker.shutdown(wait=False)
+        slot_loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await slot_loop
         # One grace for everything in flight: the acts through the API, then the rest.
         ends = loop.time() + grace.total_seconds()
         await api.stop(grace)

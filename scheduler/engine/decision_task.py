@@ -52,8 +52,11 @@ async def fire_decision_task(fire: FireRequest, claim: Claim, means: FireMeans) 
         )
     fired_at = fire.at or means.clock()
     manual = fire.kind is FireKind.MANUAL
+    now = fired_at if manual else render_time(slot, fired_at)
+    # Rendered before the boundary from these very inputs (`prepared.py`): the same task.
+    ahead = means.prepared.rendered_for(fire, means.root_url, now) if means.prepared else None
     try:
-        rendered = await _render(
+        rendered = ahead or await render_in(
             means.render_pool,
             template,
             **render_arguments(
@@ -62,7 +65,7 @@ async def fire_decision_task(fire: FireRequest, claim: Claim, means: FireMeans) 
                 snapshot,
                 fire.job,
                 slot,
-                now=fired_at if manual else render_time(slot, fired_at),
+                now=now,
                 cron_input=fire.cron_input,
                 task_id=manual_task_id() if manual else None,
             ),
@@ -246,7 +249,7 @@ def render_arguments(
     }
 
 
-async def _render(pool: Executor | None, template: str, **arguments: Any) -> RenderedTask:
+async def render_in(pool: Executor | None, template: str, **arguments: Any) -> RenderedTask:
     """Render in the worker processes when there are some: JSON-e is most of a fire's CPU."""
     if pool is None:
         return render_decision_task(template, **arguments)

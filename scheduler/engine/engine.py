@@ -29,6 +29,7 @@ from scheduler.engine.decision_task import render_scheduled
 from scheduler.engine.firing import FireRunner
 from scheduler.engine.open_fires import give_up, kind_of, open_fire, taken_over
 from scheduler.engine.overlap import running_fires, still_running
+from scheduler.engine.prepared import Preparation, PreparedRenders, prepare_slot
 from scheduler.expiry.model import ExpiryEvent
 from scheduler.expiry.remediation import scan_and_remediate
 from scheduler.git.process import SourceError
@@ -67,6 +68,8 @@ class Engine:
     clients: Clients
     clock: Clock = utc_now
     render_pool: Executor | None = None
+    # Decision tasks rendered before their slot began (`prepare`), for its fires to use.
+    prepared: PreparedRenders = field(default_factory=PreparedRenders)
     # The latest preflight and expiry scan of each project, for the pages.
     checks: LastChecks = field(default_factory=LastChecks)
     _runner: FireRunner = field(init=False)
@@ -95,6 +98,12 @@ class Engine:
             *(self._evaluate(project, slot) for project in self.config.projects)
         )
         return list(results)
+
+    async def prepare(self, slot: datetime) -> Preparation:
+        """Before `slot` begins: read every project's head and render the decision tasks due
+        at `slot`, for its tick to use where the head has not moved (`prepared.py`). Nothing
+        is claimed, recorded or created."""
+        return await prepare_slot(self, slot)
 
     async def _evaluate(self, project: Project, slot: datetime) -> SlotResult:
         # Every line logged meanwhile names the project and slot, git's retries too.

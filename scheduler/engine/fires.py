@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from scheduler.clock import Clock
 from scheduler.config.model import Project
@@ -16,6 +16,7 @@ from scheduler.cron import Job
 from scheduler.cron.overlap import RunningFire
 from scheduler.git.source import Snapshot
 from scheduler.ledger import AsyncLedger, Claim, EngineLedger, FireKind, FireState
+from scheduler.render import RenderedTask
 from scheduler.taskcluster import Clients
 
 
@@ -35,6 +36,14 @@ class FireRequest:
     replaces: tuple[RunningFire, ...] = ()
 
 
+class Prepared(Protocol):
+    """Tasks rendered before their slot began (`prepared.PreparedRenders`)."""
+
+    def rendered_for(
+        self, request: FireRequest, root_url: str, now: datetime
+    ) -> RenderedTask | None: ...
+
+
 @dataclass(frozen=True)
 class FireMeans:
     """What a job type makes a fire with."""
@@ -45,6 +54,7 @@ class FireMeans:
     root_url: str
     dry_run: bool  # render or prepare, record, send nothing
     render_pool: Executor | None = None  # worker processes for JSON-e, if any
+    prepared: Prepared | None = None  # tasks rendered ahead, used where their inputs are equal
 
 
 class Dispatched(NamedTuple):

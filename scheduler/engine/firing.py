@@ -25,7 +25,7 @@ from scheduler.cron.overlap import RunningFire
 from scheduler.cron.timing import format_slot
 from scheduler.durations import format_duration
 from scheduler.engine.decision_task import settle_given_up
-from scheduler.engine.fires import FireMeans, FireRequest
+from scheduler.engine.fires import FireMeans, FireRequest, Prepared
 from scheduler.engine.job_types import dispatch
 from scheduler.engine.overlap import cancel_replaced
 from scheduler.git.source import Snapshot
@@ -62,6 +62,9 @@ class FireSetting(Protocol):
 
     @property
     def render_pool(self) -> Executor | None: ...
+
+    @property
+    def prepared(self) -> Prepared | None: ...
 
 
 @dataclass
@@ -267,6 +270,7 @@ class FireRunner:
             root_url=setting.config.root_url,
             dry_run=setting.config.dry_run or request.dry_run,
             render_pool=setting.render_pool,
+            prepared=setting.prepared,
         )
 
     @asynccontextmanager

@@ -4,6 +4,8 @@ In-process tests call the Emulator's methods; a benchmark or a manual session th
 `python -m tests.emulator` uses these routes instead:
 
 - `GET  artifacts/<taskId>/<runId>/<name>`: an artifact's content (where artifact URLs point)
+- `GET  received/<service>.<method>` (e.g. `queue.createTask`): each such call as it arrived,
+  before any injected latency: `{"received": [{"params", "at"}]}` on the emulator's clock
 - `POST clock` `{"set": ISO, "advanceSeconds": N, "frozen": bool}`: move the emulator's time
 - `POST faults` `{"pattern", "latencyMs", "jitterMs", "errorRate", "errors", "script", "params"}`;
   `DELETE faults`; `POST faults/release` lets the calls held (outcome `hold`) go on
@@ -67,6 +69,13 @@ def _dispatch(emulator: Emulator, method: str, segments: list[str], payload: Any
             return Reply(200, {"now": format_time(emulator.clock.now())}, {})
         case "GET", ["clock"]:
             return Reply(200, {"now": format_time(emulator.clock.now())}, {})
+        case "GET", ["received", name]:
+            calls = [
+                {"params": params, "at": format_time(at)}
+                for called, params, at in list(emulator.received)
+                if called == name
+            ]
+            return Reply(200, {"received": calls}, {})
         case "POST", ["faults"]:
             emulator.faults.add(
                 payload.get("pattern", "*"),

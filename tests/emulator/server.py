@@ -69,6 +69,9 @@ class Emulator:
         self.faults = Faults(seed)
         self.root_url = ""
         self.schema_violations: list[str] = []
+        # Every API call as it arrived, before any latency injected: (service.method, its URL
+        # parameters, the emulator's time then). Benchmarks time the service by it.
+        self.received: list[tuple[str, dict[str, str], datetime]] = []
         self.started = time.monotonic()
         now = self.clock.now()
         self.auth = auth.Auth()
@@ -312,6 +315,7 @@ class Emulator:
             await _respond(send, _error_reply(ApiError("ResourceNotFound", message), info))
             return
         route, handler, params = found
+        self.received.append((f"{service}.{route.name}", params, self.clock.now()))
         decision = self.faults.decide(f"{service}.{route.name}", params)
         if decision.delay_seconds:
             await asyncio.sleep(decision.delay_seconds)
