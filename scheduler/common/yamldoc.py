@@ -192,6 +192,8 @@ def _locate(
 
 def non_json_values(value: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, Any]]:
     """Values YAML can express but JSON cannot (dates, binary, NaN, non-string keys)."""
+    if _is_json(value):  # the common case, without building a path for every value
+        return
     if isinstance(value, dict):
         for key, item in value.items():
             if isinstance(key, str):
@@ -203,6 +205,22 @@ def non_json_values(value: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath,
             yield from non_json_values(item, (*path, index))
     elif not _is_json_scalar(value):
         yield path, value
+
+
+def _is_json(value: Any) -> bool:
+    """Whether JSON can carry `value` whole (what `non_json_values` finds nothing in)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                return False
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif not _is_json_scalar(item):
+            return False
+    return True
 
 
 def _is_json_scalar(value: Any) -> bool:
