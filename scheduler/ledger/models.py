@@ -26,14 +26,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from scheduler.ledger.records import (
-    FireKind,
-    FireState,
-    LetterState,
-    RemediationState,
-    SlotOutcome,
-    WatchPhase,
-)
+from scheduler.ledger.notice_records import LetterState
+from scheduler.ledger.records import FireKind, FireState, RemediationState, SlotOutcome, WatchPhase
 
 NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",

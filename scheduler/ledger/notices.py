@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from scheduler.common.redaction import scrub_data
 from scheduler.ledger.models import IncidentRow, LetterRow
-from scheduler.ledger.records import Health, Incident, LetterState, Notice
+from scheduler.ledger.notice_records import Health, Incident, LetterState, Notice
 from scheduler.ledger.store import Store, aware, given, upsert
 
 

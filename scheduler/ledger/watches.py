@@ -9,20 +9,21 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from scheduler.ledger.mapping import to_record
-from scheduler.ledger.models import FireRow, WatchRow
+from scheduler.ledger.models import Base, FireRow, WatchRow
+from scheduler.ledger.notice_records import Notice
 from scheduler.ledger.notices import queue_notices
 from scheduler.ledger.records import (
     FireState,
     GroupCounts,
-    Notice,
     Outcome,
     RunState,
     Watch,
     WatchPhase,
+    WatchStep,
 )
 from scheduler.ledger.store import Store, aware
 
@@ -86,44 +87,74 @@ class WatchStore(Store):
         False, and nothing done, if another replica moved it first: the notices of each step
         are queued once.
         """
+        step = WatchStep(watch, phase, notices, task_state, reason, task_group_id, run_state, group)
+        [moved] = self.advance_watches([step], now=now)
+        return moved
+
+    def advance_watches(self, steps: Sequence[WatchStep], *, now: datetime) -> list[bool]:
+        """`advance_watch` for a round of the watcher's steps, in one transaction: one read
+        that locks the watches, one write of those still as their step read them, and the
+        notices of each step moved. Of two steps of one watch, only the first may move it."""
         now = aware("now", now)
-        values: dict[str, Any] = {"phase": phase.value}
-        if task_state is not None:
-            values.update(task_state=task_state, reason=reason)
-        if task_group_id is not None:
-            values["task_group_id"] = task_group_id
-        if run_state is not None:
-            values["run_state"] = run_state.value
-        if group is not None:
-            values.update({column: getattr(group, name) for name, column in GROUP_COLUMNS})
-        if phase is WatchPhase.DONE:
-            values["resolved_at"] = now
+        if not steps:
+            return []
         with self._transaction(writing=True) as session:
-            moved = session.execute(
-                update(WatchRow)
-                .where(
-                    WatchRow.fire_id == watch.fire_id,
-                    # A rerun of the fire starts a watch of its own under the same id: a step
-                    # read from the watch before moves nothing of the new one.
-                    WatchRow.created_at == watch.created_at,
-                    WatchRow.phase == watch.phase.value,
-                    WatchRow.task_state.is_not_distinct_from(watch.task_state),
-                    # Counts another replica listed since are newer than those about to be
-                    # written, which were listed from the watch as read.
-                    *(
-                        getattr(WatchRow, column).is_not_distinct_from(
-                            None if watch.group is None else getattr(watch.group, name)
-                        )
-                        for name, column in GROUP_COLUMNS
-                    ),
+            current = {
+                row.fire_id: row
+                for row in session.execute(
+                    select(*WATCHES.c)
+                    .where(WATCHES.c.fire_id.in_({step.watch.fire_id for step in steps}))
+                    .with_for_update()
                 )
-                .values(values)
-                .returning(WatchRow.fire_id)
-            ).scalar_one_or_none()
-            if moved is None:
-                return False
-            queue_notices(session, notices, now, fire_id=watch.fire_id)
-        return True
+            }
+            moved: list[bool] = []
+            rows: list[dict[str, Any]] = []
+            for step in steps:
+                row = current.pop(step.watch.fire_id, None)
+                as_read = row is not None and _as_read(row, step.watch)
+                moved.append(as_read)
+                if row is not None and as_read:
+                    rows.append(_moved(row, step, now))
+            if rows:
+                session.connection().execute(_ADVANCE, rows)
+            for step, done in zip(steps, moved, strict=True):
+                if done:
+                    queue_notices(session, step.notices, now, fire_id=step.watch.fire_id)
+        return moved
+
+
+def _as_read(row: Row[Any], watch: Watch) -> bool:
+    """Whether the watch is as `watch` read it: the same watch (a rerun of the fire starts a
+    watch of its own under the same id), phase, task state and group counts (counts another
+    replica listed since are newer than those a step listed from the watch as read)."""
+    counts = (
+        [None] * len(GROUP_COLUMNS)
+        if watch.group is None
+        else [getattr(watch.group, name) for name, _ in GROUP_COLUMNS]
+    )
+    return (
+        row.created_at == watch.created_at
+        and row.phase == watch.phase.value
+        and row.task_state == watch.task_state
+        and [getattr(row, column) for _, column in GROUP_COLUMNS] == counts
+    )
+
+
+def _moved(row: Row[Any], step: WatchStep, now: datetime) -> dict[str, Any]:
+    """Every column `_ADVANCE` writes: what `step` gives, else what the row has."""
+    values = {f"b_{column}": getattr(row, column) for column in _ADVANCED}
+    values |= {"b_fire_id": row.fire_id, "b_phase": step.phase.value}
+    if step.task_state is not None:
+        values |= {"b_task_state": step.task_state, "b_reason": step.reason}
+    if step.task_group_id is not None:
+        values["b_task_group_id"] = step.task_group_id
+    if step.run_state is not None:
+        values["b_run_state"] = step.run_state.value
+    if step.group is not None:
+        values |= {f"b_{column}": getattr(step.group, name) for name, column in GROUP_COLUMNS}
+    if step.phase is WatchPhase.DONE:
+        values["b_resolved_at"] = now
+    return values
 
 
 def start_watches(session: Session, finished: Sequence[Outcome], *, now: datetime) -> None:
@@ -162,6 +193,26 @@ def _watch_row(outcome: Outcome, now: datetime) -> dict[str, Any] | None:
 # Each count of `GroupCounts` and the column that keeps it.
 GROUP_COLUMNS = tuple(
     (name, f"group_{name}") for name in ("total", "failed", "exception", "blocked", "unresolved")
+)
+
+
+WATCHES = Base.metadata.tables[WatchRow.__tablename__]
+# The columns a step writes: all of them, those it does not give as they were read, locked.
+_ADVANCED = (
+    "phase",
+    "task_state",
+    "reason",
+    "task_group_id",
+    "run_state",
+    "resolved_at",
+    *(column for _, column in GROUP_COLUMNS),
+)
+_ADVANCE = (
+    update(WATCHES)
+    .where(WATCHES.c.fire_id == bindparam("b_fire_id", type_=WATCHES.c.fire_id.type))
+    .values(
+        {column: bindparam(f"b_{column}", type_=WATCHES.c[column].type) for column in _ADVANCED}
+    )
 )
 
 
