@@ -347,14 +347,15 @@ def test_a_watcher_round_is_one_transaction_whatever_its_size(
         ledger.finish_many([created(c) for c in claims], now=T)
         ids = {c.fire_id for c in claims}
         steps = [
-            WatchStep(w, WatchPhase.TASK, task_state="running")
+            WatchStep(w, WatchPhase.TASK, [healthy(f"seen-{w.fire_id}", w.project)], "running")
             for w in ledger.watches()
             if w.fire_id in ids
         ]
         with counting(statements) as run:
             assert counting_ledger.advance_watches(steps, now=T) == [True] * count
         sizes[count] = len(run)
-    assert sizes[2] == sizes[50] <= 3  # BEGIN (on PostgreSQL, implicit), read, write, COMMIT
+    # The watches read, written, and the open incidents their healthy notices could close.
+    assert sizes[2] == sizes[50] <= 3
 
 
 def test_a_watcher_round_moves_only_watches_still_as_read_and_queues_their_notices(
@@ -390,3 +391,39 @@ def test_a_watcher_round_moves_only_watches_still_as_read_and_queues_their_notic
     seen = ledger.watch(second.fire_id)
     assert seen is not None
     assert seen.task_state == "pending"
+
+
+def test_a_rounds_healthy_notices_close_only_open_incidents(ledger: Ledger) -> None:
+    claims = [c for c in claim_all(ledger, wanted(3, 1)) if c]
+    ledger.finish_many([created(c) for c in claims], now=T)
+    first, second, third = ledger.watches()
+    ledger.report([failing("broken-a", "project-0")], now=T)
+
+    moved = ledger.advance_watches(
+        [
+            WatchStep(first, WatchPhase.TASK, [healthy("fine-a", "project-0")], "running"),
+            WatchStep(second, WatchPhase.TASK, [healthy("fine-b", "project-1")], "running"),
+            WatchStep(
+                third,
+                WatchPhase.TASK,
+                [failing("broken-c", "project-2"), healthy("fine-c", "project-2")],
+                "running",
+            ),
+        ],
+        now=T + LEASE,
+    )
+
+    assert moved == [True, True, True]
+    letters = {letter.key: letter for letter in ledger.letters()}
+    assert set(letters) == {"broken-a", "fine-a", "broken-c", "fine-c"}
+    assert letters["fine-a"].reply_to == "broken-a"
+    assert letters["fine-a"].fire_id == first.fire_id
+    assert ledger.incidents(open_only=True) == []
+
+
+def healthy(key: str, project: str) -> Notice:
+    return Notice(key, {"what": key}, ("log",), f"template:{project}", Health.HEALTHY)
+
+
+def failing(key: str, project: str) -> Notice:
+    return Notice(key, {"what": key}, ("log",), f"template:{project}", Health.FAILING)

@@ -175,6 +175,8 @@ def held(session: Session, claims: Sequence[Claim]) -> list[bool]:
             FIRES.c.id.in_({claim.fire_id for claim in claims}),
             FIRES.c.state == FireState.CLAIMED.value,
         )
+        # Locked in one order by every writer, so that two never wait on each other.
+        .order_by(FIRES.c.id)
         .with_for_update()
     ).all()
     holders = {(fire_id, replica, attempt) for fire_id, replica, attempt in found}

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from scheduler.ledger.mapping import to_record
 from scheduler.ledger.models import Base, FireRow, WatchRow
 from scheduler.ledger.notice_records import Notice
-from scheduler.ledger.notices import queue_notices
+from scheduler.ledger.notices import queue_notices_of
 from scheduler.ledger.records import (
     FireState,
     GroupCounts,
@@ -104,6 +104,7 @@ class WatchStore(Store):
                 for row in session.execute(
                     select(*WATCHES.c)
                     .where(WATCHES.c.fire_id.in_({step.watch.fire_id for step in steps}))
+                    .order_by(WATCHES.c.fire_id)  # locked in one order by every replica
                     .with_for_update()
                 )
             }
@@ -117,9 +118,13 @@ class WatchStore(Store):
                     rows.append(_moved(row, step, now))
             if rows:
                 session.connection().execute(_ADVANCE, rows)
-            for step, done in zip(steps, moved, strict=True):
-                if done:
-                    queue_notices(session, step.notices, now, fire_id=step.watch.fire_id)
+            notices = [
+                (notice, step.watch.fire_id)
+                for step, done in zip(steps, moved, strict=True)
+                if done
+                for notice in step.notices
+            ]
+            queue_notices_of(session, notices, now)
         return moved
 
 
