@@ -115,6 +115,7 @@ def test_claim_all_answers_each_fire_in_order_with_the_rules_of_claim(ledger: Le
         ("a", "manual", T + timedelta(minutes=3), FireKind.MANUAL),
         ("a", "expired", T, FireKind.SCHEDULED),
         ("a", "new", T, FireKind.CATCH_UP),  # the same fire twice: the first is claimed
+        ("a", "new", T, FireKind.SCHEDULED),
         ("a", "manual", T + timedelta(minutes=3), FireKind.MANUAL),
     ]
     claims = claim_all(ledger, keys)
@@ -125,6 +126,7 @@ def test_claim_all_answers_each_fire_in_order_with_the_rules_of_claim(ledger: Le
         None,
         ("a", "manual", FireKind.MANUAL, 1),
         ("a", "expired", FireKind.SCHEDULED, 2),
+        None,
         None,
         ("a", "manual", FireKind.MANUAL, 1),
     ]

@@ -74,10 +74,13 @@ def claim_rows(
     finished, unless its state is in `retake`, a backfill's). A manual fire always gets a
     fire of its own; of the same scheduled fire wanted twice, only the first is claimed."""
     taken: dict[Key, Taken] = {}
-    # In one order on every replica: two claiming overlapping fires never wait on each other.
-    unique = sorted(
-        dict.fromkeys(key for key in keys if key[3] is not FireKind.MANUAL), key=lambda k: k[:3]
-    )
+    # One row a fire (the first kind asked for it), in one order on every replica: two
+    # claiming overlapping fires never wait on each other.
+    firsts: dict[tuple[str, str, datetime], Key] = {}
+    for key in keys:
+        if key[3] is not FireKind.MANUAL:
+            firsts.setdefault(key[:3], key)
+    unique = [firsts[fire] for fire in sorted(firsts)]
     for start in range(0, len(unique), CLAIM_BATCH):
         taken |= _claim_unique(session, unique[start : start + CLAIM_BATCH], holder, retake)
     manual = [n for n, key in enumerate(keys) if key[3] is FireKind.MANUAL]
