@@ -4,6 +4,7 @@ DO UPDATE … WHERE <takeable> RETURNING on both backends, manual fires in one I
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,29 +12,32 @@ from typing import Any
 
 from sqlalchemy import (
     BindParameter,
+    ColumnElement,
     and_,
     bindparam,
     case,
     delete,
     func,
     insert,
+    literal_column,
     or_,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from scheduler.ledger.models import UNIQUE_CLAIM_PREDICATE, Base, FireRow, WatchRow
 from scheduler.ledger.records import OPEN_STATES, Claim, FireKind, FireState
-from scheduler.ledger.store import upsert
 
 # The states of a scheduled or catch-up fire that made nothing, which a backfill takes again.
 UNMADE_STATES = (FireState.SKIPPED.value, FireState.DRY_RUN.value)
 # And those a backfill asked to rerun failed fires takes again too.
 RERUN_STATES = (*UNMADE_STATES, FireState.FAILED.value)
-# Rows a statement claims at most: 11 parameters a row stays well under SQLite's 32766.
-CLAIM_BATCH = 1000
+
+FIRES = Base.metadata.tables[FireRow.__tablename__]
 
 # (project, job, slot, kind): a fire wanted.
 Key = tuple[str, str, datetime, FireKind]
@@ -81,8 +85,8 @@ def claim_rows(
         if key[3] is not FireKind.MANUAL:
             firsts.setdefault(key[:3], key)
     unique = [firsts[fire] for fire in sorted(firsts)]
-    for start in range(0, len(unique), CLAIM_BATCH):
-        taken |= _claim_unique(session, unique[start : start + CLAIM_BATCH], holder, retake)
+    if unique:
+        taken = _claim_unique(session, unique, holder, retake)
     manual = [n for n, key in enumerate(keys) if key[3] is FireKind.MANUAL]
     made = iter(_claim_new(session, [keys[n] for n in manual], holder))
     by_position = {n: next(made) for n in manual}
@@ -95,52 +99,20 @@ def claim_rows(
 def _claim_unique(
     session: Session, keys: Sequence[Key], holder: Holder, retake: tuple[str, ...]
 ) -> dict[Key, Taken]:
-    """The claims taken on the slots' one fires, in one statement, by key.
-
-    The unique index turns the insert of a fire that exists into an update of it, which
-    happens only where the fire may be taken: of several concurrent claimers, the first to
-    write the row moves the lease into the future, and the others then find it not takeable
-    (PostgreSQL locks the row and checks the WHERE clause on its latest version; SQLite
-    writers run one at a time). A retrying fire is taken the same way once its retry is due.
-    """
-    held = holder.columns()
+    """The claims taken on the slots' one fires, in one statement, by key."""
+    held = {"asked_at": None, **holder.columns()}
     rows = [
         {"project": p, "job": j, "slot": s, "kind": k.value, "attempt": 1, **held}
         for p, j, s, k in keys
     ]
-    statement = upsert(session, FireRow).values(rows)
-    takeable = and_(
-        FireRow.state.in_([state.value for state in OPEN_STATES]),
-        FireRow.lease_until <= holder.claimed_at,
-    )
-    cleared: dict[str, Any] = {}
-    if retake:
-        finished, unmade = FireRow.state.in_(retake), FireRow.state.in_(UNMADE_STATES)
-        takeable = or_(takeable, finished)
-        # A finished fire's error and end no longer hold once it is being made again, nor a
-        # dry run's rendered task (SET reads the row as it was); an open fire keeps what it
-        # has, and so does a failed one what it sent: its next attempt, as a retry, looks for
-        # what that may have made.
-        cleared = {
-            column: case((when, None), else_=getattr(FireRow, column))
-            for when, columns in (
-                (finished, ("error", "finished_at")),
-                (unmade, ("task_id", "details")),
-            )
-            for column in columns
-        }
-    retaking = {name: statement.excluded[name] for name in ("kind", *held)}
-    upserted = statement.on_conflict_do_update(
-        index_elements=["project", "job", "slot"],
-        index_where=text(UNIQUE_CLAIM_PREDICATE),
-        set_={**retaking, **cleared, "attempt": FireRow.attempt + 1},
-        where=takeable,
-    ).returning(
-        FireRow.id, FireRow.project, FireRow.job, FireRow.slot, FireRow.attempt, FireRow.asked_at
-    )
+    statement = _claim_statement(session.get_bind().dialect.name, retake)
     taken: dict[Key, Taken] = {}
     kinds = {key[:3]: key[3] for key in keys}
-    for fire_id, project, job, slot, attempt, asked_at in session.execute(upserted):
+    # Core, with the rows as parameters: the statement is compiled once, and SQLAlchemy sends
+    # the rows as one multi-row INSERT (per thousand).
+    for fire_id, project, job, slot, attempt, asked_at in session.connection().execute(
+        statement, rows
+    ):
         taken[(project, job, slot, kinds[(project, job, slot)])] = (fire_id, attempt, asked_at)
     if FireState.FAILED.value in retake:
         # A failed fire was watched (its failure reported): the rerun, once finished, starts a
@@ -149,6 +121,57 @@ def _claim_unique(
         if again:
             session.execute(delete(WatchRow).where(WatchRow.fire_id.in_(again)))
     return taken
+
+
+@functools.cache
+def _claim_statement(dialect: str, retake: tuple[str, ...]) -> ReturningInsert[Any]:
+    """The claim of fires whose rows are given as parameters, on `dialect`; `retake`: the
+    states of a finished fire taken again (a backfill's, which also says when it asked).
+
+    The unique index turns the insert of a fire that exists into an update of it, which
+    happens only where the fire may be taken: of several concurrent claimers, the first to
+    write the row moves the lease into the future, and the others then find it not takeable
+    (PostgreSQL locks the row and checks the WHERE clause on its latest version; SQLite
+    writers run one at a time). A retrying fire is taken the same way once its retry is due.
+    """
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(FIRES)
+    row, proposed = FIRES.c, statement.excluded
+    takeable = and_(
+        _state_in([state.value for state in OPEN_STATES]), row.lease_until <= proposed.claimed_at
+    )
+    cleared: dict[str, Any] = {}
+    if retake:
+        finished, unmade = _state_in(retake), _state_in(UNMADE_STATES)
+        takeable = or_(takeable, finished)
+        # A finished fire's error and end no longer hold once it is being made again, nor a
+        # dry run's rendered task (SET reads the row as it was); an open fire keeps what it
+        # has, and so does a failed one what it sent: its next attempt, as a retry, looks for
+        # what that may have made.
+        cleared = {
+            column: case((when, None), else_=row[column])
+            for when, columns in (
+                (finished, ("error", "finished_at")),
+                (unmade, ("task_id", "details")),
+            )
+            for column in columns
+        }
+    holder = ("replica", "claimed_at", "lease_until", "state", *(("asked_at",) if retake else ()))
+    return statement.on_conflict_do_update(
+        index_elements=["project", "job", "slot"],
+        index_where=text(UNIQUE_CLAIM_PREDICATE),
+        set_={
+            **{name: proposed[name] for name in ("kind", *holder)},
+            **cleared,
+            "attempt": row.attempt + 1,
+        },
+        where=takeable,
+    ).returning(row.id, row.project, row.job, row.slot, row.attempt, row.asked_at)
+
+
+def _state_in(states: Sequence[str]) -> ColumnElement[bool]:
+    """The fire's state is one of `states`, written out: a statement run for many rows
+    (executemany) takes no list parameter."""
+    return FIRES.c.state.in_([literal_column(f"'{state}'") for state in sorted(states)])
 
 
 def _claim_new(session: Session, keys: Sequence[Key], holder: Holder) -> list[Taken]:
@@ -195,7 +218,6 @@ def update_held(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         )
 
 
-FIRES = Base.metadata.tables[FireRow.__tablename__]
 # The columns a fire's end writes; `details` None keeps those its request recorded.
 _ENDED = ("state", "finished_at", "lease_until", "task_id", "revision", "error")
 
