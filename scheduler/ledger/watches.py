@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Row, Select, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from scheduler.ledger.mapping import to_record
@@ -27,45 +27,34 @@ from scheduler.ledger.records import (
 )
 from scheduler.ledger.store import Store, aware
 
+FIRES = Base.metadata.tables[FireRow.__tablename__]
+WATCHES = Base.metadata.tables[WatchRow.__tablename__]
+
 
 class WatchStore(Store):
     """The fires being followed, and the steps that move them on."""
 
     def watches(self, *, limit: int | None = None) -> list[Watch]:
         """Fires still being followed, oldest first."""
-        query = (
-            select(WatchRow, FireRow)
-            .join(FireRow, FireRow.id == WatchRow.fire_id)
-            .where(WatchRow.phase != WatchPhase.DONE.value)
-            .order_by(WatchRow.fire_id)
-        )
+        query = _watches(WATCHES.c.phase != WatchPhase.DONE.value).order_by(WATCHES.c.fire_id)
         if limit is not None:
             query = query.limit(limit)
         with self._transaction(writing=False) as session:
-            return [watch_of(watch, fire) for watch, fire in session.execute(query)]
+            return [watch_of(row) for row in session.execute(query)]
 
     def watch(self, fire_id: int) -> Watch | None:
-        query = (
-            select(WatchRow, FireRow)
-            .join(FireRow, FireRow.id == WatchRow.fire_id)
-            .where(WatchRow.fire_id == fire_id)
-        )
         with self._transaction(writing=False) as session:
-            found = session.execute(query).one_or_none()
-            return watch_of(*found) if found is not None else None
+            found = session.execute(_watches(WATCHES.c.fire_id == fire_id)).one_or_none()
+            return watch_of(found) if found is not None else None
 
     def watches_of(self, fire_ids: Collection[int]) -> dict[int, Watch]:
         """The watches (followed or done) of the fires `fire_ids`, by fire: one read, for
         pages that show how each fire's task went."""
         if not fire_ids:
             return {}
-        query = (
-            select(WatchRow, FireRow)
-            .join(FireRow, FireRow.id == WatchRow.fire_id)
-            .where(WatchRow.fire_id.in_(set(fire_ids)))
-        )
+        query = _watches(WATCHES.c.fire_id.in_(set(fire_ids)))
         with self._transaction(writing=False) as session:
-            return {watch.fire_id: watch_of(watch, fire) for watch, fire in session.execute(query)}
+            return {row.fire_id: watch_of(row) for row in session.execute(query)}
 
     def advance_watch(
         self,
@@ -166,7 +155,7 @@ def start_watches(session: Session, finished: Sequence[Outcome], *, now: datetim
     """Start following the finished fires that ask for it and have something to follow."""
     rows = [row for outcome in finished if (row := _watch_row(outcome, now)) is not None]
     if rows:
-        session.execute(insert(WatchRow), rows)
+        session.connection().execute(insert(WATCHES), rows)
 
 
 def _watch_row(outcome: Outcome, now: datetime) -> dict[str, Any] | None:
@@ -201,7 +190,6 @@ GROUP_COLUMNS = tuple(
 )
 
 
-WATCHES = Base.metadata.tables[WatchRow.__tablename__]
 # The columns a step writes: all of them, those it does not give as they were read, locked.
 _ADVANCED = (
     "phase",
@@ -221,11 +209,22 @@ _ADVANCE = (
 )
 
 
-def watch_of(watch: WatchRow, fire: FireRow) -> Watch:
-    """A watch with what it follows: the fire's own columns win over the watch's copies."""
-    return to_record(Watch, fire, watch, fire_state=fire.state, group=_group(watch))
+def _watches(*conditions: ColumnElement[bool]) -> Select[Any]:
+    """The watches that meet `conditions`, each a row of its fire's columns and its own (the
+    fire's win over the watch's copies), read as plain tuples: a round reads every watch."""
+    own = [column for column in WATCHES.c if column.name not in FIRES.c]
+    return (
+        select(*FIRES.c, *own)
+        .join_from(WATCHES, FIRES, FIRES.c.id == WATCHES.c.fire_id)
+        .where(*conditions)
+    )
 
 
-def _group(watch: WatchRow) -> GroupCounts | None:
+def watch_of(row: Row[Any]) -> Watch:
+    """A watch with what it follows, from a row `_watches` read."""
+    return to_record(Watch, row, fire_state=row.state, group=_group(row))
+
+
+def _group(watch: Row[Any]) -> GroupCounts | None:
     counts = [getattr(watch, column) for _, column in GROUP_COLUMNS]
     return None if None in counts else GroupCounts(*counts)
