@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
-from scheduler.ledger.models import UNIQUE_CLAIM_PREDICATE, Base, FireRow, WatchRow
+from scheduler.ledger.models import FIRES, UNIQUE_CLAIM_PREDICATE, WATCHES
 from scheduler.ledger.records import OPEN_STATES, Claim, FireKind, FireState
 
 # The states of a scheduled or catch-up fire that made nothing, which a backfill takes again.
@@ -37,7 +37,6 @@ UNMADE_STATES = (FireState.SKIPPED.value, FireState.DRY_RUN.value)
 # And those a backfill asked to rerun failed fires takes again too.
 RERUN_STATES = (*UNMADE_STATES, FireState.FAILED.value)
 
-FIRES = Base.metadata.tables[FireRow.__tablename__]
 
 # (project, job, slot, kind): a fire wanted.
 Key = tuple[str, str, datetime, FireKind]
@@ -119,7 +118,7 @@ def _claim_unique(
         # watch of its own under the same fire id. The notices already queued stay as they are.
         again = [fire_id for fire_id, attempt, _ in taken.values() if attempt > 1]
         if again:
-            session.execute(delete(WatchRow).where(WatchRow.fire_id.in_(again)))
+            session.execute(delete(WATCHES).where(WATCHES.c.fire_id.in_(again)))
     return taken
 
 
@@ -183,9 +182,11 @@ def _claim_new(session: Session, keys: Sequence[Key], holder: Holder) -> list[Ta
         {"project": p, "job": j, "slot": s, "kind": k.value, "attempt": 1, **held}
         for p, j, s, k in keys
     ]
-    made = session.execute(
-        insert(FireRow).returning(FireRow.id, sort_by_parameter_order=True), rows
-    ).scalars()
+    made = (
+        session.connection()
+        .execute(insert(FIRES).returning(FIRES.c.id, sort_by_parameter_order=True), rows)
+        .scalars()
+    )
     return [(fire_id, 1, holder.asked_at) for fire_id in made]
 
 

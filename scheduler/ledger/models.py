@@ -333,3 +333,8 @@ class SessionRow(Base):
         UniqueConstraint("id_sha256"),
         Index("ix_sessions_expires_at", "expires_at"),
     )
+
+
+# The tables that bulk statements (Core, no ORM objects) write and read.
+FIRES = Base.metadata.tables[FireRow.__tablename__]
+WATCHES = Base.metadata.tables[WatchRow.__tablename__]

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Row, Select, bindparam, insert, select, up
 from sqlalchemy.orm import Session
 
 from scheduler.ledger.mapping import to_record
-from scheduler.ledger.models import Base, FireRow, WatchRow
+from scheduler.ledger.models import FIRES, WATCHES
 from scheduler.ledger.notice_records import Notice
 from scheduler.ledger.notices import queue_notices_of
 from scheduler.ledger.records import (
@@ -26,9 +26,6 @@ from scheduler.ledger.records import (
     WatchStep,
 )
 from scheduler.ledger.store import Store, aware
-
-FIRES = Base.metadata.tables[FireRow.__tablename__]
-WATCHES = Base.metadata.tables[WatchRow.__tablename__]
 
 
 class WatchStore(Store):
