@@ -9,8 +9,10 @@ Flows: `per project` is the ledger's calls as the engine and the watcher made th
 ledger's bulk forms (a project's reads, claims, outcomes and slot apart; a transaction a watch
 step), `engine` as they make them now (a tick's reads in one go, claims and outcomes a project
 at a time, one slot write, one watcher transaction), `one claim` all of a tick's claims and
-outcomes in one call each. Run it with PYTHONPATH pointing at another checkout to measure that
-checkout's ledger (flows its ledger lacks are left out). Figures are printed, not asserted.
+outcomes in one call each. Every flow marks each fire's request sent before it goes out, one
+write a fire, as the engine does. Run it with PYTHONPATH pointing at another checkout to
+measure that checkout's ledger (flows its ledger lacks are left out). Figures are printed,
+not asserted.
 """
 
 from __future__ import annotations
@@ -216,6 +218,13 @@ def tick(ledger: Ledger, flow: Flow, projects: list[str], jobs: int, slot: datet
     }
     claims = [claim for claim in flow.claim(ledger, wanted, now) if claim is not None]
     assert len(claims) == len(projects) * jobs, "every fire is claimed"
+    for claim in claims:  # each fire's request, recorded before it goes out (one write each)
+        ledger.mark_sent(
+            claim,
+            now=now,
+            details={"task": {"taskGroupId": f"task-{claim.fire_id}"}},
+            task_id=f"task-{claim.fire_id}",
+        )
     outcomes = [
         Outcome(
             claim,
