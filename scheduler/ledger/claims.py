@@ -4,18 +4,20 @@ recording how a fire ended (and starting its watch), skips, and releasing what a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from scheduler.cron.timing import slot_of
 from scheduler.ledger.claiming import Holder, claim_rows, held, retaken, update_held
 from scheduler.ledger.mapping import to_record
-from scheduler.ledger.models import FireRow
+from scheduler.ledger.models import FIRES, FireRow
 from scheduler.ledger.records import OPEN_STATES, Claim, Fire, FireKind, FireState, Outcome
 from scheduler.ledger.store import Store, aware, checked_slot, given, positive, scrubbed, upsert
 from scheduler.ledger.watches import start_watches
@@ -345,18 +347,32 @@ def same_fire(project: str, job: str, slot: datetime) -> tuple[ColumnElement[boo
 
 
 def _update_claimed(session: Session, claim: Claim, **values: Any) -> bool:
-    updated = session.execute(
-        update(FireRow)
+    """Write `values` on the claim's fire if it is still the claim's; whether it was."""
+    updated = session.connection().execute(
+        _owned_update(tuple(values)),
+        {f"v_{column}": value for column, value in values.items()}
+        | {"b_fire_id": claim.fire_id, "b_replica": claim.replica, "b_attempt": claim.attempt},
+    )
+    return updated.first() is not None
+
+
+@functools.cache
+def _owned_update(columns: tuple[str, ...]) -> ReturningUpdate[tuple[int]]:
+    """The update of `columns` of a fire still held by the claim bound as `b_fire_id`,
+    `b_replica` and `b_attempt`, built once (Core: a fire's hot path writes it)."""
+    return (
+        update(FIRES)
         .where(
-            FireRow.id == claim.fire_id,
-            FireRow.state == FireState.CLAIMED.value,
-            FireRow.replica == claim.replica,
-            FireRow.attempt == claim.attempt,
+            FIRES.c.id == bindparam("b_fire_id"),
+            FIRES.c.state == FireState.CLAIMED.value,
+            FIRES.c.replica == bindparam("b_replica"),
+            FIRES.c.attempt == bindparam("b_attempt"),
         )
-        .values(values)
-        .returning(FireRow.id)
-    ).scalar_one_or_none()
-    return updated is not None
+        .values(
+            {column: bindparam(f"v_{column}", type_=FIRES.c[column].type) for column in columns}
+        )
+        .returning(FIRES.c.id)
+    )
 
 
 def _ended(outcome: Outcome, now: datetime) -> dict[str, Any]:
