@@ -85,6 +85,7 @@ bench: $(VENV)/.installed-test postgres
 	$(BIN)/python benchmarks/dashboard.py
 	$(BIN)/python benchmarks/head_reads.py
 	$(BIN)/python benchmarks/per_fire.py
+	$(BIN)/python benchmarks/ledger_bulk.py
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \

@@ -1,7 +1,7 @@
 """Following what the service started until it resolves, and reporting how it ended.
 
-Reads task statuses in batches and task groups page by page; each step of a fire is moved on
-in the ledger with its notices in one transaction, so a restart or a second replica never
+Reads task statuses in batches and task groups page by page; a round's steps are moved on in
+the ledger with their notices in one transaction, so a restart or a second replica never
 reports twice.
 """
 
@@ -24,6 +24,7 @@ from scheduler.ledger import (
     Watch,
     WatcherLedger,
     WatchPhase,
+    WatchStep,
 )
 from scheduler.notify.events import FailedTask
 from scheduler.reports.reporter import Reporter
@@ -75,37 +76,35 @@ class Watcher:
             by_phase[watch.phase].append(watch)
         if not reads:
             by_phase[WatchPhase.TASK], by_phase[WatchPhase.GROUP] = [], []
-        moved = await asyncio.gather(
+        found = await asyncio.gather(
             *(self._isolated(w, self._report(w)) for w in by_phase[WatchPhase.REPORT]),
             self._tasks(by_phase[WatchPhase.TASK]),
             *(self._isolated(w, self._group(w)) for w in by_phase[WatchPhase.GROUP]),
         )
-        return sum(moved)
+        return await self._advance([step for steps in found for step in steps])
 
     @staticmethod
-    async def _isolated(watch: Watch, step: Awaitable[int]) -> int:
+    async def _isolated(watch: Watch, step: Awaitable[list[WatchStep]]) -> list[WatchStep]:
         """One watch's step; a bug in it costs that watch this step, never the others."""
         try:
             return await step
         except Exception:
             log.exception("internal error watching a fire", project=watch.project, job=watch.job)
-            return 0
+            return []
 
-    async def _report(self, watch: Watch) -> int:
-        return await self._advance(
-            watch, WatchPhase.DONE, self.reporter.fire_failed(watch, self.clock())
-        )
+    async def _report(self, watch: Watch) -> list[WatchStep]:
+        return [_step(watch, WatchPhase.DONE, self.reporter.fire_failed(watch, self.clock()))]
 
-    async def _tasks(self, watches: Sequence[Watch]) -> int:
+    async def _tasks(self, watches: Sequence[Watch]) -> list[WatchStep]:
         by_project: dict[str, list[Watch]] = {}
         for watch in watches:
             by_project.setdefault(watch.project, []).append(watch)
-        moved = await asyncio.gather(
+        found = await asyncio.gather(
             *(self._project_tasks(project, same) for project, same in by_project.items())
         )
-        return sum(moved)
+        return [step for steps in found for step in steps]
 
-    async def _project_tasks(self, project: str, watches: Sequence[Watch]) -> int:
+    async def _project_tasks(self, project: str, watches: Sequence[Watch]) -> list[WatchStep]:
         task_ids = [w.task_id for w in watches if w.task_id is not None]
         try:
             statuses = await self._statuses(self.clients_of(project), task_ids)
@@ -115,24 +114,22 @@ class Watcher:
                 project=project,
                 error=error.message,
             )
-            return 0
-        moved = await asyncio.gather(
+            return []
+        found = await asyncio.gather(
             *(self._isolated(w, self._task(w, statuses.get(w.task_id or ""))) for w in watches)
         )
-        return sum(moved)
+        return [step for steps in found for step in steps]
 
-    async def _task(self, watch: Watch, status: dict[str, Any] | None) -> int:
+    async def _task(self, watch: Watch, status: dict[str, Any] | None) -> list[WatchStep]:
         """Record the task's state when it changed (nothing written while it does not), with
         the notices of its first sight and of its resolution."""
         now = self.clock()
         if status is None:
             notices = self.reporter.task_gone(watch, now)
-            return await self._advance(
-                watch, WatchPhase.DONE, notices, run_state=RunState.EXCEPTION
-            )
+            return [_step(watch, WatchPhase.DONE, notices, run_state=RunState.EXCEPTION)]
         state = str(status["state"])
         if state == watch.task_state:
-            return 0
+            return []
         runs = status.get("runs") or []
         reason = runs[-1].get("reasonResolved") if runs else None
         seen = dataclasses.replace(watch, task_group_id=status.get("taskGroupId"))
@@ -141,24 +138,24 @@ class Watcher:
         if state in UNRESOLVED_TASK_STATES:
             # A task that ran and waits for its next run (a worker lost) is still running.
             running = RunState.RUNNING if state == "running" else watch.run_state
-            return await self._advance(
-                seen, WatchPhase.TASK, notices, task_state=state, run_state=running
-            )
+            return [_step(seen, WatchPhase.TASK, notices, task_state=state, run_state=running)]
         if state == "completed" and watch.follow_group:
-            return await self._advance(
-                seen, WatchPhase.GROUP, notices, task_state=state, run_state=RunState.RUNNING
-            )
+            return [
+                _step(seen, WatchPhase.GROUP, notices, task_state=state, run_state=RunState.RUNNING)
+            ]
         notices += self.reporter.task_resolved(seen, state, reason, now)
-        return await self._advance(
-            seen,
-            WatchPhase.DONE,
-            notices,
-            task_state=state,
-            reason=reason,
-            run_state=RESOLVED.get(state, RunState.EXCEPTION),
-        )
+        return [
+            _step(
+                seen,
+                WatchPhase.DONE,
+                notices,
+                task_state=state,
+                reason=reason,
+                run_state=RESOLVED.get(state, RunState.EXCEPTION),
+            )
+        ]
 
-    async def _group(self, watch: Watch) -> int:
+    async def _group(self, watch: Watch) -> list[WatchStep]:
         assert watch.task_group_id is not None
         try:
             async with self._limit:
@@ -173,53 +170,35 @@ class Watcher:
                 task_group_id=watch.task_group_id,
                 error=error.message,
             )
-            return 0
+            return []
         counts = group.counts
         if counts.unresolved:
             if counts == watch.group:
-                return 0
-            return await self._advance(watch, WatchPhase.GROUP, [], group=counts)
+                return []
+            return [_step(watch, WatchPhase.GROUP, [], group=counts)]
         notices = self.reporter.group_resolved(
             watch, counts.total, group.failed, self.clock(), blocked=counts.blocked
         )
-        return await self._advance(
-            watch, WatchPhase.DONE, notices, run_state=verdict_of(counts), group=counts
-        )
+        return [_step(watch, WatchPhase.DONE, notices, run_state=verdict_of(counts), group=counts)]
 
-    async def _advance(
-        self,
-        watch: Watch,
-        phase: WatchPhase,
-        notices: list[Notice],
-        *,
-        task_state: str | None = None,
-        reason: str | None = None,
-        run_state: RunState | None = None,
-        group: GroupCounts | None = None,
-    ) -> int:
+    async def _advance(self, steps: list[WatchStep]) -> int:
+        """Write a round's steps, each with its notices, in one transaction: the number of
+        watches moved (a step another replica took first moves nothing)."""
+        if not steps:
+            return 0
         now = self.clock()
-        moved = await self.ledger.run(
-            lambda ledger: ledger.advance_watch(
-                watch,
-                phase,
-                now=now,
-                notices=notices,
-                task_state=task_state,
-                reason=reason,
-                task_group_id=watch.task_group_id,
-                run_state=run_state,
-                group=group,
-            )
-        )
-        if moved and phase is WatchPhase.DONE:
-            log.info(
-                "fire resolved",
-                project=watch.project,
-                job=watch.job,
-                task_id=watch.task_id,
-                state=run_state or task_state or watch.task_state or watch.fire_state,
-            )
-        return int(moved)
+        moved = await self.ledger.run(lambda ledger: ledger.advance_watches(steps, now=now))
+        for step, done in zip(steps, moved, strict=True):
+            if done and step.phase is WatchPhase.DONE:
+                watch = step.watch
+                log.info(
+                    "fire resolved",
+                    project=watch.project,
+                    job=watch.job,
+                    task_id=watch.task_id,
+                    state=step.run_state or step.task_state or watch.task_state or watch.fire_state,
+                )
+        return sum(moved)
 
     # -- Taskcluster reads ------------------------------------------------------------------
 
@@ -292,6 +271,22 @@ class Watcher:
             unresolved=unresolved,
         )
         return GroupState(counts, tuple(failed))
+
+
+def _step(
+    watch: Watch,
+    phase: WatchPhase,
+    notices: list[Notice],
+    *,
+    task_state: str | None = None,
+    reason: str | None = None,
+    run_state: RunState | None = None,
+    group: GroupCounts | None = None,
+) -> WatchStep:
+    """`watch` moved on to `phase`, with the task group it was seen in."""
+    return WatchStep(
+        watch, phase, notices, task_state, reason, watch.task_group_id, run_state, group
+    )
 
 
 def verdict_of(counts: GroupCounts) -> RunState:

@@ -28,8 +28,9 @@ from scheduler.engine.checks import LastChecks
 from scheduler.engine.decision_task import render_scheduled
 from scheduler.engine.firing import FireRunner
 from scheduler.engine.open_fires import give_up, kind_of, open_fire, taken_over
-from scheduler.engine.overlap import running_fires, still_running
+from scheduler.engine.overlap import still_running
 from scheduler.engine.prepared import Preparation, PreparedRenders, prepare_slot
+from scheduler.engine.tick_reads import ProjectReads, read_tick
 from scheduler.expiry.model import ExpiryEvent
 from scheduler.expiry.remediation import scan_and_remediate
 from scheduler.git.process import SourceError
@@ -41,6 +42,7 @@ from scheduler.ledger import (
     Fire,
     FireState,
     SlotOutcome,
+    SlotRecord,
 )
 from scheduler.outcomes import (
     FireResult,
@@ -94,10 +96,21 @@ class Engine:
         """
         slot = slot_of(moment)
         ensure_begun(slot, self.clock())
-        results = await asyncio.gather(
-            *(self._evaluate(project, slot) for project in self.config.projects)
+        projects = self.config.projects
+        # Paused now (by any replica, the command line or the API): recorded, not fired.
+        reads = await read_tick(
+            self.ledger, projects, now=self.clock(), horizon=self.config.max_task_deadline
         )
-        return list(results)
+        results = await asyncio.gather(
+            *(self._evaluate(project, slot, reads[project.name]) for project in projects),
+            return_exceptions=True,
+        )
+        # The slots of the projects evaluated are recorded even if another's evaluation broke.
+        await self._record_slots([r for r in results if isinstance(r, SlotResult)])
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return [r for r in results if isinstance(r, SlotResult)]
 
     async def prepare(self, slot: datetime) -> Preparation:
         """Before `slot` begins: read every project's head and render the decision tasks due
@@ -105,40 +118,32 @@ class Engine:
         is claimed, recorded or created."""
         return await prepare_slot(self, slot)
 
-    async def _evaluate(self, project: Project, slot: datetime) -> SlotResult:
+    async def _evaluate(self, project: Project, slot: datetime, reads: ProjectReads) -> SlotResult:
         # Every line logged meanwhile names the project and slot, git's retries too.
         with structlog.contextvars.bound_contextvars(project=project.name, slot=format_slot(slot)):
-            return await self._evaluate_bound(project, slot)
+            return await self._evaluate_bound(project, slot, reads)
 
-    async def _evaluate_bound(self, project: Project, slot: datetime) -> SlotResult:
+    async def _evaluate_bound(
+        self, project: Project, slot: datetime, reads: ProjectReads
+    ) -> SlotResult:
         try:
             snapshot = await self.source.snapshot(
                 project.git_url, project.branch, project.repository_type
             )
         except SourceError as error:
             log.error("project slot failed", error=str(error))
-            await self._record_slot(project, slot, None, SlotOutcome.FAILED, str(error))
             return SlotResult(project.name, slot, None, error=str(error))
         cron = self._cron(project, snapshot)
         now = self.clock()
-        # Paused now (by any replica, the command line or the API): recorded, not fired.
-        last, pauses, found, running = await self.ledger.run(
-            lambda ledger: (
-                ledger.last_evaluated_slot(project.name),
-                ledger.pauses(project=project.name, at=now),
-                ledger.open_fires(due_at=now, project=project.name),
-                running_fires(ledger, project, now=now, horizon=self.config.max_task_deadline),
-            )
-        )
-        open_fires = {open_fire(fire): fire for fire in found}
-        running = await still_running(self.clients.for_project(project), running)
+        open_fires = {open_fire(fire): fire for fire in reads.open_fires}
+        running = await still_running(self.clients.for_project(project), reads.running)
         plan = plan_slot(
             cron,
             project.name,
             slot,
-            last_evaluated=last,
+            last_evaluated=reads.last_evaluated,
             open_fires=open_fires,
-            pauses=pauses,
+            pauses=reads.pauses,
             catch_up_of=project.catch_up_for,
             now=now,
         )
@@ -157,7 +162,6 @@ class Engine:
         left_out = "\n".join(problems) or None
         if left_out:
             log.warning("jobs left out", problems=problems)
-        await self._record_slot(project, slot, snapshot.revision, SlotOutcome.EVALUATED, left_out)
         return SlotResult(
             project.name,
             slot,
@@ -230,26 +234,23 @@ class Engine:
         self._crons[project.name] = (snapshot.revision, cron)
         return cron
 
-    async def _record_slot(
-        self,
-        project: Project,
-        slot: datetime,
-        revision: str | None,
-        outcome: SlotOutcome,
-        error: str | None,
-    ) -> None:
-        now = self.clock()
-        await self.ledger.run(
-            lambda ledger: ledger.record_slot(
-                project.name,
-                slot,
-                revision=revision,
-                outcome=outcome,
-                error=error,
-                replica=self.config.replica,
-                now=now,
+    async def _record_slots(self, results: list[SlotResult]) -> None:
+        """Record each project's evaluation of its slot (failed: its repository could not be
+        read), in one write."""
+        now, replica = self.clock(), self.config.replica
+        records = [
+            SlotRecord(
+                result.project,
+                result.slot,
+                result.revision,
+                SlotOutcome.FAILED if result.unreachable else SlotOutcome.EVALUATED,
+                result.error,
+                replica,
+                now,
             )
-        )
+            for result in results
+        ]
+        await self.ledger.run(lambda ledger: ledger.record_slots(records))
 
     async def _skip(
         self, project: Project, skip: Skip, open_fires: Mapping[OpenFire, Fire]

@@ -33,10 +33,20 @@ def running_fires(
     """The project's fires that may still run, as the overlap plan takes them; none is read
     when every job allows overlaps. A fire made without a watch runs at most until its task's
     deadline: at most `horizon` (the queue's longest deadline) after it was made."""
-    if not overlap_matters(project):
-        return []
-    found = ledger.unresolved_fires(project.name, unwatched_since=now - horizon)
-    return [_running(fire) for fire in found]
+    return running_fires_of(ledger, [project], now=now, horizon=horizon)[project.name]
+
+
+def running_fires_of(
+    ledger: EngineLedger, projects: Sequence[Project], *, now: datetime, horizon: timedelta
+) -> dict[str, list[RunningFire]]:
+    """`running_fires` of each of `projects`, by name, in one read of the ledger (none when
+    every job of every project allows overlaps)."""
+    running: dict[str, list[RunningFire]] = {project.name: [] for project in projects}
+    read = [project.name for project in projects if overlap_matters(project)]
+    if read:
+        for fire in ledger.unresolved_fires_of(read, unwatched_since=now - horizon):
+            running[fire.project].append(_running(fire))
+    return running
 
 
 async def still_running(clients: Clients, fires: Sequence[RunningFire]) -> list[RunningFire]:

@@ -8,6 +8,7 @@ from scheduler.ledger.connecting import LedgerUnreachableError, LedgerURLError
 from scheduler.ledger.history import TASK_GROUP_PATH
 from scheduler.ledger.ledger import Ledger
 from scheduler.ledger.migrating import LedgerTooNewError
+from scheduler.ledger.notice_records import Backlog, Health, Incident, Letter, LetterState, Notice
 from scheduler.ledger.ports import (
     EngineLedger,
     ExpiryLedger,
@@ -21,18 +22,12 @@ from scheduler.ledger.records import (
     OPEN_STATES,
     Act,
     AuditEntry,
-    Backlog,
     Claim,
     Cutoffs,
     Fire,
     FireKind,
     FireState,
     GroupCounts,
-    Health,
-    Incident,
-    Letter,
-    LetterState,
-    Notice,
     Outcome,
     Pause,
     Pruned,
@@ -46,6 +41,7 @@ from scheduler.ledger.records import (
     Watch,
     WatchPhase,
     WatchSpec,
+    WatchStep,
 )
 from scheduler.ledger.retention import PRUNE_BATCH
 
@@ -91,6 +87,7 @@ __all__ = [
     "Watch",
     "WatchPhase",
     "WatchSpec",
+    "WatchStep",
     "WatcherLedger",
     "open_async_ledger",
     "upgrade_async_ledger",

@@ -4,17 +4,20 @@ recording how a fire ended (and starting its watch), skips, and releasing what a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from scheduler.cron.timing import slot_of
+from scheduler.ledger.claiming import Holder, claim_rows, held, retaken, update_held
 from scheduler.ledger.mapping import to_record
-from scheduler.ledger.models import FireRow, WatchRow
+from scheduler.ledger.models import FIRES, FireRow
 from scheduler.ledger.records import OPEN_STATES, Claim, Fire, FireKind, FireState, Outcome
 from scheduler.ledger.store import Store, aware, checked_slot, given, positive, scrubbed, upsert
 from scheduler.ledger.watches import start_watches
@@ -71,36 +74,48 @@ class ClaimStore(Store):
         from then). With `rerun_failed` as well, so is a failed fire: its watch is forgotten
         (the notices it queued stay), so that the rerun starts its own.
         """
+        return self.claim_all(
+            [(project, job, slot, kind) for job, slot, kind in wanted],
+            replica=replica,
+            now=now,
+            lease=lease,
+            retake_unmade=retake_unmade,
+            rerun_failed=rerun_failed,
+        )
+
+    def claim_all(
+        self,
+        wanted: Sequence[tuple[str, str, datetime, FireKind]],
+        *,
+        replica: str,
+        now: datetime,
+        lease: timedelta,
+        retake_unmade: bool = False,
+        rerun_failed: bool = False,
+    ) -> list[Claim | None]:
+        """`claim_many` for (project, job, slot, kind) of any projects: one statement for the
+        scheduled and catch-up fires (and one for the manual ones), in one transaction."""
         if rerun_failed and not retake_unmade:
             raise ValueError("rerun_failed is a backfill's: it needs retake_unmade")
         now = aware("now", now)
         lease_until = now + positive("lease", lease)
-        holder = {"replica": replica, "claimed_at": now, "lease_until": lease_until}
-        if retake_unmade:
-            holder["asked_at"] = now
-        keys = [(job, checked_slot(slot, kind), kind) for job, slot, kind in wanted]
-        claims: list[Claim | None] = []
+        keys = [
+            (project, job, checked_slot(slot, kind), kind) for project, job, slot, kind in wanted
+        ]
+        holder = Holder(replica, now, lease_until, now if retake_unmade else None)
         with self._transaction(writing=True) as session:
-            for job, slot, kind in keys:
-                key = {"project": project, "job": job, "slot": slot}
-                kind_holder = {**holder, "kind": kind.value}
-                taken: tuple[int, int, datetime | None] | None
-                if kind is FireKind.MANUAL:
-                    taken = (_claim_new(session, key, kind_holder), 1, None)
-                else:
-                    taken = _claim_unique(
-                        session,
-                        key,
-                        kind_holder,
-                        now=now,
-                        retake=_retaken(retake_unmade=retake_unmade, rerun_failed=rerun_failed),
-                    )
-                claims.append(
-                    None
-                    if taken is None
-                    else Claim(taken[0], project, job, slot, kind, replica, lease_until, *taken[1:])
-                )
-        return claims
+            taken = claim_rows(
+                session,
+                keys,
+                holder,
+                retake=retaken(retake_unmade=retake_unmade, rerun_failed=rerun_failed),
+            )
+        return [
+            None
+            if found is None
+            else Claim(found[0], project, job, slot, kind, replica, lease_until, *found[1:])
+            for (project, job, slot, kind), found in zip(keys, taken, strict=True)
+        ]
 
     def claim_manual(
         self,
@@ -156,14 +171,11 @@ class ClaimStore(Store):
             ).first()
             if last is not None:
                 return to_record(Fire, last)
-            holder = {
-                "replica": replica,
-                "claimed_at": now,
-                "lease_until": lease_until,
-                "kind": FireKind.MANUAL.value,
-            }
-            fire_id = _claim_new(session, {"project": project, "job": job, "slot": slot}, holder)
-            return Claim(fire_id, project, job, slot, FireKind.MANUAL, replica, lease_until, 1)
+            [taken] = claim_rows(
+                session, [(project, job, slot, FireKind.MANUAL)], Holder(replica, now, lease_until)
+            )
+            assert taken is not None  # a manual fire is always a new one
+            return Claim(taken[0], project, job, slot, FireKind.MANUAL, replica, lease_until, 1)
 
     def renew(self, claim: Claim, *, now: datetime, lease: timedelta) -> bool:
         """Extend the lease to `now + lease`; False if the claim is no longer ours."""
@@ -174,7 +186,15 @@ class ClaimStore(Store):
         """`renew` for the claims a replica has in flight, in one transaction."""
         lease_until = aware("now", now) + positive("lease", lease)
         with self._transaction(writing=True) as session:
-            return [_update_claimed(session, claim, lease_until=lease_until) for claim in claims]
+            renewed = held(session, claims)
+            ours = [claim for claim, mine in zip(claims, renewed, strict=True) if mine]
+            if ours:
+                session.execute(
+                    update(FireRow)
+                    .where(FireRow.id.in_([claim.fire_id for claim in ours]))
+                    .values(lease_until=lease_until)
+                )
+            return renewed
 
     def mark_sent(
         self,
@@ -241,32 +261,12 @@ class ClaimStore(Store):
         if any((o.state is FireState.RETRYING) != (o.retry_at is not None) for o in outcomes):
             raise ValueError("a retrying fire needs retry_at, and only a retrying one has it")
         finished_at = aware("now", now)
-        recorded = []
         with self._transaction(writing=True) as session:
-            for outcome in outcomes:
-                retry_at = outcome.retry_at
-                recorded.append(
-                    _update_claimed(
-                        session,
-                        outcome.claim,
-                        state=outcome.state.value,
-                        finished_at=None if retry_at is not None else finished_at,
-                        lease_until=None if retry_at is None else aware("retry_at", retry_at),
-                        task_id=outcome.task_id,
-                        revision=outcome.revision,
-                        error=scrubbed(outcome.error),
-                        # Not scrubbed: a rendered task comes from the repository's public
-                        # template. Without new details, those recorded when the request was
-                        # sent stay: the next attempt needs them to find what it made.
-                        **({} if outcome.details is None else {"details": outcome.details}),
-                    )
-                )
+            recorded = held(session, [outcome.claim for outcome in outcomes])
+            ours = [o for o, mine in zip(outcomes, recorded, strict=True) if mine]
+            update_held(session, [_ended(outcome, finished_at) for outcome in ours])
             # In the same transaction: a fire the ledger holds is never left unwatched.
-            finished = [
-                outcome
-                for outcome, ours in zip(outcomes, recorded, strict=True)
-                if ours and outcome.retry_at is None
-            ]
+            finished = [outcome for outcome in ours if outcome.retry_at is None]
             start_watches(session, finished, now=finished_at)
         return recorded
 
@@ -346,95 +346,50 @@ def same_fire(project: str, job: str, slot: datetime) -> tuple[ColumnElement[boo
     )
 
 
-def _claim_new(session: Session, key: dict[str, Any], holder: dict[str, Any]) -> int:
-    return session.execute(
-        insert(FireRow)
-        .values(**key, **holder, state=FireState.CLAIMED.value, attempt=1)
-        .returning(FireRow.id)
-    ).scalar_one()
-
-
-# The states of a scheduled or catch-up fire that made nothing, which a backfill takes again.
-UNMADE_STATES = (FireState.SKIPPED.value, FireState.DRY_RUN.value)
-# And those a backfill asked to rerun failed fires takes again too.
-RERUN_STATES = (*UNMADE_STATES, FireState.FAILED.value)
-
-
-def _retaken(*, retake_unmade: bool, rerun_failed: bool) -> tuple[str, ...]:
-    """The states of a finished fire that a claim takes again."""
-    if rerun_failed:
-        return RERUN_STATES
-    return UNMADE_STATES if retake_unmade else ()
-
-
-def _claim_unique(
-    session: Session,
-    key: dict[str, Any],
-    holder: dict[str, Any],
-    *,
-    now: datetime,
-    retake: tuple[str, ...] = (),
-) -> tuple[int, int, datetime | None] | None:
-    """(fire id, attempt, asked at) of the claim taken on the slot's one fire, or None.
-    `retake`: the states of a finished fire taken again (a backfill's)."""
-    first = upsert(session, FireRow).values(
-        **key, **holder, state=FireState.CLAIMED.value, attempt=1
-    )
-    # The unique index turns a second claimer's insert into nothing (on PostgreSQL it first
-    # waits for a concurrent claimer's transaction to end).
-    fire_id = session.execute(
-        first.on_conflict_do_nothing().returning(FireRow.id)
-    ).scalar_one_or_none()
-    if fire_id is not None:
-        return fire_id, 1, holder.get("asked_at")
-    # One statement both checks and takes: of several concurrent take-overs, the first to
-    # update the row moves the lease into the future, and the others then find no row that
-    # matches (PostgreSQL re-checks the WHERE clause on the updated row; SQLite writers
-    # run one at a time). A retrying fire is taken the same way once its retry is due.
-    takeable = and_(
-        FireRow.state.in_([state.value for state in OPEN_STATES]), FireRow.lease_until <= now
-    )
-    cleared: dict[str, Any] = {}
-    if retake:
-        finished, unmade = FireRow.state.in_(retake), FireRow.state.in_(UNMADE_STATES)
-        takeable = or_(takeable, finished)
-        # A finished fire's error and end no longer hold once it is being made again, nor a
-        # dry run's rendered task (SET reads the row as it was); an open fire keeps what it
-        # has, and so does a failed one what it sent: its next attempt, as a retry, looks for
-        # what that may have made.
-        cleared = {
-            column: case((when, None), else_=getattr(FireRow, column))
-            for when, columns in (
-                (finished, ("error", "finished_at")),
-                (unmade, ("task_id", "details")),
-            )
-            for column in columns
-        }
-    taken = session.execute(
-        update(FireRow)
-        .where(*same_fire(**key), takeable)
-        .values(**holder, **cleared, state=FireState.CLAIMED.value, attempt=FireRow.attempt + 1)
-        .returning(FireRow.id, FireRow.attempt, FireRow.asked_at)
-    ).one_or_none()
-    if taken is None:
-        return None
-    if FireState.FAILED.value in retake:
-        # A failed fire was watched (its failure reported): the rerun, once finished, starts a
-        # watch of its own under the same fire id. The notices already queued stay as they are.
-        session.execute(delete(WatchRow).where(WatchRow.fire_id == taken.id))
-    return taken.id, taken.attempt, taken.asked_at
-
-
 def _update_claimed(session: Session, claim: Claim, **values: Any) -> bool:
-    updated = session.execute(
-        update(FireRow)
+    """Write `values` on the claim's fire if it is still the claim's; whether it was."""
+    updated = session.connection().execute(
+        _owned_update(tuple(values)),
+        {f"v_{column}": value for column, value in values.items()}
+        | {"b_fire_id": claim.fire_id, "b_replica": claim.replica, "b_attempt": claim.attempt},
+    )
+    return updated.first() is not None
+
+
+@functools.cache
+def _owned_update(columns: tuple[str, ...]) -> ReturningUpdate[tuple[int]]:
+    """The update of `columns` of a fire still held by the claim bound as `b_fire_id`,
+    `b_replica` and `b_attempt`, built once (Core: a fire's hot path writes it)."""
+    return (
+        update(FIRES)
         .where(
-            FireRow.id == claim.fire_id,
-            FireRow.state == FireState.CLAIMED.value,
-            FireRow.replica == claim.replica,
-            FireRow.attempt == claim.attempt,
+            FIRES.c.id == bindparam("b_fire_id"),
+            FIRES.c.state == FireState.CLAIMED.value,
+            FIRES.c.replica == bindparam("b_replica"),
+            FIRES.c.attempt == bindparam("b_attempt"),
         )
-        .values(values)
-        .returning(FireRow.id)
-    ).scalar_one_or_none()
-    return updated is not None
+        .values(
+            {column: bindparam(f"v_{column}", type_=FIRES.c[column].type) for column in columns}
+        )
+        .returning(FIRES.c.id)
+    )
+
+
+def _ended(outcome: Outcome, now: datetime) -> dict[str, Any]:
+    """The values `update_held` records for a fire ended (or retried) at `now`."""
+    retry_at = None if outcome.retry_at is None else aware("retry_at", outcome.retry_at)
+    return {
+        "fire_id": outcome.claim.fire_id,
+        "replica": outcome.claim.replica,
+        "attempt": outcome.claim.attempt,
+        "state": outcome.state.value,
+        "finished_at": now if retry_at is None else None,
+        "lease_until": retry_at,
+        "task_id": outcome.task_id,
+        "revision": outcome.revision,
+        "error": scrubbed(outcome.error),
+        # Not scrubbed: a rendered task comes from the repository's public template. Without
+        # new details (None), those recorded when the request was sent stay: the next attempt
+        # needs them to find what it made.
+        "details": outcome.details,
+    }

@@ -6,7 +6,7 @@ What the engine, the CLI and the web read back; claims and skips write the fires
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import Text, and_, bindparam, func, or_, select, true, union_all
@@ -46,28 +46,51 @@ class HistoryStore(Store):
         now: datetime,
     ) -> None:
         """Record the evaluation of `project` at `slot`, replacing an earlier one of that slot."""
-        values = {
-            "revision": revision,
-            "outcome": outcome.value,
-            "error": scrubbed(error),
-            "replica": replica,
-            "evaluated_at": aware("now", now),
+        self.record_slots(
+            [SlotRecord(project, slot, revision, outcome, error, replica, aware("now", now))]
+        )
+
+    def record_slots(self, records: Sequence[SlotRecord]) -> None:
+        """`record_slot` for the evaluations of a tick, in one statement (the last of a
+        project's slot given twice wins)."""
+        rows = {
+            (record.project, checked_slot(record.slot, FireKind.SCHEDULED)): {
+                "revision": record.revision,
+                "outcome": record.outcome.value,
+                "error": scrubbed(record.error),
+                "replica": record.replica,
+                "evaluated_at": aware("evaluated_at", record.evaluated_at),
+            }
+            for record in records
         }
+        if not rows:
+            return
         with self._transaction(writing=True) as session:
             statement = upsert(session, SlotRow).values(
-                **values, project=project, slot=checked_slot(slot, FireKind.SCHEDULED)
+                [{"project": p, "slot": s, **values} for (p, s), values in sorted(rows.items())]
             )
             session.execute(
                 statement.on_conflict_do_update(
                     index_elements=["project", "slot"],
-                    set_={name: statement.excluded[name] for name in values},
+                    set_={name: statement.excluded[name] for name in _EVALUATION},
                 )
             )
 
     def last_evaluated_slot(self, project: str) -> datetime | None:
         """The latest slot recorded for `project`, whatever its outcome."""
+        return self.last_evaluated_slots([project]).get(project)
+
+    def last_evaluated_slots(self, projects: Sequence[str]) -> dict[str, datetime]:
+        """`last_evaluated_slot` of each of `projects` that has one, by project: one read."""
+        if not projects:
+            return {}
+        query = (
+            select(SlotRow.project, func.max(SlotRow.slot))
+            .where(SlotRow.project.in_(set(projects)))
+            .group_by(SlotRow.project)
+        )
         with self._transaction(writing=False) as session:
-            return session.scalar(select(func.max(SlotRow.slot)).where(SlotRow.project == project))
+            return dict(session.execute(query).all())
 
     def latest_slots(self, projects: Sequence[str]) -> dict[str, SlotRecord]:
         """The latest slot evaluation of each of `projects` that has one, by project.
@@ -170,7 +193,13 @@ class HistoryStore(Store):
         return found
 
     def unresolved_fires(self, project: str, *, unwatched_since: datetime) -> list[UnresolvedFire]:
-        """The project's fires that may still be running, for the overlap policies, in one
+        """`unresolved_fires_of` one project."""
+        return self.unresolved_fires_of([project], unwatched_since=unwatched_since)
+
+    def unresolved_fires_of(
+        self, projects: Collection[str], *, unwatched_since: datetime
+    ) -> list[UnresolvedFire]:
+        """The `projects`' fires that may still be running, for the overlap policies, in one
         read a tick: those being made (claimed or retrying), those whose watch waits for their
         task or its group, and those that made a task and have no watch (none is started
         without one today; a ledger may hold older ones) finished since `unwatched_since`
@@ -188,7 +217,7 @@ class HistoryStore(Store):
                 FireRow.details[TASK_GROUP_PATH],
             )
             .outerjoin(WatchRow, WatchRow.fire_id == FireRow.id)
-            .where(FireRow.project == project)
+            .where(FireRow.project.in_(set(projects)))
         )
         made = [FireState.CREATED.value, FireState.ALREADY_FIRED.value]
         wanted = (
@@ -240,6 +269,8 @@ class HistoryStore(Store):
             return to_record(Fire, row) if row is not None else None
 
 
+# The columns an evaluation of a slot writes (replacing an earlier one's).
+_EVALUATION = ("revision", "outcome", "error", "replica", "evaluated_at")
 # Where a fire's rendered task (its `details`) names its task group.
 TASK_GROUP_PATH = ("task", "taskGroupId")
 TASK_GROUPS_BATCH = 1000

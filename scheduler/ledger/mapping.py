@@ -13,17 +13,8 @@ from typing import Any, TypeVar, get_args, get_type_hints
 from sqlalchemy import Row
 
 from scheduler.ledger.models import Base
-from scheduler.ledger.records import (
-    AuditEntry,
-    Fire,
-    Incident,
-    Letter,
-    Pause,
-    Remediation,
-    SignIn,
-    SlotRecord,
-    Watch,
-)
+from scheduler.ledger.notice_records import Incident, Letter
+from scheduler.ledger.records import AuditEntry, Fire, Pause, Remediation, SignIn, SlotRecord, Watch
 
 Record = TypeVar(
     "Record", AuditEntry, Fire, Incident, Letter, Pause, Remediation, SignIn, SlotRecord, Watch

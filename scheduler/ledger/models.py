@@ -26,14 +26,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from scheduler.ledger.records import (
-    FireKind,
-    FireState,
-    LetterState,
-    RemediationState,
-    SlotOutcome,
-    WatchPhase,
-)
+from scheduler.ledger.notice_records import LetterState
+from scheduler.ledger.records import FireKind, FireState, RemediationState, SlotOutcome, WatchPhase
 
 NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
@@ -339,3 +333,8 @@ class SessionRow(Base):
         UniqueConstraint("id_sha256"),
         Index("ix_sessions_expires_at", "expires_at"),
     )
+
+
+# The tables that bulk statements (Core, no ORM objects) write and read.
+FIRES = Base.metadata.tables[FireRow.__tablename__]
+WATCHES = Base.metadata.tables[WatchRow.__tablename__]

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from scheduler.common.redaction import scrub_data
 from scheduler.ledger.models import IncidentRow, LetterRow
-from scheduler.ledger.records import Health, Incident, LetterState, Notice
+from scheduler.ledger.notice_records import Health, Incident, LetterState, Notice
 from scheduler.ledger.store import Store, aware, given, upsert
 
 
@@ -48,17 +48,44 @@ def queue_notices(
 ) -> list[str]:
     """`NoticeStore.report` inside the caller's transaction (say, with the watch step that
     calls for the notices: its letters then name the watch's fire, `fire_id`)."""
+    return queue_notices_of(session, [(notice, fire_id) for notice in notices], now)
+
+
+def queue_notices_of(
+    session: Session, notices: Sequence[tuple[Notice, int | None]], now: datetime
+) -> list[str]:
+    """`queue_notices` for the notices of several fires (a watcher round's), each with the
+    fire its letters name. A healthy notice whose subject has no open incident (the common
+    case: nothing to recover from) costs no statement: one read tells them all apart."""
+    maybe_open = _maybe_open(session, [notice for notice, _ in notices])
     queued = []
-    for notice in notices:
+    for notice, fire_id in notices:
         if notice.health is Health.NONE:
             sent = _queue(session, notice, now, fire_id=fire_id)
         elif notice.health is Health.FAILING:
             sent = _failing(session, notice, now, fire_id)
+        elif notice.subject is not None and notice.subject not in maybe_open:
+            sent = False
         else:
             sent = _healthy(session, notice, now, fire_id)
         if sent:
             queued.append(notice.key)
     return queued
+
+
+def _maybe_open(session: Session, notices: Sequence[Notice]) -> set[str]:
+    """The subjects of healthy `notices` that have an open incident, or may have one by the
+    time their notice comes (a failing notice before it may open it)."""
+    healthy = {n.subject for n in notices if n.health is Health.HEALTHY and n.subject}
+    if not healthy:
+        return set()
+    failing = {n.subject for n in notices if n.health is Health.FAILING and n.subject}
+    found = session.scalars(
+        select(IncidentRow.subject).where(
+            IncidentRow.subject.in_(healthy), IncidentRow.closed_at.is_(None)
+        )
+    )
+    return set(found) | (healthy & failing)
 
 
 def _failing(session: Session, notice: Notice, now: datetime, fire_id: int | None) -> bool:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from scheduler.common.redaction import scrub
 from scheduler.ledger.mapping import to_record
 from scheduler.ledger.models import LetterRow
-from scheduler.ledger.records import Backlog, Letter, LetterState
+from scheduler.ledger.notice_records import Backlog, Letter, LetterState
 from scheduler.ledger.store import Store, aware, given, positive
 
 

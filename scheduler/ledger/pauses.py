@@ -4,6 +4,7 @@ each pause and resume audited in its own transaction.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, or_, select, text, update
@@ -85,9 +86,20 @@ class PauseStore(Store):
 
     def pauses(self, *, project: str | None = None, at: datetime | None = None) -> list[Pause]:
         """Pauses, newest first: all of them, or those in force at `at`."""
+        return self._pauses(None if project is None else [project], at)
+
+    def pauses_of(self, projects: Collection[str], *, at: datetime) -> dict[str, list[Pause]]:
+        """The pauses of each of `projects` in force at `at` (newest first), by project: one
+        read; a project without any has none listed."""
+        found: dict[str, list[Pause]] = {project: [] for project in projects}
+        for pause in self._pauses(projects, at) if projects else []:
+            found[pause.project].append(pause)
+        return found
+
+    def _pauses(self, projects: Collection[str] | None, at: datetime | None) -> list[Pause]:
         query = select(PauseRow).order_by(PauseRow.paused_at.desc(), PauseRow.id.desc())
-        if project is not None:
-            query = query.where(PauseRow.project == project)
+        if projects is not None:
+            query = query.where(PauseRow.project.in_(set(projects)))
         if at is not None:
             at = aware("at", at)
             query = query.where(

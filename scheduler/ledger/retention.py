@@ -20,13 +20,8 @@ from scheduler.ledger.models import (
     SlotRow,
     WatchRow,
 )
-from scheduler.ledger.records import (
-    OPEN_STATES,
-    Cutoffs,
-    LetterState,
-    Pruned,
-    WatchPhase,
-)
+from scheduler.ledger.notice_records import LetterState
+from scheduler.ledger.records import OPEN_STATES, Cutoffs, Pruned, WatchPhase
 from scheduler.ledger.store import Store, aware
 
 # Rows of one kind removed per transaction: SQLite's write lock and PostgreSQL's row locks are

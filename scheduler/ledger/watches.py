@@ -9,20 +9,21 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, Row, Select, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from scheduler.ledger.mapping import to_record
-from scheduler.ledger.models import FireRow, WatchRow
-from scheduler.ledger.notices import queue_notices
+from scheduler.ledger.models import FIRES, WATCHES
+from scheduler.ledger.notice_records import Notice
+from scheduler.ledger.notices import queue_notices_of
 from scheduler.ledger.records import (
     FireState,
     GroupCounts,
-    Notice,
     Outcome,
     RunState,
     Watch,
     WatchPhase,
+    WatchStep,
 )
 from scheduler.ledger.store import Store, aware
 
@@ -32,39 +33,25 @@ class WatchStore(Store):
 
     def watches(self, *, limit: int | None = None) -> list[Watch]:
         """Fires still being followed, oldest first."""
-        query = (
-            select(WatchRow, FireRow)
-            .join(FireRow, FireRow.id == WatchRow.fire_id)
-            .where(WatchRow.phase != WatchPhase.DONE.value)
-            .order_by(WatchRow.fire_id)
-        )
+        query = _watches(WATCHES.c.phase != WatchPhase.DONE.value).order_by(WATCHES.c.fire_id)
         if limit is not None:
             query = query.limit(limit)
         with self._transaction(writing=False) as session:
-            return [watch_of(watch, fire) for watch, fire in session.execute(query)]
+            return [watch_of(row) for row in session.execute(query)]
 
     def watch(self, fire_id: int) -> Watch | None:
-        query = (
-            select(WatchRow, FireRow)
-            .join(FireRow, FireRow.id == WatchRow.fire_id)
-            .where(WatchRow.fire_id == fire_id)
-        )
         with self._transaction(writing=False) as session:
-            found = session.execute(query).one_or_none()
-            return watch_of(*found) if found is not None else None
+            found = session.execute(_watches(WATCHES.c.fire_id == fire_id)).one_or_none()
+            return watch_of(found) if found is not None else None
 
     def watches_of(self, fire_ids: Collection[int]) -> dict[int, Watch]:
         """The watches (followed or done) of the fires `fire_ids`, by fire: one read, for
         pages that show how each fire's task went."""
         if not fire_ids:
             return {}
-        query = (
-            select(WatchRow, FireRow)
-            .join(FireRow, FireRow.id == WatchRow.fire_id)
-            .where(WatchRow.fire_id.in_(set(fire_ids)))
-        )
+        query = _watches(WATCHES.c.fire_id.in_(set(fire_ids)))
         with self._transaction(writing=False) as session:
-            return {watch.fire_id: watch_of(watch, fire) for watch, fire in session.execute(query)}
+            return {row.fire_id: watch_of(row) for row in session.execute(query)}
 
     def advance_watch(
         self,
@@ -86,51 +73,86 @@ class WatchStore(Store):
         False, and nothing done, if another replica moved it first: the notices of each step
         are queued once.
         """
+        step = WatchStep(watch, phase, notices, task_state, reason, task_group_id, run_state, group)
+        [moved] = self.advance_watches([step], now=now)
+        return moved
+
+    def advance_watches(self, steps: Sequence[WatchStep], *, now: datetime) -> list[bool]:
+        """`advance_watch` for a round of the watcher's steps, in one transaction: one read
+        that locks the watches, one write of those still as their step read them, and the
+        notices of each step moved. Of two steps of one watch, only the first may move it."""
         now = aware("now", now)
-        values: dict[str, Any] = {"phase": phase.value}
-        if task_state is not None:
-            values.update(task_state=task_state, reason=reason)
-        if task_group_id is not None:
-            values["task_group_id"] = task_group_id
-        if run_state is not None:
-            values["run_state"] = run_state.value
-        if group is not None:
-            values.update({column: getattr(group, name) for name, column in GROUP_COLUMNS})
-        if phase is WatchPhase.DONE:
-            values["resolved_at"] = now
+        if not steps:
+            return []
         with self._transaction(writing=True) as session:
-            moved = session.execute(
-                update(WatchRow)
-                .where(
-                    WatchRow.fire_id == watch.fire_id,
-                    # A rerun of the fire starts a watch of its own under the same id: a step
-                    # read from the watch before moves nothing of the new one.
-                    WatchRow.created_at == watch.created_at,
-                    WatchRow.phase == watch.phase.value,
-                    WatchRow.task_state.is_not_distinct_from(watch.task_state),
-                    # Counts another replica listed since are newer than those about to be
-                    # written, which were listed from the watch as read.
-                    *(
-                        getattr(WatchRow, column).is_not_distinct_from(
-                            None if watch.group is None else getattr(watch.group, name)
-                        )
-                        for name, column in GROUP_COLUMNS
-                    ),
+            current = {
+                row.fire_id: row
+                for row in session.execute(
+                    select(*WATCHES.c)
+                    .where(WATCHES.c.fire_id.in_({step.watch.fire_id for step in steps}))
+                    .order_by(WATCHES.c.fire_id)  # locked in one order by every replica
+                    .with_for_update()
                 )
-                .values(values)
-                .returning(WatchRow.fire_id)
-            ).scalar_one_or_none()
-            if moved is None:
-                return False
-            queue_notices(session, notices, now, fire_id=watch.fire_id)
-        return True
+            }
+            moved: list[bool] = []
+            rows: list[dict[str, Any]] = []
+            for step in steps:
+                row = current.pop(step.watch.fire_id, None)
+                as_read = row is not None and _as_read(row, step.watch)
+                moved.append(as_read)
+                if row is not None and as_read:
+                    rows.append(_moved(row, step, now))
+            if rows:
+                session.connection().execute(_ADVANCE, rows)
+            notices = [
+                (notice, step.watch.fire_id)
+                for step, done in zip(steps, moved, strict=True)
+                if done
+                for notice in step.notices
+            ]
+            queue_notices_of(session, notices, now)
+        return moved
+
+
+def _as_read(row: Row[Any], watch: Watch) -> bool:
+    """Whether the watch is as `watch` read it: the same watch (a rerun of the fire starts a
+    watch of its own under the same id), phase, task state and group counts (counts another
+    replica listed since are newer than those a step listed from the watch as read)."""
+    counts = (
+        [None] * len(GROUP_COLUMNS)
+        if watch.group is None
+        else [getattr(watch.group, name) for name, _ in GROUP_COLUMNS]
+    )
+    return (
+        row.created_at == watch.created_at
+        and row.phase == watch.phase.value
+        and row.task_state == watch.task_state
+        and [getattr(row, column) for _, column in GROUP_COLUMNS] == counts
+    )
+
+
+def _moved(row: Row[Any], step: WatchStep, now: datetime) -> dict[str, Any]:
+    """Every column `_ADVANCE` writes: what `step` gives, else what the row has."""
+    values = {f"b_{column}": getattr(row, column) for column in _ADVANCED}
+    values |= {"b_fire_id": row.fire_id, "b_phase": step.phase.value}
+    if step.task_state is not None:
+        values |= {"b_task_state": step.task_state, "b_reason": step.reason}
+    if step.task_group_id is not None:
+        values["b_task_group_id"] = step.task_group_id
+    if step.run_state is not None:
+        values["b_run_state"] = step.run_state.value
+    if step.group is not None:
+        values |= {f"b_{column}": getattr(step.group, name) for name, column in GROUP_COLUMNS}
+    if step.phase is WatchPhase.DONE:
+        values["b_resolved_at"] = now
+    return values
 
 
 def start_watches(session: Session, finished: Sequence[Outcome], *, now: datetime) -> None:
     """Start following the finished fires that ask for it and have something to follow."""
     rows = [row for outcome in finished if (row := _watch_row(outcome, now)) is not None]
     if rows:
-        session.execute(insert(WatchRow), rows)
+        session.connection().execute(insert(WATCHES), rows)
 
 
 def _watch_row(outcome: Outcome, now: datetime) -> dict[str, Any] | None:
@@ -165,11 +187,41 @@ GROUP_COLUMNS = tuple(
 )
 
 
-def watch_of(watch: WatchRow, fire: FireRow) -> Watch:
-    """A watch with what it follows: the fire's own columns win over the watch's copies."""
-    return to_record(Watch, fire, watch, fire_state=fire.state, group=_group(watch))
+# The columns a step writes: all of them, those it does not give as they were read, locked.
+_ADVANCED = (
+    "phase",
+    "task_state",
+    "reason",
+    "task_group_id",
+    "run_state",
+    "resolved_at",
+    *(column for _, column in GROUP_COLUMNS),
+)
+_ADVANCE = (
+    update(WATCHES)
+    .where(WATCHES.c.fire_id == bindparam("b_fire_id", type_=WATCHES.c.fire_id.type))
+    .values(
+        {column: bindparam(f"b_{column}", type_=WATCHES.c[column].type) for column in _ADVANCED}
+    )
+)
 
 
-def _group(watch: WatchRow) -> GroupCounts | None:
+def _watches(*conditions: ColumnElement[bool]) -> Select[Any]:
+    """The watches that meet `conditions`, each a row of its fire's columns and its own (the
+    fire's win over the watch's copies), read as plain tuples: a round reads every watch."""
+    own = [column for column in WATCHES.c if column.name not in FIRES.c]
+    return (
+        select(*FIRES.c, *own)
+        .join_from(WATCHES, FIRES, FIRES.c.id == WATCHES.c.fire_id)
+        .where(*conditions)
+    )
+
+
+def watch_of(row: Row[Any]) -> Watch:
+    """A watch with what it follows, from a row `_watches` read."""
+    return to_record(Watch, row, fire_state=row.state, group=_group(row))
+
+
+def _group(watch: Row[Any]) -> GroupCounts | None:
     counts = [getattr(watch, column) for _, column in GROUP_COLUMNS]
     return None if None in counts else GroupCounts(*counts)
