@@ -15,7 +15,7 @@ from scheduler.cli import main
 from scheduler.common.redaction import redact
 from scheduler.config.errors import ConfigError
 from scheduler.config.loading import embedded_default, load_config, read_config
-from scheduler.config.model import CatchUp
+from scheduler.config.model import DEFAULT_CONCURRENCY, CatchUp
 from scheduler.durations import format_duration, parse_duration
 
 MINIMAL = """\
@@ -43,7 +43,7 @@ def test_minimal_configuration_resolves_with_defaults(tmp_path: Path) -> None:
     assert config.root_url == "https://tc.example.com"
     assert config.credentials is None
     assert config.dry_run is True  # auto: no credentials
-    assert config.concurrency == 20
+    assert config.concurrency == DEFAULT_CONCURRENCY == 50
     assert config.ledger_url == f"sqlite:///{tmp_path / '.tc-scheduler' / 'ledger.db'}"
     [project] = config.projects
     assert (project.name, project.branch, project.level, project.repository_type) == (

@@ -22,7 +22,11 @@ CatchUpPolicy = Literal["latest", "all", "none"]
 # What a job's fire does while the job's previous fire has not resolved: fire all the same,
 # skip, or cancel the previous fire's task group and fire.
 OverlapPolicy = Literal["allow", "skip", "replace"]
-DEFAULT_CONCURRENCY = 20
+# Fires in flight at once (each a createTask or a hook trigger). A fire is mostly waiting for
+# Taskcluster's answer, so a slot of many fires is created no sooner than
+# ceil(fires / concurrency) x the call's latency: 500 fires at 100 ms take 1 s at 50 (2.5 s at
+# 20), while the service's own CPU per fire is what bounds it beyond that.
+DEFAULT_CONCURRENCY = 50
 # The most `taskcluster.call-timeout` may be: a trigger whose answer did not come is looked
 # for a while after it was sent (actions/triggering.py's SETTLE), which must outlast it.
 LONGEST_CALL_TIMEOUT = timedelta(minutes=1)
