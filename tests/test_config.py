@@ -280,7 +280,8 @@ def test_expiry_watch_errors_are_positioned() -> None:
 
 
 def test_connections_cover_fires_and_expiry_scans() -> None:
-    assert load("taskcluster: {root-url: https://tc.example.com}\nprojects: []\n").connections == 20
+    bare = "taskcluster: {root-url: https://tc.example.com}\nprojects: []\n"
+    assert load(bare).connections == DEFAULT_CONCURRENCY
     text = MINIMAL + "    expiry: {concurrency: 80}\n"
     assert load(text).connections == 80
 
