@@ -34,6 +34,18 @@ def test_roles_expand_transitively() -> None:
     assert roles.expand(["assume:a"]) == ["assume:a", "assume:b", "x", "y"]
 
 
+def test_expansions_follow_every_change_of_the_roles() -> None:
+    roles = Roles({"a": ["x"]})
+    assert roles.expand(["assume:a"]) == ["assume:a", "x"]
+    roles.set("a", ["y"])
+    assert roles.expand(["assume:a"]) == ["assume:a", "y"]
+    roles.remove("a")
+    assert roles.expand(["assume:a"]) == ["assume:a"]
+    expanded = roles.expand(["assume:a"])
+    expanded.append("changed by its caller")
+    assert roles.expand(["assume:a"]) == ["assume:a"]
+
+
 def test_role_with_trailing_star_is_assumed_by_any_matching_scope() -> None:
     roles = Roles({"repo:github.com/org/*": ["queue:route:index.org.*"]})
     assert "queue:route:index.org.*" in roles.expand(["assume:repo:github.com/org/project"])
