@@ -19,6 +19,8 @@ from tests.emulator.scopes import ExpressionError, Roles
         (["queue:create-task"], "queue:create-task:x", False),
         (["queue:create*task"], "queue:create-task", False),
         ([], "queue:ping", False),
+        (["queue:create-task:*"], "queue:create-task:", True),
+        (["queue:create-task:*", "index:*"], "queue:", False),
     ],
 )
 def test_satisfies(held: list[str], required: str, expected: bool) -> None:

@@ -28,11 +28,23 @@ def valid(scope: object) -> bool:
 
 def satisfies(held: Iterable[str], required: str) -> bool:
     """A held scope grants `required` if it equals it, or is a prefix of it ending in `*`."""
-    granted = held if isinstance(held, frozenset | set) else frozenset(held)
-    # Looking each prefix up beats comparing with every held scope: callers hold hundreds.
-    return required in granted or any(
-        required[:end] + "*" in granted for end in range(len(required) + 1)
-    )
+    return (held if isinstance(held, Held) else Held(held)).grant(required)
+
+
+class Held:
+    """Scopes held, arranged to check many required scopes against: callers hold hundreds, and
+    a lookup of each length of star prefix beats comparing with every one of them."""
+
+    def __init__(self, scopes: Iterable[str]) -> None:
+        self._exact = frozenset(scopes)
+        self._prefixes = frozenset(scope[:-1] for scope in self._exact if scope.endswith("*"))
+        self._lengths = sorted({len(prefix) for prefix in self._prefixes})
+
+    def grant(self, required: str) -> bool:
+        # A slice past the end is `required` itself, shorter than the prefixes of that length.
+        return required in self._exact or any(
+            required[:length] in self._prefixes for length in self._lengths
+        )
 
 
 def normalize(scopes: Iterable[str]) -> list[str]:
@@ -179,14 +191,14 @@ def evaluate(expression: Expression | None, held: Sequence[str]) -> bool:
 
 def unsatisfied(expression: Expression | None, held: Iterable[str]) -> Expression | None:
     """The part of `expression` that `held` does not satisfy, or None when it is satisfied."""
-    return _unsatisfied(expression, frozenset(held))
+    return _unsatisfied(expression, Held(held))
 
 
-def _unsatisfied(expression: Expression | None, held: frozenset[str]) -> Expression | None:
+def _unsatisfied(expression: Expression | None, held: Held) -> Expression | None:
     if expression is None:
         return None
     if isinstance(expression, str):
-        return None if satisfies(held, expression) else expression
+        return None if held.grant(expression) else expression
     if "AllOf" in expression:
         missing = [
             part
