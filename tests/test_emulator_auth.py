@@ -6,11 +6,13 @@ its own scopes and `assume:anonymous` only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import mohawk
+import mohawk.util
 import pytest
 import requests
 import slugid
@@ -268,6 +270,43 @@ def test_body_changed_after_signing_is_401(emulator: Emulator) -> None:
     )
     assert response.status_code == 401
     assert response.json()["code"] == "AuthenticationFailed"
+
+
+def test_content_type_changed_after_signing_is_401(emulator: Emulator) -> None:
+    url = f"{emulator.root_url}/api/auth/v1/scopes/expand"
+    header = _signed(emulator, url, "POST", b'{"scopes": ["a"]}')
+    response = requests.post(
+        url,
+        data=b'{"scopes": ["a"]}',
+        headers={"Authorization": header, "Content-Type": "text/plain"},
+        timeout=10,
+    )
+    assert response.status_code == 401
+    assert "payload hash" in response.json()["message"]
+
+
+def test_stale_timestamp_is_401(emulator: Emulator) -> None:
+    url = f"{emulator.root_url}/api/auth/v1/scopes/current"
+    root = emulator.root_credentials
+    header = mohawk.Sender(
+        {"id": root["clientId"], "key": root["accessToken"], "algorithm": "sha256"},
+        url,
+        "GET",
+        content=b"",
+        content_type="",
+        _timestamp=mohawk.util.utc_now() - 16 * 60,
+    ).request_header
+    response = requests.get(url, headers={"Authorization": header}, timeout=10)
+    assert response.status_code == 401
+    assert "timestamp" in response.json()["message"]
+
+
+def test_header_without_a_nonce_is_401(emulator: Emulator) -> None:
+    url = f"{emulator.root_url}/api/auth/v1/scopes/current"
+    header = re.sub(r', nonce="[^"]*"', "", _signed(emulator, url, "GET", b""))
+    response = requests.get(url, headers={"Authorization": header}, timeout=10)
+    assert response.status_code == 401
+    assert "not a valid Hawk header" in response.json()["message"]
 
 
 def test_replayed_request_is_401(emulator: Emulator) -> None:

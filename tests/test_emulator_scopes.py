@@ -19,6 +19,8 @@ from tests.emulator.scopes import ExpressionError, Roles
         (["queue:create-task"], "queue:create-task:x", False),
         (["queue:create*task"], "queue:create-task", False),
         ([], "queue:ping", False),
+        (["queue:create-task:*"], "queue:create-task:", True),
+        (["queue:create-task:*", "index:*"], "queue:", False),
     ],
 )
 def test_satisfies(held: list[str], required: str, expected: bool) -> None:
@@ -32,6 +34,18 @@ def test_normalize_drops_duplicates_and_covered_scopes() -> None:
 def test_roles_expand_transitively() -> None:
     roles = Roles({"a": ["assume:b", "x"], "b": ["y"], "c": ["z"]})
     assert roles.expand(["assume:a"]) == ["assume:a", "assume:b", "x", "y"]
+
+
+def test_expansions_follow_every_change_of_the_roles() -> None:
+    roles = Roles({"a": ["x"]})
+    assert roles.expand(["assume:a"]) == ["assume:a", "x"]
+    roles.set("a", ["y"])
+    assert roles.expand(["assume:a"]) == ["assume:a", "y"]
+    roles.remove("a")
+    assert roles.expand(["assume:a"]) == ["assume:a"]
+    expanded = roles.expand(["assume:a"])
+    expanded.append("changed by its caller")
+    assert roles.expand(["assume:a"]) == ["assume:a"]
 
 
 def test_role_with_trailing_star_is_assumed_by_any_matching_scope() -> None:

@@ -14,6 +14,7 @@ Expression = str | dict[str, Any]
 _PARAMETER = re.compile(r"<([^<>]+)>")
 _VALID = re.compile(r"[\x20-\x7e]*")
 MAX_EXPANDED_SCOPES = 10_000
+MAX_CACHED_EXPANSIONS = 1_000
 
 
 class ExpressionError(ValueError):
@@ -27,10 +28,23 @@ def valid(scope: object) -> bool:
 
 def satisfies(held: Iterable[str], required: str) -> bool:
     """A held scope grants `required` if it equals it, or is a prefix of it ending in `*`."""
-    return any(
-        scope == required or (scope.endswith("*") and required.startswith(scope[:-1]))
-        for scope in held
-    )
+    return (held if isinstance(held, Held) else Held(held)).grant(required)
+
+
+class Held:
+    """Scopes held, arranged to check many required scopes against: callers hold hundreds, and
+    a lookup of each length of star prefix beats comparing with every one of them."""
+
+    def __init__(self, scopes: Iterable[str]) -> None:
+        self._exact = frozenset(scopes)
+        self._prefixes = frozenset(scope[:-1] for scope in self._exact if scope.endswith("*"))
+        self._lengths = sorted({len(prefix) for prefix in self._prefixes})
+
+    def grant(self, required: str) -> bool:
+        # A slice past the end is `required` itself, shorter than the prefixes of that length.
+        return required in self._exact or any(
+            required[:length] in self._prefixes for length in self._lengths
+        )
 
 
 def normalize(scopes: Iterable[str]) -> list[str]:
@@ -49,14 +63,18 @@ class Roles:
 
     def __init__(self, roles: Mapping[str, Sequence[str]] | None = None) -> None:
         self._roles: dict[str, list[str]] = {}
+        # Every call expands its caller's scopes: the same few sets, while the roles stay put.
+        self._expanded: dict[frozenset[str], tuple[str, ...]] = {}
         for role_id, scopes in (roles or {}).items():
             self.set(role_id, scopes)
 
     def set(self, role_id: str, scopes: Sequence[str]) -> None:
         self._roles[role_id] = list(scopes)
+        self._expanded.clear()
 
     def remove(self, role_id: str) -> None:
         self._roles.pop(role_id, None)
+        self._expanded.clear()
 
     def get(self, role_id: str) -> list[str] | None:
         return self._roles.get(role_id)
@@ -65,6 +83,15 @@ class Roles:
         return sorted(self._roles)
 
     def expand(self, scopes: Iterable[str]) -> list[str]:
+        given = frozenset(scopes)
+        expanded = self._expanded.get(given)
+        if expanded is None:
+            if len(self._expanded) >= MAX_CACHED_EXPANSIONS:
+                self._expanded.clear()
+            expanded = self._expanded[given] = tuple(self._expand(given))
+        return list(expanded)
+
+    def _expand(self, scopes: Iterable[str]) -> list[str]:
         found = set(scopes)
         pending = list(found)
         while pending:
@@ -162,22 +189,26 @@ def evaluate(expression: Expression | None, held: Sequence[str]) -> bool:
     return unsatisfied(expression, held) is None
 
 
-def unsatisfied(expression: Expression | None, held: Sequence[str]) -> Expression | None:
+def unsatisfied(expression: Expression | None, held: Iterable[str]) -> Expression | None:
     """The part of `expression` that `held` does not satisfy, or None when it is satisfied."""
+    return _unsatisfied(expression, Held(held))
+
+
+def _unsatisfied(expression: Expression | None, held: Held) -> Expression | None:
     if expression is None:
         return None
     if isinstance(expression, str):
-        return None if satisfies(held, expression) else expression
+        return None if held.grant(expression) else expression
     if "AllOf" in expression:
         missing = [
             part
-            for part in (unsatisfied(operand, held) for operand in expression["AllOf"])
+            for part in (_unsatisfied(operand, held) for operand in expression["AllOf"])
             if part is not None
         ]
         if not missing:
             return None
         return missing[0] if len(missing) == 1 else {"AllOf": missing}
     operands = expression["AnyOf"]
-    if any(unsatisfied(operand, held) is None for operand in operands):
+    if any(_unsatisfied(operand, held) is None for operand in operands):
         return None
     return expression

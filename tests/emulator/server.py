@@ -7,21 +7,15 @@ and input schema, scopes, handler, output schema, `{code, message, requestInfo}`
 from __future__ import annotations
 
 import asyncio
-import copy
-import functools
 import json
 import threading
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import jsonschema
-import jsonschema.validators
-import jsonschema_rs
-
-from tests.emulator import auth, control, hawk, serving
+from tests.emulator import auth, control, hawk, schemas, serving
 from tests.emulator.api import ApiError, Call, Handler, Identity, Reply, Route, known
 from tests.emulator.clock import Clock, format_time, parse_time
 from tests.emulator.faults import HOLD, Faults
@@ -255,12 +249,11 @@ class Emulator:
         self, task_id: str, definition: dict[str, Any], role_id: str, now: datetime
     ) -> str:
         route = next(r for r, _ in self.routes["queue"] if r.name == "createTask")
-        problems = _input_validator(route.input_schema).iter_errors(definition)
-        first = next(iter(sorted(problems, key=lambda e: list(e.absolute_path))), None)
-        if first is not None:
+        problems = schemas.input_errors(route.input_schema, definition)
+        if problems:
             raise ApiError(
                 "InputValidationError",
-                f"the hook's task is not a valid task: {_describe(first)}",
+                f"the hook's task is not a valid task: {schemas.describe(problems[0])}",
             )
         # The hooks service calls the queue with authorizedScopes [assume:<role>]; like every
         # call, that one holds the anonymous role as well.
@@ -401,15 +394,12 @@ class Emulator:
             if unknown:
                 raise ApiError("InvalidRequestArguments", f"unknown query parameters: {unknown}")
             if route.input_schema is not None:
-                errors = sorted(
-                    _input_validator(route.input_schema).iter_errors(body),
-                    key=lambda e: list(e.absolute_path),
-                )
+                errors = schemas.input_errors(route.input_schema, body)
                 if errors:
                     raise ApiError(
                         "InputValidationError",
                         f"the request body does not match {route.input_schema}:\n"
-                        + "\n".join(f"- {_describe(error)}" for error in errors[:10]),
+                        + "\n".join(f"- {schemas.describe(error)}" for error in errors[:10]),
                     )
             result = handler(call)
             if route.scopes is not None and not call.authorized:
@@ -434,15 +424,15 @@ class Emulator:
 
     def _check_output(self, route: Route, result: Any) -> str | None:
         assert route.output_schema is not None
-        if _reply_conforms(route.output_schema, result):
+        if schemas.reply_conforms(route.output_schema, result):
             return None
         # Only a broken reply pays for jsonschema, whose errors say where the reply broke.
-        errors = list(_validator(route.output_schema).iter_errors(result))
+        errors = list(schemas.reply_validator(route.output_schema).iter_errors(result))
         if not errors:
             return None
         violation = (
             f"the emulator's reply to {route.service}.{route.name} breaks "
-            f"{route.output_schema}: {_describe(errors[0])}"
+            f"{route.output_schema}: {schemas.describe(errors[0])}"
         )
         self.schema_violations.append(violation)
         return violation
@@ -456,101 +446,6 @@ def _routes(service: str) -> list[Route]:
     return [
         Route.from_entry(service, e) for e in entries if e.get("type", "function") == "function"
     ]
-
-
-def _unique_items(
-    validator: Any, unique: bool, instance: Any, schema: Mapping[str, Any]
-) -> Iterator[jsonschema.ValidationError]:
-    # jsonschema compares items pairwise; listings of 1,000 entries need a linear check.
-    if unique and validator.is_type(instance, "array"):
-        seen = {json.dumps(item, sort_keys=True) for item in instance}
-        if len(seen) != len(instance):
-            yield jsonschema.ValidationError(f"{instance!r:.200} has non-unique elements")
-
-
-def _properties_with_defaults(
-    validator: Any, properties: Mapping[str, Any], instance: Any, schema: Mapping[str, Any]
-) -> Iterator[jsonschema.ValidationError]:
-    # Taskcluster validates input with ajv's useDefaults: missing properties get their default.
-    if validator.is_type(instance, "object"):
-        for name, subschema in properties.items():
-            if isinstance(subschema, Mapping) and "default" in subschema:
-                instance.setdefault(name, copy.deepcopy(subschema["default"]))
-    yield from _CHECK_PROPERTIES(validator, properties, instance, schema)
-
-
-_CHECK_PROPERTIES = jsonschema.Draft7Validator.VALIDATORS["properties"]
-_Validator = jsonschema.validators.extend(
-    jsonschema.Draft7Validator, {"uniqueItems": _unique_items}
-)
-_InputValidator = jsonschema.validators.extend(
-    _Validator, {"properties": _properties_with_defaults}
-)
-
-
-@functools.cache
-def _validator(schema_path: str) -> Any:
-    """Checks replies against their schema, saying where one breaks it."""
-    return _Validator(_inlined(schema_path))
-
-
-@functools.cache
-def _compiled(schema_path: str) -> jsonschema_rs.Validator:
-    """The reply schema compiled once: every item of a 1,000-entry listing is checked in well
-    under a millisecond, where jsonschema takes tens (more than the benchmarks' call latency).
-    Formats are not checked, as `_validator` does not check them either."""
-    return jsonschema_rs.Draft7Validator(_inlined(schema_path), validate_formats=False)
-
-
-def _reply_conforms(schema_path: str, result: Any) -> bool:
-    """Whether every item of the reply, not a sample, matches its schema."""
-    try:
-        return _compiled(schema_path).is_valid(result)
-    except ValueError:  # not JSON (bytes, say): jsonschema judges it
-        return False
-
-
-@functools.cache
-def _input_validator(schema_path: str) -> Any:
-    """Checks a request body, filling in the defaults its schema declares."""
-    return _InputValidator(_inlined(schema_path))
-
-
-@functools.cache
-def _inlined(schema_path: str) -> dict[str, Any]:
-    """The schema with every `$ref` replaced by what it points to.
-
-    Resolving references on every call was most of the cost of a createTask; the served
-    schemas do not refer to themselves, so inlining them once is exact.
-    """
-    registry = corpus.schema_registry()
-    resolver = registry.resolver()
-    base = corpus.SCHEMA_BASE + schema_path
-
-    def inline(node: Any, base: str, trail: frozenset[str]) -> Any:
-        if isinstance(node, list):
-            return [inline(item, base, trail) for item in node]
-        if not isinstance(node, dict):
-            return node
-        if isinstance(node.get("$ref"), str):
-            target = urllib.parse.urljoin(base, node["$ref"])
-            if target in trail:
-                raise ValueError(f"{schema_path} refers to itself through {target}")
-            contents = resolver.lookup(target).contents
-            return inline(contents, target.split("#")[0], trail | {target})
-        return {
-            key: inline(value, base, trail)
-            for key, value in node.items()
-            if key not in ("$id", "$schema")
-        }
-
-    inlined: dict[str, Any] = inline(registry.contents(base), base, frozenset())
-    return inlined
-
-
-def _describe(error: jsonschema.ValidationError) -> str:
-    where = "/".join(str(part) for part in error.absolute_path) or "(the whole body)"
-    return f"{where}: {error.message[:300]}"
 
 
 def _parse_body(content: bytes, route: Route) -> Any:
