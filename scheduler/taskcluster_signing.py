@@ -4,16 +4,13 @@ library is given (an in-process taskcluster-proxy), with the library's own `ext`
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import io
 import json
-import urllib.parse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import mohawk.util
+import mohawk
 from taskcluster import utils
 
 
@@ -30,9 +27,8 @@ def hawk_ext(credentials: Mapping[str, str], authorized_scopes: Sequence[str] | 
 
 # Why not the library's own signing: mohawk, which it signs with, pretty-prints every request
 # body (`pprint.pformat`) into a debug message before the logger is asked whether debug is on:
-# three quarters of what signing a createTask cost (benchmarks/per_fire.py). Its Sender also
-# pretty-prints the URL's parts and the payload hash's parts, so the header is built here, as
-# mohawk builds it, from mohawk's own MAC over the request it describes.
+# three quarters of what signing a createTask cost (benchmarks/per_fire.py). The signature here
+# is mohawk's too, given the body as a stream, which it reads and hashes and prints as a name.
 class SigningSession:
     """The one aiohttp session as a client of the library sees it: each request it sends (each
     attempt of a call) signed with `credentials`, carrying `authorized_scopes` if given. The
@@ -45,7 +41,7 @@ class SigningSession:
         authorized_scopes: Sequence[str] | None = None,
     ) -> None:
         self._session = session
-        self._id = mohawk.util.prepare_header_val(credentials["clientId"])
+        self._id = credentials["clientId"]
         self._key = credentials["accessToken"]
         self._ext = hawk_ext(credentials, authorized_scopes)
 
@@ -61,52 +57,16 @@ class SigningSession:
         """`aiohttp.ClientSession.request`, signed (the library sends JSON as text, or nothing)."""
         body = data.encode() if isinstance(data, str) else data
         content_type = (headers or {}).get("Content-Type", "") if body else ""
-        signed = {
-            **(headers or {}),
-            "Authorization": self.authorization(method, str(url), body or b"", content_type),
-        }
-        return self._session.request(method, url, data=data, headers=signed, **options)
-
-    def authorization(self, method: str, url: str, body: bytes, content_type: str) -> str:
-        """The `Authorization` header mohawk's Sender would write, always hashing the body."""
-        parts = urllib.parse.urlparse(url)
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-        resource = _Resource(
+        signature = mohawk.Sender(
             credentials={"id": self._id, "key": self._key, "algorithm": "sha256"},
-            timestamp=str(mohawk.util.utc_now()),
-            nonce=mohawk.util.random_string(6).decode(),
-            method=method.upper(),
-            name=parts.path + (f"?{parts.query}" if parts.query else ""),
-            host=parts.hostname or "",
-            port=str(port),
             ext=self._ext,
+            url=str(url),
+            method=method,
+            content=io.BytesIO(body) if body else "",
+            content_type=content_type,
         )
-        kind = mohawk.util.parse_content_type(content_type).encode()
-        digest = hashlib.sha256(b"hawk.1.payload\n" + kind + b"\n" + body + b"\n").digest()
-        content_hash = base64.b64encode(digest).decode()
-        mac = mohawk.util.calculate_mac("header", resource, content_hash).decode()
-        header = (
-            f'Hawk mac="{mac}", hash="{content_hash}", id="{self._id}", '
-            f'ts="{resource.timestamp}", nonce="{resource.nonce}"'
-        )
-        return f'{header}, ext="{self._ext}"' if self._ext else header
-
-
-@dataclass(frozen=True)
-class _Resource:
-    """What mohawk's MAC covers (its `calculate_mac` reads these attributes), without its
-    Resource's eager formatting."""
-
-    credentials: dict[str, str]
-    timestamp: str
-    nonce: str
-    method: str
-    name: str
-    host: str
-    port: str
-    ext: str
-    app: None = None
-    dlg: None = None
+        signed = {**(headers or {}), "Authorization": signature.request_header}
+        return self._session.request(method, url, data=data, headers=signed, **options)
 
 
 def for_the_library(
