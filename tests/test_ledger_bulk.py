@@ -257,6 +257,16 @@ def test_a_batch_of_outcomes_records_only_the_fires_still_held(ledger: Ledger) -
     assert ledger.renew_many([sent, taker], now=T + LEASE, lease=LEASE) == [False, True]
 
 
+def test_a_claim_finished_twice_in_one_batch_is_recorded_and_watched_once(ledger: Ledger) -> None:
+    [claim] = claim_all(ledger, wanted(1, 1))
+    assert claim is not None
+
+    recorded = ledger.finish_many([created(claim), created(claim)], now=T)
+
+    assert recorded == [True, False]  # as `finish` twice answers
+    assert [w.fire_id for w in ledger.watches()] == [claim.fire_id]
+
+
 # A tick's reads and slot records
 
 
