@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import structlog
+
 from scheduler.clock import Clock
 from scheduler.cron.timing import SLOT_LENGTH, slot_of
 
@@ -20,6 +22,8 @@ PREPARE_LEAD = timedelta(minutes=1)
 # benchmark's) is seen this soon. On a clock that runs as real time does, each wait ends on its
 # instant, not up to this much after it.
 LOOK_EVERY = timedelta(seconds=1)
+
+log = structlog.get_logger("tc_scheduler.service")
 
 
 async def wait_until(
@@ -38,7 +42,7 @@ class SlotLoop:
     `prepare(slot)`, if given, is awaited in a task of its own, cancelled at the boundary if
     still running (the tick needs the machine then, and uses whatever was prepared).
     `tick(moment)` starts the boundary's tick and must not wait for it: a slow tick does not
-    hold the next one back.
+    hold the next one back; an exception it raises is logged, and the next boundary ticks.
     A clock moved past several boundaries at once gets one tick, which catches up.
     """
 
@@ -60,7 +64,12 @@ class SlotLoop:
                 await wait_until(self.clock, boundary, look_every=self.look_every)
                 if preparing is not None:
                     preparing.cancel()
-                self.tick(self.clock())
+                try:
+                    self.tick(self.clock())
+                except Exception:
+                    # This loop is the service's only source of ticks: a bug in starting one
+                    # must not end it (nobody awaits it until shutdown).
+                    log.exception("the slot's tick could not be started")
         finally:
             if preparing is not None:
                 preparing.cancel()

@@ -1,14 +1,15 @@
 """Following what the service started until it resolves, and reporting how it ended.
 
 Reads task statuses in batches and task groups page by page; a round's steps are moved on in
-the ledger with their notices in one transaction, so a restart or a second replica never
-reports twice.
+the ledger with their notices in one transaction (each in its own if that fails), so a restart
+or a second replica never reports twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +36,9 @@ log = structlog.get_logger("tc_scheduler.watcher")
 
 # queue.statuses takes up to this many task ids a call.
 STATUS_BATCH = 1000
+# When a round's one write fails, its steps are written one at a time until this many in a row
+# fail as well.
+ALONE_FAILURES = 3
 # A resolved task's state as its run's.
 RESOLVED = {
     str(state): state for state in (RunState.COMPLETED, RunState.FAILED, RunState.EXCEPTION)
@@ -187,7 +191,13 @@ class Watcher:
         if not steps:
             return 0
         now = self.clock()
-        moved = await self.ledger.run(lambda ledger: ledger.advance_watches(steps, now=now))
+        try:
+            moved = await self.ledger.run(lambda ledger: ledger.advance_watches(steps, now=now))
+        except Exception:
+            # One step the ledger refuses (a bug in its notices) would otherwise hold every
+            # watch back, round after round: each is written alone, and only it waits.
+            log.exception("writing the round's steps failed; writing each alone")
+            moved = await self._advance_each(steps, now)
         for step, done in zip(steps, moved, strict=True):
             if done and step.phase is WatchPhase.DONE:
                 watch = step.watch
@@ -199,6 +209,29 @@ class Watcher:
                     state=step.run_state or step.task_state or watch.task_state or watch.fire_state,
                 )
         return sum(moved)
+
+    async def _advance_each(self, steps: Sequence[WatchStep], now: datetime) -> list[bool]:
+        """Each of `steps` written in a transaction of its own; a step the ledger refuses is
+        logged and not moved. After `ALONE_FAILURES` refused in a row the rest wait for the
+        next round: then the ledger itself is failing, not a step."""
+        moved: list[bool] = []
+        failures = 0
+        for step in steps:
+            if failures >= ALONE_FAILURES:
+                moved.append(False)
+                continue
+            try:
+                [done] = await self.ledger.run(functools.partial(_write_steps, [step], now))
+            except Exception:
+                watch = step.watch
+                log.exception(
+                    "internal error recording a watch step", project=watch.project, job=watch.job
+                )
+                failures, done = failures + 1, False
+            else:
+                failures = 0
+            moved.append(done)
+        return moved
 
     # -- Taskcluster reads ------------------------------------------------------------------
 
@@ -271,6 +304,10 @@ class Watcher:
             unresolved=unresolved,
         )
         return GroupState(counts, tuple(failed))
+
+
+def _write_steps(steps: list[WatchStep], now: datetime, ledger: WatcherLedger) -> list[bool]:
+    return ledger.advance_watches(steps, now=now)
 
 
 def _step(

@@ -29,11 +29,17 @@ from scheduler.ledger import (
     Outcome,
     SlotOutcome,
     SlotRecord,
+    Watch,
     WatchPhase,
     WatchSpec,
     WatchStep,
 )
 from scheduler.ledger.connecting import create_ledger_engine
+from scheduler.notify.routing import Router
+from scheduler.notify.settings import NotifySettings
+from scheduler.reports.reporter import Reporter
+from scheduler.taskcluster import Clients
+from scheduler.watcher import Watcher
 from tests.support.ledger_backends import race_for_claims_at_once, run_in_processes
 
 T = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -251,6 +257,16 @@ def test_a_batch_of_outcomes_records_only_the_fires_still_held(ledger: Ledger) -
     assert ledger.renew_many([sent, taker], now=T + LEASE, lease=LEASE) == [False, True]
 
 
+def test_a_claim_finished_twice_in_one_batch_is_recorded_and_watched_once(ledger: Ledger) -> None:
+    [claim] = claim_all(ledger, wanted(1, 1))
+    assert claim is not None
+
+    recorded = ledger.finish_many([created(claim), created(claim)], now=T)
+
+    assert recorded == [True, False]  # as `finish` twice answers
+    assert [w.fire_id for w in ledger.watches()] == [claim.fire_id]
+
+
 # A tick's reads and slot records
 
 
@@ -429,3 +445,39 @@ def healthy(key: str, project: str) -> Notice:
 
 def failing(key: str, project: str) -> Notice:
     return Notice(key, {"what": key}, ("log",), f"template:{project}", Health.FAILING)
+
+
+class _SlipReporter(Reporter):
+    """A reporter with a bug: the notice of project-0's failure carries a value no ledger can
+    store (a datetime in its event)."""
+
+    def fire_failed(self, watch: Watch, now: datetime) -> list[Notice]:
+        if watch.project == "project-0":
+            return [Notice(f"bad-{watch.fire_id}", {"at": now}, ("log",))]
+        return [Notice(f"failed-{watch.fire_id}", {"what": watch.job}, ("log",))]
+
+
+def test_a_watcher_round_with_one_step_the_ledger_refuses_still_moves_the_others(
+    ledger: Ledger,
+) -> None:
+    claims = [c for c in claim_all(ledger, wanted(3, 1)) if c]
+    failed = [Outcome(c, FireState.FAILED, error="down", watch=WatchSpec()) for c in claims]
+    ledger.finish_many(failed, now=T)
+
+    def no_reads(project: str) -> Clients:
+        raise AssertionError("a round without reads calls no Taskcluster")
+
+    watcher = Watcher(
+        no_reads, AsyncLedger(ledger), _SlipReporter(Router(NotifySettings())), lambda: T
+    )
+    assert asyncio.run(watcher.step(reads=False)) == 2
+
+    phases = {w.project: w.phase for w in ledger.watches_of([c.fire_id for c in claims]).values()}
+    assert phases == {
+        "project-0": WatchPhase.REPORT,  # tried again next round
+        "project-1": WatchPhase.DONE,
+        "project-2": WatchPhase.DONE,
+    }
+    assert {letter.key for letter in ledger.letters()} == {
+        f"failed-{c.fire_id}" for c in claims if c.project != "project-0"
+    }

@@ -88,3 +88,52 @@ def test_a_prepare_still_running_at_the_boundary_is_cut_off_and_a_long_jump_tick
     assert prepared == [BOUNDARY]
     assert cut_off == [BOUNDARY]
     assert ticks == [BOUNDARY + timedelta(hours=1, minutes=7)]
+
+
+def test_a_clock_set_back_after_a_tick_does_not_tick_that_boundary_again() -> None:
+    clock = MovedClock(BOUNDARY - timedelta(seconds=1))
+    ticks: list[datetime] = []
+
+    async def prepare(slot: datetime) -> None:
+        pass
+
+    async def scenario() -> None:
+        loop = asyncio.create_task(SlotLoop(clock, prepare, ticks.append, look_every=LOOK).run())
+        await _settle()
+        clock.now = BOUNDARY
+        await _settle()
+        clock.now = BOUNDARY - timedelta(seconds=30)  # stepped back (NTP), then on again
+        await _settle()
+        clock.now = BOUNDARY + timedelta(seconds=1)
+        await _settle()
+        clock.now = BOUNDARY + timedelta(minutes=15)
+        await _settle()
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert ticks == [BOUNDARY, BOUNDARY + timedelta(minutes=15)]
+
+
+def test_a_tick_that_raises_is_logged_and_the_next_boundary_still_ticks() -> None:
+    clock = MovedClock(BOUNDARY - timedelta(seconds=1))
+    ticks: list[datetime] = []
+
+    def tick(moment: datetime) -> None:
+        ticks.append(moment)
+        if len(ticks) == 1:
+            raise RuntimeError("a bug in starting the tick")
+
+    async def scenario() -> None:
+        loop = asyncio.create_task(SlotLoop(clock, None, tick, look_every=LOOK).run())
+        await _settle()
+        clock.now = BOUNDARY
+        await _settle()
+        clock.now = BOUNDARY + timedelta(minutes=15)
+        await _settle()
+        assert not loop.done()
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert ticks == [BOUNDARY, BOUNDARY + timedelta(minutes=15)]

@@ -263,6 +263,12 @@ class ClaimStore(Store):
         finished_at = aware("now", now)
         with self._transaction(writing=True) as session:
             recorded = held(session, [outcome.claim for outcome in outcomes])
+            # A claim given twice is ended by its first outcome, as one `finish` after another
+            # would be: the fire is no longer claimed for the second (nor watched twice).
+            seen: set[Claim] = set()
+            for n, outcome in enumerate(outcomes):
+                recorded[n] = recorded[n] and outcome.claim not in seen
+                seen.add(outcome.claim)
             ours = [o for o, mine in zip(outcomes, recorded, strict=True) if mine]
             update_held(session, [_ended(outcome, finished_at) for outcome in ours])
             # In the same transaction: a fire the ledger holds is never left unwatched.
