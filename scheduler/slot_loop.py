@@ -26,13 +26,21 @@ LOOK_EVERY = timedelta(seconds=1)
 log = structlog.get_logger("tc_scheduler.service")
 
 
+# How a wait passes the time: real seconds, or (in tests) a turn of the event loop.
+Sleep = Callable[[float], Awaitable[None]]
+
+
 async def wait_until(
-    clock: Clock, instant: datetime, *, look_every: timedelta = LOOK_EVERY
+    clock: Clock,
+    instant: datetime,
+    *,
+    look_every: timedelta = LOOK_EVERY,
+    sleep: Sleep = asyncio.sleep,
 ) -> None:
     """Return once `clock` reads `instant` or later, looking at it at least every
     `look_every`."""
     while (left := (instant - clock()).total_seconds()) > 0:
-        await asyncio.sleep(min(left, look_every.total_seconds()))
+        await sleep(min(left, look_every.total_seconds()))
 
 
 @dataclass
@@ -51,6 +59,7 @@ class SlotLoop:
     tick: Callable[[datetime], object]
     lead: timedelta = PREPARE_LEAD
     look_every: timedelta = LOOK_EVERY
+    sleep: Sleep = asyncio.sleep
 
     async def run(self) -> None:
         """Until cancelled."""
@@ -59,9 +68,9 @@ class SlotLoop:
             while True:
                 boundary = slot_of(self.clock()) + SLOT_LENGTH
                 if self.prepare is not None:
-                    await wait_until(self.clock, boundary - self.lead, look_every=self.look_every)
+                    await self._wait_until(boundary - self.lead)
                     preparing = asyncio.create_task(self._prepare(self.prepare, boundary))
-                await wait_until(self.clock, boundary, look_every=self.look_every)
+                await self._wait_until(boundary)
                 if preparing is not None:
                     preparing.cancel()
                 try:
@@ -75,6 +84,9 @@ class SlotLoop:
                 preparing.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await preparing
+
+    async def _wait_until(self, instant: datetime) -> None:
+        await wait_until(self.clock, instant, look_every=self.look_every, sleep=self.sleep)
 
     @staticmethod
     async def _prepare(prepare: Callable[[datetime], Awaitable[object]], slot: datetime) -> object:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from scheduler.slot_loop import PREPARE_LEAD, SlotLoop
 
 BOUNDARY = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-LOOK = timedelta(milliseconds=5)
 
 
 class MovedClock:
@@ -23,10 +23,19 @@ class MovedClock:
         return self.now
 
 
+async def _turn(_seconds: float) -> None:
+    """The loop's wait: a turn of the event loop, whatever the time left (no real time)."""
+    await asyncio.sleep(0)
+
+
+def looping(clock: MovedClock, prepare: Any, tick: Any) -> asyncio.Task[None]:
+    return asyncio.create_task(SlotLoop(clock, prepare, tick, sleep=_turn).run())
+
+
 async def _settle() -> None:
-    """Let the loop look at the clock a few times."""
-    for _ in range(20):
-        await asyncio.sleep(LOOK.total_seconds())
+    """Let the loop look at the clock, and what it started run, a good many times."""
+    for _ in range(50):
+        await asyncio.sleep(0)
 
 
 def test_a_slot_is_prepared_its_lead_before_the_boundary_and_ticked_once_it_has_begun() -> None:
@@ -40,7 +49,7 @@ def test_a_slot_is_prepared_its_lead_before_the_boundary_and_ticked_once_it_has_
         events.append(("tick", moment, clock()))
 
     async def scenario() -> None:
-        loop = asyncio.create_task(SlotLoop(clock, prepare, tick, look_every=LOOK).run())
+        loop = looping(clock, prepare, tick)
         await _settle()
         assert events == []
         clock.now = BOUNDARY - PREPARE_LEAD - timedelta(seconds=1)
@@ -77,7 +86,7 @@ def test_a_prepare_still_running_at_the_boundary_is_cut_off_and_a_long_jump_tick
             raise
 
     async def scenario() -> None:
-        loop = asyncio.create_task(SlotLoop(clock, prepare, ticks.append, look_every=LOOK).run())
+        loop = looping(clock, prepare, ticks.append)
         await _settle()
         clock.now = BOUNDARY + timedelta(hours=1, minutes=7)  # four boundaries at once
         await _settle()
@@ -98,7 +107,7 @@ def test_a_clock_set_back_after_a_tick_does_not_tick_that_boundary_again() -> No
         pass
 
     async def scenario() -> None:
-        loop = asyncio.create_task(SlotLoop(clock, prepare, ticks.append, look_every=LOOK).run())
+        loop = looping(clock, prepare, ticks.append)
         await _settle()
         clock.now = BOUNDARY
         await _settle()
@@ -125,7 +134,7 @@ def test_a_tick_that_raises_is_logged_and_the_next_boundary_still_ticks() -> Non
             raise RuntimeError("a bug in starting the tick")
 
     async def scenario() -> None:
-        loop = asyncio.create_task(SlotLoop(clock, None, tick, look_every=LOOK).run())
+        loop = looping(clock, None, tick)
         await _settle()
         clock.now = BOUNDARY
         await _settle()
