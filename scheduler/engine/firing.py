@@ -26,6 +26,7 @@ from scheduler.cron.timing import format_slot
 from scheduler.durations import format_duration
 from scheduler.engine.decision_task import settle_given_up
 from scheduler.engine.fires import FireMeans, FireRequest, Prepared
+from scheduler.engine.group_commit import GroupCommit
 from scheduler.engine.job_types import dispatch
 from scheduler.engine.overlap import cancel_replaced
 from scheduler.git.source import Snapshot
@@ -77,9 +78,15 @@ class FireRunner:
     _unrecorded: dict[Claim, Outcome] = field(init=False, default_factory=dict)
     # Renews the leases of the claims in flight or unrecorded, while there are any.
     _renewer: asyncio.Task[None] | None = field(init=False, default=None)
+    # A tick's projects claim and record on their own, each as soon as it is ready; what they
+    # ask for meanwhile shares a transaction (one claim statement for many projects' fires).
+    _claims: GroupCommit[tuple[str, str, datetime, FireKind], Claim | None] = field(init=False)
+    _finishes: GroupCommit[Outcome, bool] = field(init=False)
 
     def __post_init__(self) -> None:
         self._limit = asyncio.Semaphore(self.setting.config.concurrency)
+        self._claims = GroupCommit(self._claim_all)
+        self._finishes = GroupCommit(self._finish_all)
 
     async def claim(
         self,
@@ -89,9 +96,12 @@ class FireRunner:
         retake_unmade: bool = False,
         rerun_failed: bool = False,
     ) -> list[Claim | None]:
-        """Claim these (job, slot, kind) fires of `project` in one write; None where another
-        replica holds one (or, unless `retake_unmade`, it made nothing: skipped, a dry run;
-        or, unless `rerun_failed`, it failed)."""
+        """Claim these (job, slot, kind) fires of `project` in one write (shared with other
+        projects' claims meanwhile); None where another replica holds one (or, unless
+        `retake_unmade`, it made nothing: skipped, a dry run; or, unless `rerun_failed`, it
+        failed)."""
+        if not retake_unmade and not rerun_failed:
+            return await self._claims([(project, job, slot, kind) for job, slot, kind in fires])
         config, now = self.setting.config, self.setting.clock()
         return await self.setting.ledger.run(
             lambda ledger: ledger.claim_many(
@@ -102,6 +112,16 @@ class FireRunner:
                 lease=config.claim_lease,
                 retake_unmade=retake_unmade,
                 rerun_failed=rerun_failed,
+            )
+        )
+
+    async def _claim_all(
+        self, fires: list[tuple[str, str, datetime, FireKind]]
+    ) -> list[Claim | None]:
+        config, now = self.setting.config, self.setting.clock()
+        return await self.setting.ledger.run(
+            lambda ledger: ledger.claim_all(
+                fires, replica=config.replica, now=now, lease=config.claim_lease
             )
         )
 
@@ -286,13 +306,16 @@ class FireRunner:
             self._in_flight -= held
 
     async def record(self, claims: Iterable[Claim | None]) -> None:
-        """Write the outcomes of these claims' fires to the ledger, in one transaction."""
+        """Write the outcomes of these claims' fires to the ledger, in one transaction (shared
+        with other projects' outcomes meanwhile)."""
         outcomes = [
             self._unrecorded.pop(c) for c in claims if c is not None and c in self._unrecorded
         ]
-        if outcomes:
-            now = self.setting.clock()
-            await self.setting.ledger.run(lambda ledger: ledger.finish_many(outcomes, now=now))
+        await self._finishes(outcomes)
+
+    async def _finish_all(self, outcomes: list[Outcome]) -> list[bool]:
+        now = self.setting.clock()
+        return await self.setting.ledger.run(lambda ledger: ledger.finish_many(outcomes, now=now))
 
     def _keep_leases(self) -> None:
         if self._renewer is None or self._renewer.done():
