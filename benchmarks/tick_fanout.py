@@ -7,6 +7,9 @@ one job after another), each on a fresh ledger after a dry-run start-up tick, an
 min / median / max over the runs of: wall time (the tick, and with its watcher round), the
 speed-up over sequential, the ratio to the bound ceil(calls / concurrency) x latency, and CPU
 per fire of each process (this one, the render workers, the git server, the emulator).
+Then the same tick at the configured concurrency with the slot prepared first, as `run` prepares
+each slot a minute before its boundary (`Engine.prepare`: heads read, decision tasks rendered):
+the tick and the preparing apart.
 Targets (issue 19): speed-up >= 10x, tick / bound <= 1.5, CPU <= 2 ms per fire with the round.
 
 Usage: python benchmarks/tick_fanout.py [--projects 100] [--runs 3] [--git-latency-ms 50]
@@ -59,13 +62,24 @@ class Tick:
     total: float  # with the watcher round after it
     cpu: dict[str, float]  # CPU seconds of each kind of process, tick and round
     created: int
+    prepare_cpu: dict[str, float] | None = None  # CPU seconds of preparing the slot, if it was
 
 
 async def one_tick(
-    config: Config, slot: datetime, servers: dict[str, int], profile: cProfile.Profile | None
+    config: Config,
+    slot: datetime,
+    servers: dict[str, int],
+    profile: cProfile.Profile | None,
+    *,
+    prepared: bool = False,
 ) -> Tick:
     async with service_with_monitor(config) as (service, monitor):
         await warm_up(service, slot - timedelta(minutes=15))
+        prepare_cpu = None
+        if prepared:
+            before = CpuMark.now(servers)
+            await service.engine.prepare(slot)
+            prepare_cpu = CpuMark.now(servers).since(before)
         before, started = CpuMark.now(servers), time.perf_counter()
         if profile is not None:
             profile.enable()
@@ -80,7 +94,7 @@ async def one_tick(
         for fire in result.fires
         if fire.state in (FireState.CREATED, FireState.ALREADY_FIRED)
     )
-    return Tick(monitor.tick_seconds, total, cpu, created)
+    return Tick(monitor.tick_seconds, total, cpu, created, prepare_cpu)
 
 
 def main() -> None:
@@ -108,7 +122,13 @@ def main() -> None:
     logs.configure(level="warning")
 
     calls = args.projects * JOBS
-    runs: dict[int, list[Tick]] = {args.concurrency: [], 1: []}
+    # Each way a run fires the slot: (concurrency, prepared first).
+    ways = {
+        "configured": (args.concurrency, False),
+        "sequential": (1, False),
+        "prepared": (args.concurrency, True),
+    }
+    runs: dict[str, list[Tick]] = {way: [] for way in ways}
     # CPU time, not wall: the tick waits on Taskcluster meanwhile.
     profile = cProfile.Profile(time.process_time) if args.profile else None
     with tempfile.TemporaryDirectory(prefix="tick-fanout-") as directory:
@@ -121,25 +141,25 @@ def main() -> None:
             servers = {"git server": git.pid, "emulator": taskcluster.pid}
             slot = slot_of(datetime.now(UTC))
             for run in range(args.runs):
-                for concurrency, ticks in runs.items():
+                for way, (concurrency, prepared) in ways.items():
                     # Projects of their own in each run: the emulator has none of their tasks.
                     config = service_config(
                         credentials,
-                        f"sqlite:///{scratch / f'ledger-{run}-{concurrency}.db'}",
+                        f"sqlite:///{scratch / f'ledger-{run}-{way}.db'}",
                         scratch / "state",
-                        projects(names, git.url, suffix=f"-r{run}-c{concurrency}"),
+                        projects(names, git.url, suffix=f"-r{run}-{way}"),
                         concurrency=concurrency,
                         render_workers=args.render_workers,
-                        replica=f"bench-{run}-{concurrency}",
+                        replica=f"bench-{run}-{way}",
                     )
-                    profiled = profile if run == 0 and concurrency == args.concurrency else None
-                    tick = asyncio.run(one_tick(config, slot, servers, profiled))
+                    profiled = profile if run == 0 and way == "configured" else None
+                    tick = asyncio.run(one_tick(config, slot, servers, profiled, prepared=prepared))
                     if tick.created != calls:
                         raise SystemExit(f"expected {calls} tasks created, got {tick.created}")
-                    ticks.append(tick)
+                    runs[way].append(tick)
                     print(
-                        f"  run {run + 1}, concurrency {concurrency:2d}: tick {tick.tick:6.2f} s, "
-                        f"with round {tick.total:6.2f} s",
+                        f"  run {run + 1}, {way} (concurrency {concurrency:2d}): "
+                        f"tick {tick.tick:6.2f} s, with round {tick.total:6.2f} s",
                         flush=True,
                     )
     report(args, runs, calls)
@@ -153,17 +173,17 @@ def main() -> None:
         stats.sort_stats("tottime").print_stats(15)
 
 
-def report(args: argparse.Namespace, runs: dict[int, list[Tick]], calls: int) -> None:
-    fast, slow = runs[args.concurrency], runs[1]
+def report(args: argparse.Namespace, runs: dict[str, list[Tick]], calls: int) -> None:
+    fast, slow, prepared = runs["configured"], runs["sequential"], runs["prepared"]
     bound = math.ceil(calls / args.concurrency) * args.latency_ms / 1000
     print(
         f"tick fan-out: {args.projects} projects x {JOBS} jobs (translations template), "
         f"{args.latency_ms:g} ms per Taskcluster call, {args.git_latency_ms:g} ms per git "
         f"request, {args.render_workers} render workers, {args.runs} runs (min / median / max)"
     )
-    for concurrency, ticks in runs.items():
+    for way, ticks in runs.items():
         print(
-            f"  concurrency {concurrency:2d}: tick {spread([t.tick for t in ticks])} s, "
+            f"  {way:<10}: tick {spread([t.tick for t in ticks])} s, "
             f"with watcher round {spread([t.total for t in ticks])} s"
         )
     speedups = [s.tick / f.tick for f, s in zip(fast, slow, strict=True)]
@@ -179,6 +199,16 @@ def report(args: argparse.Namespace, runs: dict[int, list[Tick]], calls: int) ->
         print(f"    {kind:<12} {spread(per_fire)}")
     service = [(t.cpu["here"] + t.cpu["workers"]) * 1000 / calls for t in fast]
     print(f"    {'service':<12} {spread(service)}  (this process + workers; target <= 2)")
+    print(
+        "  prepared first, as `run` prepares each slot a minute before its boundary: "
+        f"tick / bound {spread([t.tick / bound for t in prepared])}  (target <= 1.5); "
+        f"with round: {spread([t.total / bound for t in prepared])}"
+    )
+    print("  CPU ms per fire, preparing the slot + its tick and watcher round:")
+    for kind in prepared[0].cpu:
+        ahead = [(t.prepare_cpu or {}).get(kind, 0.0) * 1000 / calls for t in prepared]
+        at = [t.cpu[kind] * 1000 / calls for t in prepared]
+        print(f"    {kind:<12} {spread(ahead)} + {spread(at)}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  peak memory (this process): {peak:.0f} MiB")
 
