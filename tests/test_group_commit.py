@@ -95,3 +95,32 @@ def test_a_single_callers_error_is_its_own() -> None:
         assert await commit([4]) == [8]  # the next write is not held back by the failed one
 
     asyncio.run(scenario())
+
+
+def test_a_cancelled_callers_items_are_still_written_and_settled_waits_for_them() -> None:
+    """A fire cancelled at shutdown while its outcomes wait for the next shared write: they
+    are written all the same, and `settled` (release_all's) returns only once they are."""
+
+    async def scenario() -> list[list[int]]:
+        ledger = Ledgerish()
+        ledger.hold.clear()
+        commit = GroupCommit(ledger.write)
+        first = asyncio.ensure_future(commit([1]))
+        for _ in range(100):
+            if ledger.writes:
+                break
+            await asyncio.sleep(0)
+        gone = asyncio.ensure_future(commit([2]))  # waits for the next write
+        await asyncio.sleep(0)
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        settled = asyncio.ensure_future(commit.settled())
+        await asyncio.sleep(0)
+        assert not settled.done()  # the first write is still held open
+        ledger.hold.set()
+        await settled
+        assert await first == [2]
+        return ledger.writes
+
+    assert asyncio.run(scenario()) == [[1], [2]]

@@ -353,7 +353,10 @@ class FireRunner:
         not, so that another replica can take them over at once."""
         if self._renewer is not None:
             self._renewer.cancel()
+        await self._claims.settled()
         await self.record(list(self._unrecorded))
+        # Outcomes of fires cancelled (the grace over) while they waited for a shared write.
+        await self._finishes.settled()
         in_flight, now = list(self._in_flight), self.setting.clock()
         if in_flight:
             await self.setting.ledger.run(

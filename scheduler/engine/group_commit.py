@@ -44,6 +44,13 @@ class GroupCommit(Generic[Item, Answer]):
             self._writer = asyncio.create_task(self._drain(), context=logs.unbound())
         return await answer
 
+    async def settled(self) -> None:
+        """Until everything asked for so far is written (or has failed). A caller cancelled
+        while it waited still has its items written: on shutdown, wait for them before the
+        loop and the ledger close (closing would cancel the writer and drop them)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait({self._writer})  # neither raises nor, if we go, cancels it
+
     async def _drain(self) -> None:
         group: list[tuple[Sequence[Item], asyncio.Future[list[Answer]]]] = []
         try:
