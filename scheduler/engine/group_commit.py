@@ -70,8 +70,10 @@ class GroupCommit(Generic[Item, Answer]):
         if len(group) > 1:
             try:
                 answers = await self._write([item for items, _ in group for item in items])
-            except Exception:
-                log.warning("a shared ledger write failed; writing each caller's alone")
+            except Exception as error:
+                log.warning(
+                    "a shared ledger write failed; writing each caller's alone", error=str(error)
+                )
             else:
                 start = 0
                 for items, answer in group:
