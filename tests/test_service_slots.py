@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from structlog.testing import capture_logs
 
 from scheduler.config.model import ApiSettings
@@ -26,7 +25,7 @@ from tests.support.emulated import taskcluster_environment
 from tests.support.projects import OWN_TEMPLATE, make_config, project
 from tests.support.repos import Repository
 from tests.support.service import Service
-from tests.support.waiting import HANG_GUARD, wait_until
+from tests.support.waiting import HANG_GUARD, until_while_running, wait_until
 
 BOUNDARY = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 EVERY_SLOT = """\
@@ -36,16 +35,6 @@ jobs:
     when: [{minute: 0}, {minute: 15}, {minute: 30}, {minute: 45}]
 """
 FILES = {".cron.yml": EVERY_SLOT, ".taskcluster.yml": OWN_TEMPLATE}
-
-
-async def _until(condition: Callable[[], bool], running: asyncio.Task[None]) -> None:
-    """Poll `condition` (the hang guard only guards); the service must not have ended."""
-    for _ in range(int(HANG_GUARD / 0.05)):
-        assert not running.done(), running.result()
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail("waited for as long as the hang guard allows")
 
 
 def _logged(lines: list[MutableMapping[str, Any]], event: str, slot: datetime) -> int:
@@ -85,10 +74,14 @@ def test_a_slot_prepared_ahead_fires_at_its_boundary_with_the_heads_and_pauses_t
         with capture_logs() as lines:
             running = asyncio.create_task(run(config, clock=emulator.clock.now, stop=stop))
             before = BOUNDARY - timedelta(minutes=15)
-            await _until(lambda: _logged(lines, "slot evaluated", before) == 3, running)
+            await until_while_running(
+                lambda: _logged(lines, "slot evaluated", before) == 3, running
+            )
             # The clock moved to the prepare: heads read and tasks rendered, nothing created.
             emulator.clock.set(BOUNDARY - PREPARE_LEAD)
-            await _until(lambda: _logged(lines, "slot prepared", BOUNDARY) == 1, running)
+            await until_while_running(
+                lambda: _logged(lines, "slot prepared", BOUNDARY) == 1, running
+            )
             assert not set(ids.values()) & set(_received_creates(emulator))
             with Ledger.open(config.ledger_url) as ledger:
                 assert [f for f in ledger.fires() if f.slot == BOUNDARY] == []
@@ -103,7 +96,9 @@ def test_a_slot_prepared_ahead_fires_at_its_boundary_with_the_heads_and_pauses_t
                     now=emulator.clock.now(),
                 )
             emulator.clock.set(BOUNDARY - timedelta(seconds=0.5))
-            await _until(lambda: _logged(lines, "slot evaluated", BOUNDARY) == 3, running)
+            await until_while_running(
+                lambda: _logged(lines, "slot evaluated", BOUNDARY) == 3, running
+            )
             stop.set()
             await asyncio.wait_for(running, HANG_GUARD)
         return lines

@@ -24,7 +24,7 @@ from scheduler.web.draining import REFUSED
 from tests.emulator import Emulator
 from tests.support.projects import NIGHTLY, OWN_TEMPLATE, make_config, project
 from tests.support.repos import Repository
-from tests.support.waiting import HANG_GUARD
+from tests.support.waiting import HANG_GUARD, until_while_running
 
 T = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)  # nightly fires at 02:00: no tick fires it now
 TOKEN = "operator-token-for-shutdown"
@@ -62,16 +62,6 @@ class Stopped:
     audit: list[Any]
 
 
-async def _until(condition: Callable[[], bool], running: asyncio.Task[None]) -> None:
-    """Poll `condition` (the hang guard only guards); the service must not have ended."""
-    for _ in range(int(HANG_GUARD / 0.05)):
-        assert not running.done(), running.result()
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail("waited for as long as the hang guard allows")
-
-
 def _serving(logged: list[MutableMapping[str, Any]]) -> str | None:
     urls = [line["url"] for line in logged if line["event"] == "serving the API"]
     return str(urls[0]) if urls else None
@@ -91,13 +81,13 @@ def stop_while_a_fire_is_held(
         stop = asyncio.Event()
         with capture_logs() as logged:
             running = asyncio.create_task(run(config, clock=emulator.clock.now, stop=stop, **given))
-            await _until(lambda: _serving(logged) is not None, running)
+            await until_while_running(lambda: _serving(logged) is not None, running)
             url = _serving(logged)
             assert url is not None
             async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=HANG_GUARD) as client:
                 before = await client.get("/readyz")
                 firing = asyncio.create_task(client.post(FIRE, json={}))
-                await _until(lambda: emulator.faults.holding == 1, running)
+                await until_while_running(lambda: emulator.faults.holding == 1, running)
                 stop.set()
                 answers = {"ready before": before, **await then(client)}
                 answers["fire"] = await firing
