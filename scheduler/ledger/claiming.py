@@ -228,14 +228,25 @@ def _bound(name: str) -> BindParameter[Any]:
     return bindparam(f"b_{name}", type_=FIRES.c[column].type)
 
 
-_UPDATE_HELD = (
-    update(FIRES)
-    .where(
+def still_held() -> ColumnElement[bool]:
+    """The fire bound as `b_fire_id` is still claimed by the holder bound as `b_replica` and
+    `b_attempt` (the condition of every write of a claim's own)."""
+    return and_(
         FIRES.c.id == _bound("fire_id"),
         FIRES.c.state == FireState.CLAIMED.value,
         FIRES.c.replica == _bound("replica"),
         FIRES.c.attempt == _bound("attempt"),
     )
+
+
+def holder_of(claim: Claim) -> dict[str, Any]:
+    """The values `still_held` is bound to for `claim`."""
+    return {"b_fire_id": claim.fire_id, "b_replica": claim.replica, "b_attempt": claim.attempt}
+
+
+_UPDATE_HELD = (
+    update(FIRES)
+    .where(still_held())
     .values(
         {name: _bound(name) for name in _ENDED}
         | {"details": func.coalesce(_bound("details"), FIRES.c.details)}

@@ -15,7 +15,15 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from scheduler.cron.timing import slot_of
-from scheduler.ledger.claiming import Holder, claim_rows, held, retaken, update_held
+from scheduler.ledger.claiming import (
+    Holder,
+    claim_rows,
+    held,
+    holder_of,
+    retaken,
+    still_held,
+    update_held,
+)
 from scheduler.ledger.mapping import to_record
 from scheduler.ledger.models import FIRES, FireRow
 from scheduler.ledger.records import OPEN_STATES, Claim, Fire, FireKind, FireState, Outcome
@@ -356,24 +364,18 @@ def _update_claimed(session: Session, claim: Claim, **values: Any) -> bool:
     """Write `values` on the claim's fire if it is still the claim's; whether it was."""
     updated = session.connection().execute(
         _owned_update(tuple(values)),
-        {f"v_{column}": value for column, value in values.items()}
-        | {"b_fire_id": claim.fire_id, "b_replica": claim.replica, "b_attempt": claim.attempt},
+        {f"v_{column}": value for column, value in values.items()} | holder_of(claim),
     )
     return updated.first() is not None
 
 
 @functools.cache
 def _owned_update(columns: tuple[str, ...]) -> ReturningUpdate[tuple[int]]:
-    """The update of `columns` of a fire still held by the claim bound as `b_fire_id`,
-    `b_replica` and `b_attempt`, built once (Core: a fire's hot path writes it)."""
+    """The update of `columns` of a fire still held by a claim (`still_held`), built once
+    (Core: a fire's hot path writes it)."""
     return (
         update(FIRES)
-        .where(
-            FIRES.c.id == bindparam("b_fire_id"),
-            FIRES.c.state == FireState.CLAIMED.value,
-            FIRES.c.replica == bindparam("b_replica"),
-            FIRES.c.attempt == bindparam("b_attempt"),
-        )
+        .where(still_held())
         .values(
             {column: bindparam(f"v_{column}", type_=FIRES.c[column].type) for column in columns}
         )
