@@ -18,10 +18,8 @@ import base64
 import hashlib
 import itertools
 import json
-import os
 import random
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -32,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.figures import process_cpu, spread
 from scheduler.common import logs
 from scheduler.config.model import ExpiryWatch, Project
 from scheduler.expiry.scan import Scanner
@@ -197,23 +196,11 @@ def run_scan(credentials: dict[str, str], concurrency: int, emulator_pid: int) -
     return result
 
 
-def process_cpu(pid: int) -> float:
-    """User and system CPU seconds of a process, all its threads (Linux's /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 # -- the benchmark ---------------------------------------------------------------------------
 
 
 def progress(line: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
-
-
-def spread(values: list[float], unit: str = "", digits: int = 2) -> str:
-    """`min / median / max` of the runs."""
-    shown = (min(values), statistics.median(values), max(values))
-    return " / ".join(f"{v:.{digits}f}{unit}" for v in shown)
 
 
 def main() -> None:
@@ -264,15 +251,15 @@ def main() -> None:
     )
     for label, results in ((f"concurrency {arguments.concurrency}", fast), ("sequential", slow)):
         print(
-            f"{label:>15}: wall {spread([r['wall'] for r in results], ' s')}, "
+            f"{label:>15}: wall {spread([r['wall'] for r in results], '.2f', ' s')}, "
             f"{int(results[0]['calls']):,} calls, {int(results[0]['at_risk'])} at risk; "
-            f"scan CPU {spread([r['cpu'] for r in results], ' s')}, "
-            f"emulator CPU {spread([r['emulator_cpu'] for r in results], ' s')}, "
-            f"peak RSS {spread([r['peak_rss_mib'] for r in results], ' MiB', 0)} "
+            f"scan CPU {spread([r['cpu'] for r in results], '.2f', ' s')}, "
+            f"emulator CPU {spread([r['emulator_cpu'] for r in results], '.2f', ' s')}, "
+            f"peak RSS {spread([r['peak_rss_mib'] for r in results], '.0f', ' MiB')} "
             f"({results[0]['rss_before_mib']:.0f} MiB before the scan)"
         )
     ratios = [s["wall"] / f["wall"] for f, s in zip(fast, slow, strict=True)]
-    print(f"speed-up over sequential: {spread(ratios, 'x', 1)} (target >= 8x)")
+    print(f"speed-up over sequential: {spread(ratios, '.1f', 'x')} (target >= 8x)")
     peak = max(r["peak_rss_mib"] for r in fast)
     print(f"peak RSS of the scan: {peak:.0f} MiB (target < 200 MB)")
 

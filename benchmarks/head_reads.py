@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import resource
-import statistics
 import sys
 import tempfile
 import time
@@ -27,17 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.figures import own_cpu, spread
 from scheduler.git.remote_http import RemoteHttp
 from scheduler.git.source import GitSource
 from tests.support.git_http import serving
 from tests.support.repos import Repository
-
-
-def cpu_seconds() -> float:
-    """CPU of this process and of its children that ended (user and system)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def serve(root: Path, replies: Connection) -> None:
@@ -45,7 +37,7 @@ def serve(root: Path, replies: Connection) -> None:
     with serving(root) as server:
         replies.send(server.url)
         while replies.recv() == "cpu":
-            replies.send(cpu_seconds())
+            replies.send(own_cpu())
 
 
 async def read_heads(source: GitSource, urls: list[str]) -> None:
@@ -103,17 +95,14 @@ async def timed(
 ) -> tuple[float, float, float]:
     """Wall seconds, this process's CPU seconds and the server's CPU seconds of `work`."""
     server.send("cpu")
-    server_before, client_before, started = server.recv(), cpu_seconds(), time.perf_counter()
+    server_before, client_before, started = server.recv(), own_cpu(), time.perf_counter()
     await work()
-    wall, client = time.perf_counter() - started, cpu_seconds() - client_before
+    wall, client = time.perf_counter() - started, own_cpu() - client_before
     server.send("cpu")
     return wall, client, server.recv() - server_before
 
 
 def report(figures: dict[str, list[tuple[float, float, float]]], heads: int, runs: int) -> None:
-    def spread(values: list[float]) -> str:
-        return f"{min(values):7.2f} / {statistics.median(values):7.2f} / {max(values):7.2f}"
-
     print(f"head reads: {heads} repositories on a local git http-backend, {runs} runs")
     print(
         "  (min / median / max)            wall s              "

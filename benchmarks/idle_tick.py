@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.figures import spread
 from benchmarks.measure import (
     ONCE_A_DAY,
     CpuMark,
@@ -37,7 +38,6 @@ from benchmarks.measure import (
     projects,
     service_config,
     service_with_monitor,
-    spread,
 )
 from scheduler.common import logs
 from scheduler.config.model import Config

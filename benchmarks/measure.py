@@ -8,9 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
-import os
-import resource
-import statistics
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
@@ -18,6 +15,7 @@ from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from benchmarks.figures import live_children, own_cpu, process_cpu
 from scheduler.clock import Clock, utc_now
 from scheduler.config.model import DEFAULT_CONCURRENCY, Config, Credentials, Project
 from scheduler.monitoring import Metrics, Monitor
@@ -33,7 +31,6 @@ from tests.support.repos import Repository
 TEMPLATE_PATH = CORPUS / "taskcluster-yml" / "mozilla__translations.taskcluster.yml"
 EVERY_SLOT = "[{minute: 0}, {minute: 15}, {minute: 30}, {minute: 45}]"
 ONCE_A_DAY = "[{hour: 0, minute: 0}]"
-_TICKS = os.sysconf("SC_CLK_TCK")
 # The service's default: renders in-process.
 DEFAULT_RENDER_WORKERS = next(
     field.default for field in dataclasses.fields(Config) if field.name == "render_workers"
@@ -69,35 +66,6 @@ def make_repositories(root: Path, count: int, cron: str) -> list[str]:
 
 
 # -- CPU ----------------------------------------------------------------------------------
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds of process `pid` and of its children it has waited for (user and system)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    # After the name: state is field 3, so utime..cstime (fields 14-17) are at 11..14 here.
-    return sum(int(value) for value in fields[11:15]) / _TICKS
-
-
-def own_cpu() -> float:
-    """CPU seconds of this process and of its children that ended (git processes)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    ended = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime
-
-
-def live_children(exclude: Sequence[int]) -> dict[int, float]:
-    """The CPU seconds of each live child of this process not in `exclude` (render workers)."""
-    me, found = os.getpid(), {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) in exclude:
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # it ended meanwhile
-            continue
-        if int(stat.rpartition(")")[2].split()[1]) == me:
-            found[int(entry.name)] = process_cpu(int(entry.name))
-    return found
 
 
 @dataclass(frozen=True)
@@ -176,13 +144,6 @@ def git_server(root: Path, latency_ms: float) -> Iterator[Running]:
 
 
 # -- figures --------------------------------------------------------------------------------
-
-
-def spread(values: Sequence[float], form: str = "7.2f") -> str:
-    """min / median / max of `values`."""
-    return " / ".join(
-        format(value, form) for value in (min(values), statistics.median(values), max(values))
-    )
 
 
 # -- the service --------------------------------------------------------------------------

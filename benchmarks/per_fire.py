@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
-import os
-import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +32,7 @@ import taskcluster.aio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.figures import process_cpu, spread
 from scheduler.common import jsone_cache, logs
 from scheduler.render import Push, Repository, _parsed_template, cron_context, format_json_e_time
 from scheduler.taskcluster_signing import for_the_library
@@ -48,18 +47,6 @@ PROJECT_SCOPES = [
     "queue:route:*",
     "queue:scheduler-id:*",
 ]
-
-
-def process_cpu(pid: int) -> float:
-    """User and system CPU seconds of a process, all its threads (Linux's /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def spread(values: list[float], unit: str = "", digits: int = 0) -> str:
-    """`min / median / max` of the runs."""
-    shown = (min(values), statistics.median(values), max(values))
-    return " / ".join(f"{v:,.{digits}f}{unit}" for v in shown)
 
 
 # -- renders ---------------------------------------------------------------------------------
@@ -165,10 +152,11 @@ def main() -> None:
     print(
         f"renders of {len(renders)} corpus templates for cron, per CPU second (min / median / max):"
     )
-    print(f"  json-e's render:         {spread(plain)}")
-    print(f"  parsed expressions kept: {spread(cached)}  ({spread(ratios, 'x', 2)} as many)")
+    print(f"  json-e's render:         {spread(plain, ',.0f')}")
+    kept = f"{spread(cached, ',.0f')}  ({spread(ratios, ',.2f', 'x')} as many)"
+    print(f"  parsed expressions kept: {kept}")
     before, after = [1e3 / r for r in plain], [1e3 / r for r in cached]
-    print(f"  CPU per render: {spread(before, ' ms', 2)} -> {spread(after, ' ms', 2)}")
+    print(f"  CPU per render: {spread(before, ',.2f', ' ms')} -> {spread(after, ',.2f', ' ms')}")
 
     process, credentials = start_standalone()
     try:
@@ -194,10 +182,10 @@ def main() -> None:
         (True, "signed by the session"),
     ):
         own_cpu, emulator_cpu = results[by_session]
-        print(f"  {label:29} this process {spread(own_cpu, ' us')}, ", end="")
-        print(f"emulator {spread(emulator_cpu, ' us')}")
+        print(f"  {label:29} this process {spread(own_cpu, ',.0f', ' us')}, ", end="")
+        print(f"emulator {spread(emulator_cpu, ',.0f', ' us')}")
     saved = [b - a for b, a in zip(results[False][0], results[True][0], strict=True)]
-    print(f"  saved per call in this process: {spread(saved, ' us')}")
+    print(f"  saved per call in this process: {spread(saved, ',.0f', ' us')}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from figures import spread
 from plan_year import DEFAULT_CORPUS, projects_of
 
 from scheduler.cron import load_cron
@@ -49,9 +50,8 @@ def timed(commands: Sequence[Sequence[str]]) -> tuple[float, float]:
     return cpu, wall
 
 
-def spread(values: Sequence[float]) -> str:
-    low, middle, high = min(values), statistics.median(values), max(values)
-    return f"{low:.3f} / {middle:.3f} / {high:.3f} s"
+def seconds(values: Sequence[float]) -> str:
+    return f"{spread(values, '.3f')} s"
 
 
 def main() -> None:
@@ -90,10 +90,10 @@ def main() -> None:
 
     print(f"corpus: {len(files)} files on {pairs} (file, project) pairs, {args.year}")
     print(f"min / median / max of {args.runs} runs, CPU (user + sys) of the processes and wall:")
-    print(f"  one process:          CPU {spread([c for c, _ in together])}, "
-          f"wall {spread([w for _, w in together])}")  # fmt: skip
-    print(f"  {len(one_per_pair)} processes (before): CPU {spread([c for c, _ in apart])}, "
-          f"wall {spread([w for _, w in apart])}")  # fmt: skip
+    print(f"  one process:          CPU {seconds([c for c, _ in together])}, "
+          f"wall {seconds([w for _, w in together])}")  # fmt: skip
+    print(f"  {len(one_per_pair)} processes (before): CPU {seconds([c for c, _ in apart])}, "
+          f"wall {seconds([w for _, w in apart])}")  # fmt: skip
     cpu_together = statistics.median(c for c, _ in together)
     cpu_apart = statistics.median(c for c, _ in apart)
     print(f"  one process takes {cpu_apart / cpu_together:.1f}x less CPU (medians)")

@@ -29,6 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.figures import spread
 from benchmarks.measure import (
     EVERY_SLOT,
     CpuMark,
@@ -39,7 +40,6 @@ from benchmarks.measure import (
     projects,
     service_config,
     service_with_monitor,
-    spread,
     warm_up,
 )
 from scheduler.common import logs

@@ -22,8 +22,6 @@ import io
 import json
 import math
 import multiprocessing
-import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -37,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.figures import own_cpu, process_cpu, spread
 from scheduler.common import logs
 from scheduler.config.loading import read_config
 from scheduler.config.model import DEFAULT_CONCURRENCY, Config
@@ -70,25 +69,12 @@ def cron_file(jobs: int) -> str:
     return f"jobs:\n{entries}\n"
 
 
-def cpu_seconds() -> float:
-    """CPU of this process and of its children that ended (the git processes), user and system."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds of the running process `pid` (user and system), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def serve_git(root: Path, replies: Connection) -> None:
     """The git server's process: serve `root`, then answer its CPU so far until told to stop."""
     with serving(root) as server:
         replies.send(server.url)
         while replies.recv() == "cpu":
-            replies.send(cpu_seconds())
+            replies.send(own_cpu())
 
 
 class DrivenClock:
@@ -188,11 +174,11 @@ async def drive(
     measured = []
     for _ in range(boundaries):
         boundary = slot_of(clock()) + SLOT_LENGTH
-        cpu, emulator = cpu_seconds(), process_cpu(emulator_pid)
+        cpu, emulator = own_cpu(), process_cpu(emulator_pid)
         clock.jump_to(boundary - PREPARE_LEAD - timedelta(seconds=1))
         if prepared:
             await until(lambda b=boundary: watch.count("slot prepared", b) == 1, service, "prepare")
-        ready = cpu_seconds()
+        ready = own_cpu()
         clock.jump_to(boundary - BEFORE_BOUNDARY)
         await until(
             lambda b=boundary: watch.count("slot evaluated", b) == len(projects), service, "tick"
@@ -211,7 +197,7 @@ async def drive(
                 boundary,
                 [(received[task_id] - boundary).total_seconds() for task_id in ids],
                 ready - cpu,
-                cpu_seconds() - ready,
+                own_cpu() - ready,
                 process_cpu(emulator_pid) - emulator,
             )
         )
@@ -255,8 +241,8 @@ def configure(
 def report(
     runs: dict[str, list[Boundary]], config: Config, args: argparse.Namespace, git: float
 ) -> None:
-    def spread(values: list[float], unit: str = "s") -> str:
-        return f"{min(values):6.3f} / {statistics.median(values):6.3f} / {max(values):6.3f} {unit}"
+    def seconds(values: list[float]) -> str:
+        return f"{spread(values, '6.3f')} s"
 
     print(
         f"slot latency: {len(config.projects)} projects x {JOBS_DUE} jobs, {args.latency_ms:g} ms "
@@ -274,12 +260,12 @@ def report(
                 f"ticking, emulator {boundary.emulator:.2f} s"
             )
         print("  over the boundaries (min / median / max):")
-        print(f"    p50 {spread([b.quantile(0.5) for b in measured])}  (target <= 0.5 s)")
-        print(f"    p90 {spread([b.quantile(0.9) for b in measured])}  (target <= 1 s)")
-        print(f"    max {spread([max(b.latencies) for b in measured])}")
-        print(f"    CPU of the service preparing     {spread([b.prepare_cpu for b in measured])}")
-        print(f"    CPU of the service ticking       {spread([b.tick_cpu for b in measured])}")
-        print(f"    CPU of the emulator per boundary {spread([b.emulator for b in measured])}")
+        print(f"    p50 {seconds([b.quantile(0.5) for b in measured])}  (target <= 0.5 s)")
+        print(f"    p90 {seconds([b.quantile(0.9) for b in measured])}  (target <= 1 s)")
+        print(f"    max {seconds([max(b.latencies) for b in measured])}")
+        print(f"    CPU of the service preparing     {seconds([b.prepare_cpu for b in measured])}")
+        print(f"    CPU of the service ticking       {seconds([b.tick_cpu for b in measured])}")
+        print(f"    CPU of the emulator per boundary {seconds([b.emulator for b in measured])}")
     if len(runs) == 2:
         prepared, unprepared = runs.values()
         for share in (0.5, 0.9):

@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.figures import spread
 from benchmarks.measure import (
     DEFAULT_RENDER_WORKERS,
     EVERY_SLOT,
@@ -44,7 +45,6 @@ from benchmarks.measure import (
     projects,
     service_config,
     service_with_monitor,
-    spread,
     warm_up,
 )
 from scheduler.common import logs
