@@ -143,10 +143,21 @@ def git_server(root: Path, latency_ms: float) -> Iterator[Running]:
             server.kill()
 
 
-# -- figures --------------------------------------------------------------------------------
-
-
 # -- the service --------------------------------------------------------------------------
+
+
+class MovableClock:
+    """Real time moved by an offset: a benchmark puts the service at a slot's boundary
+    (`jump_to`), as `run` ticks it, and the clock runs on from there in step with real time."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return utc_now() + self.offset
+
+    def jump_to(self, moment: datetime) -> None:
+        self.offset += moment - self()
 
 
 def projects(names: Sequence[str], git_url: str, *, suffix: str = "") -> tuple[Project, ...]:

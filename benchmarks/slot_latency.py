@@ -29,13 +29,14 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.figures import own_cpu, process_cpu, spread
+from benchmarks.measure import EVERY_SLOT, MovableClock, cron_file, template
 from scheduler.common import logs
 from scheduler.config.loading import read_config
 from scheduler.config.model import DEFAULT_CONCURRENCY, Config
@@ -45,28 +46,15 @@ from scheduler.service import run
 from scheduler.slot_loop import PREPARE_LEAD
 from tests.emulator.clock import parse_time
 from tests.emulator.standalone import start_standalone
-from tests.support.corpus import CORPUS
 from tests.support.emulated import REPOSITORY_ROLES
 from tests.support.git_http import serving
 from tests.support.repos import Repository
 
-TEMPLATE = (CORPUS / "taskcluster-yml" / "mozilla__translations.taskcluster.yml").read_text()
-EVERY_SLOT = "[{minute: 0}, {minute: 15}, {minute: 30}, {minute: 45}]"
 # Where the driven clock is put before a boundary: after its prepare has ended, this long before
 # the boundary (the slot loop looks at the clock every second; real time runs the rest).
 BEFORE_BOUNDARY = timedelta(seconds=1.5)
 HANG_GUARD = 600.0
 JOBS_DUE = 5
-
-
-def cron_file(jobs: int) -> str:
-    entries = "\n".join(
-        f"  - name: job-{n}\n"
-        f"    job: {{type: decision-task, treeherder-symbol: J{n}, target-tasks-method: j{n}}}\n"
-        f"    when: {EVERY_SLOT}"
-        for n in range(jobs)
-    )
-    return f"jobs:\n{entries}\n"
 
 
 def serve_git(root: Path, replies: Connection) -> None:
@@ -77,15 +65,12 @@ def serve_git(root: Path, replies: Connection) -> None:
             replies.send(own_cpu())
 
 
-class DrivenClock:
+class DrivenClock(MovableClock):
     """Real time moved by an offset the benchmark sets; the emulator's clock is moved with it."""
 
     def __init__(self, control: str) -> None:
-        self.offset = timedelta(0)
+        super().__init__()
         self.control = control
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
 
     def jump_to(self, moment: datetime) -> None:
         step = moment - self()
@@ -308,7 +293,7 @@ def main() -> None:
         for n in range(args.projects):
             Repository(
                 served / f"project-{n:03d}",
-                {".cron.yml": cron_file(JOBS_DUE), ".taskcluster.yml": TEMPLATE},
+                {".cron.yml": cron_file(JOBS_DUE, EVERY_SLOT), ".taskcluster.yml": template()},
             )
         roles = root / "roles.json"
         roles.write_text(json.dumps({"roles": REPOSITORY_ROLES}))
