@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy.exc
 import taskcluster
 
 from scheduler.actions.spec import MARKER_KEY
@@ -211,6 +213,27 @@ def test_failures_are_recorded_and_do_not_stop_other_work(
     recorded = {(f.project, f.job): f.state for f in fires(config)}
     assert recorded[("no-tasks", "hourly")] is FireState.FAILED
     assert recorded[("no-action", "rebuild")] is FireState.FAILED
+
+
+@pytest.mark.parametrize("reachable", [True, False], ids=["a-project-reachable", "none-reachable"])
+def test_a_tick_whose_ledger_reads_fail_fires_nothing_and_raises(
+    emulator: Emulator, tmp_path: Path, reachable: bool
+) -> None:
+    """The ledger is read while the heads are: its failure still stops the tick, even when no
+    project's head could be read (none waited for the reads)."""
+    gone = Project(name="gone", repository="file:///nonexistent/repo", trust_domain="tcs")
+    projects = (own_project(tmp_path, HOURLY, name="good"), gone) if reachable else (gone,)
+    config = make_config(emulator, tmp_path, *projects)
+    tick(config, emulator, DAY)  # the ledger made
+    before = created_task_ids(emulator)
+    with sqlite3.connect(tmp_path / "ledger.db") as broken:
+        broken.execute("DROP TABLE pauses")
+    broken.close()
+
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="no such table: pauses"):
+        tick(config, emulator, DAY + timedelta(hours=1))
+
+    assert created_task_ids(emulator) == before
 
 
 def test_a_project_without_cron_file_has_no_jobs(emulator: Emulator, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ job's failure is recorded with its reason and never stops another job or project
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -96,20 +96,25 @@ class Engine:
         """
         slot = slot_of(moment)
         ensure_begun(slot, self.clock())
-        projects = self.config.projects
-        # Paused now (by any replica, the command line or the API): recorded, not fired.
-        reads = await read_tick(
-            self.ledger, projects, now=self.clock(), horizon=self.config.max_task_deadline
+        projects, horizon = self.config.projects, self.config.max_task_deadline
+        # Paused now (by any replica, the command line or the API): recorded, not fired. Read
+        # while the heads are: each project waits for both, neither for the other's latency.
+        reads = asyncio.ensure_future(
+            read_tick(self.ledger, projects, now=self.clock(), horizon=horizon)
         )
-        results = await asyncio.gather(
-            *(self._evaluate(project, slot, reads[project.name]) for project in projects),
-            return_exceptions=True,
-        )
-        # The slots of the projects evaluated are recorded even if another's evaluation broke.
-        await self._record_slots([r for r in results if isinstance(r, SlotResult)])
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        try:
+            results = await asyncio.gather(
+                *(self._evaluate(project, slot, reads) for project in projects),
+                return_exceptions=True,
+            )
+            # The slots of the projects evaluated are recorded even if another's broke.
+            await self._record_slots([r for r in results if isinstance(r, SlotResult)])
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            await reads  # its failure, had no project waited for it (none reachable)
+        finally:
+            reads.cancel()  # a tick cancelled before the reads ended
         return [r for r in results if isinstance(r, SlotResult)]
 
     async def prepare(self, slot: datetime) -> Preparation:
@@ -118,13 +123,15 @@ class Engine:
         is claimed, recorded or created."""
         return await prepare_slot(self, slot)
 
-    async def _evaluate(self, project: Project, slot: datetime, reads: ProjectReads) -> SlotResult:
+    async def _evaluate(
+        self, project: Project, slot: datetime, tick_reads: Awaitable[dict[str, ProjectReads]]
+    ) -> SlotResult:
         # Every line logged meanwhile names the project and slot, git's retries too.
         with structlog.contextvars.bound_contextvars(project=project.name, slot=format_slot(slot)):
-            return await self._evaluate_bound(project, slot, reads)
+            return await self._evaluate_bound(project, slot, tick_reads)
 
     async def _evaluate_bound(
-        self, project: Project, slot: datetime, reads: ProjectReads
+        self, project: Project, slot: datetime, tick_reads: Awaitable[dict[str, ProjectReads]]
     ) -> SlotResult:
         try:
             snapshot = await self.source.snapshot(
@@ -133,6 +140,7 @@ class Engine:
         except SourceError as error:
             log.error("project slot failed", error=str(error))
             return SlotResult(project.name, slot, None, error=str(error))
+        reads = (await tick_reads)[project.name]
         cron = self._cron(project, snapshot)
         now = self.clock()
         open_fires = {open_fire(fire): fire for fire in reads.open_fires}
