@@ -30,10 +30,17 @@ class QuietHandler(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's backlog of 5 drops the connections a client opens at once beyond it (a
+    # service reading a hundred heads), which then wait a second to try again; a real server's
+    # backlog is larger.
+    request_queue_size = 128
+
+
 @contextmanager
 def on_loopback(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     """Serve `handler` until the block ends; yields the server's `http://127.0.0.1:PORT`."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _Server(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
