@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.figures import process_cpu, spread
 from scheduler.common import jsone_cache, logs
 from scheduler.render import Push, Repository, _parsed_template, cron_context, format_json_e_time
-from scheduler.taskcluster_signing import for_the_library
+from scheduler.taskcluster_session import for_the_library
 from tests.emulator.standalone import start_standalone
 from tests.support.rendering import REVISION, ROOT_URL, SLOT, corpus_cases, render_corpus
 

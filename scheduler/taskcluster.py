@@ -6,7 +6,8 @@ except for `hooks.triggerHook` (`hooks_once`): a trigger is not idempotent, so
 actions/triggering.py decides when to send one again. Every call is bounded (`CallBounds`): an
 attempt that receives nothing for the call timeout is abandoned and retried, and a call still
 going on at its deadline is abandoned, its outcome unknown (`TaskclusterError.timed_out`).
-Every request can be observed (`taskcluster_calls`), for the service's metrics.
+Every request can be observed (`taskcluster_calls`, told by `taskcluster_session`), for the
+service's metrics.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ import taskcluster.aio.download
 
 from scheduler.common.deadlines import Bounded, within
 from scheduler.config.model import CallBounds, Config, Project
-from scheduler.taskcluster_calls import CallObserver, calls_trace
-from scheduler.taskcluster_failures import Restriction, TaskclusterError, answers_trace, explain
-from scheduler.taskcluster_signing import for_the_library
+from scheduler.taskcluster_calls import CallObserver
+from scheduler.taskcluster_failures import Restriction, TaskclusterError, explain
+from scheduler.taskcluster_session import for_the_library
 
 # The client library's retries for 5xx and connection errors: attempts after the first one.
 MAX_RETRIES = 5
@@ -69,6 +70,7 @@ class Clients:
     bounds: CallBounds = DEFAULT_BOUNDS
     _options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _session: aiohttp.ClientSession | None = field(default=None, repr=False, compare=False)
+    _observe: CallObserver | None = field(default=None, repr=False, compare=False)
     _restricted: dict[Restriction, Clients] = field(default_factory=dict, repr=False, compare=False)
     _waits: _Waits = field(default_factory=_Waits, repr=False, compare=False)
 
@@ -82,24 +84,26 @@ class Clients:
         waits: _Waits | None = None,
         *,
         root_url: str | None = None,
+        observe: CallObserver | None = None,
     ) -> Clients:
         """The services at `options["rootUrl"]`; `root_url`: the deployment's, when that is
-        the proxy's (links name the deployment)."""
+        the proxy's (links name the deployment); every request told to `observe` if given."""
         # authorizedScopes travel in the signature: a call the proxy signs carries the task's
         # scopes, whatever it asks (the library would drop them unsigned).
         if restriction is not None and "credentials" in options:
             options = {**options, "authorizedScopes": list(restriction.scopes)}
-        # The clients send unsigned, and their session signs (taskcluster_signing says why).
-        signing, unsigned = for_the_library(session, options)
+        # The clients send unsigned, and their session signs (taskcluster_signing says why)
+        # and sees each request (taskcluster_session).
+        library_session, unsigned = for_the_library(session, options, observe)
         services: dict[str, Any] = {
-            name: Bounded(name, make(dict(unsigned), session=signing), bounds.deadline)
+            name: Bounded(name, make(dict(unsigned), session=library_session), bounds.deadline)
             for name, make in SERVICES.items()
         }
         # One attempt, so the call's deadline is the attempt's: a trigger is on its way no
         # longer than the call timeout (which actions/triggering.py's SETTLE outlasts).
         once = {**unsigned, "maxRetries": 0}
         services |= {
-            name: Bounded("hooks", make(once, session=signing), bounds.timeout)
+            name: Bounded("hooks", make(once, session=library_session), bounds.timeout)
             for name, make in ONCE_SERVICES.items()
         }
         return cls(
@@ -109,6 +113,7 @@ class Clients:
             bounds=bounds,
             _options=options,
             _session=session,
+            _observe=observe,
             _waits=waits or _Waits(),
         )
 
@@ -119,7 +124,13 @@ class Clients:
         if restriction not in self._restricted:
             base = {k: v for k, v in self._options.items() if k != "authorizedScopes"}
             self._restricted[restriction] = Clients.create(
-                base, self._session, self.bounds, restriction, self._waits, root_url=self.root_url
+                base,
+                self._session,
+                self.bounds,
+                restriction,
+                self._waits,
+                root_url=self.root_url,
+                observe=self._observe,
             )
         return self._restricted[restriction]
 
@@ -180,14 +191,11 @@ async def connect(
     per_attempt = bounds.timeout.total_seconds()
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=per_attempt, sock_read=per_attempt)
     connector = aiohttp.TCPConnector(limit=connections)
-    traces = [answers_trace(), *([calls_trace(observe)] if observe else [])]
-    async with aiohttp.ClientSession(
-        timeout=timeout, connector=connector, trace_configs=traces
-    ) as session:
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         options: dict[str, Any] = {"rootUrl": proxy_url or root_url, "maxRetries": MAX_RETRIES}
         if credentials and proxy_url is None:
             options["credentials"] = dict(credentials)
-        yield Clients.create(options, session, bounds, root_url=root_url)
+        yield Clients.create(options, session, bounds, root_url=root_url, observe=observe)
 
 
 def connect_service(

@@ -1,18 +1,17 @@
 """Each request to Taskcluster, named and timed: the service and API method it calls (by the
-client library's own route table), its status and how long it took. Does no I/O itself.
+client library's own route table), its status and how long it took. Does no I/O itself: the
+session the client library is given (taskcluster_session) tells it of each request.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
-import aiohttp
 import taskcluster.aio
 from yarl import URL
 
@@ -37,39 +36,11 @@ class Call:
 CallObserver = Callable[[Call], None]
 
 
-def calls_trace(observe: CallObserver) -> aiohttp.TraceConfig:
-    """Tells `observe` of every request a session sends, once it is answered or lost."""
-
-    async def started(
-        session: aiohttp.ClientSession,
-        context: SimpleNamespace,
-        params: aiohttp.TraceRequestStartParams,
-    ) -> None:
-        context.started = asyncio.get_running_loop().time()
-
-    def tell(context: SimpleNamespace, method: str, url: URL, status: str) -> None:
-        seconds = asyncio.get_running_loop().time() - context.started
-        observe(Call(*call_name(method, url), status, seconds))
-
-    async def ended(
-        session: aiohttp.ClientSession,
-        context: SimpleNamespace,
-        params: aiohttp.TraceRequestEndParams,
-    ) -> None:
-        tell(context, params.method, params.url, str(params.response.status))
-
-    async def lost(
-        session: aiohttp.ClientSession,
-        context: SimpleNamespace,
-        params: aiohttp.TraceRequestExceptionParams,
-    ) -> None:
-        tell(context, params.method, params.url, NO_ANSWER)
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_start.append(started)
-    trace.on_request_end.append(ended)
-    trace.on_request_exception.append(lost)
-    return trace
+def timed(method: str, url: URL, status: str, started: float) -> Call:
+    """A request to `url` that ended now with `status` (or NO_ANSWER), sent at `started`
+    (`time.monotonic()`), named by `call_name`."""
+    service, api_method = call_name(method, url)
+    return Call(service, api_method, status, time.monotonic() - started)
 
 
 def call_name(method: str, url: URL) -> tuple[str, str]:

@@ -9,7 +9,6 @@ import json
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -183,7 +182,7 @@ def _who(url: URL | None) -> str:
 class _Answer:
     """A 5xx answered to the request being retried in this task."""
 
-    request: str  # method and URL
+    method: str
     url: URL
     status: int
     reason: str
@@ -193,40 +192,25 @@ class _Answer:
 # the 5xx an earlier attempt was answered is what says the service is up and failing.
 _LAST_ANSWER: ContextVar[_Answer | None] = ContextVar("tc_scheduler_last_answer", default=None)
 
+# The session the client library is given (taskcluster_session) tells these two of each
+# request, in the request's own asyncio task: the note they keep, per task, of the 5xx of a
+# request whose retries are still going on is seen by `explain` when the call fails in that
+# task. `explain`, or a request to another URL, ends it.
 
-def answers_trace() -> aiohttp.TraceConfig:
-    """Notes, per asyncio task, the 5xx of a request whose retries are still going on.
 
-    Trace callbacks run inside the request's own task, so the note is seen by `explain` when
-    the call fails in that task; `explain` or a request to another URL ends it.
-    """
+def request_started(method: str, url: URL) -> None:
+    """A request to `url` is being sent: a 5xx noted for another request is forgotten."""
+    answer = _LAST_ANSWER.get()
+    if answer is not None and (answer.url != url or answer.method != method):
+        _LAST_ANSWER.set(None)
 
-    async def started(
-        session: aiohttp.ClientSession,
-        context: SimpleNamespace,
-        params: aiohttp.TraceRequestStartParams,
-    ) -> None:
-        answer = _LAST_ANSWER.get()
-        if answer is not None and answer.request != f"{params.method} {params.url}":
-            _LAST_ANSWER.set(None)
 
-    async def ended(
-        session: aiohttp.ClientSession,
-        context: SimpleNamespace,
-        params: aiohttp.TraceRequestEndParams,
-    ) -> None:
-        # Headers below 500 may still be followed by a lost body, which is retried: the note of
-        # an earlier 5xx stays until the call is explained or another request starts.
-        status = params.response.status
-        if status >= 500:
-            request = f"{params.method} {params.url}"
-            reason = params.response.reason or ""
-            _LAST_ANSWER.set(_Answer(request, params.url, status, reason))
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_start.append(started)
-    trace.on_request_end.append(ended)
-    return trace
+def request_answered(method: str, url: URL, status: int, reason: str | None) -> None:
+    """The request to `url` was answered `status` (its headers; the body may follow)."""
+    # Headers below 500 may still be followed by a lost body, which is retried: the note of an
+    # earlier 5xx stays until the call is explained or another request starts.
+    if status >= 500:
+        _LAST_ANSWER.set(_Answer(method, url, status, reason or ""))
 
 
 def _forget_answer() -> _Answer | None:

@@ -1,5 +1,6 @@
-"""Hawk signatures of the service's requests to Taskcluster, made by the session the client
-library is given (an in-process taskcluster-proxy), with the library's own `ext`.
+"""Hawk signatures of the service's requests to Taskcluster, made in the session the client
+library is given (taskcluster_session: an in-process taskcluster-proxy), with the library's own
+`ext`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import aiohttp
 import mohawk
 from taskcluster import utils
 
@@ -29,32 +29,22 @@ def hawk_ext(credentials: Mapping[str, str], authorized_scopes: Sequence[str] | 
 # body (`pprint.pformat`) into a debug message before the logger is asked whether debug is on:
 # three quarters of what signing a createTask cost (benchmarks/per_fire.py). The signature here
 # is mohawk's too, given the body as a stream, which it reads and hashes and prints as a name.
-class SigningSession:
-    """The one aiohttp session as a client of the library sees it: each request it sends (each
-    attempt of a call) signed with `credentials`, carrying `authorized_scopes` if given. The
-    client is given no credentials, so it sends the request unsigned, as through the proxy."""
+class Signer:
+    """Signs each request a client of the library sends (each attempt of a call) with
+    `credentials`, carrying `authorized_scopes` if given; the client is given no credentials,
+    so it sends the request unsigned, as through the proxy (taskcluster_session signs it)."""
 
     def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        credentials: Mapping[str, str],
-        authorized_scopes: Sequence[str] | None = None,
+        self, credentials: Mapping[str, str], authorized_scopes: Sequence[str] | None = None
     ) -> None:
-        self._session = session
         self._id = credentials["clientId"]
         self._key = credentials["accessToken"]
         self._ext = hawk_ext(credentials, authorized_scopes)
 
-    def request(
-        self,
-        method: str,
-        url: Any,
-        *,
-        data: str | bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        **options: Any,
-    ) -> Any:
-        """`aiohttp.ClientSession.request`, signed (the library sends JSON as text, or nothing)."""
+    def signed(
+        self, method: str, url: Any, data: str | bytes | None, headers: Mapping[str, str] | None
+    ) -> dict[str, str]:
+        """`headers` with the request's signature (the library sends JSON as text, or nothing)."""
         body = data.encode() if isinstance(data, str) else data
         content_type = (headers or {}).get("Content-Type", "") if body else ""
         signature = mohawk.Sender(
@@ -65,18 +55,4 @@ class SigningSession:
             content=io.BytesIO(body) if body else "",
             content_type=content_type,
         )
-        signed = {**(headers or {}), "Authorization": signature.request_header}
-        return self._session.request(method, url, data=data, headers=signed, **options)
-
-
-def for_the_library(
-    session: aiohttp.ClientSession, options: Mapping[str, Any]
-) -> tuple[aiohttp.ClientSession | SigningSession, dict[str, Any]]:
-    """The session and options to make a client of the library with, from the options it would
-    be given (`credentials`, `authorizedScopes`): without credentials, as they are; with them,
-    a session that signs and options without them."""
-    if "credentials" not in options:
-        return session, dict(options)
-    signing = SigningSession(session, options["credentials"], options.get("authorizedScopes"))
-    unsigned = {k: v for k, v in options.items() if k not in ("credentials", "authorizedScopes")}
-    return signing, unsigned
+        return {**(headers or {}), "Authorization": signature.request_header}

@@ -52,3 +52,59 @@ def test_bounded_bounds_each_call_and_leaves_the_rest_alone() -> None:
     with pytest.raises(DeadlineExceededError) as raised:
         asyncio.run(bounded.hang())
     assert raised.value.call == "queue.hang"
+
+
+def test_each_call_has_a_deadline_of_its_own() -> None:
+    """A method is bounded the same way at every call, however often it is asked for."""
+    bounded = Bounded("queue", Service(), SOON)
+
+    async def twice() -> None:
+        assert await bounded.ping(1) == 1
+        with pytest.raises(DeadlineExceededError):
+            await bounded.hang()
+        assert await bounded.ping(2) == 2
+        with pytest.raises(DeadlineExceededError):
+            await bounded.hang()
+
+    asyncio.run(twice())
+
+
+def test_the_task_goes_on_after_a_deadline_as_if_never_cancelled() -> None:
+    async def after_the_deadline() -> int:
+        with pytest.raises(DeadlineExceededError):
+            await within(SOON, "queue.task", never())
+        task = asyncio.current_task()
+        assert task is not None
+        await asyncio.sleep(0)  # would raise if the task were still being cancelled
+        return task.cancelling()
+
+    assert asyncio.run(after_the_deadline()) == 0
+
+
+def test_a_cancellation_from_outside_is_not_taken_for_the_deadline() -> None:
+    async def cancelled_meanwhile() -> None:
+        waiting = asyncio.create_task(within(timedelta(hours=1), "queue.task", never()))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        await waiting
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(cancelled_meanwhile())
+
+
+def test_work_that_ends_otherwise_when_cancelled_at_its_deadline_is_its_own_answer() -> None:
+    async def stops_politely() -> str:
+        try:
+            await never()
+        except asyncio.CancelledError:
+            return "stopped"
+        return "never"
+
+    async def politely() -> tuple[str, int]:
+        answer = await within(SOON, "queue.task", stops_politely())
+        task = asyncio.current_task()
+        assert task is not None
+        await asyncio.sleep(0)
+        return answer, task.cancelling()
+
+    assert asyncio.run(politely()) == ("stopped", 0)

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import slugid
 import taskcluster.exceptions
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
@@ -385,6 +386,30 @@ def test_every_request_to_taskcluster_is_told_with_its_method_and_status(
         ("hooks", "ping", "no-answer"),
     ]
     assert all(call.seconds >= 0 for call in calls)
+
+
+def test_the_requests_of_a_projects_clients_are_told_once_each(emulator: Emulator) -> None:
+    """A project's calls go through clients restricted to its scopes: their requests are told
+    as the unrestricted clients' are, each retry once."""
+    emulator.faults.add("queue.createTask", script=["503"])
+    scopes = ["queue:create-task:*", "queue:scheduler-id:-", "auth:current-scopes"]
+    calls: list[Call] = []
+
+    async def main() -> None:
+        credentials = dict(emulator.root_credentials)
+        async with connect(emulator.root_url, credentials, observe=calls.append) as clients:
+            restricted = clients.restricted("project demo", scopes)
+            await restricted.queue.createTask(slugid.nice(), task_definition(emulator.clock.now()))
+            await restricted.auth.currentScopes()
+            await clients.auth.currentScopes()
+
+    asyncio.run(main())
+    assert [(c.service, c.method, c.status) for c in calls] == [
+        ("queue", "createTask", "503"),
+        ("queue", "createTask", "200"),
+        ("auth", "currentScopes", "200"),
+        ("auth", "currentScopes", "200"),
+    ]
 
 
 def test_the_ledger_tells_its_backlog_and_the_migrations_it_lacks(

@@ -4,6 +4,7 @@ missing scopes, and only a connection that failed is "could not reach Taskcluste
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ import slugid
 from click.testing import CliRunner, Result
 
 from scheduler.cli import main
+from scheduler.config.model import CallBounds
 from scheduler.taskcluster import connect
+from scheduler.taskcluster_calls import Call
 from scheduler.taskcluster_failures import Restriction, TaskclusterError, missing_scopes
 from tests.emulator import Emulator
 from tests.support.emulated import taskcluster_environment
@@ -207,3 +210,37 @@ def test_an_answer_to_an_earlier_call_is_not_taken_for_this_ones() -> None:
         first, second = explained(emulator, calls=2)
     assert "answered 500" in first.message
     assert "could not reach Taskcluster" in second.message
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_a_5xx_is_the_last_answer_of_a_call_abandoned_while_a_retry_waits(signed: bool) -> None:
+    """A retry that never gets its headers (abandoned at the call's deadline) leaves the 5xx
+    the attempt before it was answered as what the call met, signed or anonymous; each attempt
+    is told once, the abandoned one without an answer."""
+    calls: list[Call] = []
+
+    async def call(emulator: Emulator) -> TaskclusterError:
+        # The deadline leaves the first retry's backoff (0.1 s or so) time to spare.
+        bounds = CallBounds(deadline=timedelta(seconds=3))
+        credentials = emulator.root_credentials if signed else None
+        async with connect(
+            emulator.root_url, credentials, bounds=bounds, observe=calls.append
+        ) as c:
+            try:
+                await c.queue.task(slugid.nice())
+            except Exception as error:
+                return c.explain(error, "queue.task")
+            finally:
+                emulator.faults.release()
+        raise AssertionError("the call was meant to fail")
+
+    with Emulator() as emulator:
+        emulator.faults.add("queue.task", script=["503", "hold"])
+        error = asyncio.run(call(emulator))
+    assert [outcome for _, outcome in emulator.faults.injected] == ["503", "hold"]
+    assert "timed out after 3s" in error.message
+    assert "its last answer was 503 Service Unavailable" in error.message
+    assert [(c.service, c.method, c.status) for c in calls] == [
+        ("queue", "task", "503"),
+        ("queue", "task", "no-answer"),
+    ]
