@@ -169,7 +169,7 @@ class Authenticator:
         ).decode()
         if not hmac.compare_digest(expected, signature):
             raise _failed("ext.certificate has a bad signature")
-        issuer_scopes = self._expand(issuer.scopes)
+        issuer_scopes = scopes.arranged(self._expand(issuer.scopes))
         if named and not scopes.satisfies(issuer_scopes, f"auth:create-client:{client_id}"):
             raise _failed(
                 f"the issuer {issuer_id} lacks auth:create-client:{client_id} "
@@ -200,7 +200,8 @@ class Authenticator:
             if not all(scopes.valid(scope) for scope in authorized):
                 raise _failed("ext.authorizedScopes must be an array of valid scopes")
             held = self._expand([*granted, ANONYMOUS])
-            if not all(scopes.satisfies(held, scope) for scope in authorized):
+            arranged = scopes.arranged(held)
+            if not all(arranged.grant(scope) for scope in authorized):
                 raise _failed(_not_authorizable(held, authorized))
             granted = authorized
         return self._expand([*granted, ANONYMOUS])
