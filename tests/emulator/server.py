@@ -7,6 +7,7 @@ and input schema, scopes, handler, output schema, `{code, message, requestInfo}`
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import threading
 import time
@@ -148,8 +149,9 @@ class Emulator:
         route = next(r for r, _ in self.routes["queue"] if r.name == "createTask")
         with self.lock:
             now = self.clock.now()
-            call = Call(route, {"taskId": task_id}, {}, dict(definition), known(self._root()), now)
-            return self.queue.create(task_id, definition, call)
+            owned = copy.deepcopy(dict(definition))
+            call = Call(route, {"taskId": task_id}, {}, owned, known(self._root()), now)
+            return self.queue.create(task_id, owned, call)
 
     def _root(self) -> Identity:
         return Identity(ROOT_CLIENT_ID, ["*"])
@@ -260,8 +262,10 @@ class Emulator:
         identity = Identity(
             HOOKS_CLIENT_ID, self.auth.expand([f"assume:{role_id}", hawk.ANONYMOUS])
         )
-        call = Call(route, {"taskId": task_id}, {}, definition, known(identity), now)
-        return self.queue.create(task_id, definition, call).state
+        # A copy: the rendered task may share values with the hook's trigger payload.
+        owned = copy.deepcopy(definition)
+        call = Call(route, {"taskId": task_id}, {}, owned, known(identity), now)
+        return self.queue.create(task_id, owned, call).state
 
     # -- ASGI -----------------------------------------------------------------------------
 
@@ -388,7 +392,7 @@ class Emulator:
             body = _parse_body(request.content, route)
             info["payload"] = body if body is not None else {}
             call = Call(route, params, query, body, self._authenticate(request), now)
-            if route.scopes is not None and route.template_params() <= set(params):
+            if route.scopes is not None and route.template_params <= params.keys():
                 call.authorize()
             unknown = sorted(set(query) - set(route.query) - {"bewit"})
             if unknown:
