@@ -16,6 +16,7 @@ _PARAMETER = re.compile(r"<([^<>]+)>")
 _VALID = re.compile(r"[\x20-\x7e]*")
 MAX_EXPANDED_SCOPES = 10_000
 MAX_CACHED_EXPANSIONS = 1_000
+MAX_REMEMBERED_GRANTS = 10_000
 
 
 class ExpressionError(ValueError):
@@ -51,12 +52,19 @@ class Held:
         self._exact = frozenset(scopes)
         self._prefixes = frozenset(scope[:-1] for scope in self._exact if scope.endswith("*"))
         self._lengths = tuple(sorted({len(prefix) for prefix in self._prefixes}))
+        # The same few scopes are asked for again and again (a project's routes, priorities).
+        self._granted: dict[str, bool] = {}
 
     def grant(self, required: str) -> bool:
-        # A slice past the end is `required` itself, shorter than the prefixes of that length.
-        return required in self._exact or any(
-            required[:length] in self._prefixes for length in self._lengths
-        )
+        granted = self._granted.get(required)
+        if granted is None:
+            if len(self._granted) >= MAX_REMEMBERED_GRANTS:
+                self._granted.clear()
+            # A slice past the end is `required` itself, shorter than the prefixes of that length.
+            granted = self._granted[required] = required in self._exact or any(
+                required[:length] in self._prefixes for length in self._lengths
+            )
+        return granted
 
 
 def normalize(scopes: Iterable[str]) -> list[str]:
