@@ -102,6 +102,11 @@ class Emulator:
             service: [(route, handlers[service].get(route.name)) for route in _routes(service)]
             for service in SERVICES
         }
+        # Each request looks among its service's routes for its method only.
+        self._by_method: dict[tuple[str, str], list[tuple[Route, Handler | None]]] = {}
+        for service, entries in self.routes.items():
+            for route, handler in entries:
+                self._by_method.setdefault((service, route.method), []).append((route, handler))
         self._served: serving.Served | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -334,7 +339,7 @@ class Emulator:
             return
         if decision.outcome == HOLD:
             await self.faults.hold()
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = _headers(scope, (b"host", b"authorization", b"content-type"))
         url = f"http://{headers.get('host', 'localhost')}{scope.get('raw_path', b'').decode('latin-1')}"
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
@@ -358,7 +363,7 @@ class Emulator:
     def _match(
         self, service: str, method: str, path: list[str]
     ) -> tuple[Route, Handler | None, dict[str, str]] | None:
-        candidates = [(r, h) for r, h in self.routes.get(service, []) if r.method == method]
+        candidates = self._by_method.get((service, method), [])
         # Exact lengths first, so `/hooks/<g>/<id>/status` is not read as a hook id with a slash.
         for exact in (True, False):
             for route, handler in candidates:
@@ -450,6 +455,16 @@ def _routes(service: str) -> list[Route]:
     return [
         Route.from_entry(service, e) for e in entries if e.get("type", "function") == "function"
     ]
+
+
+def _headers(scope: Scope, names: tuple[bytes, ...]) -> dict[str, str]:
+    """The request's headers of these (lower-case) names; the last of a repeated one wins."""
+    found: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        lowered = name.lower()
+        if lowered in names:
+            found[lowered.decode("latin-1")] = value.decode("latin-1")
+    return found
 
 
 def _parse_body(content: bytes, route: Route) -> Any:
