@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import urllib.parse
@@ -117,7 +118,8 @@ class Route:
                 return None
         return params
 
-    def template_params(self) -> set[str]:
+    @functools.cached_property
+    def template_params(self) -> frozenset[str]:
         """Parameters the scope template needs; handlers must supply those not in the path."""
         names: set[str] = set()
         loop_variables: set[str] = set()
@@ -138,7 +140,7 @@ class Route:
 
         if self.scopes is not None:
             visit(self.scopes)
-        return names - loop_variables
+        return frozenset(names - loop_variables)
 
 
 def _schema_path(service: str, reference: Any) -> str | None:

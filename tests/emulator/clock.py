@@ -50,7 +50,11 @@ def _real_now() -> datetime:
 def format_time(when: datetime) -> str:
     """Taskcluster's JSON time format: UTC, milliseconds, `Z`."""
     utc = when.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # What strftime("%Y-%m-%dT%H:%M:%S.") gave (the year unpadded), in half its time.
+    return (
+        f"{utc.year}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
+        f"{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
+    )
 
 
 def parse_time(text: str) -> datetime:

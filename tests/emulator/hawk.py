@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
 import re
 import threading
 import time
+import types
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -111,7 +113,7 @@ class Authenticator:
             raise _failed("the signed URL's signature is wrong (or the URL was changed)")
         return Identity(credentials.client_id, held)
 
-    def _credentials(self, client_id: str, ext: dict[str, Any]) -> Credentials:
+    def _credentials(self, client_id: str, ext: Mapping[str, Any]) -> Credentials:
         certificate = ext.get("certificate")
         if not _truthy(certificate):
             client = self._lookup(client_id)
@@ -169,7 +171,7 @@ class Authenticator:
         ).decode()
         if not hmac.compare_digest(expected, signature):
             raise _failed("ext.certificate has a bad signature")
-        issuer_scopes = self._expand(issuer.scopes)
+        issuer_scopes = scopes.arranged(self._expand(issuer.scopes))
         if named and not scopes.satisfies(issuer_scopes, f"auth:create-client:{client_id}"):
             raise _failed(
                 f"the issuer {issuer_id} lacks auth:create-client:{client_id} "
@@ -186,7 +188,7 @@ class Authenticator:
         ).decode()
         return Credentials(client_id, token.rstrip("="), cert_scopes)
 
-    def _limited(self, granted: Sequence[str], ext: dict[str, Any]) -> list[str]:
+    def _limited(self, granted: Sequence[str], ext: Mapping[str, Any]) -> list[str]:
         """The scopes of a request: its credentials' or, with `ext.authorizedScopes`, those.
 
         `assume:anonymous` is added twice, as the auth service does: before checking that the
@@ -200,7 +202,8 @@ class Authenticator:
             if not all(scopes.valid(scope) for scope in authorized):
                 raise _failed("ext.authorizedScopes must be an array of valid scopes")
             held = self._expand([*granted, ANONYMOUS])
-            if not all(scopes.satisfies(held, scope) for scope in authorized):
+            arranged = scopes.arranged(held)
+            if not all(arranged.grant(scope) for scope in authorized):
                 raise _failed(_not_authorizable(held, authorized))
             granted = authorized
         return self._expand([*granted, ANONYMOUS])
@@ -370,9 +373,14 @@ def signed_url(url: str, credentials: Credentials, lifetime_seconds: int = 15 * 
     return f"{url}{'&' if '?' in url else '?'}bewit={bewit}"
 
 
-def _decode_ext(ext: str | None) -> dict[str, Any]:
-    if not ext:
-        return {}
+def _decode_ext(ext: str | None) -> Mapping[str, Any]:
+    return _decoded_ext(ext) if ext else {}
+
+
+@functools.lru_cache(maxsize=1024)
+def _decoded_ext(ext: str) -> Mapping[str, Any]:
+    """A client sends the same ext (its authorizedScopes) with every call: decoded once, and
+    read-only since it is shared."""
     try:
         padded = ext + "=" * (-len(ext) % 4)
         decoded = json.loads(base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_")))
@@ -380,7 +388,7 @@ def _decode_ext(ext: str | None) -> dict[str, Any]:
         raise _failed("the Hawk ext is not base64-encoded JSON") from None
     if not isinstance(decoded, dict):
         raise _failed("the Hawk ext must encode a JSON object")
-    return decoded
+    return types.MappingProxyType(decoded)
 
 
 def _truthy(value: Any) -> bool:

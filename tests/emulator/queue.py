@@ -6,7 +6,6 @@ Workers do not exist here; tests drive tasks through their states with the contr
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -104,7 +103,11 @@ class Queue:
     # -- creation -------------------------------------------------------------------------
 
     def create(self, task_id: str, request: Mapping[str, Any], call: Call) -> Task:
-        """createTask's rules; `call.authorize` is checked with the task's scope parameters."""
+        """createTask's rules; `call.authorize` is checked with the task's scope parameters.
+
+        The task keeps the request's values (its top level is copied, so the request stays as
+        sent): give it a request that nothing changes afterwards, as a parsed body is.
+        """
         definition = _with_defaults(task_id, request)
         priority = definition["priority"]
         call.authorize(
@@ -544,7 +547,7 @@ class Queue:
 
 
 def _with_defaults(task_id: str, request: Mapping[str, Any]) -> dict[str, Any]:
-    definition = copy.deepcopy(dict(request))
+    definition = dict(request)
     definition.setdefault("taskGroupId", task_id)
     for name, default in (
         ("schedulerId", "-"),

@@ -146,7 +146,8 @@ def _fill_defaults(plan: _Defaults, instance: Any) -> None:
     if not isinstance(instance, dict):
         return
     for name, default in plan.values.items():
-        instance.setdefault(name, copy.deepcopy(default))
+        if name not in instance:
+            instance[name] = copy.deepcopy(default)
     for name, inner in plan.below.items():
         if name in instance:
             _fill_defaults(inner, instance[name])

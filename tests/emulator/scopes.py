@@ -5,6 +5,7 @@ Pure functions; the emulator's auth layer and the API routes use them to decide 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -15,6 +16,7 @@ _PARAMETER = re.compile(r"<([^<>]+)>")
 _VALID = re.compile(r"[\x20-\x7e]*")
 MAX_EXPANDED_SCOPES = 10_000
 MAX_CACHED_EXPANSIONS = 1_000
+MAX_REMEMBERED_GRANTS = 10_000
 
 
 class ExpressionError(ValueError):
@@ -28,7 +30,18 @@ def valid(scope: object) -> bool:
 
 def satisfies(held: Iterable[str], required: str) -> bool:
     """A held scope grants `required` if it equals it, or is a prefix of it ending in `*`."""
-    return (held if isinstance(held, Held) else Held(held)).grant(required)
+    return arranged(held).grant(required)
+
+
+def arranged(held: Iterable[str]) -> Held:
+    """`held` as a Held; the same scopes (every call's caller holds one of a few sets) are
+    arranged once."""
+    return held if isinstance(held, Held) else _arranged(tuple(held))
+
+
+@functools.lru_cache(maxsize=MAX_CACHED_EXPANSIONS)
+def _arranged(held: tuple[str, ...]) -> Held:
+    return Held(held)
 
 
 class Held:
@@ -38,13 +51,20 @@ class Held:
     def __init__(self, scopes: Iterable[str]) -> None:
         self._exact = frozenset(scopes)
         self._prefixes = frozenset(scope[:-1] for scope in self._exact if scope.endswith("*"))
-        self._lengths = sorted({len(prefix) for prefix in self._prefixes})
+        self._lengths = tuple(sorted({len(prefix) for prefix in self._prefixes}))
+        # The same few scopes are asked for again and again (a project's routes, priorities).
+        self._granted: dict[str, bool] = {}
 
     def grant(self, required: str) -> bool:
-        # A slice past the end is `required` itself, shorter than the prefixes of that length.
-        return required in self._exact or any(
-            required[:length] in self._prefixes for length in self._lengths
-        )
+        granted = self._granted.get(required)
+        if granted is None:
+            if len(self._granted) >= MAX_REMEMBERED_GRANTS:
+                self._granted.clear()
+            # A slice past the end is `required` itself, shorter than the prefixes of that length.
+            granted = self._granted[required] = required in self._exact or any(
+                required[:length] in self._prefixes for length in self._lengths
+            )
+        return granted
 
 
 def normalize(scopes: Iterable[str]) -> list[str]:
@@ -155,7 +175,7 @@ def render(template: Any, params: Mapping[str, Any]) -> Expression | list[str] |
     `{if, then}` disappears when its parameter is falsy, `<name>` takes the parameter's value.
     """
     if isinstance(template, str):
-        return _PARAMETER.sub(lambda match: str(_param(params, match.group(1))), template)
+        return _instantiated(template, params)
     if "if" in template:
         return render(template["then"], params) if _param(params, template["if"]) else None
     if "for" in template:
@@ -163,8 +183,10 @@ def render(template: Any, params: Mapping[str, Any]) -> Expression | list[str] |
         if not isinstance(values, list):
             raise ExpressionError(f"scope parameter {template['in']!r} is not a list")
         scopes = []
+        each_params = dict(params)
         for value in values:
-            rendered = render(template["each"], {**params, template["for"]: value})
+            each_params[template["for"]] = value
+            rendered = render(template["each"], each_params)
             assert isinstance(rendered, str)
             scopes.append(rendered)
         return scopes
@@ -179,6 +201,24 @@ def render(template: Any, params: Mapping[str, Any]) -> Expression | list[str] |
     return {operator: rendered_operands}
 
 
+def _instantiated(template: str, params: Mapping[str, Any]) -> str:
+    """`template` with each `<name>` replaced by the parameter's value."""
+    pieces = _pieces(template)
+    if len(pieces) == 1:
+        return template
+    parts = list(pieces)
+    for index in range(1, len(parts), 2):
+        parts[index] = str(_param(params, parts[index]))
+    return "".join(parts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _pieces(template: str) -> tuple[str, ...]:
+    """The template split at its parameters: text at even indexes, parameter names at odd ones
+    (splitting once per template, not matching on every request, is most of a render)."""
+    return tuple(_PARAMETER.split(template))
+
+
 def _param(params: Mapping[str, Any], name: str) -> Any:
     if name not in params:
         raise ExpressionError(f"scope parameter {name!r} has no value")
@@ -191,7 +231,7 @@ def evaluate(expression: Expression | None, held: Sequence[str]) -> bool:
 
 def unsatisfied(expression: Expression | None, held: Iterable[str]) -> Expression | None:
     """The part of `expression` that `held` does not satisfy, or None when it is satisfied."""
-    return _unsatisfied(expression, Held(held))
+    return _unsatisfied(expression, arranged(held))
 
 
 def _unsatisfied(expression: Expression | None, held: Held) -> Expression | None:

@@ -7,6 +7,7 @@ and input schema, scopes, handler, output schema, `{code, message, requestInfo}`
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import threading
 import time
@@ -101,6 +102,11 @@ class Emulator:
             service: [(route, handlers[service].get(route.name)) for route in _routes(service)]
             for service in SERVICES
         }
+        # Each request looks among its service's routes for its method only.
+        self._by_method: dict[tuple[str, str], list[tuple[Route, Handler | None]]] = {}
+        for service, entries in self.routes.items():
+            for route, handler in entries:
+                self._by_method.setdefault((service, route.method), []).append((route, handler))
         self._served: serving.Served | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -148,8 +154,9 @@ class Emulator:
         route = next(r for r, _ in self.routes["queue"] if r.name == "createTask")
         with self.lock:
             now = self.clock.now()
-            call = Call(route, {"taskId": task_id}, {}, dict(definition), known(self._root()), now)
-            return self.queue.create(task_id, definition, call)
+            owned = copy.deepcopy(dict(definition))
+            call = Call(route, {"taskId": task_id}, {}, owned, known(self._root()), now)
+            return self.queue.create(task_id, owned, call)
 
     def _root(self) -> Identity:
         return Identity(ROOT_CLIENT_ID, ["*"])
@@ -260,8 +267,10 @@ class Emulator:
         identity = Identity(
             HOOKS_CLIENT_ID, self.auth.expand([f"assume:{role_id}", hawk.ANONYMOUS])
         )
-        call = Call(route, {"taskId": task_id}, {}, definition, known(identity), now)
-        return self.queue.create(task_id, definition, call).state
+        # A copy: the rendered task may share values with the hook's trigger payload.
+        owned = copy.deepcopy(definition)
+        call = Call(route, {"taskId": task_id}, {}, owned, known(identity), now)
+        return self.queue.create(task_id, owned, call).state
 
     # -- ASGI -----------------------------------------------------------------------------
 
@@ -330,7 +339,7 @@ class Emulator:
             return
         if decision.outcome == HOLD:
             await self.faults.hold()
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = _headers(scope, (b"host", b"authorization", b"content-type"))
         url = f"http://{headers.get('host', 'localhost')}{scope.get('raw_path', b'').decode('latin-1')}"
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
@@ -354,7 +363,7 @@ class Emulator:
     def _match(
         self, service: str, method: str, path: list[str]
     ) -> tuple[Route, Handler | None, dict[str, str]] | None:
-        candidates = [(r, h) for r, h in self.routes.get(service, []) if r.method == method]
+        candidates = self._by_method.get((service, method), [])
         # Exact lengths first, so `/hooks/<g>/<id>/status` is not read as a hook id with a slash.
         for exact in (True, False):
             for route, handler in candidates:
@@ -388,7 +397,7 @@ class Emulator:
             body = _parse_body(request.content, route)
             info["payload"] = body if body is not None else {}
             call = Call(route, params, query, body, self._authenticate(request), now)
-            if route.scopes is not None and route.template_params() <= set(params):
+            if route.scopes is not None and route.template_params <= params.keys():
                 call.authorize()
             unknown = sorted(set(query) - set(route.query) - {"bewit"})
             if unknown:
@@ -446,6 +455,16 @@ def _routes(service: str) -> list[Route]:
     return [
         Route.from_entry(service, e) for e in entries if e.get("type", "function") == "function"
     ]
+
+
+def _headers(scope: Scope, names: tuple[bytes, ...]) -> dict[str, str]:
+    """The request's headers of these (lower-case) names; the last of a repeated one wins."""
+    found: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        lowered = name.lower()
+        if lowered in names:
+            found[lowered.decode("latin-1")] = value.decode("latin-1")
+    return found
 
 
 def _parse_body(content: bytes, route: Route) -> Any:
