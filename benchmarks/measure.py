@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
+import urllib.request
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
@@ -21,6 +22,7 @@ from scheduler.config.model import DEFAULT_CONCURRENCY, Config, Credentials, Pro
 from scheduler.monitoring import Metrics, Monitor
 from scheduler.outcomes import SlotResult
 from scheduler.service import Service, open_service
+from tests.emulator.clock import parse_time
 from tests.emulator.standalone import start_standalone
 from tests.support.corpus import CORPUS
 from tests.support.emulated import REPOSITORY_ROLES
@@ -146,18 +148,33 @@ def git_server(root: Path, latency_ms: float) -> Iterator[Running]:
 # -- the service --------------------------------------------------------------------------
 
 
-class MovableClock:
-    """Real time moved by an offset: a benchmark puts the service at a slot's boundary
-    (`jump_to`), as `run` ticks it, and the clock runs on from there in step with real time."""
+class DrivenClock:
+    """Real time moved forward by an offset the benchmark sets, the emulator's clock (its
+    control URL) moved with it: the service is put at a slot's boundary (`jump_to`), as `run`
+    ticks it, and both clocks run on from there in step with real time."""
 
-    def __init__(self) -> None:
+    def __init__(self, control: str) -> None:
         self.offset = timedelta(0)
+        self.control = control
 
     def __call__(self) -> datetime:
         return utc_now() + self.offset
 
     def jump_to(self, moment: datetime) -> None:
-        self.offset += moment - self()
+        step = moment - self()
+        if step < timedelta(0):
+            raise ValueError(f"the emulator's clock only moves forward, not to {moment}")
+        self.offset += step
+        answer = _post(f"{self.control}/clock", {"advanceSeconds": step.total_seconds()})
+        assert abs(parse_time(answer["now"]) - moment) < timedelta(seconds=1), answer
+
+
+def _post(url: str, body: object) -> dict[str, str]:
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return json.loads(answer.read())  # type: ignore[no-any-return]
 
 
 def projects(names: Sequence[str], git_url: str, *, suffix: str = "") -> tuple[Project, ...]:

@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.figures import own_cpu, process_cpu, spread
-from benchmarks.measure import EVERY_SLOT, MovableClock, cron_file, template
+from benchmarks.measure import EVERY_SLOT, DrivenClock, cron_file, template
 from scheduler.common import logs
 from scheduler.config.loading import read_config
 from scheduler.config.model import DEFAULT_CONCURRENCY, Config
@@ -65,20 +65,6 @@ def serve_git(root: Path, replies: Connection) -> None:
             replies.send(own_cpu())
 
 
-class DrivenClock(MovableClock):
-    """Real time moved by an offset the benchmark sets; the emulator's clock is moved with it."""
-
-    def __init__(self, control: str) -> None:
-        super().__init__()
-        self.control = control
-
-    def jump_to(self, moment: datetime) -> None:
-        step = moment - self()
-        self.offset += step
-        answer = _post(f"{self.control}/clock", {"advanceSeconds": step.total_seconds()})
-        assert abs(parse_time(answer["now"]) - moment) < timedelta(seconds=1), answer
-
-
 class LogWatch(io.TextIOBase):
     """The service's JSON log, written to a file as it would be to standard error; counts the
     events of each slot as they come."""
@@ -98,14 +84,6 @@ class LogWatch(io.TextIOBase):
 
     def count(self, event: str, slot: datetime) -> int:
         return self.seen.get((event, format_slot(slot)), 0)
-
-
-def _post(url: str, body: object) -> dict[str, str]:
-    request = urllib.request.Request(
-        url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=60) as answer:
-        return json.loads(answer.read())  # type: ignore[no-any-return]
 
 
 def received_creates(control: str) -> dict[str, datetime]:

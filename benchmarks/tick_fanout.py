@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -38,7 +37,7 @@ from benchmarks.measure import (
     DEFAULT_RENDER_WORKERS,
     EVERY_SLOT,
     CpuMark,
-    MovableClock,
+    DrivenClock,
     cron_file,
     emulator,
     git_server,
@@ -51,6 +50,7 @@ from benchmarks.measure import (
 from scheduler.common import logs
 from scheduler.config.model import DEFAULT_CONCURRENCY, Config
 from scheduler.cron import slot_of
+from scheduler.cron.timing import SLOT_LENGTH
 from scheduler.ledger import FireState
 from scheduler.rounds import tick_and_report
 
@@ -68,22 +68,23 @@ class Tick:
 
 async def one_tick(
     config: Config,
-    slot: datetime,
+    clock: DrivenClock,
     servers: dict[str, int],
     profile: cProfile.Profile | None,
     *,
     prepared: bool = False,
 ) -> Tick:
-    clock = MovableClock()
+    """The next boundary's tick (its slot prepared first if `prepared`), made at the boundary
+    on the service's and the emulator's clock, as `run` makes it."""
+    slot = slot_of(clock()) + SLOT_LENGTH
     async with service_with_monitor(config, clock=clock) as (service, monitor):
-        await warm_up(service, slot - timedelta(minutes=15))
+        await warm_up(service, slot - SLOT_LENGTH)
         prepare_cpu = None
         if prepared:
             before = CpuMark.now(servers)
             await service.engine.prepare(slot)
             prepare_cpu = CpuMark.now(servers).since(before)
-        # At the boundary, as `run` ticks the slot (it renders with `now` the slot only then).
-        clock.jump_to(slot)
+        clock.jump_to(slot)  # a render made ahead is used only with `now` the slot
         before, started = CpuMark.now(servers), time.perf_counter()
         if profile is not None:
             profile.enable()
@@ -152,7 +153,7 @@ def main() -> None:
             emulator(args.latency_ms, scratch) as (taskcluster, credentials),
         ):
             servers = {"git server": git.pid, "emulator": taskcluster.pid}
-            slot = slot_of(datetime.now(UTC))
+            clock = DrivenClock(f"{credentials['rootUrl']}/_emulator")
             for run in range(args.runs):
                 for way, (concurrency, prepared) in ways.items():
                     # Projects of their own in each run: the emulator has none of their tasks.
@@ -166,7 +167,9 @@ def main() -> None:
                         replica=f"bench-{run}-{way}",
                     )
                     profiled = profile if run == 0 else None
-                    tick = asyncio.run(one_tick(config, slot, servers, profiled, prepared=prepared))
+                    tick = asyncio.run(
+                        one_tick(config, clock, servers, profiled, prepared=prepared)
+                    )
                     if tick.created != calls:
                         raise SystemExit(f"expected {calls} tasks created, got {tick.created}")
                     runs[way].append(tick)
