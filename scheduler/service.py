@@ -101,7 +101,10 @@ async def _engine_on(
         else None
     )
     try:
-        async with RemoteHttp() as http, connect_service(config, observe=observe) as clients:
+        # As many remote reads at once as fires: at a boundary each project's head is read
+        # before its fires are made, and fewer would hold the fires back.
+        remote = RemoteHttp(connections=config.concurrency)
+        async with remote as http, connect_service(config, observe=observe) as clients:
             # One HTTP session for every remote read: Mercurial's, and git's branch heads.
             source = Sources(GitSource(config.state_dir / "git", http=http), HgSource(http))
             yield Engine(config, ledger, source, clients, clock=clock, render_pool=render_pool)

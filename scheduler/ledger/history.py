@@ -10,13 +10,13 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import Text, and_, bindparam, func, or_, select, true, union_all
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from scheduler.ledger.claims import same_fire
 from scheduler.ledger.mapping import to_record
-from scheduler.ledger.models import FireRow, SlotRow, WatchRow
+from scheduler.ledger.models import SLOTS, FireRow, SlotRow, WatchRow
 from scheduler.ledger.records import (
     OPEN_STATES,
     Fire,
@@ -28,7 +28,7 @@ from scheduler.ledger.records import (
     UnresolvedFire,
     WatchPhase,
 )
-from scheduler.ledger.store import Store, aware, checked_slot, given, scrubbed, upsert
+from scheduler.ledger.store import Store, UpsertInsert, aware, checked_slot, given, scrubbed
 
 
 class HistoryStore(Store):
@@ -66,14 +66,10 @@ class HistoryStore(Store):
         if not rows:
             return
         with self._transaction(writing=True) as session:
-            statement = upsert(session, SlotRow).values(
-                [{"project": p, "slot": s, **values} for (p, s), values in sorted(rows.items())]
-            )
-            session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["project", "slot"],
-                    set_={name: statement.excluded[name] for name in _EVALUATION},
-                )
+            # Core, the rows as parameters: compiled once, not once per tick for its projects.
+            session.connection().execute(
+                _record_slot_statement(session.get_bind().dialect.name),
+                [{"project": p, "slot": s, **values} for (p, s), values in sorted(rows.items())],
             )
 
     def last_evaluated_slot(self, project: str) -> datetime | None:
@@ -271,6 +267,19 @@ class HistoryStore(Store):
 
 # The columns an evaluation of a slot writes (replacing an earlier one's).
 _EVALUATION = ("revision", "outcome", "error", "replica", "evaluated_at")
+
+
+@functools.cache
+def _record_slot_statement(dialect: str) -> UpsertInsert:
+    """A slot's evaluation, replacing an earlier one of the slot, on `dialect`; its rows given
+    as parameters."""
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(SLOTS)
+    return statement.on_conflict_do_update(
+        index_elements=["project", "slot"],
+        set_={name: statement.excluded[name] for name in _EVALUATION},
+    )
+
+
 # Where a fire's rendered task (its `details`) names its task group.
 TASK_GROUP_PATH = ("task", "taskGroupId")
 TASK_GROUPS_BATCH = 1000

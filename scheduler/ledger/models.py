@@ -338,3 +338,4 @@ class SessionRow(Base):
 # The tables that bulk statements (Core, no ORM objects) write and read.
 FIRES = Base.metadata.tables[FireRow.__tablename__]
 WATCHES = Base.metadata.tables[WatchRow.__tablename__]
+SLOTS = Base.metadata.tables[SlotRow.__tablename__]
