@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
+import os
 import urllib.request
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -121,8 +122,15 @@ def emulator(latency_ms: float, scratch: Path) -> Iterator[tuple[Running, dict[s
         process.wait()
 
 
+# `git http-backend` processes the git server runs at once: as many as this machine has cores,
+# as a remote host's pool of workers would (`GitHttpServer.backends`). Unbounded, the fifty a
+# boundary's heads start at once would take the run queue from the service and the emulator,
+# which no remote host's processes do: the same CPU (reported), not a storm of processes.
+GIT_BACKENDS = os.cpu_count() or 1
+
+
 def _serve_git(root: Path, latency: float, replies: Connection) -> None:
-    with serving(root, latency=latency) as server:
+    with serving(root, latency=latency, backends=GIT_BACKENDS) as server:
         replies.send(server.url)
         replies.recv()  # until told to stop
 
@@ -130,7 +138,7 @@ def _serve_git(root: Path, latency: float, replies: Connection) -> None:
 @contextmanager
 def git_server(root: Path, latency_ms: float) -> Iterator[Running]:
     """`git http-backend` serving the repositories under `root` in a process of its own, each
-    answer held back `latency_ms`."""
+    answer held back `latency_ms`, `GIT_BACKENDS` backends at once."""
     context = multiprocessing.get_context("fork")
     ours, theirs = context.Pipe()
     server = context.Process(target=_serve_git, args=(root, latency_ms / 1000, theirs))

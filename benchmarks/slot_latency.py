@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.figures import own_cpu, process_cpu, spread
-from benchmarks.measure import EVERY_SLOT, DrivenClock, cron_file, template
+from benchmarks.measure import EVERY_SLOT, GIT_BACKENDS, DrivenClock, cron_file, template
 from scheduler.common import logs
 from scheduler.config.loading import read_config
 from scheduler.config.model import DEFAULT_CONCURRENCY, Config
@@ -59,7 +59,7 @@ JOBS_DUE = 5
 
 def serve_git(root: Path, replies: Connection) -> None:
     """The git server's process: serve `root`, then answer its CPU so far until told to stop."""
-    with serving(root) as server:
+    with serving(root, backends=GIT_BACKENDS) as server:
         replies.send(server.url)
         while replies.recv() == "cpu":
             replies.send(own_cpu())

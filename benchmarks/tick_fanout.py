@@ -36,6 +36,7 @@ from benchmarks.figures import spread
 from benchmarks.measure import (
     DEFAULT_RENDER_WORKERS,
     EVERY_SLOT,
+    GIT_BACKENDS,
     CpuMark,
     DrivenClock,
     cron_file,
@@ -194,7 +195,8 @@ def report(args: argparse.Namespace, runs: dict[str, list[Tick]], calls: int) ->
     print(
         f"tick fan-out: {args.projects} projects x {JOBS} jobs (translations template), "
         f"{args.latency_ms:g} ms per Taskcluster call, {args.git_latency_ms:g} ms per git "
-        f"request, {args.render_workers} render workers, {args.runs} runs (min / median / max)"
+        f"request ({GIT_BACKENDS} git backends at once), {args.render_workers} render workers, "
+        f"{args.runs} runs (min / median / max)"
     )
     for way, ticks in runs.items():
         print(

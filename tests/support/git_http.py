@@ -9,8 +9,10 @@ passing the client's `Git-Protocol` header on to git, as an old server would not
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +43,10 @@ class GitHttpServer:
     credentials: tuple[str, str] | None = None
     # Seconds every answer is held back, as a distant server's round trip would (benchmarks).
     latency: float = 0.0
+    # At most this many `git http-backend` processes at once (None: one per request), as a
+    # server's pool of workers runs them (benchmarks: a remote host's git processes do not take
+    # the run queue of the machine the service runs on, as fifty at once would here).
+    backends: int | None = None
     faults: Faults = field(default_factory=Faults)
     requests: list[tuple[str, str]] = field(default_factory=list)
     protocols: list[str | None] = field(default_factory=list)
@@ -57,6 +63,9 @@ class GitHttpServer:
 def serving(root: Path, **settings: Any) -> Iterator[GitHttpServer]:
     """`git http-backend` serving the repositories under `root` until the block ends."""
     front = GitHttpServer(root.resolve(), **settings)
+    pool = (
+        threading.BoundedSemaphore(front.backends) if front.backends else contextlib.nullcontext()
+    )
 
     class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
@@ -115,9 +124,10 @@ def serving(root: Path, **settings: Any) -> Iterator[GitHttpServer]:
                 environment["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
             if front.credentials is not None:
                 environment["REMOTE_USER"] = front.credentials[0]
-            result = subprocess.run(
-                [HTTP_BACKEND], input=body, env=environment, capture_output=True, check=False
-            )
+            with pool:
+                result = subprocess.run(
+                    [HTTP_BACKEND], input=body, env=environment, capture_output=True, check=False
+                )
             head, _, content = result.stdout.partition(b"\r\n\r\n")
             status, headers = 200, {}
             for line in head.decode("latin-1").split("\r\n"):
