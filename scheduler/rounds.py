@@ -109,8 +109,12 @@ def _young_collections_only() -> Iterator[None]:
     A full collection of the service's heap (its repositories' files, parsed templates, the
     slot's prepared renders) stops the event loop for a tenth of a second or more, and a
     tick's burst of fires is what sets one off, just when every fire waits on the loop. The
-    objects left out are looked at again once the tick and its report are over.
+    objects left out are looked at again once the tick and its report are over. A heap frozen
+    already (by a tick beside this one) is left as it is, to be thawed by whoever froze it.
     """
+    if gc.get_freeze_count():
+        yield
+        return
     gc.freeze()
     try:
         yield

@@ -101,9 +101,7 @@ async def _engine_on(
         else None
     )
     try:
-        # As many remote reads at once as fires: at a boundary each project's head is read
-        # before its fires are made, and fewer would hold the fires back.
-        remote = RemoteHttp(connections=config.concurrency)
+        remote = RemoteHttp(connections=config.remote_connections)
         async with remote as http, connect_service(config, observe=observe) as clients:
             # One HTTP session for every remote read: Mercurial's, and git's branch heads.
             source = Sources(GitSource(config.state_dir / "git", http=http), HgSource(http))

@@ -6,6 +6,7 @@ explaining the call if it fails (taskcluster_failures).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Mapping
 from types import TracebackType
@@ -81,9 +82,14 @@ class _Request:
             if observe is not None:
                 observe(timed(method, url, NO_ANSWER, started))
             raise
-        request_answered(method, url, response.status, response.reason)
-        if observe is not None:
-            observe(timed(method, url, str(response.status), started))
+        try:
+            request_answered(method, url, response.status, response.reason)
+            if observe is not None:
+                observe(timed(method, url, str(response.status), started))
+        except BaseException:
+            # The response is released as the `async with` block would have, had it begun.
+            await self._sending.__aexit__(*sys.exc_info())
+            raise
         return response
 
     async def __aexit__(

@@ -286,6 +286,14 @@ def test_connections_cover_fires_and_expiry_scans() -> None:
     assert load(text).connections == 80
 
 
+@pytest.mark.parametrize(("concurrency", "remote"), [(5, 32), (50, 50), (80, 80), (1000, 100)])
+def test_remote_reads_have_as_many_connections_as_fires_within_bounds(
+    concurrency: int, remote: int
+) -> None:
+    text = f"taskcluster: {{root-url: https://tc.example.com}}\nconcurrency: {concurrency}\n"
+    assert load(text + "projects: []\n").remote_connections == remote
+
+
 # -- scopes and the queue's limits ------------------------------------------------------------
 
 

@@ -27,9 +27,7 @@ class FreezeWatch(Monitor):
         super().ticked(results, seconds=seconds)
 
 
-def test_a_tick_leaves_the_heap_it_began_with_out_of_collections_until_it_ends(
-    emulator: Emulator, tmp_path: Path
-) -> None:
+def tick_watched(emulator: Emulator, tmp_path: Path) -> tuple[list[SlotResult], FreezeWatch]:
     config = make_config(emulator, tmp_path, own_project(tmp_path, HOURLY))
     emulator.clock.set(DAY, frozen=True)
 
@@ -39,8 +37,15 @@ def test_a_tick_leaves_the_heap_it_began_with_out_of_collections_until_it_ends(
             results = await tick_and_report(service.engine, service.notifier, DAY, monitor)
             return results, monitor
 
-    assert gc.get_freeze_count() == 0
-    [result], monitor = asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_a_tick_leaves_the_heap_it_began_with_out_of_collections_until_it_ends(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    gc.unfreeze()  # what an earlier test's emulator seeding froze: a heap nothing froze
+
+    [result], monitor = tick_watched(emulator, tmp_path)
 
     assert [(f.job, f.state) for f in result.fires] == [("hourly", FireState.CREATED)]
     # Everything alive when the tick began (the service, its repositories' files) was left
@@ -48,3 +53,17 @@ def test_a_tick_leaves_the_heap_it_began_with_out_of_collections_until_it_ends(
     assert monitor.frozen_at_tick is not None
     assert monitor.frozen_at_tick > 10_000
     assert gc.get_freeze_count() == 0
+
+
+def test_a_heap_frozen_before_a_tick_stays_frozen_after_it(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    gc.freeze()  # as a tick beside this one, or the emulator's seeding, would
+    try:
+        [result], _ = tick_watched(emulator, tmp_path)
+
+        assert [(f.job, f.state) for f in result.fires] == [("hourly", FireState.CREATED)]
+        # Still frozen (less what was freed meanwhile), for whoever froze it to thaw.
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()

@@ -27,6 +27,8 @@ OverlapPolicy = Literal["allow", "skip", "replace"]
 # ceil(fires / concurrency) x the call's latency: 500 fires at 100 ms take 1 s at 50 (2.5 s at
 # 20), while the service's own CPU per fire is what bounds it beyond that.
 DEFAULT_CONCURRENCY = 50
+# The fewest and most HTTP connections of the remote reads (`Config.remote_connections`).
+REMOTE_CONNECTIONS = (32, 100)
 # The most `taskcluster.call-timeout` may be: a trigger whose answer did not come is looked
 # for a while after it was sent (actions/triggering.py's SETTLE), which must outlast it.
 LONGEST_CALL_TIMEOUT = timedelta(minutes=1)
@@ -261,6 +263,15 @@ class Config:
     def connections(self) -> int:
         """HTTP connections to Taskcluster: enough for the fires and for every expiry scan."""
         return max([self.concurrency, *(p.expiry.concurrency for p in self.projects)])
+
+    @property
+    def remote_connections(self) -> int:
+        """HTTP connections of the remote reads (git's heads, Mercurial's): as many as fires at
+        once, since at a boundary each project's head is read before its fires are made; at
+        least `REMOTE_CONNECTIONS[0]`, so that a host that hangs leaves the others some, and at
+        most `REMOTE_CONNECTIONS[1]`, which one host takes well."""
+        fewest, most = REMOTE_CONNECTIONS
+        return min(max(self.concurrency, fewest), most)
 
     def project(self, name: str) -> Project | None:
         return next((p for p in self.projects if p.name == name), None)

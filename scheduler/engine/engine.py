@@ -8,7 +8,7 @@ job's failure is recorded with its reason and never stops another job or project
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -124,14 +124,14 @@ class Engine:
         return await prepare_slot(self, slot)
 
     async def _evaluate(
-        self, project: Project, slot: datetime, tick_reads: Awaitable[dict[str, ProjectReads]]
+        self, project: Project, slot: datetime, tick_reads: asyncio.Future[dict[str, ProjectReads]]
     ) -> SlotResult:
         # Every line logged meanwhile names the project and slot, git's retries too.
         with structlog.contextvars.bound_contextvars(project=project.name, slot=format_slot(slot)):
             return await self._evaluate_bound(project, slot, tick_reads)
 
     async def _evaluate_bound(
-        self, project: Project, slot: datetime, tick_reads: Awaitable[dict[str, ProjectReads]]
+        self, project: Project, slot: datetime, tick_reads: asyncio.Future[dict[str, ProjectReads]]
     ) -> SlotResult:
         try:
             snapshot = await self.source.snapshot(
@@ -140,7 +140,8 @@ class Engine:
         except SourceError as error:
             log.error("project slot failed", error=str(error))
             return SlotResult(project.name, slot, None, error=str(error))
-        reads = (await tick_reads)[project.name]
+        # Shielded: the reads are every project's, and this one's end must not cancel them.
+        reads = (await asyncio.shield(tick_reads))[project.name]
         cron = self._cron(project, snapshot)
         now = self.clock()
         open_fires = {open_fire(fire): fire for fire in reads.open_fires}

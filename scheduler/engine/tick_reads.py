@@ -1,4 +1,4 @@
-"""What a tick reads from the ledger before it evaluates its projects: each project's last
+"""What a tick reads from the ledger while it reads its projects' heads: each project's last
 evaluated slot, pauses, open fires and fires still running, for all projects in one transaction.
 """
 

@@ -25,12 +25,12 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
 from scheduler.ledger.models import FIRES, UNIQUE_CLAIM_PREDICATE, WATCHES
 from scheduler.ledger.records import OPEN_STATES, Claim, FireKind, FireState
+from scheduler.ledger.store import upsert_on
 
 # The states of a scheduled or catch-up fire that made nothing, which a backfill takes again.
 UNMADE_STATES = (FireState.SKIPPED.value, FireState.DRY_RUN.value)
@@ -133,7 +133,7 @@ def _claim_statement(dialect: str, retake: tuple[str, ...]) -> ReturningInsert[A
     (PostgreSQL locks the row and checks the WHERE clause on its latest version; SQLite
     writers run one at a time). A retrying fire is taken the same way once its retry is due.
     """
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(FIRES)
+    statement = upsert_on(dialect, FIRES)
     row, proposed = FIRES.c, statement.excluded
     takeable = and_(
         _state_in([state.value for state in OPEN_STATES]), row.lease_until <= proposed.claimed_at

@@ -10,7 +10,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import Text, and_, bindparam, func, or_, select, true, union_all
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
@@ -28,7 +28,15 @@ from scheduler.ledger.records import (
     UnresolvedFire,
     WatchPhase,
 )
-from scheduler.ledger.store import Store, UpsertInsert, aware, checked_slot, given, scrubbed
+from scheduler.ledger.store import (
+    Store,
+    UpsertInsert,
+    aware,
+    checked_slot,
+    given,
+    scrubbed,
+    upsert_on,
+)
 
 
 class HistoryStore(Store):
@@ -273,7 +281,7 @@ _EVALUATION = ("revision", "outcome", "error", "replica", "evaluated_at")
 def _record_slot_statement(dialect: str) -> UpsertInsert:
     """A slot's evaluation, replacing an earlier one of the slot, on `dialect`; its rows given
     as parameters."""
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(SLOTS)
+    statement = upsert_on(dialect, SLOTS)
     return statement.on_conflict_do_update(
         index_elements=["project", "slot"],
         set_={name: statement.excluded[name] for name in _EVALUATION},

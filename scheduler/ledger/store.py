@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Engine, Select
+from sqlalchemy import Engine, Select, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -25,7 +25,6 @@ from scheduler.ledger.models import (
     LetterRow,
     PauseRow,
     RemediationRow,
-    SlotRow,
 )
 from scheduler.ledger.records import FireKind
 
@@ -73,13 +72,19 @@ def given(**filters: object) -> dict[str, object]:
 
 
 def upsert(
-    session: Session,
-    model: type[FireRow | SlotRow | RemediationRow | IncidentRow | LetterRow | PauseRow],
+    session: Session, model: type[FireRow | RemediationRow | IncidentRow | LetterRow | PauseRow]
 ) -> UpsertInsert:
     """An INSERT with the backend's ON CONFLICT clauses (the same on both)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(model)
-    return sqlite.insert(model)
+    return upsert_on(session.get_bind().dialect.name, model)
+
+
+def upsert_on(
+    dialect: str,
+    table: Table | type[FireRow | RemediationRow | IncidentRow | LetterRow | PauseRow],
+) -> UpsertInsert:
+    """An INSERT with `dialect`'s ON CONFLICT clauses, for statements compiled once per backend
+    and run with their rows as parameters."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def scrubbed(text: str | None) -> str | None:

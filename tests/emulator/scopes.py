@@ -16,7 +16,10 @@ _PARAMETER = re.compile(r"<([^<>]+)>")
 _VALID = re.compile(r"[\x20-\x7e]*")
 MAX_EXPANDED_SCOPES = 10_000
 MAX_CACHED_EXPANSIONS = 1_000
-MAX_REMEMBERED_GRANTS = 10_000
+# Scope sets kept arranged, and the answers each keeps: a caller asks for a few scopes again and
+# again (its routes, priorities), never thousands.
+MAX_ARRANGED_SETS = 1_000
+MAX_REMEMBERED_GRANTS = 1_000
 
 
 class ExpressionError(ValueError):
@@ -28,18 +31,18 @@ def valid(scope: object) -> bool:
     return isinstance(scope, str) and _VALID.fullmatch(scope) is not None
 
 
-def satisfies(held: Iterable[str], required: str) -> bool:
+def satisfies(held: Iterable[str] | Held, required: str) -> bool:
     """A held scope grants `required` if it equals it, or is a prefix of it ending in `*`."""
     return arranged(held).grant(required)
 
 
-def arranged(held: Iterable[str]) -> Held:
+def arranged(held: Iterable[str] | Held) -> Held:
     """`held` as a Held; the same scopes (every call's caller holds one of a few sets) are
     arranged once."""
     return held if isinstance(held, Held) else _arranged(tuple(held))
 
 
-@functools.lru_cache(maxsize=MAX_CACHED_EXPANSIONS)
+@functools.lru_cache(maxsize=MAX_ARRANGED_SETS)
 def _arranged(held: tuple[str, ...]) -> Held:
     return Held(held)
 
