@@ -294,6 +294,19 @@ def test_remote_reads_have_as_many_connections_as_fires_within_bounds(
     assert load(text + "projects: []\n").remote_connections == remote
 
 
+@pytest.mark.parametrize("off", ["off", "'off'", "false"])
+def test_the_api_is_turned_off_by_a_bare_off_which_yaml_reads_as_false(off: str) -> None:
+    text = f"taskcluster: {{root-url: https://tc.example.com}}\napi: {{listen: {off}}}\n"
+    assert load(text + "projects: []\n").api.enabled is False
+
+
+@pytest.mark.parametrize("listen", ["true", "nohost", "on"])
+def test_an_api_listen_address_of_another_kind_is_refused(listen: str) -> None:
+    text = f"taskcluster: {{root-url: https://tc.example.com}}\napi: {{listen: {listen}}}\n"
+    [message] = errors(text + "projects: []\n")
+    assert "listen must be host:port, like 127.0.0.1:8080, or off" in message
+
+
 # -- scopes and the queue's limits ------------------------------------------------------------
 
 

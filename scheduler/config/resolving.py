@@ -261,7 +261,7 @@ class Resolver:
                     f"token name {shown(name)} is used twice; the audit log tells acts apart "
                     "by it, so give each token its own",
                 )
-        if listen == "off":
+        if listen == "off" or listen is False:
             return ApiSettings(enabled=False, public_reads=data.get("public-reads", False))
         host, _, port = listen.rpartition(":")
         if not 0 <= int(port) <= 65535:

@@ -188,8 +188,11 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {
                 "listen": {
-                    "type": "string",
-                    "pattern": r"^(off|[A-Za-z0-9.:\[\]-]+:[0-9]{1,5})$",
+                    # YAML reads a bare `off` as false.
+                    "anyOf": [
+                        {"type": "string", "pattern": r"^(off|[A-Za-z0-9.:\[\]-]+:[0-9]{1,5})$"},
+                        {"const": False},
+                    ],
                     "x-expected": "host:port, like 127.0.0.1:8080, or off",
                 },
                 "public-reads": {"type": "boolean"},
