@@ -1,6 +1,8 @@
 """One warm tick of 100 projects x 5 due jobs, as `tc-scheduler run` makes it: the service's
 defaults, the corpus's translations template, heads read with `ls-refs` from a smart-HTTP git
-server with latency, the emulator answering each call after 50 ms, and the watcher round after.
+server with latency (`measure.GIT_BACKENDS` git processes at once), the emulator answering each
+call after 50 ms, and the watcher round after; at the next slot's boundary, on one clock moved
+for the service and the emulator.
 
 Each run fires a slot at the configured concurrency and at concurrency 1 (build-decision's way:
 one job after another), each on a fresh ledger after a dry-run start-up tick, and prints
