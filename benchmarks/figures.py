@@ -4,7 +4,9 @@ min / median / max of the runs. No import of the service, so any benchmark may u
 
 from __future__ import annotations
 
+import cProfile
 import os
+import pstats
 import resource
 import statistics
 from collections.abc import Sequence
@@ -47,3 +49,13 @@ def spread(values: Sequence[float], form: str = "7.2f", unit: str = "") -> str:
     return " / ".join(
         f"{value:{form}}{unit}" for value in (min(values), statistics.median(values), max(values))
     )
+
+
+def print_profile(profile: cProfile.Profile, what: str) -> None:
+    """cProfile's top 15 of `profile`, by cumulative and by own time, after a line saying `what`
+    it measured. It follows the event loop's thread only: the ledger's threads show as `poll`."""
+    print(f"  cProfile of {what} (the event loop's thread: the CPU of the ledger's threads shows")
+    print("  as time in `poll`; the profiler's overhead is in the figures above)")
+    stats = pstats.Stats(profile)
+    stats.sort_stats("cumulative").print_stats(15)
+    stats.sort_stats("tottime").print_stats(15)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import pstats
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.figures import spread
+from benchmarks.figures import print_profile, spread
 from benchmarks.measure import (
     ONCE_A_DAY,
     CpuMark,
@@ -123,13 +122,7 @@ def main() -> None:
                     wall = time.perf_counter() - started
                 report(backend, figures, args.projects, wall)
                 if profile is not None:
-                    print(
-                        "  cProfile follows the event loop's thread: the CPU of the ledger's "
-                        "threads shows as time in `poll`"
-                    )
-                    stats = pstats.Stats(profile)
-                    stats.sort_stats("cumulative").print_stats(15)
-                    stats.sort_stats("tottime").print_stats(15)
+                    print_profile(profile, f"the warm ticks on {backend}")
 
 
 def report(backend: str, figures: list[dict[str, float]], count: int, wall: float) -> None:

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import cProfile
 import math
-import pstats
 import resource
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.figures import spread
+from benchmarks.figures import print_profile, spread
 from benchmarks.measure import (
     DEFAULT_RENDER_WORKERS,
     EVERY_SLOT,
@@ -183,13 +182,7 @@ def main() -> None:
                     )
     report(args, runs, calls)
     if profile is not None:
-        print(
-            "  cProfile of the first tick (the event loop's thread: the CPU of the ledger's "
-            "threads shows as time in `poll`; the profiler's overhead is in the figures above)"
-        )
-        stats = pstats.Stats(profile)
-        stats.sort_stats("cumulative").print_stats(15)
-        stats.sort_stats("tottime").print_stats(15)
+        print_profile(profile, "the first run's ticks, each way's added together")
 
 
 def report(args: argparse.Namespace, runs: dict[str, list[Tick]], calls: int) -> None:
